@@ -1,0 +1,329 @@
+"""The one asyncio client of anonchat.
+
+The TUI, the line mode, the tests and the benchmarks all talk to a daemon
+through :class:`Client`; nothing else frames bytes.  Requests are coroutines
+that return the server's answer or raise :class:`~anonchat.errors.RequestError`;
+everything the server pushes (messages, presence, topic changes, a goodbye)
+arrives through the async iterator :meth:`Client.events`.
+
+    async with await Client.connect("127.0.0.1", 7667, nick="alice") as c:
+        await c.join("lobby")
+        await c.say("lobby", "hello")
+        async for event in c.events():
+            ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import socket
+import time
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any, TypeVar
+
+from . import __version__
+from . import events as ev
+from .errors import Code, ConnectionClosed, ProtocolError, RequestError
+from .names import InvalidName, check_nick, check_room, check_text
+from .protocol import Connection, State
+from .wire import DEFAULT_MAX_FRAME
+
+T = TypeVar("T", bound=ev.Frame)
+
+#: Pushed events a client buffers before it is considered too slow and closes.
+EVENT_QUEUE_MAX = 100_000
+
+_REPLY_TYPES = (ev.Ok, ev.Rooms, ev.Joined, ev.Members, ev.Error)
+
+
+def _reply_id(frame: ev.Frame) -> int | None:
+    """The request id a frame answers, or None for a pushed event."""
+    if isinstance(frame, _REPLY_TYPES):
+        return frame.id
+    return None
+
+
+class Client:
+    """A connected, greeted client session.  Create it with :meth:`connect`."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: Connection,
+        hello: ev.ServerHello,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._conn = conn
+        self.hello = hello
+        self.nick = hello.nick
+        self.closed: ConnectionClosed | None = None
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[ev.Frame]] = {}
+        self._pings: dict[int, tuple[float, asyncio.Future[float]]] = {}
+        self._events: asyncio.Queue[ev.Frame | None] = asyncio.Queue()
+        self._reader_task = asyncio.create_task(self._read_loop(), name="anonchat-client-reader")
+
+    # -- connecting ----------------------------------------------------------
+
+    @classmethod
+    async def connect(
+        cls,
+        host: str,
+        port: int,
+        *,
+        nick: str | None = None,
+        timeout: float = 15.0,
+        client_name: str = f"anonchat/{__version__}",
+        max_frame: int = DEFAULT_MAX_FRAME,
+    ) -> Client:
+        """Open a connection and exchange hellos.
+
+        Raises :class:`ConnectionClosed` when the server cannot be reached or
+        refuses the hello (``code`` says why: ``unreachable``, ``nick_taken``,
+        ``unsupported_version``, ...).
+        """
+        if nick is not None:
+            try:
+                check_nick(nick)
+            except InvalidName as exc:
+                raise ConnectionClosed(Code.NICK_INVALID, str(exc)) from None
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await asyncio.open_connection(host, port, limit=max_frame + 8)
+        except (OSError, TimeoutError) as exc:
+            reason = getattr(exc, "strerror", None) or "timed out"
+            raise ConnectionClosed(
+                "unreachable", f"cannot connect to {host}:{port}: {reason}"
+            ) from None
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection("client", max_frame)
+        conn.send(ev.ClientHello(v=ev.PROTOCOL_VERSION, client=client_name, nick=nick))
+        try:
+            writer.write(conn.data_to_send())
+            async with asyncio.timeout(timeout):
+                hello = await cls._await_hello(reader, conn)
+        except BaseException:
+            writer.close()
+            raise
+        return cls(reader, writer, conn, hello)
+
+    @staticmethod
+    async def _await_hello(reader: asyncio.StreamReader, conn: Connection) -> ev.ServerHello:
+        try:
+            while True:
+                data = await reader.read(65536)
+                frames = conn.receive_data(data)
+                for frame in frames:
+                    if isinstance(frame, ev.ServerHello):
+                        return frame
+                    if isinstance(frame, ev.Error | ev.Bye):
+                        raise ConnectionClosed(frame.code, frame.msg)
+                if conn.error is not None:
+                    raise ConnectionClosed(conn.error.code, conn.error.message)
+                if not data:
+                    raise ConnectionClosed("eof", "the server closed the connection")
+        except OSError as exc:
+            raise ConnectionClosed("reset", f"connection lost: {exc.strerror or exc}") from None
+        except TimeoutError:
+            raise ConnectionClosed("timeout", "the server did not answer hello in time") from None
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- requests ------------------------------------------------------------
+
+    async def list_rooms(self) -> ev.Rooms:
+        return await self._request(ev.ListRooms(id=self._next_id()), ev.Rooms)
+
+    async def create(self, room: str, topic: str | None = None) -> ev.Joined:
+        self._check(check_room, room, Code.ROOM_INVALID)
+        return await self._request(ev.Create(id=self._next_id(), room=room, topic=topic), ev.Joined)
+
+    async def join(self, room: str) -> ev.Joined:
+        self._check(check_room, room, Code.ROOM_INVALID)
+        return await self._request(ev.Join(id=self._next_id(), room=room), ev.Joined)
+
+    async def leave(self, room: str) -> None:
+        await self._request(ev.Leave(id=self._next_id(), room=room), ev.Ok)
+
+    async def who(self, room: str) -> ev.Members:
+        self._check(check_room, room, Code.ROOM_INVALID)
+        return await self._request(ev.Who(id=self._next_id(), room=room), ev.Members)
+
+    async def say(self, room: str, text: str, *, me: bool = False) -> int:
+        """Send a message; return its sequence number once the server accepted it."""
+        try:
+            check_text(text, self.hello.max_text)
+        except InvalidName as exc:
+            code = Code.TEXT_TOO_LONG if "limit" in str(exc) else Code.TEXT_INVALID
+            raise RequestError(code, str(exc)) from None
+        reply = await self._request(ev.Say(id=self._next_id(), room=room, text=text, me=me), ev.Ok)
+        assert reply.seq is not None
+        return reply.seq
+
+    async def set_nick(self, nick: str) -> None:
+        self._check(check_nick, nick, Code.NICK_INVALID)
+        await self._request(ev.SetNick(id=self._next_id(), nick=nick), ev.Ok)
+        self.nick = nick
+
+    async def set_topic(self, room: str, topic: str) -> None:
+        await self._request(ev.SetTopic(id=self._next_id(), room=room, topic=topic), ev.Ok)
+
+    async def ping(self) -> float:
+        """Round-trip time to the server, in seconds."""
+        n = self._next_id()
+        fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._pings[n] = (time.perf_counter(), fut)
+        self._send(ev.Ping(n=n))
+        try:
+            return await fut
+        finally:
+            self._pings.pop(n, None)
+
+    @staticmethod
+    def _check(check: Any, value: str, code: str) -> None:
+        try:
+            check(value)
+        except InvalidName as exc:
+            raise RequestError(code, str(exc)) from None
+
+    def _next_id(self) -> int:
+        return next(self._ids)
+
+    async def _request(self, frame: ev.Frame, expect: type[T]) -> T:
+        fut: asyncio.Future[ev.Frame] = asyncio.get_running_loop().create_future()
+        request_id: int = frame.id  # type: ignore[attr-defined]
+        self._pending[request_id] = fut
+        try:
+            self._send(frame)
+            await self._writer.drain()
+            reply = await fut
+        except (ConnectionError, OSError):
+            raise self._closed_error() from None
+        finally:
+            self._pending.pop(request_id, None)
+        if isinstance(reply, ev.Error):
+            raise RequestError(reply.code, reply.msg)
+        if not isinstance(reply, expect):
+            raise ProtocolError(Code.UNEXPECTED_FRAME, f"expected {expect.TYPE}, got {reply.TYPE}")
+        return reply
+
+    def _send(self, frame: ev.Frame) -> None:
+        if self.closed is not None:
+            raise self.closed
+        self._conn.send(frame)
+        self._writer.write(self._conn.data_to_send())
+
+    # -- events --------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[ev.Frame]:
+        """Yield pushed frames (Msg, Presence, TopicChanged, Bye, Error) until closed."""
+        while True:
+            item = await self._events.get()
+            if item is None:
+                self._events.put_nowait(None)  # let other iterators end too
+                return
+            yield item
+
+    def events_nowait(self) -> list[ev.Frame]:
+        """Every pushed frame already received, without waiting."""
+        out: list[ev.Frame] = []
+        while not self._events.empty():
+            item = self._events.get_nowait()
+            if item is None:
+                self._events.put_nowait(None)
+                break
+            out.append(item)
+        return out
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                data = await self._reader.read(65536)
+                for frame in self._conn.receive_data(data):
+                    self._dispatch(frame)
+                if self._conn.error is not None:
+                    self._set_closed(self._conn.error.code, self._conn.error.message)
+                    return
+                if not data or self._conn.state is State.CLOSED:
+                    self._set_closed("eof", "the server closed the connection")
+                    return
+        except (ConnectionError, OSError) as exc:
+            self._set_closed("reset", f"connection lost: {exc.strerror or exc}")
+        finally:
+            if self.closed is None:
+                self._set_closed("closed", "the connection is closed")
+            self._writer.close()
+
+    def _dispatch(self, frame: ev.Frame) -> None:
+        reply_to = _reply_id(frame)
+        if reply_to is not None:
+            fut = self._pending.get(reply_to)
+            if fut is not None and not fut.done():
+                fut.set_result(frame)
+            return
+        if isinstance(frame, ev.Pong):
+            start, pong_fut = self._pings.get(frame.n, (0.0, None))
+            if pong_fut is not None and not pong_fut.done():
+                pong_fut.set_result(time.perf_counter() - start)
+            return
+        if isinstance(frame, ev.Presence) and frame.kind == "nick" and frame.nick == self.nick:
+            assert frame.new is not None
+            self.nick = frame.new
+        self._events.put_nowait(frame)
+        if self._events.qsize() > EVENT_QUEUE_MAX:
+            self._set_closed("event_queue_full", "events were not consumed; closing")
+            self._writer.close()
+        if isinstance(frame, ev.Error | ev.Bye):
+            self._set_closed(frame.code, frame.msg)
+
+    def _set_closed(self, code: str, msg: str) -> None:
+        if self.closed is not None:
+            return
+        self.closed = ConnectionClosed(code, msg)
+        for fut in self._pending.values():
+            if not fut.done():
+                fut.set_exception(self.closed)
+        for _, pong_fut in self._pings.values():
+            if not pong_fut.done():
+                pong_fut.set_exception(self.closed)
+        self._events.put_nowait(None)
+
+    def _closed_error(self) -> ConnectionClosed:
+        return self.closed or ConnectionClosed("reset", "connection lost")
+
+    # -- closing -------------------------------------------------------------
+
+    async def close(self, msg: str = "", timeout: float = 5.0) -> None:
+        """Say goodbye and wait until the server has closed its side.
+
+        Everything sent before was processed by the server once this returns,
+        because the server handles a connection's frames in order.
+        """
+        if self.closed is None and self._conn.state is State.OPEN:
+            with contextlib.suppress(ConnectionClosed, OSError):
+                self._send(ev.Bye(code="quit", msg=msg))
+                await self._writer.drain()
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(self._reader_task), timeout)
+        self._set_closed("closed", "the connection is closed")
+        self._writer.close()
+        if not self._reader_task.done():
+            self._reader_task.cancel()
+        with contextlib.suppress(BaseException):
+            await self._reader_task
+        with contextlib.suppress(OSError, ConnectionError):
+            await self._writer.wait_closed()

@@ -1,0 +1,103 @@
+"""Daemon configuration: defaults, a TOML file, then command-line flags.
+
+Every limit is named here with its default; ``docs/operations.md`` lists them
+with what each protects.  A TOML file may set any of them at the top level or
+under ``[limits]``::
+
+    host = "0.0.0.0"
+    port = 7667
+    [limits]
+    max_text = 2000
+    idle_timeout = 300
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..wire import DEFAULT_MAX_FRAME
+
+DEFAULT_PORT = 7667
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-connection and per-daemon limits; all sizes in bytes, times in seconds."""
+
+    max_frame: int = DEFAULT_MAX_FRAME  # largest frame body accepted or sent
+    max_text: int = 3072  # UTF-8 bytes of one message's text
+    sendq: int = 1024 * 1024  # bytes waiting for a slow reader before it is dropped
+    max_connections: int = 20_000  # connections held at once
+    max_rooms_per_session: int = 50  # rooms one connection may be in
+    max_members_per_room: int = 10_000  # members of one room
+    max_rooms: int = 10_000  # public rooms on the daemon
+    hello_timeout: float = 10.0  # time to send hello after connecting
+    ping_interval: float = 30.0  # silence after which the daemon pings
+    idle_timeout: float = 90.0  # silence after which the connection is closed
+    read_size: int = 65_536  # bytes read from a socket at once
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+                raise ConfigError(f"limit {f.name} must be a positive number, not {value!r}")
+        if self.max_frame > 16 * 1024 * 1024:
+            raise ConfigError("limit max_frame must be at most 16 MiB")
+        if self.max_text + 1024 > self.max_frame:
+            raise ConfigError("limit max_text must leave 1 KiB of room below max_frame")
+        if self.ping_interval >= self.idle_timeout:
+            raise ConfigError("ping_interval must be shorter than idle_timeout")
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    limits: Limits = field(default_factory=Limits)
+    log_level: str = "INFO"
+
+
+_TOP_KEYS = {"host", "port", "log_level"}
+_LIMIT_KEYS = {f.name for f in dataclasses.fields(Limits)}
+
+
+def load_config(path: str | Path | None, **overrides: Any) -> Config:
+    """Build a :class:`Config` from defaults, a TOML file, then explicit overrides.
+
+    ``overrides`` whose value is ``None`` are ignored, so command-line flags that
+    were not given leave the file's values alone.
+    """
+    top: dict[str, Any] = {}
+    limits: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        _split(data, top, limits, str(path))
+    _split({k: v for k, v in overrides.items() if v is not None}, top, limits, "flags")
+    try:
+        return Config(limits=Limits(**limits), **top)
+    except TypeError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _split(data: dict[str, Any], top: dict[str, Any], limits: dict[str, Any], where: str) -> None:
+    for key, value in data.items():
+        if key == "limits" and isinstance(value, dict):
+            _split(value, limits, limits, where)
+        elif key in _TOP_KEYS and top is not limits:
+            top[key] = value
+        elif key in _LIMIT_KEYS:
+            limits[key] = value
+        else:
+            raise ConfigError(f"unknown setting {key!r} in {where}")
+    if "port" in top and (type(top["port"]) is not int or not 0 <= top["port"] <= 65535):
+        raise ConfigError(f"port must be an integer from 0 to 65535, not {top['port']!r}")

@@ -1,0 +1,197 @@
+"""The daemon: listening socket, sessions, nicks, rooms, timers, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable
+
+from .. import __version__
+from .. import events as ev
+from ..errors import Code, RequestError
+from ..names import InvalidName, check_room, name_key, random_nick
+from ..wire import encode_frame
+from .config import Config
+from .rooms import Room, fit
+from .session import Session
+
+log = logging.getLogger("anonchat.daemon")
+
+#: How long shutdown waits for sessions to flush their goodbye.
+SHUTDOWN_GRACE = 5.0
+
+
+class Daemon:
+    """An anonchat server.  ``await start()``, then ``await shutdown()``.
+
+    Holds everything in memory: nothing about sessions or rooms is written to
+    disk, and no client address is stored or logged.
+    """
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.server_name = f"anonchatd/{__version__}"
+        self.sessions: dict[Session, asyncio.Task[None]] = {}
+        self.nicks: dict[str, Session] = {}
+        self.rooms: dict[str, Room] = {}
+        self._server: asyncio.Server | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._next_sid = 0
+        self._stopped = asyncio.Event()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._on_connect,
+            self.config.host,
+            self.config.port,
+            limit=self.config.limits.read_size,
+            backlog=1024,
+            reuse_address=True,
+        )
+        self._sweeper = asyncio.create_task(self._sweep(), name="anonchatd-sweeper")
+        log.info("listening on %s", describe(self.addresses))
+
+    @property
+    def addresses(self) -> list[tuple[str, int]]:
+        assert self._server is not None, "daemon not started"
+        return [s.getsockname()[:2] for s in self._server.sockets]
+
+    @property
+    def port(self) -> int:
+        return self.addresses[0][1]
+
+    async def serve_until_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def shutdown(self, msg: str = "the server is shutting down") -> None:
+        """Stop listening, tell every client, let them flush, close everything."""
+        if self._stopped.is_set():
+            return
+        log.info("shutting down; %d sessions", len(self.sessions))
+        if self._server is not None:
+            self._server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for session in list(self.sessions):
+            session.close(Code.SHUTDOWN, msg, bye=True)
+        tasks = list(self.sessions.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+            for task in pending:
+                task.cancel()
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        self._stopped.set()
+        log.info("stopped")
+
+    # -- connections -----------------------------------------------------------
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if len(self.sessions) >= self.config.limits.max_connections or self._stopped.is_set():
+            writer.write(
+                encode_frame(ev.Error(code=Code.SERVER_FULL, msg="server is full").to_wire())
+            )
+            writer.close()
+            return
+        self._next_sid += 1
+        session = Session(self, self._next_sid, reader, writer)
+        task = asyncio.current_task()
+        assert task is not None
+        self.sessions[session] = task
+        log.debug("session %d opened (%d connected)", session.sid, len(self.sessions))
+        await session.run()
+
+    def forget(self, session: Session) -> None:
+        """A session ended: free its nick, leave its rooms (announcing the quit)."""
+        if self.sessions.pop(session, None) is None:
+            return
+        if self.nicks.get(session.nick_key) is session:
+            del self.nicks[session.nick_key]
+        for room in list(session.rooms.values()):
+            session.leave_room(room, "quit", msg=session.quit_msg)
+        log.debug("session %d closed: %s", session.sid, session.close_code or "eof")
+
+    async def _sweep(self) -> None:
+        limits = self.config.limits
+        tick = max(0.05, min(1.0, limits.hello_timeout / 5, limits.ping_interval / 5))
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(tick)
+            now = loop.time()
+            for session in list(self.sessions):
+                session.tick(now)
+
+    # -- nicks and rooms -----------------------------------------------------
+
+    def free_random_nick(self) -> str:
+        while True:
+            nick = random_nick()
+            if name_key(nick) not in self.nicks:
+                return nick
+
+    def find_room(self, name: str) -> Room:
+        room = self.rooms.get(name_key(name))
+        if room is None:
+            raise RequestError(Code.NO_SUCH_ROOM, f"there is no room {name}")
+        return room
+
+    def create_room(self, name: str, topic: str) -> Room:
+        try:
+            check_room(name)
+        except InvalidName as exc:
+            raise RequestError(Code.ROOM_INVALID, str(exc)) from None
+        key = name_key(name)
+        if key in self.rooms:
+            raise RequestError(Code.ROOM_EXISTS, f"the room {self.rooms[key].name} already exists")
+        if len(self.rooms) >= self.config.limits.max_rooms:
+            raise RequestError(Code.TOO_MANY_ROOMS, "the server holds as many rooms as it may")
+        room = Room(name, key, topic)
+        self.rooms[key] = room
+        return room
+
+    def drop_if_empty(self, room: Room) -> bool:
+        """Forget a room nobody is in; return whether it was dropped."""
+        if room.members:
+            return False
+        if self.rooms.get(room.key) is room:
+            del self.rooms[room.key]
+        return True
+
+    def room_list(self, budget: int) -> tuple[list[ev.RoomInfo], int]:
+        ordered = sorted(self.rooms.values(), key=lambda r: (-len(r.members), r.key))
+        infos = (ev.RoomInfo(room=r.name, members=len(r.members), topic=r.topic) for r in ordered)
+        return fit(infos, budget, _room_info_size)
+
+    def member_list(self, room: Room, budget: int) -> tuple[list[str], int]:
+        return fit(room.nicks(), budget, _nick_size)
+
+
+def _room_info_size(info: ev.RoomInfo) -> int:
+    return 32 + len(info.room.encode()) + len(info.topic.encode())
+
+
+def _nick_size(nick: str) -> int:
+    return 2 + len(nick.encode())
+
+
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop factory when it is installed (the ``fast`` extra), else None."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def describe(addresses: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{h}:{p}" for h, p in addresses)

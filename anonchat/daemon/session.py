@@ -1,0 +1,347 @@
+"""One client connection inside the daemon.
+
+A session reads bytes, feeds its sans-I/O :class:`~anonchat.protocol.Connection`,
+handles the frames that come out, and writes what the connection queued.
+
+Writes are coalesced: whatever is queued for a session during one pass of the
+event loop (its own replies and every room's fan-out) goes out in a single
+``transport.write`` scheduled with ``call_soon``.  The session never waits for
+its peer to read: if the bytes waiting for it exceed the ``sendq`` limit it is
+dropped with ``sendq_exceeded``, so a slow reader costs only itself.
+
+Logs name a session by a counter, never by its address, and never contain
+message text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import events as ev
+from ..errors import Code, ProtocolError, RequestError
+from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topic, name_key
+from ..protocol import Connection, State
+
+if TYPE_CHECKING:
+    from .rooms import Room
+    from .server import Daemon
+
+log = logging.getLogger("anonchat.daemon")
+
+#: How long a closing connection may take to flush its last frames.
+CLOSE_GRACE = 5.0
+
+
+class Session:
+    def __init__(
+        self, daemon: Daemon, sid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        self.daemon = daemon
+        self.limits = daemon.config.limits
+        self.sid = sid
+        self.reader = reader
+        self.writer = writer
+        self.transport = writer.transport
+        self.loop = asyncio.get_running_loop()
+        self.conn = Connection("server", self.limits.max_frame)
+        self.nick = ""
+        self.nick_key = ""
+        self.rooms: dict[str, Room] = {}
+        self.connected_at = self.loop.time()
+        self.last_rx = self.connected_at
+        self.ping_sent = False
+        self.closing = False
+        self.close_code = ""
+        self.quit_msg: str | None = None
+        self._flush_scheduled = False
+        self._ping_n = 0
+
+    def __repr__(self) -> str:
+        return f"<Session {self.sid} {self.nick!r}>"
+
+    @property
+    def ready(self) -> bool:
+        return self.conn.state is State.OPEN and not self.closing
+
+    # -- output ------------------------------------------------------------
+
+    def deliver(self, frame_bytes: bytes) -> None:
+        """Queue an encoded room event (called by fan-out for every member)."""
+        if self.closing:
+            return
+        self.conn.send_encoded(frame_bytes)
+        self._schedule_flush()
+
+    def send(self, frame: ev.Frame) -> None:
+        if self.closing:
+            return
+        self.conn.send(frame)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        waiting = self.conn.pending + self.transport.get_write_buffer_size()
+        if waiting > self.limits.sendq:
+            self.abort(Code.SENDQ_EXCEEDED)
+            return
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        data = self.conn.data_to_send()
+        if data and not self.transport.is_closing():
+            self.transport.write(data)
+
+    # -- closing -----------------------------------------------------------
+
+    def close(self, code: str, msg: str, *, bye: bool = False) -> None:
+        """Tell the client why, flush, and close; the read loop then ends."""
+        if self.closing:
+            return
+        if self.conn.state in (State.OPEN, State.AWAIT_HELLO):
+            with contextlib.suppress(ProtocolError):
+                self.conn.send(ev.Bye(code=code, msg=msg) if bye else ev.Error(code=code, msg=msg))
+        self._flush()
+        self.closing = True
+        self.close_code = code
+        self.transport.close()
+        self.loop.call_later(CLOSE_GRACE, self.transport.abort)
+
+    def abort(self, code: str) -> None:
+        """Drop the connection at once, without flushing (a reader that does not read)."""
+        if self.closing:
+            return
+        self.closing = True
+        self.close_code = code
+        self.transport.abort()
+
+    # -- input -------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the connection until it closes; never raises."""
+        try:
+            await self._read_loop()
+        except (ConnectionError, OSError):
+            self.close_code = self.close_code or "reset"
+        except Exception:
+            # One session's bug must not take the daemon down: log once, close it.
+            log.exception("session %d failed; closing it", self.sid)
+            self.close(Code.INTERNAL, "internal server error")
+        finally:
+            if not self.closing:
+                self.closing = True
+                self.transport.close()
+            self.daemon.forget(self)
+
+    async def _read_loop(self) -> None:
+        read_size = self.limits.read_size
+        while not self.closing:
+            data = await self.reader.read(read_size)
+            self.last_rx = self.loop.time()
+            self.ping_sent = False
+            for frame in self.conn.receive_data(data):
+                self._handle(frame)
+                if self.closing:
+                    return
+            if self.conn.state is State.FAILED:
+                assert self.conn.error is not None
+                log.info("session %d broke the protocol: %s", self.sid, self.conn.error.code)
+                self.close_code = self.conn.error.code
+                self._flush()  # the error frame the protocol queued
+                self.closing = True
+                self.transport.close()
+                self.loop.call_later(CLOSE_GRACE, self.transport.abort)
+                return
+            if not data or self.conn.state is State.CLOSED:
+                self.close_code = self.close_code or "quit"
+                return
+
+    def _handle(self, frame: ev.Frame) -> None:
+        handler = _HANDLERS.get(type(frame))
+        if handler is None:
+            # Pongs and the like: receiving them was enough (last_rx moved).
+            return
+        try:
+            handler(self, frame)
+        except RequestError as exc:
+            self.send(ev.Error(code=exc.code, msg=exc.message, id=getattr(frame, "id", None)))
+
+    # -- timers (called by the daemon's sweeper) -----------------------------
+
+    def tick(self, now: float) -> None:
+        if self.closing:
+            return
+        silent = now - self.last_rx
+        if self.conn.state is State.AWAIT_HELLO:
+            if now - self.connected_at > self.limits.hello_timeout:
+                self.close(Code.HELLO_TIMEOUT, "no hello received in time")
+            return
+        if silent > self.limits.idle_timeout:
+            self.close(Code.IDLE_TIMEOUT, f"nothing received for {int(silent)} seconds")
+        elif silent > self.limits.ping_interval and not self.ping_sent:
+            self.ping_sent = True
+            self._ping_n += 1
+            self.send(ev.Ping(n=self._ping_n))
+
+    # -- requests ----------------------------------------------------------
+
+    def on_hello(self, frame: ev.ClientHello) -> None:
+        daemon = self.daemon
+        if frame.nick is not None:
+            try:
+                nick = check_nick(frame.nick)
+            except InvalidName as exc:
+                self.close(Code.NICK_INVALID, str(exc))
+                return
+            if name_key(nick) in daemon.nicks:
+                self.close(Code.NICK_TAKEN, f"the nick {nick} is taken")
+                return
+        else:
+            nick = daemon.free_random_nick()
+        self._take_nick(nick)
+        self.send(
+            ev.ServerHello(
+                v=ev.PROTOCOL_VERSION,
+                server=daemon.server_name,
+                nick=nick,
+                max_frame=self.limits.max_frame,
+                max_text=self.limits.max_text,
+                ping_interval=int(self.limits.ping_interval),
+            )
+        )
+
+    def _take_nick(self, nick: str) -> None:
+        self.daemon.nicks.pop(self.nick_key, None)
+        self.nick = nick
+        self.nick_key = name_key(nick)
+        self.daemon.nicks[self.nick_key] = self
+
+    def on_nick(self, frame: ev.SetNick) -> None:
+        try:
+            nick = check_nick(frame.nick)
+        except InvalidName as exc:
+            raise RequestError(Code.NICK_INVALID, str(exc)) from None
+        holder = self.daemon.nicks.get(name_key(nick))
+        if holder is not None and holder is not self:
+            raise RequestError(Code.NICK_TAKEN, f"the nick {nick} is taken")
+        old = self.nick
+        self._take_nick(nick)
+        self.send(ev.Ok(id=frame.id))
+        if nick != old:
+            for room in self.rooms.values():
+                room.presence(self, "nick", nick=old, new=nick)
+
+    def on_list(self, frame: ev.ListRooms) -> None:
+        rooms, more = self.daemon.room_list(self.limits.max_frame - 1024)
+        self.send(ev.Rooms(id=frame.id, rooms=rooms, more=more))
+
+    def on_create(self, frame: ev.Create) -> None:
+        topic = self._check_topic(frame.topic or "")
+        room = self.daemon.create_room(frame.room, topic)
+        self._enter(room, frame.id, owner=True)
+
+    def on_join(self, frame: ev.Join) -> None:
+        room = self.daemon.find_room(frame.room)
+        if room.key in self.rooms:
+            raise RequestError(Code.ALREADY_MEMBER, f"you are already in {room.name}")
+        self._enter(room, frame.id, owner=False)
+
+    def _enter(self, room: Room, request_id: int, owner: bool) -> None:
+        if len(self.rooms) >= self.limits.max_rooms_per_session:
+            self.daemon.drop_if_empty(room)
+            raise RequestError(
+                Code.TOO_MANY_ROOMS,
+                f"you are in {len(self.rooms)} rooms; the limit is "
+                f"{self.limits.max_rooms_per_session}",
+            )
+        if len(room.members) >= self.limits.max_members_per_room:
+            raise RequestError(Code.ROOM_FULL, f"{room.name} is full")
+        seq = room.presence(self, "join")
+        room.members[self] = None
+        if owner:
+            room.owners.add(self)
+        self.rooms[room.key] = room
+        members, more = self.daemon.member_list(room, self.limits.max_frame - 1024)
+        self.send(
+            ev.Joined(
+                id=request_id,
+                room=room.name,
+                topic=room.topic,
+                members=members,
+                seq=seq,
+                owner=owner,
+                more=more,
+            )
+        )
+
+    def _member_room(self, name: str) -> Room:
+        room = self.rooms.get(name_key(name))
+        if room is None:
+            raise RequestError(Code.NOT_MEMBER, f"you are not in {name}")
+        return room
+
+    def on_leave(self, frame: ev.Leave) -> None:
+        room = self._member_room(frame.room)
+        self.leave_room(room, "leave")
+        self.send(ev.Ok(id=frame.id))
+
+    def leave_room(self, room: Room, kind: str, msg: str | None = None) -> None:
+        del room.members[self]
+        room.owners.discard(self)
+        self.rooms.pop(room.key, None)
+        if not self.daemon.drop_if_empty(room):
+            room.presence(self, kind, msg=msg)
+
+    def on_topic(self, frame: ev.SetTopic) -> None:
+        room = self._member_room(frame.room)
+        room.set_topic(self, self._check_topic(frame.topic))
+        self.send(ev.Ok(id=frame.id))
+
+    @staticmethod
+    def _check_topic(topic: str) -> str:
+        try:
+            return check_topic(topic)
+        except InvalidName as exc:
+            raise RequestError(Code.TOPIC_INVALID, str(exc)) from None
+
+    def on_who(self, frame: ev.Who) -> None:
+        room = self.daemon.find_room(frame.room)
+        members, more = self.daemon.member_list(room, self.limits.max_frame - 1024)
+        self.send(ev.Members(id=frame.id, room=room.name, members=members, more=more))
+
+    def on_say(self, frame: ev.Say) -> None:
+        room = self._member_room(frame.room)
+        try:
+            text = check_text(frame.text, self.limits.max_text)
+        except TextTooLong as exc:
+            raise RequestError(Code.TEXT_TOO_LONG, str(exc)) from None
+        except InvalidName as exc:
+            raise RequestError(Code.TEXT_INVALID, str(exc)) from None
+        seq = room.say(self, text, frame.me)
+        self.send(ev.Ok(id=frame.id, seq=seq))
+
+    def on_bye(self, frame: ev.Bye) -> None:
+        self.close_code = "quit"
+        try:
+            self.quit_msg = check_topic(frame.msg) or None
+        except InvalidName:
+            self.quit_msg = None
+
+
+_HANDLERS: dict[type[ev.Frame], Callable[[Session, Any], None]] = {
+    ev.ClientHello: Session.on_hello,
+    ev.SetNick: Session.on_nick,
+    ev.ListRooms: Session.on_list,
+    ev.Create: Session.on_create,
+    ev.Join: Session.on_join,
+    ev.Leave: Session.on_leave,
+    ev.SetTopic: Session.on_topic,
+    ev.Who: Session.on_who,
+    ev.Say: Session.on_say,
+    ev.Bye: Session.on_bye,
+}

@@ -1,0 +1,116 @@
+"""The one exception tree of anonchat.
+
+Every error a caller of this package can see is one of these; library errors
+(msgpack, ssl, OSError) are translated at the boundary where they happen::
+
+    AnonchatError
+    ├── ProtocolError            the bytes on the wire broke the protocol
+    │   ├── LocalProtocolError   we were about to send something invalid (our bug)
+    │   └── RemoteProtocolError  the peer sent something invalid (its fault)
+    ├── RequestError             the server refused one request (nick_taken, ...);
+    │                            the connection stays open
+    ├── ConnectionClosed         the connection is gone (EOF, reset, server bye);
+    │                            carries the code and sentence of the reason
+    └── ConfigError              a config file or a command-line value is invalid
+
+Every protocol and request error carries a stable machine ``code`` (see
+:class:`Code`) and a sentence for people.  Codes never change meaning; new ones
+may be added.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Code(StrEnum):
+    """Stable error codes sent in ``error`` frames (docs/protocol.md lists them)."""
+
+    # Framing and schema: always fatal, the connection closes.
+    FRAME_TOO_LARGE = "frame_too_large"
+    EMPTY_FRAME = "empty_frame"
+    BAD_FRAME = "bad_frame"
+    UNKNOWN_TYPE = "unknown_type"
+    BAD_FIELD = "bad_field"
+    UNEXPECTED_FRAME = "unexpected_frame"
+    HELLO_REQUIRED = "hello_required"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    TRUNCATED = "truncated"
+    # Timeouts and server-side conditions: fatal.
+    HELLO_TIMEOUT = "hello_timeout"
+    IDLE_TIMEOUT = "idle_timeout"
+    SENDQ_EXCEEDED = "sendq_exceeded"
+    SERVER_FULL = "server_full"
+    SHUTDOWN = "shutdown"
+    INTERNAL = "internal"
+    # Request errors: the request fails, the connection stays.
+    NICK_INVALID = "nick_invalid"
+    NICK_TAKEN = "nick_taken"
+    ROOM_INVALID = "room_invalid"
+    ROOM_EXISTS = "room_exists"
+    NO_SUCH_ROOM = "no_such_room"
+    NOT_MEMBER = "not_member"
+    ALREADY_MEMBER = "already_member"
+    TEXT_INVALID = "text_invalid"
+    TEXT_TOO_LONG = "text_too_long"
+    TOPIC_INVALID = "topic_invalid"
+    TOO_MANY_ROOMS = "too_many_rooms"
+    ROOM_FULL = "room_full"
+    RATE_LIMITED = "rate_limited"
+
+
+#: Codes after which the sender closes the connection.
+FATAL_CODES = frozenset(
+    {
+        Code.FRAME_TOO_LARGE,
+        Code.EMPTY_FRAME,
+        Code.BAD_FRAME,
+        Code.UNKNOWN_TYPE,
+        Code.BAD_FIELD,
+        Code.UNEXPECTED_FRAME,
+        Code.HELLO_REQUIRED,
+        Code.UNSUPPORTED_VERSION,
+        Code.TRUNCATED,
+        Code.HELLO_TIMEOUT,
+        Code.IDLE_TIMEOUT,
+        Code.SENDQ_EXCEEDED,
+        Code.SERVER_FULL,
+        Code.SHUTDOWN,
+        Code.INTERNAL,
+    }
+)
+
+
+class AnonchatError(Exception):
+    """Base of every anonchat error."""
+
+
+class _CodedError(AnonchatError):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{message} ({code})")
+        self.code = code
+        self.message = message
+
+
+class ProtocolError(_CodedError):
+    """The protocol was broken; the connection cannot go on."""
+
+
+class LocalProtocolError(ProtocolError):
+    """We tried to send something the protocol does not allow."""
+
+
+class RemoteProtocolError(ProtocolError):
+    """The peer sent something the protocol does not allow."""
+
+
+class RequestError(_CodedError):
+    """The server refused a request; the connection is still usable."""
+
+
+class ConnectionClosed(_CodedError):
+    """The connection is closed; ``code`` says why (``eof`` if it just ended)."""
+
+
+class ConfigError(AnonchatError):
+    """A configuration value is invalid."""

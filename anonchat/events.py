@@ -1,0 +1,541 @@
+"""One frozen dataclass per frame type, with validation both ways.
+
+A frame on the wire is a msgpack map whose key ``t`` names its type.  Each
+class here declares ``TYPE`` (that name), ``SENDER`` (who may send it:
+``"client"``, ``"server"`` or ``"both"``) and its fields as annotations.
+:func:`from_wire` checks a decoded map against the class: every required key
+present, no unknown key, every value of the declared type and within its size
+limit.  Any violation is a :class:`~anonchat.errors.RemoteProtocolError` with
+code ``bad_field`` (or ``unknown_type`` / ``unexpected_frame``): schema errors
+are protocol errors.
+
+Meaning-level rules (what a valid nick is, how long a message may be) live in
+:mod:`anonchat.names` and the daemon's limits; this module only guarantees
+shape and bounded size.  Optional fields (default ``None`` or ``False``) are left
+out of the map when they hold their default, so frames stay small.
+
+Protocol version 1 is described byte for byte in ``docs/protocol.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin, get_type_hints
+
+from .errors import Code, LocalProtocolError, RemoteProtocolError
+
+PROTOCOL_VERSION = 1
+U63 = (1 << 63) - 1
+
+Sender = Literal["client", "server", "both"]
+Role = Literal["client", "server"]
+
+
+@dataclass(frozen=True, slots=True)
+class Max:
+    """Annotation: at most ``n`` characters (str), bytes (bytes) or items (list)."""
+
+    n: int
+
+
+# Size ceilings of the schema.  They bound memory per frame; the daemon's
+# configurable limits (docs/operations.md) are usually tighter.
+NICK_MAX = 32
+ROOM_MAX = 32
+TOPIC_MAX = 300
+TEXT_MAX = 16_384
+SHORT_MAX = 200
+LIST_MAX = 10_000
+
+Nick = Annotated[str, Max(NICK_MAX)]
+RoomName = Annotated[str, Max(ROOM_MAX)]
+Topic = Annotated[str, Max(TOPIC_MAX)]
+Text = Annotated[str, Max(TEXT_MAX)]
+Short = Annotated[str, Max(SHORT_MAX)]
+Kind = Annotated[str, Max(8)]
+NickList = Annotated[list[str], Max(LIST_MAX)]
+
+
+class Frame:
+    """Base of all frame classes."""
+
+    TYPE: ClassVar[str]
+    SENDER: ClassVar[Sender]
+    _FIELDS: ClassVar[tuple[_FieldSpec, ...]]
+
+    def to_wire(self) -> dict[str, Any]:
+        """The msgpack-ready map for this frame; checks our own values too."""
+        body: dict[str, Any] = {"t": self.TYPE}
+        for spec in self._FIELDS:
+            value = getattr(self, spec.name)
+            if not spec.required and value == spec.default:
+                continue
+            try:
+                body[spec.name] = spec.check(value)
+            except _FieldProblem as exc:
+                raise LocalProtocolError(
+                    Code.BAD_FIELD, f"{self.TYPE}.{spec.name}: {exc}"
+                ) from None
+        return body
+
+
+class Record:
+    """A map nested inside a frame (for example one entry of a room list)."""
+
+    _FIELDS: ClassVar[tuple[_FieldSpec, ...]]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {s.name: s.check(getattr(self, s.name)) for s in self._FIELDS}
+
+
+class _FieldProblem(Exception):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _FieldSpec:
+    name: str
+    kind: Any
+    required: bool
+    default: Any
+    max: int | None
+    nullable: bool
+
+    def check(self, value: Any) -> Any:
+        if value is None:
+            if self.nullable:
+                return None
+            raise _FieldProblem("missing value")
+        return _check_value(self.kind, value, self.max)
+
+
+def _check_value(kind: Any, value: Any, max_: int | None) -> Any:
+    if kind is bool:
+        if type(value) is not bool:
+            raise _FieldProblem("expected a boolean")
+        return value
+    if kind is int:
+        if type(value) is not int or not 0 <= value <= U63:
+            raise _FieldProblem("expected a non-negative integer")
+        return value
+    if kind is str:
+        if not isinstance(value, str):
+            raise _FieldProblem("expected a string")
+        if max_ is not None and len(value) > max_:
+            raise _FieldProblem(f"longer than {max_} characters")
+        return str(value)  # a StrEnum member goes on the wire as its plain value
+    if kind is bytes:
+        if type(value) is not bytes:
+            raise _FieldProblem("expected bytes")
+        if max_ is not None and len(value) > max_:
+            raise _FieldProblem(f"longer than {max_} bytes")
+        return value
+    if get_origin(kind) is list:
+        (item,) = get_args(kind)
+        if type(value) is not list:
+            raise _FieldProblem("expected a list")
+        if max_ is not None and len(value) > max_:
+            raise _FieldProblem(f"more than {max_} items")
+        return [_check_value(item, v, _item_max(item)) for v in value]
+    if isinstance(kind, type) and issubclass(kind, Record):
+        if isinstance(value, kind):
+            return value.to_wire()
+        if type(value) is not dict:
+            raise _FieldProblem("expected a map")
+        return _build(kind, value, "record")
+    raise TypeError(f"unsupported field type {kind!r}")  # a bug in this module
+
+
+def _item_max(item: Any) -> int | None:
+    return NICK_MAX if item is str else None
+
+
+def _specs(cls: type) -> tuple[_FieldSpec, ...]:
+    hints = get_type_hints(cls, include_extras=True)
+    specs = []
+    for f in dataclasses.fields(cls):
+        kind = hints[f.name]
+        nullable = False
+        if get_origin(kind) in (typing.Union, _UnionType):
+            args = [a for a in get_args(kind) if a is not type(None)]
+            nullable = len(args) != len(get_args(kind))
+            (kind,) = args
+        max_ = None
+        if get_origin(kind) is Annotated:
+            kind, *extras = get_args(kind)
+            max_ = next(e.n for e in extras if isinstance(e, Max))
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        default = None if required else f.default
+        specs.append(_FieldSpec(f.name, kind, required, default, max_, nullable))
+    return tuple(specs)
+
+
+_UnionType = type(int | None)
+
+F = TypeVar("F", bound="Frame")
+R = TypeVar("R", bound="Record")
+
+_RECEIVERS: dict[str, tuple[Role, ...]] = {
+    "client": ("server",),
+    "server": ("client",),
+    "both": ("client", "server"),
+}
+
+#: (role of the receiver, type name) -> class
+_REGISTRY: dict[tuple[Role, str], type[Frame]] = {}
+_ALL_TYPES: set[str] = set()
+
+
+def frame(cls: type[F]) -> type[F]:
+    """Class decorator: register a frame class for the side(s) that receive it."""
+    cls._FIELDS = _specs(cls)
+    receivers: tuple[Role, ...] = _RECEIVERS[cls.SENDER]
+    for role in receivers:
+        key = (role, cls.TYPE)
+        assert key not in _REGISTRY, key
+        _REGISTRY[key] = cls
+    _ALL_TYPES.add(cls.TYPE)
+    return cls
+
+
+def record(cls: type[R]) -> type[R]:
+    cls._FIELDS = _specs(cls)
+    return cls
+
+
+def _build(cls: type[Any], body: dict[str, Any], what: str) -> Any:
+    kwargs: dict[str, Any] = {}
+    known = {s.name for s in cls._FIELDS}
+    for key in body:
+        if key != "t" and key not in known:
+            raise _FieldProblem(f"unknown key {key!r}")
+    for spec in cls._FIELDS:
+        if spec.name not in body:
+            if spec.required:
+                raise _FieldProblem(f"missing key {spec.name!r}")
+            continue
+        try:
+            kwargs[spec.name] = _from_value(spec, body[spec.name])
+        except _FieldProblem as exc:
+            raise _FieldProblem(f"{spec.name}: {exc}") from None
+    return cls(**kwargs)
+
+
+def _from_value(spec: _FieldSpec, value: Any) -> Any:
+    if value is None and spec.nullable:
+        return None
+    kind = spec.kind
+    if isinstance(kind, type) and issubclass(kind, Record):
+        if type(value) is not dict:
+            raise _FieldProblem("expected a map")
+        return _build(kind, value, "record")
+    if get_origin(kind) is list and isinstance(get_args(kind)[0], type):
+        (item,) = get_args(kind)
+        if issubclass(item, Record):
+            if type(value) is not list or (spec.max is not None and len(value) > spec.max):
+                raise _FieldProblem("expected a bounded list")
+            return [
+                _from_value(_FieldSpec("item", item, True, None, None, False), v) for v in value
+            ]
+    return spec.check(value)
+
+
+def from_wire(body: dict[str, Any], receiver: Role) -> Frame:
+    """Validate a decoded map and build its frame object, as seen by ``receiver``."""
+    name = body.get("t")
+    cls = _REGISTRY.get((receiver, name)) if isinstance(name, str) else None
+    if cls is None:
+        if name in _ALL_TYPES:
+            raise RemoteProtocolError(
+                Code.UNEXPECTED_FRAME, f"a {receiver} does not accept frames of type {name!r}"
+            )
+        shown = repr(name)[:40]
+        raise RemoteProtocolError(Code.UNKNOWN_TYPE, f"unknown frame type {shown}")
+    try:
+        result: Frame = _build(cls, body, cls.TYPE)
+    except _FieldProblem as exc:
+        raise RemoteProtocolError(Code.BAD_FIELD, f"{cls.TYPE}: {exc}") from None
+    return result
+
+
+# --------------------------------------------------------------------------
+# Frames sent by both sides
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Ping(Frame):
+    """Keepalive or latency probe; the peer answers with a ``pong`` of the same ``n``."""
+
+    TYPE = "ping"
+    SENDER = "both"
+    n: int
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Pong(Frame):
+    TYPE = "pong"
+    SENDER = "both"
+    n: int
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Bye(Frame):
+    """Orderly goodbye.  From a client: quit.  From the server: it is closing."""
+
+    TYPE = "bye"
+    SENDER = "both"
+    code: Short
+    msg: Short
+
+
+# --------------------------------------------------------------------------
+# Client -> server
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class ClientHello(Frame):
+    """First frame of a client.  ``nick`` is a wish; the server may pick another."""
+
+    TYPE = "hello"
+    SENDER = "client"
+    v: int
+    client: Short | None = None
+    nick: Nick | None = None
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class SetNick(Frame):
+    TYPE = "nick"
+    SENDER = "client"
+    id: int
+    nick: Nick
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class ListRooms(Frame):
+    TYPE = "list"
+    SENDER = "client"
+    id: int
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Create(Frame):
+    """Create a public room and join it; the creator becomes its owner."""
+
+    TYPE = "create"
+    SENDER = "client"
+    id: int
+    room: RoomName
+    topic: Topic | None = None
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Join(Frame):
+    TYPE = "join"
+    SENDER = "client"
+    id: int
+    room: RoomName
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Leave(Frame):
+    TYPE = "leave"
+    SENDER = "client"
+    id: int
+    room: RoomName
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class SetTopic(Frame):
+    TYPE = "topic"
+    SENDER = "client"
+    id: int
+    room: RoomName
+    topic: Topic
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Who(Frame):
+    TYPE = "who"
+    SENDER = "client"
+    id: int
+    room: RoomName
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Say(Frame):
+    """A message to a room.  ``me`` marks an action (``/me waves``)."""
+
+    TYPE = "say"
+    SENDER = "client"
+    id: int
+    room: RoomName
+    text: Text
+    me: bool = False
+
+
+# --------------------------------------------------------------------------
+# Server -> client
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class ServerHello(Frame):
+    """Answer to the client's hello: the version spoken, the nick given, the limits."""
+
+    TYPE = "hello"
+    SENDER = "server"
+    v: int
+    server: Short
+    nick: Nick
+    max_frame: int
+    max_text: int
+    ping_interval: int
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Ok(Frame):
+    """Success of request ``id``; for a ``say``, ``seq`` is the message's number."""
+
+    TYPE = "ok"
+    SENDER = "server"
+    id: int
+    seq: int | None = None
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Error(Frame):
+    """Failure.  With ``id``: that request failed.  Without: the connection failed."""
+
+    TYPE = "error"
+    SENDER = "server"
+    code: Short
+    msg: Short
+    id: int | None = None
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class RoomInfo(Record):
+    room: RoomName
+    members: int
+    topic: Topic
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Rooms(Frame):
+    """The public rooms, largest first; ``more`` counts those left out to fit one frame."""
+
+    TYPE = "rooms"
+    SENDER = "server"
+    id: int
+    rooms: Annotated[list[RoomInfo], Max(LIST_MAX)]
+    more: int = 0
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Joined(Frame):
+    """Answer to ``join``/``create``: the room as it is now.
+
+    ``seq`` is the room's latest sequence number; the next event will carry ``seq + 1``.
+    ``more`` counts members left out of ``members`` to keep the frame within its limit.
+    """
+
+    TYPE = "joined"
+    SENDER = "server"
+    id: int
+    room: RoomName
+    topic: Topic
+    members: NickList
+    seq: int
+    owner: bool = False
+    more: int = 0
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Members(Frame):
+    TYPE = "members"
+    SENDER = "server"
+    id: int
+    room: RoomName
+    members: NickList
+    more: int = 0
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Msg(Frame):
+    """A message in a room, numbered by the room's sequence and stamped by the server."""
+
+    TYPE = "msg"
+    SENDER = "server"
+    room: RoomName
+    seq: int
+    ts: int
+    nick: Nick
+    text: Text
+    me: bool = False
+
+
+PresenceKind = Literal["join", "leave", "nick", "quit"]
+PRESENCE_KINDS: frozenset[str] = frozenset({"join", "leave", "nick", "quit"})
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Presence(Frame):
+    """Someone joined, left, changed nick (``new``) or quit, in ``room``."""
+
+    TYPE = "presence"
+    SENDER = "server"
+    room: RoomName
+    seq: int
+    ts: int
+    kind: Kind
+    nick: Nick
+    new: Nick | None = None
+    msg: Short | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in PRESENCE_KINDS:
+            raise _FieldProblem(f"kind must be one of {sorted(PRESENCE_KINDS)}")
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class TopicChanged(Frame):
+    TYPE = "topic_changed"
+    SENDER = "server"
+    room: RoomName
+    seq: int
+    ts: int
+    nick: Nick
+    topic: Topic
+
+
+#: Server events that belong to a room's numbered stream.
+RoomEvent = Msg | Presence | TopicChanged
+
+
+def frame_types() -> dict[tuple[Role, str], type[Frame]]:
+    """Every registered frame class, keyed by (receiving role, type name)."""
+    return dict(_REGISTRY)

@@ -1,0 +1,338 @@
+"""Line mode: chat from stdin to stdout, one line per event.
+
+For scripts, bots and screen readers.  Lines read from stdin are either
+commands (``/join lobby``) or text for the current room.  Every event is
+written as one line::
+
+    14:02:07 #lobby <alice> hello
+    14:02:09 #lobby * alice waves
+    14:02:11 #lobby -!- bob joined
+
+Anything another user chose (nicks, text, topics, room names) passes through
+:func:`anonchat.names.sanitize` first, so it can never write a control
+sequence to the terminal.  At end of input the client waits until the server
+accepted every message it sent, says goodbye, and exits with status 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from . import events as ev
+from .client import Client
+from .errors import Code, ConnectionClosed, RequestError
+from .names import sanitize
+
+HELP = """\
+Commands:
+  /join ROOM          join a room (it is created if it does not exist); switch to it
+  /create ROOM [TOPIC] create a public room and join it
+  /leave [ROOM]       leave the current room (or ROOM)
+  /nick NICK          change your nick
+  /list               list the public rooms
+  /who [ROOM]         list the members of the current room (or ROOM)
+  /topic [TEXT]       show the topic, or set it to TEXT
+  /me ACTION          send an action ("* alice waves")
+  /help               this text
+  /quit [MESSAGE]     leave the chat
+Anything else is sent as a message to the current room.
+A line starting with "//" sends a message that begins with "/".\
+"""
+
+
+def clean(text: str) -> str:
+    """One line of terminal-safe text: newlines shown as a return mark."""
+    return sanitize(text.replace("\r\n", "\n").replace("\n", " \u21b5 "))
+
+
+def clock(ts_ms: int | None = None) -> str:
+    t = time.localtime(ts_ms / 1000 if ts_ms is not None else None)
+    return time.strftime("%H:%M:%S", t)
+
+
+def format_event(frame: ev.Frame) -> str | None:
+    """The line printed for a pushed event, or None for events not shown."""
+    if isinstance(frame, ev.Msg):
+        where = f"{clock(frame.ts)} #{clean(frame.room)}"
+        if frame.me:
+            return f"{where} * {clean(frame.nick)} {clean(frame.text)}"
+        return f"{where} <{clean(frame.nick)}> {clean(frame.text)}"
+    if isinstance(frame, ev.Presence):
+        where = f"{clock(frame.ts)} #{clean(frame.room)} -!-"
+        nick = clean(frame.nick)
+        reason = f" ({clean(frame.msg)})" if frame.msg else ""
+        if frame.kind == "join":
+            return f"{where} {nick} joined"
+        if frame.kind == "leave":
+            return f"{where} {nick} left{reason}"
+        if frame.kind == "quit":
+            return f"{where} {nick} quit{reason}"
+        return f"{where} {nick} is now known as {clean(frame.new or '')}"
+    if isinstance(frame, ev.TopicChanged):
+        return (
+            f"{clock(frame.ts)} #{clean(frame.room)} -!- {clean(frame.nick)} "
+            f"set the topic: {clean(frame.topic)}"
+        )
+    if isinstance(frame, ev.Bye | ev.Error):
+        return system(f"disconnected: {clean(frame.msg)} ({clean(frame.code)})")
+    return None
+
+
+def system(text: str) -> str:
+    return f"{clock()} -!- {text}"
+
+
+@dataclass
+class LineSession:
+    """The state of one line-mode run: the client, the current room, the output."""
+
+    client: Client
+    out: Callable[[str], None]
+    current: str | None = None
+    joined: list[str] = field(default_factory=list)
+    quitting: bool = False
+    quit_msg: str = ""
+
+    def say_system(self, text: str) -> None:
+        self.out(system(text))
+
+    async def handle_line(self, line: str) -> None:
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            return
+        try:
+            if line.startswith("/") and not line.startswith("//"):
+                await self.command(line)
+            else:
+                await self.message(line[1:] if line.startswith("//") else line)
+        except RequestError as exc:
+            self.say_system(f"error: {clean(exc.message)} ({exc.code})")
+
+    async def message(self, text: str, me: bool = False) -> None:
+        if self.current is None:
+            self.say_system("you are in no room: /join NAME first, or /list to see the rooms")
+            return
+        await self.client.say(self.current, text, me=me)
+
+    async def command(self, line: str) -> None:
+        name, _, rest = line[1:].partition(" ")
+        rest = rest.strip()
+        handler = _COMMANDS.get(name.lower())
+        if handler is None:
+            self.say_system(f"unknown command /{clean(name)}; /help lists the commands")
+            return
+        await handler(self, rest)
+
+    async def cmd_join(self, rest: str) -> None:
+        room = rest.split(" ", 1)[0].lstrip("#")
+        if not room:
+            self.say_system("usage: /join ROOM")
+            return
+        if room.casefold() in (r.casefold() for r in self.joined):
+            self.current = next(r for r in self.joined if r.casefold() == room.casefold())
+            self.say_system(f"now talking in #{clean(self.current)}")
+            return
+        try:
+            joined = await self.client.join(room)
+        except RequestError as exc:
+            if exc.code != Code.NO_SUCH_ROOM:
+                raise
+            joined = await self.client.create(room)
+        self._entered(joined)
+
+    async def cmd_create(self, rest: str) -> None:
+        room, _, topic = rest.partition(" ")
+        room = room.lstrip("#")
+        if not room:
+            self.say_system("usage: /create ROOM [TOPIC]")
+            return
+        self._entered(await self.client.create(room, topic.strip() or None))
+
+    def _entered(self, joined: ev.Joined) -> None:
+        self.joined.append(joined.room)
+        self.current = joined.room
+        members = ", ".join(clean(m) for m in joined.members)
+        more = f" and {joined.more} more" if joined.more else ""
+        self.say_system(f"you joined #{clean(joined.room)}; members: {members}{more}")
+        if joined.topic:
+            self.say_system(f"topic of #{clean(joined.room)}: {clean(joined.topic)}")
+
+    async def cmd_leave(self, rest: str) -> None:
+        room = rest.split(" ", 1)[0].lstrip("#") or self.current
+        if room is None:
+            self.say_system("you are in no room")
+            return
+        await self.client.leave(room)
+        self.joined = [r for r in self.joined if r.casefold() != room.casefold()]
+        self.say_system(f"you left #{clean(room)}")
+        if self.current is not None and self.current.casefold() == room.casefold():
+            self.current = self.joined[-1] if self.joined else None
+            if self.current:
+                self.say_system(f"now talking in #{clean(self.current)}")
+
+    async def cmd_nick(self, rest: str) -> None:
+        if not rest:
+            self.say_system(f"you are {clean(self.client.nick)}; usage: /nick NEWNICK")
+            return
+        await self.client.set_nick(rest)
+        if not self.joined:
+            self.say_system(f"you are now known as {clean(rest)}")
+
+    async def cmd_list(self, rest: str) -> None:
+        reply = await self.client.list_rooms()
+        if not reply.rooms:
+            self.say_system("there are no public rooms yet: /join NAME creates one")
+            return
+        self.say_system(f"{len(reply.rooms) + reply.more} public rooms:")
+        for info in reply.rooms:
+            topic = f" - {clean(info.topic)}" if info.topic else ""
+            self.say_system(f"  #{clean(info.room)} ({info.members}){topic}")
+        if reply.more:
+            self.say_system(f"  ... and {reply.more} smaller rooms")
+
+    async def cmd_who(self, rest: str) -> None:
+        room = rest.split(" ", 1)[0].lstrip("#") or self.current
+        if room is None:
+            self.say_system("usage: /who ROOM")
+            return
+        reply = await self.client.who(room)
+        more = f" and {reply.more} more" if reply.more else ""
+        names = ", ".join(clean(m) for m in reply.members)
+        self.say_system(f"#{clean(reply.room)} ({len(reply.members) + reply.more}): {names}{more}")
+
+    async def cmd_topic(self, rest: str) -> None:
+        if self.current is None:
+            self.say_system("you are in no room")
+            return
+        if not rest:
+            rooms = await self.client.list_rooms()
+            topic = next(
+                (r.topic for r in rooms.rooms if r.room.casefold() == self.current.casefold()), ""
+            )
+            self.say_system(f"topic of #{clean(self.current)}: {clean(topic) or '(none)'}")
+            return
+        await self.client.set_topic(self.current, rest)
+
+    async def cmd_me(self, rest: str) -> None:
+        if not rest:
+            self.say_system("usage: /me ACTION")
+            return
+        await self.message(rest, me=True)
+
+    async def cmd_help(self, rest: str) -> None:
+        for line in HELP.splitlines():
+            self.say_system(line)
+
+    async def cmd_quit(self, rest: str) -> None:
+        self.quitting = True
+        self.quit_msg = rest
+
+
+_COMMANDS: dict[str, Callable[[LineSession, str], Awaitable[None]]] = {
+    "join": LineSession.cmd_join,
+    "j": LineSession.cmd_join,
+    "create": LineSession.cmd_create,
+    "leave": LineSession.cmd_leave,
+    "part": LineSession.cmd_leave,
+    "nick": LineSession.cmd_nick,
+    "list": LineSession.cmd_list,
+    "who": LineSession.cmd_who,
+    "names": LineSession.cmd_who,
+    "topic": LineSession.cmd_topic,
+    "me": LineSession.cmd_me,
+    "help": LineSession.cmd_help,
+    "quit": LineSession.cmd_quit,
+    "exit": LineSession.cmd_quit,
+}
+
+
+def _start_stdin_reader(
+    stream: TextIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]
+) -> None:
+    """Read lines in a thread (stdin may be a file, a pipe or a terminal)."""
+
+    def run() -> None:
+        try:
+            for line in stream:
+                loop.call_soon_threadsafe(queue.put_nowait, line)
+        except (OSError, ValueError):
+            pass
+        finally:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=run, name="anonchat-stdin", daemon=True).start()
+
+
+def _writer(stream: TextIO) -> Callable[[str], None]:
+    def out(line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+
+    return out
+
+
+async def run_line_mode(
+    host: str,
+    port: int,
+    *,
+    nick: str | None = None,
+    join: str | None = None,
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> int:
+    """Run the line-mode client until EOF or /quit; return the exit status."""
+    out = _writer(stdout or sys.stdout)
+    try:
+        client = await Client.connect(host, port, nick=nick)
+    except ConnectionClosed as exc:
+        out(system(f"error: {clean(exc.message)} ({exc.code})"))
+        return 1
+    session = LineSession(client, out)
+    out(system(f"connected to {host}:{port} as {clean(client.nick)}; /help lists the commands"))
+    printer = asyncio.create_task(_print_events(client, out))
+    status = 0
+    try:
+        if join:
+            await session.handle_line(f"/join {join}")
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        _start_stdin_reader(stdin or sys.stdin, asyncio.get_running_loop(), queue)
+        while not session.quitting:
+            line = await _next_line(queue, printer)
+            if line is None:
+                break
+            await session.handle_line(line)
+    except ConnectionClosed:
+        pass
+    finally:
+        lost = client.closed
+        await client.close(session.quit_msg)
+        with contextlib.suppress(asyncio.CancelledError):
+            await printer
+    if lost is not None and lost.code != Code.SHUTDOWN:
+        status = 1
+    return status
+
+
+async def _next_line(queue: asyncio.Queue[str | None], printer: asyncio.Task[None]) -> str | None:
+    """The next input line, or None at EOF or when the connection ended."""
+    getter = asyncio.ensure_future(queue.get())
+    await asyncio.wait([getter, printer], return_when=asyncio.FIRST_COMPLETED)
+    if getter.done():
+        return getter.result()
+    getter.cancel()
+    return None
+
+
+async def _print_events(client: Client, out: Callable[[str], None]) -> None:
+    async for frame in client.events():
+        line = format_event(frame)
+        if line is not None:
+            out(line)

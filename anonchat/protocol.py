@@ -1,0 +1,166 @@
+"""Sans-I/O connection state machines for both ends of an anonchat connection.
+
+Theory of operation
+-------------------
+A :class:`Connection` is fed the bytes that arrived (:meth:`receive_data`) and
+returns the frames they completed, as validated frame objects from
+:mod:`anonchat.events`.  Frames to send are handed to :meth:`send`; the bytes
+to write are collected with :meth:`data_to_send`.  It never touches a socket,
+never reads the clock and never raises on the peer's input: a peer that breaks
+the protocol moves the connection to ``FAILED``, ``error`` says why, and on the
+server side an ``error`` frame telling the client is queued for sending.  The
+I/O layer then writes what is left and closes.
+
+States (both roles)::
+
+    AWAIT_HELLO --hellos exchanged--> OPEN --bye received / EOF------> CLOSED
+         |                              |--bye or fatal error sent--> CLOSING --EOF--> CLOSED
+         '------------------------------'--peer broke protocol------> FAILED
+
+The client sends ``hello`` first; the server answers with its own ``hello``
+(or an ``error`` and close).  The client may pipeline requests after its hello.
+Pings are answered here, automatically, with a pong of the same number; pongs
+are passed up so the caller can measure latency.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from . import events as ev
+from .errors import Code, LocalProtocolError, ProtocolError, RemoteProtocolError
+from .wire import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
+
+
+class State(Enum):
+    AWAIT_HELLO = "await_hello"
+    OPEN = "open"
+    CLOSING = "closing"  # we sent bye or a fatal error; still reading until EOF
+    CLOSED = "closed"
+    FAILED = "failed"
+
+
+class Connection:
+    """One end of one connection; ``role`` is ``"client"`` or ``"server"``."""
+
+    def __init__(self, role: ev.Role, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.role: ev.Role = role
+        self.peer_role: ev.Role = "server" if role == "client" else "client"
+        self.max_frame = max_frame
+        self.state = State.AWAIT_HELLO
+        self.error: ProtocolError | None = None
+        self._decoder = FrameDecoder(max_frame)
+        self._out = bytearray()
+        self._hello_sent = False
+        self._hello_received = False
+
+    # -- receiving -------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[ev.Frame]:
+        """Feed bytes from the peer (``b""`` means end of stream); get the frames."""
+        if self.state in (State.FAILED, State.CLOSED):
+            return []
+        frames: list[ev.Frame] = []
+        try:
+            if not data:
+                self._decoder.eof()
+                self.state = State.CLOSED
+                return frames
+            for body in self._decoder.feed(data):
+                frame = ev.from_wire(body, self.role)
+                if self._accept(frame):
+                    frames.append(frame)
+                if self.state in (State.CLOSED, State.FAILED):
+                    break
+        except RemoteProtocolError as exc:
+            self._fail(exc)
+        return frames
+
+    def _accept(self, frame: ev.Frame) -> bool:
+        """Apply a received frame to the state; return whether to pass it up."""
+        if isinstance(frame, ev.ClientHello | ev.ServerHello):
+            if self._hello_received:
+                raise RemoteProtocolError(Code.UNEXPECTED_FRAME, "hello was already received")
+            if frame.v != ev.PROTOCOL_VERSION:
+                raise RemoteProtocolError(
+                    Code.UNSUPPORTED_VERSION,
+                    f"protocol version {frame.v} is not supported; "
+                    f"this {self.role} speaks version {ev.PROTOCOL_VERSION}",
+                )
+            self._hello_received = True
+            self._update_open()
+            return True
+        if isinstance(frame, ev.Bye):
+            self.state = State.CLOSED
+            return True
+        if isinstance(frame, ev.Error) and frame.id is None:
+            # The server failed the connection (or refused our hello).
+            self.state = State.CLOSED
+            return True
+        if not self._hello_received:
+            raise RemoteProtocolError(Code.HELLO_REQUIRED, "the first frame must be hello")
+        if isinstance(frame, ev.Ping):
+            self._queue(ev.Pong(n=frame.n))
+            return False
+        return True
+
+    def _update_open(self) -> None:
+        if self._hello_sent and self._hello_received and self.state is State.AWAIT_HELLO:
+            self.state = State.OPEN
+
+    def _fail(self, exc: ProtocolError) -> None:
+        self.state = State.FAILED
+        self.error = exc
+        if self.role == "server":
+            self._queue(ev.Error(code=exc.code, msg=exc.message))
+
+    # -- sending ---------------------------------------------------------
+
+    def send(self, frame: ev.Frame) -> None:
+        """Queue a frame; raise :class:`LocalProtocolError` if it may not be sent now."""
+        if self.state in (State.FAILED, State.CLOSED, State.CLOSING):
+            raise LocalProtocolError(Code.UNEXPECTED_FRAME, f"connection is {self.state.value}")
+        if frame.SENDER not in (self.role, "both"):
+            raise LocalProtocolError(
+                Code.UNEXPECTED_FRAME, f"a {self.role} cannot send {frame.TYPE}"
+            )
+        is_hello = isinstance(frame, ev.ClientHello | ev.ServerHello)
+        if is_hello == self._hello_sent and not isinstance(frame, ev.Error | ev.Bye):
+            raise LocalProtocolError(
+                Code.UNEXPECTED_FRAME,
+                "hello must be the first frame, and only the first"
+                if is_hello
+                else "hello must be sent first",
+            )
+        self._queue(frame)
+        if is_hello:
+            self._hello_sent = True
+            self._update_open()
+        elif isinstance(frame, ev.Bye) or (isinstance(frame, ev.Error) and frame.id is None):
+            self.state = State.CLOSING
+
+    def send_encoded(self, frame_bytes: bytes | bytearray | memoryview) -> None:
+        """Queue bytes of a frame already encoded (the daemon's encode-once fan-out)."""
+        if self.state is State.OPEN:
+            self._out += frame_bytes
+
+    def _queue(self, frame: ev.Frame) -> None:
+        self._out += encode_frame(frame.to_wire(), self.max_frame)
+
+    def data_to_send(self) -> bytes:
+        """Take the bytes queued for the peer."""
+        if not self._out:
+            return b""
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    @property
+    def pending(self) -> int:
+        """Bytes queued and not yet taken by :meth:`data_to_send`."""
+        return len(self._out)
+
+    @property
+    def buffered_in(self) -> int:
+        """Bytes received for a frame not yet complete."""
+        return self._decoder.buffered
