@@ -255,6 +255,8 @@ class Client:
                 data = await self._reader.read(65536)
                 for frame in self._conn.receive_data(data):
                     self._dispatch(frame)
+                if self._conn.pending:  # pongs the protocol answered on its own
+                    self._writer.write(self._conn.data_to_send())
                 if self._conn.error is not None:
                     self._set_closed(self._conn.error.code, self._conn.error.message)
                     return

@@ -224,8 +224,8 @@ def _build(cls: type[Any], body: dict[str, Any], what: str) -> Any:
 
 
 def _from_value(spec: _FieldSpec, value: Any) -> Any:
-    if value is None and spec.nullable:
-        return None
+    if value is None:
+        raise _FieldProblem("nil is not a value; leave an optional key out instead")
     kind = spec.kind
     if isinstance(kind, type) and issubclass(kind, Record):
         if type(value) is not dict:

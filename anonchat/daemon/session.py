@@ -148,6 +148,8 @@ class Session:
                 self._handle(frame)
                 if self.closing:
                     return
+            if self.conn.pending:  # pongs the protocol answered on its own
+                self._schedule_flush()
             if self.conn.state is State.FAILED:
                 assert self.conn.error is not None
                 log.info("session %d broke the protocol: %s", self.sid, self.conn.error.code)
@@ -182,7 +184,7 @@ class Session:
                 self.close(Code.HELLO_TIMEOUT, "no hello received in time")
             return
         if silent > self.limits.idle_timeout:
-            self.close(Code.IDLE_TIMEOUT, f"nothing received for {int(silent)} seconds")
+            self.close(Code.IDLE_TIMEOUT, f"nothing received for {max(1, round(silent))} seconds")
         elif silent > self.limits.ping_interval and not self.ping_sent:
             self.ping_sent = True
             self._ping_n += 1

@@ -1,0 +1,50 @@
+"""Shared fixtures: a real daemon on 127.0.0.1, port 0, and clients of it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from anonchat.client import Client
+from anonchat.daemon import Config, Daemon, Limits
+
+DaemonFactory = Callable[..., Awaitable[Daemon]]
+ClientFactory = Callable[..., Awaitable[Client]]
+
+
+@pytest.fixture
+async def make_daemon() -> AsyncIterator[DaemonFactory]:
+    """Start daemons with chosen limits; all are shut down after the test."""
+    started: list[Daemon] = []
+
+    async def make(**limits: Any) -> Daemon:
+        daemon = Daemon(Config(host="127.0.0.1", port=0, limits=Limits(**limits)))
+        await daemon.start()
+        started.append(daemon)
+        return daemon
+
+    yield make
+    for daemon in started:
+        await daemon.shutdown()
+
+
+@pytest.fixture
+async def daemon(make_daemon: DaemonFactory) -> Daemon:
+    return await make_daemon()
+
+
+@pytest.fixture
+async def connect(daemon: Daemon) -> AsyncIterator[ClientFactory]:
+    """Connect clients to the default daemon; all are closed after the test."""
+    clients: list[Client] = []
+
+    async def make(nick: str | None = None, target: Daemon | None = None) -> Client:
+        client = await Client.connect("127.0.0.1", (target or daemon).port, nick=nick)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.close()

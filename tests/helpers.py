@@ -1,0 +1,101 @@
+"""Test helpers: a raw socket peer for sending bytes no honest client would send,
+and small utilities to collect events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any, TypeVar
+
+from anonchat import events as ev
+from anonchat.client import Client
+from anonchat.errors import RemoteProtocolError
+from anonchat.wire import FrameDecoder, encode_body
+
+T = TypeVar("T", bound=ev.Frame)
+
+
+def hello_bytes(nick: str | None = None) -> bytes:
+    return encode_body(ev.ClientHello(v=ev.PROTOCOL_VERSION, nick=nick).to_wire())
+
+
+class RawPeer:
+    """A TCP peer that writes arbitrary bytes and reads the daemon's frames."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.decoder = FrameDecoder(1 << 20)
+        self.frames: list[ev.Frame] = []
+
+    @classmethod
+    async def open(cls, port: int) -> RawPeer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    async def send(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def send_frame(self, body: dict[str, Any]) -> None:
+        await self.send(encode_body(body))
+
+    async def read_until_closed(self, timeout: float = 5.0) -> list[ev.Frame]:
+        """Read frames until the daemon closes the connection; return them all."""
+        async with asyncio.timeout(timeout):
+            while True:
+                try:
+                    data = await self.reader.read(65536)
+                except ConnectionResetError:
+                    data = b""
+                if not data:
+                    return self.frames
+                self._decode(data)
+
+    async def read_frame(self, timeout: float = 5.0) -> ev.Frame:
+        start = len(self.frames)
+        async with asyncio.timeout(timeout):
+            while len(self.frames) == start:
+                data = await self.reader.read(65536)
+                if not data:
+                    raise EOFError("closed before a frame arrived")
+                self._decode(data)
+        return self.frames[start]
+
+    def _decode(self, data: bytes) -> None:
+        with contextlib.suppress(RemoteProtocolError):
+            for body in self.decoder.feed(data):
+                self.frames.append(ev.from_wire(body, "client"))
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+async def next_event(client: Client, kind: type[T], timeout: float = 5.0) -> T:
+    """The next pushed event of type ``kind`` (others are skipped)."""
+    async with asyncio.timeout(timeout):
+        async for frame in client.events():
+            if isinstance(frame, kind):
+                return frame
+    raise AssertionError(f"connection closed before a {kind.TYPE} event")
+
+
+async def collect(client: Client, kind: type[T], count: int, timeout: float = 20.0) -> list[T]:
+    """The next ``count`` pushed events of type ``kind``."""
+    out: list[T] = []
+    async with asyncio.timeout(timeout):
+        async for frame in client.events():
+            if isinstance(frame, kind):
+                out.append(frame)
+                if len(out) == count:
+                    return out
+    raise AssertionError(f"closed after {len(out)} of {count} {kind.TYPE} events")
+
+
+async def quiet(client: Client, delay: float = 0.2) -> list[ev.Frame]:
+    """Wait a little, then return what arrived (to show that nothing did)."""
+    await asyncio.sleep(delay)
+    await client.ping()  # everything sent before the pong has been received
+    return client.events_nowait()

@@ -1,0 +1,160 @@
+"""Frame schema: every type round-trips; wrong types, missing and unknown keys are refused."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from anonchat import events as ev
+from anonchat.errors import Code, RemoteProtocolError
+
+EXAMPLES: list[ev.Frame] = [
+    ev.Ping(n=1),
+    ev.Pong(n=1),
+    ev.Bye(code="quit", msg="bye all"),
+    ev.ClientHello(v=1, client="anonchat/0.1.0", nick="alice"),
+    ev.ClientHello(v=1),
+    ev.SetNick(id=1, nick="bob"),
+    ev.ListRooms(id=2),
+    ev.Create(id=3, room="lobby", topic="welcome"),
+    ev.Join(id=4, room="lobby"),
+    ev.Leave(id=5, room="lobby"),
+    ev.SetTopic(id=6, room="lobby", topic=""),
+    ev.Who(id=7, room="lobby"),
+    ev.Say(id=8, room="lobby", text="hi", me=True),
+    ev.ServerHello(
+        v=1,
+        server="anonchatd/0.1.0",
+        nick="quiet-otter-42",
+        max_frame=65536,
+        max_text=3072,
+        ping_interval=30,
+    ),
+    ev.Ok(id=8, seq=12),
+    ev.Error(code="nick_taken", msg="the nick bob is taken", id=1),
+    ev.Rooms(id=2, rooms=[ev.RoomInfo(room="lobby", members=3, topic="t")], more=2),
+    ev.Joined(id=4, room="lobby", topic="", members=["a", "b"], seq=3, owner=True),
+    ev.Members(id=7, room="lobby", members=["a"]),
+    ev.Msg(room="lobby", seq=4, ts=1_700_000_000_000, nick="a", text="hi"),
+    ev.Presence(room="lobby", seq=5, ts=1, kind="nick", nick="a", new="b"),
+    ev.TopicChanged(room="lobby", seq=6, ts=1, nick="a", topic="new"),
+]
+
+
+def receiver(frame: ev.Frame) -> ev.Role:
+    return "server" if frame.SENDER == "client" else "client"
+
+
+@pytest.mark.parametrize("frame", EXAMPLES, ids=lambda f: f.TYPE)
+def test_round_trip(frame: ev.Frame) -> None:
+    assert ev.from_wire(frame.to_wire(), receiver(frame)) == frame
+
+
+def test_every_frame_type_has_an_example() -> None:
+    assert {type(f) for f in EXAMPLES} == set(ev.frame_types().values())
+
+
+def test_defaults_are_left_out() -> None:
+    assert ev.Say(id=1, room="r", text="x").to_wire() == {
+        "t": "say",
+        "id": 1,
+        "room": "r",
+        "text": "x",
+    }
+
+
+def refused(body: dict[str, Any], as_: ev.Role = "server") -> str:
+    with pytest.raises(RemoteProtocolError) as info:
+        ev.from_wire(body, as_)
+    return info.value.code
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"t": "nope"}, Code.UNKNOWN_TYPE),
+        (
+            {"t": "msg", "room": "r", "seq": 1, "ts": 1, "nick": "a", "text": "x"},
+            Code.UNEXPECTED_FRAME,
+        ),
+        ({"t": "say", "id": 1, "room": "r"}, Code.BAD_FIELD),  # missing text
+        ({"t": "say", "id": 1, "room": "r", "text": "x", "extra": 1}, Code.BAD_FIELD),
+        ({"t": "say", "id": "1", "room": "r", "text": "x"}, Code.BAD_FIELD),
+        ({"t": "say", "id": True, "room": "r", "text": "x"}, Code.BAD_FIELD),
+        ({"t": "say", "id": -1, "room": "r", "text": "x"}, Code.BAD_FIELD),
+        ({"t": "say", "id": 1, "room": b"r", "text": "x"}, Code.BAD_FIELD),
+        ({"t": "say", "id": 1, "room": "r", "text": "x", "me": 1}, Code.BAD_FIELD),
+        ({"t": "say", "id": 1, "room": "r" * 33, "text": "x"}, Code.BAD_FIELD),
+        ({"t": "nick", "id": 1, "nick": "n" * 33}, Code.BAD_FIELD),
+        ({"t": "hello", "v": 1, "nick": None}, Code.BAD_FIELD),
+        ({"t": "ping", "n": 2**64}, Code.BAD_FIELD),
+        ({"t": "ping", "n": 1.5}, Code.BAD_FIELD),
+    ],
+)
+def test_schema_violations(body: dict[str, Any], code: str) -> None:
+    assert refused(body) == code
+
+
+def test_nested_records_are_checked() -> None:
+    body = {"t": "rooms", "id": 1, "rooms": [{"room": "x", "members": "3", "topic": ""}]}
+    assert refused(body, "client") == Code.BAD_FIELD
+    body = {"t": "rooms", "id": 1, "rooms": [{"room": "x", "members": 3, "topic": "", "z": 1}]}
+    assert refused(body, "client") == Code.BAD_FIELD
+
+
+def test_presence_kind_is_checked() -> None:
+    body = ev.Presence(room="r", seq=1, ts=1, kind="join", nick="a").to_wire()
+    body["kind"] = "explode"
+    assert refused(body, "client") == Code.BAD_FIELD
+
+
+values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=40)
+    | st.binary(max_size=40),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+type_names = st.sampled_from([*sorted({t for _, t in ev.frame_types()}), "zzz"])
+field_names = st.sampled_from(
+    [
+        "id",
+        "n",
+        "v",
+        "room",
+        "text",
+        "nick",
+        "rooms",
+        "members",
+        "seq",
+        "ts",
+        "kind",
+        "code",
+        "msg",
+        "me",
+        "topic",
+        "new",
+    ]
+)
+
+
+@given(
+    type_names,
+    st.dictionaries(field_names | st.text(max_size=6), values, max_size=8),
+    st.sampled_from(["client", "server"]),
+)
+def test_any_map_gives_a_frame_or_our_error(name: str, body: dict[str, Any], role: str) -> None:
+    body["t"] = name
+    try:
+        frame = ev.from_wire(body, role)  # type: ignore[arg-type]
+    except RemoteProtocolError:
+        return
+    assert ev.from_wire(frame.to_wire(), role) == frame  # type: ignore[arg-type]

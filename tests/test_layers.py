@@ -1,0 +1,56 @@
+"""The import rules of docs/architecture.md, checked on the source."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parent.parent / "anonchat"
+PURE = {"wire", "events", "protocol", "errors", "names"}
+IO_MODULES = {"asyncio", "socket", "ssl", "selectors", "subprocess", "threading", "textual"}
+
+
+def imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+    return found
+
+
+def modules() -> dict[str, set[str]]:
+    return {str(p.relative_to(PKG)): imports(p) for p in PKG.rglob("*.py")}
+
+
+def test_only_tui_imports_textual() -> None:
+    for name, found in modules().items():
+        if not name.startswith("tui"):
+            assert not any(i.split(".")[0] in {"textual", "rich"} for i in found), name
+
+
+def test_daemon_never_imports_tui_or_client() -> None:
+    for name, found in modules().items():
+        if name.startswith("daemon"):
+            assert not any("tui" in i or i.endswith(".client") for i in found), name
+
+
+def test_pure_layers_do_no_io_and_import_nothing_above_them() -> None:
+    for name, found in modules().items():
+        stem = name.removesuffix(".py")
+        if stem not in PURE:
+            continue
+        roots = {i.split(".")[0] for i in found if not i.startswith(".")}
+        assert not roots & IO_MODULES, (name, roots & IO_MODULES)
+        local = {i.lstrip(".").split(".")[0] for i in found if i.startswith(".")}
+        assert local <= PURE | {""}, (name, local - PURE)
+
+
+def test_nothing_but_wire_imports_msgpack() -> None:
+    for name, found in modules().items():
+        if name != "wire.py":
+            assert not any(i.split(".")[0] == "msgpack" for i in found), name

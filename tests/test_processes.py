@@ -1,0 +1,257 @@
+"""The real programs as subprocesses: anonchatd's shutdown and logs, line mode, --local."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+
+from anonchat import events as ev
+from anonchat.client import Client
+from anonchat.daemon import Daemon
+
+from .conftest import ClientFactory
+from .helpers import collect, next_event
+
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+async def start_daemon(*args: str) -> tuple[asyncio.subprocess.Process, int]:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "anonchat.daemon",
+        "--port",
+        str(port),
+        "--log-level",
+        "DEBUG",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    async with asyncio.timeout(10):
+        while b"listening on" not in await proc.stdout.readline():
+            pass
+    return proc, port
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+async def test_graceful_shutdown(sig: signal.Signals) -> None:
+    proc, port = await start_daemon()
+    alice = await Client.connect("127.0.0.1", port, nick="alice")
+    bob = await Client.connect("127.0.0.1", port, nick="bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    proc.send_signal(sig)
+    for client in (alice, bob):
+        bye = await next_event(client, ev.Bye)
+        assert bye.code == "shutdown" and "shutting down" in bye.msg
+    async with asyncio.timeout(10):
+        assert await proc.wait() == 0
+    for client in (alice, bob):
+        assert client.closed is not None and client.closed.code == "shutdown"
+        await client.close()
+
+
+async def test_logs_hold_no_address_and_no_text() -> None:
+    proc, port = await start_daemon()
+    secret_text = "the-password-is-hunter2"
+    alice = await Client.connect("127.0.0.1", port, nick="alice")
+    bob = await Client.connect("127.0.0.1", port, nick="bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    await alice.say("lobby", secret_text)
+    await collect(bob, ev.Msg, 1)
+    local_ports = [c._writer.get_extra_info("sockname")[1] for c in (alice, bob)]
+    await alice.close()
+    bob._writer.transport.abort()
+    await asyncio.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.stdout is not None
+    log = (await proc.stdout.read()).decode()
+    assert await proc.wait() == 0
+    assert "session 1 opened" in log  # DEBUG logging was on, and it was read
+    assert secret_text not in log
+    for p in local_ports:
+        assert str(p) not in log
+    assert "127.0.0.1:" + str(port) in log  # only its own listening address
+
+
+async def run_plain(port: int, stdin: str, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "anonchat",
+        "--plain",
+        "--server",
+        f"127.0.0.1:{port}",
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    async with asyncio.timeout(20):
+        out, err = await proc.communicate(stdin.encode())
+    assert proc.returncode is not None
+    assert not err, err.decode()
+    return proc.returncode, out.decode()
+
+
+async def test_line_mode_end_to_end(connect: ClientFactory, daemon: Daemon) -> None:
+    watcher = await connect("watcher")
+    await watcher.create("lobby", topic="welcome")
+    lines = [
+        "/join lobby",
+        "hello there",
+        "/me waves",
+        "//slash at the start",
+        "/who",
+        "/list",
+        "/nick robot2",
+        "/topic new topic",
+        "/bogus",
+        "/help",
+    ]
+    lines += [f"line {i}" for i in range(200)]
+    status, out = await run_plain(daemon.port, "\n".join(lines) + "\n", "--nick", "robot")
+    assert status == 0
+    msgs = await collect(watcher, ev.Msg, 203)  # delivered before the client exited
+    assert [m.text for m in msgs[:3]] == ["hello there", "waves", "/slash at the start"]
+    assert msgs[1].me
+    assert [m.text for m in msgs[3:]] == [f"line {i}" for i in range(200)]
+    assert "connected to" in out and "as robot" in out
+    assert "you joined #lobby; members: watcher, robot" in out
+    assert "topic of #lobby: welcome" in out
+    assert "#lobby <robot> hello there" in out
+    assert "#lobby * robot waves" in out
+    assert "#lobby (2): watcher, robot" in out
+    assert "#lobby (2) - welcome" in out
+    assert "robot is now known as robot2" in out
+    assert "robot2 set the topic: new topic" in out
+    assert "unknown command /bogus" in out
+    assert "/quit [MESSAGE]" in out
+    quit_ = await next_event(watcher, ev.Presence)
+    while quit_.kind != "quit":
+        quit_ = await next_event(watcher, ev.Presence)
+    assert quit_.nick == "robot2"
+
+
+async def test_line_mode_never_writes_control_characters(
+    connect: ClientFactory, daemon: Daemon
+) -> None:
+    evil = await connect("evil")
+    await evil.create("lobby")
+    await evil.set_topic("lobby", "topic \u202eevil")
+
+    async def talk() -> None:
+        await asyncio.sleep(1.0)
+        await evil.say("lobby", "bold \u200b zw \u202e rtl\nsecond line")
+
+    talker = asyncio.create_task(talk())
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "anonchat",
+        "--plain",
+        "--server",
+        f"127.0.0.1:{daemon.port}",
+        "--join",
+        "lobby",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    async with asyncio.timeout(10):
+        while b"second line" not in (line := await proc.stdout.readline()):
+            assert line
+    await talker
+    proc.stdin.close()
+    out = line + await proc.stdout.read()
+    assert await proc.wait() == 0
+    text = out.decode()
+    assert "<U+202E>" in text and "<U+200B>" in text and "\u21b5 second line" in text
+    for ch in out.decode():
+        assert ch == "\n" or (ord(ch) >= 32 and ch not in "\u202e\u200b\x7f"), repr(ch)
+
+
+async def test_line_mode_errors(daemon: Daemon) -> None:
+    status, out = await run_plain(daemon.port, "hello?\n/join bad name\n/nick \n")
+    assert status == 0
+    assert "you are in no room: /join NAME first" in out
+    assert "you joined #bad" in out  # like irc: the first word is the room
+    assert "usage: /nick NEWNICK" in out
+    status, out = await run_plain(free_port(), "")
+    assert status == 1 and "cannot connect to" in out
+
+
+async def test_line_mode_exits_when_the_server_goes(daemon: Daemon) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "anonchat",
+        "--plain",
+        "--server",
+        f"127.0.0.1:{daemon.port}",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    async with asyncio.timeout(10):
+        await proc.stdout.readline()
+    await daemon.shutdown()
+    async with asyncio.timeout(10):
+        out = await proc.stdout.read()
+        assert await proc.wait() == 0
+    assert b"disconnected: the server is shutting down (shutdown)" in out
+
+
+async def test_local_hosts_a_daemon_others_can_join(tmp_path: Path) -> None:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "anonchat",
+        "--local",
+        "--plain",
+        "--port",
+        str(port),
+        "--nick",
+        "host",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    async with asyncio.timeout(10):
+        first = (await proc.stdout.readline()).decode()
+        assert f"anonchat --server 127.0.0.1:{port}" in first
+        while b"you joined #lobby" not in await proc.stdout.readline():
+            pass
+    guest = await Client.connect("127.0.0.1", port, nick="guest")
+    await guest.join("lobby")
+    proc.stdin.write(b"welcome, guest\n")
+    await proc.stdin.drain()
+    msg = await next_event(guest, ev.Msg)
+    assert (msg.nick, msg.text) == ("host", "welcome, guest")
+    await guest.say("lobby", "thanks")
+    async with asyncio.timeout(10):
+        while b"<guest> thanks" not in await proc.stdout.readline():
+            pass
+    proc.stdin.close()
+    async with asyncio.timeout(10):
+        assert await proc.wait() == 0
+    await guest.close()

@@ -1,0 +1,259 @@
+"""Public rooms over real sockets: membership, order, presence, topics, nicks, limits."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from anonchat import events as ev
+from anonchat.client import Client
+from anonchat.daemon import Daemon
+from anonchat.errors import Code, ConnectionClosed, RequestError
+
+from .conftest import ClientFactory, DaemonFactory
+from .helpers import collect, next_event, quiet
+
+
+async def test_three_clients_two_rooms_non_members_see_nothing(connect: ClientFactory) -> None:
+    alice, bob, carol = await connect("alice"), await connect("bob"), await connect("carol")
+    await alice.create("red")
+    await bob.join("red")
+    await carol.create("blue")
+    await quiet(alice)  # drop bob's join presence
+    await alice.say("red", "for red only")
+    await carol.say("blue", "for blue only")
+    for member in (alice, bob):
+        msg = await next_event(member, ev.Msg)
+        assert (msg.room, msg.nick, msg.text) == ("red", "alice", "for red only")
+    msg = await next_event(carol, ev.Msg)
+    assert (msg.room, msg.text) == ("blue", "for blue only")
+    assert not [f for f in await quiet(carol) if isinstance(f, ev.Msg)]
+    assert not [f for f in await quiet(alice) if isinstance(f, ev.Msg)]
+    assert not [f for f in await quiet(bob) if isinstance(f, ev.Msg)]
+
+
+async def test_thousand_messages_arrive_everywhere_in_one_order(connect: ClientFactory) -> None:
+    senders = [await connect(f"s{i}") for i in range(3)]
+    listener = await connect("listener")
+    first = await senders[0].create("busy")
+    for s in [*senders[1:], listener]:
+        await s.join("busy")
+    base = first.seq + 3  # three joins after the creator's own
+    await asyncio.sleep(0.05)
+    for c in [*senders, listener]:
+        c.events_nowait()
+
+    async def send(client: Client, n: int) -> list[int]:
+        return [await client.say("busy", f"{client.nick} {i}") for i in range(n)]
+
+    acks = await asyncio.gather(*(send(s, 334 if i < 2 else 332) for i, s in enumerate(senders)))
+    assert sorted(seq for a in acks for seq in a) == list(range(base + 1, base + 1001))
+    streams = [await collect(c, ev.Msg, 1000) for c in [*senders, listener]]
+    reference = [(m.seq, m.nick, m.text) for m in streams[0]]
+    assert [seq for seq, _, _ in reference] == list(range(base + 1, base + 1001))
+    for stream in streams[1:]:
+        assert [(m.seq, m.nick, m.text) for m in stream] == reference
+    for sender in senders:  # each sender's own messages keep their order
+        own = [int(t.split()[1]) for _, n, t in reference if n == sender.nick]
+        assert own == sorted(own)
+
+
+async def test_presence_join_leave_nick_quit(connect: ClientFactory) -> None:
+    alice, bob = await connect("alice"), await connect("bob")
+    joined = await alice.create("lobby", topic="hi there")
+    assert joined.owner and joined.members == ["alice"] and joined.topic == "hi there"
+    bob_joined = await bob.join("lobby")
+    assert bob_joined.members == ["alice", "bob"] and not bob_joined.owner
+    assert bob_joined.seq == joined.seq + 1
+    p = await next_event(alice, ev.Presence)
+    assert (p.kind, p.nick, p.seq) == ("join", "bob", bob_joined.seq)
+    await bob.set_nick("robert")
+    for c in (alice, bob):
+        p = await next_event(c, ev.Presence)
+        assert (p.kind, p.nick, p.new) == ("nick", "bob", "robert")
+    assert bob.nick == "robert"
+    await bob.leave("lobby")
+    p = await next_event(alice, ev.Presence)
+    assert (p.kind, p.nick) == ("leave", "robert")
+    await bob.join("lobby")
+    await next_event(alice, ev.Presence)
+    await bob.close("good night")
+    p = await next_event(alice, ev.Presence)
+    assert (p.kind, p.nick, p.msg) == ("quit", "robert", "good night")
+    assert (await alice.who("lobby")).members == ["alice"]
+
+
+async def test_abrupt_disconnect_is_a_quit(connect: ClientFactory) -> None:
+    alice, bob = await connect("alice"), await connect("bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    await next_event(alice, ev.Presence)
+    bob._writer.transport.abort()  # no bye: the socket just dies
+    p = await next_event(alice, ev.Presence)
+    assert (p.kind, p.nick) == ("quit", "bob")
+
+
+async def test_topic_list_who(connect: ClientFactory) -> None:
+    alice, bob = await connect("alice"), await connect("bob")
+    await alice.create("lobby")
+    await alice.create("Quiet")
+    await bob.join("LOBBY")  # names are case-insensitive
+    await alice.set_topic("lobby", "snacks at 5")
+    changed = await next_event(bob, ev.TopicChanged)
+    assert (changed.nick, changed.topic) == ("alice", "snacks at 5")
+    rooms = await bob.list_rooms()
+    assert [(r.room, r.members, r.topic) for r in rooms.rooms] == [
+        ("lobby", 2, "snacks at 5"),
+        ("Quiet", 1, ""),
+    ]
+    assert (await bob.who("quiet")).members == ["alice"]
+    with pytest.raises(RequestError) as info:
+        await bob.set_topic("Quiet", "mine now")
+    assert info.value.code == Code.NOT_MEMBER
+
+
+async def test_room_errors(connect: ClientFactory) -> None:
+    alice = await connect("alice")
+    await alice.create("lobby")
+    cases = [
+        (alice.create("LOBBY"), Code.ROOM_EXISTS),
+        (alice.join("nowhere"), Code.NO_SUCH_ROOM),
+        (alice.join("lobby"), Code.ALREADY_MEMBER),
+        (alice.leave("nowhere"), Code.NOT_MEMBER),
+        (alice.say("nowhere", "x"), Code.NOT_MEMBER),
+        (alice.who("nowhere"), Code.NO_SUCH_ROOM),
+        (alice.create("two words"), Code.ROOM_INVALID),
+        (alice.create("evil\u202eroom"), Code.ROOM_INVALID),
+    ]
+    for coro, code in cases:
+        with pytest.raises(RequestError) as info:
+            await coro
+        assert info.value.code == code, code
+
+
+async def test_empty_rooms_disappear(connect: ClientFactory, daemon: Daemon) -> None:
+    alice = await connect("alice")
+    await alice.create("brief")
+    await alice.leave("brief")
+    assert (await alice.list_rooms()).rooms == []
+    assert daemon.rooms == {}
+
+
+@pytest.mark.parametrize(
+    "nick",
+    [
+        "",
+        "a" * 33,
+        "with space",
+        "esc\x1bape",
+        "rtl\u202eover",
+        "zero\u200bwidth",
+        "tab\tx",
+        "\u0301combining",
+        "new\nline",
+        "nbsp\u00a0x",
+    ],
+)
+async def test_invalid_nicks_are_refused(connect: ClientFactory, daemon: Daemon, nick: str) -> None:
+    alice = await connect("alice")
+    with pytest.raises(RequestError) as info:
+        await alice.set_nick(nick)
+    assert info.value.code == Code.NICK_INVALID
+    # The daemon itself refuses too, not only the client library.
+    alice._conn.send(ev.SetNick(id=999, nick=nick[:32]))
+    alice._writer.write(alice._conn.data_to_send())
+    assert alice.nick == "alice"
+
+
+async def test_nick_limits_and_collisions(connect: ClientFactory) -> None:
+    alice = await connect("a" * 32)  # at the limit
+    assert alice.nick == "a" * 32
+    with pytest.raises(ConnectionClosed) as info:
+        await connect("a" * 33)
+    assert info.value.code == Code.NICK_INVALID
+    bob = await connect("bob")
+    with pytest.raises(RequestError) as rinfo:
+        await bob.set_nick("A" * 32)
+    assert rinfo.value.code == Code.NICK_TAKEN
+    with pytest.raises(ConnectionClosed) as info:
+        await connect("BOB")
+    assert info.value.code == Code.NICK_TAKEN
+    with pytest.raises(ConnectionClosed) as info:
+        await connect("\uff42\uff4f\uff42")  # full-width "bob"
+    assert info.value.code == Code.NICK_TAKEN
+    await bob.set_nick("Bob")  # changing one's own case is fine
+    await bob.close()
+    again = await connect("bob")  # a nick lives for one session
+    assert again.nick == "bob"
+
+
+async def test_default_nick_is_random_and_readable(connect: ClientFactory) -> None:
+    nicks = {(await connect()).nick for _ in range(5)}
+    assert len(nicks) == 5
+    for nick in nicks:
+        adjective, animal, number = nick.split("-")
+        assert adjective.isalpha() and animal.isalpha() and 10 <= int(number) < 100
+
+
+async def test_text_limit_at_and_one_past(make_daemon: DaemonFactory) -> None:
+    daemon = await make_daemon(max_text=100)
+    alice = await Client.connect("127.0.0.1", daemon.port, nick="alice")
+    bob = await Client.connect("127.0.0.1", daemon.port, nick="bob")
+    await alice.create("r")
+    await bob.join("r")
+    assert alice.hello.max_text == 100
+    await alice.say("r", "é" * 50)  # 100 bytes of UTF-8
+    # Bypass the client's own check to show that the daemon enforces the limit.
+    alice._conn.send(ev.Say(id=999, room="r", text="é" * 50 + "x"))
+    alice._writer.write(alice._conn.data_to_send())
+    with pytest.raises(RequestError) as info:
+        await alice.say("r", "é" * 50 + "x")
+    assert info.value.code == Code.TEXT_TOO_LONG
+    msgs = await collect(bob, ev.Msg, 1)
+    assert msgs[0].text == "é" * 50
+    assert not [f for f in await quiet(bob) if isinstance(f, ev.Msg)]
+    for bad in ["", "   ", "bell\x07", "esc\x1b[2J"]:
+        with pytest.raises(RequestError):
+            await alice.say("r", bad)
+    await alice.say("r", "two\nlines\tand a tab")
+    assert (await next_event(bob, ev.Msg)).text == "two\nlines\tand a tab"
+    await alice.close()
+    await bob.close()
+
+
+async def test_rooms_per_session_and_members_per_room(make_daemon: DaemonFactory) -> None:
+    daemon = await make_daemon(max_rooms_per_session=2, max_members_per_room=2)
+    a = await Client.connect("127.0.0.1", daemon.port)
+    b = await Client.connect("127.0.0.1", daemon.port)
+    c = await Client.connect("127.0.0.1", daemon.port)
+    await a.create("one")
+    await a.create("two")  # at the limit
+    with pytest.raises(RequestError) as info:
+        await a.create("three")
+    assert info.value.code == Code.TOO_MANY_ROOMS
+    assert "three" not in {r.room for r in (await a.list_rooms()).rooms}
+    await b.join("one")  # two members: at the limit
+    with pytest.raises(RequestError) as info:
+        await c.join("one")
+    assert info.value.code == Code.ROOM_FULL
+    for client in (a, b, c):
+        await client.close()
+
+
+async def test_long_lists_are_cut_to_fit_one_frame(make_daemon: DaemonFactory) -> None:
+    daemon = await make_daemon(max_frame=4096, max_text=1024)
+    clients = [
+        await Client.connect("127.0.0.1", daemon.port, nick=f"{'n' * 28}{i:04}") for i in range(150)
+    ]
+    await clients[0].create("big")
+    for c in clients[1:]:
+        await c.join("big")
+    who = await clients[0].who("big")
+    assert who.more > 0 and len(who.members) + who.more == 150
+    for i, c in enumerate(clients[:60]):
+        await c.create(f"room{i:03}-{'t' * 20}", topic="x" * 200)
+    rooms = await clients[0].list_rooms()
+    assert rooms.more > 0 and len(rooms.rooms) + rooms.more == 61
+    assert rooms.rooms[0].room == "big"  # largest first
+    await asyncio.gather(*(c.close() for c in clients))
