@@ -1,0 +1,66 @@
+"""Config: defaults, a TOML file, flags on top, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from anonchat.cli import daemon_main, parse_server
+from anonchat.daemon import DEFAULT_PORT, Limits, load_config
+from anonchat.errors import ConfigError
+
+
+def test_file_then_flags(tmp_path: Path) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text('host = "0.0.0.0"\nport = 9000\nmax_rooms = 5\n[limits]\nmax_text = 200\n')
+    config = load_config(path, port=9100, host=None)
+    assert (config.host, config.port) == ("0.0.0.0", 9100)
+    assert config.limits.max_text == 200 and config.limits.max_rooms == 5
+    assert config.limits.sendq == Limits().sendq
+
+
+def test_defaults() -> None:
+    config = load_config(None)
+    assert (config.host, config.port) == ("127.0.0.1", DEFAULT_PORT)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour = 1\n", "unknown setting 'colour'"),
+        ("[limits]\nmax_text = -1\n", "max_text must be a positive number"),
+        ("[limits]\nmax_text = true\n", "max_text must be a positive number"),
+        ("[limits]\nmax_text = 65000\n", "max_text must leave 1 KiB"),
+        ("[limits]\nping_interval = 100\nidle_timeout = 50\n", "ping_interval must be shorter"),
+        ("port = 70000\n", "port must be an integer"),
+        ("port = [\n", "not valid TOML"),
+    ],
+)
+def test_invalid_files(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_daemon_refuses_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "d.toml"
+    path.write_text("nonsense = 1\n")
+    assert daemon_main(["--config", str(path)]) == 2
+    assert "unknown setting 'nonsense'" in capsys.readouterr().err
+    assert daemon_main(["--config", str(tmp_path / "missing.toml")]) == 2
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("example.org", ("example.org", DEFAULT_PORT)),
+        ("example.org:9000", ("example.org", 9000)),
+        ("[::1]:9000", ("::1", 9000)),
+        ("[::1]", ("::1", DEFAULT_PORT)),
+        ("::1", ("::1", DEFAULT_PORT)),
+    ],
+)
+def test_parse_server(value: str, expected: tuple[str, int]) -> None:
+    assert parse_server(value) == expected
