@@ -139,6 +139,10 @@ def client_main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.local:
         return _run(_local(args))
+    if not args.plain:
+        from .tui import run_tui  # imports textual: only when the TUI is wanted
+
+        return _run(run_tui(args.server, nick=args.nick, join=args.join))
     if args.server is None:
         parser.error("say where to connect with --server HOST:PORT, or host one with --local")
     host, port = args.server
@@ -158,14 +162,18 @@ async def _local(args: argparse.Namespace) -> int:
         return 1
     logging.basicConfig(level=logging.WARNING)
     port = daemon.port
-    print(
-        system(
-            f"hosting a daemon on 127.0.0.1:{port}; others on this machine join with: "
-            f"anonchat --server 127.0.0.1:{port}"
-        ),
-        flush=True,
+    hosting = (
+        f"hosting a daemon on 127.0.0.1:{port}; others on this machine join with: "
+        f"anonchat --server 127.0.0.1:{port}"
     )
     try:
+        if not args.plain:
+            from .tui import run_tui
+
+            return await run_tui(
+                ("127.0.0.1", port), nick=args.nick, join=args.join or "lobby", banner=hosting
+            )
+        print(system(hosting), flush=True)
         return await run_line_mode("127.0.0.1", port, nick=args.nick, join=args.join or "lobby")
     finally:
         await daemon.shutdown()

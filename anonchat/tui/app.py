@@ -1,0 +1,156 @@
+"""The anonchat Textual app and its factory.
+
+``make_app()`` builds the app with everything a test needs to make it
+deterministic (settings directory, clock, random source, timings);
+``run_tui()`` is what ``anonchat`` runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.binding import Binding
+
+from ..client import Client
+from ..names import random_nick
+from .keys import use_alt_digits
+from .render import Clock, local_clock
+from .screens.chat import ChatScreen
+from .screens.connect import ConnectScreen
+from .screens.help import HelpScreen
+from .session import RECONNECT_DELAYS
+from .settings import Settings, config_dir, format_server
+
+
+class AnonchatApp(App[int]):
+    CSS_PATH = "anonchat.tcss"
+    TITLE = "anonchat"
+    # Ctrl+P belongs to "previous room"; themes have F4 and /theme.
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    def __init__(
+        self,
+        *,
+        settings_dir: Path | None = None,
+        server: str | None = None,
+        nick: str | None = None,
+        join: Sequence[str] = (),
+        autoconnect: bool = False,
+        banner: str = "",
+        clock: Clock = local_clock,
+        rng: random.Random | None = None,
+        ping_interval: float = 5.0,
+        reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
+    ) -> None:
+        super().__init__()
+        use_alt_digits()
+        self.settings_dir = settings_dir if settings_dir is not None else config_dir()
+        self.settings = Settings.load(self.settings_dir)
+        self.rng = rng
+        self.initial_server = server or self.settings.server
+        self.initial_nick = nick or self.settings.nick or self.random_nick()
+        self.join = list(join)
+        self.autoconnect = autoconnect and bool(self.initial_server)
+        self.banner = banner
+        self.clock = clock
+        self.ping_interval = ping_interval
+        self.reconnect_delays = tuple(reconnect_delays)
+        self.chat: ChatScreen | None = None
+
+    def random_nick(self) -> str:
+        return random_nick(self.rng)
+
+    def on_mount(self) -> None:
+        if self.settings.theme in self.available_themes:
+            self.theme = self.settings.theme
+        self.theme_changed_signal.subscribe(self, lambda theme: self._remember_theme(theme.name))
+        self.push_screen(
+            ConnectScreen(self.initial_server, self.initial_nick, autoconnect=self.autoconnect)
+        )
+
+    def _remember_theme(self, name: str) -> None:
+        if name != self.settings.theme:
+            self.settings.theme = name
+            self.settings.save(self.settings_dir)
+
+    def remember_nick(self, nick: str) -> None:
+        self.settings.nick = nick
+        self.settings.save(self.settings_dir)
+
+    def start_chat(self, client: Client, target: tuple[str, int], server_text: str) -> None:
+        """The connect screen got a client: remember the choice, open the chat."""
+        self.settings.server = server_text
+        self.settings.nick = client.nick
+        self.settings.save(self.settings_dir)
+        host, port = target
+        self.chat = ChatScreen(
+            client,
+            host,
+            port,
+            server_label=format_server(host, port),
+            clock=self.clock,
+            join=self.join,
+            banner=self.banner,
+            ping_interval=self.ping_interval,
+            reconnect_delays=self.reconnect_delays,
+        )
+        self.switch_screen(self.chat)
+
+    def action_show_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def quit_chat(self, msg: str = "") -> None:
+        self.run_worker(self._quit(msg), group="quit", exclusive=True)
+
+    async def _quit(self, msg: str) -> None:
+        if self.chat is not None:
+            await self.chat.close_client(msg)
+        self.exit(0)
+
+    async def action_quit(self) -> None:
+        await self._quit("")
+
+
+def make_app(settings_dir: Path, **kwargs: Any) -> AnonchatApp:
+    """The app factory the tests use: settings always in ``settings_dir``;
+    other keywords as for :class:`AnonchatApp`."""
+    return AnonchatApp(settings_dir=settings_dir, **kwargs)
+
+
+async def run_tui(
+    server: tuple[str, int] | None = None,
+    *,
+    nick: str | None = None,
+    join: str | None = None,
+    banner: str = "",
+) -> int:
+    """Run the TUI in the running event loop; return the exit status.
+
+    With ``server`` it connects at once; without, the connect screen waits,
+    prefilled with what was used last time.
+    """
+    app = AnonchatApp(
+        server=format_server(*server) if server else None,
+        nick=nick,
+        join=[join] if join else [],
+        autoconnect=server is not None,
+        banner=banner,
+    )
+    # Log records would be written over the screen; keep them out while it runs.
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = [logging.NullHandler()]
+    try:
+        status = await app.run_async()
+    finally:
+        root.handlers = saved
+    return status or 0

@@ -1,0 +1,105 @@
+"""Slash commands and key bindings as data, plus Tab completion.
+
+One table each, used by the input box (to parse and complete), by the help
+screen and by ``docs/tui.md``, so the three never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..names import name_key
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: str
+    help: str
+    aliases: tuple[str, ...] = ()
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("join", "ROOM", "join a room (created if it does not exist) and switch to it", ("j",)),
+    Command("create", "[ROOM [TOPIC]]", "create a public room; without ROOM opens a form"),
+    Command("leave", "[ROOM]", "leave the current room (or ROOM)", ("part",)),
+    Command("nick", "NICK", "change your nick"),
+    Command("topic", "[TEXT]", "show the current room's topic, or set it"),
+    Command("me", "ACTION", 'send an action ("* alice waves")'),
+    Command("who", "[ROOM]", "list the members of the current room (or ROOM)", ("names",)),
+    Command("list", "", "list the public rooms"),
+    Command("secret", "[ROOM]", "join a secret room (not available on this server yet)"),
+    Command("theme", "[NAME]", "list the themes, or switch to NAME (remembered)"),
+    Command("help", "", "show keys and commands"),
+    Command("quit", "[MESSAGE]", "leave the chat", ("exit",)),
+)
+
+_BY_NAME: dict[str, Command] = {}
+for _cmd in COMMANDS:
+    _BY_NAME[_cmd.name] = _cmd
+    for _alias in _cmd.aliases:
+        _BY_NAME[_alias] = _cmd
+
+
+@dataclass(frozen=True)
+class Key:
+    keys: str
+    help: str
+
+
+KEYS: tuple[Key, ...] = (
+    Key("Enter", "send the message or run the command"),
+    Key("Ctrl+N / Alt+Right", "next room"),
+    Key("Ctrl+P / Alt+Left", "previous room"),
+    Key("Alt+1 … Alt+9", "jump to room 1…9 (Alt+0: the server window)"),
+    Key("PageUp / PageDown", "scroll the messages a page"),
+    Key("Home / End", "top / bottom of the messages (when the input is empty)"),
+    Key("Ctrl+Home / Ctrl+End", "top / bottom of the messages (always)"),
+    Key("Up / Down", "previous / next line you typed"),
+    Key("Tab", "complete a nick or a /command (again: next match)"),
+    Key("F1, or ? in an empty input", "this help"),
+    Key("F2", "show / hide the member list"),
+    Key("F3", "create a room"),
+    Key("F4", "pick a theme"),
+    Key("Ctrl+Q", "quit"),
+    Key("Escape", "close a dialog"),
+)
+
+NOTES = (
+    'Text not starting with "/" is sent to the current room; "//" sends a line starting with "/".',
+    "Click a room to switch to it; click a public room to join it.",
+    "Ctrl+B is left alone on purpose: it is tmux's prefix key.",
+)
+
+
+def lookup(name: str) -> Command | None:
+    return _BY_NAME.get(name.lower())
+
+
+def parse(line: str) -> tuple[str, str] | None:
+    """``"/join lobby"`` -> ``("join", "lobby")``; None for a plain message."""
+    if not line.startswith("/") or line.startswith("//"):
+        return None
+    name, _, rest = line[1:].partition(" ")
+    return name.lower(), rest.strip()
+
+
+def completions(value: str, cursor: int, nicks: list[str]) -> tuple[int, list[str]]:
+    """Candidates for the word before ``cursor``: (start of that word, full words).
+
+    At the start of the line ``/xx`` completes command names; any other word
+    completes nicks (case-insensitively).  A nick at the start of the line gets
+    ``": "`` after it, the IRC habit for addressing someone.
+    """
+    start = value.rfind(" ", 0, cursor) + 1
+    word = value[start:cursor]
+    if start == 0 and word.startswith("/"):
+        prefix = word[1:].lower()
+        names = [c.name for c in COMMANDS if c.name.startswith(prefix)]
+        return start, [f"/{n} " for n in names]
+    if not word:
+        return start, []
+    key = name_key(word)
+    found = sorted((n for n in nicks if name_key(n).startswith(key)), key=name_key)
+    suffix = ": " if start == 0 else " "
+    return start, [n + suffix for n in found]

@@ -1,0 +1,139 @@
+"""Turning frames into terminal-safe rich ``Text``.
+
+Every string another user chose (nick, room, topic, message) goes through
+:func:`clean` and is put into a :class:`rich.text.Text` as plain text, never
+into a markup string: ``[red]`` in a message stays ``[red]``, an escape byte
+becomes ``^[``, a right-to-left override becomes ``<U+202E>``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import zlib
+from collections.abc import Callable
+
+from rich.text import Text
+
+from .. import events as ev
+from ..names import name_key, sanitize
+
+#: Formats a server timestamp (ms since the epoch; None = now) for the message pane.
+Clock = Callable[[int | None], str]
+
+# Readable on both dark and light backgrounds; no pure red (used for errors).
+NICK_COLOURS = (
+    "#e6a23c",
+    "#5fb3f6",
+    "#6cc56c",
+    "#d97bd9",
+    "#4fc1c1",
+    "#f08a5d",
+    "#9d8cf2",
+    "#c9b400",
+    "#3fa7a0",
+    "#e66f9c",
+    "#7aa2f7",
+    "#8fbf3f",
+)
+SYSTEM_STYLE = "italic dim"
+ERROR_STYLE = "bold #e05252"
+TIME_STYLE = "dim"
+
+
+def local_clock(ts_ms: int | None = None) -> str:
+    t = time.localtime(ts_ms / 1000 if ts_ms is not None else None)
+    return time.strftime("%H:%M", t)
+
+
+def clean(text: str, *, multiline: bool = False) -> str:
+    """Terminal-safe text; newlines kept only when ``multiline``."""
+    text = text.replace("\r\n", "\n")
+    if not multiline:
+        text = text.replace("\n", " \u21b5 ")
+    return sanitize(text, keep_newlines=multiline)
+
+
+def nick_colour(nick: str) -> str:
+    """The same colour for the same nick, in every client and every run."""
+    return NICK_COLOURS[zlib.crc32(name_key(nick).encode("utf-8")) % len(NICK_COLOURS)]
+
+
+def nick_text(nick: str, *, bold: bool = True) -> Text:
+    style = f"bold {nick_colour(nick)}" if bold else nick_colour(nick)
+    return Text(clean(nick), style=style)
+
+
+def mentions(text: str, nick: str) -> bool:
+    """Does ``text`` name ``nick`` as a word (case-insensitive)?"""
+    if not nick:
+        return False
+    pattern = r"(?<![\w-])" + re.escape(name_key(nick)) + r"(?![\w-])"
+    return re.search(pattern, name_key(text)) is not None
+
+
+def _stamp(clock: Clock, ts: int | None) -> Text:
+    return Text(f"{clock(ts)} ", style=TIME_STYLE)
+
+
+def message_line(frame: ev.Msg, clock: Clock, *, own_nick: str = "") -> Text:
+    line = _stamp(clock, frame.ts)
+    highlight = bool(own_nick) and frame.nick != own_nick and mentions(frame.text, own_nick)
+    body = Text(clean(frame.text, multiline=True), style="reverse" if highlight else "")
+    if frame.me:
+        line.append("* ", style="bold")
+        line.append_text(nick_text(frame.nick))
+        line.append(" ")
+        body.stylize("italic")
+    else:
+        line.append_text(nick_text(frame.nick))
+        line.append("  ")
+    line.append_text(body)
+    return line
+
+
+def system_line(text: Text | str, clock: Clock, *, error: bool = False) -> Text:
+    """A line from the client itself; ``text`` must already be clean."""
+    line = _stamp(clock, None)
+    line.append("-!- ", style=ERROR_STYLE if error else "dim")
+    body = text if isinstance(text, Text) else Text(text)
+    body.stylize(ERROR_STYLE if error else SYSTEM_STYLE)
+    line.append_text(body)
+    return line
+
+
+def event_line(frame: ev.Presence | ev.TopicChanged, clock: Clock) -> Text:
+    """A presence or topic change, styled apart from messages."""
+    line = _stamp(clock, frame.ts)
+    line.append("-!- ", style="dim")
+    body = Text(style=SYSTEM_STYLE)
+    body.append_text(nick_text(frame.nick, bold=False))
+    if isinstance(frame, ev.TopicChanged):
+        body.append(" set the topic: ")
+        body.append(clean(frame.topic))
+    elif frame.kind == "join":
+        body.append(" joined")
+    elif frame.kind == "nick":
+        body.append(" is now known as ")
+        body.append_text(nick_text(frame.new or "", bold=False))
+    else:
+        body.append(" left" if frame.kind == "leave" else " quit")
+        if frame.msg:
+            body.append(f" ({clean(frame.msg)})")
+    line.append_text(body)
+    return line
+
+
+def join_text(*parts: str | Text) -> Text:
+    """Concatenate our own words (str, trusted) and already-clean Text pieces."""
+    out = Text()
+    for part in parts:
+        if isinstance(part, Text):
+            out.append_text(part)
+        else:
+            out.append(part)
+    return out
+
+
+def room_text(room: str) -> Text:
+    return Text(f"#{clean(room)}", style="bold")

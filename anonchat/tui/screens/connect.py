@@ -1,0 +1,133 @@
+"""The first screen: where to connect and as whom."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Center, Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import Button, Input, Label, Static
+
+from ...errors import Code, ConnectionClosed
+from ...names import InvalidName, check_nick
+from ..messages import Connected, ConnectFailed
+from ..render import clean
+from ..session import connect
+from ..settings import parse_server
+
+DEFAULT_PORT = 7667
+
+
+def describe_failure(code: str, message: str, server: str) -> tuple[str, str]:
+    """(which field, sentence) for a failed connection."""
+    if code == Code.NICK_TAKEN:
+        return "nick", "That nick is taken on this server; pick another (or roll a new one)."
+    if code == Code.NICK_INVALID:
+        return "nick", f"That nick is not allowed: {clean(message)}"
+    if code == "unreachable":
+        return "server", f"Cannot reach {clean(server)}: {clean(message)}. Is the daemon running?"
+    return "server", f"The server refused the connection: {clean(message)} ({clean(code)})"
+
+
+class ConnectScreen(Screen[None]):
+    BINDINGS = [Binding("f1", "app.show_help", "Help")]
+
+    def __init__(self, server: str, nick: str, *, autoconnect: bool = False) -> None:
+        super().__init__(id="connect")
+        self.server = server
+        self.nick = nick
+        self.autoconnect = autoconnect
+        self.target = ("", 0)
+
+    def compose(self) -> ComposeResult:
+        with Center(), Vertical(id="connect-box", classes="dialog") as box:
+            box.border_title = "anonchat"
+            yield Static(
+                Text("No account: pick a nick and talk. Nothing is stored on the server."),
+                id="tagline",
+            )
+            yield Label("Server (HOST:PORT)")
+            yield Input(self.server, placeholder="127.0.0.1:7667", id="server")
+            yield Static("", id="server-error", classes="error")
+            yield Label("Nick")
+            with Horizontal(id="nick-row"):
+                yield Input(self.nick, placeholder="your nick", id="nick", max_length=32)
+                yield Button("🎲", id="reroll", tooltip="a new random nick")
+            yield Static("", id="nick-error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Connect", variant="primary", id="connect")
+            yield Static("", id="connect-status")
+
+    def on_mount(self) -> None:
+        self.query_one("#server" if not self.server else "#nick", Input).focus()
+        if self.autoconnect:
+            self.submit()
+
+    @on(Button.Pressed, "#reroll")
+    def reroll(self) -> None:
+        nick = self.query_one("#nick", Input)
+        nick.value = self.app_random_nick()
+        nick.focus()
+
+    def app_random_nick(self) -> str:
+        from ..app import AnonchatApp
+
+        app = self.app
+        assert isinstance(app, AnonchatApp)
+        return app.random_nick()
+
+    @on(Input.Submitted)
+    @on(Button.Pressed, "#connect")
+    def submit(self) -> None:
+        self.show_error("server", "")
+        self.show_error("nick", "")
+        server = self.query_one("#server", Input).value.strip()
+        nick = self.query_one("#nick", Input).value.strip()
+        try:
+            host, port = parse_server(server, DEFAULT_PORT)
+        except ValueError as exc:
+            self.show_error("server", clean(str(exc)))
+            return
+        try:
+            check_nick(nick)
+        except InvalidName as exc:
+            self.show_error("nick", clean(str(exc)))
+            return
+        self.target = (host, port)
+        self.server, self.nick = server, nick
+        self.set_busy(True)
+        self.query_one("#connect-status", Static).update(Text(f"connecting to {clean(server)}…"))
+        self.connect_worker(host, port, nick)
+
+    @work(exclusive=True, group="connect")
+    async def connect_worker(self, host: str, port: int, nick: str) -> None:
+        try:
+            client = await connect(host, port, nick)
+        except ConnectionClosed as exc:
+            self.post_message(ConnectFailed(exc.code, exc.message))
+            return
+        self.post_message(Connected(client))
+
+    def on_connect_failed(self, event: ConnectFailed) -> None:
+        self.set_busy(False)
+        self.query_one("#connect-status", Static).update("")
+        field, sentence = describe_failure(event.code, event.message, self.server)
+        self.show_error(field, sentence)
+        self.query_one(f"#{field}", Input).focus()
+
+    def on_connected(self, event: Connected) -> None:
+        from ..app import AnonchatApp
+
+        app = self.app
+        assert isinstance(app, AnonchatApp)
+        app.start_chat(event.client, self.target, self.server)
+
+    def set_busy(self, busy: bool) -> None:
+        self.query_one("#connect", Button).disabled = busy
+
+    def show_error(self, field: str, sentence: str) -> None:
+        widget = self.query_one(f"#{field}-error", Static)
+        widget.update(Text(sentence))
+        widget.display = bool(sentence)

@@ -1,0 +1,45 @@
+"""F1 (or ? in an empty input): every key and every command."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from ..commands import COMMANDS, KEYS, NOTES
+
+
+def help_renderable() -> Table:
+    """Keys and commands as one table (also used by docs/tui.md)."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column()
+    table.add_row(Text("Keys", style="bold underline"), "")
+    for key in KEYS:
+        table.add_row(key.keys, key.help)
+    table.add_row("", "")
+    table.add_row(Text("Commands", style="bold underline"), "")
+    for cmd in COMMANDS:
+        usage = f"/{cmd.name} {cmd.args}".rstrip()
+        aliases = ", ".join(f"/{a}" for a in cmd.aliases)
+        table.add_row(usage, cmd.help + (f" (also {aliases})" if aliases else ""))
+    table.add_row("", "")
+    for note in NOTES:
+        table.add_row("", Text(note, style="dim"))
+    return table
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [
+        Binding("escape,f1,q,question_mark", "dismiss", "Close", priority=True),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help-box") as box:
+            box.border_title = "anonchat help"
+            box.border_subtitle = "Esc to close"
+            yield Static(help_renderable(), id="help-text")

@@ -1,0 +1,69 @@
+"""Thin helpers over the public :class:`~anonchat.client.Client` API.
+
+Things the TUI needs that the client does not offer (yet): join-or-create,
+rejoining a list of rooms after a reconnect, a backoff schedule.  They use
+only public ``Client`` methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+from .. import events as ev
+from ..client import Client
+from ..errors import Code, ConnectionClosed, RequestError
+
+#: Seconds to wait before each reconnect attempt; the last value repeats.
+RECONNECT_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+
+
+def backoff(delays: Sequence[float]) -> Iterator[float]:
+    yield from delays
+    while True:
+        yield delays[-1]
+
+
+async def join_or_create(client: Client, room: str, topic: str | None = None) -> ev.Joined:
+    """Join ``room``; create it (with ``topic``) if it does not exist."""
+    try:
+        return await client.join(room)
+    except RequestError as exc:
+        if exc.code != Code.NO_SUCH_ROOM:
+            raise
+    try:
+        return await client.create(room, topic or None)
+    except RequestError as exc:
+        if exc.code != Code.ROOM_EXISTS:  # someone else created it in between
+            raise
+        return await client.join(room)
+
+
+async def rejoin(
+    client: Client, rooms: Sequence[tuple[str, str]]
+) -> tuple[list[ev.Joined], list[tuple[str, str]]]:
+    """Join each (room, topic) again; a room the restarted server forgot is
+    created with its old topic.  Returns (joined, [(room, reason), ...])."""
+    joined: list[ev.Joined] = []
+    failed: list[tuple[str, str]] = []
+    for room, topic in rooms:
+        try:
+            joined.append(await join_or_create(client, room, topic))
+        except RequestError as exc:
+            failed.append((room, exc.message))
+    return joined, failed
+
+
+async def connect(host: str, port: int, nick: str | None) -> Client:
+    """Connect with ``nick``; raises ConnectionClosed like Client.connect."""
+    return await Client.connect(host, port, nick=nick or None)
+
+
+async def reconnect_once(host: str, port: int, nick: str) -> Client:
+    """One reconnect attempt.  If our old session still holds the nick (the
+    server has not noticed the drop yet), come back as ``nick_`` instead."""
+    try:
+        return await connect(host, port, nick)
+    except ConnectionClosed as exc:
+        if exc.code != Code.NICK_TAKEN or len(nick) >= ev.NICK_MAX:
+            raise
+    return await connect(host, port, nick + "_")

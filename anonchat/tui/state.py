@@ -1,0 +1,127 @@
+"""What the chat screen shows, as plain data: rooms, members, unread counts.
+
+No Textual here: the app feeds frames in and asks what changed, so this is
+easy to reason about and to test.  Rooms are keyed by
+:func:`anonchat.names.name_key`, the same key the daemon compares by.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .. import events as ev
+from ..names import name_key
+
+CONSOLE = ""  # key of the server console, the window that is always there
+
+
+@dataclass
+class RoomState:
+    name: str
+    topic: str = ""
+    members: list[str] = field(default_factory=list)
+    more: int = 0  # members the server left out of the list
+    owner: bool = False
+    unread: int = 0
+    mentioned: bool = False
+    last_seq: int = 0
+
+    @property
+    def key(self) -> str:
+        return name_key(self.name)
+
+    @property
+    def member_count(self) -> int:
+        return len(self.members) + self.more
+
+    def add_member(self, nick: str) -> None:
+        if name_key(nick) not in {name_key(m) for m in self.members}:
+            self.members.append(nick)
+
+    def remove_member(self, nick: str) -> None:
+        k = name_key(nick)
+        self.members = [m for m in self.members if name_key(m) != k]
+
+    def rename_member(self, old: str, new: str) -> None:
+        k = name_key(old)
+        self.members = [new if name_key(m) == k else m for m in self.members]
+
+
+@dataclass
+class ChatState:
+    """Joined rooms in the order they were joined, plus the public room list."""
+
+    rooms: dict[str, RoomState] = field(default_factory=dict)
+    public: list[ev.RoomInfo] = field(default_factory=list)
+    current: str = CONSOLE
+
+    def windows(self) -> list[str]:
+        """Keys of every window in order: the console, then the joined rooms."""
+        return [CONSOLE, *self.rooms]
+
+    def room(self, name: str) -> RoomState | None:
+        return self.rooms.get(name_key(name))
+
+    def enter(self, joined: ev.Joined) -> RoomState:
+        room = self.rooms.get(name_key(joined.room))
+        if room is None:
+            room = RoomState(joined.room)
+            self.rooms[room.key] = room
+        room.name = joined.room
+        room.topic = joined.topic
+        room.members = list(joined.members)
+        room.more = joined.more
+        room.owner = joined.owner
+        room.last_seq = joined.seq
+        return room
+
+    def forget(self, name: str) -> None:
+        key = name_key(name)
+        self.rooms.pop(key, None)
+        if self.current == key:
+            self.current = next(reversed(self.rooms), CONSOLE)
+
+    def switch(self, key: str) -> bool:
+        if key != CONSOLE and key not in self.rooms:
+            return False
+        self.current = key
+        room = self.rooms.get(key)
+        if room is not None:
+            room.unread = 0
+            room.mentioned = False
+        return True
+
+    def step(self, delta: int) -> str:
+        """The window ``delta`` places after the current one, wrapping around."""
+        order = self.windows()
+        i = order.index(self.current) if self.current in order else 0
+        return order[(i + delta) % len(order)]
+
+    def apply(self, frame: ev.Msg | ev.Presence | ev.TopicChanged) -> RoomState:
+        """Update members/topic/sequence for a room event; return the room."""
+        room = self.rooms.get(name_key(frame.room))
+        if room is None:  # an event raced ahead of our own join reply
+            room = RoomState(frame.room)
+            self.rooms[room.key] = room
+        room.last_seq = max(room.last_seq, frame.seq)
+        if isinstance(frame, ev.TopicChanged):
+            room.topic = frame.topic
+        elif isinstance(frame, ev.Presence):
+            if frame.kind == "join":
+                room.add_member(frame.nick)
+            elif frame.kind == "nick":
+                room.rename_member(frame.nick, frame.new or frame.nick)
+            else:
+                room.remove_member(frame.nick)
+        return room
+
+    def member_count(self, info: ev.RoomInfo) -> int:
+        room = self.rooms.get(name_key(info.room))
+        return room.member_count if room is not None else info.members
+
+    def all_nicks(self) -> list[str]:
+        seen: dict[str, str] = {}
+        for room in self.rooms.values():
+            for nick in room.members:
+                seen.setdefault(name_key(nick), nick)
+        return list(seen.values())

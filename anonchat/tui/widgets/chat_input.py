@@ -1,0 +1,102 @@
+"""The input box: history on Up/Down, Tab completion, and a few keys that
+belong to the message pane while the box is empty."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from textual import events
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import Input
+
+from ..commands import completions
+
+HISTORY_MAX = 200
+
+
+class ChatInput(Input):
+    BINDINGS = [
+        Binding("up", "history(-1)", "Previous line", show=False),
+        Binding("down", "history(1)", "Next line", show=False),
+        Binding("tab", "complete", "Complete", show=False),
+    ]
+
+    @dataclass
+    class ScrollRequest(Message):
+        """Scroll the message pane: ``home`` or ``end``."""
+
+        where: str
+
+    class HelpRequested(Message):
+        pass
+
+    def __init__(self, nicks: Callable[[], list[str]]) -> None:
+        super().__init__(placeholder="Message, or /help", id="chat-input", select_on_focus=False)
+        self._nicks = nicks
+        self.history: list[str] = []
+        self._history_pos = 0
+        self._draft = ""
+        self._cycle: list[str] = []
+        self._cycle_at = 0
+        self._cycle_start = 0
+        self._cycle_end = -1
+
+    def remember(self, line: str) -> None:
+        if line and (not self.history or self.history[-1] != line):
+            self.history.append(line)
+            del self.history[:-HISTORY_MAX]
+        self._history_pos = len(self.history)
+        self._draft = ""
+
+    def action_history(self, step: int) -> None:
+        if not self.history:
+            return
+        if self._history_pos == len(self.history):
+            self._draft = self.value
+        pos = max(0, min(len(self.history), self._history_pos + step))
+        if pos == self._history_pos:
+            return
+        self._history_pos = pos
+        self.value = self.history[pos] if pos < len(self.history) else self._draft
+        self.cursor_position = len(self.value)
+
+    def action_complete(self) -> None:
+        cursor = self.cursor_position
+        if self._cycle and cursor == self._cycle_end:
+            # Tab again right after a completion: the next candidate.
+            self._cycle_at = (self._cycle_at + 1) % len(self._cycle)
+            start = self._cycle_start
+        else:
+            start, self._cycle = completions(self.value, cursor, self._nicks())
+            self._cycle_at = 0
+            self._cycle_start = start
+            if not self._cycle:
+                return
+        word = self._cycle[self._cycle_at]
+        self.value = self.value[:start] + word + self.value[cursor:]
+        self._cycle_end = start + len(word)
+        self.cursor_position = self._cycle_end
+
+    def action_home(self, select: bool = False) -> None:
+        if not self.value and not select:
+            self.post_message(self.ScrollRequest("home"))
+        else:
+            super().action_home(select)
+
+    def action_end(self, select: bool = False) -> None:
+        if not self.value and not select:
+            self.post_message(self.ScrollRequest("end"))
+        else:
+            super().action_end(select)
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.character == "?" and not self.value:
+            event.stop()
+            event.prevent_default()
+            self.post_message(self.HelpRequested())
+            return
+        if event.key != "tab":
+            self._cycle = []
+        # Input's own _on_key runs after this one (Textual calls each class's handler).

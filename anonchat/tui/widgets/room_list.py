@@ -1,0 +1,69 @@
+"""The sidebar: the server window, joined rooms (numbered for Alt+digit,
+with unread counts and a mark for mentions), then the public rooms."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from ..render import clean
+from ..state import CONSOLE, ChatState, RoomState
+
+WINDOW = "w:"  # option id prefix: a window (console or joined room), then its key
+PUBLIC = "p:"  # option id prefix: a public room we are not in, then its name
+
+
+def _room_prompt(number: int, room: RoomState) -> Text:
+    label = Text()
+    label.append(f"{number if number < 10 else ' '} ", style="dim")
+    label.append("● ", style="green")
+    label.append(f"#{clean(room.name)}", style="bold" if room.unread else "")
+    label.append(f" {room.member_count}", style="dim")
+    if room.mentioned:
+        label.append(" @", style="bold reverse #e05252")
+    if room.unread:
+        label.append(f" ({room.unread})", style="bold #e6a23c")
+    return label
+
+
+class RoomList(OptionList):
+    """Click (or Enter when focused) on an entry to switch to it or join it."""
+
+    @dataclass
+    class Picked(Message):
+        window: str | None  # key of a window to show, or
+        public: str | None  # name of a public room to join
+
+    def __init__(self) -> None:
+        super().__init__(id="room-list")
+        self.can_focus = False
+        self.border_title = "Rooms"
+
+    def show(self, state: ChatState) -> None:
+        options: list[Option | None] = [
+            Option(Text("  ✱ server", style="italic"), id=WINDOW + CONSOLE)
+        ]
+        for number, (key, room) in enumerate(state.rooms.items(), start=1):
+            options.append(Option(_room_prompt(number, room), id=WINDOW + key))
+        others = [info for info in state.public if state.room(info.room) is None]
+        if others:
+            options.append(None)
+            options.append(Option(Text("Public rooms", style="bold dim"), disabled=True))
+            for info in others:
+                label = Text(f"  #{clean(info.room)}")
+                label.append(f" {info.members}", style="dim")
+                options.append(Option(label, id=PUBLIC + info.room))
+        self.set_options(options)
+        self.highlighted = self.get_option_index(WINDOW + state.current)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        option_id = event.option.id or ""
+        if option_id.startswith(WINDOW):
+            self.post_message(self.Picked(option_id[len(WINDOW) :], None))
+        elif option_id.startswith(PUBLIC):
+            self.post_message(self.Picked(None, option_id[len(PUBLIC) :]))
