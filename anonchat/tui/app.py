@@ -23,7 +23,7 @@ from .render import Clock, local_clock
 from .screens.chat import ChatScreen
 from .screens.connect import ConnectScreen
 from .screens.help import HelpScreen
-from .session import RECONNECT_DELAYS
+from .session import RECONNECT_DELAYS, ConnectOptions
 from .settings import Settings, config_dir, format_server
 
 
@@ -49,6 +49,8 @@ class AnonchatApp(App[int]):
         rng: random.Random | None = None,
         ping_interval: float = 5.0,
         reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
+        tls: bool = True,
+        pin: str | None = None,
     ) -> None:
         super().__init__()
         use_alt_digits()
@@ -63,7 +65,15 @@ class AnonchatApp(App[int]):
         self.clock = clock
         self.ping_interval = ping_interval
         self.reconnect_delays = tuple(reconnect_delays)
+        self.options = ConnectOptions(
+            tls=tls, pin=pin, known_hosts=self.settings_dir / "known_hosts"
+        )
         self.chat: ChatScreen | None = None
+        self.bells = 0
+
+    def bell(self) -> None:
+        self.bells += 1  # counted, so tests can see a bell rang in headless mode
+        super().bell()
 
     def random_nick(self) -> str:
         return random_nick(self.rng)
@@ -73,7 +83,12 @@ class AnonchatApp(App[int]):
             self.theme = self.settings.theme
         self.theme_changed_signal.subscribe(self, lambda theme: self._remember_theme(theme.name))
         self.push_screen(
-            ConnectScreen(self.initial_server, self.initial_nick, autoconnect=self.autoconnect)
+            ConnectScreen(
+                self.initial_server,
+                self.initial_nick,
+                options=self.options,
+                autoconnect=self.autoconnect,
+            )
         )
 
     def _remember_theme(self, name: str) -> None:
@@ -101,6 +116,7 @@ class AnonchatApp(App[int]):
             banner=self.banner,
             ping_interval=self.ping_interval,
             reconnect_delays=self.reconnect_delays,
+            options=self.options,
         )
         self.switch_screen(self.chat)
 
@@ -132,6 +148,8 @@ async def run_tui(
     nick: str | None = None,
     join: str | None = None,
     banner: str = "",
+    tls: bool = True,
+    pin: str | None = None,
 ) -> int:
     """Run the TUI in the running event loop; return the exit status.
 
@@ -144,6 +162,8 @@ async def run_tui(
         join=[join] if join else [],
         autoconnect=server is not None,
         banner=banner,
+        tls=tls,
+        pin=pin,
     )
     # Log records would be written over the screen; keep them out while it runs.
     root = logging.getLogger()

@@ -7,7 +7,11 @@ only public ``Client`` methods.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import inspect
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 from .. import events as ev
 from ..client import Client
@@ -53,17 +57,58 @@ async def rejoin(
     return joined, failed
 
 
-async def connect(host: str, port: int, nick: str | None) -> Client:
+#: Asked on first contact with a TLS server: (host, port, pin) -> trust it?
+Confirm = Callable[[str, int, str], Awaitable[bool]]
+
+
+@dataclass
+class ConnectOptions:
+    """How to reach the daemon, beyond host and port.
+
+    The transport options (TLS, pinning) are passed on only to a client that
+    knows them: this TUI works with a plaintext-only client as well as with
+    one that speaks TLS and pins keys in ``known_hosts``.
+    """
+
+    tls: bool = True
+    pin: str | None = None
+    known_hosts: Path | None = None
+    confirm: Confirm | None = None
+
+
+def _transport_kwargs(options: ConnectOptions) -> dict[str, Any]:
+    accepted = inspect.signature(Client.connect).parameters
+    kwargs: dict[str, Any] = {}
+    if "tls" in accepted:
+        kwargs["tls"] = options.tls
+    if "pin" in accepted and options.pin:
+        kwargs["pin"] = options.pin
+    if "confirm" in accepted and options.confirm is not None:
+        kwargs["confirm"] = options.confirm
+    if "known_hosts" in accepted and options.known_hosts is not None:
+        from .. import trust  # type: ignore[attr-defined,unused-ignore]
+
+        kwargs["known_hosts"] = trust.KnownHosts(options.known_hosts)
+    return kwargs
+
+
+async def connect(
+    host: str, port: int, nick: str | None, options: ConnectOptions | None = None
+) -> Client:
     """Connect with ``nick``; raises ConnectionClosed like Client.connect."""
-    return await Client.connect(host, port, nick=nick or None)
+    kwargs = _transport_kwargs(options or ConnectOptions())
+    client: Client = await Client.connect(host, port, nick=nick or None, **kwargs)
+    return client
 
 
-async def reconnect_once(host: str, port: int, nick: str) -> Client:
+async def reconnect_once(
+    host: str, port: int, nick: str, options: ConnectOptions | None = None
+) -> Client:
     """One reconnect attempt.  If our old session still holds the nick (the
     server has not noticed the drop yet), come back as ``nick_`` instead."""
     try:
-        return await connect(host, port, nick)
+        return await connect(host, port, nick, options)
     except ConnectionClosed as exc:
         if exc.code != Code.NICK_TAKEN or len(nick) >= ev.NICK_MAX:
             raise
-    return await connect(host, port, nick + "_")
+    return await connect(host, port, nick + "_", options)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -36,9 +37,17 @@ def _no_cursor_blink(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Input, "cursor_blink", False)
 
 
+def daemon_config(port: int = 0) -> Config:
+    """A loopback daemon without TLS (when this daemon knows about TLS at all)."""
+    extra: dict[str, Any] = {}
+    if "plaintext" in {f.name for f in dataclasses.fields(Config)}:
+        extra["plaintext"] = True
+    return Config(host="127.0.0.1", port=port, **extra)
+
+
 @pytest.fixture
 async def daemon() -> AsyncIterator[Daemon]:
-    d = Daemon(Config(host="127.0.0.1", port=0))
+    d = Daemon(daemon_config())
     await d.start()
     try:
         yield d
@@ -51,6 +60,7 @@ def app_for(port: int, settings_dir: Path, nick: str, **kwargs: Any) -> Anonchat
     kwargs.setdefault("clock", fixed_clock)
     kwargs.setdefault("ping_interval", 3600.0)
     kwargs.setdefault("reconnect_delays", (0.05, 0.1, 0.2))
+    kwargs.setdefault("tls", False)
     return make_app(
         settings_dir / nick,
         server=f"127.0.0.1:{port}",
@@ -104,7 +114,7 @@ class ThreadedDaemon:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
-        self.daemon = Daemon(Config(host="127.0.0.1", port=0))
+        self.daemon = Daemon(daemon_config())
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
 
     def __enter__(self) -> ThreadedDaemon:

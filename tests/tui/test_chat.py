@@ -6,6 +6,8 @@ from pathlib import Path
 
 from anonchat.daemon import Daemon
 from anonchat.tui.state import CONSOLE
+from anonchat.tui.widgets.chat_input import ChatInput
+from anonchat.tui.widgets.room_list import RoomList
 
 from .conftest import app_for, lines, type_line, until_chat, wait_for
 
@@ -25,3 +27,84 @@ async def test_two_apps_converse(daemon: Daemon, tmp_path: Path) -> None:
         assert any("alice  hello bob" in line for line in lines(ca, "lobby"))
         assert "bob" in ca.state.rooms["lobby"].members
         assert lines(ca, CONSOLE)
+
+
+async def test_unread_count_mention_toast_and_bell(daemon: Daemon, tmp_path: Path) -> None:
+    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby", "dev"])
+    bob = app_for(daemon.port, tmp_path, "bob", join=["lobby"])
+    async with (
+        alice.run_test(size=(100, 30), notifications=True) as pa,
+        bob.run_test(size=(100, 30)) as pb,
+    ):
+        ca = await until_chat(pa)
+        cb = await until_chat(pb)
+        await wait_for(pa, lambda: ca.state.current == "dev", what="alice in dev")
+        await wait_for(pb, lambda: cb.state.current == "lobby", what="bob in lobby")
+        await wait_for(pa, lambda: "bob" in ca.state.rooms["lobby"].members, what="bob seen")
+        await type_line(pb, "just chatting")
+        await type_line(pb, "hey Alice, look")
+        await wait_for(pa, lambda: ca.state.rooms["lobby"].unread == 2, what="2 unread")
+        lobby = ca.state.rooms["lobby"]
+        assert lobby.mentioned
+        assert alice.bells == 1
+        await pa.pause()
+        toasts = list(alice.screen.query("Toast"))
+        assert toasts, "no mention toast"
+        assert "hey Alice, look" in str(toasts[-1].render())
+        prompt = ca.query_one(RoomList).get_option("w:lobby").prompt
+        assert "(2)" in str(prompt) and "@" in str(prompt)
+        # Switching to the room clears the marks.
+        await pa.press("alt+1")
+        assert ca.state.current == "lobby"
+        assert lobby.unread == 0 and not lobby.mentioned
+        # Own messages and messages without the nick neither toast nor ring.
+        await type_line(pa, "alice here")
+        await wait_for(pa, lambda: any("alice here" in x for x in lines(ca, "lobby")))
+        assert alice.bells == 1
+
+
+async def test_switch_rooms_by_keys_and_click(daemon: Daemon, tmp_path: Path) -> None:
+    app = app_for(daemon.port, tmp_path, "carol", join=["one", "two", "three"])
+    async with app.run_test(size=(100, 30)) as pilot:
+        chat = await until_chat(pilot)
+        await wait_for(pilot, lambda: len(chat.state.rooms) == 3, what="3 rooms")
+        await wait_for(pilot, lambda: chat.state.current == "three")
+        await pilot.press("ctrl+p")
+        assert chat.state.current == "two"
+        await pilot.press("alt+left")
+        assert chat.state.current == "one"
+        await pilot.press("ctrl+n")
+        assert chat.state.current == "two"
+        await pilot.press("alt+right", "alt+right")
+        assert chat.state.current == CONSOLE  # wraps around to the server window
+        await pilot.press("alt+3")
+        assert chat.state.current == "three"
+        await pilot.press("alt+0")
+        assert chat.state.current == CONSOLE
+        # The keys work while text is being typed, and leave the text alone.
+        await pilot.press("h", "i", "ctrl+n")
+        assert chat.state.current == "one"
+        assert chat.query_one(ChatInput).value == "hi"
+        # Click: row 0 is the border, then the server window, then rooms 1, 2, 3.
+        await pilot.click(RoomList, offset=(5, 3))
+        assert chat.state.current == "two"
+        await pilot.click(RoomList, offset=(5, 1))
+        assert chat.state.current == CONSOLE
+        assert chat.query_one(ChatInput).has_focus
+
+
+async def test_click_public_room_joins_it(daemon: Daemon, tmp_path: Path) -> None:
+    dave = app_for(daemon.port, tmp_path, "dave", join=["garden"])
+    erin = app_for(daemon.port, tmp_path, "erin")
+    async with dave.run_test(size=(100, 30)) as pd, erin.run_test(size=(100, 30)) as pe:
+        cd = await until_chat(pd)
+        ce = await until_chat(pe)
+        await wait_for(pd, lambda: cd.state.current == "garden")
+        await type_line(pe, "/list")
+        await wait_for(pe, lambda: any("#garden (1)" in x for x in lines(ce, CONSOLE)))
+        # Rows: border, server window, separator, heading, #garden.
+        rooms = ce.query_one(RoomList)
+        assert rooms.get_option("p:garden") is not None
+        await pe.click(RoomList, offset=(5, 4))
+        await wait_for(pe, lambda: ce.state.current == "garden", what="erin joined garden")
+        await wait_for(pd, lambda: "erin" in cd.state.rooms["garden"].members)

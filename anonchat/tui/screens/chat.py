@@ -60,7 +60,14 @@ from ..render import (
     room_text,
     system_line,
 )
-from ..session import backoff, join_or_create, reconnect_once, rejoin
+from ..session import (
+    RECONNECT_DELAYS,
+    ConnectOptions,
+    backoff,
+    join_or_create,
+    reconnect_once,
+    rejoin,
+)
 from ..state import CONSOLE, ChatState
 from ..widgets.chat_input import ChatInput
 from ..widgets.member_list import MemberList
@@ -84,6 +91,11 @@ def secret_rooms_available(client: Client) -> bool:
     """Whether the server can host secret rooms.  No daemon can yet; when the
     hello advertises it, this is the one place to look."""
     return False
+
+
+def transport(client: Client) -> str:
+    """ "TLS" when the connection is encrypted (a client that pins keys says so)."""
+    return "TLS" if getattr(client, "pin", "") else "unencrypted"
 
 
 class ChatScreen(Screen[None]):
@@ -115,7 +127,8 @@ class ChatScreen(Screen[None]):
         join: Sequence[str] = (),
         banner: str = "",
         ping_interval: float = 5.0,
-        reconnect_delays: Sequence[float] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0),
+        reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
+        options: ConnectOptions | None = None,
     ) -> None:
         super().__init__(id="chat")
         self.client = client
@@ -126,6 +139,7 @@ class ChatScreen(Screen[None]):
         self.banner = banner
         self.ping_interval = ping_interval
         self.reconnect_delays = tuple(reconnect_delays)
+        self.options = options or ConnectOptions()
         self.state = ChatState()
         self.wanted_nick = client.nick
         self.quitting = False
@@ -148,11 +162,18 @@ class ChatScreen(Screen[None]):
     def on_mount(self) -> None:
         self._add_view(CONSOLE)
         self.switch_to(CONSOLE)
-        self.status.set(server=self.server_label, state="connected", nick=self.client.nick)
+        self.status.set(
+            server=self.server_label,
+            state="connected",
+            nick=self.client.nick,
+            transport=transport(self.client),
+        )
         hello = self.client.hello
+        pin = getattr(self.client, "pin", "")
+        how = f"TLS, key {clean(pin)}" if pin else "unencrypted"
         self.console(
             join_text(
-                f"connected to {self.server_label} ({clean(hello.server)}) as ",
+                f"connected to {self.server_label} ({clean(hello.server)}, {how}) as ",
                 nick_text(self.client.nick),
                 "; /help lists the commands",
             )
@@ -448,7 +469,7 @@ class ChatScreen(Screen[None]):
             self.post_message(Reconnecting(attempt, delay, last))
             await asyncio.sleep(delay)
             try:
-                client = await reconnect_once(self.host, self.port, self.wanted_nick)
+                client = await reconnect_once(self.host, self.port, self.wanted_nick, self.options)
             except ConnectionClosed as exc:
                 last = exc.message
                 continue
@@ -615,7 +636,12 @@ class ChatScreen(Screen[None]):
     def on_reconnected(self, event: Reconnected) -> None:
         self.client = event.client
         self.connected = True
-        self.status.set(state="connected", detail="", nick=event.client.nick)
+        self.status.set(
+            state="connected",
+            detail="",
+            nick=event.client.nick,
+            transport=transport(event.client),
+        )
         self.console(join_text("reconnected as ", nick_text(event.client.nick)))
         for joined in event.joined:
             room = self.state.enter(joined)

@@ -14,8 +14,9 @@ from ...errors import Code, ConnectionClosed
 from ...names import InvalidName, check_nick
 from ..messages import Connected, ConnectFailed
 from ..render import clean
-from ..session import connect
+from ..session import ConnectOptions, connect
 from ..settings import parse_server
+from .trust import TrustScreen
 
 DEFAULT_PORT = 7667
 
@@ -34,8 +35,16 @@ def describe_failure(code: str, message: str, server: str) -> tuple[str, str]:
 class ConnectScreen(Screen[None]):
     BINDINGS = [Binding("f1", "app.show_help", "Help")]
 
-    def __init__(self, server: str, nick: str, *, autoconnect: bool = False) -> None:
+    def __init__(
+        self,
+        server: str,
+        nick: str,
+        *,
+        options: ConnectOptions | None = None,
+        autoconnect: bool = False,
+    ) -> None:
         super().__init__(id="connect")
+        self.options = options or ConnectOptions()
         self.server = server
         self.nick = nick
         self.autoconnect = autoconnect
@@ -103,12 +112,22 @@ class ConnectScreen(Screen[None]):
 
     @work(exclusive=True, group="connect")
     async def connect_worker(self, host: str, port: int, nick: str) -> None:
+        options = ConnectOptions(
+            tls=self.options.tls,
+            pin=self.options.pin,
+            known_hosts=self.options.known_hosts,
+            confirm=self.ask_trust,
+        )
         try:
-            client = await connect(host, port, nick)
+            client = await connect(host, port, nick, options)
         except ConnectionClosed as exc:
             self.post_message(ConnectFailed(exc.code, exc.message))
             return
         self.post_message(Connected(client))
+
+    async def ask_trust(self, host: str, port: int, pin: str) -> bool:
+        """Called by the client, inside the connect worker, for a new server."""
+        return await self.app.push_screen_wait(TrustScreen(host, port, pin))
 
     def on_connect_failed(self, event: ConnectFailed) -> None:
         self.set_busy(False)

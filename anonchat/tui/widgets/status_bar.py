@@ -23,6 +23,7 @@ class StatusBar(Static):
         self.detail = ""
         self.latency: float | None = None
         self.nick = ""
+        self.transport = ""
 
     def set(
         self,
@@ -32,6 +33,7 @@ class StatusBar(Static):
         detail: str | None = None,
         latency: float | None = None,
         nick: str | None = None,
+        transport: str | None = None,
     ) -> None:
         if server is not None:
             self.server = server
@@ -45,12 +47,17 @@ class StatusBar(Static):
             self.latency = latency
         if nick is not None:
             self.nick = nick
+        if transport is not None:
+            self.transport = transport
         self.update(self.render_text())
 
     def render_text(self) -> Text:
         sep = Text(" │ ", style="dim")
         out = Text(" ")
         out.append(clean(self.server) or "no server")
+        if self.transport:
+            style = "green" if self.transport == "TLS" else "yellow"
+            out.append(f" {self.transport}", style=style)
         out.append_text(sep)
         out.append(f"● {self.state}", style=STATE_STYLES.get(self.state, ""))
         if self.detail:
