@@ -1,0 +1,599 @@
+"""Regenerate the generated parts of ``docs/protocol.md`` from the code.
+
+Run from the repository root::
+
+    python docs/gen_protocol_examples.py          # rewrite docs/protocol.md in place
+    python docs/gen_protocol_examples.py --check  # exit 1 if the document is stale
+
+The document marks each generated part with a pair of HTML comments::
+
+    <!-- gen:KIND:ARG -->
+    ...replaced on every run...
+    <!-- /gen -->
+
+Kinds:
+
+``example:NAME``
+    a hex dump of one or more frames from :data:`EXAMPLES`, encoded by
+    ``anonchat.wire.encode_frame(frame.to_wire())``, and the decoded map as JSON;
+``fields:CLASS``
+    the field table of a frame or record class of :mod:`anonchat.events`;
+``codes``, ``limits``, ``schema-limits``
+    the error-code and limit tables (from :mod:`anonchat.errors` and
+    :class:`anonchat.daemon.config.Limits`);
+``malformed``
+    what the server's protocol object answers to broken input;
+``transcript``
+    a conversation with a real in-process daemon on loopback (clock fixed).
+
+Everything else in the document is prose and is left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import re
+import struct
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, get_args, get_origin
+from unittest import mock
+
+from anonchat import __version__
+from anonchat import events as ev
+from anonchat.daemon import Config, Daemon, Limits, rooms
+from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
+from anonchat.protocol import Connection
+from anonchat.wire import HEADER, HEADER_SIZE, FrameDecoder, encode_frame
+
+DOC = Path(__file__).resolve().parent / "protocol.md"
+
+#: A fixed clock for examples: 2026-01-01T12:00:00Z in milliseconds.
+T0 = 1_767_268_800_000
+
+CLIENT_NAME = f"anonchat/{__version__}"
+SERVER_NAME = f"anonchatd/{__version__}"
+
+# --------------------------------------------------------------------------
+# Example frames: every frame class has at least one.
+
+EXAMPLES: dict[str, list[ev.Frame]] = {
+    "ping": [ev.Ping(n=1)],
+    "pong": [ev.Pong(n=1)],
+    "bye-client": [ev.Bye(code="quit", msg="see you")],
+    "bye-server": [ev.Bye(code=Code.SHUTDOWN, msg="the server is shutting down")],
+    "hello-client": [ev.ClientHello(v=ev.PROTOCOL_VERSION, client=CLIENT_NAME, nick="alice")],
+    "hello-client-minimal": [ev.ClientHello(v=ev.PROTOCOL_VERSION)],
+    "nick": [ev.SetNick(id=4, nick="alice_")],
+    "list": [ev.ListRooms(id=2)],
+    "create": [ev.Create(id=1, room="lobby", topic="say hi")],
+    "join": [ev.Join(id=1, room="lobby")],
+    "leave": [ev.Leave(id=6, room="lobby")],
+    "topic": [ev.SetTopic(id=5, room="lobby", topic="general chat")],
+    "who": [ev.Who(id=3, room="lobby")],
+    "say": [ev.Say(id=7, room="lobby", text="héllo, wörld")],
+    "say-me": [ev.Say(id=8, room="lobby", text="waves", me=True)],
+    "hello-server": [
+        ev.ServerHello(
+            v=ev.PROTOCOL_VERSION,
+            server=SERVER_NAME,
+            nick="alice",
+            max_frame=Limits().max_frame,
+            max_text=Limits().max_text,
+            ping_interval=int(Limits().ping_interval),
+        )
+    ],
+    "ok": [ev.Ok(id=4)],
+    "ok-say": [ev.Ok(id=7, seq=42)],
+    "error-request": [ev.Error(code=Code.NICK_TAKEN, msg="the nick bob is taken", id=4)],
+    "error-fatal": [ev.Error(code=Code.IDLE_TIMEOUT, msg="nothing received for 90 seconds")],
+    "rooms": [
+        ev.Rooms(
+            id=2,
+            rooms=[
+                ev.RoomInfo(room="lobby", members=12, topic="say hi"),
+                ev.RoomInfo(room="rust", members=3, topic=""),
+            ],
+        )
+    ],
+    "joined-create": [
+        ev.Joined(id=1, room="lobby", topic="say hi", members=["alice"], seq=1, owner=True)
+    ],
+    "joined": [ev.Joined(id=1, room="lobby", topic="say hi", members=["alice", "bob"], seq=2)],
+    "members": [ev.Members(id=3, room="lobby", members=["alice", "bob", "carol"])],
+    "msg": [ev.Msg(room="lobby", seq=42, ts=T0, nick="alice", text="héllo, wörld")],
+    "msg-me": [ev.Msg(room="lobby", seq=43, ts=T0 + 2_500, nick="alice", text="waves", me=True)],
+    "presence-join": [ev.Presence(room="lobby", seq=2, ts=T0, kind="join", nick="bob")],
+    "presence-nick": [
+        ev.Presence(room="lobby", seq=44, ts=T0 + 4_000, kind="nick", nick="alice", new="alice_")
+    ],
+    "presence-quit": [
+        ev.Presence(room="lobby", seq=45, ts=T0 + 9_000, kind="quit", nick="bob", msg="see you")
+    ],
+    "topic_changed": [
+        ev.TopicChanged(room="lobby", seq=46, ts=T0 + 12_000, nick="alice", topic="general chat")
+    ],
+}
+
+# --------------------------------------------------------------------------
+# Rendering helpers
+
+
+def hex_lines(frame_bytes: bytes) -> str:
+    """One frame as hex: the 4 length bytes on a line, then the body 16 bytes a line."""
+    head, body = frame_bytes[:HEADER_SIZE], frame_bytes[HEADER_SIZE:]
+    lines = [head.hex(" ")]
+    lines += [body[i : i + 16].hex(" ") for i in range(0, len(body), 16)]
+    return "\n".join(lines)
+
+
+def split_frames(data: bytes) -> Iterator[bytes]:
+    """Cut a byte stream of complete frames into single frames (prefix included)."""
+    pos = 0
+    while pos < len(data):
+        (length,) = HEADER.unpack_from(data, pos)
+        yield data[pos : pos + HEADER_SIZE + length]
+        pos += HEADER_SIZE + length
+
+
+def as_json(bodies: list[dict[str, Any]]) -> str:
+    if len(bodies) == 1:
+        return json.dumps(bodies[0], ensure_ascii=False)
+    inner = ",\n".join("  " + json.dumps(b, ensure_ascii=False) for b in bodies)
+    return f"[\n{inner}\n]"
+
+
+def dump(data: bytes) -> str:
+    """A ```hex block of the frames in ``data`` and a ```json block of their maps."""
+    frames = list(split_frames(data))
+    hexed = "\n\n".join(hex_lines(f) for f in frames)
+    bodies = [ev.from_wire(_decode(f), _receiver(f)).to_wire() for f in frames]
+    return f"```hex\n{hexed}\n```\n\n```json\n{as_json(bodies)}\n```"
+
+
+def _decode(frame_bytes: bytes) -> dict[str, Any]:
+    (body,) = FrameDecoder().feed(frame_bytes)
+    return body
+
+
+def _receiver(frame_bytes: bytes) -> ev.Role:
+    body = _decode(frame_bytes)
+    for role in ("server", "client"):
+        try:
+            ev.from_wire(body, role)
+        except RemoteProtocolError:
+            continue
+        return role
+    raise ValueError(f"not a valid frame for either side: {body!r}")
+
+
+def render_example(name: str) -> str:
+    data = b"".join(encode_frame(f.to_wire()) for f in EXAMPLES[name])
+    return dump(data)
+
+
+# -- field tables -------------------------------------------------------------
+
+
+def _type_name(kind: Any) -> str:
+    if kind is bool:
+        return "bool"
+    if kind is int:
+        return "int"
+    if kind is str:
+        return "str"
+    if kind is bytes:
+        return "bin"
+    if get_origin(kind) is list:
+        (item,) = get_args(kind)
+        return f"array of {_type_name(item)}"
+    if isinstance(kind, type) and issubclass(kind, ev.Record):
+        return f"map ({kind.__name__})"
+    raise TypeError(f"no msgpack name for {kind!r}")
+
+
+def _limit(cls: type, spec: Any) -> str:
+    kind = spec.kind
+    if kind is int:
+        return "0 … 2⁶³−1"
+    if kind is bool:
+        return "—"
+    if kind is str:
+        text = f"≤ {spec.max} characters"
+        if cls is ev.Presence and spec.name == "kind":
+            text += "; one of " + ", ".join(f"`{k}`" for k in sorted(ev.PRESENCE_KINDS))
+        return text
+    if get_origin(kind) is list:
+        (item,) = get_args(kind)
+        each = f", each ≤ {ev.NICK_MAX} characters" if item is str else ""
+        return f"≤ {spec.max} items{each}"
+    return "see its table"
+
+
+def _presence(spec: Any) -> str:
+    if spec.required:
+        return "required"
+    if spec.default is None:
+        return "optional, left out when unset"
+    shown = "false" if spec.default is False else repr(spec.default)
+    return f"optional, left out when {shown}"
+
+
+def render_fields(class_name: str) -> str:
+    cls = getattr(ev, class_name)
+    rows = ["| field | msgpack type | presence | limit |", "|---|---|---|---|"]
+    if issubclass(cls, ev.Frame):
+        rows.append(f'| `t` | str | required | `"{cls.TYPE}"` |')
+    for spec in cls._FIELDS:
+        kind = _type_name(spec.kind)
+        rows.append(f"| `{spec.name}` | {kind} | {_presence(spec)} | {_limit(cls, spec)} |")
+    if issubclass(cls, ev.Frame):
+        who = {"client": "client → server", "server": "server → client", "both": "either side"}
+        rows.append("")
+        rows.append(f"Sent by: {who[cls.SENDER]}.")
+    return "\n".join(rows)
+
+
+# -- error codes and limits ----------------------------------------------------------
+
+CODE_MEANINGS: dict[Code, str] = {
+    Code.FRAME_TOO_LARGE: "a length prefix above the receiver's `max_frame`; "
+    "refused before the body is read",
+    Code.EMPTY_FRAME: "a length prefix of 0",
+    Code.BAD_FRAME: "the body is not one valid msgpack map with a str `t` "
+    "(bad msgpack, trailing bytes, ext type, not a map, no `t`)",
+    Code.UNKNOWN_TYPE: "`t` names no frame type of this version",
+    Code.BAD_FIELD: "a field is missing, unknown, of the wrong type or over its limit",
+    Code.UNEXPECTED_FRAME: "a frame type the receiver's side never accepts "
+    "(e.g. a client sending `ok`), or a second `hello`",
+    Code.HELLO_REQUIRED: "a frame other than `hello`/`bye` before the peer's `hello`",
+    Code.UNSUPPORTED_VERSION: "`hello.v` is not 1",
+    Code.TRUNCATED: "the connection ended in the middle of a frame",
+    Code.HELLO_TIMEOUT: "no `hello` within `hello_timeout` seconds of connecting",
+    Code.IDLE_TIMEOUT: "nothing received for `idle_timeout` seconds",
+    Code.SENDQ_EXCEEDED: "the client read too slowly (more than `sendq` bytes waiting); "
+    "the connection is aborted at once, so this code is only logged, never sent",
+    Code.SERVER_FULL: "`max_connections` reached; sent instead of a `hello`, then close",
+    Code.SHUTDOWN: "the daemon is stopping; sent in a `bye` frame, not an `error`",
+    Code.INTERNAL: "a bug in the daemon while handling this connection",
+    Code.NICK_INVALID: "the nick breaks the nick rules (empty, too long, whitespace, "
+    "control or format characters, ...)",
+    Code.NICK_TAKEN: "another connection holds a nick with the same key",
+    Code.ROOM_INVALID: "`create`: the room name breaks the name rules",
+    Code.ROOM_EXISTS: "`create`: a room with the same key exists",
+    Code.NO_SUCH_ROOM: "`join`/`who`: no room with that key",
+    Code.NOT_MEMBER: "`leave`/`topic`/`say`: you are not in that room",
+    Code.ALREADY_MEMBER: "`join`: you are in that room already",
+    Code.TEXT_INVALID: "`say`: text empty or blank, or with control characters "
+    "other than tab and newline",
+    Code.TEXT_TOO_LONG: "`say`: text longer than `max_text` UTF-8 bytes",
+    Code.TOPIC_INVALID: "`create`/`topic`: a control or line-separator character in the topic",
+    Code.TOO_MANY_ROOMS: "`create`/`join`: you are in `max_rooms_per_session` rooms, "
+    "or (`create`) the daemon holds `max_rooms` rooms",
+    Code.ROOM_FULL: "`join`: the room has `max_members_per_room` members",
+    Code.RATE_LIMITED: "reserved: not sent by the version 1 daemon yet",
+}
+
+
+def render_codes() -> str:
+    missing = set(Code) ^ set(CODE_MEANINGS)
+    assert not missing, f"describe these codes in CODE_MEANINGS: {sorted(missing)}"
+    rows = ["| code | fatal | meaning |", "|---|---|---|"]
+    for code in Code:
+        if code in FATAL_CODES:
+            fatal = "yes"
+        elif code in (Code.NICK_INVALID, Code.NICK_TAKEN):
+            fatal = "no (yes in reply to `hello`)"
+        else:
+            fatal = "no"
+        rows.append(f"| `{code.value}` | {fatal} | {CODE_MEANINGS[code]} |")
+    return "\n".join(rows)
+
+
+SCHEMA_LIMITS: dict[str, str] = {
+    "NICK_MAX": "characters of a nick (every `nick`/`new` field, every item of `members`)",
+    "ROOM_MAX": "characters of a room name",
+    "TOPIC_MAX": "characters of a topic",
+    "TEXT_MAX": "characters of a message text (the daemon's `max_text` is tighter, in bytes)",
+    "SHORT_MAX": "characters of `client`, `server`, `code`, `msg` of `bye`/`error`/`presence`",
+    "LIST_MAX": "items of `members` and `rooms`",
+}
+
+
+def render_schema_limits() -> str:
+    rows = ["| constant | value | bounds |", "|---|---|---|"]
+    for name, what in SCHEMA_LIMITS.items():
+        rows.append(f"| `events.{name}` | {getattr(ev, name)} | {what} |")
+    return "\n".join(rows)
+
+
+DAEMON_LIMITS: dict[str, str] = {
+    "max_frame": "largest frame body accepted or sent, bytes (advertised in `hello`)",
+    "max_text": "UTF-8 bytes of one message text (advertised in `hello`)",
+    "sendq": "bytes waiting for a slow reader before it is dropped",
+    "max_connections": "connections held at once; more get `server_full`",
+    "max_rooms_per_session": "rooms one connection may be in",
+    "max_members_per_room": "members of one room",
+    "max_rooms": "public rooms on the daemon",
+    "hello_timeout": "seconds to send `hello` after connecting",
+    "ping_interval": "seconds of silence before the daemon pings (advertised in `hello`, "
+    "as a whole number)",
+    "idle_timeout": "seconds of silence before the daemon closes with `idle_timeout`",
+    "read_size": "bytes read from a socket at once (not visible on the wire)",
+}
+
+
+def render_limits() -> str:
+    fields = dataclasses.fields(Limits)
+    missing = {f.name for f in fields} ^ set(DAEMON_LIMITS)
+    assert not missing, f"describe these limits in DAEMON_LIMITS: {sorted(missing)}"
+    rows = ["| limit | default | meaning |", "|---|---|---|"]
+    for f in fields:
+        default = f.default
+        shown = f"{default:,}" if isinstance(default, int) else f"{default:g}"
+        rows.append(f"| `{f.name}` | {shown} | {DAEMON_LIMITS[f.name]} |")
+    return "\n".join(rows)
+
+
+# -- malformed input -------------------------------------------------------------
+
+HELLO = encode_frame(ev.ClientHello(v=ev.PROTOCOL_VERSION).to_wire())
+
+
+def _raw(body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + body
+
+
+MALFORMED: list[tuple[str, bytes, bool]] = [
+    # (what, bytes after a valid client hello or from the start, hello first?)
+    ("length 0", b"\x00\x00\x00\x00", True),
+    ("length 65 537 (body never read)", b"\x00\x01\x00\x01", True),
+    ("body is not msgpack", _raw(b"\xc1"), True),
+    ("body is nil, not a map", _raw(b"\xc0"), True),
+    ("two objects in one body", _raw(b"\x81\xa1t\xa4list\x01"), True),
+    ("an ext value", _raw(b"\x83\xa1t\xa4list\xa2id\x01\xa1x\xd4\x05\x00"), True),
+    ("map without `t`", _raw(b"\x81\xa2id\x01"), True),
+    ('`{"t": "dance"}`', _raw(b"\x81\xa1t\xa5dance"), True),
+    ('`{"t": "ok", "id": 1}` from a client', _raw(b"\x82\xa1t\xa2ok\xa2id\x01"), True),
+    ('`{"t": "list"}` (no `id`)', _raw(b"\x81\xa1t\xa4list"), True),
+    ('`{"t": "list", "id": -1}`', _raw(b"\x82\xa1t\xa4list\xa2id\xff"), True),
+    ('`{"t": "list", "id": 1, "x": 1}`', _raw(b"\x83\xa1t\xa4list\xa2id\x01\xa1x\x01"), True),
+    (
+        '`{"t": "say", …, "me": nil}`',
+        _raw(b"\x85\xa1t\xa3say\xa2id\x01\xa4room\xa1r\xa4text\xa1x\xa2me\xc0"),
+        True,
+    ),
+    ('`{"t": "list", "id": 1}` before `hello`', _raw(b"\x82\xa1t\xa4list\xa2id\x01"), False),
+    ('`{"t": "hello", "v": 2}`', _raw(b"\x82\xa1t\xa5hello\xa1v\x02"), False),
+    ("a second `hello`", HELLO, True),
+    ("end of stream after 2 bytes of a prefix", b"\x00\x00", True),
+]
+
+
+def render_malformed() -> str:
+    rows = ["| input | bytes | error frame queued by the server |", "|---|---|---|"]
+    for what, data, hello_first in MALFORMED:
+        conn = Connection("server")
+        if hello_first:
+            conn.receive_data(HELLO)
+        conn.receive_data(data)
+        if data == b"\x00\x00":
+            conn.receive_data(b"")
+        (reply,) = (ev.from_wire(_decode(f), "client") for f in split_frames(conn.data_to_send()))
+        assert isinstance(reply, ev.Error) and reply.id is None
+        rows.append(f"| {what} | `{data.hex(' ')}` | `{reply.code}`: {reply.msg} |")
+    return "\n".join(rows)
+
+
+# -- a real conversation ---------------------------------------------------------
+
+
+class _Peer:
+    """A raw loopback connection driven by the sans-I/O client Connection."""
+
+    def __init__(self, name: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        self.name = name
+        self.reader = reader
+        self.writer = writer
+        self.conn = Connection("client")
+        self.buf = bytearray()
+
+    async def send(self, *frames: ev.Frame) -> bytes:
+        for frame in frames:
+            self.conn.send(frame)
+        data = self.conn.data_to_send()
+        self.writer.write(data)
+        await self.writer.drain()
+        return data
+
+    async def expect(self, count: int) -> bytes:
+        """Read until ``count`` whole frames arrived; return exactly their bytes."""
+        async with asyncio.timeout(5):
+            while True:
+                frames = _whole_frames(bytes(self.buf))
+                if len(frames) >= count:
+                    data = b"".join(frames[:count])
+                    del self.buf[: len(data)]
+                    self.conn.receive_data(data)
+                    assert self.conn.error is None, self.conn.error
+                    return data
+                chunk = await self.reader.read(65536)
+                assert chunk, f"{self.name}: connection closed early"
+                self.buf += chunk
+
+    async def expect_eof(self) -> None:
+        async with asyncio.timeout(5):
+            assert not self.buf and not await self.reader.read(65536)
+
+
+def _whole_frames(data: bytes) -> list[bytes]:
+    frames = []
+    pos = 0
+    while len(data) - pos >= HEADER_SIZE:
+        (length,) = HEADER.unpack_from(data, pos)
+        if len(data) - pos - HEADER_SIZE < length:
+            break
+        frames.append(data[pos : pos + HEADER_SIZE + length])
+        pos += HEADER_SIZE + length
+    return frames
+
+
+Step = tuple[str, list[tuple[str, bytes]]]
+
+
+async def _converse() -> list[Step]:
+    ticks = iter(range(T0, T0 + 1_000_000, 1_500))
+    clock: Callable[[], int] = lambda: next(ticks)  # noqa: E731
+    with mock.patch.object(rooms, "now_ms", clock):
+        daemon = Daemon(Config(host="127.0.0.1", port=0, **_plain()))
+        await daemon.start()
+        try:
+            return await _script(daemon)
+        finally:
+            await daemon.shutdown()
+
+
+def _plain() -> dict[str, Any]:
+    """Plain TCP for the recording, where the daemon can do TLS: frames are the same."""
+    names = {f.name for f in dataclasses.fields(Config)}
+    return {"plaintext": True} if "plaintext" in names else {}
+
+
+async def _script(daemon: Daemon) -> list[Step]:
+    steps: list[Step] = []
+
+    async def peer(name: str) -> _Peer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
+        return _Peer(name, reader, writer)
+
+    alice, bob = await peer("alice"), await peer("bob")
+    hello = ev.PROTOCOL_VERSION
+    sent = await alice.send(
+        ev.ClientHello(v=hello, client=CLIENT_NAME, nick="alice"),
+        ev.Create(id=1, room="lobby", topic="say hi"),
+    )
+    got = await alice.expect(2)
+    steps.append(
+        (
+            "alice connects and creates a room, pipelining `create` after `hello` in one write",
+            [("alice → daemon", sent), ("daemon → alice", got)],
+        )
+    )
+    sent = await bob.send(
+        ev.ClientHello(v=hello, client=CLIENT_NAME, nick="bob"), ev.Join(id=1, room="lobby")
+    )
+    got = await bob.expect(2)
+    seen = await alice.expect(1)
+    steps.append(
+        (
+            "bob connects and joins; alice sees him arrive (he does not see his own join)",
+            [("bob → daemon", sent), ("daemon → bob", got), ("daemon → alice", seen)],
+        )
+    )
+    sent = await bob.send(ev.Say(id=2, room="lobby", text="hi alice"))
+    got = await bob.expect(2)
+    seen = await alice.expect(1)
+    steps.append(
+        (
+            "bob says something: every member gets the same `msg`, "
+            "bob's echo comes before his `ok`",
+            [("bob → daemon", sent), ("daemon → bob", got), ("daemon → alice", seen)],
+        )
+    )
+    sent = await alice.send(ev.SetTopic(id=2, room="lobby", topic="general chat"))
+    got = await alice.expect(2)
+    seen = await bob.expect(1)
+    steps.append(
+        (
+            "alice changes the topic",
+            [("alice → daemon", sent), ("daemon → alice", got), ("daemon → bob", seen)],
+        )
+    )
+    sent = await alice.send(ev.Ping(n=1))
+    got = await alice.expect(1)
+    steps.append(
+        ("alice measures the round trip", [("alice → daemon", sent), ("daemon → alice", got)])
+    )
+    sent = await bob.send(ev.Bye(code="quit", msg="see you"))
+    await bob.expect_eof()
+    seen = await alice.expect(1)
+    steps.append(
+        (
+            "bob quits with a message; the daemon closes his connection without a frame",
+            [("bob → daemon", sent), ("daemon → alice", seen)],
+        )
+    )
+    stopping = asyncio.create_task(daemon.shutdown())
+    got = await alice.expect(1)
+    await alice.expect_eof()
+    await stopping
+    steps.append(("the daemon shuts down", [("daemon → alice", got)]))
+    for p in (alice, bob):
+        p.writer.close()
+    return steps
+
+
+def render_transcript() -> str:
+    steps = asyncio.run(_converse())
+    parts = []
+    for n, (title, blocks) in enumerate(steps, 1):
+        parts.append(f"**{n}. {title}.**")
+        for direction, data in blocks:
+            parts.append(f"{direction}:")
+            parts.append(dump(data))
+    return "\n\n".join(parts)
+
+
+# --------------------------------------------------------------------------
+# The document
+
+_REGION = re.compile(r"(<!-- gen:(?P<key>[\w:-]+) -->\n).*?(<!-- /gen -->)", re.DOTALL)
+
+
+def render(key: str) -> str:
+    kind, _, arg = key.partition(":")
+    simple: dict[str, Callable[[], str]] = {
+        "codes": render_codes,
+        "limits": render_limits,
+        "schema-limits": render_schema_limits,
+        "malformed": render_malformed,
+        "transcript": render_transcript,
+    }
+    if kind == "example":
+        return render_example(arg)
+    if kind == "fields":
+        return render_fields(arg)
+    return simple[kind]()
+
+
+def render_doc(text: str) -> str:
+    """The document with every generated region brought up to date."""
+    return _REGION.sub(lambda m: f"{m.group(1)}{render(m.group('key'))}\n{m.group(3)}", text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--check", action="store_true", help="only report whether it is stale")
+    parser.add_argument("path", nargs="?", type=Path, default=DOC)
+    args = parser.parse_args(argv)
+    old = args.path.read_text(encoding="utf-8")
+    new = render_doc(old)
+    if args.check:
+        if new != old:
+            print(
+                f"{args.path} is stale: run python docs/gen_protocol_examples.py", file=sys.stderr
+            )
+            return 1
+        return 0
+    if new != old:
+        args.path.write_text(new, encoding="utf-8")
+        print(f"updated {args.path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
