@@ -11,11 +11,14 @@ Every error a caller of this package can see is one of these; library errors
     │                            the connection stays open
     ├── ConnectionClosed         the connection is gone (EOF, reset, server bye);
     │                            carries the code and sentence of the reason
-    └── ConfigError              a config file or a command-line value is invalid
+    ├── ConfigError              a config file or a command-line value is invalid
+    └── CryptoError              a secret-room operation failed (bad signature,
+                                 replay, ...); local, never sent on the wire
 
 Every protocol and request error carries a stable machine ``code`` (see
 :class:`Code`) and a sentence for people.  Codes never change meaning; new ones
-may be added.
+may be added.  :class:`CryptoError` has its own codes
+(:class:`anonchat.crypto.CryptoCode`), which are for the client only.
 """
 
 from __future__ import annotations
@@ -114,3 +117,11 @@ class ConnectionClosed(_CodedError):
 
 class ConfigError(AnonchatError):
     """A configuration value is invalid."""
+
+
+class CryptoError(_CodedError):
+    """A secret-room key, seal or open operation failed; ``code`` names the step.
+
+    Raised for every bad input to :mod:`anonchat.crypto`, whatever it is, so a
+    client can drop one bad message and go on without catching library errors.
+    """

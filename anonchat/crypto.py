@@ -1,0 +1,608 @@
+"""The cryptography of secret rooms (crypto v1): bytes in, bytes out.
+
+No sockets, no files (except reading the shipped word list once), no asyncio:
+the client calls these functions and puts their results in frames; the daemon
+only relays :class:`Sealed` values it cannot read.  Every failure, whatever the
+input, is a :class:`~anonchat.errors.CryptoError` with a :class:`CryptoCode`.
+
+Key schedule (all parameters are constants here; a server never chooses them)::
+
+    name   = NFKC(room).casefold().strip()          pw = NFKC(passphrase)
+    salt   = SHA-256("anonchat/v1/salt" 0x00 pin 0x00 utf8(name))[:16]
+    master = Argon2id(utf8(pw), salt, t=3, lanes=4, m=64 MiB, 32 bytes)
+    room_id, auth_seed, enc_root = HKDF-SHA-256(master, salt=none, info=label)
+    send_key(epoch, pk) = HKDF-SHA-256(enc_root, info="anonchat/v1/send" u32(epoch) pk)
+
+``pin`` is the raw 32-byte SHA-256 of the server's SPKI (the ``sha256/<base64>``
+pin, decoded); a fixed length keeps the salt and join-proof encodings
+unambiguous.  A plaintext development server has no key: use ``bytes(32)``.
+HKDF gets no salt because ``master`` is already uniformly random.
+
+Join proof: Ed25519 (key from ``auth_seed``) over
+``"anonchat/v1/join" 0x00 room_id(32) challenge pin(32)``; the challenge is
+16 to 64 random bytes from the server.
+
+A message (all integers big-endian)::
+
+    record    = u8 len(nick) | utf8(nick) | u64 ts_ms | utf8(body)   body = the rest
+    plaintext = u16 len(record) | record | zero bytes up to 256/512/1024/2048/4096
+    nonce     = counter as 12 bytes          counter = 1, 2, 3, ... per Sealer
+    ad        = "anonchat/v1/msg" 0x00 room_id(32) u32(epoch) sender(32) u64(counter)
+                u8 len(kind) ascii(kind)
+    ciphertext = ChaCha20-Poly1305(send_key(epoch, sender), nonce, plaintext, ad)
+    signature  = Ed25519(session key, ad | ciphertext)
+
+A :class:`Sealed` carries sender, counter, kind, epoch, ciphertext and signature;
+room_id comes from the room the frame travels in.  The receiver checks the
+signature first (so a forged sender or a changed field fails before any
+decryption), then decrypts, then decodes strictly.
+
+Replays: per sender, the receiver remembers the highest (epoch, counter) it
+accepted; anything not above it is refused.  This also refuses an honest frame
+that arrives after a later one, which cannot happen through an honest daemon:
+it relays one room's frames in one order over one TCP stream.  A jump ahead is
+reported as :attr:`Opened.missing` (withheld or lost messages).  The first
+message seen from a sender reports none, since it may have spoken before we
+joined: a server can hide a sender's first messages, but not later ones.
+
+The epoch is reserved for re-keying a long session: v1 senders use 0; a higher
+epoch restarts the counter at 1, and frames of an older epoch are replays.
+
+Only senders who know the room key can add entries to the replay table (it
+changes only after a successful decryption), so outsiders cannot grow it;
+sending keys are derived per message (HKDF costs microseconds, less than the
+signature check) rather than cached, for the same reason.
+
+Fingerprints: 4 Crockford base32 characters (20 bits) of
+SHA-256("anonchat/v1/fp" pk), shown as ``alice#k3f9``.  They tell people in a
+room apart: in a room of 10 honest members two share one with probability
+about 0.004 %, of 100 about 0.5 %.  They do *not* authenticate: anyone can make
+a key with a chosen 4-character fingerprint in about a million tries (seconds).
+:func:`long_fingerprint` gives 16 characters (80 bits) to compare out of band.
+
+Decoded nicks and bodies are whatever an insider chose: callers validate and
+render them as untrusted text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import secrets
+import struct
+import unicodedata
+from dataclasses import dataclass, field
+from enum import StrEnum
+from functools import cache
+from importlib import resources
+
+from cryptography.exceptions import InvalidSignature, InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .errors import CryptoError
+
+# Argon2id parameters: client constants, never negotiated.
+ARGON2_ITERATIONS = 3
+ARGON2_LANES = 4
+ARGON2_MEMORY_KIB = 64 * 1024
+KEY_SIZE = 32
+SALT_SIZE = 16
+PIN_SIZE = 32
+PUBLIC_SIZE = 32
+SIGNATURE_SIZE = 64
+CHALLENGE_MIN = 16
+CHALLENGE_MAX = 64
+
+BUCKETS = (256, 512, 1024, 2048, 4096)
+TAG_SIZE = 16
+COUNTER_MAX = 2**64 - 1
+EPOCH_MAX = 2**32 - 1
+STALE_MS = 5 * 60 * 1000
+KIND_RE = re.compile(r"[a-z][a-z0-9_]{0,15}")
+
+_SALT_LABEL = b"anonchat/v1/salt"
+_ROOM_ID_LABEL = b"anonchat/v1/room_id"
+_AUTH_SEED_LABEL = b"anonchat/v1/auth_seed"
+_ENC_ROOT_LABEL = b"anonchat/v1/enc_root"
+_JOIN_LABEL = b"anonchat/v1/join"
+_SEND_LABEL = b"anonchat/v1/send"
+_AD_LABEL = b"anonchat/v1/msg"
+_FP_LABEL = b"anonchat/v1/fp"
+
+_AD_HEAD = struct.Struct(">32sI32sQB")
+_LEN = struct.Struct(">H")
+_TS = struct.Struct(">Q")
+_NICK_MAX_BYTES = 255
+_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+class CryptoCode(StrEnum):
+    """Stable codes of :class:`~anonchat.errors.CryptoError`."""
+
+    BAD_INPUT = "bad_input"  # an argument has the wrong size or range (caller's bug)
+    MALFORMED = "malformed"  # a Sealed field has the wrong type, size or range
+    BAD_SIGNATURE = "bad_signature"
+    DECRYPT_FAILED = "decrypt_failed"
+    BAD_PLAINTEXT = "bad_plaintext"
+    REPLAY = "replay"
+    TOO_LARGE = "too_large"
+    BAD_WORDLIST = "bad_wordlist"
+
+
+def _fail(code: CryptoCode, message: str) -> CryptoError:
+    return CryptoError(code, message)
+
+
+# --- normalisation and keys -------------------------------------------------
+
+
+def normalize_room(name: str) -> str:
+    """The form of a room name that keys derive from (case- and width-insensitive)."""
+    return unicodedata.normalize("NFKC", name).casefold().strip()
+
+
+def normalize_passphrase(passphrase: str) -> str:
+    """NFKC only: composed and decomposed accents type the same, case still counts."""
+    return unicodedata.normalize("NFKC", passphrase)
+
+
+def _check_size(value: bytes, size: int, what: str) -> None:
+    if not isinstance(value, bytes) or len(value) != size:
+        raise _fail(CryptoCode.BAD_INPUT, f"{what} must be {size} bytes")
+
+
+def _utf8(text: str, what: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # lone surrogates, e.g. from surrogateescape
+        raise _fail(CryptoCode.BAD_INPUT, f"{what} is not valid Unicode") from exc
+
+
+def room_salt(room: str, server_pin: bytes) -> bytes:
+    """The Argon2id salt: bound to the server so guesses cannot be precomputed."""
+    _check_size(server_pin, PIN_SIZE, "the server pin")
+    name = _utf8(normalize_room(room), "the room name")
+    return hashlib.sha256(_SALT_LABEL + b"\0" + server_pin + b"\0" + name).digest()[:SALT_SIZE]
+
+
+def _hkdf(key: bytes, info: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=KEY_SIZE, salt=None, info=info).derive(key)
+
+
+@dataclass(frozen=True)
+class RoomKeys:
+    """What one room's passphrase gives: an id, a join key and a message root key.
+
+    ``room_id`` and ``auth_public`` may go to the server; the rest never does
+    and stays out of ``repr``.
+    """
+
+    room_id: bytes
+    auth_public: bytes
+    _auth_key: Ed25519PrivateKey = field(repr=False, compare=False)
+    _enc_root: bytes = field(repr=False, compare=False)
+
+    def join_proof(self, challenge: bytes, server_pin: bytes) -> bytes:
+        """Sign the server's challenge, proving we know the passphrase (create or join)."""
+        return self._auth_key.sign(_join_message(self.room_id, challenge, server_pin))
+
+    def sending_key(self, epoch: int, sender: bytes) -> bytes:
+        """The ChaCha20-Poly1305 key of one sender's session in one epoch."""
+        if not 0 <= epoch <= EPOCH_MAX:
+            raise _fail(CryptoCode.BAD_INPUT, "the epoch must fit in 32 bits")
+        _check_size(sender, PUBLIC_SIZE, "a sender key")
+        return _hkdf(self._enc_root, _SEND_LABEL + struct.pack(">I", epoch) + sender)
+
+
+def derive_room_keys(room: str, passphrase: str, server_pin: bytes) -> RoomKeys:
+    """Run Argon2id (about 0.2 s, 64 MiB: call it in a thread) and derive the room keys."""
+    salt = room_salt(room, server_pin)
+    secret = _utf8(normalize_passphrase(passphrase), "the passphrase")
+    master = Argon2id(
+        salt=salt,
+        length=KEY_SIZE,
+        iterations=ARGON2_ITERATIONS,
+        lanes=ARGON2_LANES,
+        memory_cost=ARGON2_MEMORY_KIB,
+    ).derive(secret)
+    auth_key = Ed25519PrivateKey.from_private_bytes(_hkdf(master, _AUTH_SEED_LABEL))
+    return RoomKeys(
+        room_id=_hkdf(master, _ROOM_ID_LABEL),
+        auth_public=_public_bytes(auth_key.public_key()),
+        _auth_key=auth_key,
+        _enc_root=_hkdf(master, _ENC_ROOT_LABEL),
+    )
+
+
+def _public_bytes(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes_raw()
+
+
+def _join_message(room_id: bytes, challenge: bytes, server_pin: bytes) -> bytes:
+    _check_size(room_id, KEY_SIZE, "a room id")
+    _check_size(server_pin, PIN_SIZE, "the server pin")
+    if not isinstance(challenge, bytes) or not CHALLENGE_MIN <= len(challenge) <= CHALLENGE_MAX:
+        raise _fail(CryptoCode.BAD_INPUT, "a challenge must be 16 to 64 bytes")
+    return _JOIN_LABEL + b"\0" + room_id + challenge + server_pin
+
+
+def verify_join_proof(
+    auth_public: bytes, room_id: bytes, challenge: bytes, server_pin: bytes, proof: bytes
+) -> bool:
+    """True only if ``proof`` signs this challenge for this room on this server."""
+    try:
+        message = _join_message(room_id, challenge, server_pin)
+        _check_size(auth_public, PUBLIC_SIZE, "a verifier")
+        _check_size(proof, SIGNATURE_SIZE, "a proof")
+        Ed25519PublicKey.from_public_bytes(auth_public).verify(proof, message)
+    except (CryptoError, InvalidSignature, ValueError):
+        return False
+    return True
+
+
+# --- session identities and fingerprints ------------------------------------
+
+
+def _fingerprint_chars(public: bytes, count: int) -> str:
+    digest = int.from_bytes(hashlib.sha256(_FP_LABEL + public).digest(), "big")
+    return "".join(_CROCKFORD[(digest >> (251 - 5 * i)) & 31] for i in range(count))
+
+
+def fingerprint(public: bytes) -> str:
+    """Four characters that tell people apart in a room (not an authenticator)."""
+    return _fingerprint_chars(public, 4)
+
+
+def long_fingerprint(public: bytes) -> str:
+    """80 bits as ``xxxx-xxxx-xxxx-xxxx`` to compare out of band; starts like the short one."""
+    chars = _fingerprint_chars(public, 16)
+    return "-".join(chars[i : i + 4] for i in range(0, 16, 4))
+
+
+@dataclass(frozen=True)
+class Identity:
+    """One session's signing key: every message it sends is signed with it."""
+
+    public: bytes
+    _key: Ed25519PrivateKey = field(repr=False, compare=False)
+
+    @classmethod
+    def generate(cls) -> Identity:
+        return cls._from_key(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> Identity:
+        """A fixed identity from 32 bytes, for tests and known-answer vectors."""
+        _check_size(seed, KEY_SIZE, "a seed")
+        return cls._from_key(Ed25519PrivateKey.from_private_bytes(seed))
+
+    @classmethod
+    def _from_key(cls, key: Ed25519PrivateKey) -> Identity:
+        return cls(public=_public_bytes(key.public_key()), _key=key)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.public)
+
+    def sign(self, data: bytes) -> bytes:
+        return self._key.sign(data)
+
+
+# --- sealing ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sealed:
+    """One encrypted message exactly as it goes on the wire (room_id aside)."""
+
+    sender: bytes
+    counter: int
+    kind: str
+    epoch: int
+    ciphertext: bytes
+    signature: bytes
+
+
+@dataclass(frozen=True)
+class Opened:
+    """A verified, decrypted message, plus what the UI should say about it."""
+
+    nick: str
+    ts: int
+    body: str
+    kind: str
+    sender: bytes
+    fingerprint: str
+    counter: int
+    epoch: int
+    missing: int
+    stale: bool
+
+
+def _associated_data(room_id: bytes, epoch: int, sender: bytes, counter: int, kind: str) -> bytes:
+    raw_kind = kind.encode("ascii")
+    head = _AD_HEAD.pack(room_id, epoch, sender, counter, len(raw_kind))
+    return _AD_LABEL + b"\0" + head + raw_kind
+
+
+def _encode_plaintext(nick: str, ts_ms: int, body: str) -> bytes:
+    raw_nick = _utf8(nick, "the nick")
+    if not 1 <= len(raw_nick) <= _NICK_MAX_BYTES:
+        raise _fail(CryptoCode.BAD_INPUT, "a nick must be 1 to 255 bytes of UTF-8")
+    if not 0 <= ts_ms <= COUNTER_MAX:
+        raise _fail(CryptoCode.BAD_INPUT, "a timestamp must fit in 64 bits")
+    record = bytes([len(raw_nick)]) + raw_nick + _TS.pack(ts_ms) + _utf8(body, "the body")
+    size = _LEN.size + len(record)
+    bucket = next((b for b in BUCKETS if size <= b), None)
+    if bucket is None:
+        raise _fail(CryptoCode.TOO_LARGE, f"message of {size} bytes exceeds {BUCKETS[-1]}")
+    return (_LEN.pack(len(record)) + record).ljust(bucket, b"\0")
+
+
+class Sealer:
+    """Encrypts and signs one session's messages to one room, counting from 1."""
+
+    def __init__(self, keys: RoomKeys, identity: Identity, epoch: int = 0) -> None:
+        self._room_id = keys.room_id
+        self._identity = identity
+        self._epoch = epoch
+        self._aead = ChaCha20Poly1305(keys.sending_key(epoch, identity.public))
+        self._counter = 0
+
+    @property
+    def counter(self) -> int:
+        """The counter of the last sealed message (0 before the first)."""
+        return self._counter
+
+    def seal(self, nick: str, ts_ms: int, body: str, kind: str = "msg") -> Sealed:
+        """Encrypt, pad and sign one message; the counter is spent only on success."""
+        if not isinstance(kind, str) or not KIND_RE.fullmatch(kind):
+            raise _fail(CryptoCode.BAD_INPUT, "a kind must match [a-z][a-z0-9_]{0,15}")
+        if self._counter >= COUNTER_MAX:
+            raise _fail(CryptoCode.TOO_LARGE, "this session has sent 2**64-1 messages")
+        plaintext = _encode_plaintext(nick, ts_ms, body)
+        counter = self._counter + 1
+        ad = _associated_data(self._room_id, self._epoch, self._identity.public, counter, kind)
+        ciphertext = self._aead.encrypt(_nonce(counter), plaintext, ad)
+        self._counter = counter
+        return Sealed(
+            sender=self._identity.public,
+            counter=counter,
+            kind=kind,
+            epoch=self._epoch,
+            ciphertext=ciphertext,
+            signature=self._identity.sign(ad + ciphertext),
+        )
+
+
+def _nonce(counter: int) -> bytes:
+    return counter.to_bytes(12, "big")
+
+
+# --- opening ----------------------------------------------------------------
+
+
+def _check_shape(sealed: Sealed) -> None:
+    """Refuse wrong types and ranges before they reach struct or the libraries."""
+    ok = (
+        isinstance(sealed.sender, bytes)
+        and len(sealed.sender) == PUBLIC_SIZE
+        and isinstance(sealed.signature, bytes)
+        and len(sealed.signature) == SIGNATURE_SIZE
+        and type(sealed.counter) is int
+        and 1 <= sealed.counter <= COUNTER_MAX
+        and type(sealed.epoch) is int
+        and 0 <= sealed.epoch <= EPOCH_MAX
+        and isinstance(sealed.kind, str)
+        and KIND_RE.fullmatch(sealed.kind) is not None
+        and isinstance(sealed.ciphertext, bytes)
+        and len(sealed.ciphertext) in _CIPHERTEXT_SIZES
+    )
+    if not ok:
+        raise _fail(CryptoCode.MALFORMED, "a sealed message field has a wrong type or size")
+
+
+_CIPHERTEXT_SIZES = frozenset(b + TAG_SIZE for b in BUCKETS)
+
+
+def _verify_signature(sealed: Sealed, ad: bytes) -> None:
+    try:
+        key = Ed25519PublicKey.from_public_bytes(sealed.sender)
+        key.verify(sealed.signature, ad + sealed.ciphertext)
+    except (InvalidSignature, ValueError) as exc:
+        raise _fail(CryptoCode.BAD_SIGNATURE, "the signature does not match the sender") from exc
+
+
+def _decode_plaintext(plaintext: bytes) -> tuple[str, int, str]:
+    """Strictly undo :func:`_encode_plaintext`; any other byte string is refused."""
+    try:
+        (size,) = _LEN.unpack_from(plaintext)
+        record, padding = plaintext[2 : 2 + size], plaintext[2 + size :]
+        if len(record) != size or padding.strip(b"\0") or record[0] == 0:
+            raise ValueError("bad length or padding")
+        nick_end = 1 + record[0]
+        nick = record[1:nick_end].decode("utf-8")
+        (ts,) = _TS.unpack_from(record, nick_end)
+        body = record[nick_end + _TS.size :].decode("utf-8")
+    except (ValueError, IndexError, struct.error) as exc:  # UnicodeDecodeError too
+        raise _fail(CryptoCode.BAD_PLAINTEXT, "the decrypted message is malformed") from exc
+    return nick, ts, body
+
+
+class Opener:
+    """Verifies, decrypts and de-duplicates one room's messages from every sender."""
+
+    def __init__(self, keys: RoomKeys) -> None:
+        self._keys = keys
+        self._highest: dict[bytes, tuple[int, int]] = {}
+
+    def open(self, sealed: Sealed, now_ms: int) -> Opened:
+        """Return the message or raise CryptoError; state changes only on success."""
+        _check_shape(sealed)
+        ad = _associated_data(
+            self._keys.room_id, sealed.epoch, sealed.sender, sealed.counter, sealed.kind
+        )
+        _verify_signature(sealed, ad)
+        missing = self._gap(sealed)
+        try:
+            key = self._keys.sending_key(sealed.epoch, sealed.sender)
+            plaintext = ChaCha20Poly1305(key).decrypt(_nonce(sealed.counter), sealed.ciphertext, ad)
+        except InvalidTag as exc:
+            raise _fail(CryptoCode.DECRYPT_FAILED, "the message does not decrypt") from exc
+        nick, ts, body = _decode_plaintext(plaintext)
+        self._highest[sealed.sender] = (sealed.epoch, sealed.counter)
+        return Opened(
+            nick=nick,
+            ts=ts,
+            body=body,
+            kind=sealed.kind,
+            sender=sealed.sender,
+            fingerprint=fingerprint(sealed.sender),
+            counter=sealed.counter,
+            epoch=sealed.epoch,
+            missing=missing,
+            stale=abs(ts - now_ms) > STALE_MS,
+        )
+
+    def _gap(self, sealed: Sealed) -> int:
+        """How many of this sender's messages we never saw; raise on a replay."""
+        highest = self._highest.get(sealed.sender)
+        if highest is None:
+            return 0  # they may have spoken before we joined: not a gap
+        if (sealed.epoch, sealed.counter) <= highest:
+            raise _fail(CryptoCode.REPLAY, "this message was already received (replay)")
+        epoch, counter = highest
+        return sealed.counter - 1 - (counter if sealed.epoch == epoch else 0)
+
+
+# --- passphrases --------------------------------------------------------------
+
+WORDLIST_SIZE = 7776
+MIN_PASSPHRASE_CHARS = 12
+WEAK_BITS = 50
+_SEPARATORS = re.compile(r"[\s_.,+/:;-]+")
+_COMMON = (
+    "password", "passwort", "passw0rd", "qwerty", "qwertz", "azerty", "letmein", "iloveyou",
+    "welcome", "admin", "secret", "monkey", "dragon", "sunshine", "princess", "football",
+    "baseball", "trustno1", "abc123", "123456", "111111", "anonchat", "changeme", "master",
+)  # fmt: skip
+_ROWS = (  # keyboards (QWERTY, AZERTY, QWERTZ) and the alphabet, to catch runs
+    "1234567890qwertyuiopasdfghjklzxcvbnm",
+    "azertyuiopqsdfghjklmwxcvbn",
+    "qwertzuiopasdfghjklyxcvbnm",
+    "abcdefghijklmnopqrstuvwxyz",
+)
+
+
+@cache
+def wordlist() -> tuple[str, ...]:
+    """The EFF large word list (CC BY 3.0, see the header of ``wordlist.txt``)."""
+    text = resources.files(__package__ or "anonchat").joinpath("wordlist.txt").read_text("utf-8")
+    words = tuple(w for w in text.splitlines() if w and not w.startswith("#"))
+    if len(set(words)) != WORDLIST_SIZE:
+        raise _fail(CryptoCode.BAD_WORDLIST, f"wordlist.txt must hold {WORDLIST_SIZE} words")
+    return words
+
+
+@cache
+def _wordset() -> frozenset[str]:
+    return frozenset(wordlist())
+
+
+def generate_passphrase(words: int = 6) -> str:
+    """Random words joined by '-' (one token to copy); 6 words are 77.5 bits."""
+    if not 1 <= words <= 64:
+        raise _fail(CryptoCode.BAD_INPUT, "a passphrase has 1 to 64 words")
+    return "-".join(secrets.choice(wordlist()) for _ in range(words))
+
+
+def _count_list_words(passphrase: str) -> int | None:
+    """The fewest word-list words that spell ``passphrase``, or None if it is not such a list.
+
+    Adjacent tokens may form one hyphenated word (``t-shirt``); taking the
+    fewest words keeps the estimate on the low side.
+    """
+    tokens = [t for t in _SEPARATORS.split(passphrase.casefold()) if t]
+    best: list[int | None] = [0] + [None] * len(tokens)
+    for i in range(len(tokens)):
+        done = best[i]
+        if done is None:
+            continue
+        for j, word in ((i + 1, tokens[i]), (i + 2, "-".join(tokens[i : i + 2]))):
+            if j <= len(tokens) and word in _wordset():
+                current = best[j]
+                best[j] = done + 1 if current is None else min(current, done + 1)
+    return best[-1] if tokens else None
+
+
+def _nist_bits(passphrase: str) -> float:
+    """NIST SP 800-63-1 appendix A: a rough guess at human-chosen secrets."""
+    n = len(passphrase)
+    bits = 4.0 * min(n, 1) + 2 * min(max(n - 1, 0), 7)
+    bits += 1.5 * min(max(n - 8, 0), 12) + max(n - 20, 0)
+    has_upper = any(c.isupper() for c in passphrase)
+    has_other = any(not c.isalpha() for c in passphrase)
+    return bits + (6 if has_upper and has_other else 0)
+
+
+def estimate_bits(passphrase: str) -> float:
+    """A simple, honest-to-its-limits strength estimate in bits.
+
+    Words from the shipped list, separated by punctuation or spaces, count
+    log2(7776) = 12.9 bits each, which is right only if they were picked at
+    random (as :func:`generate_passphrase` does).  Anything else gets the NIST
+    SP 800-63-1 heuristic for human-chosen secrets, which is deliberately
+    pessimistic about long random strings and cannot see dictionary words,
+    names or dates: it is a reason to warn, never proof of strength.
+    """
+    count = _count_list_words(passphrase)
+    if count is not None:
+        return count * math.log2(WORDLIST_SIZE)
+    return _nist_bits(passphrase)
+
+
+def _is_pattern(passphrase: str) -> bool:
+    """A common password, a repeated chunk or a keyboard/alphabet run."""
+    s = _SEPARATORS.sub("", passphrase.casefold())
+    for common in _COMMON:
+        s = s.replace(common, "")
+    if len(s) < 4:
+        return True
+    if any(s == s[:k] * (len(s) // k) for k in range(1, len(s) // 2 + 1) if len(s) % k == 0):
+        return True
+    return any(s in row * 3 or s in row[::-1] * 3 for row in _ROWS)
+
+
+def _char_classes(passphrase: str) -> int:
+    tests = (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum())
+    return sum(any(test(c) for c in passphrase) for test in tests)
+
+
+def passphrase_warning(passphrase: str) -> str | None:
+    """A sentence saying why a passphrase is weak, or None if it looks fine.
+
+    Anyone who can see the server's data can test guesses offline, at the
+    speed of Argon2id, without the server noticing: hence the strict bar.
+    """
+    advice = f"a generated one of 6 words has {6 * math.log2(WORDLIST_SIZE):.1f} bits."
+    p = normalize_passphrase(passphrase)
+    if not p:
+        return "The passphrase is empty; " + advice
+    if len(p) < MIN_PASSPHRASE_CHARS:
+        return f"The passphrase is shorter than {MIN_PASSPHRASE_CHARS} characters; " + advice
+    if _is_pattern(p):
+        return "The passphrase is a common password or a simple pattern; " + advice
+    bits = estimate_bits(p)
+    if bits < WEAK_BITS:
+        return f"The passphrase looks guessable (rough estimate: {bits:.0f} bits); " + advice
+    if _count_list_words(p) is None and _char_classes(p) < 2:
+        return "The passphrase uses only one kind of character; " + advice
+    return None

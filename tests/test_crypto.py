@@ -1,0 +1,603 @@
+"""Secret-room cryptography: known answers, tampering, replays, passphrases."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import math
+import re
+import struct
+from functools import cache
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from anonchat import crypto
+from anonchat.crypto import (
+    BUCKETS,
+    STALE_MS,
+    CryptoCode,
+    Identity,
+    Opener,
+    RoomKeys,
+    Sealed,
+    Sealer,
+    derive_room_keys,
+    estimate_bits,
+    fingerprint,
+    generate_passphrase,
+    long_fingerprint,
+    normalize_passphrase,
+    normalize_room,
+    passphrase_warning,
+    room_salt,
+    verify_join_proof,
+    wordlist,
+)
+from anonchat.errors import AnonchatError, CryptoError
+
+PIN = bytes(range(32))
+OTHER_PIN = bytes(range(1, 33))
+ROOM = "Secret Room"
+PASSPHRASE = "correct horse battery staple"
+CHALLENGE = bytes(range(100, 132))
+NOW = 1_700_000_000_000
+
+# Known answers, computed once with this code (2026, crypto v1) and pasted here.
+# If one of these changes, every existing room and message format has changed:
+# that needs a new version label ("anonchat/v2/..."), not a new constant.
+KAT_SALT = "0bd1dd28cdea763921d36321ca0ae60f"
+KAT_ROOM_ID = "0b0ac9f07a82f223d99ce96ce13f099ff4b7e0838f4df068e6a5ee7737a42bdc"
+KAT_AUTH_PUBLIC = "18dfeb3a4f283b48a399d02c3affb4bb86a1bae9ae39a3cf4625797210a187fc"
+KAT_SENDER = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
+KAT_SEND_KEY = "2ee2245e084ae947e18096da49295ca5f124705ad7977b5149013b60a3695fdb"
+KAT_FINGERPRINT = ("c5mw", "c5mw-p9e7-kgac-fayg")
+KAT_CIPHERTEXT_SHA256 = "ca427cff85d6b1fc153e86e8e96891ee09a4ca9afa972671b146d39348948b3c"
+KAT_SIGNATURE = (
+    "edd862a69031fd65becb6e33e3e4ec0873d9e22d1875fd0cf0d89864a4c5a8be"
+    "885062f25f931f07be4e66ddc882c58277b9a962f0d2fc22adee1e6e6afcab01"
+)
+KAT_JOIN_PROOF = (
+    "edee2c573e3491ca6033910fcebcb49921d81e0b0b79625c41d22df3b1ff022c"
+    "5b5be83217b6db9a58fda17997452df57ca30f425d84e691252036c52c52bf06"
+)
+
+
+# Argon2id at 64 MiB costs ~0.2 s: derive each room once for the whole module.
+@cache
+def keys() -> RoomKeys:
+    return derive_room_keys(ROOM, PASSPHRASE, PIN)
+
+
+@cache
+def other_keys() -> RoomKeys:
+    return derive_room_keys("another room", PASSPHRASE, PIN)
+
+
+@cache
+def alice() -> Identity:
+    return Identity.from_seed(bytes([7]) * 32)
+
+
+@cache
+def mallory() -> Identity:
+    return Identity.from_seed(bytes([9]) * 32)
+
+
+def code_of(excinfo: pytest.ExceptionInfo[CryptoError]) -> str:
+    return excinfo.value.code
+
+
+def reference_hkdf(key: bytes, info: bytes) -> bytes:
+    """RFC 5869 with SHA-256, no salt, 32 bytes: independent of the module."""
+    prk = hmac.new(bytes(32), key, hashlib.sha256).digest()
+    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+
+
+def resign(
+    sealed: Sealed, identity: Identity, room_id: bytes | None = None, **changes: Any
+) -> Sealed:
+    """Change fields and sign again, as a sender (or someone claiming to be one) could."""
+    changed = dataclasses.replace(sealed, **changes)
+    ad = crypto._associated_data(
+        room_id or keys().room_id, changed.epoch, changed.sender, changed.counter, changed.kind
+    )
+    return dataclasses.replace(changed, signature=identity.sign(ad + changed.ciphertext))
+
+
+def seal_raw(plaintext: bytes, counter: int = 1, kind: str = "msg") -> Sealed:
+    """Encrypt and sign arbitrary plaintext bytes as alice, bypassing the encoder."""
+    sender = alice().public
+    ad = crypto._associated_data(keys().room_id, 0, sender, counter, kind)
+    aead = ChaCha20Poly1305(keys().sending_key(0, sender))
+    ciphertext = aead.encrypt(counter.to_bytes(12, "big"), plaintext, ad)
+    return Sealed(sender, counter, kind, 0, ciphertext, alice().sign(ad + ciphertext))
+
+
+# --- key schedule -----------------------------------------------------------
+
+
+def test_argon2id_rfc9106_vector() -> None:
+    """RFC 9106 section 5.3: the library computes the Argon2id we specify."""
+    kdf = Argon2id(
+        salt=b"\x02" * 16,
+        length=32,
+        iterations=3,
+        lanes=4,
+        memory_cost=32,
+        ad=b"\x04" * 12,
+        secret=b"\x03" * 8,
+    )
+    expected = "0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659"
+    assert kdf.derive(b"\x01" * 32).hex() == expected
+
+
+def test_key_schedule_known_answers() -> None:
+    assert room_salt(ROOM, PIN).hex() == KAT_SALT
+    assert keys().room_id.hex() == KAT_ROOM_ID
+    assert keys().auth_public.hex() == KAT_AUTH_PUBLIC
+    assert alice().public.hex() == KAT_SENDER
+    assert keys().sending_key(0, alice().public).hex() == KAT_SEND_KEY
+
+
+def test_key_schedule_follows_the_design_document() -> None:
+    """Recompute every step from DESIGN.md with independent code."""
+    salt = hashlib.sha256(b"anonchat/v1/salt\x00" + PIN + b"\x00secret room").digest()[:16]
+    assert salt == room_salt(ROOM, PIN)
+    master = Argon2id(salt=salt, length=32, iterations=3, lanes=4, memory_cost=65536).derive(
+        PASSPHRASE.encode()
+    )
+    assert keys().room_id == reference_hkdf(master, b"anonchat/v1/room_id")
+    seed = reference_hkdf(master, b"anonchat/v1/auth_seed")
+    public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
+    assert keys().auth_public == public
+    enc_root = reference_hkdf(master, b"anonchat/v1/enc_root")
+    info = b"anonchat/v1/send" + struct.pack(">I", 3) + alice().public
+    assert keys().sending_key(3, alice().public) == reference_hkdf(enc_root, info)
+
+
+def test_sealed_known_answer() -> None:
+    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    assert hashlib.sha256(sealed.ciphertext).hexdigest() == KAT_CIPHERTEXT_SHA256
+    assert sealed.signature.hex() == KAT_SIGNATURE
+    assert keys().join_proof(CHALLENGE, PIN).hex() == KAT_JOIN_PROOF
+    assert (alice().fingerprint, long_fingerprint(alice().public)) == KAT_FINGERPRINT
+
+
+def test_plaintext_and_associated_data_layout() -> None:
+    """The byte formats documented in the module docstring, spelled out."""
+    sealed = Sealer(keys(), alice(), epoch=2).seal("ålice", NOW, "hi", kind="me")
+    record = b"\x06" + "ålice".encode() + NOW.to_bytes(8, "big") + b"hi"
+    plaintext = len(record).to_bytes(2, "big") + record
+    plaintext += bytes(256 - len(plaintext))
+    ad = (
+        b"anonchat/v1/msg\x00"
+        + keys().room_id
+        + (2).to_bytes(4, "big")
+        + alice().public
+        + (1).to_bytes(8, "big")
+        + b"\x02me"
+    )
+    aead = ChaCha20Poly1305(keys().sending_key(2, alice().public))
+    assert aead.decrypt((1).to_bytes(12, "big"), sealed.ciphertext, ad) == plaintext
+    assert verify_signature(alice().public, sealed.signature, ad + sealed.ciphertext)
+
+
+def verify_signature(public: bytes, signature: bytes, data: bytes) -> bool:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    Ed25519PublicKey.from_public_bytes(public).verify(signature, data)
+    return True
+
+
+def test_secrets_stay_out_of_repr() -> None:
+    text = repr(keys()) + repr(alice())
+    assert "_enc_root" not in text and "_auth_key" not in text and "_key" not in text
+    assert "room_id" in text and "auth_public" in text
+
+
+def test_pin_must_be_32_bytes() -> None:
+    with pytest.raises(CryptoError) as excinfo:
+        derive_room_keys(ROOM, PASSPHRASE, b"short")
+    assert code_of(excinfo) == CryptoCode.BAD_INPUT
+
+
+def test_unencodable_input_is_our_error() -> None:
+    with pytest.raises(CryptoError):
+        room_salt("room\udcff", PIN)
+    with pytest.raises(CryptoError):
+        derive_room_keys(ROOM, "pass\ud800", PIN)
+
+
+# --- normalisation ----------------------------------------------------------
+
+
+def test_normalize_room() -> None:
+    assert normalize_room("  Secret Room\t") == "secret room"
+    assert normalize_room("Ｓｅｃｒｅｔ") == "secret"  # full-width, NFKC
+    assert normalize_room("STRASSE") == normalize_room("straße")  # casefold, not lower
+    assert normalize_room("ﬁle") == "file"  # ligature
+
+
+def test_normalize_passphrase_keeps_case_and_spaces() -> None:
+    assert normalize_passphrase("Cafe\u0301 ") == "Café "
+    assert normalize_passphrase("ABC") != normalize_passphrase("abc")
+
+
+def test_equivalent_room_names_give_the_same_room() -> None:
+    assert derive_room_keys("  ＳＥＣＲＥＴ room ", PASSPHRASE, PIN).room_id == keys().room_id
+
+
+def test_equivalent_passphrases_give_the_same_room() -> None:
+    composed = derive_room_keys(ROOM, "caf\u00e9 au lait", PIN)
+    decomposed = derive_room_keys(ROOM, "cafe\u0301 au lait", PIN)
+    assert composed.room_id == decomposed.room_id
+    assert composed.room_id != keys().room_id
+
+
+def test_salt_is_bound_to_server_and_name() -> None:
+    assert room_salt(ROOM, PIN) != room_salt(ROOM, OTHER_PIN)
+    assert room_salt(ROOM, PIN) != room_salt("secret room2", PIN)
+    assert derive_room_keys(ROOM, PASSPHRASE, OTHER_PIN).room_id != keys().room_id
+
+
+# --- join proofs --------------------------------------------------------------
+
+
+def test_join_proof_verifies() -> None:
+    proof = keys().join_proof(CHALLENGE, PIN)
+    assert verify_join_proof(keys().auth_public, keys().room_id, CHALLENGE, PIN, proof)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("auth_public", "other"),
+        ("room_id", bytes(32)),
+        ("challenge", bytes(32)),
+        ("server_pin", OTHER_PIN),
+        ("proof", bytes(64)),
+    ],
+)
+def test_join_proof_refused_when_anything_differs(field: str, value: Any) -> None:
+    args: dict[str, Any] = {
+        "auth_public": keys().auth_public,
+        "room_id": keys().room_id,
+        "challenge": CHALLENGE,
+        "server_pin": PIN,
+        "proof": keys().join_proof(CHALLENGE, PIN),
+    }
+    args[field] = other_keys().auth_public if value == "other" else value
+    assert not verify_join_proof(**args)
+
+
+@pytest.mark.parametrize("garbage", [b"", b"x" * 31, b"x" * 65, "text", None, 42, bytearray(32)])
+def test_verify_join_proof_never_raises(garbage: Any) -> None:
+    proof = keys().join_proof(CHALLENGE, PIN)
+    good = [keys().auth_public, keys().room_id, CHALLENGE, PIN, proof]
+    for i in range(len(good)):
+        args = list(good)
+        args[i] = garbage
+        assert not verify_join_proof(*args)
+
+
+def test_join_proof_refuses_a_bad_challenge() -> None:
+    with pytest.raises(CryptoError):
+        keys().join_proof(b"short", PIN)
+    with pytest.raises(CryptoError):
+        keys().join_proof(bytes(65), PIN)
+
+
+# --- identities and fingerprints --------------------------------------------
+
+
+def test_fingerprints_tell_same_nicks_apart() -> None:
+    one, two = Identity.generate(), Identity.generate()
+    assert one.public != two.public
+    assert one.fingerprint != two.fingerprint  # fails with probability 2**-20
+    assert re.fullmatch(r"[0-9a-hjkmnp-tv-z]{4}", one.fingerprint)
+    assert not set(one.fingerprint) & set("ilou")
+
+
+def test_long_fingerprint_extends_the_short_one() -> None:
+    long = long_fingerprint(alice().public)
+    assert re.fullmatch(r"([0-9a-hjkmnp-tv-z]{4}-){3}[0-9a-hjkmnp-tv-z]{4}", long)
+    assert long.startswith(fingerprint(alice().public))
+
+
+# --- sealing and opening ----------------------------------------------------
+
+OVERHEAD = 2 + 1 + len("alice") + 8  # length prefix, nick length, nick, timestamp
+
+
+@pytest.mark.parametrize("bucket", BUCKETS)
+def test_round_trip_fills_each_bucket_exactly(bucket: int) -> None:
+    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    for size, expected in ((bucket - OVERHEAD, bucket), (bucket - OVERHEAD + 1, bucket * 2)):
+        if expected > BUCKETS[-1]:
+            continue
+        sealed = sealer.seal("alice", NOW, "x" * size)
+        assert len(sealed.ciphertext) == expected + 16
+        opened = opener.open(sealed, NOW)
+        assert (opened.nick, opened.ts, opened.body, opened.kind) == (
+            "alice",
+            NOW,
+            "x" * size,
+            "msg",
+        )
+        assert (opened.sender, opened.fingerprint) == (alice().public, alice().fingerprint)
+
+
+def test_4096_bytes_is_the_limit() -> None:
+    sealer = Sealer(keys(), alice())
+    Opener(keys()).open(sealer.seal("alice", NOW, "x" * (4096 - OVERHEAD)), NOW)
+    with pytest.raises(CryptoError) as excinfo:
+        sealer.seal("alice", NOW, "x" * (4096 - OVERHEAD + 1))
+    assert code_of(excinfo) == CryptoCode.TOO_LARGE
+    assert sealer.counter == 1  # a refused message spends no counter
+
+
+def test_unicode_and_empty_bodies_round_trip() -> None:
+    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    for body in ("", "héllo wörld 👋", "a\nb"):
+        assert opener.open(sealer.seal("Älice", NOW, body), NOW).body == body
+
+
+def test_counters_start_at_one_and_increase() -> None:
+    sealer = Sealer(keys(), alice())
+    assert [sealer.seal("alice", NOW, "x").counter for _ in range(3)] == [1, 2, 3]
+    assert len({sealer.seal("alice", NOW, "same").ciphertext for _ in range(2)}) == 2
+
+
+@pytest.mark.parametrize(
+    "nick, ts, kind",
+    [("", NOW, "msg"), ("n" * 256, NOW, "msg"), ("a", -1, "msg"), ("a", 2**64, "msg")]
+    + [("a", NOW, kind) for kind in ("", "MSG", "m sg", "x" * 17, "é")],
+)
+def test_seal_refuses_bad_arguments(nick: str, ts: int, kind: str) -> None:
+    with pytest.raises(CryptoError) as excinfo:
+        Sealer(keys(), alice()).seal(nick, ts, "body", kind=kind)
+    assert code_of(excinfo) == CryptoCode.BAD_INPUT
+
+
+def test_seal_refuses_unencodable_text() -> None:
+    with pytest.raises(CryptoError):
+        Sealer(keys(), alice()).seal("alice", NOW, "bad \udcff")
+
+
+def test_another_room_cannot_open() -> None:
+    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    with pytest.raises(CryptoError) as excinfo:
+        Opener(other_keys()).open(sealed, NOW)
+    assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
+
+
+def test_tampered_ciphertext_fails() -> None:
+    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    flipped = bytes([sealed.ciphertext[0] ^ 1]) + sealed.ciphertext[1:]
+    with pytest.raises(CryptoError) as excinfo:
+        Opener(keys()).open(dataclasses.replace(sealed, ciphertext=flipped), NOW)
+    assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
+    # Even the sender itself cannot make altered bytes decrypt: the AEAD tag fails.
+    with pytest.raises(CryptoError) as excinfo:
+        Opener(keys()).open(resign(sealed, alice(), ciphertext=flipped), NOW)
+    assert code_of(excinfo) == CryptoCode.DECRYPT_FAILED
+
+
+@pytest.mark.parametrize("name", ["epoch", "sender", "counter", "kind"])
+def test_changed_fields_on_the_wire_fail_the_signature(name: str) -> None:
+    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    values: dict[str, Any] = {"epoch": 1, "sender": mallory().public, "counter": 2, "kind": "me"}
+    value = values[name]
+    with pytest.raises(CryptoError) as excinfo:
+        Opener(keys()).open(dataclasses.replace(sealed, **{name: value}), NOW)
+    assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
+
+
+@pytest.mark.parametrize("index", range(5), ids=["room_id", "epoch", "sender", "counter", "kind"])
+def test_every_associated_data_field_is_bound_by_the_aead(index: int) -> None:
+    """Encrypt under an AD with one field changed, sign the true AD: decryption fails."""
+    true_fields: list[Any] = [keys().room_id, 0, alice().public, 1, "msg"]
+    fake_fields = list(true_fields)
+    fake_fields[index] = [bytes(32), 1, mallory().public, 2, "me"][index]
+    true_ad = crypto._associated_data(*true_fields)
+    aead = ChaCha20Poly1305(keys().sending_key(0, alice().public))
+    plaintext = (b"\x00\x0c\x01a" + NOW.to_bytes(8, "big") + b"hi").ljust(256, b"\0")
+    ciphertext = aead.encrypt(
+        (1).to_bytes(12, "big"), plaintext, crypto._associated_data(*fake_fields)
+    )
+    sealed = Sealed(alice().public, 1, "msg", 0, ciphertext, alice().sign(true_ad + ciphertext))
+    with pytest.raises(CryptoError) as excinfo:
+        Opener(keys()).open(sealed, NOW)
+    assert code_of(excinfo) == CryptoCode.DECRYPT_FAILED
+
+
+def test_forged_sender_fails() -> None:
+    """Mallory relabels alice's message as hers, or signs in alice's name."""
+    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    with pytest.raises(CryptoError) as excinfo:
+        Opener(keys()).open(resign(sealed, alice(), sender=mallory().public), NOW)
+    assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
+    with pytest.raises(CryptoError) as excinfo:
+        Opener(keys()).open(resign(sealed, mallory()), NOW)
+    assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
+    # Relabelled and signed by mallory: the signature holds, the sending key differs.
+    with pytest.raises(CryptoError) as excinfo:
+        Opener(keys()).open(resign(sealed, mallory(), sender=mallory().public), NOW)
+    assert code_of(excinfo) == CryptoCode.DECRYPT_FAILED
+
+
+def test_replay_is_refused_and_changes_nothing() -> None:
+    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    first = sealer.seal("alice", NOW, "one")
+    opener.open(first, NOW)
+    with pytest.raises(CryptoError) as excinfo:
+        opener.open(first, NOW)
+    assert code_of(excinfo) == CryptoCode.REPLAY
+    assert opener.open(sealer.seal("alice", NOW, "two"), NOW).missing == 0
+
+
+def test_reordered_stream_is_refused() -> None:
+    """A lower counter after a higher one is a replay; an honest daemon never reorders."""
+    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    one, two = sealer.seal("alice", NOW, "one"), sealer.seal("alice", NOW, "two")
+    opener.open(two, NOW)
+    with pytest.raises(CryptoError) as excinfo:
+        opener.open(one, NOW)
+    assert code_of(excinfo) == CryptoCode.REPLAY
+
+
+def test_withheld_messages_are_counted() -> None:
+    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    sent = [sealer.seal("alice", NOW, str(i)) for i in range(6)]
+    assert opener.open(sent[1], NOW).missing == 0  # first seen: may predate our join
+    assert opener.open(sent[2], NOW).missing == 0
+    assert opener.open(sent[5], NOW).missing == 2
+
+
+def test_senders_are_tracked_separately() -> None:
+    opener = Opener(keys())
+    for identity in (alice(), mallory()):
+        assert opener.open(Sealer(keys(), identity).seal("x", NOW, "hi"), NOW).counter == 1
+
+
+def test_a_new_epoch_restarts_the_counter_and_old_epochs_are_replays() -> None:
+    old, new, opener = Sealer(keys(), alice()), Sealer(keys(), alice(), epoch=1), Opener(keys())
+    stale_frame = old.seal("alice", NOW, "old")
+    opener.open(old.seal("alice", NOW, "old"), NOW)
+    opened = opener.open(new.seal("alice", NOW, "new"), NOW)
+    assert (opened.epoch, opened.counter, opened.missing) == (1, 1, 0)
+    with pytest.raises(CryptoError) as excinfo:
+        opener.open(stale_frame, NOW)
+    assert code_of(excinfo) == CryptoCode.REPLAY
+
+
+@pytest.mark.parametrize(
+    "skew, stale", [(0, False), (STALE_MS, False), (STALE_MS + 1, True), (-STALE_MS - 1, True)]
+)
+def test_stale_timestamps_are_flagged(skew: int, stale: bool) -> None:
+    sealed = Sealer(keys(), alice()).seal("alice", NOW + skew, "hello")
+    assert Opener(keys()).open(sealed, NOW).stale is stale
+
+
+@pytest.mark.parametrize(
+    "plaintext",
+    [
+        bytes(256),  # record of length 0
+        b"\x00\x0a" + b"\x00" + b"x" * 9 + bytes(244),  # empty nick
+        b"\x00\x09\x05alice" + NOW.to_bytes(8, "big")[:3] + bytes(244),  # record ends in ts
+        b"\x01\x00" + bytes(254),  # length beyond the bucket
+        (b"\x00\x0c\x01a" + NOW.to_bytes(8, "big") + b"hi").ljust(255, b"\0") + b"\x01",  # padding
+        (b"\x00\x0c\x01a" + NOW.to_bytes(8, "big") + b"\xff\xfe").ljust(256, b"\0"),  # UTF-8
+        (b"\x00\x0c\x01\xc3" + NOW.to_bytes(8, "big") + b"\xa9h").ljust(256, b"\0"),  # split char
+        (b"\x00\x0c\x01a" + NOW.to_bytes(8, "big") + b"hi").ljust(300, b"\0"),  # not a bucket
+    ],
+)
+def test_malformed_plaintext_is_refused(plaintext: bytes) -> None:
+    with pytest.raises(CryptoError) as excinfo:
+        Opener(keys()).open(seal_raw(plaintext), NOW)
+    assert code_of(excinfo) in (CryptoCode.BAD_PLAINTEXT, CryptoCode.MALFORMED)
+
+
+def test_well_formed_raw_plaintext_opens() -> None:
+    """The control for the test above: the same helper with a valid plaintext."""
+    plaintext = (b"\x00\x0c\x01a" + NOW.to_bytes(8, "big") + b"hi").ljust(256, b"\0")
+    assert Opener(keys()).open(seal_raw(plaintext), NOW).body == "hi"
+
+
+SEALED_FIELDS = [f.name for f in dataclasses.fields(Sealed)]
+anything = st.one_of(
+    st.binary(max_size=4200),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.sampled_from([0, 1, 2**32, 2**64, 272, 528]),
+    st.sampled_from([bytes(32), bytes(64), bytes(272), bytes(4112)]),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(values=st.fixed_dictionaries({name: anything for name in SEALED_FIELDS}))
+def test_arbitrary_sealed_values_raise_only_our_error(values: dict[str, Any]) -> None:
+    with pytest.raises(CryptoError):
+        Opener(keys()).open(Sealed(**values), NOW)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(name=st.sampled_from(SEALED_FIELDS), value=anything)
+def test_one_changed_field_raises_only_our_error(name: str, value: Any) -> None:
+    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    assume(getattr(sealed, name) != value)
+    with pytest.raises(CryptoError):
+        Opener(keys()).open(dataclasses.replace(sealed, **{name: value}), NOW)
+
+
+def test_crypto_error_is_in_our_tree() -> None:
+    assert issubclass(CryptoError, AnonchatError)
+
+
+# --- passphrases ------------------------------------------------------------
+
+
+def test_wordlist_is_the_eff_large_list() -> None:
+    words = wordlist()
+    assert len(words) == len(set(words)) == 7776
+    assert words[0] == "abacus" and words[-1] == "zoom"
+    assert all(re.fullmatch(r"[a-z]+(-[a-z]+)?", w) for w in words)
+
+
+def test_generated_passphrases() -> None:
+    phrase = generate_passphrase()
+    assert len(phrase.split("-")) >= 6  # a few words contain a hyphen themselves
+    assert estimate_bits(phrase) == pytest.approx(6 * math.log2(7776))
+    assert passphrase_warning(phrase) is None
+    assert generate_passphrase() != phrase
+    assert estimate_bits(generate_passphrase(3)) == pytest.approx(3 * math.log2(7776))
+    with pytest.raises(CryptoError):
+        generate_passphrase(0)
+
+
+def test_hyphenated_list_words_count_once() -> None:
+    assert estimate_bits("t-shirt yo-yo") == pytest.approx(2 * math.log2(7776))
+
+
+@pytest.mark.parametrize(
+    "passphrase, reason",
+    [
+        ("", "empty"),
+        ("hunter2", "shorter"),
+        ("password1234", "common"),
+        ("passwordpasswordpassword", "common"),
+        ("abcabcabcabcabcabc", "pattern"),
+        ("qwertyuiopasdfghjkl", "pattern"),
+        ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "pattern"),
+        ("Summer2024!!", "guessable"),
+        ("thinning-engaged-protrude", "guessable"),
+        ("thequickbrownfoxjumpsoverthelazydog", "one kind"),
+    ],
+)
+def test_weak_passphrases_are_warned_about(passphrase: str, reason: str) -> None:
+    warning = passphrase_warning(passphrase)
+    assert warning is not None and reason in warning
+    assert "77.5 bits" in warning
+
+
+@pytest.mark.parametrize(
+    "passphrase",
+    ["I met Kim at the Dunes Cafe, 9 June!", "wildland-darling-brittle-proven-abacus"],
+)
+def test_reasonable_passphrases_pass(passphrase: str) -> None:
+    assert passphrase_warning(passphrase) is None
+
+
+def test_estimate_is_pessimistic_for_human_strings() -> None:
+    assert estimate_bits("") == 0
+    assert estimate_bits("a") == 4
+    assert estimate_bits("Tr0ub4dor&3") < 30
