@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -31,6 +34,13 @@ def help_renderable() -> Table:
     for note in NOTES:
         table.add_row("", Text(note, style="dim"))
     return table
+
+
+def help_text(width: int = 100) -> str:
+    """The help as plain text (for docs/tui.md and tests)."""
+    console = Console(width=width, record=True, color_system=None, file=io.StringIO())
+    console.print(help_renderable())
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines())
 
 
 class HelpScreen(ModalScreen[None]):

@@ -1,0 +1,167 @@
+"""The input box, the message pane's scrolling, and the dialogs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.screen import Screen
+from textual.widgets import Button, Input
+
+from anonchat.daemon import Daemon
+from anonchat.tui.screens.create_room import CreateRoomScreen
+from anonchat.tui.screens.help import HelpScreen, help_text
+from anonchat.tui.screens.passphrase import UNAVAILABLE, PassphraseScreen
+from anonchat.tui.state import CONSOLE
+from anonchat.tui.widgets.chat_input import ChatInput
+from anonchat.tui.widgets.member_list import MemberList
+
+from .conftest import app_for, lines, type_line, until_chat, wait_for
+
+
+async def test_new_messages_wait_below_when_scrolled_up(daemon: Daemon, tmp_path: Path) -> None:
+    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    bob = app_for(daemon.port, tmp_path, "bob", join=["lobby"])
+    async with alice.run_test(size=(100, 20)) as pa, bob.run_test(size=(100, 20)) as pb:
+        ca, cb = await until_chat(pa), await until_chat(pb)
+        await wait_for(pb, lambda: cb.state.current == "lobby")
+        await wait_for(pa, lambda: ca.state.current == "lobby")
+        for i in range(30):
+            await type_line(pb, f"line {i}")
+        await wait_for(pa, lambda: any("line 29" in x for x in lines(ca, "lobby")))
+        await pa.pause()
+        view = ca.view("lobby")
+        log = view.log_widget
+        assert log.is_vertical_scroll_end and log.follow
+        await pa.press("pageup")
+        await pa.pause()
+        assert not log.follow
+        top = log.scroll_y
+        await type_line(pb, "while you read")
+        await type_line(pb, "and another")
+        await wait_for(pa, lambda: log.pending == 2, what="2 pending")
+        await pa.pause()
+        assert view.below.display
+        assert "2 new messages below" in str(view.below.render())
+        assert log.scroll_y == top  # did not jump
+        await pa.press("end")  # the input is empty: End scrolls the pane
+        await wait_for(pa, lambda: log.pending == 0 and log.follow)
+        await pa.pause()
+        assert not view.below.display
+        await pa.press("home")
+        await pa.pause()
+        assert log.scroll_y == 0
+
+
+async def test_history_and_tab_completion(daemon: Daemon, tmp_path: Path) -> None:
+    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    bob = app_for(daemon.port, tmp_path, "bobby", join=["lobby"])
+    async with alice.run_test() as pa, bob.run_test() as pb:
+        ca = await until_chat(pa)
+        await until_chat(pb)
+        await wait_for(pa, lambda: "bobby" in ca.state.rooms.get("lobby", _Empty).members)
+        box = ca.query_one(ChatInput)
+        await type_line(pa, "first")
+        await type_line(pa, "second")
+        await pa.press("up")
+        assert box.value == "second"
+        await pa.press("up", "up")
+        assert box.value == "first"
+        await pa.press("down", "down")
+        assert box.value == ""
+        await pa.press("B", "o", "tab")
+        assert box.value == "bobby: "
+        box.value = ""
+        await pa.press("slash", "j", "o", "tab")
+        assert box.value == "/join "
+        box.value = ""
+        await pa.press("slash", "l", "tab")
+        assert box.value == "/leave "
+        await pa.press("tab")
+        assert box.value == "/list "  # Tab again: the next match
+
+
+def top(app: App[Any]) -> Screen[Any]:
+    """The screen on top (a call, so mypy does not keep an earlier narrowing)."""
+    return app.screen
+
+
+class _Empty:
+    members: list[str] = []
+
+
+async def test_help_screen_from_f1_and_question_mark(daemon: Daemon, tmp_path: Path) -> None:
+    app = app_for(daemon.port, tmp_path, "alice")
+    async with app.run_test(size=(100, 40)) as pilot:
+        chat = await until_chat(pilot)
+        await pilot.press("f1")
+        assert isinstance(app.screen, HelpScreen)
+        text = help_text()
+        shown = app.export_screenshot()
+        assert "Commands" in shown and "Ctrl+N" in shown
+        for word in ("/join", "/create", "/leave", "/nick", "/topic", "/me", "/who", "/list"):
+            assert word in text
+        await pilot.press("escape")
+        assert top(app) is chat
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        # With text in the box, ? is just a character.
+        await pilot.press("a", "question_mark")
+        assert top(app) is chat
+        assert chat.query_one(ChatInput).value == "a?"
+
+
+async def test_create_room_dialog_and_member_toggle(daemon: Daemon, tmp_path: Path) -> None:
+    app = app_for(daemon.port, tmp_path, "alice")
+    async with app.run_test(size=(100, 30)) as pilot:
+        chat = await until_chat(pilot)
+        await pilot.press("f3")
+        assert isinstance(app.screen, CreateRoomScreen)
+        app.screen.query_one("#room-name", Input).value = "bad name"
+        await pilot.click("#create")
+        assert isinstance(app.screen, CreateRoomScreen)  # refused inline
+        assert "must not contain" in str(app.screen.query_one("#create-error").render())
+        app.screen.query_one("#room-name", Input).value = "garden"
+        app.screen.query_one("#room-topic", Input).value = "plants and such"
+        await pilot.pause(0.3)  # a Button ignores clicks while it shows the last one
+        await pilot.click("#create")
+        await wait_for(pilot, lambda: chat.state.current == "garden")
+        assert chat.state.rooms["garden"].topic == "plants and such"
+        assert chat.state.rooms["garden"].owner
+        members = chat.query_one(MemberList)
+        assert members.display
+        await pilot.press("f2")
+        assert not members.display
+        await pilot.press("f2")
+        assert members.display
+
+
+async def test_secret_is_honest_about_the_server(daemon: Daemon, tmp_path: Path) -> None:
+    app = app_for(daemon.port, tmp_path, "alice")
+    async with app.run_test(size=(100, 30)) as pilot:
+        chat = await until_chat(pilot)
+        await type_line(pilot, "/secret hideout")
+        assert isinstance(app.screen, PassphraseScreen)
+        assert UNAVAILABLE in str(app.screen.query_one("#secret-notice").render())
+        assert app.screen.query_one("#join", Button).disabled
+        await pilot.press("escape")
+        assert top(app) is chat
+        assert any(UNAVAILABLE in x for x in lines(chat, CONSOLE))
+
+
+async def test_leave_and_errors(daemon: Daemon, tmp_path: Path) -> None:
+    app = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    async with app.run_test(size=(100, 30)) as pilot:
+        chat = await until_chat(pilot)
+        await wait_for(pilot, lambda: chat.state.current == "lobby")
+        await type_line(pilot, "/bogus")
+        assert any("unknown command /bogus" in x for x in lines(chat, "lobby"))
+        await type_line(pilot, "/leave")
+        await wait_for(pilot, lambda: not chat.state.rooms)
+        assert chat.state.current == CONSOLE
+        await type_line(pilot, "hello?")
+        assert any("you are in no room" in x for x in lines(chat, CONSOLE))
+        await type_line(pilot, "/join bad\u202ename")
+        await wait_for(pilot, lambda: any("join failed" in x for x in lines(chat, CONSOLE)))
