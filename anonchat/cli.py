@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -12,10 +13,13 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from . import __version__
+from .client import Endpoint
 from .daemon import DEFAULT_PORT, Daemon, load_config
-from .daemon.server import describe, loop_factory
+from .daemon.server import describe, load_tls_identity, loop_factory
 from .errors import ConfigError
 from .linemode import run_line_mode, system
+from .socks import parse_proxy
+from .trust import TrustError, check_pin_syntax, default_state_dir
 
 
 def parse_server(value: str) -> tuple[str, int]:
@@ -60,6 +64,23 @@ def daemon_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help=f"port to listen on (default {DEFAULT_PORT})")
     p.add_argument("--config", metavar="FILE", help="TOML config file (see docs/operations.md)")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument(
+        "--state-dir",
+        metavar="DIR",
+        help="where the TLS key and certificate are kept (created on first start; default "
+        "$STATE_DIRECTORY, else ~/.local/state/anonchatd)",
+    )
+    p.add_argument(
+        "--cert", metavar="PEM", help="use this certificate instead of a self-signed one"
+    )
+    p.add_argument("--key", metavar="PEM", help="the private key of --cert")
+    p.add_argument(
+        "--plaintext",
+        action="store_true",
+        default=None,
+        help="no TLS (development on loopback only: everything is readable on the network)",
+    )
+    p.add_argument("--print-pin", action="store_true", help="print the key's pin and exit")
     p.add_argument("--version", action="version", version=f"anonchatd {__version__}")
     return p
 
@@ -67,8 +88,20 @@ def daemon_parser() -> argparse.ArgumentParser:
 def daemon_main(argv: Sequence[str] | None = None) -> int:
     args = daemon_parser().parse_args(argv)
     try:
-        config = load_config(args.config, host=args.host, port=args.port, log_level=args.log_level)
-    except ConfigError as exc:
+        config = load_config(
+            args.config,
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            state_dir=args.state_dir,
+            cert=args.cert,
+            key=args.key,
+            plaintext=args.plaintext,
+        )
+        if args.print_pin:
+            print(load_tls_identity(config).pin)
+            return 0
+    except (ConfigError, TrustError) as exc:
         print(f"anonchatd: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(
@@ -76,6 +109,9 @@ def daemon_main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return _run(_serve(Daemon(config)))
+    except TrustError as exc:
+        print(f"anonchatd: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         print(
             f"anonchatd: cannot listen on {config.host}:{config.port}: {exc.strerror}",
@@ -89,8 +125,9 @@ async def _serve(daemon: Daemon) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(daemon.shutdown()))
+    how = f"TLS, pin {daemon.pin}" if daemon.pin else "PLAINTEXT, no TLS"
     print(
-        f"anonchatd {__version__} listening on {describe(daemon.addresses)}",
+        f"anonchatd {__version__} listening on {describe(daemon.addresses)} ({how})",
         file=sys.stderr,
         flush=True,
     )
@@ -107,6 +144,12 @@ def client_parser() -> argparse.ArgumentParser:
         description="Anonymous chat for the terminal. No account: pick a nick and talk.",
     )
     p.add_argument(
+        "link",
+        nargs="?",
+        metavar="anonchat://HOST:PORT/ROOM?pin=...",
+        help="an invite link: connects to that daemon, pinned to its key, and joins ROOM",
+    )
+    p.add_argument(
         "--server",
         type=parse_server,
         metavar="HOST[:PORT]",
@@ -114,6 +157,24 @@ def client_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--nick", help="your nick for this session (default: a random one)")
     p.add_argument("--join", metavar="ROOM", help="room to join (created if missing)")
+    p.add_argument(
+        "--fingerprint", metavar="sha256/...", help="the daemon's pin, as its operator gave it"
+    )
+    p.add_argument(
+        "--accept-new-host",
+        action="store_true",
+        help="trust a daemon seen for the first time without asking (scripts)",
+    )
+    p.add_argument(
+        "--plaintext",
+        action="store_true",
+        help="connect without TLS (only to a daemon run with --plaintext)",
+    )
+    p.add_argument(
+        "--proxy",
+        metavar="socks5://HOST:PORT",
+        help="connect through a SOCKS5 proxy such as Tor (names resolved by the proxy)",
+    )
     p.add_argument(
         "--plain",
         action="store_true",
@@ -134,46 +195,81 @@ def client_parser() -> argparse.ArgumentParser:
     return p
 
 
+def endpoint_from_args(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> Endpoint | None:
+    """The daemon the flags or the link name, with how to trust it; None if neither does."""
+    try:
+        if args.link:
+            endpoint = Endpoint.from_url(args.link, DEFAULT_PORT)
+        elif args.server:
+            endpoint = Endpoint(*args.server)
+        else:
+            return None
+        proxy = parse_proxy(args.proxy) if args.proxy else None
+        pin = check_pin_syntax(args.fingerprint) if args.fingerprint else endpoint.pin
+    except (ValueError, TrustError) as exc:
+        parser.error(str(exc))
+    return dataclasses.replace(
+        endpoint,
+        pin=pin,
+        proxy=proxy,
+        tls=not args.plaintext,
+        allow_remote_plaintext=args.plaintext,
+        accept_new_host=args.accept_new_host,
+    )
+
+
 def client_main(argv: Sequence[str] | None = None) -> int:
     parser = client_parser()
     args = parser.parse_args(argv)
     if args.local:
         return _run(_local(args))
+    endpoint = endpoint_from_args(parser, args)
     if not args.plain:
-        from .tui import run_tui  # imports textual: only when the TUI is wanted
+        return _run(_tui(endpoint, nick=args.nick, join=args.join))
+    if endpoint is None:
+        parser.error("say where to connect with --server HOST:PORT or a link, or use --local")
+    return _run(run_line_mode(endpoint, nick=args.nick, join=args.join))
 
-        return _run(run_tui(args.server, nick=args.nick, join=args.join))
-    if args.server is None:
-        parser.error("say where to connect with --server HOST:PORT, or host one with --local")
-    host, port = args.server
-    return _run(run_line_mode(host, port, nick=args.nick, join=args.join))
+
+async def _tui(endpoint: Endpoint | None, **kwargs: Any) -> int:
+    from .tui import run_tui  # imports textual: only when the TUI is wanted
+
+    if endpoint is None:
+        return await run_tui(None, **kwargs)
+    room = kwargs.pop("join", None) or endpoint.room
+    return await run_tui(
+        (endpoint.host, endpoint.port), tls=endpoint.tls, pin=endpoint.pin, join=room, **kwargs
+    )
 
 
 async def _local(args: argparse.Namespace) -> int:
     """Host a daemon on loopback in this process, then chat on it."""
     daemon = None
+    state_dir = str(default_state_dir().parent / "anonchat-local")
     for port in (args.port, 0):
         with contextlib.suppress(OSError):
-            daemon = Daemon(load_config(None, host="127.0.0.1", port=port, log_level="WARNING"))
+            config = load_config(
+                None, host="127.0.0.1", port=port, log_level="WARNING", state_dir=state_dir
+            )
+            daemon = Daemon(config)
             await daemon.start()
             break
     if daemon is None:
         print("anonchat: cannot host a daemon on 127.0.0.1", file=sys.stderr)
         return 1
     logging.basicConfig(level=logging.WARNING)
-    port = daemon.port
+    room = args.join or "lobby"
+    endpoint = Endpoint("127.0.0.1", daemon.port, pin=daemon.pin, known_hosts=None)
     hosting = (
-        f"hosting a daemon on 127.0.0.1:{port}; others on this machine join with: "
-        f"anonchat --server 127.0.0.1:{port}"
+        f"hosting a daemon on 127.0.0.1:{daemon.port}; others on this machine join with: "
+        f"anonchat {endpoint.invite(daemon.pin, room)}"
     )
     try:
         if not args.plain:
-            from .tui import run_tui
-
-            return await run_tui(
-                ("127.0.0.1", port), nick=args.nick, join=args.join or "lobby", banner=hosting
-            )
+            return await _tui(endpoint, nick=args.nick, join=room, banner=hosting)
         print(system(hosting), flush=True)
-        return await run_line_mode("127.0.0.1", port, nick=args.nick, join=args.join or "lobby")
+        return await run_line_mode(endpoint, nick=args.nick, join=room)
     finally:
         await daemon.shutdown()

@@ -17,24 +17,111 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import itertools
 import socket
+import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
+from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__
 from . import events as ev
 from .errors import Code, ConnectionClosed, ProtocolError, RequestError
 from .names import InvalidName, check_nick, check_room, check_text
 from .protocol import Connection, State
+from .socks import open_via_socks5
+from .trust import (
+    KnownHosts,
+    TrustError,
+    check_pin,
+    check_pin_syntax,
+    client_context,
+    pin_of_cert,
+)
 from .wire import DEFAULT_MAX_FRAME
 
 T = TypeVar("T", bound=ev.Frame)
 
 #: Pushed events a client buffers before it is considered too slow and closes.
 EVENT_QUEUE_MAX = 100_000
+
+Confirm = Callable[[str, int, str], Awaitable[bool]]
+"""Asked on first contact with a server: (host, port, pin) -> trust it?"""
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def _open(
+    host: str, port: int, tls: bool, proxy: tuple[str, int] | None, max_frame: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """TCP (directly or through SOCKS5), then TLS; errors become ConnectionClosed."""
+    where = f"{host}:{port}" + (f" through the proxy {proxy[0]}:{proxy[1]}" if proxy else "")
+    try:
+        if proxy is not None:
+            reader, writer = await open_via_socks5(proxy, host, port, max_frame + 8)
+            if tls:
+                await writer.start_tls(client_context(), server_hostname=None)
+        else:
+            reader, writer = await asyncio.open_connection(
+                host,
+                port,
+                limit=max_frame + 8,
+                ssl=client_context() if tls else None,
+                server_hostname="" if tls else None,
+            )
+    except ssl.SSLError as exc:
+        raise ConnectionClosed(
+            "tls_failed",
+            f"TLS with {where} failed ({exc.reason}); is it an anonchat daemon "
+            "with TLS? (a daemon run with --plaintext needs --plaintext here too)",
+        ) from None
+    except (OSError, TimeoutError) as exc:
+        reason = getattr(exc, "strerror", None) or "timed out"
+        raise ConnectionClosed("unreachable", f"cannot connect to {where}: {reason}") from None
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return reader, writer
+
+
+async def _verify_server(
+    writer: asyncio.StreamWriter,
+    host: str,
+    port: int,
+    expected: str | None,
+    known: KnownHosts | None,
+    accept_new_host: bool,
+    confirm: Confirm | None,
+) -> str:
+    ssl_object = writer.get_extra_info("ssl_object")
+    cert = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if not cert:
+        raise ConnectionClosed("tls_failed", "the server presented no certificate")
+    pin = pin_of_cert(cert)
+    if check_pin(host, port, pin, expected, known):
+        return pin
+    if not accept_new_host and (confirm is None or not await confirm(host, port, pin)):
+        raise ConnectionClosed(
+            "host_not_trusted",
+            f"{host}:{port} was not seen before and its key {pin} was not accepted; "
+            "check it with the operator, then pass --fingerprint or use an invite link",
+        )
+    if known is not None:
+        known.add(host, port, pin)
+    return pin
+
 
 _REPLY_TYPES = (ev.Ok, ev.Rooms, ev.Joined, ev.Members, ev.Error)
 
@@ -61,6 +148,7 @@ class Client:
         self._conn = conn
         self.hello = hello
         self.nick = hello.nick
+        self.pin = ""  # the server's key pin when connected with TLS
         self.closed: ConnectionClosed | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[ev.Frame]] = {}
@@ -77,46 +165,64 @@ class Client:
         port: int,
         *,
         nick: str | None = None,
+        tls: bool = True,
+        pin: str | None = None,
+        known_hosts: KnownHosts | None = None,
+        accept_new_host: bool = False,
+        confirm: Confirm | None = None,
+        proxy: tuple[str, int] | None = None,
+        allow_remote_plaintext: bool = False,
         timeout: float = 15.0,
         client_name: str = f"anonchat/{__version__}",
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> Client:
-        """Open a connection and exchange hellos.
+        """Open a connection, check the server's key, and exchange hellos.
 
-        Raises :class:`ConnectionClosed` when the server cannot be reached or
-        refuses the hello (``code`` says why: ``unreachable``, ``nick_taken``,
-        ``unsupported_version``, ...).
+        With ``tls`` (the default) the server's pin must be ``pin`` if given,
+        else the one in ``known_hosts``; a server not seen before is trusted
+        only if ``accept_new_host`` or ``await confirm(host, port, pin)`` says
+        so, and is then added to ``known_hosts``.  All of this happens before
+        a single frame is sent.  Plaintext (``tls=False``) is refused to
+        anything but a loopback address unless ``allow_remote_plaintext``.
+
+        Raises :class:`ConnectionClosed` when the server cannot be reached, its
+        key is wrong or not trusted, or it refuses the hello (``code`` says
+        why: ``unreachable``, ``host_key_changed``, ``nick_taken``, ...).
         """
         if nick is not None:
             try:
                 check_nick(nick)
             except InvalidName as exc:
                 raise ConnectionClosed(Code.NICK_INVALID, str(exc)) from None
-        try:
-            async with asyncio.timeout(timeout):
-                reader, writer = await asyncio.open_connection(host, port, limit=max_frame + 8)
-        except (OSError, TimeoutError) as exc:
-            reason = getattr(exc, "strerror", None) or "timed out"
+        if not tls and not allow_remote_plaintext and not _is_loopback(host):
             raise ConnectionClosed(
-                "unreachable", f"cannot connect to {host}:{port}: {reason}"
-            ) from None
-        sock = writer.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = Connection("client", max_frame)
-        conn.send(ev.ClientHello(v=ev.PROTOCOL_VERSION, client=client_name, nick=nick))
+                "plaintext_refused",
+                f"refusing an unencrypted connection to {host}; use TLS, or say --plaintext",
+            )
+        async with asyncio.timeout(timeout):
+            reader, writer = await _open(host, port, tls, proxy, max_frame)
         try:
+            server_pin = ""
+            if tls:
+                server_pin = await _verify_server(
+                    writer, host, port, pin, known_hosts, accept_new_host, confirm
+                )
+            conn = Connection("client", max_frame)
+            conn.send(ev.ClientHello(v=ev.PROTOCOL_VERSION, client=client_name, nick=nick))
             writer.write(conn.data_to_send())
             async with asyncio.timeout(timeout):
-                hello = await cls._await_hello(reader, conn)
+                hello = await cls._await_hello(reader, conn, tls)
         except BaseException:
             writer.close()
             raise
-        return cls(reader, writer, conn, hello)
+        client = cls(reader, writer, conn, hello)
+        client.pin = server_pin
+        return client
 
     @staticmethod
-    async def _await_hello(reader: asyncio.StreamReader, conn: Connection) -> ev.ServerHello:
+    async def _await_hello(
+        reader: asyncio.StreamReader, conn: Connection, tls: bool
+    ) -> ev.ServerHello:
         try:
             while True:
                 data = await reader.read(65536)
@@ -129,7 +235,11 @@ class Client:
                 if conn.error is not None:
                     raise ConnectionClosed(conn.error.code, conn.error.message)
                 if not data:
-                    raise ConnectionClosed("eof", "the server closed the connection")
+                    raise ConnectionClosed(
+                        "eof",
+                        "the server closed the connection before hello"
+                        + ("" if tls else "; is it a TLS daemon? then leave out --plaintext"),
+                    )
         except OSError as exc:
             raise ConnectionClosed("reset", f"connection lost: {exc.strerror or exc}") from None
         except TimeoutError:
@@ -329,3 +439,71 @@ class Client:
             await self._reader_task
         with contextlib.suppress(OSError, ConnectionError):
             await self._writer.wait_closed()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where a daemon is and how to reach it safely: what a user typed or clicked.
+
+    Built from flags or from an invite link (:meth:`from_url`); every front
+    end (line mode, TUI) connects through :meth:`connect`.
+    """
+
+    host: str
+    port: int
+    tls: bool = True
+    pin: str | None = None
+    room: str | None = None
+    proxy: tuple[str, int] | None = None
+    accept_new_host: bool = False
+    allow_remote_plaintext: bool = False
+    known_hosts: KnownHosts | None = field(default_factory=KnownHosts)
+
+    @property
+    def label(self) -> str:
+        return KnownHosts.key(self.host, self.port)
+
+    async def connect(self, nick: str | None = None, confirm: Confirm | None = None) -> Client:
+        return await Client.connect(
+            self.host,
+            self.port,
+            nick=nick,
+            tls=self.tls,
+            pin=self.pin,
+            known_hosts=self.known_hosts,
+            accept_new_host=self.accept_new_host,
+            confirm=confirm,
+            proxy=self.proxy,
+            allow_remote_plaintext=self.allow_remote_plaintext,
+        )
+
+    @classmethod
+    def from_url(cls, url: str, default_port: int) -> Endpoint:
+        """Parse ``anonchat://HOST[:PORT]/ROOM?pin=sha256/...``.
+
+        A link never carries a passphrase: anything but ``pin`` is refused.
+        """
+        parts = urlsplit(url)
+        if parts.scheme != "anonchat" or not parts.hostname:
+            raise ValueError(f"not an anonchat link: {url!r} (anonchat://HOST:PORT/ROOM?pin=...)")
+        try:
+            port = parts.port or default_port
+        except ValueError:
+            raise ValueError(f"bad port in {url!r}") from None
+        pin = None
+        for item in filter(None, parts.query.split("&")):
+            key, _, value = item.partition("=")
+            if key != "pin":
+                raise ValueError(f"unknown link parameter {key!r}; links carry only a pin")
+            try:
+                pin = check_pin_syntax(unquote(value))
+            except TrustError as exc:
+                raise ValueError(str(exc)) from None
+        room = unquote(parts.path.lstrip("/")).lstrip("#") or None
+        return cls(parts.hostname, port, pin=pin, room=room)
+
+    def invite(self, pin: str, room: str | None = None) -> str:
+        """An invite link to this daemon (and room), carrying its pin."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        path = quote(room or self.room or "", safe="")
+        return f"anonchat://{host}:{self.port}/{path}?pin={quote(pin, safe='/')}"

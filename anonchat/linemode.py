@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from . import events as ev
-from .client import Client
+from .client import Client, Confirm, Endpoint
 from .errors import Code, ConnectionClosed, RequestError
 from .names import sanitize
 
@@ -280,8 +280,7 @@ def _writer(stream: TextIO) -> Callable[[str], None]:
 
 
 async def run_line_mode(
-    host: str,
-    port: int,
+    endpoint: Endpoint,
     *,
     nick: str | None = None,
     join: str | None = None,
@@ -290,20 +289,28 @@ async def run_line_mode(
 ) -> int:
     """Run the line-mode client until EOF or /quit; return the exit status."""
     out = _writer(stdout or sys.stdout)
+    stdin = stdin or sys.stdin
     try:
-        client = await Client.connect(host, port, nick=nick)
+        client = await endpoint.connect(nick, confirm=_terminal_confirm(stdin))
     except ConnectionClosed as exc:
         out(system(f"error: {clean(exc.message)} ({exc.code})"))
         return 1
     session = LineSession(client, out)
-    out(system(f"connected to {host}:{port} as {clean(client.nick)}; /help lists the commands"))
+    how = f"TLS, key {client.pin}" if client.pin else "UNENCRYPTED"
+    out(
+        system(
+            f"connected to {endpoint.label} ({how}) as {clean(client.nick)}; "
+            "/help lists the commands"
+        )
+    )
     printer = asyncio.create_task(_print_events(client, out))
     status = 0
     try:
-        if join:
-            await session.handle_line(f"/join {join}")
+        room = join or endpoint.room
+        if room:
+            await session.handle_line(f"/join {room}")
         queue: asyncio.Queue[str | None] = asyncio.Queue()
-        _start_stdin_reader(stdin or sys.stdin, asyncio.get_running_loop(), queue)
+        _start_stdin_reader(stdin, asyncio.get_running_loop(), queue)
         while not session.quitting:
             line = await _next_line(queue, printer)
             if line is None:
@@ -319,6 +326,25 @@ async def run_line_mode(
     if lost is not None and lost.code != Code.SHUTDOWN:
         status = 1
     return status
+
+
+def _terminal_confirm(stdin: TextIO) -> Confirm | None:
+    """First contact with a server: ask at a prompt when a person is there."""
+    if not stdin.isatty():
+        return None  # a script: it must pass --fingerprint or --accept-new-host
+
+    async def confirm(host: str, port: int, pin: str) -> bool:
+        prompt = (
+            f"First connection to {host}:{port}. Its key is\n  {pin}\n"
+            "Compare it with the one its operator gave you (anonchatd prints it).\n"
+            "Trust this key and remember it? [y/N] "
+        )
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        answer = await asyncio.to_thread(stdin.readline)
+        return answer.strip().lower() in {"y", "yes"}
+
+    return confirm
 
 
 async def _next_line(queue: asyncio.Queue[str | None], printer: asyncio.Task[None]) -> str | None:

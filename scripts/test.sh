@@ -4,9 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System tools some tests drive for real (tmux for the terminal key checks).
+# System tools some tests drive for real: tmux for the terminal key checks,
+# microsocks as the SOCKS5 proxy, openssl as an independent TLS client.
 need=()
 command -v tmux >/dev/null || need+=(tmux)
+command -v microsocks >/dev/null || need+=(microsocks)
+command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -10,17 +10,27 @@ import pytest
 from anonchat.client import Client
 from anonchat.daemon import Config, Daemon, Limits
 
+from .helpers import dial
+
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 ClientFactory = Callable[..., Awaitable[Client]]
 
 
 @pytest.fixture
-async def make_daemon() -> AsyncIterator[DaemonFactory]:
-    """Start daemons with chosen limits; all are shut down after the test."""
+async def make_daemon(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DaemonFactory]:
+    """Start TLS daemons with chosen limits; all are shut down after the test."""
     started: list[Daemon] = []
 
-    async def make(**limits: Any) -> Daemon:
-        daemon = Daemon(Config(host="127.0.0.1", port=0, limits=Limits(**limits)))
+    async def make(plaintext: bool = False, **limits: Any) -> Daemon:
+        state = tmp_path_factory.mktemp("state")
+        config = Config(
+            host="127.0.0.1",
+            port=0,
+            limits=Limits(**limits),
+            state_dir=str(state),
+            plaintext=plaintext,
+        )
+        daemon = Daemon(config)
         await daemon.start()
         started.append(daemon)
         return daemon
@@ -41,7 +51,7 @@ async def connect(daemon: Daemon) -> AsyncIterator[ClientFactory]:
     clients: list[Client] = []
 
     async def make(nick: str | None = None, target: Daemon | None = None) -> Client:
-        client = await Client.connect("127.0.0.1", (target or daemon).port, nick=nick)
+        client = await dial(target or daemon, nick)
         clients.append(client)
         return client
 

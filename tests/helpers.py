@@ -5,14 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from typing import Any, TypeVar
 
 from anonchat import events as ev
 from anonchat.client import Client
+from anonchat.daemon import Daemon
 from anonchat.errors import RemoteProtocolError
+from anonchat.trust import client_context
 from anonchat.wire import FrameDecoder, encode_body
 
 T = TypeVar("T", bound=ev.Frame)
+
+
+async def dial(daemon: Daemon, nick: str | None = None) -> Client:
+    """Connect to a test daemon the way a user with its pin would."""
+    return await Client.connect(
+        "127.0.0.1", daemon.port, nick=nick, tls=bool(daemon.pin), pin=daemon.pin or None
+    )
 
 
 def hello_bytes(nick: str | None = None) -> bytes:
@@ -29,8 +39,9 @@ class RawPeer:
         self.frames: list[ev.Frame] = []
 
     @classmethod
-    async def open(cls, port: int) -> RawPeer:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    async def open(cls, daemon: Daemon) -> RawPeer:
+        ctx = client_context() if daemon.pin else None
+        reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port, ssl=ctx)
         return cls(reader, writer)
 
     async def send(self, data: bytes) -> None:
@@ -66,6 +77,10 @@ class RawPeer:
         with contextlib.suppress(RemoteProtocolError):
             for body in self.decoder.feed(data):
                 self.frames.append(ev.from_wire(body, "client"))
+
+    def half_close(self) -> None:
+        """Shut down our sending side at the TCP level (works under TLS too)."""
+        self.writer.get_extra_info("socket").shutdown(socket.SHUT_WR)
 
     async def close(self) -> None:
         self.writer.close()

@@ -15,7 +15,7 @@ from anonchat.daemon import Daemon
 from anonchat.errors import Code
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import RawPeer, collect, hello_bytes, next_event
+from .helpers import RawPeer, collect, dial, hello_bytes, next_event
 
 
 def frame_of(body: bytes) -> bytes:
@@ -61,9 +61,9 @@ BAD_INPUTS: list[tuple[str, bytes, str]] = [
 ]
 
 
-async def honest_pair(port: int) -> tuple[Client, Client]:
-    a = await Client.connect("127.0.0.1", port, nick="honest-a")
-    b = await Client.connect("127.0.0.1", port, nick="honest-b")
+async def honest_pair(daemon: Daemon) -> tuple[Client, Client]:
+    a = await dial(daemon, "honest-a")
+    b = await dial(daemon, "honest-b")
     await a.create("safe")
     await b.join("safe")
     await next_event(a, ev.Presence)
@@ -74,9 +74,9 @@ async def honest_pair(port: int) -> tuple[Client, Client]:
 async def test_bad_input_closes_only_the_offender(
     daemon: Daemon, name: str, data: bytes, code: str
 ) -> None:
-    a, b = await honest_pair(daemon.port)
+    a, b = await honest_pair(daemon)
     await a.say("safe", "before")
-    peer = await RawPeer.open(daemon.port)
+    peer = await RawPeer.open(daemon)
     await peer.send(data)
     frames = await peer.read_until_closed()
     errors = [f for f in frames if isinstance(f, ev.Error)]
@@ -89,17 +89,19 @@ async def test_bad_input_closes_only_the_offender(
     await b.close()
 
 
-async def test_body_trickled_then_eof_is_truncated(daemon: Daemon) -> None:
-    peer = await RawPeer.open(daemon.port)
+async def test_body_trickled_then_eof_is_truncated(make_daemon: DaemonFactory) -> None:
+    # Plain TCP: under TLS a peer that half-closes cannot be answered at all.
+    daemon = await make_daemon(plaintext=True)
+    peer = await RawPeer.open(daemon)
     for byte in HELLO[:-1]:
         await peer.send(bytes([byte]))
-    peer.writer.write_eof()
+    peer.half_close()
     frames = await peer.read_until_closed()
     assert [f.code for f in frames if isinstance(f, ev.Error)] == [Code.TRUNCATED]
 
 
 async def test_hello_trickled_a_byte_at_a_time_works(daemon: Daemon) -> None:
-    peer = await RawPeer.open(daemon.port)
+    peer = await RawPeer.open(daemon)
     for byte in hello_bytes("slowpoke"):
         await peer.send(bytes([byte]))
     hello = await peer.read_frame()
@@ -110,7 +112,7 @@ async def test_hello_trickled_a_byte_at_a_time_works(daemon: Daemon) -> None:
 async def test_many_frames_in_one_write(connect: ClientFactory, daemon: Daemon) -> None:
     watcher = await connect("watcher")
     await watcher.create("r")
-    peer = await RawPeer.open(daemon.port)
+    peer = await RawPeer.open(daemon)
     reqs = [ev.Join(id=1, room="r")] + [ev.Say(id=i, room="r", text=f"m{i}") for i in range(2, 52)]
     await peer.send(
         hello_bytes("burst") + b"".join(frame_of(msgpack.packb(r.to_wire())) for r in reqs)
@@ -123,12 +125,12 @@ async def test_many_frames_in_one_write(connect: ClientFactory, daemon: Daemon) 
 async def test_half_closed_socket_is_a_quit(connect: ClientFactory, daemon: Daemon) -> None:
     watcher = await connect("watcher")
     await watcher.create("r")
-    peer = await RawPeer.open(daemon.port)
+    peer = await RawPeer.open(daemon)
     await peer.send(
         hello_bytes("half") + frame_of(msgpack.packb(ev.Join(id=1, room="r").to_wire()))
     )
     await next_event(watcher, ev.Presence)
-    peer.writer.write_eof()
+    peer.half_close()
     p = await next_event(watcher, ev.Presence)
     assert (p.kind, p.nick) == ("quit", "half")
     await peer.read_until_closed()
@@ -136,14 +138,14 @@ async def test_half_closed_socket_is_a_quit(connect: ClientFactory, daemon: Daem
 
 async def test_hello_timeout(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon(hello_timeout=0.3)
-    peer = await RawPeer.open(daemon.port)
+    peer = await RawPeer.open(daemon)
     frames = await peer.read_until_closed()
     assert [f.code for f in frames if isinstance(f, ev.Error)] == [Code.HELLO_TIMEOUT]
 
 
 async def test_idle_client_is_pinged_then_closed(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon(ping_interval=0.2, idle_timeout=0.6)
-    peer = await RawPeer.open(daemon.port)
+    peer = await RawPeer.open(daemon)
     await peer.send(hello_bytes())
     frames = await peer.read_until_closed()  # never answers the ping
     assert isinstance(frames[0], ev.ServerHello)
@@ -153,7 +155,7 @@ async def test_idle_client_is_pinged_then_closed(make_daemon: DaemonFactory) -> 
 
 async def test_client_answering_pings_stays_connected(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon(ping_interval=0.2, idle_timeout=0.6)
-    client = await Client.connect("127.0.0.1", daemon.port)
+    client = await dial(daemon)
     await asyncio.sleep(1.5)  # several ping intervals with no traffic of its own
     assert client.closed is None
     assert await client.ping() >= 0
@@ -162,16 +164,16 @@ async def test_client_answering_pings_stays_connected(make_daemon: DaemonFactory
 
 async def test_connection_limit(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon(max_connections=2)
-    a = await Client.connect("127.0.0.1", daemon.port)
-    b = await Client.connect("127.0.0.1", daemon.port)
+    a = await dial(daemon)
+    b = await dial(daemon)
     from anonchat.errors import ConnectionClosed
 
     with pytest.raises(ConnectionClosed) as info:
-        await Client.connect("127.0.0.1", daemon.port)
+        await dial(daemon)
     assert info.value.code == Code.SERVER_FULL
     await a.close()
     await asyncio.sleep(0.05)
-    c = await Client.connect("127.0.0.1", daemon.port)  # a slot is free again
+    c = await dial(daemon)  # a slot is free again
     for client in (b, c):
         await client.close()
 
@@ -180,11 +182,11 @@ async def test_reader_that_never_reads_is_dropped_sender_unaffected(
     make_daemon: DaemonFactory,
 ) -> None:
     daemon = await make_daemon(sendq=64 * 1024)
-    sender = await Client.connect("127.0.0.1", daemon.port, nick="sender")
-    listener = await Client.connect("127.0.0.1", daemon.port, nick="listener")
+    sender = await dial(daemon, nick="sender")
+    listener = await dial(daemon, nick="listener")
     await sender.create("flood")
     await listener.join("flood")
-    stuck = await RawPeer.open(daemon.port)
+    stuck = await RawPeer.open(daemon)
     # A tiny receive buffer so the kernel cannot absorb what the daemon sends.
     stuck.writer.get_extra_info("socket").setsockopt(
         __import__("socket").SOL_SOCKET, __import__("socket").SO_RCVBUF, 4096

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from anonchat import events as ev
-from anonchat.client import Client
+from anonchat.client import Client, Endpoint
 from anonchat.daemon import Daemon
 
 from .conftest import ClientFactory
@@ -28,7 +28,17 @@ def free_port() -> int:
         return port
 
 
-async def start_daemon(*args: str) -> tuple[asyncio.subprocess.Process, int]:
+class Daemond:
+    """An anonchatd subprocess and what a client needs to reach it."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, port: int, pin: str) -> None:
+        self.proc, self.port, self.pin = proc, port, pin
+
+    async def dial(self, nick: str) -> Client:
+        return await Client.connect("127.0.0.1", self.port, nick=nick, pin=self.pin)
+
+
+async def start_daemon(state_dir: Path, *args: str) -> Daemond:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         PY,
@@ -38,22 +48,26 @@ async def start_daemon(*args: str) -> tuple[asyncio.subprocess.Process, int]:
         str(port),
         "--log-level",
         "DEBUG",
+        "--state-dir",
+        str(state_dir),
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
     assert proc.stdout is not None
     async with asyncio.timeout(10):
-        while b"listening on" not in await proc.stdout.readline():
-            pass
-    return proc, port
+        while b"(TLS, pin " not in (line := await proc.stdout.readline()):
+            assert line, "anonchatd exited"
+    pin = line.decode().rpartition("pin ")[2].strip().rstrip(")")
+    return Daemond(proc, port, pin)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-async def test_graceful_shutdown(sig: signal.Signals) -> None:
-    proc, port = await start_daemon()
-    alice = await Client.connect("127.0.0.1", port, nick="alice")
-    bob = await Client.connect("127.0.0.1", port, nick="bob")
+async def test_graceful_shutdown(sig: signal.Signals, tmp_path: Path) -> None:
+    d = await start_daemon(tmp_path)
+    proc = d.proc
+    alice = await d.dial("alice")
+    bob = await d.dial("bob")
     await alice.create("lobby")
     await bob.join("lobby")
     proc.send_signal(sig)
@@ -67,11 +81,12 @@ async def test_graceful_shutdown(sig: signal.Signals) -> None:
         await client.close()
 
 
-async def test_logs_hold_no_address_and_no_text() -> None:
-    proc, port = await start_daemon()
+async def test_logs_hold_no_address_and_no_text(tmp_path: Path) -> None:
+    d = await start_daemon(tmp_path)
+    proc, port = d.proc, d.port
     secret_text = "the-password-is-hunter2"
-    alice = await Client.connect("127.0.0.1", port, nick="alice")
-    bob = await Client.connect("127.0.0.1", port, nick="bob")
+    alice = await d.dial("alice")
+    bob = await d.dial("bob")
     await alice.create("lobby")
     await bob.join("lobby")
     await alice.say("lobby", secret_text)
@@ -88,17 +103,25 @@ async def test_logs_hold_no_address_and_no_text() -> None:
     assert secret_text not in log
     for p in local_ports:
         assert str(p) not in log
-    assert "127.0.0.1:" + str(port) in log  # only its own listening address
+    assert "127.0.0.1" not in log.replace(f"listening on 127.0.0.1:{port}", "")
 
 
-async def run_plain(port: int, stdin: str, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        PY,
+def plain_args(daemon: Daemon) -> list[str]:
+    return [
         "-m",
         "anonchat",
         "--plain",
         "--server",
-        f"127.0.0.1:{port}",
+        f"127.0.0.1:{daemon.port}",
+        "--fingerprint",
+        daemon.pin,
+    ]
+
+
+async def run_plain(daemon: Daemon, stdin: str, *args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        *plain_args(daemon),
         *args,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -127,7 +150,7 @@ async def test_line_mode_end_to_end(connect: ClientFactory, daemon: Daemon) -> N
         "/help",
     ]
     lines += [f"line {i}" for i in range(200)]
-    status, out = await run_plain(daemon.port, "\n".join(lines) + "\n", "--nick", "robot")
+    status, out = await run_plain(daemon, "\n".join(lines) + "\n", "--nick", "robot")
     assert status == 0
     msgs = await collect(watcher, ev.Msg, 203)  # delivered before the client exited
     assert [m.text for m in msgs[:3]] == ["hello there", "waves", "/slash at the start"]
@@ -164,11 +187,7 @@ async def test_line_mode_never_writes_control_characters(
     talker = asyncio.create_task(talk())
     proc = await asyncio.create_subprocess_exec(
         PY,
-        "-m",
-        "anonchat",
-        "--plain",
-        "--server",
-        f"127.0.0.1:{daemon.port}",
+        *plain_args(daemon),
         "--join",
         "lobby",
         stdin=asyncio.subprocess.PIPE,
@@ -189,25 +208,55 @@ async def test_line_mode_never_writes_control_characters(
 
 
 async def test_line_mode_errors(daemon: Daemon) -> None:
-    status, out = await run_plain(daemon.port, "hello?\n/join bad name\n/nick \n")
+    status, out = await run_plain(daemon, "hello?\n/join bad name\n/nick \n")
     assert status == 0
     assert "you are in no room: /join NAME first" in out
     assert "you joined #bad" in out  # like irc: the first word is the room
     assert "usage: /nick NEWNICK" in out
-    status, out = await run_plain(free_port(), "")
-    assert status == 1 and "cannot connect to" in out
-
-
-async def test_line_mode_exits_when_the_server_goes(daemon: Daemon) -> None:
     proc = await asyncio.create_subprocess_exec(
         PY,
         "-m",
         "anonchat",
         "--plain",
         "--server",
-        f"127.0.0.1:{daemon.port}",
-        stdin=asyncio.subprocess.PIPE,
+        f"127.0.0.1:{free_port()}",
+        stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
+    )
+    out_bytes, _ = await proc.communicate()
+    assert proc.returncode == 1 and b"cannot connect to" in out_bytes
+
+
+async def test_line_mode_refuses_an_unknown_server_without_a_person_to_ask(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path)}
+    base = ["-m", "anonchat", "--plain", "--server", f"127.0.0.1:{daemon.port}"]
+    proc = await asyncio.create_subprocess_exec(
+        PY, *base, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, env=env
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 1
+    assert b"was not seen before" in out and b"(host_not_trusted)" in out
+    assert not (tmp_path / "anonchat" / "known_hosts").exists()
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        *base,
+        "--accept-new-host",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out
+    assert daemon.pin.encode() in out
+    known = (tmp_path / "anonchat" / "known_hosts").read_text()
+    assert known == f"127.0.0.1:{daemon.port} {daemon.pin}\n"
+
+
+async def test_line_mode_exits_when_the_server_goes(daemon: Daemon) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        PY, *plain_args(daemon), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )
     assert proc.stdout is not None
     async with asyncio.timeout(10):
@@ -233,15 +282,18 @@ async def test_local_hosts_a_daemon_others_can_join(tmp_path: Path) -> None:
         "host",
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
-        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path)},
+        env={**os.environ, "XDG_CONFIG_HOME": str(tmp_path), "XDG_STATE_HOME": str(tmp_path)},
     )
     assert proc.stdin is not None and proc.stdout is not None
     async with asyncio.timeout(10):
         first = (await proc.stdout.readline()).decode()
-        assert f"anonchat --server 127.0.0.1:{port}" in first
+        link = first.rpartition("join with: anonchat ")[2].strip()
+        assert link.startswith(f"anonchat://127.0.0.1:{port}/lobby?pin=sha256/"), first
         while b"you joined #lobby" not in await proc.stdout.readline():
             pass
-    guest = await Client.connect("127.0.0.1", port, nick="guest")
+    assert list((tmp_path / "anonchat-local").iterdir())  # its key stayed in the state dir
+    endpoint = Endpoint.from_url(link, 7667)
+    guest = await endpoint.connect("guest")
     await guest.join("lobby")
     proc.stdin.write(b"welcome, guest\n")
     await proc.stdin.drain()

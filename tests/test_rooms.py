@@ -12,7 +12,7 @@ from anonchat.daemon import Daemon
 from anonchat.errors import Code, ConnectionClosed, RequestError
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import collect, next_event, quiet
+from .helpers import collect, dial, next_event, quiet
 
 
 async def test_three_clients_two_rooms_non_members_see_nothing(connect: ClientFactory) -> None:
@@ -198,8 +198,8 @@ async def test_default_nick_is_random_and_readable(connect: ClientFactory) -> No
 
 async def test_text_limit_at_and_one_past(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon(max_text=100)
-    alice = await Client.connect("127.0.0.1", daemon.port, nick="alice")
-    bob = await Client.connect("127.0.0.1", daemon.port, nick="bob")
+    alice = await dial(daemon, nick="alice")
+    bob = await dial(daemon, nick="bob")
     await alice.create("r")
     await bob.join("r")
     assert alice.hello.max_text == 100
@@ -224,9 +224,9 @@ async def test_text_limit_at_and_one_past(make_daemon: DaemonFactory) -> None:
 
 async def test_rooms_per_session_and_members_per_room(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon(max_rooms_per_session=2, max_members_per_room=2)
-    a = await Client.connect("127.0.0.1", daemon.port)
-    b = await Client.connect("127.0.0.1", daemon.port)
-    c = await Client.connect("127.0.0.1", daemon.port)
+    a = await dial(daemon)
+    b = await dial(daemon)
+    c = await dial(daemon)
     await a.create("one")
     await a.create("two")  # at the limit
     with pytest.raises(RequestError) as info:
@@ -243,9 +243,7 @@ async def test_rooms_per_session_and_members_per_room(make_daemon: DaemonFactory
 
 async def test_long_lists_are_cut_to_fit_one_frame(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon(max_frame=4096, max_text=1024)
-    clients = [
-        await Client.connect("127.0.0.1", daemon.port, nick=f"{'n' * 28}{i:04}") for i in range(150)
-    ]
+    clients = [await dial(daemon, nick=f"{'n' * 28}{i:04}") for i in range(150)]
     await clients[0].create("big")
     for c in clients[1:]:
         await c.join("big")

@@ -60,9 +60,17 @@ class Config:
     port: int = DEFAULT_PORT
     limits: Limits = field(default_factory=Limits)
     log_level: str = "INFO"
+    plaintext: bool = False  # no TLS: only for development on loopback
+    state_dir: str | None = None  # where the key and certificate live (made on first start)
+    cert: str | None = None  # a certificate (PEM) to use instead of the self-signed one
+    key: str | None = None  # its private key (PEM)
+
+    def __post_init__(self) -> None:
+        if (self.cert is None) != (self.key is None):
+            raise ConfigError("cert and key must be given together")
 
 
-_TOP_KEYS = {"host", "port", "log_level"}
+_TOP_KEYS = {"host", "port", "log_level", "plaintext", "state_dir", "cert", "key"}
 _LIMIT_KEYS = {f.name for f in dataclasses.fields(Limits)}
 
 

@@ -7,11 +7,13 @@ import contextlib
 import logging
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
 from .. import __version__
 from .. import events as ev
 from ..errors import Code, RequestError
 from ..names import InvalidName, check_room, name_key, random_nick
+from ..trust import ServerIdentity, default_state_dir, ensure_identity, load_identity
 from ..wire import encode_frame
 from .config import Config
 from .rooms import Room, fit
@@ -37,6 +39,7 @@ class Daemon:
         self.nicks: dict[str, Session] = {}
         self.rooms: dict[str, Room] = {}
         self._server: asyncio.Server | None = None
+        self.identity: ServerIdentity | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._next_sid = 0
         self._stopped = asyncio.Event()
@@ -44,13 +47,21 @@ class Daemon:
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
+        """Load (or on first start create) the TLS identity, then listen."""
+        config = self.config
+        context = None
+        if not config.plaintext:
+            self.identity = load_tls_identity(config)
+            context = self.identity.context()
         self._server = await asyncio.start_server(
             self._on_connect,
-            self.config.host,
-            self.config.port,
-            limit=self.config.limits.read_size,
+            config.host,
+            config.port,
+            limit=config.limits.read_size,
             backlog=1024,
             reuse_address=True,
+            ssl=context,
+            ssl_handshake_timeout=config.limits.hello_timeout if context else None,
         )
         self._sweeper = asyncio.create_task(self._sweep(), name="anonchatd-sweeper")
         log.info("listening on %s", describe(self.addresses))
@@ -59,6 +70,11 @@ class Daemon:
     def addresses(self) -> list[tuple[str, int]]:
         assert self._server is not None, "daemon not started"
         return [s.getsockname()[:2] for s in self._server.sockets]
+
+    @property
+    def pin(self) -> str:
+        """The pin clients check (``sha256/...``), or "" without TLS."""
+        return self.identity.pin if self.identity else ""
 
     @property
     def port(self) -> int:
@@ -181,6 +197,13 @@ def _room_info_size(info: ev.RoomInfo) -> int:
 
 def _nick_size(nick: str) -> int:
     return 2 + len(nick.encode())
+
+
+def load_tls_identity(config: Config) -> ServerIdentity:
+    """The configured certificate, or the self-signed one in the state directory."""
+    if config.cert is not None and config.key is not None:
+        return load_identity(Path(config.cert), Path(config.key))
+    return ensure_identity(Path(config.state_dir) if config.state_dir else default_state_dir())
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -1,0 +1,229 @@
+"""TLS for anonchat: the daemon's own key and certificate, pins, known_hosts.
+
+The daemon proves who it is with a key it made itself, not with a certificate
+authority: clients pin the SHA-256 of its SubjectPublicKeyInfo, written
+``sha256/<base64>``, on first use (like SSH) or from an invite link or flag.
+A changed key stops the connection before the client sends a single frame.
+
+TLS 1.3 only.  The client does no CA or hostname check on purpose: the pin
+is the check, and it is made right after the handshake (:func:`check_pin`).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import ipaddress
+import os
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from .errors import AnonchatError, ConnectionClosed
+
+PIN_PREFIX = "sha256/"
+KEY_FILE = "anonchatd.key"
+CERT_FILE = "anonchatd.crt"
+
+
+class TrustError(AnonchatError):
+    """A key, certificate or known_hosts file cannot be used."""
+
+
+def config_dir() -> Path:
+    """The user's anonchat config directory (``$XDG_CONFIG_HOME/anonchat``)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "anonchat"
+
+
+def default_state_dir() -> Path:
+    """Where the daemon keeps its key: systemd's ``$STATE_DIRECTORY`` if set."""
+    if os.environ.get("STATE_DIRECTORY"):
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "anonchatd"
+
+
+# -- pins ------------------------------------------------------------------
+
+
+def pin_of_cert(cert_der: bytes) -> str:
+    """``sha256/<base64>`` of the certificate's SubjectPublicKeyInfo."""
+    cert = x509.load_der_x509_certificate(cert_der)
+    spki = cert.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return PIN_PREFIX + base64.b64encode(hashlib.sha256(spki).digest()).decode()
+
+
+def pin_bytes(pin: str) -> bytes:
+    """The 32 raw bytes of a pin (used to bind secret rooms to this server)."""
+    return base64.b64decode(pin.removeprefix(PIN_PREFIX))
+
+
+def check_pin_syntax(pin: str) -> str:
+    """Return ``pin`` if it looks like ``sha256/<44 base64 chars>``, else raise."""
+    try:
+        ok = pin.startswith(PIN_PREFIX) and len(pin_bytes(pin)) == 32
+    except ValueError:
+        ok = False
+    if not ok:
+        raise TrustError(f"not a pin: {pin!r} (expected sha256/ and 44 base64 characters)")
+    return pin
+
+
+# -- the daemon's identity ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerIdentity:
+    cert_path: Path
+    key_path: Path
+    pin: str
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+        ctx.load_cert_chain(self.cert_path, self.key_path)
+        return ctx
+
+
+def load_identity(cert_path: Path, key_path: Path) -> ServerIdentity:
+    try:
+        pem = cert_path.read_bytes()
+        cert = x509.load_pem_x509_certificate(pem)
+    except (OSError, ValueError) as exc:
+        raise TrustError(f"cannot read certificate {cert_path}: {exc}") from None
+    if not key_path.is_file():
+        raise TrustError(f"cannot read key {key_path}: no such file")
+    ident = ServerIdentity(
+        cert_path, key_path, pin_of_cert(cert.public_bytes(serialization.Encoding.DER))
+    )
+    try:
+        ident.context()
+    except (OSError, ssl.SSLError) as exc:
+        raise TrustError(f"key {key_path} does not fit certificate {cert_path}: {exc}") from None
+    return ident
+
+
+def ensure_identity(state_dir: Path) -> ServerIdentity:
+    """Load the daemon's key and self-signed certificate, creating them on first start."""
+    key_path, cert_path = state_dir / KEY_FILE, state_dir / CERT_FILE
+    if not key_path.exists() and not cert_path.exists():
+        _create_identity(state_dir, key_path, cert_path)
+    return load_identity(cert_path, key_path)
+
+
+def _create_identity(state_dir: Path, key_path: Path, cert_path: Path) -> None:
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "anonchatd")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=3650))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("anonchatd"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(key_pem)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+# -- the client side ---------------------------------------------------------
+
+
+def client_context() -> ssl.SSLContext:
+    """TLS 1.3, no CA check: the pin, checked by :func:`check_pin`, is the check."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class KnownHosts:
+    """``known_hosts``: one ``HOST:PORT sha256/...`` per line, like SSH's."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or (config_dir() / "known_hosts")
+
+    @staticmethod
+    def key(host: str, port: int) -> str:
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def lookup(self, host: str, port: int) -> tuple[str, int] | None:
+        """The pinned key of a server and its line number, or None."""
+        want = self.key(host, port)
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise TrustError(f"cannot read {self.path}: {exc.strerror}") from None
+        for number, line in enumerate(lines, 1):
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == want and not line.startswith("#"):
+                return parts[1], number
+        return None
+
+    def add(self, host: str, port: int, pin: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(f"{self.key(host, port)} {check_pin_syntax(pin)}\n")
+
+
+def check_pin(
+    host: str, port: int, pin: str, expected: str | None, known: KnownHosts | None
+) -> bool:
+    """Decide about a server's pin right after the handshake.
+
+    Returns True when the pin is already trusted (given up front or in
+    known_hosts), False when this is a first contact the user must confirm.
+    Raises :class:`ConnectionClosed` (``host_key_changed`` / ``pin_mismatch``)
+    when it differs from what was expected: there is no "continue anyway".
+    """
+    if expected is not None:
+        if pin != expected:
+            raise ConnectionClosed(
+                "pin_mismatch",
+                f"{host}:{port} presented key {pin}, not the expected {expected}; "
+                "someone may be impersonating the server",
+            )
+        return True
+    if known is None:
+        return False
+    found = known.lookup(host, port)
+    if found is None:
+        return False
+    stored, line = found
+    if stored != pin:
+        raise ConnectionClosed(
+            "host_key_changed",
+            f"WARNING: the key of {host}:{port} has changed (now {pin}). Someone may be "
+            f"impersonating the server, or its operator replaced the key. If you are sure "
+            f"it is legitimate, remove line {line} of {known.path} and connect again.",
+        )
+    return True

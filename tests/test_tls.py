@@ -1,0 +1,278 @@
+"""TLS, pinning, invite links, plaintext rules and SOCKS5, over real sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from anonchat.cli import daemon_main
+from anonchat.client import Client, Endpoint
+from anonchat.daemon import Config, Daemon
+from anonchat.errors import ConnectionClosed
+from anonchat.trust import CERT_FILE, KEY_FILE, KnownHosts, ensure_identity
+
+from .conftest import DaemonFactory
+from .helpers import RawPeer, dial
+from .test_processes import free_port
+
+
+async def test_openssl_sees_the_pin_the_daemon_prints(
+    daemon: Daemon, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert daemon.config.state_dir is not None
+    assert daemon_main(["--state-dir", daemon.config.state_dir, "--print-pin"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert printed == daemon.pin
+    s_client = await asyncio.create_subprocess_exec(
+        "openssl",
+        "s_client",
+        "-connect",
+        f"127.0.0.1:{daemon.port}",
+        "-tls1_3",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await s_client.communicate()
+    assert b"TLSv1.3" in out
+    cert_pem = out[out.index(b"-----BEGIN CERTIFICATE-----") :]
+    cert_pem = cert_pem[: cert_pem.index(b"-----END CERTIFICATE-----") + 25]
+    pubkey = await _openssl(["x509", "-pubkey", "-noout"], cert_pem)
+    der = await _openssl(["pkey", "-pubin", "-outform", "der"], pubkey)
+    digest = await _openssl(["dgst", "-sha256", "-binary"], der)
+    b64 = await _openssl(["base64"], digest)
+    assert "sha256/" + b64.decode().strip() == printed
+
+
+async def _openssl(args: list[str], data: bytes) -> bytes:
+    proc = await asyncio.create_subprocess_exec(
+        "openssl", *args, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate(data)
+    assert proc.returncode == 0
+    return out
+
+
+def test_state_dir_holds_only_key_and_certificate(tmp_path: Path) -> None:
+    ident = ensure_identity(tmp_path / "state")
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [CERT_FILE, KEY_FILE]
+    assert stat.S_IMODE((tmp_path / "state" / KEY_FILE).stat().st_mode) == 0o600
+    assert ensure_identity(tmp_path / "state").pin == ident.pin  # reused, not remade
+
+
+async def test_first_use_stores_the_pin_then_checks_it(daemon: Daemon, tmp_path: Path) -> None:
+    known = KnownHosts(tmp_path / "known_hosts")
+    asked: list[tuple[str, int, str]] = []
+
+    async def confirm(host: str, port: int, pin: str) -> bool:
+        asked.append((host, port, pin))
+        return True
+
+    c = await Client.connect("127.0.0.1", daemon.port, known_hosts=known, confirm=confirm)
+    assert asked == [("127.0.0.1", daemon.port, daemon.pin)] and c.pin == daemon.pin
+    assert known.lookup("127.0.0.1", daemon.port) == (daemon.pin, 1)
+    await c.close()
+    c = await Client.connect("127.0.0.1", daemon.port, known_hosts=known, confirm=confirm)
+    assert len(asked) == 1  # known now: not asked again
+    await c.close()
+
+
+async def test_declining_a_new_host_stores_nothing(daemon: Daemon, tmp_path: Path) -> None:
+    known = KnownHosts(tmp_path / "known_hosts")
+
+    async def no(host: str, port: int, pin: str) -> bool:
+        return False
+
+    with pytest.raises(ConnectionClosed) as info:
+        await Client.connect("127.0.0.1", daemon.port, known_hosts=known, confirm=no)
+    assert info.value.code == "host_not_trusted"
+    assert not known.path.exists()
+
+
+@pytest.fixture
+async def impostor(tmp_path: Path) -> AsyncIterator[tuple[int, list[bytes]]]:
+    """A TLS server with a different key that records every byte it receives."""
+    ident = ensure_identity(tmp_path / "impostor")
+    received: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            received.append(data)
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=ident.context())
+    yield server.sockets[0].getsockname()[1], received
+    server.close()
+
+
+async def test_changed_key_is_refused_before_any_frame(
+    impostor: tuple[int, list[bytes]], tmp_path: Path, daemon: Daemon
+) -> None:
+    port, received = impostor
+    known = KnownHosts(tmp_path / "known_hosts")
+    known.add("127.0.0.1", port, daemon.pin)  # what we trusted before
+    with pytest.raises(ConnectionClosed) as info:
+        await Client.connect("127.0.0.1", port, known_hosts=known, accept_new_host=True)
+    assert info.value.code == "host_key_changed"
+    assert f"remove line 1 of {known.path}" in info.value.message
+    await asyncio.sleep(0.1)
+    assert b"".join(received) == b""  # not one frame left the client
+
+
+async def test_pin_from_flag_or_link_is_honoured(
+    daemon: Daemon, impostor: tuple[int, list[bytes]]
+) -> None:
+    link = Endpoint("127.0.0.1", daemon.port).invite(daemon.pin, "lobby")
+    endpoint = Endpoint.from_url(link, 7667)
+    assert (endpoint.host, endpoint.port, endpoint.room, endpoint.pin) == (
+        "127.0.0.1",
+        daemon.port,
+        "lobby",
+        daemon.pin,
+    )
+    c = await Endpoint.from_url(link, 7667).connect("linked")
+    assert c.pin == daemon.pin
+    await c.close()
+    port, received = impostor
+    with pytest.raises(ConnectionClosed) as info:
+        await Client.connect("127.0.0.1", port, pin=daemon.pin)
+    assert info.value.code == "pin_mismatch"
+    assert b"".join(received) == b""
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://example.org/",
+        "anonchat://host/room?pin=sha256/short",
+        "anonchat://host/room?passphrase=hunter2",
+        "anonchat://host:notaport/room",
+    ],
+)
+def test_bad_links_are_refused(url: str) -> None:
+    with pytest.raises(ValueError):
+        Endpoint.from_url(url, 7667)
+
+
+async def test_plaintext_rules(make_daemon: DaemonFactory) -> None:
+    with pytest.raises(ConnectionClosed) as info:  # refused before any connection attempt
+        await Client.connect("192.0.2.1", 7667, tls=False)
+    assert info.value.code == "plaintext_refused"
+    plain = await make_daemon(plaintext=True)
+    assert plain.pin == ""
+    c = await Client.connect("127.0.0.1", plain.port, tls=False)  # loopback: allowed
+    await c.close()
+    with pytest.raises(ConnectionClosed) as info:
+        await Client.connect("127.0.0.1", plain.port, accept_new_host=True)
+    assert info.value.code == "tls_failed" and "--plaintext" in info.value.message
+    tls = await make_daemon()
+    with pytest.raises(ConnectionClosed) as info:
+        await Client.connect("127.0.0.1", tls.port, tls=False)
+    assert "leave out --plaintext" in info.value.message
+
+
+async def test_stalled_tls_handshake_is_closed(make_daemon: DaemonFactory) -> None:
+    daemon = await make_daemon(hello_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
+    async with asyncio.timeout(5):
+        assert await reader.read() == b""  # closed by the daemon, no handshake sent
+    writer.close()
+    assert daemon.sessions == {}
+
+
+async def test_tls_and_frames_are_checked_from_the_first_byte(daemon: Daemon) -> None:
+    peer = await RawPeer.open(daemon)
+    assert isinstance(peer.writer.get_extra_info("ssl_object"), ssl.SSLObject)
+    await peer.send(b"\xff\xff\xff\xff")
+    frames = await peer.read_until_closed()
+    assert [getattr(f, "code", None) for f in frames] == ["frame_too_large"]
+
+
+@pytest.fixture
+async def socks_proxy() -> AsyncIterator[int]:
+    """A real SOCKS5 proxy (microsocks, installed by scripts/test.sh) on loopback."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        "microsocks",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", port)
+                w.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+    yield port
+    proc.terminate()
+    await proc.wait()
+
+
+async def test_through_a_socks5_proxy_the_proxy_resolves_names(
+    daemon: Daemon, socks_proxy: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_local_dns(host: object, *args: object, **kwargs: object) -> object:
+        if host == "localhost":
+            raise AssertionError("the client resolved the name itself")
+        return real_getaddrinfo(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    real_getaddrinfo = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", no_local_dns)
+    c = await Client.connect(
+        "localhost", daemon.port, pin=daemon.pin, proxy=("127.0.0.1", socks_proxy), nick="tor"
+    )
+    direct = await dial(daemon, "direct")
+    await direct.create("r")
+    await c.join("r")
+    await c.say("r", "via the proxy")
+    from anonchat import events as ev
+
+    from .helpers import next_event
+
+    msg = await next_event(direct, ev.Msg)
+    assert (msg.nick, msg.text) == ("tor", "via the proxy")
+    await c.close()
+    await direct.close()
+
+
+async def test_proxy_failure_is_clear(daemon: Daemon, socks_proxy: int) -> None:
+    with pytest.raises(ConnectionClosed) as info:
+        await Client.connect(
+            "127.0.0.1", free_port(), pin=daemon.pin, proxy=("127.0.0.1", socks_proxy)
+        )
+    assert info.value.code in {"proxy_failed", "eof", "unreachable"}
+
+
+def test_daemon_refuses_half_a_certificate(tmp_path: Path) -> None:
+    assert daemon_main(["--cert", str(tmp_path / "x.pem"), "--print-pin"]) == 2
+
+
+async def test_daemon_with_given_cert_and_key(tmp_path: Path) -> None:
+    ident = ensure_identity(tmp_path / "elsewhere")
+    config = Config(
+        host="127.0.0.1",
+        port=0,
+        cert=str(ident.cert_path),
+        key=str(ident.key_path),
+        state_dir=str(tmp_path / "unused"),
+    )
+    daemon = Daemon(config)
+    await daemon.start()
+    try:
+        assert daemon.pin == ident.pin
+        assert not os.path.exists(tmp_path / "unused")
+    finally:
+        await daemon.shutdown()
