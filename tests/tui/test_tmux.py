@@ -1,0 +1,105 @@
+"""The real app in a real terminal (tmux): do the room keys arrive as bound?
+
+Pilot presses keys by name; a terminal sends bytes.  Ctrl+N/Ctrl+P and
+Alt+digit (which terminals send as ESC then the digit) are checked here the
+way a user's terminal delivers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from anonchat.daemon import Daemon
+
+pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+ROOT = Path(__file__).resolve().parents[2]
+
+APP = """
+import sys
+from pathlib import Path
+from anonchat.tui import make_app
+app = make_app(Path(sys.argv[1]), server="127.0.0.1:" + sys.argv[2], nick="keys",
+               autoconnect=True, join=["one", "two", "three"], tls=False, ping_interval=3600)
+app.run()
+"""
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(
+        ["tmux", *args], check=True, capture_output=True, text=True, timeout=10
+    ).stdout
+
+
+@pytest.fixture
+async def session(daemon: Daemon, tmp_path: Path) -> AsyncIterator[str]:
+    name = f"anonchat-test-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
+    command = [sys.executable, "-c", APP, str(tmp_path / "cfg"), str(daemon.port)]
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "35", *command],
+        check=True,
+        env=env,
+        timeout=10,
+    )
+    try:
+        yield name
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], check=False, timeout=10)
+
+
+def shown_room(screen: str) -> str:
+    """The name in the topic bar: first line, right of the room list's border."""
+    first = screen.splitlines()[0]
+    return first.split("╮", 1)[1].strip().split()[0]
+
+
+async def wait_room(session: str, room: str, timeout: float = 10.0) -> str:
+    deadline = asyncio.get_running_loop().time() + timeout
+    screen = ""
+    while asyncio.get_running_loop().time() < deadline:
+        screen = await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", session)
+        if screen.strip() and "╮" in screen.splitlines()[0] and shown_room(screen) == room:
+            return screen
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"expected {room} on screen, got:\n{screen}")
+
+
+async def keys(session: str, *names: str) -> None:
+    await asyncio.to_thread(tmux, "send-keys", "-t", session, *names)
+
+
+async def test_room_keys_in_a_real_terminal(session: str) -> None:
+    await wait_room(session, "#three")
+    await keys(session, "C-p")
+    await wait_room(session, "#two")
+    await keys(session, "C-p")
+    await wait_room(session, "#one")
+    await keys(session, "C-n")
+    await wait_room(session, "#two")
+    # Alt+digit as terminals send it: ESC, then the digit, in one write.
+    await keys(session, "Escape", "3")
+    await wait_room(session, "#three")
+    await keys(session, "M-1")
+    await wait_room(session, "#one")
+    await keys(session, "Escape", "0")
+    await wait_room(session, "server")
+    screen = await keys_and_capture(session, "M-Right")
+    assert shown_room(screen) == "#one"
+    # Nothing typed into the input box along the way (no "™", "¡", ...).
+    assert "Message, or /help" in screen
+
+
+async def keys_and_capture(session: str, *names: str) -> str:
+    await keys(session, *names)
+    await asyncio.sleep(0.3)
+    return await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", session)
