@@ -209,8 +209,8 @@ def _build(cls: type[Any], body: dict[str, Any], what: str) -> Any:
     kwargs: dict[str, Any] = {}
     known = {s.name for s in cls._FIELDS}
     for key in body:
-        if key != "t" and key not in known:
-            raise _FieldProblem(f"unknown key {key!r}")
+        if key not in known and not (key == "t" and what != "record"):
+            raise _FieldProblem(f"unknown key {repr(key)[:40]}")
     for spec in cls._FIELDS:
         if spec.name not in body:
             if spec.required:
@@ -300,7 +300,8 @@ class Bye(Frame):
 @frame
 @dataclass(frozen=True, slots=True)
 class ClientHello(Frame):
-    """First frame of a client.  ``nick`` is a wish; the server may pick another."""
+    """First frame of a client.  ``nick``: the nick wanted (refused if taken or invalid);
+    without it the server picks a random one."""
 
     TYPE = "hello"
     SENDER = "client"

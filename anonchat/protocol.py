@@ -53,6 +53,8 @@ class Connection:
         self._out = bytearray()
         self._hello_sent = False
         self._hello_received = False
+        self._early_pings: list[int] = []  # answered once our hello is out
+        self._error_due = False  # a failure's error frame, sent after earlier replies
 
     # -- receiving -------------------------------------------------------
 
@@ -100,7 +102,10 @@ class Connection:
         if not self._hello_received:
             raise RemoteProtocolError(Code.HELLO_REQUIRED, "the first frame must be hello")
         if isinstance(frame, ev.Ping):
-            self._queue(ev.Pong(n=frame.n))
+            if self._hello_sent:
+                self._queue(ev.Pong(n=frame.n))
+            else:
+                self._early_pings.append(frame.n)
             return False
         return True
 
@@ -109,16 +114,19 @@ class Connection:
             self.state = State.OPEN
 
     def _fail(self, exc: ProtocolError) -> None:
+        # The frames before the bad one were returned and may still be
+        # answered; the error frame follows those answers (data_to_send).
         self.state = State.FAILED
         self.error = exc
-        if self.role == "server":
-            self._queue(ev.Error(code=exc.code, msg=exc.message))
+        self._error_due = self.role == "server"
 
     # -- sending ---------------------------------------------------------
 
     def send(self, frame: ev.Frame) -> None:
         """Queue a frame; raise :class:`LocalProtocolError` if it may not be sent now."""
-        if self.state in (State.FAILED, State.CLOSED, State.CLOSING):
+        if self.state in (State.CLOSED, State.CLOSING) or (
+            self.state is State.FAILED and not self._error_due
+        ):
             raise LocalProtocolError(Code.UNEXPECTED_FRAME, f"connection is {self.state.value}")
         if frame.SENDER not in (self.role, "both"):
             raise LocalProtocolError(
@@ -136,6 +144,9 @@ class Connection:
         if is_hello:
             self._hello_sent = True
             self._update_open()
+            for n in self._early_pings:
+                self._queue(ev.Pong(n=n))
+            self._early_pings.clear()
         elif isinstance(frame, ev.Bye) or (isinstance(frame, ev.Error) and frame.id is None):
             self.state = State.CLOSING
 
@@ -149,6 +160,10 @@ class Connection:
 
     def data_to_send(self) -> bytes:
         """Take the bytes queued for the peer."""
+        if self._error_due and self.error is not None:
+            self._error_due = False
+            message = self.error.message[: ev.SHORT_MAX]
+            self._queue(ev.Error(code=self.error.code, msg=message))
         if not self._out:
             return b""
         data = bytes(self._out)
@@ -158,7 +173,7 @@ class Connection:
     @property
     def pending(self) -> int:
         """Bytes queued and not yet taken by :meth:`data_to_send`."""
-        return len(self._out)
+        return len(self._out) + (1 if self._error_due else 0)
 
     @property
     def buffered_in(self) -> int:

@@ -31,7 +31,7 @@ def test_defaults() -> None:
         ("colour = 1\n", "unknown setting 'colour'"),
         ("[limits]\nmax_text = -1\n", "max_text must be a positive number"),
         ("[limits]\nmax_text = true\n", "max_text must be a positive number"),
-        ("[limits]\nmax_text = 65000\n", "max_text must leave 1 KiB"),
+        ("[limits]\nmax_frame = 4096\nmax_text = 3500\n", "max_text must leave 1 KiB"),
         ("[limits]\nping_interval = 100\nidle_timeout = 50\n", "ping_interval must be shorter"),
         ("port = 70000\n", "port must be an integer"),
         ("port = [\n", "not valid TOML"),
@@ -64,3 +64,23 @@ def test_daemon_refuses_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixtu
 )
 def test_parse_server(value: str, expected: tuple[str, int]) -> None:
     assert parse_server(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("past", "at", "message"),
+    [
+        ({"max_frame": 65537}, {"max_frame": 65536}, "max_frame must be from 4096 to 65536"),
+        (
+            {"max_frame": 4095},
+            {"max_frame": 4096, "max_text": 3072},
+            "max_frame must be from 4096 to 65536",
+        ),
+        ({"max_text": 16385}, {"max_text": 16384}, "max_text must be at most 16384"),
+    ],
+)
+def test_limits_the_protocol_cannot_carry_are_refused(
+    past: dict[str, int], at: dict[str, int], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Limits(**past)
+    Limits(**at)  # at the limit: fine

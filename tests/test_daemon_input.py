@@ -206,3 +206,25 @@ async def test_reader_that_never_reads_is_dropped_sender_unaffected(
 
 
 Check = Callable[[], Awaitable[None]]
+
+
+async def test_replies_before_a_bad_frame_are_sent_then_the_error(daemon: Daemon) -> None:
+    peer = await RawPeer.open(daemon)
+    await peer.send(
+        hello_bytes("quick")
+        + frame_of(msgpack.packb({"t": "ping", "n": 5}))
+        + frame_of(msgpack.packb({"t": "list", "id": 1}))
+        + b"\x00\x00\x00\x00"
+    )
+    frames = await peer.read_until_closed()
+    assert [type(f) for f in frames] == [ev.ServerHello, ev.Pong, ev.Rooms, ev.Error]
+    assert isinstance(frames[-1], ev.Error) and frames[-1].code == Code.EMPTY_FRAME
+
+
+async def test_a_huge_unknown_key_still_gets_a_short_error(daemon: Daemon) -> None:
+    peer = await RawPeer.open(daemon)
+    await peer.send(HELLO + frame_of(msgpack.packb({"t": "list", "id": 1, "k" * 5000: 1})))
+    frames = await peer.read_until_closed()
+    error = frames[-1]
+    assert isinstance(error, ev.Error) and error.code == Code.BAD_FIELD
+    assert len(error.msg) <= ev.SHORT_MAX

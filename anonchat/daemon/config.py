@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..events import TEXT_MAX
 from ..wire import DEFAULT_MAX_FRAME
 
 DEFAULT_PORT = 7667
@@ -46,8 +47,11 @@ class Limits:
             value = getattr(self, f.name)
             if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
                 raise ConfigError(f"limit {f.name} must be a positive number, not {value!r}")
-        if self.max_frame > 16 * 1024 * 1024:
-            raise ConfigError("limit max_frame must be at most 16 MiB")
+        if not 4096 <= self.max_frame <= DEFAULT_MAX_FRAME:
+            # Clients decode with the protocol's 64 KiB ceiling: a daemon may be stricter only.
+            raise ConfigError(f"limit max_frame must be from 4096 to {DEFAULT_MAX_FRAME}")
+        if self.max_text > TEXT_MAX:
+            raise ConfigError(f"limit max_text must be at most {TEXT_MAX}")
         if self.max_text + 1024 > self.max_frame:
             raise ConfigError("limit max_text must leave 1 KiB of room below max_frame")
         if self.ping_interval >= self.idle_timeout:

@@ -106,7 +106,7 @@ def fit(items: Iterable[Any], budget: int, size: Any) -> tuple[list[Any], int]:
     used = 0
     for item in items:
         cost = size(item)
-        if left or used + cost > budget:
+        if left or used + cost > budget or len(taken) >= ev.LIST_MAX:
             left += 1
             continue
         used += cost

@@ -171,7 +171,8 @@ class Session:
         try:
             handler(self, frame)
         except RequestError as exc:
-            self.send(ev.Error(code=exc.code, msg=exc.message, id=getattr(frame, "id", None)))
+            message = exc.message[: ev.SHORT_MAX]
+            self.send(ev.Error(code=exc.code, msg=message, id=getattr(frame, "id", None)))
 
     # -- timers (called by the daemon's sweeper) -----------------------------
 
@@ -213,7 +214,7 @@ class Session:
                 nick=nick,
                 max_frame=self.limits.max_frame,
                 max_text=self.limits.max_text,
-                ping_interval=int(self.limits.ping_interval),
+                ping_interval=max(1, round(self.limits.ping_interval)),
             )
         )
 
