@@ -236,12 +236,7 @@ def client_main(argv: Sequence[str] | None = None) -> int:
 async def _tui(endpoint: Endpoint | None, **kwargs: Any) -> int:
     from .tui import run_tui  # imports textual: only when the TUI is wanted
 
-    if endpoint is None:
-        return await run_tui(None, **kwargs)
-    room = kwargs.pop("join", None) or endpoint.room
-    return await run_tui(
-        (endpoint.host, endpoint.port), tls=endpoint.tls, pin=endpoint.pin, join=room, **kwargs
-    )
+    return await run_tui(endpoint, **kwargs)
 
 
 async def _local(args: argparse.Namespace) -> int:

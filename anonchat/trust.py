@@ -116,13 +116,18 @@ def ensure_identity(state_dir: Path) -> ServerIdentity:
     """Load the daemon's key and self-signed certificate, creating them on first start."""
     key_path, cert_path = state_dir / KEY_FILE, state_dir / CERT_FILE
     if not key_path.exists() and not cert_path.exists():
-        _create_identity(state_dir, key_path, cert_path)
+        create_identity(state_dir)
     return load_identity(cert_path, key_path)
 
 
-def _create_identity(state_dir: Path, key_path: Path, cert_path: Path) -> None:
+def create_identity(state_dir: Path, key: ec.EllipticCurvePrivateKey | None = None) -> None:
+    """Write a new key (mode 0600) and a self-signed certificate for it.
+
+    ``key`` is for tests that need a fixed pin; a daemon always makes a fresh one.
+    """
+    key_path, cert_path = state_dir / KEY_FILE, state_dir / CERT_FILE
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key = key or ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "anonchatd")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (

@@ -10,14 +10,16 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
 
-from ..client import Client
+from ..client import Client, Endpoint
 from ..names import random_nick
+from ..trust import KnownHosts
 from .keys import use_alt_digits
 from .render import Clock, local_clock
 from .screens.chat import ChatScreen
@@ -49,8 +51,7 @@ class AnonchatApp(App[int]):
         rng: random.Random | None = None,
         ping_interval: float = 5.0,
         reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
-        tls: bool = True,
-        pin: str | None = None,
+        endpoint: Endpoint | None = None,
     ) -> None:
         super().__init__()
         use_alt_digits()
@@ -65,11 +66,15 @@ class AnonchatApp(App[int]):
         self.clock = clock
         self.ping_interval = ping_interval
         self.reconnect_delays = tuple(reconnect_delays)
-        self.options = ConnectOptions(
-            tls=tls, pin=pin, known_hosts=self.settings_dir / "known_hosts"
-        )
+        self.options = ConnectOptions(self._with_known_hosts(endpoint or Endpoint("", 0)))
         self.chat: ChatScreen | None = None
         self.bells = 0
+
+    def _with_known_hosts(self, endpoint: Endpoint) -> Endpoint:
+        """Pins remembered beside the settings (None stays None: nothing to remember)."""
+        if endpoint.known_hosts is None:
+            return endpoint
+        return replace(endpoint, known_hosts=KnownHosts(self.settings_dir / "known_hosts"))
 
     def bell(self) -> None:
         self.bells += 1  # counted, so tests can see a bell rang in headless mode
@@ -143,27 +148,25 @@ def make_app(settings_dir: Path, **kwargs: Any) -> AnonchatApp:
 
 
 async def run_tui(
-    server: tuple[str, int] | None = None,
+    endpoint: Endpoint | None = None,
     *,
     nick: str | None = None,
     join: str | None = None,
     banner: str = "",
-    tls: bool = True,
-    pin: str | None = None,
 ) -> int:
     """Run the TUI in the running event loop; return the exit status.
 
-    With ``server`` it connects at once; without, the connect screen waits,
-    prefilled with what was used last time.
+    With an ``endpoint`` (from flags or an invite link) it connects at once;
+    without, the connect screen waits, prefilled with what was used last time.
     """
+    room = join or (endpoint.room if endpoint else None)
     app = AnonchatApp(
-        server=format_server(*server) if server else None,
+        server=format_server(endpoint.host, endpoint.port) if endpoint else None,
         nick=nick,
-        join=[join] if join else [],
-        autoconnect=server is not None,
+        join=[room] if room else [],
+        autoconnect=endpoint is not None,
         banner=banner,
-        tls=tls,
-        pin=pin,
+        endpoint=endpoint,
     )
     # Log records would be written over the screen; keep them out while it runs.
     root = logging.getLogger()

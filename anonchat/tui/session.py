@@ -7,14 +7,11 @@ only public ``Client`` methods.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 
 from .. import events as ev
-from ..client import Client
+from ..client import Client, Confirm, Endpoint
 from ..errors import Code, ConnectionClosed, RequestError
 
 #: Seconds to wait before each reconnect attempt; the last value repeats.
@@ -57,48 +54,30 @@ async def rejoin(
     return joined, failed
 
 
-#: Asked on first contact with a TLS server: (host, port, pin) -> trust it?
-Confirm = Callable[[str, int, str], Awaitable[bool]]
-
-
-@dataclass
+@dataclass(frozen=True)
 class ConnectOptions:
-    """How to reach the daemon, beyond host and port.
+    """How to reach a daemon beyond its address: the command line's choices.
 
-    The transport options (TLS, pinning) are passed on only to a client that
-    knows them: this TUI works with a plaintext-only client as well as with
-    one that speaks TLS and pins keys in ``known_hosts``.
+    ``endpoint`` carries TLS, the pin, the proxy and known_hosts.  Its pin
+    applies only to its own host and port: a user who types another server
+    on the connect screen gets trust on first use for that one, never a pin
+    meant for a different server.  The proxy applies to every server.
     """
 
-    tls: bool = True
-    pin: str | None = None
-    known_hosts: Path | None = None
+    endpoint: Endpoint = field(default_factory=lambda: Endpoint("", 0))
     confirm: Confirm | None = None
 
-
-def _transport_kwargs(options: ConnectOptions) -> dict[str, Any]:
-    accepted = inspect.signature(Client.connect).parameters
-    kwargs: dict[str, Any] = {}
-    if "tls" in accepted:
-        kwargs["tls"] = options.tls
-    if "pin" in accepted and options.pin:
-        kwargs["pin"] = options.pin
-    if "confirm" in accepted and options.confirm is not None:
-        kwargs["confirm"] = options.confirm
-    if "known_hosts" in accepted and options.known_hosts is not None:
-        from .. import trust  # type: ignore[attr-defined,unused-ignore]
-
-        kwargs["known_hosts"] = trust.KnownHosts(options.known_hosts)
-    return kwargs
+    def for_target(self, host: str, port: int) -> Endpoint:
+        same = (host, port) == (self.endpoint.host, self.endpoint.port)
+        return replace(self.endpoint, host=host, port=port, pin=self.endpoint.pin if same else None)
 
 
 async def connect(
     host: str, port: int, nick: str | None, options: ConnectOptions | None = None
 ) -> Client:
     """Connect with ``nick``; raises ConnectionClosed like Client.connect."""
-    kwargs = _transport_kwargs(options or ConnectOptions())
-    client: Client = await Client.connect(host, port, nick=nick or None, **kwargs)
-    return client
+    options = options or ConnectOptions()
+    return await options.for_target(host, port).connect(nick or None, confirm=options.confirm)
 
 
 async def reconnect_once(

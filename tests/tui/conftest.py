@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from textual.pilot import Pilot
 from textual.widgets import Input
 
+from anonchat.client import Endpoint
 from anonchat.daemon import Config, Daemon
+from anonchat.trust import create_identity, ensure_identity
 from anonchat.tui import AnonchatApp, make_app
 from anonchat.tui.screens.chat import ChatScreen
 from anonchat.tui.settings import ENV_CONFIG_DIR
@@ -37,12 +40,16 @@ def _no_cursor_blink(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Input, "cursor_blink", False)
 
 
+#: One fixed key for every daemon of the TUI tests: a restarted daemon keeps its
+#: pin, and the pin shown on screen is the same in every run (snapshots).
+STATE_DIR = Path(tempfile.mkdtemp(prefix="anonchat-tui-state-"))
+create_identity(STATE_DIR, ec.derive_private_key(0x5EED, ec.SECP256R1()))
+PIN = ensure_identity(STATE_DIR).pin
+
+
 def daemon_config(port: int = 0) -> Config:
-    """A loopback daemon without TLS (when this daemon knows about TLS at all)."""
-    extra: dict[str, Any] = {}
-    if "plaintext" in {f.name for f in dataclasses.fields(Config)}:
-        extra["plaintext"] = True
-    return Config(host="127.0.0.1", port=port, **extra)
+    """A loopback TLS daemon, with the key whose pin is PIN."""
+    return Config(host="127.0.0.1", port=port, state_dir=str(STATE_DIR))
 
 
 @pytest.fixture
@@ -60,7 +67,7 @@ def app_for(port: int, settings_dir: Path, nick: str, **kwargs: Any) -> Anonchat
     kwargs.setdefault("clock", fixed_clock)
     kwargs.setdefault("ping_interval", 3600.0)
     kwargs.setdefault("reconnect_delays", (0.05, 0.1, 0.2))
-    kwargs.setdefault("tls", False)
+    kwargs.setdefault("endpoint", Endpoint("127.0.0.1", port, pin=PIN))
     return make_app(
         settings_dir / nick,
         server=f"127.0.0.1:{port}",

@@ -8,7 +8,6 @@ shown in the status bar).  Update after an intended change with
 
 from __future__ import annotations
 
-import errno
 import random
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,12 +16,21 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 
-from anonchat.client import Client
+from anonchat.client import Client, Endpoint
 from anonchat.daemon import Daemon
 from anonchat.tui import make_app
 from anonchat.tui.session import ConnectOptions, connect
 
-from .conftest import ThreadedDaemon, app_for, daemon_config, lines, type_line, until_chat, wait_for
+from .conftest import (
+    PIN,
+    ThreadedDaemon,
+    app_for,
+    daemon_config,
+    lines,
+    type_line,
+    until_chat,
+    wait_for,
+)
 
 SNAPSHOT_PORT = 47667
 SIZE = (110, 32)
@@ -43,9 +51,7 @@ def fixed_daemon() -> Iterator[ThreadedDaemon]:
         d.__enter__()
     except OSError as exc:
         d.loop.call_soon_threadsafe(d.loop.stop)
-        if exc.errno == errno.EADDRINUSE:
-            pytest.skip(f"port {SNAPSHOT_PORT} is busy")
-        raise
+        raise AssertionError(f"the snapshot port {SNAPSHOT_PORT} must be free: {exc}") from None
     try:
         yield d
     finally:
@@ -70,7 +76,14 @@ def test_chat_screen_with_messages(
 
     async def bob_does(*steps: tuple[str, Any]) -> None:
         if not bob:
-            bob.append(await connect("127.0.0.1", SNAPSHOT_PORT, "bob", ConnectOptions(tls=False)))
+            bob.append(
+                await connect(
+                    "127.0.0.1",
+                    SNAPSHOT_PORT,
+                    "bob",
+                    ConnectOptions(Endpoint("127.0.0.1", SNAPSHOT_PORT, pin=PIN)),
+                )
+            )
         for what, arg in steps:
             if what == "join":
                 await bob[0].join(arg)

@@ -20,16 +20,17 @@ import pytest
 
 from anonchat.daemon import Daemon
 
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
-
 ROOT = Path(__file__).resolve().parents[2]
 
 APP = """
 import sys
 from pathlib import Path
+from anonchat.client import Endpoint
 from anonchat.tui import make_app
+endpoint = Endpoint("127.0.0.1", int(sys.argv[2]), pin=sys.argv[3])
 app = make_app(Path(sys.argv[1]), server="127.0.0.1:" + sys.argv[2], nick="keys",
-               autoconnect=True, join=["one", "two", "three"], tls=False, ping_interval=3600)
+               autoconnect=True, join=["one", "two", "three"], ping_interval=3600,
+               endpoint=endpoint)
 app.run()
 """
 
@@ -44,7 +45,8 @@ def tmux(*args: str) -> str:
 async def session(daemon: Daemon, tmp_path: Path) -> AsyncIterator[str]:
     name = f"anonchat-test-{uuid.uuid4().hex[:8]}"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
-    command = [sys.executable, "-c", APP, str(tmp_path / "cfg"), str(daemon.port)]
+    assert shutil.which("tmux"), "tmux is needed: scripts/test.sh installs it"
+    command = [sys.executable, "-c", APP, str(tmp_path / "cfg"), str(daemon.port), daemon.pin]
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "35", *command],
         check=True,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -112,12 +114,7 @@ class ConnectScreen(Screen[None]):
 
     @work(exclusive=True, group="connect")
     async def connect_worker(self, host: str, port: int, nick: str) -> None:
-        options = ConnectOptions(
-            tls=self.options.tls,
-            pin=self.options.pin,
-            known_hosts=self.options.known_hosts,
-            confirm=self.ask_trust,
-        )
+        options = replace(self.options, confirm=self.ask_trust)
         try:
             client = await connect(host, port, nick, options)
         except ConnectionClosed as exc:
