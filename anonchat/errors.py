@@ -60,6 +60,8 @@ class Code(StrEnum):
     TOO_MANY_ROOMS = "too_many_rooms"
     ROOM_FULL = "room_full"
     RATE_LIMITED = "rate_limited"
+    JOIN_DENIED = "join_denied"
+    BAD_PROOF = "bad_proof"
 
 
 #: Codes after which the sender closes the connection.

@@ -40,6 +40,11 @@ class Max:
     n: int
 
 
+@dataclass(frozen=True, slots=True)
+class Exactly(Max):
+    """Annotation: exactly ``n`` bytes (keys, ids and signatures)."""
+
+
 # Size ceilings of the schema.  They bound memory per frame; the daemon's
 # configurable limits (docs/operations.md) are usually tighter.
 NICK_MAX = 32
@@ -56,6 +61,17 @@ Text = Annotated[str, Max(TEXT_MAX)]
 Short = Annotated[str, Max(SHORT_MAX)]
 Kind = Annotated[str, Max(8)]
 NickList = Annotated[list[str], Max(LIST_MAX)]
+
+# Secret rooms: sizes fixed by crypto v1 (anonchat/crypto.py).
+KEY_SIZE = 32
+SIG_SIZE = 64
+SEALED_MAX = 4096 + 16  # the largest padding bucket plus the AEAD tag
+Key = Annotated[bytes, Exactly(KEY_SIZE)]
+Signature = Annotated[bytes, Exactly(SIG_SIZE)]
+Challenge = Annotated[bytes, Exactly(KEY_SIZE)]
+Ciphertext = Annotated[bytes, Max(SEALED_MAX)]
+SealKind = Annotated[str, Max(16)]
+KeyList = Annotated[list[bytes], Max(LIST_MAX)]
 
 
 class Frame:
@@ -102,16 +118,17 @@ class _FieldSpec:
     default: Any
     max: int | None
     nullable: bool
+    exact: bool = False
 
     def check(self, value: Any) -> Any:
         if value is None:
             if self.nullable:
                 return None
             raise _FieldProblem("missing value")
-        return _check_value(self.kind, value, self.max)
+        return _check_value(self.kind, value, self.max, self.exact)
 
 
-def _check_value(kind: Any, value: Any, max_: int | None) -> Any:
+def _check_value(kind: Any, value: Any, max_: int | None, exact: bool = False) -> Any:
     if kind is bool:
         if type(value) is not bool:
             raise _FieldProblem("expected a boolean")
@@ -131,6 +148,8 @@ def _check_value(kind: Any, value: Any, max_: int | None) -> Any:
             raise _FieldProblem("expected bytes")
         if max_ is not None and len(value) > max_:
             raise _FieldProblem(f"longer than {max_} bytes")
+        if exact and len(value) != max_:
+            raise _FieldProblem(f"must be exactly {max_} bytes")
         return value
     if get_origin(kind) is list:
         (item,) = get_args(kind)
@@ -138,7 +157,8 @@ def _check_value(kind: Any, value: Any, max_: int | None) -> Any:
             raise _FieldProblem("expected a list")
         if max_ is not None and len(value) > max_:
             raise _FieldProblem(f"more than {max_} items")
-        return [_check_value(item, v, _item_max(item)) for v in value]
+        item_max = KEY_SIZE if item is bytes else NICK_MAX
+        return [_check_value(item, v, item_max, exact=item is bytes) for v in value]
     if isinstance(kind, type) and issubclass(kind, Record):
         if isinstance(value, kind):
             return value.to_wire()
@@ -146,10 +166,6 @@ def _check_value(kind: Any, value: Any, max_: int | None) -> Any:
             raise _FieldProblem("expected a map")
         return _build(kind, value, "record")
     raise TypeError(f"unsupported field type {kind!r}")  # a bug in this module
-
-
-def _item_max(item: Any) -> int | None:
-    return NICK_MAX if item is str else None
 
 
 def _specs(cls: type) -> tuple[_FieldSpec, ...]:
@@ -163,12 +179,14 @@ def _specs(cls: type) -> tuple[_FieldSpec, ...]:
             nullable = len(args) != len(get_args(kind))
             (kind,) = args
         max_ = None
+        exact = False
         if get_origin(kind) is Annotated:
             kind, *extras = get_args(kind)
-            max_ = next(e.n for e in extras if isinstance(e, Max))
+            bound = next(e for e in extras if isinstance(e, Max))
+            max_, exact = bound.n, isinstance(bound, Exactly)
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         default = None if required else f.default
-        specs.append(_FieldSpec(f.name, kind, required, default, max_, nullable))
+        specs.append(_FieldSpec(f.name, kind, required, default, max_, nullable, exact))
     return tuple(specs)
 
 
@@ -396,7 +414,11 @@ class Say(Frame):
 @frame
 @dataclass(frozen=True, slots=True)
 class ServerHello(Frame):
-    """Answer to the client's hello: the version spoken, the nick given, the limits."""
+    """Answer to the client's hello: the version spoken, the nick given, the limits.
+
+    ``challenge`` is 32 random bytes for this connection: secret-room join
+    proofs sign it, so a proof cannot be replayed on another connection.
+    """
 
     TYPE = "hello"
     SENDER = "server"
@@ -406,6 +428,7 @@ class ServerHello(Frame):
     max_frame: int
     max_text: int
     ping_interval: int
+    challenge: Challenge
 
 
 @frame
@@ -533,8 +556,120 @@ class TopicChanged(Frame):
     topic: Topic
 
 
+# --------------------------------------------------------------------------
+# Secret rooms: the daemon sees only a 32-byte room id, the room's public
+# join key, each member's session key and sealed bytes it cannot open.
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class SecretCreate(Frame):
+    """Create a secret room: register its join key, proving possession of it.
+
+    ``proof`` signs the connection's challenge (see crypto.py); ``sender`` is
+    the session key this member's sealed messages will be signed with.
+    """
+
+    TYPE = "secret_create"
+    SENDER = "client"
+    id: int
+    room: Key
+    auth: Key
+    proof: Signature
+    sender: Key
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class SecretJoin(Frame):
+    """Join a secret room with a proof signed by its join key."""
+
+    TYPE = "secret_join"
+    SENDER = "client"
+    id: int
+    room: Key
+    proof: Signature
+    sender: Key
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class SecretLeave(Frame):
+    TYPE = "secret_leave"
+    SENDER = "client"
+    id: int
+    room: Key
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Seal(Frame):
+    """A sealed message for a secret room; the daemon adds the sender's key."""
+
+    TYPE = "seal"
+    SENDER = "client"
+    id: int
+    room: Key
+    counter: int
+    epoch: int
+    kind: SealKind
+    ct: Ciphertext
+    sig: Signature
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class SecretJoined(Frame):
+    """Answer to ``secret_join``/``secret_create``: the members' session keys."""
+
+    TYPE = "secret_joined"
+    SENDER = "server"
+    id: int
+    room: Key
+    seq: int
+    members: KeyList
+    owner: bool = False
+    more: int = 0
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Sealed(Frame):
+    """A sealed message relayed to every member, numbered and stamped by the daemon."""
+
+    TYPE = "sealed"
+    SENDER = "server"
+    room: Key
+    seq: int
+    ts: int
+    sender: Key
+    counter: int
+    epoch: int
+    kind: SealKind
+    ct: Ciphertext
+    sig: Signature
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class SecretPresence(Frame):
+    """A session key joined, left or quit a secret room (the nick is sealed, not here)."""
+
+    TYPE = "secret_presence"
+    SENDER = "server"
+    room: Key
+    seq: int
+    ts: int
+    kind: Kind
+    sender: Key
+
+    def __post_init__(self) -> None:
+        if self.kind not in {"join", "leave", "quit"}:
+            raise _FieldProblem("kind must be join, leave or quit")
+
+
 #: Server events that belong to a room's numbered stream.
-RoomEvent = Msg | Presence | TopicChanged
+RoomEvent = Msg | Presence | TopicChanged | Sealed | SecretPresence
 
 
 def frame_types() -> dict[tuple[Role, str], type[Frame]]:

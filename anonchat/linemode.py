@@ -19,16 +19,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import termios
 import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import events as ev
-from .client import Client, Confirm, Endpoint
+from .client import Client, Confirm, Endpoint, Event
+from .crypto import generate_passphrase, normalize_room, passphrase_warning
 from .errors import Code, ConnectionClosed, RequestError
 from .names import sanitize
+from .secret import SecretMessage, SecretNotice
 
 HELP = """\
 Commands:
@@ -40,6 +43,9 @@ Commands:
   /who [ROOM]         list the members of the current room (or ROOM)
   /topic [TEXT]       show the topic, or set it to TEXT
   /me ACTION          send an action ("* alice waves")
+  /secret ROOM        join a secret (end-to-end encrypted) room; asks for its passphrase
+  /secret create ROOM create a secret room; an empty passphrase generates a strong one
+  /privacy            what the server can and cannot see about you, here and now
   /help               this text
   /quit [MESSAGE]     leave the chat
 Anything else is sent as a message to the current room.
@@ -57,8 +63,20 @@ def clock(ts_ms: int | None = None) -> str:
     return time.strftime("%H:%M:%S", t)
 
 
-def format_event(frame: ev.Frame) -> str | None:
+LOCK = "\U0001f512"  # 🔒: marks secret rooms, read out as "lock" by screen readers
+
+
+def format_event(frame: Event) -> str | None:
     """The line printed for a pushed event, or None for events not shown."""
+    if isinstance(frame, SecretMessage):
+        where = f"{clock(frame.ts)} {LOCK}#{clean(frame.room)}"
+        who = f"{clean(frame.nick) or '?'}#{frame.fingerprint}"
+        stale = " [sent with a clock off by over 5 minutes]" if frame.stale else ""
+        if frame.me:
+            return f"{where} * {who} {clean(frame.text)}{stale}"
+        return f"{where} <{who}> {clean(frame.text)}{stale}"
+    if isinstance(frame, SecretNotice):
+        return f"{clock(frame.ts)} {LOCK}#{clean(frame.room)} -!- {frame.text}"
     if isinstance(frame, ev.Msg):
         where = f"{clock(frame.ts)} #{clean(frame.room)}"
         if frame.me:
@@ -95,8 +113,11 @@ class LineSession:
 
     client: Client
     out: Callable[[str], None]
+    ask: Ask | None = None  # reads a passphrase (without echo on a terminal)
     current: str | None = None
+    current_secret: bool = False
     joined: list[str] = field(default_factory=list)
+    secret_rooms: list[str] = field(default_factory=list)
     quitting: bool = False
     quit_msg: str = ""
 
@@ -119,7 +140,18 @@ class LineSession:
         if self.current is None:
             self.say_system("you are in no room: /join NAME first, or /list to see the rooms")
             return
-        await self.client.say(self.current, text, me=me)
+        if self.current_secret:
+            await self.client.say_secret(self.current, text, me=me)
+        else:
+            await self.client.say(self.current, text, me=me)
+
+    def _switch(self, room: str, secret: bool) -> None:
+        self.current, self.current_secret = room, secret
+        self.say_system(f"now talking in {self._shown(room, secret)}")
+
+    @staticmethod
+    def _shown(room: str, secret: bool) -> str:
+        return f"{LOCK if secret else ''}#{clean(room)}"
 
     async def command(self, line: str) -> None:
         name, _, rest = line[1:].partition(" ")
@@ -136,8 +168,7 @@ class LineSession:
             self.say_system("usage: /join ROOM")
             return
         if room.casefold() in (r.casefold() for r in self.joined):
-            self.current = next(r for r in self.joined if r.casefold() == room.casefold())
-            self.say_system(f"now talking in #{clean(self.current)}")
+            self._switch(next(r for r in self.joined if r.casefold() == room.casefold()), False)
             return
         try:
             joined = await self.client.join(room)
@@ -157,7 +188,7 @@ class LineSession:
 
     def _entered(self, joined: ev.Joined) -> None:
         self.joined.append(joined.room)
-        self.current = joined.room
+        self.current, self.current_secret = joined.room, False
         members = ", ".join(clean(m) for m in joined.members)
         more = f" and {joined.more} more" if joined.more else ""
         self.say_system(f"you joined #{clean(joined.room)}; members: {members}{more}")
@@ -169,13 +200,81 @@ class LineSession:
         if room is None:
             self.say_system("you are in no room")
             return
-        await self.client.leave(room)
-        self.joined = [r for r in self.joined if r.casefold() != room.casefold()]
-        self.say_system(f"you left #{clean(room)}")
+        secret = self.current_secret if not rest else self._find(self.secret_rooms, room)
+        if secret:
+            await self.client.leave_secret(room)
+            self.secret_rooms = [
+                r for r in self.secret_rooms if normalize_room(r) != normalize_room(room)
+            ]
+        else:
+            await self.client.leave(room)
+            self.joined = [r for r in self.joined if r.casefold() != room.casefold()]
+        self.say_system(f"you left {self._shown(room, secret)}")
         if self.current is not None and self.current.casefold() == room.casefold():
-            self.current = self.joined[-1] if self.joined else None
-            if self.current:
-                self.say_system(f"now talking in #{clean(self.current)}")
+            if self.joined:
+                self._switch(self.joined[-1], False)
+            elif self.secret_rooms:
+                self._switch(self.secret_rooms[-1], True)
+            else:
+                self.current = None
+
+    @staticmethod
+    def _find(rooms: list[str], room: str) -> bool:
+        return normalize_room(room) in {normalize_room(r) for r in rooms}
+
+    async def cmd_secret(self, rest: str) -> None:
+        words = rest.split()
+        create = bool(words) and words[0] == "create"
+        if create:
+            words = words[1:]
+        if len(words) != 1:
+            self.say_system("usage: /secret ROOM (join) or /secret create ROOM")
+            return
+        room = words[0].lstrip("#")
+        if self._find(self.secret_rooms, room):
+            self._switch(
+                next(r for r in self.secret_rooms if normalize_room(r) == normalize_room(room)),
+                True,
+            )
+            return
+        passphrase = await self._passphrase(room, create)
+        if passphrase is None:
+            return
+        if create:
+            await self.client.create_secret(room, passphrase)
+        else:
+            await self.client.join_secret(room, passphrase)
+        self.secret_rooms.append(room)
+        self.current, self.current_secret = room, True
+        verb = "created" if create else "joined"
+        self.say_system(
+            f"you {verb} the secret room {LOCK}#{clean(room)} as "
+            f"{clean(self.client.nick)}#{self.client.identity.fingerprint}; "
+            "/privacy says what the server can see"
+        )
+
+    async def _passphrase(self, room: str, create: bool) -> str | None:
+        if self.ask is None:
+            self.say_system("no way to read a passphrase here")
+            return None
+        prompt = f"passphrase for {LOCK}#{room}"
+        if create:
+            prompt += " (empty: generate a strong one)"
+        passphrase = await self.ask(prompt + ": ")
+        if passphrase is None:
+            return None
+        if create and not passphrase:
+            passphrase = generate_passphrase()
+            self.say_system(f"generated passphrase (give it to the others): {passphrase}")
+        elif create:
+            warning = passphrase_warning(passphrase)
+            if warning:
+                self.say_system(f"warning: {warning}")
+        return passphrase
+
+    async def cmd_privacy(self, rest: str) -> None:
+        for line in privacy_report(self.client, self.current, self.current_secret):
+            self.say_system(line)
 
     async def cmd_nick(self, rest: str) -> None:
         if not rest:
@@ -202,6 +301,10 @@ class LineSession:
         if room is None:
             self.say_system("usage: /who ROOM")
             return
+        if (not rest and self.current_secret) or (rest and self._find(self.secret_rooms, room)):
+            names = ", ".join(self.client.secret_channel(room).members())
+            self.say_system(f"{LOCK}#{clean(room)} (those who announced themselves): {names}")
+            return
         reply = await self.client.who(room)
         more = f" and {reply.more} more" if reply.more else ""
         names = ", ".join(clean(m) for m in reply.members)
@@ -210,6 +313,9 @@ class LineSession:
     async def cmd_topic(self, rest: str) -> None:
         if self.current is None:
             self.say_system("you are in no room")
+            return
+        if self.current_secret:
+            self.say_system("secret rooms have no topic: the server would see it")
             return
         if not rest:
             rooms = await self.client.list_rooms()
@@ -250,7 +356,44 @@ _COMMANDS: dict[str, Callable[[LineSession, str], Awaitable[None]]] = {
     "help": LineSession.cmd_help,
     "quit": LineSession.cmd_quit,
     "exit": LineSession.cmd_quit,
+    "secret": LineSession.cmd_secret,
+    "privacy": LineSession.cmd_privacy,
 }
+
+Ask = Callable[[str], Awaitable[str | None]]
+
+
+def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
+    """What the daemon can and cannot see about this user right now (docs/security.md)."""
+    how = (
+        f"TLS to a key you pinned ({client.pin})"
+        if client.pin
+        else "NO encryption: anyone on the network path sees everything below too"
+    )
+    lines = [
+        f"connection: {how}",
+        "the server sees: your IP address while you are connected (unless you use a proxy "
+        "such as Tor), when you connect and send, your nick, and the public rooms you are in",
+        "the server keeps: nothing on disk, and no logs of addresses or messages",
+    ]
+    if room is None:
+        lines.append("you are in no room")
+    elif secret:
+        lines += [
+            f"in {LOCK}#{clean(room)}: end-to-end encrypted. The server cannot see the room's "
+            "name, its passphrase, or any message; nicks are sealed too",
+            "it does see: an opaque room id, that your connection is in it, how many members "
+            "it has, when each message is sent and its size rounded up to 256/512/1024/2048/4096 "
+            "bytes",
+            "limits: anyone who knows the passphrase can read and join; there is no forward "
+            "secrecy; a weak passphrase can be guessed offline by the server's operator",
+        ]
+    else:
+        lines.append(
+            f"in #{clean(room)}: a public room. The server and every member see what you say "
+            "here, and anyone can join"
+        )
+    return lines
 
 
 def _start_stdin_reader(
@@ -295,6 +438,7 @@ async def run_line_mode(
     except ConnectionClosed as exc:
         out(system(f"error: {clean(exc.message)} ({exc.code})"))
         return 1
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
     session = LineSession(client, out)
     how = f"TLS, key {client.pin}" if client.pin else "UNENCRYPTED"
     out(
@@ -306,11 +450,11 @@ async def run_line_mode(
     printer = asyncio.create_task(_print_events(client, out))
     status = 0
     try:
+        _start_stdin_reader(stdin, asyncio.get_running_loop(), queue)
+        session.ask = _asker(stdin, queue, printer)
         room = join or endpoint.room
         if room:
             await session.handle_line(f"/join {room}")
-        queue: asyncio.Queue[str | None] = asyncio.Queue()
-        _start_stdin_reader(stdin, asyncio.get_running_loop(), queue)
         while not session.quitting:
             line = await _next_line(queue, printer)
             if line is None:
@@ -326,6 +470,46 @@ async def run_line_mode(
     if lost is not None and lost.code != Code.SHUTDOWN:
         status = 1
     return status
+
+
+def _asker(stdin: TextIO, queue: asyncio.Queue[str | None], printer: asyncio.Task[None]) -> Ask:
+    """Read the next input line as a secret: without echo when a person types it."""
+
+    async def ask(prompt: str) -> str | None:
+        echo = _EchoOff(stdin) if stdin.isatty() else None
+        if echo is not None:
+            sys.stderr.write(prompt)
+            sys.stderr.flush()
+            echo.__enter__()
+        try:
+            line = await _next_line(queue, printer)
+        finally:
+            if echo is not None:
+                echo.__exit__()
+                sys.stderr.write("\n")
+        return None if line is None else line.rstrip("\r\n")
+
+    return ask
+
+
+class _EchoOff:
+    """Turn a terminal's echo off (for a passphrase) and back on."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.fd = stream.fileno()
+        self.saved: list[Any] | None = None
+
+    def __enter__(self) -> None:
+        with contextlib.suppress(termios.error, OSError):
+            self.saved = termios.tcgetattr(self.fd)
+            quiet = termios.tcgetattr(self.fd)
+            quiet[3] &= ~termios.ECHO
+            termios.tcsetattr(self.fd, termios.TCSANOW, quiet)
+
+    def __exit__(self, *_: object) -> None:
+        if self.saved is not None:
+            with contextlib.suppress(termios.error, OSError):
+                termios.tcsetattr(self.fd, termios.TCSANOW, self.saved)
 
 
 def _terminal_confirm(stdin: TextIO) -> Confirm | None:

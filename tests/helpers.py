@@ -9,7 +9,7 @@ import socket
 from typing import Any, TypeVar
 
 from anonchat import events as ev
-from anonchat.client import Client
+from anonchat.client import Client, Event
 from anonchat.daemon import Daemon
 from anonchat.errors import RemoteProtocolError
 from anonchat.trust import client_context
@@ -109,7 +109,7 @@ async def collect(client: Client, kind: type[T], count: int, timeout: float = 20
     raise AssertionError(f"closed after {len(out)} of {count} {kind.TYPE} events")
 
 
-async def quiet(client: Client, delay: float = 0.2) -> list[ev.Frame]:
+async def quiet(client: Client, delay: float = 0.2) -> list[Event]:
     """Wait a little, then return what arrived (to show that nothing did)."""
     await asyncio.sleep(delay)
     await client.ping()  # everything sent before the pong has been received

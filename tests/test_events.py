@@ -32,6 +32,7 @@ EXAMPLES: list[ev.Frame] = [
         max_frame=65536,
         max_text=3072,
         ping_interval=30,
+        challenge=bytes(32),
     ),
     ev.Ok(id=8, seq=12),
     ev.Error(code="nick_taken", msg="the nick bob is taken", id=1),
@@ -41,6 +42,23 @@ EXAMPLES: list[ev.Frame] = [
     ev.Msg(room="lobby", seq=4, ts=1_700_000_000_000, nick="a", text="hi"),
     ev.Presence(room="lobby", seq=5, ts=1, kind="nick", nick="a", new="b"),
     ev.TopicChanged(room="lobby", seq=6, ts=1, nick="a", topic="new"),
+    ev.SecretCreate(id=1, room=bytes(32), auth=bytes(32), proof=bytes(64), sender=bytes(32)),
+    ev.SecretJoin(id=1, room=bytes(32), proof=bytes(64), sender=bytes(32)),
+    ev.SecretLeave(id=1, room=bytes(32)),
+    ev.Seal(id=1, room=bytes(32), counter=1, epoch=0, kind="msg", ct=bytes(272), sig=bytes(64)),
+    ev.SecretJoined(id=1, room=bytes(32), seq=1, members=[bytes(32)], owner=True),
+    ev.Sealed(
+        room=bytes(32),
+        seq=1,
+        ts=1,
+        sender=bytes(32),
+        counter=1,
+        epoch=0,
+        kind="msg",
+        ct=bytes(272),
+        sig=bytes(64),
+    ),
+    ev.SecretPresence(room=bytes(32), seq=1, ts=1, kind="join", sender=bytes(32)),
 ]
 
 

@@ -30,7 +30,13 @@ class Pair:
 
 
 SERVER_HELLO = ev.ServerHello(
-    v=1, server="s", nick="alice", max_frame=65536, max_text=3072, ping_interval=30
+    v=1,
+    server="s",
+    nick="alice",
+    max_frame=65536,
+    max_text=3072,
+    ping_interval=30,
+    challenge=bytes(32),
 )
 
 

@@ -41,6 +41,8 @@ class Limits:
     ping_interval: float = 30.0  # silence after which the daemon pings
     idle_timeout: float = 90.0  # silence after which the connection is closed
     read_size: int = 65_536  # bytes read from a socket at once
+    join_burst: int = 5  # secret-room join attempts allowed at once per connection
+    join_interval: float = 10.0  # seconds per further attempt (slows passphrase guessing)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

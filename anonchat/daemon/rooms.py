@@ -95,6 +95,58 @@ class Room:
         return [m.nick for m in self.members]
 
 
+class SecretRoom:
+    """A room the daemon cannot read: an opaque id, a public join key, members' keys.
+
+    It never learns the room's name, the passphrase or any message: it checks
+    join proofs against ``auth`` and relays sealed frames in one order.
+    """
+
+    __slots__ = ("auth", "members", "owners", "rid", "seq")
+
+    def __init__(self, rid: bytes, auth: bytes) -> None:
+        self.rid = rid
+        self.auth = auth
+        self.seq = 0
+        self.members: dict[Member, bytes] = {}  # session -> its sealing key
+        self.owners: set[Member] = set()
+
+    def next_seq(self) -> int:
+        self.seq += 1
+        return self.seq
+
+    def broadcast(self, frame: ev.Frame, exclude: Member | None = None) -> None:
+        data = encode_frame(frame.to_wire())
+        for member in list(self.members):
+            if member is not exclude:
+                member.deliver(data)
+
+    def presence(self, sender: bytes, kind: str, exclude: Member | None = None) -> int:
+        seq = self.next_seq()
+        self.broadcast(
+            ev.SecretPresence(room=self.rid, seq=seq, ts=now_ms(), kind=kind, sender=sender),
+            exclude=exclude,
+        )
+        return seq
+
+    def relay(self, who: Member, seal: ev.Seal) -> int:
+        seq = self.next_seq()
+        self.broadcast(
+            ev.Sealed(
+                room=self.rid,
+                seq=seq,
+                ts=now_ms(),
+                sender=self.members[who],
+                counter=seal.counter,
+                epoch=seal.epoch,
+                kind=seal.kind,
+                ct=seal.ct,
+                sig=seal.sig,
+            )
+        )
+        return seq
+
+
 def fit(items: Iterable[Any], budget: int, size: Any) -> tuple[list[Any], int]:
     """Take items in order while their summed ``size(item)`` stays within ``budget``.
 

@@ -13,10 +13,16 @@ from .. import __version__
 from .. import events as ev
 from ..errors import Code, RequestError
 from ..names import InvalidName, check_room, name_key, random_nick
-from ..trust import ServerIdentity, default_state_dir, ensure_identity, load_identity
+from ..trust import (
+    ServerIdentity,
+    default_state_dir,
+    ensure_identity,
+    load_identity,
+    pin_bytes,
+)
 from ..wire import encode_frame
 from .config import Config
-from .rooms import Room, fit
+from .rooms import Room, SecretRoom, fit
 from .session import Session
 
 log = logging.getLogger("anonchat.daemon")
@@ -38,6 +44,7 @@ class Daemon:
         self.sessions: dict[Session, asyncio.Task[None]] = {}
         self.nicks: dict[str, Session] = {}
         self.rooms: dict[str, Room] = {}
+        self.secret_rooms: dict[bytes, SecretRoom] = {}
         self._server: asyncio.Server | None = None
         self.identity: ServerIdentity | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -75,6 +82,11 @@ class Daemon:
     def pin(self) -> str:
         """The pin clients check (``sha256/...``), or "" without TLS."""
         return self.identity.pin if self.identity else ""
+
+    @property
+    def pin_bytes(self) -> bytes:
+        """The raw pin that secret-room proofs are bound to (zeros without TLS)."""
+        return pin_bytes(self.identity.pin) if self.identity else bytes(32)
 
     @property
     def port(self) -> int:
@@ -134,6 +146,8 @@ class Daemon:
             del self.nicks[session.nick_key]
         for room in list(session.rooms.values()):
             session.leave_room(room, "quit", msg=session.quit_msg)
+        for secret in list(session.secret_rooms.values()):
+            session.leave_secret(secret, "quit")
         log.debug("session %d closed: %s", session.sid, session.close_code or "eof")
 
     async def _sweep(self) -> None:
@@ -173,6 +187,24 @@ class Daemon:
         room = Room(name, key, topic)
         self.rooms[key] = room
         return room
+
+    def create_secret_room(self, rid: bytes, auth: bytes) -> SecretRoom:
+        if rid in self.secret_rooms:
+            raise RequestError(
+                Code.ROOM_EXISTS, "a secret room with this name and passphrase exists"
+            )
+        if len(self.secret_rooms) >= self.config.limits.max_rooms:
+            raise RequestError(Code.TOO_MANY_ROOMS, "the server holds as many rooms as it may")
+        room = SecretRoom(rid, auth)
+        self.secret_rooms[rid] = room
+        return room
+
+    def drop_secret_if_empty(self, room: SecretRoom) -> bool:
+        if room.members:
+            return False
+        if self.secret_rooms.get(room.rid) is room:
+            del self.secret_rooms[room.rid]
+        return True
 
     def drop_if_empty(self, room: Room) -> bool:
         """Forget a room nobody is in; return whether it was dropped."""

@@ -18,13 +18,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
+from ..crypto import verify_join_proof
 from ..errors import Code, ProtocolError, RequestError
 from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topic, name_key
 from ..protocol import Connection, State
+from .limits import TokenBucket
+from .rooms import SecretRoom, fit
 
 if TYPE_CHECKING:
     from .rooms import Room
@@ -51,6 +56,11 @@ class Session:
         self.nick = ""
         self.nick_key = ""
         self.rooms: dict[str, Room] = {}
+        self.secret_rooms: dict[bytes, SecretRoom] = {}
+        self.challenge = secrets.token_bytes(ev.KEY_SIZE)
+        self.join_bucket = TokenBucket(
+            self.limits.join_burst, self.limits.join_interval, self.loop.time()
+        )
         self.connected_at = self.loop.time()
         self.last_rx = self.connected_at
         self.ping_sent = False
@@ -215,6 +225,7 @@ class Session:
                 max_frame=self.limits.max_frame,
                 max_text=self.limits.max_text,
                 ping_interval=max(1, round(self.limits.ping_interval)),
+                challenge=self.challenge,
             )
         )
 
@@ -254,16 +265,22 @@ class Session:
             raise RequestError(Code.ALREADY_MEMBER, f"you are already in {room.name}")
         self._enter(room, frame.id, owner=False)
 
-    def _enter(self, room: Room, request_id: int, owner: bool) -> None:
-        if len(self.rooms) >= self.limits.max_rooms_per_session:
-            self.daemon.drop_if_empty(room)
+    def _check_room_limits(self, members: int) -> None:
+        count = len(self.rooms) + len(self.secret_rooms)
+        if count >= self.limits.max_rooms_per_session:
             raise RequestError(
                 Code.TOO_MANY_ROOMS,
-                f"you are in {len(self.rooms)} rooms; the limit is "
-                f"{self.limits.max_rooms_per_session}",
+                f"you are in {count} rooms; the limit is {self.limits.max_rooms_per_session}",
             )
-        if len(room.members) >= self.limits.max_members_per_room:
-            raise RequestError(Code.ROOM_FULL, f"{room.name} is full")
+        if members >= self.limits.max_members_per_room:
+            raise RequestError(Code.ROOM_FULL, "the room is full")
+
+    def _enter(self, room: Room, request_id: int, owner: bool) -> None:
+        try:
+            self._check_room_limits(len(room.members))
+        except RequestError:
+            self.daemon.drop_if_empty(room)
+            raise
         seq = room.presence(self, "join")
         room.members[self] = None
         if owner:
@@ -328,6 +345,81 @@ class Session:
         seq = room.say(self, text, frame.me)
         self.send(ev.Ok(id=frame.id, seq=seq))
 
+    # -- secret rooms --------------------------------------------------------
+
+    def _take_join_attempt(self) -> None:
+        wait = self.join_bucket.take(self.loop.time())
+        if wait:
+            raise RequestError(
+                Code.RATE_LIMITED,
+                f"too many secret-room join attempts; try again in {math.ceil(wait)} s",
+            )
+
+    def on_secret_create(self, frame: ev.SecretCreate) -> None:
+        self._take_join_attempt()
+        if not verify_join_proof(
+            frame.auth, frame.room, self.challenge, self.daemon.pin_bytes, frame.proof
+        ):
+            raise RequestError(Code.BAD_PROOF, "the proof does not match the room's join key")
+        room = self.daemon.create_secret_room(frame.room, frame.auth)
+        self._enter_secret(room, frame, owner=True)
+
+    def on_secret_join(self, frame: ev.SecretJoin) -> None:
+        self._take_join_attempt()
+        room = self.daemon.secret_rooms.get(frame.room)
+        # A missing room and a wrong passphrase must look the same.
+        if room is None or not verify_join_proof(
+            room.auth, frame.room, self.challenge, self.daemon.pin_bytes, frame.proof
+        ):
+            raise RequestError(Code.JOIN_DENIED, "no such room or wrong passphrase")
+        if frame.room in self.secret_rooms:
+            raise RequestError(Code.ALREADY_MEMBER, "you are already in this room")
+        self._enter_secret(room, frame, owner=False)
+
+    def _enter_secret(
+        self, room: SecretRoom, frame: ev.SecretCreate | ev.SecretJoin, owner: bool
+    ) -> None:
+        try:
+            self._check_room_limits(len(room.members))
+        except RequestError:
+            self.daemon.drop_secret_if_empty(room)
+            raise
+        seq = room.presence(frame.sender, "join")
+        room.members[self] = frame.sender
+        if owner:
+            room.owners.add(self)
+        self.secret_rooms[room.rid] = room
+        keys, more = fit(room.members.values(), self.limits.max_frame - 1024, lambda k: 34)
+        self.send(
+            ev.SecretJoined(
+                id=frame.id, room=room.rid, seq=seq, members=keys, owner=owner, more=more
+            )
+        )
+
+    def _secret_room(self, rid: bytes) -> SecretRoom:
+        room = self.secret_rooms.get(rid)
+        if room is None:
+            raise RequestError(Code.NOT_MEMBER, "you are not in this secret room")
+        return room
+
+    def on_secret_leave(self, frame: ev.SecretLeave) -> None:
+        self.leave_secret(self._secret_room(frame.room), "leave")
+        self.send(ev.Ok(id=frame.id))
+
+    def leave_secret(self, room: SecretRoom, kind: str) -> None:
+        sender = room.members.pop(self)
+        room.owners.discard(self)
+        self.secret_rooms.pop(room.rid, None)
+        if not self.daemon.drop_secret_if_empty(room):
+            room.presence(sender, kind)
+
+    def on_seal(self, frame: ev.Seal) -> None:
+        room = self._secret_room(frame.room)
+        if frame.kind not in SEAL_KINDS:
+            raise RequestError(Code.TEXT_INVALID, f"unknown sealed kind {frame.kind!r}")
+        seq = room.relay(self, frame)
+        self.send(ev.Ok(id=frame.id, seq=seq))
+
     def on_bye(self, frame: ev.Bye) -> None:
         self.close_code = "quit"
         try:
@@ -347,4 +439,11 @@ _HANDLERS: dict[type[ev.Frame], Callable[[Session, Any], None]] = {
     ev.Who: Session.on_who,
     ev.Say: Session.on_say,
     ev.Bye: Session.on_bye,
+    ev.SecretCreate: Session.on_secret_create,
+    ev.SecretJoin: Session.on_secret_join,
+    ev.SecretLeave: Session.on_secret_leave,
+    ev.Seal: Session.on_seal,
 }
+
+#: Kinds of sealed frames the daemon relays (it cannot see anything else of them).
+SEAL_KINDS = frozenset({"msg", "me", "hello", "here"})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from .. import events as ev
-from ..client import Client
+from ..client import Client, Event
 
 
 @dataclass
@@ -32,9 +32,10 @@ class ConnectFailed(Message):
 
 @dataclass
 class ServerEvent(Message):
-    """A frame the server pushed: Msg, Presence, TopicChanged, Bye or Error."""
+    """What the client pushed: a frame (Msg, Presence, TopicChanged, Bye, Error)
+    or an opened secret-room event."""
 
-    frame: ev.Frame
+    frame: Event
 
 
 @dataclass
