@@ -1,0 +1,343 @@
+"""Secret rooms end to end over real sockets: what works, what the daemon never sees,
+and how every kind of tampering is reported."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import pytest
+
+from anonchat import events as ev
+from anonchat.client import Client
+from anonchat.crypto import Identity, derive_room_keys
+from anonchat.daemon import Daemon
+from anonchat.errors import Code, RequestError
+from anonchat.secret import SecretChannel, SecretMessage, SecretNotice
+
+from .conftest import ClientFactory, DaemonFactory
+from .helpers import dial, quiet
+
+ROOM = "Night-Owls"
+PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
+TEXT = "the drop is behind the old mill at nine"
+
+
+async def secret_events(client: Client, count: int, timeout: float = 10.0) -> list[SecretMessage]:
+    out: list[SecretMessage] = []
+    async with asyncio.timeout(timeout):
+        async for event in client.events():
+            if isinstance(event, SecretMessage):
+                out.append(event)
+                if len(out) == count:
+                    return out
+    raise AssertionError("connection closed")
+
+
+async def test_two_members_talk_and_are_told_apart(connect: ClientFactory) -> None:
+    alice, bob = await connect("alice"), await connect("bob")
+    await alice.create_secret(ROOM, PASSPHRASE)
+    await bob.join_secret("  NIGHT-owls ", PASSPHRASE)  # the name is normalised
+    await alice.say_secret(ROOM, TEXT)
+    await bob.say_secret(ROOM, "waves", me=True)
+    for client in (alice, bob):
+        msgs = await secret_events(client, 2)
+        assert [(m.nick, m.text, m.me) for m in msgs] == [
+            ("alice", TEXT, False),
+            ("bob", "waves", True),
+        ]
+        assert msgs[0].fingerprint == alice.identity.fingerprint
+        assert msgs[1].fingerprint == bob.identity.fingerprint
+        assert msgs[0].own == (client is alice)
+    assert alice.secret_channel(ROOM).members() == sorted(
+        [f"alice#{alice.identity.fingerprint}", f"bob#{bob.identity.fingerprint}"]
+    )
+
+
+async def test_same_nick_two_sessions_are_distinguishable(connect: ClientFactory) -> None:
+    alice, mallory, carol = await connect("alice"), await connect("mallory"), await connect("c")
+    await alice.create_secret(ROOM, PASSPHRASE)
+    await mallory.join_secret(ROOM, PASSPHRASE)
+    await carol.join_secret(ROOM, PASSPHRASE)
+    await alice.say_secret(ROOM, "it's me")
+    # Mallory seals a message under the nick "alice": nicks are whatever a member says...
+    channel = mallory.secret_channel(ROOM)
+    forged = channel.seal("alice", "it's me, send the files", "msg")
+    await mallory._request(replace(forged, id=mallory._next_id()), ev.Ok)
+    msgs = await secret_events(carol, 2)
+    # ...but the fingerprint comes from the session key and cannot be chosen that way.
+    assert [m.nick for m in msgs] == ["alice", "alice"]
+    assert msgs[0].fingerprint == alice.identity.fingerprint
+    assert msgs[1].fingerprint == mallory.identity.fingerprint != alice.identity.fingerprint
+
+
+async def test_wrong_passphrase_and_missing_room_get_the_same_answer(
+    connect: ClientFactory,
+) -> None:
+    alice, bob = await connect("alice"), await connect("bob")
+    await alice.create_secret(ROOM, PASSPHRASE)
+    answers = []
+    for name, passphrase in [(ROOM, PASSPHRASE + "x"), ("no-such-room", PASSPHRASE)]:
+        with pytest.raises(RequestError) as info:
+            await bob.join_secret(name, passphrase)
+        answers.append((info.value.code, info.value.message))
+    assert answers[0] == answers[1] == (Code.JOIN_DENIED, "no such room or wrong passphrase")
+    with pytest.raises(RequestError) as info:
+        await bob.create_secret(ROOM, PASSPHRASE)
+    assert info.value.code == Code.ROOM_EXISTS
+
+
+async def test_secret_rooms_are_never_listed(connect: ClientFactory, daemon: Daemon) -> None:
+    alice = await connect("alice")
+    await alice.create("public")
+    await alice.create_secret(ROOM, PASSPHRASE)
+    assert [r.room for r in (await alice.list_rooms()).rooms] == ["public"]
+    assert len(daemon.secret_rooms) == 1
+
+
+async def test_a_proof_for_another_servers_pin_is_refused(
+    connect: ClientFactory, daemon: Daemon
+) -> None:
+    alice, bob = await connect("alice"), await connect("bob")
+    await alice.create_secret(ROOM, PASSPHRASE)
+    other_pin = bytes(range(32))
+    keys = await asyncio.to_thread(derive_room_keys, ROOM, PASSPHRASE, bob.pin_bytes)
+    for pin, challenge in [(other_pin, bob.hello.challenge), (bob.pin_bytes, bytes(32))]:
+        proof = keys.join_proof(challenge, pin)
+        frame = ev.SecretJoin(
+            id=bob._next_id(), room=keys.room_id, proof=proof, sender=bob.identity.public
+        )
+        with pytest.raises(RequestError) as info:
+            await bob._request(frame, ev.SecretJoined)
+        assert info.value.code == Code.JOIN_DENIED
+    # Keys derived for another server's pin name another room entirely.
+    elsewhere = await asyncio.to_thread(derive_room_keys, ROOM, PASSPHRASE, other_pin)
+    assert elsewhere.room_id != keys.room_id
+
+
+async def test_join_attempts_are_rate_limited(make_daemon: DaemonFactory) -> None:
+    daemon = await make_daemon(join_burst=3, join_interval=0.5)
+    guesser = await dial(daemon, "guesser")
+    keys = await asyncio.to_thread(derive_room_keys, "x", "y", guesser.pin_bytes)
+
+    async def attempt() -> str:
+        proof = keys.join_proof(guesser.hello.challenge, guesser.pin_bytes)
+        frame = ev.SecretJoin(
+            id=guesser._next_id(), room=keys.room_id, proof=proof, sender=guesser.identity.public
+        )
+        with pytest.raises(RequestError) as info:
+            await guesser._request(frame, ev.SecretJoined)
+        return f"{info.value.code}: {info.value.message}"
+
+    results = [await attempt() for _ in range(4)]  # the burst, then one past it
+    assert results[:3] == ["join_denied: no such room or wrong passphrase"] * 3
+    assert results[3].startswith("rate_limited: too many secret-room join attempts; try again")
+    await asyncio.sleep(0.55)
+    assert (await attempt()).startswith("join_denied")  # one more after the interval
+    assert (await attempt()).startswith("rate_limited")
+    await guesser.close()
+
+
+async def test_members_leave_and_quit(connect: ClientFactory) -> None:
+    alice, bob, carol = await connect("alice"), await connect("bob"), await connect("carol")
+    await alice.create_secret(ROOM, PASSPHRASE)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await carol.join_secret(ROOM, PASSPHRASE)
+    await quiet(alice)
+    await bob.leave_secret(ROOM)
+    await carol.close()
+    notices: list[str] = []
+    async with asyncio.timeout(5):
+        async for event in alice.events():
+            if isinstance(event, SecretNotice) and event.kind in ("leave", "quit"):
+                notices.append(event.text)
+                if len(notices) == 2:
+                    break
+    assert notices == [
+        f"bob#{bob.identity.fingerprint} left",
+        f"carol#{carol.identity.fingerprint} quit",
+    ]
+    with pytest.raises(RequestError):
+        await bob.say_secret(ROOM, "still here?")
+
+
+# -- the daemon is blind ----------------------------------------------------------
+
+
+@pytest.fixture
+async def tap(make_daemon: DaemonFactory) -> AsyncIterator[tuple[Daemon, int, bytearray]]:
+    """A plaintext daemon behind a relay that records every byte it receives."""
+    daemon = await make_daemon(plaintext=True)
+    received = bytearray()
+
+    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, record: bool) -> None:
+        while data := await src.read(65536):
+            if record:
+                received.extend(data)
+            dst.write(data)
+            await dst.drain()
+        dst.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", daemon.port)
+        await asyncio.gather(
+            pipe(reader, up_writer, True), pipe(up_reader, writer, False), return_exceptions=True
+        )
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    yield daemon, server.sockets[0].getsockname()[1], received
+    server.close()
+
+
+async def test_the_daemon_never_sees_name_passphrase_or_text(
+    tap: tuple[Daemon, int, bytearray], caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon, port, received = tap
+    caplog.set_level(logging.DEBUG, logger="anonchat")
+    alice = await Client.connect("127.0.0.1", port, nick="alice", tls=False)
+    bob = await Client.connect("127.0.0.1", port, nick="bob", tls=False)
+    await alice.create_secret(ROOM, PASSPHRASE)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await alice.say_secret(ROOM, TEXT)
+    assert [m.text for m in await secret_events(bob, 1)] == [TEXT]
+    registry = repr(
+        [
+            (vars(r) if hasattr(r, "__dict__") else [getattr(r, s) for s in r.__slots__])
+            for r in daemon.secret_rooms.values()
+        ]
+    )
+    registry += repr(daemon.rooms) + repr(list(daemon.nicks))
+    await alice.close()
+    await bob.close()
+    assert len(received) > 1000  # the tap did see the whole conversation
+    secrets = [ROOM, ROOM.casefold(), PASSPHRASE, TEXT, "mill at nine"]
+    for secret in secrets:
+        for encoding in ("utf-8", "utf-16-le"):
+            assert secret.encode(encoding) not in received, secret
+        assert secret not in caplog.text and secret.lower() not in caplog.text.lower()
+        assert secret not in registry
+    for word in PASSPHRASE.split("-"):
+        assert word.encode() not in received
+
+
+# -- tampering, as a hostile daemon or member would try it ------------------------------
+
+
+@pytest.fixture(scope="module")
+def room_keys() -> object:
+    return derive_room_keys(ROOM, PASSPHRASE, bytes(32))
+
+
+def make_pair(room_keys: object) -> tuple[SecretChannel, SecretChannel]:
+    keys = room_keys
+    sender = SecretChannel.open_room(ROOM, keys, Identity.generate())  # type: ignore[arg-type]
+    receiver = SecretChannel.open_room(ROOM, keys, Identity.generate())  # type: ignore[arg-type]
+    return sender, receiver
+
+
+def relayed(seal: ev.Seal, sender: bytes, seq: int) -> ev.Sealed:
+    return ev.Sealed(
+        room=seal.room,
+        seq=seq,
+        ts=1,
+        sender=sender,
+        counter=seal.counter,
+        epoch=seal.epoch,
+        kind=seal.kind,
+        ct=seal.ct,
+        sig=seal.sig,
+    )
+
+
+def texts(events: list[SecretMessage | SecretNotice]) -> list[str]:
+    return [e.text for e in events]
+
+
+def test_tampered_frames_are_dropped_and_reported(room_keys: object) -> None:
+    sender, receiver = make_pair(room_keys)
+    key = sender.identity.public
+    good = relayed(sender.seal("alice", "hello", "msg"), key, 1)
+    flipped = bytes([good.ct[0] ^ 1]) + good.ct[1:]
+    cases = {
+        "ciphertext": replace(good, ct=flipped),
+        "kind (associated data)": replace(good, kind="me"),
+        "counter (associated data)": replace(good, counter=7),
+        "epoch (associated data)": replace(good, epoch=1),
+        "forged sender": replace(good, sender=Identity.generate().public),
+    }
+    for what, frame in cases.items():
+        events, _ = receiver.receive(frame)
+        assert len(events) == 1 and isinstance(events[0], SecretNotice), what
+        assert events[0].kind == "dropped" and "dropped a message" in events[0].text, what
+    # A frame moved into another room (the room id is in the associated data).
+    other_keys = derive_room_keys("elsewhere", PASSPHRASE, bytes(32))
+    elsewhere = SecretChannel.open_room("elsewhere", other_keys, Identity.generate())
+    moved, _ = elsewhere.receive(replace(good, room=other_keys.room_id))
+    assert isinstance(moved[0], SecretNotice) and moved[0].kind == "dropped"
+    events, _ = receiver.receive(good)  # the untouched frame still opens
+    assert texts(events) == ["hello"]
+
+
+def test_replays_reordering_and_withheld_messages(room_keys: object) -> None:
+    sender, receiver = make_pair(room_keys)
+    key = sender.identity.public
+    frames = [relayed(sender.seal("alice", f"m{i}", "msg"), key, i) for i in range(1, 6)]
+    assert texts(receiver.receive(frames[0])[0]) == ["m1"]
+    replay, _ = receiver.receive(frames[0])
+    assert replay[0].kind == "dropped" and "(replay)" in replay[0].text
+    # m2 and m3 are withheld; m4 arrives: the gap is reported, then m4 shown.
+    events, _ = receiver.receive(frames[3])
+    assert texts(events) == [f"2 messages missing from alice#{sender.identity.fingerprint}", "m4"]
+    late, _ = receiver.receive(frames[1])  # reordered: older than what was accepted
+    assert late[0].kind == "dropped"
+    assert texts(receiver.receive(frames[4])[0]) == ["m5"]
+
+
+def test_stale_timestamps_are_marked(room_keys: object) -> None:
+    sender, receiver = make_pair(room_keys)
+    sealed = sender.sealer.seal("alice", 1_000, "from 1970", "msg")  # a very wrong clock
+    frame = ev.Sealed(
+        room=sender.rid,
+        seq=1,
+        ts=1,
+        sender=sender.identity.public,
+        counter=sealed.counter,
+        epoch=sealed.epoch,
+        kind=sealed.kind,
+        ct=sealed.ciphertext,
+        sig=sealed.signature,
+    )
+    (message,), _ = receiver.receive(frame)
+    assert isinstance(message, SecretMessage) and message.stale
+
+
+async def test_line_mode_secret_room(daemon: Daemon, connect: ClientFactory) -> None:
+    alice = await connect("alice")
+    await alice.create_secret(ROOM, PASSPHRASE)
+    script = f"/secret {ROOM}\nwrong\n/secret {ROOM}\n{PASSPHRASE}\nhi from a script\n/privacy\n"
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "anonchat",
+        "--plain",
+        "--server",
+        f"127.0.0.1:{daemon.port}",
+        "--fingerprint",
+        daemon.pin,
+        "--nick",
+        "bot",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate(script.encode())
+    text = out.decode()
+    assert proc.returncode == 0
+    assert "error: no such room or wrong passphrase (join_denied)" in text
+    assert "you joined the secret room" in text
+    assert "end-to-end encrypted. The server cannot see the room's name" in text
+    assert PASSPHRASE not in text  # never echoed back
+    (msg,) = await secret_events(alice, 1)
+    assert (msg.nick, msg.text) == ("bot", "hi from a script")
