@@ -23,8 +23,10 @@ Kinds:
     :class:`anonchat.daemon.config.Limits`);
 ``malformed``
     what the server's protocol object answers to broken input;
-``transcript``
-    a conversation with a real in-process daemon on loopback (clock fixed).
+``transcript``, ``secret-transcript``
+    a conversation with a real in-process daemon on loopback (clock and the
+    hello's random ``challenge`` fixed), in a public room and in a secret room
+    (real keys, proofs and ciphertext; fixed session keys and timestamps).
 
 Everything else in the document is prose and is left alone.
 """
@@ -34,18 +36,22 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import hashlib
+import itertools
 import json
 import re
 import struct
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, get_args, get_origin
 from unittest import mock
 
 from anonchat import __version__
 from anonchat import events as ev
+from anonchat.crypto import Identity, Sealer, derive_room_keys
 from anonchat.daemon import Config, Daemon, Limits, rooms
+from anonchat.daemon.session import SEAL_KINDS
 from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
 from anonchat.protocol import Connection
 from anonchat.wire import HEADER, HEADER_SIZE, FrameDecoder, encode_frame
@@ -60,6 +66,17 @@ SERVER_NAME = f"anonchatd/{__version__}"
 
 # --------------------------------------------------------------------------
 # Example frames: every frame class has at least one.
+
+# Fixed stand-ins for keys and ciphertext, so the examples never change; real
+# ones come from anonchat/crypto.py and look just as random.
+CHALLENGE = bytes(range(32))
+ROOM_ID = bytes.fromhex("2385bcb0d12cdc78de05a24d98959fea00689185d3108194153ccaae1876cc5d")
+AUTH_KEY = bytes(range(32, 64))
+SESSION_KEY = bytes(range(64, 96))
+OTHER_KEY = bytes(range(96, 128))
+PROOF = bytes(range(128, 192))
+SIG = bytes(range(192, 256))
+SEALED_256 = bytes((7 * i) % 256 for i in range(256 + 16))
 
 EXAMPLES: dict[str, list[ev.Frame]] = {
     "ping": [ev.Ping(n=1)],
@@ -85,6 +102,7 @@ EXAMPLES: dict[str, list[ev.Frame]] = {
             max_frame=Limits().max_frame,
             max_text=Limits().max_text,
             ping_interval=int(Limits().ping_interval),
+            challenge=CHALLENGE,
         )
     ],
     "ok": [ev.Ok(id=4)],
@@ -114,6 +132,29 @@ EXAMPLES: dict[str, list[ev.Frame]] = {
     "presence-quit": [
         ev.Presence(room="lobby", seq=45, ts=T0 + 9_000, kind="quit", nick="bob", msg="see you")
     ],
+    "secret_create": [
+        ev.SecretCreate(id=9, room=ROOM_ID, auth=AUTH_KEY, proof=PROOF, sender=SESSION_KEY)
+    ],
+    "secret_join": [ev.SecretJoin(id=9, room=ROOM_ID, proof=PROOF, sender=SESSION_KEY)],
+    "secret_leave": [ev.SecretLeave(id=11, room=ROOM_ID)],
+    "seal": [ev.Seal(id=10, room=ROOM_ID, counter=1, epoch=0, kind="msg", ct=SEALED_256, sig=SIG)],
+    "secret_joined": [ev.SecretJoined(id=9, room=ROOM_ID, seq=3, members=[OTHER_KEY, SESSION_KEY])],
+    "sealed": [
+        ev.Sealed(
+            room=ROOM_ID,
+            seq=4,
+            ts=T0,
+            sender=SESSION_KEY,
+            counter=1,
+            epoch=0,
+            kind="msg",
+            ct=SEALED_256,
+            sig=SIG,
+        )
+    ],
+    "secret_presence": [
+        ev.SecretPresence(room=ROOM_ID, seq=5, ts=T0 + 1_000, kind="quit", sender=OTHER_KEY)
+    ],
     "topic_changed": [
         ev.TopicChanged(room="lobby", seq=46, ts=T0 + 12_000, nick="alice", topic="general chat")
     ],
@@ -140,10 +181,17 @@ def split_frames(data: bytes) -> Iterator[bytes]:
         pos += HEADER_SIZE + length
 
 
+def _bin(value: Any) -> str:
+    """msgpack bin shown in JSON (which has no bytes) as "bin:<hex>"."""
+    if isinstance(value, bytes):
+        return "bin:" + value.hex()
+    raise TypeError(f"not JSON: {value!r}")
+
+
 def as_json(bodies: list[dict[str, Any]]) -> str:
     if len(bodies) == 1:
-        return json.dumps(bodies[0], ensure_ascii=False)
-    inner = ",\n".join("  " + json.dumps(b, ensure_ascii=False) for b in bodies)
+        return json.dumps(bodies[0], ensure_ascii=False, default=_bin)
+    inner = ",\n".join("  " + json.dumps(b, ensure_ascii=False, default=_bin) for b in bodies)
     return f"[\n{inner}\n]"
 
 
@@ -206,10 +254,19 @@ def _limit(cls: type, spec: Any) -> str:
         text = f"≤ {spec.max} characters"
         if cls is ev.Presence and spec.name == "kind":
             text += "; one of " + ", ".join(f"`{k}`" for k in sorted(ev.PRESENCE_KINDS))
+        if cls is ev.SecretPresence and spec.name == "kind":
+            text += "; one of `join`, `leave`, `quit`"  # SecretPresence.__post_init__
+        if cls in (ev.Seal, ev.Sealed) and spec.name == "kind":
+            kinds = ", ".join(f"`{k}`" for k in sorted(SEAL_KINDS))
+            text += f"; the daemon relays {kinds}"
         return text
+    if kind is bytes:
+        return f"exactly {spec.max} bytes" if spec.exact else f"≤ {spec.max} bytes"
     if get_origin(kind) is list:
         (item,) = get_args(kind)
         each = f", each ≤ {ev.NICK_MAX} characters" if item is str else ""
+        if item is bytes:
+            each = f", each exactly {ev.KEY_SIZE} bytes"
         return f"≤ {spec.max} items{each}"
     return "see its table"
 
@@ -264,18 +321,24 @@ CODE_MEANINGS: dict[Code, str] = {
     "control or format characters, ...)",
     Code.NICK_TAKEN: "another connection holds a nick with the same key",
     Code.ROOM_INVALID: "`create`: the room name breaks the name rules",
-    Code.ROOM_EXISTS: "`create`: a room with the same key exists",
+    Code.ROOM_EXISTS: "`create`: a room with the same key exists; `secret_create`: "
+    "a secret room with the same id (same name and passphrase) exists",
     Code.NO_SUCH_ROOM: "`join`/`who`: no room with that key",
-    Code.NOT_MEMBER: "`leave`/`topic`/`say`: you are not in that room",
-    Code.ALREADY_MEMBER: "`join`: you are in that room already",
+    Code.NOT_MEMBER: "`leave`/`topic`/`say`/`secret_leave`/`seal`: you are not in that room",
+    Code.ALREADY_MEMBER: "`join`/`secret_join`: you are in that room already",
     Code.TEXT_INVALID: "`say`: text empty or blank, or with control characters "
-    "other than tab and newline",
+    "other than tab and newline; `seal`: a `kind` the daemon does not relay",
     Code.TEXT_TOO_LONG: "`say`: text longer than `max_text` UTF-8 bytes",
     Code.TOPIC_INVALID: "`create`/`topic`: a control or line-separator character in the topic",
-    Code.TOO_MANY_ROOMS: "`create`/`join`: you are in `max_rooms_per_session` rooms, "
-    "or (`create`) the daemon holds `max_rooms` rooms",
-    Code.ROOM_FULL: "`join`: the room has `max_members_per_room` members",
-    Code.RATE_LIMITED: "reserved: not sent by the version 1 daemon yet",
+    Code.TOO_MANY_ROOMS: "`create`/`join`/`secret_create`/`secret_join`: you are in "
+    "`max_rooms_per_session` rooms (public and secret together), or (`create`, "
+    "`secret_create`) the daemon holds `max_rooms` rooms of that sort",
+    Code.ROOM_FULL: "`join`/`secret_join`: the room has `max_members_per_room` members",
+    Code.RATE_LIMITED: "`secret_create`/`secret_join`: too many attempts on this connection "
+    "(`join_burst`, then one per `join_interval`); the sentence says when to try again",
+    Code.JOIN_DENIED: "`secret_join`: no such room or wrong passphrase; the daemon gives "
+    "both the same answer",
+    Code.BAD_PROOF: "`secret_create` with a proof that does not match its own join key",
 }
 
 
@@ -301,6 +364,11 @@ SCHEMA_LIMITS: dict[str, str] = {
     "TEXT_MAX": "characters of a message text (the daemon's `max_text` is tighter, in bytes)",
     "SHORT_MAX": "characters of `client`, `server`, `code`, `msg` of `bye`/`error`/`presence`",
     "LIST_MAX": "items of `members` and `rooms`",
+    "KEY_SIZE": "bytes of a secret room id, a join key (`auth`), a session key "
+    "(`sender`, every item of `secret_joined.members`) and of the hello's `challenge`",
+    "SIG_SIZE": "bytes of a join `proof` and of a message signature `sig`",
+    "SEALED_MAX": "bytes of a ciphertext `ct`: the largest padding bucket (4096) "
+    "plus the 16-byte tag",
 }
 
 
@@ -318,12 +386,14 @@ DAEMON_LIMITS: dict[str, str] = {
     "max_connections": "connections held at once; more get `server_full`",
     "max_rooms_per_session": "rooms one connection may be in",
     "max_members_per_room": "members of one room",
-    "max_rooms": "public rooms on the daemon",
+    "max_rooms": "public rooms on the daemon; secret rooms are counted apart, with the same limit",
     "hello_timeout": "seconds to send `hello` after connecting",
     "ping_interval": "seconds of silence before the daemon pings (advertised in `hello`, "
     "as a whole number)",
     "idle_timeout": "seconds of silence before the daemon closes with `idle_timeout`",
     "read_size": "bytes read from a socket at once (not visible on the wire)",
+    "join_burst": "secret-room join or create attempts allowed at once per connection",
+    "join_interval": "seconds per further attempt once the burst is spent (`rate_limited`)",
 }
 
 
@@ -442,17 +512,33 @@ def _whole_frames(data: bytes) -> list[bytes]:
     return frames
 
 
+#: A step of a conversation: a title, then (direction, bytes written) in order;
+#: empty bytes make the direction a remark shown instead of a dump.
 Step = tuple[str, list[tuple[str, bytes]]]
 
 
-async def _converse() -> list[Step]:
+def _fixed_challenges() -> Callable[[int], bytes]:
+    """Stand-in for ``secrets.token_bytes``: a fixed, different challenge per connection."""
+    counter = itertools.count(1)
+
+    def token_bytes(n: int) -> bytes:
+        return hashlib.sha256(b"anonchat docs challenge %d" % next(counter)).digest()[:n]
+
+    return token_bytes
+
+
+async def _converse(script: Callable[[Daemon], Awaitable[list[Step]]]) -> list[Step]:
     ticks = iter(range(T0, T0 + 1_000_000, 1_500))
     clock: Callable[[], int] = lambda: next(ticks)  # noqa: E731
-    with mock.patch.object(rooms, "now_ms", clock):
+    with (
+        mock.patch.object(rooms, "now_ms", clock),
+        # Session.__init__ draws the hello's challenge with secrets.token_bytes.
+        mock.patch("anonchat.daemon.session.secrets.token_bytes", _fixed_challenges()),
+    ):
         daemon = Daemon(Config(host="127.0.0.1", port=0, **_plain()))
         await daemon.start()
         try:
-            return await _script(daemon)
+            return await script(daemon)
         finally:
             await daemon.shutdown()
 
@@ -537,15 +623,170 @@ async def _script(daemon: Daemon) -> list[Step]:
     return steps
 
 
-def render_transcript() -> str:
-    steps = asyncio.run(_converse())
+#: The secret room of the recording, and the seeds of the members' session keys.
+#: Public on purpose: the document prints them, so anyone can re-derive the bytes.
+ATTIC = "attic"
+ATTIC_WORDS = "cobalt-anvil-lantern-mosaic-pebble-thistle"  # the passphrase
+ALICE_SEED = bytes([0xA1]) * 32
+BOB_SEED = bytes([0xB0]) * 32
+
+
+SAME = "daemon → {0}: the same bytes as the `sealed` frame {1} got, byte for byte"
+
+
+def _seal(sealer: Sealer, id_: int, rid: bytes, nick: str, text: str, kind: str) -> ev.Seal:
+    """What the reference client sends (anonchat/secret.py), with a fixed timestamp."""
+    sealed = sealer.seal(nick, T0, text, kind)
+    return ev.Seal(
+        id=id_,
+        room=rid,
+        counter=sealed.counter,
+        epoch=sealed.epoch,
+        kind=sealed.kind,
+        ct=sealed.ciphertext,
+        sig=sealed.signature,
+    )
+
+
+async def _script_secret(daemon: Daemon) -> list[Step]:
+    steps: list[Step] = []
+    pin = bytes(32)  # a --plaintext daemon has no key: the pin is 32 zero bytes
+    keys = derive_room_keys(ATTIC, ATTIC_WORDS, pin)
+    wrong = derive_room_keys(ATTIC, ATTIC_WORDS + "!", pin)
+    alice_id, bob_id = Identity.from_seed(ALICE_SEED), Identity.from_seed(BOB_SEED)
+    alice_sealer, bob_sealer = Sealer(keys, alice_id), Sealer(keys, bob_id)
+    rid = keys.room_id
+
+    async def peer(name: str) -> tuple[_Peer, ev.ServerHello]:
+        reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
+        p = _Peer(name, reader, writer)
+        await p.send(ev.ClientHello(v=ev.PROTOCOL_VERSION, client=CLIENT_NAME, nick=name))
+        got = await p.expect(1)
+        server_hello = ev.from_wire(_decode(got), "client")
+        assert isinstance(server_hello, ev.ServerHello)
+        return p, server_hello
+
+    alice, alice_hello = await peer("alice")
+    sent = await alice.send(
+        ev.SecretCreate(
+            id=1,
+            room=rid,
+            auth=keys.auth_public,
+            proof=keys.join_proof(alice_hello.challenge, pin),
+            sender=alice_id.public,
+        )
+    )
+    got = await alice.expect(1)
+    steps.append(
+        (
+            "alice (connected as in the conversation above; her server `hello` carried "
+            f"`challenge` {alice_hello.challenge.hex()}) derives the keys of the room "
+            f"`{ATTIC}` and creates it",
+            [("alice → daemon", sent), ("daemon → alice", got)],
+        )
+    )
+    sent = await alice.send(_seal(alice_sealer, 2, rid, "alice", "", "hello"))
+    got = await alice.expect(2)
+    steps.append(
+        (
+            "alice announces herself with a sealed `hello` (nobody else is there yet); "
+            "like every member she gets her own `sealed` before the `ok`",
+            [("alice → daemon", sent), ("daemon → alice", got)],
+        )
+    )
+    bob, bob_hello = await peer("bob")
+    sent = await bob.send(
+        ev.SecretJoin(
+            id=1,
+            room=wrong.room_id,
+            proof=wrong.join_proof(bob_hello.challenge, pin),
+            sender=bob_id.public,
+        )
+    )
+    got = await bob.expect(1)
+    steps.append(
+        (
+            f"bob connects the same way (his `challenge` is {bob_hello.challenge.hex()}) and "
+            "mistypes the passphrase: that gives another room id, one the daemon does not hold",
+            [("bob → daemon", sent), ("daemon → bob", got)],
+        )
+    )
+    sent = await bob.send(
+        ev.SecretJoin(
+            id=2, room=rid, proof=keys.join_proof(bob_hello.challenge, pin), sender=bob_id.public
+        )
+    )
+    got = await bob.expect(1)
+    seen = await alice.expect(1)
+    steps.append(
+        (
+            "bob joins with the right passphrase; alice sees his session key arrive",
+            [("bob → daemon", sent), ("daemon → bob", got), ("daemon → alice", seen)],
+        )
+    )
+    sent = await bob.send(_seal(bob_sealer, 3, rid, "bob", "", "hello"))
+    got = await bob.expect(2)
+    seen = await alice.expect(1)
+    assert got.startswith(seen)
+    steps.append(
+        (
+            "bob announces himself",
+            [("bob → daemon", sent), ("daemon → bob", got), (SAME.format("alice", "bob"), b"")],
+        )
+    )
+    sent = await alice.send(_seal(alice_sealer, 3, rid, "alice", "", "here"))
+    got = await alice.expect(2)
+    seen = await bob.expect(1)
+    assert got.startswith(seen)
+    steps.append(
+        (
+            "alice answers bob's `hello` with a sealed `here`, so bob learns her nick",
+            [("alice → daemon", sent), ("daemon → alice", got), (SAME.format("bob", "alice"), b"")],
+        )
+    )
+    sent = await bob.send(_seal(bob_sealer, 4, rid, "bob", "hi alice", "msg"))
+    got = await bob.expect(2)
+    seen = await alice.expect(1)
+    assert got.startswith(seen)
+    steps.append(
+        (
+            "bob says something",
+            [("bob → daemon", sent), ("daemon → bob", got), (SAME.format("alice", "bob"), b"")],
+        )
+    )
+    sent = await bob.send(ev.SecretLeave(id=5, room=rid))
+    got = await bob.expect(1)
+    seen = await alice.expect(1)
+    steps.append(
+        (
+            "bob leaves the room",
+            [("bob → daemon", sent), ("daemon → bob", got), ("daemon → alice", seen)],
+        )
+    )
+    for p in (alice, bob):
+        p.writer.close()
+    return steps
+
+
+def render_steps(steps: list[Step]) -> str:
     parts = []
     for n, (title, blocks) in enumerate(steps, 1):
         parts.append(f"**{n}. {title}.**")
         for direction, data in blocks:
+            if not data:  # a remark instead of a dump
+                parts.append(f"{direction}.")
+                continue
             parts.append(f"{direction}:")
             parts.append(dump(data))
     return "\n\n".join(parts)
+
+
+def render_transcript() -> str:
+    return render_steps(asyncio.run(_converse(_script)))
+
+
+def render_secret_transcript() -> str:
+    return render_steps(asyncio.run(_converse(_script_secret)))
 
 
 # --------------------------------------------------------------------------
@@ -562,6 +803,7 @@ def render(key: str) -> str:
         "schema-limits": render_schema_limits,
         "malformed": render_malformed,
         "transcript": render_transcript,
+        "secret-transcript": render_secret_transcript,
     }
     if kind == "example":
         return render_example(arg)
