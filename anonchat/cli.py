@@ -200,6 +200,8 @@ def endpoint_from_args(
 ) -> Endpoint | None:
     """The daemon the flags or the link name, with how to trust it; None if neither does."""
     try:
+        if args.link and args.server:
+            raise ValueError("give either a link or --server, not both")
         if args.link:
             endpoint = Endpoint.from_url(args.link, DEFAULT_PORT)
         elif args.server:

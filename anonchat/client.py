@@ -32,7 +32,7 @@ from . import __version__
 from . import events as ev
 from .crypto import Identity, RoomKeys, derive_room_keys, normalize_room
 from .errors import Code, ConnectionClosed, CryptoError, ProtocolError, RequestError
-from .names import InvalidName, check_nick, check_room, check_text
+from .names import InvalidName, check_nick, check_room, check_text, name_key
 from .protocol import Connection, State
 from .secret import SecretChannel, SecretEvent
 from .socks import open_via_socks5
@@ -163,6 +163,9 @@ class Client:
         self.identity = Identity.generate()  # this session's key in secret rooms
         self.secret: dict[str, SecretChannel] = {}  # normalised name -> channel
         self._secret_by_id: dict[bytes, SecretChannel] = {}
+        self.rooms: dict[str, str] = {}  # public rooms joined: key -> name
+        self._seen: dict[str, int] = {}  # public room key -> last seq received
+        self._secret_seen: dict[bytes, int] = {}  # secret room id -> last seq received
         self._reader_task = asyncio.create_task(self._read_loop(), name="anonchat-client-reader")
 
     # -- connecting ----------------------------------------------------------
@@ -181,7 +184,8 @@ class Client:
         confirm: Confirm | None = None,
         proxy: tuple[str, int] | None = None,
         allow_remote_plaintext: bool = False,
-        timeout: float = 15.0,
+        resume: Client | None = None,
+        timeout: float | None = None,
         client_name: str = f"anonchat/{__version__}",
         max_frame: int = DEFAULT_MAX_FRAME,
     ) -> Client:
@@ -194,10 +198,17 @@ class Client:
         a single frame is sent.  Plaintext (``tls=False``) is refused to
         anything but a loopback address unless ``allow_remote_plaintext``.
 
+        ``resume`` is the client of a connection that was lost: the daemon
+        gives this one its session back (nick, rooms) with every event it
+        missed, if it still holds it (``resumed`` is then True).  Either way
+        the new client keeps the old one's secret-room keys and session key.
+
         Raises :class:`ConnectionClosed` when the server cannot be reached, its
         key is wrong or not trusted, or it refuses the hello (``code`` says
-        why: ``unreachable``, ``host_key_changed``, ``nick_taken``, ...).
+        why: ``unreachable``, ``timeout``, ``host_key_changed``, ``nick_taken``, ...).
         """
+        if timeout is None:
+            timeout = 60.0 if proxy else 15.0  # Tor circuits take their time
         if nick is not None:
             try:
                 check_nick(nick)
@@ -208,8 +219,13 @@ class Client:
                 "plaintext_refused",
                 f"refusing an unencrypted connection to {host}; use TLS, or say --plaintext",
             )
-        async with asyncio.timeout(timeout):
-            reader, writer = await _open(host, port, tls, proxy, max_frame)
+        try:
+            async with asyncio.timeout(timeout):
+                reader, writer = await _open(host, port, tls, proxy, max_frame)
+        except TimeoutError:
+            raise ConnectionClosed(
+                "timeout", f"no connection to {host}:{port} within {timeout:.0f} s"
+            ) from None
         try:
             server_pin = ""
             if tls:
@@ -217,28 +233,40 @@ class Client:
                     writer, host, port, pin, known_hosts, accept_new_host, confirm
                 )
             conn = Connection("client", max_frame)
-            conn.send(ev.ClientHello(v=ev.PROTOCOL_VERSION, client=client_name, nick=nick))
+            conn.send(
+                ev.ClientHello(
+                    v=ev.PROTOCOL_VERSION,
+                    client=client_name,
+                    nick=nick,
+                    resume=resume.hello.token if resume else None,
+                    seen=resume.seen() if resume else None,
+                )
+            )
             writer.write(conn.data_to_send())
             async with asyncio.timeout(timeout):
-                hello = await cls._await_hello(reader, conn, tls)
+                hello, early = await cls._await_hello(reader, conn, tls)
         except BaseException:
             writer.close()
             raise
         client = cls(reader, writer, conn, hello)
         client.pin = server_pin
+        if resume is not None:
+            client._inherit(resume)
+        for frame in early:  # a resumed session's missed events can follow the hello at once
+            client._dispatch(frame)
         return client
 
     @staticmethod
     async def _await_hello(
         reader: asyncio.StreamReader, conn: Connection, tls: bool
-    ) -> ev.ServerHello:
+    ) -> tuple[ev.ServerHello, list[ev.Frame]]:
         try:
             while True:
                 data = await reader.read(65536)
                 frames = conn.receive_data(data)
-                for frame in frames:
+                for i, frame in enumerate(frames):
                     if isinstance(frame, ev.ServerHello):
-                        return frame
+                        return frame, frames[i + 1 :]
                     if isinstance(frame, ev.Error | ev.Bye):
                         raise ConnectionClosed(frame.code, frame.msg)
                 if conn.error is not None:
@@ -277,6 +305,8 @@ class Client:
 
     async def leave(self, room: str) -> None:
         await self._request(ev.Leave(id=self._next_id(), room=room), ev.Ok)
+        self.rooms.pop(name_key(room), None)
+        self._seen.pop(name_key(room), None)
 
     async def who(self, room: str) -> ev.Members:
         self._check(check_room, room, Code.ROOM_INVALID)
@@ -300,6 +330,91 @@ class Client:
 
     async def set_topic(self, room: str, topic: str) -> None:
         await self._request(ev.SetTopic(id=self._next_id(), room=room, topic=topic), ev.Ok)
+
+    # -- resuming --------------------------------------------------------------
+
+    @property
+    def resumed(self) -> bool:
+        """Whether this connection took back a lost session with everything it missed."""
+        return self.hello.resumed
+
+    def seen(self) -> list[ev.Seen]:
+        """The last event received in each room, for resuming."""
+        public = [
+            ev.Seen(seq=seq, room=self.rooms[key])
+            for key, seq in self._seen.items()
+            if key in self.rooms
+        ]
+        secret = [
+            ev.Seen(seq=seq, secret=rid)
+            for rid, seq in self._secret_seen.items()
+            if rid in self._secret_by_id
+        ]
+        return public + secret
+
+    def _inherit(self, old: Client) -> None:
+        """Keep the old connection's session key and secret-room keys (and counters:
+        a sealer must never reuse a nonce), and, when resumed, its rooms."""
+        self.identity = old.identity
+        self.secret, self._secret_by_id = old.secret, old._secret_by_id
+        if self.resumed:
+            self.rooms, self._seen = dict(old.rooms), dict(old._seen)
+            self._secret_seen = dict(old._secret_seen)
+
+    async def rejoin(self, old: Client) -> list[tuple[str, str]]:
+        """After a connection that did not resume: join the old client's rooms again.
+
+        Public rooms the daemon forgot are created again; secret rooms are
+        joined (or created) with the keys held in memory.  Returns the rooms
+        that failed, with the reason.
+        """
+        failed: list[tuple[str, str]] = []
+        for name in old.rooms.values():
+            try:
+                try:
+                    await self.join(name)
+                except RequestError as exc:
+                    if exc.code != Code.NO_SUCH_ROOM:
+                        raise
+                    await self.create(name)
+            except RequestError as exc:
+                failed.append((name, exc.message))
+        channels = list(self._secret_by_id.values())
+        self.secret, self._secret_by_id = {}, {}
+        for channel in channels:
+            try:
+                await self._rejoin_secret(channel)
+            except RequestError as exc:
+                failed.append((channel.name, exc.message))
+        return failed
+
+    async def _rejoin_secret(self, channel: SecretChannel) -> None:
+        keys = channel.keys
+        proof = keys.join_proof(self.hello.challenge, self.pin_bytes)
+        join = ev.SecretJoin(
+            id=self._next_id(), room=keys.room_id, proof=proof, sender=self.identity.public
+        )
+        try:
+            await self._enter_secret(channel.name, keys, join, channel)
+        except RequestError as exc:
+            if exc.code != Code.JOIN_DENIED:
+                raise
+            create = ev.SecretCreate(
+                id=self._next_id(),
+                room=keys.room_id,
+                auth=keys.auth_public,
+                proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
+                sender=self.identity.public,
+            )
+            await self._enter_secret(channel.name, keys, create, channel)
+
+    def _note_seq(self, frame: ev.Frame) -> None:
+        """Remember the last event seen per room (what a resume asks for)."""
+        if isinstance(frame, ev.Msg | ev.Presence | ev.TopicChanged | ev.Joined):
+            key = name_key(frame.room)
+            self._seen[key] = max(self._seen.get(key, 0), frame.seq)
+        elif isinstance(frame, ev.Sealed | ev.SecretPresence | ev.SecretJoined):
+            self._secret_seen[frame.room] = max(self._secret_seen.get(frame.room, 0), frame.seq)
 
     # -- secret rooms ----------------------------------------------------------
 
@@ -342,9 +457,13 @@ class Client:
         return await self._enter_secret(name, keys, frame)
 
     async def _enter_secret(
-        self, name: str, keys: RoomKeys, frame: ev.SecretJoin | ev.SecretCreate
+        self,
+        name: str,
+        keys: RoomKeys,
+        frame: ev.SecretJoin | ev.SecretCreate,
+        channel: SecretChannel | None = None,
     ) -> SecretChannel:
-        channel = SecretChannel.open_room(name, keys, self.identity)
+        channel = channel or SecretChannel.open_room(name, keys, self.identity)
         self._secret_by_id[keys.room_id] = channel  # before the reply: frames may follow it
         try:
             await self._request(frame, ev.SecretJoined)
@@ -366,6 +485,7 @@ class Client:
         await self._request(ev.SecretLeave(id=self._next_id(), room=channel.rid), ev.Ok)
         del self.secret[normalize_room(name)]
         self._secret_by_id.pop(channel.rid, None)
+        self._secret_seen.pop(channel.rid, None)
 
     async def say_secret(self, name: str, text: str, *, me: bool = False) -> int:
         """Seal and send a message; return its sequence number."""
@@ -488,6 +608,9 @@ class Client:
             self._writer.close()
 
     def _dispatch(self, frame: ev.Frame) -> None:
+        self._note_seq(frame)
+        if isinstance(frame, ev.Joined):
+            self.rooms[name_key(frame.room)] = frame.room
         reply_to = _reply_id(frame)
         if reply_to is not None:
             fut = self._pending.get(reply_to)

@@ -103,7 +103,11 @@ class Record:
     _FIELDS: ClassVar[tuple[_FieldSpec, ...]]
 
     def to_wire(self) -> dict[str, Any]:
-        return {s.name: s.check(getattr(self, s.name)) for s in self._FIELDS}
+        return {
+            s.name: s.check(getattr(self, s.name))
+            for s in self._FIELDS
+            if s.required or getattr(self, s.name) != s.default
+        }
 
 
 class _FieldProblem(Exception):
@@ -315,6 +319,22 @@ class Bye(Frame):
 # Client -> server
 
 
+Token = Annotated[bytes, Exactly(16)]
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class Seen(Record):
+    """The last sequence number a resuming client received in one room.
+
+    ``room`` names a public room, ``secret`` a secret room's id: exactly one is set.
+    """
+
+    seq: int
+    room: RoomName | None = None
+    secret: Key | None = None
+
+
 @frame
 @dataclass(frozen=True, slots=True)
 class ClientHello(Frame):
@@ -326,6 +346,8 @@ class ClientHello(Frame):
     v: int
     client: Short | None = None
     nick: Nick | None = None
+    resume: Token | None = None
+    seen: Annotated[list[Seen], Max(LIST_MAX)] | None = None
 
 
 @frame
@@ -418,6 +440,9 @@ class ServerHello(Frame):
 
     ``challenge`` is 32 random bytes for this connection: secret-room join
     proofs sign it, so a proof cannot be replayed on another connection.
+    ``token`` lets a client that loses its connection resume this session
+    within ``resume_window`` seconds (``resume`` in the next client hello);
+    ``resumed`` says whether this connection did resume one.
     """
 
     TYPE = "hello"
@@ -429,6 +454,9 @@ class ServerHello(Frame):
     max_text: int
     ping_interval: int
     challenge: Challenge
+    token: Token
+    resumed: bool = False
+    resume_window: int = 0
 
 
 @frame
@@ -666,6 +694,20 @@ class SecretPresence(Frame):
     def __post_init__(self) -> None:
         if self.kind not in {"join", "leave", "quit"}:
             raise _FieldProblem("kind must be join, leave or quit")
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Missed(Frame):
+    """Events ``first`` to ``last`` of a room are gone from the daemon's memory:
+    a resuming client missed them and they cannot be recovered."""
+
+    TYPE = "missed"
+    SENDER = "server"
+    first: int
+    last: int
+    room: RoomName | None = None
+    secret: Key | None = None
 
 
 #: Server events that belong to a room's numbered stream.

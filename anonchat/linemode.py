@@ -374,14 +374,17 @@ def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
         f"connection: {how}",
         "the server sees: your IP address while you are connected (unless you use a proxy "
         "such as Tor), when you connect and send, your nick, and the public rooms you are in",
-        "the server keeps: nothing on disk, and no logs of addresses or messages",
+        "the server keeps: nothing about you on disk (only its own key), no logs of "
+        "addresses or messages; recent messages of each room stay in its memory for a while "
+        "(in a secret room, sealed)",
     ]
     if room is None:
         lines.append("you are in no room")
     elif secret:
         lines += [
             f"in {LOCK}#{clean(room)}: end-to-end encrypted. The server cannot see the room's "
-            "name, its passphrase, or any message; nicks are sealed too",
+            "name, its passphrase, or what anyone says; the nick inside your messages is your "
+            "public nick, so it knows which session is you",
             "it does see: an opaque room id, that your connection is in it, how many members "
             "it has, when each message is sent and its size rounded up to 256/512/1024/2048/4096 "
             "bytes",

@@ -36,8 +36,14 @@ class TrustError(AnonchatError):
     """A key, certificate or known_hosts file cannot be used."""
 
 
+ENV_CONFIG_DIR = "ANONCHAT_CONFIG_DIR"
+
+
 def config_dir() -> Path:
-    """The user's anonchat config directory (``$XDG_CONFIG_HOME/anonchat``)."""
+    """The user's anonchat config directory: ``$ANONCHAT_CONFIG_DIR``, else
+    ``$XDG_CONFIG_HOME/anonchat``, else ``~/.config/anonchat``."""
+    if os.environ.get(ENV_CONFIG_DIR):
+        return Path(os.environ[ENV_CONFIG_DIR])
     base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
     return Path(base) / "anonchat"
 
@@ -177,6 +183,7 @@ class KnownHosts:
 
     @staticmethod
     def key(host: str, port: int) -> str:
+        host = host.lower().rstrip(".")  # names are case-insensitive, like SSH's
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def lookup(self, host: str, port: int) -> tuple[str, int] | None:
@@ -217,6 +224,8 @@ def check_pin(
                 f"{host}:{port} presented key {pin}, not the expected {expected}; "
                 "someone may be impersonating the server",
             )
+        if known is not None and known.lookup(host, port) is None:
+            known.add(host, port, pin)  # remembered, so the next connection needs no flag
         return True
     if known is None:
         return False

@@ -70,6 +70,8 @@ SERVER_NAME = f"anonchatd/{__version__}"
 # Fixed stand-ins for keys and ciphertext, so the examples never change; real
 # ones come from anonchat/crypto.py and look just as random.
 CHALLENGE = bytes(range(32))
+TOKEN = bytes(range(200, 216))
+TOKEN2 = bytes(range(216, 232))
 ROOM_ID = bytes.fromhex("2385bcb0d12cdc78de05a24d98959fea00689185d3108194153ccaae1876cc5d")
 AUTH_KEY = bytes(range(32, 64))
 SESSION_KEY = bytes(range(64, 96))
@@ -103,8 +105,33 @@ EXAMPLES: dict[str, list[ev.Frame]] = {
             max_text=Limits().max_text,
             ping_interval=int(Limits().ping_interval),
             challenge=CHALLENGE,
+            token=TOKEN,
+            resume_window=int(Limits().resume_window),
         )
     ],
+    "hello-server-resumed": [
+        ev.ServerHello(
+            v=ev.PROTOCOL_VERSION,
+            server=SERVER_NAME,
+            nick="alice",
+            max_frame=Limits().max_frame,
+            max_text=Limits().max_text,
+            ping_interval=int(Limits().ping_interval),
+            challenge=CHALLENGE,
+            token=TOKEN2,
+            resumed=True,
+            resume_window=int(Limits().resume_window),
+        )
+    ],
+    "hello-client-resume": [
+        ev.ClientHello(
+            v=ev.PROTOCOL_VERSION,
+            client=CLIENT_NAME,
+            resume=TOKEN,
+            seen=[ev.Seen(seq=42, room="lobby"), ev.Seen(seq=4, secret=ROOM_ID)],
+        )
+    ],
+    "missed": [ev.Missed(first=43, last=97, room="lobby")],
     "ok": [ev.Ok(id=4)],
     "ok-say": [ev.Ok(id=7, seq=42)],
     "error-request": [ev.Error(code=Code.NICK_TAKEN, msg="the nick bob is taken", id=4)],
@@ -392,6 +419,11 @@ DAEMON_LIMITS: dict[str, str] = {
     "as a whole number)",
     "idle_timeout": "seconds of silence before the daemon closes with `idle_timeout`",
     "read_size": "bytes read from a socket at once (not visible on the wire)",
+    "resume_window": "seconds a session that lost its connection keeps its nick and rooms, "
+    "waiting to be resumed (advertised in `hello`; 0 turns resuming off)",
+    "ring_frames": "recent events each room keeps in memory, for resuming and for history",
+    "ring_bytes": "bytes those recent events may take per room",
+    "history": "recent messages a newcomer receives right after joining (0: none)",
     "join_burst": "secret-room join or create attempts allowed at once per connection",
     "join_interval": "seconds per further attempt once the burst is spent (`rate_limited`)",
 }

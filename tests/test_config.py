@@ -31,7 +31,7 @@ def test_defaults() -> None:
         ("colour = 1\n", "unknown setting 'colour'"),
         ("[limits]\nmax_text = -1\n", "max_text must be a positive number"),
         ("[limits]\nmax_text = true\n", "max_text must be a positive number"),
-        ("[limits]\nmax_frame = 4096\nmax_text = 3500\n", "max_text must leave 1 KiB"),
+        ("[limits]\nmax_frame = 8192\nmax_text = 7500\n", "max_text must leave 1 KiB"),
         ("[limits]\nping_interval = 100\nidle_timeout = 50\n", "ping_interval must be shorter"),
         ("port = 70000\n", "port must be an integer"),
         ("port = [\n", "not valid TOML"),
@@ -69,11 +69,11 @@ def test_parse_server(value: str, expected: tuple[str, int]) -> None:
 @pytest.mark.parametrize(
     ("past", "at", "message"),
     [
-        ({"max_frame": 65537}, {"max_frame": 65536}, "max_frame must be from 4096 to 65536"),
+        ({"max_frame": 65537}, {"max_frame": 65536}, "max_frame must be from 8192 to 65536"),
         (
-            {"max_frame": 4095},
-            {"max_frame": 4096, "max_text": 3072},
-            "max_frame must be from 4096 to 65536",
+            {"max_frame": 8191},
+            {"max_frame": 8192, "max_text": 3072},
+            "max_frame must be from 8192 to 65536",
         ),
         ({"max_text": 16385}, {"max_text": 16384}, "max_text must be at most 16384"),
     ],

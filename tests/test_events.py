@@ -33,6 +33,7 @@ EXAMPLES: list[ev.Frame] = [
         max_text=3072,
         ping_interval=30,
         challenge=bytes(32),
+        token=bytes(16),
     ),
     ev.Ok(id=8, seq=12),
     ev.Error(code="nick_taken", msg="the nick bob is taken", id=1),
@@ -59,6 +60,10 @@ EXAMPLES: list[ev.Frame] = [
         sig=bytes(64),
     ),
     ev.SecretPresence(room=bytes(32), seq=1, ts=1, kind="join", sender=bytes(32)),
+    ev.Missed(first=3, last=9, room="lobby"),
+    ev.ClientHello(
+        v=1, resume=bytes(16), seen=[ev.Seen(seq=4, room="lobby"), ev.Seen(seq=2, secret=bytes(32))]
+    ),
 ]
 
 

@@ -37,6 +37,7 @@ SERVER_HELLO = ev.ServerHello(
     max_text=3072,
     ping_interval=30,
     challenge=bytes(32),
+    token=bytes(16),
 )
 
 

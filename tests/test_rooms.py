@@ -84,14 +84,20 @@ async def test_presence_join_leave_nick_quit(connect: ClientFactory) -> None:
     assert (await alice.who("lobby")).members == ["alice"]
 
 
-async def test_abrupt_disconnect_is_a_quit(connect: ClientFactory) -> None:
-    alice, bob = await connect("alice"), await connect("bob")
+async def test_abrupt_disconnect_is_a_quit_after_the_resume_window(
+    make_daemon: DaemonFactory,
+) -> None:
+    daemon = await make_daemon(resume_window=0.5)
+    alice, bob = await dial(daemon, "alice"), await dial(daemon, "bob")
     await alice.create("lobby")
     await bob.join("lobby")
     await next_event(alice, ev.Presence)
     bob._writer.transport.abort()  # no bye: the socket just dies
+    await asyncio.sleep(0.3)
+    assert not [f for f in await quiet(alice, 0) if isinstance(f, ev.Presence)]
     p = await next_event(alice, ev.Presence)
     assert (p.kind, p.nick) == ("quit", "bob")
+    await alice.close()
 
 
 async def test_topic_list_who(connect: ClientFactory) -> None:
@@ -242,8 +248,8 @@ async def test_rooms_per_session_and_members_per_room(make_daemon: DaemonFactory
 
 
 async def test_long_lists_are_cut_to_fit_one_frame(make_daemon: DaemonFactory) -> None:
-    daemon = await make_daemon(max_frame=4096, max_text=1024)
-    clients = [await dial(daemon, nick=f"{'n' * 28}{i:04}") for i in range(150)]
+    daemon = await make_daemon(max_frame=8192, max_text=1024)
+    clients = [await dial(daemon, nick=f"{'ñ' * 28}{i:04}") for i in range(150)]
     await clients[0].create("big")
     for c in clients[1:]:
         await c.join("big")

@@ -24,6 +24,10 @@ from ..events import TEXT_MAX
 from ..wire import DEFAULT_MAX_FRAME
 
 DEFAULT_PORT = 7667
+MIN_FRAME = 8192
+
+
+_MAY_BE_ZERO = frozenset({"resume_window", "history"})
 
 
 @dataclass(frozen=True)
@@ -41,17 +45,24 @@ class Limits:
     ping_interval: float = 30.0  # silence after which the daemon pings
     idle_timeout: float = 90.0  # silence after which the connection is closed
     read_size: int = 65_536  # bytes read from a socket at once
+    resume_window: float = 120.0  # seconds a dropped session waits to be resumed
+    ring_frames: int = 512  # recent events each room keeps for resume and history
+    ring_bytes: int = 512 * 1024  # ... and at most this many bytes of them
+    history: int = 20  # recent messages a newcomer gets on joining (0: none)
     join_burst: int = 5  # secret-room join attempts allowed at once per connection
     join_interval: float = 10.0  # seconds per further attempt (slows passphrase guessing)
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
                 raise ConfigError(f"limit {f.name} must be a positive number, not {value!r}")
-        if not 4096 <= self.max_frame <= DEFAULT_MAX_FRAME:
-            # Clients decode with the protocol's 64 KiB ceiling: a daemon may be stricter only.
-            raise ConfigError(f"limit max_frame must be from 4096 to {DEFAULT_MAX_FRAME}")
+            if value == 0 and f.name not in _MAY_BE_ZERO:
+                raise ConfigError(f"limit {f.name} must be a positive number, not {value!r}")
+        if not MIN_FRAME <= self.max_frame <= DEFAULT_MAX_FRAME:
+            # Clients decode with the protocol's 64 KiB ceiling: a daemon may be stricter
+            # only; and the largest sealed message (4 KiB bucket plus fields) must fit.
+            raise ConfigError(f"limit max_frame must be from {MIN_FRAME} to {DEFAULT_MAX_FRAME}")
         if self.max_text > TEXT_MAX:
             raise ConfigError(f"limit max_text must be at most {TEXT_MAX}")
         if self.max_text + 1024 > self.max_frame:

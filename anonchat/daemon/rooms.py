@@ -9,6 +9,7 @@ the same bytes to every member (see :meth:`Room.broadcast`).
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import events as ev
@@ -30,28 +31,96 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class Room:
-    __slots__ = ("key", "members", "name", "owners", "seq", "topic")
+class Ring:
+    """The recent numbered events of one room, as the bytes that were sent.
 
-    def __init__(self, name: str, key: str, topic: str = "") -> None:
-        self.name = name
-        self.key = key
-        self.topic = topic
+    Bounded by count and by bytes, in memory only.  It serves a resuming
+    client the events it missed and a newcomer the last messages.
+    """
+
+    __slots__ = ("_entries", "_size", "max_bytes", "max_frames")
+
+    def __init__(self, max_frames: int, max_bytes: int) -> None:
+        self.max_frames = max_frames
+        self.max_bytes = max_bytes
+        self._entries: deque[tuple[int, bool, bytes]] = deque()  # (seq, is_message, frame)
+        self._size = 0
+
+    def add(self, seq: int, is_message: bool, data: bytes) -> None:
+        self._entries.append((seq, is_message, data))
+        self._size += len(data)
+        while self._entries and (
+            len(self._entries) > self.max_frames or self._size > self.max_bytes
+        ):
+            self._size -= len(self._entries.popleft()[2])
+
+    def since(self, seq: int, latest: int) -> tuple[list[bytes], tuple[int, int] | None]:
+        """Frames after ``seq``, and the range of those no longer held (or None)."""
+        frames = [data for s, _, data in self._entries if s > seq]
+        oldest = self._entries[0][0] if self._entries else latest + 1
+        lost = (seq + 1, min(oldest - 1, latest)) if oldest > seq + 1 and seq < latest else None
+        return frames, lost
+
+    def history(self, count: int) -> list[bytes]:
+        """The last ``count`` messages (not presence events), oldest first."""
+        out: list[bytes] = []
+        for _, is_message, data in reversed(self._entries):
+            if len(out) >= count:
+                break
+            if is_message:
+                out.append(data)
+        out.reverse()
+        return out
+
+
+def _is_message(frame: ev.Frame) -> bool:
+    """What history on join replays: what people said, not announcements or presence."""
+    return isinstance(frame, ev.Msg) or (
+        isinstance(frame, ev.Sealed) and frame.kind in ("msg", "me")
+    )
+
+
+class Channel:
+    """What public and secret rooms share: members, owners, a sequence, a ring."""
+
+    __slots__ = ("members", "owners", "ring", "seq")
+
+    def __init__(self, ring: Ring) -> None:
         self.seq = 0
         # Insertion-ordered: the member list shows who came first.
-        self.members: dict[Member, None] = {}
+        self.members: dict[Member, Any] = {}
         self.owners: set[Member] = set()
+        self.ring = ring
 
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
 
     def broadcast(self, frame: ev.Frame, exclude: Member | None = None) -> None:
-        """Encode ``frame`` once and queue the same bytes for every member."""
+        """Encode ``frame`` once, keep it in the ring, queue the same bytes for every member."""
         data = encode_frame(frame.to_wire())
+        seq: int = getattr(frame, "seq", 0)
+        self.ring.add(seq, _is_message(frame), data)
         for member in list(self.members):
             if member is not exclude:
                 member.deliver(data)
+
+    def replace_member(self, old: Member, new: Member) -> None:
+        """A resumed session takes the place (and the order) of the one it resumes."""
+        self.members = {(new if m is old else m): v for m, v in self.members.items()}
+        if old in self.owners:
+            self.owners.discard(old)
+            self.owners.add(new)
+
+
+class Room(Channel):
+    __slots__ = ("key", "name", "topic")
+
+    def __init__(self, name: str, key: str, ring: Ring, topic: str = "") -> None:
+        super().__init__(ring)
+        self.name = name
+        self.key = key
+        self.topic = topic
 
     def say(self, sender: Member, text: str, me: bool) -> int:
         seq = self.next_seq()
@@ -95,31 +164,20 @@ class Room:
         return [m.nick for m in self.members]
 
 
-class SecretRoom:
+class SecretRoom(Channel):
     """A room the daemon cannot read: an opaque id, a public join key, members' keys.
 
     It never learns the room's name, the passphrase or any message: it checks
     join proofs against ``auth`` and relays sealed frames in one order.
+    ``members`` maps each session to its sealing key.
     """
 
-    __slots__ = ("auth", "members", "owners", "rid", "seq")
+    __slots__ = ("auth", "rid")
 
-    def __init__(self, rid: bytes, auth: bytes) -> None:
+    def __init__(self, rid: bytes, auth: bytes, ring: Ring) -> None:
+        super().__init__(ring)
         self.rid = rid
         self.auth = auth
-        self.seq = 0
-        self.members: dict[Member, bytes] = {}  # session -> its sealing key
-        self.owners: set[Member] = set()
-
-    def next_seq(self) -> int:
-        self.seq += 1
-        return self.seq
-
-    def broadcast(self, frame: ev.Frame, exclude: Member | None = None) -> None:
-        data = encode_frame(frame.to_wire())
-        for member in list(self.members):
-            if member is not exclude:
-                member.deliver(data)
 
     def presence(self, sender: bytes, kind: str, exclude: Member | None = None) -> int:
         seq = self.next_seq()

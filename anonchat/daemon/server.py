@@ -22,7 +22,7 @@ from ..trust import (
 )
 from ..wire import encode_frame
 from .config import Config
-from .rooms import Room, SecretRoom, fit
+from .rooms import Ring, Room, SecretRoom, fit
 from .session import Session
 
 log = logging.getLogger("anonchat.daemon")
@@ -45,6 +45,8 @@ class Daemon:
         self.nicks: dict[str, Session] = {}
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
+        self.tokens: dict[bytes, Session] = {}  # resume token -> session (live or dropped)
+        self.ghosts: dict[bytes, asyncio.TimerHandle] = {}  # dropped sessions awaiting resume
         self._server: asyncio.Server | None = None
         self.identity: ServerIdentity | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -104,6 +106,9 @@ class Daemon:
             self._server.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
+        for timer in self.ghosts.values():
+            timer.cancel()
+        self.ghosts.clear()
         for session in list(self.sessions):
             session.close(Code.SHUTDOWN, msg, bye=True)
         tasks = list(self.sessions.values())
@@ -139,16 +144,44 @@ class Daemon:
         await session.run()
 
     def forget(self, session: Session) -> None:
-        """A session ended: free its nick, leave its rooms (announcing the quit)."""
+        """A connection ended.  A session that lost its connection waits
+        ``resume_window`` seconds to be resumed, still holding its nick and
+        rooms (its events go on into the rooms' rings); any other ends now."""
         if self.sessions.pop(session, None) is None:
             return
+        log.debug("session %d closed: %s", session.sid, session.close_code or "eof")
+        if self.tokens.get(session.token) is not session:
+            return  # it was taken over by a resuming connection
+        if session.resumable and len(self.ghosts) < self.config.limits.max_connections:
+            self.ghosts[session.token] = asyncio.get_running_loop().call_later(
+                self.config.limits.resume_window, self._end_session, session
+            )
+            return
+        self._end_session(session)
+
+    def _end_session(self, session: Session) -> None:
+        """Free a session's nick and leave its rooms, announcing the quit."""
+        self.ghosts.pop(session.token, None)
+        if self.tokens.get(session.token) is session:
+            del self.tokens[session.token]
         if self.nicks.get(session.nick_key) is session:
             del self.nicks[session.nick_key]
         for room in list(session.rooms.values()):
             session.leave_room(room, "quit", msg=session.quit_msg)
         for secret in list(session.secret_rooms.values()):
             session.leave_secret(secret, "quit")
-        log.debug("session %d closed: %s", session.sid, session.close_code or "eof")
+
+    def take_resumable(self, token: bytes) -> Session | None:
+        """The session ``token`` names, detached from its old connection, or None."""
+        old = self.tokens.pop(token, None)
+        if old is None:
+            return None
+        timer = self.ghosts.pop(token, None)
+        if timer is not None:
+            timer.cancel()
+        else:  # still connected as far as we know: the client knows better
+            old.abort("resumed")
+        return old
 
     async def _sweep(self) -> None:
         limits = self.config.limits
@@ -184,7 +217,7 @@ class Daemon:
             raise RequestError(Code.ROOM_EXISTS, f"the room {self.rooms[key].name} already exists")
         if len(self.rooms) >= self.config.limits.max_rooms:
             raise RequestError(Code.TOO_MANY_ROOMS, "the server holds as many rooms as it may")
-        room = Room(name, key, topic)
+        room = Room(name, key, self.new_ring(), topic)
         self.rooms[key] = room
         return room
 
@@ -195,9 +228,13 @@ class Daemon:
             )
         if len(self.secret_rooms) >= self.config.limits.max_rooms:
             raise RequestError(Code.TOO_MANY_ROOMS, "the server holds as many rooms as it may")
-        room = SecretRoom(rid, auth)
+        room = SecretRoom(rid, auth, self.new_ring())
         self.secret_rooms[rid] = room
         return room
+
+    def new_ring(self) -> Ring:
+        limits = self.config.limits
+        return Ring(limits.ring_frames, limits.ring_bytes)
 
     def drop_secret_if_empty(self, room: SecretRoom) -> bool:
         if room.members:

@@ -29,7 +29,7 @@ from ..errors import Code, ProtocolError, RequestError
 from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topic, name_key
 from ..protocol import Connection, State
 from .limits import TokenBucket
-from .rooms import SecretRoom, fit
+from .rooms import Channel, SecretRoom, fit
 
 if TYPE_CHECKING:
     from .rooms import Room
@@ -58,6 +58,7 @@ class Session:
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
         self.challenge = secrets.token_bytes(ev.KEY_SIZE)
+        self.token = secrets.token_bytes(16)  # resumes this session (sent in hello only)
         self.join_bucket = TokenBucket(
             self.limits.join_burst, self.limits.join_interval, self.loop.time()
         )
@@ -170,7 +171,7 @@ class Session:
                 self.loop.call_later(CLOSE_GRACE, self.transport.abort)
                 return
             if not data or self.conn.state is State.CLOSED:
-                self.close_code = self.close_code or "quit"
+                self.close_code = self.close_code or "eof"  # "quit" if a bye came first
                 return
 
     def _handle(self, frame: ev.Frame) -> None:
@@ -205,7 +206,11 @@ class Session:
 
     def on_hello(self, frame: ev.ClientHello) -> None:
         daemon = self.daemon
-        if frame.nick is not None:
+        old = daemon.take_resumable(frame.resume) if frame.resume is not None else None
+        if old is not None:
+            self._adopt(old)
+            nick = old.nick
+        elif frame.nick is not None:
             try:
                 nick = check_nick(frame.nick)
             except InvalidName as exc:
@@ -214,9 +219,11 @@ class Session:
             if name_key(nick) in daemon.nicks:
                 self.close(Code.NICK_TAKEN, f"the nick {nick} is taken")
                 return
+            self._take_nick(nick)
         else:
             nick = daemon.free_random_nick()
-        self._take_nick(nick)
+            self._take_nick(nick)
+        daemon.tokens[self.token] = self
         self.send(
             ev.ServerHello(
                 v=ev.PROTOCOL_VERSION,
@@ -226,8 +233,47 @@ class Session:
                 max_text=self.limits.max_text,
                 ping_interval=max(1, round(self.limits.ping_interval)),
                 challenge=self.challenge,
+                token=self.token,
+                resumed=old is not None,
+                resume_window=round(self.limits.resume_window),
             )
         )
+        if old is not None:
+            self._replay(frame.seen or [])
+
+    def _adopt(self, old: Session) -> None:
+        """Take over a dropped (or dropping) session: its nick, rooms and keys."""
+        self.nick, self.nick_key = old.nick, old.nick_key
+        self.daemon.nicks[self.nick_key] = self
+        self.rooms, self.secret_rooms = old.rooms, old.secret_rooms
+        old.rooms, old.secret_rooms = {}, {}
+        for channel in [*self.rooms.values(), *self.secret_rooms.values()]:
+            channel.replace_member(old, self)
+        log.debug("session %d resumes session %d", self.sid, old.sid)
+
+    def _replay(self, seen: list[ev.Seen]) -> None:
+        """Send each room's events after the client's last seen one, or say they are gone."""
+        for entry in seen:
+            channel: Channel | None
+            if entry.room is not None:
+                channel = self.rooms.get(name_key(entry.room))
+            else:
+                channel = self.secret_rooms.get(entry.secret or b"")
+            if channel is None:
+                continue
+            frames, lost = channel.ring.since(entry.seq, channel.seq)
+            if lost is not None:
+                self.send(
+                    ev.Missed(first=lost[0], last=lost[1], room=entry.room, secret=entry.secret)
+                )
+            for data in frames:
+                self.deliver(data)
+
+    @property
+    def resumable(self) -> bool:
+        """Whether a new connection may take this session over once it is gone:
+        it lost its connection (not a quit, a protocol violation or a shutdown)."""
+        return bool(self.nick) and self.close_code in _RESUMABLE and self.limits.resume_window > 0
 
     def _take_nick(self, nick: str) -> None:
         self.daemon.nicks.pop(self.nick_key, None)
@@ -287,17 +333,22 @@ class Session:
             room.owners.add(self)
         self.rooms[room.key] = room
         members, more = self.daemon.member_list(room, self.limits.max_frame - 1024)
-        self.send(
-            ev.Joined(
-                id=request_id,
-                room=room.name,
-                topic=room.topic,
-                members=members,
-                seq=seq,
-                owner=owner,
-                more=more,
-            )
+        joined = ev.Joined(
+            id=request_id,
+            room=room.name,
+            topic=room.topic,
+            members=members,
+            seq=seq,
+            owner=owner,
+            more=more,
         )
+        self._send_with_history(room, joined)
+
+    def _send_with_history(self, channel: Channel, reply: ev.Frame) -> None:
+        """The join reply, then the room's last messages (older than the reply's seq)."""
+        self.send(reply)
+        for data in channel.ring.history(self.limits.history):
+            self.deliver(data)
 
     def _member_room(self, name: str) -> Room:
         room = self.rooms.get(name_key(name))
@@ -374,6 +425,9 @@ class Session:
             raise RequestError(Code.JOIN_DENIED, "no such room or wrong passphrase")
         if frame.room in self.secret_rooms:
             raise RequestError(Code.ALREADY_MEMBER, "you are already in this room")
+        if frame.sender in room.members.values():
+            # Two members under one key could speak for each other's presence.
+            raise RequestError(Code.ALREADY_MEMBER, "that session key is already in this room")
         self._enter_secret(room, frame, owner=False)
 
     def _enter_secret(
@@ -390,10 +444,11 @@ class Session:
             room.owners.add(self)
         self.secret_rooms[room.rid] = room
         keys, more = fit(room.members.values(), self.limits.max_frame - 1024, lambda k: 34)
-        self.send(
+        self._send_with_history(
+            room,
             ev.SecretJoined(
                 id=frame.id, room=room.rid, seq=seq, members=keys, owner=owner, more=more
-            )
+            ),
         )
 
     def _secret_room(self, rid: bytes) -> SecretRoom:
@@ -444,6 +499,9 @@ _HANDLERS: dict[type[ev.Frame], Callable[[Session, Any], None]] = {
     ev.SecretLeave: Session.on_secret_leave,
     ev.Seal: Session.on_seal,
 }
+
+#: How a connection may end and still be resumed: it was lost, not ended on purpose.
+_RESUMABLE = frozenset({"reset", "eof", Code.IDLE_TIMEOUT, Code.SENDQ_EXCEEDED, Code.TRUNCATED})
 
 #: Kinds of sealed frames the daemon relays (it cannot see anything else of them).
 SEAL_KINDS = frozenset({"msg", "me", "hello", "here"})
