@@ -696,7 +696,12 @@ class Endpoint:
     def label(self) -> str:
         return KnownHosts.key(self.host, self.port)
 
-    async def connect(self, nick: str | None = None, confirm: Confirm | None = None) -> Client:
+    async def connect(
+        self,
+        nick: str | None = None,
+        confirm: Confirm | None = None,
+        resume: Client | None = None,
+    ) -> Client:
         return await Client.connect(
             self.host,
             self.port,
@@ -708,6 +713,7 @@ class Endpoint:
             confirm=confirm,
             proxy=self.proxy,
             allow_remote_plaintext=self.allow_remote_plaintext,
+            resume=resume,
         )
 
     @classmethod

@@ -451,31 +451,71 @@ async def run_line_mode(
         )
     )
     printer = asyncio.create_task(_print_events(client, out))
-    status = 0
-    try:
-        _start_stdin_reader(stdin, asyncio.get_running_loop(), queue)
-        session.ask = _asker(stdin, queue, printer)
-        room = join or endpoint.room
-        if room:
-            await session.handle_line(f"/join {room}")
-        while not session.quitting:
-            line = await _next_line(queue, printer)
-            if line is None:
-                break
-            await session.handle_line(line)
-    except ConnectionClosed:
-        pass
-    finally:
-        lost = client.closed
-        await client.close(session.quit_msg)
-        with contextlib.suppress(asyncio.CancelledError):
-            await printer
-    if lost is not None and lost.code != Code.SHUTDOWN:
-        status = 1
-    return status
+    _start_stdin_reader(stdin, asyncio.get_running_loop(), queue)
+    session.ask = _asker(stdin, queue, lambda: printer)
+    room = join or endpoint.room
+    lines: list[str] = [f"/join {room}"] if room else []
+    while not session.quitting:
+        line = lines.pop(0) if lines else await _next_line(queue, printer)
+        if line is not None:
+            try:
+                await session.handle_line(line)
+                continue
+            except ConnectionClosed:
+                out(system(f"not sent, the connection was lost: {clean(line)}"))
+        elif not printer.done():
+            break  # end of input
+        await _stop(printer)
+        lost = session.client.closed
+        if lost is None or lost.code in _FINAL:
+            break
+        new = await _reconnect(endpoint, session.client, out)
+        if new is None:
+            return 1
+        session.client = new
+        printer = asyncio.create_task(_print_events(new, out))
+    lost = session.client.closed
+    await session.client.close(session.quit_msg)
+    await _stop(printer)
+    return 1 if lost is not None and lost.code not in _FINAL else 0
 
 
-def _asker(stdin: TextIO, queue: asyncio.Queue[str | None], printer: asyncio.Task[None]) -> Ask:
+#: Connection ends after which line mode does not try to reconnect.
+_FINAL = frozenset({Code.SHUTDOWN, "closed", "quit"})
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
+
+
+async def _stop(printer: asyncio.Task[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        await printer
+
+
+async def _reconnect(endpoint: Endpoint, old: Client, out: Callable[[str], None]) -> Client | None:
+    """Reconnect with backoff; resume the session, or else rejoin its rooms."""
+    assert old.closed is not None
+    out(system(f"connection lost ({clean(old.closed.message)}); reconnecting"))
+    for delay in RECONNECT_DELAYS:
+        await asyncio.sleep(delay)
+        try:
+            new = await endpoint.connect(old.nick, resume=old)
+        except ConnectionClosed as exc:
+            out(system(f"reconnect failed: {clean(exc.message)} ({exc.code})"))
+            continue
+        if new.resumed:
+            out(system("reconnected; nothing was missed"))
+            return new
+        failed = await new.rejoin(old)
+        out(system(f"reconnected as {clean(new.nick)}; messages sent while you were away are lost"))
+        for room, reason in failed:
+            out(system(f"could not rejoin #{clean(room)}: {clean(reason)}"))
+        return new
+    out(system("giving up: the server cannot be reached"))
+    return None
+
+
+def _asker(
+    stdin: TextIO, queue: asyncio.Queue[str | None], printer: Callable[[], asyncio.Task[None]]
+) -> Ask:
     """Read the next input line as a secret: without echo when a person types it."""
 
     async def ask(prompt: str) -> str | None:
@@ -485,7 +525,7 @@ def _asker(stdin: TextIO, queue: asyncio.Queue[str | None], printer: asyncio.Tas
             sys.stderr.flush()
             echo.__enter__()
         try:
-            line = await _next_line(queue, printer)
+            line = await _next_line(queue, printer())
         finally:
             if echo is not None:
                 echo.__exit__()

@@ -16,7 +16,7 @@ from anonchat.client import Client, Endpoint
 from anonchat.daemon import Daemon
 
 from .conftest import ClientFactory
-from .helpers import collect, next_event
+from .helpers import collect, next_event, quiet
 
 PY = sys.executable
 
@@ -307,3 +307,43 @@ async def test_local_hosts_a_daemon_others_can_join(tmp_path: Path) -> None:
     async with asyncio.timeout(10):
         assert await proc.wait() == 0
     await guest.close()
+
+
+async def test_line_mode_resumes_after_a_lost_connection(
+    daemon: Daemon, connect: ClientFactory
+) -> None:
+    watcher = await connect("watcher")
+    await watcher.create("lobby")
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        *plain_args(daemon),
+        "--nick",
+        "roamer",
+        "--join",
+        "lobby",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    async with asyncio.timeout(10):
+        while b"you joined #lobby" not in await proc.stdout.readline():
+            pass
+    await next_event(watcher, ev.Presence)
+    (roamer,) = [s for s in daemon.sessions if s.nick == "roamer"]
+    roamer.transport.abort()  # the network drops the line mode's connection
+    await watcher.say("lobby", "said while you were away")
+    async with asyncio.timeout(15):
+        while b"reconnected; nothing was missed" not in (line := await proc.stdout.readline()):
+            assert line
+        while b"said while you were away" not in await proc.stdout.readline():
+            pass
+    proc.stdin.write(b"back again\n")
+    proc.stdin.close()
+    msg = await next_event(watcher, ev.Msg)
+    while msg.nick != "roamer":
+        msg = await next_event(watcher, ev.Msg)
+    assert msg.text == "back again"
+    async with asyncio.timeout(10):
+        assert await proc.wait() == 0
+    presences = [e for e in await quiet(watcher) if isinstance(e, ev.Presence)]
+    assert [p.kind for p in presences] == ["quit"]  # the /quit at the end, nothing before
