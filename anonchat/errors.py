@@ -44,6 +44,8 @@ class Code(StrEnum):
     IDLE_TIMEOUT = "idle_timeout"
     SENDQ_EXCEEDED = "sendq_exceeded"
     SERVER_FULL = "server_full"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    FLOOD = "flood"
     SHUTDOWN = "shutdown"
     INTERNAL = "internal"
     # Request errors: the request fails, the connection stays.
@@ -80,6 +82,8 @@ FATAL_CODES = frozenset(
         Code.IDLE_TIMEOUT,
         Code.SENDQ_EXCEEDED,
         Code.SERVER_FULL,
+        Code.TOO_MANY_CONNECTIONS,
+        Code.FLOOD,
         Code.SHUTDOWN,
         Code.INTERNAL,
     }

@@ -342,6 +342,10 @@ CODE_MEANINGS: dict[Code, str] = {
     Code.SENDQ_EXCEEDED: "the client read too slowly (more than `sendq` bytes waiting); "
     "the connection is aborted at once, so this code is only logged, never sent",
     Code.SERVER_FULL: "`max_connections` reached; sent instead of a `hello`, then close",
+    Code.TOO_MANY_CONNECTIONS: "`max_per_address` connections are open from the client's "
+    "IPv4 address or IPv6 /64; sent instead of a `hello`, then close",
+    Code.FLOOD: "the connection went on sending after more than `flood_strikes` "
+    "`rate_limited` refusals (they are forgiven at `msg_rate` per second)",
     Code.SHUTDOWN: "the daemon is stopping; sent in a `bye` frame, not an `error`",
     Code.INTERNAL: "a bug in the daemon while handling this connection",
     Code.NICK_INVALID: "the nick breaks the nick rules (empty, too long, whitespace, "
@@ -361,8 +365,10 @@ CODE_MEANINGS: dict[Code, str] = {
     "`max_rooms_per_session` rooms (public and secret together), or (`create`, "
     "`secret_create`) the daemon holds `max_rooms` rooms of that sort",
     Code.ROOM_FULL: "`join`/`secret_join`: the room has `max_members_per_room` members",
-    Code.RATE_LIMITED: "`secret_create`/`secret_join`: too many attempts on this connection "
-    "(`join_burst`, then one per `join_interval`); the sentence says when to try again",
+    Code.RATE_LIMITED: "`say`/`seal`: more than `msg_burst` messages, then `msg_rate` per "
+    "second; `join`/`create`: more than `room_join_burst`, then one per `room_join_interval`; "
+    "`secret_create`/`secret_join`: more than `join_burst` attempts, then one per "
+    "`join_interval`; the sentence says when to try again",
     Code.JOIN_DENIED: "`secret_join`: no such room or wrong passphrase; the daemon gives "
     "both the same answer",
     Code.BAD_PROOF: "`secret_create` with a proof that does not match its own join key",
@@ -426,6 +432,17 @@ DAEMON_LIMITS: dict[str, str] = {
     "history": "recent messages a newcomer receives right after joining (0: none)",
     "join_burst": "secret-room join or create attempts allowed at once per connection",
     "join_interval": "seconds per further attempt once the burst is spent (`rate_limited`)",
+    "msg_burst": "messages (`say`, `seal`) one connection may send at once",
+    "msg_rate": "messages per second once the burst is spent (`rate_limited`)",
+    "room_join_burst": "public-room `join`s and `create`s one connection may make at once",
+    "room_join_interval": "seconds per further join once the burst is spent (`rate_limited`)",
+    "bytes_burst": "bytes one connection may send at once (not visible on the wire)",
+    "bytes_rate": "bytes per second once the burst is spent; the daemon stops reading "
+    "from the connection until it is due (nothing is refused)",
+    "flood_strikes": "`rate_limited` refusals (forgiven at `msg_rate` per second) after "
+    "which the connection is closed with `flood`",
+    "max_per_address": "connections from one IPv4 address or IPv6 /64; more get "
+    "`too_many_connections`",
 }
 
 

@@ -13,6 +13,18 @@ from anonchat.daemon import Config, Daemon, Limits
 from .helpers import dial
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
+
+#: Every test client comes from 127.0.0.1 and most send as fast as they can:
+#: raise the per-address and rate limits, unless a test passes its own.
+#: tests/test_limits.py tests each at its default.
+TEST_LIMITS: dict[str, Any] = {
+    "max_per_address": 10_000,
+    "msg_burst": 100_000,
+    "msg_rate": 100_000.0,
+    "room_join_burst": 10_000,
+    "bytes_burst": 1 << 30,
+    "bytes_rate": 1 << 30,
+}
 ClientFactory = Callable[..., Awaitable[Client]]
 
 
@@ -26,7 +38,7 @@ async def make_daemon(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
         config = Config(
             host="127.0.0.1",
             port=0,
-            limits=Limits(**limits),
+            limits=Limits(**{**TEST_LIMITS, **limits}),
             state_dir=str(state),
             plaintext=plaintext,
         )

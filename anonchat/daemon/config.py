@@ -51,6 +51,14 @@ class Limits:
     history: int = 20  # recent messages a newcomer gets on joining (0: none)
     join_burst: int = 5  # secret-room join attempts allowed at once per connection
     join_interval: float = 10.0  # seconds per further attempt (slows passphrase guessing)
+    msg_burst: int = 20  # messages (say, seal) one connection may send at once
+    msg_rate: float = 10.0  # ... and then per second (rate_limited past it)
+    room_join_burst: int = 50  # public-room joins and creates at once per connection
+    room_join_interval: float = 1.0  # seconds per further join (bounds presence churn)
+    bytes_burst: int = 256 * 1024  # bytes one connection may send at once
+    bytes_rate: int = 64 * 1024  # ... and then per second (reading pauses past it)
+    flood_strikes: int = 20  # refusals past which a connection is closed with flood
+    max_per_address: int = 16  # connections from one IPv4 address or one IPv6 /64
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -1,6 +1,47 @@
-"""Rate limits: a token bucket per connection and purpose."""
+"""Rate limits: token buckets per connection, and connections per address.
+
+Theory of operation.  Every connection has four buckets (:class:`SessionLimiter`):
+
+* **messages** (``say`` and ``seal``): ``msg_burst`` at once, then ``msg_rate``
+  per second; a message over the limit is refused with ``rate_limited``
+  before it is checked, numbered or fanned out;
+* **public-room joins** (``join`` and ``create``): ``room_join_burst``, then one
+  per ``room_join_interval``; join/leave churn would otherwise make every
+  member of a room pay for presence events;
+* **secret-room join attempts**: ``join_burst``, then one per ``join_interval``
+  (slows passphrase guessing);
+* **bytes read** from the socket, counted before they are decoded:
+  ``bytes_burst``, then ``bytes_rate`` per second.  Bytes are not refused but
+  *paced*: once the bucket is empty the session does not read again until it
+  has refilled.  The kernel's receive buffer fills, TCP's window closes and
+  the sender's writes block -- the cost lands on the sender alone, the daemon
+  holds at most one ``read_size`` chunk of it, and an honest client that
+  merely sent a burst is slowed, not disconnected.
+
+Each refusal is a *strike*.  Strikes refill at ``msg_rate`` per second up to
+``flood_strikes``; a connection that spends them all (it keeps sending after
+being told to wait, faster than it is forgiven) is closed with ``flood``.
+
+Connections per address (:class:`AddressCounter`) are counted under a keyed
+hash of the address (IPv4) or of its /64 (IPv6), with a key made at random
+when the process starts, so the table never holds an address and cannot be
+reversed by someone who reads the daemon's memory later; an entry is removed
+when its last connection ends.
+"""
 
 from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import math
+import os
+from typing import TYPE_CHECKING
+
+from ..errors import Code, RequestError
+
+if TYPE_CHECKING:
+    from .config import Limits
 
 
 class TokenBucket:
@@ -12,17 +53,111 @@ class TokenBucket:
 
     __slots__ = ("_stamp", "_tokens", "burst", "interval")
 
-    def __init__(self, burst: int, interval: float, now: float) -> None:
+    def __init__(self, burst: float, interval: float, now: float) -> None:
         self.burst = burst
         self.interval = interval
         self._tokens = float(burst)
         self._stamp = now
 
-    def take(self, now: float) -> float:
-        """Spend a token; return 0.0 on success, else seconds until one is due."""
+    def _refill(self, now: float) -> None:
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) / self.interval)
         self._stamp = now
+
+    def take(self, now: float) -> float:
+        """Spend a token; return 0.0 on success, else seconds until one is due."""
+        self._refill(now)
         if self._tokens >= 1.0:
             self._tokens -= 1.0
             return 0.0
         return (1.0 - self._tokens) * self.interval
+
+    def spend(self, amount: float, now: float) -> float:
+        """Spend ``amount`` tokens even if that leaves a debt (for what has
+        already happened, like bytes read); return seconds until the debt is paid."""
+        self._refill(now)
+        self._tokens -= amount
+        return max(0.0, -self._tokens * self.interval)
+
+
+class SessionLimiter:
+    """The rate limits of one connection (see the module docstring).
+
+    The ``check_*`` methods raise :class:`RequestError` with ``rate_limited``
+    for a refused request, or with the fatal ``flood`` once the connection has
+    run out of strikes.
+    """
+
+    __slots__ = ("_bytes", "_messages", "_room_joins", "_secret_joins", "_strikes")
+
+    def __init__(self, limits: Limits, now: float) -> None:
+        self._messages = TokenBucket(limits.msg_burst, 1.0 / limits.msg_rate, now)
+        self._room_joins = TokenBucket(limits.room_join_burst, limits.room_join_interval, now)
+        self._secret_joins = TokenBucket(limits.join_burst, limits.join_interval, now)
+        self._bytes = TokenBucket(limits.bytes_burst, 1.0 / limits.bytes_rate, now)
+        self._strikes = TokenBucket(limits.flood_strikes, 1.0 / limits.msg_rate, now)
+
+    def check_message(self, now: float) -> None:
+        self._check(self._messages, now, "too many messages")
+
+    def check_room_join(self, now: float) -> None:
+        self._check(self._room_joins, now, "too many joins")
+
+    def check_secret_join(self, now: float) -> None:
+        self._check(self._secret_joins, now, "too many secret-room join attempts")
+
+    def bytes_read(self, count: int, now: float) -> float:
+        """Count bytes just read; return how long to wait before reading more."""
+        return self._bytes.spend(count, now)
+
+    def _check(self, bucket: TokenBucket, now: float, what: str) -> None:
+        wait = bucket.take(now)
+        if not wait:
+            return
+        if self._strikes.take(now):
+            raise RequestError(Code.FLOOD, f"{what}, sent after being told to wait")
+        raise RequestError(Code.RATE_LIMITED, f"{what}; try again in {math.ceil(wait)} s")
+
+
+class AddressCounter:
+    """Open connections per client address, held only as keyed hashes.
+
+    IPv4 addresses (and IPv4-mapped IPv6 ones) count one by one; IPv6
+    addresses count per /64, since one host is usually given a whole /64.
+    """
+
+    __slots__ = ("_counts", "_key", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._key = os.urandom(32)  # (not secrets: the protocol doc's recorder fixes that)
+        self._counts: dict[bytes, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def key_of(self, host: str) -> bytes:
+        """The keyed hash an address is counted under."""
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            packed = host.encode("utf-8", "replace")  # not an IP (a Unix socket): one bucket
+        else:
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+                address = address.ipv4_mapped
+            packed = address.packed if address.version == 4 else address.packed[:8]
+        return hmac.new(self._key, packed, hashlib.sha256).digest()[:16]
+
+    def add(self, key: bytes) -> bool:
+        """Count one more connection under ``key``; False (and not counted) if over."""
+        count = self._counts.get(key, 0)
+        if count >= self.limit:
+            return False
+        self._counts[key] = count + 1
+        return True
+
+    def remove(self, key: bytes) -> None:
+        count = self._counts.get(key, 0) - 1
+        if count > 0:
+            self._counts[key] = count
+        else:
+            self._counts.pop(key, None)

@@ -22,6 +22,7 @@ from ..trust import (
 )
 from ..wire import encode_frame
 from .config import Config
+from .limits import AddressCounter
 from .rooms import Ring, Room, SecretRoom, fit
 from .session import Session
 
@@ -47,6 +48,7 @@ class Daemon:
         self.secret_rooms: dict[bytes, SecretRoom] = {}
         self.tokens: dict[bytes, Session] = {}  # resume token -> session (live or dropped)
         self.ghosts: dict[bytes, asyncio.TimerHandle] = {}  # dropped sessions awaiting resume
+        self.per_address = AddressCounter(self.config.limits.max_per_address)
         self._server: asyncio.Server | None = None
         self.identity: ServerIdentity | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -130,18 +132,24 @@ class Daemon:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         if len(self.sessions) >= self.config.limits.max_connections or self._stopped.is_set():
-            writer.write(
-                encode_frame(ev.Error(code=Code.SERVER_FULL, msg="server is full").to_wire())
-            )
-            writer.close()
+            refuse(writer, Code.SERVER_FULL, "server is full")
             return
-        self._next_sid += 1
-        session = Session(self, self._next_sid, reader, writer)
-        task = asyncio.current_task()
-        assert task is not None
-        self.sessions[session] = task
-        log.debug("session %d opened (%d connected)", session.sid, len(self.sessions))
-        await session.run()
+        peer = writer.get_extra_info("peername")
+        address_key = self.per_address.key_of(str(peer[0]) if peer else "")
+        del peer  # only the keyed hash is kept, and only while the connection lasts
+        if not self.per_address.add(address_key):
+            refuse(writer, Code.TOO_MANY_CONNECTIONS, "too many connections from your address")
+            return
+        try:
+            self._next_sid += 1
+            session = Session(self, self._next_sid, reader, writer)
+            task = asyncio.current_task()
+            assert task is not None
+            self.sessions[session] = task
+            log.debug("session %d opened (%d connected)", session.sid, len(self.sessions))
+            await session.run()
+        finally:
+            self.per_address.remove(address_key)
 
     def forget(self, session: Session) -> None:
         """A connection ended.  A session that lost its connection waits
@@ -258,6 +266,12 @@ class Daemon:
 
     def member_list(self, room: Room, budget: int) -> tuple[list[str], int]:
         return fit(room.nicks(), budget, _nick_size)
+
+
+def refuse(writer: asyncio.StreamWriter, code: str, msg: str) -> None:
+    """Turn a connection away before its hello: one error frame, then close."""
+    writer.write(encode_frame(ev.Error(code=code, msg=msg).to_wire()))
+    writer.close()
 
 
 def _room_info_size(info: ev.RoomInfo) -> int:

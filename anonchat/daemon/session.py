@@ -18,17 +18,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
 from ..crypto import verify_join_proof
-from ..errors import Code, ProtocolError, RequestError
+from ..errors import FATAL_CODES, Code, ProtocolError, RequestError
 from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topic, name_key
 from ..protocol import Connection, State
-from .limits import TokenBucket
+from .limits import SessionLimiter
 from .rooms import Channel, SecretRoom, fit
 
 if TYPE_CHECKING:
@@ -59,9 +58,7 @@ class Session:
         self.secret_rooms: dict[bytes, SecretRoom] = {}
         self.challenge = secrets.token_bytes(ev.KEY_SIZE)
         self.token = secrets.token_bytes(16)  # resumes this session (sent in hello only)
-        self.join_bucket = TokenBucket(
-            self.limits.join_burst, self.limits.join_interval, self.loop.time()
-        )
+        self.limiter = SessionLimiter(self.limits, self.loop.time())
         self.connected_at = self.loop.time()
         self.last_rx = self.connected_at
         self.ping_sent = False
@@ -173,6 +170,9 @@ class Session:
             if not data or self.conn.state is State.CLOSED:
                 self.close_code = self.close_code or "eof"  # "quit" if a bye came first
                 return
+            pause = self.limiter.bytes_read(len(data), self.loop.time())
+            if pause:  # past bytes_rate: read nothing more until the bucket refills
+                await asyncio.sleep(pause)
 
     def _handle(self, frame: ev.Frame) -> None:
         handler = _HANDLERS.get(type(frame))
@@ -183,6 +183,9 @@ class Session:
             handler(self, frame)
         except RequestError as exc:
             message = exc.message[: ev.SHORT_MAX]
+            if exc.code in FATAL_CODES:  # flood: refused too often
+                self.close(exc.code, message)
+                return
             self.send(ev.Error(code=exc.code, msg=message, id=getattr(frame, "id", None)))
 
     # -- timers (called by the daemon's sweeper) -----------------------------
@@ -301,12 +304,14 @@ class Session:
         self.send(ev.Rooms(id=frame.id, rooms=rooms, more=more))
 
     def on_create(self, frame: ev.Create) -> None:
+        self.limiter.check_room_join(self.loop.time())
         topic = self._check_topic(frame.topic or "")
         room = self.daemon.create_room(frame.room, topic)
         self._enter(room, frame.id, owner=True)
 
     def on_join(self, frame: ev.Join) -> None:
         room = self.daemon.find_room(frame.room)
+        self.limiter.check_room_join(self.loop.time())
         if room.key in self.rooms:
             raise RequestError(Code.ALREADY_MEMBER, f"you are already in {room.name}")
         self._enter(room, frame.id, owner=False)
@@ -386,6 +391,7 @@ class Session:
         self.send(ev.Members(id=frame.id, room=room.name, members=members, more=more))
 
     def on_say(self, frame: ev.Say) -> None:
+        self.limiter.check_message(self.loop.time())
         room = self._member_room(frame.room)
         try:
             text = check_text(frame.text, self.limits.max_text)
@@ -399,12 +405,7 @@ class Session:
     # -- secret rooms --------------------------------------------------------
 
     def _take_join_attempt(self) -> None:
-        wait = self.join_bucket.take(self.loop.time())
-        if wait:
-            raise RequestError(
-                Code.RATE_LIMITED,
-                f"too many secret-room join attempts; try again in {math.ceil(wait)} s",
-            )
+        self.limiter.check_secret_join(self.loop.time())
 
     def on_secret_create(self, frame: ev.SecretCreate) -> None:
         self._take_join_attempt()
@@ -469,6 +470,7 @@ class Session:
             room.presence(sender, kind)
 
     def on_seal(self, frame: ev.Seal) -> None:
+        self.limiter.check_message(self.loop.time())
         room = self._secret_room(frame.room)
         if frame.kind not in SEAL_KINDS:
             raise RequestError(Code.TEXT_INVALID, f"unknown sealed kind {frame.kind!r}")
