@@ -410,7 +410,7 @@ class Client:
 
     def _note_seq(self, frame: ev.Frame) -> None:
         """Remember the last event seen per room (what a resume asks for)."""
-        if isinstance(frame, ev.Msg | ev.Presence | ev.TopicChanged | ev.Joined):
+        if isinstance(frame, ev.Msg | ev.Presence | ev.TopicChanged | ev.ModeChanged | ev.Joined):
             key = name_key(frame.room)
             self._seen[key] = max(self._seen.get(key, 0), frame.seq)
         elif isinstance(frame, ev.Sealed | ev.SecretPresence | ev.SecretJoined):
@@ -519,6 +519,34 @@ class Client:
         for event in events:
             self._events.put_nowait(event)
 
+    # -- moderation (owners of a public room) ------------------------------------
+
+    async def kick(
+        self, room: str, nick: str, msg: str | None = None, *, ban: bool = False
+    ) -> None:
+        """Remove ``nick`` from ``room``; with ``ban``, for the room's lifetime."""
+        await self._request(
+            ev.Kick(id=self._next_id(), room=room, nick=nick, msg=msg or None, ban=ban), ev.Ok
+        )
+
+    async def op(self, room: str, nick: str) -> None:
+        """Make ``nick`` an owner of ``room`` too."""
+        await self._request(ev.Op(id=self._next_id(), room=room, nick=nick), ev.Ok)
+
+    async def set_mode(
+        self,
+        room: str,
+        *,
+        locked: bool | None = None,
+        slow: int | None = None,
+        history: bool | None = None,
+    ) -> None:
+        """Change a room's modes; what is left as None stays as it is."""
+        frame = ev.RoomMode(
+            id=self._next_id(), room=room, locked=locked, slow=slow, history=history
+        )
+        await self._request(frame, ev.Ok)
+
     async def ping(self) -> float:
         """Round-trip time to the server, in seconds."""
         n = self._next_id()
@@ -625,6 +653,13 @@ class Client:
         if isinstance(frame, ev.Sealed | ev.SecretPresence):
             self._secret_event(frame)
             return
+        if (
+            isinstance(frame, ev.Presence)
+            and frame.kind in ("kick", "ban")
+            and frame.nick == self.nick
+        ):
+            self.rooms.pop(name_key(frame.room), None)  # an owner removed us
+            self._seen.pop(name_key(frame.room), None)
         if isinstance(frame, ev.Presence) and frame.kind == "nick" and frame.nick == self.nick:
             assert frame.new is not None
             self.nick = frame.new

@@ -63,6 +63,12 @@ class Code(StrEnum):
     ROOM_FULL = "room_full"
     RATE_LIMITED = "rate_limited"
     JOIN_DENIED = "join_denied"
+    NOT_OWNER = "not_owner"
+    NO_SUCH_NICK = "no_such_nick"
+    ROOM_LOCKED = "room_locked"
+    BANNED = "banned"
+    SLOW_MODE = "slow_mode"
+    BAD_MODE = "bad_mode"
     BAD_PROOF = "bad_proof"
 
 

@@ -429,6 +429,51 @@ class Say(Frame):
     me: bool = False
 
 
+@frame
+@dataclass(frozen=True, slots=True)
+class Kick(Frame):
+    """An owner removes ``nick`` from ``room`` (with ``ban``: for the room's lifetime)."""
+
+    TYPE = "kick"
+    SENDER = "client"
+    id: int
+    room: RoomName
+    nick: Nick
+    msg: Short | None = None
+    ban: bool = False
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Op(Frame):
+    """An owner makes ``nick`` an owner of ``room`` too."""
+
+    TYPE = "op"
+    SENDER = "client"
+    id: int
+    room: RoomName
+    nick: Nick
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class RoomMode(Frame):
+    """An owner changes the room's modes; fields left out stay as they are.
+
+    ``locked``: nobody new may join.  ``slow``: members who are not owners may
+    send one message per ``slow`` seconds (0: off).  ``history``: newcomers get
+    the recent messages (on by default).
+    """
+
+    TYPE = "mode"
+    SENDER = "client"
+    id: int
+    room: RoomName
+    locked: bool | None = None
+    slow: int | None = None
+    history: bool | None = None
+
+
 # --------------------------------------------------------------------------
 # Server -> client
 
@@ -520,6 +565,9 @@ class Joined(Frame):
     seq: int
     owner: bool = False
     more: int = 0
+    owners: NickList | None = None
+    locked: bool = False
+    slow: int = 0
 
 
 @frame
@@ -531,6 +579,7 @@ class Members(Frame):
     room: RoomName
     members: NickList
     more: int = 0
+    owners: NickList | None = None
 
 
 @frame
@@ -548,14 +597,16 @@ class Msg(Frame):
     me: bool = False
 
 
-PresenceKind = Literal["join", "leave", "nick", "quit"]
-PRESENCE_KINDS: frozenset[str] = frozenset({"join", "leave", "nick", "quit"})
+PresenceKind = Literal["join", "leave", "nick", "quit", "kick", "ban", "op"]
+PRESENCE_KINDS: frozenset[str] = frozenset({"join", "leave", "nick", "quit", "kick", "ban", "op"})
 
 
 @frame
 @dataclass(frozen=True, slots=True)
 class Presence(Frame):
-    """Someone joined, left, changed nick (``new``) or quit, in ``room``."""
+    """Someone joined, left, changed nick (``new``) or quit, in ``room``; or an
+    owner (``by``) kicked, banned or made an owner of ``nick``.  ``msg`` is a
+    quit message or a kick reason."""
 
     TYPE = "presence"
     SENDER = "server"
@@ -566,6 +617,7 @@ class Presence(Frame):
     nick: Nick
     new: Nick | None = None
     msg: Short | None = None
+    by: Nick | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in PRESENCE_KINDS:
@@ -710,8 +762,24 @@ class Missed(Frame):
     secret: Key | None = None
 
 
+@frame
+@dataclass(frozen=True, slots=True)
+class ModeChanged(Frame):
+    """The owner ``nick`` changed the modes of ``room``; these are all of them now."""
+
+    TYPE = "mode_changed"
+    SENDER = "server"
+    room: RoomName
+    seq: int
+    ts: int
+    nick: Nick
+    locked: bool
+    slow: int
+    history: bool
+
+
 #: Server events that belong to a room's numbered stream.
-RoomEvent = Msg | Presence | TopicChanged | Sealed | SecretPresence
+RoomEvent = Msg | Presence | TopicChanged | ModeChanged | Sealed | SecretPresence
 
 
 def frame_types() -> dict[tuple[Role, str], type[Frame]]:

@@ -46,6 +46,14 @@ Commands:
   /secret ROOM        join a secret (end-to-end encrypted) room; asks for its passphrase
   /secret create ROOM create a secret room; an empty passphrase generates a strong one
   /privacy            what the server can and cannot see about you, here and now
+Owners of a public room (its creator, and whoever an owner names):
+  /kick NICK [REASON] remove someone from the room
+  /ban NICK [REASON]  remove them and keep their session out for the room's lifetime
+  /op NICK            make someone an owner too
+  /mode lock|unlock   close or open the room to newcomers
+  /mode slow SECONDS  one message per SECONDS for those who are not owners (0: off)
+  /mode history on|off whether newcomers see the recent messages
+  /topic TEXT         (owners only) set the topic
   /help               this text
   /quit [MESSAGE]     leave the chat
 Anything else is sent as a message to the current room.
@@ -92,11 +100,32 @@ def format_event(frame: Event) -> str | None:
             return f"{where} {nick} left{reason}"
         if frame.kind == "quit":
             return f"{where} {nick} quit{reason}"
+        by = clean(frame.by or "")
+        if frame.kind in ("kick", "ban"):
+            verb = "kicked" if frame.kind == "kick" else "banned"
+            return f"{where} {nick} was {verb} by {by}{reason}"
+        if frame.kind == "op":
+            return f"{where} {nick} is now an owner" + (f" (by {by})" if by else "")
         return f"{where} {nick} is now known as {clean(frame.new or '')}"
     if isinstance(frame, ev.TopicChanged):
         return (
             f"{clock(frame.ts)} #{clean(frame.room)} -!- {clean(frame.nick)} "
             f"set the topic: {clean(frame.topic)}"
+        )
+    if isinstance(frame, ev.ModeChanged):
+        modes = [
+            "locked" if frame.locked else "open to newcomers",
+            f"slow mode {frame.slow} s" if frame.slow else "no slow mode",
+            "history on join" if frame.history else "no history on join",
+        ]
+        return (
+            f"{clock(frame.ts)} #{clean(frame.room)} -!- {clean(frame.nick)} set the modes: "
+            + ", ".join(modes)
+        )
+    if isinstance(frame, ev.Missed):
+        where = f"#{clean(frame.room)}" if frame.room else f"{LOCK}room"
+        return system(
+            f"{where}: {frame.last - frame.first + 1} events were lost while you were away"
         )
     if isinstance(frame, ev.Bye | ev.Error):
         return system(f"disconnected: {clean(frame.msg)} ({clean(frame.code)})")
@@ -272,6 +301,47 @@ class LineSession:
                 self.say_system(f"warning: {warning}")
         return passphrase
 
+    async def _owner_room(self) -> str | None:
+        if self.current is None or self.current_secret:
+            self.say_system("moderation commands work in the current public room")
+            return None
+        return self.current
+
+    async def cmd_kick(self, rest: str, ban: bool = False) -> None:
+        nick, _, reason = rest.partition(" ")
+        room = await self._owner_room()
+        if room is None:
+            return
+        if not nick:
+            self.say_system(f"usage: /{'ban' if ban else 'kick'} NICK [REASON]")
+            return
+        await self.client.kick(room, nick, reason.strip() or None, ban=ban)
+
+    async def cmd_ban(self, rest: str) -> None:
+        await self.cmd_kick(rest, ban=True)
+
+    async def cmd_op(self, rest: str) -> None:
+        room = await self._owner_room()
+        if room is not None and rest:
+            await self.client.op(room, rest.split()[0])
+        elif room is not None:
+            self.say_system("usage: /op NICK")
+
+    async def cmd_mode(self, rest: str) -> None:
+        room = await self._owner_room()
+        if room is None:
+            return
+        word, _, value = rest.partition(" ")
+        value = value.strip()
+        if word in ("lock", "unlock"):
+            await self.client.set_mode(room, locked=word == "lock")
+        elif word == "slow" and value.isdigit():
+            await self.client.set_mode(room, slow=int(value))
+        elif word == "history" and value in ("on", "off"):
+            await self.client.set_mode(room, history=value == "on")
+        else:
+            self.say_system("usage: /mode lock | unlock | slow SECONDS | history on|off")
+
     async def cmd_privacy(self, rest: str) -> None:
         for line in privacy_report(self.client, self.current, self.current_secret):
             self.say_system(line)
@@ -357,6 +427,10 @@ _COMMANDS: dict[str, Callable[[LineSession, str], Awaitable[None]]] = {
     "quit": LineSession.cmd_quit,
     "exit": LineSession.cmd_quit,
     "secret": LineSession.cmd_secret,
+    "kick": LineSession.cmd_kick,
+    "ban": LineSession.cmd_ban,
+    "op": LineSession.cmd_op,
+    "mode": LineSession.cmd_mode,
     "privacy": LineSession.cmd_privacy,
 }
 

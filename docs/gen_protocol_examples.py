@@ -132,6 +132,22 @@ EXAMPLES: dict[str, list[ev.Frame]] = {
         )
     ],
     "missed": [ev.Missed(first=43, last=97, room="lobby")],
+    "kick": [ev.Kick(id=12, room="lobby", nick="troll", msg="no spam here")],
+    "kick-ban": [ev.Kick(id=13, room="lobby", nick="troll", ban=True)],
+    "op": [ev.Op(id=14, room="lobby", nick="bob")],
+    "mode": [ev.RoomMode(id=15, room="lobby", locked=True, slow=10)],
+    "mode_changed": [
+        ev.ModeChanged(
+            room="lobby", seq=47, ts=T0 + 15_000, nick="alice", locked=True, slow=10,
+            history=True,
+        )
+    ],
+    "presence-kick": [
+        ev.Presence(
+            room="lobby", seq=48, ts=T0 + 16_000, kind="kick", nick="troll", msg="no spam here",
+            by="alice",
+        )
+    ],
     "ok": [ev.Ok(id=4)],
     "ok-say": [ev.Ok(id=7, seq=42)],
     "error-request": [ev.Error(code=Code.NICK_TAKEN, msg="the nick bob is taken", id=4)],
@@ -325,6 +341,12 @@ def render_fields(class_name: str) -> str:
 # -- error codes and limits ----------------------------------------------------------
 
 CODE_MEANINGS: dict[Code, str] = {
+    Code.NOT_OWNER: "the request needs an owner of the room (topic, kick, op, mode)",
+    Code.NO_SUCH_NICK: "nobody with that nick is in the room (or you tried to kick yourself)",
+    Code.ROOM_LOCKED: "the room is locked: no new members",
+    Code.BANNED: "an owner banned this session from the room for the room's lifetime",
+    Code.SLOW_MODE: "slow mode: the sentence says how many seconds to wait",
+    Code.BAD_MODE: "a mode value out of range (slow mode is at most 3600 seconds)",
     Code.FRAME_TOO_LARGE: "a length prefix above the receiver's `max_frame`; "
     "refused before the body is read",
     Code.EMPTY_FRAME: "a length prefix of 0",

@@ -61,6 +61,10 @@ EXAMPLES: list[ev.Frame] = [
     ),
     ev.SecretPresence(room=bytes(32), seq=1, ts=1, kind="join", sender=bytes(32)),
     ev.Missed(first=3, last=9, room="lobby"),
+    ev.Kick(id=1, room="lobby", nick="troll", msg="spam", ban=True),
+    ev.Op(id=1, room="lobby", nick="alice"),
+    ev.RoomMode(id=1, room="lobby", locked=True, slow=5),
+    ev.ModeChanged(room="lobby", seq=9, ts=1, nick="alice", locked=True, slow=5, history=False),
     ev.ClientHello(
         v=1, resume=bytes(16), seen=[ev.Seen(seq=4, room="lobby"), ev.Seen(seq=2, secret=bytes(32))]
     ),

@@ -164,7 +164,7 @@ async def test_line_mode_end_to_end(connect: ClientFactory, daemon: Daemon) -> N
     assert "#lobby (2): watcher, robot" in out
     assert "#lobby (2) - welcome" in out
     assert "robot is now known as robot2" in out
-    assert "robot2 set the topic: new topic" in out
+    assert "error: only an owner of lobby may set its topic (not_owner)" in out
     assert "unknown command /bogus" in out
     assert "/quit [MESSAGE]" in out
     quit_ = await next_event(watcher, ev.Presence)

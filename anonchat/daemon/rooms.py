@@ -23,6 +23,7 @@ class Member(Protocol):
     """What a room needs of a session."""
 
     nick: str
+    nick_key: str
 
     def deliver(self, frame_bytes: bytes) -> None: ...
 
@@ -114,13 +115,31 @@ class Channel:
 
 
 class Room(Channel):
-    __slots__ = ("key", "name", "topic")
+    """A public room: a name, a topic, members by nick, owners and modes."""
+
+    __slots__ = ("banned", "history", "key", "last_said", "locked", "name", "slow", "topic")
 
     def __init__(self, name: str, key: str, ring: Ring, topic: str = "") -> None:
         super().__init__(ring)
         self.name = name
         self.key = key
         self.topic = topic
+        self.locked = False  # no new members
+        self.slow = 0  # seconds between two messages of a member who is not an owner
+        self.history = True  # newcomers get the recent messages
+        self.banned: set[Member] = set()  # sessions, never addresses; for the room's lifetime
+        self.last_said: dict[Member, float] = {}  # for slow mode
+
+    def replace_member(self, old: Member, new: Member) -> None:
+        super().replace_member(old, new)
+        if old in self.banned:
+            self.banned.discard(old)
+            self.banned.add(new)
+        if old in self.last_said:
+            self.last_said[new] = self.last_said.pop(old)
+
+    def owner_nicks(self) -> list[str]:
+        return [m.nick for m in self.members if m in self.owners]
 
     def say(self, sender: Member, text: str, me: bool) -> int:
         seq = self.next_seq()
@@ -138,6 +157,7 @@ class Room(Channel):
         new: str | None = None,
         exclude: Member | None = None,
         msg: str | None = None,
+        by: str | None = None,
     ) -> int:
         seq = self.next_seq()
         frame = ev.Presence(
@@ -148,6 +168,7 @@ class Room(Channel):
             nick=nick or who.nick,
             new=new,
             msg=msg,
+            by=by,
         )
         self.broadcast(frame, exclude=exclude)
         return seq

@@ -27,6 +27,7 @@ from ..crypto import verify_join_proof
 from ..errors import FATAL_CODES, Code, ProtocolError, RequestError
 from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topic, name_key
 from ..protocol import Connection, State
+from . import moderation
 from .limits import SessionLimiter
 from .rooms import Channel, SecretRoom, fit
 
@@ -328,6 +329,8 @@ class Session:
 
     def _enter(self, room: Room, request_id: int, owner: bool) -> None:
         try:
+            if not owner:
+                moderation.check_entry(self, room)
             self._check_room_limits(len(room.members))
         except RequestError:
             self.daemon.drop_if_empty(room)
@@ -346,13 +349,16 @@ class Session:
             seq=seq,
             owner=owner,
             more=more,
+            owners=room.owner_nicks()[:100],
+            locked=room.locked,
+            slow=room.slow,
         )
-        self._send_with_history(room, joined)
+        self._send_with_history(room, joined, room.history)
 
-    def _send_with_history(self, channel: Channel, reply: ev.Frame) -> None:
+    def _send_with_history(self, channel: Channel, reply: ev.Frame, history: bool = True) -> None:
         """The join reply, then the room's last messages (older than the reply's seq)."""
         self.send(reply)
-        for data in channel.ring.history(self.limits.history):
+        for data in channel.ring.history(self.limits.history if history else 0):
             self.deliver(data)
 
     def _member_room(self, name: str) -> Room:
@@ -372,9 +378,18 @@ class Session:
         self.rooms.pop(room.key, None)
         if not self.daemon.drop_if_empty(room):
             room.presence(self, kind, msg=msg)
+            moderation.after_leave(room, self)
+
+    def drop_room(self, room: Room) -> None:
+        """Removed by an owner (the kick was announced already)."""
+        del room.members[self]
+        self.rooms.pop(room.key, None)
+        if not self.daemon.drop_if_empty(room):
+            moderation.after_leave(room, self)
 
     def on_topic(self, frame: ev.SetTopic) -> None:
         room = self._member_room(frame.room)
+        moderation.check_topic_owner(self, room)
         room.set_topic(self, self._check_topic(frame.topic))
         self.send(ev.Ok(id=frame.id))
 
@@ -388,7 +403,10 @@ class Session:
     def on_who(self, frame: ev.Who) -> None:
         room = self.daemon.find_room(frame.room)
         members, more = self.daemon.member_list(room, self.limits.max_frame - 1024)
-        self.send(ev.Members(id=frame.id, room=room.name, members=members, more=more))
+        owners = room.owner_nicks()[:100]
+        self.send(
+            ev.Members(id=frame.id, room=room.name, members=members, more=more, owners=owners)
+        )
 
     def on_say(self, frame: ev.Say) -> None:
         self.limiter.check_message(self.loop.time())
@@ -399,6 +417,7 @@ class Session:
             raise RequestError(Code.TEXT_TOO_LONG, str(exc)) from None
         except InvalidName as exc:
             raise RequestError(Code.TEXT_INVALID, str(exc)) from None
+        moderation.check_slow(self, room, self.loop.time())
         seq = room.say(self, text, frame.me)
         self.send(ev.Ok(id=frame.id, seq=seq))
 
@@ -500,6 +519,9 @@ _HANDLERS: dict[type[ev.Frame], Callable[[Session, Any], None]] = {
     ev.SecretJoin: Session.on_secret_join,
     ev.SecretLeave: Session.on_secret_leave,
     ev.Seal: Session.on_seal,
+    ev.Kick: moderation.on_kick,
+    ev.Op: moderation.on_op,
+    ev.RoomMode: moderation.on_mode,
 }
 
 #: How a connection may end and still be resumed: it was lost, not ended on purpose.
