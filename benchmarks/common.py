@@ -1,0 +1,127 @@
+"""What the runner and its load-generator worker processes share.
+
+A workload point runs ``workers`` processes (each its own uvloop event loop).
+They report through :class:`Shared`: cumulative counters in shared memory
+(each worker writes only its own slot), events for the phases, and a queue
+for "ready" / "done" / "error" messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from multiprocessing.context import SpawnContext
+from multiprocessing.queues import Queue
+from multiprocessing.sharedctypes import Synchronized, SynchronizedArray
+from multiprocessing.synchronize import Event
+from typing import Any
+
+from .procstat import raise_nofile
+
+#: Send times of secret-room messages, per sender, indexed by counter % RING.
+RING = 1 << 16
+
+#: Text of every message: 20 digits of CLOCK_MONOTONIC ns at sending, then padding.
+TEXT_SIZE = 100
+
+
+def stamp_text(size: int = TEXT_SIZE) -> str:
+    """A message text that carries its send time (CLOCK_MONOTONIC is system-wide)."""
+    head = f"{time.monotonic_ns():020d} "
+    return head + "x" * max(0, size - len(head))
+
+
+def sent_at(text: str | bytes) -> int:
+    """The send time a :func:`stamp_text` text carries."""
+    return int(text[:20])
+
+
+@dataclass
+class Spec:
+    """One worker's part of a workload point."""
+
+    worker: int
+    host: str
+    port: int
+    mode: str  # fanout | latency | capacity
+    tls: bool = False
+    pin: str = ""
+    room: str = "bench"
+    secret: bool = False
+    passphrase: str = "correct horse battery staple benchmark"
+    receivers: int = 0  # lean receivers in this worker (fanout, latency)
+    senders: list[int] = field(default_factory=list)  # global sender numbers here
+    all_senders: int = 0
+    creator: bool = False  # this worker creates the room (its first sender)
+    window: int = 8  # unacknowledged messages per sender (fanout)
+    rate: float = 0.0  # messages per second per sender (latency)
+    rooms: list[tuple[str, int]] = field(default_factory=list)  # capacity: room, members
+    concurrency: int = 100  # connections set up at once
+    count_only: bool = False  # receivers walk length prefixes instead of decoding (see load)
+
+
+@dataclass
+class Shared:
+    counts: SynchronizedArray[int]  # room messages received, per worker
+    sent: SynchronizedArray[int]  # room messages sent, per worker
+    lost: SynchronizedArray[int]  # connections closed by the server, per worker
+    measuring: Synchronized[int]  # 1 while latency samples are kept
+    ring: SynchronizedArray[int]
+    created: Event
+    go: Event
+    stop: Event
+    status: Queue[tuple[Any, ...]]
+
+    @classmethod
+    def make(cls, ctx: SpawnContext, workers: int, senders: int) -> Shared:
+        return cls(
+            counts=ctx.RawArray("q", workers),
+            sent=ctx.RawArray("q", workers),
+            lost=ctx.RawArray("q", workers),
+            measuring=ctx.RawValue("b", 0),
+            ring=ctx.RawArray("q", max(1, senders) * RING),
+            created=ctx.Event(),
+            go=ctx.Event(),
+            stop=ctx.Event(),
+            status=ctx.Queue(),
+        )
+
+
+async def wait_event(event: Event, poll: float = 0.01) -> None:
+    """Wait for a multiprocessing event without blocking the event loop."""
+    while not event.is_set():  # noqa: ASYNC110 - a process-shared event, not asyncio's
+        await asyncio.sleep(poll)
+
+
+def run_worker(
+    main: Callable[[Spec, Shared], Coroutine[Any, Any, dict[str, Any]]], spec: Spec, sh: Shared
+) -> None:
+    """A worker process's body: uvloop, run ``main``, report its result or its error."""
+    raise_nofile(65_536)
+    try:
+        import uvloop
+
+        factory: Any = uvloop.new_event_loop
+    except ImportError:
+        factory = None
+    try:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            result = runner.run(main(spec, sh))
+        sh.status.put(("done", spec.worker, result))
+    except BaseException as exc:
+        sh.status.put(("error", spec.worker, f"{type(exc).__name__}: {exc}"))
+
+
+async def gather_limited(
+    factories: list[Callable[[], Coroutine[Any, Any, Any]]], limit: int
+) -> list[Any]:
+    """Run coroutine factories with at most ``limit`` running at once, in order."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(f: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+        async with sem:
+            return await f()
+
+    return await asyncio.gather(*(one(f) for f in factories))

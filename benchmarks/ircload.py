@@ -1,0 +1,261 @@
+"""The IRC load generator (for ngircd): the same process layout as :mod:`benchmarks.load`.
+
+Minimal IRC over asyncio streams: NICK/USER, JOIN, PRIVMSG, PING/PONG.
+IRC has no acknowledgement of a PRIVMSG and does not echo it to its sender,
+so a sender's window works differently: it sends its messages in batches of
+``BATCH`` followed by a ``PING``; the server answers in order, so a ``PONG``
+says the batch was processed (fanned out).  At most ``window / BATCH`` batches
+are unanswered - the same number of messages in flight as anonchat's window of
+unacknowledged ``say`` requests, at the cost of one extra (cheap) command per
+batch for ngircd.  Senders are IRC operators with user mode ``+F``.
+
+Receivers count ``PRIVMSG`` lines with ``bytes.count`` (no per-line Python
+work) and parse lines only in the latency workload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from array import array
+from functools import partial
+from typing import Any
+
+from .common import Shared, Spec, gather_limited, run_worker, sent_at, stamp_text, wait_event
+from .ngircd import OPER_NAME, OPER_PASSWORD
+
+READ_SIZE = 256 * 1024
+BATCH = 4
+TOKEN = b" PRIVMSG "
+
+
+class IrcConn:
+    def __init__(self, spec: Spec, nick: str) -> None:
+        self.spec = spec
+        self.nick = nick
+        self.buf = b""
+        self.reader: asyncio.StreamReader
+        self.writer: asyncio.StreamWriter
+
+    def send(self, *lines: str) -> None:
+        self.writer.write("".join(f"{line}\r\n" for line in lines).encode())
+
+    async def lines(self) -> list[bytes]:
+        data = await self.reader.read(READ_SIZE)
+        if not data:
+            raise ConnectionError(f"{self.nick}: the server closed the connection")
+        *lines, self.buf = (self.buf + data).split(b"\r\n")
+        for line in lines:
+            if line.startswith(b"PING "):
+                self.send("PONG " + line[5:].decode())
+        return lines
+
+    async def until(self, *codes: bytes) -> None:
+        """Read until a line whose command (second word) is one of ``codes``."""
+        while True:
+            for line in await self.lines():
+                parts = line.split(b" ", 2)
+                if len(parts) > 1 and parts[1] in codes:
+                    return
+                if len(parts) > 1 and parts[1] in (b"432", b"433", b"464", b"491", b"ERROR"):
+                    raise RuntimeError(f"{self.nick}: {line.decode(errors='replace')}")
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(
+            self.spec.host, self.spec.port, limit=READ_SIZE
+        )
+        self.send(f"NICK {self.nick}", f"USER {self.nick} 0 * :bench")
+        await self.until(b"376", b"422")  # end of (or no) MOTD: registered
+
+    async def join(self, channel: str) -> None:
+        self.send(f"JOIN {channel}")
+        await self.until(b"366")  # end of NAMES
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.transport.abort()
+
+
+class Stats:
+    def __init__(self, spec: Spec, sh: Shared) -> None:
+        self.w = spec.worker
+        self.sh = sh
+        self.latencies = array("q")
+        self.lost = 0
+
+    def add(self, n: int) -> None:
+        self.sh.counts[self.w] += n
+
+    def lose(self) -> None:
+        self.lost += 1
+        self.sh.lost[self.w] += 1
+
+
+async def receive(c: IrcConn, stats: Stats, latency: bool) -> None:
+    measuring = stats.sh.measuring
+    samples = stats.latencies
+    tail = b""
+    try:
+        if not latency:
+            while True:
+                data = await c.reader.read(READ_SIZE)
+                if not data:
+                    stats.lose()
+                    return
+                chunk = tail + data
+                stats.add(chunk.count(TOKEN))
+                tail = chunk[-(len(TOKEN) - 1) :]
+                if b"PING :" in chunk:
+                    c.buf = b""
+                    for line in chunk.split(b"\r\n"):
+                        if line.startswith(b"PING "):
+                            c.send("PONG " + line[5:].decode())
+        while True:
+            lines = await c.lines()
+            now = time.monotonic_ns()
+            keep = measuring.value
+            n = 0
+            for line in lines:
+                if TOKEN in line:
+                    n += 1
+                    if keep:
+                        samples.append(now - sent_at(line[line.index(b" :") + 2 :]))
+            stats.add(n)
+    except (ConnectionError, OSError):
+        stats.lose()
+
+
+class Sender:
+    def __init__(self, spec: Spec, stats: Stats, n: int) -> None:
+        self.conn = IrcConn(spec, f"s{n}")
+        self.spec = spec
+        self.stats = stats
+        self.channel = "#" + spec.room
+        self.unanswered = 0
+        self.answered = asyncio.Event()
+
+    async def connect(self) -> None:
+        c = self.conn
+        await c.connect()
+        c.send(f"OPER {OPER_NAME} {OPER_PASSWORD}")
+        await c.until(b"381")
+        c.send(f"MODE {c.nick} +F")
+        await c.join(self.channel)
+
+    async def read(self) -> None:
+        """Count other senders' messages; PONGs close a batch."""
+        try:
+            while True:
+                lines = await self.conn.lines()
+                n = 0
+                for line in lines:
+                    if TOKEN in line:
+                        n += 1
+                    elif b" PONG " in line:
+                        self.unanswered -= 1
+                        self.answered.set()
+                self.stats.add(n)
+        except (ConnectionError, OSError):
+            self.stats.lose()
+
+    async def pump(self, window: int) -> None:
+        batches = max(1, window // BATCH)
+        sent = self.stats.sh.sent
+        w = self.stats.w
+        token = 0
+        while True:
+            while self.unanswered >= batches:
+                self.answered.clear()
+                await self.answered.wait()
+            token += 1
+            lines = [f"PRIVMSG {self.channel} :{stamp_text()}" for _ in range(BATCH)]
+            self.conn.send(*lines, f"PING :{token}")
+            self.unanswered += 1
+            sent[w] += BATCH
+            await self.conn.writer.drain()
+
+    async def paced(self, rate: float) -> None:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / rate
+        due = loop.time()
+        sent = self.stats.sh.sent
+        w = self.stats.w
+        while True:
+            due += interval
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self.conn.send(f"PRIVMSG {self.channel} :{stamp_text()}")
+            sent[w] += 1
+
+
+async def main(spec: Spec, sh: Shared) -> dict[str, Any]:
+    stats = Stats(spec, sh)
+    senders = [Sender(spec, stats, n) for n in spec.senders]
+    receivers: list[IrcConn] = []
+    tasks: list[asyncio.Task[None]] = []
+    t0 = time.monotonic()
+    try:
+        if spec.creator and senders:
+            await senders[0].connect()
+            sh.created.set()
+        elif spec.mode != "capacity":
+            await wait_event(sh.created)
+        for s in senders[1 if spec.creator else 0 :]:
+            await s.connect()
+
+        async def setup(c: IrcConn, channel: str) -> None:
+            # ngircd listens with a short accept backlog: a connection lost in it is retried.
+            for attempt in range(5):
+                try:
+                    async with asyncio.timeout(5.0):
+                        await c.connect()
+                        await c.join(channel)
+                    return
+                except (TimeoutError, ConnectionError, OSError):
+                    if hasattr(c, "writer"):
+                        c.abort()
+                    if attempt == 4:
+                        raise
+
+        if spec.mode == "capacity":
+            pairs = [
+                (IrcConn(spec, f"{room}m{i}"), "#" + room)
+                for room, members in spec.rooms
+                for i in range(members)
+            ]
+        else:
+            pairs = [
+                (IrcConn(spec, f"r{spec.worker}x{i}"), "#" + spec.room)
+                for i in range(spec.receivers)
+            ]
+        receivers = [c for c, _ in pairs]
+        await gather_limited([partial(setup, c, ch) for c, ch in pairs], spec.concurrency)
+        setup_s = time.monotonic() - t0
+        latency = spec.mode == "latency"
+        tasks += [asyncio.create_task(receive(c, stats, latency)) for c in receivers]
+        tasks += [asyncio.create_task(s.read()) for s in senders]
+        sh.status.put(("ready", spec.worker, len(receivers) + len(senders)))
+        await wait_event(sh.go)
+        for s in senders:
+            if spec.mode == "fanout":
+                tasks.append(asyncio.create_task(s.pump(spec.window)))
+            elif spec.mode == "latency":
+                tasks.append(asyncio.create_task(s.paced(spec.rate)))
+        await wait_event(sh.stop, 0.05)
+        return {"setup_s": setup_s, "latencies": stats.latencies.tobytes(), "lost": stats.lost}
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for c in receivers:
+            c.abort()
+        for s in senders:
+            if hasattr(s.conn, "writer"):
+                s.conn.abort()
+
+
+def worker(spec: Spec, sh: Shared) -> None:
+    """multiprocessing target."""
+    run_worker(main, spec, sh)

@@ -1,0 +1,360 @@
+"""The anonchat load generator: one worker process of a workload point.
+
+Senders are full :class:`anonchat.client.Client` sessions: ``say`` (or, in a
+secret room, sealing through the client's :class:`~anonchat.secret.SecretChannel`)
+with up to ``window`` requests unacknowledged per sender in the fan-out
+workload, paced in the latency workload.
+
+Receivers are lean: they connect and join through the sans-I/O
+:class:`anonchat.protocol.Connection` (hello, join, secret-room join proof),
+then count frames with :class:`anonchat.wire.FrameDecoder` - every frame is
+msgpack-decoded, but not validated into event objects.  In the ``count``
+variant (fan-out only) receivers do not decode bodies at all: they walk the
+frames' length prefixes (:data:`anonchat.wire.HEADER`) and count every frame,
+which is what it costs to skip a frame without reading it; it exists because
+the decoding receivers need more CPU than the two cores leave them (see
+docs/performance.md).  Receivers in a secret
+room do not decrypt (Ed25519 verification alone would cost ~60 µs a frame, far
+more than the daemon spends relaying it); the Argon2id derivation is done once
+per worker and its keys reused for every receiver's join proof.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from array import array
+from dataclasses import replace
+from functools import partial
+from typing import Any
+
+from anonchat import events as ev
+from anonchat.client import Client
+from anonchat.crypto import Identity, RoomKeys, derive_room_keys
+from anonchat.protocol import Connection
+from anonchat.trust import client_context, pin_bytes, pin_of_cert
+from anonchat.wire import HEADER, HEADER_SIZE, FrameDecoder, encode_frame
+
+from .common import RING, Shared, Spec, gather_limited, run_worker, sent_at, stamp_text, wait_event
+
+READ_SIZE = 256 * 1024
+ROOM_EVENTS = frozenset({"msg", "sealed"})
+
+
+def sender_identity(n: int) -> Identity:
+    """A fixed session key per sender, so receivers can find a sealed frame's send time."""
+    return Identity.from_seed(bytes([n + 1]) * 32)
+
+
+class Stats:
+    def __init__(self, spec: Spec, sh: Shared) -> None:
+        self.w = spec.worker
+        self.sh = sh
+        self.latencies = array("q")
+        self.lost = 0
+
+    def add(self, n: int) -> None:
+        self.sh.counts[self.w] += n
+
+    def lose(self) -> None:
+        self.lost += 1
+        self.sh.lost[self.w] += 1
+
+
+class Receiver:
+    """A lean member: connects, joins, then counts frames."""
+
+    def __init__(self, spec: Spec, stats: Stats, nick: str) -> None:
+        self.spec = spec
+        self.stats = stats
+        self.nick = nick
+        self.conn = Connection("client")
+        self.reader: asyncio.StreamReader
+        self.writer: asyncio.StreamWriter
+        self.hello: ev.ServerHello
+
+    async def connect(self) -> None:
+        spec = self.spec
+        self.reader, self.writer = await asyncio.open_connection(
+            spec.host,
+            spec.port,
+            ssl=client_context() if spec.tls else None,
+            server_hostname="" if spec.tls else None,
+            limit=READ_SIZE,
+        )
+        if spec.tls:
+            cert = self.writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            if pin_of_cert(cert) != spec.pin:
+                raise RuntimeError("the daemon's key does not match its pin")
+        self.conn.send(ev.ClientHello(v=ev.PROTOCOL_VERSION, client="bench", nick=self.nick))
+        frame = await self._request(None, ev.ServerHello)
+        assert isinstance(frame, ev.ServerHello)
+        self.hello = frame
+
+    async def _request(self, frame: ev.Frame | None, expect: type[ev.Frame]) -> ev.Frame:
+        if frame is not None:
+            self.conn.send(frame)
+        self.writer.write(self.conn.data_to_send())
+        want = getattr(frame, "id", None)
+        while True:
+            data = await self.reader.read(READ_SIZE)
+            for got in self.conn.receive_data(data):
+                if isinstance(got, expect) and getattr(got, "id", None) == want:
+                    return got
+                if isinstance(got, ev.Error | ev.Bye) and getattr(got, "id", None) in (
+                    None,
+                    want,
+                ):
+                    raise RuntimeError(f"{self.nick}: {got.code}: {got.msg}")
+            if self.conn.pending:
+                self.writer.write(self.conn.data_to_send())
+            if not data or self.conn.error is not None:
+                raise RuntimeError(f"{self.nick}: connection closed during setup")
+
+    async def join(self, room: str, create: bool = False) -> None:
+        request = ev.Create(id=1, room=room) if create else ev.Join(id=1, room=room)
+        await self._request(request, ev.Joined)
+
+    async def join_secret(self, keys: RoomKeys, server_pin: bytes) -> None:
+        proof = keys.join_proof(self.hello.challenge, server_pin)
+        frame = ev.SecretJoin(
+            id=1, room=keys.room_id, proof=proof, sender=Identity.generate().public
+        )
+        await self._request(frame, ev.SecretJoined)
+
+    async def run(self, latency: bool, senders: dict[bytes, int]) -> None:
+        """Count room events until the connection ends (or the task is cancelled)."""
+        stats = self.stats
+        reader, writer = self.reader, self.writer
+        # Finish the frame the setup connection may have half-read, then decode lean.
+        while self.conn.buffered_in:
+            data = await reader.read(READ_SIZE)
+            if not data:
+                stats.lose()
+                return
+            stats.add(sum(isinstance(f, ev.Msg | ev.Sealed) for f in self.conn.receive_data(data)))
+        if self.spec.count_only:
+            await self.count_frames()
+            return
+        decoder = FrameDecoder()
+        measuring = stats.sh.measuring
+        ring = stats.sh.ring
+        samples = stats.latencies
+        try:
+            while True:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    stats.lose()
+                    return
+                n = 0
+                now = time.monotonic_ns()
+                keep = latency and measuring.value
+                for body in decoder.feed(data):
+                    t = body["t"]
+                    if t in ROOM_EVENTS:
+                        n += 1
+                        if keep:
+                            if t == "msg":
+                                samples.append(now - sent_at(body["text"]))
+                            else:
+                                slot = senders.get(body["sender"])
+                                if slot is not None:
+                                    samples.append(now - ring[slot * RING + body["counter"] % RING])
+                    elif t == "ping":
+                        writer.write(encode_frame(ev.Pong(n=body["n"]).to_wire()))
+                stats.add(n)
+        except (ConnectionError, OSError):
+            stats.lose()
+
+    async def count_frames(self) -> None:
+        """Count whole frames by their length prefixes, without decoding a body."""
+        stats = self.stats
+        unpack = HEADER.unpack_from
+        buf = b""
+        try:
+            while True:
+                data = await self.reader.read(READ_SIZE)
+                if not data:
+                    stats.lose()
+                    return
+                buf = buf + data if buf else data
+                pos, n, end = 0, 0, len(buf)
+                while end - pos >= HEADER_SIZE:
+                    nxt = pos + HEADER_SIZE + unpack(buf, pos)[0]
+                    if nxt > end:
+                        break
+                    pos = nxt
+                    n += 1
+                buf = buf[pos:]
+                stats.add(n)
+        except (ConnectionError, OSError):
+            stats.lose()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.transport.abort()
+
+
+class Sender:
+    """A full client that talks in the room."""
+
+    def __init__(self, spec: Spec, stats: Stats, n: int) -> None:
+        self.spec = spec
+        self.stats = stats
+        self.n = n
+        self.client: Client
+        self.received = 0
+
+    async def connect(self, create: bool) -> None:
+        spec = self.spec
+        self.client = await Client.connect(
+            spec.host, spec.port, nick=f"s{self.n}", tls=spec.tls, pin=spec.pin or None
+        )
+        client = self.client
+        if spec.secret:
+            client.identity = sender_identity(self.n)
+            if create:
+                await client.create_secret(spec.room, spec.passphrase)
+            else:
+                await client.join_secret(spec.room, spec.passphrase)
+            # Count sealed frames instead of opening them (see the module docstring).
+            setattr(client, "_secret_event", self._count_sealed)  # noqa: B010
+        elif create:
+            await client.create(spec.room)
+        else:
+            await client.join(spec.room)
+
+    def _count_sealed(self, frame: ev.Sealed | ev.SecretPresence) -> None:
+        if isinstance(frame, ev.Sealed):
+            self.stats.add(1)
+
+    async def say(self) -> None:
+        client = self.client
+        if not self.spec.secret:
+            await client.say(self.spec.room, stamp_text())
+            return
+        # say_secret, with the send time noted by (sender, counter) for the receivers.
+        channel = client.secret_channel(self.spec.room)
+        frame = channel.seal(client.nick, stamp_text(), "msg")
+        self.stats.sh.ring[self.n * RING + frame.counter % RING] = time.monotonic_ns()
+        await client._request(replace(frame, id=client._next_id()), ev.Ok)
+
+    async def pump(self) -> None:
+        """Say as fast as acknowledged: one of ``window`` loops."""
+        sent = self.stats.sh.sent
+        w = self.stats.w
+        while True:
+            await self.say()
+            sent[w] += 1
+
+    async def paced(self, rate: float) -> None:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / rate
+        due = loop.time()
+        inflight: set[asyncio.Task[None]] = set()
+        sent = self.stats.sh.sent
+        w = self.stats.w
+        while True:
+            due += interval
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if len(inflight) < 256:
+                task = asyncio.create_task(self.say())
+                inflight.add(task)
+                task.add_done_callback(inflight.discard)
+                sent[w] += 1
+
+    async def drain_events(self) -> None:
+        """Consume what the client queued (public rooms), counting messages."""
+        while True:
+            await asyncio.sleep(0.01)
+            events = self.client.events_nowait()
+            self.stats.add(sum(isinstance(e, ev.Msg) for e in events))
+            if self.client.closed is not None:
+                self.stats.lose()
+                return
+
+
+async def main(spec: Spec, sh: Shared) -> dict[str, Any]:
+    stats = Stats(spec, sh)
+    server_pin = pin_bytes(spec.pin) if spec.tls else bytes(32)
+    senders = [Sender(spec, stats, n) for n in spec.senders]
+    receivers: list[Receiver] = []
+    tasks: list[asyncio.Task[None]] = []
+    t0 = time.monotonic()
+    try:
+        if spec.creator and senders:
+            await senders[0].connect(create=True)
+            sh.created.set()
+        elif spec.mode != "capacity":
+            await wait_event(sh.created)
+        keys = None
+        if spec.secret:  # Argon2id once per worker, reused for every receiver
+            keys = await asyncio.to_thread(derive_room_keys, spec.room, spec.passphrase, server_pin)
+        for s in senders[1 if spec.creator else 0 :]:
+            await s.connect(create=False)
+
+        async def setup(r: Receiver, room: str, create: bool) -> None:
+            await r.connect()
+            if keys is not None:
+                await r.join_secret(keys, server_pin)
+            else:
+                await r.join(room, create)
+
+        if spec.mode == "capacity":
+            batches = [
+                [Receiver(spec, stats, f"{room}m{i}") for i in range(members)]
+                for room, members in spec.rooms
+            ]
+            for (room, _), batch in zip(spec.rooms, batches, strict=True):
+                receivers += batch
+                await setup(batch[0], room, True)  # the first creates the room
+            await gather_limited(
+                [
+                    partial(setup, r, room, False)
+                    for (room, _), batch in zip(spec.rooms, batches, strict=True)
+                    for r in batch[1:]
+                ],
+                spec.concurrency,
+            )
+        else:
+            receivers = [
+                Receiver(spec, stats, f"r{spec.worker}x{i}") for i in range(spec.receivers)
+            ]
+            await gather_limited(
+                [partial(setup, r, spec.room, False) for r in receivers], spec.concurrency
+            )
+        setup_s = time.monotonic() - t0
+        ids = {sender_identity(n).public: n for n in range(spec.all_senders)}
+        latency = spec.mode == "latency"
+        tasks += [asyncio.create_task(r.run(latency, ids)) for r in receivers]
+        if not spec.secret:
+            tasks += [asyncio.create_task(s.drain_events()) for s in senders]
+        sh.status.put(("ready", spec.worker, len(receivers) + len(senders)))
+        await wait_event(sh.go)
+        for s in senders:
+            if spec.mode == "fanout":
+                tasks += [asyncio.create_task(s.pump()) for _ in range(spec.window)]
+            elif spec.mode == "latency":
+                tasks.append(asyncio.create_task(s.paced(spec.rate)))
+        await wait_event(sh.stop, 0.05)
+        return {"setup_s": setup_s, "latencies": stats.latencies.tobytes(), "lost": stats.lost}
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for r in receivers:
+            if hasattr(r, "writer"):
+                r.abort()
+        for s in senders:
+            if hasattr(s, "client"):
+                s.client._writer.transport.abort()
+                with contextlib.suppress(BaseException):
+                    await s.client.close(timeout=0.1)
+
+
+def worker(spec: Spec, sh: Shared) -> None:
+    """multiprocessing target."""
+    run_worker(main, spec, sh)

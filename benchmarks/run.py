@@ -1,0 +1,541 @@
+"""Run the benchmarks: anonchatd (plaintext, TLS, secret room) against ngircd.
+
+    python -m benchmarks.run [--quick] [--only fanout,latency,capacity] [--json out.json]
+
+Every workload point starts a fresh server as a subprocess (so its CPU time
+and memory are read from /proc apart from the load generator's), starts the
+load-generator worker processes, waits until every member has joined, lets
+the senders go, discards a warm-up, measures for a fixed time, stops
+everything and kills what is left.  See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import ircload, load
+from .common import Shared, Spec
+from .ngircd import INSTALL_HINT, Ngircd, find_ngircd, free_port, wait_listening
+from .procstat import cpu_seconds, machine, machine_busy_seconds, raise_nofile, rss_kib
+
+WORKERS = 2
+SENDERS = 4
+WINDOW = 8
+LATENCY_RATE = 1000.0  # messages per second, all senders together
+ROOM_SIZE = 100  # members per room in the capacity workload
+
+
+@dataclass
+class Timing:
+    warmup: float
+    measure: float
+    settle: float
+
+
+class Server:
+    name = ""
+    variant = ""
+    pid = 0
+    port = 0
+    pin = ""
+    tls = False
+    secret = False
+    count_only = False
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class Anonchatd(Server):
+    name = "anonchatd"
+
+    def __init__(self, directory: Path, variant: str) -> None:
+        self.directory = directory
+        self.variant = variant
+        self.tls = variant == "tls"
+        self.secret = variant == "secret"
+        self.count_only = variant == "count"
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        if self.tls:
+            from anonchat.trust import ensure_identity
+
+            self.pin = ensure_identity(directory).pin
+
+    def start(self) -> None:
+        cmd = [sys.executable, "-m", "anonchat.daemon", "--port", str(self.port)]
+        cmd += ["--state-dir", str(self.directory), "--log-level", "WARNING"]
+        cmd += ["--config", str(write_daemon_config(self.directory))]
+        if not self.tls:
+            cmd.append("--plaintext")
+        self.log = open(self.directory / "anonchatd.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_raise_nofile,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        self.pid = self.proc.pid
+        wait_listening(self.port, self.proc, 20.0)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
+class IrcServer(Server):
+    name = "ngircd"
+    variant = "plain"
+
+    def __init__(self, exe: str, directory: Path) -> None:
+        self.ngircd = Ngircd(exe, directory)
+        self.port = self.ngircd.port
+
+    def start(self) -> None:
+        self.ngircd.start()
+        self.pid = self.ngircd.pid
+
+    def stop(self) -> None:
+        self.ngircd.stop()
+
+
+#: Flood limits lifted for the benchmark, as ngircd's are (only those the daemon has).
+LIFTED_LIMITS: dict[str, int | float] = {
+    "max_connections": 100_000,
+    "max_members_per_room": 100_000,
+    "max_per_address": 100_000,
+    "msg_burst": 1_000_000_000,
+    "msg_rate": 1_000_000_000.0,
+    "room_join_burst": 1_000_000,
+    "room_join_interval": 0.000_001,
+    "bytes_burst": 1 << 40,
+    "bytes_rate": 1 << 40,
+    "flood_strikes": 1_000_000_000,
+}
+
+
+def write_daemon_config(directory: Path) -> Path:
+    """A TOML config lifting the daemon's flood limits (those its Limits define)."""
+    import dataclasses
+
+    from anonchat.daemon.config import Limits
+
+    names = {f.name for f in dataclasses.fields(Limits)}
+    lines = ["[limits]"] + [f"{k} = {v!r}" for k, v in LIFTED_LIMITS.items() if k in names]
+    path = directory / "anonchatd.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _raise_nofile() -> None:
+    raise_nofile(65_536)
+
+
+def percentile(sorted_values: list[int], p: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    k = min(len(sorted_values) - 1, max(0, round(p / 100 * (len(sorted_values) - 1))))
+    return sorted_values[k] / 1e6
+
+
+def specs_for(server: Server, mode: str, members: int) -> tuple[list[Spec], int]:
+    """Split a workload point over the workers; return the specs and the connection count."""
+    base = {
+        "host": "127.0.0.1",
+        "port": server.port,
+        "mode": mode,
+        "tls": server.tls,
+        "pin": server.pin,
+        "secret": server.secret,
+        "count_only": server.count_only,
+    }
+    if isinstance(server, IrcServer):
+        base["concurrency"] = 4  # ngircd's accept backlog is short
+    specs = [Spec(worker=w, **base) for w in range(WORKERS)]  # type: ignore[arg-type]
+    if mode == "capacity":
+        rooms = [
+            (f"cap{r}", min(ROOM_SIZE, members - r * ROOM_SIZE))
+            for r in range(-(-members // ROOM_SIZE))
+        ]
+        for r, room in enumerate(rooms):
+            specs[r % WORKERS].rooms.append(room)
+        return specs, members
+    senders = min(SENDERS, members // 2)
+    for n in range(senders):
+        specs[n % WORKERS].senders.append(n)
+    receivers = members - senders
+    for w, spec in enumerate(specs):
+        spec.receivers = receivers // WORKERS + (1 if w < receivers % WORKERS else 0)
+        spec.all_senders = senders
+        spec.window = WINDOW
+        spec.rate = LATENCY_RATE / senders
+    specs[0].creator = True
+    return specs, members
+
+
+def run_point(
+    server: Server, mode: str, members: int, timing: Timing, profile: Path | None
+) -> dict[str, Any]:
+    ctx = mp.get_context("spawn")
+    specs, conns = specs_for(server, mode, members)
+    sh = Shared.make(ctx, WORKERS, sum(len(s.senders) for s in specs))
+    target: Callable[[Spec, Shared], None] = (
+        ircload.worker if isinstance(server, IrcServer) else load.worker
+    )
+    row: dict[str, Any] = {
+        "workload": mode,
+        "members": members,
+        "server": server.name,
+        "variant": server.variant,
+        "notes": [],
+    }
+    server.start()
+    procs: list[Any] = []
+    spy: subprocess.Popen[bytes] | None = None
+    try:
+        time.sleep(0.3)
+        base_rss = rss_kib(server.pid)
+        procs = [ctx.Process(target=target, args=(spec, sh), daemon=True) for spec in specs]
+        for p in procs:
+            p.start()
+        t_setup = time.monotonic()
+        ready = 0
+        deadline = t_setup + (240 if mode == "capacity" else 90)
+        while ready < len(procs):
+            try:
+                msg = sh.status.get(timeout=max(0.1, deadline - time.monotonic()))
+            except queue.Empty:
+                raise RuntimeError(f"workers not ready after {deadline - t_setup:.0f} s") from None
+            if msg[0] == "error":
+                raise RuntimeError(f"worker {msg[1]}: {msg[2]}")
+            if msg[0] == "ready":
+                ready += 1
+        row["setup_s"] = round(time.monotonic() - t_setup, 1)
+        gen_pids = [p.pid for p in procs]
+        sh.go.set()
+        if mode == "capacity":
+            time.sleep(timing.settle)
+            rss = rss_kib(server.pid)
+            row["rss_kib"] = rss
+            row["rss_base_kib"] = base_rss
+            row["rss_per_conn_kib"] = round((rss - base_rss) / conns, 2)
+            row["connections"] = conns
+            time.sleep(0.5)
+            row["lost"] = sum(sh.lost[:])
+        else:
+            time.sleep(timing.warmup)
+            c0 = cpu_seconds(server.pid)
+            g0 = sum(cpu_seconds(pid) for pid in gen_pids)
+            m0 = machine_busy_seconds()
+            n0, s0, t0 = sum(sh.counts[:]), sum(sh.sent[:]), time.monotonic()
+            sh.measuring.value = 1
+            if profile is not None and isinstance(server, Anonchatd):
+                spy = start_profile(
+                    server.pid, profile, f"{mode}-{members}-{server.variant}", timing
+                )
+            time.sleep(timing.measure)
+            c1 = cpu_seconds(server.pid)
+            g1 = sum(cpu_seconds(pid) for pid in gen_pids)
+            m1 = machine_busy_seconds()
+            n1, s1, t1 = sum(sh.counts[:]), sum(sh.sent[:]), time.monotonic()
+            sh.measuring.value = 0
+            dt = t1 - t0
+            row["deliveries_per_s"] = round((n1 - n0) / dt)
+            row["messages_per_s"] = round((s1 - s0) / dt)
+            row["daemon_cpu_pct"] = round(100 * (c1 - c0) / dt, 1)
+            row["generator_cpu_pct"] = round(100 * (g1 - g0) / dt, 1)
+            other = (m1 - m0) - (c1 - c0) - (g1 - g0)
+            row["other_cpu_pct"] = round(max(0.0, 100 * other / dt), 1)
+            if n1 > n0:
+                row["server_us_per_delivery"] = round(1e6 * (c1 - c0) / (n1 - n0), 3)
+            row["rss_kib"] = rss_kib(server.pid)
+            row["lost"] = sum(sh.lost[:])
+        sh.stop.set()
+        results = collect(sh, len(procs), 30.0)
+        if mode == "latency":
+            samples: list[int] = []
+            for res in results:
+                a = array("q")
+                a.frombytes(res["latencies"])
+                samples += a.tolist()
+            samples.sort()
+            row["samples"] = len(samples)
+            row["p50_ms"] = round(percentile(samples, 50), 3)
+            row["p99_ms"] = round(percentile(samples, 99), 3)
+            row["max_ms"] = round(samples[-1] / 1e6, 3) if samples else None
+        annotate(row)
+        if spy is not None:
+            spy.wait(timing.measure + 30)
+    finally:
+        sh.stop.set()
+        for p in procs:
+            p.join(10)
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+        if spy is not None and spy.poll() is None:
+            spy.kill()
+        server.stop()
+    return row
+
+
+def collect(sh: Shared, n: int, timeout: float) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n:
+        try:
+            msg = sh.status.get(timeout=max(0.1, deadline - time.monotonic()))
+        except queue.Empty:
+            raise RuntimeError("workers did not finish in time") from None
+        if msg[0] == "error":
+            raise RuntimeError(f"worker {msg[1]}: {msg[2]}")
+        if msg[0] == "done":
+            out.append(msg[2])
+    return out
+
+
+def annotate(row: dict[str, Any]) -> None:
+    notes: list[str] = row["notes"]
+    cores = os.cpu_count() or 1
+    gen = row.get("generator_cpu_pct")
+    dmn = row.get("daemon_cpu_pct")
+    if gen is not None and dmn is not None:
+        if dmn < 85 and gen + dmn > 100 * cores * 0.9:
+            notes.append("generator-bound: the machine's cores were busy, daemon had spare")
+        elif gen + dmn > 100 * cores * 0.9:
+            notes.append("all cores busy")
+    if row.get("other_cpu_pct", 0) > 20:
+        notes.append(f"other processes used {row['other_cpu_pct']:.0f}% CPU")
+    if row.get("lost"):
+        notes.append(f"{row['lost']} connections lost")
+
+
+def start_profile(pid: int, directory: Path, name: str, timing: Timing) -> subprocess.Popen[bytes]:
+    """Attach py-spy to the daemon for the measured window (collapsed stacks)."""
+    exe = Path(sys.executable).with_name("py-spy")
+    directory.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [
+            str(exe) if exe.exists() else "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--duration",
+            str(max(1, int(timing.measure))),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "--nonblocking",
+            "--output",
+            str(directory / f"{name}.txt"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+COLUMNS = [
+    ("workload", "workload", "{}"),
+    ("members", "members", "{}"),
+    ("server", "server", "{}"),
+    ("variant", "variant", "{}"),
+    ("deliveries_per_s", "deliv/s", "{:,}"),
+    ("messages_per_s", "msgs/s", "{:,}"),
+    ("daemon_cpu_pct", "srv CPU%", "{:.0f}"),
+    ("generator_cpu_pct", "gen CPU%", "{:.0f}"),
+    ("server_us_per_delivery", "srv µs/deliv", "{:.2f}"),
+    ("p50_ms", "p50 ms", "{:.2f}"),
+    ("p99_ms", "p99 ms", "{:.2f}"),
+    ("max_ms", "max ms", "{:.1f}"),
+    ("rss_per_conn_kib", "KiB/conn", "{:.1f}"),
+    ("notes", "notes", "{}"),
+]
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    cells = [[title for _, title, _ in COLUMNS]]
+    for row in rows:
+        line = []
+        for key, _, fmt in COLUMNS:
+            value = row.get(key)
+            if key == "notes":
+                line.append("; ".join(value or []))
+            elif value is None:
+                line.append("-")
+            else:
+                line.append(fmt.format(value))
+        cells.append(line)
+    widths = [max(len(c[i]) for c in cells) for i in range(len(COLUMNS))]
+    out = []
+    for n, line in enumerate(cells):
+        out.append(
+            "  ".join(
+                c.ljust(w) if i < 4 or i == 13 else c.rjust(w)
+                for i, (c, w) in enumerate(zip(line, widths, strict=True))
+            ).rstrip()
+        )
+        if n == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def plan(quick: bool, only: set[str]) -> list[tuple[str, int, str, str]]:
+    """(mode, members, server, variant) points in the order they run."""
+    points: list[tuple[str, int, str, str]] = []
+    variants = [
+        ("anonchatd", "plain"),
+        ("anonchatd", "tls"),
+        ("anonchatd", "secret"),
+        ("ngircd", "plain"),
+    ]
+    if "fanout" in only:
+        for members in (10, 100) if quick else (10, 100, 500):
+            points += [("fanout", members, s, v) for s, v in variants]
+            points.insert(-1, ("fanout", members, "anonchatd", "count"))
+    if "latency" in only:
+        points += [("latency", 100, s, v) for s, v in variants]
+    if "capacity" in only:
+        for members in (1000,) if quick else (1000, 5000, 10000):
+            points += [("capacity", members, s, v) for s, v in variants if v != "secret"]
+    return points
+
+
+def _git_head() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "describe", "--always", "--dirty"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        head = ""
+    return head or "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
+    )
+    p.add_argument("--quick", action="store_true", help="fewer points, shorter measurements")
+    p.add_argument("--only", default="fanout,latency,capacity", help="comma-separated workloads")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON here")
+    p.add_argument("--measure", type=float, help="seconds measured per point (default 5, quick 2)")
+    p.add_argument("--profile", metavar="DIR", help="py-spy the daemon during fan-out (raw stacks)")
+    p.add_argument("--no-ngircd", action="store_true", help="skip the ngircd reference")
+    args = p.parse_args(argv)
+    only = {w.strip() for w in args.only.split(",") if w.strip()}
+    unknown = only - {"fanout", "latency", "capacity"}
+    if unknown:
+        p.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    timing = Timing(
+        warmup=0.5 if args.quick else 1.0,
+        measure=args.measure or (2.0 if args.quick else 5.0),
+        settle=1.0,
+    )
+    raise_nofile(65_536)
+    exe = None if args.no_ngircd else find_ngircd()
+    if exe is None and not args.no_ngircd:
+        print(f"benchmarks: {INSTALL_HINT}; its rows are marked 'not installed'", file=sys.stderr)
+    info = machine()
+    info["git"] = _git_head()
+    rows: list[dict[str, Any]] = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="anonchat-bench-") as tmp:
+        for i, (mode, members, server_name, variant) in enumerate(plan(args.quick, only)):
+            if server_name == "ngircd" and exe is None:
+                rows.append(
+                    {
+                        "workload": mode,
+                        "members": members,
+                        "server": "ngircd",
+                        "variant": variant,
+                        "notes": ["not installed" if not args.no_ngircd else "skipped"],
+                    }
+                )
+                continue
+            directory = Path(tmp) / f"p{i}"
+            directory.mkdir()
+            server: Server = (
+                IrcServer(exe, directory)
+                if server_name == "ngircd" and exe is not None
+                else Anonchatd(directory, variant)
+            )
+            elapsed = time.monotonic() - started
+            print(
+                f"[{elapsed:5.0f} s] {mode} {members} {server_name} {variant} ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            try:
+                row = run_point(
+                    server,
+                    mode,
+                    members,
+                    timing,
+                    Path(args.profile) if args.profile and mode == "fanout" else None,
+                )
+            except Exception as exc:
+                row = {
+                    "workload": mode,
+                    "members": members,
+                    "server": server_name,
+                    "variant": variant,
+                    "notes": [f"failed: {exc}"],
+                }
+            rows.append(row)
+    print(table(rows))
+    print(
+        f"\n{info['cpu_model']}, {info['cores']} cores, Python {info['python']}, "
+        f"uvloop {info['uvloop']}, {info['ngircd'] or 'ngircd not installed'}; "
+        f"{time.monotonic() - started:.0f} s"
+    )
+    if args.json:
+        with contextlib.suppress(OSError):
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "machine": info,
+                    "timing": timing.__dict__,
+                    "workers": WORKERS,
+                    "senders": SENDERS,
+                    "window": WINDOW,
+                    "latency_rate": LATENCY_RATE,
+                    "rows": rows,
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
