@@ -1,0 +1,231 @@
+"""Every hostile client at once, while three honest ones talk: they lose nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import struct
+from typing import Any
+
+import msgpack
+
+from anonchat import events as ev
+from anonchat.client import Client
+from anonchat.daemon import Daemon
+from anonchat.errors import Code
+from anonchat.trust import client_context
+
+from .conftest import DaemonFactory
+from .helpers import RawPeer, collect, dial, hello_bytes, next_event
+
+HONEST_MESSAGES = 1000
+HONEST_RATE = 80.0  # messages a second each, under the daemon's msg_rate below
+BIG_TEXT = "x" * 3000
+
+
+def frame_of(body: dict[str, Any]) -> bytes:
+    data: bytes = msgpack.packb(body)
+    return struct.pack(">I", len(data)) + data
+
+
+def codes(frames: list[ev.Frame]) -> list[str]:
+    return [f.code for f in frames if isinstance(f, ev.Error)]
+
+
+async def open_tiny_window(daemon: Daemon) -> RawPeer:
+    """A peer whose receive buffer is tiny from the start (set before connecting)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", daemon.port))
+    reader, writer = await asyncio.open_connection(
+        sock=sock, ssl=client_context(), server_hostname="anonchatd"
+    )
+    return RawPeer(reader, writer)
+
+
+# -- the hostile clients: each returns what it saw -------------------------------
+
+
+async def garbage(daemon: Daemon) -> list[str]:
+    peer = await RawPeer.open(daemon)
+    await peer.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" + os.urandom(512))
+    return codes(await peer.read_until_closed(10))
+
+
+async def huge_prefix(daemon: Daemon) -> list[str]:
+    peer = await RawPeer.open(daemon)
+    await peer.send(hello_bytes() + b"\xff\xff\xff\xff" + b"\x00" * 1000)
+    return codes(await peer.read_until_closed(10))
+
+
+async def trickler(daemon: Daemon) -> list[type[ev.Frame]]:
+    """A hello and a request one byte at a time: slow, but honest, so served."""
+    peer = await RawPeer.open(daemon)
+    for byte in hello_bytes("trickler") + frame_of({"t": "list", "id": 1}):
+        await peer.send(bytes([byte]))
+        await asyncio.sleep(0.005)
+    while len(peer.frames) < 2:
+        await peer.read_frame(10)
+    await peer.close()
+    return [type(f) for f in peer.frames]
+
+
+async def flooder(daemon: Daemon) -> list[str]:
+    peer = await RawPeer.open(daemon)
+    join = frame_of({"t": "create", "id": 1, "room": "floodroom"})
+    says = b"".join(
+        frame_of({"t": "say", "id": i, "room": "floodroom", "text": f"spam {i}"})
+        for i in range(2, 5002)
+    )
+    await peer.send(hello_bytes("flooder") + join)
+    with contextlib.suppress(ConnectionError):  # closed while we still write: the point
+        await peer.send(says)
+    return codes(await peer.read_until_closed(20))
+
+
+async def never_reader(daemon: Daemon, talkers: list[Client]) -> bool:
+    """Joins a room where others post large messages, and never reads."""
+    stuck = await open_tiny_window(daemon)
+    await stuck.send(hello_bytes("stuck") + frame_of({"t": "join", "id": 1, "room": "big"}))
+    while (await next_event(talkers[0], ev.Presence, timeout=10)).nick != "stuck":
+        pass
+    session = next(s for s in daemon.sessions if s.nick == "stuck")
+
+    async def talk(talker: Client) -> None:
+        # The kernel takes a few MB before the daemon's own queue fills.
+        for _ in range(3000):
+            await talker.say("big", BIG_TEXT)  # never slowed or refused
+            await asyncio.sleep(1 / HONEST_RATE)
+            if session.closing:
+                return
+
+    await asyncio.gather(*(talk(t) for t in talkers))
+    await stuck.close()
+    return session.close_code == Code.SENDQ_EXCEEDED
+
+
+async def half_closer(daemon: Daemon) -> bool:
+    peer = await RawPeer.open(daemon)
+    await peer.send(hello_bytes("half") + frame_of({"t": "list", "id": 1}))
+    while len(peer.frames) < 2:
+        await peer.read_frame(10)
+    peer.half_close()
+    await peer.read_until_closed(10)  # the daemon ends it: returns instead of timing out
+    return True
+
+
+async def guesser(daemon: Daemon, rid: bytes) -> list[str]:
+    """Tries secret-room proofs as fast as it can."""
+    peer = await RawPeer.open(daemon)
+    attempts = b"".join(
+        frame_of(
+            ev.SecretJoin(
+                id=i, room=rid, proof=os.urandom(ev.SIG_SIZE), sender=os.urandom(ev.KEY_SIZE)
+            ).to_wire()
+        )
+        for i in range(1, 201)
+    )
+    await peer.send(hello_bytes("guesser"))
+    with contextlib.suppress(ConnectionError):
+        await peer.send(attempts)
+    return codes(await peer.read_until_closed(20))
+
+
+# -- the honest ones ---------------------------------------------------------------
+
+
+async def honest_chat(clients: list[Client]) -> list[list[ev.Msg]]:
+    receivers = [
+        asyncio.create_task(collect(c, ev.Msg, HONEST_MESSAGES, timeout=50)) for c in clients
+    ]
+
+    async def send(client: Client, count: int) -> None:
+        for i in range(count):
+            await client.say("honest", f"{client.nick} {i}")
+            await asyncio.sleep(1 / HONEST_RATE)  # honest clients keep to the rate limit
+
+    shares = [334, 333, 333]
+    await asyncio.gather(*(send(c, n) for c, n in zip(clients, shares, strict=True)))
+    return list(await asyncio.gather(*receivers))
+
+
+async def test_everything_at_once(make_daemon: DaemonFactory) -> None:
+    daemon = await make_daemon(
+        msg_burst=100,  # honest clients here send 100 a second each
+        msg_rate=100.0,
+        flood_strikes=20,
+        join_burst=5,
+        join_interval=10.0,
+        sendq=64 * 1024,
+    )
+    honest = [await dial(daemon, f"honest{i}") for i in range(3)]
+    await honest[0].create("honest")
+    for c in honest[1:]:
+        await c.join("honest")
+    await asyncio.sleep(0.1)
+    for c in honest:
+        c.events_nowait()  # presence of the joins
+    talkers = [await dial(daemon, f"talker{i}") for i in range(4)]
+    await talkers[0].create("big")
+    for t in talkers[1:]:
+        await t.join("big")
+    keeper = await dial(daemon, "keeper")
+    secret = await keeper.create_secret("vault", "correct horse battery staple")
+    before = len(daemon.sessions)
+
+    async with asyncio.timeout(55):
+        chat = asyncio.create_task(honest_chat(honest))
+        garbage_codes = asyncio.create_task(garbage(daemon))
+        huge_codes = asyncio.create_task(huge_prefix(daemon))
+        trickled = asyncio.create_task(trickler(daemon))
+        flood_codes = asyncio.create_task(flooder(daemon))
+        dropped = asyncio.create_task(never_reader(daemon, talkers))
+        half_closed = asyncio.create_task(half_closer(daemon))
+        guess_codes = asyncio.create_task(guesser(daemon, secret.rid))
+        await asyncio.gather(
+            chat,
+            garbage_codes,
+            huge_codes,
+            trickled,
+            flood_codes,
+            dropped,
+            half_closed,
+            guess_codes,
+        )
+    streams = chat.result()
+
+    # Every honest message reached every honest member, in one order, numbered 1 by 1.
+    reference = [(m.seq, m.nick, m.text) for m in streams[0]]
+    seqs = [seq for seq, _, _ in reference]
+    assert seqs == list(range(seqs[0], seqs[0] + HONEST_MESSAGES))
+    for stream in streams[1:]:
+        assert [(m.seq, m.nick, m.text) for m in stream] == reference
+    for c in honest:
+        own = [int(text.split()[1]) for _, nick, text in reference if nick == c.nick]
+        assert own == sorted(own) and len(own) in (333, 334)
+        assert c.closed is None
+
+    # Each offender got what the limits say, and only it lost its connection.
+    assert garbage_codes.result() == [Code.FRAME_TOO_LARGE]
+    assert huge_codes.result() == [Code.FRAME_TOO_LARGE]
+    assert trickled.result() == [ev.ServerHello, ev.Rooms]
+    flood = flood_codes.result()
+    assert flood[-1] == Code.FLOOD and set(flood[:-1]) == {Code.RATE_LIMITED}
+    assert dropped.result()
+    assert half_closed.result()
+    guesses = guess_codes.result()
+    assert guesses[:5] == [Code.JOIN_DENIED] * 5  # the join_burst, then refused unseen
+    assert set(guesses[5:-1]) == {Code.RATE_LIMITED} and guesses[-1] == Code.FLOOD
+
+    # The daemon is still serving: the same sessions as before, and newcomers.
+    await asyncio.sleep(0.2)
+    assert len(daemon.sessions) == before
+    newcomer = await dial(daemon, "newcomer")
+    await newcomer.join("honest")
+    await newcomer.say("honest", "made it")
+    assert (await next_event(honest[0], ev.Msg)).text == "made it"
+    for c in [*honest, *talkers, keeper, newcomer]:
+        await c.close()
