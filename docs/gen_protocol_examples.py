@@ -138,13 +138,23 @@ EXAMPLES: dict[str, list[ev.Frame]] = {
     "mode": [ev.RoomMode(id=15, room="lobby", locked=True, slow=10)],
     "mode_changed": [
         ev.ModeChanged(
-            room="lobby", seq=47, ts=T0 + 15_000, nick="alice", locked=True, slow=10,
+            room="lobby",
+            seq=47,
+            ts=T0 + 15_000,
+            nick="alice",
+            locked=True,
+            slow=10,
             history=True,
         )
     ],
     "presence-kick": [
         ev.Presence(
-            room="lobby", seq=48, ts=T0 + 16_000, kind="kick", nick="troll", msg="no spam here",
+            room="lobby",
+            seq=48,
+            ts=T0 + 16_000,
+            kind="kick",
+            nick="troll",
+            msg="no spam here",
             by="alice",
         )
     ],

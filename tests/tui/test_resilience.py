@@ -69,7 +69,9 @@ async def test_hostile_text_never_reaches_the_screen(daemon: Daemon, tmp_path: P
         await wait_for(pa, lambda: ca.state.current == "lobby")
         # What the daemon lets through: bidi overrides, zero-width, markup-looking text.
         await type_line(pb, "[red]evil[/red] [link=http://x]click[/link] \u202egnp.exe \u200b")
+        # Only the room's owner may set the topic; whichever of the two created it does.
         await type_line(pb, "/topic [b]bold\u202e[/b]")
+        await type_line(pa, "/topic [b]bold\u202e[/b]")
         await wait_for(pa, lambda: any("evil" in x for x in lines(ca, "lobby")))
         await wait_for(pa, lambda: "bold" in ca.state.rooms["lobby"].topic)
         # What only a broken or hostile server could send: C0/C1 controls in
