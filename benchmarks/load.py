@@ -249,10 +249,18 @@ class Sender:
             sent[w] += 1
 
     async def paced(self, rate: float) -> None:
-        loop = asyncio.get_running_loop()
         interval = 1.0 / rate
-        due = loop.time()
         inflight: set[asyncio.Task[None]] = set()
+        try:
+            await self._paced(interval, inflight)
+        finally:
+            for task in inflight:
+                task.cancel()
+            await asyncio.gather(*inflight, return_exceptions=True)
+
+    async def _paced(self, interval: float, inflight: set[asyncio.Task[None]]) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
         sent = self.stats.sh.sent
         w = self.stats.w
         while True:
