@@ -1,0 +1,385 @@
+"""Soak: a daemon under honest and hostile load for a while; is its memory bounded?
+
+    python benchmarks/soak.py [--seconds 60] [--honest 8] [--every 5]
+
+Starts ``python -m anonchat.daemon`` as a subprocess (TLS, a fresh state
+directory, the default limits but for ``max_per_address``, since every client
+here comes from 127.0.0.1), then runs at once:
+
+* honest clients (:class:`anonchat.client.Client`) in one room, each sending
+  a message every ``1/--rate`` seconds (under the daemon's ``msg_rate``) and
+  recording everything it receives;
+* talkers posting 3,000-byte messages into a second room, where
+* never-readers (a tiny receive buffer, they never read) sit until the daemon
+  drops them (``sendq``), then come back;
+* flooders that fire 200 messages at once and keep going after refusals
+  (closed with ``flood``), then come back;
+* garbage senders (random bytes inside TLS: ``frame_too_large``/``bad_frame``);
+* reconnect churn: connect, join, say one thing, leave, disconnect.
+
+Every second it samples the daemon's RSS (``/proc/PID/status``) and its open
+sockets; every ``--every`` seconds it prints a row.  At the end: is memory
+bounded (the second half's peak RSS within 25 % + 8 MiB of the first half's)
+and did every honest message reach every honest member, once, in one order?
+Exit status 0 when both hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from anonchat import events as ev
+from anonchat.client import Client
+from anonchat.errors import AnonchatError, ConnectionClosed, RemoteProtocolError, RequestError
+from anonchat.trust import client_context
+from anonchat.wire import FrameDecoder, encode_frame
+
+HONEST_ROOM = "soak"
+BIG_ROOM = "big"
+BIG_TEXT = "x" * 3000
+
+
+@dataclass
+class Stats:
+    errors: Counter[str] = field(default_factory=Counter)
+    delivered: int = 0  # honest messages received by honest members
+    sent: int = 0  # honest messages acknowledged
+    reconnects: int = 0
+
+
+@dataclass
+class Honest:
+    client: Client
+    acked: list[str] = field(default_factory=list)
+    received: list[tuple[int, str]] = field(default_factory=list)  # (seq, text)
+
+
+# -- the daemon ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def start_daemon(tmp: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
+    config = tmp / "limits.toml"
+    config.write_text("[limits]\nmax_per_address = 20000\n", encoding="utf-8")
+    state = tmp / "state"
+    base = [sys.executable, "-m", "anonchat.daemon", "--state-dir", str(state)]
+    pin = subprocess.run(
+        [*base, "--print-pin"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    log = (tmp / "daemon.log").open("wb")
+    proc = subprocess.Popen(
+        [*base, "--port", str(port), "--config", str(config), "--log-level", "WARNING"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    return proc, pin
+
+
+async def wait_listening(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit("the daemon exited at start; see its log")
+        with contextlib.suppress(OSError):
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        await asyncio.sleep(0.1)
+    raise SystemExit("the daemon did not start listening")
+
+
+def rss_mib(pid: int) -> float:
+    with contextlib.suppress(OSError), open(f"/proc/{pid}/status", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def open_sockets(pid: int) -> int:
+    """Sockets the daemon holds, less its listening one: about its connections."""
+    count = 0
+    with contextlib.suppress(OSError):
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:"):
+                    count += 1
+    return max(0, count - 1)
+
+
+# -- clients ---------------------------------------------------------------------
+
+
+class Soak:
+    def __init__(self, port: int, pin: str, args: argparse.Namespace) -> None:
+        self.port = port
+        self.pin = pin
+        self.args = args
+        self.stats = Stats()
+        self.stop = asyncio.Event()
+
+    async def connect(self, nick: str | None = None) -> Client:
+        return await Client.connect("127.0.0.1", self.port, nick=nick, pin=self.pin, timeout=10)
+
+    async def raw(
+        self, rcvbuf: int | None = None
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", self.port))
+        return await asyncio.open_connection(
+            sock=sock, ssl=client_context(), server_hostname="anonchatd"
+        )
+
+    async def pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stop.wait(), seconds)
+
+    async def forever(self, name: str, one_round: Callable[[], Awaitable[None]]) -> None:
+        """Repeat a hostile round until the soak ends; count what goes wrong."""
+        while not self.stop.is_set():
+            try:
+                await one_round()
+            except ConnectionClosed as exc:
+                self.stats.errors[exc.code] += 1
+            except RequestError as exc:
+                self.stats.errors[f"{name}:{exc.code}"] += 1
+            except (AnonchatError, OSError, TimeoutError) as exc:
+                self.stats.errors[f"{name}:{type(exc).__name__}"] += 1
+            self.stats.reconnects += 1
+
+    # honest ------------------------------------------------------------------
+
+    async def honest(self, me: Honest) -> None:
+        async def receive() -> None:
+            async for frame in me.client.events():
+                if isinstance(frame, ev.Msg) and frame.room == HONEST_ROOM:
+                    me.received.append((frame.seq, frame.text))
+                    self.stats.delivered += 1
+
+        reader = asyncio.create_task(receive())
+        n = 0
+        while not self.stop.is_set():
+            text = f"{me.client.nick} {n} " + "m" * random.randrange(1, 400)
+            try:
+                await me.client.say(HONEST_ROOM, text)
+            except RequestError as exc:
+                self.stats.errors[f"honest:{exc.code}"] += 1
+            else:
+                me.acked.append(text)
+                self.stats.sent += 1
+            n += 1
+            await self.pause(1 / self.args.rate)
+        await asyncio.sleep(2)  # let the last messages arrive
+        reader.cancel()
+
+    async def talker(self, client: Client) -> None:
+        while not self.stop.is_set():
+            with contextlib.suppress(RequestError):
+                await client.say(BIG_ROOM, BIG_TEXT)
+            await self.pause(1 / self.args.rate)
+
+    # hostile -----------------------------------------------------------------
+
+    async def never_reader(self) -> None:
+        reader, writer = await self.raw(rcvbuf=4096)
+        hello = ev.ClientHello(v=ev.PROTOCOL_VERSION)
+        join = ev.Join(id=1, room=BIG_ROOM)
+        writer.write(encode_frame(hello.to_wire()) + encode_frame(join.to_wire()))
+        try:
+            # Never read; wait until the daemon gives up on us (or the soak ends).
+            while not self.stop.is_set() and not reader.at_eof():
+                await self.pause(1)
+                if writer.transport.is_closing():
+                    break
+                writer.write(encode_frame(ev.Pong(n=0).to_wire()))  # "alive", still not reading
+                await asyncio.wait_for(writer.drain(), 5)
+        except (ConnectionError, TimeoutError):
+            self.stats.errors["sendq_exceeded (dropped)"] += 1
+        finally:
+            writer.close()
+
+    async def flooder(self) -> None:
+        client = await self.connect()
+        try:
+            room = f"flood-{client.nick}"
+            await client.create(room)
+            results = await asyncio.gather(
+                *(client.say(room, f"spam {i}") for i in range(200)), return_exceptions=True
+            )
+            for r in results:
+                if isinstance(r, RequestError):
+                    self.stats.errors[r.code] += 1
+            if client.closed is not None:
+                self.stats.errors[client.closed.code] += 1
+        finally:
+            await client.close()
+        await self.pause(1)
+
+    async def garbage(self) -> None:
+        reader, writer = await self.raw()
+        writer.write(os.urandom(random.randrange(1, 2000)))
+        decoder = FrameDecoder(1 << 20)
+        try:
+            async with asyncio.timeout(10):
+                while data := await reader.read(65536):
+                    with contextlib.suppress(RemoteProtocolError):
+                        for body in decoder.feed(data):
+                            frame = ev.from_wire(body, "client")
+                            if isinstance(frame, ev.Error):
+                                self.stats.errors[frame.code] += 1
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+        await self.pause(0.2)
+
+    async def churn(self) -> None:
+        client = await self.connect()
+        try:
+            room = f"churn-{client.nick}"
+            await client.create(room)
+            await client.say(room, "hello and goodbye")
+            await client.leave(room)
+        finally:
+            await client.close()
+        await self.pause(0.1)
+
+
+# -- the run -----------------------------------------------------------------------
+
+
+def verdict_delivery(honest: list[Honest]) -> tuple[bool, str]:
+    sent = {text for h in honest for text in h.acked}
+    reference = honest[0].received
+    problems = []
+    for h in honest:
+        texts = [t for _, t in h.received]
+        if set(texts) != sent or len(texts) != len(sent):
+            missing = len(sent - set(texts))
+            problems.append(
+                f"{h.client.nick}: {missing} missing, {len(texts) - len(set(texts))} twice"
+            )
+        elif h.received != reference:
+            problems.append(f"{h.client.nick}: another order")
+    seqs = [s for s, _ in reference]
+    if seqs != sorted(seqs):
+        problems.append("sequence numbers out of order")
+    return not problems, "; ".join(problems) or f"{len(sent)} messages, each to all {len(honest)}"
+
+
+async def soak(args: argparse.Namespace) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="anonchat-soak-"))
+    port = free_port()
+    proc, pin = start_daemon(tmp, port)
+    try:
+        await wait_listening(port, proc)
+        return await run(Soak(port, pin, args), proc, tmp)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def run(s: Soak, proc: subprocess.Popen[bytes], tmp: Path) -> int:
+    args = s.args
+    honest = [Honest(await s.connect(f"honest{i}")) for i in range(args.honest)]
+    await honest[0].client.create(HONEST_ROOM)
+    for h in honest[1:]:
+        await h.client.join(HONEST_ROOM)
+    talkers = [await s.connect(f"talker{i}") for i in range(4)]
+    await talkers[0].create(BIG_ROOM)
+    for t in talkers[1:]:
+        await t.join(BIG_ROOM)
+
+    tasks = [asyncio.create_task(s.honest(h)) for h in honest]
+    tasks += [asyncio.create_task(s.talker(t)) for t in talkers]
+    hostile = [("never_reader", s.never_reader)] * 4 + [
+        ("flooder", s.flooder),
+        ("flooder", s.flooder),
+        ("garbage", s.garbage),
+        ("garbage", s.garbage),
+        ("churn", s.churn),
+        ("churn", s.churn),
+    ]
+    tasks += [asyncio.create_task(s.forever(name, fn)) for name, fn in hostile]
+
+    print(f"soak: {args.seconds:g} s, daemon pid {proc.pid}, {args.honest} honest clients")
+    print(f"{'t (s)':>6} {'conns':>6} {'delivered':>10} {'RSS MiB':>8}  errors by code")
+    samples: list[tuple[float, float]] = []
+    start = time.monotonic()
+    next_row = 0.0
+    while (elapsed := time.monotonic() - start) < args.seconds:
+        await asyncio.sleep(1)
+        elapsed = time.monotonic() - start
+        rss = rss_mib(proc.pid)
+        samples.append((elapsed, rss))
+        if elapsed >= next_row or elapsed + 1 >= args.seconds:
+            next_row += args.every
+            errors = ", ".join(f"{k} {v}" for k, v in sorted(s.stats.errors.items()))
+            print(
+                f"{elapsed:6.0f} {open_sockets(proc.pid):6d} {s.stats.delivered:10d} "
+                f"{rss:8.1f}  {errors}",
+                flush=True,
+            )
+        if proc.poll() is not None:
+            print("the daemon died; its log:", (tmp / "daemon.log").read_text()[-2000:])
+            return 1
+    s.stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for c in [*(h.client for h in honest), *talkers]:
+        await c.close()
+
+    half = len(samples) // 2
+    first = max(r for _, r in samples[:half]) if half else 0.0
+    second = max(r for _, r in samples[half:]) if samples else 0.0
+    bounded = second <= first * 1.25 + 8
+    delivered, detail = verdict_delivery(honest)
+    ever_dropped = [k for k in s.stats.errors if "honest:" in k]
+    print()
+    print(f"RSS peak: first half {first:.1f} MiB, second half {second:.1f} MiB")
+    print(f"memory bounded: {'yes' if bounded else 'NO'}")
+    answer = "yes" if delivered else "NO"
+    print(f"honest messages delivered to every honest member: {answer} ({detail})")
+    if ever_dropped:
+        print(f"honest clients were refused: {ever_dropped}")
+    print(f"hostile connections made: {s.stats.reconnects}")
+    return 0 if bounded and delivered and not ever_dropped else 1
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--seconds", type=float, default=60.0, help="how long to run (default 60)")
+    p.add_argument("--honest", type=int, default=8, help="honest clients (default 8)")
+    p.add_argument("--rate", type=float, default=8.0, help="messages/s per honest client (8)")
+    p.add_argument("--every", type=float, default=5.0, help="seconds between table rows (5)")
+    return asyncio.run(soak(p.parse_args()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
