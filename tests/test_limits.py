@@ -271,3 +271,26 @@ async def test_sendq_at_its_value_is_kept_and_past_it_dropped(make_daemon: Daemo
     assert 0 < most <= 64 * 1024  # it was kept while at or under sendq
     await stuck.close()
     await sender.close()
+
+
+async def test_hello_just_within_the_timeout_is_served_and_none_is_closed_after_it(
+    make_daemon: DaemonFactory,
+) -> None:
+    daemon = await make_daemon(hello_timeout=1.0)
+    loop = asyncio.get_running_loop()
+    late, silent = await RawPeer.open(daemon), await RawPeer.open(daemon)
+    start = loop.time()
+    await asyncio.sleep(0.6)
+    await late.send(hello_bytes("late"))
+    await read_until(late, lambda fs: bool(fs))
+    assert isinstance(late.frames[0], ev.ServerHello)
+    frames = await silent.read_until_closed()
+    assert codes_of(frames) == [Code.HELLO_TIMEOUT]
+    assert loop.time() - start >= 1.0
+    await late.send(frame_of({"t": "ping", "n": 1}))  # still open, past the timeout
+    await read_until(late, lambda fs: isinstance(fs[-1], ev.Pong))
+    await late.close()
+
+
+def codes_of(frames: list[ev.Frame]) -> list[str]:
+    return [f.code for f in frames if isinstance(f, ev.Error)]
