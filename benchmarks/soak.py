@@ -14,7 +14,8 @@ here comes from 127.0.0.1), then runs at once:
   drops them (``sendq``), then come back;
 * flooders that fire 200 messages at once and keep going after refusals
   (closed with ``flood``), then come back;
-* garbage senders (random bytes inside TLS: ``frame_too_large``/``bad_frame``);
+* garbage senders (random bytes inside TLS: ``frame_too_large``, ``bad_frame``,
+  or, when the bytes happen to start with a small length, ``hello_timeout``);
 * reconnect churn: connect, join, say one thing, leave, disconnect.
 
 Every second it samples the daemon's RSS (``/proc/PID/status``) and its open
@@ -243,7 +244,7 @@ class Soak:
         writer.write(os.urandom(random.randrange(1, 2000)))
         decoder = FrameDecoder(1 << 20)
         try:
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(15):  # past hello_timeout (10 s)
                 while data := await reader.read(65536):
                     with contextlib.suppress(RemoteProtocolError):
                         for body in decoder.feed(data):
