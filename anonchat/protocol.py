@@ -43,6 +43,20 @@ class State(Enum):
 class Connection:
     """One end of one connection; ``role`` is ``"client"`` or ``"server"``."""
 
+    __slots__ = (
+        "_decoder",
+        "_early_pings",
+        "_error_due",
+        "_hello_received",
+        "_hello_sent",
+        "_out",
+        "error",
+        "max_frame",
+        "peer_role",
+        "role",
+        "state",
+    )
+
     def __init__(self, role: ev.Role, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.role: ev.Role = role
         self.peer_role: ev.Role = "server" if role == "client" else "client"
@@ -158,9 +172,13 @@ class Connection:
     def _queue(self, frame: ev.Frame) -> None:
         self._out += encode_frame(frame.to_wire(), self.max_frame)
 
-    def data_to_send(self) -> bytes:
-        """Take the bytes queued for the peer."""
-        if self._error_due and self.error is not None:
+    def data_to_send(self, *, final: bool = True) -> bytes:
+        """Take the bytes queued for the peer.
+
+        After a failure the error frame is added only when ``final``: a caller
+        still answering the frames that came before the bad one passes False.
+        """
+        if final and self._error_due and self.error is not None:
             self._error_due = False
             message = self.error.message[: ev.SHORT_MAX]
             self._queue(ev.Error(code=self.error.code, msg=message))

@@ -77,6 +77,8 @@ def decode_body(payload: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> dict[str,
 class FrameDecoder:
     """Incremental frame decoder: :meth:`feed` bytes, iterate decoded maps."""
 
+    __slots__ = ("_buf", "_error", "_need", "max_frame")
+
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
         self._buf = bytearray()

@@ -13,17 +13,31 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import events as ev
+from ..errors import Code
 from ..wire import encode_frame
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from .config import Limits
+    from .server import Daemon
+
 
 class Member(Protocol):
-    """What a room needs of a session."""
+    """What a room needs of a session (anonchat.daemon.session.Session)."""
 
     nick: str
     nick_key: str
+    closing: bool
+    out: list[bytes]
+    out_bytes: int
+    dirty: bool
+    limits: Limits
+    daemon: Daemon
+
+    def abort(self, code: str) -> None: ...
+
+    def flush(self) -> None: ...
 
     def deliver(self, frame_bytes: bytes) -> None: ...
 
@@ -102,9 +116,20 @@ class Channel:
         data = encode_frame(frame.to_wire())
         seq: int = getattr(frame, "seq", 0)
         self.ring.add(seq, _is_message(frame), data)
-        for member in list(self.members):
-            if member is not exclude:
-                member.deliver(data)
+        # Delivering never changes membership (a dropped member leaves later), so
+        # the dict is walked as it is, without a copy.  Session.deliver, inlined:
+        # this loop runs once per member per event, the daemon's hottest code.
+        size = len(data)
+        for member in self.members:
+            if member is exclude or member.closing:
+                continue
+            member.out.append(data)
+            member.out_bytes += size
+            if member.out_bytes > member.limits.sendq:
+                member.abort(Code.SENDQ_EXCEEDED)
+            elif not member.dirty:
+                member.dirty = True
+                member.daemon.mark_dirty(member)
 
     def replace_member(self, old: Member, new: Member) -> None:
         """A resumed session takes the place (and the order) of the one it resumes."""

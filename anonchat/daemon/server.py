@@ -23,7 +23,7 @@ from ..trust import (
 from ..wire import encode_frame
 from .config import Config
 from .limits import AddressCounter
-from .rooms import Ring, Room, SecretRoom, fit
+from .rooms import Member, Ring, Room, SecretRoom, fit
 from .session import Session
 
 log = logging.getLogger("anonchat.daemon")
@@ -53,6 +53,7 @@ class Daemon:
         self.identity: ServerIdentity | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._next_sid = 0
+        self._dirty: list[Member] = []  # sessions with output waiting for this pass
         self._stopped = asyncio.Event()
 
     # -- lifecycle -----------------------------------------------------------
@@ -150,6 +151,17 @@ class Daemon:
             await session.run()
         finally:
             self.per_address.remove(address_key)
+
+    def mark_dirty(self, session: Member) -> None:
+        """Have ``session`` flushed at the end of this event-loop pass (one write each)."""
+        if not self._dirty:
+            asyncio.get_running_loop().call_soon(self._flush_dirty)
+        self._dirty.append(session)
+
+    def _flush_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for session in dirty:
+            session.flush()
 
     def forget(self, session: Session) -> None:
         """A connection ended.  A session that lost its connection waits

@@ -42,6 +42,34 @@ CLOSE_GRACE = 5.0
 
 
 class Session:
+    __slots__ = (
+        "_ping_n",
+        "challenge",
+        "close_code",
+        "closing",
+        "conn",
+        "connected_at",
+        "daemon",
+        "dirty",
+        "last_rx",
+        "limiter",
+        "limits",
+        "loop",
+        "nick",
+        "nick_key",
+        "out",
+        "out_bytes",
+        "ping_sent",
+        "quit_msg",
+        "reader",
+        "rooms",
+        "secret_rooms",
+        "sid",
+        "token",
+        "transport",
+        "writer",
+    )
+
     def __init__(
         self, daemon: Daemon, sid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
@@ -66,7 +94,9 @@ class Session:
         self.closing = False
         self.close_code = ""
         self.quit_msg: str | None = None
-        self._flush_scheduled = False
+        self.out: list[bytes] = []  # frames waiting for this pass's single write
+        self.out_bytes = 0
+        self.dirty = False  # on the daemon's list of sessions to flush
         self._ping_n = 0
 
     def __repr__(self) -> str:
@@ -78,33 +108,55 @@ class Session:
 
     # -- output ------------------------------------------------------------
 
+    # Fan-out is the hot path: a room event is encoded once and its bytes are
+    # appended here for every member; the daemon writes each session's
+    # frames with one call per event-loop pass (Daemon.flush_dirty).
+
     def deliver(self, frame_bytes: bytes) -> None:
-        """Queue an encoded room event (called by fan-out for every member)."""
+        """Queue encoded bytes (a room event, or a reply) for this pass's write."""
         if self.closing:
             return
-        self.conn.send_encoded(frame_bytes)
-        self._schedule_flush()
+        self.out.append(frame_bytes)
+        self.out_bytes += len(frame_bytes)
+        if self.out_bytes > self.limits.sendq:
+            self.abort(Code.SENDQ_EXCEEDED)
+        elif not self.dirty:
+            self.dirty = True
+            self.daemon.mark_dirty(self)
 
     def send(self, frame: ev.Frame) -> None:
         if self.closing:
             return
         self.conn.send(frame)
-        self._schedule_flush()
+        self._take_protocol_output()
 
-    def _schedule_flush(self) -> None:
-        waiting = self.conn.pending + self.transport.get_write_buffer_size()
-        if waiting > self.limits.sendq:
-            self.abort(Code.SENDQ_EXCEEDED)
+    def _take_protocol_output(self, final: bool = False) -> None:
+        """Move what the protocol queued (replies, auto-pongs; with ``final`` the
+        error of a failed connection) into ``out``, keeping the order with fan-out."""
+        data = self.conn.data_to_send(final=final)
+        if data:
+            self.deliver(data)
+
+    def flush(self) -> None:
+        """Write everything queued, once; drop a reader whose backlog passed ``sendq``."""
+        self.dirty = False
+        out = self.out
+        if not out:
             return
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
+        queued = self.out_bytes
+        self.out, self.out_bytes = [], 0
+        transport = self.transport
+        if transport.is_closing():
+            return
+        if queued + transport.get_write_buffer_size() > self.limits.sendq:
+            self.abort(Code.SENDQ_EXCEEDED)  # ours and the kernel transport's, together
+            return
+        transport.writelines(out)
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
-        data = self.conn.data_to_send()
-        if data and not self.transport.is_closing():
-            self.transport.write(data)
+        """Write now (before closing), outside the per-pass flush."""
+        self._take_protocol_output(final=True)
+        self.flush()
 
     # -- closing -----------------------------------------------------------
 
@@ -158,7 +210,7 @@ class Session:
                 if self.closing:
                     return
             if self.conn.pending:  # pongs the protocol answered on its own
-                self._schedule_flush()
+                self._take_protocol_output()
             if self.conn.state is State.FAILED:
                 assert self.conn.error is not None
                 log.info("session %d broke the protocol: %s", self.sid, self.conn.error.code)
