@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
 import termios
 import threading
@@ -30,7 +31,7 @@ from . import events as ev
 from .client import Client, Confirm, Endpoint, Event
 from .crypto import generate_passphrase, normalize_room, passphrase_warning
 from .errors import Code, ConnectionClosed, RequestError
-from .names import sanitize
+from .names import name_key, sanitize
 from .secret import SecretMessage, SecretNotice
 
 HELP = """\
@@ -70,6 +71,9 @@ def clock(ts_ms: int | None = None) -> str:
     t = time.localtime(ts_ms / 1000 if ts_ms is not None else None)
     return time.strftime("%H:%M:%S", t)
 
+
+#: How often a message refused with rate_limited is tried again.
+RATE_RETRIES = 30
 
 LOCK = "\U0001f512"  # 🔒: marks secret rooms, read out as "lock" by screen readers
 
@@ -169,10 +173,20 @@ class LineSession:
         if self.current is None:
             self.say_system("you are in no room: /join NAME first, or /list to see the rooms")
             return
-        if self.current_secret:
-            await self.client.say_secret(self.current, text, me=me)
-        else:
-            await self.client.say(self.current, text, me=me)
+        for _ in range(RATE_RETRIES):
+            try:
+                if self.current_secret:
+                    await self.client.say_secret(self.current, text, me=me)
+                else:
+                    await self.client.say(self.current, text, me=me)
+                return
+            except RequestError as exc:
+                if exc.code != Code.RATE_LIMITED:
+                    raise
+                # A script pasting faster than the server's message rate: wait as told.
+                found = re.search(r"try again in (\d+) s", exc.message)
+                await asyncio.sleep(int(found.group(1)) if found else 1)
+        self.say_system(f"not sent, the server keeps refusing it: {clean(text)}")
 
     def _switch(self, room: str, secret: bool) -> None:
         self.current, self.current_secret = room, secret
@@ -196,8 +210,10 @@ class LineSession:
         if not room:
             self.say_system("usage: /join ROOM")
             return
-        if room.casefold() in (r.casefold() for r in self.joined):
-            self._switch(next(r for r in self.joined if r.casefold() == room.casefold()), False)
+        # The client knows which rooms we are really in (a kick removes one).
+        self.joined = [r for r in self.joined if name_key(r) in self.client.rooms]
+        if name_key(room) in self.client.rooms:
+            self._switch(self.client.rooms[name_key(room)], False)
             return
         try:
             joined = await self.client.join(room)
@@ -576,7 +592,7 @@ async def _reconnect(endpoint: Endpoint, old: Client, out: Callable[[str], None]
             out(system(f"reconnect failed: {clean(exc.message)} ({exc.code})"))
             continue
         if new.resumed:
-            out(system("reconnected; nothing was missed"))
+            out(system("reconnected and resumed: what was said meanwhile follows"))
             return new
         failed = await new.rejoin(old)
         out(system(f"reconnected as {clean(new.nick)}; messages sent while you were away are lost"))

@@ -18,7 +18,9 @@ States (both roles)::
          '------------------------------'--peer broke protocol------> FAILED
 
 The client sends ``hello`` first; the server answers with its own ``hello``
-(or an ``error`` and close).  The client may pipeline requests after its hello.
+(or an ``error`` and close).  The client may pipeline requests after its
+hello.  (The daemon's fan-out does not go through ``send``: it encodes a room
+event once and hands the same bytes to every member, see ``daemon/rooms.py``.)
 Pings are answered here, automatically, with a pong of the same number; pongs
 are passed up so the caller can measure latency.
 """
@@ -163,11 +165,6 @@ class Connection:
             self._early_pings.clear()
         elif isinstance(frame, ev.Bye) or (isinstance(frame, ev.Error) and frame.id is None):
             self.state = State.CLOSING
-
-    def send_encoded(self, frame_bytes: bytes | bytearray | memoryview) -> None:
-        """Queue bytes of a frame already encoded (the daemon's encode-once fan-out)."""
-        if self.state is State.OPEN:
-            self._out += frame_bytes
 
     def _queue(self, frame: ev.Frame) -> None:
         self._out += encode_frame(frame.to_wire(), self.max_frame)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,8 +17,8 @@ from anonchat import events as ev
 from anonchat.client import Client, Endpoint
 from anonchat.daemon import Daemon
 
-from .conftest import ClientFactory
-from .helpers import collect, next_event, quiet
+from .conftest import ClientFactory, DaemonFactory
+from .helpers import collect, dial, next_event, quiet
 
 PY = sys.executable
 
@@ -28,11 +30,26 @@ def free_port() -> int:
         return port
 
 
+STARTED: list[asyncio.subprocess.Process] = []
+
+
+@pytest.fixture(autouse=True)
+def _no_daemon_left_behind() -> Iterator[None]:
+    """A failing test must not leave its anonchatd running."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+
+
 class Daemond:
     """An anonchatd subprocess and what a client needs to reach it."""
 
     def __init__(self, proc: asyncio.subprocess.Process, port: int, pin: str) -> None:
         self.proc, self.port, self.pin = proc, port, pin
+        STARTED.append(proc)
 
     async def dial(self, nick: str) -> Client:
         return await Client.connect("127.0.0.1", self.port, nick=nick, pin=self.pin)
@@ -333,7 +350,7 @@ async def test_line_mode_resumes_after_a_lost_connection(
     roamer.transport.abort()  # the network drops the line mode's connection
     await watcher.say("lobby", "said while you were away")
     async with asyncio.timeout(15):
-        while b"reconnected; nothing was missed" not in (line := await proc.stdout.readline()):
+        while b"reconnected and resumed" not in (line := await proc.stdout.readline()):
             assert line
         while b"said while you were away" not in await proc.stdout.readline():
             pass
@@ -347,3 +364,16 @@ async def test_line_mode_resumes_after_a_lost_connection(
         assert await proc.wait() == 0
     presences = [e for e in await quiet(watcher) if isinstance(e, ev.Presence)]
     assert [p.kind for p in presences] == ["quit"]  # the /quit at the end, nothing before
+
+
+async def test_line_mode_paces_itself_under_the_message_rate(make_daemon: DaemonFactory) -> None:
+    daemon = await make_daemon(msg_burst=5, msg_rate=20.0)
+    watcher = await dial(daemon, "watcher")
+    await watcher.create("lobby")
+    lines = "\n".join(f"line {i}" for i in range(40)) + "\n"
+    status, out = await run_plain(daemon, lines, "--join", "lobby")
+    assert status == 0, out
+    assert "not sent" not in out and "rate_limited" not in out
+    msgs = await collect(watcher, ev.Msg, 40)
+    assert [m.text for m in msgs] == [f"line {i}" for i in range(40)]
+    await watcher.close()

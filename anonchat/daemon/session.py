@@ -4,10 +4,12 @@ A session reads bytes, feeds its sans-I/O :class:`~anonchat.protocol.Connection`
 handles the frames that come out, and writes what the connection queued.
 
 Writes are coalesced: whatever is queued for a session during one pass of the
-event loop (its own replies and every room's fan-out) goes out in a single
-``transport.write`` scheduled with ``call_soon``.  The session never waits for
-its peer to read: if the bytes waiting for it exceed the ``sendq`` limit it is
-dropped with ``sendq_exceeded``, so a slow reader costs only itself.
+event loop (its own replies and every room's fan-out) is a list of encoded
+frames in ``Session.out``, written with one ``transport.writelines`` when the
+daemon flushes its dirty sessions (one ``call_soon`` per pass for all of
+them).  The session never waits for its peer to read: if the bytes waiting
+for it exceed the ``sendq`` limit it is dropped with ``sendq_exceeded``, so a
+slow reader costs only itself.
 
 Logs name a session by a counter, never by its address, and never contain
 message text.
@@ -110,7 +112,7 @@ class Session:
 
     # Fan-out is the hot path: a room event is encoded once and its bytes are
     # appended here for every member; the daemon writes each session's
-    # frames with one call per event-loop pass (Daemon.flush_dirty).
+    # frames with one call per event-loop pass (Daemon._flush_dirty).
 
     def deliver(self, frame_bytes: bytes) -> None:
         """Queue encoded bytes (a room event, or a reply) for this pass's write."""
