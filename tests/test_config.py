@@ -84,3 +84,12 @@ def test_limits_the_protocol_cannot_carry_are_refused(
     with pytest.raises(ConfigError, match=message):
         Limits(**past)
     Limits(**at)  # at the limit: fine
+
+
+def test_the_shipped_example_config_loads() -> None:
+    root = Path(__file__).resolve().parent.parent
+    config = load_config(root / "contrib" / "anonchatd.toml")
+    assert (config.host, config.port) == ("0.0.0.0", 7667)
+    assert config.limits.max_per_address == 16 and config.limits.history == 20
+    unit = (root / "contrib" / "anonchatd.service").read_text()
+    assert "DynamicUser=yes" in unit and "StateDirectory=anonchatd" in unit
