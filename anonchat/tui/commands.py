@@ -28,7 +28,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("me", "ACTION", 'send an action ("* alice waves")'),
     Command("who", "[ROOM]", "list the members of the current room (or ROOM)", ("names",)),
     Command("list", "", "list the public rooms"),
-    Command("secret", "[ROOM]", "join a secret room (not available on this server yet)"),
+    Command(
+        "secret",
+        "[create] [ROOM]",
+        "join a secret (end-to-end encrypted) room: asks for its passphrase; "
+        "/secret create ROOM makes one",
+    ),
+    Command("privacy", "", "what the server can and cannot see about you, in this room"),
     Command("theme", "[NAME]", "list the themes, or switch to NAME (remembered)"),
     Command("help", "", "show keys and commands"),
     Command("quit", "[MESSAGE]", "leave the chat", ("exit",)),
@@ -59,7 +65,7 @@ KEYS: tuple[Key, ...] = (
     Key("Tab", "complete a nick or a /command (again: next match)"),
     Key("F1, or ? in an empty input", "this help"),
     Key("F2", "show / hide the member list"),
-    Key("F3", "create a room"),
+    Key("F3", "create a room (public or secret)"),
     Key("F4", "pick a theme"),
     Key("Ctrl+Q", "quit"),
     Key("Escape", "close a dialog"),
@@ -69,6 +75,38 @@ NOTES = (
     'Text not starting with "/" is sent to the current room; "//" sends a line starting with "/".',
     "Click a room to switch to it; click a public room to join it.",
     "Ctrl+B is left alone on purpose: it is tmux's prefix key.",
+)
+
+
+#: The help's "Privacy" section: (heading, plain words), as docs/security.md says it.
+PRIVACY: tuple[tuple[str, str], ...] = (
+    (
+        "Everywhere",
+        "The server sees your IP address while you are connected (unless you come "
+        "through a proxy such as Tor), when you connect and send, and your nick. It "
+        "keeps nothing on disk and logs no addresses and no messages. With TLS (the "
+        "default) the network in between sees only that you talk to the server.",
+    ),
+    (
+        "Public room",
+        "The server and every member see the room's name, topic and members and "
+        "everything said there, in plain text; anyone can join. Say nothing there "
+        "you would not say to the server's operator.",
+    ),
+    (
+        "Secret room 🔒",
+        "End-to-end encrypted: the server cannot see the room's name, its passphrase, "
+        "the nicks in it or any message. It sees an opaque room id, which connections "
+        "are in it, when each message is sent and its size rounded up to "
+        "256/512/1024/2048/4096 bytes.",
+    ),
+    (
+        "Limits",
+        "Anyone who knows the passphrase can read and join; there is no forward "
+        "secrecy; a weak passphrase can be guessed offline by the operator, so "
+        "generate one. Nicks show a fingerprint (alice#k3f9) so two people cannot "
+        "pass as each other. /privacy says all this for the room you are in.",
+    ),
 )
 
 

@@ -7,7 +7,7 @@ update the state and the screen, in the order the messages were posted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from textual.message import Message
 
@@ -76,6 +76,24 @@ class RoomJoined(Message):
 @dataclass
 class RoomLeft(Message):
     room: str
+    secret: bool = False
+
+
+@dataclass
+class SecretEntered(Message):
+    """We are in a secret room (joined, created, or joined again after a
+    reconnect).  ``passphrase`` is kept in memory to rejoin after a reconnect."""
+
+    room: str
+    passphrase: str = field(repr=False)
+    how: str  # joined, created, rejoined
+    generated: bool = False
+
+
+@dataclass
+class SecretRejoinFailed(Message):
+    room: str
+    reason: str
 
 
 @dataclass

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from .. import events as ev
 from ..names import name_key, sanitize
+from ..secret import SecretMessage, SecretNotice
 
 #: Formats a server timestamp (ms since the epoch; None = now) for the message pane.
 Clock = Callable[[int | None], str]
@@ -92,6 +93,43 @@ def message_line(frame: ev.Msg, clock: Clock, *, own_nick: str = "") -> Text:
     return line
 
 
+def secret_label(nick: str, fingerprint: str) -> str:
+    """``alice#k3f9``: in a secret room a nick is never shown without its key."""
+    return f"{clean(nick) or '?'}#{clean(fingerprint)}"
+
+
+STALE_NOTE = " (sent with a clock off by over 5 minutes)"
+
+
+def secret_message_line(msg: SecretMessage, clock: Clock, *, own_nick: str = "") -> Text:
+    """A secret room's message: like a public one, the nick with its fingerprint."""
+    line = _stamp(clock, msg.ts)
+    who = secret_label(msg.nick, msg.fingerprint)
+    highlight = bool(own_nick) and not msg.own and mentions(msg.text, own_nick)
+    body = Text(clean(msg.text, multiline=True), style="reverse" if highlight else "")
+    if msg.me:
+        line.append("* ", style="bold")
+        line.append_text(nick_text(who))
+        line.append(" ")
+        body.stylize("italic")
+    else:
+        line.append_text(nick_text(who))
+        line.append("  ")
+    line.append_text(body)
+    if msg.stale:
+        line.append(STALE_NOTE, style=f"{ERROR_STYLE} italic")
+    return line
+
+
+def secret_notice_line(notice: SecretNotice, clock: Clock) -> Text:
+    """Joins, leaves, gaps and dropped forgeries in a secret room."""
+    error = notice.kind in ("missing", "dropped")
+    line = _stamp(clock, notice.ts)
+    line.append("-!- ", style=ERROR_STYLE if error else "dim")
+    line.append(clean(notice.text), style=ERROR_STYLE if error else SYSTEM_STYLE)
+    return line
+
+
 def system_line(text: Text | str, clock: Clock, *, error: bool = False) -> Text:
     """A line from the client itself; ``text`` must already be clean."""
     line = _stamp(clock, None)
@@ -135,5 +173,8 @@ def join_text(*parts: str | Text) -> Text:
     return out
 
 
-def room_text(room: str) -> Text:
-    return Text(f"#{clean(room)}", style="bold")
+LOCK = "\U0001f512"  # 🔒 before a secret room's name
+
+
+def room_text(room: str, *, secret: bool = False) -> Text:
+    return Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from .. import events as ev
 from ..client import Client, Confirm, Endpoint
 from ..errors import Code, ConnectionClosed, RequestError
+from ..secret import SecretChannel
 
 #: Seconds to wait before each reconnect attempt; the last value repeats.
 RECONNECT_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
@@ -52,6 +53,41 @@ async def rejoin(
         except RequestError as exc:
             failed.append((room, exc.message))
     return joined, failed
+
+
+async def enter_secret(client: Client, room: str, passphrase: str, create: bool) -> str:
+    """Join or create a secret room; return how: ``joined`` or ``created``.
+
+    Creating one that exists (same name, same passphrase) joins it instead.
+    """
+    if not create:
+        await client.join_secret(room, passphrase)
+        return "joined"
+    try:
+        await client.create_secret(room, passphrase)
+    except RequestError as exc:
+        if exc.code != Code.ROOM_EXISTS:
+            raise
+        await client.join_secret(room, passphrase)
+        return "joined"
+    return "created"
+
+
+async def rejoin_secret(client: Client, room: str, passphrase: str) -> SecretChannel:
+    """Join a secret room again after a reconnect.  A restarted server forgot
+    it (``join_denied``): create it again with the same passphrase, so the
+    others, rejoining the same way, meet in it."""
+    try:
+        return await client.join_secret(room, passphrase)
+    except RequestError as exc:
+        if exc.code != Code.JOIN_DENIED:
+            raise
+    try:
+        return await client.create_secret(room, passphrase)
+    except RequestError as exc:
+        if exc.code != Code.ROOM_EXISTS:  # someone else made it again in between
+            raise
+        return await client.join_secret(room, passphrase)
 
 
 @dataclass(frozen=True)

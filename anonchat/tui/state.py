@@ -10,9 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import events as ev
+from ..crypto import normalize_room
 from ..names import name_key
+from ..secret import SecretEvent
 
 CONSOLE = ""  # key of the server console, the window that is always there
+LOCKED = "\U0001f512"  # 🔒: starts the window keys of secret rooms
+
+
+def secret_key(name: str) -> str:
+    """The window key of a secret room: apart from a public room of the same name."""
+    return LOCKED + normalize_room(name)
 
 
 @dataclass
@@ -25,10 +33,12 @@ class RoomState:
     unread: int = 0
     mentioned: bool = False
     last_seq: int = 0
+    secret: bool = False  # members are then "nick#fingerprint" labels, no topic
+    joined: bool = True  # False for a secret room while it waits to be rejoined
 
     @property
     def key(self) -> str:
-        return name_key(self.name)
+        return secret_key(self.name) if self.secret else name_key(self.name)
 
     @property
     def member_count(self) -> int:
@@ -59,8 +69,28 @@ class ChatState:
         """Keys of every window in order: the console, then the joined rooms."""
         return [CONSOLE, *self.rooms]
 
-    def room(self, name: str) -> RoomState | None:
-        return self.rooms.get(name_key(name))
+    def room(self, name: str, *, secret: bool = False) -> RoomState | None:
+        return self.rooms.get(secret_key(name) if secret else name_key(name))
+
+    def secret_rooms(self) -> list[RoomState]:
+        return [r for r in self.rooms.values() if r.secret]
+
+    def enter_secret(self, name: str, members: list[str]) -> RoomState:
+        room = self.rooms.get(secret_key(name))
+        if room is None:
+            room = RoomState(name, secret=True)
+            self.rooms[room.key] = room
+        room.members = list(members)
+        return room
+
+    def apply_secret(self, event: SecretEvent) -> RoomState:
+        """Note a secret room's event (creating the room if it raced ahead of our join)."""
+        room = self.rooms.get(secret_key(event.room))
+        if room is None:
+            room = RoomState(event.room, secret=True)
+            self.rooms[room.key] = room
+        room.last_seq = max(room.last_seq, event.seq)
+        return room
 
     def enter(self, joined: ev.Joined) -> RoomState:
         room = self.rooms.get(name_key(joined.room))
@@ -75,8 +105,8 @@ class ChatState:
         room.last_seq = joined.seq
         return room
 
-    def forget(self, name: str) -> None:
-        key = name_key(name)
+    def forget(self, name: str, *, secret: bool = False) -> None:
+        key = secret_key(name) if secret else name_key(name)
         self.rooms.pop(key, None)
         if self.current == key:
             self.current = next(reversed(self.rooms), CONSOLE)
@@ -122,6 +152,8 @@ class ChatState:
     def all_nicks(self) -> list[str]:
         seen: dict[str, str] = {}
         for room in self.rooms.values():
-            for nick in room.members:
+            for member in room.members:
+                # A secret room's members are labels: complete the nick part.
+                nick = member.rpartition("#")[0] or member if room.secret else member
                 seen.setdefault(name_key(nick), nick)
         return list(seen.values())

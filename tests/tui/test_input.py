@@ -7,12 +7,11 @@ from typing import Any
 
 from textual.app import App
 from textual.screen import Screen
-from textual.widgets import Button, Input
+from textual.widgets import Input
 
 from anonchat.daemon import Daemon
 from anonchat.tui.screens.create_room import CreateRoomScreen
 from anonchat.tui.screens.help import HelpScreen, help_text
-from anonchat.tui.screens.passphrase import UNAVAILABLE, PassphraseScreen
 from anonchat.tui.state import CONSOLE
 from anonchat.tui.widgets.chat_input import ChatInput
 from anonchat.tui.widgets.member_list import MemberList
@@ -136,19 +135,6 @@ async def test_create_room_dialog_and_member_toggle(daemon: Daemon, tmp_path: Pa
         assert not members.display
         await pilot.press("f2")
         assert members.display
-
-
-async def test_secret_is_honest_about_the_server(daemon: Daemon, tmp_path: Path) -> None:
-    app = app_for(daemon.port, tmp_path, "alice")
-    async with app.run_test(size=(100, 30)) as pilot:
-        chat = await until_chat(pilot)
-        await type_line(pilot, "/secret hideout")
-        assert isinstance(app.screen, PassphraseScreen)
-        assert UNAVAILABLE in str(app.screen.query_one("#secret-notice").render())
-        assert app.screen.query_one("#join", Button).disabled
-        await pilot.press("escape")
-        assert top(app) is chat
-        assert any(UNAVAILABLE in x for x in lines(chat, CONSOLE))
 
 
 async def test_leave_and_errors(daemon: Daemon, tmp_path: Path) -> None:

@@ -13,6 +13,10 @@ update :class:`~..state.ChatState` and the widgets.  Theory of operation:
   event stream and so starts a reconnect.
 * Requests (join, say, ...) each run in a short worker of group ``requests``
   and post their outcome; a failed request becomes an error line.
+* Secret rooms are joined by the passphrase and create-room forms, which run
+  :meth:`ChatScreen.secret_attempt` and show a refusal inline.  Their
+  passphrases stay in ``_passphrases`` (memory only, never in settings) so
+  that ``rejoin_secrets`` can join them again after a reconnect.
 """
 
 from __future__ import annotations
@@ -33,8 +37,11 @@ from textual.widgets import ContentSwitcher, Input, Static
 
 from ... import events as ev
 from ...client import Client
+from ...crypto import normalize_room
 from ...errors import Code, ConnectionClosed, RequestError
+from ...linemode import privacy_report
 from ...names import name_key
+from ...secret import SecretMessage, SecretNotice
 from .. import commands as cmds
 from ..messages import (
     ConnectionLost,
@@ -47,9 +54,12 @@ from ..messages import (
     RoomJoined,
     RoomLeft,
     RoomsListed,
+    SecretEntered,
+    SecretRejoinFailed,
     ServerEvent,
 )
 from ..render import (
+    LOCK,
     Clock,
     clean,
     event_line,
@@ -58,24 +68,29 @@ from ..render import (
     message_line,
     nick_text,
     room_text,
+    secret_label,
+    secret_message_line,
+    secret_notice_line,
     system_line,
 )
 from ..session import (
     RECONNECT_DELAYS,
     ConnectOptions,
     backoff,
+    enter_secret,
     join_or_create,
     reconnect_once,
     rejoin,
+    rejoin_secret,
 )
-from ..state import CONSOLE, ChatState
+from ..state import CONSOLE, ChatState, RoomState, secret_key
 from ..widgets.chat_input import ChatInput
 from ..widgets.member_list import MemberList
 from ..widgets.message_log import RoomView
 from ..widgets.room_list import RoomList
 from ..widgets.status_bar import StatusBar
 from .create_room import CreateRoomScreen
-from .passphrase import UNAVAILABLE, PassphraseScreen
+from .passphrase import PassphraseScreen
 
 if TYPE_CHECKING:
     from ..app import AnonchatApp
@@ -85,12 +100,9 @@ LIST_REFRESH = 30.0
 GAP_NOTE = (
     "messages sent while you were disconnected may be missing (the server cannot replay them yet)"
 )
-
-
-def secret_rooms_available(client: Client) -> bool:
-    """Whether the server can host secret rooms.  No daemon can yet; when the
-    hello advertises it, this is the one place to look."""
-    return False
+E2E_HEADER = "secret room: end-to-end encrypted, the server cannot read it"
+#: Waits before trying again to rejoin a secret room the server rate-limited.
+REJOIN_WAITS = (11.0, 11.0, 11.0)
 
 
 def transport(client: Client) -> str:
@@ -146,6 +158,9 @@ class ChatScreen(Screen[None]):
         self.connected = True
         self._views: dict[str, RoomView] = {}
         self._view_ids = 0
+        # Secret rooms' passphrases by window key: in memory only, for rejoining.
+        self._passphrases: dict[str, tuple[str, str]] = {}
+        self.rejoin_waits = REJOIN_WAITS
 
     # -- layout ----------------------------------------------------------------
 
@@ -186,6 +201,8 @@ class ChatScreen(Screen[None]):
         self.session_worker()
         self.ping_worker()
         self.set_interval(LIST_REFRESH, lambda: self.request_list(show=False))
+        # Members of secret rooms announce themselves without an event: look again.
+        self.set_interval(1.0, self._sync_secret_members)
         self.query_one(ChatInput).focus()
 
     @property
@@ -234,19 +251,41 @@ class ChatScreen(Screen[None]):
     def refresh_chrome(self) -> None:
         """Sidebar, member list and topic bar from the state."""
         state = self.state
+        self._sync_secret_members(refresh=False)
         self.query_one(RoomList).show(state)
         room = state.rooms.get(state.current)
-        self.query_one(MemberList).show(room, self.client.nick)
+        self.query_one(MemberList).show(room, self.own_label if room and room.secret else "")
         bar = Text()
         if room is None:
             bar.append("server window", style="bold")
             bar.append(f" — {clean(self.server_label)}", style="dim")
+        elif room.secret:
+            bar.append_text(room_text(room.name, secret=True))
+            bar.append(f" — {E2E_HEADER}; you are ", style="dim")
+            bar.append_text(nick_text(self.own_label))
         else:
             bar.append_text(room_text(room.name))
             if room.topic:
                 bar.append(" — ")
                 bar.append(clean(room.topic))
         self.query_one("#topic-bar", Static).update(bar)
+
+    @property
+    def own_label(self) -> str:
+        """How the others see us in a secret room: ``alice#k3f9``."""
+        return secret_label(self.client.nick, self.client.identity.fingerprint)
+
+    def _sync_secret_members(self, refresh: bool = True) -> None:
+        """Members of secret rooms: those who announced themselves to us."""
+        changed = False
+        for room in self.state.secret_rooms():
+            channel = self.client.secret.get(normalize_room(room.name))
+            members = channel.members() if channel is not None else []
+            if members != room.members:
+                room.members = members
+                changed = True
+        if changed and refresh:
+            self.refresh_chrome()
 
     # -- keys --------------------------------------------------------------------
 
@@ -270,7 +309,10 @@ class ChatScreen(Screen[None]):
             if result is not None:
                 self.request_create(*result)
 
-        self.app.push_screen(CreateRoomScreen(), created)
+        self.app.push_screen(CreateRoomScreen(create_secret=self._create_secret), created)
+
+    async def _create_secret(self, room: str, passphrase: str, generated: bool) -> str | None:
+        return await self.secret_attempt(room, passphrase, create=True, generated=generated)
 
     def action_scroll(self, where: str) -> None:
         log = self.view(self.state.current).log_widget
@@ -328,7 +370,11 @@ class ChatScreen(Screen[None]):
         if room is None:
             self.here("you are in no room here: /join NAME first, or /list to see the rooms")
             return
-        self.request("say", lambda c: c.say(room.name, text, me=me))
+        target = room.name
+        if room.secret:
+            self.request("say", lambda c: c.say_secret(target, text, me=me))
+        else:
+            self.request("say", lambda c: c.say(target, text, me=me))
 
     def cmd_join(self, rest: str) -> None:
         name = rest.split(" ", 1)[0].lstrip("#")
@@ -346,14 +392,34 @@ class ChatScreen(Screen[None]):
         else:
             self.request_create(name.lstrip("#"), topic.strip())
 
+    def find_room(self, name: str) -> RoomState | None:
+        """The room ``name`` means: the current one if it matches, else a public
+        one, else a secret one.  No name: the current room."""
+        current = self.state.rooms.get(self.state.current)
+        if not name:
+            return current
+        if current is not None and (
+            name_key(name) == name_key(current.name)
+            or normalize_room(name) == normalize_room(current.name)
+        ):
+            return current
+        return self.state.room(name) or self.state.room(name, secret=True)
+
     def cmd_leave(self, rest: str) -> None:
         name = rest.split(" ", 1)[0].lstrip("#")
-        room = self.state.room(name) if name else self.state.rooms.get(self.state.current)
+        room = self.find_room(name)
         if room is None:
             self.here("you are not in that room" if name else "this is not a room", error=True)
             return
         target = room.name
-        self.request("leave", lambda c: c.leave(target), lambda _: RoomLeft(target))
+        if not room.secret:
+            self.request("leave", lambda c: c.leave(target), lambda _: RoomLeft(target))
+        elif normalize_room(target) in self.client.secret:
+            self.request(
+                "leave", lambda c: c.leave_secret(target), lambda _: RoomLeft(target, secret=True)
+            )
+        else:  # not joined on this connection (a rejoin failed): just close the window
+            self.post_message(RoomLeft(target, secret=True))
 
     def cmd_nick(self, rest: str) -> None:
         if not rest:
@@ -365,6 +431,8 @@ class ChatScreen(Screen[None]):
         room = self.state.rooms.get(self.state.current)
         if room is None:
             self.here("this is not a room", error=True)
+        elif room.secret:
+            self.here("secret rooms have no topic: the server would see it")
         elif not rest:
             self.here(
                 join_text("topic of ", room_text(room.name), ": ", clean(room.topic) or "(none)")
@@ -381,21 +449,75 @@ class ChatScreen(Screen[None]):
 
     def cmd_who(self, rest: str) -> None:
         name = rest.split(" ", 1)[0].lstrip("#")
-        room = self.state.rooms.get(self.state.current)
+        room = self.find_room(name)
+        if room is not None and room.secret:
+            self._who_secret(room)
+            return
         target = name or (room.name if room else "")
         if not target:
             self.here("usage: /who ROOM", error=True)
             return
         self.request("who", lambda c: c.who(target), MembersListed)
 
+    def _who_secret(self, room: RoomState) -> None:
+        try:
+            members = self.client.secret_channel(room.name).members()
+        except RequestError as exc:
+            self.here(clean(exc.message), error=True)
+            return
+        names = Text(", ").join(nick_text(m, bold=False) for m in members)
+        self.here(
+            join_text(
+                room_text(room.name, secret=True),
+                f" ({len(members)}, those who announced themselves): ",
+                names,
+            )
+        )
+
     def cmd_list(self, rest: str) -> None:
         self.request_list(show=True)
 
     def cmd_secret(self, rest: str) -> None:
-        available = secret_rooms_available(self.client)
-        if not available:
-            self.here(UNAVAILABLE, error=True)
-        self.app.push_screen(PassphraseScreen(rest.strip(), available=available))
+        words = rest.split()
+        create = bool(words) and words[0].lower() == "create"
+        if create:
+            words = words[1:]
+        if len(words) > 1:
+            self.here("usage: /secret ROOM (join) or /secret create ROOM", error=True)
+            return
+        name = words[0].lstrip("#") if words else ""
+        room = self.state.room(name, secret=True) if name else None
+        if room is not None and normalize_room(room.name) in self.client.secret:
+            self.switch_to(room.key)  # already in it
+        elif create:
+            self.app.push_screen(
+                CreateRoomScreen(name, secret=True, create_secret=self._create_secret)
+            )
+        else:
+            self.app.push_screen(PassphraseScreen(name, self._join_secret))
+
+    async def _join_secret(self, room: str, passphrase: str) -> str | None:
+        return await self.secret_attempt(room, passphrase, create=False)
+
+    async def secret_attempt(
+        self, room: str, passphrase: str, *, create: bool, generated: bool = False
+    ) -> str | None:
+        """Join or create a secret room for a form: None when in, else the
+        server's sentence (a wrong passphrase, a rate limit, ...)."""
+        try:
+            how = await enter_secret(self.client, room, passphrase, create)
+        except RequestError as exc:
+            return exc.message
+        except ConnectionClosed as exc:
+            return f"not connected ({exc.message})"
+        self.post_message(SecretEntered(room, passphrase, how, generated))
+        return None
+
+    def cmd_privacy(self, rest: str) -> None:
+        room = self.state.rooms.get(self.state.current)
+        name = room.name if room is not None else None
+        for line in privacy_report(self.client, name, room is not None and room.secret):
+            self.here(line)
 
     def cmd_theme(self, rest: str) -> None:
         themes = sorted(self.app.available_themes)
@@ -473,7 +595,7 @@ class ChatScreen(Screen[None]):
             except ConnectionClosed as exc:
                 last = exc.message
                 continue
-            rooms = [(r.name, r.topic) for r in self.state.rooms.values()]
+            rooms = [(r.name, r.topic) for r in self.state.rooms.values() if not r.secret]
             try:
                 joined, failed = await rejoin(client, rooms)
             except ConnectionClosed as exc:
@@ -482,6 +604,27 @@ class ChatScreen(Screen[None]):
             self.post_message(Reconnected(client, joined, failed))
             return client
         raise AssertionError("backoff() never ends")
+
+    @work(exclusive=True, group="secret-rejoin")
+    async def rejoin_secrets(self, client: Client, rooms: list[tuple[str, str]]) -> None:
+        """Join the secret rooms again on a new connection, with the passphrases
+        kept in memory; a rate limit is waited out a few times."""
+        for name, passphrase in rooms:
+            waits = iter(self.rejoin_waits)
+            while True:
+                try:
+                    await rejoin_secret(client, name, passphrase)
+                except RequestError as exc:
+                    wait = next(waits, None) if exc.code == Code.RATE_LIMITED else None
+                    if wait is None:
+                        self.post_message(SecretRejoinFailed(name, exc.message))
+                        break
+                    await asyncio.sleep(wait)
+                    continue
+                except ConnectionClosed:
+                    return  # the next reconnect tries again
+                self.post_message(SecretEntered(name, passphrase, "rejoined"))
+                break
 
     @work(exclusive=True, group="ping")
     async def ping_worker(self) -> None:
@@ -510,7 +653,13 @@ class ChatScreen(Screen[None]):
 
     def on_server_event(self, event: ServerEvent) -> None:
         frame = event.frame
-        if isinstance(frame, ev.Msg):
+        if isinstance(frame, SecretMessage):
+            self._on_secret_msg(frame)
+        elif isinstance(frame, SecretNotice):
+            room = self.state.apply_secret(frame)
+            self.write(room.key, secret_notice_line(frame, self.clock), counts=False)
+            self._sync_secret_members()
+        elif isinstance(frame, ev.Msg):
             self._on_msg(frame)
         elif isinstance(frame, ev.Presence | ev.TopicChanged):
             room = self.state.apply(frame)
@@ -537,6 +686,64 @@ class ChatScreen(Screen[None]):
                 title="You were mentioned",
                 markup=False,
             )
+        self.refresh_chrome()
+
+    def _on_secret_msg(self, msg: SecretMessage) -> None:
+        room = self.state.apply_secret(msg)
+        own = self.client.nick
+        self.write(room.key, secret_message_line(msg, self.clock, own_nick=own))
+        mentioned = not msg.own and mentions(msg.text, own)
+        if room.key != self.state.current:
+            room.unread += 1
+            room.mentioned = room.mentioned or mentioned
+        if mentioned:
+            self.app.bell()
+            self.app.notify(
+                f"{secret_label(msg.nick, msg.fingerprint)} in {LOCK}#{clean(room.name)}: "
+                f"{clean(msg.text)[:200]}",
+                title="You were mentioned",
+                markup=False,
+            )
+        self.refresh_chrome()
+
+    def on_secret_entered(self, event: SecretEntered) -> None:
+        channel = self.client.secret.get(normalize_room(event.room))
+        room = self.state.enter_secret(event.room, channel.members() if channel else [])
+        room.joined = True
+        self._passphrases[room.key] = (event.room, event.passphrase)
+        self._add_view(room.key)
+        shown = room_text(room.name, secret=True)
+        if event.how == "rejoined":
+            text = join_text("rejoined ", shown, f"; {GAP_NOTE}")
+            self.write(room.key, system_line(text, self.clock), counts=False)
+            self.refresh_chrome()
+            return
+        words = join_text(
+            f"you {event.how} the secret room ",
+            shown,
+            " as ",
+            nick_text(self.own_label),
+            "; only those with the passphrase can read it; /privacy says what the server sees",
+        )
+        self.write(room.key, system_line(words, self.clock), counts=False)
+        if event.generated:
+            note = join_text(
+                "its generated passphrase (give it to the others over a safe channel): ",
+                Text(clean(event.passphrase), style="bold"),
+            )
+            self.write(room.key, system_line(note, self.clock), counts=False)
+        self.switch_to(room.key)
+
+    def on_secret_rejoin_failed(self, event: SecretRejoinFailed) -> None:
+        room = self.state.room(event.room, secret=True)
+        if room is None:
+            return
+        text = join_text(
+            "could not rejoin ",
+            room_text(room.name, secret=True),
+            f": {clean(event.reason)}; /secret {clean(room.name)} to try again",
+        )
+        self.write(room.key, system_line(text, self.clock, error=True), counts=False)
         self.refresh_chrome()
 
     def on_room_joined(self, event: RoomJoined) -> None:
@@ -566,12 +773,13 @@ class ChatScreen(Screen[None]):
         self.request_list(show=False)
 
     def on_room_left(self, event: RoomLeft) -> None:
-        key = name_key(event.room)
-        self.state.forget(event.room)
+        key = secret_key(event.room) if event.secret else name_key(event.room)
+        self.state.forget(event.room, secret=event.secret)
+        self._passphrases.pop(key, None)
         view = self._views.pop(key, None)
         if view is not None:
             view.remove()
-        self.console(join_text("you left ", room_text(event.room)))
+        self.console(join_text("you left ", room_text(event.room, secret=event.secret)))
         self.switch_to(self.state.current)
         self.refresh_chrome()
         self.request_list(show=False)
@@ -620,6 +828,8 @@ class ChatScreen(Screen[None]):
         self.status.set(state="reconnecting", detail="")
         if event.code != Code.SHUTDOWN:
             self.console(f"connection lost: {clean(event.message)}", error=True)
+        for room in self.state.secret_rooms():
+            room.joined = False
         for key in self.state.rooms:
             self.write(
                 key,
@@ -656,3 +866,7 @@ class ChatScreen(Screen[None]):
             )
         self.switch_to(self.state.current)
         self.request_list(show=False)
+        keys = [r.key for r in self.state.secret_rooms()]
+        secret = [self._passphrases[k] for k in keys if k in self._passphrases]
+        if secret:
+            self.rejoin_secrets(event.client, secret)

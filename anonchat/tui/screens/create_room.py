@@ -1,50 +1,182 @@
-"""The create-room form (F3, or /create without arguments)."""
+"""The create-room form (F3, /create without arguments, /secret create ROOM).
+
+A public room is created by the chat screen once the form closes.  A secret
+room is created by the form itself, like the passphrase form joins one, so a
+refusal is shown here and the form stays open.  The passphrase field is
+masked while typed, with a live warning for a weak one; "generate" fills in
+six random words, shown in clear so they can be copied.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
+from ...crypto import generate_passphrase, passphrase_warning
 from ...names import InvalidName, check_room, check_topic
+from ..render import clean
+from .passphrase import WORKING, room_problem, run_attempt
+
+#: Creates a secret room: (room, passphrase, generated) -> None, or why it failed.
+CreateSecret = Callable[[str, str, bool], Awaitable[str | None]]
+
+SHARING_NOTE = (
+    "Give the passphrase to the others over a safe channel: anyone who has it "
+    "can read and join. The server never sees the room's name or the passphrase."
+)
+GENERATED = "generated: copy it now, it is kept in memory only"
 
 
 class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
-    """Dismisses with (name, topic), or None when cancelled."""
+    """Dismisses with (name, topic) for a public room; None when cancelled or
+    when a secret room was created here."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
+    def __init__(
+        self,
+        room: str = "",
+        *,
+        secret: bool = False,
+        create_secret: CreateSecret | None = None,
+        passphrases: Callable[[], str] = generate_passphrase,
+    ) -> None:
+        super().__init__()
+        self.room = room
+        self.secret = secret and create_secret is not None
+        self.create_secret = create_secret
+        self.passphrases = passphrases  # tests may seed it
+        self.generated = ""  # the passphrase "generate" put in, while unchanged
+
     def compose(self) -> ComposeResult:
         with Vertical(id="create-box", classes="dialog") as box:
-            box.border_title = "Create a public room"
+            box.border_title = "Create a room"
+            with RadioSet(id="room-kind"):
+                yield RadioButton("Public: anyone can list, join and read", value=not self.secret)
+                yield RadioButton(
+                    "Secret: end-to-end encrypted, joined by passphrase",
+                    value=self.secret,
+                    id="kind-secret",
+                    disabled=self.create_secret is None,
+                )
             yield Label("Name")
-            yield Input(placeholder="e.g. lobby", id="room-name", max_length=32)
-            yield Label("Topic (optional)")
-            yield Input(placeholder="what is it about?", id="room-topic", max_length=300)
+            yield Input(self.room, placeholder="e.g. lobby", id="room-name", max_length=32)
+            with Vertical(id="public-fields"):
+                yield Label("Topic (optional)")
+                yield Input(placeholder="what is it about?", id="room-topic", max_length=300)
+            with Vertical(id="secret-fields"):
+                yield Label("Passphrase")
+                with Horizontal(id="pass-row"):
+                    yield Input(password=True, id="room-pass", placeholder="or generate one")
+                    yield Button("generate", id="generate")
+                yield Static("", id="pass-warning", classes="warning")
+                yield Static(Text(SHARING_NOTE), id="secret-note", classes="note")
+            yield Static("", id="create-working", classes="working")
             yield Static("", id="create-error", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Create", variant="primary", id="create")
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        self.query_one("#room-name", Input).focus()
+        self._show_kind()
+        target = "#room-pass" if self.secret and self.room else "#room-name"
+        self.query_one(target, Input).focus()
+
+    def _show_kind(self) -> None:
+        self.query_one("#public-fields").display = not self.secret
+        self.query_one("#secret-fields").display = self.secret
+        self.query_one("#create-box").border_title = (
+            "Create a secret room" if self.secret else "Create a public room"
+        )
+
+    def _error(self, text: str) -> None:
+        self.query_one("#create-error", Static).update(Text(clean(text)))
+
+    @on(RadioSet.Changed, "#room-kind")
+    def kind_changed(self, event: RadioSet.Changed) -> None:
+        self.secret = event.pressed.id == "kind-secret"
+        self._error("")
+        self._show_kind()
+
+    @on(Button.Pressed, "#generate")
+    def generate(self) -> None:
+        box = self.query_one("#room-pass", Input)
+        self.generated = self.passphrases()
+        box.password = False  # in clear, to be copied
+        box.value = self.generated
+        box.cursor_position = len(box.value)
+        box.focus()
+
+    @on(Input.Changed, "#room-pass")
+    def passphrase_changed(self, event: Input.Changed) -> None:
+        warning = self.query_one("#pass-warning", Static)
+        if event.value and event.value == self.generated:
+            warning.update(Text(GENERATED))
+            warning.set_class(False, "weak")
+            return
+        self.generated = ""
+        problem = passphrase_warning(event.value) if event.value else None
+        warning.update(Text(problem or ""))
+        warning.set_class(problem is not None, "weak")
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#create")
     def submit(self) -> None:
+        if self.query_one("#create", Button).disabled:
+            return  # a secret room is being created
         name = self.query_one("#room-name", Input).value.strip().lstrip("#")
+        if self.secret:
+            self._submit_secret(name)
+            return
         topic = self.query_one("#room-topic", Input).value.strip()
         try:
             check_room(name)
             check_topic(topic)
         except InvalidName as exc:
-            self.query_one("#create-error", Static).update(Text(str(exc)))
+            self._error(str(exc))
             return
         self.dismiss((name, topic))
+
+    def _submit_secret(self, name: str) -> None:
+        problem = room_problem(name)
+        if problem is not None:
+            self._error(problem)
+            self.query_one("#room-name", Input).focus()
+            return
+        passphrase = self.query_one("#room-pass", Input).value
+        if not passphrase:
+            self._error("type a passphrase, or press generate")
+            self.query_one("#room-pass", Input).focus()
+            return
+        self.create(name, passphrase, passphrase == self.generated)
+
+    @work(exclusive=True, group="secret-create")
+    async def create(self, name: str, passphrase: str, generated: bool) -> None:
+        assert self.create_secret is not None
+        create_secret = self.create_secret
+        button = self.query_one("#create", Button)
+        working = self.query_one("#create-working", Static)
+        button.disabled = True
+        working.update(Text(WORKING))
+        self._error("")
+
+        async def attempt(room: str, p: str) -> str | None:
+            return await create_secret(room, p, generated)
+
+        problem = await run_attempt(attempt, name, passphrase)
+        button.disabled = False
+        working.update("")
+        if problem is None:
+            self.dismiss(None)
+        else:
+            self._error(problem)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

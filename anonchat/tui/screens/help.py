@@ -1,4 +1,4 @@
-"""F1 (or ? in an empty input): every key and every command."""
+"""F1 (or ? in an empty input): every key, every command, and what the server sees."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from ..commands import COMMANDS, KEYS, NOTES
+from ..commands import COMMANDS, KEYS, NOTES, PRIVACY
 
 
 def help_renderable() -> Table:
@@ -33,6 +33,10 @@ def help_renderable() -> Table:
     table.add_row("", "")
     for note in NOTES:
         table.add_row("", Text(note, style="dim"))
+    table.add_row("", "")
+    table.add_row(Text("Privacy", style="bold underline"), "what the server can and cannot see")
+    for heading, words in PRIVACY:
+        table.add_row(heading, words)
     return table
 
 

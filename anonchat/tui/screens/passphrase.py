@@ -1,56 +1,125 @@
-"""The secret-room form (/secret).
+"""The secret-room form (/secret ROOM): room name and passphrase, masked.
 
-Secret rooms need daemon support that does not exist yet (see DESIGN.md,
-"Secret rooms").  The form is here so the flow has its place; while the
-server cannot do it, the form says so and its Join button stays disabled.
+The form does the join itself, through the ``attempt`` the chat screen hands
+it, so a wrong passphrase (the server says "no such room or wrong
+passphrase") or a rate limit is shown here and the form stays open for
+another try.  Deriving the key takes a fifth of a second in a thread; the
+form says so and disables its button meanwhile.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-UNAVAILABLE = "secret rooms are not available on this server yet"
+from ...crypto import normalize_room
+from ...names import InvalidName, check_room
+from ..render import clean
+
+#: Joins (or creates) a secret room: (room, passphrase) -> None, or the reason it failed.
+Attempt = Callable[[str, str], Awaitable[str | None]]
+
+WORKING = "deriving key…"
 
 
-class PassphraseScreen(ModalScreen[tuple[str, str] | None]):
-    """Dismisses with (room, passphrase), or None when cancelled."""
+def room_problem(room: str) -> str | None:
+    """Why ``room`` cannot name a room, or None."""
+    if not room:
+        return "type the room's name"
+    try:
+        check_room(normalize_room(room))
+    except InvalidName as exc:
+        return str(exc)
+    return None
+
+
+async def run_attempt(attempt: Attempt, room: str, passphrase: str) -> str | None:
+    """Run ``attempt`` so that closing the form does not cut a join in half."""
+    task = asyncio.ensure_future(attempt(room, passphrase))
+    return await asyncio.shield(task)
+
+
+class PassphraseScreen(ModalScreen[str | None]):
+    """Dismisses with the room's name once joined, or None when cancelled."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, room: str = "", *, available: bool = False) -> None:
+    def __init__(self, room: str, attempt: Attempt) -> None:
         super().__init__()
         self.room = room
-        self.available = available
+        self.attempt = attempt
 
     def compose(self) -> ComposeResult:
         with Vertical(id="secret-box", classes="dialog") as box:
             box.border_title = "Join a secret room"
             yield Label("Room name")
-            yield Input(self.room, id="secret-room", max_length=32, disabled=not self.available)
+            yield Input(self.room, id="secret-room", max_length=32)
             yield Label("Passphrase")
-            yield Input(password=True, id="secret-pass", disabled=not self.available)
-            notice = "" if self.available else UNAVAILABLE
-            yield Static(Text(notice), id="secret-notice", classes="error")
+            yield Input(password=True, id="secret-pass", placeholder="as the others gave it to you")
+            yield Static("", id="secret-working", classes="working")
+            yield Static("", id="secret-error", classes="error")
             with Horizontal(classes="buttons"):
-                yield Button("Join", variant="primary", id="join", disabled=not self.available)
-                yield Button("Close", id="cancel")
+                yield Button("Join", variant="primary", id="join")
+                yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
-        target = "#secret-room" if self.available else "#cancel"
-        self.query_one(target).focus()
+        target = "#secret-pass" if self.room else "#secret-room"
+        self.query_one(target, Input).focus()
 
+    def _error(self, text: str) -> None:
+        self.query_one("#secret-error", Static).update(Text(clean(text)))
+
+    @on(Input.Submitted, "#secret-room")
+    def room_entered(self) -> None:
+        if not self.query_one("#secret-pass", Input).value:
+            self.query_one("#secret-pass", Input).focus()  # Enter moves on, as in a form
+        else:
+            self.submit()
+
+    @on(Input.Submitted, "#secret-pass")
     @on(Button.Pressed, "#join")
     def submit(self) -> None:
-        room = self.query_one("#secret-room", Input).value.strip()
+        if self.query_one("#join", Button).disabled:
+            return  # a join is running
+        room = self.query_one("#secret-room", Input).value.strip().lstrip("#")
         passphrase = self.query_one("#secret-pass", Input).value
-        if room and passphrase:
-            self.dismiss((room, passphrase))
+        problem = room_problem(room)
+        if problem is not None:
+            self._error(problem)
+            self.query_one("#secret-room", Input).focus()
+            return
+        if not passphrase:
+            self._error("type the room's passphrase")
+            self.query_one("#secret-pass", Input).focus()
+            return
+        self.join(room, passphrase)
+
+    @work(exclusive=True, group="secret-join")
+    async def join(self, room: str, passphrase: str) -> None:
+        button = self.query_one("#join", Button)
+        working = self.query_one("#secret-working", Static)
+        button.disabled = True
+        working.update(Text(WORKING))
+        self._error("")
+        # Cancelled (Escape) while waiting: the form is gone, leave it alone.
+        problem = await run_attempt(self.attempt, room, passphrase)
+        button.disabled = False
+        working.update("")
+        if problem is None:
+            self.dismiss(room)
+            return
+        self._error(problem)
+        box = self.query_one("#secret-pass", Input)
+        box.focus()
+        box.select_all()
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:

@@ -1,5 +1,6 @@
 """The sidebar: the server window, joined rooms (numbered for Alt+digit,
-with unread counts and a mark for mentions), then the public rooms."""
+a lock before secret ones, with unread counts and a mark for mentions), then
+the public rooms."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from ..render import clean
+from ..render import LOCK, clean
 from ..state import CONSOLE, ChatState, RoomState
 
 WINDOW = "w:"  # option id prefix: a window (console or joined room), then its key
@@ -20,8 +21,9 @@ PUBLIC = "p:"  # option id prefix: a public room we are not in, then its name
 def _room_prompt(number: int, room: RoomState) -> Text:
     label = Text()
     label.append(f"{number if number < 10 else ' '} ", style="dim")
-    label.append("● ", style="green")
-    label.append(f"#{clean(room.name)}", style="bold" if room.unread else "")
+    label.append("● " if room.joined else "○ ", style="green" if room.joined else "dim")
+    lock = LOCK if room.secret else ""
+    label.append(f"{lock}#{clean(room.name)}", style="bold" if room.unread else "")
     label.append(f" {room.member_count}", style="dim")
     if room.mentioned:
         label.append(" @", style="bold reverse #e05252")

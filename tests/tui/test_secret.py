@@ -1,0 +1,201 @@
+"""Secret rooms in the TUI, against the real TLS daemon: the passphrase and
+create-room forms, conversation with fingerprints, /privacy, reconnects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from textual.app import App
+from textual.pilot import Pilot
+from textual.widgets import Button, Input, RadioButton
+
+from anonchat.crypto import normalize_room, wordlist
+from anonchat.daemon import Config, Daemon, Limits
+from anonchat.tui import AnonchatApp
+from anonchat.tui.screens.chat import ChatScreen
+from anonchat.tui.screens.create_room import GENERATED, CreateRoomScreen
+from anonchat.tui.screens.passphrase import PassphraseScreen
+from anonchat.tui.settings import SETTINGS_FILE
+from anonchat.tui.state import CONSOLE, secret_key
+from anonchat.tui.widgets.room_list import RoomList
+
+from .conftest import STATE_DIR, app_for, lines, type_line, until_chat, wait_for
+
+ROOM = "hideout"
+KEY = secret_key(ROOM)
+PASSPHRASE = "correct-horse-battery-staple-orbit-lemon"
+DENIED = "no such room or wrong passphrase"
+
+
+def top(app: App[Any]) -> object:
+    """The screen on top (a call, so mypy does not keep an earlier narrowing)."""
+    return app.screen
+
+
+def text_of(app: AnonchatApp, selector: str) -> str:
+    return str(app.screen.query_one(selector).render())
+
+
+async def open_secret(pilot: Pilot[Any], chat: ChatScreen, passphrase: str) -> None:
+    """/secret ROOM, type the passphrase, Enter, and wait until the room is open."""
+    app = pilot.app
+    await type_line(pilot, f"/secret {ROOM}")
+    assert isinstance(app.screen, PassphraseScreen)
+    box = app.screen.query_one("#secret-pass", Input)
+    assert box.password and box.has_focus  # masked; the room name was given
+    box.value = passphrase
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: chat.state.current == KEY, what="in the secret room")
+    assert top(app) is chat
+
+
+async def create_secret(pilot: Pilot[Any], chat: ChatScreen, passphrase: str) -> None:
+    await type_line(pilot, f"/secret create {ROOM}")
+    app = pilot.app
+    assert isinstance(app.screen, CreateRoomScreen)
+    assert app.screen.query_one("#kind-secret", RadioButton).value  # preset to secret
+    app.screen.query_one("#room-pass", Input).value = passphrase
+    await pilot.press("enter")
+    await wait_for(pilot, lambda: chat.state.current == KEY, what="secret room created")
+
+
+async def test_two_apps_meet_in_a_secret_room(daemon: Daemon, tmp_path: Path) -> None:
+    alice = app_for(daemon.port, tmp_path, "alice")
+    bob = app_for(daemon.port, tmp_path, "bob")
+    async with alice.run_test(size=(110, 32)) as pa, bob.run_test(size=(110, 32)) as pb:
+        ca, cb = await until_chat(pa), await until_chat(pb)
+        await create_secret(pa, ca, PASSPHRASE)
+        await open_secret(pb, cb, PASSPHRASE)
+        a_label = f"alice#{ca.client.identity.fingerprint}"
+        b_label = f"bob#{cb.client.identity.fingerprint}"
+        await wait_for(pa, lambda: any(f"{b_label} joined" in x for x in lines(ca, KEY)))
+        await type_line(pa, "hello bob, only we can read this")
+        await wait_for(pb, lambda: any("only we can read this" in x for x in lines(cb, KEY)))
+        assert any(f"{a_label}  hello bob" in x for x in lines(cb, KEY))
+        await type_line(pb, "/me nods")
+        await wait_for(pa, lambda: any(f"* {b_label} nods" in x for x in lines(ca, KEY)))
+        # The lock in the room list and the header; members by label.
+        prompt = str(ca.query_one(RoomList).get_option(f"w:{KEY}").prompt)
+        assert f"🔒#{ROOM}" in prompt
+        assert f"🔒#{ROOM}" in str(ca.query_one("#topic-bar").render())
+        await wait_for(pa, lambda: b_label in ca.state.rooms[KEY].members, what="bob listed")
+        assert a_label in ca.state.rooms[KEY].members
+        await type_line(pa, "/who")
+        assert any(b_label in x and a_label in x for x in lines(ca, KEY))
+        await type_line(pa, "/topic a topic")
+        assert any("secret rooms have no topic" in x for x in lines(ca, KEY))
+        # /leave: the other side is told, by label.
+        await type_line(pb, "/leave")
+        await wait_for(pb, lambda: KEY not in cb.state.rooms, what="bob left")
+        await wait_for(pa, lambda: any(f"{b_label} left" in x for x in lines(ca, KEY)))
+        assert normalize_room(ROOM) not in cb.client.secret
+        assert KEY not in cb._passphrases
+
+
+async def test_wrong_passphrase_inline_then_right_one(daemon: Daemon, tmp_path: Path) -> None:
+    alice = app_for(daemon.port, tmp_path, "alice")
+    bob = app_for(daemon.port, tmp_path, "bob")
+    async with alice.run_test(size=(110, 32)) as pa, bob.run_test(size=(110, 32)) as pb:
+        ca, cb = await until_chat(pa), await until_chat(pb)
+        await create_secret(pa, ca, PASSPHRASE)
+        await type_line(pb, f"/secret {ROOM}")
+        modal = bob.screen
+        assert isinstance(modal, PassphraseScreen)
+        modal.query_one("#secret-pass", Input).value = "not-the-passphrase"
+        # Submitted without Pilot (which waits for the worker to end): while the
+        # key is derived the button is disabled and the form says so.
+        modal.submit()
+        await wait_for(pb, lambda: modal.query_one("#join", Button).disabled, what="busy")
+        assert "deriving key" in text_of(bob, "#secret-working")
+        await wait_for(pb, lambda: DENIED in text_of(bob, "#secret-error"), what="inline error")
+        assert bob.screen is modal  # still open, ready for another try
+        assert not modal.query_one("#join", Button).disabled
+        assert text_of(bob, "#secret-working") == ""
+        assert KEY not in cb.state.rooms
+        modal.query_one("#secret-pass", Input).value = PASSPHRASE
+        await pb.press("enter")
+        await wait_for(pb, lambda: cb.state.current == KEY, what="bob in")
+        assert any("you joined the secret room 🔒#hideout as bob#" in x for x in lines(cb, KEY))
+        # Escape cancels the form.
+        await type_line(pb, "/secret elsewhere")
+        assert isinstance(bob.screen, PassphraseScreen)
+        await pb.press("escape")
+        assert top(bob) is cb
+
+
+async def test_rate_limit_shows_inline(tmp_path: Path) -> None:
+    limits = Limits(join_burst=2, join_interval=30.0)
+    daemon = Daemon(Config(host="127.0.0.1", port=0, state_dir=str(STATE_DIR), limits=limits))
+    await daemon.start()
+    try:
+        app = app_for(daemon.port, tmp_path, "mallory")
+        async with app.run_test(size=(110, 32)) as pilot:
+            await until_chat(pilot)
+            await type_line(pilot, f"/secret {ROOM}")
+            modal = app.screen
+            assert isinstance(modal, PassphraseScreen)
+            for guess in ("guess-one", "guess-two", "guess-three"):
+                modal.query_one("#secret-pass", Input).value = guess
+                await pilot.press("enter")
+                await wait_for(pilot, lambda: not modal.query_one("#join", Button).disabled)
+            assert "too many secret-room join attempts" in text_of(app, "#secret-error")
+            assert app.screen is modal
+    finally:
+        await daemon.shutdown()
+
+
+async def test_create_with_generated_passphrase(daemon: Daemon, tmp_path: Path) -> None:
+    app = app_for(daemon.port, tmp_path, "alice")
+    async with app.run_test(size=(110, 36)) as pilot:
+        chat = await until_chat(pilot)
+        await pilot.press("f3")
+        form = app.screen
+        assert isinstance(form, CreateRoomScreen)
+        assert not form.query_one("#secret-fields").display  # public by default
+        await pilot.click("#kind-secret")
+        assert form.query_one("#secret-fields").display
+        assert not form.query_one("#public-fields").display
+        form.query_one("#room-name", Input).value = ROOM
+        # A typed passphrase is masked and judged as it is typed.
+        box = form.query_one("#room-pass", Input)
+        box.focus()
+        await pilot.press(*"hunter2")
+        assert box.password
+        assert "shorter than" in text_of(app, "#pass-warning")
+        await pilot.click("#generate")
+        generated = box.value
+        words = generated.split("-")
+        assert len(words) == 6 and all(w in wordlist() for w in words)
+        assert not box.password  # in clear, to be copied
+        assert GENERATED in text_of(app, "#pass-warning")
+        await pilot.pause(0.3)  # a Button ignores clicks while it shows the last one
+        await pilot.click("#create")
+        await wait_for(pilot, lambda: chat.state.current == KEY, what="created")
+        assert top(app) is chat
+        shown = lines(chat, KEY)
+        assert any("you created the secret room 🔒#hideout" in x for x in shown)
+        assert any(generated in x for x in shown)
+        assert chat._passphrases[KEY] == (ROOM, generated)
+        # The passphrase never reaches the settings file.
+        settings = (tmp_path / "alice" / SETTINGS_FILE).read_text(encoding="utf-8")
+        assert generated not in settings and ROOM not in settings
+
+
+async def test_privacy_report(daemon: Daemon, tmp_path: Path) -> None:
+    app = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    async with app.run_test(size=(110, 32)) as pilot:
+        chat = await until_chat(pilot)
+        await wait_for(pilot, lambda: chat.state.current == "lobby")
+        await type_line(pilot, "/privacy")
+        public = lines(chat, "lobby")
+        assert any("connection: TLS to a key you pinned (sha256/" in x for x in public)
+        assert any("in #lobby: a public room. The server and every member see" in x for x in public)
+        await create_secret(pilot, chat, PASSPHRASE)
+        await type_line(pilot, "/privacy")
+        secret = lines(chat, KEY)
+        assert any("in 🔒#hideout: end-to-end encrypted" in x for x in secret)
+        assert any("no forward secrecy" in x for x in secret)
+        await pilot.press("alt+0")
+        await type_line(pilot, "/privacy")
+        assert any("you are in no room" in x for x in lines(chat, CONSOLE))
