@@ -52,6 +52,16 @@ T = TypeVar("T", bound=ev.Frame)
 #: Pushed events a client buffers before it is considered too slow and closes.
 EVENT_QUEUE_MAX = 100_000
 
+
+@dataclass
+class Rejoined:
+    """What :meth:`Client.rejoin` brought back."""
+
+    joined: list[ev.Joined] = field(default_factory=list)  # public rooms
+    secret: list[str] = field(default_factory=list)  # secret rooms, by name
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (room, reason)
+
+
 Confirm = Callable[[str, int, str], Awaitable[bool]]
 """Asked on first contact with a server: (host, port, pin) -> trust it?"""
 
@@ -361,32 +371,43 @@ class Client:
             self.rooms, self._seen = dict(old.rooms), dict(old._seen)
             self._secret_seen = dict(old._secret_seen)
 
-    async def rejoin(self, old: Client) -> list[tuple[str, str]]:
+    async def rejoin(self, old: Client) -> Rejoined:
         """After a connection that did not resume: join the old client's rooms again.
 
         Public rooms the daemon forgot are created again; secret rooms are
-        joined (or created) with the keys held in memory.  Returns the rooms
-        that failed, with the reason.
+        joined (or created) with the keys held in memory, so no passphrase is
+        needed.  Says which rooms came back and which failed, with the reason.
         """
-        failed: list[tuple[str, str]] = []
+        result = Rejoined()
         for name in old.rooms.values():
             try:
-                try:
-                    await self.join(name)
-                except RequestError as exc:
-                    if exc.code != Code.NO_SUCH_ROOM:
-                        raise
-                    await self.create(name)
+                result.joined.append(await self._join_or_create(name))
             except RequestError as exc:
-                failed.append((name, exc.message))
+                result.failed.append((name, exc.message))
         channels = list(self._secret_by_id.values())
         self.secret, self._secret_by_id = {}, {}
         for channel in channels:
             try:
                 await self._rejoin_secret(channel)
+                result.secret.append(channel.name)
             except RequestError as exc:
-                failed.append((channel.name, exc.message))
-        return failed
+                result.failed.append((channel.name, exc.message))
+        return result
+
+    async def _join_or_create(self, name: str) -> ev.Joined:
+        """Join a room, creating it if the daemon forgot it (a restart); if someone
+        else creates it at the same moment, join theirs."""
+        try:
+            return await self.join(name)
+        except RequestError as exc:
+            if exc.code != Code.NO_SUCH_ROOM:
+                raise
+        try:
+            return await self.create(name)
+        except RequestError as exc:
+            if exc.code != Code.ROOM_EXISTS:
+                raise
+        return await self.join(name)
 
     async def _rejoin_secret(self, channel: SecretChannel) -> None:
         keys = channel.keys
@@ -406,7 +427,17 @@ class Client:
                 proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
                 sender=self.identity.public,
             )
-            await self._enter_secret(channel.name, keys, create, channel)
+            try:
+                await self._enter_secret(channel.name, keys, create, channel)
+            except RequestError as again:
+                if again.code != Code.ROOM_EXISTS:  # another member made it again first
+                    raise
+                join = replace(
+                    join,
+                    id=self._next_id(),
+                    proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
+                )
+                await self._enter_secret(channel.name, keys, join, channel)
 
     def _note_seq(self, frame: ev.Frame) -> None:
         """Remember the last event seen per room (what a resume asks for)."""

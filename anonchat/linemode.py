@@ -594,7 +594,7 @@ async def _reconnect(endpoint: Endpoint, old: Client, out: Callable[[str], None]
         if new.resumed:
             out(system("reconnected and resumed: what was said meanwhile follows"))
             return new
-        failed = await new.rejoin(old)
+        failed = (await new.rejoin(old)).failed
         out(system(f"reconnected as {clean(new.nick)}; messages sent while you were away are lost"))
         for room, reason in failed:
             out(system(f"could not rejoin #{clean(room)}: {clean(reason)}"))

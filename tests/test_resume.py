@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from anonchat import events as ev
 from anonchat.client import Client, Event
+from anonchat.daemon import Config, Daemon
 from anonchat.secret import SecretMessage
 
 from .conftest import DaemonFactory
@@ -109,7 +112,9 @@ async def test_beyond_the_window_nothing_is_resumed_and_rooms_are_rejoined(
     assert [q.nick for q in quits] == ["bob"]
     again = await Client.connect("127.0.0.1", daemon.port, pin=daemon.pin, nick="bob", resume=bob)
     assert not again.resumed
-    assert await again.rejoin(bob) == []
+    result = await again.rejoin(bob)
+    assert result.failed == [] and result.secret == ["den"]
+    assert [j.room for j in result.joined] == ["lobby"]
     assert (await alice.who("lobby")).members == ["alice", "bob"]
     await alice.say_secret("den", "welcome back")
     assert texts(await quiet(again)) == ["welcome back"]
@@ -174,3 +179,36 @@ async def test_secret_history_is_sealed_and_readable_by_the_newcomer(
     assert texts(await quiet(carol)) == ["said before you came"]
     await alice.close()
     await carol.close()
+
+
+async def test_after_a_daemon_restart_everyone_meets_again(
+    make_daemon: DaemonFactory, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    first = await make_daemon()
+    port, state = first.port, first.config.state_dir
+    alice, bob = await dial(first, "alice"), await dial(first, "bob")
+    for c in (alice, bob):
+        await (c.create if c is alice else c.join)("lobby")
+    await alice.create_secret("den", PASSPHRASE)
+    await bob.join_secret("den", PASSPHRASE)
+    await first.shutdown()
+    await until_closed(alice)
+    await until_closed(bob)
+    config = Config(host="127.0.0.1", port=port, state_dir=state, limits=first.config.limits)
+    second = Daemon(config)  # same key, same port, empty memory
+    await second.start()
+    try:
+        new_alice = await resume(port, second.pin, alice)
+        new_bob = await resume(port, second.pin, bob)
+        assert not new_alice.resumed and not new_bob.resumed
+        results = await asyncio.gather(new_alice.rejoin(alice), new_bob.rejoin(bob))
+        for result in results:
+            assert result.failed == [] and result.secret == ["den"]
+        await new_bob.say_secret("den", "we meet again")
+        await new_bob.say("lobby", "and here")
+        got = texts(await quiet(new_alice, 0.3))
+        assert "we meet again" in got and "and here" in got
+        await new_alice.close()
+        await new_bob.close()
+    finally:
+        await second.shutdown()

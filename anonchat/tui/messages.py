@@ -55,11 +55,13 @@ class Reconnecting(Message):
 
 @dataclass
 class Reconnected(Message):
-    """A new connection is up and the rooms were joined again where possible."""
+    """A new connection is up: the session was resumed (nothing missed), or
+    else the rooms were joined again where possible."""
 
     client: Client
     joined: list[ev.Joined]
     failed: list[tuple[str, str]]  # (room, reason)
+    secret: list[str] = field(default_factory=list)  # secret rooms rejoined with kept keys
 
 
 @dataclass
@@ -88,12 +90,6 @@ class SecretEntered(Message):
     passphrase: str = field(repr=False)
     how: str  # joined, created, rejoined
     generated: bool = False
-
-
-@dataclass
-class SecretRejoinFailed(Message):
-    room: str
-    reason: str
 
 
 @dataclass

@@ -154,10 +154,37 @@ def event_line(frame: ev.Presence | ev.TopicChanged, clock: Clock) -> Text:
     elif frame.kind == "nick":
         body.append(" is now known as ")
         body.append_text(nick_text(frame.new or "", bold=False))
+    elif frame.kind in ("kick", "ban"):
+        body.append(" was kicked by " if frame.kind == "kick" else " was banned by ")
+        body.append_text(nick_text(frame.by or "", bold=False))
+        if frame.msg:
+            body.append(f" ({clean(frame.msg)})")
+    elif frame.kind == "op":
+        body.append(" is now an owner")
+        if frame.by:
+            body.append(" (by ")
+            body.append_text(nick_text(frame.by, bold=False))
+            body.append(")")
     else:
         body.append(" left" if frame.kind == "leave" else " quit")
         if frame.msg:
             body.append(f" ({clean(frame.msg)})")
+    line.append_text(body)
+    return line
+
+
+def mode_line(frame: ev.ModeChanged, clock: Clock) -> Text:
+    """An owner changed the room's modes."""
+    line = _stamp(clock, frame.ts)
+    line.append("-!- ", style="dim")
+    body = Text(style=SYSTEM_STYLE)
+    body.append_text(nick_text(frame.nick, bold=False))
+    modes = [
+        "locked" if frame.locked else "open to newcomers",
+        f"slow mode {frame.slow} s" if frame.slow else "no slow mode",
+        "history on join" if frame.history else "no history on join",
+    ]
+    body.append(" set the modes: " + ", ".join(modes))
     line.append_text(body)
     return line
 

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field, replace
 from .. import events as ev
 from ..client import Client, Confirm, Endpoint
 from ..errors import Code, ConnectionClosed, RequestError
-from ..secret import SecretChannel
 
 #: Seconds to wait before each reconnect attempt; the last value repeats.
 RECONNECT_DELAYS: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
@@ -40,21 +39,6 @@ async def join_or_create(client: Client, room: str, topic: str | None = None) ->
         return await client.join(room)
 
 
-async def rejoin(
-    client: Client, rooms: Sequence[tuple[str, str]]
-) -> tuple[list[ev.Joined], list[tuple[str, str]]]:
-    """Join each (room, topic) again; a room the restarted server forgot is
-    created with its old topic.  Returns (joined, [(room, reason), ...])."""
-    joined: list[ev.Joined] = []
-    failed: list[tuple[str, str]] = []
-    for room, topic in rooms:
-        try:
-            joined.append(await join_or_create(client, room, topic))
-        except RequestError as exc:
-            failed.append((room, exc.message))
-    return joined, failed
-
-
 async def enter_secret(client: Client, room: str, passphrase: str, create: bool) -> str:
     """Join or create a secret room; return how: ``joined`` or ``created``.
 
@@ -71,23 +55,6 @@ async def enter_secret(client: Client, room: str, passphrase: str, create: bool)
         await client.join_secret(room, passphrase)
         return "joined"
     return "created"
-
-
-async def rejoin_secret(client: Client, room: str, passphrase: str) -> SecretChannel:
-    """Join a secret room again after a reconnect.  A restarted server forgot
-    it (``join_denied``): create it again with the same passphrase, so the
-    others, rejoining the same way, meet in it."""
-    try:
-        return await client.join_secret(room, passphrase)
-    except RequestError as exc:
-        if exc.code != Code.JOIN_DENIED:
-            raise
-    try:
-        return await client.create_secret(room, passphrase)
-    except RequestError as exc:
-        if exc.code != Code.ROOM_EXISTS:  # someone else made it again in between
-            raise
-        return await client.join_secret(room, passphrase)
 
 
 @dataclass(frozen=True)
@@ -109,21 +76,27 @@ class ConnectOptions:
 
 
 async def connect(
-    host: str, port: int, nick: str | None, options: ConnectOptions | None = None
+    host: str,
+    port: int,
+    nick: str | None,
+    options: ConnectOptions | None = None,
+    resume: Client | None = None,
 ) -> Client:
-    """Connect with ``nick``; raises ConnectionClosed like Client.connect."""
+    """Connect with ``nick`` (resuming ``resume``'s session if the daemon still
+    holds it); raises ConnectionClosed like Client.connect."""
     options = options or ConnectOptions()
-    return await options.for_target(host, port).connect(nick or None, confirm=options.confirm)
+    endpoint = options.for_target(host, port)
+    return await endpoint.connect(nick or None, confirm=options.confirm, resume=resume)
 
 
 async def reconnect_once(
-    host: str, port: int, nick: str, options: ConnectOptions | None = None
+    host: str, port: int, nick: str, options: ConnectOptions | None, old: Client
 ) -> Client:
-    """One reconnect attempt.  If our old session still holds the nick (the
-    server has not noticed the drop yet), come back as ``nick_`` instead."""
+    """One reconnect attempt, resuming ``old``'s session when the daemon still
+    holds it.  If the nick is taken meanwhile, come back as ``nick_``."""
     try:
-        return await connect(host, port, nick, options)
+        return await connect(host, port, nick, options, resume=old)
     except ConnectionClosed as exc:
         if exc.code != Code.NICK_TAKEN or len(nick) >= ev.NICK_MAX:
             raise
-    return await connect(host, port, nick + "_", options)
+    return await connect(host, port, nick + "_", options, resume=old)

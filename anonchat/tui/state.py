@@ -141,7 +141,9 @@ class ChatState:
                 room.add_member(frame.nick)
             elif frame.kind == "nick":
                 room.rename_member(frame.nick, frame.new or frame.nick)
-            else:
+            elif frame.kind == "op":
+                pass  # ownership does not change who is in the room
+            else:  # leave, quit, kick, ban
                 room.remove_member(frame.nick)
         return room
 

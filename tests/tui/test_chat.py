@@ -108,3 +108,25 @@ async def test_click_public_room_joins_it(daemon: Daemon, tmp_path: Path) -> Non
         await pe.click(RoomList, offset=(5, 4))
         await wait_for(pe, lambda: ce.state.current == "garden", what="erin joined garden")
         await wait_for(pd, lambda: "erin" in cd.state.rooms["garden"].members)
+
+
+async def test_owners_commands(daemon: Daemon, tmp_path: Path) -> None:
+    owner = app_for(daemon.port, tmp_path, "owner", join=["club"])
+    troll = app_for(daemon.port, tmp_path, "troll", join=["club"])
+    async with owner.run_test(size=(110, 32)) as po:
+        co = await until_chat(po)
+        await wait_for(po, lambda: co.state.current == "club")
+        async with troll.run_test(size=(110, 32)) as pt:
+            ct = await until_chat(pt)
+            await wait_for(po, lambda: "troll" in co.state.rooms["club"].members)
+            await type_line(pt, "/kick owner")  # not an owner: refused
+            await wait_for(pt, lambda: any("only an owner" in x for x in lines(ct, "club")))
+            await type_line(po, "/mode slow 5")
+            await wait_for(po, lambda: any("slow mode 5 s" in x for x in lines(co, "club")))
+            await type_line(po, "/ban troll spamming")
+            await wait_for(
+                po,
+                lambda: any("troll was banned by owner (spamming)" in x for x in lines(co, "club")),
+            )
+            await wait_for(pt, lambda: "club" not in ct.state.rooms, what="troll removed")
+            assert "troll" not in co.state.rooms["club"].members

@@ -172,3 +172,23 @@ async def test_random_nick_default_is_readable(tmp_path: Path) -> None:
         await pilot.click("#reroll")
         assert screen.query_one("#nick", Input).value != ""
     assert CONSOLE == ""
+
+
+async def test_a_dropped_connection_resumes_without_losing_messages(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    bob = app_for(daemon.port, tmp_path, "bob", join=["lobby"])
+    async with alice.run_test(size=(100, 30)) as pa, bob.run_test(size=(100, 30)) as pb:
+        ca, cb = await until_chat(pa), await until_chat(pb)
+        await wait_for(pa, lambda: "bob" in ca.state.rooms["lobby"].members)
+        (session,) = [s for s in daemon.sessions if s.nick == "alice"]
+        session.transport.abort()  # the network drops alice's connection
+        await type_line(pb, "said while alice was away")
+        await wait_for(pa, lambda: any("resumed" in x for x in lines(ca, "lobby")), timeout=10)
+        await wait_for(
+            pa, lambda: any("said while alice was away" in x for x in lines(ca, "lobby"))
+        )
+        assert ca.client.nick == "alice" and ca.client.resumed
+        # bob never saw alice leave.
+        assert not any("alice quit" in x or "alice left" in x for x in lines(cb, "lobby"))

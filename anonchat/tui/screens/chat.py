@@ -14,9 +14,9 @@ update :class:`~..state.ChatState` and the widgets.  Theory of operation:
 * Requests (join, say, ...) each run in a short worker of group ``requests``
   and post their outcome; a failed request becomes an error line.
 * Secret rooms are joined by the passphrase and create-room forms, which run
-  :meth:`ChatScreen.secret_attempt` and show a refusal inline.  Their
-  passphrases stay in ``_passphrases`` (memory only, never in settings) so
-  that ``rejoin_secrets`` can join them again after a reconnect.
+  :meth:`ChatScreen.secret_attempt` and show a refusal inline.  The screen
+  keeps no passphrase: the client holds the derived keys (in memory only), and
+  after a reconnect it resumes the session or rejoins with those keys.
 """
 
 from __future__ import annotations
@@ -55,7 +55,6 @@ from ..messages import (
     RoomLeft,
     RoomsListed,
     SecretEntered,
-    SecretRejoinFailed,
     ServerEvent,
 )
 from ..render import (
@@ -66,6 +65,7 @@ from ..render import (
     join_text,
     mentions,
     message_line,
+    mode_line,
     nick_text,
     room_text,
     secret_label,
@@ -80,8 +80,6 @@ from ..session import (
     enter_secret,
     join_or_create,
     reconnect_once,
-    rejoin,
-    rejoin_secret,
 )
 from ..state import CONSOLE, ChatState, RoomState, secret_key
 from ..widgets.chat_input import ChatInput
@@ -97,12 +95,8 @@ if TYPE_CHECKING:
 
 PING_TIMEOUT = 10.0
 LIST_REFRESH = 30.0
-GAP_NOTE = (
-    "messages sent while you were disconnected may be missing (the server cannot replay them yet)"
-)
+GAP_NOTE = "the server no longer held your session: messages sent while you were away are lost"
 E2E_HEADER = "secret room: end-to-end encrypted, the server cannot read it"
-#: Waits before trying again to rejoin a secret room the server rate-limited.
-REJOIN_WAITS = (11.0, 11.0, 11.0)
 
 
 def transport(client: Client) -> str:
@@ -159,8 +153,6 @@ class ChatScreen(Screen[None]):
         self._views: dict[str, RoomView] = {}
         self._view_ids = 0
         # Secret rooms' passphrases by window key: in memory only, for rejoining.
-        self._passphrases: dict[str, tuple[str, str]] = {}
-        self.rejoin_waits = REJOIN_WAITS
 
     # -- layout ----------------------------------------------------------------
 
@@ -441,6 +433,54 @@ class ChatScreen(Screen[None]):
             target = room.name
             self.request("topic", lambda c: c.set_topic(target, rest))
 
+    def _owned_room(self) -> str | None:
+        """The current public room's name, for an owner's command."""
+        room = self.state.rooms.get(self.state.current)
+        if room is None or room.secret:
+            self.here("owners' commands work in the current public room", error=True)
+            return None
+        return room.name
+
+    def cmd_kick(self, rest: str, ban: bool = False) -> None:
+        nick, _, reason = rest.partition(" ")
+        target = self._owned_room()
+        if target is None:
+            return
+        if not nick:
+            self.here(f"usage: /{'ban' if ban else 'kick'} NICK [REASON]", error=True)
+            return
+        why = reason.strip() or None
+        self.request("kick", lambda c: c.kick(target, nick, why, ban=ban))
+
+    def cmd_ban(self, rest: str) -> None:
+        self.cmd_kick(rest, ban=True)
+
+    def cmd_op(self, rest: str) -> None:
+        target = self._owned_room()
+        if target is not None and rest.split():
+            nick = rest.split()[0]
+            self.request("op", lambda c: c.op(target, nick))
+        elif target is not None:
+            self.here("usage: /op NICK", error=True)
+
+    def cmd_mode(self, rest: str) -> None:
+        target = self._owned_room()
+        if target is None:
+            return
+        word, _, value = rest.partition(" ")
+        value = value.strip()
+        if word in ("lock", "unlock"):
+            locked = word == "lock"
+            self.request("mode", lambda c: c.set_mode(target, locked=locked))
+        elif word == "slow" and value.isdigit():
+            slow = int(value)
+            self.request("mode", lambda c: c.set_mode(target, slow=slow))
+        elif word == "history" and value in ("on", "off"):
+            history = value == "on"
+            self.request("mode", lambda c: c.set_mode(target, history=history))
+        else:
+            self.here("usage: /mode lock | unlock | slow SECONDS | history on|off", error=True)
+
     def cmd_me(self, rest: str) -> None:
         if not rest:
             self.here("usage: /me ACTION", error=True)
@@ -583,48 +623,31 @@ class ChatScreen(Screen[None]):
                 return
             lost = client.closed or ConnectionClosed("eof", "the connection ended")
             self.post_message(ConnectionLost(lost.code, lost.message))
-            client = await self._reconnect(lost.message)
+            client = await self._reconnect(lost.message, client)
 
-    async def _reconnect(self, reason: str) -> Client:
+    async def _reconnect(self, reason: str, old: Client) -> Client:
         last = reason
         for attempt, delay in enumerate(backoff(self.reconnect_delays), start=1):
             self.post_message(Reconnecting(attempt, delay, last))
             await asyncio.sleep(delay)
             try:
-                client = await reconnect_once(self.host, self.port, self.wanted_nick, self.options)
+                client = await reconnect_once(
+                    self.host, self.port, self.wanted_nick, self.options, old
+                )
             except ConnectionClosed as exc:
                 last = exc.message
                 continue
-            rooms = [(r.name, r.topic) for r in self.state.rooms.values() if not r.secret]
+            if client.resumed:  # the daemon kept our session: every room, nothing missed
+                self.post_message(Reconnected(client, [], []))
+                return client
             try:
-                joined, failed = await rejoin(client, rooms)
+                result = await client.rejoin(old)
             except ConnectionClosed as exc:
                 last = exc.message
                 continue
-            self.post_message(Reconnected(client, joined, failed))
+            self.post_message(Reconnected(client, result.joined, result.failed, result.secret))
             return client
         raise AssertionError("backoff() never ends")
-
-    @work(exclusive=True, group="secret-rejoin")
-    async def rejoin_secrets(self, client: Client, rooms: list[tuple[str, str]]) -> None:
-        """Join the secret rooms again on a new connection, with the passphrases
-        kept in memory; a rate limit is waited out a few times."""
-        for name, passphrase in rooms:
-            waits = iter(self.rejoin_waits)
-            while True:
-                try:
-                    await rejoin_secret(client, name, passphrase)
-                except RequestError as exc:
-                    wait = next(waits, None) if exc.code == Code.RATE_LIMITED else None
-                    if wait is None:
-                        self.post_message(SecretRejoinFailed(name, exc.message))
-                        break
-                    await asyncio.sleep(wait)
-                    continue
-                except ConnectionClosed:
-                    return  # the next reconnect tries again
-                self.post_message(SecretEntered(name, passphrase, "rejoined"))
-                break
 
     @work(exclusive=True, group="ping")
     async def ping_worker(self) -> None:
@@ -666,7 +689,27 @@ class ChatScreen(Screen[None]):
             self.write(room.key, event_line(frame, self.clock), counts=False)
             if isinstance(frame, ev.Presence) and frame.kind == "nick":
                 self.status.set(nick=self.client.nick)
+            if (
+                isinstance(frame, ev.Presence)
+                and frame.kind in ("kick", "ban")
+                and name_key(frame.nick) == name_key(self.client.nick)
+            ):
+                self.console(join_text("you were removed from ", room_text(room.name)))
+                self.post_message(RoomLeft(frame.room))  # like /leave
             self.refresh_chrome()
+        elif isinstance(frame, ev.ModeChanged):
+            key = name_key(frame.room)
+            if key in self.state.rooms:
+                self.write(key, mode_line(frame, self.clock), counts=False)
+        elif isinstance(frame, ev.Missed):
+            key = name_key(frame.room) if frame.room else CONSOLE
+            lost = frame.last - frame.first + 1
+            note = f"{lost} events were said while you were away and are lost"
+            self.write(
+                key if key in self.state.rooms else CONSOLE,
+                system_line(note, self.clock),
+                counts=False,
+            )
         elif isinstance(frame, ev.Bye | ev.Error):
             text = f"the server closed the connection: {clean(frame.msg)} ({clean(frame.code)})"
             self.console(text, error=True)
@@ -710,7 +753,6 @@ class ChatScreen(Screen[None]):
         channel = self.client.secret.get(normalize_room(event.room))
         room = self.state.enter_secret(event.room, channel.members() if channel else [])
         room.joined = True
-        self._passphrases[room.key] = (event.room, event.passphrase)
         self._add_view(room.key)
         shown = room_text(room.name, secret=True)
         if event.how == "rejoined":
@@ -733,18 +775,6 @@ class ChatScreen(Screen[None]):
             )
             self.write(room.key, system_line(note, self.clock), counts=False)
         self.switch_to(room.key)
-
-    def on_secret_rejoin_failed(self, event: SecretRejoinFailed) -> None:
-        room = self.state.room(event.room, secret=True)
-        if room is None:
-            return
-        text = join_text(
-            "could not rejoin ",
-            room_text(room.name, secret=True),
-            f": {clean(event.reason)}; /secret {clean(room.name)} to try again",
-        )
-        self.write(room.key, system_line(text, self.clock, error=True), counts=False)
-        self.refresh_chrome()
 
     def on_room_joined(self, event: RoomJoined) -> None:
         joined = event.joined
@@ -775,7 +805,6 @@ class ChatScreen(Screen[None]):
     def on_room_left(self, event: RoomLeft) -> None:
         key = secret_key(event.room) if event.secret else name_key(event.room)
         self.state.forget(event.room, secret=event.secret)
-        self._passphrases.pop(key, None)
         view = self._views.pop(key, None)
         if view is not None:
             view.remove()
@@ -852,7 +881,18 @@ class ChatScreen(Screen[None]):
             nick=event.client.nick,
             transport=transport(event.client),
         )
+        if event.client.resumed:
+            self.console(system_line("reconnected and resumed: nothing was missed", self.clock))
+            for room in self.state.rooms.values():
+                self.write(
+                    room.key, system_line("reconnected and resumed", self.clock), counts=False
+                )
+            return
         self.console(join_text("reconnected as ", nick_text(event.client.nick)))
+        for name in event.secret:
+            self.write(
+                secret_key(name), system_line(f"rejoined; {GAP_NOTE}", self.clock), counts=False
+            )
         for joined in event.joined:
             room = self.state.enter(joined)
             self.write(room.key, system_line(f"reconnected; {GAP_NOTE}", self.clock), counts=False)
@@ -866,7 +906,3 @@ class ChatScreen(Screen[None]):
             )
         self.switch_to(self.state.current)
         self.request_list(show=False)
-        keys = [r.key for r in self.state.secret_rooms()]
-        secret = [self._passphrases[k] for k in keys if k in self._passphrases]
-        if secret:
-            self.rejoin_secrets(event.client, secret)
