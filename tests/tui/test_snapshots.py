@@ -109,3 +109,19 @@ def test_chat_screen_with_messages(
     finally:
         if bob:
             fixed_daemon.call(bob[0].close())
+
+
+def test_passphrase_modal(
+    snap_compare: SnapCompare, fixed_daemon: ThreadedDaemon, tmp_path: Path
+) -> None:
+    app = app_for(SNAPSHOT_PORT, tmp_path, "alice", join=["lobby"])
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        chat = await until_chat(pilot)
+        await wait_for(pilot, lambda: chat.state.current == "lobby")
+        await type_line(pilot, "/secret hideout")
+        await wait_for(pilot, lambda: type(pilot.app.screen).__name__ == "PassphraseScreen")
+        await pilot.press(*"not the passphrase")  # shown masked
+        await pilot.pause(0.2)
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
