@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import ipaddress
 import logging
 import signal
 import sys
@@ -131,8 +132,27 @@ async def _serve(daemon: Daemon) -> int:
         file=sys.stderr,
         flush=True,
     )
+    if plaintext_exposed(daemon.pin, daemon.addresses):
+        print(
+            "anonchatd: WARNING: --plaintext on an address other machines can reach: "
+            "everything said here can be read and changed on the network; use TLS",
+            file=sys.stderr,
+            flush=True,
+        )
     await daemon.serve_until_stopped()
     return 0
+
+
+def plaintext_exposed(pin: str, addresses: list[tuple[str, int]]) -> bool:
+    """Whether a daemon without TLS listens where other machines can reach it."""
+    return not pin and not all(_loopback(host) for host, _ in addresses)
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 # -- the client --------------------------------------------------------------

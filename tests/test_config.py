@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from anonchat.cli import daemon_main, parse_server
+from anonchat.cli import daemon_main, parse_server, plaintext_exposed
 from anonchat.daemon import DEFAULT_PORT, Limits, load_config
 from anonchat.errors import ConfigError
 
@@ -93,3 +93,21 @@ def test_the_shipped_example_config_loads() -> None:
     assert config.limits.max_per_address == 16 and config.limits.history == 20
     unit = (root / "contrib" / "anonchatd.service").read_text()
     assert "DynamicUser=yes" in unit and "StateDirectory=anonchatd" in unit
+
+
+@pytest.mark.parametrize(
+    ("pin", "addresses", "exposed"),
+    [
+        ("", [("127.0.0.1", 7667)], False),
+        ("", [("::1", 7667, 0, 0)], False),
+        ("", [("0.0.0.0", 7667)], True),
+        ("", [("127.0.0.1", 7667), ("192.0.2.7", 7667)], True),
+        ("sha256/x", [("0.0.0.0", 7667)], False),
+    ],
+)
+def test_plaintext_beyond_loopback_is_warned_about(
+    pin: str, addresses: list[tuple[str, int]], exposed: bool
+) -> None:
+    # The daemon prints a warning at start when this says True (checked here
+    # without listening anywhere but loopback).
+    assert plaintext_exposed(pin, [a[:2] for a in addresses]) is exposed
