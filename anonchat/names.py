@@ -116,7 +116,7 @@ def sanitize(text: str, *, keep_newlines: bool = False) -> str:
     """Make text from another user safe to write to a terminal.
 
     C0 controls and DEL become caret notation (ESC -> ``^[``), C1 controls and
-    format characters (bidi overrides, zero-width) become ``<U+XXXX>``, so
+    format characters (bidi overrides, zero-width) become ``<U+202E>``-style codes, so
     nothing can move the cursor, change colours or reorder the line.
     """
     out = []
