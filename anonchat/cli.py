@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import ipaddress
 import logging
 import signal
 import sys
@@ -14,7 +13,7 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from . import __version__
-from .client import Endpoint
+from .client import Endpoint, is_loopback
 from .daemon import DEFAULT_PORT, Daemon, load_config
 from .daemon.server import describe, load_tls_identity, loop_factory
 from .errors import ConfigError
@@ -145,14 +144,7 @@ async def _serve(daemon: Daemon) -> int:
 
 def plaintext_exposed(pin: str, addresses: list[tuple[str, int]]) -> bool:
     """Whether a daemon without TLS listens where other machines can reach it."""
-    return not pin and not all(_loopback(host) for host, _ in addresses)
-
-
-def _loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return host == "localhost"
+    return not pin and not all(is_loopback(host) for host, _ in addresses)
 
 
 # -- the client --------------------------------------------------------------

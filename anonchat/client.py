@@ -66,7 +66,8 @@ Confirm = Callable[[str, int, str], Awaitable[bool]]
 """Asked on first contact with a server: (host, port, pin) -> trust it?"""
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
     if host == "localhost":
         return True
     try:
@@ -224,7 +225,7 @@ class Client:
                 check_nick(nick)
             except InvalidName as exc:
                 raise ConnectionClosed(Code.NICK_INVALID, str(exc)) from None
-        if not tls and not allow_remote_plaintext and not _is_loopback(host):
+        if not tls and not allow_remote_plaintext and not is_loopback(host):
             raise ConnectionClosed(
                 "plaintext_refused",
                 f"refusing an unencrypted connection to {host}; use TLS, or say --plaintext",
@@ -313,6 +314,21 @@ class Client:
         self._check(check_room, room, Code.ROOM_INVALID)
         return await self._request(ev.Join(id=self._next_id(), room=room), ev.Joined)
 
+    async def join_or_create(self, room: str, topic: str | None = None) -> ev.Joined:
+        """Join ``room``, creating it (with ``topic``) if it does not exist, as irc's
+        /join does; if someone else creates it at the same moment, join theirs."""
+        try:
+            return await self.join(room)
+        except RequestError as exc:
+            if exc.code != Code.NO_SUCH_ROOM:
+                raise
+        try:
+            return await self.create(room, topic)
+        except RequestError as exc:
+            if exc.code != Code.ROOM_EXISTS:
+                raise
+        return await self.join(room)
+
     async def leave(self, room: str) -> None:
         await self._request(ev.Leave(id=self._next_id(), room=room), ev.Ok)
         self.rooms.pop(name_key(room), None)
@@ -381,7 +397,7 @@ class Client:
         result = Rejoined()
         for name in old.rooms.values():
             try:
-                result.joined.append(await self._join_or_create(name))
+                result.joined.append(await self.join_or_create(name))
             except RequestError as exc:
                 result.failed.append((name, exc.message))
         channels = list(self._secret_by_id.values())
@@ -393,21 +409,6 @@ class Client:
             except RequestError as exc:
                 result.failed.append((channel.name, exc.message))
         return result
-
-    async def _join_or_create(self, name: str) -> ev.Joined:
-        """Join a room, creating it if the daemon forgot it (a restart); if someone
-        else creates it at the same moment, join theirs."""
-        try:
-            return await self.join(name)
-        except RequestError as exc:
-            if exc.code != Code.NO_SUCH_ROOM:
-                raise
-        try:
-            return await self.create(name)
-        except RequestError as exc:
-            if exc.code != Code.ROOM_EXISTS:
-                raise
-        return await self.join(name)
 
     async def _rejoin_secret(self, channel: SecretChannel) -> None:
         keys = channel.keys

@@ -215,13 +215,7 @@ class LineSession:
         if name_key(room) in self.client.rooms:
             self._switch(self.client.rooms[name_key(room)], False)
             return
-        try:
-            joined = await self.client.join(room)
-        except RequestError as exc:
-            if exc.code != Code.NO_SUCH_ROOM:
-                raise
-            joined = await self.client.create(room)
-        self._entered(joined)
+        self._entered(await self.client.join_or_create(room))
 
     async def cmd_create(self, rest: str) -> None:
         room, _, topic = rest.partition(" ")

@@ -24,21 +24,6 @@ def backoff(delays: Sequence[float]) -> Iterator[float]:
         yield delays[-1]
 
 
-async def join_or_create(client: Client, room: str, topic: str | None = None) -> ev.Joined:
-    """Join ``room``; create it (with ``topic``) if it does not exist."""
-    try:
-        return await client.join(room)
-    except RequestError as exc:
-        if exc.code != Code.NO_SUCH_ROOM:
-            raise
-    try:
-        return await client.create(room, topic or None)
-    except RequestError as exc:
-        if exc.code != Code.ROOM_EXISTS:  # someone else created it in between
-            raise
-        return await client.join(room)
-
-
 async def enter_secret(client: Client, room: str, passphrase: str, create: bool) -> str:
     """Join or create a secret room; return how: ``joined`` or ``created``.
 

@@ -78,7 +78,6 @@ from ..session import (
     ConnectOptions,
     backoff,
     enter_secret,
-    join_or_create,
     reconnect_once,
 )
 from ..state import CONSOLE, ChatState, RoomState, secret_key
@@ -578,7 +577,7 @@ class ChatScreen(Screen[None]):
     # -- requests ------------------------------------------------------------------
 
     def request_join(self, name: str) -> None:
-        self.request("join", lambda c: join_or_create(c, name), RoomJoined)
+        self.request("join", lambda c: c.join_or_create(name), RoomJoined)
 
     def request_create(self, name: str, topic: str) -> None:
         self.request("create", lambda c: c.create(name, topic or None), RoomJoined)
