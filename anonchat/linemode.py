@@ -31,7 +31,8 @@ from . import events as ev
 from .client import Client, Confirm, Endpoint, Event
 from .crypto import generate_passphrase, normalize_room, passphrase_warning
 from .errors import Code, ConnectionClosed, RequestError
-from .names import name_key, sanitize
+from .frontend import LOCK, MODE_USAGE, clean, parse_mode, privacy_report
+from .names import name_key
 from .secret import SecretMessage, SecretNotice
 
 HELP = """\
@@ -62,11 +63,6 @@ A line starting with "//" sends a message that begins with "/".\
 """
 
 
-def clean(text: str) -> str:
-    """One line of terminal-safe text: newlines shown as a return mark."""
-    return sanitize(text.replace("\r\n", "\n").replace("\n", " \u21b5 "))
-
-
 def clock(ts_ms: int | None = None) -> str:
     t = time.localtime(ts_ms / 1000 if ts_ms is not None else None)
     return time.strftime("%H:%M:%S", t)
@@ -74,8 +70,6 @@ def clock(ts_ms: int | None = None) -> str:
 
 #: How often a message refused with rate_limited is tried again.
 RATE_RETRIES = 30
-
-LOCK = "\U0001f512"  # 🔒: marks secret rooms, read out as "lock" by screen readers
 
 
 def format_event(frame: Event) -> str | None:
@@ -341,16 +335,11 @@ class LineSession:
         room = await self._owner_room()
         if room is None:
             return
-        word, _, value = rest.partition(" ")
-        value = value.strip()
-        if word in ("lock", "unlock"):
-            await self.client.set_mode(room, locked=word == "lock")
-        elif word == "slow" and value.isdigit():
-            await self.client.set_mode(room, slow=int(value))
-        elif word == "history" and value in ("on", "off"):
-            await self.client.set_mode(room, history=value == "on")
+        modes = parse_mode(rest)
+        if modes is None:
+            self.say_system(MODE_USAGE)
         else:
-            self.say_system("usage: /mode lock | unlock | slow SECONDS | history on|off")
+            await self.client.set_mode(room, **modes)
 
     async def cmd_privacy(self, rest: str) -> None:
         for line in privacy_report(self.client, self.current, self.current_secret):
@@ -445,42 +434,6 @@ _COMMANDS: dict[str, Callable[[LineSession, str], Awaitable[None]]] = {
 }
 
 Ask = Callable[[str], Awaitable[str | None]]
-
-
-def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
-    """What the daemon can and cannot see about this user right now (docs/security.md)."""
-    how = (
-        f"TLS to a key you pinned ({client.pin})"
-        if client.pin
-        else "NO encryption: anyone on the network path sees everything below too"
-    )
-    lines = [
-        f"connection: {how}",
-        "the server sees: your IP address while you are connected (unless you use a proxy "
-        "such as Tor), when you connect and send, your nick, and the public rooms you are in",
-        "the server keeps: nothing about you on disk (only its own key), no logs of "
-        "addresses or messages; recent messages of each room stay in its memory for a while "
-        "(in a secret room, sealed)",
-    ]
-    if room is None:
-        lines.append("you are in no room")
-    elif secret:
-        lines += [
-            f"in {LOCK}#{clean(room)}: end-to-end encrypted. The server cannot see the room's "
-            "name, its passphrase, or what anyone says; the nick inside your messages is your "
-            "public nick, so it knows which session is you",
-            "it does see: an opaque room id, that your connection is in it, how many members "
-            "it has, when each message is sent and its size rounded up to 256/512/1024/2048/4096 "
-            "bytes",
-            "limits: anyone who knows the passphrase can read and join; there is no forward "
-            "secrecy; a weak passphrase can be guessed offline by the server's operator",
-        ]
-    else:
-        lines.append(
-            f"in #{clean(room)}: a public room. The server and every member see what you say "
-            "here, and anyone can join"
-        )
-    return lines
 
 
 def _start_stdin_reader(

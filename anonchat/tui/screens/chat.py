@@ -39,7 +39,7 @@ from ... import events as ev
 from ...client import Client
 from ...crypto import normalize_room
 from ...errors import Code, ConnectionClosed, RequestError
-from ...linemode import privacy_report
+from ...frontend import MODE_USAGE, parse_mode, privacy_report
 from ...names import name_key
 from ...secret import SecretMessage, SecretNotice
 from .. import commands as cmds
@@ -466,19 +466,11 @@ class ChatScreen(Screen[None]):
         target = self._owned_room()
         if target is None:
             return
-        word, _, value = rest.partition(" ")
-        value = value.strip()
-        if word in ("lock", "unlock"):
-            locked = word == "lock"
-            self.request("mode", lambda c: c.set_mode(target, locked=locked))
-        elif word == "slow" and value.isdigit():
-            slow = int(value)
-            self.request("mode", lambda c: c.set_mode(target, slow=slow))
-        elif word == "history" and value in ("on", "off"):
-            history = value == "on"
-            self.request("mode", lambda c: c.set_mode(target, history=history))
+        modes = parse_mode(rest)
+        if modes is None:
+            self.here(MODE_USAGE, error=True)
         else:
-            self.here("usage: /mode lock | unlock | slow SECONDS | history on|off", error=True)
+            self.request("mode", lambda c: c.set_mode(target, **modes))
 
     def cmd_me(self, rest: str) -> None:
         if not rest:

@@ -1,0 +1,72 @@
+"""What both front ends (the line mode and the TUI) say and parse alike.
+
+Kept apart from either of them so neither front end imports the other: the
+privacy report of ``/privacy`` (it must match docs/security.md, whichever
+interface shows it), the arguments of ``/mode``, and how another user's text
+is made into one safe line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .client import Client
+from .names import sanitize
+
+LOCK = "\U0001f512"  # 🔒: marks secret rooms, read out as "lock" by screen readers
+
+MODE_USAGE = "usage: /mode lock | unlock | slow SECONDS | history on|off"
+
+
+def clean(text: str) -> str:
+    """One line of terminal-safe text: newlines shown as a return mark."""
+    return sanitize(text.replace("\r\n", "\n").replace("\n", " \u21b5 "))
+
+
+def parse_mode(rest: str) -> dict[str, Any] | None:
+    """The keywords of ``Client.set_mode`` for ``/mode ...``, or None if malformed."""
+    word, _, value = rest.partition(" ")
+    value = value.strip()
+    if word in ("lock", "unlock"):
+        return {"locked": word == "lock"}
+    if word == "slow" and value.isdigit():
+        return {"slow": int(value)}
+    if word == "history" and value in ("on", "off"):
+        return {"history": value == "on"}
+    return None
+
+
+def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
+    """What the daemon can and cannot see about this user right now (docs/security.md)."""
+    how = (
+        f"TLS to a key you pinned ({client.pin})"
+        if client.pin
+        else "NO encryption: anyone on the network path sees everything below too"
+    )
+    lines = [
+        f"connection: {how}",
+        "the server sees: your IP address while you are connected (unless you use a proxy "
+        "such as Tor), when you connect and send, your nick, and the public rooms you are in",
+        "the server keeps: nothing about you on disk (only its own key), no logs of "
+        "addresses or messages; recent messages of each room stay in its memory for a while "
+        "(in a secret room, sealed)",
+    ]
+    if room is None:
+        lines.append("you are in no room")
+    elif secret:
+        lines += [
+            f"in {LOCK}#{clean(room)}: end-to-end encrypted. The server cannot see the room's "
+            "name, its passphrase, or what anyone says; the nick inside your messages is your "
+            "public nick, so it knows which session is you",
+            "it does see: an opaque room id, that your connection is in it, how many members "
+            "it has, when each message is sent and its size rounded up to 256/512/1024/2048/4096 "
+            "bytes",
+            "limits: anyone who knows the passphrase can read and join; there is no forward "
+            "secrecy; a weak passphrase can be guessed offline by the server's operator",
+        ]
+    else:
+        lines.append(
+            f"in #{clean(room)}: a public room. The server and every member see what you say "
+            "here, and anyone can join"
+        )
+    return lines
