@@ -710,33 +710,26 @@ class ChatScreen(Screen[None]):
         own = self.client.nick
         self.write(room.key, message_line(frame, self.clock, own_nick=own))
         mentioned = name_key(frame.nick) != name_key(own) and mentions(frame.text, own)
-        if room.key != self.state.current:
-            room.unread += 1
-            room.mentioned = room.mentioned or mentioned
-        if mentioned:
-            self.app.bell()
-            self.app.notify(
-                f"{clean(frame.nick)} in #{clean(frame.room)}: {clean(frame.text)[:200]}",
-                title="You were mentioned",
-                markup=False,
-            )
-        self.refresh_chrome()
+        where = f"{clean(frame.nick)} in #{clean(frame.room)}"
+        self._count(room, mentioned, where, frame.text)
 
     def _on_secret_msg(self, msg: SecretMessage) -> None:
         room = self.state.apply_secret(msg)
         own = self.client.nick
         self.write(room.key, secret_message_line(msg, self.clock, own_nick=own))
         mentioned = not msg.own and mentions(msg.text, own)
+        where = f"{secret_label(msg.nick, msg.fingerprint)} in {LOCK}#{clean(room.name)}"
+        self._count(room, mentioned, where, msg.text)
+
+    def _count(self, room: RoomState, mentioned: bool, where: str, text: str) -> None:
+        """Unread marks for a room not shown, and a bell and toast for a mention."""
         if room.key != self.state.current:
             room.unread += 1
             room.mentioned = room.mentioned or mentioned
         if mentioned:
             self.app.bell()
             self.app.notify(
-                f"{secret_label(msg.nick, msg.fingerprint)} in {LOCK}#{clean(room.name)}: "
-                f"{clean(msg.text)[:200]}",
-                title="You were mentioned",
-                markup=False,
+                f"{where}: {clean(text)[:200]}", title="You were mentioned", markup=False
             )
         self.refresh_chrome()
 
