@@ -597,7 +597,6 @@ class Msg(Frame):
     me: bool = False
 
 
-PresenceKind = Literal["join", "leave", "nick", "quit", "kick", "ban", "op"]
 PRESENCE_KINDS: frozenset[str] = frozenset({"join", "leave", "nick", "quit", "kick", "ban", "op"})
 
 
@@ -776,10 +775,6 @@ class ModeChanged(Frame):
     locked: bool
     slow: int
     history: bool
-
-
-#: Server events that belong to a room's numbered stream.
-RoomEvent = Msg | Presence | TopicChanged | ModeChanged | Sealed | SecretPresence
 
 
 def frame_types() -> dict[tuple[Role, str], type[Frame]]:

@@ -54,14 +54,12 @@ class Connection:
         "_out",
         "error",
         "max_frame",
-        "peer_role",
         "role",
         "state",
     )
 
     def __init__(self, role: ev.Role, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.role: ev.Role = role
-        self.peer_role: ev.Role = "server" if role == "client" else "client"
         self.max_frame = max_frame
         self.state = State.AWAIT_HELLO
         self.error: ProtocolError | None = None

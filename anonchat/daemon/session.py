@@ -104,10 +104,6 @@ class Session:
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.nick!r}>"
 
-    @property
-    def ready(self) -> bool:
-        return self.conn.state is State.OPEN and not self.closing
-
     # -- output ------------------------------------------------------------
 
     # Fan-out is the hot path: a room event is encoded once and its bytes are
