@@ -80,6 +80,23 @@ def daemon_parser() -> argparse.ArgumentParser:
         default=None,
         help="no TLS (development on loopback only: everything is readable on the network)",
     )
+    p.add_argument(
+        "--redis",
+        metavar="URL",
+        help="redis://HOST:PORT/DB shared with the other nodes of one service "
+        "(default: one node, nothing shared)",
+    )
+    p.add_argument(
+        "--node-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="with --redis: a node silent this long is gone and its sessions end (default 10)",
+    )
+    p.add_argument(
+        "--metrics",
+        metavar="HOST:PORT",
+        help="serve aggregate Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9108)",
+    )
     p.add_argument("--print-pin", action="store_true", help="print the key's pin and exit")
     p.add_argument("--version", action="version", version=f"anonchatd {__version__}")
     return p
@@ -97,6 +114,9 @@ def daemon_main(argv: Sequence[str] | None = None) -> int:
             cert=args.cert,
             key=args.key,
             plaintext=args.plaintext,
+            redis=args.redis,
+            node_timeout=args.node_timeout,
+            metrics=args.metrics,
         )
         if args.print_pin:
             print(load_tls_identity(config).pin)
@@ -139,7 +159,7 @@ async def _serve(daemon: Daemon) -> int:
             flush=True,
         )
     await daemon.serve_until_stopped()
-    return 0
+    return 3 if daemon.lost else 0
 
 
 def plaintext_exposed(pin: str, addresses: list[tuple[str, int]]) -> bool:

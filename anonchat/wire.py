@@ -50,6 +50,20 @@ def encode_frame(body: dict[str, Any], max_frame: int = DEFAULT_MAX_FRAME) -> by
     return frame
 
 
+def pack_value(value: Any) -> bytes:
+    """msgpack for what is not a frame: the daemon's commands and snapshots (Redis)."""
+    data: bytes = _pack(value)
+    return data
+
+
+def unpack_value(data: bytes) -> Any:
+    """The inverse of :func:`pack_value`; raises ``ValueError`` on bad bytes."""
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=_refuse_ext)
+    except Exception as exc:  # msgpack raises many types; all mean "bad bytes"
+        raise ValueError(f"not valid msgpack: {exc}") from exc
+
+
 def decode_body(payload: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> dict[str, Any]:
     """Unpack one frame body into a map with a string ``t``; raise on anything else."""
     try:

@@ -50,7 +50,7 @@ from unittest import mock
 from anonchat import __version__
 from anonchat import events as ev
 from anonchat.crypto import Identity, Sealer, derive_room_keys
-from anonchat.daemon import Config, Daemon, Limits, rooms
+from anonchat.daemon import Config, Daemon, Limits, bus
 from anonchat.daemon.session import SEAL_KINDS
 from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
 from anonchat.protocol import Connection
@@ -612,7 +612,7 @@ async def _converse(script: Callable[[Daemon], Awaitable[list[Step]]]) -> list[S
     ticks = iter(range(T0, T0 + 1_000_000, 1_500))
     clock: Callable[[], int] = lambda: next(ticks)  # noqa: E731
     with (
-        mock.patch.object(rooms, "now_ms", clock),
+        mock.patch.object(bus, "now_ms", clock),
         # Session.__init__ draws the hello's challenge with secrets.token_bytes.
         mock.patch("anonchat.daemon.session.secrets.token_bytes", _fixed_challenges()),
     ):

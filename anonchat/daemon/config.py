@@ -89,13 +89,48 @@ class Config:
     state_dir: str | None = None  # where the key and certificate live (made on first start)
     cert: str | None = None  # a certificate (PEM) to use instead of the self-signed one
     key: str | None = None  # its private key (PEM)
+    redis: str | None = None  # redis://HOST:PORT/DB shared by several nodes (None: one node)
+    node_timeout: float = 10.0  # seconds without a heartbeat after which a node counts as gone
+    metrics: str | None = None  # HOST:PORT for aggregate Prometheus metrics (None: off)
 
     def __post_init__(self) -> None:
         if (self.cert is None) != (self.key is None):
             raise ConfigError("cert and key must be given together")
+        if isinstance(self.node_timeout, bool) or not isinstance(self.node_timeout, int | float):
+            raise ConfigError(f"node_timeout must be a number, not {self.node_timeout!r}")
+        if not 1 <= self.node_timeout <= 600:
+            raise ConfigError("node_timeout must be from 1 to 600 seconds")
+        if self.redis is not None and not self.redis.startswith(
+            ("redis://", "rediss://", "unix://")
+        ):
+            raise ConfigError(
+                f"redis must be a redis://, rediss:// or unix:// URL, not {self.redis!r}"
+            )
+        if self.metrics is not None:
+            metrics_address(self.metrics)
 
 
-_TOP_KEYS = {"host", "port", "log_level", "plaintext", "state_dir", "cert", "key"}
+def metrics_address(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (or ``PORT`` alone, on loopback) of the metrics endpoint."""
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"metrics must be HOST:PORT, not {value!r}")
+    return host, int(port)
+
+
+_TOP_KEYS = {
+    "host",
+    "port",
+    "log_level",
+    "plaintext",
+    "state_dir",
+    "cert",
+    "key",
+    "redis",
+    "node_timeout",
+    "metrics",
+}
 _LIMIT_KEYS = {f.name for f in dataclasses.fields(Limits)}
 
 

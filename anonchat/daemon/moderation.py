@@ -14,117 +14,142 @@ kind ``kick``, ``ban`` or ``op`` with ``by``, or ``mode_changed``).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from .. import events as ev
 from ..errors import Code, RequestError
 from ..names import InvalidName, check_topic, name_key
-from .rooms import Room, now_ms
 
 if TYPE_CHECKING:
-    from .session import Session
+    from .rooms import Member, Room
+    from .server import Daemon
 
 #: The longest slow mode an owner may set, in seconds (one hour).
 SLOW_MAX = 3600
 
 
-def owned_room(session: Session, name: str) -> Room:
-    """The room, if ``session`` is in it and owns it; else the matching error."""
-    room = session.rooms.get(name_key(name))
+def owned_room(member: Member, name: str) -> Room:
+    """The room, if ``member`` is in it and owns it; else the matching error."""
+    room = member.rooms.get(name_key(name))
     if room is None:
         raise RequestError(Code.NOT_MEMBER, f"you are not in {name}")
-    if session not in room.owners:
+    if member not in room.owners:
         raise RequestError(Code.NOT_OWNER, f"only an owner of {room.name} may do that")
     return room
 
 
-def member_by_nick(room: Room, nick: str) -> Session:
+def member_by_nick(room: Room, nick: str) -> Member:
     key = name_key(nick)
     for member in room.members:
         if member.nick_key == key:
-            return cast("Session", member)
+            return member
     raise RequestError(Code.NO_SUCH_NICK, f"nobody called {nick} is in {room.name}")
 
 
-def on_kick(session: Session, frame: ev.Kick) -> None:
-    room = owned_room(session, frame.room)
-    target = member_by_nick(room, frame.nick)
-    if target is session:
+def kick(
+    daemon: Daemon,
+    member: Member,
+    ts: int,
+    rid: int,
+    name: str,
+    nick: str,
+    reason: str | None,
+    ban: bool,
+) -> None:
+    room = owned_room(member, name)
+    target = member_by_nick(room, nick)
+    if target is member:
         raise RequestError(Code.NO_SUCH_NICK, "you cannot kick yourself; /leave instead")
-    reason = _reason(frame.msg)
-    kind = "ban" if frame.ban else "kick"
-    if frame.ban:
-        room.banned.add(target)
+    if ban:
+        room.banned.add(target.uid)
     # Announced while the target is still a member, so it learns it was removed.
-    room.presence(target, kind, msg=reason, by=session.nick)
-    target.drop_room(room)
-    session.send(ev.Ok(id=frame.id))
+    room.presence(target, "ban" if ban else "kick", ts, msg=reason, by=member.nick)
+    del room.members[target]
+    target.rooms.pop(room.key, None)
+    if not daemon.drop_if_empty(room):
+        after_leave(room, target, ts)
+    member.send(ev.Ok(id=rid))
 
 
-def on_op(session: Session, frame: ev.Op) -> None:
-    room = owned_room(session, frame.room)
-    target = member_by_nick(room, frame.nick)
+def op(daemon: Daemon, member: Member, ts: int, rid: int, name: str, nick: str) -> None:
+    room = owned_room(member, name)
+    target = member_by_nick(room, nick)
     if target not in room.owners:
         room.owners.add(target)
-        room.presence(target, "op", by=session.nick)
-    session.send(ev.Ok(id=frame.id))
+        room.presence(target, "op", ts, by=member.nick)
+    member.send(ev.Ok(id=rid))
 
 
-def on_mode(session: Session, frame: ev.RoomMode) -> None:
-    room = owned_room(session, frame.room)
-    if frame.slow is not None and frame.slow > SLOW_MAX:
+def mode(
+    daemon: Daemon,
+    member: Member,
+    ts: int,
+    rid: int,
+    name: str,
+    locked: bool | None,
+    slow: int | None,
+    history: bool | None,
+) -> None:
+    room = owned_room(member, name)
+    if slow is not None and slow > SLOW_MAX:
         raise RequestError(Code.BAD_MODE, f"slow mode is at most {SLOW_MAX} seconds")
-    room.locked = room.locked if frame.locked is None else frame.locked
-    room.slow = room.slow if frame.slow is None else frame.slow
-    room.history = room.history if frame.history is None else frame.history
+    room.locked = room.locked if locked is None else locked
+    room.slow = room.slow if slow is None else slow
+    room.history = room.history if history is None else history
     room.broadcast(
         ev.ModeChanged(
             room=room.name,
             seq=room.next_seq(),
-            ts=now_ms(),
-            nick=session.nick,
+            ts=ts,
+            nick=member.nick,
             locked=room.locked,
             slow=room.slow,
             history=room.history,
         )
     )
-    session.send(ev.Ok(id=frame.id))
+    member.send(ev.Ok(id=rid))
 
 
-def check_entry(session: Session, room: Room) -> None:
+def check_entry(member: Member, room: Room) -> None:
     """Refuse a newcomer to a locked room or a banned session."""
-    if session in room.banned:
+    if member.uid in room.banned:
         raise RequestError(Code.BANNED, f"you are banned from {room.name}")
     if room.locked:
         raise RequestError(Code.ROOM_LOCKED, f"{room.name} is locked: no new members")
 
 
-def check_slow(session: Session, room: Room, now: float) -> None:
-    """Slow mode: one message per ``room.slow`` seconds for members who are not owners."""
-    if not room.slow or session in room.owners:
+def check_slow(member: Member, room: Room, ts: int) -> None:
+    """Slow mode: one message per ``room.slow`` seconds for members who are not owners.
+
+    ``ts`` is the command's log time in milliseconds, the same on every node.
+    """
+    if not room.slow or member in room.owners:
         return
-    wait = room.last_said.get(session, -math.inf) + room.slow - now
+    wait = room.last_said.get(member, -math.inf) + room.slow * 1000 - ts
     if wait > 0:
-        raise RequestError(Code.SLOW_MODE, f"{room.name} is in slow mode: wait {math.ceil(wait)} s")
-    room.last_said[session] = now
+        raise RequestError(
+            Code.SLOW_MODE, f"{room.name} is in slow mode: wait {math.ceil(wait / 1000)} s"
+        )
+    room.last_said[member] = ts
 
 
-def check_topic_owner(session: Session, room: Room) -> None:
-    if session not in room.owners:
+def check_topic_owner(member: Member, room: Room) -> None:
+    if member not in room.owners:
         raise RequestError(Code.NOT_OWNER, f"only an owner of {room.name} may set its topic")
 
 
-def after_leave(room: Room, gone: Session) -> None:
+def after_leave(room: Room, gone: Member, ts: int) -> None:
     """Forget a member's traces; hand ownership on if the last owner left."""
     room.last_said.pop(gone, None)
     room.owners.discard(gone)
     if room.members and not room.owners:
         heir = next(iter(room.members))
         room.owners.add(heir)
-        room.presence(heir, "op")  # no ``by``: the daemon's rule, not a person
+        room.presence(heir, "op", ts)  # no ``by``: the daemon's rule, not a person
 
 
-def _reason(msg: str | None) -> str | None:
+def reason(msg: str | None) -> str | None:
+    """A kick's reason as the room will see it (dropped if it is not a valid topic)."""
     if not msg:
         return None
     try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
 from ..errors import Code
@@ -19,27 +19,86 @@ from ..wire import encode_frame
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .config import Limits
     from .server import Daemon
 
 
-class Member(Protocol):
-    """What a room needs of a session (anonchat.daemon.session.Session)."""
+class Member:
+    """Someone in the daemon's shared state: a nick, rooms, keys.
 
-    nick: str
-    nick_key: str
-    closing: bool
-    out: list[bytes]
-    out_bytes: int
-    dirty: bool
-    limits: Limits
-    daemon: Daemon
+    A :class:`~anonchat.daemon.session.Session` is a member with a connection
+    to this node.  With several nodes (``--redis``), the members connected to
+    other nodes are :class:`Remote` entries of the same shape: the state every
+    node applies in one order (see ``state.py``) names them too, but nothing is
+    ever delivered to them here (``closing`` is always true for them).
+    """
 
-    def abort(self, code: str) -> None: ...
+    __slots__ = (
+        "closing",
+        "daemon",
+        "dirty",
+        "limits",
+        "nick",
+        "nick_key",
+        "node",
+        "out",
+        "out_bytes",
+        "rooms",
+        "secret_rooms",
+        "token_hash",
+        "uid",
+    )
 
-    def flush(self) -> None: ...
+    def __init__(self, daemon: Daemon, uid: str, node: str) -> None:
+        self.daemon = daemon
+        self.limits = daemon.config.limits
+        self.uid = uid
+        self.node = node
+        self.nick = ""
+        self.nick_key = ""
+        self.token_hash = b""
+        self.rooms: dict[str, Room] = {}
+        self.secret_rooms: dict[bytes, SecretRoom] = {}
+        self.closing = False
+        self.out: list[bytes] = []  # frames waiting for this pass's single write
+        self.out_bytes = 0
+        self.dirty = False  # on the daemon's list of sessions to flush
 
-    def deliver(self, frame_bytes: bytes) -> None: ...
+    def send(self, frame: ev.Frame) -> None:
+        """Answer this member (only a local session has anyone to answer)."""
+
+    def deliver(self, frame_bytes: bytes) -> None:
+        """Queue encoded bytes for this member's connection, if it is here."""
+
+    def abort(self, code: str) -> None:
+        """Drop this member's connection, if it is here."""
+
+    def close(self, code: str, msg: str) -> None:
+        """Tell this member's client why and close, if it is here."""
+
+    def flush(self) -> None:
+        """Write what is queued, if the connection is here."""
+
+    def applied(self) -> None:
+        """One of this member's requests was applied (a local session reads on)."""
+
+    def welcome(self, resumed: bool, seen: list[list[Any]]) -> None:
+        """The shared state took this session: greet its client, if it is here."""
+
+    #: Whether this member's connection is on this node (replies are built only then).
+    here = False
+
+
+class Remote(Member):
+    """A member connected to another node: named in rooms, never written to here."""
+
+    __slots__ = ()
+
+    def __init__(self, daemon: Daemon, uid: str, node: str) -> None:
+        super().__init__(daemon, uid, node)
+        self.closing = True  # fan-out on this node skips it
+
+    def __repr__(self) -> str:
+        return f"<Remote {self.uid} {self.nick!r}>"
 
 
 def now_ms() -> int:
@@ -68,6 +127,13 @@ class Ring:
             len(self._entries) > self.max_frames or self._size > self.max_bytes
         ):
             self._size -= len(self._entries.popleft()[2])
+
+    def entries(self) -> list[tuple[int, bool, bytes]]:
+        return list(self._entries)
+
+    def restore(self, entries: Iterable[tuple[int, bool, bytes]]) -> None:
+        for seq, is_message, data in entries:
+            self.add(seq, is_message, data)
 
     def since(self, seq: int, latest: int) -> tuple[list[bytes], tuple[int, int] | None]:
         """Frames after ``seq``, and the range of those no longer held (or None)."""
@@ -152,31 +218,30 @@ class Room(Channel):
         self.locked = False  # no new members
         self.slow = 0  # seconds between two messages of a member who is not an owner
         self.history = True  # newcomers get the recent messages
-        self.banned: set[Member] = set()  # sessions, never addresses; for the room's lifetime
+        self.banned: set[str] = set()  # session uids, never addresses; for the room's lifetime
         self.last_said: dict[Member, float] = {}  # for slow mode
 
     def replace_member(self, old: Member, new: Member) -> None:
         super().replace_member(old, new)
-        if old in self.banned:
-            self.banned.discard(old)
-            self.banned.add(new)
+        if old.uid in self.banned:
+            self.banned.discard(old.uid)
+            self.banned.add(new.uid)
         if old in self.last_said:
             self.last_said[new] = self.last_said.pop(old)
 
     def owner_nicks(self) -> list[str]:
         return [m.nick for m in self.members if m in self.owners]
 
-    def say(self, sender: Member, text: str, me: bool) -> int:
+    def say(self, sender: Member, text: str, me: bool, ts: int) -> int:
         seq = self.next_seq()
-        self.broadcast(
-            ev.Msg(room=self.name, seq=seq, ts=now_ms(), nick=sender.nick, text=text, me=me)
-        )
+        self.broadcast(ev.Msg(room=self.name, seq=seq, ts=ts, nick=sender.nick, text=text, me=me))
         return seq
 
     def presence(
         self,
         who: Member,
         kind: str,
+        ts: int,
         *,
         nick: str | None = None,
         new: str | None = None,
@@ -188,7 +253,7 @@ class Room(Channel):
         frame = ev.Presence(
             room=self.name,
             seq=seq,
-            ts=now_ms(),
+            ts=ts,
             kind=kind,
             nick=nick or who.nick,
             new=new,
@@ -198,12 +263,10 @@ class Room(Channel):
         self.broadcast(frame, exclude=exclude)
         return seq
 
-    def set_topic(self, who: Member, topic: str) -> int:
+    def set_topic(self, who: Member, topic: str, ts: int) -> int:
         self.topic = topic
         seq = self.next_seq()
-        self.broadcast(
-            ev.TopicChanged(room=self.name, seq=seq, ts=now_ms(), nick=who.nick, topic=topic)
-        )
+        self.broadcast(ev.TopicChanged(room=self.name, seq=seq, ts=ts, nick=who.nick, topic=topic))
         return seq
 
     def nicks(self) -> list[str]:
@@ -225,27 +288,29 @@ class SecretRoom(Channel):
         self.rid = rid
         self.auth = auth
 
-    def presence(self, sender: bytes, kind: str, exclude: Member | None = None) -> int:
+    def presence(self, sender: bytes, kind: str, ts: int, exclude: Member | None = None) -> int:
         seq = self.next_seq()
         self.broadcast(
-            ev.SecretPresence(room=self.rid, seq=seq, ts=now_ms(), kind=kind, sender=sender),
+            ev.SecretPresence(room=self.rid, seq=seq, ts=ts, kind=kind, sender=sender),
             exclude=exclude,
         )
         return seq
 
-    def relay(self, who: Member, seal: ev.Seal) -> int:
+    def relay(self, who: Member, seal: list[Any], ts: int) -> int:
+        """Number and relay a sealed message: ``seal`` is [counter, epoch, kind, ct, sig]."""
         seq = self.next_seq()
+        counter, epoch, kind, ct, sig = seal
         self.broadcast(
             ev.Sealed(
                 room=self.rid,
                 seq=seq,
-                ts=now_ms(),
+                ts=ts,
                 sender=self.members[who],
-                counter=seal.counter,
-                epoch=seal.epoch,
-                kind=seal.kind,
-                ct=seal.ct,
-                sig=seal.sig,
+                counter=counter,
+                epoch=epoch,
+                kind=kind,
+                ct=ct,
+                sig=sig,
             )
         )
         return seq

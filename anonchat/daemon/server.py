@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 from .. import __version__
 from .. import events as ev
 from ..errors import Code, RequestError
-from ..names import InvalidName, check_room, name_key, random_nick
+from ..names import name_key, random_nick
 from ..trust import (
     ServerIdentity,
     default_state_dir,
@@ -21,8 +22,11 @@ from ..trust import (
     pin_bytes,
 )
 from ..wire import encode_frame
-from .config import Config
+from . import metrics, state
+from .bus import Bus, make_bus
+from .config import Config, metrics_address
 from .limits import AddressCounter
+from .metrics import Stats
 from .rooms import Member, Ring, Room, SecretRoom, fit
 from .session import Session
 
@@ -42,19 +46,29 @@ class Daemon:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
         self.server_name = f"anonchatd/{__version__}"
-        self.sessions: dict[Session, asyncio.Task[None]] = {}
-        self.nicks: dict[str, Session] = {}
+        self.node = secrets.token_hex(4)  # this process, among the nodes of one service
+        self.sessions: dict[Session, asyncio.Task[None]] = {}  # connected to this node
+        # The shared state (see state.py): the same on every node.
+        self.members: dict[str, Member] = {}  # uid -> member, wherever it is connected
+        self.nicks: dict[str, Member] = {}
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
-        self.tokens: dict[bytes, Session] = {}  # resume token -> session (live or dropped)
-        self.ghosts: dict[bytes, asyncio.TimerHandle] = {}  # dropped sessions awaiting resume
+        self.tokens: dict[bytes, Member] = {}  # hash of a resume token -> member
+        self.nodes: dict[str, int] = {}  # node -> log time of its last heartbeat (Redis)
+        # Local: this node's dropped sessions awaiting resume, by uid.
+        self.ghosts: dict[str, asyncio.TimerHandle] = {}
+        self.bus: Bus = make_bus(self)
+        self.stats = Stats()
         self.per_address = AddressCounter(self.config.limits.max_per_address)
         self._server: asyncio.Server | None = None
         self.identity: ServerIdentity | None = None
         self._sweeper: asyncio.Task[None] | None = None
+        self._metrics: asyncio.Server | None = None
         self._next_sid = 0
         self._dirty: list[Member] = []  # sessions with output waiting for this pass
         self._stopped = asyncio.Event()
+        self.stopping = False
+        self.lost = False  # stopped because the other nodes count it as gone
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -65,6 +79,7 @@ class Daemon:
         if not config.plaintext:
             self.identity = load_tls_identity(config)
             context = self.identity.context()
+        await self.bus.start()
         self._server = await asyncio.start_server(
             self._on_connect,
             config.host,
@@ -76,6 +91,8 @@ class Daemon:
             ssl_handshake_timeout=config.limits.hello_timeout if context else None,
         )
         self._sweeper = asyncio.create_task(self._sweep(), name="anonchatd-sweeper")
+        if config.metrics:
+            self._metrics = await metrics.serve(self, *metrics_address(config.metrics))
         log.info("listening on %s", describe(self.addresses))
 
     @property
@@ -102,11 +119,15 @@ class Daemon:
 
     async def shutdown(self, msg: str = "the server is shutting down") -> None:
         """Stop listening, tell every client, let them flush, close everything."""
-        if self._stopped.is_set():
+        if self.stopping:
+            await self._stopped.wait()
             return
+        self.stopping = True
         log.info("shutting down; %d sessions", len(self.sessions))
         if self._server is not None:
             self._server.close()
+        if self._metrics is not None:
+            self._metrics.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
         for timer in self.ghosts.values():
@@ -119,6 +140,9 @@ class Daemon:
             _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
             for task in pending:
                 task.cancel()
+        # The other nodes end this node's sessions (and its dropped ones) at once.
+        self.bus.submit(["down", self.node, None])
+        await self.bus.close()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 1.0)
@@ -147,6 +171,7 @@ class Daemon:
             task = asyncio.current_task()
             assert task is not None
             self.sessions[session] = task
+            self.members[session.uid] = session
             log.debug("session %d opened (%d connected)", session.sid, len(self.sessions))
             await session.run()
         finally:
@@ -170,38 +195,41 @@ class Daemon:
         if self.sessions.pop(session, None) is None:
             return
         log.debug("session %d closed: %s", session.sid, session.close_code or "eof")
-        if self.tokens.get(session.token) is not session:
-            return  # it was taken over by a resuming connection
+        if self.members.get(session.uid) is not session:
+            return  # it was taken over by a resuming connection, or has ended
+        if not session.registered:
+            del self.members[session.uid]  # it never said hello: nobody else knows it
+            return
         if session.resumable and len(self.ghosts) < self.config.limits.max_connections:
-            self.ghosts[session.token] = asyncio.get_running_loop().call_later(
-                self.config.limits.resume_window, self._end_session, session
+            self.ghosts[session.uid] = asyncio.get_running_loop().call_later(
+                self.config.limits.resume_window, self._expire, session
             )
             return
-        self._end_session(session)
+        self.bus.submit(["end", session.uid, None, session.quit_msg])
 
-    def _end_session(self, session: Session) -> None:
-        """Free a session's nick and leave its rooms, announcing the quit."""
-        self.ghosts.pop(session.token, None)
-        if self.tokens.get(session.token) is session:
-            del self.tokens[session.token]
-        if self.nicks.get(session.nick_key) is session:
-            del self.nicks[session.nick_key]
-        for room in list(session.rooms.values()):
-            session.leave_room(room, "quit", msg=session.quit_msg)
-        for secret in list(session.secret_rooms.values()):
-            session.leave_secret(secret, "quit")
+    def _expire(self, session: Session) -> None:
+        """Nobody resumed a dropped session in time: end it."""
+        self.ghosts.pop(session.uid, None)
+        self.bus.submit(["end", session.uid, None, session.quit_msg])
 
-    def take_resumable(self, token: bytes) -> Session | None:
-        """The session ``token`` names, detached from its old connection, or None."""
-        old = self.tokens.pop(token, None)
-        if old is None:
-            return None
-        timer = self.ghosts.pop(token, None)
+    def stop_waiting(self, member: Member) -> None:
+        """A dropped session of this node was resumed or ended: no timer for it."""
+        timer = self.ghosts.pop(member.uid, None)
         if timer is not None:
             timer.cancel()
-        else:  # still connected as far as we know: the client knows better
-            old.abort("resumed")
-        return old
+
+    def node_gone(self, node: str, ts: int) -> None:
+        """A node stopped (or stopped beating): end every session it held."""
+        self.nodes.pop(node, None)
+        gone = [m for m in self.members.values() if m.node == node]
+        if gone:
+            log.warning("node %s is gone; ending its %d sessions", node, len(gone))
+        for member in gone:
+            state.end(self, member, ts)
+        if node == self.node and not self.stopping:
+            log.error("the other nodes count this node as gone (it fell behind); stopping")
+            self.lost = True
+            asyncio.get_running_loop().create_task(self.shutdown("the node lost the service"))
 
     async def _sweep(self) -> None:
         limits = self.config.limits
@@ -225,31 +253,6 @@ class Daemon:
         room = self.rooms.get(name_key(name))
         if room is None:
             raise RequestError(Code.NO_SUCH_ROOM, f"there is no room {name}")
-        return room
-
-    def create_room(self, name: str, topic: str) -> Room:
-        try:
-            check_room(name)
-        except InvalidName as exc:
-            raise RequestError(Code.ROOM_INVALID, str(exc)) from None
-        key = name_key(name)
-        if key in self.rooms:
-            raise RequestError(Code.ROOM_EXISTS, f"the room {self.rooms[key].name} already exists")
-        if len(self.rooms) >= self.config.limits.max_rooms:
-            raise RequestError(Code.TOO_MANY_ROOMS, "the server holds as many rooms as it may")
-        room = Room(name, key, self.new_ring(), topic)
-        self.rooms[key] = room
-        return room
-
-    def create_secret_room(self, rid: bytes, auth: bytes) -> SecretRoom:
-        if rid in self.secret_rooms:
-            raise RequestError(
-                Code.ROOM_EXISTS, "a secret room with this name and passphrase exists"
-            )
-        if len(self.secret_rooms) >= self.config.limits.max_rooms:
-            raise RequestError(Code.TOO_MANY_ROOMS, "the server holds as many rooms as it may")
-        room = SecretRoom(rid, auth, self.new_ring())
-        self.secret_rooms[rid] = room
         return room
 
     def new_ring(self) -> Ring:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 from collections.abc import Callable
@@ -31,10 +32,11 @@ from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topi
 from ..protocol import Connection, State
 from . import moderation
 from .limits import SessionLimiter
-from .rooms import Channel, SecretRoom, fit
+from .rooms import Member
+from .state import member_room, secret_room
 
 if TYPE_CHECKING:
-    from .rooms import Room
+    from .rooms import Channel
     from .server import Daemon
 
 log = logging.getLogger("anonchat.daemon")
@@ -43,62 +45,51 @@ log = logging.getLogger("anonchat.daemon")
 CLOSE_GRACE = 5.0
 
 
-class Session:
+class Session(Member):
+    """A member connected to this node, with its socket and protocol state."""
+
     __slots__ = (
         "_ping_n",
         "challenge",
         "close_code",
-        "closing",
         "conn",
         "connected_at",
-        "daemon",
-        "dirty",
         "last_rx",
         "limiter",
-        "limits",
         "loop",
-        "nick",
-        "nick_key",
-        "out",
-        "out_bytes",
         "ping_sent",
         "quit_msg",
         "reader",
-        "rooms",
-        "secret_rooms",
+        "registered",
         "sid",
         "token",
         "transport",
+        "waiting",
         "writer",
     )
+
+    here = True
 
     def __init__(
         self, daemon: Daemon, sid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        self.daemon = daemon
-        self.limits = daemon.config.limits
+        super().__init__(daemon, f"{daemon.node}.{sid}", daemon.node)
         self.sid = sid
         self.reader = reader
         self.writer = writer
         self.transport = writer.transport
         self.loop = asyncio.get_running_loop()
         self.conn = Connection("server", self.limits.max_frame)
-        self.nick = ""
-        self.nick_key = ""
-        self.rooms: dict[str, Room] = {}
-        self.secret_rooms: dict[bytes, SecretRoom] = {}
         self.challenge = secrets.token_bytes(ev.KEY_SIZE)
-        self.token = secrets.token_bytes(16)  # resumes this session (sent in hello only)
+        self.token = b""  # resumes this session (sent in hello only)
         self.limiter = SessionLimiter(self.limits, self.loop.time())
         self.connected_at = self.loop.time()
         self.last_rx = self.connected_at
         self.ping_sent = False
-        self.closing = False
         self.close_code = ""
         self.quit_msg: str | None = None
-        self.out: list[bytes] = []  # frames waiting for this pass's single write
-        self.out_bytes = 0
-        self.dirty = False  # on the daemon's list of sessions to flush
+        self.registered = False  # its hello was submitted: the shared state knows it
+        self.waiting: asyncio.Future[None] | None = None  # a command not yet applied
         self._ping_n = 0
 
     def __repr__(self) -> str:
@@ -125,6 +116,8 @@ class Session:
     def send(self, frame: ev.Frame) -> None:
         if self.closing:
             return
+        if type(frame) is ev.Error:
+            self.daemon.stats.error(frame.code)
         self.conn.send(frame)
         self._take_protocol_output()
 
@@ -165,11 +158,14 @@ class Session:
         if self.conn.state in (State.OPEN, State.AWAIT_HELLO):
             with contextlib.suppress(ProtocolError):
                 self.conn.send(ev.Bye(code=code, msg=msg) if bye else ev.Error(code=code, msg=msg))
+        if not bye:
+            self.daemon.stats.error(code)
         self._flush()
         self.closing = True
         self.close_code = code
         self.transport.close()
         self.loop.call_later(CLOSE_GRACE, self.transport.abort)
+        self.applied()  # the read loop may be waiting for a command: let it end
 
     def abort(self, code: str) -> None:
         """Drop the connection at once, without flushing (a reader that does not read)."""
@@ -178,6 +174,7 @@ class Session:
         self.closing = True
         self.close_code = code
         self.transport.abort()
+        self.applied()
 
     # -- input -------------------------------------------------------------
 
@@ -205,6 +202,8 @@ class Session:
             self.ping_sent = False
             for frame in self.conn.receive_data(data):
                 self._handle(frame)
+                if self.waiting is not None:  # with several nodes: until it is applied
+                    await self.waiting
                 if self.closing:
                     return
             if self.conn.pending:  # pongs the protocol answered on its own
@@ -258,68 +257,82 @@ class Session:
 
     # -- requests ----------------------------------------------------------
 
+    # A handler checks what only this connection can check, then submits a
+    # command; the shared state (state.py) applies it and answers.
+
+    def submit(self, op: str, request_id: int | None, *args: Any) -> None:
+        """Hand a command to the bus; read nothing more until it is applied."""
+        bus = self.daemon.bus
+        if not bus.synchronous:
+            self.waiting = self.loop.create_future()
+        bus.submit([op, self.uid, request_id, *args])
+
+    def applied(self) -> None:
+        waiting = self.waiting
+        if waiting is not None:
+            self.waiting = None
+            if not waiting.done():
+                waiting.set_result(None)
+
     def on_hello(self, frame: ev.ClientHello) -> None:
-        daemon = self.daemon
-        old = daemon.take_resumable(frame.resume) if frame.resume is not None else None
-        if old is not None:
-            self._adopt(old)
-            nick = old.nick
-        elif frame.nick is not None:
+        random = frame.nick is None and frame.resume is None
+        nick = ""
+        if frame.nick is not None:
             try:
                 nick = check_nick(frame.nick)
             except InvalidName as exc:
                 self.close(Code.NICK_INVALID, str(exc))
                 return
-            if name_key(nick) in daemon.nicks:
-                self.close(Code.NICK_TAKEN, f"the nick {nick} is taken")
-                return
-            self._take_nick(nick)
-        else:
-            nick = daemon.free_random_nick()
-            self._take_nick(nick)
-        daemon.tokens[self.token] = self
+        elif random:
+            nick = self.daemon.free_random_nick()
+        self.token = secrets.token_bytes(16)
+        resume = token_hash(frame.resume) if frame.resume is not None else None
+        seen = [[s.room, s.secret, s.seq] for s in frame.seen or []]
+        self.registered = True
+        # No nick and a resume token that turns out stale: a random nick, below.
+        self.submit(
+            "hello",
+            None,
+            self.node,
+            nick or self.daemon.free_random_nick(),
+            random or not nick,
+            token_hash(self.token),
+            resume,
+            seen,
+        )
+
+    def welcome(self, resumed: bool, seen: list[list[Any]]) -> None:
+        """The shared state took this session (new or resumed): say hello."""
         self.send(
             ev.ServerHello(
                 v=ev.PROTOCOL_VERSION,
-                server=daemon.server_name,
-                nick=nick,
+                server=self.daemon.server_name,
+                nick=self.nick,
                 max_frame=self.limits.max_frame,
                 max_text=self.limits.max_text,
                 ping_interval=max(1, round(self.limits.ping_interval)),
                 challenge=self.challenge,
                 token=self.token,
-                resumed=old is not None,
+                resumed=resumed,
                 resume_window=round(self.limits.resume_window),
             )
         )
-        if old is not None:
-            self._replay(frame.seen or [])
+        if resumed:
+            self._replay(seen)
 
-    def _adopt(self, old: Session) -> None:
-        """Take over a dropped (or dropping) session: its nick, rooms and keys."""
-        self.nick, self.nick_key = old.nick, old.nick_key
-        self.daemon.nicks[self.nick_key] = self
-        self.rooms, self.secret_rooms = old.rooms, old.secret_rooms
-        old.rooms, old.secret_rooms = {}, {}
-        for channel in [*self.rooms.values(), *self.secret_rooms.values()]:
-            channel.replace_member(old, self)
-        log.debug("session %d resumes session %d", self.sid, old.sid)
-
-    def _replay(self, seen: list[ev.Seen]) -> None:
+    def _replay(self, seen: list[list[Any]]) -> None:
         """Send each room's events after the client's last seen one, or say they are gone."""
-        for entry in seen:
+        for room, secret, seq in seen:
             channel: Channel | None
-            if entry.room is not None:
-                channel = self.rooms.get(name_key(entry.room))
+            if room is not None:
+                channel = self.rooms.get(name_key(room))
             else:
-                channel = self.secret_rooms.get(entry.secret or b"")
+                channel = self.secret_rooms.get(secret or b"")
             if channel is None:
                 continue
-            frames, lost = channel.ring.since(entry.seq, channel.seq)
+            frames, lost = channel.ring.since(seq, channel.seq)
             if lost is not None:
-                self.send(
-                    ev.Missed(first=lost[0], last=lost[1], room=entry.room, secret=entry.secret)
-                )
+                self.send(ev.Missed(first=lost[0], last=lost[1], room=room, secret=secret))
             for data in frames:
                 self.deliver(data)
 
@@ -329,26 +342,12 @@ class Session:
         it lost its connection (not a quit, a protocol violation or a shutdown)."""
         return bool(self.nick) and self.close_code in _RESUMABLE and self.limits.resume_window > 0
 
-    def _take_nick(self, nick: str) -> None:
-        self.daemon.nicks.pop(self.nick_key, None)
-        self.nick = nick
-        self.nick_key = name_key(nick)
-        self.daemon.nicks[self.nick_key] = self
-
     def on_nick(self, frame: ev.SetNick) -> None:
         try:
             nick = check_nick(frame.nick)
         except InvalidName as exc:
             raise RequestError(Code.NICK_INVALID, str(exc)) from None
-        holder = self.daemon.nicks.get(name_key(nick))
-        if holder is not None and holder is not self:
-            raise RequestError(Code.NICK_TAKEN, f"the nick {nick} is taken")
-        old = self.nick
-        self._take_nick(nick)
-        self.send(ev.Ok(id=frame.id))
-        if nick != old:
-            for room in self.rooms.values():
-                room.presence(self, "nick", nick=old, new=nick)
+        self.submit("nick", frame.id, nick)
 
     def on_list(self, frame: ev.ListRooms) -> None:
         rooms, more = self.daemon.room_list(self.limits.max_frame - 1024)
@@ -356,99 +355,18 @@ class Session:
 
     def on_create(self, frame: ev.Create) -> None:
         self.limiter.check_room_join(self.loop.time())
-        topic = self._check_topic(frame.topic or "")
-        room = self.daemon.create_room(frame.room, topic)
-        self._enter(room, frame.id, owner=True)
+        self.submit("create", frame.id, frame.room, _check_topic(frame.topic or ""))
 
     def on_join(self, frame: ev.Join) -> None:
-        room = self.daemon.find_room(frame.room)
+        self.daemon.find_room(frame.room)  # a missing room costs no join token
         self.limiter.check_room_join(self.loop.time())
-        if room.key in self.rooms:
-            raise RequestError(Code.ALREADY_MEMBER, f"you are already in {room.name}")
-        self._enter(room, frame.id, owner=False)
-
-    def _check_room_limits(self, members: int) -> None:
-        count = len(self.rooms) + len(self.secret_rooms)
-        if count >= self.limits.max_rooms_per_session:
-            raise RequestError(
-                Code.TOO_MANY_ROOMS,
-                f"you are in {count} rooms; the limit is {self.limits.max_rooms_per_session}",
-            )
-        if members >= self.limits.max_members_per_room:
-            raise RequestError(Code.ROOM_FULL, "the room is full")
-
-    def _enter(self, room: Room, request_id: int, owner: bool) -> None:
-        try:
-            if not owner:
-                moderation.check_entry(self, room)
-            self._check_room_limits(len(room.members))
-        except RequestError:
-            self.daemon.drop_if_empty(room)
-            raise
-        seq = room.presence(self, "join")
-        room.members[self] = None
-        if owner:
-            room.owners.add(self)
-        self.rooms[room.key] = room
-        members, more = self.daemon.member_list(room, self.limits.max_frame - 1024)
-        joined = ev.Joined(
-            id=request_id,
-            room=room.name,
-            topic=room.topic,
-            members=members,
-            seq=seq,
-            owner=owner,
-            more=more,
-            owners=room.owner_nicks()[:100],
-            locked=room.locked,
-            slow=room.slow,
-        )
-        self._send_with_history(room, joined, room.history)
-
-    def _send_with_history(self, channel: Channel, reply: ev.Frame, history: bool = True) -> None:
-        """The join reply, then the room's last messages (older than the reply's seq)."""
-        self.send(reply)
-        for data in channel.ring.history(self.limits.history if history else 0):
-            self.deliver(data)
-
-    def _member_room(self, name: str) -> Room:
-        room = self.rooms.get(name_key(name))
-        if room is None:
-            raise RequestError(Code.NOT_MEMBER, f"you are not in {name}")
-        return room
+        self.submit("join", frame.id, frame.room)
 
     def on_leave(self, frame: ev.Leave) -> None:
-        room = self._member_room(frame.room)
-        self.leave_room(room, "leave")
-        self.send(ev.Ok(id=frame.id))
-
-    def leave_room(self, room: Room, kind: str, msg: str | None = None) -> None:
-        del room.members[self]
-        room.owners.discard(self)
-        self.rooms.pop(room.key, None)
-        if not self.daemon.drop_if_empty(room):
-            room.presence(self, kind, msg=msg)
-            moderation.after_leave(room, self)
-
-    def drop_room(self, room: Room) -> None:
-        """Removed by an owner (the kick was announced already)."""
-        del room.members[self]
-        self.rooms.pop(room.key, None)
-        if not self.daemon.drop_if_empty(room):
-            moderation.after_leave(room, self)
+        self.submit("leave", frame.id, frame.room)
 
     def on_topic(self, frame: ev.SetTopic) -> None:
-        room = self._member_room(frame.room)
-        moderation.check_topic_owner(self, room)
-        room.set_topic(self, self._check_topic(frame.topic))
-        self.send(ev.Ok(id=frame.id))
-
-    @staticmethod
-    def _check_topic(topic: str) -> str:
-        try:
-            return check_topic(topic)
-        except InvalidName as exc:
-            raise RequestError(Code.TOPIC_INVALID, str(exc)) from None
+        self.submit("topic", frame.id, frame.room, _check_topic(frame.topic))
 
     def on_who(self, frame: ev.Who) -> None:
         room = self.daemon.find_room(frame.room)
@@ -460,91 +378,66 @@ class Session:
 
     def on_say(self, frame: ev.Say) -> None:
         self.limiter.check_message(self.loop.time())
-        room = self._member_room(frame.room)
+        member_room(self, frame.room)
         try:
             text = check_text(frame.text, self.limits.max_text)
         except TextTooLong as exc:
             raise RequestError(Code.TEXT_TOO_LONG, str(exc)) from None
         except InvalidName as exc:
             raise RequestError(Code.TEXT_INVALID, str(exc)) from None
-        moderation.check_slow(self, room, self.loop.time())
-        seq = room.say(self, text, frame.me)
-        self.send(ev.Ok(id=frame.id, seq=seq))
+        self.submit("say", frame.id, frame.room, text, frame.me)
+
+    def on_kick(self, frame: ev.Kick) -> None:
+        self.submit(
+            "kick", frame.id, frame.room, frame.nick, moderation.reason(frame.msg), frame.ban
+        )
+
+    def on_op(self, frame: ev.Op) -> None:
+        self.submit("op", frame.id, frame.room, frame.nick)
+
+    def on_mode(self, frame: ev.RoomMode) -> None:
+        if frame.slow is not None and frame.slow > moderation.SLOW_MAX:
+            raise RequestError(Code.BAD_MODE, f"slow mode is at most {moderation.SLOW_MAX} seconds")
+        self.submit("mode", frame.id, frame.room, frame.locked, frame.slow, frame.history)
 
     # -- secret rooms --------------------------------------------------------
 
-    def _take_join_attempt(self) -> None:
-        self.limiter.check_secret_join(self.loop.time())
-
     def on_secret_create(self, frame: ev.SecretCreate) -> None:
-        self._take_join_attempt()
+        self.limiter.check_secret_join(self.loop.time())
         if not verify_join_proof(
             frame.auth, frame.room, self.challenge, self.daemon.pin_bytes, frame.proof
         ):
             raise RequestError(Code.BAD_PROOF, "the proof does not match the room's join key")
-        room = self.daemon.create_secret_room(frame.room, frame.auth)
-        self._enter_secret(room, frame, owner=True)
+        self.submit("s_create", frame.id, frame.room, frame.auth, frame.sender)
 
     def on_secret_join(self, frame: ev.SecretJoin) -> None:
-        self._take_join_attempt()
+        self.limiter.check_secret_join(self.loop.time())
         room = self.daemon.secret_rooms.get(frame.room)
         # A missing room and a wrong passphrase must look the same.
         if room is None or not verify_join_proof(
             room.auth, frame.room, self.challenge, self.daemon.pin_bytes, frame.proof
         ):
             raise RequestError(Code.JOIN_DENIED, "no such room or wrong passphrase")
-        if frame.room in self.secret_rooms:
-            raise RequestError(Code.ALREADY_MEMBER, "you are already in this room")
-        if frame.sender in room.members.values():
-            # Two members under one key could speak for each other's presence.
-            raise RequestError(Code.ALREADY_MEMBER, "that session key is already in this room")
-        self._enter_secret(room, frame, owner=False)
-
-    def _enter_secret(
-        self, room: SecretRoom, frame: ev.SecretCreate | ev.SecretJoin, owner: bool
-    ) -> None:
-        try:
-            self._check_room_limits(len(room.members))
-        except RequestError:
-            self.daemon.drop_secret_if_empty(room)
-            raise
-        seq = room.presence(frame.sender, "join")
-        room.members[self] = frame.sender
-        if owner:
-            room.owners.add(self)
-        self.secret_rooms[room.rid] = room
-        keys, more = fit(room.members.values(), self.limits.max_frame - 1024, lambda k: 34)
-        self._send_with_history(
-            room,
-            ev.SecretJoined(
-                id=frame.id, room=room.rid, seq=seq, members=keys, owner=owner, more=more
-            ),
-        )
-
-    def _secret_room(self, rid: bytes) -> SecretRoom:
-        room = self.secret_rooms.get(rid)
-        if room is None:
-            raise RequestError(Code.NOT_MEMBER, "you are not in this secret room")
-        return room
+        self.submit("s_join", frame.id, frame.room, room.auth, frame.sender)
 
     def on_secret_leave(self, frame: ev.SecretLeave) -> None:
-        self.leave_secret(self._secret_room(frame.room), "leave")
-        self.send(ev.Ok(id=frame.id))
-
-    def leave_secret(self, room: SecretRoom, kind: str) -> None:
-        sender = room.members.pop(self)
-        room.owners.discard(self)
-        self.secret_rooms.pop(room.rid, None)
-        if not self.daemon.drop_secret_if_empty(room):
-            room.presence(sender, kind)
+        self.submit("s_leave", frame.id, frame.room)
 
     def on_seal(self, frame: ev.Seal) -> None:
         self.limiter.check_message(self.loop.time())
-        room = self._secret_room(frame.room)
+        secret_room(self, frame.room)
         if frame.kind not in SEAL_KINDS:
             raise RequestError(Code.TEXT_INVALID, f"unknown sealed kind {frame.kind!r}")
-        seq = room.relay(self, frame)
-        self.send(ev.Ok(id=frame.id, seq=seq))
+        self.submit(
+            "seal",
+            frame.id,
+            frame.room,
+            frame.counter,
+            frame.epoch,
+            frame.kind,
+            frame.ct,
+            frame.sig,
+        )
 
     def on_bye(self, frame: ev.Bye) -> None:
         self.close_code = "quit"
@@ -552,6 +445,18 @@ class Session:
             self.quit_msg = check_topic(frame.msg) or None
         except InvalidName:
             self.quit_msg = None
+
+
+def _check_topic(topic: str) -> str:
+    try:
+        return check_topic(topic)
+    except InvalidName as exc:
+        raise RequestError(Code.TOPIC_INVALID, str(exc)) from None
+
+
+def token_hash(token: bytes) -> bytes:
+    """What the shared state keeps of a resume token (never the token itself)."""
+    return hashlib.sha256(token).digest()
 
 
 _HANDLERS: dict[type[ev.Frame], Callable[[Session, Any], None]] = {
@@ -569,9 +474,9 @@ _HANDLERS: dict[type[ev.Frame], Callable[[Session, Any], None]] = {
     ev.SecretJoin: Session.on_secret_join,
     ev.SecretLeave: Session.on_secret_leave,
     ev.Seal: Session.on_seal,
-    ev.Kick: moderation.on_kick,
-    ev.Op: moderation.on_op,
-    ev.RoomMode: moderation.on_mode,
+    ev.Kick: Session.on_kick,
+    ev.Op: Session.on_op,
+    ev.RoomMode: Session.on_mode,
 }
 
 #: How a connection may end and still be resumed: it was lost, not ended on purpose.

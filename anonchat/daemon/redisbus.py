@@ -1,0 +1,230 @@
+"""Several nodes as one service, through one Redis server.
+
+Theory of operation.  Every node appends the commands of its sessions (see
+``state.py``) to one Redis stream, ``anonchat:log``, and reads the whole
+stream back, applying every node's commands in the stream's order.  Redis
+gives the order -- one stream, appended to by single commands -- and the
+time: a stream entry's id is Redis's clock in milliseconds, so every node
+applies a command at the same ``ts``.  So all nodes hold the same rooms,
+members, nicks, sequence numbers and rings, and each fans events out to the
+members connected to it.  Nothing here is a protocol of our own between
+nodes: they never talk to each other, only to Redis.
+
+* **Writing.**  Commands submitted during one pass of the event loop are
+  packed (msgpack) into one stream entry; one ``XADD`` is in flight at a
+  time, so commands of one session stay in order and a busy node sends few,
+  large entries.
+* **Reading.**  ``XREAD BLOCK`` from the last applied id; every entry is
+  applied in order, ours included: a session learns the outcome of its
+  command (its ``ok``, or a refusal because another node was first) when
+  the command comes back.
+* **Liveness.**  Every node appends a ``beat`` every ``node_timeout / 5``
+  seconds.  Applying a beat at log time ``ts``, every node counts any node
+  whose last beat is older than ``ts - node_timeout`` as gone and ends its
+  sessions: each node decides the same at the same point of the stream.  A
+  node stopping cleanly appends ``down`` instead.  A node that finds itself
+  counted as gone (it could not reach Redis for too long) stops: its
+  clients reconnect, to it once it is restarted or to another node.
+* **Joining late.**  The live node with the smallest id writes a snapshot of
+  the state and the id it was taken at every ``SNAPSHOT_INTERVAL`` seconds
+  (``anonchat:snapshot``) and trims the stream up to the *previous*
+  snapshot, so a starting node loads the snapshot and applies the stream
+  from there.
+
+What Redis holds is what the daemon holds in memory: nicks, rooms, topics,
+membership by session id, secret rooms' ids and public join keys, sealed
+frames and the public rooms' recent messages (the rings), the hashes of
+resume tokens.  No addresses; nothing a node's memory does not hold already.
+``docs/operations.md`` says how to run and protect it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from ..errors import ConfigError
+from ..wire import pack_value, unpack_value
+from . import snapshot, state
+
+if TYPE_CHECKING:
+    from .server import Daemon
+
+log = logging.getLogger("anonchat.daemon.redis")
+
+STREAM = "anonchat:log"
+SNAPSHOT = "anonchat:snapshot"
+#: Seconds between snapshots (written by one node); the stream keeps about two of them.
+SNAPSHOT_INTERVAL = 30.0
+#: Entries read at once.
+READ_COUNT = 1000
+#: Seconds to wait before trying Redis again after an error.
+RETRY = 0.5
+
+
+class RedisBus:
+    """The stream of commands every node applies in one order."""
+
+    synchronous = False
+
+    def __init__(self, daemon: Daemon, url: str) -> None:
+        self.daemon = daemon
+        self.url = url
+        self._pending: list[state.Command] = []
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._last_id = b"0-0"  # the last entry applied
+        self._snapshot_id = b"0-0"  # where the last snapshot this node wrote was taken
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._writer: aioredis.Redis = aioredis.from_url(url)
+        self._reader: aioredis.Redis = aioredis.from_url(url)
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load the others' state, catch up with the stream, announce this node."""
+        try:
+            await self._writer.ping()
+            await self._load_snapshot()
+            while await self._read(block=None):
+                pass
+        except (RedisError, OSError) as exc:
+            raise ConfigError(f"cannot use Redis at {self.url}: {exc}") from None
+        self.submit(["beat", self.daemon.node, None])
+        for coro, name in (
+            (self._write_loop(), "writer"),
+            (self._read_loop(), "reader"),
+            (self._beat_loop(), "beat"),
+            (self._snapshot_loop(), "snapshot"),
+        ):
+            self._tasks.append(asyncio.create_task(coro, name=f"anonchatd-redis-{name}"))
+        log.info("node %s joined the service at %s", self.daemon.node, _safe_url(self.url))
+
+    async def close(self) -> None:
+        """Send what is waiting (at most a few seconds), then stop."""
+        self._closing = True
+        self._wake.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._drained(), 3.0)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for client in (self._writer, self._reader):
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+
+    async def _drained(self) -> None:
+        while self._pending or not self._idle.is_set():
+            await self._idle.wait()
+            await asyncio.sleep(0)
+
+    # -- writing ---------------------------------------------------------------
+
+    def submit(self, cmd: state.Command) -> None:
+        self._pending.append(cmd)
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending, []
+                self._idle.clear()
+                data = pack_value(batch)
+                while True:
+                    try:
+                        await self._writer.xadd(STREAM, {"c": data})
+                        break
+                    except (RedisError, OSError) as exc:
+                        log.warning("cannot write to Redis (%s); retrying", exc)
+                        await asyncio.sleep(RETRY)
+                self._idle.set()
+
+    async def _beat_loop(self) -> None:
+        interval = max(0.2, self.daemon.config.node_timeout / 5)
+        while True:
+            await asyncio.sleep(interval)
+            self.submit(["beat", self.daemon.node, None])
+
+    # -- reading ---------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        while True:
+            try:
+                await self._read(block=0)
+            except (RedisError, OSError) as exc:
+                log.warning("cannot read from Redis (%s); retrying", exc)
+                await asyncio.sleep(RETRY)
+
+    async def _read(self, block: int | None) -> int:
+        """Apply the next entries of the stream; return how many there were."""
+        reply: Any = await self._reader.xread(
+            {STREAM: self._last_id}, count=READ_COUNT, block=block
+        )
+        if not reply:
+            return 0
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = reply[0][1]
+        for entry_id, fields in entries:
+            self._apply_entry(entry_id, fields)
+        return len(entries)
+
+    def _apply_entry(self, entry_id: bytes, fields: dict[bytes, bytes]) -> None:
+        self._last_id = entry_id
+        ts = int(entry_id.split(b"-", 1)[0])
+        try:
+            batch: list[Any] = unpack_value(fields[b"c"])
+        except (KeyError, ValueError):
+            log.error("stream entry %s is not ours; skipped", entry_id.decode())
+            return
+        for cmd in batch:
+            try:
+                state.apply(self.daemon, cmd, ts)
+            except Exception:
+                # The same input fails the same way on every node; log it, go on.
+                log.exception("cannot apply command %r", cmd[:2])
+
+    # -- snapshots ---------------------------------------------------------------
+
+    async def _load_snapshot(self) -> None:
+        data: Any = await self._writer.get(SNAPSHOT)
+        if data is None:
+            return
+        taken_at = snapshot.load(self.daemon, data)
+        self._last_id = taken_at
+        log.info("loaded the service's state as of %s", taken_at.decode())
+
+    async def _snapshot_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SNAPSHOT_INTERVAL)
+            nodes = self.daemon.nodes
+            if not nodes or min(nodes) != self.daemon.node:
+                continue  # another node writes them
+            try:
+                await self.write_snapshot()
+            except (RedisError, OSError) as exc:
+                log.warning("cannot write a snapshot (%s)", exc)
+
+    async def write_snapshot(self) -> None:
+        """Store the state as of the last applied entry; trim before the previous one."""
+        taken_at = self._last_id
+        data = snapshot.dump(self.daemon, taken_at)  # no await between reading and dumping
+        await self._writer.set(SNAPSHOT, data)
+        previous, self._snapshot_id = self._snapshot_id, taken_at
+        if previous != b"0-0":
+            await self._writer.xtrim(STREAM, minid=previous)
+
+
+def _safe_url(url: str) -> str:
+    """The URL without a password, for the log."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:
+        rest = "***@" + rest.split("@", 1)[1]
+    return scheme + sep + rest

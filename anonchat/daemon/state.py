@@ -1,0 +1,393 @@
+"""The shared state: nicks, members, rooms, applied one command at a time.
+
+Theory of operation.  Everything that more than one connection can see --
+who holds which nick, who is in which room, a room's topic, modes, owners,
+sequence numbers and recent events -- changes only here, by *commands*
+applied one after another.  A session checks what it alone can check (rate
+limits, the syntax of a nick or a text, a secret-room proof against its own
+challenge), then submits a command to the daemon's bus
+(:mod:`anonchat.daemon.bus`) and reads nothing more from its client until the
+command has been applied.
+
+* With one node (the default ``LocalBus``) a command is applied the moment it
+  is submitted: the code below runs inside the session's handler.
+* With several nodes (``RedisBus``) every node appends its commands to one
+  Redis stream and applies *every* node's commands in the stream's order.  So
+  every node holds the same state -- the same rooms, members, sequence
+  numbers and rings -- and fans each event out to the members connected to
+  it.  Members connected elsewhere are :class:`~anonchat.daemon.rooms.Remote`.
+
+For every node to reach the same state, applying is deterministic: the time
+is the command's log time (``ts``, milliseconds), never the local clock, and
+every choice (a random nick, a resume token) is made before submitting.
+Refusals found while applying (a nick taken a moment earlier on another
+node, a room that was locked) are answered to the member's client, if it is
+connected here.
+
+A command is a list ``[op, uid, request_id, *args]`` of plain values, so the
+Redis bus can send it as msgpack.  ``docs/architecture.md`` shows one
+message's path through it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .. import events as ev
+from ..errors import Code, RequestError
+from ..names import InvalidName, check_room, name_key
+from . import moderation
+from .rooms import Member, Remote, Room, SecretRoom, fit
+
+if TYPE_CHECKING:
+    from .server import Daemon
+
+log = logging.getLogger("anonchat.daemon")
+
+Command = list[Any]
+
+
+def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
+    """Apply one command at log time ``ts`` (milliseconds)."""
+    op, uid, request_id = cmd[0], cmd[1], cmd[2]
+    if op == "beat":  # a node is alive; any that has been silent too long is not
+        daemon.nodes[uid] = ts
+        timeout = round(daemon.config.node_timeout * 1000)
+        for node, last in list(daemon.nodes.items()):
+            if ts - last > timeout:
+                daemon.node_gone(node, ts)
+        return
+    if op == "down":  # a node stopped
+        daemon.node_gone(uid, ts)
+        return
+    if op == "hello":
+        _hello(daemon, uid, ts, *cmd[3:])
+        return
+    member = daemon.members.get(uid)
+    if member is None:
+        return  # gone before its command came up (ended, resumed or its node died)
+    handler = _APPLY[op]
+    try:
+        handler(daemon, member, ts, request_id, *cmd[3:])
+    except RequestError as exc:
+        member.send(ev.Error(code=exc.code, msg=exc.message[: ev.SHORT_MAX], id=request_id))
+    member.applied()
+
+
+# -- sessions ------------------------------------------------------------------
+
+
+def _hello(
+    daemon: Daemon,
+    uid: str,
+    ts: int,
+    node: str,
+    nick: str,
+    random: bool,
+    token_hash: bytes,
+    resume_hash: bytes | None,
+    seen: list[list[Any]],
+) -> None:
+    member = daemon.members.get(uid)
+    if member is None:
+        member = Remote(daemon, uid, node)
+    old = daemon.tokens.pop(resume_hash, None) if resume_hash else None
+    if old is not None and old is not member:
+        _adopt(daemon, member, old)
+    else:
+        old = None
+        key = name_key(nick)
+        if key in daemon.nicks:
+            if not random:
+                member.close(Code.NICK_TAKEN, f"the nick {nick} is taken")
+                member.applied()
+                return
+            nick = _free_variant(daemon, nick)
+        take_nick(daemon, member, nick)
+    member.token_hash = token_hash
+    daemon.tokens[token_hash] = member
+    daemon.members[uid] = member
+    member.welcome(old is not None, seen)
+    member.applied()
+
+
+def _free_variant(daemon: Daemon, nick: str) -> str:
+    """A random nick another node took a moment earlier: the same, numbered."""
+    n = 2
+    while name_key(f"{nick}-{n}") in daemon.nicks:
+        n += 1
+    return f"{nick}-{n}"
+
+
+def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
+    """``new`` resumes ``old``: its nick, rooms, keys and place in each room."""
+    daemon.members.pop(old.uid, None)
+    daemon.stop_waiting(old)
+    old.abort("resumed")  # if it still has a connection here, the client knows better
+    new.nick, new.nick_key = old.nick, old.nick_key
+    daemon.nicks[new.nick_key] = new
+    new.rooms, new.secret_rooms = old.rooms, old.secret_rooms
+    old.rooms, old.secret_rooms = {}, {}
+    for channel in [*new.rooms.values(), *new.secret_rooms.values()]:
+        channel.replace_member(old, new)
+    log.debug("%s resumes %s", new.uid, old.uid)
+
+
+def take_nick(daemon: Daemon, member: Member, nick: str) -> None:
+    if daemon.nicks.get(member.nick_key) is member:
+        del daemon.nicks[member.nick_key]
+    member.nick = nick
+    member.nick_key = name_key(nick)
+    daemon.nicks[member.nick_key] = member
+
+
+def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) -> None:
+    """A session is over: free its nick and leave its rooms, announcing the quit."""
+    if daemon.members.get(member.uid) is member:
+        del daemon.members[member.uid]
+    daemon.stop_waiting(member)
+    if daemon.tokens.get(member.token_hash) is member:
+        del daemon.tokens[member.token_hash]
+    if daemon.nicks.get(member.nick_key) is member:
+        del daemon.nicks[member.nick_key]
+    for room in list(member.rooms.values()):
+        leave_room(daemon, member, room, "quit", ts, msg=quit_msg)
+    for secret in list(member.secret_rooms.values()):
+        leave_secret(daemon, member, secret, "quit", ts)
+
+
+def _end(daemon: Daemon, member: Member, ts: int, _rid: None, quit_msg: str | None) -> None:
+    end(daemon, member, ts, quit_msg)
+
+
+def _nick(daemon: Daemon, member: Member, ts: int, rid: int, nick: str) -> None:
+    holder = daemon.nicks.get(name_key(nick))
+    if holder is not None and holder is not member:
+        raise RequestError(Code.NICK_TAKEN, f"the nick {nick} is taken")
+    old = member.nick
+    take_nick(daemon, member, nick)
+    member.send(ev.Ok(id=rid))
+    if nick != old:
+        for room in member.rooms.values():
+            room.presence(member, "nick", ts, nick=old, new=nick)
+
+
+# -- public rooms --------------------------------------------------------------
+
+
+def _create(daemon: Daemon, member: Member, ts: int, rid: int, name: str, topic: str) -> None:
+    try:
+        check_room(name)
+    except InvalidName as exc:
+        raise RequestError(Code.ROOM_INVALID, str(exc)) from None
+    key = name_key(name)
+    if key in daemon.rooms:
+        raise RequestError(Code.ROOM_EXISTS, f"the room {daemon.rooms[key].name} already exists")
+    if len(daemon.rooms) >= daemon.config.limits.max_rooms:
+        raise RequestError(Code.TOO_MANY_ROOMS, "the server holds as many rooms as it may")
+    room = Room(name, key, daemon.new_ring(), topic)
+    daemon.rooms[key] = room
+    _enter(daemon, member, room, ts, rid, owner=True)
+
+
+def _join(daemon: Daemon, member: Member, ts: int, rid: int, name: str) -> None:
+    room = daemon.find_room(name)
+    if room.key in member.rooms:
+        raise RequestError(Code.ALREADY_MEMBER, f"you are already in {room.name}")
+    _enter(daemon, member, room, ts, rid, owner=False)
+
+
+def check_room_limits(member: Member, members: int) -> None:
+    limits = member.limits
+    count = len(member.rooms) + len(member.secret_rooms)
+    if count >= limits.max_rooms_per_session:
+        raise RequestError(
+            Code.TOO_MANY_ROOMS,
+            f"you are in {count} rooms; the limit is {limits.max_rooms_per_session}",
+        )
+    if members >= limits.max_members_per_room:
+        raise RequestError(Code.ROOM_FULL, "the room is full")
+
+
+def _enter(daemon: Daemon, member: Member, room: Room, ts: int, rid: int, owner: bool) -> None:
+    try:
+        if not owner:
+            moderation.check_entry(member, room)
+        check_room_limits(member, len(room.members))
+    except RequestError:
+        daemon.drop_if_empty(room)
+        raise
+    seq = room.presence(member, "join", ts)
+    room.members[member] = None
+    if owner:
+        room.owners.add(member)
+    member.rooms[room.key] = room
+    if not member.here:
+        return
+    budget = member.limits.max_frame - 1024
+    members, more = daemon.member_list(room, budget)
+    joined = ev.Joined(
+        id=rid,
+        room=room.name,
+        topic=room.topic,
+        members=members,
+        seq=seq,
+        owner=owner,
+        more=more,
+        owners=room.owner_nicks()[:100],
+        locked=room.locked,
+        slow=room.slow,
+    )
+    send_with_history(member, room, joined, room.history)
+
+
+def send_with_history(
+    member: Member, channel: Room | SecretRoom, reply: ev.Frame, history: bool
+) -> None:
+    """The join reply, then the room's last messages (older than the reply's seq)."""
+    member.send(reply)
+    for data in channel.ring.history(member.limits.history if history else 0):
+        member.deliver(data)
+
+
+def member_room(member: Member, name: str) -> Room:
+    room = member.rooms.get(name_key(name))
+    if room is None:
+        raise RequestError(Code.NOT_MEMBER, f"you are not in {name}")
+    return room
+
+
+def _leave(daemon: Daemon, member: Member, ts: int, rid: int, name: str) -> None:
+    leave_room(daemon, member, member_room(member, name), "leave", ts)
+    member.send(ev.Ok(id=rid))
+
+
+def leave_room(
+    daemon: Daemon, member: Member, room: Room, kind: str, ts: int, msg: str | None = None
+) -> None:
+    del room.members[member]
+    room.owners.discard(member)
+    member.rooms.pop(room.key, None)
+    if not daemon.drop_if_empty(room):
+        room.presence(member, kind, ts, msg=msg)
+        moderation.after_leave(room, member, ts)
+
+
+def _topic(daemon: Daemon, member: Member, ts: int, rid: int, name: str, topic: str) -> None:
+    room = member_room(member, name)
+    moderation.check_topic_owner(member, room)
+    room.set_topic(member, topic, ts)
+    member.send(ev.Ok(id=rid))
+
+
+def _say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str, me: bool) -> None:
+    room = member.rooms.get(name_key(name))
+    if room is None:
+        raise RequestError(Code.NOT_MEMBER, f"you are not in {name}")
+    if room.slow:
+        moderation.check_slow(member, room, ts)
+    seq = room.say(member, text, me, ts)
+    daemon.stats.messages += 1
+    member.send(ev.Ok(id=rid, seq=seq))
+
+
+# -- secret rooms --------------------------------------------------------------
+
+
+def _secret_create(
+    daemon: Daemon, member: Member, ts: int, rid: int, room_id: bytes, auth: bytes, sender: bytes
+) -> None:
+    if room_id in daemon.secret_rooms:
+        raise RequestError(Code.ROOM_EXISTS, "a secret room with this name and passphrase exists")
+    if len(daemon.secret_rooms) >= daemon.config.limits.max_rooms:
+        raise RequestError(Code.TOO_MANY_ROOMS, "the server holds as many rooms as it may")
+    room = SecretRoom(room_id, auth, daemon.new_ring())
+    daemon.secret_rooms[room_id] = room
+    _enter_secret(daemon, member, room, ts, rid, sender, owner=True)
+
+
+def _secret_join(
+    daemon: Daemon, member: Member, ts: int, rid: int, room_id: bytes, auth: bytes, sender: bytes
+) -> None:
+    room = daemon.secret_rooms.get(room_id)
+    # The proof was checked against ``auth``; a room made anew since is another room.
+    if room is None or room.auth != auth:
+        raise RequestError(Code.JOIN_DENIED, "no such room or wrong passphrase")
+    if room_id in member.secret_rooms:
+        raise RequestError(Code.ALREADY_MEMBER, "you are already in this room")
+    if sender in room.members.values():
+        # Two members under one key could speak for each other's presence.
+        raise RequestError(Code.ALREADY_MEMBER, "that session key is already in this room")
+    _enter_secret(daemon, member, room, ts, rid, sender, owner=False)
+
+
+def _enter_secret(
+    daemon: Daemon,
+    member: Member,
+    room: SecretRoom,
+    ts: int,
+    rid: int,
+    sender: bytes,
+    owner: bool,
+) -> None:
+    try:
+        check_room_limits(member, len(room.members))
+    except RequestError:
+        daemon.drop_secret_if_empty(room)
+        raise
+    seq = room.presence(sender, "join", ts)
+    room.members[member] = sender
+    if owner:
+        room.owners.add(member)
+    member.secret_rooms[room.rid] = room
+    if not member.here:
+        return
+    keys, more = fit(room.members.values(), member.limits.max_frame - 1024, lambda k: 34)
+    reply = ev.SecretJoined(id=rid, room=room.rid, seq=seq, members=keys, owner=owner, more=more)
+    send_with_history(member, room, reply, True)
+
+
+def secret_room(member: Member, room_id: bytes) -> SecretRoom:
+    room = member.secret_rooms.get(room_id)
+    if room is None:
+        raise RequestError(Code.NOT_MEMBER, "you are not in this secret room")
+    return room
+
+
+def _secret_leave(daemon: Daemon, member: Member, ts: int, rid: int, room_id: bytes) -> None:
+    leave_secret(daemon, member, secret_room(member, room_id), "leave", ts)
+    member.send(ev.Ok(id=rid))
+
+
+def leave_secret(daemon: Daemon, member: Member, room: SecretRoom, kind: str, ts: int) -> None:
+    sender = room.members.pop(member)
+    room.owners.discard(member)
+    member.secret_rooms.pop(room.rid, None)
+    if not daemon.drop_secret_if_empty(room):
+        room.presence(sender, kind, ts)
+
+
+def _seal(daemon: Daemon, member: Member, ts: int, rid: int, room_id: bytes, *seal: Any) -> None:
+    seq = secret_room(member, room_id).relay(member, list(seal), ts)
+    daemon.stats.messages += 1
+    member.send(ev.Ok(id=rid, seq=seq))
+
+
+_APPLY: dict[str, Callable[..., None]] = {
+    "end": _end,
+    "nick": _nick,
+    "create": _create,
+    "join": _join,
+    "leave": _leave,
+    "topic": _topic,
+    "say": _say,
+    "kick": moderation.kick,
+    "op": moderation.op,
+    "mode": moderation.mode,
+    "s_create": _secret_create,
+    "s_join": _secret_join,
+    "s_leave": _secret_leave,
+    "seal": _seal,
+}
