@@ -61,8 +61,9 @@ STREAM = "anonchat:log"
 SNAPSHOT = "anonchat:snapshot"
 #: Seconds between snapshots (written by one node); the stream keeps about two of them.
 SNAPSHOT_INTERVAL = 30.0
-#: Entries read at once.
+#: Entries read at once, and how long one read waits for the next (milliseconds).
 READ_COUNT = 1000
+READ_BLOCK_MS = 1000
 #: Seconds to wait before trying Redis again after an error.
 RETRY = 0.5
 
@@ -113,9 +114,15 @@ class RedisBus:
         self._wake.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._drained(), 3.0)
+        # A blocked XREAD does not always give way to cancellation: close its
+        # connection under it, and the reader ends on the error.
+        with contextlib.suppress(RedisError, OSError):
+            await self._reader.connection_pool.disconnect()
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        _, stuck = await asyncio.wait(self._tasks, timeout=2.0)
+        if stuck:
+            log.warning("%d Redis tasks did not stop", len(stuck))
         for client in (self._writer, self._reader):
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
@@ -157,10 +164,12 @@ class RedisBus:
     # -- reading ---------------------------------------------------------------
 
     async def _read_loop(self) -> None:
-        while True:
+        while not self._closing:
             try:
-                await self._read(block=0)
+                await self._read(block=READ_BLOCK_MS)
             except (RedisError, OSError) as exc:
+                if self._closing:
+                    return
                 log.warning("cannot read from Redis (%s); retrying", exc)
                 await asyncio.sleep(RETRY)
 
