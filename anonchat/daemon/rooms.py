@@ -13,6 +13,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import events as ev
+from ..crypto import OwnerChain
 from ..errors import Code
 from ..wire import encode_frame
 
@@ -216,14 +217,52 @@ class SecretRoom(Channel):
     It never learns the room's name, the passphrase or any message: it checks
     join proofs against ``auth`` and relays sealed frames in one order.
     ``members`` maps each session to its sealing key.
+
+    Moderation (anonchat/daemon/secret_moderation.py): ``chain`` says which
+    keys may act, from the owner key the creator registered (with ``owner_tag``,
+    which only members can check); the daemon enforces what they sign.
     """
 
-    __slots__ = ("auth", "rid")
+    __slots__ = (
+        "auth",
+        "banned",
+        "chain",
+        "grants",
+        "history",
+        "last_said",
+        "locked",
+        "mode",
+        "owner_tag",
+        "rid",
+        "slow",
+    )
 
-    def __init__(self, rid: bytes, auth: bytes, ring: Ring) -> None:
+    def __init__(self, rid: bytes, auth: bytes, ring: Ring, owner: bytes, owner_tag: bytes) -> None:
         super().__init__(ring)
         self.rid = rid
         self.auth = auth
+        self.chain = OwnerChain(rid, owner)
+        self.owner_tag = owner_tag
+        self.grants: list[ev.OwnerAct] = []  # for newcomers to verify
+        self.mode: ev.OwnerAct | None = None  # the last mode action
+        self.locked = False
+        self.slow = 0
+        self.history = True
+        self.banned: set[Member] = set()  # sessions; their keys are in chain.banned
+        self.last_said: dict[Member, float] = {}  # for slow mode
+
+    def replace_member(self, old: Member, new: Member) -> None:
+        super().replace_member(old, new)
+        if old in self.banned:
+            self.banned.discard(old)
+            self.banned.add(new)
+        if old in self.last_said:
+            self.last_said[new] = self.last_said.pop(old)
+
+    def is_owner(self, member: Member) -> bool:
+        """Whether this member's session key may act (slow mode spares it)."""
+        key = self.members.get(member)
+        return key is not None and self.chain.may_act(key)
 
     def presence(self, sender: bytes, kind: str, exclude: Member | None = None) -> int:
         seq = self.next_seq()

@@ -241,14 +241,16 @@ class Daemon:
         self.rooms[key] = room
         return room
 
-    def create_secret_room(self, rid: bytes, auth: bytes) -> SecretRoom:
+    def create_secret_room(
+        self, rid: bytes, auth: bytes, owner: bytes, owner_tag: bytes
+    ) -> SecretRoom:
         if rid in self.secret_rooms:
             raise RequestError(
                 Code.ROOM_EXISTS, "a secret room with this name and passphrase exists"
             )
         if len(self.secret_rooms) >= self.config.limits.max_rooms:
             raise RequestError(Code.TOO_MANY_ROOMS, "the server holds as many rooms as it may")
-        room = SecretRoom(rid, auth, self.new_ring())
+        room = SecretRoom(rid, auth, self.new_ring(), owner, owner_tag)
         self.secret_rooms[rid] = room
         return room
 

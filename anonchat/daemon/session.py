@@ -29,7 +29,7 @@ from ..crypto import verify_join_proof
 from ..errors import FATAL_CODES, Code, ProtocolError, RequestError
 from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topic, name_key
 from ..protocol import Connection, State
-from . import moderation
+from . import moderation, secret_moderation
 from .limits import SessionLimiter
 from .rooms import Channel, SecretRoom, fit
 
@@ -482,7 +482,9 @@ class Session:
             frame.auth, frame.room, self.challenge, self.daemon.pin_bytes, frame.proof
         ):
             raise RequestError(Code.BAD_PROOF, "the proof does not match the room's join key")
-        room = self.daemon.create_secret_room(frame.room, frame.auth)
+        room = self.daemon.create_secret_room(
+            frame.room, frame.auth, frame.owner_key, frame.owner_tag
+        )
         self._enter_secret(room, frame, owner=True)
 
     def on_secret_join(self, frame: ev.SecretJoin) -> None:
@@ -498,6 +500,7 @@ class Session:
         if frame.sender in room.members.values():
             # Two members under one key could speak for each other's presence.
             raise RequestError(Code.ALREADY_MEMBER, "that session key is already in this room")
+        secret_moderation.check_entry(self, room, frame.sender)
         self._enter_secret(room, frame, owner=False)
 
     def _enter_secret(
@@ -513,12 +516,25 @@ class Session:
         if owner:
             room.owners.add(self)
         self.secret_rooms[room.rid] = room
-        keys, more = fit(room.members.values(), self.limits.max_frame - 1024, lambda k: 34)
+        # The grants (at most OWNERS_MAX, ~190 bytes each) take up to 12 KiB.
+        budget = self.limits.max_frame - 1024 - 200 * (len(room.grants) + 1)
+        keys, more = fit(room.members.values(), budget, lambda k: 34)
         self._send_with_history(
             room,
             ev.SecretJoined(
-                id=frame.id, room=room.rid, seq=seq, members=keys, owner=owner, more=more
+                id=frame.id,
+                room=room.rid,
+                seq=seq,
+                members=keys,
+                owner_key=room.chain.owner,
+                owner_tag=room.owner_tag,
+                owner=owner,
+                more=more,
+                acts=room.chain.counter,
+                grants=list(room.grants) or None,
+                mode=room.mode,
             ),
+            room.history,
         )
 
     def _secret_room(self, rid: bytes) -> SecretRoom:
@@ -532,17 +548,25 @@ class Session:
         self.send(ev.Ok(id=frame.id))
 
     def leave_secret(self, room: SecretRoom, kind: str) -> None:
-        sender = room.members.pop(self)
-        room.owners.discard(self)
-        self.secret_rooms.pop(room.rid, None)
-        if not self.daemon.drop_secret_if_empty(room):
+        sender = room.members[self]
+        self.drop_secret(room)
+        if room.members:
             room.presence(sender, kind)
+
+    def drop_secret(self, room: SecretRoom) -> None:
+        """Out of a secret room: left, or removed by an owner (announced already)."""
+        room.members.pop(self, None)
+        room.owners.discard(self)
+        room.last_said.pop(self, None)
+        self.secret_rooms.pop(room.rid, None)
+        self.daemon.drop_secret_if_empty(room)
 
     def on_seal(self, frame: ev.Seal) -> None:
         self.limiter.check_message(self.loop.time())
         room = self._secret_room(frame.room)
         if frame.kind not in SEAL_KINDS:
             raise RequestError(Code.TEXT_INVALID, f"unknown sealed kind {frame.kind!r}")
+        secret_moderation.check_slow(self, room, frame.kind, self.loop.time())
         seq = room.relay(self, frame)
         self.send(ev.Ok(id=frame.id, seq=seq))
 
@@ -572,6 +596,7 @@ _HANDLERS: dict[type[ev.Frame], Callable[[Session, Any], None]] = {
     ev.Kick: moderation.on_kick,
     ev.Op: moderation.on_op,
     ev.RoomMode: moderation.on_mode,
+    ev.SecretAct: secret_moderation.on_act,
 }
 
 #: How a connection may end and still be resumed: it was lost, not ended on purpose.
