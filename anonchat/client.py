@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__
 from . import events as ev
-from .crypto import Identity, RoomKeys, derive_room_keys, normalize_room
+from .crypto import Identity, RoomKeys, Sealer, derive_room_keys, normalize_room
 from .errors import Code, ConnectionClosed, CryptoError, ProtocolError, RequestError
 from .names import InvalidName, check_nick, check_room, check_text, name_key
 from .protocol import Connection, State
@@ -174,6 +174,9 @@ class Client:
         self.identity = Identity.generate()  # this session's key in secret rooms
         self.secret: dict[str, SecretChannel] = {}  # normalised name -> channel
         self._secret_by_id: dict[bytes, SecretChannel] = {}
+        # Every secret room's sealer, kept after leaving: joining again with the same
+        # session key must go on counting, or nonces would repeat under one key.
+        self._sealers: dict[bytes, Sealer] = {}
         self.rooms: dict[str, str] = {}  # public rooms joined: key -> name
         self._seen: dict[str, int] = {}  # public room key -> last seq received
         self._secret_seen: dict[bytes, int] = {}  # secret room id -> last seq received
@@ -383,6 +386,7 @@ class Client:
         a sealer must never reuse a nonce), and, when resumed, its rooms."""
         self.identity = old.identity
         self.secret, self._secret_by_id = old.secret, old._secret_by_id
+        self._sealers = old._sealers
         if self.resumed:
             self.rooms, self._seen = dict(old.rooms), dict(old._seen)
             self._secret_seen = dict(old._secret_seen)
@@ -501,13 +505,15 @@ class Client:
         owner_key: Identity | None = None,
         channel: SecretChannel | None = None,
     ) -> SecretChannel:
-        channel = channel or SecretChannel.open_room(name, keys, self.identity)
+        sealer = self._sealers.get(keys.room_id)
+        channel = channel or SecretChannel.open_room(name, keys, self.identity, sealer)
         self._secret_by_id[keys.room_id] = channel  # before the reply: frames may follow it
         try:
             await self._request(frame, ev.SecretJoined)
         except BaseException:
             self._secret_by_id.pop(keys.room_id, None)
             raise
+        self._sealers[keys.room_id] = channel.sealer
         if owner_key is not None:  # we created this incarnation of the room
             channel.owner_key = owner_key
         self.secret[normalize_room(name)] = channel

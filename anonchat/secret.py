@@ -19,7 +19,7 @@ shown; one that does not verify is reported as forged, never as an owner's.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from . import events as ev
 from .crypto import (
@@ -34,6 +34,7 @@ from .crypto import (
     Sealer,
     fingerprint,
     sign_owner_action,
+    verify_owner_action,
 )
 from .errors import Code, CryptoError, RequestError
 from .names import name_key, sanitize
@@ -98,8 +99,13 @@ class SecretChannel:
     history: bool = True
 
     @classmethod
-    def open_room(cls, name: str, keys: RoomKeys, identity: Identity) -> SecretChannel:
-        return cls(name, keys.room_id, keys, identity, Sealer(keys, identity), Opener(keys))
+    def open_room(
+        cls, name: str, keys: RoomKeys, identity: Identity, sealer: Sealer | None = None
+    ) -> SecretChannel:
+        """A channel for a room; ``sealer``: the one used before in this room with
+        this identity (a fresh one would count from 1 again and repeat nonces)."""
+        sealer = sealer or Sealer(keys, identity)
+        return cls(name, keys.room_id, keys, identity, sealer, Opener(keys))
 
     # -- owners ----------------------------------------------------------------
 
@@ -135,12 +141,14 @@ class SecretChannel:
         return out
 
     def _verifies(self, action: OwnerAction) -> bool:
-        assert self.chain is not None
-        try:
-            self.chain.check(replace(action, counter=self.chain.counter + 1))
-        except CryptoError:
-            return False
-        return action.counter <= self.chain.counter
+        """An action older than our joining: signed by someone who may act."""
+        chain = self.chain
+        assert chain is not None
+        return (
+            action.counter <= chain.counter
+            and chain.may_act(action.actor)
+            and verify_owner_action(self.rid, chain.owner, action)
+        )
 
     def is_owner(self, key: bytes) -> bool:
         return self.owner_trusted and self.chain is not None and self.chain.may_act(key)
