@@ -35,7 +35,12 @@ COMMANDS: tuple[Command, ...] = (
         "/secret create ROOM makes one",
     ),
     Command("privacy", "", "what the server can and cannot see about you, in this room"),
-    Command("kick", "NICK [REASON]", "(owners) remove someone from the current room"),
+    Command(
+        "kick",
+        "NICK [REASON]",
+        "(owners) remove someone from the current room; in a secret room NICK may be "
+        "nick#fingerprint, and the action is signed",
+    ),
     Command("ban", "NICK [REASON]", "(owners) remove them and keep their session out"),
     Command("op", "NICK", "(owners) make someone an owner of the current room too"),
     Command(
@@ -113,7 +118,9 @@ PRIVACY: tuple[tuple[str, str], ...] = (
         "Anyone who knows the passphrase can read and join; there is no forward "
         "secrecy; a weak passphrase can be guessed offline by the operator, so "
         "generate one. Nicks show a fingerprint (alice#k3f9) so two people cannot "
-        "pass as each other. /privacy says all this for the room you are in.",
+        "pass as each other. Owners' kicks and bans in a secret room are signed and "
+        "checked by everyone, but it is the server that keeps people out: someone "
+        "removed still knows the passphrase. /privacy says all this for the room you are in.",
     ),
 )
 
