@@ -14,6 +14,8 @@ from anonchat.client import Client
 from anonchat.crypto import Identity, derive_room_keys, sign_owner_action
 from anonchat.daemon import Daemon
 from anonchat.errors import Code, RequestError
+from anonchat.frontend import LOCK, MODE_USAGE
+from anonchat.linemode import LineSession, format_event
 from anonchat.secret import SecretChannel, SecretMessage, SecretNotice, label, owner_act
 
 from .conftest import ClientFactory, DaemonFactory
@@ -401,3 +403,40 @@ async def test_a_member_drops_messages_of_a_banned_key(connect: ClientFactory) -
     events, _ = channel.receive(frame)
     assert [e.kind for e in events if isinstance(e, SecretNotice)] == ["dropped"]
     assert "banned" in events[0].text
+
+
+# -- the line mode ---------------------------------------------------------------------
+
+
+async def test_line_mode_moderates_a_secret_room(connect: ClientFactory) -> None:
+    alice, bob, carol = await connect("alice"), await connect("bob"), await connect("carol")
+    out: list[str] = []
+
+    async def ask(prompt: str) -> str:
+        return PASSPHRASE
+
+    session = LineSession(alice, out.append, ask)
+    await session.handle_line(f"/secret create {ROOM}")
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await carol.join_secret(ROOM, PASSPHRASE)
+    await settled(alice, bob, carol)
+    bobs = LineSession(bob, out.append, ask, current=ROOM, current_secret=True)
+    await bobs.handle_line("/kick alice")
+    assert out[-1].endswith("error: only an owner of this room may do that (not_owner)")
+    await session.handle_line("/op bob")
+    await session.handle_line("/mode slow 10")
+    await session.handle_line("/kick carol spamming")
+    assert any("the reason is not sent in a secret room" in line for line in out)
+    await session.handle_line("/who")
+    assert out[-1].endswith(
+        f"owners (checked by signature): {', '.join(sorted([me(alice), me(bob)]))}"
+    )
+    await session.handle_line("/mode sideways")
+    assert out[-1].endswith(MODE_USAGE)
+    shown = [format_event(n) or "" for n in await notices(bob, 3)]
+    assert shown[0].endswith(f"-!- {me(bob)} is now an owner (by {me(alice)})")
+    assert shown[1].endswith(
+        f"-!- {me(alice)} set the modes: open to newcomers, slow mode 10 s, history on join"
+    )
+    assert shown[2].endswith(f"-!- {me(carol)} was kicked by {me(alice)}")
+    assert LOCK in shown[2]
