@@ -289,6 +289,12 @@ class SecretRoom(Channel):
         )
         return seq
 
+    def acted(self, act: ev.OwnerAct) -> int:
+        """Relay an owner action the daemon accepted, as it was signed."""
+        seq = self.next_seq()
+        self.broadcast(ev.SecretActed(room=self.rid, seq=seq, ts=now_ms(), act=act))
+        return seq
+
 
 def fit(items: Iterable[Any], budget: int, size: Any) -> tuple[list[Any], int]:
     """Take items in order while their summed ``size(item)`` stays within ``budget``.

@@ -25,7 +25,7 @@ from ..crypto import CryptoCode
 from ..errors import Code, CryptoError, RequestError
 from ..secret import owner_action
 from .moderation import SLOW_MAX
-from .rooms import SecretRoom, now_ms
+from .rooms import SecretRoom
 
 if TYPE_CHECKING:
     from .session import Session
@@ -53,7 +53,7 @@ def on_act(session: Session, frame: ev.SecretAct) -> None:
     elif act.kind == "ban" and target is not None:
         room.banned.add(target)
     # Relayed while the target is still a member, so it learns it was removed.
-    room.broadcast(ev.SecretActed(room=room.rid, seq=room.next_seq(), ts=now_ms(), act=act))
+    room.acted(act)
     if act.kind in ("kick", "ban") and target is not None:
         target.drop_secret(room)
     session.send(ev.Ok(id=frame.id))
