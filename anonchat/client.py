@@ -561,10 +561,12 @@ class Client:
         channel = self._secret_by_id.get(frame.room)
         if channel is None:
             return  # a room we just left
+        events: list[SecretEvent]
         if isinstance(frame, ev.SecretPresence):
             events = channel.presence(frame)
         elif isinstance(frame, ev.SecretActed):
-            events, removed = channel.acted(frame)
+            notices, removed = channel.acted(frame)
+            events = list(notices)
             if removed:
                 self._forget_secret(channel)
         else:

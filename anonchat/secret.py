@@ -109,7 +109,7 @@ class SecretChannel:
 
     # -- owners ----------------------------------------------------------------
 
-    def joined(self, frame: ev.SecretJoined) -> list[SecretEvent]:
+    def joined(self, frame: ev.SecretJoined) -> list[SecretNotice]:
         """Take the room's owner key, grants and mode from the daemon's reply,
         believing only what our room keys and the signatures vouch for."""
         self.chain = OwnerChain(self.rid, frame.owner_key)
@@ -124,7 +124,7 @@ class SecretChannel:
             )
             return [self._notice(frame.seq, 0, text, "forged")]
         refused = self.chain.load_grants([owner_action(g) for g in frame.grants or []])
-        out: list[SecretEvent] = [
+        out = [
             self._notice(
                 frame.seq, 0, f"ignored an owner grant that does not verify: {g.kind}", "forged"
             )
@@ -216,7 +216,7 @@ class SecretChannel:
             and self.owner_key.public == self.chain.owner
         )
 
-    def acted(self, frame: ev.SecretActed) -> tuple[list[SecretEvent], bool]:
+    def acted(self, frame: ev.SecretActed) -> tuple[list[SecretNotice], bool]:
         """Verify and apply an owner action the daemon relayed.  Returns the
         events, and whether it removed us from the room."""
         action = owner_action(frame.act)
