@@ -28,6 +28,8 @@ async def test_an_owner_kicks_in_a_secret_room(daemon: Daemon, tmp_path: Path) -
         await type_line(pb, "/kick alice")
         await wait_for(pb, lambda: any("only an owner" in x for x in lines(cb, KEY)))
         assert normalize_room(ROOM) in ca.client.secret
+        await type_line(pb, "/who")
+        assert any(f"owners (checked by signature): {a_label}" in x for x in lines(cb, KEY))
         # alice is: her signed kick is checked by both clients and shown with both labels.
         await type_line(pa, f"/kick {b_label}")
         kicked = f"{b_label} was kicked by {a_label}"

@@ -501,10 +501,11 @@ class ChatScreen(Screen[None]):
 
     def _who_secret(self, room: RoomState) -> None:
         try:
-            members = self.client.secret_channel(room.name).members()
+            channel = self.client.secret_channel(room.name)
         except RequestError as exc:
             self.here(clean(exc.message), error=True)
             return
+        members, owners = channel.members(), channel.owners()
         names = Text(", ").join(nick_text(m, bold=False) for m in members)
         self.here(
             join_text(
@@ -513,6 +514,8 @@ class ChatScreen(Screen[None]):
                 names,
             )
         )
+        shown = Text(", ").join(nick_text(m, bold=False) for m in owners) if owners else "none here"
+        self.here(join_text("owners (checked by signature): ", shown))
 
     def cmd_list(self, rest: str) -> None:
         self.request_list(show=True)
