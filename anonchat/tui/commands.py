@@ -35,12 +35,7 @@ COMMANDS: tuple[Command, ...] = (
         "/secret create ROOM makes one",
     ),
     Command("privacy", "", "what the server can and cannot see about you, in this room"),
-    Command(
-        "kick",
-        "NICK [REASON]",
-        "(owners) remove someone from the current room; in a secret room NICK may be "
-        "nick#fingerprint, and the action is signed",
-    ),
+    Command("kick", "NICK [REASON]", "(owners) remove someone from the current room"),
     Command("ban", "NICK [REASON]", "(owners) remove them and keep their session out"),
     Command("op", "NICK", "(owners) make someone an owner of the current room too"),
     Command(
