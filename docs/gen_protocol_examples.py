@@ -432,8 +432,9 @@ CODE_MEANINGS: dict[Code, str] = {
     "`max_rooms_per_session` rooms (public and secret together), or (`create`, "
     "`secret_create`) the daemon holds `max_rooms` rooms of that sort",
     Code.ROOM_FULL: "`join`/`secret_join`: the room has `max_members_per_room` members",
-    Code.RATE_LIMITED: "`say`/`seal`: more than `msg_burst` messages, then `msg_rate` per "
-    "second; `join`/`create`: more than `room_join_burst`, then one per `room_join_interval`; "
+    Code.RATE_LIMITED: "`say`/`seal`/`secret_act`: more than `msg_burst` messages, then "
+    "`msg_rate` per second; `join`/`create`: more than `room_join_burst`, then one per "
+    "`room_join_interval`; "
     "`secret_create`/`secret_join`: more than `join_burst` attempts, then one per "
     "`join_interval`; the sentence says when to try again",
     Code.JOIN_DENIED: "`secret_join`: no such room or wrong passphrase; the daemon gives "

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 
 def on_act(session: Session, frame: ev.SecretAct) -> None:
+    # Each action may cost a signature check: it takes a token like a message.
+    session.limiter.check_message(session.loop.time())
     room = session.secret_rooms.get(frame.room)
     if room is None:
         raise RequestError(Code.NOT_MEMBER, "you are not in this secret room")
