@@ -385,8 +385,7 @@ CODE_MEANINGS: dict[Code, str] = {
     "`secret_act`: the key that signed the action has no owner rights in the room",
     Code.NO_SUCH_NICK: "nobody with that nick is in the room (or you tried to kick yourself); "
     "`secret_act`: no member of the room has the target session key",
-    Code.ROOM_LOCKED: "the room is locked: no new members (`secret_join`: owners may "
-    "still come back)",
+    Code.ROOM_LOCKED: "the room is locked: no new members",
     Code.BANNED: "an owner banned this session (in a secret room: this session or this "
     "session key) from the room for the room's lifetime",
     Code.SLOW_MODE: "slow mode (`say`; `seal` of kind `msg` or `me`): the sentence says "

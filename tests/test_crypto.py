@@ -759,3 +759,16 @@ def test_owner_chain_grants_replays_and_bans() -> None:
     assert newcomer.load_grants(grants) == [rogue]
     assert newcomer.may_act(bob.public) and newcomer.may_act(carol.public)
     assert not newcomer.may_act(mallory().public)
+
+
+def test_the_daemon_can_check_a_sealed_signature_without_the_room_key() -> None:
+    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hi")
+    assert crypto.verify_sealed_signature(keys().room_id, sealed)
+    assert not crypto.verify_sealed_signature(other_keys().room_id, sealed)
+    assert not crypto.verify_sealed_signature(
+        keys().room_id, dataclasses.replace(sealed, sender=mallory().public)
+    )
+    assert not crypto.verify_sealed_signature(
+        keys().room_id, dataclasses.replace(sealed, counter=0)
+    )
+    assert not crypto.verify_sealed_signature(b"short", sealed)

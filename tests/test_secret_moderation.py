@@ -440,3 +440,37 @@ async def test_line_mode_moderates_a_secret_room(connect: ClientFactory) -> None
     )
     assert shown[2].endswith(f"-!- {me(carol)} was kicked by {me(alice)}")
     assert LOCK in shown[2]
+
+
+async def test_an_owners_key_claimed_by_someone_else_gets_no_privilege(
+    make_daemon: DaemonFactory,
+) -> None:
+    """The daemon does not see a joiner prove its session key: naming an owner's
+    key must not open a locked room or escape slow mode."""
+    daemon = await make_daemon()
+    alice, bob, mallory = [await dial(daemon, n) for n in ("alice", "bob", "mallory")]
+    await room_of(alice, bob)
+    await alice.secret_op(ROOM, "bob")
+    bob_key = bob.identity.public
+    await bob.leave_secret(ROOM)
+    await alice.secret_mode(ROOM, locked=True, slow=60)
+    assert await refused(bob.join_secret(ROOM, PASSPHRASE)) == Code.ROOM_LOCKED  # owners too
+    await alice.secret_mode(ROOM, locked=False)
+    keys = await asyncio.to_thread(derive_room_keys, ROOM, PASSPHRASE, mallory.pin_bytes)
+    join = ev.SecretJoin(
+        id=mallory._next_id(),
+        room=keys.room_id,
+        proof=keys.join_proof(mallory.hello.challenge, mallory.pin_bytes),
+        sender=bob_key,  # bob's key, granted owner rights; mallory cannot sign with it
+    )
+    await mallory._request(join, ev.SecretJoined)
+    sealer = SecretChannel.open_room(ROOM, keys, mallory.identity)
+    first = replace(sealer.seal("bob", "one", "msg"), id=mallory._next_id())
+    await mallory._request(first, ev.Ok)
+    second = replace(sealer.seal("bob", "two", "msg"), id=mallory._next_id())
+    assert await refused(mallory._request(second, ev.Ok)) == Code.SLOW_MODE
+    # The real owner, signing with her own key, is not slowed.
+    await alice.say_secret(ROOM, "one")
+    await alice.say_secret(ROOM, "two")
+    for c in (alice, bob, mallory):
+        await c.close()

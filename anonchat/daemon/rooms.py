@@ -259,11 +259,6 @@ class SecretRoom(Channel):
         if old in self.last_said:
             self.last_said[new] = self.last_said.pop(old)
 
-    def is_owner(self, member: Member) -> bool:
-        """Whether this member's session key may act (slow mode spares it)."""
-        key = self.members.get(member)
-        return key is not None and self.chain.may_act(key)
-
     def presence(self, sender: bytes, kind: str, exclude: Member | None = None) -> int:
         seq = self.next_seq()
         self.broadcast(

@@ -21,7 +21,7 @@ import math
 from typing import TYPE_CHECKING, cast
 
 from .. import events as ev
-from ..crypto import CryptoCode
+from ..crypto import CryptoCode, Sealed, verify_sealed_signature
 from ..errors import Code, CryptoError, RequestError
 from ..secret import owner_action
 from .moderation import SLOW_MAX
@@ -92,20 +92,34 @@ def _target(session: Session, room: SecretRoom, act: ev.OwnerAct) -> Session | N
 
 
 def check_entry(session: Session, room: SecretRoom, sender: bytes) -> None:
-    """Refuse a banned session or key, and a newcomer to a locked room (owners
-    may still come back: they could unlock it anyway)."""
+    """Refuse a banned session or key, and anyone new to a locked room.
+
+    Owners too: a joiner's session key is not proven to the daemon (anyone may
+    name an owner's key), so it grants nothing at the door.
+    """
     if session in room.banned or sender in room.chain.banned:
         raise RequestError(Code.BANNED, "you are banned from this room")
-    if room.locked and not room.chain.may_act(sender):
+    if room.locked:
         raise RequestError(Code.ROOM_LOCKED, "this room is locked: no new members")
 
 
-def check_slow(session: Session, room: SecretRoom, kind: str, now: float) -> None:
+def check_slow(session: Session, room: SecretRoom, seal: ev.Seal, now: float) -> None:
     """Slow mode: one message (``msg`` or ``me``) per ``room.slow`` seconds for
-    members who are not owners; announcements are not slowed."""
-    if not room.slow or kind not in ("msg", "me") or room.is_owner(session):
+    members who are not owners; announcements are not slowed.  An owner is a
+    member whose key has owner rights *and* who signed this seal with it: a
+    member that entered under an owner's key cannot (and its seals would be
+    dropped by every receiver anyway)."""
+    if not room.slow or seal.kind not in ("msg", "me") or _signed_by_owner(session, room, seal):
         return
     wait = room.last_said.get(session, -math.inf) + room.slow - now
     if wait > 0:
         raise RequestError(Code.SLOW_MODE, f"this room is in slow mode: wait {math.ceil(wait)} s")
     room.last_said[session] = now
+
+
+def _signed_by_owner(session: Session, room: SecretRoom, seal: ev.Seal) -> bool:
+    key = room.members.get(session)
+    if key is None or not room.chain.may_act(key):
+        return False
+    sealed = Sealed(key, seal.counter, seal.kind, seal.epoch, seal.ct, seal.sig)
+    return verify_sealed_signature(room.rid, sealed)

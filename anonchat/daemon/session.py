@@ -566,7 +566,7 @@ class Session:
         room = self._secret_room(frame.room)
         if frame.kind not in SEAL_KINDS:
             raise RequestError(Code.TEXT_INVALID, f"unknown sealed kind {frame.kind!r}")
-        secret_moderation.check_slow(self, room, frame.kind, self.loop.time())
+        secret_moderation.check_slow(self, room, frame, self.loop.time())
         seq = room.relay(self, frame)
         self.send(ev.Ok(id=frame.id, seq=seq))
 
