@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__
 from . import events as ev
-from .crypto import Identity, RoomKeys, derive_room_keys, normalize_room
+from .crypto import Identity, RoomKeys, Sealer, derive_room_keys, normalize_room
 from .errors import Code, ConnectionClosed, CryptoError, ProtocolError, RequestError
 from .names import InvalidName, check_nick, check_room, check_text, name_key
 from .protocol import Connection, State
@@ -174,6 +174,9 @@ class Client:
         self.identity = Identity.generate()  # this session's key in secret rooms
         self.secret: dict[str, SecretChannel] = {}  # normalised name -> channel
         self._secret_by_id: dict[bytes, SecretChannel] = {}
+        # Every secret room's sealer, kept after leaving: joining again with the same
+        # session key must go on counting, or nonces would repeat under one key.
+        self._sealers: dict[bytes, Sealer] = {}
         self.rooms: dict[str, str] = {}  # public rooms joined: key -> name
         self._seen: dict[str, int] = {}  # public room key -> last seq received
         self._secret_seen: dict[bytes, int] = {}  # secret room id -> last seq received
@@ -383,6 +386,7 @@ class Client:
         a sealer must never reuse a nonce), and, when resumed, its rooms."""
         self.identity = old.identity
         self.secret, self._secret_by_id = old.secret, old._secret_by_id
+        self._sealers = old._sealers
         if self.resumed:
             self.rooms, self._seen = dict(old.rooms), dict(old._seen)
             self._secret_seen = dict(old._secret_seen)
@@ -417,19 +421,17 @@ class Client:
             id=self._next_id(), room=keys.room_id, proof=proof, sender=self.identity.public
         )
         try:
-            await self._enter_secret(channel.name, keys, join, channel)
+            await self._enter_secret(channel.name, keys, join, channel=channel)
         except RequestError as exc:
             if exc.code != Code.JOIN_DENIED:
                 raise
-            create = ev.SecretCreate(
-                id=self._next_id(),
-                room=keys.room_id,
-                auth=keys.auth_public,
-                proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
-                sender=self.identity.public,
-            )
+            # The daemon forgot the room: this is a new incarnation with a new owner key,
+            # so nothing signed for the old one can be replayed in it.
+            owner_key = Identity.generate()
             try:
-                await self._enter_secret(channel.name, keys, create, channel)
+                await self._enter_secret(
+                    channel.name, keys, self._create_frame(keys, owner_key), owner_key, channel
+                )
             except RequestError as again:
                 if again.code != Code.ROOM_EXISTS:  # another member made it again first
                     raise
@@ -438,14 +440,14 @@ class Client:
                     id=self._next_id(),
                     proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
                 )
-                await self._enter_secret(channel.name, keys, join, channel)
+                await self._enter_secret(channel.name, keys, join, channel=channel)
 
     def _note_seq(self, frame: ev.Frame) -> None:
         """Remember the last event seen per room (what a resume asks for)."""
         if isinstance(frame, ev.Msg | ev.Presence | ev.TopicChanged | ev.ModeChanged | ev.Joined):
             key = name_key(frame.room)
             self._seen[key] = max(self._seen.get(key, 0), frame.seq)
-        elif isinstance(frame, ev.Sealed | ev.SecretPresence | ev.SecretJoined):
+        elif isinstance(frame, ev.Sealed | ev.SecretPresence | ev.SecretJoined | ev.SecretActed):
             self._secret_seen[frame.room] = max(self._secret_seen.get(frame.room, 0), frame.seq)
 
     # -- secret rooms ----------------------------------------------------------
@@ -466,17 +468,24 @@ class Client:
         return await asyncio.to_thread(derive_room_keys, name, passphrase, self.pin_bytes)
 
     async def create_secret(self, name: str, passphrase: str) -> SecretChannel:
-        """Create a secret room; the daemon learns only its id and public join key."""
+        """Create a secret room and own it; the daemon learns only its id, its public
+        join key and its public owner key."""
         keys = await self._room_keys(name, passphrase)
-        proof = keys.join_proof(self.hello.challenge, self.pin_bytes)
-        frame = ev.SecretCreate(
+        owner_key = Identity.generate()
+        return await self._enter_secret(name, keys, self._create_frame(keys, owner_key), owner_key)
+
+    def _create_frame(self, keys: RoomKeys, owner_key: Identity) -> ev.SecretCreate:
+        """Register the room's join key and a fresh owner key, vouched for by a tag
+        only passphrase holders can make (the daemon keeps both, and cannot check it)."""
+        return ev.SecretCreate(
             id=self._next_id(),
             room=keys.room_id,
             auth=keys.auth_public,
-            proof=proof,
+            proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
             sender=self.identity.public,
+            owner_key=owner_key.public,
+            owner_tag=keys.owner_tag(owner_key.public),
         )
-        return await self._enter_secret(name, keys, frame)
 
     async def join_secret(self, name: str, passphrase: str) -> SecretChannel:
         """Join a secret room.  A wrong passphrase and a missing room both raise
@@ -493,16 +502,26 @@ class Client:
         name: str,
         keys: RoomKeys,
         frame: ev.SecretJoin | ev.SecretCreate,
+        owner_key: Identity | None = None,
         channel: SecretChannel | None = None,
     ) -> SecretChannel:
-        channel = channel or SecretChannel.open_room(name, keys, self.identity)
+        sealer = self._sealers.get(keys.room_id)
+        channel = channel or SecretChannel.open_room(name, keys, self.identity, sealer)
         self._secret_by_id[keys.room_id] = channel  # before the reply: frames may follow it
         try:
             await self._request(frame, ev.SecretJoined)
         except BaseException:
             self._secret_by_id.pop(keys.room_id, None)
             raise
+        self._sealers[keys.room_id] = channel.sealer
+        if owner_key is not None:  # we created this incarnation of the room
+            channel.owner_key = owner_key
         self.secret[normalize_room(name)] = channel
+        if channel.holds_owner_key and not channel.is_owner(self.identity.public):
+            # The owner key grants our session key, so we act (and show) as ourselves.
+            # Best effort: without the grant we still act, signing with the owner key.
+            with contextlib.suppress(RequestError):
+                await self._owner_act(channel, "op", self.identity.public)
         await self._send_sealed(channel, "", "hello")
         return channel
 
@@ -515,7 +534,10 @@ class Client:
     async def leave_secret(self, name: str) -> None:
         channel = self.secret_channel(name)
         await self._request(ev.SecretLeave(id=self._next_id(), room=channel.rid), ev.Ok)
-        del self.secret[normalize_room(name)]
+        self._forget_secret(channel)
+
+    def _forget_secret(self, channel: SecretChannel) -> None:
+        self.secret.pop(normalize_room(channel.name), None)
         self._secret_by_id.pop(channel.rid, None)
         self._secret_seen.pop(channel.rid, None)
 
@@ -537,12 +559,18 @@ class Client:
         assert reply.seq is not None
         return reply.seq
 
-    def _secret_event(self, frame: ev.Sealed | ev.SecretPresence) -> None:
+    def _secret_event(self, frame: ev.Sealed | ev.SecretPresence | ev.SecretActed) -> None:
         channel = self._secret_by_id.get(frame.room)
         if channel is None:
             return  # a room we just left
+        events: list[SecretEvent]
         if isinstance(frame, ev.SecretPresence):
             events = channel.presence(frame)
+        elif isinstance(frame, ev.SecretActed):
+            notices, removed = channel.acted(frame)
+            events = list(notices)
+            if removed:
+                self._forget_secret(channel)
         else:
             events, answer = channel.receive(frame)
             if answer:
@@ -550,6 +578,50 @@ class Client:
                     self._send(replace(channel.seal(self.nick, "", "here"), id=self._next_id()))
         for event in events:
             self._events.put_nowait(event)
+
+    # -- moderation of secret rooms (signed by an owner, checked by everyone) ----
+
+    async def secret_kick(self, name: str, who: str | bytes, *, ban: bool = False) -> None:
+        """Remove a member (``bob``, ``bob#k3f9`` or a session key) from a secret room;
+        with ``ban``, keep that session out for the room's lifetime."""
+        channel = self.secret_channel(name)
+        target = who if isinstance(who, bytes) else channel.resolve(who)
+        await self._owner_act(channel, "ban" if ban else "kick", target)
+
+    async def secret_op(self, name: str, who: str | bytes) -> None:
+        """Grant a member owner rights in a secret room, signed by our owner rights."""
+        channel = self.secret_channel(name)
+        target = who if isinstance(who, bytes) else channel.resolve(who)
+        await self._owner_act(channel, "op", target)
+
+    async def secret_mode(
+        self,
+        name: str,
+        *,
+        locked: bool | None = None,
+        slow: int | None = None,
+        history: bool | None = None,
+    ) -> None:
+        """Change a secret room's modes; what is left as None stays as it is."""
+        channel = self.secret_channel(name)
+        await self._owner_act(channel, "mode", locked=locked, slow=slow, history=history)
+
+    async def _owner_act(
+        self, channel: SecretChannel, kind: str, target: bytes | None = None, **modes: Any
+    ) -> None:
+        for attempt in (1, 2):
+            act = channel.sign_act(kind, target, **modes)
+            try:
+                await self._request(
+                    ev.SecretAct(id=self._next_id(), room=channel.rid, act=act), ev.Ok
+                )
+                return
+            except RequestError as exc:
+                # Another owner's action took our number (it reached us before the
+                # refusal did): sign again as the next one, once.
+                taken = channel.chain is not None and channel.chain.counter >= act.counter
+                if exc.code != Code.BAD_ACTION or attempt == 2 or not taken:
+                    raise
 
     # -- moderation (owners of a public room) ------------------------------------
 
@@ -671,6 +743,10 @@ class Client:
         self._note_seq(frame)
         if isinstance(frame, ev.Joined):
             self.rooms[name_key(frame.room)] = frame.room
+        if isinstance(frame, ev.SecretJoined) and frame.room in self._secret_by_id:
+            # Now, not when the request returns: owner actions may follow at once.
+            for event in self._secret_by_id[frame.room].joined(frame):
+                self._events.put_nowait(event)
         reply_to = _reply_id(frame)
         if reply_to is not None:
             fut = self._pending.get(reply_to)
@@ -682,7 +758,7 @@ class Client:
             if pong_fut is not None and not pong_fut.done():
                 pong_fut.set_result(time.perf_counter() - start)
             return
-        if isinstance(frame, ev.Sealed | ev.SecretPresence):
+        if isinstance(frame, ev.Sealed | ev.SecretPresence | ev.SecretActed):
             self._secret_event(frame)
             return
         if (

@@ -10,7 +10,7 @@ Key schedule (all parameters are constants here; a server never chooses them)::
     name   = NFKC(room).casefold().strip()          pw = NFKC(passphrase)
     salt   = SHA-256("anonchat/v1/salt" 0x00 pin 0x00 utf8(name))[:16]
     master = Argon2id(utf8(pw), salt, t=3, lanes=4, m=64 MiB, 32 bytes)
-    room_id, auth_seed, enc_root = HKDF-SHA-256(master, salt=none, info=label)
+    room_id, auth_seed, enc_root, owner_mac = HKDF-SHA-256(master, salt=none, info=label)
     send_key(epoch, pk) = HKDF-SHA-256(enc_root, info="anonchat/v1/send" u32(epoch) pk)
 
 ``pin`` is the raw 32-byte SHA-256 of the server's SPKI (the ``sha256/<base64>``
@@ -62,11 +62,33 @@ a key with a chosen 4-character fingerprint in about a million tries (seconds).
 
 Decoded nicks and bodies are whatever an insider chose: callers validate and
 render them as untrusted text.
+
+Owners (moderation of secret rooms).  The creator makes a fresh Ed25519
+*owner key* for the room and registers its public half with a binding tag::
+
+    owner_tag = HMAC-SHA-256(owner_mac, "anonchat/v1/owner" 0x00 room_id(32) owner(32))
+
+Only passphrase holders can make the tag, so the daemon, which hands the key
+and tag to every joiner, cannot put its own key in their place.  An *owner
+action* (kick, ban, op, mode) is signed by the owner key or by a session key
+the owner key granted ``op`` to, directly or down a chain of grants::
+
+    action = "anonchat/v1/owner_act" 0x00 room_id(32) owner(32) u64(counter)
+             u8(kind: 1 kick, 2 ban, 3 op, 4 mode) target(32, zeros for mode)
+             u8(locked) u32(slow) u8(history)        (zeros unless mode)
+    sig    = Ed25519(actor's key, action)
+
+``counter`` numbers a room's actions from 1: the daemon accepts only the
+next one and members only ones above the last they saw, so a signature
+cannot be replayed in its room; ``room_id`` and ``owner`` (fresh for each
+creation of a room) keep it out of every other room and every later
+incarnation of this one.  :class:`OwnerChain` holds who may act.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 import re
 import secrets
@@ -116,8 +138,11 @@ _JOIN_LABEL = b"anonchat/v1/join"
 _SEND_LABEL = b"anonchat/v1/send"
 _AD_LABEL = b"anonchat/v1/msg"
 _FP_LABEL = b"anonchat/v1/fp"
+_OWNER_LABEL = b"anonchat/v1/owner"
+_OWNER_ACT_LABEL = b"anonchat/v1/owner_act"
 
 _AD_HEAD = struct.Struct(">32sI32sQB")
+_ACT = struct.Struct(">32s32sQB32sBIB")
 _LEN = struct.Struct(">H")
 _TS = struct.Struct(">Q")
 _NICK_MAX_BYTES = 255
@@ -135,6 +160,8 @@ class CryptoCode(StrEnum):
     REPLAY = "replay"
     TOO_LARGE = "too_large"
     BAD_WORDLIST = "bad_wordlist"
+    BAD_TAG = "bad_tag"  # an owner key the passphrase does not vouch for
+    NOT_OWNER = "not_owner"  # an owner action signed by a key with no owner rights
 
 
 def _fail(code: CryptoCode, message: str) -> CryptoError:
@@ -189,6 +216,7 @@ class RoomKeys:
     auth_public: bytes
     _auth_key: Ed25519PrivateKey = field(repr=False, compare=False)
     _enc_root: bytes = field(repr=False, compare=False)
+    _owner_mac: bytes = field(repr=False, compare=False)
 
     def join_proof(self, challenge: bytes, server_pin: bytes) -> bytes:
         """Sign the server's challenge, proving we know the passphrase (create or join)."""
@@ -200,6 +228,22 @@ class RoomKeys:
             raise _fail(CryptoCode.BAD_INPUT, "the epoch must fit in 32 bits")
         _check_size(sender, PUBLIC_SIZE, "a sender key")
         return _hkdf(self._enc_root, _SEND_LABEL + struct.pack(">I", epoch) + sender)
+
+    def owner_tag(self, owner: bytes) -> bytes:
+        """Vouch, as a passphrase holder, that ``owner`` is this room's owner key."""
+        _check_size(owner, PUBLIC_SIZE, "an owner key")
+        message = _OWNER_LABEL + b"\0" + self.room_id + owner
+        return hmac.digest(self._owner_mac, message, "sha256")
+
+    def check_owner_tag(self, owner: bytes, tag: bytes) -> bool:
+        """True only if a passphrase holder made ``tag`` for ``owner`` in this room."""
+        if not isinstance(tag, bytes) or len(tag) != KEY_SIZE:
+            return False
+        try:
+            expected = self.owner_tag(owner)
+        except CryptoError:
+            return False
+        return hmac.compare_digest(expected, tag)
 
 
 def derive_room_keys(room: str, passphrase: str, server_pin: bytes) -> RoomKeys:
@@ -219,6 +263,7 @@ def derive_room_keys(room: str, passphrase: str, server_pin: bytes) -> RoomKeys:
         auth_public=_public_bytes(auth_key.public_key()),
         _auth_key=auth_key,
         _enc_root=_hkdf(master, _ENC_ROOT_LABEL),
+        _owner_mac=_hkdf(master, _OWNER_LABEL),
     )
 
 
@@ -294,6 +339,172 @@ class Identity:
 
     def sign(self, data: bytes) -> bytes:
         return self._key.sign(data)
+
+
+# --- owners of a secret room ------------------------------------------------
+
+#: The kinds of owner action and their code in the signed message.
+OWNER_KINDS = {"kick": 1, "ban": 2, "op": 3, "mode": 4}
+SLOW_LIMIT = 2**32 - 1
+_NO_TARGET = bytes(PUBLIC_SIZE)
+
+
+@dataclass(frozen=True)
+class OwnerAction:
+    """One signed moderation step of a secret room.
+
+    ``target`` is a member's session key (kick, ban, op); a ``mode`` action
+    instead carries the room's whole new mode: ``locked``, ``slow``, ``history``.
+    """
+
+    kind: str
+    counter: int
+    actor: bytes
+    signature: bytes
+    target: bytes | None = None
+    locked: bool = False
+    slow: int = 0
+    history: bool = True
+
+
+def owner_action_message(
+    room_id: bytes,
+    owner: bytes,
+    kind: str,
+    counter: int,
+    target: bytes | None = None,
+    locked: bool = False,
+    slow: int = 0,
+    history: bool = True,
+) -> bytes:
+    """The bytes an owner action's signature covers (see the module docstring)."""
+    _check_size(room_id, KEY_SIZE, "a room id")
+    _check_size(owner, PUBLIC_SIZE, "an owner key")
+    code = OWNER_KINDS.get(kind) if isinstance(kind, str) else None
+    if code is None:
+        raise _fail(CryptoCode.MALFORMED, f"an owner action kind is one of {sorted(OWNER_KINDS)}")
+    if type(counter) is not int or not 1 <= counter <= COUNTER_MAX:
+        raise _fail(CryptoCode.MALFORMED, "an owner action counter is 1 to 2**64-1")
+    if kind == "mode":
+        if target is not None or type(slow) is not int or not 0 <= slow <= SLOW_LIMIT:
+            raise _fail(CryptoCode.MALFORMED, "a mode action has no target and a 32-bit slow")
+        if type(locked) is not bool or type(history) is not bool:
+            raise _fail(CryptoCode.MALFORMED, "a mode action's locked and history are booleans")
+        tail = (_NO_TARGET, int(locked), slow, int(history))
+    else:
+        if target is None:
+            raise _fail(CryptoCode.MALFORMED, f"a {kind} action needs a target key")
+        _check_size(target, PUBLIC_SIZE, "a target key")
+        tail = (target, 0, 0, 0)
+    head = _ACT.pack(room_id, owner, counter, code, *tail)
+    return _OWNER_ACT_LABEL + b"\0" + head
+
+
+def sign_owner_action(
+    signer: Identity,
+    room_id: bytes,
+    owner: bytes,
+    kind: str,
+    counter: int,
+    target: bytes | None = None,
+    *,
+    locked: bool = False,
+    slow: int = 0,
+    history: bool = True,
+) -> OwnerAction:
+    """Sign one owner action with ``signer`` (the owner key or a granted session key)."""
+    message = owner_action_message(room_id, owner, kind, counter, target, locked, slow, history)
+    return OwnerAction(
+        kind=kind,
+        counter=counter,
+        actor=signer.public,
+        signature=signer.sign(message),
+        target=target,
+        locked=locked,
+        slow=slow,
+        history=history,
+    )
+
+
+def verify_owner_action(room_id: bytes, owner: bytes, action: OwnerAction) -> bool:
+    """True only if ``action.actor`` signed exactly this action for this room and owner."""
+    try:
+        message = owner_action_message(
+            room_id,
+            owner,
+            action.kind,
+            action.counter,
+            action.target,
+            action.locked,
+            action.slow,
+            action.history,
+        )
+        _check_size(action.actor, PUBLIC_SIZE, "an actor key")
+        _check_size(action.signature, SIGNATURE_SIZE, "a signature")
+        Ed25519PublicKey.from_public_bytes(action.actor).verify(action.signature, message)
+    except (CryptoError, InvalidSignature, ValueError):
+        return False
+    return True
+
+
+class OwnerChain:
+    """Who may moderate one secret room: its owner key, then every session key
+    granted ``op`` by a key that could; and the last action counter accepted.
+
+    The daemon and every member keep one and feed it the same actions, so they
+    agree on who is an owner without trusting each other.  A banned key may no
+    longer act (its grants to others stay valid: there is no taking rights back).
+    """
+
+    def __init__(self, room_id: bytes, owner: bytes) -> None:
+        _check_size(room_id, KEY_SIZE, "a room id")
+        _check_size(owner, PUBLIC_SIZE, "an owner key")
+        self.room_id = room_id
+        self.owner = owner
+        self.granted: dict[bytes, OwnerAction] = {}  # session key -> its op grant
+        self.banned: set[bytes] = set()
+        self.counter = 0  # the last action accepted
+
+    def may_act(self, key: bytes) -> bool:
+        return (key == self.owner or key in self.granted) and key not in self.banned
+
+    def check(self, action: OwnerAction) -> None:
+        """Raise CryptoError unless ``action`` is new and signed by someone who may act."""
+        if type(action.counter) is not int or action.counter <= self.counter:
+            raise _fail(CryptoCode.REPLAY, "this owner action is not newer than the last one")
+        if not self.may_act(action.actor):
+            raise _fail(CryptoCode.NOT_OWNER, "the key that signed this action is not an owner")
+        if not verify_owner_action(self.room_id, self.owner, action):
+            raise _fail(CryptoCode.BAD_SIGNATURE, "the owner action's signature does not verify")
+
+    def apply(self, action: OwnerAction) -> None:
+        """Record a checked action: its counter, a grant or a ban."""
+        self.counter = action.counter
+        if action.kind == "op" and action.target is not None:
+            self.granted.setdefault(action.target, action)
+        elif action.kind == "ban" and action.target is not None:
+            self.banned.add(action.target)
+
+    def accept(self, action: OwnerAction) -> None:
+        self.check(action)
+        self.apply(action)
+
+    def load_grants(self, grants: list[OwnerAction]) -> list[OwnerAction]:
+        """A newcomer's view: take the grants (in counter order) that chain up to
+        the owner key; return those that do not.  Counters are not checked
+        (the grants are older than the actions the newcomer will see)."""
+        refused = []
+        for grant in sorted(grants, key=lambda g: g.counter if type(g.counter) is int else 0):
+            ok = grant.kind == "op" and grant.target is not None and self.may_act(grant.actor)
+            if (
+                ok
+                and grant.target is not None
+                and verify_owner_action(self.room_id, self.owner, grant)
+            ):
+                self.granted.setdefault(grant.target, grant)
+                continue
+            refused.append(grant)
+        return refused
 
 
 # --- sealing ----------------------------------------------------------------
@@ -435,6 +646,22 @@ def _decode_plaintext(plaintext: bytes) -> tuple[str, int, str]:
     except (ValueError, IndexError, struct.error) as exc:  # UnicodeDecodeError too
         raise _fail(CryptoCode.BAD_PLAINTEXT, "the decrypted message is malformed") from exc
     return nick, ts, body
+
+
+def verify_sealed_signature(room_id: bytes, sealed: Sealed) -> bool:
+    """True only if ``sealed.sender``'s key signed this sealed message for this room.
+
+    What the daemon can check without the room key: that a member holds the
+    session key it entered with (it spares owners' keys from slow mode).
+    """
+    try:
+        _check_size(room_id, KEY_SIZE, "a room id")
+        _check_shape(sealed)
+        ad = _associated_data(room_id, sealed.epoch, sealed.sender, sealed.counter, sealed.kind)
+        _verify_signature(sealed, ad)
+    except CryptoError:
+        return False
+    return True
 
 
 class Opener:

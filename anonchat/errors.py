@@ -70,6 +70,8 @@ class Code(StrEnum):
     SLOW_MODE = "slow_mode"
     BAD_MODE = "bad_mode"
     BAD_PROOF = "bad_proof"
+    BAD_ACTION = "bad_action"
+    TOO_MANY_OWNERS = "too_many_owners"
 
 
 #: Codes after which the sender closes the connection.

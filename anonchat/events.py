@@ -72,6 +72,9 @@ Challenge = Annotated[bytes, Exactly(KEY_SIZE)]
 Ciphertext = Annotated[bytes, Max(SEALED_MAX)]
 SealKind = Annotated[str, Max(16)]
 KeyList = Annotated[list[bytes], Max(LIST_MAX)]
+Tag = Annotated[bytes, Exactly(KEY_SIZE)]  # HMAC-SHA-256
+#: The most owner grants a secret room holds (they all travel in ``secret_joined``).
+OWNERS_MAX = 64
 
 
 class Frame:
@@ -646,7 +649,9 @@ class SecretCreate(Frame):
     """Create a secret room: register its join key, proving possession of it.
 
     ``proof`` signs the connection's challenge (see crypto.py); ``sender`` is
-    the session key this member's sealed messages will be signed with.
+    the session key this member's sealed messages will be signed with;
+    ``owner_key`` is the room's owner key, vouched for by ``owner_tag`` (an HMAC
+    only passphrase holders can make: the daemon stores both and cannot check it).
     """
 
     TYPE = "secret_create"
@@ -656,6 +661,8 @@ class SecretCreate(Frame):
     auth: Key
     proof: Signature
     sender: Key
+    owner_key: Key
+    owner_tag: Tag
 
 
 @frame
@@ -696,10 +703,62 @@ class Seal(Frame):
     sig: Signature
 
 
+OWNER_ACT_KINDS: frozenset[str] = frozenset({"kick", "ban", "op", "mode"})
+
+
+@record
+@dataclass(frozen=True, slots=True)
+class OwnerAct(Record):
+    """One signed owner action of a secret room (see crypto.py, "Owners").
+
+    ``actor`` signed it: the room's owner key or a session key granted ``op``.
+    ``counter`` is the room's next action number.  ``kick``, ``ban`` and ``op``
+    name a member's session key as ``target``; ``mode`` carries the room's whole
+    new mode (``locked``, ``slow`` seconds, ``history``) and no target.
+    """
+
+    kind: Kind
+    counter: int
+    actor: Key
+    sig: Signature
+    target: Key | None = None
+    locked: bool | None = None
+    slow: int | None = None
+    history: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in OWNER_ACT_KINDS:
+            raise _FieldProblem(f"kind must be one of {sorted(OWNER_ACT_KINDS)}")
+        modes = (self.locked, self.slow, self.history)
+        if self.kind == "mode":
+            if self.target is not None or None in modes:
+                raise _FieldProblem("a mode action has locked, slow and history, no target")
+        elif self.target is None or modes != (None, None, None):
+            raise _FieldProblem(f"a {self.kind} action has a target and no modes")
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class SecretAct(Frame):
+    """An owner's signed action in a secret room; the daemon checks and enforces it."""
+
+    TYPE = "secret_act"
+    SENDER = "client"
+    id: int
+    room: Key
+    act: OwnerAct
+
+
 @frame
 @dataclass(frozen=True, slots=True)
 class SecretJoined(Frame):
-    """Answer to ``secret_join``/``secret_create``: the members' session keys."""
+    """Answer to ``secret_join``/``secret_create``: the members' session keys.
+
+    ``owner_key`` and ``owner_tag`` are what the creator registered (members
+    check the tag); ``grants`` are the ``op`` actions so far, ``mode`` the last
+    ``mode`` action (none: open, no slow mode, history on) and ``acts`` the
+    number of the room's last owner action.  ``owner``: this session created it.
+    """
 
     TYPE = "secret_joined"
     SENDER = "server"
@@ -707,8 +766,13 @@ class SecretJoined(Frame):
     room: Key
     seq: int
     members: KeyList
+    owner_key: Key
+    owner_tag: Tag
     owner: bool = False
     more: int = 0
+    acts: int = 0
+    grants: Annotated[list[OwnerAct], Max(OWNERS_MAX)] | None = None
+    mode: OwnerAct | None = None
 
 
 @frame
@@ -745,6 +809,20 @@ class SecretPresence(Frame):
     def __post_init__(self) -> None:
         if self.kind not in {"join", "leave", "quit"}:
             raise _FieldProblem("kind must be join, leave or quit")
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class SecretActed(Frame):
+    """An owner action the daemon accepted and enforced, relayed to every member
+    (a kicked or banned target too, before it is removed).  Members verify it."""
+
+    TYPE = "secret_acted"
+    SENDER = "server"
+    room: Key
+    seq: int
+    ts: int
+    act: OwnerAct
 
 
 @frame

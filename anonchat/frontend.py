@@ -60,9 +60,12 @@ def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
             "public nick, so it knows which session is you",
             "it does see: an opaque room id, that your connection is in it, how many members "
             "it has, when each message is sent and its size rounded up to 256/512/1024/2048/4096 "
-            "bytes",
+            "bytes; and which session keys are owners, and every owner action (kick, ban, op, "
+            "mode) with its target's session key",
             "limits: anyone who knows the passphrase can read and join; there is no forward "
-            "secrecy; a weak passphrase can be guessed offline by the server's operator",
+            "secrecy; a weak passphrase can be guessed offline by the server's operator; "
+            "owners' actions are signed, but it is the server that keeps someone kicked or "
+            "banned out, and they still know the passphrase",
         ]
     else:
         lines.append(

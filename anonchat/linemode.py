@@ -48,14 +48,16 @@ Commands:
   /secret ROOM        join a secret (end-to-end encrypted) room; asks for its passphrase
   /secret create ROOM create a secret room; an empty passphrase generates a strong one
   /privacy            what the server can and cannot see about you, here and now
-Owners of a public room (its creator, and whoever an owner names):
+Owners of a room (its creator, and whoever an owner names; in a secret room
+every owner action is signed and checked by each member, and NICK may be
+written nick#fingerprint):
   /kick NICK [REASON] remove someone from the room
   /ban NICK [REASON]  remove them and keep their session out for the room's lifetime
   /op NICK            make someone an owner too
   /mode lock|unlock   close or open the room to newcomers
   /mode slow SECONDS  one message per SECONDS for those who are not owners (0: off)
   /mode history on|off whether newcomers see the recent messages
-  /topic TEXT         (owners only) set the topic
+  /topic TEXT         (owners of a public room only) set the topic
   /help               this text
   /quit [MESSAGE]     leave the chat
 Anything else is sent as a message to the current room.
@@ -264,6 +266,10 @@ class LineSession:
             self.say_system("usage: /secret ROOM (join) or /secret create ROOM")
             return
         room = words[0].lstrip("#")
+        # The client knows which secret rooms we are really in (a kick removes one).
+        self.secret_rooms = [
+            r for r in self.secret_rooms if normalize_room(r) in self.client.secret
+        ]
         if self._find(self.secret_rooms, room):
             self._switch(
                 next(r for r in self.secret_rooms if normalize_room(r) == normalize_room(room)),
@@ -306,9 +312,8 @@ class LineSession:
         return passphrase
 
     async def _owner_room(self) -> str | None:
-        if self.current is None or self.current_secret:
-            self.say_system("moderation commands work in the current public room")
-            return None
+        if self.current is None:
+            self.say_system("moderation commands work in the current room; you are in none")
         return self.current
 
     async def cmd_kick(self, rest: str, ban: bool = False) -> None:
@@ -319,7 +324,12 @@ class LineSession:
         if not nick:
             self.say_system(f"usage: /{'ban' if ban else 'kick'} NICK [REASON]")
             return
-        await self.client.kick(room, nick, reason.strip() or None, ban=ban)
+        if not self.current_secret:
+            await self.client.kick(room, nick, reason.strip() or None, ban=ban)
+            return
+        if reason.strip():
+            self.say_system("the reason is not sent in a secret room: the server would read it")
+        await self.client.secret_kick(room, nick, ban=ban)
 
     async def cmd_ban(self, rest: str) -> None:
         await self.cmd_kick(rest, ban=True)
@@ -327,7 +337,11 @@ class LineSession:
     async def cmd_op(self, rest: str) -> None:
         room = await self._owner_room()
         if room is not None and rest:
-            await self.client.op(room, rest.split()[0])
+            nick = rest.split()[0]
+            if self.current_secret:
+                await self.client.secret_op(room, nick)
+            else:
+                await self.client.op(room, nick)
         elif room is not None:
             self.say_system("usage: /op NICK")
 
@@ -338,6 +352,8 @@ class LineSession:
         modes = parse_mode(rest)
         if modes is None:
             self.say_system(MODE_USAGE)
+        elif self.current_secret:
+            await self.client.secret_mode(room, **modes)
         else:
             await self.client.set_mode(room, **modes)
 
@@ -371,8 +387,11 @@ class LineSession:
             self.say_system("usage: /who ROOM")
             return
         if (not rest and self.current_secret) or (rest and self._find(self.secret_rooms, room)):
-            names = ", ".join(self.client.secret_channel(room).members())
+            channel = self.client.secret_channel(room)
+            names = ", ".join(channel.members())
             self.say_system(f"{LOCK}#{clean(room)} (those who announced themselves): {names}")
+            owners = ", ".join(channel.owners()) or "none here"
+            self.say_system(f"{LOCK}#{clean(room)} owners (checked by signature): {owners}")
             return
         reply = await self.client.who(room)
         more = f" and {reply.more} more" if reply.more else ""

@@ -49,11 +49,12 @@ from unittest import mock
 
 from anonchat import __version__
 from anonchat import events as ev
-from anonchat.crypto import Identity, Sealer, derive_room_keys
+from anonchat.crypto import Identity, Sealer, derive_room_keys, sign_owner_action
 from anonchat.daemon import Config, Daemon, Limits, bus
 from anonchat.daemon.session import SEAL_KINDS
 from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
 from anonchat.protocol import Connection
+from anonchat.secret import owner_act
 from anonchat.wire import HEADER, HEADER_SIZE, FrameDecoder, encode_frame
 
 DOC = Path(__file__).resolve().parent / "protocol.md"
@@ -78,6 +79,13 @@ SESSION_KEY = bytes(range(64, 96))
 OTHER_KEY = bytes(range(96, 128))
 PROOF = bytes(range(128, 192))
 SIG = bytes(range(192, 256))
+OWNER_KEY = bytes(range(160, 192))
+OWNER_TAG = bytes(range(224, 256))
+GRANT = ev.OwnerAct(kind="op", counter=1, actor=OWNER_KEY, sig=PROOF, target=SESSION_KEY)
+KICK_ACT = ev.OwnerAct(kind="kick", counter=2, actor=SESSION_KEY, sig=SIG, target=OTHER_KEY)
+MODE_ACT = ev.OwnerAct(
+    kind="mode", counter=3, actor=SESSION_KEY, sig=SIG, locked=True, slow=10, history=True
+)
 SEALED_256 = bytes((7 * i) % 256 for i in range(256 + 16))
 
 EXAMPLES: dict[str, list[ev.Frame]] = {
@@ -186,12 +194,34 @@ EXAMPLES: dict[str, list[ev.Frame]] = {
         ev.Presence(room="lobby", seq=45, ts=T0 + 9_000, kind="quit", nick="bob", msg="see you")
     ],
     "secret_create": [
-        ev.SecretCreate(id=9, room=ROOM_ID, auth=AUTH_KEY, proof=PROOF, sender=SESSION_KEY)
+        ev.SecretCreate(
+            id=9,
+            room=ROOM_ID,
+            auth=AUTH_KEY,
+            proof=PROOF,
+            sender=SESSION_KEY,
+            owner_key=OWNER_KEY,
+            owner_tag=OWNER_TAG,
+        )
     ],
     "secret_join": [ev.SecretJoin(id=9, room=ROOM_ID, proof=PROOF, sender=SESSION_KEY)],
     "secret_leave": [ev.SecretLeave(id=11, room=ROOM_ID)],
     "seal": [ev.Seal(id=10, room=ROOM_ID, counter=1, epoch=0, kind="msg", ct=SEALED_256, sig=SIG)],
-    "secret_joined": [ev.SecretJoined(id=9, room=ROOM_ID, seq=3, members=[OTHER_KEY, SESSION_KEY])],
+    "secret_joined": [
+        ev.SecretJoined(
+            id=9,
+            room=ROOM_ID,
+            seq=3,
+            members=[OTHER_KEY, SESSION_KEY],
+            owner_key=OWNER_KEY,
+            owner_tag=OWNER_TAG,
+            acts=1,
+            grants=[GRANT],
+        )
+    ],
+    "secret_act": [ev.SecretAct(id=12, room=ROOM_ID, act=KICK_ACT)],
+    "secret_act-mode": [ev.SecretAct(id=13, room=ROOM_ID, act=MODE_ACT)],
+    "secret_acted": [ev.SecretActed(room=ROOM_ID, seq=6, ts=T0 + 2_000, act=KICK_ACT)],
     "sealed": [
         ev.Sealed(
             room=ROOM_ID,
@@ -351,11 +381,15 @@ def render_fields(class_name: str) -> str:
 # -- error codes and limits ----------------------------------------------------------
 
 CODE_MEANINGS: dict[Code, str] = {
-    Code.NOT_OWNER: "the request needs an owner of the room (topic, kick, op, mode)",
-    Code.NO_SUCH_NICK: "nobody with that nick is in the room (or you tried to kick yourself)",
+    Code.NOT_OWNER: "the request needs an owner of the room (topic, kick, op, mode); "
+    "`secret_act`: the key that signed the action has no owner rights in the room",
+    Code.NO_SUCH_NICK: "nobody with that nick is in the room (or you tried to kick yourself); "
+    "`secret_act`: no member of the room has the target session key",
     Code.ROOM_LOCKED: "the room is locked: no new members",
-    Code.BANNED: "an owner banned this session from the room for the room's lifetime",
-    Code.SLOW_MODE: "slow mode: the sentence says how many seconds to wait",
+    Code.BANNED: "an owner banned this session (in a secret room: this session or this "
+    "session key) from the room for the room's lifetime",
+    Code.SLOW_MODE: "slow mode (`say`; `seal` of kind `msg` or `me`): the sentence says "
+    "how many seconds to wait",
     Code.BAD_MODE: "a mode value out of range (slow mode is at most 3600 seconds)",
     Code.FRAME_TOO_LARGE: "a length prefix above the receiver's `max_frame`; "
     "refused before the body is read",
@@ -397,13 +431,19 @@ CODE_MEANINGS: dict[Code, str] = {
     "`max_rooms_per_session` rooms (public and secret together), or (`create`, "
     "`secret_create`) the daemon holds `max_rooms` rooms of that sort",
     Code.ROOM_FULL: "`join`/`secret_join`: the room has `max_members_per_room` members",
-    Code.RATE_LIMITED: "`say`/`seal`: more than `msg_burst` messages, then `msg_rate` per "
-    "second; `join`/`create`: more than `room_join_burst`, then one per `room_join_interval`; "
+    Code.RATE_LIMITED: "`say`/`seal`/`secret_act`: more than `msg_burst` messages, then "
+    "`msg_rate` per second; `join`/`create`: more than `room_join_burst`, then one per "
+    "`room_join_interval`; "
     "`secret_create`/`secret_join`: more than `join_burst` attempts, then one per "
     "`join_interval`; the sentence says when to try again",
     Code.JOIN_DENIED: "`secret_join`: no such room or wrong passphrase; the daemon gives "
     "both the same answer",
     Code.BAD_PROOF: "`secret_create` with a proof that does not match its own join key",
+    Code.BAD_ACTION: "`secret_act`: the action's `counter` is not the room's next one "
+    "(replayed, or another owner acted first: sign again), or its signature does not "
+    "verify for this room, this owner key and these fields",
+    Code.TOO_MANY_OWNERS: "`secret_act` of kind `op`: the secret room has "
+    "`OWNERS_MAX` = 64 owner grants already",
 }
 
 
@@ -709,10 +749,12 @@ async def _script(daemon: Daemon) -> list[Step]:
 ATTIC = "attic"
 ATTIC_WORDS = "cobalt-anvil-lantern-mosaic-pebble-thistle"  # the passphrase
 ALICE_SEED = bytes([0xA1]) * 32
+OWNER_SEED = bytes([0x0E]) * 32  # the room's owner key, made by alice's client
 BOB_SEED = bytes([0xB0]) * 32
 
 
 SAME = "daemon → {0}: the same bytes as the `sealed` frame {1} got, byte for byte"
+SAME_ACT = "daemon → {0}: the same bytes as the `secret_acted` frame alice got, byte for byte"
 
 
 def _seal(sealer: Sealer, id_: int, rid: bytes, nick: str, text: str, kind: str) -> ev.Seal:
@@ -735,6 +777,7 @@ async def _script_secret(daemon: Daemon) -> list[Step]:
     keys = derive_room_keys(ATTIC, ATTIC_WORDS, pin)
     wrong = derive_room_keys(ATTIC, ATTIC_WORDS + "!", pin)
     alice_id, bob_id = Identity.from_seed(ALICE_SEED), Identity.from_seed(BOB_SEED)
+    owner_id = Identity.from_seed(OWNER_SEED)
     alice_sealer, bob_sealer = Sealer(keys, alice_id), Sealer(keys, bob_id)
     rid = keys.room_id
 
@@ -755,6 +798,8 @@ async def _script_secret(daemon: Daemon) -> list[Step]:
             auth=keys.auth_public,
             proof=keys.join_proof(alice_hello.challenge, pin),
             sender=alice_id.public,
+            owner_key=owner_id.public,
+            owner_tag=keys.owner_tag(owner_id.public),
         )
     )
     got = await alice.expect(1)
@@ -762,11 +807,21 @@ async def _script_secret(daemon: Daemon) -> list[Step]:
         (
             "alice (connected as in the conversation above; her server `hello` carried "
             f"`challenge` {alice_hello.challenge.hex()}) derives the keys of the room "
-            f"`{ATTIC}` and creates it",
+            f"`{ATTIC}` and creates it, registering a new owner key and its tag",
             [("alice → daemon", sent), ("daemon → alice", got)],
         )
     )
-    sent = await alice.send(_seal(alice_sealer, 2, rid, "alice", "", "hello"))
+    grant = sign_owner_action(owner_id, rid, owner_id.public, "op", 1, alice_id.public)
+    sent = await alice.send(ev.SecretAct(id=2, room=rid, act=owner_act(grant)))
+    got = await alice.expect(2)
+    steps.append(
+        (
+            "alice's client grants her session key owner rights with the owner key, "
+            "so she can act (and be shown) as herself",
+            [("alice → daemon", sent), ("daemon → alice", got)],
+        )
+    )
+    sent = await alice.send(_seal(alice_sealer, 3, rid, "alice", "", "hello"))
     got = await alice.expect(2)
     steps.append(
         (
@@ -815,7 +870,7 @@ async def _script_secret(daemon: Daemon) -> list[Step]:
             [("bob → daemon", sent), ("daemon → bob", got), (SAME.format("alice", "bob"), b"")],
         )
     )
-    sent = await alice.send(_seal(alice_sealer, 3, rid, "alice", "", "here"))
+    sent = await alice.send(_seal(alice_sealer, 4, rid, "alice", "", "here"))
     got = await alice.expect(2)
     seen = await bob.expect(1)
     assert got.startswith(seen)
@@ -833,6 +888,18 @@ async def _script_secret(daemon: Daemon) -> list[Step]:
         (
             "bob says something",
             [("bob → daemon", sent), ("daemon → bob", got), (SAME.format("alice", "bob"), b"")],
+        )
+    )
+    mode = sign_owner_action(alice_id, rid, owner_id.public, "mode", 2, locked=True, slow=0)
+    sent = await alice.send(ev.SecretAct(id=5, room=rid, act=owner_act(mode)))
+    got = await alice.expect(2)
+    seen = await bob.expect(1)
+    assert got.startswith(seen)
+    steps.append(
+        (
+            "alice locks the room with an owner action signed by her session key; bob "
+            "verifies it against her grant and the owner key the passphrase vouches for",
+            [("alice → daemon", sent), ("daemon → alice", got), (SAME_ACT.format("bob"), b"")],
         )
     )
     sent = await bob.send(ev.SecretLeave(id=5, room=rid))

@@ -601,3 +601,174 @@ def test_estimate_is_pessimistic_for_human_strings() -> None:
     assert estimate_bits("") == 0
     assert estimate_bits("a") == 4
     assert estimate_bits("Tr0ub4dor&3") < 30
+
+
+# --- owners ------------------------------------------------------------------
+
+
+@cache
+def owner() -> Identity:
+    return Identity.from_seed(bytes([5]) * 32)
+
+
+def test_owner_tag_follows_the_design_document() -> None:
+    """owner_tag = HMAC-SHA-256(HKDF(master, "anonchat/v1/owner"), label 0 room_id owner)."""
+    salt = room_salt(ROOM, PIN)
+    master = Argon2id(salt=salt, length=32, iterations=3, lanes=4, memory_cost=65536).derive(
+        PASSPHRASE.encode()
+    )
+    mac_key = reference_hkdf(master, b"anonchat/v1/owner")
+    message = b"anonchat/v1/owner\x00" + keys().room_id + owner().public
+    expected = hmac.new(mac_key, message, hashlib.sha256).digest()
+    assert keys().owner_tag(owner().public) == expected
+    assert keys().check_owner_tag(owner().public, expected)
+
+
+@pytest.mark.parametrize(
+    "case", ["another key", "another room", "a flipped bit", "short", "not bytes", "bad key"]
+)
+def test_owner_tag_refused_when_anything_differs(case: str) -> None:
+    tag = keys().owner_tag(owner().public)
+    key, room_keys, given_tag = owner().public, keys(), tag
+    if case == "another key":
+        key = mallory().public
+    elif case == "another room":
+        room_keys = other_keys()
+    elif case == "a flipped bit":
+        given_tag = bytes([tag[0] ^ 1]) + tag[1:]
+    elif case == "short":
+        given_tag = tag[:31]
+    elif case == "not bytes":
+        given_tag = tag.hex()  # type: ignore[assignment]
+    else:
+        key = b"\x00" * 31
+    assert room_keys.check_owner_tag(key, given_tag) is False
+
+
+def test_owner_action_layout() -> None:
+    rid, own, target = keys().room_id, owner().public, alice().public
+    kick = crypto.owner_action_message(rid, own, "kick", 7, target)
+    assert kick == b"anonchat/v1/owner_act\x00" + struct.pack(
+        ">32s32sQB32sBIB", rid, own, 7, 1, target, 0, 0, 0
+    )
+    mode = crypto.owner_action_message(rid, own, "mode", 8, locked=True, slow=30, history=False)
+    assert mode == b"anonchat/v1/owner_act\x00" + struct.pack(
+        ">32s32sQB32sBIB", rid, own, 8, 4, bytes(32), 1, 30, 0
+    )
+
+
+def _signed(as_kind: str = "kick", **changes: Any) -> crypto.OwnerAction:
+    target = None if as_kind == "mode" else alice().public
+    action = crypto.sign_owner_action(
+        owner(), keys().room_id, owner().public, as_kind, 3, target, locked=True, slow=5
+    )
+    return dataclasses.replace(action, **changes)
+
+
+@pytest.mark.parametrize(
+    ("kind", "changes"),
+    [
+        ("kick", {"kind": "ban"}),
+        ("kick", {"kind": "op"}),
+        ("kick", {"counter": 4}),
+        ("kick", {"target": bytes(32)}),
+        ("kick", {"actor": bytes(range(32))}),
+        ("mode", {"locked": False}),
+        ("mode", {"slow": 6}),
+        ("mode", {"history": False}),
+        ("mode", {"kind": "kick", "target": bytes(32)}),
+    ],
+)
+def test_owner_action_signature_binds_every_field(kind: str, changes: dict[str, Any]) -> None:
+    assert crypto.verify_owner_action(keys().room_id, owner().public, _signed(kind))
+    changed = _signed(kind, **changes)
+    assert not crypto.verify_owner_action(keys().room_id, owner().public, changed)
+
+
+def test_owner_action_is_bound_to_its_room_and_owner_key() -> None:
+    action = _signed()
+    assert not crypto.verify_owner_action(other_keys().room_id, owner().public, action)
+    assert not crypto.verify_owner_action(keys().room_id, mallory().public, action)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"kind": "topic"},
+        {"kind": 3},
+        {"counter": 0},
+        {"counter": 2**64},
+        {"counter": True},
+        {"target": None},
+        {"target": b"short"},
+        {"kind": "mode", "target": bytes(32)},
+        {"kind": "mode", "target": None, "slow": 2**32},
+        {"kind": "mode", "target": None, "slow": -1},
+        {"kind": "mode", "target": None, "locked": 1},
+        {"actor": b"short"},
+        {"signature": b"short"},
+        {"signature": "not bytes"},
+    ],
+)
+def test_bad_owner_actions_never_verify_and_never_raise(fields: dict[str, Any]) -> None:
+    action = _signed(**fields)
+    assert crypto.verify_owner_action(keys().room_id, owner().public, action) is False
+    chain = crypto.OwnerChain(keys().room_id, owner().public)
+    with pytest.raises(CryptoError):
+        chain.check(action)
+
+
+def test_signing_a_bad_action_is_our_error() -> None:
+    with pytest.raises(CryptoError) as info:
+        crypto.sign_owner_action(owner(), keys().room_id, owner().public, "kick", 1)
+    assert code_of(info) == CryptoCode.MALFORMED
+
+
+def test_owner_chain_grants_replays_and_bans() -> None:
+    rid, own = keys().room_id, owner().public
+    bob, carol = Identity.from_seed(bytes([11]) * 32), Identity.from_seed(bytes([12]) * 32)
+    chain = crypto.OwnerChain(rid, own)
+
+    def act(signer: Identity, kind: str, counter: int, target: Identity) -> crypto.OwnerAction:
+        return crypto.sign_owner_action(signer, rid, own, kind, counter, target.public)
+
+    with pytest.raises(CryptoError) as info:
+        chain.check(act(bob, "kick", 1, carol))
+    assert code_of(info) == CryptoCode.NOT_OWNER
+    grant_bob = act(owner(), "op", 1, bob)
+    chain.accept(grant_bob)
+    with pytest.raises(CryptoError) as info:
+        chain.check(grant_bob)  # the same action again
+    assert code_of(info) == CryptoCode.REPLAY
+    chain.accept(act(bob, "op", 2, carol))  # a granted key grants in turn
+    assert chain.may_act(carol.public) and chain.counter == 2
+    forged = dataclasses.replace(act(mallory(), "kick", 3, bob), actor=carol.public)
+    with pytest.raises(CryptoError) as info:
+        chain.check(forged)
+    assert code_of(info) == CryptoCode.BAD_SIGNATURE
+    chain.accept(act(carol, "ban", 3, bob))
+    assert not chain.may_act(bob.public)  # a banned key may no longer act
+    with pytest.raises(CryptoError) as info:
+        chain.check(act(bob, "kick", 4, carol))
+    assert code_of(info) == CryptoCode.NOT_OWNER
+    # A newcomer rebuilds the owners from the grants alone, in any order, and
+    # refuses a grant that does not chain up to the owner key.
+    rogue = act(mallory(), "op", 4, mallory())
+    newcomer = crypto.OwnerChain(rid, own)
+    grants = [chain.granted[carol.public], rogue, chain.granted[bob.public]]
+    assert newcomer.load_grants(grants) == [rogue]
+    assert newcomer.may_act(bob.public) and newcomer.may_act(carol.public)
+    assert not newcomer.may_act(mallory().public)
+
+
+def test_the_daemon_can_check_a_sealed_signature_without_the_room_key() -> None:
+    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hi")
+    assert crypto.verify_sealed_signature(keys().room_id, sealed)
+    assert not crypto.verify_sealed_signature(other_keys().room_id, sealed)
+    assert not crypto.verify_sealed_signature(
+        keys().room_id, dataclasses.replace(sealed, sender=mallory().public)
+    )
+    assert not crypto.verify_sealed_signature(
+        keys().room_id, dataclasses.replace(sealed, counter=0)
+    )
+    assert not crypto.verify_sealed_signature(b"short", sealed)

@@ -342,3 +342,18 @@ async def test_line_mode_secret_room(daemon: Daemon, connect: ClientFactory) -> 
     assert PASSPHRASE not in text  # never echoed back
     (msg,) = await secret_events(alice, 1)
     assert (msg.nick, msg.text) == ("bot", "hi from a script")
+
+
+async def test_leaving_and_joining_again_never_repeats_a_nonce(connect: ClientFactory) -> None:
+    alice, bob = await connect("alice"), await connect("bob")
+    await alice.create_secret(ROOM, PASSPHRASE)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await bob.say_secret(ROOM, "first visit")
+    first = bob.secret_channel(ROOM).sealer.counter
+    await bob.leave_secret(ROOM)
+    await bob.join_secret(ROOM, PASSPHRASE)  # the same session key, so the same sending key
+    channel = bob.secret_channel(ROOM)
+    assert channel.sealer.counter > first  # counting on, not from 1 again
+    await bob.say_secret(ROOM, "second visit")
+    msgs = await secret_events(alice, 2)
+    assert [m.text for m in msgs] == ["first visit", "second visit"]  # not dropped as replays

@@ -13,6 +13,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
+from ..crypto import OwnerChain
 from ..errors import Code
 from ..wire import encode_frame
 
@@ -162,9 +163,20 @@ def _is_message(frame: ev.Frame) -> bool:
 
 
 class Channel:
-    """What public and secret rooms share: members, owners, a sequence, a ring."""
+    """What public and secret rooms share: members, owners, a sequence, a ring,
+    and the modes and bans owners set."""
 
-    __slots__ = ("members", "owners", "ring", "seq")
+    __slots__ = (
+        "banned",
+        "history",
+        "last_said",
+        "locked",
+        "members",
+        "owners",
+        "ring",
+        "seq",
+        "slow",
+    )
 
     def __init__(self, ring: Ring) -> None:
         self.seq = 0
@@ -172,6 +184,13 @@ class Channel:
         self.members: dict[Member, Any] = {}
         self.owners: set[Member] = set()
         self.ring = ring
+        self.locked = False  # no new members
+        self.slow = 0  # seconds between two messages of a member who is not an owner
+        self.history = True  # newcomers get the recent messages
+        self.banned: set[str] = set()  # session uids, never addresses; for the room's lifetime
+        self.last_said: dict[
+            Member, int
+        ] = {}  # log time (ms) of each one's last message, for slow mode
 
     def next_seq(self) -> int:
         self.seq += 1
@@ -203,31 +222,23 @@ class Channel:
         if old in self.owners:
             self.owners.discard(old)
             self.owners.add(new)
+        if old.uid in self.banned:
+            self.banned.discard(old.uid)
+            self.banned.add(new.uid)
+        if old in self.last_said:
+            self.last_said[new] = self.last_said.pop(old)
 
 
 class Room(Channel):
     """A public room: a name, a topic, members by nick, owners and modes."""
 
-    __slots__ = ("banned", "history", "key", "last_said", "locked", "name", "slow", "topic")
+    __slots__ = ("key", "name", "topic")
 
     def __init__(self, name: str, key: str, ring: Ring, topic: str = "") -> None:
         super().__init__(ring)
         self.name = name
         self.key = key
         self.topic = topic
-        self.locked = False  # no new members
-        self.slow = 0  # seconds between two messages of a member who is not an owner
-        self.history = True  # newcomers get the recent messages
-        self.banned: set[str] = set()  # session uids, never addresses; for the room's lifetime
-        self.last_said: dict[Member, float] = {}  # for slow mode
-
-    def replace_member(self, old: Member, new: Member) -> None:
-        super().replace_member(old, new)
-        if old.uid in self.banned:
-            self.banned.discard(old.uid)
-            self.banned.add(new.uid)
-        if old in self.last_said:
-            self.last_said[new] = self.last_said.pop(old)
 
     def owner_nicks(self) -> list[str]:
         return [m.nick for m in self.members if m in self.owners]
@@ -279,14 +290,23 @@ class SecretRoom(Channel):
     It never learns the room's name, the passphrase or any message: it checks
     join proofs against ``auth`` and relays sealed frames in one order.
     ``members`` maps each session to its sealing key.
+
+    Moderation (anonchat/daemon/secret_moderation.py): ``chain`` says which
+    keys may act, from the owner key the creator registered (with ``owner_tag``,
+    which only members can check); the daemon enforces what they sign.
     """
 
-    __slots__ = ("auth", "rid")
+    __slots__ = ("auth", "chain", "grants", "mode", "owner_tag", "rid")
 
-    def __init__(self, rid: bytes, auth: bytes, ring: Ring) -> None:
+    def __init__(self, rid: bytes, auth: bytes, ring: Ring, owner: bytes, owner_tag: bytes) -> None:
         super().__init__(ring)
         self.rid = rid
         self.auth = auth
+        self.chain = OwnerChain(rid, owner)
+        self.owner_tag = owner_tag
+        self.grants: list[ev.OwnerAct] = []  # for newcomers to verify
+        self.mode: ev.OwnerAct | None = None  # the last mode action
+        # ``banned`` holds sessions (by uid); their keys are in chain.banned.
 
     def presence(self, sender: bytes, kind: str, ts: int, exclude: Member | None = None) -> int:
         seq = self.next_seq()
@@ -313,6 +333,12 @@ class SecretRoom(Channel):
                 sig=sig,
             )
         )
+        return seq
+
+    def acted(self, act: ev.OwnerAct, ts: int) -> int:
+        """Relay an owner action the daemon accepted, as it was signed."""
+        seq = self.next_seq()
+        self.broadcast(ev.SecretActed(room=self.rid, seq=seq, ts=ts, act=act))
         return seq
 
 

@@ -408,7 +408,15 @@ class Session(Member):
             frame.auth, frame.room, self.challenge, self.daemon.pin_bytes, frame.proof
         ):
             raise RequestError(Code.BAD_PROOF, "the proof does not match the room's join key")
-        self.submit("s_create", frame.id, frame.room, frame.auth, frame.sender)
+        self.submit(
+            "s_create",
+            frame.id,
+            frame.room,
+            frame.auth,
+            frame.sender,
+            frame.owner_key,
+            frame.owner_tag,
+        )
 
     def on_secret_join(self, frame: ev.SecretJoin) -> None:
         self.limiter.check_secret_join(self.loop.time())
@@ -438,6 +446,12 @@ class Session(Member):
             frame.ct,
             frame.sig,
         )
+
+    def on_secret_act(self, frame: ev.SecretAct) -> None:
+        # Each action may cost a signature check: it takes a token like a message.
+        self.limiter.check_message(self.loop.time())
+        secret_room(self, frame.room)
+        self.submit("s_act", frame.id, frame.room, frame.act.to_wire())
 
     def on_bye(self, frame: ev.Bye) -> None:
         self.close_code = "quit"
@@ -477,6 +491,7 @@ _HANDLERS: dict[type[ev.Frame], Callable[[Session, Any], None]] = {
     ev.Kick: Session.on_kick,
     ev.Op: Session.on_op,
     ev.RoomMode: Session.on_mode,
+    ev.SecretAct: Session.on_secret_act,
 }
 
 #: How a connection may end and still be resumed: it was lost, not ended on purpose.

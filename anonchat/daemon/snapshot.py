@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from .. import events as ev
 from ..names import name_key
+from ..secret import owner_action
 from ..wire import pack_value, unpack_value
-from .rooms import Member, Remote, Room, SecretRoom
+from .rooms import Channel, Member, Remote, Room, SecretRoom
 
 if TYPE_CHECKING:
     from .server import Daemon
@@ -25,29 +27,20 @@ VERSION = 1
 def dump(daemon: Daemon, taken_at: bytes) -> bytes:
     members = [m for m in daemon.members.values() if m.nick]
     rooms = [
-        [
-            r.name,
-            r.topic,
-            r.seq,
-            r.locked,
-            r.slow,
-            r.history,
-            [m.uid for m in r.members],
-            [m.uid for m in r.owners],
-            sorted(r.banned),
-            {m.uid: ts for m, ts in r.last_said.items()},
-            r.ring.entries(),
-        ]
-        for r in daemon.rooms.values()
+        [r.name, r.topic, [m.uid for m in r.members], _channel(r)] for r in daemon.rooms.values()
     ]
     secret = [
         [
             r.rid,
             r.auth,
-            r.seq,
+            r.chain.owner,
+            r.owner_tag,
             [[m.uid, key] for m, key in r.members.items()],
-            [m.uid for m in r.owners],
-            r.ring.entries(),
+            _channel(r),
+            r.chain.counter,
+            sorted(r.chain.banned),
+            [g.to_wire() for g in r.grants],
+            r.mode.to_wire() if r.mode else None,
         ]
         for r in daemon.secret_rooms.values()
     ]
@@ -79,27 +72,49 @@ def load(daemon: Daemon, data: bytes) -> bytes:
         daemon.nicks[member.nick_key] = member
         if token_hash:
             daemon.tokens[token_hash] = member
-    for name, topic, seq, locked, slow, history, uids, owners, banned, said, ring in body["rooms"]:
+    for name, topic, uids, channel in body["rooms"]:
         room = Room(name, name_key(name), daemon.new_ring(), topic)
-        room.seq, room.locked, room.slow, room.history = seq, locked, slow, history
-        room.banned = set(banned)
         for uid in uids:
             member = by_uid[uid]
             room.members[member] = None
             member.rooms[room.key] = room
-        room.owners = {by_uid[u] for u in owners}
-        room.last_said = {by_uid[u]: ts for u, ts in said.items() if u in by_uid}
-        room.ring.restore(ring)
+        _load_channel(room, channel, by_uid)
         daemon.rooms[room.key] = room
-    for rid, auth, seq, keyed, owners, ring in body["secret"]:
-        secret = SecretRoom(rid, auth, daemon.new_ring())
-        secret.seq = seq
+    for rid, auth, owner, tag, keyed, channel, acts, banned, grants, mode in body["secret"]:
+        secret = SecretRoom(rid, auth, daemon.new_ring(), owner, tag)
         for uid, key in keyed:
             member = by_uid[uid]
             secret.members[member] = key
             member.secret_rooms[rid] = secret
-        secret.owners = {by_uid[u] for u in owners}
-        secret.ring.restore(ring)
+        _load_channel(secret, channel, by_uid)
+        secret.grants = [ev.OwnerAct(**g) for g in grants]
+        for grant in secret.grants:
+            secret.chain.apply(owner_action(grant))
+        secret.chain.counter = acts
+        secret.chain.banned = set(banned)
+        secret.mode = ev.OwnerAct(**mode) if mode else None
         daemon.secret_rooms[rid] = secret
     taken_at: bytes = body["at"]
     return taken_at
+
+
+def _channel(c: Channel) -> list[Any]:
+    """What public and secret rooms share."""
+    return [
+        c.seq,
+        c.locked,
+        c.slow,
+        c.history,
+        [m.uid for m in c.owners],
+        sorted(c.banned),
+        {m.uid: ts for m, ts in c.last_said.items()},
+        c.ring.entries(),
+    ]
+
+
+def _load_channel(c: Channel, data: list[Any], by_uid: dict[str, Member]) -> None:
+    c.seq, c.locked, c.slow, c.history, owners, banned, said, ring = data
+    c.owners = {by_uid[u] for u in owners}
+    c.banned = set(banned)
+    c.last_said = {by_uid[u]: ts for u, ts in said.items() if u in by_uid}
+    c.ring.restore(ring)

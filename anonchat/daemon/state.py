@@ -36,9 +36,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
+from ..crypto import Sealed
 from ..errors import Code, RequestError
 from ..names import InvalidName, check_room, name_key
-from . import moderation
+from . import moderation, secret_moderation
 from .rooms import Member, Remote, Room, SecretRoom, fit
 
 if TYPE_CHECKING:
@@ -297,13 +298,21 @@ def _say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str
 
 
 def _secret_create(
-    daemon: Daemon, member: Member, ts: int, rid: int, room_id: bytes, auth: bytes, sender: bytes
+    daemon: Daemon,
+    member: Member,
+    ts: int,
+    rid: int,
+    room_id: bytes,
+    auth: bytes,
+    sender: bytes,
+    owner_key: bytes,
+    owner_tag: bytes,
 ) -> None:
     if room_id in daemon.secret_rooms:
         raise RequestError(Code.ROOM_EXISTS, "a secret room with this name and passphrase exists")
     if len(daemon.secret_rooms) >= daemon.config.limits.max_rooms:
         raise RequestError(Code.TOO_MANY_ROOMS, "the server holds as many rooms as it may")
-    room = SecretRoom(room_id, auth, daemon.new_ring())
+    room = SecretRoom(room_id, auth, daemon.new_ring(), owner_key, owner_tag)
     daemon.secret_rooms[room_id] = room
     _enter_secret(daemon, member, room, ts, rid, sender, owner=True)
 
@@ -320,6 +329,7 @@ def _secret_join(
     if sender in room.members.values():
         # Two members under one key could speak for each other's presence.
         raise RequestError(Code.ALREADY_MEMBER, "that session key is already in this room")
+    secret_moderation.check_entry(member, room, sender)
     _enter_secret(daemon, member, room, ts, rid, sender, owner=False)
 
 
@@ -344,9 +354,23 @@ def _enter_secret(
     member.secret_rooms[room.rid] = room
     if not member.here:
         return
-    keys, more = fit(room.members.values(), member.limits.max_frame - 1024, lambda k: 34)
-    reply = ev.SecretJoined(id=rid, room=room.rid, seq=seq, members=keys, owner=owner, more=more)
-    send_with_history(member, room, reply, True)
+    # The grants (at most OWNERS_MAX, ~190 bytes each) take up to 12 KiB.
+    budget = member.limits.max_frame - 1024 - 200 * (len(room.grants) + 1)
+    keys, more = fit(room.members.values(), budget, lambda k: 34)
+    reply = ev.SecretJoined(
+        id=rid,
+        room=room.rid,
+        seq=seq,
+        members=keys,
+        owner_key=room.chain.owner,
+        owner_tag=room.owner_tag,
+        owner=owner,
+        more=more,
+        acts=room.chain.counter,
+        grants=list(room.grants) or None,
+        mode=room.mode,
+    )
+    send_with_history(member, room, reply, room.history)
 
 
 def secret_room(member: Member, room_id: bytes) -> SecretRoom:
@@ -362,15 +386,29 @@ def _secret_leave(daemon: Daemon, member: Member, ts: int, rid: int, room_id: by
 
 
 def leave_secret(daemon: Daemon, member: Member, room: SecretRoom, kind: str, ts: int) -> None:
-    sender = room.members.pop(member)
-    room.owners.discard(member)
-    member.secret_rooms.pop(room.rid, None)
-    if not daemon.drop_secret_if_empty(room):
+    sender = room.members[member]
+    secret_moderation.drop_secret(daemon, member, room)
+    if room.members:
         room.presence(sender, kind, ts)
 
 
-def _seal(daemon: Daemon, member: Member, ts: int, rid: int, room_id: bytes, *seal: Any) -> None:
-    seq = secret_room(member, room_id).relay(member, list(seal), ts)
+def _seal(
+    daemon: Daemon,
+    member: Member,
+    ts: int,
+    rid: int,
+    room_id: bytes,
+    counter: int,
+    epoch: int,
+    kind: str,
+    ct: bytes,
+    sig: bytes,
+) -> None:
+    room = secret_room(member, room_id)
+    if room.slow:
+        sealed = Sealed(room.members[member], counter, kind, epoch, ct, sig)
+        secret_moderation.check_slow(member, room, sealed, ts)
+    seq = room.relay(member, [counter, epoch, kind, ct, sig], ts)
     daemon.stats.messages += 1
     member.send(ev.Ok(id=rid, seq=seq))
 
@@ -390,4 +428,5 @@ _APPLY: dict[str, Callable[..., None]] = {
     "s_join": _secret_join,
     "s_leave": _secret_leave,
     "seal": _seal,
+    "s_act": secret_moderation.act,
 }

@@ -113,7 +113,9 @@ PRIVACY: tuple[tuple[str, str], ...] = (
         "Anyone who knows the passphrase can read and join; there is no forward "
         "secrecy; a weak passphrase can be guessed offline by the operator, so "
         "generate one. Nicks show a fingerprint (alice#k3f9) so two people cannot "
-        "pass as each other. /privacy says all this for the room you are in.",
+        "pass as each other. Owners' kicks and bans in a secret room are signed and "
+        "checked by everyone, but it is the server that keeps people out: someone "
+        "removed still knows the passphrase. /privacy says all this for the room you are in.",
     ),
 )
 

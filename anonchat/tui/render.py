@@ -122,8 +122,8 @@ def secret_message_line(msg: SecretMessage, clock: Clock, *, own_nick: str = "")
 
 
 def secret_notice_line(notice: SecretNotice, clock: Clock) -> Text:
-    """Joins, leaves, gaps and dropped forgeries in a secret room."""
-    error = notice.kind in ("missing", "dropped")
+    """Joins, leaves, gaps, owner actions and dropped forgeries in a secret room."""
+    error = notice.kind in ("missing", "dropped", "forged", "removed")
     line = _stamp(clock, notice.ts)
     line.append("-!- ", style=ERROR_STYLE if error else "dim")
     line.append(clean(notice.text), style=ERROR_STYLE if error else SYSTEM_STYLE)

@@ -432,43 +432,52 @@ class ChatScreen(Screen[None]):
             target = room.name
             self.request("topic", lambda c: c.set_topic(target, rest))
 
-    def _owned_room(self) -> str | None:
-        """The current public room's name, for an owner's command."""
+    def _owned_room(self) -> RoomState | None:
+        """The current room, for an owner's command (public or secret)."""
         room = self.state.rooms.get(self.state.current)
-        if room is None or room.secret:
-            self.here("owners' commands work in the current public room", error=True)
-            return None
-        return room.name
+        if room is None:
+            self.here("owners' commands work in the current room", error=True)
+        return room
 
     def cmd_kick(self, rest: str, ban: bool = False) -> None:
         nick, _, reason = rest.partition(" ")
-        target = self._owned_room()
-        if target is None:
+        room = self._owned_room()
+        if room is None:
             return
         if not nick:
             self.here(f"usage: /{'ban' if ban else 'kick'} NICK [REASON]", error=True)
             return
-        why = reason.strip() or None
-        self.request("kick", lambda c: c.kick(target, nick, why, ban=ban))
+        target, why = room.name, reason.strip() or None
+        if not room.secret:
+            self.request("kick", lambda c: c.kick(target, nick, why, ban=ban))
+            return
+        if why:
+            self.here("the reason is not sent in a secret room: the server would read it")
+        self.request("kick", lambda c: c.secret_kick(target, nick, ban=ban))
 
     def cmd_ban(self, rest: str) -> None:
         self.cmd_kick(rest, ban=True)
 
     def cmd_op(self, rest: str) -> None:
-        target = self._owned_room()
-        if target is not None and rest.split():
-            nick = rest.split()[0]
-            self.request("op", lambda c: c.op(target, nick))
-        elif target is not None:
+        room = self._owned_room()
+        if room is not None and rest.split():
+            target, nick = room.name, rest.split()[0]
+            if room.secret:
+                self.request("op", lambda c: c.secret_op(target, nick))
+            else:
+                self.request("op", lambda c: c.op(target, nick))
+        elif room is not None:
             self.here("usage: /op NICK", error=True)
 
     def cmd_mode(self, rest: str) -> None:
-        target = self._owned_room()
-        if target is None:
+        room = self._owned_room()
+        if room is None:
             return
-        modes = parse_mode(rest)
+        target, modes = room.name, parse_mode(rest)
         if modes is None:
             self.here(MODE_USAGE, error=True)
+        elif room.secret:
+            self.request("mode", lambda c: c.secret_mode(target, **modes))
         else:
             self.request("mode", lambda c: c.set_mode(target, **modes))
 
@@ -492,10 +501,11 @@ class ChatScreen(Screen[None]):
 
     def _who_secret(self, room: RoomState) -> None:
         try:
-            members = self.client.secret_channel(room.name).members()
+            channel = self.client.secret_channel(room.name)
         except RequestError as exc:
             self.here(clean(exc.message), error=True)
             return
+        members, owners = channel.members(), channel.owners()
         names = Text(", ").join(nick_text(m, bold=False) for m in members)
         self.here(
             join_text(
@@ -504,6 +514,8 @@ class ChatScreen(Screen[None]):
                 names,
             )
         )
+        shown = Text(", ").join(nick_text(m, bold=False) for m in owners) if owners else "none here"
+        self.here(join_text("owners (checked by signature): ", shown))
 
     def cmd_list(self, rest: str) -> None:
         self.request_list(show=True)
@@ -673,6 +685,10 @@ class ChatScreen(Screen[None]):
             room = self.state.apply_secret(frame)
             self.write(room.key, secret_notice_line(frame, self.clock), counts=False)
             self._sync_secret_members()
+            if frame.kind == "removed":  # kicked or banned: the client left the room
+                shown = room_text(room.name, secret=True)
+                self.console(join_text("you were removed from ", shown))
+                self.post_message(RoomLeft(frame.room, secret=True))
         elif isinstance(frame, ev.Msg):
             self._on_msg(frame)
         elif isinstance(frame, ev.Presence | ev.TopicChanged):

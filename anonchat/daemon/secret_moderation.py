@@ -1,0 +1,136 @@
+"""Moderation of secret rooms: owner actions the daemon checks and enforces
+but cannot make.
+
+The creator of a secret room registers an owner key (crypto.py, "Owners");
+every owner action is signed by it or by a session key it granted ``op`` to,
+down a chain of grants, and numbered with the room's next action counter.
+The daemon verifies each action exactly as members do (:class:`OwnerChain`),
+so it can enforce what owners signed (kick, ban, lock, slow mode, history)
+but cannot act itself, and a signature is good for one place in one room
+only.  Each accepted action is relayed as ``secret_acted`` to every member,
+who verifies it again before showing it.
+
+Bans are by session key and by session (never by address), for the room's
+lifetime, as in public rooms.  Unlike public rooms the daemon cannot pass
+ownership on when the owners leave: it holds no key to sign a grant with.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from .. import events as ev
+from ..crypto import CryptoCode, Sealed, verify_sealed_signature
+from ..errors import Code, CryptoError, RequestError
+from ..secret import owner_action
+from .moderation import SLOW_MAX
+
+if TYPE_CHECKING:
+    from .rooms import Member, SecretRoom
+    from .server import Daemon
+
+
+def act(
+    daemon: Daemon, member: Member, ts: int, rid: int, room_id: bytes, wire: dict[str, Any]
+) -> None:
+    """Apply one owner action (see state.py): check it, enforce it, relay it."""
+    room = member.secret_rooms.get(room_id)
+    if room is None:
+        raise RequestError(Code.NOT_MEMBER, "you are not in this secret room")
+    action = ev.OwnerAct(**wire)
+    _check(room, action)
+    target = _target(member, room, action)
+    if action.kind == "mode" and action.slow is not None and action.slow > SLOW_MAX:
+        raise RequestError(Code.BAD_MODE, f"slow mode is at most {SLOW_MAX} seconds")
+    if action.kind == "op" and action.target not in room.chain.granted:
+        if len(room.grants) >= ev.OWNERS_MAX:
+            raise RequestError(
+                Code.TOO_MANY_OWNERS, f"a secret room has at most {ev.OWNERS_MAX} owners"
+            )
+        room.grants.append(action)
+    room.chain.apply(owner_action(action))
+    if action.kind == "mode":
+        room.mode = action
+        room.locked, room.slow = bool(action.locked), action.slow or 0
+        room.history = bool(action.history)
+    elif action.kind == "ban" and target is not None:
+        room.banned.add(target.uid)
+    # Relayed while the target is still a member, so it learns it was removed.
+    room.acted(action, ts)
+    if action.kind in ("kick", "ban") and target is not None:
+        drop_secret(daemon, target, room)
+    member.send(ev.Ok(id=rid))
+
+
+def drop_secret(daemon: Daemon, member: Member, room: SecretRoom) -> None:
+    """Out of a secret room: left, or removed by an owner (announced already)."""
+    room.members.pop(member, None)
+    room.owners.discard(member)
+    room.last_said.pop(member, None)
+    member.secret_rooms.pop(room.rid, None)
+    daemon.drop_secret_if_empty(room)
+
+
+def _check(room: SecretRoom, act: ev.OwnerAct) -> None:
+    """Refuse an action that is not the room's next one or not an owner's."""
+    chain = room.chain
+    if act.counter != chain.counter + 1:
+        raise RequestError(
+            Code.BAD_ACTION,
+            f"this owner action is number {act.counter}; the room's next is {chain.counter + 1}",
+        )
+    try:
+        chain.check(owner_action(act))
+    except CryptoError as exc:
+        if exc.code == CryptoCode.NOT_OWNER:
+            raise RequestError(Code.NOT_OWNER, "only an owner of this room may do that") from None
+        raise RequestError(
+            Code.BAD_ACTION, f"the owner action does not verify: {exc.message}"
+        ) from None
+
+
+def _target(actor: Member, room: SecretRoom, act: ev.OwnerAct) -> Member | None:
+    """The member a kick, ban or op names by session key (None for mode)."""
+    if act.target is None:
+        return None
+    for member, key in room.members.items():
+        if key == act.target:
+            if member is actor and act.kind != "op":
+                raise RequestError(Code.NO_SUCH_NICK, "you cannot kick yourself; leave instead")
+            return member
+    raise RequestError(Code.NO_SUCH_NICK, "no member of this room has that session key")
+
+
+def check_entry(member: Member, room: SecretRoom, sender: bytes) -> None:
+    """Refuse a banned session or key, and anyone new to a locked room.
+
+    Owners too: a joiner's session key is not proven to the daemon (anyone may
+    name an owner's key), so it grants nothing at the door.
+    """
+    if member.uid in room.banned or sender in room.chain.banned:
+        raise RequestError(Code.BANNED, "you are banned from this room")
+    if room.locked:
+        raise RequestError(Code.ROOM_LOCKED, "this room is locked: no new members")
+
+
+def check_slow(member: Member, room: SecretRoom, seal: Sealed, ts: int) -> None:
+    """Slow mode: one message (``msg`` or ``me``) per ``room.slow`` seconds for
+    members who are not owners; announcements are not slowed.  An owner is a
+    member whose key has owner rights *and* who signed this seal with it: a
+    member that entered under an owner's key cannot (and its seals would be
+    dropped by every receiver anyway).  ``ts`` is the log time in milliseconds."""
+    if not room.slow or seal.kind not in ("msg", "me") or _signed_by_owner(room, seal):
+        return
+    wait = room.last_said.get(member, -math.inf) + room.slow * 1000 - ts
+    if wait > 0:
+        raise RequestError(
+            Code.SLOW_MODE, f"this room is in slow mode: wait {math.ceil(wait / 1000)} s"
+        )
+    room.last_said[member] = ts
+
+
+def _signed_by_owner(room: SecretRoom, seal: Sealed) -> bool:
+    if not room.chain.may_act(seal.sender):
+        return False
+    return verify_sealed_signature(room.rid, seal)
