@@ -60,6 +60,14 @@ class Server:
 
     def stop(self) -> None: ...
 
+    def pids(self) -> list[int]:
+        """The processes whose CPU and memory count as the server's."""
+        return [self.pid]
+
+    def port_for(self, worker: int) -> int:
+        """The port a load-generator worker connects to."""
+        return self.port
+
 
 class Anonchatd(Server):
     name = "anonchatd"
@@ -175,6 +183,8 @@ def specs_for(server: Server, mode: str, members: int) -> tuple[list[Spec], int]
     if isinstance(server, IrcServer):
         base["concurrency"] = 4  # ngircd's accept backlog is short
     specs = [Spec(worker=w, **base) for w in range(WORKERS)]  # type: ignore[arg-type]
+    for spec in specs:
+        spec.port = server.port_for(spec.worker)
     if mode == "capacity":
         rooms = [
             (f"cap{r}", min(ROOM_SIZE, members - r * ROOM_SIZE))
@@ -217,7 +227,7 @@ def run_point(
     spy: subprocess.Popen[bytes] | None = None
     try:
         time.sleep(0.3)
-        base_rss = rss_kib(server.pid)
+        base_rss = sum(rss_kib(pid) for pid in server.pids())
         procs = [ctx.Process(target=target, args=(spec, sh), daemon=True) for spec in specs]
         for p in procs:
             p.start()
@@ -238,7 +248,7 @@ def run_point(
         sh.go.set()
         if mode == "capacity":
             time.sleep(timing.settle)
-            rss = rss_kib(server.pid)
+            rss = sum(rss_kib(pid) for pid in server.pids())
             row["rss_kib"] = rss
             row["rss_base_kib"] = base_rss
             row["rss_per_conn_kib"] = round((rss - base_rss) / conns, 2)
@@ -247,7 +257,7 @@ def run_point(
             row["lost"] = sum(sh.lost[:])
         else:
             time.sleep(timing.warmup)
-            c0 = cpu_seconds(server.pid)
+            c0 = sum(cpu_seconds(pid) for pid in server.pids())
             g0 = sum(cpu_seconds(pid) for pid in gen_pids)
             m0 = machine_busy_seconds()
             n0, s0, t0 = sum(sh.counts[:]), sum(sh.sent[:]), time.monotonic()
@@ -257,7 +267,7 @@ def run_point(
                     server.pid, profile, f"{mode}-{members}-{server.variant}", timing
                 )
             time.sleep(timing.measure)
-            c1 = cpu_seconds(server.pid)
+            c1 = sum(cpu_seconds(pid) for pid in server.pids())
             g1 = sum(cpu_seconds(pid) for pid in gen_pids)
             m1 = machine_busy_seconds()
             n1, s1, t1 = sum(sh.counts[:]), sum(sh.sent[:]), time.monotonic()
@@ -271,7 +281,7 @@ def run_point(
             row["other_cpu_pct"] = round(max(0.0, 100 * other / dt), 1)
             if n1 > n0:
                 row["server_us_per_delivery"] = round(1e6 * (c1 - c0) / (n1 - n0), 3)
-            row["rss_kib"] = rss_kib(server.pid)
+            row["rss_kib"] = sum(rss_kib(pid) for pid in server.pids())
             row["lost"] = sum(sh.lost[:])
         sh.stop.set()
         results = collect(sh, len(procs), 30.0)

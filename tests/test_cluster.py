@@ -296,3 +296,43 @@ async def test_metrics_are_aggregate_only(redis_url: str, tmp_path: Path, client
         assert "alice" not in page and "lobby" not in page and "counted" not in page
     finally:
         await node.shutdown()
+
+
+async def test_pipelined_requests_keep_their_order(make_node: NodeFactory, clients: Any) -> None:
+    """Messages do not wait for the round trip through Redis, joins do: a client
+    that sends without waiting still sees its requests applied in order."""
+    a, b = await make_node(), await make_node()
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    seqs = await asyncio.gather(*(alice.say("lobby", f"{n}") for n in range(50)))
+    assert seqs == sorted(seqs)
+    got = await collect(bob, ev.Msg, 50)
+    assert [m.text for m in got] == [f"{n}" for n in range(50)]
+    # A join and a message sent back to back: the message sees the join.
+    await asyncio.gather(bob.create("second"), bob.say("second", "first words"))
+
+
+async def test_secret_room_owners_across_nodes_and_snapshots(
+    make_node: NodeFactory, clients: Any
+) -> None:
+    a = await make_node()
+    owner, member = await clients(a, "owner"), await clients(a, "member")
+    await owner.create_secret("den", PASSPHRASE)
+    await member.join_secret("den", PASSPHRASE)
+    await owner.secret_mode("den", locked=True)
+    bus = a.bus
+    assert isinstance(bus, RedisBus)
+    await bus.write_snapshot()
+    b = await make_node()  # loads the owner chain and the lock from the snapshot
+    late = await clients(b, "late")
+    with pytest.raises(RequestError) as caught:
+        await late.join_secret("den", PASSPHRASE)
+    assert caught.value.code == Code.ROOM_LOCKED
+    await owner.secret_mode("den", locked=False)
+    await late.join_secret("den", PASSPHRASE)
+    assert late.secret_channel("den").owner_trusted
+    await owner.secret_kick("den", "late")
+    with pytest.raises(RequestError) as caught:
+        await late.say_secret("den", "still here?")
+    assert caught.value.code == Code.NOT_MEMBER

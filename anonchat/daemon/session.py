@@ -54,6 +54,7 @@ class Session(Member):
         "close_code",
         "conn",
         "connected_at",
+        "done",
         "last_rx",
         "limiter",
         "loop",
@@ -62,8 +63,10 @@ class Session(Member):
         "reader",
         "registered",
         "sid",
+        "submitted",
         "token",
         "transport",
+        "wait_for",
         "waiting",
         "writer",
     )
@@ -90,6 +93,9 @@ class Session(Member):
         self.quit_msg: str | None = None
         self.registered = False  # its hello was submitted: the shared state knows it
         self.waiting: asyncio.Future[None] | None = None  # a command not yet applied
+        self.submitted = 0  # commands submitted, and applied: they are applied in order
+        self.done = 0
+        self.wait_for = 0  # the command ``waiting`` waits for
         self._ping_n = 0
 
     def __repr__(self) -> str:
@@ -165,7 +171,7 @@ class Session(Member):
         self.close_code = code
         self.transport.close()
         self.loop.call_later(CLOSE_GRACE, self.transport.abort)
-        self.applied()  # the read loop may be waiting for a command: let it end
+        self._wake()  # the read loop may be waiting for a command: let it end
 
     def abort(self, code: str) -> None:
         """Drop the connection at once, without flushing (a reader that does not read)."""
@@ -174,7 +180,7 @@ class Session(Member):
         self.closing = True
         self.close_code = code
         self.transport.abort()
-        self.applied()
+        self._wake()
 
     # -- input -------------------------------------------------------------
 
@@ -260,14 +266,25 @@ class Session(Member):
     # A handler checks what only this connection can check, then submits a
     # command; the shared state (state.py) applies it and answers.
 
-    def submit(self, op: str, request_id: int | None, *args: Any) -> None:
-        """Hand a command to the bus; read nothing more until it is applied."""
+    def submit(self, op: str, request_id: int | None, *args: Any, wait: bool = True) -> None:
+        """Hand a command to the bus.  With ``wait``, read nothing more until it
+        is applied, so the checks of the next request see its outcome; messages
+        do not wait (nothing a later check looks at depends on them), so a
+        sender's messages stream through the bus back to back, still in order."""
         bus = self.daemon.bus
-        if not bus.synchronous:
+        self.submitted += 1
+        if wait and not bus.synchronous:
             self.waiting = self.loop.create_future()
+            self.wait_for = self.submitted
         bus.submit([op, self.uid, request_id, *args])
 
     def applied(self) -> None:
+        """One of this session's commands was applied (they are, in order)."""
+        self.done += 1
+        if self.done >= self.wait_for:
+            self._wake()
+
+    def _wake(self) -> None:
         waiting = self.waiting
         if waiting is not None:
             self.waiting = None
@@ -358,8 +375,10 @@ class Session(Member):
         self.submit("create", frame.id, frame.room, _check_topic(frame.topic or ""))
 
     def on_join(self, frame: ev.Join) -> None:
-        self.daemon.find_room(frame.room)  # a missing room costs no join token
-        self.limiter.check_room_join(self.loop.time())
+        # A missing room costs no join token.  (With several nodes a room made a
+        # moment ago elsewhere may not be here yet: applying decides.)
+        if name_key(frame.room) in self.daemon.rooms:
+            self.limiter.check_room_join(self.loop.time())
         self.submit("join", frame.id, frame.room)
 
     def on_leave(self, frame: ev.Leave) -> None:
@@ -385,7 +404,7 @@ class Session(Member):
             raise RequestError(Code.TEXT_TOO_LONG, str(exc)) from None
         except InvalidName as exc:
             raise RequestError(Code.TEXT_INVALID, str(exc)) from None
-        self.submit("say", frame.id, frame.room, text, frame.me)
+        self.submit("say", frame.id, frame.room, text, frame.me, wait=False)
 
     def on_kick(self, frame: ev.Kick) -> None:
         self.submit(
@@ -420,13 +439,9 @@ class Session(Member):
 
     def on_secret_join(self, frame: ev.SecretJoin) -> None:
         self.limiter.check_secret_join(self.loop.time())
-        room = self.daemon.secret_rooms.get(frame.room)
-        # A missing room and a wrong passphrase must look the same.
-        if room is None or not verify_join_proof(
-            room.auth, frame.room, self.challenge, self.daemon.pin_bytes, frame.proof
-        ):
-            raise RequestError(Code.JOIN_DENIED, "no such room or wrong passphrase")
-        self.submit("s_join", frame.id, frame.room, room.auth, frame.sender)
+        # The proof is checked where the room is known for sure: when the
+        # command is applied (this node's copy may not have the room yet).
+        self.submit("s_join", frame.id, frame.room, frame.proof, self.challenge, frame.sender)
 
     def on_secret_leave(self, frame: ev.SecretLeave) -> None:
         self.submit("s_leave", frame.id, frame.room)
@@ -445,6 +460,7 @@ class Session(Member):
             frame.kind,
             frame.ct,
             frame.sig,
+            wait=False,
         )
 
     def on_secret_act(self, frame: ev.SecretAct) -> None:

@@ -36,7 +36,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
-from ..crypto import Sealed
+from ..crypto import Sealed, verify_join_proof
 from ..errors import Code, RequestError
 from ..names import InvalidName, check_room, name_key
 from . import moderation, secret_moderation
@@ -318,11 +318,20 @@ def _secret_create(
 
 
 def _secret_join(
-    daemon: Daemon, member: Member, ts: int, rid: int, room_id: bytes, auth: bytes, sender: bytes
+    daemon: Daemon,
+    member: Member,
+    ts: int,
+    rid: int,
+    room_id: bytes,
+    proof: bytes,
+    challenge: bytes,
+    sender: bytes,
 ) -> None:
     room = daemon.secret_rooms.get(room_id)
-    # The proof was checked against ``auth``; a room made anew since is another room.
-    if room is None or room.auth != auth:
+    # A missing room and a wrong passphrase must look the same.
+    if room is None or not verify_join_proof(
+        room.auth, room_id, challenge, daemon.pin_bytes, proof
+    ):
         raise RequestError(Code.JOIN_DENIED, "no such room or wrong passphrase")
     if room_id in member.secret_rooms:
         raise RequestError(Code.ALREADY_MEMBER, "you are already in this room")
