@@ -8,6 +8,7 @@ import pytest
 
 from anonchat.cli import daemon_main, parse_server, plaintext_exposed
 from anonchat.daemon import DEFAULT_PORT, Limits, load_config
+from anonchat.daemon.config import metrics_address
 from anonchat.errors import ConfigError
 
 
@@ -111,3 +112,25 @@ def test_plaintext_beyond_loopback_is_warned_about(
     # The daemon prints a warning at start when this says True (checked here
     # without listening anywhere but loopback).
     assert plaintext_exposed(pin, [a[:2] for a in addresses]) is exposed
+
+
+def test_cluster_and_metrics_settings(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('redis = "redis://10.0.0.5:6379/0"\nnode_timeout = 1\nmetrics = "9108"\n')
+    config = load_config(path)
+    assert (config.redis, config.node_timeout, config.metrics) == (
+        "redis://10.0.0.5:6379/0",
+        1,
+        "9108",
+    )
+    assert metrics_address("9108") == ("127.0.0.1", 9108)
+    assert metrics_address("[::1]:9108") == ("::1", 9108)
+    assert load_config(None, node_timeout=600).node_timeout == 600
+    for bad, message in [
+        ({"node_timeout": 0.5}, "node_timeout must be from 1 to 600"),
+        ({"node_timeout": 601}, "node_timeout must be from 1 to 600"),
+        ({"redis": "http://x"}, "redis must be a redis://"),
+        ({"metrics": "localhost:http"}, "metrics must be HOST:PORT"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, **bad)

@@ -52,7 +52,7 @@ def render(daemon: Daemon) -> str:
     metric(
         "messages_total",
         "counter",
-        "Messages numbered and relayed by this node's sessions.",
+        "Messages numbered and relayed in the service (each node counts them all).",
         [("", stats.messages)],
     )
     metric(
