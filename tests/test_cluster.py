@@ -11,7 +11,7 @@ import pytest
 
 from anonchat import events as ev
 from anonchat.client import Client
-from anonchat.daemon import Config, Daemon, Limits
+from anonchat.daemon import Config, Daemon, Limits, state
 from anonchat.daemon.redisbus import RedisBus
 from anonchat.errors import Code, ConnectionClosed, RequestError
 from anonchat.secret import SecretMessage
@@ -336,3 +336,35 @@ async def test_secret_room_owners_across_nodes_and_snapshots(
     with pytest.raises(RequestError) as caught:
         await late.say_secret("den", "still here?")
     assert caught.value.code == Code.NOT_MEMBER
+
+
+async def test_secret_room_one_order_across_nodes(make_node: NodeFactory, clients: Any) -> None:
+    a, b = await make_node(), await make_node()
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await alice.create_secret("den", PASSPHRASE)
+    await bob.join_secret("den", PASSPHRASE)
+    await quiet(alice)
+    await quiet(bob)
+
+    async def chatter(client: Client, who: str) -> None:
+        for n in range(30):
+            await client.say_secret("den", f"{who}{n}")
+
+    await asyncio.gather(chatter(alice, "a"), chatter(bob, "b"))
+    await asyncio.sleep(0.3)
+    seen = [
+        [e.text for e in c.events_nowait() if isinstance(e, SecretMessage)] for c in (alice, bob)
+    ]
+    assert seen[0] == seen[1] and len(seen[0]) == 60
+    assert [t for t in seen[0] if t[0] == "a"] == [f"a{n}" for n in range(30)]
+
+
+async def test_nodes_judge_nobody_after_an_outage_of_everyone(make_node: NodeFactory) -> None:
+    """Only a node that kept beating counts others as gone (state.apply, beat)."""
+    a = await make_node(node_timeout=1.0)
+    timeout = 1000
+    a.nodes = {"x": 0, "y": 0}
+    state.apply(a, ["beat", "x", None], 5 * timeout)  # x was silent too: judges nobody
+    assert set(a.nodes) >= {"x", "y"}
+    state.apply(a, ["beat", "x", None], 5 * timeout + 200)  # x beats on time: y is gone
+    assert "y" not in a.nodes and "x" in a.nodes

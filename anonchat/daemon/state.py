@@ -54,8 +54,13 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
     """Apply one command at log time ``ts`` (milliseconds)."""
     op, uid, request_id = cmd[0], cmd[1], cmd[2]
     if op == "beat":  # a node is alive; any that has been silent too long is not
-        daemon.nodes[uid] = ts
         timeout = round(daemon.config.node_timeout * 1000)
+        previous = daemon.nodes.get(uid)
+        daemon.nodes[uid] = ts
+        if previous is None or ts - previous > timeout:
+            # A node that is new, or was itself cut off (Redis was away for
+            # everyone, say), judges nobody: the nodes that kept beating do.
+            return
         for node, last in list(daemon.nodes.items()):
             if ts - last > timeout:
                 daemon.node_gone(node, ts)
