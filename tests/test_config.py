@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,6 +127,7 @@ def test_cluster_and_metrics_settings(tmp_path: Path) -> None:
     assert metrics_address("9108") == ("127.0.0.1", 9108)
     assert metrics_address("[::1]:9108") == ("::1", 9108)
     assert load_config(None, node_timeout=600).node_timeout == 600
+    bad: dict[str, Any]
     for bad, message in [
         ({"node_timeout": 0.5}, "node_timeout must be from 1 to 600"),
         ({"node_timeout": 601}, "node_timeout must be from 1 to 600"),
