@@ -127,12 +127,12 @@ def test_cluster_and_metrics_settings(tmp_path: Path) -> None:
     assert metrics_address("9108") == ("127.0.0.1", 9108)
     assert metrics_address("[::1]:9108") == ("::1", 9108)
     assert load_config(None, node_timeout=600).node_timeout == 600
-    bad: dict[str, Any]
-    for bad, message in [
+    cases: list[tuple[dict[str, Any], str]] = [
         ({"node_timeout": 0.5}, "node_timeout must be from 1 to 600"),
         ({"node_timeout": 601}, "node_timeout must be from 1 to 600"),
         ({"redis": "http://x"}, "redis must be a redis://"),
         ({"metrics": "localhost:http"}, "metrics must be HOST:PORT"),
-    ]:
+    ]
+    for bad, message in cases:
         with pytest.raises(ConfigError, match=message):
             load_config(None, **bad)
