@@ -30,7 +30,7 @@ from typing import Any
 
 from .ngircd import free_port, wait_listening
 from .procstat import machine, raise_nofile
-from .run import Anonchatd, Timing, _raise_nofile, run_point, table
+from .run import Anonchatd, Timing, run_point, table
 
 
 class Cluster(Anonchatd):
@@ -62,27 +62,9 @@ class Cluster(Anonchatd):
             wait_listening(port, self.redis_proc, 10.0)
             extra = ["--redis", f"redis://127.0.0.1:{port}/0"]
         self.log = open(self.directory / "anonchatd.log", "wb")  # noqa: SIM115
-        for port in self.ports:
-            cmd = [sys.executable, "-m", "anonchat.daemon", "--port", str(port), "--plaintext"]
-            cmd += ["--state-dir", str(self.directory), "--log-level", "WARNING", *extra]
-            cmd += ["--config", str(self.config_file())]
-            proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=self.log,
-                stderr=subprocess.STDOUT,
-                preexec_fn=_raise_nofile,
-                cwd=Path(__file__).resolve().parent.parent,
-            )
-            self.procs.append(proc)
-            wait_listening(port, proc, 20.0)
+        self.procs = [self.spawn(port, *extra) for port in self.ports]
         self.proc = self.procs[0]
         self.pid = self.proc.pid
-
-    def config_file(self) -> Path:
-        from .run import write_daemon_config
-
-        return write_daemon_config(self.directory)
 
     def pids(self) -> list[int]:
         pids = [p.pid for p in self.procs]

@@ -86,13 +86,18 @@ class Anonchatd(Server):
             self.pin = ensure_identity(directory).pin
 
     def start(self) -> None:
-        cmd = [sys.executable, "-m", "anonchat.daemon", "--port", str(self.port)]
+        self.log = open(self.directory / "anonchatd.log", "wb")  # noqa: SIM115
+        self.proc = self.spawn(self.port)
+        self.pid = self.proc.pid
+
+    def spawn(self, port: int, *extra: str) -> subprocess.Popen[bytes]:
+        """Start one anonchatd on ``port`` (logging to ``self.log``); wait until it listens."""
+        cmd = [sys.executable, "-m", "anonchat.daemon", "--port", str(port)]
         cmd += ["--state-dir", str(self.directory), "--log-level", "WARNING"]
-        cmd += ["--config", str(write_daemon_config(self.directory))]
+        cmd += ["--config", str(write_daemon_config(self.directory)), *extra]
         if not self.tls:
             cmd.append("--plaintext")
-        self.log = open(self.directory / "anonchatd.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
+        proc = subprocess.Popen(
             cmd,
             stdin=subprocess.DEVNULL,
             stdout=self.log,
@@ -100,8 +105,8 @@ class Anonchatd(Server):
             preexec_fn=_raise_nofile,
             cwd=Path(__file__).resolve().parent.parent,
         )
-        self.pid = self.proc.pid
-        wait_listening(self.port, self.proc, 20.0)
+        wait_listening(port, proc, 20.0)
+        return proc
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

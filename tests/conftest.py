@@ -26,21 +26,25 @@ TEST_LIMITS: dict[str, Any] = {
     "bytes_rate": 1 << 30,
 }
 ClientFactory = Callable[..., Awaitable[Client]]
+#: Options of make_daemon that are daemon settings, not limits.
+_SETTINGS = frozenset({"state_dir", "redis", "node_timeout", "metrics"})
 
 
 @pytest.fixture
 async def make_daemon(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DaemonFactory]:
-    """Start TLS daemons with chosen limits; all are shut down after the test."""
+    """Start TLS daemons with chosen limits (and settings such as ``redis`` or
+    ``state_dir``); all are shut down after the test."""
     started: list[Daemon] = []
 
-    async def make(plaintext: bool = False, **limits: Any) -> Daemon:
-        state = tmp_path_factory.mktemp("state")
+    async def make(plaintext: bool = False, **options: Any) -> Daemon:
+        settings = {k: options.pop(k) for k in list(options) if k in _SETTINGS}
+        settings.setdefault("state_dir", str(tmp_path_factory.mktemp("state")))
         config = Config(
             host="127.0.0.1",
             port=0,
-            limits=Limits(**{**TEST_LIMITS, **limits}),
-            state_dir=str(state),
+            limits=Limits(**{**TEST_LIMITS, **options}),
             plaintext=plaintext,
+            **settings,
         )
         daemon = Daemon(config)
         await daemon.start()

@@ -11,12 +11,12 @@ import pytest
 
 from anonchat import events as ev
 from anonchat.client import Client
-from anonchat.daemon import Config, Daemon, Limits, state
+from anonchat.daemon import Daemon, state
 from anonchat.daemon.redisbus import RedisBus
 from anonchat.errors import Code, ConnectionClosed, RequestError
 from anonchat.secret import SecretMessage
 
-from .conftest import TEST_LIMITS
+from .conftest import DaemonFactory
 from .helpers import collect, dial, next_event, quiet
 from .redis_server import free_port, redis_server
 from .test_processes import start_daemon
@@ -33,28 +33,19 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.fixture
-async def make_node(redis_url: str, tmp_path: Path) -> AsyncIterator[NodeFactory]:
-    """Start nodes of one service: one Redis, one TLS key (so one pin)."""
-    started: list[Daemon] = []
-    state_dir = tmp_path / "state"
+def make_node(redis_url: str, make_daemon: DaemonFactory, tmp_path: Path) -> NodeFactory:
+    """Start nodes of one service: one Redis, one TLS key (so one pin).
 
-    async def make(node_timeout: float = 2.0, **limits: Any) -> Daemon:
-        config = Config(
-            host="127.0.0.1",
-            port=0,
-            limits=Limits(**{**TEST_LIMITS, **limits}),
-            state_dir=str(state_dir),
-            redis=redis_url,
-            node_timeout=node_timeout,
+    ``redis_url`` comes first: fixtures are torn down in reverse, and Redis
+    must outlive the nodes that say goodbye through it."""
+
+    async def make(node_timeout: float = 2.0, **options: Any) -> Daemon:
+        state_dir = str(tmp_path / "state")
+        return await make_daemon(
+            redis=redis_url, node_timeout=node_timeout, state_dir=state_dir, **options
         )
-        daemon = Daemon(config)
-        await daemon.start()
-        started.append(daemon)
-        return daemon
 
-    yield make
-    for daemon in started:
-        await daemon.shutdown()
+    return make
 
 
 @pytest.fixture
@@ -266,36 +257,26 @@ async def test_a_killed_node_frees_its_users(
             doomed.proc.kill()
 
 
-async def test_metrics_are_aggregate_only(redis_url: str, tmp_path: Path, clients: Any) -> None:
+async def test_metrics_are_aggregate_only(
+    redis_url: str, make_daemon: DaemonFactory, clients: Any
+) -> None:
     port = free_port()
-    config = Config(
-        host="127.0.0.1",
-        port=0,
-        limits=Limits(**TEST_LIMITS),
-        state_dir=str(tmp_path / "state"),
-        redis=redis_url,
-        metrics=f"127.0.0.1:{port}",
-    )
-    node = Daemon(config)
-    await node.start()
-    try:
-        alice = await clients(node, "alice")
-        await alice.create("lobby")
-        await alice.say("lobby", "counted, not kept")
-        with pytest.raises(RequestError):
-            await alice.join("nowhere")
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        page = (await reader.read()).decode()
-        writer.close()
-        assert page.startswith("HTTP/1.1 200 OK")
-        assert "anonchat_connections 1\n" in page
-        assert "anonchat_rooms 1\n" in page
-        assert "anonchat_messages_total 1\n" in page
-        assert 'anonchat_errors_total{code="no_such_room"} 1\n' in page
-        assert "alice" not in page and "lobby" not in page and "counted" not in page
-    finally:
-        await node.shutdown()
+    node = await make_daemon(redis=redis_url, metrics=f"127.0.0.1:{port}")
+    alice = await clients(node, "alice")
+    await alice.create("lobby")
+    await alice.say("lobby", "counted, not kept")
+    with pytest.raises(RequestError):
+        await alice.join("nowhere")
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+    page = (await reader.read()).decode()
+    writer.close()
+    assert page.startswith("HTTP/1.1 200 OK")
+    assert "anonchat_connections 1\n" in page
+    assert "anonchat_rooms 1\n" in page
+    assert "anonchat_messages_total 1\n" in page
+    assert 'anonchat_errors_total{code="no_such_room"} 1\n' in page
+    assert "alice" not in page and "lobby" not in page and "counted" not in page
 
 
 async def test_pipelined_requests_keep_their_order(make_node: NodeFactory, clients: Any) -> None:

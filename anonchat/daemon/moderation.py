@@ -21,7 +21,7 @@ from ..errors import Code, RequestError
 from ..names import InvalidName, check_topic, name_key
 
 if TYPE_CHECKING:
-    from .rooms import Member, Room
+    from .rooms import Channel, Member, Room
     from .server import Daemon
 
 #: The longest slow mode an owner may set, in seconds (one hour).
@@ -125,12 +125,18 @@ def check_slow(member: Member, room: Room, ts: int) -> None:
     """
     if not room.slow or member in room.owners:
         return
-    wait = room.last_said.get(member, -math.inf) + room.slow * 1000 - ts
+    take_turn(room, member, ts, room.name)
+
+
+def take_turn(channel: Channel, member: Member, ts: int, where: str) -> None:
+    """A slowed member's message: refused until ``channel.slow`` seconds have
+    passed since its last one (``ts`` in milliseconds), else noted."""
+    wait = channel.last_said.get(member, -math.inf) + channel.slow * 1000 - ts
     if wait > 0:
         raise RequestError(
-            Code.SLOW_MODE, f"{room.name} is in slow mode: wait {math.ceil(wait / 1000)} s"
+            Code.SLOW_MODE, f"{where} is in slow mode: wait {math.ceil(wait / 1000)} s"
         )
-    room.last_said[member] = ts
+    channel.last_said[member] = ts
 
 
 def check_topic_owner(member: Member, room: Room) -> None:

@@ -17,14 +17,13 @@ ownership on when the owners leave: it holds no key to sign a grant with.
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
 from ..crypto import CryptoCode, Sealed, verify_sealed_signature
 from ..errors import Code, CryptoError, RequestError
 from ..secret import owner_action
-from .moderation import SLOW_MAX
+from .moderation import SLOW_MAX, take_turn
 
 if TYPE_CHECKING:
     from .rooms import Member, SecretRoom
@@ -122,12 +121,7 @@ def check_slow(member: Member, room: SecretRoom, seal: Sealed, ts: int) -> None:
     dropped by every receiver anyway).  ``ts`` is the log time in milliseconds."""
     if not room.slow or seal.kind not in ("msg", "me") or _signed_by_owner(room, seal):
         return
-    wait = room.last_said.get(member, -math.inf) + room.slow * 1000 - ts
-    if wait > 0:
-        raise RequestError(
-            Code.SLOW_MODE, f"this room is in slow mode: wait {math.ceil(wait / 1000)} s"
-        )
-    room.last_said[member] = ts
+    take_turn(room, member, ts, "this room")
 
 
 def _signed_by_owner(room: SecretRoom, seal: Sealed) -> bool:

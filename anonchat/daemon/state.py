@@ -226,9 +226,7 @@ def _enter(daemon: Daemon, member: Member, room: Room, ts: int, rid: int, owner:
         daemon.drop_if_empty(room)
         raise
     seq = room.presence(member, "join", ts)
-    room.members[member] = None
-    if owner:
-        room.owners.add(member)
+    _seat(room, member, None, owner)
     member.rooms[room.key] = room
     if not member.here:
         return
@@ -247,6 +245,13 @@ def _enter(daemon: Daemon, member: Member, room: Room, ts: int, rid: int, owner:
         slow=room.slow,
     )
     send_with_history(member, room, joined, room.history)
+
+
+def _seat(channel: Room | SecretRoom, member: Member, value: Any, owner: bool) -> None:
+    """A newcomer takes the last place in the member list (``value``: its key, if any)."""
+    channel.members[member] = value
+    if owner:
+        channel.owners.add(member)
 
 
 def send_with_history(
@@ -362,9 +367,7 @@ def _enter_secret(
         daemon.drop_secret_if_empty(room)
         raise
     seq = room.presence(sender, "join", ts)
-    room.members[member] = sender
-    if owner:
-        room.owners.add(member)
+    _seat(room, member, sender, owner)
     member.secret_rooms[room.rid] = room
     if not member.here:
         return
