@@ -219,39 +219,49 @@ async def test_a_late_node_loads_the_snapshot(make_node: NodeFactory, clients: A
 async def test_a_killed_node_frees_its_users(
     make_node: NodeFactory, clients: Any, redis_url: str, tmp_path: Path
 ) -> None:
-    """kill -9 one node mid-conversation: the others lose nothing, and within
-    node_timeout its users' nicks and memberships are free again."""
-    a = await make_node(node_timeout=1.0)
+    """kill -9 one of three nodes mid-conversation: the clients of the other two
+    lose nothing (every message, in order, no gap in the sequence), and within
+    node_timeout the dead node's users' nicks and memberships are free again."""
+    a, b = await make_node(node_timeout=1.0), await make_node(node_timeout=1.0)
     doomed = await start_daemon(
         tmp_path / "state", "--redis", redis_url, "--node-timeout", "1", "--log-level", "WARNING"
     )
     try:
-        alice = await clients(a, "alice")
+        alice, bob = await clients(a, "alice"), await clients(b, "bob")
         carol = await Client.connect("127.0.0.1", doomed.port, nick="carol", pin=doomed.pin)
         await alice.create("lobby")
+        await bob.join("lobby")
         await carol.join("lobby")
-        await collect(alice, ev.Presence, 1)
+        await quiet(alice)
+        await quiet(bob)
 
-        async def talk() -> None:
-            for n in range(200):
-                await alice.say("lobby", f"{n}")
-                await asyncio.sleep(0.005)
+        async def talk(client: Client) -> None:
+            for n in range(150):
+                await client.say("lobby", f"{client.nick} {n}")
+                await asyncio.sleep(0.004)
 
-        talking = asyncio.create_task(talk())
+        talking = [asyncio.create_task(talk(c)) for c in (alice, bob, carol)]
         await asyncio.sleep(0.2)
         doomed.proc.kill()
         await doomed.proc.wait()
-        quit_event = await next_event(alice, ev.Presence, timeout=5)
-        assert (quit_event.kind, quit_event.nick) == ("quit", "carol")
-        await talking
-        assert (await alice.who("lobby")).members == ["alice"]
-        assert "carol" not in a.nicks
-        await clients(a, "carol")  # the nick is free again
-        dave = await clients(a, "dave")
-        await dave.join("lobby")
-        await alice.say("lobby", "still here")
-        said = [e.text for e in await quiet(dave) if isinstance(e, ev.Msg)]
-        assert said[-2:] == ["199", "still here"]  # after the history on join
+        await asyncio.gather(*talking[:2])
+        talking[2].cancel()
+        await asyncio.sleep(2.5)  # past node_timeout and a heartbeat
+        seen = [
+            [e for e in c.events_nowait() if isinstance(e, ev.Msg | ev.Presence)]
+            for c in (alice, bob)
+        ]
+        assert [(e.seq, type(e)) for e in seen[0]] == [(e.seq, type(e)) for e in seen[1]]
+        seqs = [e.seq for e in seen[0]]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap
+        for me in (alice, bob):
+            mine = [e.text for e in seen[0] if isinstance(e, ev.Msg) and e.nick == me.nick]
+            assert mine == [f"{me.nick} {n}" for n in range(150)]
+        quits = [e for e in seen[0] if isinstance(e, ev.Presence)]
+        assert [(e.kind, e.nick) for e in quits] == [("quit", "carol")]
+        assert (await alice.who("lobby")).members == ["alice", "bob"]
+        assert "carol" not in a.nicks and "carol" not in b.nicks
+        await clients(b, "carol")  # the nick is free again
     finally:
         if doomed.proc.returncode is None:
             doomed.proc.kill()
