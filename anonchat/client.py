@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__
 from . import events as ev
-from .crypto import Identity, RoomKeys, Sealer, derive_room_keys, normalize_room
+from .crypto import Identity, RoomKeys, Sealer, derive_room_keys, key_proof, normalize_room
 from .errors import Code, ConnectionClosed, CryptoError, ProtocolError, RequestError
 from .names import InvalidName, check_nick, check_room, check_text, name_key
 from .protocol import Connection, State
@@ -416,10 +416,7 @@ class Client:
 
     async def _rejoin_secret(self, channel: SecretChannel) -> None:
         keys = channel.keys
-        proof = keys.join_proof(self.hello.challenge, self.pin_bytes)
-        join = ev.SecretJoin(
-            id=self._next_id(), room=keys.room_id, proof=proof, sender=self.identity.public
-        )
+        join = self._join_frame(keys)
         try:
             await self._enter_secret(channel.name, keys, join, channel=channel)
         except RequestError as exc:
@@ -483,6 +480,7 @@ class Client:
             auth=keys.auth_public,
             proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
             sender=self.identity.public,
+            key_proof=self._key_proof(keys),
             owner_key=owner_key.public,
             owner_tag=keys.owner_tag(owner_key.public),
         )
@@ -491,11 +489,20 @@ class Client:
         """Join a secret room.  A wrong passphrase and a missing room both raise
         ``join_denied`` ("no such room or wrong passphrase")."""
         keys = await self._room_keys(name, passphrase)
-        proof = keys.join_proof(self.hello.challenge, self.pin_bytes)
-        frame = ev.SecretJoin(
-            id=self._next_id(), room=keys.room_id, proof=proof, sender=self.identity.public
+        return await self._enter_secret(name, keys, self._join_frame(keys))
+
+    def _join_frame(self, keys: RoomKeys) -> ev.SecretJoin:
+        return ev.SecretJoin(
+            id=self._next_id(),
+            room=keys.room_id,
+            proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
+            sender=self.identity.public,
+            key_proof=self._key_proof(keys),
         )
-        return await self._enter_secret(name, keys, frame)
+
+    def _key_proof(self, keys: RoomKeys) -> bytes:
+        """That this session holds its key, for this room on this connection."""
+        return key_proof(self.identity, keys.room_id, self.hello.challenge, self.pin_bytes)
 
     async def _enter_secret(
         self,

@@ -135,6 +135,7 @@ _ROOM_ID_LABEL = b"anonchat/v1/room_id"
 _AUTH_SEED_LABEL = b"anonchat/v1/auth_seed"
 _ENC_ROOT_LABEL = b"anonchat/v1/enc_root"
 _JOIN_LABEL = b"anonchat/v1/join"
+_KEY_LABEL = b"anonchat/v1/session_key"
 _SEND_LABEL = b"anonchat/v1/send"
 _AD_LABEL = b"anonchat/v1/msg"
 _FP_LABEL = b"anonchat/v1/fp"
@@ -277,6 +278,31 @@ def _join_message(room_id: bytes, challenge: bytes, server_pin: bytes) -> bytes:
     if not isinstance(challenge, bytes) or not CHALLENGE_MIN <= len(challenge) <= CHALLENGE_MAX:
         raise _fail(CryptoCode.BAD_INPUT, "a challenge must be 16 to 64 bytes")
     return _JOIN_LABEL + b"\0" + room_id + challenge + server_pin
+
+
+def _key_message(room_id: bytes, challenge: bytes, server_pin: bytes) -> bytes:
+    return _KEY_LABEL + b"\0" + _join_message(room_id, challenge, server_pin)
+
+
+def key_proof(identity: Identity, room_id: bytes, challenge: bytes, server_pin: bytes) -> bytes:
+    """Prove to the daemon that we hold the session key we enter a room with:
+    it signs the connection's challenge for this room on this server, so it
+    cannot be taken from another member or replayed on another connection."""
+    return identity.sign(_key_message(room_id, challenge, server_pin))
+
+
+def verify_key_proof(
+    sender: bytes, room_id: bytes, challenge: bytes, server_pin: bytes, proof: bytes
+) -> bool:
+    """True only if ``proof`` was made with the private half of ``sender``."""
+    try:
+        message = _key_message(room_id, challenge, server_pin)
+        _check_size(sender, PUBLIC_SIZE, "a session key")
+        _check_size(proof, SIGNATURE_SIZE, "a proof")
+        Ed25519PublicKey.from_public_bytes(sender).verify(proof, message)
+    except (CryptoError, InvalidSignature, ValueError):
+        return False
+    return True
 
 
 def verify_join_proof(

@@ -649,9 +649,11 @@ class SecretCreate(Frame):
     """Create a secret room: register its join key, proving possession of it.
 
     ``proof`` signs the connection's challenge (see crypto.py); ``sender`` is
-    the session key this member's sealed messages will be signed with;
-    ``owner_key`` is the room's owner key, vouched for by ``owner_tag`` (an HMAC
-    only passphrase holders can make: the daemon stores both and cannot check it).
+    the session key this member's sealed messages will be signed with, and
+    ``key_proof`` signs the same challenge with it (so nobody enters under
+    another member's key); ``owner_key`` is the room's owner key, vouched for
+    by ``owner_tag`` (an HMAC only passphrase holders can make: the daemon
+    stores both and cannot check it).
     """
 
     TYPE = "secret_create"
@@ -661,6 +663,7 @@ class SecretCreate(Frame):
     auth: Key
     proof: Signature
     sender: Key
+    key_proof: Signature
     owner_key: Key
     owner_tag: Tag
 
@@ -668,7 +671,8 @@ class SecretCreate(Frame):
 @frame
 @dataclass(frozen=True, slots=True)
 class SecretJoin(Frame):
-    """Join a secret room with a proof signed by its join key."""
+    """Join a secret room with a proof signed by its join key, and a proof
+    (``key_proof``) that the member holds its session key ``sender``."""
 
     TYPE = "secret_join"
     SENDER = "client"
@@ -676,6 +680,7 @@ class SecretJoin(Frame):
     room: Key
     proof: Signature
     sender: Key
+    key_proof: Signature
 
 
 @frame

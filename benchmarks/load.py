@@ -31,7 +31,7 @@ from typing import Any
 
 from anonchat import events as ev
 from anonchat.client import Client
-from anonchat.crypto import Identity, RoomKeys, derive_room_keys
+from anonchat.crypto import Identity, RoomKeys, derive_room_keys, key_proof
 from anonchat.protocol import Connection
 from anonchat.trust import client_context, pin_bytes, pin_of_cert
 from anonchat.wire import HEADER, HEADER_SIZE, FrameDecoder, encode_frame
@@ -118,8 +118,13 @@ class Receiver:
 
     async def join_secret(self, keys: RoomKeys, server_pin: bytes) -> None:
         proof = keys.join_proof(self.hello.challenge, server_pin)
+        identity = Identity.generate()
         frame = ev.SecretJoin(
-            id=1, room=keys.room_id, proof=proof, sender=Identity.generate().public
+            id=1,
+            room=keys.room_id,
+            proof=proof,
+            sender=identity.public,
+            key_proof=key_proof(identity, keys.room_id, self.hello.challenge, server_pin),
         )
         await self._request(frame, ev.SecretJoined)
 

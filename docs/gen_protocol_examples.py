@@ -49,7 +49,7 @@ from unittest import mock
 
 from anonchat import __version__
 from anonchat import events as ev
-from anonchat.crypto import Identity, Sealer, derive_room_keys, sign_owner_action
+from anonchat.crypto import Identity, Sealer, derive_room_keys, key_proof, sign_owner_action
 from anonchat.daemon import Config, Daemon, Limits, bus
 from anonchat.daemon.session import SEAL_KINDS
 from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
@@ -79,6 +79,7 @@ SESSION_KEY = bytes(range(64, 96))
 OTHER_KEY = bytes(range(96, 128))
 PROOF = bytes(range(128, 192))
 SIG = bytes(range(192, 256))
+KEY_PROOF = bytes(range(64, 128))
 OWNER_KEY = bytes(range(160, 192))
 OWNER_TAG = bytes(range(224, 256))
 GRANT = ev.OwnerAct(kind="op", counter=1, actor=OWNER_KEY, sig=PROOF, target=SESSION_KEY)
@@ -200,11 +201,14 @@ EXAMPLES: dict[str, list[ev.Frame]] = {
             auth=AUTH_KEY,
             proof=PROOF,
             sender=SESSION_KEY,
+            key_proof=KEY_PROOF,
             owner_key=OWNER_KEY,
             owner_tag=OWNER_TAG,
         )
     ],
-    "secret_join": [ev.SecretJoin(id=9, room=ROOM_ID, proof=PROOF, sender=SESSION_KEY)],
+    "secret_join": [
+        ev.SecretJoin(id=9, room=ROOM_ID, proof=PROOF, sender=SESSION_KEY, key_proof=KEY_PROOF)
+    ],
     "secret_leave": [ev.SecretLeave(id=11, room=ROOM_ID)],
     "seal": [ev.Seal(id=10, room=ROOM_ID, counter=1, epoch=0, kind="msg", ct=SEALED_256, sig=SIG)],
     "secret_joined": [
@@ -798,6 +802,7 @@ async def _script_secret(daemon: Daemon) -> list[Step]:
             auth=keys.auth_public,
             proof=keys.join_proof(alice_hello.challenge, pin),
             sender=alice_id.public,
+            key_proof=key_proof(alice_id, rid, alice_hello.challenge, pin),
             owner_key=owner_id.public,
             owner_tag=keys.owner_tag(owner_id.public),
         )
@@ -837,6 +842,7 @@ async def _script_secret(daemon: Daemon) -> list[Step]:
             room=wrong.room_id,
             proof=wrong.join_proof(bob_hello.challenge, pin),
             sender=bob_id.public,
+            key_proof=key_proof(bob_id, wrong.room_id, bob_hello.challenge, pin),
         )
     )
     got = await bob.expect(1)
@@ -849,7 +855,11 @@ async def _script_secret(daemon: Daemon) -> list[Step]:
     )
     sent = await bob.send(
         ev.SecretJoin(
-            id=2, room=rid, proof=keys.join_proof(bob_hello.challenge, pin), sender=bob_id.public
+            id=2,
+            room=rid,
+            proof=keys.join_proof(bob_hello.challenge, pin),
+            sender=bob_id.public,
+            key_proof=key_proof(bob_id, rid, bob_hello.challenge, pin),
         )
     )
     got = await bob.expect(1)

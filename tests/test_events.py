@@ -49,10 +49,11 @@ EXAMPLES: list[ev.Frame] = [
         auth=bytes(32),
         proof=bytes(64),
         sender=bytes(32),
+        key_proof=bytes(64),
         owner_key=bytes(32),
         owner_tag=bytes(32),
     ),
-    ev.SecretJoin(id=1, room=bytes(32), proof=bytes(64), sender=bytes(32)),
+    ev.SecretJoin(id=1, room=bytes(32), proof=bytes(64), sender=bytes(32), key_proof=bytes(64)),
     ev.SecretLeave(id=1, room=bytes(32)),
     ev.Seal(id=1, room=bytes(32), counter=1, epoch=0, kind="msg", ct=bytes(272), sig=bytes(64)),
     ev.SecretJoined(

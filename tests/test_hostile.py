@@ -13,6 +13,7 @@ import msgpack
 
 from anonchat import events as ev
 from anonchat.client import Client
+from anonchat.crypto import Identity, key_proof
 from anonchat.daemon import Daemon
 from anonchat.errors import Code
 from anonchat.trust import client_context
@@ -120,15 +121,24 @@ async def half_closer(daemon: Daemon) -> bool:
 async def guesser(daemon: Daemon, rid: bytes) -> list[str]:
     """Tries secret-room proofs as fast as it can."""
     peer = await RawPeer.open(daemon)
+    await peer.send(hello_bytes("guesser"))
+    hello = await peer.read_frame()
+    assert isinstance(hello, ev.ServerHello)
+    # A real session key, so that every guess reaches the passphrase check.
+    identity = Identity.generate()
+    proven = key_proof(identity, rid, hello.challenge, daemon.pin_bytes)
     attempts = b"".join(
         frame_of(
             ev.SecretJoin(
-                id=i, room=rid, proof=os.urandom(ev.SIG_SIZE), sender=os.urandom(ev.KEY_SIZE)
+                id=i,
+                room=rid,
+                proof=os.urandom(ev.SIG_SIZE),
+                sender=identity.public,
+                key_proof=proven,
             ).to_wire()
         )
         for i in range(1, 201)
     )
-    await peer.send(hello_bytes("guesser"))
     with contextlib.suppress(ConnectionError):
         await peer.send(attempts)
     return codes(await peer.read_until_closed(20))

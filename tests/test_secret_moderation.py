@@ -11,7 +11,7 @@ import pytest
 
 from anonchat import events as ev
 from anonchat.client import Client
-from anonchat.crypto import Identity, derive_room_keys, sign_owner_action
+from anonchat.crypto import Identity, derive_room_keys, key_proof, sign_owner_action
 from anonchat.daemon import Daemon
 from anonchat.errors import Code, RequestError
 from anonchat.frontend import LOCK, MODE_USAGE
@@ -105,11 +105,13 @@ async def test_ban_is_by_session_and_key_for_the_rooms_lifetime(
     assert await refused(troll.join_secret(ROOM, PASSPHRASE)) == Code.BANNED
     # The same session with a fresh session key: still the banned session.
     keys = await asyncio.to_thread(derive_room_keys, ROOM, PASSPHRASE, troll.pin_bytes)
+    fresh_key = Identity.generate()
     fresh = ev.SecretJoin(
         id=troll._next_id(),
         room=keys.room_id,
         proof=keys.join_proof(troll.hello.challenge, troll.pin_bytes),
-        sender=Identity.generate().public,
+        sender=fresh_key.public,
+        key_proof=key_proof(fresh_key, keys.room_id, troll.hello.challenge, troll.pin_bytes),
     )
     assert await refused(troll._request(fresh, ev.SecretJoined)) == Code.BANNED
     # The same session key on a new connection (the client keeps it across reconnects).
@@ -370,6 +372,9 @@ async def test_a_substituted_owner_key_is_detected_by_the_joiner(
         auth=keys2.auth_public,
         proof=keys2.join_proof(mallory.hello.challenge, mallory.pin_bytes),
         sender=mallory.identity.public,
+        key_proof=key_proof(
+            mallory.identity, keys2.room_id, mallory.hello.challenge, mallory.pin_bytes
+        ),
         owner_key=daemon_key.public,
         owner_tag=keys2.owner_tag(Identity.generate().public),
     )
@@ -445,8 +450,8 @@ async def test_line_mode_moderates_a_secret_room(connect: ClientFactory) -> None
 async def test_an_owners_key_claimed_by_someone_else_gets_no_privilege(
     make_daemon: DaemonFactory,
 ) -> None:
-    """The daemon does not see a joiner prove its session key: naming an owner's
-    key must not open a locked room or escape slow mode."""
+    """Naming an owner's session key without holding it is refused at the door
+    (``key_proof``), and an owner returning is not let into a locked room."""
     daemon = await make_daemon()
     alice, bob, mallory = [await dial(daemon, n) for n in ("alice", "bob", "mallory")]
     await room_of(alice, bob)
@@ -457,18 +462,19 @@ async def test_an_owners_key_claimed_by_someone_else_gets_no_privilege(
     assert await refused(bob.join_secret(ROOM, PASSPHRASE)) == Code.ROOM_LOCKED  # owners too
     await alice.secret_mode(ROOM, locked=False)
     keys = await asyncio.to_thread(derive_room_keys, ROOM, PASSPHRASE, mallory.pin_bytes)
-    join = ev.SecretJoin(
-        id=mallory._next_id(),
-        room=keys.room_id,
-        proof=keys.join_proof(mallory.hello.challenge, mallory.pin_bytes),
-        sender=bob_key,  # bob's key, granted owner rights; mallory cannot sign with it
-    )
-    await mallory._request(join, ev.SecretJoined)
-    sealer = SecretChannel.open_room(ROOM, keys, mallory.identity)
-    first = replace(sealer.seal("bob", "one", "msg"), id=mallory._next_id())
-    await mallory._request(first, ev.Ok)
-    second = replace(sealer.seal("bob", "two", "msg"), id=mallory._next_id())
-    assert await refused(mallory._request(second, ev.Ok)) == Code.SLOW_MODE
+    challenge, pin = mallory.hello.challenge, mallory.pin_bytes
+    for proof in (
+        key_proof(mallory.identity, keys.room_id, challenge, pin),  # her key, not bob's
+        bytes(64),
+    ):
+        join = ev.SecretJoin(
+            id=mallory._next_id(),
+            room=keys.room_id,
+            proof=keys.join_proof(challenge, pin),
+            sender=bob_key,  # bob's key, granted owner rights; mallory cannot sign with it
+            key_proof=proof,
+        )
+        assert await refused(mallory._request(join, ev.SecretJoined)) == Code.BAD_PROOF
     # The real owner, signing with her own key, is not slowed.
     await alice.say_secret(ROOM, "one")
     await alice.say_secret(ROOM, "two")

@@ -13,7 +13,7 @@ import pytest
 
 from anonchat import events as ev
 from anonchat.client import Client
-from anonchat.crypto import Identity, derive_room_keys
+from anonchat.crypto import Identity, derive_room_keys, key_proof
 from anonchat.daemon import Daemon
 from anonchat.errors import Code, RequestError
 from anonchat.secret import SecretChannel, SecretMessage, SecretNotice
@@ -108,7 +108,11 @@ async def test_a_proof_for_another_servers_pin_is_refused(
     for pin, challenge in [(other_pin, bob.hello.challenge), (bob.pin_bytes, bytes(32))]:
         proof = keys.join_proof(challenge, pin)
         frame = ev.SecretJoin(
-            id=bob._next_id(), room=keys.room_id, proof=proof, sender=bob.identity.public
+            id=bob._next_id(),
+            room=keys.room_id,
+            proof=proof,
+            sender=bob.identity.public,
+            key_proof=key_proof(bob.identity, keys.room_id, bob.hello.challenge, bob.pin_bytes),
         )
         with pytest.raises(RequestError) as info:
             await bob._request(frame, ev.SecretJoined)
@@ -126,7 +130,13 @@ async def test_join_attempts_are_rate_limited(make_daemon: DaemonFactory) -> Non
     async def attempt() -> str:
         proof = keys.join_proof(guesser.hello.challenge, guesser.pin_bytes)
         frame = ev.SecretJoin(
-            id=guesser._next_id(), room=keys.room_id, proof=proof, sender=guesser.identity.public
+            id=guesser._next_id(),
+            room=keys.room_id,
+            proof=proof,
+            sender=guesser.identity.public,
+            key_proof=key_proof(
+                guesser.identity, keys.room_id, guesser.hello.challenge, guesser.pin_bytes
+            ),
         )
         with pytest.raises(RequestError) as info:
             await guesser._request(frame, ev.SecretJoined)

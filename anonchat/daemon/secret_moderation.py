@@ -104,8 +104,7 @@ def _target(actor: Member, room: SecretRoom, act: ev.OwnerAct) -> Member | None:
 def check_entry(member: Member, room: SecretRoom, sender: bytes) -> None:
     """Refuse a banned session or key, and anyone new to a locked room.
 
-    Owners too: a joiner's session key is not proven to the daemon (anyone may
-    name an owner's key), so it grants nothing at the door.
+    Owners too, as in public rooms: a lock keeps everyone new out.
     """
     if member.uid in room.banned or sender in room.chain.banned:
         raise RequestError(Code.BANNED, "you are banned from this room")
@@ -116,9 +115,9 @@ def check_entry(member: Member, room: SecretRoom, sender: bytes) -> None:
 def check_slow(member: Member, room: SecretRoom, seal: Sealed, ts: int) -> None:
     """Slow mode: one message (``msg`` or ``me``) per ``room.slow`` seconds for
     members who are not owners; announcements are not slowed.  An owner is a
-    member whose key has owner rights *and* who signed this seal with it: a
-    member that entered under an owner's key cannot (and its seals would be
-    dropped by every receiver anyway).  ``ts`` is the log time in milliseconds."""
+    member whose key has owner rights *and* who signed this seal with it (the
+    key proof at the door already keeps others from entering under an owner's
+    key).  ``ts`` is the log time in milliseconds."""
     if not room.slow or seal.kind not in ("msg", "me") or _signed_by_owner(room, seal):
         return
     take_turn(room, member, ts, "this room")

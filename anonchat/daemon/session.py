@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
-from ..crypto import verify_join_proof
+from ..crypto import verify_join_proof, verify_key_proof
 from ..errors import FATAL_CODES, Code, ProtocolError, RequestError
 from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topic, name_key
 from ..protocol import Connection, State
@@ -427,6 +427,7 @@ class Session(Member):
             frame.auth, frame.room, self.challenge, self.daemon.pin_bytes, frame.proof
         ):
             raise RequestError(Code.BAD_PROOF, "the proof does not match the room's join key")
+        self._check_key_proof(frame)
         self.submit(
             "s_create",
             frame.id,
@@ -439,9 +440,17 @@ class Session(Member):
 
     def on_secret_join(self, frame: ev.SecretJoin) -> None:
         self.limiter.check_secret_join(self.loop.time())
-        # The proof is checked where the room is known for sure: when the
+        self._check_key_proof(frame)
+        # The join proof is checked where the room is known for sure: when the
         # command is applied (this node's copy may not have the room yet).
         self.submit("s_join", frame.id, frame.room, frame.proof, self.challenge, frame.sender)
+
+    def _check_key_proof(self, frame: ev.SecretCreate | ev.SecretJoin) -> None:
+        """Nobody enters a secret room under a session key it does not hold."""
+        if not verify_key_proof(
+            frame.sender, frame.room, self.challenge, self.daemon.pin_bytes, frame.key_proof
+        ):
+            raise RequestError(Code.BAD_PROOF, "the key proof does not match the session key")
 
     def on_secret_leave(self, frame: ev.SecretLeave) -> None:
         self.submit("s_leave", frame.id, frame.room)
