@@ -129,7 +129,7 @@ def daemon_main(argv: Sequence[str] | None = None) -> int:
     )
     try:
         return _run(_serve(Daemon(config)))
-    except TrustError as exc:
+    except (TrustError, ConfigError) as exc:
         print(f"anonchatd: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -359,3 +360,24 @@ async def test_nodes_judge_nobody_after_an_outage_of_everyone(make_node: NodeFac
     assert set(a.nodes) >= {"x", "y"}
     state.apply(a, ["beat", "x", None], 5 * timeout + 200)  # x beats on time: y is gone
     assert "y" not in a.nodes and "x" in a.nodes
+
+
+async def test_an_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
+    port = free_port()  # nothing listens there
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "anonchat.daemon",
+        "--port",
+        "0",
+        "--state-dir",
+        str(tmp_path),
+        "--redis",
+        f"redis://127.0.0.1:{port}/0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert f"anonchatd: cannot use Redis at redis://127.0.0.1:{port}/0" in out.decode()
+    assert "Traceback" not in out.decode()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
+from ..errors import ConfigError
 from . import state
 from .rooms import now_ms
 
@@ -56,7 +57,11 @@ class LocalBus:
 def make_bus(daemon: Daemon) -> Bus:
     """The bus the configuration asks for."""
     if daemon.config.redis:
-        from .redisbus import RedisBus  # needs the ``redis`` extra
-
+        try:
+            from .redisbus import RedisBus  # needs the ``redis`` extra
+        except ImportError:
+            raise ConfigError(
+                "--redis needs the Redis client: pip install 'anonchat[redis]'"
+            ) from None
         return RedisBus(daemon, daemon.config.redis)
     return LocalBus(daemon)
