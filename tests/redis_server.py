@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,9 +27,15 @@ def free_port() -> int:
         return port
 
 
+@dataclass
+class RedisServer:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+
 @contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
-    """Start redis-server with nothing on disk; yield its URL; stop it."""
+def redis_server(workdir: Path) -> Iterator[RedisServer]:
+    """Start redis-server with nothing on disk; yield it (its URL, its process); stop it."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: run scripts/test.sh (it installs it)")
@@ -60,7 +68,8 @@ def redis_server(workdir: Path) -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"redis-server did not start (exit code {proc.poll()})")
                 time.sleep(0.02)
-        yield url
+        yield RedisServer(url, proc)
     finally:
+        proc.send_signal(signal.SIGCONT)  # in case a test paused it
         proc.terminate()
         proc.wait(5)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -12,14 +13,14 @@ import pytest
 
 from anonchat import events as ev
 from anonchat.client import Client
-from anonchat.daemon import Daemon, state
+from anonchat.daemon import Daemon, redisbus, state
 from anonchat.daemon.redisbus import RedisBus
 from anonchat.errors import Code, ConnectionClosed, RequestError
 from anonchat.secret import SecretMessage
 
 from .conftest import DaemonFactory
 from .helpers import collect, dial, next_event, quiet
-from .redis_server import free_port, redis_server
+from .redis_server import RedisServer, free_port, redis_server
 from .test_processes import start_daemon
 
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
@@ -28,9 +29,14 @@ NodeFactory = Callable[..., Awaitable[Daemon]]
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
-    with redis_server(tmp_path) as url:
-        yield url
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with redis_server(tmp_path) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis: RedisServer) -> str:
+    return redis.url
 
 
 @pytest.fixture
@@ -381,3 +387,30 @@ async def test_an_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"anonchatd: cannot use Redis at redis://127.0.0.1:{port}/0" in out.decode()
     assert "Traceback" not in out.decode()
+
+
+async def test_a_slow_redis_backs_up_into_the_clients_not_the_daemon(
+    redis: RedisServer, make_node: NodeFactory, clients: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While Redis does not answer, commands wait in the node; past BACKLOG each
+    session waits for each of its commands, so the backlog is bounded by the
+    sessions, not by what they send.  Once Redis is back everything arrives."""
+    monkeypatch.setattr(redisbus, "BACKLOG", 5)
+    a, b = await make_node(), await make_node()
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    await quiet(bob)
+    bus = a.bus
+    assert isinstance(bus, RedisBus)
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        sending = asyncio.gather(*(alice.say("lobby", f"{n}") for n in range(200)))
+        await asyncio.sleep(0.5)
+        assert len(bus._pending) <= 10  # not 200: alice's session waits
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    seqs = await asyncio.wait_for(sending, 10)
+    assert seqs == sorted(seqs)
+    got = await collect(bob, ev.Msg, 200)
+    assert [m.text for m in got] == [f"{n}" for n in range(200)]

@@ -26,6 +26,10 @@ class Bus(Protocol):
     #: True when ``submit`` applies the command before it returns.
     synchronous: bool
 
+    @property
+    def backlogged(self) -> bool:
+        """True when commands wait to be sent: sessions then wait for each one."""
+
     async def start(self) -> None:
         """Be ready to take commands (join the other nodes, load their state)."""
 
@@ -40,6 +44,7 @@ class LocalBus:
     """One node: apply each command at once, at the local clock's time."""
 
     synchronous = True
+    backlogged = False
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon

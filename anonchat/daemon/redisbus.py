@@ -64,6 +64,10 @@ SNAPSHOT_INTERVAL = 30.0
 #: Entries read at once, and how long one read waits for the next (milliseconds).
 READ_COUNT = 1000
 READ_BLOCK_MS = 1000
+#: Commands waiting to be sent past which every session waits for each of its
+#: commands (messages too) before reading more: if Redis is slow or away, the
+#: backlog is bounded by the number of sessions, and TCP pushes back on clients.
+BACKLOG = 10_000
 #: Seconds to wait before trying Redis again after an error.
 RETRY = 0.5
 
@@ -133,6 +137,10 @@ class RedisBus:
             await asyncio.sleep(0)
 
     # -- writing ---------------------------------------------------------------
+
+    @property
+    def backlogged(self) -> bool:
+        return len(self._pending) > BACKLOG
 
     def submit(self, cmd: state.Command) -> None:
         self._pending.append(cmd)

@@ -273,7 +273,7 @@ class Session(Member):
         sender's messages stream through the bus back to back, still in order."""
         bus = self.daemon.bus
         self.submitted += 1
-        if wait and not bus.synchronous:
+        if (wait or bus.backlogged) and not bus.synchronous:
             self.waiting = self.loop.create_future()
             self.wait_for = self.submitted
         bus.submit([op, self.uid, request_id, *args])
