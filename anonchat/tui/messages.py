@@ -77,8 +77,11 @@ class RoomJoined(Message):
 
 @dataclass
 class RoomLeft(Message):
+    """We are out of a room: we left it, or (``removed``: why) an owner removed us."""
+
     room: str
     secret: bool = False
+    removed: str = ""
 
 
 @dataclass

@@ -130,3 +130,5 @@ async def test_owners_commands(daemon: Daemon, tmp_path: Path) -> None:
             )
             await wait_for(pt, lambda: "club" not in ct.state.rooms, what="troll removed")
             assert "troll" not in co.state.rooms["club"].members
+            removed = "you were removed from #club: banned by owner (spamming)"
+            assert any(removed in x for x in lines(ct, CONSOLE))

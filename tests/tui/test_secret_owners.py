@@ -36,4 +36,7 @@ async def test_an_owner_kicks_in_a_secret_room(daemon: Daemon, tmp_path: Path) -
         await wait_for(pa, lambda: any(kicked in x for x in lines(ca, KEY)), what="kick shown")
         await wait_for(pb, lambda: KEY not in cb.state.rooms, what="bob removed")
         assert normalize_room(ROOM) not in cb.client.secret
-        assert any("you were removed from" in x and ROOM in x for x in lines(cb, CONSOLE))
+        console = lines(cb, CONSOLE)
+        removed = f"you were removed from 🔒#{ROOM}: kicked by {a_label}"
+        assert any(removed in x for x in console), console
+        assert not any("you left" in x for x in console)

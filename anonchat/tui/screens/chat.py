@@ -686,9 +686,8 @@ class ChatScreen(Screen[None]):
             self.write(room.key, secret_notice_line(frame, self.clock), counts=False)
             self._sync_secret_members()
             if frame.kind == "removed":  # kicked or banned: the client left the room
-                shown = room_text(room.name, secret=True)
-                self.console(join_text("you were removed from ", shown))
-                self.post_message(RoomLeft(frame.room, secret=True))
+                why = clean(frame.text).removeprefix("you were ")  # "kicked by bob#fp"
+                self.post_message(RoomLeft(frame.room, secret=True, removed=why))
         elif isinstance(frame, ev.Msg):
             self._on_msg(frame)
         elif isinstance(frame, ev.Presence | ev.TopicChanged):
@@ -701,8 +700,10 @@ class ChatScreen(Screen[None]):
                 and frame.kind in ("kick", "ban")
                 and name_key(frame.nick) == name_key(self.client.nick)
             ):
-                self.console(join_text("you were removed from ", room_text(room.name)))
-                self.post_message(RoomLeft(frame.room))  # like /leave
+                verb = "kicked" if frame.kind == "kick" else "banned"
+                why = f" ({clean(frame.msg)})" if frame.msg else ""
+                removed = f"{verb} by {clean(frame.by or 'an owner')}{why}"
+                self.post_message(RoomLeft(frame.room, removed=removed))
             self.refresh_chrome()
         elif isinstance(frame, ev.ModeChanged):
             key = name_key(frame.room)
@@ -808,7 +809,11 @@ class ChatScreen(Screen[None]):
         view = self._views.pop(key, None)
         if view is not None:
             view.remove()
-        self.console(join_text("you left ", room_text(event.room, secret=event.secret)))
+        shown = room_text(event.room, secret=event.secret)
+        if event.removed:
+            self.console(join_text("you were removed from ", shown, f": {event.removed}"))
+        else:
+            self.console(join_text("you left ", shown))
         self.switch_to(self.state.current)
         self.refresh_chrome()
         self.request_list(show=False)
