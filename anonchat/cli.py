@@ -13,9 +13,10 @@ from collections.abc import Coroutine, Sequence
 from typing import Any
 
 from . import __version__
-from .client import Endpoint, is_loopback
+from .client import Endpoint
 from .daemon import DEFAULT_PORT, Daemon, load_config
 from .daemon.server import describe, load_tls_identity, loop_factory
+from .dial import is_loopback
 from .errors import ConfigError
 from .linemode import run_line_mode, system
 from .socks import parse_proxy

@@ -17,12 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import itertools
-import socket
-import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import Any, TypeVar
@@ -31,19 +28,16 @@ from urllib.parse import quote, unquote, urlsplit
 from . import __version__
 from . import events as ev
 from .crypto import Identity, RoomKeys, Sealer, derive_room_keys, key_proof, normalize_room
+from .dial import Confirm, is_loopback, open_stream, verify_server
 from .errors import Code, ConnectionClosed, CryptoError, ProtocolError, RequestError
 from .names import InvalidName, check_nick, check_room, check_text, name_key
 from .protocol import Connection, State
 from .secret import SecretChannel, SecretEvent
-from .socks import open_via_socks5
 from .trust import (
     KnownHosts,
     TrustError,
-    check_pin,
     check_pin_syntax,
-    client_context,
     pin_bytes,
-    pin_of_cert,
 )
 from .wire import DEFAULT_MAX_FRAME
 
@@ -60,81 +54,6 @@ class Rejoined:
     joined: list[ev.Joined] = field(default_factory=list)  # public rooms
     secret: list[str] = field(default_factory=list)  # secret rooms, by name
     failed: list[tuple[str, str]] = field(default_factory=list)  # (room, reason)
-
-
-Confirm = Callable[[str, int, str], Awaitable[bool]]
-"""Asked on first contact with a server: (host, port, pin) -> trust it?"""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (or ``localhost``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-async def _open(
-    host: str, port: int, tls: bool, proxy: tuple[str, int] | None, max_frame: int
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """TCP (directly or through SOCKS5), then TLS; errors become ConnectionClosed."""
-    where = f"{host}:{port}" + (f" through the proxy {proxy[0]}:{proxy[1]}" if proxy else "")
-    try:
-        if proxy is not None:
-            reader, writer = await open_via_socks5(proxy, host, port, max_frame + 8)
-            if tls:
-                await writer.start_tls(client_context(), server_hostname=None)
-        else:
-            reader, writer = await asyncio.open_connection(
-                host,
-                port,
-                limit=max_frame + 8,
-                ssl=client_context() if tls else None,
-                server_hostname="" if tls else None,
-            )
-    except ssl.SSLError as exc:
-        raise ConnectionClosed(
-            "tls_failed",
-            f"TLS with {where} failed ({exc.reason}); is it an anonchat daemon "
-            "with TLS? (a daemon run with --plaintext needs --plaintext here too)",
-        ) from None
-    except (OSError, TimeoutError) as exc:
-        reason = getattr(exc, "strerror", None) or "timed out"
-        raise ConnectionClosed("unreachable", f"cannot connect to {where}: {reason}") from None
-    sock = writer.get_extra_info("socket")
-    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return reader, writer
-
-
-async def _verify_server(
-    writer: asyncio.StreamWriter,
-    host: str,
-    port: int,
-    expected: str | None,
-    known: KnownHosts | None,
-    accept_new_host: bool,
-    confirm: Confirm | None,
-) -> str:
-    ssl_object = writer.get_extra_info("ssl_object")
-    cert = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-    if not cert:
-        raise ConnectionClosed("tls_failed", "the server presented no certificate")
-    pin = pin_of_cert(cert)
-    if check_pin(host, port, pin, expected, known):
-        return pin
-    if not accept_new_host and (confirm is None or not await confirm(host, port, pin)):
-        raise ConnectionClosed(
-            "host_not_trusted",
-            f"{host}:{port} was not seen before and its key {pin} was not accepted; "
-            "check it with the operator, then pass --fingerprint or use an invite link",
-        )
-    if known is not None:
-        known.add(host, port, pin)
-    return pin
 
 
 _REPLY_TYPES = (ev.Ok, ev.Rooms, ev.Joined, ev.Members, ev.Error, ev.SecretJoined)
@@ -235,7 +154,7 @@ class Client:
             )
         try:
             async with asyncio.timeout(timeout):
-                reader, writer = await _open(host, port, tls, proxy, max_frame)
+                reader, writer = await open_stream(host, port, tls, proxy, max_frame)
         except TimeoutError:
             raise ConnectionClosed(
                 "timeout", f"no connection to {host}:{port} within {timeout:.0f} s"
@@ -243,7 +162,7 @@ class Client:
         try:
             server_pin = ""
             if tls:
-                server_pin = await _verify_server(
+                server_pin = await verify_server(
                     writer, host, port, pin, known_hosts, accept_new_host, confirm
                 )
             conn = Connection("client", max_frame)

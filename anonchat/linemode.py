@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 from . import events as ev
-from .client import Client, Confirm, Endpoint, Event
+from .client import Client, Endpoint, Event
 from .crypto import generate_passphrase, normalize_room, passphrase_warning
+from .dial import Confirm
 from .errors import Code, ConnectionClosed, RequestError
 from .frontend import LOCK, MODE_USAGE, clean, parse_mode, privacy_report
 from .names import name_key

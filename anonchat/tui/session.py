@@ -11,7 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 
 from .. import events as ev
-from ..client import Client, Confirm, Endpoint
+from ..client import Client, Endpoint
+from ..dial import Confirm
 from ..errors import Code, ConnectionClosed, RequestError
 
 #: Seconds to wait before each reconnect attempt; the last value repeats.

@@ -1,0 +1,94 @@
+"""Reaching a daemon: TCP (directly or through SOCKS5), TLS, and the pin check.
+
+:func:`open_stream` opens the connection and :func:`verify_server` decides,
+after the TLS handshake and before any frame, whether this is the daemon the
+user meant (docs/security.md, "Is it really the daemon?").  Every failure is
+a :class:`~anonchat.errors.ConnectionClosed` with a code and a sentence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+
+from .errors import ConnectionClosed
+from .socks import open_via_socks5
+from .trust import KnownHosts, check_pin, client_context, pin_of_cert
+
+Confirm = Callable[[str, int, str], Awaitable[bool]]
+"""Asked on first contact with a server: (host, port, pin) -> trust it?"""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def open_stream(
+    host: str, port: int, tls: bool, proxy: tuple[str, int] | None, max_frame: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """TCP (directly or through SOCKS5), then TLS; errors become ConnectionClosed."""
+    where = f"{host}:{port}" + (f" through the proxy {proxy[0]}:{proxy[1]}" if proxy else "")
+    try:
+        if proxy is not None:
+            reader, writer = await open_via_socks5(proxy, host, port, max_frame + 8)
+            if tls:
+                await writer.start_tls(client_context(), server_hostname=None)
+        else:
+            reader, writer = await asyncio.open_connection(
+                host,
+                port,
+                limit=max_frame + 8,
+                ssl=client_context() if tls else None,
+                server_hostname="" if tls else None,
+            )
+    except ssl.SSLError as exc:
+        raise ConnectionClosed(
+            "tls_failed",
+            f"TLS with {where} failed ({exc.reason}); is it an anonchat daemon "
+            "with TLS? (a daemon run with --plaintext needs --plaintext here too)",
+        ) from None
+    except (OSError, TimeoutError) as exc:
+        reason = getattr(exc, "strerror", None) or "timed out"
+        raise ConnectionClosed("unreachable", f"cannot connect to {where}: {reason}") from None
+    sock = writer.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return reader, writer
+
+
+async def verify_server(
+    writer: asyncio.StreamWriter,
+    host: str,
+    port: int,
+    expected: str | None,
+    known: KnownHosts | None,
+    accept_new_host: bool,
+    confirm: Confirm | None,
+) -> str:
+    ssl_object = writer.get_extra_info("ssl_object")
+    cert = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    if not cert:
+        raise ConnectionClosed("tls_failed", "the server presented no certificate")
+    pin = pin_of_cert(cert)
+    if check_pin(host, port, pin, expected, known):
+        return pin
+    if not accept_new_host and (confirm is None or not await confirm(host, port, pin)):
+        raise ConnectionClosed(
+            "host_not_trusted",
+            f"{host}:{port} was not seen before and its key {pin} was not accepted; "
+            "check it with the operator, then pass --fingerprint or use an invite link",
+        )
+    if known is not None:
+        known.add(host, port, pin)
+    return pin
