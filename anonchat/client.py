@@ -20,24 +20,24 @@ import contextlib
 import itertools
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, TypeVar
 from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__
 from . import events as ev
-from .crypto import Identity, RoomKeys, Sealer, derive_room_keys, key_proof, normalize_room
+from .crypto import Identity, Sealer
 from .dial import Confirm, is_loopback, open_stream, verify_server
-from .errors import Code, ConnectionClosed, CryptoError, ProtocolError, RequestError
+from .errors import Code, ConnectionClosed, ProtocolError, RequestError
 from .names import InvalidName, check_nick, check_room, check_text, name_key
 from .protocol import Connection, State
 from .secret import SecretChannel, SecretEvent
+from .secret_client import SecretRooms
 from .trust import (
     KnownHosts,
     TrustError,
     check_pin_syntax,
-    pin_bytes,
 )
 from .wire import DEFAULT_MAX_FRAME
 
@@ -69,7 +69,7 @@ def _reply_id(frame: ev.Frame) -> int | None:
     return None
 
 
-class Client:
+class Client(SecretRooms):
     """A connected, greeted client session.  Create it with :meth:`connect`."""
 
     def __init__(
@@ -333,31 +333,6 @@ class Client:
                 result.failed.append((channel.name, exc.message))
         return result
 
-    async def _rejoin_secret(self, channel: SecretChannel) -> None:
-        keys = channel.keys
-        join = self._join_frame(keys)
-        try:
-            await self._enter_secret(channel.name, keys, join, channel=channel)
-        except RequestError as exc:
-            if exc.code != Code.JOIN_DENIED:
-                raise
-            # The daemon forgot the room: this is a new incarnation with a new owner key,
-            # so nothing signed for the old one can be replayed in it.
-            owner_key = Identity.generate()
-            try:
-                await self._enter_secret(
-                    channel.name, keys, self._create_frame(keys, owner_key), owner_key, channel
-                )
-            except RequestError as again:
-                if again.code != Code.ROOM_EXISTS:  # another member made it again first
-                    raise
-                join = replace(
-                    join,
-                    id=self._next_id(),
-                    proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
-                )
-                await self._enter_secret(channel.name, keys, join, channel=channel)
-
     def _note_seq(self, frame: ev.Frame) -> None:
         """Remember the last event seen per room (what a resume asks for)."""
         if isinstance(frame, ev.Msg | ev.Presence | ev.TopicChanged | ev.ModeChanged | ev.Joined):
@@ -365,189 +340,6 @@ class Client:
             self._seen[key] = max(self._seen.get(key, 0), frame.seq)
         elif isinstance(frame, ev.Sealed | ev.SecretPresence | ev.SecretJoined | ev.SecretActed):
             self._secret_seen[frame.room] = max(self._secret_seen.get(frame.room, 0), frame.seq)
-
-    # -- secret rooms ----------------------------------------------------------
-
-    @property
-    def pin_bytes(self) -> bytes:
-        """What secret-room keys are bound to: the server's pin (zeros without TLS)."""
-        return pin_bytes(self.pin) if self.pin else bytes(32)
-
-    async def _room_keys(self, name: str, passphrase: str) -> RoomKeys:
-        try:
-            check_room(normalize_room(name))
-        except InvalidName as exc:
-            raise RequestError(Code.ROOM_INVALID, str(exc)) from None
-        if not passphrase:
-            raise RequestError(Code.JOIN_DENIED, "a secret room needs a passphrase")
-        # Argon2id takes a fifth of a second and 64 MiB: keep the event loop free.
-        return await asyncio.to_thread(derive_room_keys, name, passphrase, self.pin_bytes)
-
-    async def create_secret(self, name: str, passphrase: str) -> SecretChannel:
-        """Create a secret room and own it; the daemon learns only its id, its public
-        join key and its public owner key."""
-        keys = await self._room_keys(name, passphrase)
-        owner_key = Identity.generate()
-        return await self._enter_secret(name, keys, self._create_frame(keys, owner_key), owner_key)
-
-    def _create_frame(self, keys: RoomKeys, owner_key: Identity) -> ev.SecretCreate:
-        """Register the room's join key and a fresh owner key, vouched for by a tag
-        only passphrase holders can make (the daemon keeps both, and cannot check it)."""
-        return ev.SecretCreate(
-            id=self._next_id(),
-            room=keys.room_id,
-            auth=keys.auth_public,
-            proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
-            sender=self.identity.public,
-            key_proof=self._key_proof(keys),
-            owner_key=owner_key.public,
-            owner_tag=keys.owner_tag(owner_key.public),
-        )
-
-    async def join_secret(self, name: str, passphrase: str) -> SecretChannel:
-        """Join a secret room.  A wrong passphrase and a missing room both raise
-        ``join_denied`` ("no such room or wrong passphrase")."""
-        keys = await self._room_keys(name, passphrase)
-        return await self._enter_secret(name, keys, self._join_frame(keys))
-
-    def _join_frame(self, keys: RoomKeys) -> ev.SecretJoin:
-        return ev.SecretJoin(
-            id=self._next_id(),
-            room=keys.room_id,
-            proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
-            sender=self.identity.public,
-            key_proof=self._key_proof(keys),
-        )
-
-    def _key_proof(self, keys: RoomKeys) -> bytes:
-        """That this session holds its key, for this room on this connection."""
-        return key_proof(self.identity, keys.room_id, self.hello.challenge, self.pin_bytes)
-
-    async def _enter_secret(
-        self,
-        name: str,
-        keys: RoomKeys,
-        frame: ev.SecretJoin | ev.SecretCreate,
-        owner_key: Identity | None = None,
-        channel: SecretChannel | None = None,
-    ) -> SecretChannel:
-        sealer = self._sealers.get(keys.room_id)
-        channel = channel or SecretChannel.open_room(name, keys, self.identity, sealer)
-        self._secret_by_id[keys.room_id] = channel  # before the reply: frames may follow it
-        try:
-            await self._request(frame, ev.SecretJoined)
-        except BaseException:
-            self._secret_by_id.pop(keys.room_id, None)
-            raise
-        self._sealers[keys.room_id] = channel.sealer
-        if owner_key is not None:  # we created this incarnation of the room
-            channel.owner_key = owner_key
-        self.secret[normalize_room(name)] = channel
-        if channel.holds_owner_key and not channel.is_owner(self.identity.public):
-            # The owner key grants our session key, so we act (and show) as ourselves.
-            # Best effort: without the grant we still act, signing with the owner key.
-            with contextlib.suppress(RequestError):
-                await self._owner_act(channel, "op", self.identity.public)
-        await self._send_sealed(channel, "", "hello")
-        return channel
-
-    def secret_channel(self, name: str) -> SecretChannel:
-        channel = self.secret.get(normalize_room(name))
-        if channel is None:
-            raise RequestError(Code.NOT_MEMBER, f"you are not in the secret room {name}")
-        return channel
-
-    async def leave_secret(self, name: str) -> None:
-        channel = self.secret_channel(name)
-        await self._request(ev.SecretLeave(id=self._next_id(), room=channel.rid), ev.Ok)
-        self._forget_secret(channel)
-
-    def _forget_secret(self, channel: SecretChannel) -> None:
-        self.secret.pop(normalize_room(channel.name), None)
-        self._secret_by_id.pop(channel.rid, None)
-        self._secret_seen.pop(channel.rid, None)
-
-    async def say_secret(self, name: str, text: str, *, me: bool = False) -> int:
-        """Seal and send a message; return its sequence number."""
-        try:
-            check_text(text, self.hello.max_text)
-        except InvalidName as exc:
-            code = Code.TEXT_TOO_LONG if "limit" in str(exc) else Code.TEXT_INVALID
-            raise RequestError(code, str(exc)) from None
-        return await self._send_sealed(self.secret_channel(name), text, "me" if me else "msg")
-
-    async def _send_sealed(self, channel: SecretChannel, text: str, kind: str) -> int:
-        try:
-            frame = channel.seal(self.nick, text, kind)
-        except CryptoError as exc:
-            raise RequestError(Code.TEXT_TOO_LONG, exc.message) from None
-        reply = await self._request(replace(frame, id=self._next_id()), ev.Ok)
-        assert reply.seq is not None
-        return reply.seq
-
-    def _secret_event(self, frame: ev.Sealed | ev.SecretPresence | ev.SecretActed) -> None:
-        channel = self._secret_by_id.get(frame.room)
-        if channel is None:
-            return  # a room we just left
-        events: list[SecretEvent]
-        if isinstance(frame, ev.SecretPresence):
-            events = channel.presence(frame)
-        elif isinstance(frame, ev.SecretActed):
-            notices, removed = channel.acted(frame)
-            events = list(notices)
-            if removed:
-                self._forget_secret(channel)
-        else:
-            events, answer = channel.receive(frame)
-            if answer:
-                with contextlib.suppress(CryptoError, ConnectionClosed, ProtocolError):
-                    self._send(replace(channel.seal(self.nick, "", "here"), id=self._next_id()))
-        for event in events:
-            self._events.put_nowait(event)
-
-    # -- moderation of secret rooms (signed by an owner, checked by everyone) ----
-
-    async def secret_kick(self, name: str, who: str | bytes, *, ban: bool = False) -> None:
-        """Remove a member (``bob``, ``bob#k3f9`` or a session key) from a secret room;
-        with ``ban``, keep that session out for the room's lifetime."""
-        channel = self.secret_channel(name)
-        target = who if isinstance(who, bytes) else channel.resolve(who)
-        await self._owner_act(channel, "ban" if ban else "kick", target)
-
-    async def secret_op(self, name: str, who: str | bytes) -> None:
-        """Grant a member owner rights in a secret room, signed by our owner rights."""
-        channel = self.secret_channel(name)
-        target = who if isinstance(who, bytes) else channel.resolve(who)
-        await self._owner_act(channel, "op", target)
-
-    async def secret_mode(
-        self,
-        name: str,
-        *,
-        locked: bool | None = None,
-        slow: int | None = None,
-        history: bool | None = None,
-    ) -> None:
-        """Change a secret room's modes; what is left as None stays as it is."""
-        channel = self.secret_channel(name)
-        await self._owner_act(channel, "mode", locked=locked, slow=slow, history=history)
-
-    async def _owner_act(
-        self, channel: SecretChannel, kind: str, target: bytes | None = None, **modes: Any
-    ) -> None:
-        for attempt in (1, 2):
-            act = channel.sign_act(kind, target, **modes)
-            try:
-                await self._request(
-                    ev.SecretAct(id=self._next_id(), room=channel.rid, act=act), ev.Ok
-                )
-                return
-            except RequestError as exc:
-                # Another owner's action took our number (it reached us before the
-                # refusal did): sign again as the next one, once.
-                taken = channel.chain is not None and channel.chain.counter >= act.counter
-                if exc.code != Code.BAD_ACTION or attempt == 2 or not taken:
-                    raise
 
     # -- moderation (owners of a public room) ------------------------------------
 
