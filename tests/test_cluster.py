@@ -414,3 +414,17 @@ async def test_a_slow_redis_backs_up_into_the_clients_not_the_daemon(
     assert seqs == sorted(seqs)
     got = await collect(bob, ev.Msg, 200)
     assert [m.text for m in got] == [f"{n}" for n in range(200)]
+
+
+async def test_room_limits_hold_across_nodes(make_node: NodeFactory, clients: Any) -> None:
+    """max_members_per_room counts members on every node: at the limit, and
+    two joiners racing for the last place on two nodes, one of them gets it."""
+    a, b = await make_node(max_members_per_room=3), await make_node(max_members_per_room=3)
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")  # two of three
+    carol, dave = await clients(a, "carol"), await clients(b, "dave")
+    results = await asyncio.gather(carol.join("lobby"), dave.join("lobby"), return_exceptions=True)
+    refused = [r for r in results if isinstance(r, RequestError)]
+    assert len(refused) == 1 and refused[0].code == Code.ROOM_FULL
+    assert len((await alice.who("lobby")).members) == 3
