@@ -16,7 +16,7 @@ limits.py); it resumes when nothing holds it any more.
 
 Writes are coalesced: whatever is queued for a session during one pass of the
 event loop (its own replies and every room's fan-out) is a list of encoded
-frames in ``Session.out``, written with one ``transport.writelines`` when the
+frames in ``Session.out``, joined and written with one ``transport.write`` when the
 daemon flushes its dirty sessions (one ``call_soon`` per pass for all of
 them).  The session never waits for its peer to read: if the bytes waiting
 for it exceed the ``sendq`` limit it is dropped with ``sendq_exceeded``, so a
@@ -119,6 +119,9 @@ class Session(Member, asyncio.BufferedProtocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # (uvloop's transports are not registered as asyncio.Transport subclasses)
         self.transport = cast(asyncio.Transport, transport)
+        # The factory made this session when TCP connected; hello_timeout counts
+        # from here, after the TLS handshake (bounded by its own timeout).
+        self.connected_at = self.last_rx = self.loop.time()
         self.daemon.accept(self)
 
     def get_buffer(self, sizehint: int) -> memoryview:
@@ -283,7 +286,9 @@ class Session(Member, asyncio.BufferedProtocol):
         if queued + transport.get_write_buffer_size() > self.limits.sendq:
             self.abort(Code.SENDQ_EXCEEDED)  # ours and the kernel transport's, together
             return
-        transport.writelines(out)
+        # One buffer, one write: under TLS one record per pass, not one per frame
+        # (the SSL transports encrypt each buffer of writelines() apart).
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _flush(self) -> None:
         """Write now (before closing), outside the per-pass flush."""
