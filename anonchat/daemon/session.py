@@ -168,9 +168,15 @@ class Session(Member, asyncio.BufferedProtocol):
             return
         self.last_rx = self.loop.time()
         self.ping_sent = False
-        self._nread = len(data)
         frames = self.conn.receive_data(data)
         frames.reverse()  # handled with pop(), from the end
+        if self._frames is not None:
+            # A transport that delivered one more read after pause_reading():
+            # its frames queue behind those still waiting, and wait too.
+            self._frames = frames + self._frames
+            self._nread += len(data)
+            return
+        self._nread = len(data)
         self._frames = frames
         self._serve()
 
