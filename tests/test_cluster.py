@@ -17,9 +17,10 @@ from anonchat.daemon import Daemon, redisbus, state
 from anonchat.daemon.redisbus import RedisBus
 from anonchat.errors import Code, ConnectionClosed, RequestError
 from anonchat.secret import SecretMessage
+from anonchat.wire import encode_body
 
 from .conftest import DaemonFactory
-from .helpers import collect, dial, next_event, quiet
+from .helpers import RawPeer, collect, dial, hello_bytes, next_event, quiet
 from .redis_server import RedisServer, free_port, redis_server
 from .test_processes import start_daemon
 
@@ -105,6 +106,26 @@ async def test_three_nodes_one_order(make_node: NodeFactory, clients: Any) -> No
     for i in range(3):  # and each sender's messages in the order it sent them
         mine = [text for _, nick, text in orders[0] if nick == f"user{i}"]
         assert mine == [f"{i}:{n}" for n in range(per_sender)]
+
+
+async def test_requests_in_one_write_wait_for_each_command(
+    make_node: NodeFactory, clients: Any
+) -> None:
+    """A read holding many requests: each waits until the one before is applied
+    through Redis (reading pauses meanwhile); all are answered, in order."""
+    a, b = await make_node(), await make_node()
+    watcher = await clients(b, "watcher")
+    await watcher.create("r")
+    peer = await RawPeer.open(a)
+    reqs = [ev.Join(id=1, room="r")] + [ev.Say(id=i, room="r", text=f"m{i}") for i in range(2, 42)]
+    await peer.send(hello_bytes("burst") + b"".join(encode_body(r.to_wire()) for r in reqs))
+    msgs = await collect(watcher, ev.Msg, 40)
+    assert [m.text for m in msgs] == [f"m{i}" for i in range(2, 42)]
+    async with asyncio.timeout(5):
+        while sum(isinstance(f, ev.Ok) for f in peer.frames) < 40:
+            peer._decode(await peer.reader.read(65536))
+    assert [f.id for f in peer.frames if isinstance(f, ev.Ok)] == list(range(2, 42))
+    await peer.close()
 
 
 async def test_nicks_are_unique_across_nodes(make_node: NodeFactory, clients: Any) -> None:

@@ -1,6 +1,7 @@
 """Rate limits: token buckets per connection, and connections per address.
 
-Theory of operation.  Every connection has four buckets (:class:`SessionLimiter`):
+Theory of operation.  Every connection has four buckets (:class:`SessionLimiter`),
+each made when it is first used:
 
 * **messages** (``say`` and ``seal``): ``msg_burst`` at once, then ``msg_rate``
   per second; a message over the limit is refused with ``rate_limited``
@@ -36,6 +37,7 @@ import hmac
 import ipaddress
 import math
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..errors import Code, RequestError
@@ -87,35 +89,56 @@ class SessionLimiter:
     run out of strikes.
     """
 
-    __slots__ = ("_bytes", "_messages", "_room_joins", "_secret_joins", "_strikes")
+    __slots__ = ("bytes", "limits", "messages", "room_joins", "secret_joins", "strikes")
 
-    def __init__(self, limits: Limits, now: float) -> None:
-        self._messages = TokenBucket(limits.msg_burst, 1.0 / limits.msg_rate, now)
-        self._room_joins = TokenBucket(limits.room_join_burst, limits.room_join_interval, now)
-        self._secret_joins = TokenBucket(limits.join_burst, limits.join_interval, now)
-        self._bytes = TokenBucket(limits.bytes_burst, 1.0 / limits.bytes_rate, now)
-        self._strikes = TokenBucket(limits.flood_strikes, 1.0 / limits.msg_rate, now)
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        # Each is made on first use, full (as if made at connect time and
+        # refilled since), so a connection holds only those it has used.
+        self.messages: TokenBucket | None = None
+        self.room_joins: TokenBucket | None = None
+        self.secret_joins: TokenBucket | None = None
+        self.bytes: TokenBucket | None = None
+        self.strikes: TokenBucket | None = None
+
+    def _bucket(self, name: str, now: float) -> TokenBucket:
+        bucket: TokenBucket | None = getattr(self, name)
+        if bucket is None:
+            burst, interval = _BUCKETS[name](self.limits)
+            bucket = TokenBucket(burst, interval, now)
+            setattr(self, name, bucket)
+        return bucket
 
     def check_message(self, now: float) -> None:
-        self._check(self._messages, now, "too many messages")
+        self._check(self._bucket("messages", now), now, "too many messages")
 
     def check_room_join(self, now: float) -> None:
-        self._check(self._room_joins, now, "too many joins")
+        self._check(self._bucket("room_joins", now), now, "too many joins")
 
     def check_secret_join(self, now: float) -> None:
-        self._check(self._secret_joins, now, "too many secret-room join attempts")
+        self._check(self._bucket("secret_joins", now), now, "too many secret-room join attempts")
 
     def bytes_read(self, count: int, now: float) -> float:
         """Count bytes just read; return how long to wait before reading more."""
-        return self._bytes.spend(count, now)
+        return self._bucket("bytes", now).spend(count, now)
 
     def _check(self, bucket: TokenBucket, now: float, what: str) -> None:
         wait = bucket.take(now)
         if not wait:
             return
-        if self._strikes.take(now):
+        if self._bucket("strikes", now).take(now):
             raise RequestError(Code.FLOOD, f"{what}, sent after being told to wait")
         raise RequestError(Code.RATE_LIMITED, f"{what}; try again in {math.ceil(wait)} s")
+
+
+#: Each bucket's (burst, interval) from the limits.
+_BUCKETS: dict[str, Callable[[Limits], tuple[float, float]]] = {
+    "messages": lambda lim: (lim.msg_burst, 1.0 / lim.msg_rate),
+    "room_joins": lambda lim: (lim.room_join_burst, lim.room_join_interval),
+    "secret_joins": lambda lim: (lim.join_burst, lim.join_interval),
+    "bytes": lambda lim: (lim.bytes_burst, 1.0 / lim.bytes_rate),
+    "strikes": lambda lim: (lim.flood_strikes, 1.0 / lim.msg_rate),
+}
 
 
 class AddressCounter:

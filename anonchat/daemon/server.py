@@ -47,7 +47,7 @@ class Daemon:
         self.config = config or Config()
         self.server_name = f"anonchatd/{__version__}"
         self.node = secrets.token_hex(4)  # this process, among the nodes of one service
-        self.sessions: dict[Session, asyncio.Task[None]] = {}  # connected to this node
+        self.sessions: dict[Session, None] = {}  # connected to this node, in order
         # The shared state (see state.py): the same on every node.
         self.members: dict[str, Member] = {}  # uid -> member, wherever it is connected
         self.nicks: dict[str, Member] = {}
@@ -67,6 +67,10 @@ class Daemon:
         self._next_sid = 0
         self._dirty: list[Member] = []  # sessions with output waiting for this pass
         self._stopped = asyncio.Event()
+        self._all_gone: asyncio.Event | None = None  # set when the last session ends (shutdown)
+        # Every session's transport reads into this one buffer; each read is
+        # copied out before the next (see Session.buffer_updated).
+        self.read_buffer = memoryview(bytearray(self.config.limits.read_size))
         self.stopping = False
         self.lost = False  # stopped because the other nodes count it as gone
 
@@ -80,11 +84,12 @@ class Daemon:
             self.identity = load_tls_identity(config)
             context = self.identity.context()
         await self.bus.start()
-        self._server = await asyncio.start_server(
-            self._on_connect,
+        # A protocol per connection, not asyncio.start_server's streams and task:
+        # see "Where we departed from the design" in docs/architecture.md.
+        self._server = await asyncio.get_running_loop().create_server(
+            self._new_session,
             config.host,
             config.port,
-            limit=config.limits.read_size,
             backlog=1024,
             reuse_address=True,
             ssl=context,
@@ -133,13 +138,15 @@ class Daemon:
         for timer in self.ghosts.values():
             timer.cancel()
         self.ghosts.clear()
+        self._all_gone = asyncio.Event()
         for session in list(self.sessions):
             session.close(Code.SHUTDOWN, msg, bye=True)
-        tasks = list(self.sessions.values())
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
-            for task in pending:
-                task.cancel()
+        if self.sessions:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_gone.wait(), SHUTDOWN_GRACE)
+            for session in list(self.sessions):
+                session.transport.abort()  # ends it (connection_lost) on the next pass
+            await asyncio.sleep(0)
         # The other nodes end this node's sessions (and its dropped ones) at once.
         self.bus.submit(["down", self.node, None])
         await self.bus.close()
@@ -151,31 +158,30 @@ class Daemon:
 
     # -- connections -----------------------------------------------------------
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        sock = writer.get_extra_info("socket")
+    def _new_session(self) -> Session:
+        self._next_sid += 1
+        return Session(self, self._next_sid)
+
+    def accept(self, session: Session) -> None:
+        """A connection was made: serve it, or turn it away before its hello."""
+        transport = session.transport
+        sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if len(self.sessions) >= self.config.limits.max_connections or self._stopped.is_set():
-            refuse(writer, Code.SERVER_FULL, "server is full")
+        if len(self.sessions) >= self.config.limits.max_connections or self.stopping:
+            refuse(session, Code.SERVER_FULL, "server is full")
             return
-        peer = writer.get_extra_info("peername")
+        peer = transport.get_extra_info("peername")
         address_key = self.per_address.key_of(str(peer[0]) if peer else "")
         del peer  # only the keyed hash is kept, and only while the connection lasts
         if not self.per_address.add(address_key):
-            refuse(writer, Code.TOO_MANY_CONNECTIONS, "too many connections from your address")
+            refuse(session, Code.TOO_MANY_CONNECTIONS, "too many connections from your address")
             return
-        try:
-            self._next_sid += 1
-            session = Session(self, self._next_sid, reader, writer)
-            task = asyncio.current_task()
-            assert task is not None
-            self.sessions[session] = task
-            self.members[session.uid] = session
-            log.debug("session %d opened (%d connected)", session.sid, len(self.sessions))
-            await session.run()
-        finally:
-            self.per_address.remove(address_key)
+        session.address_key = address_key
+        self.sessions[session] = None
+        self.members[session.uid] = session
+        log.debug("session %d opened (%d connected)", session.sid, len(self.sessions))
 
     def mark_dirty(self, session: Member) -> None:
         """Have ``session`` flushed at the end of this event-loop pass (one write each)."""
@@ -192,8 +198,12 @@ class Daemon:
         """A connection ended.  A session that lost its connection waits
         ``resume_window`` seconds to be resumed, still holding its nick and
         rooms (its events go on into the rooms' rings); any other ends now."""
-        if self.sessions.pop(session, None) is None:
-            return
+        if session not in self.sessions:
+            return  # turned away, or already forgotten
+        del self.sessions[session]
+        self.per_address.remove(session.address_key)
+        if self._all_gone is not None and not self.sessions:
+            self._all_gone.set()
         log.debug("session %d closed: %s", session.sid, session.close_code or "eof")
         if self.members.get(session.uid) is not session:
             return  # it was taken over by a resuming connection, or has ended
@@ -283,10 +293,12 @@ class Daemon:
         return fit(room.nicks(), budget, _nick_size)
 
 
-def refuse(writer: asyncio.StreamWriter, code: str, msg: str) -> None:
+def refuse(session: Session, code: str, msg: str) -> None:
     """Turn a connection away before its hello: one error frame, then close."""
-    writer.write(encode_frame(ev.Error(code=code, msg=msg).to_wire()))
-    writer.close()
+    session.closing = True
+    session.close_code = code
+    session.transport.write(encode_frame(ev.Error(code=code, msg=msg).to_wire()))
+    session.transport.close()
 
 
 def _room_info_size(info: ev.RoomInfo) -> int:

@@ -1,11 +1,22 @@
 """One client connection inside the daemon.
 
-A session reads bytes, feeds its sans-I/O :class:`~anonchat.protocol.Connection`,
-handles the frames that come out, and writes what the connection queued.
+A session is the connection's :class:`asyncio.BufferedProtocol`: the
+transport reads into the daemon's one read buffer (``read_size`` bytes),
+the session feeds what arrived to its sans-I/O
+:class:`~anonchat.protocol.Connection`, handles the frames that come out,
+and writes what the connection queued.  There is no task, stream reader or
+stream writer per connection (see "Where we departed from the design" in
+docs/architecture.md): an idle connection costs the session, its protocol
+state and the transport.
+
+Reading stops (``pause_reading``) while the session *holds*: while a
+command it submitted is not yet applied (several nodes: the frames left of
+that read wait for it), and while its byte bucket is in debt (pacing, see
+limits.py); it resumes when nothing holds it any more.
 
 Writes are coalesced: whatever is queued for a session during one pass of the
 event loop (its own replies and every room's fan-out) is a list of encoded
-frames in ``Session.out``, written with one ``transport.writelines`` when the
+frames in ``Session.out``, joined and written with one ``transport.write`` when the
 daemon flushes its dirty sessions (one ``call_soon`` per pass for all of
 them).  The session never waits for its peer to read: if the bytes waiting
 for it exceed the ``sendq`` limit it is dropped with ``sendq_exceeded``, so a
@@ -23,7 +34,7 @@ import hashlib
 import logging
 import secrets
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from .. import events as ev
 from ..crypto import verify_join_proof, verify_key_proof
@@ -44,12 +55,21 @@ log = logging.getLogger("anonchat.daemon")
 #: How long a closing connection may take to flush its last frames.
 CLOSE_GRACE = 5.0
 
+#: Why a session is not reading (bits of ``Session._hold``).
+_APPLYING = 1  # a command it submitted is not applied yet
+_PACING = 2  # its byte bucket is in debt
 
-class Session(Member):
-    """A member connected to this node, with its socket and protocol state."""
+
+class Session(Member, asyncio.BufferedProtocol):
+    """A member connected to this node: the connection's protocol and its state."""
 
     __slots__ = (
+        "_eof",
+        "_frames",
+        "_hold",
+        "_nread",
         "_ping_n",
+        "address_key",
         "challenge",
         "close_code",
         "conn",
@@ -60,7 +80,6 @@ class Session(Member):
         "loop",
         "ping_sent",
         "quit_msg",
-        "reader",
         "registered",
         "sid",
         "submitted",
@@ -68,38 +87,169 @@ class Session(Member):
         "transport",
         "wait_for",
         "waiting",
-        "writer",
     )
 
     here = True
+    transport: asyncio.Transport
 
-    def __init__(
-        self, daemon: Daemon, sid: int, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
+    def __init__(self, daemon: Daemon, sid: int) -> None:
         super().__init__(daemon, f"{daemon.node}.{sid}", daemon.node)
         self.sid = sid
-        self.reader = reader
-        self.writer = writer
-        self.transport = writer.transport
         self.loop = asyncio.get_running_loop()
         self.conn = Connection("server", self.limits.max_frame)
-        self.challenge = secrets.token_bytes(ev.KEY_SIZE)
+        self.challenge = secrets.token_bytes(ev.KEY_SIZE)  # secret-room join proofs are bound to it
         self.token = b""  # resumes this session (sent in hello only)
-        self.limiter = SessionLimiter(self.limits, self.loop.time())
+        self.limiter = SessionLimiter(self.limits)
         self.connected_at = self.loop.time()
         self.last_rx = self.connected_at
         self.ping_sent = False
         self.close_code = ""
         self.quit_msg: str | None = None
         self.registered = False  # its hello was submitted: the shared state knows it
-        self.waiting: asyncio.Future[None] | None = None  # a command not yet applied
+        self.waiting = False  # a command it submitted is not applied yet (several nodes)
         self.submitted = 0  # commands submitted, and applied: they are applied in order
         self.done = 0
         self.wait_for = 0  # the command ``waiting`` waits for
         self._ping_n = 0
+        self.address_key = b""  # the keyed hash its address is counted under
+        self._frames: list[ev.Frame] | None = None  # received, not yet handled (reversed)
+        self._nread = 0  # bytes of the read those frames came from
+        self._hold = 0  # why reading is paused (_APPLYING, _PACING)
+        self._eof = False
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.nick!r}>"
+
+    # -- the transport's calls (asyncio.BufferedProtocol) --------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # (uvloop's transports are not registered as asyncio.Transport subclasses)
+        self.transport = cast(asyncio.Transport, transport)
+        # The factory made this session when TCP connected; hello_timeout counts
+        # from here, after the TLS handshake (bounded by its own timeout).
+        self.connected_at = self.last_rx = self.loop.time()
+        self.daemon.accept(self)
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.daemon.read_buffer  # one for all: each read is copied out at once
+
+    def buffer_updated(self, nbytes: int) -> None:
+        data = bytes(self.daemon.read_buffer[:nbytes])
+        self._guarded(self._received, data)
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        if self._frames is None:
+            self._guarded(self._received, b"")
+        # Keep a plaintext socket open to send the last replies (TLS cannot half-close).
+        return self.daemon.identity is None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.closing:
+            self.closing = True
+            self.close_code = self.close_code or ("reset" if exc is not None else "eof")
+        self._frames = None
+        self.waiting = False
+        self.daemon.forget(self)
+
+    def _guarded(self, step: Callable[..., None], *args: Any) -> None:
+        """Run ``step``; one session's bug must not take the daemon down: log once, close it."""
+        try:
+            step(*args)
+        except Exception:
+            if self.closing:
+                log.exception("session %d failed while closing", self.sid)
+                self.transport.abort()
+                return
+            log.exception("session %d failed; closing it", self.sid)
+            try:
+                self.close(Code.INTERNAL, "internal server error")
+            except Exception:
+                self.transport.abort()
+
+    # -- input -------------------------------------------------------------
+
+    def _received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last_rx = self.loop.time()
+        self.ping_sent = False
+        frames = self.conn.receive_data(data)
+        frames.reverse()  # handled with pop(), from the end
+        if self._frames is not None:
+            # A transport that delivered one more read after pause_reading():
+            # its frames queue behind those still waiting, and wait too.
+            self._frames = frames + self._frames
+            self._nread += len(data)
+            return
+        self._nread = len(data)
+        self._frames = frames
+        self._serve()
+
+    def _serve(self) -> None:
+        """Handle the frames of the last read in order; stop at one that must wait."""
+        frames = self._frames
+        while frames:
+            self._handle(frames.pop())
+            if self.closing:
+                self._frames = None
+                self._stopped_reading()
+                return
+            if self.waiting:  # with several nodes: until it is applied
+                self._pause(_APPLYING)
+                return
+        self._frames = None
+        self._read_done()
+        self._resume(_APPLYING)
+
+    def _read_done(self) -> None:
+        """What follows each read, once its frames are handled."""
+        if self.conn.pending:  # pongs the protocol answered on its own
+            self._take_protocol_output()
+        if self.conn.state is State.FAILED:
+            assert self.conn.error is not None
+            log.info("session %d broke the protocol: %s", self.sid, self.conn.error.code)
+            self.close_code = self.conn.error.code
+            self._flush()  # the error frame the protocol queued
+            self.closing = True
+            self.transport.close()
+            self.loop.call_later(CLOSE_GRACE, self.transport.abort)
+            self._stopped_reading()
+            return
+        if self._eof and self._nread:
+            self._received(b"")  # the end came with (or while handling) the last read
+            return
+        if not self._nread or self.conn.state is State.CLOSED:
+            self.close_code = self.close_code or "eof"  # "quit" if a bye came first
+            self.closing = True
+            self.transport.close()
+            self._stopped_reading()
+            return
+        pause = self.limiter.bytes_read(self._nread, self.loop.time())
+        if pause:  # past bytes_rate: read nothing more until the bucket refills
+            self._pause(_PACING)
+            self.loop.call_later(pause, self._resume, _PACING)
+
+    def _stopped_reading(self) -> None:
+        """Reading is over (the session closed): the shared state may let it go now."""
+        self.daemon.forget(self)
+
+    def _pause(self, why: int) -> None:
+        if not self._hold and not self.transport.is_closing():
+            self.transport.pause_reading()
+        self._hold |= why
+
+    def _resume(self, why: int) -> None:
+        if not self._hold & why:
+            return
+        self._hold &= ~why
+        if not self._hold and not self.closing and not self.transport.is_closing():
+            self.transport.resume_reading()
+
+    def _go_on(self) -> None:
+        """The command it waited for was applied: handle the rest of that read."""
+        if self._frames is not None and not self.waiting and not self.closing:
+            self._guarded(self._serve)
 
     # -- output ------------------------------------------------------------
 
@@ -148,7 +298,9 @@ class Session(Member):
         if queued + transport.get_write_buffer_size() > self.limits.sendq:
             self.abort(Code.SENDQ_EXCEEDED)  # ours and the kernel transport's, together
             return
-        transport.writelines(out)
+        # One buffer, one write: under TLS one record per pass, not one per frame
+        # (the SSL transports encrypt each buffer of writelines() apart).
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
 
     def _flush(self) -> None:
         """Write now (before closing), outside the per-pass flush."""
@@ -158,7 +310,7 @@ class Session(Member):
     # -- closing -----------------------------------------------------------
 
     def close(self, code: str, msg: str, *, bye: bool = False) -> None:
-        """Tell the client why, flush, and close; the read loop then ends."""
+        """Tell the client why, flush, and close; nothing more is read."""
         if self.closing:
             return
         if self.conn.state in (State.OPEN, State.AWAIT_HELLO):
@@ -171,7 +323,7 @@ class Session(Member):
         self.close_code = code
         self.transport.close()
         self.loop.call_later(CLOSE_GRACE, self.transport.abort)
-        self._wake()  # the read loop may be waiting for a command: let it end
+        self.waiting = False
 
     def abort(self, code: str) -> None:
         """Drop the connection at once, without flushing (a reader that does not read)."""
@@ -180,55 +332,9 @@ class Session(Member):
         self.closing = True
         self.close_code = code
         self.transport.abort()
-        self._wake()
+        self.waiting = False
 
-    # -- input -------------------------------------------------------------
-
-    async def run(self) -> None:
-        """Serve the connection until it closes; never raises."""
-        try:
-            await self._read_loop()
-        except (ConnectionError, OSError):
-            self.close_code = self.close_code or "reset"
-        except Exception:
-            # One session's bug must not take the daemon down: log once, close it.
-            log.exception("session %d failed; closing it", self.sid)
-            self.close(Code.INTERNAL, "internal server error")
-        finally:
-            if not self.closing:
-                self.closing = True
-                self.transport.close()
-            self.daemon.forget(self)
-
-    async def _read_loop(self) -> None:
-        read_size = self.limits.read_size
-        while not self.closing:
-            data = await self.reader.read(read_size)
-            self.last_rx = self.loop.time()
-            self.ping_sent = False
-            for frame in self.conn.receive_data(data):
-                self._handle(frame)
-                if self.waiting is not None:  # with several nodes: until it is applied
-                    await self.waiting
-                if self.closing:
-                    return
-            if self.conn.pending:  # pongs the protocol answered on its own
-                self._take_protocol_output()
-            if self.conn.state is State.FAILED:
-                assert self.conn.error is not None
-                log.info("session %d broke the protocol: %s", self.sid, self.conn.error.code)
-                self.close_code = self.conn.error.code
-                self._flush()  # the error frame the protocol queued
-                self.closing = True
-                self.transport.close()
-                self.loop.call_later(CLOSE_GRACE, self.transport.abort)
-                return
-            if not data or self.conn.state is State.CLOSED:
-                self.close_code = self.close_code or "eof"  # "quit" if a bye came first
-                return
-            pause = self.limiter.bytes_read(len(data), self.loop.time())
-            if pause:  # past bytes_rate: read nothing more until the bucket refills
-                await asyncio.sleep(pause)
+    # -- requests dispatch ---------------------------------------------------
 
     def _handle(self, frame: ev.Frame) -> None:
         handler = _HANDLERS.get(type(frame))
@@ -274,22 +380,16 @@ class Session(Member):
         bus = self.daemon.bus
         self.submitted += 1
         if (wait or bus.backlogged) and not bus.synchronous:
-            self.waiting = self.loop.create_future()
+            self.waiting = True
             self.wait_for = self.submitted
         bus.submit([op, self.uid, request_id, *args])
 
     def applied(self) -> None:
         """One of this session's commands was applied (they are, in order)."""
         self.done += 1
-        if self.done >= self.wait_for:
-            self._wake()
-
-    def _wake(self) -> None:
-        waiting = self.waiting
-        if waiting is not None:
-            self.waiting = None
-            if not waiting.done():
-                waiting.set_result(None)
+        if self.waiting and self.done >= self.wait_for:
+            self.waiting = False
+            self.loop.call_soon(self._go_on)
 
     def on_hello(self, frame: ev.ClientHello) -> None:
         random = frame.nick is None and frame.resume is None

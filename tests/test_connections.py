@@ -1,0 +1,130 @@
+"""The daemon's connection machinery: one protocol object per connection (no
+task, no streams), reading paused while a session holds, faults kept to one
+session.  Real sockets on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from typing import Any
+
+import msgpack
+import pytest
+
+from anonchat import events as ev
+from anonchat.daemon import Daemon
+from anonchat.daemon import session as session_module
+from anonchat.errors import Code
+
+from .conftest import DaemonFactory
+from .helpers import RawPeer, collect, dial, hello_bytes
+
+
+def frame_of(body: dict[str, Any]) -> bytes:
+    data: bytes = msgpack.packb(body)
+    return struct.pack(">I", len(data)) + data
+
+
+async def read_until(peer: RawPeer, done: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not done(peer.frames):
+            data = await peer.reader.read(65536)
+            assert data, "closed early"
+            peer._decode(data)
+
+
+@pytest.mark.parametrize("plaintext", [True, False])
+async def test_idle_connections_hold_no_task_and_no_unused_bucket(
+    make_daemon: DaemonFactory, plaintext: bool
+) -> None:
+    daemon = await make_daemon(plaintext=plaintext)
+    first = await RawPeer.open(daemon)  # the first connection may start the loop's machinery
+    await first.send(hello_bytes("first"))
+    await read_until(first, lambda fs: bool(fs))
+    tasks = len(asyncio.all_tasks())
+    peers = []
+    for n in range(20):
+        peer = await RawPeer.open(daemon)
+        await peer.send(hello_bytes(f"idle{n}") + frame_of({"t": "list", "id": 1}))
+        await read_until(peer, lambda fs: any(isinstance(f, ev.Rooms) for f in fs))
+        peers.append(peer)
+    assert len(daemon.sessions) == 21
+    assert len(asyncio.all_tasks()) == tasks  # no task per connection
+    for session in daemon.sessions:
+        limiter = session.limiter
+        assert limiter.bytes is not None  # it has read
+        assert (limiter.messages, limiter.room_joins, limiter.secret_joins) == (None, None, None)
+        assert limiter.strikes is None
+    for peer in [first, *peers]:
+        await peer.close()
+
+
+async def test_a_failing_session_is_closed_alone_and_logged_once(
+    make_daemon: DaemonFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    daemon = await make_daemon()
+    alice, bob = await dial(daemon, "alice"), await dial(daemon, "bob")
+    await alice.create("safe")
+    await bob.join("safe")
+    on_list = session_module._HANDLERS[ev.ListRooms]
+
+    def broken(session: session_module.Session, frame: ev.ListRooms) -> None:
+        if session.nick == "victim":
+            raise ZeroDivisionError("a bug in one handler")
+        on_list(session, frame)
+
+    monkeypatch.setitem(session_module._HANDLERS, ev.ListRooms, broken)
+    peer = await RawPeer.open(daemon)
+    with caplog.at_level(logging.ERROR, logger="anonchat.daemon"):
+        await peer.send(
+            hello_bytes("victim")
+            + frame_of({"t": "list", "id": 1})
+            + frame_of({"t": "list", "id": 2})  # never read: the session is closed
+        )
+        frames = await peer.read_until_closed()
+    assert [type(f) for f in frames] == [ev.ServerHello, ev.Error]
+    assert frames[1].code == Code.INTERNAL  # type: ignore[attr-defined]
+    failures = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    await alice.say("safe", "still here")
+    assert [m.text for m in await collect(bob, ev.Msg, 1)] == ["still here"]
+    assert [r.room for r in (await alice.list_rooms()).rooms] == ["safe"]
+    assert len(daemon.sessions) == 2
+    await alice.close()
+    await bob.close()
+
+
+async def test_pacing_holds_reading_without_a_sleeping_task(make_daemon: DaemonFactory) -> None:
+    daemon = await make_daemon(plaintext=True, read_size=4096, bytes_burst=4096, bytes_rate=8192)
+    peer = await RawPeer.open(daemon)
+    await peer.send(hello_bytes("chatty"))
+    await read_until(peer, lambda fs: bool(fs))
+    tasks = len(asyncio.all_tasks())
+    await peer.send(b"".join(frame_of({"t": "ping", "n": i}) for i in range(2000)))
+    await asyncio.sleep(0.3)
+    (session,) = daemon.sessions
+    assert session._hold  # past the bucket: not reading
+    assert len(asyncio.all_tasks()) == tasks
+    await read_until(peer, lambda fs: sum(isinstance(f, ev.Pong) for f in fs) == 2000, 10.0)
+    async with asyncio.timeout(3):  # the last read's debt is paid, then it reads again
+        while session._hold:
+            await asyncio.sleep(0.05)
+    await peer.send(frame_of({"t": "ping", "n": 2000}))
+    await read_until(peer, lambda fs: isinstance(fs[-1], ev.Pong) and fs[-1].n == 2000)
+    await peer.close()
+
+
+async def test_shutdown_ends_every_connection(daemon: Daemon) -> None:
+    peers = [await RawPeer.open(daemon) for _ in range(3)]
+    for n, peer in enumerate(peers):
+        await peer.send(hello_bytes(f"p{n}"))
+        await read_until(peer, lambda fs: bool(fs))
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await daemon.shutdown()
+    assert loop.time() - start < 2.0
+    assert daemon.sessions == {}
+    for peer in peers:
+        frames = await peer.read_until_closed()
+        assert isinstance(frames[-1], ev.Bye) and frames[-1].code == Code.SHUTDOWN
