@@ -94,6 +94,7 @@ import re
 import secrets
 import struct
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cache
@@ -295,25 +296,30 @@ def verify_key_proof(
     sender: bytes, room_id: bytes, challenge: bytes, server_pin: bytes, proof: bytes
 ) -> bool:
     """True only if ``proof`` was made with the private half of ``sender``."""
-    try:
-        message = _key_message(room_id, challenge, server_pin)
-        _check_size(sender, PUBLIC_SIZE, "a session key")
-        _check_size(proof, SIGNATURE_SIZE, "a proof")
-        Ed25519PublicKey.from_public_bytes(sender).verify(proof, message)
-    except (CryptoError, InvalidSignature, ValueError):
-        return False
-    return True
+    return _signed(sender, proof, _key_message, room_id, challenge, server_pin)
 
 
 def verify_join_proof(
     auth_public: bytes, room_id: bytes, challenge: bytes, server_pin: bytes, proof: bytes
 ) -> bool:
     """True only if ``proof`` signs this challenge for this room on this server."""
+    return _signed(auth_public, proof, _join_message, room_id, challenge, server_pin)
+
+
+def _signed(
+    public: bytes,
+    proof: bytes,
+    message: Callable[[bytes, bytes, bytes], bytes],
+    room_id: bytes,
+    challenge: bytes,
+    server_pin: bytes,
+) -> bool:
+    """Whether ``proof`` is ``public``'s signature of ``message(...)``; never raises."""
     try:
-        message = _join_message(room_id, challenge, server_pin)
-        _check_size(auth_public, PUBLIC_SIZE, "a verifier")
+        data = message(room_id, challenge, server_pin)
+        _check_size(public, PUBLIC_SIZE, "a public key")
         _check_size(proof, SIGNATURE_SIZE, "a proof")
-        Ed25519PublicKey.from_public_bytes(auth_public).verify(proof, message)
+        Ed25519PublicKey.from_public_bytes(public).verify(proof, data)
     except (CryptoError, InvalidSignature, ValueError):
         return False
     return True

@@ -32,12 +32,14 @@ from anonchat.crypto import (
     estimate_bits,
     fingerprint,
     generate_passphrase,
+    key_proof,
     long_fingerprint,
     normalize_passphrase,
     normalize_room,
     passphrase_warning,
     room_salt,
     verify_join_proof,
+    verify_key_proof,
     wordlist,
 )
 from anonchat.errors import AnonchatError, CryptoError
@@ -285,6 +287,51 @@ def test_verify_join_proof_never_raises(garbage: Any) -> None:
         args = list(good)
         args[i] = garbage
         assert not verify_join_proof(*args)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("sender", "other"),
+        ("room_id", bytes(32)),
+        ("challenge", bytes(32)),
+        ("server_pin", OTHER_PIN),
+        ("proof", bytes(64)),
+        ("proof", "join"),  # the join proof is not a key proof, even by the same key
+    ],
+)
+def test_key_proof_only_for_its_key_room_challenge_and_pin(field: str, value: Any) -> None:
+    me = Identity.from_seed(bytes(32))
+    args: dict[str, Any] = {
+        "sender": me.public,
+        "room_id": keys().room_id,
+        "challenge": CHALLENGE,
+        "server_pin": PIN,
+        "proof": key_proof(me, keys().room_id, CHALLENGE, PIN),
+    }
+    assert verify_key_proof(**args)
+    if value == "other":
+        value = Identity.from_seed(bytes([1]) * 32).public
+    elif value == "join":
+        value = me.sign(b"anonchat/v1/join\0" + keys().room_id + CHALLENGE + PIN)
+    args[field] = value
+    assert not verify_key_proof(**args)
+
+
+@pytest.mark.parametrize("garbage", [b"", b"x" * 31, b"x" * 65, "text", None, 42])
+def test_verify_key_proof_never_raises(garbage: Any) -> None:
+    me = Identity.from_seed(bytes(32))
+    good = [
+        me.public,
+        keys().room_id,
+        CHALLENGE,
+        PIN,
+        key_proof(me, keys().room_id, CHALLENGE, PIN),
+    ]
+    for i in range(len(good)):
+        args = list(good)
+        args[i] = garbage
+        assert not verify_key_proof(*args)
 
 
 def test_join_proof_refuses_a_bad_challenge() -> None:
