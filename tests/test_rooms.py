@@ -9,6 +9,7 @@ import pytest
 from anonchat import events as ev
 from anonchat.client import Client
 from anonchat.daemon import Daemon
+from anonchat.daemon.server import BUSY_FLUSH
 from anonchat.errors import Code, ConnectionClosed, RequestError
 
 from .conftest import ClientFactory, DaemonFactory
@@ -261,3 +262,26 @@ async def test_long_lists_are_cut_to_fit_one_frame(make_daemon: DaemonFactory) -
     assert rooms.more > 0 and len(rooms.rooms) + rooms.more == 61
     assert rooms.rooms[0].room == "big"  # largest first
     await asyncio.gather(*(c.close() for c in clients))
+
+
+async def test_a_busy_room_is_flushed_in_batches_and_loses_nothing(
+    make_daemon: DaemonFactory,
+) -> None:
+    """Past BUSY_FLUSH members a flush waits FLUSH_DELAY for more frames to ride
+    along: every member still gets every message, in order."""
+    daemon = await make_daemon(plaintext=True)
+    members = [await dial(daemon, f"m{i}") for i in range(BUSY_FLUSH + 6)]
+    await members[0].create("big")
+    for m in members[1:]:
+        await m.join("big")
+    await asyncio.sleep(0.2)
+    for m in members:
+        m.events_nowait()
+    await asyncio.gather(*(members[i].say("big", f"{i}:{n}") for i in range(3) for n in range(10)))
+    for m in members:
+        got = [e for e in await collect(m, ev.Msg, 30)]
+        assert [e.seq for e in got] == sorted(e.seq for e in got)
+        for i in range(3):
+            assert [e.text for e in got if e.nick == f"m{i}"] == [f"{i}:{n}" for n in range(10)]
+    for m in members:
+        await m.close()

@@ -32,6 +32,11 @@ from .session import Session
 
 log = logging.getLogger("anonchat.daemon")
 
+#: A flush that writes to this many sessions or more means fan-out is busy: the
+#: next flush waits FLUSH_DELAY seconds, so each write carries more frames.
+BUSY_FLUSH = 64
+FLUSH_DELAY = 0.001
+
 #: How long shutdown waits for sessions to flush their goodbye.
 SHUTDOWN_GRACE = 5.0
 
@@ -65,6 +70,7 @@ class Daemon:
         self._sweeper: asyncio.Task[None] | None = None
         self._metrics: asyncio.Server | None = None
         self._next_sid = 0
+        self._busy = False  # the last flush was large (see BUSY_FLUSH)
         self._dirty: list[Member] = []  # sessions with output waiting for this pass
         self._stopped = asyncio.Event()
         self._all_gone: asyncio.Event | None = None  # set when the last session ends (shutdown)
@@ -186,11 +192,16 @@ class Daemon:
     def mark_dirty(self, session: Member) -> None:
         """Have ``session`` flushed at the end of this event-loop pass (one write each)."""
         if not self._dirty:
-            asyncio.get_running_loop().call_soon(self._flush_dirty)
+            loop = asyncio.get_running_loop()
+            if self._busy:
+                loop.call_later(FLUSH_DELAY, self._flush_dirty)
+            else:
+                loop.call_soon(self._flush_dirty)
         self._dirty.append(session)
 
     def _flush_dirty(self) -> None:
         dirty, self._dirty = self._dirty, []
+        self._busy = len(dirty) >= BUSY_FLUSH
         for session in dirty:
             session.flush()
 
