@@ -132,3 +132,29 @@ async def test_owners_commands(daemon: Daemon, tmp_path: Path) -> None:
             assert "troll" not in co.state.rooms["club"].members
             removed = "you were removed from #club: banned by owner (spamming)"
             assert any(removed in x for x in lines(ct, CONSOLE))
+
+
+async def test_lines_that_arrive_in_a_hidden_room_are_wrapped_to_the_pane(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """A room not on screen has no width; what arrives there must still be laid
+    out for the pane it is shown in (it was once wrapped one character wide)."""
+    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby", "dev"])
+    bob = app_for(daemon.port, tmp_path, "bob", join=["lobby"])
+    async with alice.run_test(size=(100, 30)) as pa, bob.run_test(size=(100, 30)) as pb:
+        ca = await until_chat(pa)
+        await until_chat(pb)
+        await wait_for(pa, lambda: ca.state.current == "dev", what="alice in dev")
+        await wait_for(pa, lambda: "bob" in ca.state.rooms["lobby"].members, what="bob seen")
+        await pa.press("alt+1")  # lobby on screen (its width known), then hidden again
+        await pa.pause()
+        await pa.press("alt+2")
+        await pa.pause()
+        await type_line(pb, "said while alice looks at another room")
+        await wait_for(pa, lambda: ca.state.rooms["lobby"].unread == 1, what="unread")
+        await pa.press("alt+1")
+        await pa.pause()
+        log = ca.view("lobby").log_widget
+        rendered = ["".join(seg.text for seg in strip).rstrip() for strip in log.lines]
+        assert any("said while alice looks at another room" in r for r in rendered), rendered
+        assert len(rendered) == len(log.plain_lines())  # one short message, one line

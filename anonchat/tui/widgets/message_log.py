@@ -31,11 +31,19 @@ class MessageLog(RichLog):
         self.pending = 0
         self._texts: deque[Text] = deque(maxlen=MAX_LINES)
         self._width = 0
+        self._shown_width = 0  # the text width when last on screen
 
     def add(self, text: Text, *, counts: bool = True) -> None:
         """Append a line; if the user scrolled up, count it as waiting below."""
         self._texts.append(text)
-        self.write(text, scroll_end=self.follow)
+        width = self.scrollable_content_region.width
+        if width:
+            self._shown_width = width
+            self.write(text, scroll_end=self.follow)
+        else:
+            # A room not on screen has no width: lay the line out for the width
+            # it had when last shown (RichLog would wrap it one character wide).
+            self.write(text, width=self._shown_width or None, scroll_end=self.follow)
         if not self.follow and counts:
             self._set_pending(self.pending + 1)
 
@@ -50,6 +58,8 @@ class MessageLog(RichLog):
     def on_resize(self, event: Resize) -> None:
         # RichLog's own handler runs after this one and renders the first writes.
         width = event.size.width
+        if width:
+            self._shown_width = self.scrollable_content_region.width or width
         if self._size_known and width != self._width and self._texts:
             self.clear()
             for text in self._texts:
