@@ -59,7 +59,7 @@ class Spec:
     rate: float = 0.0  # messages per second per sender (latency)
     rooms: list[tuple[str, int]] = field(default_factory=list)  # capacity: room, members
     concurrency: int = 100  # connections set up at once
-    count_only: bool = False  # receivers walk length prefixes instead of decoding (see load)
+    count_only: bool = False  # receivers count message bytes instead of decoding (see load)
 
 
 @dataclass
