@@ -1,0 +1,50 @@
+"""names.py's character rules, against unicodedata on every code point."""
+
+from __future__ import annotations
+
+import sys
+import unicodedata
+
+import pytest
+
+from anonchat.names import InvalidName, check_text, check_topic
+
+
+def _forbidden_in_text(ch: str) -> bool:
+    cat = unicodedata.category(ch)
+    return (cat == "Cc" and ch not in "\t\n") or cat == "Cs"
+
+
+def _forbidden_in_topic(ch: str) -> bool:
+    return unicodedata.category(ch) in {"Cc", "Cs", "Zl", "Zp"}
+
+
+def _refused(check: object, ch: str) -> bool:
+    try:
+        check(ch)  # type: ignore[operator]
+    except InvalidName:
+        return True
+    return False
+
+
+def test_text_and_topic_rules_match_the_unicode_categories_everywhere() -> None:
+    """Every code point: refused in a message (and in a topic) exactly when its
+    category says so (the checks use a regular expression for speed)."""
+    wrong_text, wrong_topic = [], []
+    for cp in range(sys.maxunicode + 1):
+        ch = chr(cp)
+        if _refused(lambda c: check_text("x" + c, 64), ch) != _forbidden_in_text(ch):
+            wrong_text.append(hex(cp))
+        if _refused(check_topic, ch) != _forbidden_in_topic(ch):
+            wrong_topic.append(hex(cp))
+    assert wrong_text == [] and wrong_topic == []
+
+
+@pytest.mark.parametrize(
+    "text, said",
+    [("a\x00b", "U+0000"), ("tab\tand\nnewline are fine\x7f", "U+007F"), ("x\x85", "U+0085")],
+)
+def test_the_refusal_names_the_character(text: str, said: str) -> None:
+    with pytest.raises(InvalidName) as info:
+        check_text(text, 64)
+    assert said in str(info.value)
