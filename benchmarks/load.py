@@ -44,6 +44,7 @@ ROOM_EVENTS = frozenset({"msg", "sealed"})
 #: How a msg (sealed) frame's body begins after its map header: "t": "msg".
 MSG_TOKEN = b"\xa1t\xa3msg"
 SEALED_TOKEN = b"\xa1t\xa6sealed"
+OK_TOKEN = b"\xa1t\xa2ok"
 
 
 def sender_identity(n: int) -> Identity:
@@ -206,6 +207,44 @@ class Receiver:
             self.writer.transport.abort()
 
 
+class LeanSender(Receiver):
+    """A sender as lean as the IRC senders, for the ``count`` variant (public rooms):
+    the same ``say`` frame, encoded once, written ``window`` times, and once more
+    for each ``ok`` counted with ``bytes.count`` (the daemon echoes request ids,
+    it does not require them to differ).  Its own messages come back as ``msg``
+    frames and are counted as deliveries, as the full sender's are."""
+
+    def __init__(self, spec: Spec, stats: Stats, n: int) -> None:
+        super().__init__(spec, stats, f"s{n}")
+
+    async def start(self, create: bool) -> None:
+        await self.connect()
+        await self.join(self.spec.room, create)
+
+    async def pump(self, window: int) -> None:
+        stats, writer, reader = self.stats, self.writer, self.reader
+        sent, w = stats.sh.sent, stats.w
+        say = encode_frame(ev.Say(id=2, room=self.spec.room, text=stamp_text()).to_wire())
+        keep = max(len(OK_TOKEN), len(MSG_TOKEN)) - 1
+        tail = b""
+        writer.write(say * window)
+        try:
+            while True:
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    stats.lose()
+                    return
+                chunk = tail + data
+                stats.add(chunk.count(MSG_TOKEN))
+                acked = chunk.count(OK_TOKEN)
+                tail = chunk[-keep:]
+                if acked:
+                    sent[w] += acked
+                    writer.write(say * acked)
+        except (ConnectionError, OSError):
+            stats.lose()
+
+
 class Sender:
     """A full client that talks in the room."""
 
@@ -298,12 +337,17 @@ class Sender:
 async def main(spec: Spec, sh: Shared) -> dict[str, Any]:
     stats = Stats(spec, sh)
     server_pin = pin_bytes(spec.pin) if spec.tls else bytes(32)
-    senders = [Sender(spec, stats, n) for n in spec.senders]
+    lean = spec.count_only and not spec.secret and spec.mode == "fanout"
+    senders = [Sender(spec, stats, n) for n in ([] if lean else spec.senders)]
+    lean_senders = [LeanSender(spec, stats, n) for n in (spec.senders if lean else [])]
     receivers: list[Receiver] = []
     tasks: list[asyncio.Task[None]] = []
     t0 = time.monotonic()
     try:
-        if spec.creator and senders:
+        if spec.creator and lean_senders:
+            await lean_senders[0].start(create=True)
+            sh.created.set()
+        elif spec.creator and senders:
             await senders[0].connect(create=True)
             sh.created.set()
         elif spec.mode != "capacity":
@@ -313,6 +357,8 @@ async def main(spec: Spec, sh: Shared) -> dict[str, Any]:
             keys = await asyncio.to_thread(derive_room_keys, spec.room, spec.passphrase, server_pin)
         for s in senders[1 if spec.creator else 0 :]:
             await s.connect(create=False)
+        for ls in lean_senders[1 if spec.creator else 0 :]:
+            await ls.start(create=False)
 
         async def setup(r: Receiver, room: str, create: bool) -> None:
             await r.connect()
@@ -350,8 +396,9 @@ async def main(spec: Spec, sh: Shared) -> dict[str, Any]:
         tasks += [asyncio.create_task(r.run(latency, ids)) for r in receivers]
         if not spec.secret:
             tasks += [asyncio.create_task(s.drain_events()) for s in senders]
-        sh.status.put(("ready", spec.worker, len(receivers) + len(senders)))
+        sh.status.put(("ready", spec.worker, len(receivers) + len(senders) + len(lean_senders)))
         await wait_event(sh.go)
+        tasks += [asyncio.create_task(ls.pump(spec.window)) for ls in lean_senders]
         for s in senders:
             if spec.mode == "fanout":
                 tasks += [asyncio.create_task(s.pump()) for _ in range(spec.window)]
@@ -363,7 +410,7 @@ async def main(spec: Spec, sh: Shared) -> dict[str, Any]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for r in receivers:
+        for r in [*receivers, *lean_senders]:
             if hasattr(r, "writer"):
                 r.abort()
         for s in senders:

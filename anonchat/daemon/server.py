@@ -35,7 +35,7 @@ log = logging.getLogger("anonchat.daemon")
 #: A flush that writes to this many sessions or more means fan-out is busy: the
 #: next flush waits FLUSH_DELAY seconds, so each write carries more frames.
 BUSY_FLUSH = 64
-FLUSH_DELAY = 0.001
+FLUSH_DELAY = 0.0005
 
 #: How long shutdown waits for sessions to flush their goodbye.
 SHUTDOWN_GRACE = 5.0
