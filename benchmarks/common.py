@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from array import array
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnContext
@@ -87,6 +88,24 @@ class Shared:
             stop=ctx.Event(),
             status=ctx.Queue(),
         )
+
+
+class Stats:
+    """One worker's counters: deliveries and lost connections (shared with the
+    runner), and its latency samples."""
+
+    def __init__(self, spec: Spec, sh: Shared) -> None:
+        self.w = spec.worker
+        self.sh = sh
+        self.latencies = array("q")
+        self.lost = 0
+
+    def add(self, n: int) -> None:
+        self.sh.counts[self.w] += n
+
+    def lose(self) -> None:
+        self.lost += 1
+        self.sh.lost[self.w] += 1
 
 
 async def wait_event(event: Event, poll: float = 0.01) -> None:

@@ -18,11 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from array import array
 from functools import partial
 from typing import Any
 
-from .common import Shared, Spec, gather_limited, run_worker, sent_at, stamp_text, wait_event
+from .common import Shared, Spec, Stats, gather_limited, run_worker, sent_at, stamp_text, wait_event
 from .ngircd import OPER_NAME, OPER_PASSWORD
 
 READ_SIZE = 256 * 1024
@@ -75,21 +74,6 @@ class IrcConn:
     def abort(self) -> None:
         with contextlib.suppress(Exception):
             self.writer.transport.abort()
-
-
-class Stats:
-    def __init__(self, spec: Spec, sh: Shared) -> None:
-        self.w = spec.worker
-        self.sh = sh
-        self.latencies = array("q")
-        self.lost = 0
-
-    def add(self, n: int) -> None:
-        self.sh.counts[self.w] += n
-
-    def lose(self) -> None:
-        self.lost += 1
-        self.sh.lost[self.w] += 1
 
 
 async def receive(c: IrcConn, stats: Stats, latency: bool) -> None:

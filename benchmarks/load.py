@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from array import array
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -37,7 +36,17 @@ from anonchat.protocol import Connection
 from anonchat.trust import client_context, pin_bytes, pin_of_cert
 from anonchat.wire import FrameDecoder, encode_frame
 
-from .common import RING, Shared, Spec, gather_limited, run_worker, sent_at, stamp_text, wait_event
+from .common import (
+    RING,
+    Shared,
+    Spec,
+    Stats,
+    gather_limited,
+    run_worker,
+    sent_at,
+    stamp_text,
+    wait_event,
+)
 
 READ_SIZE = 256 * 1024
 ROOM_EVENTS = frozenset({"msg", "sealed"})
@@ -50,21 +59,6 @@ OK_TOKEN = b"\xa1t\xa2ok"
 def sender_identity(n: int) -> Identity:
     """A fixed session key per sender, so receivers can find a sealed frame's send time."""
     return Identity.from_seed(bytes([n + 1]) * 32)
-
-
-class Stats:
-    def __init__(self, spec: Spec, sh: Shared) -> None:
-        self.w = spec.worker
-        self.sh = sh
-        self.latencies = array("q")
-        self.lost = 0
-
-    def add(self, n: int) -> None:
-        self.sh.counts[self.w] += n
-
-    def lose(self) -> None:
-        self.lost += 1
-        self.sh.lost[self.w] += 1
 
 
 class Receiver:
