@@ -44,7 +44,7 @@ from ..protocol import Connection, State
 from . import moderation
 from .limits import SessionLimiter
 from .rooms import Member
-from .state import member_room, secret_room
+from .state import secret_room
 
 if TYPE_CHECKING:
     from .rooms import Channel
@@ -497,7 +497,8 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def on_say(self, frame: ev.Say) -> None:
         self.limiter.check_message(self.loop.time())
-        member_room(self, frame.room)
+        # Membership is checked once, when the command is applied (state._say):
+        # a second look-up here would normalise the room name twice per message.
         try:
             text = check_text(frame.text, self.limits.max_text)
         except TextTooLong as exc:
