@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_origin, get_type_hints
 
@@ -83,6 +84,7 @@ class Frame:
     TYPE: ClassVar[str]
     SENDER: ClassVar[Sender]
     _FIELDS: ClassVar[tuple[_FieldSpec, ...]]
+    _KEYS: ClassVar[frozenset[str]]  # the keys its map may hold ("t" and the fields)
 
     def to_wire(self) -> dict[str, Any]:
         """The msgpack-ready map for this frame; checks our own values too."""
@@ -104,6 +106,7 @@ class Record:
     """A map nested inside a frame (for example one entry of a room list)."""
 
     _FIELDS: ClassVar[tuple[_FieldSpec, ...]]
+    _KEYS: ClassVar[frozenset[str]]
 
     def to_wire(self) -> dict[str, Any]:
         return {
@@ -117,6 +120,13 @@ class _FieldProblem(Exception):
     pass
 
 
+#: Checks one value of a field and returns what goes on the wire (or into the
+#: frame object); raises _FieldProblem.  Built once per field (see _checker):
+#: every frame the daemon receives or sends runs these, so nothing about the
+#: field's type is worked out again per value.
+Checker = Callable[[Any], Any]
+
+
 @dataclass(frozen=True, slots=True)
 class _FieldSpec:
     name: str
@@ -126,53 +136,126 @@ class _FieldSpec:
     max: int | None
     nullable: bool
     exact: bool = False
+    outgoing: Checker = dataclasses.field(init=False, repr=False, compare=False)
+    incoming: Checker = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "outgoing", _checker(self.kind, self.max, self.exact))
+        object.__setattr__(self, "incoming", _incoming(self.kind, self.max, self.outgoing))
 
     def check(self, value: Any) -> Any:
+        """A value of ours, before it goes on the wire."""
         if value is None:
             if self.nullable:
                 return None
             raise _FieldProblem("missing value")
-        return _check_value(self.kind, value, self.max, self.exact)
+        return self.outgoing(value)
 
 
-def _check_value(kind: Any, value: Any, max_: int | None, exact: bool = False) -> Any:
+def _checker(kind: Any, max_: int | None, exact: bool = False) -> Checker:
+    """The check of one (non-nil) value of type ``kind`` within ``max_``."""
     if kind is bool:
-        if type(value) is not bool:
-            raise _FieldProblem("expected a boolean")
-        return value
+
+        def check_bool(value: Any) -> Any:
+            if type(value) is not bool:
+                raise _FieldProblem("expected a boolean")
+            return value
+
+        return check_bool
     if kind is int:
-        if type(value) is not int or not 0 <= value <= U63:
-            raise _FieldProblem("expected a non-negative integer")
-        return value
+
+        def check_int(value: Any) -> Any:
+            if type(value) is not int or not 0 <= value <= U63:
+                raise _FieldProblem("expected a non-negative integer")
+            return value
+
+        return check_int
     if kind is str:
-        if not isinstance(value, str):
-            raise _FieldProblem("expected a string")
-        if max_ is not None and len(value) > max_:
-            raise _FieldProblem(f"longer than {max_} characters")
-        return str(value)  # a StrEnum member goes on the wire as its plain value
+        limit = U63 if max_ is None else max_
+
+        def check_str(value: Any) -> Any:
+            if type(value) is not str:
+                if not isinstance(value, str):
+                    raise _FieldProblem("expected a string")
+                value = str(value)  # a StrEnum member goes on the wire as its plain value
+            if len(value) > limit:
+                raise _FieldProblem(f"longer than {max_} characters")
+            return value
+
+        return check_str
     if kind is bytes:
-        if type(value) is not bytes:
-            raise _FieldProblem("expected bytes")
-        if max_ is not None and len(value) > max_:
-            raise _FieldProblem(f"longer than {max_} bytes")
-        if exact and len(value) != max_:
-            raise _FieldProblem(f"must be exactly {max_} bytes")
-        return value
+        limit = U63 if max_ is None else max_
+
+        def check_bytes(value: Any) -> Any:
+            if type(value) is not bytes:
+                raise _FieldProblem("expected bytes")
+            if len(value) > limit:
+                raise _FieldProblem(f"longer than {max_} bytes")
+            if exact and len(value) != limit:
+                raise _FieldProblem(f"must be exactly {max_} bytes")
+            return value
+
+        return check_bytes
     if get_origin(kind) is list:
         (item,) = get_args(kind)
-        if type(value) is not list:
-            raise _FieldProblem("expected a list")
-        if max_ is not None and len(value) > max_:
-            raise _FieldProblem(f"more than {max_} items")
-        item_max = KEY_SIZE if item is bytes else NICK_MAX
-        return [_check_value(item, v, item_max, exact=item is bytes) for v in value]
+        check_item = _checker(item, KEY_SIZE if item is bytes else NICK_MAX, exact=item is bytes)
+        limit = U63 if max_ is None else max_
+
+        def check_list(value: Any) -> Any:
+            if type(value) is not list:
+                raise _FieldProblem("expected a list")
+            if len(value) > limit:
+                raise _FieldProblem(f"more than {max_} items")
+            return [check_item(v) for v in value]
+
+        return check_list
     if isinstance(kind, type) and issubclass(kind, Record):
-        if isinstance(value, kind):
-            return value.to_wire()
-        if type(value) is not dict:
-            raise _FieldProblem("expected a map")
-        return _build(kind, value, "record")
+        record_cls = kind
+
+        def check_record(value: Any) -> Any:
+            if isinstance(value, record_cls):
+                return value.to_wire()
+            if type(value) is not dict:
+                raise _FieldProblem("expected a map")
+            return _build(record_cls, value, "record")
+
+        return check_record
     raise TypeError(f"unsupported field type {kind!r}")  # a bug in this module
+
+
+def _incoming(kind: Any, max_: int | None, outgoing: Checker) -> Checker:
+    """The check of a value received from the peer: nil is refused, and maps
+    become :class:`Record` objects."""
+    if isinstance(kind, type) and issubclass(kind, Record):
+        record_cls = kind
+
+        def build_record(value: Any) -> Any:
+            if value is None:
+                raise _FieldProblem("nil is not a value; leave an optional key out instead")
+            if type(value) is not dict:
+                raise _FieldProblem("expected a map")
+            return _build(record_cls, value, "record")
+
+        return build_record
+    if get_origin(kind) is list and isinstance(get_args(kind)[0], type):
+        (item,) = get_args(kind)
+        if issubclass(item, Record):
+            build_item = _incoming(item, None, outgoing)
+            limit = U63 if max_ is None else max_
+
+            def build_records(value: Any) -> Any:
+                if type(value) is not list or len(value) > limit:
+                    raise _FieldProblem("expected a bounded list")
+                return [build_item(v) for v in value]
+
+            return build_records
+
+    def check_value(value: Any) -> Any:
+        if value is None:
+            raise _FieldProblem("nil is not a value; leave an optional key out instead")
+        return outgoing(value)
+
+    return check_value
 
 
 def _specs(cls: type) -> tuple[_FieldSpec, ...]:
@@ -216,6 +299,7 @@ _ALL_TYPES: set[str] = set()
 def frame(cls: type[F]) -> type[F]:
     """Class decorator: register a frame class for the side(s) that receive it."""
     cls._FIELDS = _specs(cls)
+    cls._KEYS = frozenset(s.name for s in cls._FIELDS) | {"t"}
     receivers: tuple[Role, ...] = _RECEIVERS[cls.SENDER]
     for role in receivers:
         key = (role, cls.TYPE)
@@ -227,44 +311,27 @@ def frame(cls: type[F]) -> type[F]:
 
 def record(cls: type[R]) -> type[R]:
     cls._FIELDS = _specs(cls)
+    cls._KEYS = frozenset(s.name for s in cls._FIELDS)
     return cls
 
 
 def _build(cls: type[Any], body: dict[str, Any], what: str) -> Any:
+    """The object of class ``cls`` (a frame, or a record) a received map describes."""
+    keys: frozenset[str] = cls._KEYS
+    if not keys.issuperset(body):
+        unknown = next(k for k in body if k not in keys)
+        raise _FieldProblem(f"unknown key {repr(unknown)[:40]}")
     kwargs: dict[str, Any] = {}
-    known = {s.name for s in cls._FIELDS}
-    for key in body:
-        if key not in known and not (key == "t" and what != "record"):
-            raise _FieldProblem(f"unknown key {repr(key)[:40]}")
     for spec in cls._FIELDS:
-        if spec.name not in body:
-            if spec.required:
-                raise _FieldProblem(f"missing key {spec.name!r}")
-            continue
-        try:
-            kwargs[spec.name] = _from_value(spec, body[spec.name])
-        except _FieldProblem as exc:
-            raise _FieldProblem(f"{spec.name}: {exc}") from None
+        name = spec.name
+        if name in body:
+            try:
+                kwargs[name] = spec.incoming(body[name])
+            except _FieldProblem as exc:
+                raise _FieldProblem(f"{name}: {exc}") from None
+        elif spec.required:
+            raise _FieldProblem(f"missing key {name!r}")
     return cls(**kwargs)
-
-
-def _from_value(spec: _FieldSpec, value: Any) -> Any:
-    if value is None:
-        raise _FieldProblem("nil is not a value; leave an optional key out instead")
-    kind = spec.kind
-    if isinstance(kind, type) and issubclass(kind, Record):
-        if type(value) is not dict:
-            raise _FieldProblem("expected a map")
-        return _build(kind, value, "record")
-    if get_origin(kind) is list and isinstance(get_args(kind)[0], type):
-        (item,) = get_args(kind)
-        if issubclass(item, Record):
-            if type(value) is not list or (spec.max is not None and len(value) > spec.max):
-                raise _FieldProblem("expected a bounded list")
-            return [
-                _from_value(_FieldSpec("item", item, True, None, None, False), v) for v in value
-            ]
-    return spec.check(value)
 
 
 def from_wire(body: dict[str, Any], receiver: Role) -> Frame:
