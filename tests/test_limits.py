@@ -278,7 +278,7 @@ async def test_sendq_at_its_value_is_kept_and_past_it_dropped(make_daemon: Daemo
         await sender.say("r", "x" * 3000)
         if session.closing:
             break
-        most = max(most, session.out_bytes + session.transport.get_write_buffer_size())
+        most = max(most, session.queued + session.transport.get_write_buffer_size())
     assert session.close_code == Code.SENDQ_EXCEEDED
     assert 0 < most <= 64 * 1024  # it was kept while at or under sendq
     await stuck.close()

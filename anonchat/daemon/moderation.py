@@ -64,7 +64,7 @@ def kick(
         room.banned.add(target.uid)
     # Announced while the target is still a member, so it learns it was removed.
     room.presence(target, "ban" if ban else "kick", ts, msg=reason, by=member.nick)
-    del room.members[target]
+    room.remove(target)
     target.rooms.pop(room.key, None)
     if not daemon.drop_if_empty(room):
         after_leave(room, target, ts)

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
 from ..crypto import OwnerChain
-from ..errors import Code
 from ..wire import encode_frame
 
 if TYPE_CHECKING:
@@ -36,7 +35,6 @@ class Member:
     __slots__ = (
         "closing",
         "daemon",
-        "dirty",
         "limits",
         "nick",
         "nick_key",
@@ -47,6 +45,7 @@ class Member:
         "secret_rooms",
         "token_hash",
         "uid",
+        "urgent",
     )
 
     def __init__(self, daemon: Daemon, uid: str, node: str) -> None:
@@ -60,15 +59,20 @@ class Member:
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
         self.closing = False
-        self.out: list[bytes] = []  # frames waiting for this pass's single write
+        # Frames for this member alone (replies), and room frames moved here to
+        # keep their order with those (see Channel.catch_up); written once per pass.
+        self.out: list[bytes] = []
         self.out_bytes = 0
-        self.dirty = False  # on the daemon's list of sessions to flush
+        self.urgent = False  # on the daemon's list of sessions to flush this pass
 
     def send(self, frame: ev.Frame) -> None:
         """Answer this member (only a local session has anyone to answer)."""
 
     def deliver(self, frame_bytes: bytes) -> None:
         """Queue encoded bytes for this member's connection, if it is here."""
+
+    def take(self, frames: list[bytes]) -> None:
+        """Queue a room's frames ahead of what comes next (see Channel.catch_up)."""
 
     def abort(self, code: str) -> None:
         """Drop this member's connection, if it is here."""
@@ -164,13 +168,30 @@ def _is_message(frame: ev.Frame) -> bool:
 
 class Channel:
     """What public and secret rooms share: members, owners, a sequence, a ring,
-    and the modes and bans owners set."""
+    the modes and bans owners set, and the frames of the current pass.
+
+    Fan-out (the daemon's hottest code) does no work per member per event: an
+    event is encoded once and appended to the room's ``log``, the frames
+    carried since the room was last flushed.  When the daemon flushes (once
+    per event-loop pass, see Daemon.flush_rooms) every member is written the
+    log with one write, the very same joined bytes for all who read it from
+    the start.  A member that must get a frame of its own in between (a reply,
+    a frame another room sends it, leaving the room) first takes the log up to
+    that point into its own queue (:meth:`catch_up`); ``cursors`` remembers
+    how far each such member has taken it, so every member sees every event of
+    the room once, in the room's order, and in order with its own replies.
+    """
 
     __slots__ = (
+        "_joined",
+        "_joined_n",
         "banned",
+        "cursors",
+        "daemon",
         "history",
         "last_said",
         "locked",
+        "log",
         "members",
         "owners",
         "ring",
@@ -178,12 +199,13 @@ class Channel:
         "slow",
     )
 
-    def __init__(self, ring: Ring) -> None:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
         self.seq = 0
         # Insertion-ordered: the member list shows who came first.
         self.members: dict[Member, Any] = {}
         self.owners: set[Member] = set()
-        self.ring = ring
+        self.ring = daemon.new_ring()
         self.locked = False  # no new members
         self.slow = 0  # seconds between two messages of a member who is not an owner
         self.history = True  # newcomers get the recent messages
@@ -191,34 +213,76 @@ class Channel:
         self.last_said: dict[
             Member, int
         ] = {}  # log time (ms) of each one's last message, for slow mode
+        self.log: list[bytes] = []  # frames broadcast since the last flush
+        self.cursors: dict[Member, int] = {}  # how much of ``log`` a member has taken (else 0)
+        self._joined = b""  # b"".join(log[:_joined_n]), made once for all members
+        self._joined_n = 0
 
     def next_seq(self) -> int:
         self.seq += 1
         return self.seq
 
     def broadcast(self, frame: ev.Frame, exclude: Member | None = None) -> None:
-        """Encode ``frame`` once, keep it in the ring, queue the same bytes for every member."""
+        """Encode ``frame`` once, keep it in the ring, and add it to this pass's log."""
         data = encode_frame(frame.to_wire())
         seq: int = getattr(frame, "seq", 0)
         self.ring.add(seq, _is_message(frame), data)
-        # Delivering never changes membership (a dropped member leaves later), so
-        # the dict is walked as it is, without a copy.  Session.deliver, inlined:
-        # this loop runs once per member per event, the daemon's hottest code.
-        size = len(data)
-        for member in self.members:
-            if member is exclude or member.closing:
-                continue
-            member.out.append(data)
-            member.out_bytes += size
-            if member.out_bytes > member.limits.sendq:
-                member.abort(Code.SENDQ_EXCEEDED)
-            elif not member.dirty:
-                member.dirty = True
-                member.daemon.mark_dirty(member)
+        log = self.log
+        if not log:
+            self.daemon.room_to_flush(self)
+        if exclude is not None and exclude in self.members:
+            self.catch_up(exclude)
+            log.append(data)
+            self.cursors[exclude] = len(log)  # it skips this one
+        else:
+            log.append(data)
+
+    def catch_up(self, member: Member) -> None:
+        """Move the frames ``member`` has not taken of this pass's log to its own
+        queue: before a frame of its own, or before it leaves the room."""
+        log = self.log
+        start = self.cursors.get(member, 0)
+        if start < len(log):
+            self.cursors[member] = len(log)
+            member.take(log[start:])
+
+    def pending(self, member: Member) -> list[bytes]:
+        """The frames of this pass ``member`` has not taken yet."""
+        return self.log[self.cursors.get(member, 0) :]
+
+    def joined(self) -> bytes:
+        """The whole log as one buffer, joined once for every member that needs it all."""
+        if self._joined_n != len(self.log):
+            self._joined = b"".join(self.log)
+            self._joined_n = len(self.log)
+        return self._joined
+
+    def flushed(self) -> None:
+        """Every member was written the log: start the next pass's."""
+        self.log = []
+        self.cursors.clear()
+        self._joined, self._joined_n = b"", 0
+
+    def add(self, member: Member, value: Any) -> None:
+        """A newcomer, last in the member list: it gets the events from now on."""
+        self.members[member] = value
+        if self.log:
+            self.cursors[member] = len(self.log)
+
+    def remove(self, member: Member) -> None:
+        """``member`` leaves (or is removed): it is still sent what came before."""
+        self.catch_up(member)
+        self.cursors.pop(member, None)
+        self.members.pop(member, None)
+        self.owners.discard(member)
+        self.last_said.pop(member, None)
 
     def replace_member(self, old: Member, new: Member) -> None:
         """A resumed session takes the place (and the order) of the one it resumes."""
         self.members = {(new if m is old else m): v for m, v in self.members.items()}
+        self.cursors.pop(old, None)
+        if self.log:
+            self.cursors[new] = len(self.log)  # what it missed comes from the ring
         if old in self.owners:
             self.owners.discard(old)
             self.owners.add(new)
@@ -234,8 +298,8 @@ class Room(Channel):
 
     __slots__ = ("key", "name", "topic")
 
-    def __init__(self, name: str, key: str, ring: Ring, topic: str = "") -> None:
-        super().__init__(ring)
+    def __init__(self, daemon: Daemon, name: str, key: str, topic: str = "") -> None:
+        super().__init__(daemon)
         self.name = name
         self.key = key
         self.topic = topic
@@ -298,8 +362,10 @@ class SecretRoom(Channel):
 
     __slots__ = ("auth", "chain", "grants", "mode", "owner_tag", "rid")
 
-    def __init__(self, rid: bytes, auth: bytes, ring: Ring, owner: bytes, owner_tag: bytes) -> None:
-        super().__init__(ring)
+    def __init__(
+        self, daemon: Daemon, rid: bytes, auth: bytes, owner: bytes, owner_tag: bytes
+    ) -> None:
+        super().__init__(daemon)
         self.rid = rid
         self.auth = auth
         self.chain = OwnerChain(rid, owner)

@@ -64,9 +64,7 @@ def act(
 
 def drop_secret(daemon: Daemon, member: Member, room: SecretRoom) -> None:
     """Out of a secret room: left, or removed by an owner (announced already)."""
-    room.members.pop(member, None)
-    room.owners.discard(member)
-    room.last_said.pop(member, None)
+    room.remove(member)
     member.secret_rooms.pop(room.rid, None)
     daemon.drop_secret_if_empty(room)
 

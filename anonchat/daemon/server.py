@@ -27,15 +27,16 @@ from .bus import Bus, make_bus
 from .config import Config, metrics_address
 from .limits import AddressCounter
 from .metrics import Stats
-from .rooms import Member, Ring, Room, SecretRoom, fit
+from .rooms import Channel, Member, Ring, Room, SecretRoom, fit
 from .session import Session
 
 log = logging.getLogger("anonchat.daemon")
 
-#: A flush that writes to this many sessions or more means fan-out is busy: the
-#: next flush waits FLUSH_DELAY seconds, so each write carries more frames.
+#: A flush of rooms that writes to this many sessions or more means fan-out is
+#: busy: the next one waits FLUSH_DELAY seconds, so each write carries more
+#: frames (replies are never delayed: see Daemon.mark_urgent).
 BUSY_FLUSH = 64
-FLUSH_DELAY = 0.0005
+FLUSH_DELAY = 0.002
 
 #: How long shutdown waits for sessions to flush their goodbye.
 SHUTDOWN_GRACE = 5.0
@@ -71,7 +72,8 @@ class Daemon:
         self._metrics: asyncio.Server | None = None
         self._next_sid = 0
         self._busy = False  # the last flush was large (see BUSY_FLUSH)
-        self._dirty: list[Member] = []  # sessions with output waiting for this pass
+        self._rooms_to_flush: list[Channel] = []  # rooms with frames for members
+        self._urgent: list[Member] = []  # sessions with frames of their own waiting
         self._stopped = asyncio.Event()
         self._all_gone: asyncio.Event | None = None  # set when the last session ends (shutdown)
         # Every session's transport reads into this one buffer; each read is
@@ -189,20 +191,40 @@ class Daemon:
         self.members[session.uid] = session
         log.debug("session %d opened (%d connected)", session.sid, len(self.sessions))
 
-    def mark_dirty(self, session: Member) -> None:
-        """Have ``session`` flushed at the end of this event-loop pass (one write each)."""
-        if not self._dirty:
+    def room_to_flush(self, room: Channel) -> None:
+        """``room`` carried its first frame since its last flush: have its members
+        written at the end of this pass (or FLUSH_DELAY later when fan-out is busy)."""
+        if not self._rooms_to_flush:
             loop = asyncio.get_running_loop()
             if self._busy:
-                loop.call_later(FLUSH_DELAY, self._flush_dirty)
+                loop.call_later(FLUSH_DELAY, self.flush_rooms)
             else:
-                loop.call_soon(self._flush_dirty)
-        self._dirty.append(session)
+                loop.call_soon(self.flush_rooms)
+        self._rooms_to_flush.append(room)
 
-    def _flush_dirty(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        self._busy = len(dirty) >= BUSY_FLUSH
-        for session in dirty:
+    def flush_rooms(self) -> None:
+        """Write every member of the rooms that carried frames (one write each)."""
+        rooms, self._rooms_to_flush = self._rooms_to_flush, []
+        written = 0
+        for room in rooms:
+            for member in room.members:
+                if not member.closing:
+                    member.flush()
+                    written += 1
+            room.flushed()
+        self._busy = written >= BUSY_FLUSH
+
+    def mark_urgent(self, session: Member) -> None:
+        """Have ``session`` (a frame of its own waits: a reply, most often) written
+        at the end of this pass, even while room flushes are delayed: a sender's
+        ``ok`` is what lets it send on."""
+        if not self._urgent:
+            asyncio.get_running_loop().call_soon(self._flush_urgent)
+        self._urgent.append(session)
+
+    def _flush_urgent(self) -> None:
+        urgent, self._urgent = self._urgent, []
+        for session in urgent:
             session.flush()
 
     def forget(self, session: Session) -> None:

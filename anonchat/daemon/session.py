@@ -253,21 +253,36 @@ class Session(Member, asyncio.BufferedProtocol):
 
     # -- output ------------------------------------------------------------
 
-    # Fan-out is the hot path: a room event is encoded once and its bytes are
-    # appended here for every member; the daemon writes each session's
-    # frames with one call per event-loop pass (Daemon._flush_dirty).
+    # Fan-out is the hot path: a room event is encoded once and added to the
+    # room's log; each member is written the room's frames with its own ones,
+    # in order, with one call per event-loop pass (Daemon.flush_rooms,
+    # Daemon.mark_urgent; see Channel in rooms.py).
 
     def deliver(self, frame_bytes: bytes) -> None:
-        """Queue encoded bytes (a room event, or a reply) for this pass's write."""
+        """Queue encoded bytes of this session's own (a reply, a replayed event)
+        for this pass's write, after the room frames that came before them."""
         if self.closing:
             return
+        for rooms in (self.rooms, self.secret_rooms):
+            for room in rooms.values():
+                if room.log:
+                    room.catch_up(self)
         self.out.append(frame_bytes)
-        self.out_bytes += len(frame_bytes)
+        self._queued(len(frame_bytes))
+
+    def take(self, frames: list[bytes]) -> None:
+        if self.closing:
+            return
+        self.out += frames
+        self._queued(sum(map(len, frames)))
+
+    def _queued(self, size: int) -> None:
+        self.out_bytes += size
         if self.out_bytes > self.limits.sendq:
             self.abort(Code.SENDQ_EXCEEDED)
-        elif not self.dirty:
-            self.dirty = True
-            self.daemon.mark_dirty(self)
+        elif not self.urgent:
+            self.urgent = True
+            self.daemon.mark_urgent(self)
 
     def send(self, frame: ev.Frame) -> None:
         if self.closing:
@@ -284,23 +299,54 @@ class Session(Member, asyncio.BufferedProtocol):
         if data:
             self.deliver(data)
 
+    @property
+    def queued(self) -> int:
+        """Bytes waiting for this session's next write (its own and its rooms')."""
+        rooms = [*self.rooms.values(), *self.secret_rooms.values()]
+        return self.out_bytes + sum(len(f) for r in rooms for f in r.pending(self))
+
     def flush(self) -> None:
-        """Write everything queued, once; drop a reader whose backlog passed ``sendq``."""
-        self.dirty = False
-        out = self.out
-        if not out:
+        """Write everything queued, once: its own frames in order with its rooms'
+        frames of this pass; drop a reader whose backlog passed ``sendq``."""
+        self.urgent = False
+        if self.closing:
+            self.out, self.out_bytes = [], 0
             return
-        queued = self.out_bytes
-        self.out, self.out_bytes = [], 0
+        out = self.out
+        data = b""  # a room's joined log, shared with the other members
+        for rooms in (self.rooms, self.secret_rooms):
+            for room in rooms.values():
+                log = room.log
+                if not log:
+                    continue
+                cursors = room.cursors
+                start = cursors.get(self, 0)
+                if start >= len(log):
+                    continue
+                cursors[self] = len(log)
+                if not start and not out and not data:
+                    data = room.joined()  # the common case: one room, nothing else
+                    continue
+                if data:
+                    out.append(data)
+                    data = b""
+                out += log[start:] if start else log
+        if out:
+            if data:
+                out.append(data)
+            data = out[0] if len(out) == 1 else b"".join(out)
+            self.out, self.out_bytes = [], 0
+        elif not data:
+            return
         transport = self.transport
         if transport.is_closing():
             return
-        if queued + transport.get_write_buffer_size() > self.limits.sendq:
+        if len(data) + transport.get_write_buffer_size() > self.limits.sendq:
             self.abort(Code.SENDQ_EXCEEDED)  # ours and the kernel transport's, together
             return
         # One buffer, one write: under TLS one record per pass, not one per frame
         # (the SSL transports encrypt each buffer of writelines() apart).
-        transport.write(out[0] if len(out) == 1 else b"".join(out))
+        transport.write(data)
 
     def _flush(self) -> None:
         """Write now (before closing), outside the per-pass flush."""

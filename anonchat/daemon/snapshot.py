@@ -73,18 +73,18 @@ def load(daemon: Daemon, data: bytes) -> bytes:
         if token_hash:
             daemon.tokens[token_hash] = member
     for name, topic, uids, channel in body["rooms"]:
-        room = Room(name, name_key(name), daemon.new_ring(), topic)
+        room = Room(daemon, name, name_key(name), topic)
         for uid in uids:
             member = by_uid[uid]
-            room.members[member] = None
+            room.add(member, None)
             member.rooms[room.key] = room
         _load_channel(room, channel, by_uid)
         daemon.rooms[room.key] = room
     for rid, auth, owner, tag, keyed, channel, acts, banned, grants, mode in body["secret"]:
-        secret = SecretRoom(rid, auth, daemon.new_ring(), owner, tag)
+        secret = SecretRoom(daemon, rid, auth, owner, tag)
         for uid, key in keyed:
             member = by_uid[uid]
-            secret.members[member] = key
+            secret.add(member, key)
             member.secret_rooms[rid] = secret
         _load_channel(secret, channel, by_uid)
         secret.grants = [ev.OwnerAct(**g) for g in grants]

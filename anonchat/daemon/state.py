@@ -193,7 +193,7 @@ def _create(daemon: Daemon, member: Member, ts: int, rid: int, name: str, topic:
         raise RequestError(Code.ROOM_EXISTS, f"the room {daemon.rooms[key].name} already exists")
     if len(daemon.rooms) >= daemon.config.limits.max_rooms:
         raise RequestError(Code.TOO_MANY_ROOMS, "the server holds as many rooms as it may")
-    room = Room(name, key, daemon.new_ring(), topic)
+    room = Room(daemon, name, key, topic)
     daemon.rooms[key] = room
     _enter(daemon, member, room, ts, rid, owner=True)
 
@@ -249,7 +249,7 @@ def _enter(daemon: Daemon, member: Member, room: Room, ts: int, rid: int, owner:
 
 def _seat(channel: Room | SecretRoom, member: Member, value: Any, owner: bool) -> None:
     """A newcomer takes the last place in the member list (``value``: its key, if any)."""
-    channel.members[member] = value
+    channel.add(member, value)
     if owner:
         channel.owners.add(member)
 
@@ -278,8 +278,7 @@ def _leave(daemon: Daemon, member: Member, ts: int, rid: int, name: str) -> None
 def leave_room(
     daemon: Daemon, member: Member, room: Room, kind: str, ts: int, msg: str | None = None
 ) -> None:
-    del room.members[member]
-    room.owners.discard(member)
+    room.remove(member)
     member.rooms.pop(room.key, None)
     if not daemon.drop_if_empty(room):
         room.presence(member, kind, ts, msg=msg)
@@ -322,7 +321,7 @@ def _secret_create(
         raise RequestError(Code.ROOM_EXISTS, "a secret room with this name and passphrase exists")
     if len(daemon.secret_rooms) >= daemon.config.limits.max_rooms:
         raise RequestError(Code.TOO_MANY_ROOMS, "the server holds as many rooms as it may")
-    room = SecretRoom(room_id, auth, daemon.new_ring(), owner_key, owner_tag)
+    room = SecretRoom(daemon, room_id, auth, owner_key, owner_tag)
     daemon.secret_rooms[room_id] = room
     _enter_secret(daemon, member, room, ts, rid, sender, owner=True)
 

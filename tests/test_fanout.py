@@ -1,0 +1,211 @@
+"""Fan-out within one event-loop pass: the room's log of the pass, shared by
+its members (Channel in anonchat/daemon/rooms.py), must give every member
+every event of the room once, in the room's order, and in order with the
+member's own replies - also when it joins, leaves, is kicked or resumes in
+the middle of a pass.
+
+Several frames written with one write are read and handled by the daemon in
+one pass, so these tests put the interesting moments inside one pass by
+sending them together, over real sockets to a real daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from anonchat import events as ev
+from anonchat.client import Client
+from anonchat.daemon import Daemon, server
+from anonchat.wire import encode_body
+
+from .conftest import DaemonFactory
+from .helpers import RawPeer, dial, hello_bytes
+
+
+def raw(frame: ev.Frame) -> bytes:
+    return encode_body(frame.to_wire())
+
+
+async def member(daemon: Daemon, nick: str, room: str, create: bool = False) -> RawPeer:
+    """A raw peer that said hello and is in ``room`` (its replies read and kept)."""
+    peer = await RawPeer.open(daemon)
+    enter = ev.Create(id=1, room=room) if create else ev.Join(id=1, room=room)
+    await peer.send(hello_bytes(nick) + raw(enter))
+    await until(peer, lambda fs: any(isinstance(f, ev.Joined | ev.Error) for f in fs))
+    assert any(isinstance(f, ev.Joined) for f in peer.frames), peer.frames
+    return peer
+
+
+async def until(peer: RawPeer, done: Callable[[list[ev.Frame]], bool], timeout: float = 10) -> None:
+    async with asyncio.timeout(timeout):
+        while not done(peer.frames):
+            await peer.read_frame(timeout)
+
+
+def texts(frames: list[ev.Frame], room: str = "r") -> list[str]:
+    return [f.text for f in frames if isinstance(f, ev.Msg) and f.room == room]
+
+
+def seqs(frames: list[ev.Frame], room: str = "r") -> list[int]:
+    return [f.seq for f in frames if isinstance(f, ev.Msg | ev.Presence) and f.room == room]
+
+
+def assert_gapless(numbers: list[int]) -> None:
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers
+
+
+async def test_a_burst_reaches_every_member_once_in_order_with_the_senders_oks(
+    daemon: Daemon,
+) -> None:
+    a = await member(daemon, "a", "r", create=True)
+    b = await member(daemon, "b", "r")
+    c = await member(daemon, "c", "r")
+    start = len(a.frames)
+    await a.send(b"".join(raw(ev.Say(id=10 + n, room="r", text=f"m{n}")) for n in range(60)))
+    expected = [f"m{n}" for n in range(60)]
+    for peer in (a, b, c):
+        await until(peer, lambda fs: len(texts(fs)) >= 60)
+        assert texts(peer.frames) == expected
+    await until(a, lambda fs: sum(isinstance(f, ev.Ok) for f in fs[start:]) == 60)
+    # The sender sees its message, then the ok that numbers it, every time.
+    mine = [f for f in a.frames[start:] if isinstance(f, ev.Msg | ev.Ok)]
+    for n in range(60):
+        msg, ok = mine[2 * n], mine[2 * n + 1]
+        assert isinstance(msg, ev.Msg) and isinstance(ok, ev.Ok)
+        assert msg.text == f"m{n}" and ok.id == 10 + n and ok.seq == msg.seq
+
+
+async def test_leaving_in_the_middle_of_a_pass_still_delivers_what_came_before(
+    daemon: Daemon,
+) -> None:
+    owner = await member(daemon, "owner", "r", create=True)
+    leaver = await member(daemon, "leaver", "r")
+    start = len(leaver.frames)
+    burst = [ev.Say(id=10 + n, room="r", text=f"m{n}") for n in range(5)]
+    await leaver.send(b"".join(map(raw, [*burst, ev.Leave(id=99, room="r")])))
+    await until(leaver, lambda fs: any(isinstance(f, ev.Ok) and f.id == 99 for f in fs))
+    got = leaver.frames[start:]
+    assert texts(got) == [f"m{n}" for n in range(5)]
+    assert isinstance(got[-1], ev.Ok) and got[-1].id == 99  # the leave's ok comes last
+    await until(owner, lambda fs: any(isinstance(f, ev.Presence) for f in fs[2:]))
+    await until(owner, lambda fs: len(texts(fs)) == 5)
+    left = [f for f in owner.frames if isinstance(f, ev.Presence) and f.kind == "leave"]
+    assert [p.nick for p in left] == ["leaver"]
+    assert left[0].seq > max(seqs(owner.frames[:-1]))  # after the five messages
+    # Nothing of the room reaches it after it left.
+    await owner.send(raw(ev.Say(id=50, room="r", text="after")))
+    await until(owner, lambda fs: "after" in texts(fs))
+    await leaver.send(raw(ev.Ping(n=7)))
+    await until(leaver, lambda fs: isinstance(fs[-1], ev.Pong))
+    assert "after" not in texts(leaver.frames)
+
+
+async def test_a_member_kicked_in_the_middle_of_a_pass_learns_it_after_the_messages_before(
+    daemon: Daemon,
+) -> None:
+    owner = await member(daemon, "owner", "r", create=True)
+    target = await member(daemon, "target", "r")
+    start = len(target.frames)
+    frames = [ev.Say(id=10, room="r", text="before"), ev.Kick(id=11, room="r", nick="target")]
+    await owner.send(b"".join(map(raw, [*frames, ev.Say(id=12, room="r", text="after")])))
+    await until(owner, lambda fs: "after" in texts(fs))
+    await until(target, lambda fs: any(isinstance(f, ev.Presence) for f in fs[start:]))
+    await target.send(raw(ev.Ping(n=7)))
+    await until(target, lambda fs: isinstance(fs[-1], ev.Pong))
+    got = [f for f in target.frames[start:] if isinstance(f, ev.Msg | ev.Presence)]
+    assert [type(f) for f in got] == [ev.Msg, ev.Presence]
+    assert got[0].text == "before"  # type: ignore[union-attr]
+    assert got[1].kind == "kick" and got[1].by == "owner"  # type: ignore[union-attr]
+
+
+@pytest.mark.usefixtures("slow_flush")
+async def test_joining_during_a_flood_gets_each_later_event_once_and_no_earlier_one(
+    make_daemon: DaemonFactory,
+) -> None:
+    daemon = await make_daemon(history=0)
+    flooder = await member(daemon, "flooder", "r", create=True)
+    flood = b"".join(raw(ev.Say(id=10 + n, room="r", text=f"m{n}")) for n in range(400))
+    task = asyncio.create_task(flooder.send(flood))
+    joiner = await member(daemon, "joiner", "r")
+    await task
+    await until(flooder, lambda fs: len(texts(fs)) == 400)
+    joined = next(f for f in joiner.frames if isinstance(f, ev.Joined))
+    last = max(seqs(flooder.frames))
+    if joined.seq < last:
+        await until(joiner, lambda fs: bool(seqs(fs)) and max(seqs(fs)) == last)
+    live = seqs(joiner.frames)
+    assert all(s > joined.seq for s in live)
+    if live:
+        assert live[0] == joined.seq + 1
+        assert_gapless(live)
+
+
+async def test_one_member_in_two_rooms_gets_each_rooms_burst_in_order(daemon: Daemon) -> None:
+    a = await member(daemon, "a", "r", create=True)
+    await a.send(raw(ev.Create(id=2, room="s")))
+    await until(a, lambda fs: sum(isinstance(f, ev.Joined) for f in fs) == 2)
+    b = await member(daemon, "b", "r")
+    await b.send(raw(ev.Join(id=2, room="s")))
+    await until(b, lambda fs: sum(isinstance(f, ev.Joined) for f in fs) == 2)
+    burst = [ev.Say(id=10 + n, room="rs"[n % 2], text=f"m{n}") for n in range(40)]
+    await a.send(b"".join(map(raw, burst)))
+    await until(b, lambda fs: len(texts(fs, "r")) + len(texts(fs, "s")) == 40)
+    assert texts(b.frames, "r") == [f"m{n}" for n in range(0, 40, 2)]
+    assert texts(b.frames, "s") == [f"m{n}" for n in range(1, 40, 2)]
+    for room in "rs":
+        assert_gapless(seqs(b.frames, room)[1:])  # after its own join
+
+
+@pytest.fixture
+def slow_flush(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Room flushes wait 20 ms once busy (from the first one on): a room's log of
+    the pass then holds frames most of the time, so what the test does next lands
+    in the middle of a pass."""
+    monkeypatch.setattr(server, "BUSY_FLUSH", 1)
+    monkeypatch.setattr(server, "FLUSH_DELAY", 0.02)
+
+
+@pytest.mark.usefixtures("slow_flush")
+async def test_resuming_during_a_flood_loses_nothing_and_repeats_nothing(
+    make_daemon: DaemonFactory,
+) -> None:
+    total = 600
+    daemon = await make_daemon(resume_window=30, ring_frames=2 * total, ring_bytes=1 << 20)
+    flooder = await member(daemon, "flooder", "r", create=True)
+    reader = await dial(daemon, "reader")
+    await reader.join("r")
+    flood = [raw(ev.Say(id=10 + n, room="r", text=f"m{n}")) for n in range(total)]
+    seen: list[int] = []
+
+    async def read(client: Client, until: int) -> None:
+        async with asyncio.timeout(20):
+            async for frame in client.events():
+                if isinstance(frame, ev.Msg):
+                    seen.append(frame.seq)
+                    if len(seen) == until:
+                        return
+
+    await flooder.send(b"".join(flood[: total // 2]))
+    await read(reader, 50)
+    reader._writer.transport.abort()  # the network goes away, mid-flood
+    async with asyncio.timeout(5):
+        while reader.closed is None:
+            await asyncio.sleep(0.01)
+    # What reached the client before the break is what it tells the daemon it saw.
+    seen += [f.seq for f in reader.events_nowait() if isinstance(f, ev.Msg)]
+
+    async def go_on() -> None:  # the flood goes on while it resumes, a few at a time
+        for n in range(total // 2, total, 5):
+            await flooder.send(b"".join(flood[n : n + 5]))
+
+    flooding = asyncio.create_task(go_on())
+    again = await Client.connect("127.0.0.1", daemon.port, pin=daemon.pin, resume=reader)
+    await flooding
+    assert again.resumed
+    await read(again, total)
+    assert_gapless(seen)
+    assert len(set(seen)) == total
+    await again.close()
