@@ -14,13 +14,13 @@ command it submitted is not yet applied (several nodes: the frames left of
 that read wait for it), and while its byte bucket is in debt (pacing, see
 limits.py); it resumes when nothing holds it any more.
 
-Writes are coalesced: whatever is queued for a session during one pass of the
-event loop (its own replies and every room's fan-out) is a list of encoded
-frames in ``Session.out``, joined and written with one ``transport.write`` when the
-daemon flushes its dirty sessions (one ``call_soon`` per pass for all of
-them).  The session never waits for its peer to read: if the bytes waiting
-for it exceed the ``sendq`` limit it is dropped with ``sendq_exceeded``, so a
-slow reader costs only itself.
+Writes are coalesced: whatever is for a session during one pass of the event
+loop (its own replies in ``Session.out``, and what its rooms carried, in
+each room's log of the pass: see ``Channel`` in rooms.py) is written with one
+``transport.write`` when the daemon flushes (one ``call_soon`` per pass for
+all sessions).  The session never waits for its peer to read: if the bytes
+waiting for it exceed the ``sendq`` limit it is dropped with
+``sendq_exceeded``, so a slow reader costs only itself.
 
 Logs name a session by a counter, never by its address, and never contain
 message text.
