@@ -45,6 +45,12 @@ async def until(peer: RawPeer, done: Callable[[list[ev.Frame]], bool], timeout: 
             await peer.read_frame(timeout)
 
 
+async def settle(peer: RawPeer) -> None:
+    """Everything the daemon sent before a pong has arrived once the pong has."""
+    await peer.send(raw(ev.Ping(n=7)))
+    await until(peer, lambda fs: isinstance(fs[-1], ev.Pong))
+
+
 def texts(frames: list[ev.Frame], room: str = "r") -> list[str]:
     return [f.text for f in frames if isinstance(f, ev.Msg) and f.room == room]
 
@@ -98,8 +104,7 @@ async def test_leaving_in_the_middle_of_a_pass_still_delivers_what_came_before(
     # Nothing of the room reaches it after it left.
     await owner.send(raw(ev.Say(id=50, room="r", text="after")))
     await until(owner, lambda fs: "after" in texts(fs))
-    await leaver.send(raw(ev.Ping(n=7)))
-    await until(leaver, lambda fs: isinstance(fs[-1], ev.Pong))
+    await settle(leaver)
     assert "after" not in texts(leaver.frames)
 
 
@@ -113,8 +118,7 @@ async def test_a_member_kicked_in_the_middle_of_a_pass_learns_it_after_the_messa
     await owner.send(b"".join(map(raw, [*frames, ev.Say(id=12, room="r", text="after")])))
     await until(owner, lambda fs: "after" in texts(fs))
     await until(target, lambda fs: any(isinstance(f, ev.Presence) for f in fs[start:]))
-    await target.send(raw(ev.Ping(n=7)))
-    await until(target, lambda fs: isinstance(fs[-1], ev.Pong))
+    await settle(target)
     got = [f for f in target.frames[start:] if isinstance(f, ev.Msg | ev.Presence)]
     assert [type(f) for f in got] == [ev.Msg, ev.Presence]
     assert got[0].text == "before"  # type: ignore[union-attr]
