@@ -69,6 +69,31 @@ def _reply_id(frame: ev.Frame) -> int | None:
     return None
 
 
+class Pacer:
+    """The daemon's message bucket, mirrored: ``burst`` messages at once, then
+    one per ``interval`` seconds, with a margin (one message fewer, 5 % slower)
+    for the network's jitter.  Messages (``say``, sealed messages, secret-room
+    owner actions) wait for their turn here rather than be refused by the
+    daemon: a refusal costs a strike, and a refused sealed message has used up
+    its counter, so the others in the room would see "1 message missing"."""
+
+    def __init__(self, burst: int, interval: float) -> None:
+        self.burst = max(1, burst - 1)
+        self.interval = interval * 1.05
+        self._tokens = float(self.burst)
+        self._stamp = time.monotonic()
+
+    def reserve(self) -> float:
+        """Take the next turn; return how many seconds to wait before using it."""
+        if self.interval <= 0:
+            return 0.0  # a daemon that did not say
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) / self.interval)
+        self._stamp = now
+        self._tokens -= 1
+        return 0.0 if self._tokens >= 0 else -self._tokens * self.interval
+
+
 class Client(SecretRooms):
     """A connected, greeted client session.  Create it with :meth:`connect`."""
 
@@ -99,6 +124,11 @@ class Client(SecretRooms):
         self.rooms: dict[str, str] = {}  # public rooms joined: key -> name
         self._seen: dict[str, int] = {}  # public room key -> last seq received
         self._secret_seen: dict[bytes, int] = {}  # secret room id -> last seq received
+        # Wait for the daemon's message rate rather than be refused (False: be refused).
+        self.pace = True
+        self._pacer = Pacer(hello.msg_burst, hello.msg_interval_us / 1_000_000)
+        self._said_at: dict[bytes, float] = {}  # secret room id -> our last message accepted
+        self._tasks: set[asyncio.Task[None]] = set()
         self._reader_task = asyncio.create_task(self._read_loop(), name="anonchat-client-reader")
 
     # -- connecting ----------------------------------------------------------
@@ -267,6 +297,7 @@ class Client(SecretRooms):
         except InvalidName as exc:
             code = Code.TEXT_TOO_LONG if "limit" in str(exc) else Code.TEXT_INVALID
             raise RequestError(code, str(exc)) from None
+        await self._message_turn()
         reply = await self._request(ev.Say(id=self._next_id(), room=room, text=text, me=me), ev.Ok)
         assert reply.seq is not None
         return reply.seq
@@ -389,6 +420,13 @@ class Client(SecretRooms):
 
     def _next_id(self) -> int:
         return next(self._ids)
+
+    async def _message_turn(self) -> None:
+        """Wait until the daemon's message rate lets one more message through."""
+        if self.pace:
+            wait = self._pacer.reserve()
+            if wait > 0:
+                await asyncio.sleep(wait)
 
     async def _request(self, frame: ev.Frame, expect: type[T]) -> T:
         fut: asyncio.Future[ev.Frame] = asyncio.get_running_loop().create_future()
@@ -527,6 +565,8 @@ class Client(SecretRooms):
                 await asyncio.wait_for(asyncio.shield(self._reader_task), timeout)
         self._set_closed("closed", "the connection is closed")
         self._writer.close()
+        for task in list(self._tasks):  # answers to newcomers still waiting for their turn
+            task.cancel()
         if not self._reader_task.done():
             self._reader_task.cancel()
         with contextlib.suppress(BaseException):

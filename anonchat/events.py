@@ -558,6 +558,10 @@ class ServerHello(Frame):
     ``token`` lets a client that loses its connection resume this session
     within ``resume_window`` seconds (``resume`` in the next client hello);
     ``resumed`` says whether this connection did resume one.
+    ``msg_burst`` and ``msg_interval_us`` are the message rate limit (that many
+    messages at once, then one per that many microseconds; 0: not told), so
+    a client can pace itself rather than be refused: a refused sealed message
+    would still have used up its counter.
     """
 
     TYPE = "hello"
@@ -572,6 +576,8 @@ class ServerHello(Frame):
     token: Token
     resumed: bool = False
     resume_window: int = 0
+    msg_burst: int = 0
+    msg_interval_us: int = 0
 
 
 @frame

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -37,9 +39,13 @@ class SecretRooms:
         _secret_by_id: dict[bytes, SecretChannel]
         _sealers: dict[bytes, Sealer]
         _secret_seen: dict[bytes, int]
+        _said_at: dict[bytes, float]
+        _tasks: set[asyncio.Task[None]]
         _events: asyncio.Queue[ev.Frame | SecretEvent | None]
 
         def _next_id(self) -> int: ...
+
+        async def _message_turn(self) -> None: ...
 
         async def _request(self, frame: ev.Frame, expect: type[T]) -> T: ...
 
@@ -151,16 +157,39 @@ class SecretRooms:
         except InvalidName as exc:
             code = Code.TEXT_TOO_LONG if "limit" in str(exc) else Code.TEXT_INVALID
             raise RequestError(code, str(exc)) from None
-        return await self._send_sealed(self.secret_channel(name), text, "me" if me else "msg")
+        channel = self.secret_channel(name)
+        self._check_slow(channel)
+        return await self._send_sealed(channel, text, "me" if me else "msg")
+
+    def _check_slow(self, channel: SecretChannel) -> None:
+        """Slow mode, checked before sealing: a message the daemon refuses would
+        have used up its counter, and the others would see it as missing.  The
+        wait counts from our last message's ``ok``, which came after the daemon
+        took its turn, so this never lets through what the daemon refuses."""
+        if not channel.slow or channel.chain is None or channel.chain.may_act(self.identity.public):
+            return
+        last = self._said_at.get(channel.rid)
+        wait = 0.0 if last is None else last + channel.slow - time.monotonic()
+        if wait > 0:
+            message = f"this room is in slow mode: wait {math.ceil(wait)} s"
+            raise RequestError(Code.SLOW_MODE, message)
 
     async def _send_sealed(self, channel: SecretChannel, text: str, kind: str) -> int:
+        await self._message_turn()  # before sealing: a refusal would cost the counter
         try:
             frame = channel.seal(self.nick, text, kind)
         except CryptoError as exc:
             raise RequestError(Code.TEXT_TOO_LONG, exc.message) from None
         reply = await self._request(replace(frame, id=self._next_id()), ev.Ok)
         assert reply.seq is not None
+        if kind in ("msg", "me"):
+            self._said_at[channel.rid] = time.monotonic()
         return reply.seq
+
+    async def _answer_hello(self, channel: SecretChannel) -> None:
+        """Tell a newcomer we are here (a ``here`` sealed message), in our turn."""
+        with contextlib.suppress(CryptoError, ConnectionClosed, ProtocolError, RequestError):
+            await self._send_sealed(channel, "", "here")
 
     def _secret_event(self, frame: ev.Sealed | ev.SecretPresence | ev.SecretActed) -> None:
         channel = self._secret_by_id.get(frame.room)
@@ -177,8 +206,9 @@ class SecretRooms:
         else:
             events, answer = channel.receive(frame)
             if answer:
-                with contextlib.suppress(CryptoError, ConnectionClosed, ProtocolError):
-                    self._send(replace(channel.seal(self.nick, "", "here"), id=self._next_id()))
+                task = asyncio.get_running_loop().create_task(self._answer_hello(channel))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         for event in events:
             self._events.put_nowait(event)
 
@@ -213,6 +243,7 @@ class SecretRooms:
         self, channel: SecretChannel, kind: str, target: bytes | None = None, **modes: Any
     ) -> None:
         for attempt in (1, 2):
+            await self._message_turn()  # an owner action takes a message token too
             act = channel.sign_act(kind, target, **modes)
             try:
                 await self._request(

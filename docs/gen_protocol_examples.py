@@ -116,6 +116,8 @@ EXAMPLES: dict[str, list[ev.Frame]] = {
             challenge=CHALLENGE,
             token=TOKEN,
             resume_window=int(Limits().resume_window),
+            msg_burst=Limits().msg_burst,
+            msg_interval_us=round(1_000_000 / Limits().msg_rate),
         )
     ],
     "hello-server-resumed": [

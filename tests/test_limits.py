@@ -118,6 +118,7 @@ async def test_a_flood_past_the_strikes_is_closed(make_daemon: DaemonFactory) ->
 async def test_sealed_messages_share_the_message_bucket(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon(msg_burst=3, msg_rate=0.1)
     alice = await dial(daemon, "alice")
+    alice.pace = False  # refused, not paced: this is the daemon's bucket
     # Creating takes two: the owner's grant of her own session key, and her hello seal.
     await alice.create_secret("s", "correct horse battery staple")
     await alice.say_secret("s", "one")  # the third
@@ -130,6 +131,7 @@ async def test_sealed_messages_share_the_message_bucket(make_daemon: DaemonFacto
 async def test_secret_owner_actions_share_the_message_bucket(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon(msg_burst=3, msg_rate=0.1)
     alice = await dial(daemon, "alice")
+    alice.pace = False  # refused, not paced: this is the daemon's bucket
     await alice.create_secret("s", "correct horse battery staple")  # grant and hello: two
     await alice.secret_mode("s", slow=5)  # the third
     with pytest.raises(RequestError) as info:

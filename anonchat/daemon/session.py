@@ -32,6 +32,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import math
 import secrets
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -478,6 +479,8 @@ class Session(Member, asyncio.BufferedProtocol):
                 token=self.token,
                 resumed=resumed,
                 resume_window=round(self.limits.resume_window),
+                msg_burst=self.limits.msg_burst,
+                msg_interval_us=math.ceil(1_000_000 / self.limits.msg_rate),
             )
         )
         if resumed:
