@@ -224,6 +224,7 @@ class Soak:
 
     async def flooder(self) -> None:
         client = await self.connect()
+        client.pace = False  # hostile: it does not wait for the rate the daemon announced
         try:
             room = f"flood-{client.nick}"
             await client.create(room)
