@@ -128,3 +128,28 @@ async def test_shutdown_ends_every_connection(daemon: Daemon) -> None:
     for peer in peers:
         frames = await peer.read_until_closed()
         assert isinstance(frames[-1], ev.Bye) and frames[-1].code == Code.SHUTDOWN
+
+
+@pytest.mark.parametrize("ending", ["protocol error", "quit"])
+async def test_a_connection_closed_in_time_leaves_no_abort_pending(
+    daemon: Daemon, ending: str
+) -> None:
+    """A closing session aborts its transport after CLOSE_GRACE only if the peer
+    has not let go; once the connection is lost the timer is cancelled (aborting
+    a TLS transport that has already closed leaked ~27 KiB per connection under
+    uvloop: benchmarks/soak.py's memory grew without bound)."""
+    peer = await RawPeer.open(daemon)
+    async with asyncio.timeout(5):
+        while not daemon.sessions:
+            await asyncio.sleep(0.01)
+    (session,) = daemon.sessions
+    if ending == "quit":
+        await peer.send(hello_bytes("leaving") + frame_of({"t": "bye", "code": "quit"}))
+    else:
+        await peer.send(b"\xff\xff\xff\xff")  # a 4 GiB frame: closed with frame_too_large
+    await peer.read_until_closed()
+    await peer.close()
+    async with asyncio.timeout(3):  # well before CLOSE_GRACE (5 s)
+        while session._grace is not None or session.transport.is_closing() is False:
+            await asyncio.sleep(0.01)
+    assert session not in daemon.sessions
