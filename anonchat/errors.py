@@ -47,6 +47,7 @@ class Code(StrEnum):
     TOO_MANY_CONNECTIONS = "too_many_connections"
     FLOOD = "flood"
     SHUTDOWN = "shutdown"
+    RESTART = "restart"  # this node stops, the service goes on: reconnect and resume
     INTERNAL = "internal"
     # Request errors: the request fails, the connection stays.
     NICK_INVALID = "nick_invalid"
@@ -93,6 +94,7 @@ FATAL_CODES = frozenset(
         Code.TOO_MANY_CONNECTIONS,
         Code.FLOOD,
         Code.SHUTDOWN,
+        Code.RESTART,
         Code.INTERNAL,
     }
 )

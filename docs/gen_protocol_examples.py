@@ -419,6 +419,12 @@ CODE_MEANINGS: dict[Code, str] = {
     Code.FLOOD: "the connection went on sending after more than `flood_strikes` "
     "`rate_limited` refusals (they are forgiven at `msg_rate` per second)",
     Code.SHUTDOWN: "the daemon is stopping; sent in a `bye` frame, not an `error`",
+    Code.RESTART: (
+        "this node of a service of several is stopping while the others go on "
+        "(a rolling restart); sent in a `bye`. The session is kept for "
+        "`resume_window` seconds: reconnect (to this address or another node) "
+        "and resume it"
+    ),
     Code.INTERNAL: "a bug in the daemon while handling this connection",
     Code.NICK_INVALID: "the nick breaks the nick rules (empty, too long, whitespace, "
     "control or format characters, ...)",

@@ -449,3 +449,86 @@ async def test_room_limits_hold_across_nodes(make_node: NodeFactory, clients: An
     refused = [r for r in results if isinstance(r, RequestError)]
     assert len(refused) == 1 and refused[0].code == Code.ROOM_FULL
     assert len((await alice.who("lobby")).members) == 3
+
+
+async def closed_code(client: Client) -> str:
+    async with asyncio.timeout(10):
+        while client.closed is None:
+            await asyncio.sleep(0.01)
+    return client.closed.code
+
+
+async def test_a_restarting_node_hands_its_sessions_over(
+    make_node: NodeFactory, clients: Any
+) -> None:
+    """A rolling restart: a node stopped cleanly while others run tells its
+    clients to resume, and their sessions wait for them on the other nodes:
+    nobody else sees them quit, and they miss nothing."""
+    a, b = await make_node(), await make_node()
+    async with asyncio.timeout(10):  # a knows b is alive (b has beaten)
+        while b.node not in a.nodes:
+            await asyncio.sleep(0.05)
+    alice = await clients(a, "alice")
+    bob = await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    await alice.create_secret("den", PASSPHRASE)
+    await bob.join_secret("den", PASSPHRASE)
+    await quiet(alice)
+    await quiet(bob)
+    (alice_uid,) = [s.uid for s in a.sessions if s.nick == "alice"]
+    await a.shutdown()
+    assert await closed_code(alice) == Code.RESTART
+    await bob.say("lobby", "while you were away")
+    await bob.say_secret("den", "sealed while away")
+    # The handover reaches a later node through the snapshot (the stream before
+    # it is trimmed): the node comes back (a new process, as after an upgrade)
+    # and alice resumes there.
+    assert isinstance(b.bus, RedisBus)
+    await b.bus.write_snapshot()
+    await b.bus.write_snapshot()
+    c = await make_node()
+    assert set(c.orphans) == set(b.orphans) == {alice_uid}
+    again = await Client.connect("127.0.0.1", c.port, pin=c.pin, resume=alice)
+    try:
+        assert again.resumed and again.nick == "alice"
+        events = await quiet(again, 0.5)
+        assert [e.text for e in events if isinstance(e, ev.Msg)] == ["while you were away"]
+        assert [e.text for e in events if isinstance(e, SecretMessage)] == ["sealed while away"]
+        assert not [e for e in await quiet(bob) if isinstance(e, ev.Presence)]
+        assert (await bob.who("lobby")).members == ["alice", "bob"]
+        await again.say_secret("den", "back, same key")
+        (msg,) = [e for e in await quiet(bob) if isinstance(e, SecretMessage)]
+        assert (msg.nick, msg.fingerprint) == ("alice", alice.identity.fingerprint)
+        async with asyncio.timeout(5):  # b applies the resume too
+            while b.orphans:
+                await asyncio.sleep(0.05)
+        assert not c.orphans
+    finally:
+        await again.close()
+
+
+async def test_handed_over_sessions_nobody_resumes_end_after_the_window(
+    make_node: NodeFactory, clients: Any
+) -> None:
+    a, b = await make_node(resume_window=1), await make_node(resume_window=1)
+    async with asyncio.timeout(10):
+        while b.node not in a.nodes:
+            await asyncio.sleep(0.05)
+    alice = await clients(a, "alice")
+    bob = await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    await quiet(bob)
+    await a.shutdown()
+    assert await closed_code(alice) == Code.RESTART
+    quit = await next_event(bob, ev.Presence, timeout=10)  # at the first beat past 1 s
+    assert (quit.kind, quit.nick) == ("quit", "alice")
+    assert not b.orphans and "alice" not in b.nicks
+
+
+async def test_the_last_node_shutting_down_says_so(make_node: NodeFactory, clients: Any) -> None:
+    a = await make_node()
+    alice = await clients(a, "alice")
+    await a.shutdown()
+    assert await closed_code(alice) == Code.SHUTDOWN

@@ -22,7 +22,11 @@ nodes: they never talk to each other, only to Redis.
   seconds.  Applying a beat at log time ``ts``, every node counts any node
   whose last beat is older than ``ts - node_timeout`` as gone and ends its
   sessions: each node decides the same at the same point of the stream.  A
-  node stopping cleanly appends ``down`` instead.  A node that finds itself
+  node stopping cleanly appends ``down`` instead, or, while other nodes are
+  alive, ``handover``: its sessions stay, resumable on any node for
+  ``resume_window``, and the first beat applied past that ends those nobody
+  resumed (``Daemon.handed_over``, ``Daemon.end_orphans``), so a rolling
+  restart loses nobody's session.  A node that finds itself
   counted as gone (it could not reach Redis for too long) stops: its
   clients reconnect, to it once it is restarted or to another node.
 * **Joining late.**  The live node with the smallest id writes a snapshot of

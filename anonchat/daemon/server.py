@@ -61,6 +61,9 @@ class Daemon:
         self.secret_rooms: dict[bytes, SecretRoom] = {}
         self.tokens: dict[bytes, Member] = {}  # hash of a resume token -> member
         self.nodes: dict[str, int] = {}  # node -> log time of its last heartbeat (Redis)
+        # Sessions of a node that stopped and handed them over, by uid -> the log
+        # time until which they may be resumed on another node (see handed_over).
+        self.orphans: dict[str, int] = {}
         # Local: this node's dropped sessions awaiting resume, by uid.
         self.ghosts: dict[str, asyncio.TimerHandle] = {}
         self.bus: Bus = make_bus(self)
@@ -80,6 +83,7 @@ class Daemon:
         # copied out before the next (see Session.buffer_updated).
         self.read_buffer = memoryview(bytearray(self.config.limits.read_size))
         self.stopping = False
+        self.handing_over = False  # stopping while other nodes keep the service
         self.lost = False  # stopped because the other nodes count it as gone
 
     # -- lifecycle -----------------------------------------------------------
@@ -136,7 +140,21 @@ class Daemon:
             await self._stopped.wait()
             return
         self.stopping = True
-        log.info("shutting down; %d sessions", len(self.sessions))
+        # With other nodes alive the service goes on: this node's sessions stay in
+        # the shared state, resumable for resume_window on any node.
+        self.handing_over = (
+            not self.bus.synchronous
+            and not self.lost
+            and self.config.limits.resume_window > 0
+            and any(node != self.node for node in self.nodes)
+        )
+        if self.handing_over:
+            msg = "this server is restarting; reconnect to resume your session"
+        log.info(
+            "shutting down; %d sessions%s",
+            len(self.sessions),
+            " (handed over to the other nodes)" if self.handing_over else "",
+        )
         if self._server is not None:
             self._server.close()
         if self._metrics is not None:
@@ -147,16 +165,18 @@ class Daemon:
             timer.cancel()
         self.ghosts.clear()
         self._all_gone = asyncio.Event()
+        code = Code.RESTART if self.handing_over else Code.SHUTDOWN
         for session in list(self.sessions):
-            session.close(Code.SHUTDOWN, msg, bye=True)
+            session.close(code, msg, bye=True)
         if self.sessions:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._all_gone.wait(), SHUTDOWN_GRACE)
             for session in list(self.sessions):
                 session.transport.abort()  # ends it (connection_lost) on the next pass
             await asyncio.sleep(0)
-        # The other nodes end this node's sessions (and its dropped ones) at once.
-        self.bus.submit(["down", self.node, None])
+        # The other nodes end this node's sessions (and its dropped ones) at once,
+        # or keep them for resume_window when it hands them over.
+        self.bus.submit(["handover" if self.handing_over else "down", self.node, None])
         await self.bus.close()
         if self._server is not None:
             with contextlib.suppress(Exception):
@@ -243,6 +263,8 @@ class Daemon:
         if not session.registered:
             del self.members[session.uid]  # it never said hello: nobody else knows it
             return
+        if self.handing_over and (session.close_code == Code.RESTART or session.resumable):
+            return  # the other nodes keep it for resume_window (handed_over)
         if session.resumable and len(self.ghosts) < self.config.limits.max_connections:
             self.ghosts[session.uid] = asyncio.get_running_loop().call_later(
                 self.config.limits.resume_window, self._expire, session
@@ -273,6 +295,26 @@ class Daemon:
             log.error("the other nodes count this node as gone (it fell behind); stopping")
             self.lost = True
             asyncio.get_running_loop().create_task(self.shutdown("the node lost the service"))
+
+    def handed_over(self, node: str, ts: int) -> None:
+        """A node stopped cleanly and handed its sessions over: they stay (nick,
+        rooms, place) for resume_window, to be resumed on any node, then end."""
+        self.nodes.pop(node, None)
+        deadline = ts + round(self.config.limits.resume_window * 1000)
+        kept = [m for m in self.members.values() if m.node == node]
+        for member in kept:
+            self.orphans[member.uid] = deadline
+        if kept:
+            log.info("node %s restarts; its %d sessions may resume here", node, len(kept))
+
+    def end_orphans(self, ts: int) -> None:
+        """End the handed-over sessions nobody resumed in time (log time ``ts``)."""
+        for uid, deadline in list(self.orphans.items()):
+            if deadline <= ts:
+                del self.orphans[uid]
+                member = self.members.get(uid)
+                if member is not None:
+                    state.end(self, member, ts)
 
     async def _sweep(self) -> None:
         limits = self.config.limits

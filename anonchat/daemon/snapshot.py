@@ -48,6 +48,7 @@ def dump(daemon: Daemon, taken_at: bytes) -> bytes:
         "v": VERSION,
         "at": taken_at,
         "nodes": daemon.nodes,
+        "orphans": daemon.orphans,
         "members": [[m.uid, m.node, m.nick, m.token_hash] for m in members],
         "rooms": rooms,
         "secret": secret,
@@ -61,6 +62,7 @@ def load(daemon: Daemon, data: bytes) -> bytes:
     if body.get("v") != VERSION:
         raise ValueError(f"snapshot version {body.get('v')!r} is not {VERSION}")
     daemon.nodes = dict(body["nodes"])
+    daemon.orphans = dict(body.get("orphans", {}))
     by_uid: dict[str, Member] = {}
     for uid, node, nick, token_hash in body["members"]:
         member: Member = Remote(daemon, uid, node)

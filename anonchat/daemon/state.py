@@ -57,6 +57,7 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
         timeout = round(daemon.config.node_timeout * 1000)
         previous = daemon.nodes.get(uid)
         daemon.nodes[uid] = ts
+        daemon.end_orphans(ts)  # handed-over sessions nobody resumed in time
         if previous is None or ts - previous > timeout:
             # A node that is new, or was itself cut off (Redis was away for
             # everyone, say), judges nobody: the nodes that kept beating do.
@@ -67,6 +68,9 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
         return
     if op == "down":  # a node stopped
         daemon.node_gone(uid, ts)
+        return
+    if op == "handover":  # a node stopped; its sessions may resume elsewhere
+        daemon.handed_over(uid, ts)
         return
     if op == "hello":
         _hello(daemon, uid, ts, *cmd[3:])
@@ -130,6 +134,7 @@ def _free_variant(daemon: Daemon, nick: str) -> str:
 def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     """``new`` resumes ``old``: its nick, rooms, keys and place in each room."""
     daemon.members.pop(old.uid, None)
+    daemon.orphans.pop(old.uid, None)
     daemon.stop_waiting(old)
     old.abort("resumed")  # if it still has a connection here, the client knows better
     new.nick, new.nick_key = old.nick, old.nick_key
@@ -153,6 +158,7 @@ def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) ->
     """A session is over: free its nick and leave its rooms, announcing the quit."""
     if daemon.members.get(member.uid) is member:
         del daemon.members[member.uid]
+    daemon.orphans.pop(member.uid, None)
     daemon.stop_waiting(member)
     if daemon.tokens.get(member.token_hash) is member:
         del daemon.tokens[member.token_hash]

@@ -860,7 +860,9 @@ class ChatScreen(Screen[None]):
     def on_connection_lost(self, event: ConnectionLost) -> None:
         self.connected = False
         self.status.set(state="reconnecting", detail="")
-        if event.code != Code.SHUTDOWN:
+        if event.code == Code.RESTART:  # another node keeps our session: resume there
+            self.console(f"{clean(event.message)}; reconnecting…")
+        elif event.code != Code.SHUTDOWN:
             self.console(f"connection lost: {clean(event.message)}", error=True)
         for room in self.state.secret_rooms():
             room.joined = False
