@@ -304,7 +304,7 @@ class Daemon:
         kept = [m for m in self.members.values() if m.node == node]
         for member in kept:
             self.orphans[member.uid] = deadline
-        if kept:
+        if kept and node != self.node:
             log.info("node %s restarts; its %d sessions may resume here", node, len(kept))
 
     def end_orphans(self, ts: int) -> None:
