@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from textual import events
 from textual.app import App
 from textual.screen import Screen
 from textual.widgets import Input
@@ -12,6 +13,7 @@ from textual.widgets import Input
 from anonchat.daemon import Daemon
 from anonchat.tui.screens.create_room import CreateRoomScreen
 from anonchat.tui.screens.help import HelpScreen, help_text
+from anonchat.tui.screens.paste import PasteScreen
 from anonchat.tui.state import CONSOLE
 from anonchat.tui.widgets.chat_input import ChatInput
 from anonchat.tui.widgets.member_list import MemberList
@@ -151,3 +153,52 @@ async def test_leave_and_errors(daemon: Daemon, tmp_path: Path) -> None:
         assert any("you are in no room" in x for x in lines(chat, CONSOLE))
         await type_line(pilot, "/join bad\u202ename")
         await wait_for(pilot, lambda: any("join failed" in x for x in lines(chat, CONSOLE)))
+
+
+def message_texts(chat: Any, key: str, nick: str) -> list[str]:
+    prefix = f"{nick}  "
+    return [line.split(prefix, 1)[1] for line in lines(chat, key) if prefix in line]
+
+
+async def test_a_paste_of_a_few_lines_sends_each_line_as_text(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """Textual's input keeps only a paste's first line; ours sends every line, in
+    order, as text (a pasted "/quit" is not a command)."""
+    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    bob = app_for(daemon.port, tmp_path, "bob", join=["lobby"])
+    async with alice.run_test() as pa, bob.run_test() as pb:
+        ca, cb = await until_chat(pa), await until_chat(pb)
+        await wait_for(pa, lambda: ca.state.current == "lobby")
+        await wait_for(pb, lambda: cb.state.current == "lobby")
+        box = ca.query_one(ChatInput)
+        box.focus()
+        box.value, box.cursor_position = "typed, then ", len("typed, then ")
+        box.post_message(events.Paste("one\n\ntwo\n/quit\n"))
+        want = ["typed, then one", "two", "/quit"]
+        await wait_for(pb, lambda: message_texts(cb, "lobby", "alice") == want, what="3 lines")
+        assert box.value == ""
+        assert ca.connected and ca.screen is pa.app.screen
+
+
+async def test_a_long_paste_asks_first(daemon: Daemon, tmp_path: Path) -> None:
+    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    bob = app_for(daemon.port, tmp_path, "bob", join=["lobby"])
+    async with alice.run_test(size=(110, 32)) as pa, bob.run_test() as pb:
+        ca, cb = await until_chat(pa), await until_chat(pb)
+        await wait_for(pa, lambda: ca.state.current == "lobby")
+        await wait_for(pb, lambda: cb.state.current == "lobby")
+        box = ca.query_one(ChatInput)
+        box.focus()
+        paste = "\n".join(f"line {n}" for n in range(12))
+        box.post_message(events.Paste(paste))
+        await wait_for(pa, lambda: isinstance(pa.app.screen, PasteScreen), what="the question")
+        await pa.press("escape")
+        await wait_for(pa, lambda: pa.app.screen is ca)
+        note = "the 12 pasted lines were not sent"
+        await wait_for(pa, lambda: any(note in x for x in lines(ca, "lobby")), what=note)
+        box.post_message(events.Paste(paste))
+        await wait_for(pa, lambda: isinstance(pa.app.screen, PasteScreen), what="asked again")
+        await pa.press("enter")  # Send has the focus
+        want = [f"line {n}" for n in range(12)]
+        await wait_for(pb, lambda: message_texts(cb, "lobby", "alice") == want, what="12 lines")

@@ -88,11 +88,14 @@ from ..widgets.room_list import RoomList
 from ..widgets.status_bar import StatusBar
 from .create_room import CreateRoomScreen
 from .passphrase import PassphraseScreen
+from .paste import PasteScreen
 
 if TYPE_CHECKING:
     from ..app import AnonchatApp
 
 PING_TIMEOUT = 10.0
+#: Pasted lines sent without asking; a longer paste asks first (irssi asks past 5 too).
+PASTE_ASK = 5
 LIST_REFRESH = 30.0
 GAP_NOTE = "the server no longer held your session: messages sent while you were away are lost"
 E2E_HEADER = "secret room: end-to-end encrypted, the server cannot read it"
@@ -342,6 +345,48 @@ class ChatScreen(Screen[None]):
         box.value = ""
         if line.strip():
             self.handle_line(line)
+
+    @on(ChatInput.Pasted)
+    def pasted(self, event: ChatInput.Pasted) -> None:
+        """Several lines pasted: a message each, in order, at the server's pace;
+        past PASTE_ASK lines, only once the user says so."""
+        lines = event.lines
+        room = self.state.rooms.get(self.state.current)
+        if not lines:
+            return
+        if room is None:
+            self.here("you are in no room here: /join NAME first, or /list to see the rooms")
+            return
+        if len(lines) <= PASTE_ASK:
+            self.send_lines(room, lines)
+            return
+
+        def answered(send: bool | None) -> None:
+            if send:
+                self.send_lines(room, lines)
+            else:
+                self.here(f"the {len(lines)} pasted lines were not sent")
+
+        where = f"{LOCK if room.secret else ''}#{room.name}"
+        self.app.push_screen(PasteScreen(where, lines), answered)
+
+    def send_lines(self, room: RoomState, lines: list[str]) -> None:
+        target, secret = room.name, room.secret
+
+        async def send_all(client: Client) -> None:
+            for n, line in enumerate(lines):
+                try:
+                    if secret:
+                        await client.say_secret(target, line)
+                    else:
+                        await client.say(target, line)
+                except RequestError as exc:
+                    left = len(lines) - n
+                    raise RequestError(
+                        exc.code, f"{exc.message} ({left} of {len(lines)} pasted lines not sent)"
+                    ) from None
+
+        self.request("say", send_all)
 
     def handle_line(self, line: str) -> None:
         parsed = cmds.parse(line)

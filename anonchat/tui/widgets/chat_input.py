@@ -32,6 +32,13 @@ class ChatInput(Input):
     class HelpRequested(Message):
         pass
 
+    @dataclass
+    class Pasted(Message):
+        """Several lines were pasted: each is a message of its own (the input is
+        one line, and Textual's would keep only the first and drop the rest)."""
+
+        lines: list[str]
+
     def __init__(self, nicks: Callable[[], list[str]]) -> None:
         super().__init__(placeholder="Message, or /help", id="chat-input", select_on_focus=False)
         self._nicks = nicks
@@ -90,6 +97,18 @@ class ChatInput(Input):
             self.post_message(self.ScrollRequest("end"))
         else:
             super().action_end(select)
+
+    def _on_paste(self, event: events.Paste) -> None:
+        lines = event.text.splitlines()
+        if len(lines) <= 1:
+            return  # Input's own handler inserts it at the cursor
+        event.stop()
+        event.prevent_default()
+        cursor = self.cursor_position
+        lines[0] = self.value[:cursor] + lines[0]
+        lines[-1] = lines[-1] + self.value[cursor:]
+        self.value = ""
+        self.post_message(self.Pasted([line for line in lines if line.strip()]))
 
     async def _on_key(self, event: events.Key) -> None:
         if event.character == "?" and not self.value:
