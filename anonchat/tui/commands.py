@@ -82,6 +82,7 @@ KEYS: tuple[Key, ...] = (
 NOTES = (
     'Text not starting with "/" is sent to the current room; "//" sends a line starting with "/".',
     "Click a room to switch to it; click a public room to join it.",
+    "Pasting several lines sends each as a message, as text (past 5 lines it asks first).",
     "Ctrl+B is left alone on purpose: it is tmux's prefix key.",
 )
 
