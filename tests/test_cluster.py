@@ -56,6 +56,22 @@ def make_node(redis_url: str, make_daemon: DaemonFactory, tmp_path: Path) -> Nod
     return make
 
 
+def _stream_id(node: Daemon) -> tuple[int, int]:
+    bus = node.bus
+    assert isinstance(bus, RedisBus)
+    ms, _, seq = bus._last_id.decode().partition("-")
+    return int(ms), int(seq or 0)
+
+
+async def caught_up(*nodes: Daemon) -> None:
+    """Wait until every node has applied what any of them had applied when
+    called: a node answers lists from its own copy, which may lag a moment."""
+    target = max(_stream_id(n) for n in nodes)
+    async with asyncio.timeout(10):
+        while any(_stream_id(n) < target for n in nodes):
+            await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 async def clients() -> AsyncIterator[Callable[..., Awaitable[Client]]]:
     opened: list[Client] = []
@@ -149,14 +165,17 @@ async def test_room_lists_and_members_are_shared(make_node: NodeFactory, clients
     a, b = await make_node(), await make_node()
     alice, bob = await clients(a, "alice"), await clients(b, "bob")
     await alice.create("lobby", "welcome")
+    await caught_up(a, b)
     rooms = (await bob.list_rooms()).rooms
     assert [(r.room, r.members, r.topic) for r in rooms] == [("lobby", 1, "welcome")]
     await bob.join("lobby")
+    await caught_up(a, b)
     assert (await alice.who("lobby")).members == ["alice", "bob"]
     with pytest.raises(RequestError) as caught:
         await bob.create("LOBBY")
     assert caught.value.code == Code.ROOM_EXISTS
     await bob.leave("lobby")
+    await caught_up(a, b)
     assert (await alice.who("lobby")).members == ["alice"]
 
 
@@ -215,6 +234,7 @@ async def test_resume_on_another_node(make_node: NodeFactory, clients: Any) -> N
         got = [e.text for e in await quiet(again, 0.3) if isinstance(e, ev.Msg)]
         assert got == [*(f"missed {i}" for i in range(5)), "after"]
         assert not [e for e in await quiet(alice) if isinstance(e, ev.Presence)]
+        await caught_up(a, b)
         assert (await alice.who("lobby")).members == ["alice", "bob"]
     finally:
         await again.close()
@@ -448,6 +468,7 @@ async def test_room_limits_hold_across_nodes(make_node: NodeFactory, clients: An
     results = await asyncio.gather(carol.join("lobby"), dave.join("lobby"), return_exceptions=True)
     refused = [r for r in results if isinstance(r, RequestError)]
     assert len(refused) == 1 and refused[0].code == Code.ROOM_FULL
+    await caught_up(a, b)
     assert len((await alice.who("lobby")).members) == 3
 
 
@@ -496,6 +517,7 @@ async def test_a_restarting_node_hands_its_sessions_over(
         assert [e.text for e in events if isinstance(e, ev.Msg)] == ["while you were away"]
         assert [e.text for e in events if isinstance(e, SecretMessage)] == ["sealed while away"]
         assert not [e for e in await quiet(bob) if isinstance(e, ev.Presence)]
+        await caught_up(b, c)
         assert (await bob.who("lobby")).members == ["alice", "bob"]
         await again.say_secret("den", "back, same key")
         (msg,) = [e for e in await quiet(bob) if isinstance(e, SecretMessage)]
