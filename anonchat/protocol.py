@@ -52,6 +52,7 @@ class Connection:
         "_hello_received",
         "_hello_sent",
         "_out",
+        "_out_size",
         "error",
         "max_frame",
         "role",
@@ -64,7 +65,8 @@ class Connection:
         self.state = State.AWAIT_HELLO
         self.error: ProtocolError | None = None
         self._decoder = FrameDecoder(max_frame)
-        self._out = bytearray()
+        self._out: list[bytes] = []  # encoded frames not yet taken
+        self._out_size = 0
         self._hello_sent = False
         self._hello_received = False
         self._early_pings: list[int] = []  # answered once our hello is out
@@ -138,6 +140,13 @@ class Connection:
 
     def send(self, frame: ev.Frame) -> None:
         """Queue a frame; raise :class:`LocalProtocolError` if it may not be sent now."""
+        if (
+            self.state is State.OPEN
+            and type(frame) not in _OPENING_OR_CLOSING
+            and frame.SENDER in _MAY_SEND[self.role]
+        ):
+            self._queue(frame)  # the common case (replies, requests): nothing else to check
+            return
         if self.state in (State.CLOSED, State.CLOSING) or (
             self.state is State.FAILED and not self._error_due
         ):
@@ -165,7 +174,9 @@ class Connection:
             self.state = State.CLOSING
 
     def _queue(self, frame: ev.Frame) -> None:
-        self._out += encode_frame(frame.to_wire(), self.max_frame)
+        data = encode_frame(frame.to_wire(), self.max_frame)
+        self._out.append(data)
+        self._out_size += len(data)
 
     def data_to_send(self, *, final: bool = True) -> bytes:
         """Take the bytes queued for the peer.
@@ -177,18 +188,29 @@ class Connection:
             self._error_due = False
             message = self.error.message[: ev.SHORT_MAX]
             self._queue(ev.Error(code=self.error.code, msg=message))
-        if not self._out:
+        out = self._out
+        if not out:
             return b""
-        data = bytes(self._out)
-        self._out.clear()
+        data = out[0] if len(out) == 1 else b"".join(out)
+        self._out, self._out_size = [], 0
         return data
 
     @property
     def pending(self) -> int:
         """Bytes queued and not yet taken by :meth:`data_to_send`."""
-        return len(self._out) + (1 if self._error_due else 0)
+        return self._out_size + (1 if self._error_due else 0)
 
     @property
     def buffered_in(self) -> int:
         """Bytes received for a frame not yet complete."""
         return self._decoder.buffered
+
+
+#: Frames that open or end a connection: Connection.send checks their order.
+_OPENING_OR_CLOSING = frozenset({ev.ClientHello, ev.ServerHello, ev.Bye, ev.Error})
+
+#: The frames a role may send, by their SENDER.
+_MAY_SEND: dict[str, frozenset[str]] = {
+    "client": frozenset({"client", "both"}),
+    "server": frozenset({"server", "both"}),
+}

@@ -126,12 +126,12 @@ class Ring:
         self._size = 0
 
     def add(self, seq: int, is_message: bool, data: bytes) -> None:
-        self._entries.append((seq, is_message, data))
+        entries = self._entries
+        entries.append((seq, is_message, data))
         self._size += len(data)
-        while self._entries and (
-            len(self._entries) > self.max_frames or self._size > self.max_bytes
-        ):
-            self._size -= len(self._entries.popleft()[2])
+        if len(entries) > self.max_frames or self._size > self.max_bytes:
+            while entries and (len(entries) > self.max_frames or self._size > self.max_bytes):
+                self._size -= len(entries.popleft()[2])
 
     def entries(self) -> list[tuple[int, bool, bytes]]:
         return list(self._entries)
