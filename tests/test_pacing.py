@@ -51,7 +51,7 @@ async def test_hello_tells_the_message_rate(make_daemon: DaemonFactory) -> None:
 
 
 async def test_a_paste_into_a_public_room_is_paced_not_refused(make_daemon: DaemonFactory) -> None:
-    daemon = await make_daemon(msg_burst=3, msg_rate=25.0)
+    daemon = await make_daemon(msg_burst=5, msg_rate=10.0)
     alice, bob = await dial(daemon, "alice"), await dial(daemon, "bob")
     await alice.create("r")
     await bob.join("r")
@@ -70,7 +70,7 @@ async def test_a_paste_into_a_public_room_is_paced_not_refused(make_daemon: Daem
 
 
 async def test_a_paste_into_a_secret_room_loses_no_counter(make_daemon: DaemonFactory) -> None:
-    daemon = await make_daemon(msg_burst=3, msg_rate=25.0)
+    daemon = await make_daemon(msg_burst=5, msg_rate=10.0)
     alice, bob = await dial(daemon, "alice"), await dial(daemon, "bob")
     await alice.create_secret("den", PASSPHRASE)
     await bob.join_secret("den", PASSPHRASE)
