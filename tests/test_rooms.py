@@ -11,6 +11,7 @@ from anonchat.client import Client
 from anonchat.daemon import Daemon
 from anonchat.daemon.server import BUSY_FLUSH
 from anonchat.errors import Code, ConnectionClosed, RequestError
+from anonchat.wire import decode_body, encode_frame
 
 from .conftest import ClientFactory, DaemonFactory
 from .helpers import collect, dial, next_event, quiet
@@ -285,3 +286,18 @@ async def test_a_busy_room_is_flushed_in_batches_and_loses_nothing(
             assert [e.text for e in got if e.nick == f"m{i}"] == [f"{i}:{n}" for n in range(10)]
     for m in members:
         await m.close()
+
+
+@pytest.mark.parametrize("me", [False, True])
+async def test_a_message_goes_out_exactly_as_msg_encodes_it(daemon: Daemon, me: bool) -> None:
+    """Room.say builds the hottest frame's map itself (not through ev.Msg): the
+    bytes must be Msg's, key for key, and read back as a valid Msg."""
+    alice = await dial(daemon, "alice")
+    await alice.create("r")
+    await alice.say("r", "héllo, wörld", me=me)
+    seq, is_message, data = daemon.rooms["r"].ring.entries()[-1]
+    msg = ev.from_wire(decode_body(data[4:]), "client")
+    assert isinstance(msg, ev.Msg) and is_message
+    assert (msg.seq, msg.nick, msg.text, msg.me) == (seq, "alice", "héllo, wörld", me)
+    assert data == encode_frame(msg.to_wire())
+    await alice.close()
