@@ -479,20 +479,27 @@ async def closed_code(client: Client) -> str:
     return client.closed.code
 
 
+async def alice_and_bob_on_two_nodes(
+    make_node: NodeFactory, clients: Any, **options: Any
+) -> tuple[Daemon, Daemon, Client, Client]:
+    """Nodes a and b (a has seen b beat), alice on a and bob on b, in lobby."""
+    a, b = await make_node(**options), await make_node(**options)
+    async with asyncio.timeout(10):
+        while b.node not in a.nodes:
+            await asyncio.sleep(0.05)
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    return a, b, alice, bob
+
+
 async def test_a_restarting_node_hands_its_sessions_over(
     make_node: NodeFactory, clients: Any
 ) -> None:
     """A rolling restart: a node stopped cleanly while others run tells its
     clients to resume, and their sessions wait for them on the other nodes:
     nobody else sees them quit, and they miss nothing."""
-    a, b = await make_node(), await make_node()
-    async with asyncio.timeout(10):  # a knows b is alive (b has beaten)
-        while b.node not in a.nodes:
-            await asyncio.sleep(0.05)
-    alice = await clients(a, "alice")
-    bob = await clients(b, "bob")
-    await alice.create("lobby")
-    await bob.join("lobby")
+    a, b, alice, bob = await alice_and_bob_on_two_nodes(make_node, clients)
     await alice.create_secret("den", PASSPHRASE)
     await bob.join_secret("den", PASSPHRASE)
     await quiet(alice)
@@ -533,14 +540,7 @@ async def test_a_restarting_node_hands_its_sessions_over(
 async def test_handed_over_sessions_nobody_resumes_end_after_the_window(
     make_node: NodeFactory, clients: Any
 ) -> None:
-    a, b = await make_node(resume_window=1), await make_node(resume_window=1)
-    async with asyncio.timeout(10):
-        while b.node not in a.nodes:
-            await asyncio.sleep(0.05)
-    alice = await clients(a, "alice")
-    bob = await clients(b, "bob")
-    await alice.create("lobby")
-    await bob.join("lobby")
+    a, b, alice, bob = await alice_and_bob_on_two_nodes(make_node, clients, resume_window=1)
     await quiet(bob)
     await a.shutdown()
     assert await closed_code(alice) == Code.RESTART
