@@ -153,3 +153,12 @@ async def test_a_connection_closed_in_time_leaves_no_abort_pending(
         while session._grace is not None or session.transport.is_closing() is False:
             await asyncio.sleep(0.01)
     assert session not in daemon.sessions
+
+
+def test_freed_memory_can_be_given_back() -> None:
+    """The sweeper trims glibc's heap every TRIM_INTERVAL (memory.py); on the
+    Linux machines the daemon runs on, there is a malloc_trim to call."""
+    from anonchat.daemon import memory
+
+    assert memory.trim() is True
+    assert 0 < memory.TRIM_INTERVAL <= 60

@@ -22,7 +22,7 @@ from ..trust import (
     pin_bytes,
 )
 from ..wire import encode_frame
-from . import metrics, state
+from . import memory, metrics, state
 from .bus import Bus, make_bus
 from .config import Config, metrics_address
 from .limits import AddressCounter
@@ -320,11 +320,15 @@ class Daemon:
         limits = self.config.limits
         tick = max(0.05, min(1.0, limits.hello_timeout / 5, limits.ping_interval / 5))
         loop = asyncio.get_running_loop()
+        trimmed = loop.time()
         while True:
             await asyncio.sleep(tick)
             now = loop.time()
             for session in list(self.sessions):
                 session.tick(now)
+            if now - trimmed >= memory.TRIM_INTERVAL:
+                trimmed = now
+                memory.trim()
 
     # -- nicks and rooms -----------------------------------------------------
 
