@@ -18,7 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from anonchat import events as ev
 from anonchat.daemon import Daemon
+
+from ..helpers import dial
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,3 +108,27 @@ async def keys_and_capture(session: str, *names: str) -> str:
     await keys(session, *names)
     await asyncio.sleep(0.3)
     return await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", session)
+
+
+async def test_a_paste_in_a_real_terminal_sends_every_line(
+    session: str, daemon: Daemon, tmp_path: Path
+) -> None:
+    """A terminal delivers a paste as one bracketed-paste sequence: every line
+    must arrive as a message, not only the first."""
+    await wait_room(session, "#three")
+    watcher = await dial(daemon, "watcher")
+    await watcher.join("three")
+    pasted = tmp_path / "paste.txt"
+    pasted.write_text("first line\nsecond line\nthird line\n", encoding="utf-8")
+    buffer = f"paste-{session}"
+    await asyncio.to_thread(tmux, "load-buffer", "-b", buffer, str(pasted))
+    await asyncio.to_thread(tmux, "paste-buffer", "-p", "-d", "-b", buffer, "-t", session)
+    got: list[str] = []
+    async with asyncio.timeout(10):
+        async for event in watcher.events():
+            if isinstance(event, ev.Msg):
+                got.append(event.text)
+                if len(got) == 3:
+                    break
+    assert got == ["first line", "second line", "third line"]
+    await watcher.close()
