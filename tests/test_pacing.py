@@ -16,7 +16,7 @@ from anonchat.errors import Code, RequestError
 from anonchat.secret import SecretMessage, SecretNotice
 
 from .conftest import DaemonFactory
-from .helpers import dial
+from .helpers import collect, dial
 
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
 
@@ -56,13 +56,7 @@ async def test_a_paste_into_a_public_room_is_paced_not_refused(make_daemon: Daem
     await alice.create("r")
     await bob.join("r")
     await asyncio.gather(*(alice.say("r", f"line {n}") for n in range(15)))
-    got = []
-    async with asyncio.timeout(10):
-        async for event in bob.events():
-            if isinstance(event, ev.Msg):
-                got.append(event.text)
-                if len(got) == 15:
-                    break
+    got = [m.text for m in await collect(bob, ev.Msg, 15, timeout=10)]
     assert got == [f"line {n}" for n in range(15)]
     assert daemon.stats.errors[Code.RATE_LIMITED] == 0
     await alice.close()

@@ -21,7 +21,7 @@ import pytest
 from anonchat import events as ev
 from anonchat.daemon import Daemon
 
-from ..helpers import dial
+from ..helpers import collect, dial
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -123,12 +123,6 @@ async def test_a_paste_in_a_real_terminal_sends_every_line(
     buffer = f"paste-{session}"
     await asyncio.to_thread(tmux, "load-buffer", "-b", buffer, str(pasted))
     await asyncio.to_thread(tmux, "paste-buffer", "-p", "-d", "-b", buffer, "-t", session)
-    got: list[str] = []
-    async with asyncio.timeout(10):
-        async for event in watcher.events():
-            if isinstance(event, ev.Msg):
-                got.append(event.text)
-                if len(got) == 3:
-                    break
+    got = [m.text for m in await collect(watcher, ev.Msg, 3, timeout=10)]
     assert got == ["first line", "second line", "third line"]
     await watcher.close()
