@@ -27,6 +27,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__
 from . import events as ev
+from .bucket import TokenBucket
 from .crypto import Identity, Sealer
 from .dial import Confirm, is_loopback, open_stream, verify_server
 from .errors import Code, ConnectionClosed, ProtocolError, RequestError
@@ -78,20 +79,18 @@ class Pacer:
     its counter, so the others in the room would see "1 message missing"."""
 
     def __init__(self, burst: int, interval: float) -> None:
-        self.burst = max(1, burst - 1)
-        self.interval = interval * 1.05
-        self._tokens = float(self.burst)
-        self._stamp = time.monotonic()
+        # A daemon that did not say (interval 0): no pacing.
+        self._bucket = (
+            TokenBucket(max(1, burst - 1), interval * 1.05, time.monotonic())
+            if interval > 0
+            else None
+        )
 
     def reserve(self) -> float:
         """Take the next turn; return how many seconds to wait before using it."""
-        if self.interval <= 0:
-            return 0.0  # a daemon that did not say
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) / self.interval)
-        self._stamp = now
-        self._tokens -= 1
-        return 0.0 if self._tokens >= 0 else -self._tokens * self.interval
+        if self._bucket is None:
+            return 0.0
+        return self._bucket.spend(1, time.monotonic())
 
 
 class Client(SecretRooms):

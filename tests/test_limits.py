@@ -10,8 +10,9 @@ import msgpack
 import pytest
 
 from anonchat import events as ev
+from anonchat.bucket import TokenBucket
 from anonchat.daemon import Limits
-from anonchat.daemon.limits import AddressCounter, TokenBucket
+from anonchat.daemon.limits import AddressCounter
 from anonchat.errors import FATAL_CODES, Code, ConnectionClosed, RequestError
 
 from .conftest import DaemonFactory

@@ -40,45 +40,11 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..bucket import TokenBucket
 from ..errors import Code, RequestError
 
 if TYPE_CHECKING:
     from .config import Limits
-
-
-class TokenBucket:
-    """``burst`` actions at once, then one more every ``interval`` seconds.
-
-    Time is passed in (the event loop's clock), so the bucket is easy to test
-    and costs nothing between uses.
-    """
-
-    __slots__ = ("_stamp", "_tokens", "burst", "interval")
-
-    def __init__(self, burst: float, interval: float, now: float) -> None:
-        self.burst = burst
-        self.interval = interval
-        self._tokens = float(burst)
-        self._stamp = now
-
-    def _refill(self, now: float) -> None:
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) / self.interval)
-        self._stamp = now
-
-    def take(self, now: float) -> float:
-        """Spend a token; return 0.0 on success, else seconds until one is due."""
-        self._refill(now)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return 0.0
-        return (1.0 - self._tokens) * self.interval
-
-    def spend(self, amount: float, now: float) -> float:
-        """Spend ``amount`` tokens even if that leaves a debt (for what has
-        already happened, like bytes read); return seconds until the debt is paid."""
-        self._refill(now)
-        self._tokens -= amount
-        return max(0.0, -self._tokens * self.interval)
 
 
 class SessionLimiter:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual import events
 from textual.app import App
 from textual.screen import Screen
 from textual.widgets import Input
 
 from anonchat.daemon import Daemon
+from anonchat.tui.screens.chat import PASTE_ASK
 from anonchat.tui.screens.create_room import CreateRoomScreen
 from anonchat.tui.screens.help import HelpScreen, help_text
 from anonchat.tui.screens.paste import PasteScreen
@@ -202,3 +204,22 @@ async def test_a_long_paste_asks_first(daemon: Daemon, tmp_path: Path) -> None:
         await pa.press("enter")  # Send has the focus
         want = [f"line {n}" for n in range(12)]
         await wait_for(pb, lambda: message_texts(cb, "lobby", "alice") == want, what="12 lines")
+
+
+@pytest.mark.parametrize("count", [PASTE_ASK, PASTE_ASK + 1])
+async def test_a_paste_at_the_limit_goes_at_once_and_one_more_asks(
+    daemon: Daemon, tmp_path: Path, count: int
+) -> None:
+    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    bob = app_for(daemon.port, tmp_path, "bob", join=["lobby"])
+    async with alice.run_test(size=(110, 32)) as pa, bob.run_test() as pb:
+        ca, cb = await until_chat(pa), await until_chat(pb)
+        await wait_for(pa, lambda: ca.state.current == "lobby")
+        await wait_for(pb, lambda: cb.state.current == "lobby")
+        want = [f"line {n}" for n in range(count)]
+        ca.query_one(ChatInput).post_message(events.Paste("\n".join(want)))
+        if count > PASTE_ASK:
+            await wait_for(pa, lambda: isinstance(pa.app.screen, PasteScreen), what="asked")
+            await pa.press("enter")
+        await wait_for(pb, lambda: message_texts(cb, "lobby", "alice") == want, what="all lines")
+        assert pa.app.screen is ca
