@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual import events
 from textual.app import App
+from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Input
 
 from anonchat.daemon import Daemon
-from anonchat.tui.screens.chat import PASTE_ASK
+from anonchat.tui.screens.chat import PASTE_ASK, ChatScreen
 from anonchat.tui.screens.create_room import CreateRoomScreen
 from anonchat.tui.screens.help import HelpScreen, help_text
 from anonchat.tui.screens.paste import PasteScreen
@@ -157,7 +160,21 @@ async def test_leave_and_errors(daemon: Daemon, tmp_path: Path) -> None:
         await wait_for(pilot, lambda: any("join failed" in x for x in lines(chat, CONSOLE)))
 
 
-def message_texts(chat: Any, key: str, nick: str) -> list[str]:
+@asynccontextmanager
+async def alice_and_bob_in_lobby(
+    daemon: Daemon, tmp_path: Path
+) -> AsyncIterator[tuple[Pilot[Any], ChatScreen, Pilot[Any], ChatScreen]]:
+    """Two apps, alice and bob, both in lobby (alice's wide enough for dialogs)."""
+    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    bob = app_for(daemon.port, tmp_path, "bob", join=["lobby"])
+    async with alice.run_test(size=(110, 32)) as pa, bob.run_test() as pb:
+        ca, cb = await until_chat(pa), await until_chat(pb)
+        await wait_for(pa, lambda: ca.state.current == "lobby")
+        await wait_for(pb, lambda: cb.state.current == "lobby")
+        yield pa, ca, pb, cb
+
+
+def message_texts(chat: ChatScreen, key: str, nick: str) -> list[str]:
     prefix = f"{nick}  "
     return [line.split(prefix, 1)[1] for line in lines(chat, key) if prefix in line]
 
@@ -167,12 +184,7 @@ async def test_a_paste_of_a_few_lines_sends_each_line_as_text(
 ) -> None:
     """Textual's input keeps only a paste's first line; ours sends every line, in
     order, as text (a pasted "/quit" is not a command)."""
-    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
-    bob = app_for(daemon.port, tmp_path, "bob", join=["lobby"])
-    async with alice.run_test() as pa, bob.run_test() as pb:
-        ca, cb = await until_chat(pa), await until_chat(pb)
-        await wait_for(pa, lambda: ca.state.current == "lobby")
-        await wait_for(pb, lambda: cb.state.current == "lobby")
+    async with alice_and_bob_in_lobby(daemon, tmp_path) as (pa, ca, pb, cb):
         box = ca.query_one(ChatInput)
         box.focus()
         box.value, box.cursor_position = "typed, then ", len("typed, then ")
@@ -184,12 +196,7 @@ async def test_a_paste_of_a_few_lines_sends_each_line_as_text(
 
 
 async def test_a_long_paste_asks_first(daemon: Daemon, tmp_path: Path) -> None:
-    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
-    bob = app_for(daemon.port, tmp_path, "bob", join=["lobby"])
-    async with alice.run_test(size=(110, 32)) as pa, bob.run_test() as pb:
-        ca, cb = await until_chat(pa), await until_chat(pb)
-        await wait_for(pa, lambda: ca.state.current == "lobby")
-        await wait_for(pb, lambda: cb.state.current == "lobby")
+    async with alice_and_bob_in_lobby(daemon, tmp_path) as (pa, ca, pb, cb):
         box = ca.query_one(ChatInput)
         box.focus()
         paste = "\n".join(f"line {n}" for n in range(12))
@@ -210,12 +217,7 @@ async def test_a_long_paste_asks_first(daemon: Daemon, tmp_path: Path) -> None:
 async def test_a_paste_at_the_limit_goes_at_once_and_one_more_asks(
     daemon: Daemon, tmp_path: Path, count: int
 ) -> None:
-    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
-    bob = app_for(daemon.port, tmp_path, "bob", join=["lobby"])
-    async with alice.run_test(size=(110, 32)) as pa, bob.run_test() as pb:
-        ca, cb = await until_chat(pa), await until_chat(pb)
-        await wait_for(pa, lambda: ca.state.current == "lobby")
-        await wait_for(pb, lambda: cb.state.current == "lobby")
+    async with alice_and_bob_in_lobby(daemon, tmp_path) as (pa, ca, pb, cb):
         want = [f"line {n}" for n in range(count)]
         ca.query_one(ChatInput).post_message(events.Paste("\n".join(want)))
         if count > PASTE_ASK:
