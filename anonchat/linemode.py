@@ -29,11 +29,12 @@ from typing import Any, TextIO
 
 from . import events as ev
 from .client import Client, Endpoint, Event
-from .crypto import generate_passphrase, normalize_room, passphrase_warning
+from .crypto import normalize_room
 from .dial import Confirm
 from .errors import Code, ConnectionClosed, RequestError
 from .frontend import LOCK, MODE_USAGE, clean, parse_mode, privacy_report
 from .names import name_key
+from .passphrases import generate_passphrase, passphrase_warning
 from .secret import SecretMessage, SecretNotice
 
 HELP = """\
