@@ -29,7 +29,8 @@ from . import __version__
 from . import events as ev
 from .bucket import TokenBucket
 from .crypto import Identity, Sealer
-from .dial import Confirm, is_loopback, open_stream, verify_server
+from .dial import Confirm as Confirm
+from .dial import is_loopback, open_stream, verify_server
 from .errors import Code, ConnectionClosed, ProtocolError, RequestError
 from .names import InvalidName, TextTooLong, check_nick, check_room, check_text, name_key
 from .protocol import Connection, State

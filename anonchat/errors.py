@@ -75,7 +75,6 @@ class Code(StrEnum):
     TOO_MANY_OWNERS = "too_many_owners"
 
 
-
 class Local(StrEnum):
     """Why a connection ended or could not start, as the client tells it: never
     sent on the wire (the daemon's reasons are :class:`Code`).  A
@@ -95,6 +94,7 @@ class Local(StrEnum):
     QUIT = "quit"  # we said goodbye
     EVENT_QUEUE_FULL = "event_queue_full"  # pushed events were not consumed
     GAVE_UP = "gave_up"  # the reconnect policy stopped trying
+
 
 #: Codes after which the sender closes the connection.
 FATAL_CODES = frozenset(

@@ -303,7 +303,7 @@ class Commands:
         """Send ``text`` to the room on screen (or of ``key``), held through a reconnect."""
         key = key if key is not None else self.ui.current_key()
         if not key:
-            self.ui.show(Info("you are in no room here: /join NAME first, or /list to see rooms"))
+            self.ui.show(Info("you are in no room: /join NAME first, or /list to see the rooms"))
             return
         if not await self._wait_online():
             self.ui.show(Info(f"not sent, the connection is gone: {text}", error=True))

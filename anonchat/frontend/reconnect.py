@@ -155,12 +155,16 @@ async def follow(
     """Pump the session's events to ``on_event``, reconnecting as the policy says.
 
     Returns when the session ends for good: how it ended (``Lost`` with
-    ``final``, or ``Stopped``); the command core is told (``back``/``stop``).
+    ``final``, or ``Stopped``; None when the front end stopped the core itself
+    before closing the client, as it does when the user quits); the command
+    core is told (``back``/``stop``).
     """
     while True:
         client = commands.client
         async for event in client.events():
             on_event(event)
+        if commands.stopped:
+            return None  # the user quit: the front end closed the client itself
         closed = client.closed or ConnectionClosed(Local.EOF, "the connection ended")
         final = is_final_close(closed.code, persistent=persistent)
         lost = Lost(closed.code, closed.message, final)
