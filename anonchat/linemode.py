@@ -129,7 +129,7 @@ Ask = Callable[[str], Awaitable[str | None]]
 class LineFrontend:
     """What the line mode shows of the core's notes, and where it is."""
 
-    name = "line"
+    kind = "line"
     passphrase_in_band = True
 
     def __init__(

@@ -184,6 +184,10 @@ class SecretRoom(Room):
             Code.TOPIC_INVALID, "secret rooms have no topic: the server would see it"
         )
 
+    def announced(self) -> list[str]:
+        """Members that announced themselves to us, as ``nick#fp`` labels."""
+        return self.channel.members()
+
     async def roster(self) -> Roster:
         channel = self.channel
         return Roster(self.name, True, channel.members(), 0, tuple(channel.owners()))

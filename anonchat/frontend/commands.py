@@ -149,7 +149,7 @@ class Frontend(Protocol):
     #: than in a dialog: ``/secret`` then always consumes the next line.
     passphrase_in_band: bool
     #: ``tui`` or ``line``: which of the table's commands it offers.
-    name: str
+    kind: str
 
     def show(self, note: Note) -> None: ...
 
@@ -284,7 +284,7 @@ class Commands:
             await self.say(line[1:] if line.startswith("//") else line)
             return
         name, rest = parsed
-        cmd = lookup(name, self.ui.name)
+        cmd = lookup(name, self.ui.kind)
         if cmd is None or cmd.run is None:
             self.ui.show(Info(f"unknown command /{name}; /help lists the commands", error=True))
             return
@@ -390,7 +390,7 @@ class Commands:
         name, _, topic = rest.partition(" ")
         name = name.lstrip("#")
         if not name:
-            if self.ui.name == "tui":
+            if self.ui.kind == "tui":
                 self.ui.show(OpenForm("create"))
             else:
                 self.ui.show(Info("usage: /create ROOM [TOPIC]", error=True))
@@ -476,8 +476,8 @@ class Commands:
                 return
         dropped = " (the passphrase line was not used)" if typed is not None else ""
         if len(words) != 1 or not name:
-            if not words and self.ui.name == "tui":
-                await self.ui.secret_form("", create, self._attempt(create))
+            if not words and self.ui.kind == "tui":
+                await self.ui.secret_form("", create, self.secret_attempt(create=create))
                 return
             self.ui.show(Info(f"usage: /secret ROOM or /secret create ROOM{dropped}", error=True))
             return
@@ -488,7 +488,7 @@ class Commands:
                 self.ui.show(Info(f"you are in {found.shown} already{dropped}"))
             return
         if typed is None:
-            await self.ui.secret_form(name, create, self._attempt(create))
+            await self.ui.secret_form(name, create, self.secret_attempt(create=create))
             return
         generated = create and not typed
         if generated:
@@ -497,11 +497,13 @@ class Commands:
             warning = passphrase_warning(typed)
             if warning:
                 self.ui.show(Info(f"warning: {warning}"))
-        problem = await self._attempt(create)(name, typed, generated)
+        problem = await self.secret_attempt(create=create)(name, typed, generated)
         if problem is not None:
             self.ui.show(Failed("secret", Code.JOIN_DENIED, problem))
 
-    def _attempt(self, create: bool) -> Attempt:
+    def secret_attempt(self, *, create: bool) -> Attempt:
+        """Enter a secret room with a passphrase: for a form, None when in, else why not."""
+
         async def attempt(name: str, passphrase: str, generated: bool) -> str | None:
             try:
                 room, how = await self.client.enter_secret(name, passphrase, create=create)
@@ -576,10 +578,10 @@ class Commands:
 
     @command("help", "", "show keys and commands")
     async def cmd_help(self, rest: str) -> None:
-        if self.ui.name == "tui":
+        if self.ui.kind == "tui":
             self.ui.front_command("help", rest)
         else:
-            self.ui.show(Lines(tuple(help_lines(self.ui.name))))
+            self.ui.show(Lines(tuple(help_lines(self.ui.kind))))
 
     @command("quit", "[MESSAGE]", "leave the chat", aliases=("exit",))
     async def cmd_quit(self, rest: str) -> None:

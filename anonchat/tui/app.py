@@ -18,6 +18,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from ..client import Client, Endpoint
+from ..frontend.reconnect import RECONNECT_DELAYS
 from ..names import random_nick
 from ..trust import KnownHosts
 from .keys import use_alt_digits
@@ -25,7 +26,7 @@ from .render import Clock, local_clock
 from .screens.chat import ChatScreen
 from .screens.connect import ConnectScreen
 from .screens.help import HelpScreen
-from .session import RECONNECT_DELAYS, ConnectOptions
+from .session import ConnectOptions
 from .settings import Settings, config_dir, format_server
 
 
