@@ -35,11 +35,11 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Input, Static
+from textual.widgets import ContentSwitcher, Static
 
 from ...client import Client, Event
 from ...errors import ConnectionClosed
-from ...frontend.commands import Attempt, Commands, Note
+from ...frontend.commands import Attempt, Commands, Note, parse
 from ...frontend.reconnect import RECONNECT_DELAYS, Lost, Step, follow
 from ...room import SecretRoom
 from ..messages import Latency, ServerEvent
@@ -157,6 +157,9 @@ class ChatScreen(ChatView, Screen[None]):
         self._view_ids = 0
         self.commands = Commands(client, self)
         self._typed: asyncio.Queue[_Typed | _Pasted] = asyncio.Queue()
+        self._secret_pending = False  # a /secret line waits for its form
+        self._held: list[str] = []  # lines typed meanwhile
+        self._form: PassphraseScreen | CreateRoomScreen | None = None
 
     # -- layout ----------------------------------------------------------------
 
@@ -344,14 +347,17 @@ class ChatScreen(ChatView, Screen[None]):
 
     # -- input -------------------------------------------------------------------
 
-    @on(Input.Submitted, "#chat-input")
-    def submitted(self, event: Input.Submitted) -> None:
-        box = self.query_one(ChatInput)
-        line = event.value
-        box.remember(line)
-        box.value = ""
-        if line.strip():
-            self._typed.put_nowait(_Typed(line))
+    @on(ChatInput.Line)
+    def submitted(self, event: ChatInput.Line) -> None:
+        line = event.line
+        if self._secret_pending:
+            # Typed right after /secret, before its form opened (a burst, a slow
+            # link): most likely the passphrase. It goes to the form, never the room.
+            self._held.append(line)
+            return
+        if (parse(line) or ("", ""))[0] == "secret":
+            self._secret_pending = True
+        self._typed.put_nowait(_Typed(line))
 
     @on(ChatInput.Pasted)
     def pasted(self, event: ChatInput.Pasted) -> None:
@@ -388,8 +394,25 @@ class ChatScreen(ChatView, Screen[None]):
             item = await self._typed.get()
             if isinstance(item, _Pasted):
                 await self.commands.say_lines(item.lines, item.key)
-            else:
-                await self.commands.line(item.line)
+                continue
+            self._form = None
+            await self.commands.line(item.line)
+            if (parse(item.line) or ("", ""))[0] == "secret":
+                self._secret_done()
+
+    def _secret_done(self) -> None:
+        """A /secret line ran: what was typed meanwhile goes to its form, or nowhere."""
+        self._secret_pending = False
+        held, self._held = self._held, []
+        if not held:
+            return
+        first, rest = held[0], held[1:]
+        if self._form is not None:
+            self._form.prefill_passphrase(first)
+        else:
+            self.here("the line typed right after /secret was not sent: it may be a passphrase")
+        for line in rest:
+            self._typed.put_nowait(_Typed(line))
 
     # -- what the core asks of a front end ------------------------------------------
 
@@ -406,12 +429,13 @@ class ChatScreen(ChatView, Screen[None]):
         return None  # never in band: the forms ask
 
     async def secret_form(self, name: str, create: bool, attempt: Attempt) -> None:
+        form: PassphraseScreen | CreateRoomScreen
         if create:
-            self.app.push_screen(CreateRoomScreen(name, secret=True, create_secret=attempt))
+            form = CreateRoomScreen(name, secret=True, create_secret=attempt)
         else:
-            self.app.push_screen(
-                PassphraseScreen(name, lambda room, passphrase: attempt(room, passphrase, False))
-            )
+            form = PassphraseScreen(name, lambda room, passphrase: attempt(room, passphrase, False))
+        self._form = form
+        self.app.push_screen(form)
 
     def front_command(self, name: str, rest: str) -> None:
         if name == "help":

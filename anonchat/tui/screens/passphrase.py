@@ -45,6 +45,7 @@ class PassphraseScreen(ModalScreen[str | None]):
 
     def __init__(self, room: str, attempt: Attempt) -> None:
         super().__init__()
+        self._prefill: str | None = None
         self.room = room
         self.attempt = attempt
 
@@ -64,6 +65,20 @@ class PassphraseScreen(ModalScreen[str | None]):
     def on_mount(self) -> None:
         target = "#secret-pass" if self.room else "#secret-room"
         self.query_one(target, Input).focus()
+        if self._prefill is not None:
+            self.prefill_passphrase(self._prefill)
+
+    def prefill_passphrase(self, text: str) -> None:
+        """A line typed in the chat input before this form opened: the passphrase.
+        It waits, masked, for the user's Enter (nothing is sent before)."""
+        if not self.is_mounted:
+            self._prefill = text
+            return
+        self._prefill = None
+        box = self.query_one("#secret-pass", Input)
+        box.value = text
+        box.cursor_position = len(text)
+        box.focus()
 
     def _error(self, text: str) -> None:
         self.query_one("#secret-error", Static).update(Text(clean(text)))
