@@ -31,15 +31,76 @@ from anonchat.tui.screens.create_room import CreateRoomScreen
 from anonchat.tui.screens.passphrase import PassphraseScreen
 from anonchat.tui.settings import ENV_CONFIG_DIR
 
+from .conftest import DaemonFactory
 from .helpers import collect
-from .test_secret_rooms import tap  # noqa: F401 - the recording relay, a fixture
 from .tui.conftest import chat_of, fixed_clock, type_line, until_chat, wait_for
 
 ROOM = "MidnightPlans"
 WIDE = "".join(chr(ord(c) + 0xFEE0) for c in ROOM)  # full-width letters: the same room
 PASSPHRASE = "orbit-lemon-staple-horse-battery-canyon"
 
-Tap = tuple[Daemon, int, bytearray]
+DELAYS = (0.05, 0.1, 0.2)
+
+
+class Link:
+    """The network between the front end and a plaintext daemon: a relay that
+    records every byte the daemon receives, and can be cut (open connections
+    reset, new ones held until it is restored)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.received = bytearray()
+        self.up = asyncio.Event()
+        self.up.set()
+        self.writers: list[asyncio.StreamWriter] = []
+        self.port = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.up.wait()
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.daemon.port)
+        self.writers += [writer, up_writer]
+        await asyncio.gather(
+            self._pipe(reader, up_writer, True),
+            self._pipe(up_reader, writer, False),
+            return_exceptions=True,
+        )
+
+    async def _pipe(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, record: bool
+    ) -> None:
+        while data := await src.read(65536):
+            if record:
+                self.received.extend(data)
+            dst.write(data)
+            await dst.drain()
+        dst.close()
+
+    def cut(self) -> None:
+        self.up.clear()
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+
+    def restore(self) -> None:
+        self.up.set()
+
+    def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+
+
+@pytest.fixture
+async def link(make_daemon: DaemonFactory) -> AsyncIterator[Link]:
+    relay = Link(await make_daemon(plaintext=True))
+    await relay.start()
+    yield relay
+    relay.close()
 
 
 class Front(Protocol):
@@ -68,7 +129,9 @@ class LineFront:
     async def start(self) -> None:
         endpoint = Endpoint("127.0.0.1", self.port, tls=False, known_hosts=None)
         self.task = asyncio.create_task(
-            run_line_mode(endpoint, nick="alice", stdin=self.stdin, stdout=self.out)
+            run_line_mode(
+                endpoint, nick="alice", stdin=self.stdin, stdout=self.out, reconnect_delays=DELAYS
+            )
         )
         await self.wait("connected to")
 
@@ -133,12 +196,12 @@ class TuiFront:
 @pytest.fixture(params=["line", "tui"])
 async def front(
     request: pytest.FixtureRequest,
-    tap: Tap,  # noqa: F811 - the fixture imported above
+    link: Link,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> AsyncIterator[Front]:
     monkeypatch.setenv(ENV_CONFIG_DIR, str(tmp_path / "config"))
-    _, port, _ = tap
+    port = link.port
     if request.param == "line":
         line = LineFront(port)
         await line.start()
@@ -153,6 +216,7 @@ async def front(
         autoconnect=True,
         clock=fixed_clock,
         ping_interval=3600.0,
+        reconnect_delays=DELAYS,
         endpoint=endpoint,
     )
     async with app.run_test() as pilot:
@@ -179,12 +243,12 @@ async def secret_texts(client: Client, count: int) -> list[str]:
 
 async def test_join_or_create_of_a_joined_secret_room_switches_and_sends_nothing(
     front: Front,
-    tap: Tap,  # noqa: F811
+    link: Link,
 ) -> None:
     """/join NAME and /create NAME, in any case or width, while in the secret room
     NAME: the user is switched to it, the name never reaches the daemon, and what
     follows is sealed (irc habit: /join a room you are in to go there)."""
-    daemon, port, received = tap
+    daemon, port, received = link.daemon, link.port, link.received
     bob = await member(port, "bob")
     await front.type("/join lobby")
     await front.enter_secret(ROOM, PASSPHRASE, create=True)
@@ -211,13 +275,10 @@ async def test_join_or_create_of_a_joined_secret_room_switches_and_sends_nothing
     await bob.close()
 
 
-async def test_secret_of_a_joined_secret_room_switches_to_it(
-    front: Front,
-    tap: Tap,  # noqa: F811
-) -> None:
+async def test_secret_of_a_joined_secret_room_switches_to_it(front: Front, link: Link) -> None:
     """/secret NAME when already in NAME: no form, no request, the room comes up;
     in the line mode the passphrase line that follows is consumed, never sent."""
-    _daemon, port, received = tap
+    port, received = link.port, link.received
     bob = await member(port, "bob")
     await front.enter_secret(ROOM, PASSPHRASE, create=True)
     await bob.join_secret(ROOM, PASSPHRASE)
@@ -236,13 +297,11 @@ async def test_secret_of_a_joined_secret_room_switches_to_it(
     await bob.close()
 
 
-async def test_a_passphrase_line_is_never_a_message_whatever_the_command_did(
-    tap: Tap,  # noqa: F811
-) -> None:
+async def test_a_passphrase_line_is_never_a_message_whatever_the_command_did(link: Link) -> None:
     """Line mode: after any /secret command the next line is the passphrase, and
     goes nowhere else: not after a usage error, an invalid room name, a wrong
     passphrase, or a room we are in already."""
-    _daemon, port, received = tap
+    port, received = link.port, link.received
     front = LineFront(port)
     await front.start()
     await front.type("/join lobby")
@@ -265,3 +324,32 @@ async def test_a_passphrase_line_is_never_a_message_whatever_the_command_did(
     assert front.output().count("the passphrase line was not used") == 2
     await watcher.close()
     await front.stop()
+
+
+async def test_lines_typed_while_reconnecting_are_sent_once_when_back(
+    front: Front, link: Link
+) -> None:
+    """The network drops; the user goes on typing; the lines wait and are sent
+    once, in order, when the session is back (resumed: nobody saw a quit)."""
+    watcher = await member(link.daemon.port, "watcher")  # not through the link
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")
+    await watcher.join("lobby")
+    await front.type("before the cut")
+    assert [m.text for m in await collect(watcher, ev.Msg, 1)] == ["before the cut"]
+    link.cut()
+    await front.wait("connection lost")
+    await front.type("typed while away")
+    await front.type("/me is still typing")
+    await front.wait("sent once the session is back")
+    link.restore()
+    msgs = await collect(watcher, ev.Msg, 2)
+    assert [(m.text, m.me) for m in msgs] == [
+        ("typed while away", False),
+        ("is still typing", True),
+    ]
+    await front.type("after")
+    assert [m.text for m in await collect(watcher, ev.Msg, 1)] == ["after"]
+    others = [e for e in watcher.events_nowait() if isinstance(e, ev.Presence)]
+    assert not [p for p in others if p.nick == "alice"]  # resumed: no quit, no join
+    await watcher.close()
