@@ -6,11 +6,18 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from anonchat.client import Client
 from anonchat.daemon import Config, Daemon, Limits
 
 from .helpers import dial
+
+#: CI is a loaded two-core machine: no property test may depend on its speed.
+#: Loaded here, before any test module is imported, so that every ``@settings``
+#: in the tests inherits it.
+settings.register_profile("anonchat", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("anonchat")
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 
