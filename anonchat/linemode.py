@@ -507,6 +507,8 @@ async def run_line_mode(
             "/help lists the commands"
         )
     )
+    if client.trust_note:
+        out(system(clean(client.trust_note)))
     printer = asyncio.create_task(_print_events(client, out))
     _start_stdin_reader(stdin, asyncio.get_running_loop(), queue)
     session.ask = _asker(stdin, queue, lambda: printer)
