@@ -29,7 +29,7 @@ from textual.widgets import Input, Static
 from anonchat import events as ev
 from anonchat.cli import client_parser, endpoint_from_args
 from anonchat.client import Client, Endpoint
-from anonchat.daemon import Daemon
+from anonchat.daemon import Config, Daemon
 from anonchat.linemode import run_line_mode
 from anonchat.paths import ENV_CONFIG_DIR
 from anonchat.trust import KnownHosts
@@ -440,3 +440,24 @@ async def _type_each(texts: list[str]) -> None:
                 else:
                     assert attempts[before:] == [(target.host, target.port)], text
                     assert "cannot reach the proxy" in server_error(app)
+
+
+async def test_plaintext_without_a_server_holds_for_the_server_typed_later(
+    tmp_path: Path,
+) -> None:
+    plain = Daemon(Config(host="127.0.0.1", port=0, plaintext=True))
+    await plain.start()
+    try:
+        app = tui_app(options(["--plaintext"]), tmp_path, "dev")
+        async with app.run_test(size=(110, 32)) as pilot:
+            await type_server(app, pilot, f"127.0.0.1:{plain.port}")
+            chat = await until_chat(pilot)
+            await wait_for(
+                pilot,
+                lambda: any("unencrypted" in x for x in lines(chat, CONSOLE)),
+                what="the server window",
+            )
+            assert "unencrypted" in chat.query_one(StatusBar).render_text().plain
+            await app.action_quit()
+    finally:
+        await plain.shutdown()
