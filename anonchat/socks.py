@@ -13,7 +13,7 @@ import ipaddress
 import struct
 
 from .address import format_address, parse_address
-from .errors import ConnectionClosed
+from .errors import ConnectionClosed, Local
 
 _REPLIES = {
     1: "general SOCKS server failure",
@@ -61,7 +61,7 @@ async def open_via_socks5(
         reader, writer = await asyncio.open_connection(*proxy, limit=limit)
     except OSError as exc:
         raise ConnectionClosed(
-            "proxy_failed",
+            Local.PROXY_FAILED,
             f"cannot reach the proxy {describe_proxy(proxy)}: {exc.strerror or exc}; "
             "no direct connection is tried instead",
         ) from None
@@ -103,7 +103,7 @@ def _address(host: str) -> bytes:
         try:
             name = host.encode("idna")
         except UnicodeError:
-            raise ConnectionClosed("proxy_failed", f"not a valid host name: {host!r}") from None
+            raise ConnectionClosed(Local.PROXY_FAILED, f"not a valid host name: {host!r}") from None
         if len(name) > 255:
             raise ConnectionClosed("proxy_failed", f"host name too long: {host}") from None
         return b"\x03" + bytes([len(name)]) + name

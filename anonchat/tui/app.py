@@ -19,6 +19,7 @@ from textual.binding import Binding
 
 from ..address import format_address
 from ..client import Client, Endpoint, KnownHosts
+from ..frontend.reconnect import RECONNECT_DELAYS
 from ..names import random_nick
 from ..paths import config_dir
 from .keys import use_alt_digits
@@ -26,7 +27,7 @@ from .render import Clock, local_clock
 from .screens.chat import ChatScreen
 from .screens.connect import ConnectScreen
 from .screens.help import HelpScreen
-from .session import RECONNECT_DELAYS, ConnectOptions
+from .session import ConnectOptions
 from .settings import Settings
 
 
@@ -155,18 +156,18 @@ def app_for_endpoint(
     endpoint: Endpoint | None,
     *,
     nick: str | None = None,
-    join: str | None = None,
+    join: Sequence[str] | None = None,
     banner: str = "",
     **kwargs: Any,
 ) -> AnonchatApp:
     """The app ``anonchat`` runs for what the command line said (the tests
     build it the same way, with their own ``settings_dir`` and timings)."""
-    room = join or (endpoint.room if endpoint else None)
+    rooms = list(join or ([endpoint.room] if endpoint and endpoint.room else []))
     named = endpoint is not None and bool(endpoint.host)
     return AnonchatApp(
         server=format_address(endpoint.host, endpoint.port) if endpoint and named else None,
         nick=nick,
-        join=[room] if room else [],
+        join=rooms,
         autoconnect=named,
         banner=banner,
         endpoint=endpoint,
@@ -184,7 +185,7 @@ async def run_tui(
     endpoint: Endpoint | None = None,
     *,
     nick: str | None = None,
-    join: str | None = None,
+    join: Sequence[str] | None = None,
     banner: str = "",
 ) -> int:
     """Run the TUI in the running event loop; return the exit status.

@@ -154,7 +154,7 @@ async def test_through_the_proxy_no_local_lookup_and_no_direct_connection(
         else:
             # No --server: the connect screen asks, and the server is typed there.
             endpoint = options(["--proxy", proxy, "--accept-new-host"])
-            app = tui_app(endpoint, tmp_path, "tor", join="lobby")
+            app = tui_app(endpoint, tmp_path, "tor", join=["lobby"])
             async with app.run_test(size=(110, 32)) as pilot:
                 assert isinstance(app.screen, ConnectScreen)
                 via = str(app.screen.query_one("#via", Static).render())
@@ -186,7 +186,7 @@ async def test_reconnects_go_through_the_proxy_too(
     )
     try:
         with recording(monkeypatch) as net:
-            app = tui_app(endpoint, tmp_path, "tor", join="lobby")
+            app = tui_app(endpoint, tmp_path, "tor", join=["lobby"])
             async with app.run_test(size=(110, 32)) as pilot:
                 chat = await until_chat(pilot)
                 await first.shutdown()

@@ -14,7 +14,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from ...address import format_address
 from ...client import Endpoint
-from ...errors import Code, ConnectionClosed
+from ...errors import Code, ConnectionClosed, Local
 from ...names import InvalidName, check_nick
 from ..messages import Connected, ConnectFailed
 from ..render import clean
@@ -26,9 +26,9 @@ DEFAULT_PORT = 7667
 
 def describe_failure(code: str, message: str, server: str) -> tuple[str, str]:
     """(which field, sentence) for a failed connection."""
-    if code == "proxy_failed":
+    if code == Local.PROXY_FAILED:
         return "server", f"Through the proxy: {clean(message)}"
-    if code == "bad_address":
+    if code == Local.BAD_ADDRESS:
         return "server", clean(message)
     if code == Code.NICK_TAKEN:
         return "nick", "That nick is taken on this server; pick another (or roll a new one)."
