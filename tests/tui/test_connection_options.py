@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import io
+import os
 import socket
 import stat
 import tempfile
@@ -41,7 +42,7 @@ from anonchat.tui.widgets.status_bar import StatusBar
 
 from ..conftest import unused_port
 from ..helpers import next_event
-from .conftest import PIN, daemon_config, fixed_clock, lines, type_line, until_chat, wait_for
+from .conftest import PIN, fixed_clock, lines, type_line, until_chat, wait_for
 
 FRONT_ENDS = ["tui", "line"]
 OTHER_PIN = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
@@ -173,37 +174,85 @@ async def test_through_the_proxy_no_local_lookup_and_no_direct_connection(
     await observer.close()
 
 
+@pytest.mark.parametrize("front_end", FRONT_ENDS)
 async def test_reconnects_go_through_the_proxy_too(
-    socks_proxy: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    front_end: str,
+    daemon: Daemon,
+    socks_proxy: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    first = Daemon(daemon_config())
-    await first.start()
-    port = first.port
-    second: Daemon | None = None
-    server = f"localhost:{port}"
-    endpoint = options(
-        ["--server", server, "--fingerprint", PIN, "--proxy", f"socks5://127.0.0.1:{socks_proxy}"]
-    )
-    try:
-        with recording(monkeypatch) as net:
-            app = tui_app(endpoint, tmp_path, "tor", join=["lobby"])
+    server = f"localhost:{daemon.port}"
+    argv = [
+        "--server",
+        server,
+        "--fingerprint",
+        PIN,
+        "--proxy",
+        f"socks5://127.0.0.1:{socks_proxy}",
+    ]
+
+    async def drop() -> None:
+        """The network drops the connection (between the proxy and the daemon)."""
+        (session,) = [s for s in daemon.sessions if s.nick == "tor"]
+        session.transport.abort()
+
+    with recording(monkeypatch) as net:
+        if front_end == "line":
+            await _line_mode_through_a_drop(options(["--plain", *argv]), drop)
+        else:
+            app = tui_app(options(argv), tmp_path, "tor", join=["lobby"])
             async with app.run_test(size=(110, 32)) as pilot:
                 chat = await until_chat(pilot)
-                await first.shutdown()
-                await wait_for(pilot, lambda: not chat.connected, what="the connection lost")
-                second = Daemon(daemon_config(port))
-                await second.start()
-                await wait_for(pilot, lambda: chat.connected, timeout=10, what="reconnected")
+                await wait_for(pilot, lambda: chat.state.current == "lobby", what="lobby")
+                first = chat.client
+                await drop()
+                await wait_for(
+                    pilot,
+                    lambda: chat.client is not first and chat.connected,
+                    timeout=10,
+                    what="reconnected",
+                )
+                assert chat.client.resumed
                 bar = chat.query_one(StatusBar)
-                assert bar.state == "connected"
-                assert f"via socks5 127.0.0.1:{socks_proxy}" in bar.render_text().plain
+                assert f"{server} via socks5 127.0.0.1:{socks_proxy}" in bar.render_text().plain
                 await app.action_quit()
-        assert net.lookups == []
-        assert len(net.connects) >= 2 and set(net.connects) == {("127.0.0.1", socks_proxy)}
+    assert net.lookups == []
+    assert len(net.connects) == 2 and set(net.connects) == {("127.0.0.1", socks_proxy)}
+
+
+async def _line_mode_through_a_drop(endpoint: Endpoint, drop: Any) -> None:
+    """Line mode on a pipe: connected, the connection dropped, reconnected, /quit."""
+    read_fd, write_fd = os.pipe()
+    stdin, feed = os.fdopen(read_fd, "r"), os.fdopen(write_fd, "w")
+    out = io.StringIO()
+    task = asyncio.create_task(
+        run_line_mode(endpoint, nick="tor", stdin=stdin, stdout=out, reconnect_delays=(0.05,) * 50)
+    )
+    try:
+        await until(lambda: "connected to" in out.getvalue() or task.done(), "connected")
+        await drop()
+        await until(lambda: "reconnected" in out.getvalue() or task.done(), "reconnected")
+        assert "reconnected and resumed" in out.getvalue()
+        feed.write("/quit\n")
+        feed.flush()
+        async with asyncio.timeout(10):
+            assert await task == 0, out.getvalue()
     finally:
-        await first.shutdown()
-        if second is not None:
-            await second.shutdown()
+        feed.close()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        stdin.close()
+    assert f"connected to localhost:{endpoint.port} via socks5" in out.getvalue()
+
+
+async def until(condition: Any, what: str, timeout: float = 10.0) -> None:
+    """Wait for ``condition()`` (no app to run: the event loop only)."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.02)
+    assert condition(), what
 
 
 @pytest.mark.parametrize("front_end", FRONT_ENDS)
