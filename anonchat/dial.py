@@ -15,7 +15,7 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 
-from .errors import ConnectionClosed
+from .errors import ConnectionClosed, Local
 from .socks import open_via_socks5
 from .trust import KnownHosts, TrustError, check_pin, client_context, pin_of_cert
 
@@ -86,7 +86,10 @@ async def verify_server(
     if not cert:
         raise ConnectionClosed("tls_failed", "the server presented no certificate")
     pin = pin_of_cert(cert)
-    trusted, note = check_pin(host, port, pin, expected, known)
+    try:
+        trusted, note = check_pin(host, port, pin, expected, known)
+    except TrustError as exc:  # known_hosts cannot be read: nothing to trust it by
+        raise ConnectionClosed(Local.HOST_NOT_TRUSTED, str(exc)) from None
     if trusted:
         return pin, note
     if not accept_new_host and (confirm is None or not await confirm(host, port, pin)):
@@ -99,5 +102,5 @@ async def verify_server(
         try:
             known.add(host, port, pin)
         except TrustError as exc:
-            raise ConnectionClosed("host_not_trusted", str(exc)) from None
+            raise ConnectionClosed(Local.HOST_NOT_TRUSTED, str(exc)) from None
     return pin, ""

@@ -209,8 +209,10 @@ class KnownHosts:
             text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
-        except (OSError, UnicodeError) as exc:
-            raise TrustError(f"cannot read {self.path}: {exc}") from None
+        except OSError as exc:
+            raise TrustError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        except UnicodeError:
+            raise TrustError(f"cannot read {self.path}: it is not UTF-8 text") from None
         # Lines end at "\n" only: str.splitlines() would also end them at \x1c,
         # \x85, \u2028 and others, which a line of this file must not be split at.
         for number, line in enumerate(text.split("\n"), 1):

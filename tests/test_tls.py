@@ -172,6 +172,29 @@ async def test_a_given_pin_is_followed_not_stored_and_a_difference_is_told(
     assert info.value.code == "host_key_changed"
 
 
+async def test_a_known_hosts_that_cannot_be_read_or_written_stops_with_a_sentence(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    unreadable = KnownHosts(tmp_path / "dir")
+    unreadable.path.mkdir()  # a directory where the file should be
+    binary = KnownHosts(tmp_path / "binary")
+    binary.path.write_bytes(b"\xff\xfe not utf-8\n")
+    for known in (unreadable, binary):
+        with pytest.raises(ConnectionClosed) as info:
+            await Client.connect("127.0.0.1", daemon.port, known_hosts=known, accept_new_host=True)
+        assert info.value.code == "host_not_trusted"
+        assert f"cannot read {known.path}" in info.value.message
+    # Where the file cannot be made, nothing is trusted without being remembered.
+    blocked = KnownHosts(tmp_path / "file" / "known_hosts")
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(ConnectionClosed) as info:
+        await Client.connect("127.0.0.1", daemon.port, known_hosts=blocked, accept_new_host=True)
+    assert info.value.code == "host_not_trusted"
+    assert info.value.message.startswith(f"cannot read {blocked.path}: Not a directory")
+    with pytest.raises(TrustError, match="cannot write"):
+        blocked.add("127.0.0.1", daemon.port, daemon.pin)
+
+
 @pytest.mark.parametrize("first", ["known_hosts", "settings"])
 def test_known_hosts_and_its_directory_are_private_whoever_creates_them(
     first: str, tmp_path: Path
