@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from .crypto import normalize_room
 from .errors import Code, RequestError
-from .names import name_key
+from .names import InvalidName, check_room, name_key
 
 if TYPE_CHECKING:
     from .client import Client
@@ -39,6 +39,17 @@ def public_key(name: str) -> str:
 def secret_key(name: str) -> str:
     """The window key of a secret room: apart from any public room's."""
     return LOCK + normalize_room(name)
+
+
+def secret_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a secret room, or None (checked as the key schedule reads it)."""
+    if not name:
+        return "type the room's name"
+    try:
+        check_room(normalize_room(name))
+    except InvalidName as exc:
+        return str(exc)
+    return None
 
 
 def room_keys(name: str) -> tuple[str, ...]:
