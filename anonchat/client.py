@@ -27,24 +27,26 @@ from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__
 from . import events as ev
+from .address import bad_character, check_host, format_address, parse_address
 from .bucket import TokenBucket
 from .crypto import Identity, Sealer
 from .dial import Confirm as Confirm
 from .dial import is_loopback, open_stream, verify_server
-from .errors import Code, ConnectionClosed, ProtocolError, RequestError
+from .errors import Code, ConnectionClosed, Local, ProtocolError, RequestError
 from .names import InvalidName, TextTooLong, check_nick, check_room, check_text, name_key
 from .protocol import Connection, State
 from .room import LOCK, PublicRoom, Room, SecretRoom, public_key, room_keys, secret_key
 from .secret import SecretChannel, SecretEvent
 from .secret_client import SecretRooms
-from .trust import (
-    KnownHosts,
-    TrustError,
-    check_pin_syntax,
-)
+from .socks import describe_proxy
+from .trust import KnownHosts as KnownHosts  # re-exported: front ends name known_hosts here
+from .trust import TrustError, check_pin_syntax
 from .wire import DEFAULT_MAX_FRAME
 
 T = TypeVar("T", bound=ev.Frame)
+
+#: The scheme of invite links: ``anonchat://HOST:PORT/ROOM?pin=sha256/...``.
+LINK_SCHEME = "anonchat"
 
 #: Pushed events a client buffers before it is considered too slow and closes.
 EVENT_QUEUE_MAX = 100_000
@@ -111,6 +113,10 @@ class Client(SecretRooms):
         self.hello = hello
         self.nick = hello.nick
         self.pin = ""  # the server's key pin when connected with TLS
+        self.proxy: tuple[str, int] | None = None  # the SOCKS5 proxy this connection goes through
+        # A sentence about trust the user should read (a given pin that differs
+        # from the one known_hosts remembers), or "".
+        self.trust_note = ""
         self.closed: ConnectionClosed | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[ev.Frame]] = {}
@@ -179,6 +185,10 @@ class Client(SecretRooms):
                 check_nick(nick)
             except InvalidName as exc:
                 raise ConnectionClosed(Code.NICK_INVALID, str(exc)) from None
+        try:
+            check_host(host)
+        except ValueError as exc:
+            raise ConnectionClosed(Local.BAD_ADDRESS, str(exc)) from None
         if not tls and not allow_remote_plaintext and not is_loopback(host):
             raise ConnectionClosed(
                 "plaintext_refused",
@@ -192,9 +202,9 @@ class Client(SecretRooms):
                 "timeout", f"no connection to {host}:{port} within {timeout:.0f} s"
             ) from None
         try:
-            server_pin = ""
+            server_pin, note = "", ""
             if tls:
-                server_pin = await verify_server(
+                server_pin, note = await verify_server(
                     writer, host, port, pin, known_hosts, accept_new_host, confirm
                 )
             conn = Connection("client", max_frame)
@@ -215,6 +225,8 @@ class Client(SecretRooms):
             raise
         client = cls(reader, writer, conn, hello)
         client.pin = server_pin
+        client.proxy = proxy
+        client.trust_note = note
         if resume is not None:
             client._inherit(resume)
         for frame in early:  # a resumed session's missed events can follow the hello at once
@@ -677,8 +689,15 @@ class Endpoint:
     known_hosts: KnownHosts | None = field(default_factory=KnownHosts)
 
     @property
+    def via(self) -> str:
+        """The proxy as the user sees it (``socks5 127.0.0.1:9050``), or ""."""
+        return describe_proxy(self.proxy) if self.proxy else ""
+
+    @property
     def label(self) -> str:
-        return KnownHosts.key(self.host, self.port)
+        """``HOST:PORT`` as the user sees it, and ``via socks5 ...`` with a proxy."""
+        where = format_address(self.host, self.port)
+        return f"{where} via {self.via}" if self.via else where
 
     async def connect(
         self,
@@ -701,32 +720,81 @@ class Endpoint:
         )
 
     @classmethod
+    def parse(cls, text: str, default_port: int) -> Endpoint:
+        """What a user typed where a server goes: ``HOST[:PORT]``, ``[IPV6][:PORT]``,
+        or an invite link (:meth:`from_url`), which brings its pin and room.
+
+        The one parser of addresses (the command line's ``--server``, the
+        connect screen, known_hosts all agree through :mod:`anonchat.address`);
+        anything that is not an address raises ValueError with a sentence.
+        """
+        if text.strip().lower().startswith(f"{LINK_SCHEME}:"):
+            return cls.from_url(text, default_port)
+        host, port = parse_address(text, default_port)
+        return cls(host, port)
+
+    @classmethod
     def from_url(cls, url: str, default_port: int) -> Endpoint:
         """Parse ``anonchat://HOST[:PORT]/ROOM?pin=sha256/...``.
 
-        A link never carries a passphrase: anything but ``pin`` is refused.
+        A link never carries a passphrase: anything but one ``pin`` is
+        refused, and so is a user part (``anonchat://trusted.example@evil.example/``
+        would otherwise look like one server and connect to another).
         """
-        parts = urlsplit(url)
-        if parts.scheme != "anonchat" or not parts.hostname:
-            raise ValueError(f"not an anonchat link: {url!r} (anonchat://HOST:PORT/ROOM?pin=...)")
+        text = url.strip()
+        usage = f"not an anonchat link: {text!r} (anonchat://HOST:PORT/ROOM?pin=...)"
+        char = bad_character(text)
+        if char is not None:
+            # urlsplit() would silently drop tabs and newlines from the middle.
+            raise ValueError(f"{usage}: it holds a space or a control character")
         try:
-            port = parts.port or default_port
+            parts = urlsplit(text)
         except ValueError:
-            raise ValueError(f"bad port in {url!r}") from None
+            raise ValueError(usage) from None
+        if parts.scheme.lower() != LINK_SCHEME or not text[len(parts.scheme) :].startswith("://"):
+            raise ValueError(usage)
+        if "@" in parts.netloc:
+            raise ValueError(
+                f"refusing a link with a user part before '@': {text!r}; an anonchat "
+                "link names its server right after anonchat://"
+            )
+        if not parts.netloc:
+            raise ValueError(usage)
+        try:
+            host, port = parse_address(parts.netloc, default_port)
+        except ValueError as exc:
+            raise ValueError(f"bad server in link {text!r}: {exc}") from None
         pin = None
         for item in filter(None, parts.query.split("&")):
-            key, _, value = item.partition("=")
+            key, _, value = item.partition("=")  # unquote, not unquote_plus: pins hold "+"
             if key != "pin":
                 raise ValueError(f"unknown link parameter {key!r}; links carry only a pin")
+            if pin is not None:
+                raise ValueError(f"a link carries one pin, not several: {text!r}")
             try:
                 pin = check_pin_syntax(unquote(value))
             except TrustError as exc:
                 raise ValueError(str(exc)) from None
-        room = unquote(parts.path.lstrip("/")).lstrip("#") or None
-        return cls(parts.hostname, port, pin=pin, room=room)
+        room = unquote(parts.path.removeprefix("/")) or None
+        if parts.fragment:  # anonchat://HOST/#lobby: the shell-unfriendly spelling of /lobby
+            if room is not None:
+                raise ValueError(f"a link names one room, not two: {text!r}")
+            if "?" in parts.fragment:
+                raise ValueError(
+                    f"in {text!r} the pin would be read as part of the room after '#': "
+                    "write the room without '#' (anonchat://HOST:PORT/ROOM?pin=...)"
+                )
+            room = unquote(parts.fragment)
+        room = room.lstrip("#") or None if room is not None else None  # "#lobby" is "lobby"
+        if room is not None:
+            try:
+                check_room(room)
+            except InvalidName as exc:
+                raise ValueError(f"bad room in link {text!r}: {exc}") from None
+        return cls(host, port, pin=pin, room=room)
 
     def invite(self, pin: str, room: str | None = None) -> str:
         """An invite link to this daemon (and room), carrying its pin."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
         path = quote(room or self.room or "", safe="")
-        return f"anonchat://{host}:{self.port}/{path}?pin={quote(pin, safe='/')}"
+        where = format_address(self.host, self.port)
+        return f"{LINK_SCHEME}://{where}/{path}?pin={quote(pin, safe='/')}"

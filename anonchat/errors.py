@@ -88,6 +88,7 @@ class Local(StrEnum):
     HOST_KEY_CHANGED = "host_key_changed"  # the key differs from the one in known_hosts
     PIN_MISMATCH = "pin_mismatch"  # the key differs from the pin given (flag or link)
     PLAINTEXT_REFUSED = "plaintext_refused"  # no TLS to a non-loopback address
+    BAD_ADDRESS = "bad_address"  # not a host name or IP address (whitespace, a..b, ...)
     EOF = "eof"  # the server closed the connection
     RESET = "reset"  # the connection broke
     CLOSED = "closed"  # we closed it

@@ -336,6 +336,8 @@ async def run_line_mode(
             "/help lists the commands"
         )
     )
+    if client.trust_note:
+        out(system(clean(client.trust_note)))
 
     def on_event(event: Event) -> None:
         line = format_event(event)

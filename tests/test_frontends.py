@@ -25,11 +25,11 @@ from anonchat import events as ev
 from anonchat.client import Client, Endpoint
 from anonchat.daemon import Daemon
 from anonchat.linemode import run_line_mode
+from anonchat.paths import ENV_CONFIG_DIR
 from anonchat.secret import SecretMessage
 from anonchat.tui import make_app
 from anonchat.tui.screens.create_room import CreateRoomScreen
 from anonchat.tui.screens.passphrase import PassphraseScreen
-from anonchat.tui.settings import ENV_CONFIG_DIR
 
 from .conftest import DaemonFactory
 from .helpers import collect
