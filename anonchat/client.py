@@ -191,7 +191,7 @@ class Client(SecretRooms):
             raise ConnectionClosed(Local.BAD_ADDRESS, str(exc)) from None
         if not tls and not allow_remote_plaintext and not is_loopback(host):
             raise ConnectionClosed(
-                "plaintext_refused",
+                Local.PLAINTEXT_REFUSED,
                 f"refusing an unencrypted connection to {host}; use TLS, or say --plaintext",
             )
         try:
@@ -199,7 +199,7 @@ class Client(SecretRooms):
                 reader, writer = await open_stream(host, port, tls, proxy, max_frame)
         except TimeoutError:
             raise ConnectionClosed(
-                "timeout", f"no connection to {host}:{port} within {timeout:.0f} s"
+                Local.TIMEOUT, f"no connection to {host}:{port} within {timeout:.0f} s"
             ) from None
         try:
             server_pin, note = "", ""
@@ -250,14 +250,16 @@ class Client(SecretRooms):
                     raise ConnectionClosed(conn.error.code, conn.error.message)
                 if not data:
                     raise ConnectionClosed(
-                        "eof",
+                        Local.EOF,
                         "the server closed the connection before hello"
                         + ("" if tls else "; is it a TLS daemon? then leave out --plaintext"),
                     )
         except OSError as exc:
-            raise ConnectionClosed("reset", f"connection lost: {exc.strerror or exc}") from None
+            raise ConnectionClosed(Local.RESET, f"connection lost: {exc.strerror or exc}") from None
         except TimeoutError:
-            raise ConnectionClosed("timeout", "the server did not answer hello in time") from None
+            raise ConnectionClosed(
+                Local.TIMEOUT, "the server did not answer hello in time"
+            ) from None
 
     async def __aenter__(self) -> Client:
         return self
@@ -541,6 +543,9 @@ class Client(SecretRooms):
     def _send(self, frame: ev.Frame) -> None:
         if self.closed is not None:
             raise self.closed
+        if self._conn.state is not State.OPEN and not isinstance(frame, ev.Bye):
+            # We said goodbye (the user quit) while a request was on its way.
+            raise ConnectionClosed(Local.CLOSED, "the connection is closing")
         self._conn.send(frame)
         self._writer.write(self._conn.data_to_send())
 
@@ -578,13 +583,13 @@ class Client(SecretRooms):
                     self._set_closed(self._conn.error.code, self._conn.error.message)
                     return
                 if not data or self._conn.state is State.CLOSED:
-                    self._set_closed("eof", "the server closed the connection")
+                    self._set_closed(Local.EOF, "the server closed the connection")
                     return
         except (ConnectionError, OSError) as exc:
-            self._set_closed("reset", f"connection lost: {exc.strerror or exc}")
+            self._set_closed(Local.RESET, f"connection lost: {exc.strerror or exc}")
         finally:
             if self.closed is None:
-                self._set_closed("closed", "the connection is closed")
+                self._set_closed(Local.CLOSED, "the connection is closed")
             self._writer.close()
 
     def _dispatch(self, frame: ev.Frame) -> None:
@@ -624,7 +629,7 @@ class Client(SecretRooms):
             self.nick = frame.new
         self._events.put_nowait(frame)
         if self._events.qsize() > EVENT_QUEUE_MAX:
-            self._set_closed("event_queue_full", "events were not consumed; closing")
+            self._set_closed(Local.EVENT_QUEUE_FULL, "events were not consumed; closing")
             self._writer.close()
         if isinstance(frame, ev.Error | ev.Bye):
             self._set_closed(frame.code, frame.msg)
@@ -642,7 +647,7 @@ class Client(SecretRooms):
         self._events.put_nowait(None)
 
     def _closed_error(self) -> ConnectionClosed:
-        return self.closed or ConnectionClosed("reset", "connection lost")
+        return self.closed or ConnectionClosed(Local.RESET, "connection lost")
 
     # -- closing -------------------------------------------------------------
 
@@ -658,7 +663,7 @@ class Client(SecretRooms):
                 await self._writer.drain()
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(self._reader_task), timeout)
-        self._set_closed("closed", "the connection is closed")
+        self._set_closed(Local.CLOSED, "the connection is closed")
         self._writer.close()
         for task in list(self._tasks):  # answers to newcomers still waiting for their turn
             task.cancel()

@@ -53,13 +53,13 @@ async def open_stream(
             )
     except ssl.SSLError as exc:
         raise ConnectionClosed(
-            "tls_failed",
+            Local.TLS_FAILED,
             f"TLS with {where} failed ({exc.reason}); is it an anonchat daemon "
             "with TLS? (a daemon run with --plaintext needs --plaintext here too)",
         ) from None
     except (OSError, TimeoutError) as exc:
         reason = getattr(exc, "strerror", None) or "timed out"
-        raise ConnectionClosed("unreachable", f"cannot connect to {where}: {reason}") from None
+        raise ConnectionClosed(Local.UNREACHABLE, f"cannot connect to {where}: {reason}") from None
     sock = writer.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
@@ -84,7 +84,7 @@ async def verify_server(
     ssl_object = writer.get_extra_info("ssl_object")
     cert = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if not cert:
-        raise ConnectionClosed("tls_failed", "the server presented no certificate")
+        raise ConnectionClosed(Local.TLS_FAILED, "the server presented no certificate")
     pin = pin_of_cert(cert)
     try:
         trusted, note = check_pin(host, port, pin, expected, known)
@@ -94,7 +94,7 @@ async def verify_server(
         return pin, note
     if not accept_new_host and (confirm is None or not await confirm(host, port, pin)):
         raise ConnectionClosed(
-            "host_not_trusted",
+            Local.HOST_NOT_TRUSTED,
             f"{host}:{port} was not seen before and its key {pin} was not accepted; "
             "check it with the operator, then pass --fingerprint or use an invite link",
         )

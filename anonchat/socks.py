@@ -79,12 +79,14 @@ async def _handshake(
     writer.write(b"\x05\x01\x00")  # version 5, one method: no authentication
     version, method = await _read(reader, 2)
     if version != 5 or method != 0:
-        raise ConnectionClosed("proxy_failed", "the proxy wants authentication we do not offer")
+        raise ConnectionClosed(Local.PROXY_FAILED, "the proxy wants authentication we do not offer")
     writer.write(b"\x05\x01\x00" + _address(host) + struct.pack(">H", port))
     version, reply, _, atyp = await _read(reader, 4)
     if version != 5 or reply != 0:
         reason = _REPLIES.get(reply, f"error {reply}")
-        raise ConnectionClosed("proxy_failed", f"the proxy could not reach {host}:{port}: {reason}")
+        raise ConnectionClosed(
+            Local.PROXY_FAILED, f"the proxy could not reach {host}:{port}: {reason}"
+        )
     if atyp == 1:
         await _read(reader, 4 + 2)
     elif atyp == 4:
@@ -93,7 +95,7 @@ async def _handshake(
         (length,) = await _read(reader, 1)
         await _read(reader, length + 2)
     else:
-        raise ConnectionClosed("proxy_failed", "the proxy sent an unknown address type")
+        raise ConnectionClosed(Local.PROXY_FAILED, "the proxy sent an unknown address type")
 
 
 def _address(host: str) -> bytes:
@@ -105,7 +107,7 @@ def _address(host: str) -> bytes:
         except UnicodeError:
             raise ConnectionClosed(Local.PROXY_FAILED, f"not a valid host name: {host!r}") from None
         if len(name) > 255:
-            raise ConnectionClosed("proxy_failed", f"host name too long: {host}") from None
+            raise ConnectionClosed(Local.PROXY_FAILED, f"host name too long: {host}") from None
         return b"\x03" + bytes([len(name)]) + name
     return (b"\x01" if ip.version == 4 else b"\x04") + ip.packed
 
@@ -114,4 +116,4 @@ async def _read(reader: asyncio.StreamReader, n: int) -> bytes:
     try:
         return await reader.readexactly(n)
     except asyncio.IncompleteReadError:
-        raise ConnectionClosed("proxy_failed", "the proxy closed the connection") from None
+        raise ConnectionClosed(Local.PROXY_FAILED, "the proxy closed the connection") from None

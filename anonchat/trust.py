@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from .address import canonical_host, format_address
-from .errors import AnonchatError, ConnectionClosed
+from .errors import AnonchatError, ConnectionClosed, Local
 from .paths import daemon_state_dir, known_hosts_file, open_private, private_dir
 
 PIN_PREFIX = "sha256/"
@@ -257,7 +257,7 @@ def check_pin(
                     " is the pin you were given out of date?)"
                 )
             raise ConnectionClosed(
-                "pin_mismatch",
+                Local.PIN_MISMATCH,
                 f"{where} presented key {pin}, not the expected {expected}; "
                 f"someone may be impersonating the server{hint}",
             )
@@ -274,7 +274,7 @@ def check_pin(
     stored, line = found
     if stored != pin:
         raise ConnectionClosed(
-            "host_key_changed",
+            Local.HOST_KEY_CHANGED,
             f"WARNING: the key of {where} has changed (now {pin}). Someone may be "
             f"impersonating the server, or its operator replaced the key. If you are sure "
             f"it is legitimate, remove line {line} of {path} and connect again.",

@@ -54,3 +54,28 @@ def test_nothing_but_wire_imports_msgpack() -> None:
     for name, found in modules().items():
         if name != "wire.py":
             assert not any(i.split(".")[0] == "msgpack" for i in found), name
+
+
+def absolute(module: str, importer: str) -> str:
+    """``..crypto`` seen from ``tui/screens/chat.py`` -> ``crypto``."""
+    if not module.startswith("."):
+        return module.removeprefix("anonchat.")
+    level = len(module) - len(module.lstrip("."))
+    package = importer.split("/")[:-1]
+    base = package[: len(package) - (level - 1)] if level > 1 else package
+    return ".".join([*base, module.lstrip(".")]).strip(".")
+
+
+FRONT_ENDS = ("linemode.py", "tui/", "frontend/")
+#: What a front end never touches: it reaches rooms through handles and the
+#: daemon through client.py (docs/architecture.md, "Import rules").
+BELOW_THE_CLIENT = {"crypto", "trust", "dial", "socks", "secret_client"}
+
+
+def test_front_ends_import_nothing_below_the_client() -> None:
+    for name, found in modules().items():
+        if not name.startswith(FRONT_ENDS):
+            continue
+        for module in found:
+            target = absolute(module, name).split(".")[0]
+            assert target not in BELOW_THE_CLIENT, (name, module)

@@ -192,3 +192,18 @@ async def test_a_dropped_connection_resumes_without_losing_messages(
         assert ca.client.nick == "alice" and ca.client.resumed
         # bob never saw alice leave.
         assert not any("alice quit" in x or "alice left" in x for x in lines(cb, "lobby"))
+
+
+async def test_quitting_at_once_or_with_a_join_on_its_way_ends_cleanly(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """Ctrl+Q the moment the chat opens (its first join still on the way), and
+    again right after typing a command: the app exits with status 0."""
+    for n, typed in enumerate(("", "/join elsewhere")):
+        app = app_for(daemon.port, tmp_path, f"quick{n}", join=["lobby", "two", "three"])
+        async with app.run_test() as pilot:
+            await until_chat(pilot)
+            if typed:
+                await type_line(pilot, typed)
+            await pilot.press("ctrl+q")
+        assert app.return_code == 0

@@ -38,7 +38,7 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
 
 from ...client import Client, Event
-from ...errors import ConnectionClosed
+from ...errors import AnonchatError, ConnectionClosed
 from ...frontend.commands import Attempt, Commands, Note, parse
 from ...frontend.reconnect import RECONNECT_DELAYS, Lost, Step, follow
 from ...room import SecretRoom
@@ -390,15 +390,21 @@ class ChatScreen(ChatView, Screen[None]):
 
     @work(exclusive=True, group="lines")
     async def line_worker(self) -> None:
-        while True:
+        while not self.quitting:
             item = await self._typed.get()
-            if isinstance(item, _Pasted):
-                await self.commands.say_lines(item.lines, item.key)
-                continue
-            self._form = None
-            await self.commands.line(item.line)
-            if (parse(item.line) or ("", ""))[0] == "secret":
-                self._secret_done()
+            try:
+                await self._run(item)
+            except AnonchatError as exc:  # never let one line end the app
+                self.here(f"not done: {clean(str(exc))}", error=True)
+
+    async def _run(self, item: _Typed | _Pasted) -> None:
+        if isinstance(item, _Pasted):
+            await self.commands.say_lines(item.lines, item.key)
+            return
+        self._form = None
+        await self.commands.line(item.line)
+        if (parse(item.line) or ("", ""))[0] == "secret":
+            self._secret_done()
 
     def _secret_done(self) -> None:
         """A /secret line ran: what was typed meanwhile goes to its form, or nowhere."""

@@ -34,7 +34,7 @@ def describe_failure(code: str, message: str, server: str) -> tuple[str, str]:
         return "nick", "That nick is taken on this server; pick another (or roll a new one)."
     if code == Code.NICK_INVALID:
         return "nick", f"That nick is not allowed: {clean(message)}"
-    if code == "unreachable":
+    if code == Local.UNREACHABLE:
         return "server", f"Cannot reach {clean(server)}: {clean(message)}. Is the daemon running?"
     return "server", f"The server refused the connection: {clean(message)} ({clean(code)})"
 
