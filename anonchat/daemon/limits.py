@@ -1,6 +1,6 @@
 """Rate limits: token buckets per connection, and connections per address.
 
-Theory of operation.  Every connection has four buckets (:class:`SessionLimiter`),
+Theory of operation.  Every connection has six buckets (:class:`SessionLimiter`),
 each made when it is first used:
 
 * **messages** (``say`` and ``seal``): ``msg_burst`` at once, then ``msg_rate``
@@ -11,6 +11,12 @@ each made when it is first used:
   member of a room pay for presence events;
 * **secret-room join attempts**: ``join_burst``, then one per ``join_interval``
   (slows passphrase guessing);
+* **nick changes**: ``nick_burst``, then one per ``nick_interval``; each change
+  is a presence event for every member of every room the session is in, and
+  fills the rooms' rings as a message would;
+* **queries** (``list`` and ``who``): ``query_burst``, then one per
+  ``query_interval``; their cost grows with the daemon's rooms and a room's
+  members;
 * **bytes read** from the socket, counted before they are decoded:
   ``bytes_burst``, then ``bytes_rate`` per second.  Bytes are not refused but
   *paced*: once the bucket is empty the session does not read again until it
@@ -55,7 +61,16 @@ class SessionLimiter:
     run out of strikes.
     """
 
-    __slots__ = ("bytes", "limits", "messages", "room_joins", "secret_joins", "strikes")
+    __slots__ = (
+        "bytes",
+        "limits",
+        "messages",
+        "nicks",
+        "queries",
+        "room_joins",
+        "secret_joins",
+        "strikes",
+    )
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -65,6 +80,8 @@ class SessionLimiter:
         self.room_joins: TokenBucket | None = None
         self.secret_joins: TokenBucket | None = None
         self.bytes: TokenBucket | None = None
+        self.nicks: TokenBucket | None = None
+        self.queries: TokenBucket | None = None
         self.strikes: TokenBucket | None = None
 
     def _bucket(self, name: str, now: float) -> TokenBucket:
@@ -83,6 +100,12 @@ class SessionLimiter:
 
     def check_secret_join(self, now: float) -> None:
         self._check(self._bucket("secret_joins", now), now, "too many secret-room join attempts")
+
+    def check_nick(self, now: float) -> None:
+        self._check(self._bucket("nicks", now), now, "too many nick changes")
+
+    def check_query(self, now: float) -> None:
+        self._check(self._bucket("queries", now), now, "too many list and who requests")
 
     def bytes_read(self, count: int, now: float) -> float:
         """Count bytes just read; return how long to wait before reading more."""
@@ -103,6 +126,8 @@ _BUCKETS: dict[str, Callable[[Limits], tuple[float, float]]] = {
     "room_joins": lambda lim: (lim.room_join_burst, lim.room_join_interval),
     "secret_joins": lambda lim: (lim.join_burst, lim.join_interval),
     "bytes": lambda lim: (lim.bytes_burst, 1.0 / lim.bytes_rate),
+    "nicks": lambda lim: (lim.nick_burst, lim.nick_interval),
+    "queries": lambda lim: (lim.query_burst, lim.query_interval),
     "strikes": lambda lim: (lim.flood_strikes, 1.0 / lim.msg_rate),
 }
 

@@ -64,8 +64,11 @@ class Daemon:
         # Sessions of a node that stopped and handed them over, by uid -> the log
         # time until which they may be resumed on another node (see handed_over).
         self.orphans: dict[str, int] = {}
-        # Local: this node's dropped sessions awaiting resume, by uid.
+        # Local: this node's dropped sessions awaiting resume, by uid, oldest first,
+        # and the same by the keyed hash of the address they came from (each
+        # address holds at most max_resumable_per_address; see forget()).
         self.ghosts: dict[str, asyncio.TimerHandle] = {}
+        self.ghosts_by_address: dict[bytes, dict[str, Session]] = {}
         self.bus: Bus = make_bus(self)
         self.stats = Stats()
         self.per_address = AddressCounter(self.config.limits.max_per_address)
@@ -82,6 +85,7 @@ class Daemon:
         # Every session's transport reads into this one buffer; each read is
         # copied out before the next (see Session.buffer_updated).
         self.read_buffer = memoryview(bytearray(self.config.limits.read_size))
+        self.unfinished = 0  # bytes of unfinished frames held, all sessions (max_unfinished)
         self.stopping = False
         self.handing_over = False  # stopping while other nodes keep the service
         self.lost = False  # stopped because the other nodes count it as gone
@@ -164,6 +168,7 @@ class Daemon:
         for timer in self.ghosts.values():
             timer.cancel()
         self.ghosts.clear()
+        self.ghosts_by_address.clear()
         self._all_gone = asyncio.Event()
         code = Code.RESTART if self.handing_over else Code.SHUTDOWN
         for session in list(self.sessions):
@@ -265,16 +270,35 @@ class Daemon:
             return
         if self.handing_over and (session.close_code == Code.RESTART or session.resumable):
             return  # the other nodes keep it for resume_window (handed_over)
-        if session.resumable and len(self.ghosts) < self.config.limits.max_connections:
-            self.ghosts[session.uid] = asyncio.get_running_loop().call_later(
-                self.config.limits.resume_window, self._expire, session
-            )
+        if session.resumable:
+            self._keep_resumable(session)
             return
         self.bus.submit(["end", session.uid, None, session.quit_msg])
 
+    def _keep_resumable(self, session: Session) -> None:
+        """Keep a session that lost its connection for ``resume_window``: with its
+        nick, rooms and memberships, it counts against its address
+        (``max_resumable_per_address``) and the node (``max_resumable``); past
+        either, the oldest such session (of that address, or of all) ends now."""
+        limits = self.config.limits
+        held = self.ghosts_by_address.get(session.address_key, {})
+        while len(held) >= limits.max_resumable_per_address:
+            self._expire(next(iter(held.values())))
+        while len(self.ghosts) >= limits.max_resumable:
+            oldest = self.members.get(next(iter(self.ghosts)))
+            if isinstance(oldest, Session):
+                self._expire(oldest)
+            else:  # (cannot happen: a ghost is a session of this node until it ends)
+                self.ghosts.pop(next(iter(self.ghosts)))
+        self.ghosts_by_address.setdefault(session.address_key, {})[session.uid] = session
+        self.ghosts[session.uid] = asyncio.get_running_loop().call_later(
+            limits.resume_window, self._expire, session
+        )
+
     def _expire(self, session: Session) -> None:
-        """Nobody resumed a dropped session in time: end it."""
-        self.ghosts.pop(session.uid, None)
+        """Nobody resumed a dropped session in time (or its address, or the node,
+        holds too many others): end it."""
+        self.stop_waiting(session)
         self.bus.submit(["end", session.uid, None, session.quit_msg])
 
     def stop_waiting(self, member: Member) -> None:
@@ -282,6 +306,12 @@ class Daemon:
         timer = self.ghosts.pop(member.uid, None)
         if timer is not None:
             timer.cancel()
+            if isinstance(member, Session):
+                held = self.ghosts_by_address.get(member.address_key)
+                if held is not None:
+                    held.pop(member.uid, None)
+                    if not held:
+                        del self.ghosts_by_address[member.address_key]
 
     def node_gone(self, node: str, ts: int) -> None:
         """A node stopped (or stopped beating): end every session it held."""
@@ -318,7 +348,10 @@ class Daemon:
 
     async def _sweep(self) -> None:
         limits = self.config.limits
-        tick = max(0.05, min(1.0, limits.hello_timeout / 5, limits.ping_interval / 5))
+        tick = max(
+            0.05,
+            min(1.0, limits.hello_timeout / 5, limits.ping_interval / 5, limits.frame_timeout / 5),
+        )
         loop = asyncio.get_running_loop()
         trimmed = loop.time()
         while True:

@@ -66,11 +66,14 @@ class Session(Member, asyncio.BufferedProtocol):
 
     __slots__ = (
         "_eof",
+        "_frame_started",
         "_frames",
+        "_frames_in",
         "_grace",
         "_hold",
         "_nread",
         "_ping_n",
+        "_unfinished",
         "address_key",
         "challenge",
         "close_code",
@@ -119,6 +122,9 @@ class Session(Member, asyncio.BufferedProtocol):
         self._hold = 0  # why reading is paused (_APPLYING, _PACING)
         self._eof = False
         self._grace: asyncio.TimerHandle | None = None  # the abort if closing takes too long
+        self._frame_started = 0.0  # when the frame now arriving began (0: none is)
+        self._frames_in = 0  # frames received whole (the protocol's count, last seen)
+        self._unfinished = 0  # bytes of that frame held, counted in daemon.unfinished
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.nick!r}>"
@@ -158,7 +164,15 @@ class Session(Member, asyncio.BufferedProtocol):
             self.close_code = self.close_code or ("reset" if exc is not None else "eof")
         self._frames = None
         self.waiting = False
+        self._let_go_of_input()
         self.daemon.forget(self)
+
+    def _let_go_of_input(self) -> None:
+        """Nothing more will be read: free (and stop counting) an unfinished frame."""
+        self.daemon.unfinished -= self._unfinished
+        self._unfinished = 0
+        self._frame_started = 0.0
+        self.conn.discard_input()
 
     def _guarded(self, step: Callable[..., None], *args: Any) -> None:
         """Run ``step``; one session's bug must not take the daemon down: log once, close it."""
@@ -180,9 +194,12 @@ class Session(Member, asyncio.BufferedProtocol):
     def _received(self, data: bytes) -> None:
         if self.closing:
             return
-        self.last_rx = self.loop.time()
-        self.ping_sent = False
-        frames = self.conn.receive_data(data)
+        conn = self.conn
+        frames = conn.receive_data(data)
+        if conn.frames_in != self._frames_in or conn.frame_started:
+            self._progress(conn)
+            if self.closing:
+                return
         frames.reverse()  # handled with pop(), from the end
         if self._frames is not None:
             # A transport that delivered one more read after pause_reading():
@@ -193,6 +210,33 @@ class Session(Member, asyncio.BufferedProtocol):
         self._nread = len(data)
         self._frames = frames
         self._serve()
+
+    def _progress(self, conn: Connection) -> None:
+        """After a read: a whole frame is what counts as heard from (``idle_timeout``);
+        a frame begun must end within ``frame_timeout``; the bytes of unfinished
+        frames are counted for all connections together (``max_unfinished``)."""
+        now = self.loop.time()
+        completed = conn.frames_in != self._frames_in
+        if completed:
+            self._frames_in = conn.frames_in
+            self.last_rx = now
+            self.ping_sent = False
+        if not conn.frame_started:
+            self._frame_started = 0.0
+        elif completed or not self._frame_started:
+            self._frame_started = now  # a new frame begins
+        held = conn.buffered_in
+        daemon = self.daemon
+        grown = held - self._unfinished
+        if grown > 0 and daemon.unfinished + grown > self.limits.max_unfinished:
+            log.info("session %d dropped: the daemon holds too many unfinished frames", self.sid)
+            self.close(
+                Code.SLOW_FRAME,
+                "the server holds too many unfinished frames; send each frame whole",
+            )
+            return
+        daemon.unfinished += grown
+        self._unfinished = held
 
     def _serve(self) -> None:
         """Handle the frames of the last read in order; stop at one that must wait."""
@@ -251,6 +295,8 @@ class Session(Member, asyncio.BufferedProtocol):
             return
         self._hold &= ~why
         if not self._hold and not self.closing and not self.transport.is_closing():
+            if self._frame_started:  # the time it was not read does not count against it
+                self._frame_started = self.loop.time()
             self.transport.resume_reading()
 
     def _go_on(self) -> None:
@@ -376,6 +422,7 @@ class Session(Member, asyncio.BufferedProtocol):
         self.close_code = code
         self._close_transport()
         self.waiting = False
+        self._let_go_of_input()
 
     def _close_transport(self) -> None:
         """Close after flushing; abort if the peer has not let go in CLOSE_GRACE."""
@@ -391,6 +438,7 @@ class Session(Member, asyncio.BufferedProtocol):
         self.close_code = code
         self.transport.abort()
         self.waiting = False
+        self._let_go_of_input()
 
     # -- requests dispatch ---------------------------------------------------
 
@@ -418,8 +466,19 @@ class Session(Member, asyncio.BufferedProtocol):
             if now - self.connected_at > self.limits.hello_timeout:
                 self.close(Code.HELLO_TIMEOUT, "no hello received in time")
             return
+        if (
+            self._frame_started
+            and not self._hold
+            and now - self._frame_started > self.limits.frame_timeout
+        ):
+            log.info("session %d dropped: a frame begun was not finished in time", self.sid)
+            self.close(
+                Code.SLOW_FRAME,
+                f"a frame begun was not finished within {self.limits.frame_timeout:g} seconds",
+            )
+            return
         if silent > self.limits.idle_timeout:
-            self.close(Code.IDLE_TIMEOUT, f"nothing received for {max(1, round(silent))} seconds")
+            self.close(Code.IDLE_TIMEOUT, f"no frame received for {max(1, round(silent))} seconds")
         elif silent > self.limits.ping_interval and not self.ping_sent:
             self.ping_sent = True
             self._ping_n += 1
@@ -524,9 +583,12 @@ class Session(Member, asyncio.BufferedProtocol):
             nick = check_nick(frame.nick)
         except InvalidName as exc:
             raise RequestError(Code.NICK_INVALID, str(exc)) from None
+        if nick != self.nick:  # (the same nick again changes nothing and costs nothing)
+            self.limiter.check_nick(self.loop.time())
         self.submit("nick", frame.id, nick)
 
     def on_list(self, frame: ev.ListRooms) -> None:
+        self.limiter.check_query(self.loop.time())
         rooms, more = self.daemon.room_list(self.limits.max_frame - 1024)
         self.send(ev.Rooms(id=frame.id, rooms=rooms, more=more))
 
@@ -548,6 +610,7 @@ class Session(Member, asyncio.BufferedProtocol):
         self.submit("topic", frame.id, frame.room, _check_topic(frame.topic))
 
     def on_who(self, frame: ev.Who) -> None:
+        self.limiter.check_query(self.loop.time())
         room = self.daemon.find_room(frame.room)
         members, more = self.daemon.member_list(room, self.limits.max_frame - 1024)
         owners = room.owner_nicks()[:100]
@@ -681,7 +744,9 @@ _HANDLERS: dict[type[ev.Frame], Callable[[Session, Any], None]] = {
 }
 
 #: How a connection may end and still be resumed: it was lost, not ended on purpose.
-_RESUMABLE = frozenset({"reset", "eof", Code.IDLE_TIMEOUT, Code.SENDQ_EXCEEDED, Code.TRUNCATED})
+_RESUMABLE = frozenset(
+    {"reset", "eof", Code.IDLE_TIMEOUT, Code.SLOW_FRAME, Code.SENDQ_EXCEEDED, Code.TRUNCATED}
+)
 
 #: Kinds of sealed frames the daemon relays (it cannot see anything else of them).
 SEAL_KINDS = frozenset({"msg", "me", "hello", "here"})
