@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
+import socket
 import struct
+import termios
 from collections.abc import Callable
 
 import msgpack
@@ -21,6 +24,7 @@ from anonchat.client import Client
 from anonchat.daemon import Daemon
 from anonchat.daemon.session import Session
 from anonchat.errors import Code, RequestError
+from anonchat.trust import client_context
 
 from .conftest import DaemonFactory
 from .helpers import RawPeer, dial, hello_bytes, quiet
@@ -234,3 +238,161 @@ async def test_unfinished_bytes_in_all_at_and_one_past(make_daemon: DaemonFactor
     await peers[1].send(b"\x00")  # the one still there finishes its frame (bad, but whole)
     assert codes(await peers[1].read_until_closed()) == [Code.BAD_FRAME]
     assert daemon.unfinished == 0
+
+
+# -- TLS handshakes in progress ------------------------------------------------------
+
+
+async def stalled(daemon: Daemon, source: str = "127.0.0.1") -> asyncio.StreamWriter:
+    """A TCP connection that never sends its ClientHello."""
+    _, writer = await asyncio.open_connection("127.0.0.1", daemon.port, local_addr=(source, 0))
+    return writer
+
+
+async def closed_unanswered(writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> bool:
+    async with asyncio.timeout(10):
+        try:
+            return await reader.read(1) == b""
+        except ConnectionResetError:
+            return True
+        finally:
+            writer.close()
+
+
+async def peer_from(daemon: Daemon, source: str) -> RawPeer:
+    """A TLS peer whose connection comes from ``source`` (any of 127.0.0.0/8)."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1",
+        daemon.port,
+        local_addr=(source, 0),
+        ssl=client_context(),
+        server_hostname="anonchatd",
+    )
+    return RawPeer(reader, writer)
+
+
+@pytest.mark.parametrize("which", ["max_handshakes_per_address", "max_handshakes"])
+async def test_handshakes_in_progress_at_and_one_past(
+    make_daemon: DaemonFactory, which: str
+) -> None:
+    other = (
+        "max_handshakes" if which == "max_handshakes_per_address" else "max_handshakes_per_address"
+    )
+    daemon = await make_daemon(**{which: 3, other: 100}, hello_timeout=600)
+    listener = daemon._server
+    assert listener is not None
+    stuck = [await stalled(daemon) for _ in range(3)]  # at the limit: all held
+    await until(lambda: listener.in_progress == 3)
+    assert listener.refused == 0
+    # One past: from the same address (or, for the limit in all, from another one),
+    # closed at once, unanswered.
+    source = "127.0.0.1" if which == "max_handshakes_per_address" else "127.0.0.2"
+    reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port, local_addr=(source, 0))
+    assert await closed_unanswered(writer, reader)
+    assert listener.refused == 1 and listener.in_progress == 3
+    if which == "max_handshakes_per_address":
+        # Another address is not held up: its handshake, hello and requests go through.
+        peer = await peer_from(daemon, "127.0.0.2")
+        await peer.send(hello_bytes("other") + frame_of({"t": "list", "id": 1}))
+        while len(peer.frames) < 2:
+            await peer.read_frame()
+        assert isinstance(peer.frames[1], ev.Rooms)
+        await peer.close()
+    stuck.pop().close()  # one gives up: a place is free again
+    await until(lambda: listener.in_progress == 2)
+    client = await dial(daemon, "after")
+    await client.close()
+    for writer in stuck:
+        writer.close()
+    await until(lambda: listener.in_progress == 0)
+    assert len(listener.handshaking) == 0  # nothing outlives the handshakes
+
+
+async def test_a_stalled_handshake_ends_at_hello_timeout(make_daemon: DaemonFactory) -> None:
+    daemon = await make_daemon(hello_timeout=0.5)
+    listener = daemon._server
+    assert listener is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
+    await until(lambda: listener.in_progress == 1)
+    assert await closed_unanswered(writer, reader)
+    await until(lambda: listener.in_progress == 0)
+
+
+# -- what a reader that does not read costs -------------------------------------------
+
+
+def unsent(sock: socket.socket) -> int:
+    """Bytes in a socket's kernel send queue (Linux: SIOCOUTQ)."""
+    out = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    value: int = struct.unpack("i", out)[0]
+    return value
+
+
+def daemon_side_sockets(port: int, peer_port: int) -> list[str]:
+    """TCP states (hex, /proc/net/tcp) of the daemon's sockets to one peer port."""
+    states = []
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(name, encoding="ascii") as f:
+            for line in list(f)[1:]:
+                fields = line.split()
+                local, remote, state = fields[1], fields[2], fields[3]
+                if (
+                    int(local.rsplit(":", 1)[1], 16) == port
+                    and int(remote.rsplit(":", 1)[1], 16) == peer_port
+                ):
+                    states.append(state)
+    return states
+
+
+async def test_sendq_counts_the_kernel_and_a_dropped_reader_is_reset(
+    make_daemon: DaemonFactory,
+) -> None:
+    sendq = 256 * 1024
+    daemon = await make_daemon(sendq=sendq)
+    sender = await dial(daemon, "sender")
+    await sender.create("r")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a window that stays shut
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", daemon.port))
+    peer_port = sock.getsockname()[1]
+    reader, writer = await asyncio.open_connection(
+        sock=sock, ssl=client_context(), server_hostname="anonchatd"
+    )
+    stuck = RawPeer(reader, writer)
+    await stuck.send(hello_bytes("stuck") + frame_of({"t": "join", "id": 1, "room": "r"}))
+    await until(lambda: any(s.nick == "stuck" and s.rooms for s in daemon.sessions))
+    session = session_of(daemon, "stuck")
+    kernel_sock = session.transport.get_extra_info("socket")
+    most = most_in_kernel = 0
+    for _ in range(5000):
+        await sender.say("r", "x" * 3000)
+        if session.closing:
+            break
+        in_kernel = unsent(kernel_sock)
+        total = session.queued + session.transport.get_write_buffer_size() + in_kernel
+        most, most_in_kernel = max(most, total), max(most_in_kernel, in_kernel)
+    assert session.close_code == Code.SENDQ_EXCEEDED
+    assert 0 < most <= sendq  # all it held for the reader, the kernel's share included
+    assert most_in_kernel > 0
+    # The drop resets the connection: the daemon's socket and the data it held
+    # for the reader are gone at once, not left in FIN-WAIT-1 for as long as the
+    # reader keeps its window shut.
+    await until(lambda: not daemon_side_sockets(daemon.port, peer_port))
+    await stuck.close()
+    await sender.say("r", "the sender was never slowed")
+    await sender.close()
+
+
+@pytest.mark.parametrize("plaintext", [False, True])
+async def test_a_half_closed_client_gets_its_last_replies(
+    make_daemon: DaemonFactory, plaintext: bool
+) -> None:
+    daemon = await make_daemon(plaintext=plaintext)
+    peer = await RawPeer.open(daemon)
+    asks = b"".join(frame_of({"t": "list", "id": i}) for i in range(1, 4))
+    await peer.send(hello_bytes("half") + asks)
+    peer.half_close()  # at once, before any reply
+    frames = await peer.read_until_closed(10)
+    assert [type(f) for f in frames] == [ev.ServerHello, ev.Rooms, ev.Rooms, ev.Rooms]
+    assert [f.id for f in frames[1:] if isinstance(f, ev.Rooms)] == [1, 2, 3]

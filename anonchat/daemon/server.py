@@ -26,6 +26,7 @@ from . import memory, metrics, state
 from .bus import Bus, make_bus
 from .config import Config, metrics_address
 from .limits import AddressCounter
+from .listener import Listener, kernel_sendq, listening_sockets
 from .metrics import Stats
 from .rooms import Channel, Member, Ring, Room, SecretRoom, fit
 from .session import Session
@@ -72,7 +73,7 @@ class Daemon:
         self.bus: Bus = make_bus(self)
         self.stats = Stats()
         self.per_address = AddressCounter(self.config.limits.max_per_address)
-        self._server: asyncio.Server | None = None
+        self._server: Listener | None = None
         self.identity: ServerIdentity | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._metrics: asyncio.Server | None = None
@@ -101,16 +102,19 @@ class Daemon:
             context = self.identity.context()
         await self.bus.start()
         # A protocol per connection, not asyncio.start_server's streams and task:
-        # see "Where we departed from the design" in docs/architecture.md.
-        self._server = await asyncio.get_running_loop().create_server(
+        # see "Where we departed from the design" in docs/architecture.md.  The
+        # daemon accepts itself, to count and bound handshakes (see listener.py).
+        limits = config.limits
+        self._server = Listener(
+            listening_sockets(config.host, config.port),
             self._new_session,
-            config.host,
-            config.port,
-            backlog=1024,
-            reuse_address=True,
-            ssl=context,
-            ssl_handshake_timeout=config.limits.hello_timeout if context else None,
+            context,
+            handshake_timeout=limits.hello_timeout,
+            per_address=limits.max_handshakes_per_address,
+            in_all=limits.max_handshakes,
+            sndbuf=kernel_sendq(limits.sendq),
         )
+        self._server.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="anonchatd-sweeper")
         if config.metrics:
             self._metrics = await metrics.serve(self, *metrics_address(config.metrics))
@@ -119,7 +123,7 @@ class Daemon:
     @property
     def addresses(self) -> list[tuple[str, int]]:
         assert self._server is not None, "daemon not started"
-        return [s.getsockname()[:2] for s in self._server.sockets]
+        return [s.getsockname()[:2] for s in self._server.sockets if s.fileno() >= 0]
 
     @property
     def pin(self) -> str:
@@ -183,9 +187,6 @@ class Daemon:
         # or keep them for resume_window when it hands them over.
         self.bus.submit(["handover" if self.handing_over else "down", self.node, None])
         await self.bus.close()
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
         self._stopped.set()
         log.info("stopped")
 
@@ -199,9 +200,12 @@ class Daemon:
         """A connection was made: serve it, or turn it away before its hello."""
         transport = session.transport
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        if sock is not None:
+            # sendq bounds what this client can make the daemon hold, the kernel's
+            # send buffer included (the listener set SO_SNDBUF): our queue gets the rest.
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                kernel = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+                session.sendq = max(1, self.config.limits.sendq - kernel)
         if len(self.sessions) >= self.config.limits.max_connections or self.stopping:
             refuse(session, Code.SERVER_FULL, "server is full")
             return
@@ -317,7 +321,7 @@ class Daemon:
         """A node stopped (or stopped beating): end every session it held."""
         self.nodes.pop(node, None)
         gone = [m for m in self.members.values() if m.node == node]
-        if gone:
+        if gone and not (node == self.node and self.stopping):  # (not our own clean stop)
             log.warning("node %s is gone; ending its %d sessions", node, len(gone))
         for member in gone:
             state.end(self, member, ts)

@@ -34,6 +34,8 @@ import hashlib
 import logging
 import math
 import secrets
+import socket
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -55,6 +57,9 @@ log = logging.getLogger("anonchat.daemon")
 
 #: How long a closing connection may take to flush its last frames.
 CLOSE_GRACE = 5.0
+
+#: SO_LINGER on, for 0 seconds: close() resets the connection and frees its buffers.
+_LINGER_RESET = struct.pack("ii", 1, 0)
 
 #: Why a session is not reading (bits of ``Session._hold``).
 _APPLYING = 1  # a command it submitted is not applied yet
@@ -86,6 +91,7 @@ class Session(Member, asyncio.BufferedProtocol):
         "ping_sent",
         "quit_msg",
         "registered",
+        "sendq",
         "sid",
         "submitted",
         "token",
@@ -117,6 +123,9 @@ class Session(Member, asyncio.BufferedProtocol):
         self.wait_for = 0  # the command ``waiting`` waits for
         self._ping_n = 0
         self.address_key = b""  # the keyed hash its address is counted under
+        # Bytes it may have waiting in the daemon: sendq less the kernel's send
+        # buffer (set by Daemon.accept from what the kernel granted).
+        self.sendq = self.limits.sendq
         self._frames: list[ev.Frame] | None = None  # received, not yet handled (reversed)
         self._nread = 0  # bytes of the read those frames came from
         self._hold = 0  # why reading is paused (_APPLYING, _PACING)
@@ -272,6 +281,7 @@ class Session(Member, asyncio.BufferedProtocol):
             return
         if not self._nread or self.conn.state is State.CLOSED:
             self.close_code = self.close_code or "eof"  # "quit" if a bye came first
+            self._flush()  # the replies to its last requests (a half-close reads them)
             self.closing = True
             self.transport.close()
             self._stopped_reading()
@@ -331,7 +341,7 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def _queued(self, size: int) -> None:
         self.out_bytes += size
-        if self.out_bytes > self.limits.sendq:
+        if self.out_bytes > self.sendq:
             self.abort(Code.SENDQ_EXCEEDED)
         elif not self.urgent:
             self.urgent = True
@@ -394,8 +404,8 @@ class Session(Member, asyncio.BufferedProtocol):
         transport = self.transport
         if transport.is_closing():
             return
-        if len(data) + transport.get_write_buffer_size() > self.limits.sendq:
-            self.abort(Code.SENDQ_EXCEEDED)  # ours and the kernel transport's, together
+        if len(data) + transport.get_write_buffer_size() > self.sendq:
+            self.abort(Code.SENDQ_EXCEEDED)  # ours and the transport's (kernel: see sendq)
             return
         # One buffer, one write: under TLS one record per pass, not one per frame
         # (the SSL transports encrypt each buffer of writelines() apart).
@@ -428,7 +438,17 @@ class Session(Member, asyncio.BufferedProtocol):
         """Close after flushing; abort if the peer has not let go in CLOSE_GRACE."""
         self.transport.close()
         if self._grace is None:
-            self._grace = self.loop.call_later(CLOSE_GRACE, self.transport.abort)
+            self._grace = self.loop.call_later(CLOSE_GRACE, self._reset)
+
+    def _reset(self) -> None:
+        """Abort with a reset: the kernel drops what it still holds for the peer
+        at once (a plain close would keep it, and the socket, in FIN-WAIT-1 for
+        as long as the peer does not read)."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        self.transport.abort()
 
     def abort(self, code: str) -> None:
         """Drop the connection at once, without flushing (a reader that does not read)."""
@@ -436,7 +456,9 @@ class Session(Member, asyncio.BufferedProtocol):
             return
         self.closing = True
         self.close_code = code
-        self.transport.abort()
+        if code == Code.SENDQ_EXCEEDED:
+            log.info("session %d dropped: sendq_exceeded (it does not read)", self.sid)
+        self._reset()
         self.waiting = False
         self._let_go_of_input()
 
