@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import gc
 import socket
 import struct
 import termios
@@ -396,3 +397,36 @@ async def test_a_half_closed_client_gets_its_last_replies(
     frames = await peer.read_until_closed(10)
     assert [type(f) for f in frames] == [ev.ServerHello, ev.Rooms, ev.Rooms, ev.Rooms]
     assert [f.id for f in frames[1:] if isinstance(f, ev.Rooms)] == [1, 2, 3]
+
+
+# -- memory comes back -------------------------------------------------------------------
+
+
+async def test_sessions_ended_without_bye_are_freed_without_a_collection(
+    make_daemon: DaemonFactory,
+) -> None:
+    """1,000 TLS sessions end without ``bye`` (each waits out a short resume
+    window first); with the garbage collector off, not one Session is left:
+    reference counting alone frees them, there is no cycle on their path."""
+    daemon = await make_daemon(resume_window=0.2)
+    gc.collect()
+    gc.disable()
+    try:
+
+        async def one(i: int) -> None:
+            peer = await RawPeer.open(daemon)
+            await peer.send(
+                hello_bytes(f"gone{i}") + frame_of({"t": "create", "id": 1, "room": f"r{i}"})
+            )
+            while len(peer.frames) < 2:
+                await peer.read_frame()
+            peer.writer.transport.abort()  # no bye: the network went away
+
+        for start in range(0, 1000, 50):
+            await asyncio.gather(*(one(i) for i in range(start, start + 50)))
+        await until(lambda: not daemon.members and not daemon.sessions, timeout=60)
+        await until(lambda: not daemon.ghosts and not daemon.rooms)
+        live = [o for o in gc.get_objects() if isinstance(o, Session) and o.daemon is daemon]
+        assert live == []
+    finally:
+        gc.enable()

@@ -66,6 +66,34 @@ _APPLYING = 1  # a command it submitted is not applied yet
 _PACING = 2  # its byte bucket is in debt
 
 
+class _Gone(asyncio.Transport):
+    """The transport of a session whose connection has ended: closed, writes nothing."""
+
+    def is_closing(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+_GONE = _Gone()
+
+
 class Session(Member, asyncio.BufferedProtocol):
     """A member connected to this node: the connection's protocol and its state."""
 
@@ -174,6 +202,11 @@ class Session(Member, asyncio.BufferedProtocol):
         self._frames = None
         self.waiting = False
         self._let_go_of_input()
+        # Let go of the transport: the SSL protocol keeps bound methods of this
+        # session (get_buffer, buffer_updated) after it is closed, and this session
+        # kept it -- a cycle that held every session ended without ``bye`` (its
+        # TLS buffers, ~40 KiB) until a full garbage collection.
+        self.transport = _GONE
         self.daemon.forget(self)
 
     def _let_go_of_input(self) -> None:
