@@ -430,3 +430,60 @@ async def test_sessions_ended_without_bye_are_freed_without_a_collection(
         assert live == []
     finally:
         gc.enable()
+
+
+# -- requests whose cost grows with the daemon -------------------------------------------
+
+
+async def test_a_resume_naming_a_room_thousands_of_times_replays_it_once(
+    make_daemon: DaemonFactory,
+) -> None:
+    daemon = await make_daemon(resume_window=600, max_rooms_per_session=5)
+    alice = await dial(daemon, "alice")
+    await alice.create("lobby")
+    peer = await RawPeer.open(daemon)
+    await peer.send(hello_bytes("bob") + frame_of({"t": "join", "id": 1, "room": "lobby"}))
+    while len(peer.frames) < 2:
+        await peer.read_frame()
+    hello, joined = peer.frames[:2]
+    assert isinstance(hello, ev.ServerHello) and isinstance(joined, ev.Joined)
+    peer.writer.transport.abort()
+    await until(lambda: _held(daemon, "bob"))
+    for i in range(3):
+        await alice.say("lobby", f"missed {i}")
+    # 3,000 times the same room (and 60 rooms it is not in before it): only the
+    # first max_rooms_per_session entries are read, each room once.
+    seen = [{"room": "lobby", "seq": joined.seq}] * 3000
+    again = await RawPeer.open(daemon)
+    body = {"t": "hello", "v": ev.PROTOCOL_VERSION, "resume": hello.token, "seen": seen}
+    await again.send(frame_of(body) + frame_of({"t": "list", "id": 9}))
+    while not any(isinstance(f, ev.Rooms) for f in again.frames):
+        await again.read_frame()
+    frames = again.frames
+    assert isinstance(frames[0], ev.ServerHello) and frames[0].resumed
+    assert [f.text for f in frames if isinstance(f, ev.Msg)] == [f"missed {i}" for i in range(3)]
+    await again.close()
+    await alice.close()
+
+
+async def test_the_room_list_follows_every_change(make_daemon: DaemonFactory) -> None:
+    daemon = await make_daemon()
+    alice, bob = await dial(daemon, "alice"), await dial(daemon, "bob")
+
+    async def listed() -> list[tuple[str, int, str]]:
+        return [(r.room, r.members, r.topic) for r in (await alice.list_rooms()).rooms]
+
+    assert await listed() == []
+    await alice.create("a")
+    await alice.create("b", topic="bees")
+    assert await listed() == [("a", 1, ""), ("b", 1, "bees")]
+    await bob.join("b")
+    assert await listed() == [("b", 2, "bees"), ("a", 1, "")]
+    await alice.set_topic("a", "ants")
+    assert await listed() == [("b", 2, "bees"), ("a", 1, "ants")]
+    await alice.leave("a")
+    assert await listed() == [("b", 2, "bees")]
+    await bob.close()
+    await until(lambda: len(daemon.rooms["b"].members) == 1)
+    assert await listed() == [("b", 1, "bees")]
+    await alice.close()

@@ -87,6 +87,10 @@ class Daemon:
         # copied out before the next (see Session.buffer_updated).
         self.read_buffer = memoryview(bytearray(self.config.limits.read_size))
         self.unfinished = 0  # bytes of unfinished frames held, all sessions (max_unfinished)
+        # The room list, sorted, is made again only after a room changed (a
+        # member, a topic, a room made or dropped): ``listing`` counts changes.
+        self.listing = 0
+        self._listed: tuple[tuple[int, int, int], list[ev.RoomInfo], int] | None = None
         self.stopping = False
         self.handing_over = False  # stopping while other nodes keep the service
         self.lost = False  # stopped because the other nodes count it as gone
@@ -360,12 +364,16 @@ class Daemon:
         trimmed = loop.time()
         while True:
             await asyncio.sleep(tick)
-            now = loop.time()
-            for session in list(self.sessions):
-                session.tick(now)
-            if now - trimmed >= memory.TRIM_INTERVAL:
-                trimmed = now
+            self._tick(loop.time())
+            if loop.time() - trimmed >= memory.TRIM_INTERVAL:
+                trimmed = loop.time()
                 memory.trim()
+
+    def _tick(self, now: float) -> None:
+        # (A function of its own: the sweeper's loop must not keep the last
+        # session it looked at alive until its next turn.)
+        for session in list(self.sessions):
+            session.tick(now)
 
     # -- nicks and rooms -----------------------------------------------------
 
@@ -398,15 +406,25 @@ class Daemon:
             return False
         if self.rooms.get(room.key) is room:
             del self.rooms[room.key]
+            self.listing += 1
         return True
 
     def room_list(self, budget: int) -> tuple[list[ev.RoomInfo], int]:
-        ordered = sorted(self.rooms.values(), key=lambda r: (-len(r.members), r.key))
-        infos = (ev.RoomInfo(room=r.name, members=len(r.members), topic=r.topic) for r in ordered)
-        return fit(infos, budget, _room_info_size)
+        """The rooms, largest first, as many as fit ``budget``; sorted again only
+        when a room changed since the last list (its cost grows with the rooms)."""
+        key = (self.listing, len(self.rooms), budget)
+        if self._listed is None or self._listed[0] != key:
+            ordered = sorted(self.rooms.values(), key=lambda r: (-len(r.members), r.key))
+            infos = (
+                ev.RoomInfo(room=r.name, members=len(r.members), topic=r.topic) for r in ordered
+            )
+            self._listed = (key, *fit(infos, budget, _room_info_size, len(ordered)))
+        return self._listed[1], self._listed[2]
 
     def member_list(self, room: Room, budget: int) -> tuple[list[str], int]:
-        return fit(room.nicks(), budget, _nick_size)
+        """A room's nicks in join order, as many as fit ``budget`` (stops there)."""
+        nicks = (m.nick for m in room.members)
+        return fit(nicks, budget, _nick_size, len(room.members))
 
 
 def refuse(session: Session, code: str, msg: str) -> None:

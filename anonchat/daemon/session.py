@@ -576,7 +576,7 @@ class Session(Member, asyncio.BufferedProtocol):
             nick = self.daemon.free_random_nick()
         self.token = secrets.token_bytes(16)
         resume = token_hash(frame.resume) if frame.resume is not None else None
-        seen = [[s.room, s.secret, s.seq] for s in frame.seen or []]
+        seen = resume_points(frame.seen or [], self.limits.max_rooms_per_session)
         self.registered = True
         # No nick and a resume token that turns out stale: a random nick, below.
         self.submit(
@@ -763,6 +763,21 @@ class Session(Member, asyncio.BufferedProtocol):
             self.quit_msg = check_topic(frame.msg) or None
         except InvalidName:
             self.quit_msg = None
+
+
+def resume_points(seen: list[ev.Seen], most: int) -> list[list[Any]]:
+    """The rooms a resuming client names, and the last event it saw in each:
+    its first ``most`` entries (no session is in more rooms), each room once
+    (its first entry), so the cost of a resume is bounded by the rooms a
+    session may be in, however long the list."""
+    points: list[list[Any]] = []
+    named: set[tuple[str, bytes]] = set()
+    for point in seen[:most]:
+        key = ("", point.secret or b"") if point.room is None else (name_key(point.room), b"")
+        if key not in named:
+            named.add(key)
+            points.append([point.room, point.secret, point.seq])
+    return points
 
 
 def _check_topic(topic: str) -> str:
