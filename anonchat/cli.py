@@ -189,7 +189,18 @@ def client_parser() -> argparse.ArgumentParser:
         help=f"daemon to connect to (port {DEFAULT_PORT} if left out)",
     )
     p.add_argument("--nick", help="your nick for this session (default: a random one)")
-    p.add_argument("--join", metavar="ROOM", help="room to join (created if missing)")
+    p.add_argument(
+        "--join",
+        metavar="ROOM",
+        action="append",
+        help="room to join (created if missing); may be given more than once",
+    )
+    p.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        help="line mode: read the passphrase of /secret from FILE (its first line) instead "
+        "of the next input line; for scripts (see docs/security.md for the risks)",
+    )
     p.add_argument(
         "--fingerprint", metavar="sha256/...", help="the daemon's pin, as its operator gave it"
     )
@@ -261,11 +272,29 @@ def client_main(argv: Sequence[str] | None = None) -> int:
     if args.local:
         return _run(_local(args))
     endpoint = endpoint_from_args(parser, args)
+    passphrase = read_passphrase_file(parser, args.passphrase_file)
     if not args.plain:
+        if passphrase is not None:
+            parser.error("--passphrase-file is for the line mode (--plain)")
         return _run(_tui(endpoint, nick=args.nick, join=args.join))
     if endpoint is None:
         parser.error("say where to connect with --server HOST:PORT or a link, or use --local")
-    return _run(run_line_mode(endpoint, nick=args.nick, join=args.join))
+    return _run(run_line_mode(endpoint, nick=args.nick, join=args.join, passphrase=passphrase))
+
+
+def read_passphrase_file(parser: argparse.ArgumentParser, path: str | None) -> str | None:
+    """The first line of ``path`` (read once: it may be a pipe such as ``<(pass show x)``)."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        parser.error(f"cannot read the passphrase file {path}: {getattr(exc, 'strerror', exc)}")
+    passphrase = first.rstrip("\r\n")
+    if not passphrase:
+        parser.error(f"the passphrase file {path} is empty")
+    return passphrase
 
 
 async def _tui(endpoint: Endpoint | None, **kwargs: Any) -> int:
@@ -290,16 +319,17 @@ async def _local(args: argparse.Namespace) -> int:
         print("anonchat: cannot host a daemon on 127.0.0.1", file=sys.stderr)
         return 1
     logging.basicConfig(level=logging.WARNING)
-    room = args.join or "lobby"
+    room = (args.join or ["lobby"])[0]
     endpoint = Endpoint("127.0.0.1", daemon.port, pin=daemon.pin, known_hosts=None)
     hosting = (
         f"hosting a daemon on 127.0.0.1:{daemon.port}; others on this machine join with: "
         f"anonchat {endpoint.invite(daemon.pin, room)}"
     )
     try:
+        rooms = args.join or [room]
         if not args.plain:
-            return await _tui(endpoint, nick=args.nick, join=room, banner=hosting)
+            return await _tui(endpoint, nick=args.nick, join=rooms, banner=hosting)
         print(system(hosting), flush=True)
-        return await run_line_mode(endpoint, nick=args.nick, join=room)
+        return await run_line_mode(endpoint, nick=args.nick, join=rooms)
     finally:
         await daemon.shutdown()

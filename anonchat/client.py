@@ -29,10 +29,12 @@ from . import __version__
 from . import events as ev
 from .bucket import TokenBucket
 from .crypto import Identity, Sealer
-from .dial import Confirm, is_loopback, open_stream, verify_server
+from .dial import Confirm as Confirm
+from .dial import is_loopback, open_stream, verify_server
 from .errors import Code, ConnectionClosed, ProtocolError, RequestError
-from .names import InvalidName, check_nick, check_room, check_text, name_key
+from .names import InvalidName, TextTooLong, check_nick, check_room, check_text, name_key
 from .protocol import Connection, State
+from .room import LOCK, PublicRoom, Room, SecretRoom, public_key, room_keys, secret_key
 from .secret import SecretChannel, SecretEvent
 from .secret_client import SecretRooms
 from .trust import (
@@ -121,6 +123,7 @@ class Client(SecretRooms):
         # session key must go on counting, or nonces would repeat under one key.
         self._sealers: dict[bytes, Sealer] = {}
         self.rooms: dict[str, str] = {}  # public rooms joined: key -> name
+        self.topics: dict[str, str] = {}  # public rooms joined: key -> topic
         self._seen: dict[str, int] = {}  # public room key -> last seq received
         self._secret_seen: dict[bytes, int] = {}  # secret room id -> last seq received
         # Wait for the daemon's message rate rather than be refused (False: be refused).
@@ -283,6 +286,7 @@ class Client(SecretRooms):
     async def leave(self, room: str) -> None:
         await self._request(ev.Leave(id=self._next_id(), room=room), ev.Ok)
         self.rooms.pop(name_key(room), None)
+        self.topics.pop(name_key(room), None)
         self._seen.pop(name_key(room), None)
 
     async def who(self, room: str) -> ev.Members:
@@ -291,15 +295,92 @@ class Client(SecretRooms):
 
     async def say(self, room: str, text: str, *, me: bool = False) -> int:
         """Send a message; return its sequence number once the server accepted it."""
-        try:
-            check_text(text, self.hello.max_text)
-        except InvalidName as exc:
-            code = Code.TEXT_TOO_LONG if "limit" in str(exc) else Code.TEXT_INVALID
-            raise RequestError(code, str(exc)) from None
+        self.check_message(text)
         await self._message_turn()
         reply = await self._request(ev.Say(id=self._next_id(), room=room, text=text, me=me), ev.Ok)
         assert reply.seq is not None
         return reply.seq
+
+    def check_message(self, text: str) -> None:
+        """Refuse a message the daemon would refuse, before anything is sent or sealed."""
+        try:
+            check_text(text, self.hello.max_text)
+        except TextTooLong as exc:
+            raise RequestError(Code.TEXT_TOO_LONG, str(exc)) from None
+        except InvalidName as exc:
+            raise RequestError(Code.TEXT_INVALID, str(exc)) from None
+
+    # -- rooms, public and secret alike -----------------------------------------
+
+    def room(self, name: str) -> Room | None:
+        """The room this client is in that ``name`` means, or None.
+
+        A joined secret room wins over a public room of the same name, and is
+        matched both as the key schedule and as the daemon compare names: a
+        command naming it must never send that name to the daemon in the clear.
+        """
+        name = name.strip().lstrip("#")
+        for key in room_keys(name):
+            found = self.room_by_key(key)
+            if found is not None:
+                return found
+        return None
+
+    def room_by_key(self, key: str) -> Room | None:
+        """The joined room of a window key (:func:`anonchat.room.public_key`/``secret_key``)."""
+        for channel in self.secret.values():
+            if key in (secret_key(channel.name), LOCK + name_key(channel.name)):
+                return SecretRoom(self, channel.name)
+        if key in self.rooms:
+            return PublicRoom(self, self.rooms[key])
+        return None
+
+    def joined_rooms(self) -> list[Room]:
+        """Every room this connection is in: public ones, then secret ones."""
+        public: list[Room] = [PublicRoom(self, name) for name in self.rooms.values()]
+        return public + [SecretRoom(self, c.name) for c in self.secret.values()]
+
+    async def join_room(self, name: str) -> tuple[Room, ev.Joined | None]:
+        """``/join``: the room ``name`` means if we are in it (nothing is sent),
+        else the public room ``name``, created if it does not exist."""
+        found = self.room(name)
+        if found is not None:
+            return found, None
+        joined = await self.join_or_create(name.strip().lstrip("#"))
+        return PublicRoom(self, joined.room), joined
+
+    async def create_room(
+        self, name: str, topic: str | None = None
+    ) -> tuple[Room, ev.Joined | None]:
+        """``/create``: a new public room; a joined room of that name is returned
+        as it is (a joined secret room's name is never sent)."""
+        found = self.room(name)
+        if found is not None:
+            return found, None
+        joined = await self.create(name.strip().lstrip("#"), topic)
+        return PublicRoom(self, joined.room), joined
+
+    async def enter_secret(
+        self, name: str, passphrase: str, *, create: bool
+    ) -> tuple[SecretRoom, str]:
+        """Join a secret room, or with ``create`` create it (joining it if it
+        exists already); return the room and how: ``joined``, ``created`` or
+        ``already`` (we were in it: nothing was sent)."""
+        found = self.room(name)
+        if found is not None and isinstance(found, SecretRoom):
+            return found, "already"
+        name = name.strip().lstrip("#")
+        if not create:
+            await self.join_secret(name, passphrase)
+            return SecretRoom(self, name), "joined"
+        try:
+            await self.create_secret(name, passphrase)
+        except RequestError as exc:
+            if exc.code != Code.ROOM_EXISTS:
+                raise
+            await self.join_secret(name, passphrase)
+            return SecretRoom(self, name), "joined"
+        return SecretRoom(self, name), "created"
 
     async def set_nick(self, nick: str) -> None:
         self._check(check_nick, nick, Code.NICK_INVALID)
@@ -497,7 +578,10 @@ class Client(SecretRooms):
     def _dispatch(self, frame: ev.Frame) -> None:
         self._note_seq(frame)
         if isinstance(frame, ev.Joined):
-            self.rooms[name_key(frame.room)] = frame.room
+            self.rooms[public_key(frame.room)] = frame.room
+            self.topics[public_key(frame.room)] = frame.topic
+        elif isinstance(frame, ev.TopicChanged):
+            self.topics[public_key(frame.room)] = frame.topic
         if isinstance(frame, ev.SecretJoined) and frame.room in self._secret_by_id:
             # Now, not when the request returns: owner actions may follow at once.
             for event in self._secret_by_id[frame.room].joined(frame):

@@ -18,6 +18,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from ..client import Client, Endpoint
+from ..frontend.reconnect import RECONNECT_DELAYS
 from ..names import random_nick
 from ..trust import KnownHosts
 from .keys import use_alt_digits
@@ -25,7 +26,7 @@ from .render import Clock, local_clock
 from .screens.chat import ChatScreen
 from .screens.connect import ConnectScreen
 from .screens.help import HelpScreen
-from .session import RECONNECT_DELAYS, ConnectOptions
+from .session import ConnectOptions
 from .settings import Settings, config_dir, format_server
 
 
@@ -151,7 +152,7 @@ async def run_tui(
     endpoint: Endpoint | None = None,
     *,
     nick: str | None = None,
-    join: str | None = None,
+    join: Sequence[str] | None = None,
     banner: str = "",
 ) -> int:
     """Run the TUI in the running event loop; return the exit status.
@@ -159,11 +160,11 @@ async def run_tui(
     With an ``endpoint`` (from flags or an invite link) it connects at once;
     without, the connect screen waits, prefilled with what was used last time.
     """
-    room = join or (endpoint.room if endpoint else None)
+    rooms = list(join or ([endpoint.room] if endpoint and endpoint.room else []))
     app = AnonchatApp(
         server=format_server(endpoint.host, endpoint.port) if endpoint else None,
         nick=nick,
-        join=[room] if room else [],
+        join=rooms,
         autoconnect=endpoint is not None,
         banner=banner,
         endpoint=endpoint,

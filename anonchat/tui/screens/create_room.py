@@ -19,8 +19,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
-from ...crypto import generate_passphrase, passphrase_warning
 from ...names import InvalidName, check_room, check_topic
+from ...passphrases import generate_passphrase, passphrase_warning
 from ..render import clean
 from .passphrase import WORKING, room_problem, run_attempt
 

@@ -29,7 +29,8 @@ def help_renderable() -> Table:
     for cmd in COMMANDS:
         usage = f"/{cmd.name} {cmd.args}".rstrip()
         aliases = ", ".join(f"/{a}" for a in cmd.aliases)
-        table.add_row(usage, cmd.help + (f" (also {aliases})" if aliases else ""))
+        words = ("(owners) " if cmd.owners else "") + cmd.help
+        table.add_row(usage, words + (f" (also {aliases})" if aliases else ""))
     table.add_row("", "")
     for note in NOTES:
         table.add_row("", Text(note, style="dim"))

@@ -20,8 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from ...crypto import normalize_room
-from ...names import InvalidName, check_room
+from ...room import secret_name_problem
 from ..render import clean
 
 #: Joins (or creates) a secret room: (room, passphrase) -> None, or the reason it failed.
@@ -30,15 +29,7 @@ Attempt = Callable[[str, str], Awaitable[str | None]]
 WORKING = "deriving key…"
 
 
-def room_problem(room: str) -> str | None:
-    """Why ``room`` cannot name a room, or None."""
-    if not room:
-        return "type the room's name"
-    try:
-        check_room(normalize_room(room))
-    except InvalidName as exc:
-        return str(exc)
-    return None
+room_problem = secret_name_problem
 
 
 async def run_attempt(attempt: Attempt, room: str, passphrase: str) -> str | None:
