@@ -6,11 +6,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from hypothesis import settings
 
 from anonchat.client import Client
 from anonchat.daemon import Config, Daemon, Limits
 
 from .helpers import dial
+
+# No Hypothesis deadlines: CI is a loaded two-core machine (an example that took
+# 358 ms once, and 0.2 ms when run again, failed test_properties.py).
+settings.register_profile("anonchat", deadline=None)
+settings.load_profile("anonchat")
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 
