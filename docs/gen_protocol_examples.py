@@ -536,14 +536,18 @@ DAEMON_LIMITS: dict[str, str] = {
     "resumed (each with its nick and rooms), per IPv4 address or IPv6 /64; past it the "
     "address's oldest one ends",
     "max_resumable": "such sessions on one node in all; past it the oldest one ends",
-    "nick_burst": "nick changes one connection may make at once",
+    "nick_burst": "nick changes one address may make at once (all its connections together)",
     "nick_interval": "seconds per further nick change once the burst is spent (`rate_limited`)",
-    "query_burst": "`list` and `who` requests one connection may make at once",
+    "query_burst": "`list` and `who` requests one address may make at once (all its "
+    "connections together)",
     "query_interval": "seconds per further `list` or `who` once the burst is spent "
     "(`rate_limited`)",
     "max_handshakes_per_address": "TLS handshakes in progress from one IPv4 address or "
     "IPv6 /64; more are closed before the handshake (not visible as a frame)",
     "max_handshakes": "TLS handshakes in progress in all; more are closed before the handshake",
+    "connect_burst": "connections one IPv4 address or IPv6 /64 may open at once; more are "
+    "closed before the handshake (not visible as a frame)",
+    "connect_interval": "seconds per further connection once the burst is spent",
     "frame_timeout": "seconds a frame has, from its first byte, to arrive whole; else `slow_frame`",
     "max_unfinished": "bytes of unfinished frames the daemon holds for all connections "
     "together; a connection whose unfinished frame would pass it gets `slow_frame`",

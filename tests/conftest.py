@@ -35,6 +35,7 @@ TEST_LIMITS: dict[str, Any] = {
     "max_resumable_per_address": 10_000,
     "nick_burst": 10_000,
     "query_burst": 10_000,
+    "connect_burst": 100_000,
 }
 ClientFactory = Callable[..., Awaitable[Client]]
 #: Options of make_daemon that are daemon settings, not limits.

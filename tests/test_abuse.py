@@ -126,6 +126,21 @@ async def test_nick_changes_at_and_one_past_the_burst(make_daemon: DaemonFactory
     await watcher.close()
 
 
+async def test_nick_changes_are_counted_for_the_whole_address(make_daemon: DaemonFactory) -> None:
+    daemon = await make_daemon(nick_burst=2, nick_interval=60.0)
+    first, second = await dial(daemon, "a0"), await dial(daemon, "b0")
+    await first.set_nick("a1")
+    await second.set_nick("b1")  # the address's second: at the burst
+    with pytest.raises(RequestError) as info:
+        await second.set_nick("b2")  # a new connection does not start afresh
+    assert info.value.code == Code.RATE_LIMITED
+    third = await dial(daemon, "c0")
+    with pytest.raises(RequestError):
+        await third.set_nick("c1")
+    for c in (first, second, third):
+        await c.close()
+
+
 # -- list and who ------------------------------------------------------------------
 
 
@@ -147,6 +162,11 @@ async def test_queries_at_and_one_past_the_burst(make_daemon: DaemonFactory, req
         await ask()  # one past
     assert info.value.code == Code.RATE_LIMITED
     await client.say("r", "still connected")
+    again = await dial(daemon, "asker2")  # the address's bucket: no fresh start
+    with pytest.raises(RequestError) as info:
+        await again.list_rooms()
+    assert info.value.code == Code.RATE_LIMITED
+    await again.close()
     await client.close()
 
 
@@ -307,6 +327,23 @@ async def test_handshakes_in_progress_at_and_one_past(
         writer.close()
     await until(lambda: listener.in_progress == 0)
     assert len(listener.handshaking) == 0  # nothing outlives the handshakes
+
+
+async def test_connections_opened_per_address_at_and_one_past(make_daemon: DaemonFactory) -> None:
+    daemon = await make_daemon(connect_burst=4, connect_interval=60.0)
+    listener = daemon._server
+    assert listener is not None
+    clients = [await dial(daemon, f"c{i}") for i in range(4)]  # at the burst
+    await clients.pop().close()  # (closing one gives no connection back: it is a rate)
+    reader, writer = await asyncio.open_connection("127.0.0.1", daemon.port)
+    assert await closed_unanswered(writer, reader)  # one past: closed unanswered
+    assert listener.refused == 1
+    other = await peer_from(daemon, "127.0.0.2")  # another address is not held up
+    await other.send(hello_bytes("other"))
+    assert isinstance(await other.read_frame(), ev.ServerHello)
+    await other.close()
+    for c in clients:
+        await c.close()
 
 
 async def test_a_stalled_handshake_ends_at_hello_timeout(make_daemon: DaemonFactory) -> None:

@@ -277,6 +277,19 @@ async def insider(daemon: Daemon, nick: str, rooms: int) -> RawPeer:
     return peer
 
 
+def replies_of(frames: list[ev.Frame]) -> list[str]:
+    """ "ok", "rooms" or the error code of each reply with an id (nick and list)."""
+    out = []
+    for f in frames:
+        if isinstance(f, ev.Ok):
+            out.append("ok")
+        elif isinstance(f, ev.Rooms):
+            out.append("rooms")
+        elif isinstance(f, ev.Error) and f.id is not None:
+            out.append(f.code)
+    return out
+
+
 async def test_an_address_at_every_limit_leaves_room_for_everyone_else(
     make_daemon: DaemonFactory,
 ) -> None:
@@ -298,6 +311,8 @@ async def test_an_address_at_every_limit_leaves_room_for_everyone_else(
         "resume_window": 600.0,
         "msg_burst": 20,
         "msg_rate": 10.0,
+        "connect_burst": 14,  # every connection the attacker makes below, not one more
+        "connect_interval": 600.0,
     }
     daemon = await make_daemon(**limits)
     host = await dial(daemon, "host")
@@ -316,16 +331,19 @@ async def test_an_address_at_every_limit_leaves_room_for_everyone_else(
     # Open connections at the limit, each in five rooms, at its nick and query
     # limits, and in the middle of a frame it never finishes.
     open_ = [await insider(daemon, f"live{i}", 5) for i in range(4)]
+    replied = []
     for i, peer in enumerate(open_):
         nicks = [frame_of({"t": "nick", "id": 100 + n, "nick": f"live{i}x{n}"}) for n in range(4)]
         lists = [frame_of({"t": "list", "id": 200 + n}) for n in range(4)]
         await peer.send(b"".join(nicks + lists))
-        while sum(isinstance(f, ev.Error) for f in peer.frames) < 2:
+        start = len(peer.frames)
+        while len(replies_of(peer.frames[start:])) < 8:
             await peer.read_frame(10)
-        assert [f.code for f in peer.frames if isinstance(f, ev.Error)] == [
-            Code.RATE_LIMITED,
-            Code.RATE_LIMITED,
-        ]
+        replied += replies_of(peer.frames[start:])
+    # The address's nick and query buckets, shared by its connections: three each.
+    assert sorted(replied).count("ok") == 3 and replied.count("rooms") == 3
+    assert replied.count(Code.RATE_LIMITED) == 4 * 8 - 6
+    for peer in open_:
         await peer.send(struct.pack(">I", 8192) + b"\x00" * 8000)
     await until(lambda: daemon.unfinished == 4 * 8000)
     # One more connection from the address: turned away.
@@ -347,6 +365,17 @@ async def test_an_address_at_every_limit_leaves_room_for_everyone_else(
         assert await reader.read(1) == b""
     writer.close()
     assert listener.refused == 1
+    # And it has opened all the connections it may for now: with a handshake
+    # place free again, one more is still closed unanswered.
+    stalled.pop().close()
+    await until(lambda: listener.in_progress == 2)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", daemon.port, local_addr=(ATTACKER, 0)
+    )
+    with contextlib.suppress(ConnectionError):
+        assert await reader.read(1) == b""
+    writer.close()
+    assert listener.refused == 2 and listener.in_progress == 2
 
     # The attacker sits at every limit of its address.  Everyone else gets in,
     # joins lobby, creates a room and chats.

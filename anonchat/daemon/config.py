@@ -63,10 +63,12 @@ class Limits:
     # can make the daemon hold or spend; docs/operations.md, "Limits".
     max_resumable_per_address: int = 16  # lost sessions awaiting resume, per address
     max_resumable: int = 20_000  # ... and on this node in all (the oldest ends first)
-    nick_burst: int = 5  # nick changes one connection may make at once
+    nick_burst: int = 5  # nick changes one address may make at once (all its connections)
     nick_interval: float = 10.0  # seconds per further change (rate_limited past it)
-    query_burst: int = 10  # list and who requests one connection may make at once
+    query_burst: int = 10  # list and who requests one address may make at once
     query_interval: float = 2.0  # seconds per further one (rate_limited past it)
+    connect_burst: int = 20  # connections one address may open at once
+    connect_interval: float = 0.5  # seconds per further one (closed unanswered past it)
     max_handshakes_per_address: int = 8  # TLS handshakes in progress per address
     max_handshakes: int = 1000  # ... and in all (more are closed unanswered)
     frame_timeout: float = 30.0  # seconds a started frame has to arrive whole

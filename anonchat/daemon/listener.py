@@ -8,8 +8,10 @@ from one address took every file descriptor the daemon had.  The daemon
 therefore accepts connections itself: for each one it
 
 1. counts it, under the keyed hash of its address (see limits.AddressCounter),
-   among the handshakes in progress: past ``max_handshakes_per_address`` from
-   its address or ``max_handshakes`` in all it is closed at once, unanswered
+   among the handshakes in progress, and among the connections its address
+   opened lately: past ``max_handshakes_per_address`` from its address,
+   ``max_handshakes`` in all, or ``connect_burst`` (then one per
+   ``connect_interval``) from its address, it is closed at once, unanswered
    (nothing to send it: there is no TLS session yet);
 2. sets its options: ``TCP_NODELAY``, and ``SO_SNDBUF`` so the kernel holds a
    bounded share of ``sendq`` (see :func:`kernel_sendq`);
@@ -30,7 +32,7 @@ import socket
 import ssl
 from collections.abc import Callable
 
-from .limits import AddressCounter
+from .limits import AddressBuckets, AddressCounter
 
 log = logging.getLogger("anonchat.daemon")
 
@@ -61,6 +63,7 @@ class Listener:
         per_address: int,
         in_all: int,
         sndbuf: int,
+        buckets: AddressBuckets,
     ) -> None:
         self.sockets = sockets
         self.factory = factory
@@ -69,6 +72,7 @@ class Listener:
         self.in_all = in_all
         self.sndbuf = sndbuf
         self.handshaking = AddressCounter(per_address)  # in progress, per address
+        self.buckets = buckets  # connections opened per address ("connects")
         self.in_progress = 0  # ... and in all
         self.refused = 0  # connections closed unanswered past either limit
         self._tasks: set[asyncio.Task[None]] = set()
@@ -118,7 +122,11 @@ class Listener:
         host = peer[0] if isinstance(peer, tuple) else str(peer)
         key = self.handshaking.key_of(str(host))
         del peer, host  # only the keyed hash is kept, and only during the handshake
-        if self.in_progress >= self.in_all or not self.handshaking.add(key):
+        if (
+            self.in_progress >= self.in_all
+            or not self.buckets.take("connects", key, self._loop.time())
+            or not self.handshaking.add(key)
+        ):
             self.refused += 1
             conn.close()
             return

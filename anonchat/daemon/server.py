@@ -25,7 +25,7 @@ from ..wire import encode_frame
 from . import memory, metrics, state
 from .bus import Bus, make_bus
 from .config import Config, metrics_address
-from .limits import AddressCounter
+from .limits import AddressBuckets, AddressCounter
 from .listener import Listener, kernel_sendq, listening_sockets
 from .metrics import Stats
 from .rooms import Channel, Member, Ring, Room, SecretRoom, fit
@@ -73,6 +73,9 @@ class Daemon:
         self.bus: Bus = make_bus(self)
         self.stats = Stats()
         self.per_address = AddressCounter(self.config.limits.max_per_address)
+        # Buckets every connection of one address shares (nick changes, list and
+        # who); the listener keeps the connection rate's in the same table.
+        self.address_buckets = AddressBuckets(self.config.limits)
         self._server: Listener | None = None
         self.identity: ServerIdentity | None = None
         self._sweeper: asyncio.Task[None] | None = None
@@ -117,6 +120,7 @@ class Daemon:
             per_address=limits.max_handshakes_per_address,
             in_all=limits.max_handshakes,
             sndbuf=kernel_sendq(limits.sendq),
+            buckets=self.address_buckets,
         )
         self._server.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="anonchatd-sweeper")
@@ -367,6 +371,7 @@ class Daemon:
             self._tick(loop.time())
             if loop.time() - trimmed >= memory.TRIM_INTERVAL:
                 trimmed = loop.time()
+                self.address_buckets.prune(trimmed)
                 memory.trim()
 
     def _tick(self, now: float) -> None:

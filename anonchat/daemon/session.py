@@ -639,11 +639,11 @@ class Session(Member, asyncio.BufferedProtocol):
         except InvalidName as exc:
             raise RequestError(Code.NICK_INVALID, str(exc)) from None
         if nick != self.nick:  # (the same nick again changes nothing and costs nothing)
-            self.limiter.check_nick(self.loop.time())
+            self.limiter.check_nick(self.daemon.address_buckets, self.address_key, self.loop.time())
         self.submit("nick", frame.id, nick)
 
     def on_list(self, frame: ev.ListRooms) -> None:
-        self.limiter.check_query(self.loop.time())
+        self.limiter.check_query(self.daemon.address_buckets, self.address_key, self.loop.time())
         rooms, more = self.daemon.room_list(self.limits.max_frame - 1024)
         self.send(ev.Rooms(id=frame.id, rooms=rooms, more=more))
 
@@ -665,7 +665,7 @@ class Session(Member, asyncio.BufferedProtocol):
         self.submit("topic", frame.id, frame.room, _check_topic(frame.topic))
 
     def on_who(self, frame: ev.Who) -> None:
-        self.limiter.check_query(self.loop.time())
+        self.limiter.check_query(self.daemon.address_buckets, self.address_key, self.loop.time())
         room = self.daemon.find_room(frame.room)
         members, more = self.daemon.member_list(room, self.limits.max_frame - 1024)
         owners = room.owner_nicks()[:100]
