@@ -21,8 +21,11 @@ here comes from 127.0.0.1), then runs at once:
 Then, one after another for ``--phase`` seconds each (after a phase with none
 of them), the attacks of issue 14, all from one other address (127.0.0.2:
 Linux routes all of 127.0.0.0/8 to lo) against the daemon's per-address
-limits (the default ones, but for ``max_per_address``, raised to 64 for the
-clients above, which all come from 127.0.0.1):
+limits (the default ones, but for ``max_per_address``, raised to 64, and the
+connection rate, raised to 1,000 a second, for the clients above, which all
+come from 127.0.0.1 and reconnect often; the attacker, held to the same, thus
+reconnects at full speed to come back at every other limit; the attacks run
+in a process of their own, so that their CPU is not the honest clients'):
 
 * ``ghosts``: sessions that create rooms, join the honest room and drop
   without ``bye``, again and again (resumable sessions with their rooms);
@@ -50,6 +53,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -70,6 +74,7 @@ from anonchat.trust import client_context
 from anonchat.wire import FrameDecoder, encode_frame
 
 HONEST_ROOM = "soak"
+SCRIPT = str(Path(__file__).resolve())
 ATTACKER = "127.0.0.2"  # the address issue 14's attacks come from (honest ones: 127.0.0.1)
 BIG_ROOM = "big"
 BIG_TEXT = "x" * 3000
@@ -105,7 +110,13 @@ def free_port() -> int:
 
 def start_daemon(tmp: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
     config = tmp / "limits.toml"
-    config.write_text("[limits]\nmax_per_address = 64\n", encoding="utf-8")
+    # Every client of the mix comes from 127.0.0.1 and the churners reconnect
+    # many times a second: room for them (the attacker at 127.0.0.2 gets the same,
+    # so its attacks run at full speed against every other per-address limit).
+    config.write_text(
+        "[limits]\nmax_per_address = 64\nconnect_burst = 1000\nconnect_interval = 0.001\n",
+        encoding="utf-8",
+    )
     state = tmp / "state"
     base = [sys.executable, "-m", "anonchat.daemon", "--state-dir", str(state)]
     pin = subprocess.run(
@@ -451,6 +462,7 @@ class Soak:
         ]
         for name, one_round, workers in attacks:
             self.phase = name
+            print(f"phase {name}", flush=True)  # (to the soak, when run as --attacker)
             start = time.monotonic()
             tasks = [asyncio.create_task(self.attacker_loop(one_round)) for _ in range(workers)]
             await self.pause(seconds)
@@ -461,6 +473,40 @@ class Soak:
             if self.stop.is_set():
                 return
         self.phase = "none"
+        print("phase end", flush=True)
+
+    async def attacker_process(self) -> None:
+        """Run the attack phases in a process of their own (so that the attacker's
+        own CPU does not slow the honest clients here); note each phase's window."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            SCRIPT,
+            "--attacker",
+            str(self.port),
+            "--pin",
+            self.pin,
+            "--phase",
+            str(self.args.phase),
+            stdout=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        current: tuple[str, float] | None = None
+        try:
+            async for raw in proc.stdout:
+                line = raw.decode().strip()
+                if line.startswith("phase "):
+                    if current is not None:
+                        self.phases.append((current[0], current[1], time.monotonic()))
+                    name = line.split(" ", 1)[1]
+                    current = None if name == "end" else (name, time.monotonic())
+                    self.phase = "none" if name == "end" else name
+                elif line.startswith("told "):
+                    self.stats.attacker.update(json.loads(line[5:]))
+            await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
 
     async def pause_round(self) -> None:
         await self.pause(3600)
@@ -537,7 +583,7 @@ async def run(s: Soak, proc: subprocess.Popen[bytes], tmp: Path) -> int:
     ]
     tasks += [asyncio.create_task(s.forever(name, fn)) for name, fn in hostile]
     if args.phase > 0:
-        tasks.append(asyncio.create_task(s.attack_phases(args.phase)))
+        tasks.append(asyncio.create_task(s.attacker_process()))
 
     print(f"soak: {args.seconds:g} s, daemon pid {proc.pid}, {args.honest} honest clients")
     print(
@@ -618,6 +664,14 @@ def report_phases(s: Soak) -> bool:
     return ok
 
 
+async def attacker_main(args: argparse.Namespace) -> int:
+    """The attacker's process: the phases, then what it was told (as JSON)."""
+    s = Soak(args.attacker, args.pin, args)
+    await s.attack_phases(args.phase)
+    print("told " + json.dumps(dict(s.stats.attacker)), flush=True)
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seconds", type=float, default=60.0, help="how long to run (default 60)")
@@ -630,7 +684,11 @@ def main() -> int:
         default=10.0,
         help="seconds of each of issue 14's attacks, run one after another (10; 0: none)",
     )
+    p.add_argument("--attacker", type=int, help=argparse.SUPPRESS)  # PORT: run the attacks
+    p.add_argument("--pin", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.attacker:
+        return asyncio.run(attacker_main(args))
     if args.phase > 0:
         args.seconds = max(args.seconds, 7 * args.phase + 5)  # room for every phase
     return asyncio.run(soak(args))
