@@ -37,6 +37,10 @@ class TokenBucket:
             return 0.0
         return (1.0 - self._tokens) * self.interval
 
+    def full(self, now: float) -> bool:
+        """Whether the bucket has refilled to its burst (it can be forgotten)."""
+        return self._tokens + (now - self._stamp) / self.interval >= self.burst
+
     def spend(self, amount: float, now: float) -> float:
         """Spend ``amount`` tokens even if that leaves a debt (for what has
         already happened, like bytes read); return seconds until the debt is paid."""

@@ -42,6 +42,7 @@ class Code(StrEnum):
     # Timeouts and server-side conditions: fatal.
     HELLO_TIMEOUT = "hello_timeout"
     IDLE_TIMEOUT = "idle_timeout"
+    SLOW_FRAME = "slow_frame"  # a frame begun was not finished in time
     SENDQ_EXCEEDED = "sendq_exceeded"
     SERVER_FULL = "server_full"
     TOO_MANY_CONNECTIONS = "too_many_connections"
@@ -111,6 +112,7 @@ FATAL_CODES = frozenset(
         Code.TRUNCATED,
         Code.HELLO_TIMEOUT,
         Code.IDLE_TIMEOUT,
+        Code.SLOW_FRAME,
         Code.SENDQ_EXCEEDED,
         Code.SERVER_FULL,
         Code.TOO_MANY_CONNECTIONS,

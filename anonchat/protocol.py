@@ -205,6 +205,20 @@ class Connection:
         """Bytes received for a frame not yet complete."""
         return self._decoder.buffered
 
+    @property
+    def frame_started(self) -> bool:
+        """Whether a frame has begun arriving and is not complete yet."""
+        return self._decoder.started
+
+    @property
+    def frames_in(self) -> int:
+        """Frames received whole so far (pings and pongs included)."""
+        return self._decoder.completed
+
+    def discard_input(self) -> None:
+        """The connection is gone: free the bytes of an unfinished frame."""
+        self._decoder.discard()
+
 
 #: Frames that open or end a connection: Connection.send checks their order.
 _OPENING_OR_CLOSING = frozenset({ev.ClientHello, ev.ServerHello, ev.Bye, ev.Error})

@@ -91,18 +91,29 @@ def decode_body(payload: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> dict[str,
 class FrameDecoder:
     """Incremental frame decoder: :meth:`feed` bytes, iterate decoded maps."""
 
-    __slots__ = ("_buf", "_error", "_need", "max_frame")
+    __slots__ = ("_buf", "_error", "_need", "completed", "max_frame")
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
         self._buf = bytearray()
         self._need: int | None = None  # body length once the header is read
         self._error: RemoteProtocolError | None = None
+        self.completed = 0  # frames whose bytes have all arrived
 
     @property
     def buffered(self) -> int:
         """Bytes held for a frame not yet complete."""
         return len(self._buf)
+
+    @property
+    def started(self) -> bool:
+        """Whether a frame has begun (a byte of its header or more) and not ended."""
+        return self._need is not None or bool(self._buf)
+
+    def discard(self) -> None:
+        """Let go of the bytes of an unfinished frame (the stream is gone)."""
+        self._buf = bytearray()
+        self._need = None
 
     @property
     def failed(self) -> bool:
@@ -156,6 +167,7 @@ class FrameDecoder:
                 body = bytes(buf[pos : pos + need])
                 pos += need
                 self._need = None
+                self.completed += 1
                 yield decode_body(body, self.max_frame)
         finally:
             if pos:

@@ -18,6 +18,29 @@ here comes from 127.0.0.1), then runs at once:
   or, when the bytes happen to start with a small length, ``hello_timeout``);
 * reconnect churn: connect, join, say one thing, leave, disconnect.
 
+Then, one after another for ``--phase`` seconds each (after a phase with none
+of them), the attacks of issue 14, all from one other address (127.0.0.2:
+Linux routes all of 127.0.0.0/8 to lo) against the daemon's per-address
+limits (the default ones, but for ``max_per_address``, raised to 64, and the
+connection rate, raised to 1,000 a second, for the clients above, which all
+come from 127.0.0.1 and reconnect often; the attacker, held to the same, thus
+reconnects at full speed to come back at every other limit; the attacks run
+in a process of their own, so that their CPU is not the honest clients'):
+
+* ``ghosts``: sessions that create rooms, join the honest room and drop
+  without ``bye``, again and again (resumable sessions with their rooms);
+* ``nicks``: connections in the honest room changing nick as fast as they can;
+* ``handshakes``: TCP connections that never send their ClientHello;
+* ``lists``: connections holding 50 rooms each and calling ``list`` and
+  ``who`` back to back;
+* ``resumes``: hellos resuming a made-up token and naming ``lobby`` 3,800 times;
+* ``slowloris``: connections that begin a frame and send a byte of it now
+  and then.
+
+For each phase the report gives the honest messages delivered per second
+and the honest senders' round trip (``say`` to ``ok``), median and worst, next
+to the phase without an attack, and what the attacker was told.
+
 Every second it samples the daemon's RSS (``/proc/PID/status``) and its open
 sockets; every ``--every`` seconds it prints a row.  At the end: is memory
 bounded (the second half's peak RSS within 25 % + 8 MiB of the first half's)
@@ -30,6 +53,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import signal
@@ -39,7 +63,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +74,8 @@ from anonchat.trust import client_context
 from anonchat.wire import FrameDecoder, encode_frame
 
 HONEST_ROOM = "soak"
+SCRIPT = str(Path(__file__).resolve())
+ATTACKER = "127.0.0.2"  # the address issue 14's attacks come from (honest ones: 127.0.0.1)
 BIG_ROOM = "big"
 BIG_TEXT = "x" * 3000
 
@@ -60,6 +86,9 @@ class Stats:
     delivered: int = 0  # honest messages received by honest members
     sent: int = 0  # honest messages acknowledged
     reconnects: int = 0
+    delivered_at: list[float] = field(default_factory=list)  # when each delivery came
+    round_trips: list[tuple[float, float]] = field(default_factory=list)  # (when, say -> ok)
+    attacker: Counter[str] = field(default_factory=Counter)  # what the attacker was told
 
 
 @dataclass
@@ -81,7 +110,13 @@ def free_port() -> int:
 
 def start_daemon(tmp: Path, port: int) -> tuple[subprocess.Popen[bytes], str]:
     config = tmp / "limits.toml"
-    config.write_text("[limits]\nmax_per_address = 20000\n", encoding="utf-8")
+    # Every client of the mix comes from 127.0.0.1 and the churners reconnect
+    # many times a second: room for them (the attacker at 127.0.0.2 gets the same,
+    # so its attacks run at full speed against every other per-address limit).
+    config.write_text(
+        "[limits]\nmax_per_address = 64\nconnect_burst = 1000\nconnect_interval = 0.001\n",
+        encoding="utf-8",
+    )
     state = tmp / "state"
     base = [sys.executable, "-m", "anonchat.daemon", "--state-dir", str(state)]
     pin = subprocess.run(
@@ -138,6 +173,10 @@ class Soak:
         self.args = args
         self.stats = Stats()
         self.stop = asyncio.Event()
+        self.phase = "none"
+        self.phases: list[tuple[str, float, float]] = []  # (attack, start, end)
+        self.attacker_by_phase: dict[str, Counter[str]] = {}
+        self._n = 0
 
     async def connect(self, nick: str | None = None) -> Client:
         return await Client.connect("127.0.0.1", self.port, nick=nick, pin=self.pin, timeout=10)
@@ -179,13 +218,16 @@ class Soak:
                 if isinstance(frame, ev.Msg) and frame.room == HONEST_ROOM:
                     me.received.append((frame.seq, frame.text))
                     self.stats.delivered += 1
+                    self.stats.delivered_at.append(time.monotonic())
 
         reader = asyncio.create_task(receive())
         n = 0
         while not self.stop.is_set():
             text = f"{me.client.nick} {n} " + "m" * random.randrange(1, 400)
+            begun = time.monotonic()
             try:
                 await me.client.say(HONEST_ROOM, text)
+                self.stats.round_trips.append((begun, time.monotonic() - begun))
             except RequestError as exc:
                 self.stats.errors[f"honest:{exc.code}"] += 1
             else:
@@ -269,6 +311,216 @@ class Soak:
             await client.close()
         await self.pause(0.1)
 
+    # the attacks of issue 14, from one other address ---------------------------
+
+    async def attacker_raw(
+        self, tls: bool = True
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        return await asyncio.open_connection(
+            "127.0.0.1",
+            self.port,
+            local_addr=(ATTACKER, 0),
+            ssl=client_context() if tls else None,
+            server_hostname="anonchatd" if tls else None,
+        )
+
+    def told(self, what: str) -> None:
+        self.stats.attacker[f"{self.phase}: {what}"] += 1
+
+    async def frames(self, reader: asyncio.StreamReader) -> AsyncIterator[ev.Frame]:
+        """The daemon's frames to an attacker, until it closes; errors are counted."""
+        decoder = FrameDecoder(1 << 20)
+        while data := await reader.read(65536):
+            with contextlib.suppress(RemoteProtocolError):
+                for body in decoder.feed(data):
+                    frame = ev.from_wire(body, "client")
+                    if isinstance(frame, ev.Error):
+                        self.told(frame.code)
+                    yield frame
+
+    def next_n(self) -> int:
+        self._n += 1
+        return self._n
+
+    async def replies(self, reader: asyncio.StreamReader, count: int) -> None:
+        """Read until ``count`` replies (joined, ok, rooms, members, errors with an id)."""
+        got = 0
+        async for frame in self.frames(reader):
+            if isinstance(frame, ev.Joined | ev.Ok | ev.Rooms | ev.Members) or (
+                isinstance(frame, ev.Error) and frame.id is not None
+            ):
+                got += 1
+                if got >= count:
+                    return
+        raise EOFError("closed by the daemon")
+
+    async def ghost_round(self) -> None:
+        """Join the honest room, create 49 rooms, drop without bye; again."""
+        reader, writer = await self.attacker_raw()
+        try:
+            n = self.next_n()
+            asks: list[ev.Frame] = [ev.Join(id=1, room=HONEST_ROOM)]
+            asks += [ev.Create(id=2 + i, room=f"g{n}-{i}") for i in range(49)]
+            hello = ev.ClientHello(v=ev.PROTOCOL_VERSION, nick=f"ghost{n}")
+            writer.write(b"".join(encode_frame(f.to_wire()) for f in [hello, *asks]))
+            async with asyncio.timeout(10):
+                await self.replies(reader, len(asks))
+            self.told("dropped without bye")
+        finally:
+            writer.transport.abort()
+
+    async def nick_round(self) -> None:
+        """In the honest room, change nick as fast as the daemon answers."""
+        reader, writer = await self.attacker_raw()
+        try:
+            n = self.next_n()
+            hello = ev.ClientHello(v=ev.PROTOCOL_VERSION, nick=f"nk{n}")
+            writer.write(
+                encode_frame(hello.to_wire())
+                + encode_frame(ev.Join(id=1, room=HONEST_ROOM).to_wire())
+            )
+            for i in range(100_000):
+                batch = [ev.SetNick(id=i * 10 + j, nick=f"nk{n}-{i}-{j}") for j in range(10)]
+                writer.write(b"".join(encode_frame(f.to_wire()) for f in batch))
+                async with asyncio.timeout(10):
+                    await self.replies(reader, 10 + (1 if i == 0 else 0))
+        finally:
+            writer.transport.abort()
+
+    async def handshake_round(self) -> None:
+        """A TCP connection that never sends its ClientHello, held till it is closed."""
+        reader, writer = await self.attacker_raw(tls=False)
+        try:
+            with contextlib.suppress(ConnectionError):
+                await reader.read(1)
+            self.told("handshake closed unanswered")
+        finally:
+            writer.close()
+        await asyncio.sleep(0.05)
+
+    async def list_round(self) -> None:
+        """Hold 50 rooms, then ask for the room list and the honest room's members."""
+        reader, writer = await self.attacker_raw()
+        try:
+            n = self.next_n()
+            hello = ev.ClientHello(v=ev.PROTOCOL_VERSION, nick=f"ls{n}")
+            creates = [ev.Create(id=1 + i, room=f"l{n}-{i}") for i in range(50)]
+            writer.write(b"".join(encode_frame(f.to_wire()) for f in [hello, *creates]))
+            async with asyncio.timeout(10):
+                await self.replies(reader, len(creates))
+            for i in range(100_000):
+                asks = [ev.ListRooms(id=1000 + 2 * i), ev.Who(id=1001 + 2 * i, room=HONEST_ROOM)]
+                writer.write(b"".join(encode_frame(f.to_wire()) for f in asks))
+                async with asyncio.timeout(10):
+                    await self.replies(reader, 2)
+        finally:
+            writer.transport.abort()
+
+    async def resume_round(self) -> None:
+        """A hello resuming a made-up token, naming lobby 3,800 times."""
+        reader, writer = await self.attacker_raw()
+        try:
+            seen = [ev.Seen(seq=1, room="lobby")] * 3800
+            hello = ev.ClientHello(v=ev.PROTOCOL_VERSION, resume=os.urandom(16), seen=seen)
+            writer.write(encode_frame(hello.to_wire()))
+            async with asyncio.timeout(10):
+                async for frame in self.frames(reader):
+                    if isinstance(frame, ev.ServerHello):
+                        self.told("resume answered")
+                        break
+        finally:
+            writer.transport.abort()
+
+    async def slowloris_round(self) -> None:
+        """Begin a frame of 60,000 bytes and send one byte of it a second."""
+        reader, writer = await self.attacker_raw()
+        try:
+            hello = ev.ClientHello(v=ev.PROTOCOL_VERSION)
+            writer.write(encode_frame(hello.to_wire()) + (60_000).to_bytes(4, "big"))
+            closed = asyncio.ensure_future(self._drain_frames(reader))
+            while not closed.done():
+                writer.write(b"\x00")
+                await asyncio.wait([closed], timeout=1)
+        finally:
+            writer.transport.abort()
+
+    async def _drain_frames(self, reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(ConnectionError):
+            async for _ in self.frames(reader):
+                pass
+
+    async def attack_phases(self, seconds: float) -> None:
+        """Each attack for ``seconds``, after as long with none; note the windows."""
+        attacks: list[tuple[str, Callable[[], Awaitable[None]], int]] = [
+            ("none", self.pause_round, 1),
+            ("ghosts", self.ghost_round, 8),
+            ("nicks", self.nick_round, 16),
+            ("handshakes", self.handshake_round, 300),
+            ("lists", self.list_round, 64),
+            ("resumes", self.resume_round, 4),
+            ("slowloris", self.slowloris_round, 64),
+        ]
+        for name, one_round, workers in attacks:
+            self.phase = name
+            print(f"phase {name}", flush=True)  # (to the soak, when run as --attacker)
+            start = time.monotonic()
+            tasks = [asyncio.create_task(self.attacker_loop(one_round)) for _ in range(workers)]
+            await self.pause(seconds)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.phases.append((name, start, time.monotonic()))
+            if self.stop.is_set():
+                return
+        self.phase = "none"
+        print("phase end", flush=True)
+
+    async def attacker_process(self) -> None:
+        """Run the attack phases in a process of their own (so that the attacker's
+        own CPU does not slow the honest clients here); note each phase's window."""
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            SCRIPT,
+            "--attacker",
+            str(self.port),
+            "--pin",
+            self.pin,
+            "--phase",
+            str(self.args.phase),
+            stdout=subprocess.PIPE,
+        )
+        assert proc.stdout is not None
+        current: tuple[str, float] | None = None
+        try:
+            async for raw in proc.stdout:
+                line = raw.decode().strip()
+                if line.startswith("phase "):
+                    if current is not None:
+                        self.phases.append((current[0], current[1], time.monotonic()))
+                    name = line.split(" ", 1)[1]
+                    current = None if name == "end" else (name, time.monotonic())
+                    self.phase = "none" if name == "end" else name
+                elif line.startswith("told "):
+                    self.stats.attacker.update(json.loads(line[5:]))
+            await proc.wait()
+        finally:
+            if proc.returncode is None:
+                proc.terminate()
+                await proc.wait()
+
+    async def pause_round(self) -> None:
+        await self.pause(3600)
+
+    async def attacker_loop(self, one_round: Callable[[], Awaitable[None]]) -> None:
+        while not self.stop.is_set():
+            try:
+                await one_round()
+            except EOFError:
+                pass  # closed by the daemon: the code it gave was counted
+            except (OSError, TimeoutError) as exc:
+                self.told(type(exc).__name__)
+                await asyncio.sleep(0.05)
+
 
 # -- the run -----------------------------------------------------------------------
 
@@ -330,9 +582,13 @@ async def run(s: Soak, proc: subprocess.Popen[bytes], tmp: Path) -> int:
         ("churn", s.churn),
     ]
     tasks += [asyncio.create_task(s.forever(name, fn)) for name, fn in hostile]
+    if args.phase > 0:
+        tasks.append(asyncio.create_task(s.attacker_process()))
 
     print(f"soak: {args.seconds:g} s, daemon pid {proc.pid}, {args.honest} honest clients")
-    print(f"{'t (s)':>6} {'conns':>6} {'delivered':>10} {'RSS MiB':>8}  errors by code")
+    print(
+        f"{'t (s)':>6} {'attack':>10} {'conns':>6} {'delivered':>10} {'RSS MiB':>8}  errors by code"
+    )
     samples: list[tuple[float, float]] = []
     start = time.monotonic()
     next_row = 0.0
@@ -345,7 +601,7 @@ async def run(s: Soak, proc: subprocess.Popen[bytes], tmp: Path) -> int:
             next_row += args.every
             errors = ", ".join(f"{k} {v}" for k, v in sorted(s.stats.errors.items()))
             print(
-                f"{elapsed:6.0f} {open_sockets(proc.pid):6d} {s.stats.delivered:10d} "
+                f"{elapsed:6.0f} {s.phase:>10} {open_sockets(proc.pid):6d} {s.stats.delivered:10d} "
                 f"{rss:8.1f}  {errors}",
                 flush=True,
             )
@@ -371,7 +627,49 @@ async def run(s: Soak, proc: subprocess.Popen[bytes], tmp: Path) -> int:
     if ever_dropped:
         print(f"honest clients were refused: {ever_dropped}")
     print(f"hostile connections made: {s.stats.reconnects}")
-    return 0 if bounded and delivered and not ever_dropped else 1
+    served = report_phases(s)
+    return 0 if bounded and delivered and not ever_dropped and served else 1
+
+
+def report_phases(s: Soak) -> bool:
+    """Honest traffic served during each attack, next to the phase without one;
+    whether it went on in every phase (some delivery, no round trip over 5 s)."""
+    if not s.phases:
+        return True
+    print()
+    print("honest traffic served during each attack (from 127.0.0.2, alone):")
+    print(
+        f"{'attack':>10} {'s':>5} {'delivered/s':>12} {'ok median ms':>13} {'ok max ms':>10}"
+        "  attacker was told"
+    )
+    ok = True
+    for name, start, end in s.phases:
+        seconds = max(end - start, 1e-9)
+        delivered = sum(start <= t < end for t in s.stats.delivered_at)
+        trips = sorted(rtt for t, rtt in s.stats.round_trips if start <= t < end)
+        median = trips[len(trips) // 2] * 1000 if trips else float("nan")
+        worst = trips[-1] * 1000 if trips else float("nan")
+        told = ", ".join(
+            f"{k.split(': ', 1)[1]} {v}"
+            for k, v in sorted(s.stats.attacker.items())
+            if k.startswith(f"{name}: ")
+        )
+        print(
+            f"{name:>10} {seconds:5.0f} {delivered / seconds:12.1f} {median:13.1f} "
+            f"{worst:10.1f}  {told}"
+        )
+        if not delivered or not trips or trips[-1] > 5.0:
+            ok = False
+    print(f"honest traffic served during every attack: {'yes' if ok else 'NO'}")
+    return ok
+
+
+async def attacker_main(args: argparse.Namespace) -> int:
+    """The attacker's process: the phases, then what it was told (as JSON)."""
+    s = Soak(args.attacker, args.pin, args)
+    await s.attack_phases(args.phase)
+    print("told " + json.dumps(dict(s.stats.attacker)), flush=True)
+    return 0
 
 
 def main() -> int:
@@ -380,7 +678,20 @@ def main() -> int:
     p.add_argument("--honest", type=int, default=8, help="honest clients (default 8)")
     p.add_argument("--rate", type=float, default=8.0, help="messages/s per honest client (8)")
     p.add_argument("--every", type=float, default=5.0, help="seconds between table rows (5)")
-    return asyncio.run(soak(p.parse_args()))
+    p.add_argument(
+        "--phase",
+        type=float,
+        default=10.0,
+        help="seconds of each of issue 14's attacks, run one after another (10; 0: none)",
+    )
+    p.add_argument("--attacker", type=int, help=argparse.SUPPRESS)  # PORT: run the attacks
+    p.add_argument("--pin", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.attacker:
+        return asyncio.run(attacker_main(args))
+    if args.phase > 0:
+        args.seconds = max(args.seconds, 7 * args.phase + 5)  # room for every phase
+    return asyncio.run(soak(args))
 
 
 if __name__ == "__main__":

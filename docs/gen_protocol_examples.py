@@ -172,7 +172,7 @@ EXAMPLES: dict[str, list[ev.Frame]] = {
     "ok": [ev.Ok(id=4)],
     "ok-say": [ev.Ok(id=7, seq=42)],
     "error-request": [ev.Error(code=Code.NICK_TAKEN, msg="the nick bob is taken", id=4)],
-    "error-fatal": [ev.Error(code=Code.IDLE_TIMEOUT, msg="nothing received for 90 seconds")],
+    "error-fatal": [ev.Error(code=Code.IDLE_TIMEOUT, msg="no frame received for 90 seconds")],
     "rooms": [
         ev.Rooms(
             id=2,
@@ -410,7 +410,10 @@ CODE_MEANINGS: dict[Code, str] = {
     Code.UNSUPPORTED_VERSION: "`hello.v` is not 1",
     Code.TRUNCATED: "the connection ended in the middle of a frame",
     Code.HELLO_TIMEOUT: "no `hello` within `hello_timeout` seconds of connecting",
-    Code.IDLE_TIMEOUT: "nothing received for `idle_timeout` seconds",
+    Code.IDLE_TIMEOUT: "no frame received for `idle_timeout` seconds",
+    Code.SLOW_FRAME: "a frame was not received whole within `frame_timeout` seconds of "
+    "its first byte, or its unfinished bytes would take the daemon past `max_unfinished` "
+    "(held for all connections together): send each frame whole",
     Code.SENDQ_EXCEEDED: "the client read too slowly (more than `sendq` bytes waiting); "
     "the connection is aborted at once, so this code is only logged, never sent",
     Code.SERVER_FULL: "`max_connections` reached; sent instead of a `hello`, then close",
@@ -447,7 +450,9 @@ CODE_MEANINGS: dict[Code, str] = {
     "`msg_rate` per second; `join`/`create`: more than `room_join_burst`, then one per "
     "`room_join_interval`; "
     "`secret_create`/`secret_join`: more than `join_burst` attempts, then one per "
-    "`join_interval`; the sentence says when to try again",
+    "`join_interval`; `nick`: more than `nick_burst` changes, then one per `nick_interval`; "
+    "`list`/`who`: more than `query_burst`, then one per `query_interval`; "
+    "the sentence says when to try again",
     Code.JOIN_DENIED: "`secret_join`: no such room or wrong passphrase; the daemon gives "
     "both the same answer",
     Code.BAD_PROOF: "`secret_create` with a proof that does not match its own join key",
@@ -527,6 +532,25 @@ DAEMON_LIMITS: dict[str, str] = {
     "which the connection is closed with `flood`",
     "max_per_address": "connections from one IPv4 address or IPv6 /64; more get "
     "`too_many_connections`",
+    "max_resumable_per_address": "sessions that lost their connection and wait to be "
+    "resumed (each with its nick and rooms), per IPv4 address or IPv6 /64; past it the "
+    "address's oldest one ends",
+    "max_resumable": "such sessions on one node in all; past it the oldest one ends",
+    "nick_burst": "nick changes one address may make at once (all its connections together)",
+    "nick_interval": "seconds per further nick change once the burst is spent (`rate_limited`)",
+    "query_burst": "`list` and `who` requests one address may make at once (all its "
+    "connections together)",
+    "query_interval": "seconds per further `list` or `who` once the burst is spent "
+    "(`rate_limited`)",
+    "max_handshakes_per_address": "TLS handshakes in progress from one IPv4 address or "
+    "IPv6 /64; more are closed before the handshake (not visible as a frame)",
+    "max_handshakes": "TLS handshakes in progress in all; more are closed before the handshake",
+    "connect_burst": "connections one IPv4 address or IPv6 /64 may open at once; more are "
+    "closed before the handshake (not visible as a frame)",
+    "connect_interval": "seconds per further connection once the burst is spent",
+    "frame_timeout": "seconds a frame has, from its first byte, to arrive whole; else `slow_frame`",
+    "max_unfinished": "bytes of unfinished frames the daemon holds for all connections "
+    "together; a connection whose unfinished frame would pass it gets `slow_frame`",
 }
 
 

@@ -239,3 +239,166 @@ async def test_everything_at_once(make_daemon: DaemonFactory) -> None:
     assert (await next_event(honest[0], ev.Msg)).text == "made it"
     for c in [*honest, *talkers, keeper, newcomer]:
         await c.close()
+
+
+# -- one address at every per-address limit at once ----------------------------------
+
+ATTACKER = "127.0.0.2"  # Linux routes all of 127.0.0.0/8 to lo; honest clients use .1
+
+
+async def attacker_peer(daemon: Daemon) -> RawPeer:
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1",
+        daemon.port,
+        local_addr=(ATTACKER, 0),
+        ssl=client_context(),
+        server_hostname="anonchatd",
+    )
+    return RawPeer(reader, writer)
+
+
+async def until(condition: Any, timeout: float = 20.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+async def insider(daemon: Daemon, nick: str, rooms: int) -> RawPeer:
+    """A session from the attacker's address in lobby and ``rooms - 1`` rooms of
+    its own: at max_rooms_per_session."""
+    peer = await attacker_peer(daemon)
+    asks = [frame_of({"t": "join", "id": 1, "room": "lobby"})]
+    asks += [
+        frame_of({"t": "create", "id": 2 + i, "room": f"{nick}-{i}"}) for i in range(rooms - 1)
+    ]
+    await peer.send(hello_bytes(nick) + b"".join(asks))
+    while sum(isinstance(f, ev.Joined) for f in peer.frames) < rooms:
+        await peer.read_frame(10)
+    return peer
+
+
+def replies_of(frames: list[ev.Frame]) -> list[str]:
+    """ "ok", "rooms" or the error code of each reply with an id (nick and list)."""
+    out = []
+    for f in frames:
+        if isinstance(f, ev.Ok):
+            out.append("ok")
+        elif isinstance(f, ev.Rooms):
+            out.append("rooms")
+        elif isinstance(f, ev.Error) and f.id is not None:
+            out.append(f.code)
+    return out
+
+
+async def test_an_address_at_every_limit_leaves_room_for_everyone_else(
+    make_daemon: DaemonFactory,
+) -> None:
+    limits = {
+        "max_per_address": 4,
+        "max_resumable_per_address": 4,
+        "max_handshakes_per_address": 3,
+        "max_rooms_per_session": 5,
+        "max_rooms": 40,  # more than one address can hold: (4 + 4) x 4 rooms of its own
+        "max_members_per_room": 12,  # lobby: 8 of the attacker's, and room for more
+        "nick_burst": 3,
+        "nick_interval": 60.0,
+        "query_burst": 3,
+        "query_interval": 60.0,
+        "max_frame": 8192,
+        "max_text": 1024,
+        "max_unfinished": 64 * 1024,  # 4 unfinished frames of 8 KiB are the address's
+        "frame_timeout": 600.0,
+        "resume_window": 600.0,
+        "msg_burst": 20,
+        "msg_rate": 10.0,
+        "connect_burst": 14,  # every connection the attacker makes below, not one more
+        "connect_interval": 600.0,
+    }
+    daemon = await make_daemon(**limits)
+    host = await dial(daemon, "host")
+    await host.create("lobby")
+
+    # Resumable sessions at the limit, each with its nick and five rooms.
+    for i in range(4):
+        peer = await insider(daemon, f"ghost{i}", 5)
+        peer.writer.transport.abort()
+    await until(lambda: len(daemon.ghosts) == 4)
+    # A fifth ghost ends the address's oldest, not anyone else's.
+    fifth = await insider(daemon, "ghost4", 5)
+    fifth.writer.transport.abort()
+    await until(lambda: "ghost0" not in daemon.nicks and "ghost4" in daemon.nicks)
+    assert len(daemon.ghosts) == 4
+    # Open connections at the limit, each in five rooms, at its nick and query
+    # limits, and in the middle of a frame it never finishes.
+    open_ = [await insider(daemon, f"live{i}", 5) for i in range(4)]
+    replied = []
+    for i, peer in enumerate(open_):
+        nicks = [frame_of({"t": "nick", "id": 100 + n, "nick": f"live{i}x{n}"}) for n in range(4)]
+        lists = [frame_of({"t": "list", "id": 200 + n}) for n in range(4)]
+        await peer.send(b"".join(nicks + lists))
+        start = len(peer.frames)
+        while len(replies_of(peer.frames[start:])) < 8:
+            await peer.read_frame(10)
+        replied += replies_of(peer.frames[start:])
+    # The address's nick and query buckets, shared by its connections: three each.
+    assert sorted(replied).count("ok") == 3 and replied.count("rooms") == 3
+    assert replied.count(Code.RATE_LIMITED) == 4 * 8 - 6
+    for peer in open_:
+        await peer.send(struct.pack(">I", 8192) + b"\x00" * 8000)
+    await until(lambda: daemon.unfinished == 4 * 8000)
+    # One more connection from the address: turned away.
+    extra = await attacker_peer(daemon)
+    assert codes(await extra.read_until_closed(10)) == [Code.TOO_MANY_CONNECTIONS]
+    # TLS handshakes in progress at the limit; one more is closed unanswered.
+    stalled = []
+    for _ in range(3):
+        stalled.append(
+            (await asyncio.open_connection("127.0.0.1", daemon.port, local_addr=(ATTACKER, 0)))[1]
+        )
+    listener = daemon._server
+    assert listener is not None
+    await until(lambda: listener.in_progress == 3)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", daemon.port, local_addr=(ATTACKER, 0)
+    )
+    with contextlib.suppress(ConnectionError):
+        assert await reader.read(1) == b""
+    writer.close()
+    assert listener.refused == 1
+    # And it has opened all the connections it may for now: with a handshake
+    # place free again, one more is still closed unanswered.
+    stalled.pop().close()
+    await until(lambda: listener.in_progress == 2)
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1", daemon.port, local_addr=(ATTACKER, 0)
+    )
+    with contextlib.suppress(ConnectionError):
+        assert await reader.read(1) == b""
+    writer.close()
+    assert listener.refused == 2 and listener.in_progress == 2
+
+    # The attacker sits at every limit of its address.  Everyone else gets in,
+    # joins lobby, creates a room and chats.
+    assert len(daemon.rooms) == 1 + 8 * 4
+    alice = await dial(daemon, "alice")
+    bob = await dial(daemon, "bob")
+    joined = await alice.join("lobby")
+    assert "live0x2" in joined.members and "ghost1" in joined.members
+    await bob.join("lobby")
+    await alice.create("quiet-corner")
+    await bob.join("quiet-corner")
+    await alice.say("quiet-corner", "can you hear me?")
+    await bob.say("lobby", "loud and clear")
+    assert (await next_event(bob, ev.Msg)).text == "can you hear me?"
+    heard = [(m.room, m.nick, m.text) for m in await collect(alice, ev.Msg, 2)]
+    assert ("lobby", "bob", "loud and clear") in heard
+    await alice.set_nick("alice2")
+    assert len((await alice.list_rooms()).rooms) == len(daemon.rooms)
+    assert (await alice.who("lobby")).members[-2:] == ["alice2", "bob"]
+
+    for peer in open_:
+        await peer.close()
+    for writer in stalled:
+        writer.close()
+    for c in (host, alice, bob):
+        await c.close()

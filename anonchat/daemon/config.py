@@ -59,6 +59,20 @@ class Limits:
     bytes_rate: int = 64 * 1024  # ... and then per second (reading pauses past it)
     flood_strikes: int = 20  # refusals past which a connection is closed with flood
     max_per_address: int = 16  # connections from one IPv4 address or one IPv6 /64
+    # -- hostile clients (issue 14): what one address, and everyone together,
+    # can make the daemon hold or spend; docs/operations.md, "Limits".
+    max_resumable_per_address: int = 16  # lost sessions awaiting resume, per address
+    max_resumable: int = 20_000  # ... and on this node in all (the oldest ends first)
+    nick_burst: int = 5  # nick changes one address may make at once (all its connections)
+    nick_interval: float = 10.0  # seconds per further change (rate_limited past it)
+    query_burst: int = 10  # list and who requests one address may make at once
+    query_interval: float = 2.0  # seconds per further one (rate_limited past it)
+    connect_burst: int = 20  # connections one address may open at once
+    connect_interval: float = 0.5  # seconds per further one (closed unanswered past it)
+    max_handshakes_per_address: int = 8  # TLS handshakes in progress per address
+    max_handshakes: int = 1000  # ... and in all (more are closed unanswered)
+    frame_timeout: float = 30.0  # seconds a started frame has to arrive whole
+    max_unfinished: int = 32 * 1024 * 1024  # bytes of unfinished frames held in all
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -77,6 +91,8 @@ class Limits:
             raise ConfigError("limit max_text must leave 1 KiB of room below max_frame")
         if self.ping_interval >= self.idle_timeout:
             raise ConfigError("ping_interval must be shorter than idle_timeout")
+        if self.max_unfinished < self.max_frame:
+            raise ConfigError("limit max_unfinished must be at least max_frame")
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Rate limits: token buckets per connection, and connections per address.
 
-Theory of operation.  Every connection has four buckets (:class:`SessionLimiter`),
-each made when it is first used:
+Theory of operation.  Every connection has buckets (:class:`SessionLimiter`),
+each made when it is first used; two of them it shares with every other
+connection of its address:
 
 * **messages** (``say`` and ``seal``): ``msg_burst`` at once, then ``msg_rate``
   per second; a message over the limit is refused with ``rate_limited``
@@ -11,6 +12,13 @@ each made when it is first used:
   member of a room pay for presence events;
 * **secret-room join attempts**: ``join_burst``, then one per ``join_interval``
   (slows passphrase guessing);
+* **nick changes**: ``nick_burst``, then one per ``nick_interval``, for all the
+  connections of one address together (:class:`AddressBuckets`); each change
+  is a presence event for every member of every room the session is in, and
+  fills the rooms' rings as a message would;
+* **queries** (``list`` and ``who``): ``query_burst``, then one per
+  ``query_interval``, per address too; their cost grows with the daemon's
+  rooms and a room's members;
 * **bytes read** from the socket, counted before they are decoded:
   ``bytes_burst``, then ``bytes_rate`` per second.  Bytes are not refused but
   *paced*: once the bucket is empty the session does not read again until it
@@ -22,6 +30,10 @@ each made when it is first used:
 Each refusal is a *strike*.  Strikes refill at ``msg_rate`` per second up to
 ``flood_strikes``; a connection that spends them all (it keeps sending after
 being told to wait, faster than it is forgiven) is closed with ``flood``.
+
+Connections opened per address are paced too (``connect_burst``, then one
+per ``connect_interval``; see listener.py): a client refused something cannot
+simply come back on a new connection, as fast as it likes, with fresh buckets.
 
 Connections per address (:class:`AddressCounter`) are counted under a keyed
 hash of the address (IPv4) or of its /64 (IPv6), with a key made at random
@@ -55,7 +67,14 @@ class SessionLimiter:
     run out of strikes.
     """
 
-    __slots__ = ("bytes", "limits", "messages", "room_joins", "secret_joins", "strikes")
+    __slots__ = (
+        "bytes",
+        "limits",
+        "messages",
+        "room_joins",
+        "secret_joins",
+        "strikes",
+    )
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -84,6 +103,14 @@ class SessionLimiter:
     def check_secret_join(self, now: float) -> None:
         self._check(self._bucket("secret_joins", now), now, "too many secret-room join attempts")
 
+    def check_nick(self, shared: AddressBuckets, key: bytes, now: float) -> None:
+        """A nick change, counted for the connection's address (``key``)."""
+        self._check(shared.bucket("nicks", key, now), now, "too many nick changes")
+
+    def check_query(self, shared: AddressBuckets, key: bytes, now: float) -> None:
+        """A ``list`` or ``who``, counted for the connection's address (``key``)."""
+        self._check(shared.bucket("queries", key, now), now, "too many list and who requests")
+
     def bytes_read(self, count: int, now: float) -> float:
         """Count bytes just read; return how long to wait before reading more."""
         return self._bucket("bytes", now).spend(count, now)
@@ -103,8 +130,46 @@ _BUCKETS: dict[str, Callable[[Limits], tuple[float, float]]] = {
     "room_joins": lambda lim: (lim.room_join_burst, lim.room_join_interval),
     "secret_joins": lambda lim: (lim.join_burst, lim.join_interval),
     "bytes": lambda lim: (lim.bytes_burst, 1.0 / lim.bytes_rate),
+    "nicks": lambda lim: (lim.nick_burst, lim.nick_interval),
+    "queries": lambda lim: (lim.query_burst, lim.query_interval),
     "strikes": lambda lim: (lim.flood_strikes, 1.0 / lim.msg_rate),
+    "connects": lambda lim: (lim.connect_burst, lim.connect_interval),
 }
+
+
+class AddressBuckets:
+    """Token buckets shared by every connection of one address, by its keyed
+    hash (see :class:`AddressCounter`): what a client could otherwise do again
+    on a new connection each time it was refused -- open connections (and
+    TLS handshakes), change nicks, ask for lists.  A bucket that has refilled
+    is forgotten (:meth:`prune`), so the table holds only addresses active in
+    the last ``burst * interval`` seconds, never an address itself.
+    """
+
+    __slots__ = ("_buckets", "limits")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._buckets: dict[tuple[str, bytes], TokenBucket] = {}
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def bucket(self, name: str, key: bytes, now: float) -> TokenBucket:
+        bucket = self._buckets.get((name, key))
+        if bucket is None:
+            burst, interval = _BUCKETS[name](self.limits)
+            bucket = self._buckets[name, key] = TokenBucket(burst, interval, now)
+        return bucket
+
+    def take(self, name: str, key: bytes, now: float) -> bool:
+        """Spend a token of ``name`` for ``key``; False (nothing spent) if none is left."""
+        return not self.bucket(name, key, now).take(now)
+
+    def prune(self, now: float) -> None:
+        """Forget the buckets that have refilled: they are as good as new ones."""
+        for key in [k for k, b in self._buckets.items() if b.full(now)]:
+            del self._buckets[key]
 
 
 class AddressCounter:

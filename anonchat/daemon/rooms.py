@@ -271,6 +271,7 @@ class Channel:
     def add(self, member: Member, value: Any) -> None:
         """A newcomer, last in the member list: it gets the events from now on."""
         self.members[member] = value
+        self.daemon.listing += 1
         if self.log:
             self.cursors[member] = len(self.log)
 
@@ -279,6 +280,7 @@ class Channel:
         self.catch_up(member)
         self.cursors.pop(member, None)
         self.members.pop(member, None)
+        self.daemon.listing += 1
         self.owners.discard(member)
         self.last_said.pop(member, None)
 
@@ -359,6 +361,7 @@ class Room(Channel):
 
     def set_topic(self, who: Member, topic: str, ts: int) -> int:
         self.topic = topic
+        self.daemon.listing += 1
         seq = self.next_seq()
         self.broadcast(ev.TopicChanged(room=self.name, seq=seq, ts=ts, nick=who.nick, topic=topic))
         return seq
@@ -427,11 +430,14 @@ class SecretRoom(Channel):
         return seq
 
 
-def fit(items: Iterable[Any], budget: int, size: Any) -> tuple[list[Any], int]:
+def fit(
+    items: Iterable[Any], budget: int, size: Any, total: int | None = None
+) -> tuple[list[Any], int]:
     """Take items in order while their summed ``size(item)`` stays within ``budget``.
 
     Returns the items taken and how many were left out, so a reply never
-    exceeds the frame limit however many rooms or members there are.
+    exceeds the frame limit however many rooms or members there are.  Given
+    the ``total`` number of items, it stops at the first one left out.
     """
     taken: list[Any] = []
     left = 0
@@ -439,6 +445,8 @@ def fit(items: Iterable[Any], budget: int, size: Any) -> tuple[list[Any], int]:
     for item in items:
         cost = size(item)
         if left or used + cost > budget or len(taken) >= ev.LIST_MAX:
+            if total is not None:
+                return taken, total - len(taken)
             left += 1
             continue
         used += cost

@@ -25,7 +25,8 @@ from ..wire import encode_frame
 from . import memory, metrics, state
 from .bus import Bus, make_bus
 from .config import Config, metrics_address
-from .limits import AddressCounter
+from .limits import AddressBuckets, AddressCounter
+from .listener import Listener, kernel_sendq, listening_sockets
 from .metrics import Stats
 from .rooms import Channel, Member, Ring, Room, SecretRoom, fit
 from .session import Session
@@ -64,12 +65,18 @@ class Daemon:
         # Sessions of a node that stopped and handed them over, by uid -> the log
         # time until which they may be resumed on another node (see handed_over).
         self.orphans: dict[str, int] = {}
-        # Local: this node's dropped sessions awaiting resume, by uid.
+        # Local: this node's dropped sessions awaiting resume, by uid, oldest first,
+        # and the same by the keyed hash of the address they came from (each
+        # address holds at most max_resumable_per_address; see forget()).
         self.ghosts: dict[str, asyncio.TimerHandle] = {}
+        self.ghosts_by_address: dict[bytes, dict[str, Session]] = {}
         self.bus: Bus = make_bus(self)
         self.stats = Stats()
         self.per_address = AddressCounter(self.config.limits.max_per_address)
-        self._server: asyncio.Server | None = None
+        # Buckets every connection of one address shares (nick changes, list and
+        # who); the listener keeps the connection rate's in the same table.
+        self.address_buckets = AddressBuckets(self.config.limits)
+        self._server: Listener | None = None
         self.identity: ServerIdentity | None = None
         self._sweeper: asyncio.Task[None] | None = None
         self._metrics: asyncio.Server | None = None
@@ -82,6 +89,11 @@ class Daemon:
         # Every session's transport reads into this one buffer; each read is
         # copied out before the next (see Session.buffer_updated).
         self.read_buffer = memoryview(bytearray(self.config.limits.read_size))
+        self.unfinished = 0  # bytes of unfinished frames held, all sessions (max_unfinished)
+        # The room list, sorted, is made again only after a room changed (a
+        # member, a topic, a room made or dropped): ``listing`` counts changes.
+        self.listing = 0
+        self._listed: tuple[tuple[int, int, int], list[ev.RoomInfo], int] | None = None
         self.stopping = False
         self.handing_over = False  # stopping while other nodes keep the service
         self.lost = False  # stopped because the other nodes count it as gone
@@ -97,16 +109,20 @@ class Daemon:
             context = self.identity.context()
         await self.bus.start()
         # A protocol per connection, not asyncio.start_server's streams and task:
-        # see "Where we departed from the design" in docs/architecture.md.
-        self._server = await asyncio.get_running_loop().create_server(
+        # see "Where we departed from the design" in docs/architecture.md.  The
+        # daemon accepts itself, to count and bound handshakes (see listener.py).
+        limits = config.limits
+        self._server = Listener(
+            listening_sockets(config.host, config.port),
             self._new_session,
-            config.host,
-            config.port,
-            backlog=1024,
-            reuse_address=True,
-            ssl=context,
-            ssl_handshake_timeout=config.limits.hello_timeout if context else None,
+            context,
+            handshake_timeout=limits.hello_timeout,
+            per_address=limits.max_handshakes_per_address,
+            in_all=limits.max_handshakes,
+            sndbuf=kernel_sendq(limits.sendq),
+            buckets=self.address_buckets,
         )
+        self._server.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="anonchatd-sweeper")
         if config.metrics:
             self._metrics = await metrics.serve(self, *metrics_address(config.metrics))
@@ -115,7 +131,7 @@ class Daemon:
     @property
     def addresses(self) -> list[tuple[str, int]]:
         assert self._server is not None, "daemon not started"
-        return [s.getsockname()[:2] for s in self._server.sockets]
+        return [s.getsockname()[:2] for s in self._server.sockets if s.fileno() >= 0]
 
     @property
     def pin(self) -> str:
@@ -164,6 +180,7 @@ class Daemon:
         for timer in self.ghosts.values():
             timer.cancel()
         self.ghosts.clear()
+        self.ghosts_by_address.clear()
         self._all_gone = asyncio.Event()
         code = Code.RESTART if self.handing_over else Code.SHUTDOWN
         for session in list(self.sessions):
@@ -178,9 +195,6 @@ class Daemon:
         # or keep them for resume_window when it hands them over.
         self.bus.submit(["handover" if self.handing_over else "down", self.node, None])
         await self.bus.close()
-        if self._server is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1.0)
         self._stopped.set()
         log.info("stopped")
 
@@ -194,9 +208,12 @@ class Daemon:
         """A connection was made: serve it, or turn it away before its hello."""
         transport = session.transport
         sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+        if sock is not None:
+            # sendq bounds what this client can make the daemon hold, the kernel's
+            # send buffer included (the listener set SO_SNDBUF): our queue gets the rest.
             with contextlib.suppress(OSError):
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                kernel = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+                session.sendq = max(1, self.config.limits.sendq - kernel)
         if len(self.sessions) >= self.config.limits.max_connections or self.stopping:
             refuse(session, Code.SERVER_FULL, "server is full")
             return
@@ -265,16 +282,35 @@ class Daemon:
             return
         if self.handing_over and (session.close_code == Code.RESTART or session.resumable):
             return  # the other nodes keep it for resume_window (handed_over)
-        if session.resumable and len(self.ghosts) < self.config.limits.max_connections:
-            self.ghosts[session.uid] = asyncio.get_running_loop().call_later(
-                self.config.limits.resume_window, self._expire, session
-            )
+        if session.resumable:
+            self._keep_resumable(session)
             return
         self.bus.submit(["end", session.uid, None, session.quit_msg])
 
+    def _keep_resumable(self, session: Session) -> None:
+        """Keep a session that lost its connection for ``resume_window``: with its
+        nick, rooms and memberships, it counts against its address
+        (``max_resumable_per_address``) and the node (``max_resumable``); past
+        either, the oldest such session (of that address, or of all) ends now."""
+        limits = self.config.limits
+        held = self.ghosts_by_address.get(session.address_key, {})
+        while len(held) >= limits.max_resumable_per_address:
+            self._expire(next(iter(held.values())))
+        while len(self.ghosts) >= limits.max_resumable:
+            oldest = self.members.get(next(iter(self.ghosts)))
+            if isinstance(oldest, Session):
+                self._expire(oldest)
+            else:  # (cannot happen: a ghost is a session of this node until it ends)
+                self.ghosts.pop(next(iter(self.ghosts)))
+        self.ghosts_by_address.setdefault(session.address_key, {})[session.uid] = session
+        self.ghosts[session.uid] = asyncio.get_running_loop().call_later(
+            limits.resume_window, self._expire, session
+        )
+
     def _expire(self, session: Session) -> None:
-        """Nobody resumed a dropped session in time: end it."""
-        self.ghosts.pop(session.uid, None)
+        """Nobody resumed a dropped session in time (or its address, or the node,
+        holds too many others): end it."""
+        self.stop_waiting(session)
         self.bus.submit(["end", session.uid, None, session.quit_msg])
 
     def stop_waiting(self, member: Member) -> None:
@@ -282,12 +318,18 @@ class Daemon:
         timer = self.ghosts.pop(member.uid, None)
         if timer is not None:
             timer.cancel()
+            if isinstance(member, Session):
+                held = self.ghosts_by_address.get(member.address_key)
+                if held is not None:
+                    held.pop(member.uid, None)
+                    if not held:
+                        del self.ghosts_by_address[member.address_key]
 
     def node_gone(self, node: str, ts: int) -> None:
         """A node stopped (or stopped beating): end every session it held."""
         self.nodes.pop(node, None)
         gone = [m for m in self.members.values() if m.node == node]
-        if gone:
+        if gone and not (node == self.node and self.stopping):  # (not our own clean stop)
             log.warning("node %s is gone; ending its %d sessions", node, len(gone))
         for member in gone:
             state.end(self, member, ts)
@@ -318,17 +360,25 @@ class Daemon:
 
     async def _sweep(self) -> None:
         limits = self.config.limits
-        tick = max(0.05, min(1.0, limits.hello_timeout / 5, limits.ping_interval / 5))
+        tick = max(
+            0.05,
+            min(1.0, limits.hello_timeout / 5, limits.ping_interval / 5, limits.frame_timeout / 5),
+        )
         loop = asyncio.get_running_loop()
         trimmed = loop.time()
         while True:
             await asyncio.sleep(tick)
-            now = loop.time()
-            for session in list(self.sessions):
-                session.tick(now)
-            if now - trimmed >= memory.TRIM_INTERVAL:
-                trimmed = now
+            self._tick(loop.time())
+            if loop.time() - trimmed >= memory.TRIM_INTERVAL:
+                trimmed = loop.time()
+                self.address_buckets.prune(trimmed)
                 memory.trim()
+
+    def _tick(self, now: float) -> None:
+        # (A function of its own: the sweeper's loop must not keep the last
+        # session it looked at alive until its next turn.)
+        for session in list(self.sessions):
+            session.tick(now)
 
     # -- nicks and rooms -----------------------------------------------------
 
@@ -361,15 +411,25 @@ class Daemon:
             return False
         if self.rooms.get(room.key) is room:
             del self.rooms[room.key]
+            self.listing += 1
         return True
 
     def room_list(self, budget: int) -> tuple[list[ev.RoomInfo], int]:
-        ordered = sorted(self.rooms.values(), key=lambda r: (-len(r.members), r.key))
-        infos = (ev.RoomInfo(room=r.name, members=len(r.members), topic=r.topic) for r in ordered)
-        return fit(infos, budget, _room_info_size)
+        """The rooms, largest first, as many as fit ``budget``; sorted again only
+        when a room changed since the last list (its cost grows with the rooms)."""
+        key = (self.listing, len(self.rooms), budget)
+        if self._listed is None or self._listed[0] != key:
+            ordered = sorted(self.rooms.values(), key=lambda r: (-len(r.members), r.key))
+            infos = (
+                ev.RoomInfo(room=r.name, members=len(r.members), topic=r.topic) for r in ordered
+            )
+            self._listed = (key, *fit(infos, budget, _room_info_size, len(ordered)))
+        return self._listed[1], self._listed[2]
 
     def member_list(self, room: Room, budget: int) -> tuple[list[str], int]:
-        return fit(room.nicks(), budget, _nick_size)
+        """A room's nicks in join order, as many as fit ``budget`` (stops there)."""
+        nicks = (m.nick for m in room.members)
+        return fit(nicks, budget, _nick_size, len(room.members))
 
 
 def refuse(session: Session, code: str, msg: str) -> None:

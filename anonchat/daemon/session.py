@@ -34,6 +34,8 @@ import hashlib
 import logging
 import math
 import secrets
+import socket
+import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -56,9 +58,40 @@ log = logging.getLogger("anonchat.daemon")
 #: How long a closing connection may take to flush its last frames.
 CLOSE_GRACE = 5.0
 
+#: SO_LINGER on, for 0 seconds: close() resets the connection and frees its buffers.
+_LINGER_RESET = struct.pack("ii", 1, 0)
+
 #: Why a session is not reading (bits of ``Session._hold``).
 _APPLYING = 1  # a command it submitted is not applied yet
 _PACING = 2  # its byte bucket is in debt
+
+
+class _Gone(asyncio.Transport):
+    """The transport of a session whose connection has ended: closed, writes nothing."""
+
+    def is_closing(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+_GONE = _Gone()
 
 
 class Session(Member, asyncio.BufferedProtocol):
@@ -66,11 +99,14 @@ class Session(Member, asyncio.BufferedProtocol):
 
     __slots__ = (
         "_eof",
+        "_frame_started",
         "_frames",
+        "_frames_in",
         "_grace",
         "_hold",
         "_nread",
         "_ping_n",
+        "_unfinished",
         "address_key",
         "challenge",
         "close_code",
@@ -83,6 +119,7 @@ class Session(Member, asyncio.BufferedProtocol):
         "ping_sent",
         "quit_msg",
         "registered",
+        "sendq",
         "sid",
         "submitted",
         "token",
@@ -114,11 +151,17 @@ class Session(Member, asyncio.BufferedProtocol):
         self.wait_for = 0  # the command ``waiting`` waits for
         self._ping_n = 0
         self.address_key = b""  # the keyed hash its address is counted under
+        # Bytes it may have waiting in the daemon: sendq less the kernel's send
+        # buffer (set by Daemon.accept from what the kernel granted).
+        self.sendq = self.limits.sendq
         self._frames: list[ev.Frame] | None = None  # received, not yet handled (reversed)
         self._nread = 0  # bytes of the read those frames came from
         self._hold = 0  # why reading is paused (_APPLYING, _PACING)
         self._eof = False
         self._grace: asyncio.TimerHandle | None = None  # the abort if closing takes too long
+        self._frame_started = 0.0  # when the frame now arriving began (0: none is)
+        self._frames_in = 0  # frames received whole (the protocol's count, last seen)
+        self._unfinished = 0  # bytes of that frame held, counted in daemon.unfinished
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.nick!r}>"
@@ -158,7 +201,20 @@ class Session(Member, asyncio.BufferedProtocol):
             self.close_code = self.close_code or ("reset" if exc is not None else "eof")
         self._frames = None
         self.waiting = False
+        self._let_go_of_input()
+        # Let go of the transport: the SSL protocol keeps bound methods of this
+        # session (get_buffer, buffer_updated) after it is closed, and this session
+        # kept it -- a cycle that held every session ended without ``bye`` (its
+        # TLS buffers, ~40 KiB) until a full garbage collection.
+        self.transport = _GONE
         self.daemon.forget(self)
+
+    def _let_go_of_input(self) -> None:
+        """Nothing more will be read: free (and stop counting) an unfinished frame."""
+        self.daemon.unfinished -= self._unfinished
+        self._unfinished = 0
+        self._frame_started = 0.0
+        self.conn.discard_input()
 
     def _guarded(self, step: Callable[..., None], *args: Any) -> None:
         """Run ``step``; one session's bug must not take the daemon down: log once, close it."""
@@ -180,9 +236,12 @@ class Session(Member, asyncio.BufferedProtocol):
     def _received(self, data: bytes) -> None:
         if self.closing:
             return
-        self.last_rx = self.loop.time()
-        self.ping_sent = False
-        frames = self.conn.receive_data(data)
+        conn = self.conn
+        frames = conn.receive_data(data)
+        if conn.frames_in != self._frames_in or conn.frame_started:
+            self._progress(conn)
+            if self.closing:
+                return
         frames.reverse()  # handled with pop(), from the end
         if self._frames is not None:
             # A transport that delivered one more read after pause_reading():
@@ -193,6 +252,33 @@ class Session(Member, asyncio.BufferedProtocol):
         self._nread = len(data)
         self._frames = frames
         self._serve()
+
+    def _progress(self, conn: Connection) -> None:
+        """After a read: a whole frame is what counts as heard from (``idle_timeout``);
+        a frame begun must end within ``frame_timeout``; the bytes of unfinished
+        frames are counted for all connections together (``max_unfinished``)."""
+        now = self.loop.time()
+        completed = conn.frames_in != self._frames_in
+        if completed:
+            self._frames_in = conn.frames_in
+            self.last_rx = now
+            self.ping_sent = False
+        if not conn.frame_started:
+            self._frame_started = 0.0
+        elif completed or not self._frame_started:
+            self._frame_started = now  # a new frame begins
+        held = conn.buffered_in
+        daemon = self.daemon
+        grown = held - self._unfinished
+        if grown > 0 and daemon.unfinished + grown > self.limits.max_unfinished:
+            log.info("session %d dropped: the daemon holds too many unfinished frames", self.sid)
+            self.close(
+                Code.SLOW_FRAME,
+                "the server holds too many unfinished frames; send each frame whole",
+            )
+            return
+        daemon.unfinished += grown
+        self._unfinished = held
 
     def _serve(self) -> None:
         """Handle the frames of the last read in order; stop at one that must wait."""
@@ -228,6 +314,7 @@ class Session(Member, asyncio.BufferedProtocol):
             return
         if not self._nread or self.conn.state is State.CLOSED:
             self.close_code = self.close_code or "eof"  # "quit" if a bye came first
+            self._flush()  # the replies to its last requests (a half-close reads them)
             self.closing = True
             self.transport.close()
             self._stopped_reading()
@@ -251,6 +338,8 @@ class Session(Member, asyncio.BufferedProtocol):
             return
         self._hold &= ~why
         if not self._hold and not self.closing and not self.transport.is_closing():
+            if self._frame_started:  # the time it was not read does not count against it
+                self._frame_started = self.loop.time()
             self.transport.resume_reading()
 
     def _go_on(self) -> None:
@@ -285,7 +374,7 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def _queued(self, size: int) -> None:
         self.out_bytes += size
-        if self.out_bytes > self.limits.sendq:
+        if self.out_bytes > self.sendq:
             self.abort(Code.SENDQ_EXCEEDED)
         elif not self.urgent:
             self.urgent = True
@@ -348,8 +437,8 @@ class Session(Member, asyncio.BufferedProtocol):
         transport = self.transport
         if transport.is_closing():
             return
-        if len(data) + transport.get_write_buffer_size() > self.limits.sendq:
-            self.abort(Code.SENDQ_EXCEEDED)  # ours and the kernel transport's, together
+        if len(data) + transport.get_write_buffer_size() > self.sendq:
+            self.abort(Code.SENDQ_EXCEEDED)  # ours and the transport's (kernel: see sendq)
             return
         # One buffer, one write: under TLS one record per pass, not one per frame
         # (the SSL transports encrypt each buffer of writelines() apart).
@@ -376,12 +465,23 @@ class Session(Member, asyncio.BufferedProtocol):
         self.close_code = code
         self._close_transport()
         self.waiting = False
+        self._let_go_of_input()
 
     def _close_transport(self) -> None:
         """Close after flushing; abort if the peer has not let go in CLOSE_GRACE."""
         self.transport.close()
         if self._grace is None:
-            self._grace = self.loop.call_later(CLOSE_GRACE, self.transport.abort)
+            self._grace = self.loop.call_later(CLOSE_GRACE, self._reset)
+
+    def _reset(self) -> None:
+        """Abort with a reset: the kernel drops what it still holds for the peer
+        at once (a plain close would keep it, and the socket, in FIN-WAIT-1 for
+        as long as the peer does not read)."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        self.transport.abort()
 
     def abort(self, code: str) -> None:
         """Drop the connection at once, without flushing (a reader that does not read)."""
@@ -389,8 +489,11 @@ class Session(Member, asyncio.BufferedProtocol):
             return
         self.closing = True
         self.close_code = code
-        self.transport.abort()
+        if code == Code.SENDQ_EXCEEDED:
+            log.info("session %d dropped: sendq_exceeded (it does not read)", self.sid)
+        self._reset()
         self.waiting = False
+        self._let_go_of_input()
 
     # -- requests dispatch ---------------------------------------------------
 
@@ -418,8 +521,19 @@ class Session(Member, asyncio.BufferedProtocol):
             if now - self.connected_at > self.limits.hello_timeout:
                 self.close(Code.HELLO_TIMEOUT, "no hello received in time")
             return
+        if (
+            self._frame_started
+            and not self._hold
+            and now - self._frame_started > self.limits.frame_timeout
+        ):
+            log.info("session %d dropped: a frame begun was not finished in time", self.sid)
+            self.close(
+                Code.SLOW_FRAME,
+                f"a frame begun was not finished within {self.limits.frame_timeout:g} seconds",
+            )
+            return
         if silent > self.limits.idle_timeout:
-            self.close(Code.IDLE_TIMEOUT, f"nothing received for {max(1, round(silent))} seconds")
+            self.close(Code.IDLE_TIMEOUT, f"no frame received for {max(1, round(silent))} seconds")
         elif silent > self.limits.ping_interval and not self.ping_sent:
             self.ping_sent = True
             self._ping_n += 1
@@ -462,7 +576,7 @@ class Session(Member, asyncio.BufferedProtocol):
             nick = self.daemon.free_random_nick()
         self.token = secrets.token_bytes(16)
         resume = token_hash(frame.resume) if frame.resume is not None else None
-        seen = [[s.room, s.secret, s.seq] for s in frame.seen or []]
+        seen = resume_points(frame.seen or [], self.limits.max_rooms_per_session)
         self.registered = True
         # No nick and a resume token that turns out stale: a random nick, below.
         self.submit(
@@ -524,9 +638,12 @@ class Session(Member, asyncio.BufferedProtocol):
             nick = check_nick(frame.nick)
         except InvalidName as exc:
             raise RequestError(Code.NICK_INVALID, str(exc)) from None
+        if nick != self.nick:  # (the same nick again changes nothing and costs nothing)
+            self.limiter.check_nick(self.daemon.address_buckets, self.address_key, self.loop.time())
         self.submit("nick", frame.id, nick)
 
     def on_list(self, frame: ev.ListRooms) -> None:
+        self.limiter.check_query(self.daemon.address_buckets, self.address_key, self.loop.time())
         rooms, more = self.daemon.room_list(self.limits.max_frame - 1024)
         self.send(ev.Rooms(id=frame.id, rooms=rooms, more=more))
 
@@ -548,6 +665,7 @@ class Session(Member, asyncio.BufferedProtocol):
         self.submit("topic", frame.id, frame.room, _check_topic(frame.topic))
 
     def on_who(self, frame: ev.Who) -> None:
+        self.limiter.check_query(self.daemon.address_buckets, self.address_key, self.loop.time())
         room = self.daemon.find_room(frame.room)
         members, more = self.daemon.member_list(room, self.limits.max_frame - 1024)
         owners = room.owner_nicks()[:100]
@@ -647,6 +765,21 @@ class Session(Member, asyncio.BufferedProtocol):
             self.quit_msg = None
 
 
+def resume_points(seen: list[ev.Seen], most: int) -> list[list[Any]]:
+    """The rooms a resuming client names, and the last event it saw in each:
+    its first ``most`` entries (no session is in more rooms), each room once
+    (its first entry), so the cost of a resume is bounded by the rooms a
+    session may be in, however long the list."""
+    points: list[list[Any]] = []
+    named: set[tuple[str, bytes]] = set()
+    for point in seen[:most]:
+        key = ("", point.secret or b"") if point.room is None else (name_key(point.room), b"")
+        if key not in named:
+            named.add(key)
+            points.append([point.room, point.secret, point.seq])
+    return points
+
+
 def _check_topic(topic: str) -> str:
     try:
         return check_topic(topic)
@@ -681,7 +814,9 @@ _HANDLERS: dict[type[ev.Frame], Callable[[Session, Any], None]] = {
 }
 
 #: How a connection may end and still be resumed: it was lost, not ended on purpose.
-_RESUMABLE = frozenset({"reset", "eof", Code.IDLE_TIMEOUT, Code.SENDQ_EXCEEDED, Code.TRUNCATED})
+_RESUMABLE = frozenset(
+    {"reset", "eof", Code.IDLE_TIMEOUT, Code.SLOW_FRAME, Code.SENDQ_EXCEEDED, Code.TRUNCATED}
+)
 
 #: Kinds of sealed frames the daemon relays (it cannot see anything else of them).
 SEAL_KINDS = frozenset({"msg", "me", "hello", "here"})
