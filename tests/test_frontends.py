@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import io
 import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -353,3 +354,42 @@ async def test_lines_typed_while_reconnecting_are_sent_once_when_back(
     others = [e for e in watcher.events_nowait() if isinstance(e, ev.Presence)]
     assert not [p for p in others if p.nick == "alice"]  # resumed: no quit, no join
     await watcher.close()
+
+
+async def test_passphrase_file_answers_secret_without_reading_a_line(
+    make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    """``--passphrase-file``: a script's /secret takes the passphrase from the
+    file, so the next input line is a message again (and the file's content is
+    never printed)."""
+    daemon = await make_daemon()
+    alice = await Client.connect("127.0.0.1", daemon.port, nick="alice", pin=daemon.pin)
+    await alice.create_secret(ROOM, PASSPHRASE)
+    secret_file = tmp_path / "passphrase"
+    secret_file.write_text(PASSPHRASE + "\nsecond line ignored\n", encoding="utf-8")
+    script = f"/secret {ROOM}\nhi from a script\n"
+    argv = ["--plain", "--server", f"127.0.0.1:{daemon.port}", "--fingerprint", daemon.pin]
+    argv += ["--nick", "bot", "--passphrase-file", str(secret_file)]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "anonchat",
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(script.encode())
+    assert proc.returncode == 0, err.decode()
+    assert PASSPHRASE not in out.decode()
+    assert await secret_texts(alice, 1) == ["hi from a script"]
+    empty = tmp_path / "empty"
+    empty.write_text("", encoding="utf-8")
+    bad = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "anonchat", *argv[:-1], str(empty),
+        stdin=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await bad.communicate()
+    assert bad.returncode == 2 and b"is empty" in err
+    await alice.close()
