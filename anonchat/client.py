@@ -114,7 +114,9 @@ class Client(SecretRooms):
         self._pending: dict[int, asyncio.Future[ev.Frame]] = {}
         self._pings: dict[int, tuple[float, asyncio.Future[float]]] = {}
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
-        self.identity = Identity.generate()  # this session's key in secret rooms
+        # This session's key in each secret room (by room id): one per room, so
+        # members of two rooms cannot tell it is the same person by the key.
+        self._identities: dict[bytes, Identity] = {}
         self.secret: dict[str, SecretChannel] = {}  # normalised name -> channel
         self._secret_by_id: dict[bytes, SecretChannel] = {}
         # Every secret room's sealer, kept after leaving: joining again with the same
@@ -333,7 +335,7 @@ class Client(SecretRooms):
     def _inherit(self, old: Client) -> None:
         """Keep the old connection's session key and secret-room keys (and counters:
         a sealer must never reuse a nonce), and, when resumed, its rooms."""
-        self.identity = old.identity
+        self._identities = old._identities
         self.secret, self._secret_by_id = old.secret, old._secret_by_id
         self._sealers = old._sealers
         if self.resumed:

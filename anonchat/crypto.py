@@ -97,7 +97,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
@@ -164,6 +164,7 @@ class CryptoCode(StrEnum):
     BAD_WORDLIST = "bad_wordlist"
     BAD_TAG = "bad_tag"  # an owner key the passphrase does not vouch for
     NOT_OWNER = "not_owner"  # an owner action signed by a key with no owner rights
+    BAD_KEY = "bad_key"  # a public key of small order, off the curve or not canonical
 
 
 def _fail(code: CryptoCode, message: str) -> CryptoError:
@@ -317,10 +318,108 @@ def _signed(
     """Whether ``proof`` is ``public``'s signature of ``message(...)``; never raises."""
     try:
         data = message(room_id, challenge, server_pin)
-        _check_size(public, PUBLIC_SIZE, "a public key")
-        _check_size(proof, SIGNATURE_SIZE, "a proof")
-        Ed25519PublicKey.from_public_bytes(public).verify(proof, data)
-    except (CryptoError, InvalidSignature, ValueError):
+    except CryptoError:
+        return False
+    return _verify(public, proof, data)
+
+
+# --- public keys: only canonical points of the prime-order subgroup ----------
+
+# Ed25519 (RFC 8032): the curve -x^2 + y^2 = 1 + d x^2 y^2 over GF(p), the
+# base point's order L.  Pure Python on purpose: the library checks none of
+# this (OpenSSL accepts the identity as a public key, and the signature
+# R = identity, S = 0 then verifies for every message).
+_P = 2**255 - 19
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_L = 2**252 + 27742317777372353535851937790883648493
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+_Point = tuple[int, int, int, int]  # extended coordinates (X, Y, Z, T), x = X/Z, y = Y/Z
+_IDENTITY: _Point = (0, 1, 1, 0)
+
+
+def _decode_point(encoded: bytes) -> _Point | None:
+    """RFC 8032 section 5.1.3, strictly: None for y >= p, for a point off the
+    curve, and for x = 0 with the sign bit set (the non-canonical encodings)."""
+    n = int.from_bytes(encoded, "little")
+    sign, y = n >> 255, n & ((1 << 255) - 1)
+    if y >= _P:
+        return None
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
+    vxx = v * x * x % _P
+    if vxx == (-u) % _P:
+        x = x * _SQRT_M1 % _P
+    elif vxx != u:
+        return None
+    if x == 0 and sign:
+        return None
+    if x & 1 != sign:
+        x = _P - x
+    return (x, y, 1, x * y % _P)
+
+
+def _add(a: _Point, b: _Point) -> _Point:
+    """Point addition in extended coordinates (RFC 8032 section 5.1.4)."""
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    p = (y1 - x1) * (y2 - x2) % _P
+    q = (y1 + x1) * (y2 + x2) % _P
+    r = 2 * _D * t1 * t2 % _P
+    s = 2 * z1 * z2 % _P
+    e, f, g, h = q - p, s - r, s + r, q + p
+    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+
+
+def _multiply(k: int, point: _Point) -> _Point:
+    result = _IDENTITY
+    while k:
+        if k & 1:
+            result = _add(result, point)
+        point = _add(point, point)
+        k >>= 1
+    return result
+
+
+def _is_identity(point: _Point) -> bool:
+    x, y, z, _ = point
+    return x % _P == 0 and (y - z) % _P == 0
+
+
+@lru_cache(maxsize=4096)
+def _valid_point(encoded: bytes) -> bool:
+    point = _decode_point(encoded)
+    if point is None:
+        return False
+    # Of prime order L: not one of the 8 small-order points, nor one with a
+    # small-order component (no honest key is: a key is a multiple of the base point).
+    return not _is_identity(point) and _is_identity(_multiply(_L, point))
+
+
+def valid_public_key(public: object) -> bool:
+    """Whether ``public`` is a key the protocol accepts: 32 bytes, the canonical
+    encoding of a point of the prime-order subgroup (never of small order)."""
+    return isinstance(public, bytes) and len(public) == PUBLIC_SIZE and _valid_point(public)
+
+
+def check_public_key(public: object, what: str = "a public key") -> None:
+    """Raise :attr:`CryptoCode.BAD_KEY` unless :func:`valid_public_key`."""
+    if not valid_public_key(public):
+        raise _fail(
+            CryptoCode.BAD_KEY,
+            f"{what} is not a valid Ed25519 public key (small order, off the curve or"
+            " not canonical)",
+        )
+
+
+def _verify(public: bytes, signature: bytes, data: bytes) -> bool:
+    """The one Ed25519 check every signature of the protocol goes through."""
+    if not valid_public_key(public) or not isinstance(signature, bytes):
+        return False
+    if len(signature) != SIGNATURE_SIZE:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, data)
+    except (InvalidSignature, ValueError):
         return False
     return True
 
@@ -411,7 +510,7 @@ def owner_action_message(
 ) -> bytes:
     """The bytes an owner action's signature covers (see the module docstring)."""
     _check_size(room_id, KEY_SIZE, "a room id")
-    _check_size(owner, PUBLIC_SIZE, "an owner key")
+    check_public_key(owner, "the owner key")
     code = OWNER_KINDS.get(kind) if isinstance(kind, str) else None
     if code is None:
         raise _fail(CryptoCode.MALFORMED, f"an owner action kind is one of {sorted(OWNER_KINDS)}")
@@ -426,7 +525,7 @@ def owner_action_message(
     else:
         if target is None:
             raise _fail(CryptoCode.MALFORMED, f"a {kind} action needs a target key")
-        _check_size(target, PUBLIC_SIZE, "a target key")
+        check_public_key(target, "the target key")
         tail = (target, 0, 0, 0)
     head = _ACT.pack(room_id, owner, counter, code, *tail)
     return _OWNER_ACT_LABEL + b"\0" + head
@@ -471,12 +570,9 @@ def verify_owner_action(room_id: bytes, owner: bytes, action: OwnerAction) -> bo
             action.slow,
             action.history,
         )
-        _check_size(action.actor, PUBLIC_SIZE, "an actor key")
-        _check_size(action.signature, SIGNATURE_SIZE, "a signature")
-        Ed25519PublicKey.from_public_bytes(action.actor).verify(action.signature, message)
-    except (CryptoError, InvalidSignature, ValueError):
+    except CryptoError:
         return False
-    return True
+    return _verify(action.actor, action.signature, message)
 
 
 class OwnerChain:
@@ -498,12 +594,21 @@ class OwnerChain:
         self.counter = 0  # the last action accepted
 
     def may_act(self, key: bytes) -> bool:
-        return (key == self.owner or key in self.granted) and key not in self.banned
+        """An owner key that is not a valid public key may do nothing (see
+        :func:`valid_public_key`), and neither may any key it would grant."""
+        return (
+            (key == self.owner or key in self.granted)
+            and key not in self.banned
+            and valid_public_key(key)
+        )
 
     def check(self, action: OwnerAction) -> None:
         """Raise CryptoError unless ``action`` is new and signed by someone who may act."""
         if type(action.counter) is not int or action.counter <= self.counter:
             raise _fail(CryptoCode.REPLAY, "this owner action is not newer than the last one")
+        check_public_key(action.actor, "the actor key")
+        if action.target is not None:
+            check_public_key(action.target, "the target key")
         if not self.may_act(action.actor):
             raise _fail(CryptoCode.NOT_OWNER, "the key that signed this action is not an owner")
         if not verify_owner_action(self.room_id, self.owner, action):
@@ -657,11 +762,9 @@ _CIPHERTEXT_SIZES = frozenset(b + TAG_SIZE for b in BUCKETS)
 
 
 def _verify_signature(sealed: Sealed, ad: bytes) -> None:
-    try:
-        key = Ed25519PublicKey.from_public_bytes(sealed.sender)
-        key.verify(sealed.signature, ad + sealed.ciphertext)
-    except (InvalidSignature, ValueError) as exc:
-        raise _fail(CryptoCode.BAD_SIGNATURE, "the signature does not match the sender") from exc
+    check_public_key(sealed.sender, "the sender key")
+    if not _verify(sealed.sender, sealed.signature, ad + sealed.ciphertext):
+        raise _fail(CryptoCode.BAD_SIGNATURE, "the signature does not match the sender")
 
 
 def _decode_plaintext(plaintext: bytes) -> tuple[str, int, str]:

@@ -289,7 +289,7 @@ class LineSession:
         verb = "created" if create else "joined"
         self.say_system(
             f"you {verb} the secret room {LOCK}#{clean(room)} as "
-            f"{clean(self.client.nick)}#{self.client.identity.fingerprint}; "
+            f"{clean(self.client.own_secret_label(room))}; "
             "/privacy says what the server can see"
         )
 

@@ -34,6 +34,7 @@ from .crypto import (
     Sealer,
     fingerprint,
     sign_owner_action,
+    valid_public_key,
     verify_owner_action,
 )
 from .errors import Code, CryptoError, RequestError
@@ -97,6 +98,7 @@ class SecretChannel:
     locked: bool = False
     slow: int = 0
     history: bool = True
+    nick: str | None = None  # the nick we seal in this room; None: our public nick
 
     @classmethod
     def open_room(
@@ -116,6 +118,16 @@ class SecretChannel:
         self.chain.counter = frame.acts
         self.locked, self.slow, self.history = False, 0, True
         self.owner_trusted = self.keys.check_owner_tag(frame.owner_key, frame.owner_tag)
+        if self.owner_trusted and not valid_public_key(frame.owner_key):
+            # A passphrase holder registered a key nobody holds (the identity
+            # point, say): every signature under it would verify.
+            self.owner_trusted = False
+            text = (
+                "warning: this room's owner key is not a valid public key (small order "
+                "or not canonical): anyone could sign in its name; no owner action here "
+                "will be trusted"
+            )
+            return [self._notice(frame.seq, 0, text, "forged")]
         if not self.owner_trusted:
             text = (
                 "warning: the server gave this room an owner key that the passphrase does "
@@ -363,7 +375,8 @@ class SecretChannel:
     def presence(self, frame: ev.SecretPresence) -> list[SecretEvent]:
         """The daemon says a key joined, left or quit (joins are told by their hello)."""
         if frame.kind == "join":
-            self.nicks.setdefault(frame.sender, "")
+            if valid_public_key(frame.sender):
+                self.nicks.setdefault(frame.sender, "")
             return []
         nick = self.nicks.pop(frame.sender, "")
         verb = "left" if frame.kind == "leave" else "quit"

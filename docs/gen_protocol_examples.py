@@ -450,7 +450,13 @@ CODE_MEANINGS: dict[Code, str] = {
     "`join_interval`; the sentence says when to try again",
     Code.JOIN_DENIED: "`secret_join`: no such room or wrong passphrase; the daemon gives "
     "both the same answer",
-    Code.BAD_PROOF: "`secret_create` with a proof that does not match its own join key",
+    Code.BAD_PROOF: "`secret_create` with a `proof` that does not verify under its own "
+    "`auth`; `secret_create`/`secret_join` with a `key_proof` that does not verify under "
+    "its `sender` for this room, this connection's challenge and this server's pin",
+    Code.BAD_KEY: "`secret_create` (`auth`, `sender`, `owner_key`), `secret_join` "
+    "(`sender`) or `secret_act` (`actor`, `target`): a key that is not a valid Ed25519 "
+    "public key -- not 32 bytes encoding a point of the prime-order subgroup (security.md, "
+    "small-order keys); judged before anything else of the request but the rate limit",
     Code.BAD_ACTION: "`secret_act`: the action's `counter` is not the room's next one "
     "(replayed, or another owner acted first: sign again), or its signature does not "
     "verify for this room, this owner key and these fields",

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from anonchat import events as ev
 from anonchat.client import Client, Event
+from anonchat.crypto import Identity
 from anonchat.daemon import Daemon
 from anonchat.errors import RemoteProtocolError
 from anonchat.trust import client_context
@@ -114,3 +115,12 @@ async def quiet(client: Client, delay: float = 0.2) -> list[Event]:
     await asyncio.sleep(delay)
     await client.ping()  # everything sent before the pong has been received
     return client.events_nowait()
+
+
+def ident(client: Client, room: str | None = None) -> Identity:
+    """A client's session key in a secret room (one per room since v2): in
+    ``room``, or the only one it has made."""
+    if room is not None:
+        return client.secret_channel(room).identity
+    (identity,) = client._identities.values()
+    return identity

@@ -819,3 +819,112 @@ def test_the_daemon_can_check_a_sealed_signature_without_the_room_key() -> None:
         keys().room_id, dataclasses.replace(sealed, counter=0)
     )
     assert not crypto.verify_sealed_signature(b"short", sealed)
+
+
+# --- public keys: small order and non-canonical encodings (audit hole 1) ------
+
+# The eight points of small order, canonically encoded (order 1, 2, 4, 4, 8, 8, 8, 8).
+SMALL_ORDER = [
+    "0100000000000000000000000000000000000000000000000000000000000000",  # the identity
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # (0, -1)
+    "0000000000000000000000000000000000000000000000000000000000000000",  # (sqrt(-1), 0)
+    "0000000000000000000000000000000000000000000000000000000000000080",  # (-sqrt(-1), 0)
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+]
+# Encodings RFC 8032 refuses to decode, or that name a point another way.
+NON_CANONICAL = [
+    "0100000000000000000000000000000000000000000000000000000000000080",  # x = 0, sign 1
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",  # x = 0, sign 1
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p + 1 (= 1)
+    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = 2**255 - 1
+    "0200000000000000000000000000000000000000000000000000000000000000",  # y = 2: off the curve
+]
+P25519 = 2**255 - 19
+L25519 = 2**252 + 27742317777372353535851937790883648493
+
+
+def _encode(point: tuple[int, int, int, int]) -> bytes:
+    x, y, z, _ = point
+    inverse = pow(z, P25519 - 2, P25519)
+    x, y = x * inverse % P25519, y * inverse % P25519
+    return (y | (x & 1) << 255).to_bytes(32, "little")
+
+
+def test_the_eight_small_order_points_are_the_whole_torsion() -> None:
+    """The list above is right: each point has order dividing 8, and together
+    they are the 8 multiples of a point of order 8."""
+    points = [crypto._decode_point(bytes.fromhex(h)) for h in SMALL_ORDER]
+    assert None not in points
+    for point in points:
+        assert point is not None and crypto._is_identity(crypto._multiply(8, point))
+    generator = crypto._decode_point(bytes.fromhex(SMALL_ORDER[4]))
+    assert generator is not None
+    multiples = {_encode(crypto._multiply(k, generator)).hex() for k in range(8)}
+    assert multiples == set(SMALL_ORDER)
+
+
+def test_the_library_alone_accepts_a_signature_under_the_identity() -> None:
+    """Why the check exists: with the identity as public key, R = identity and
+    S = 0 verify for every message in the library we use."""
+    identity = bytes.fromhex(SMALL_ORDER[0])
+    universal = identity + bytes(32)
+    assert verify_signature(identity, universal, b"any message at all")
+    assert not crypto._verify(identity, universal, b"any message at all")
+
+
+@pytest.mark.parametrize("encoded", SMALL_ORDER + NON_CANONICAL)
+def test_small_order_and_non_canonical_keys_are_refused_everywhere(encoded: str) -> None:
+    bad = bytes.fromhex(encoded)
+    assert not crypto.valid_public_key(bad)
+    with pytest.raises(CryptoError) as info:
+        crypto.check_public_key(bad)
+    assert code_of(info) == CryptoCode.BAD_KEY
+    universal = bytes.fromhex(SMALL_ORDER[0]) + bytes(32)  # R = identity, S = 0
+    rid = keys().room_id
+    # sender (key proof), auth (join proof)
+    assert not verify_key_proof(bad, rid, CHALLENGE, PIN, universal)
+    assert not verify_join_proof(bad, rid, CHALLENGE, PIN, universal)
+    # sender of a sealed message
+    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hi")
+    forged = dataclasses.replace(sealed, sender=bad, signature=universal)
+    with pytest.raises(CryptoError) as info:
+        Opener(keys()).open(forged, NOW)
+    assert code_of(info) == CryptoCode.BAD_KEY
+    assert not crypto.verify_sealed_signature(rid, forged)
+    # owner_key, actor, target of an owner action
+    act = crypto.OwnerAction("mode", 1, bad, universal, locked=True)
+    assert not crypto.verify_owner_action(rid, owner().public, act)
+    assert not crypto.verify_owner_action(rid, bad, dataclasses.replace(act, actor=bad))
+    chain = crypto.OwnerChain(rid, bad)
+    assert not chain.may_act(bad)
+    with pytest.raises(CryptoError) as info:
+        chain.check(dataclasses.replace(act, actor=bad))
+    assert code_of(info) == CryptoCode.BAD_KEY
+    with pytest.raises(CryptoError) as info:
+        crypto.sign_owner_action(owner(), rid, owner().public, "kick", 1, bad)
+    assert code_of(info) == CryptoCode.BAD_KEY
+
+
+def test_a_key_with_a_small_order_component_is_refused() -> None:
+    """An honest key plus a point of order 8: on the curve, canonical, not of prime order."""
+    honest = crypto._decode_point(alice().public)
+    torsion = crypto._decode_point(bytes.fromhex(SMALL_ORDER[4]))
+    assert honest is not None and torsion is not None
+    mixed = _encode(crypto._add(honest, torsion))
+    assert crypto._decode_point(mixed) is not None
+    assert not crypto.valid_public_key(mixed)
+
+
+def test_honest_keys_are_valid() -> None:
+    for seed in range(64):
+        public = Identity.from_seed(bytes([seed]) * 32).public
+        assert crypto.valid_public_key(public)
+        point = crypto._decode_point(public)
+        assert point is not None and _encode(point) == public
+    assert crypto.valid_public_key(keys().auth_public)
+    assert not crypto.valid_public_key(alice().public[:31])
+    assert not crypto.valid_public_key("not bytes")

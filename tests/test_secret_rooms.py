@@ -19,7 +19,7 @@ from anonchat.errors import Code, RequestError
 from anonchat.secret import SecretChannel, SecretMessage, SecretNotice
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import dial, quiet
+from .helpers import dial, ident, quiet
 
 ROOM = "Night-Owls"
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
@@ -49,11 +49,11 @@ async def test_two_members_talk_and_are_told_apart(connect: ClientFactory) -> No
             ("alice", TEXT, False),
             ("bob", "waves", True),
         ]
-        assert msgs[0].fingerprint == alice.identity.fingerprint
-        assert msgs[1].fingerprint == bob.identity.fingerprint
+        assert msgs[0].fingerprint == ident(alice).fingerprint
+        assert msgs[1].fingerprint == ident(bob).fingerprint
         assert msgs[0].own == (client is alice)
     assert alice.secret_channel(ROOM).members() == sorted(
-        [f"alice#{alice.identity.fingerprint}", f"bob#{bob.identity.fingerprint}"]
+        [f"alice#{ident(alice).fingerprint}", f"bob#{ident(bob).fingerprint}"]
     )
 
 
@@ -70,8 +70,8 @@ async def test_same_nick_two_sessions_are_distinguishable(connect: ClientFactory
     msgs = await secret_events(carol, 2)
     # ...but the fingerprint comes from the session key and cannot be chosen that way.
     assert [m.nick for m in msgs] == ["alice", "alice"]
-    assert msgs[0].fingerprint == alice.identity.fingerprint
-    assert msgs[1].fingerprint == mallory.identity.fingerprint != alice.identity.fingerprint
+    assert msgs[0].fingerprint == ident(alice).fingerprint
+    assert msgs[1].fingerprint == ident(mallory).fingerprint != ident(alice).fingerprint
 
 
 async def test_wrong_passphrase_and_missing_room_get_the_same_answer(
@@ -105,14 +105,15 @@ async def test_a_proof_for_another_servers_pin_is_refused(
     await alice.create_secret(ROOM, PASSPHRASE)
     other_pin = bytes(range(32))
     keys = await asyncio.to_thread(derive_room_keys, ROOM, PASSPHRASE, bob.pin_bytes)
-    for pin, challenge in [(other_pin, bob.hello.challenge), (bob.pin_bytes, bytes(32))]:
+    bob_key, bob_pin = bob.secret_identity(keys.room_id), bob.pin_bytes
+    for pin, challenge in [(other_pin, bob.hello.challenge), (bob_pin, bytes(32))]:
         proof = keys.join_proof(challenge, pin)
         frame = ev.SecretJoin(
             id=bob._next_id(),
             room=keys.room_id,
             proof=proof,
-            sender=bob.identity.public,
-            key_proof=key_proof(bob.identity, keys.room_id, bob.hello.challenge, bob.pin_bytes),
+            sender=bob_key.public,
+            key_proof=key_proof(bob_key, keys.room_id, bob.hello.challenge, bob_pin),
         )
         with pytest.raises(RequestError) as info:
             await bob._request(frame, ev.SecretJoined)
@@ -133,9 +134,12 @@ async def test_join_attempts_are_rate_limited(make_daemon: DaemonFactory) -> Non
             id=guesser._next_id(),
             room=keys.room_id,
             proof=proof,
-            sender=guesser.identity.public,
+            sender=guesser.secret_identity(keys.room_id).public,
             key_proof=key_proof(
-                guesser.identity, keys.room_id, guesser.hello.challenge, guesser.pin_bytes
+                guesser.secret_identity(keys.room_id),
+                keys.room_id,
+                guesser.hello.challenge,
+                guesser.pin_bytes,
             ),
         )
         with pytest.raises(RequestError) as info:
@@ -167,8 +171,8 @@ async def test_members_leave_and_quit(connect: ClientFactory) -> None:
                 if len(notices) == 2:
                     break
     assert notices == [
-        f"bob#{bob.identity.fingerprint} left",
-        f"carol#{carol.identity.fingerprint} quit",
+        f"bob#{ident(bob).fingerprint} left",
+        f"carol#{ident(carol).fingerprint} quit",
     ]
     with pytest.raises(RequestError):
         await bob.say_secret(ROOM, "still here?")

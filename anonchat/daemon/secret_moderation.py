@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
-from ..crypto import CryptoCode, Sealed, verify_sealed_signature
+from ..crypto import CryptoCode, Sealed, valid_public_key, verify_sealed_signature
 from ..errors import Code, CryptoError, RequestError
 from ..secret import owner_action
 from .moderation import SLOW_MAX, take_turn
@@ -69,6 +69,16 @@ def drop_secret(daemon: Daemon, member: Member, room: SecretRoom) -> None:
     daemon.drop_secret_if_empty(room)
 
 
+def check_keys(*keys: bytes) -> None:
+    """Refuse a key that is not a valid Ed25519 public key (crypto.valid_public_key):
+    with a small-order key a signature "proves" a key nobody holds."""
+    if not all(valid_public_key(key) for key in keys):
+        raise RequestError(
+            Code.BAD_KEY,
+            "a key is not a valid Ed25519 public key (small order, off the curve or not canonical)",
+        )
+
+
 def _check(room: SecretRoom, act: ev.OwnerAct) -> None:
     """Refuse an action that is not the room's next one or not an owner's."""
     chain = room.chain
@@ -77,6 +87,7 @@ def _check(room: SecretRoom, act: ev.OwnerAct) -> None:
             Code.BAD_ACTION,
             f"this owner action is number {act.counter}; the room's next is {chain.counter + 1}",
         )
+    check_keys(act.actor, *([act.target] if act.target is not None else []))
     try:
         chain.check(owner_action(act))
     except CryptoError as exc:

@@ -42,7 +42,7 @@ from ..crypto import verify_join_proof, verify_key_proof
 from ..errors import FATAL_CODES, Code, ProtocolError, RequestError
 from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topic, name_key
 from ..protocol import Connection, State
-from . import moderation
+from . import moderation, secret_moderation
 from .limits import SessionLimiter
 from .rooms import Member
 from .state import secret_room
@@ -584,6 +584,7 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def on_secret_create(self, frame: ev.SecretCreate) -> None:
         self.limiter.check_secret_join(self.loop.time())
+        secret_moderation.check_keys(frame.auth, frame.sender, frame.owner_key)
         if not verify_join_proof(
             frame.auth, frame.room, self.challenge, self.daemon.pin_bytes, frame.proof
         ):
@@ -601,6 +602,7 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def on_secret_join(self, frame: ev.SecretJoin) -> None:
         self.limiter.check_secret_join(self.loop.time())
+        secret_moderation.check_keys(frame.sender)
         self._check_key_proof(frame)
         # The join proof is checked where the room is known for sure: when the
         # command is applied (this node's copy may not have the room yet).

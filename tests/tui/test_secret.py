@@ -20,6 +20,7 @@ from anonchat.tui.settings import SETTINGS_FILE
 from anonchat.tui.state import CONSOLE, secret_key
 from anonchat.tui.widgets.room_list import RoomList
 
+from ..helpers import ident
 from .conftest import STATE_DIR, app_for, lines, type_line, until_chat, wait_for
 
 ROOM = "hideout"
@@ -67,8 +68,8 @@ async def test_two_apps_meet_in_a_secret_room(daemon: Daemon, tmp_path: Path) ->
         ca, cb = await until_chat(pa), await until_chat(pb)
         await create_secret(pa, ca, PASSPHRASE)
         await open_secret(pb, cb, PASSPHRASE)
-        a_label = f"alice#{ca.client.identity.fingerprint}"
-        b_label = f"bob#{cb.client.identity.fingerprint}"
+        a_label = f"alice#{ident(ca.client).fingerprint}"
+        b_label = f"bob#{ident(cb.client).fingerprint}"
         await wait_for(pa, lambda: any(f"{b_label} joined" in x for x in lines(ca, KEY)))
         await type_line(pa, "hello bob, only we can read this")
         await wait_for(pb, lambda: any("only we can read this" in x for x in lines(cb, KEY)))

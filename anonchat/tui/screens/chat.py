@@ -248,7 +248,8 @@ class ChatScreen(Screen[None]):
         self._sync_secret_members(refresh=False)
         self.query_one(RoomList).show(state)
         room = state.rooms.get(state.current)
-        self.query_one(MemberList).show(room, self.own_label if room and room.secret else "")
+        own = self.own_label(room.name) if room and room.secret else ""
+        self.query_one(MemberList).show(room, own)
         bar = Text()
         if room is None:
             bar.append("server window", style="bold")
@@ -256,7 +257,7 @@ class ChatScreen(Screen[None]):
         elif room.secret:
             bar.append_text(room_text(room.name, secret=True))
             bar.append(f" — {E2E_HEADER}; you are ", style="dim")
-            bar.append_text(nick_text(self.own_label))
+            bar.append_text(nick_text(self.own_label(room.name)))
         else:
             bar.append_text(room_text(room.name))
             if room.topic:
@@ -264,10 +265,9 @@ class ChatScreen(Screen[None]):
                 bar.append(clean(room.topic))
         self.query_one("#topic-bar", Static).update(bar)
 
-    @property
-    def own_label(self) -> str:
+    def own_label(self, room: str) -> str:
         """How the others see us in a secret room: ``alice#k3f9``."""
-        return secret_label(self.client.nick, self.client.identity.fingerprint)
+        return self.client.own_secret_label(room)
 
     def _sync_secret_members(self, refresh: bool = True) -> None:
         """Members of secret rooms: those who announced themselves to us."""
@@ -810,7 +810,7 @@ class ChatScreen(Screen[None]):
             f"you {event.how} the secret room ",
             shown,
             " as ",
-            nick_text(self.own_label),
+            nick_text(self.own_label(event.room)),
             "; only those with the passphrase can read it; /privacy says what the server sees",
         )
         self.write(room.key, system_line(words, self.clock), counts=False)
