@@ -70,6 +70,12 @@ def _reply_id(frame: ev.Frame) -> int | None:
     return None
 
 
+#: The daemon's default announcement budget (Limits.announce_burst and
+#: announce_rate), which the hello does not carry: the client stays under it.
+ANNOUNCE_BURST = 20
+ANNOUNCE_INTERVAL = 0.5
+
+
 class Pacer:
     """The daemon's message bucket, mirrored: ``burst`` messages at once, then
     one per ``interval`` seconds, with a margin (one message fewer, 5 % slower)
@@ -121,13 +127,21 @@ class Client(SecretRooms):
         self._secret_by_id: dict[bytes, SecretChannel] = {}
         # Every secret room's sealer, kept after leaving: joining again with the same
         # session key must go on counting, or nonces would repeat under one key.
-        self._sealers: dict[bytes, Sealer] = {}
+        # (by room id, then by the owner key naming the room's incarnation), and
+        # the highest owner-action counter accepted there (spent actions stay spent).
+        self._sealers: dict[bytes, dict[bytes, Sealer]] = {}
+        self._acts_seen: dict[bytes, dict[bytes, int]] = {}
         self.rooms: dict[str, str] = {}  # public rooms joined: key -> name
         self._seen: dict[str, int] = {}  # public room key -> last seq received
         self._secret_seen: dict[bytes, int] = {}  # secret room id -> last seq received
         # Wait for the daemon's message rate rather than be refused (False: be refused).
         self.pace = True
         self._pacer = Pacer(hello.msg_burst, hello.msg_interval_us / 1_000_000)
+        # Announcements (hello, here) have their own budget at the daemon, and
+        # their own turns here: a message never waits behind one.
+        self._announce_pacer = Pacer(ANNOUNCE_BURST, ANNOUNCE_INTERVAL)
+        # Secret rooms with a ``here`` on its way -> whether a hello came meanwhile.
+        self._here_pending: dict[bytes, bool] = {}
         self._said_at: dict[bytes, float] = {}  # secret room id -> our last message accepted
         self._tasks: set[asyncio.Task[None]] = set()
         self._reader_task = asyncio.create_task(self._read_loop(), name="anonchat-client-reader")
@@ -337,7 +351,7 @@ class Client(SecretRooms):
         a sealer must never reuse a nonce), and, when resumed, its rooms."""
         self._identities = old._identities
         self.secret, self._secret_by_id = old.secret, old._secret_by_id
-        self._sealers = old._sealers
+        self._sealers, self._acts_seen = old._sealers, old._acts_seen
         if self.resumed:
             self.rooms, self._seen = dict(old.rooms), dict(old._seen)
             self._secret_seen = dict(old._secret_seen)
@@ -426,6 +440,13 @@ class Client(SecretRooms):
         """Wait until the daemon's message rate lets one more message through."""
         if self.pace:
             wait = self._pacer.reserve()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    async def _announce_turn(self) -> None:
+        """Wait until the daemon's announcement rate lets one more through."""
+        if self.pace:
+            wait = self._announce_pacer.reserve()
             if wait > 0:
                 await asyncio.sleep(wait)
 

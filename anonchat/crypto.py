@@ -11,7 +11,8 @@ Key schedule (all parameters are constants here; a server never chooses them)::
     salt   = SHA-256("anonchat/v1/salt" 0x00 pin 0x00 utf8(name))[:16]
     master = Argon2id(utf8(pw), salt, t=3, lanes=4, m=64 MiB, 32 bytes)
     room_id, auth_seed, enc_root, owner_mac = HKDF-SHA-256(master, salt=none, info=label)
-    send_key(epoch, pk) = HKDF-SHA-256(enc_root, info="anonchat/v1/send" u32(epoch) pk)
+    send_key(owner, epoch, pk) = HKDF-SHA-256(enc_root,
+                   info="anonchat/v2/send" 0x00 owner(32) u32(epoch) pk(32))
 
 ``pin`` is the raw 32-byte SHA-256 of the server's SPKI (the ``sha256/<base64>``
 pin, decoded); a fixed length keeps the salt and join-proof encodings
@@ -27,9 +28,16 @@ A message (all integers big-endian)::
     record    = u8 len(nick) | utf8(nick) | u64 ts_ms | utf8(body)   body = the rest
     plaintext = u16 len(record) | record | zero bytes up to 256/512/1024/2048/4096
     nonce     = counter as 12 bytes          counter = 1, 2, 3, ... per Sealer
-    ad        = "anonchat/v1/msg" 0x00 room_id(32) u32(epoch) sender(32) u64(counter)
-                u8 len(kind) ascii(kind)
-    ciphertext = ChaCha20-Poly1305(send_key(epoch, sender), nonce, plaintext, ad)
+    ad        = "anonchat/v2/msg" 0x00 room_id(32) owner(32) u32(epoch) sender(32)
+                u64(counter) u8 len(kind) ascii(kind)
+    ciphertext = ChaCha20-Poly1305(send_key(owner, epoch, sender), nonce, plaintext, ad)
+
+``owner`` is the room's owner key (see "Owners" below): made afresh each time
+the room is created, it names one *incarnation* of the room (same name, same
+passphrase, everyone had left, someone created it again).  Binding it into the
+sending key and the associated data (v2; v1 had neither) keeps a message of
+one incarnation from being replayed into a later one, and keeps nonces
+unique per key: a new incarnation is a new key, whose counter starts at 1.
     signature  = Ed25519(session key, ad | ciphertext)
 
 A :class:`Sealed` carries sender, counter, kind, epoch, ciphertext and signature;
@@ -137,13 +145,13 @@ _AUTH_SEED_LABEL = b"anonchat/v1/auth_seed"
 _ENC_ROOT_LABEL = b"anonchat/v1/enc_root"
 _JOIN_LABEL = b"anonchat/v1/join"
 _KEY_LABEL = b"anonchat/v1/session_key"
-_SEND_LABEL = b"anonchat/v1/send"
-_AD_LABEL = b"anonchat/v1/msg"
+_SEND_LABEL = b"anonchat/v2/send"
+_AD_LABEL = b"anonchat/v2/msg"
 _FP_LABEL = b"anonchat/v1/fp"
 _OWNER_LABEL = b"anonchat/v1/owner"
 _OWNER_ACT_LABEL = b"anonchat/v1/owner_act"
 
-_AD_HEAD = struct.Struct(">32sI32sQB")
+_AD_HEAD = struct.Struct(">32s32sI32sQB")
 _ACT = struct.Struct(">32s32sQB32sBIB")
 _LEN = struct.Struct(">H")
 _TS = struct.Struct(">Q")
@@ -225,12 +233,15 @@ class RoomKeys:
         """Sign the server's challenge, proving we know the passphrase (create or join)."""
         return self._auth_key.sign(_join_message(self.room_id, challenge, server_pin))
 
-    def sending_key(self, epoch: int, sender: bytes) -> bytes:
-        """The ChaCha20-Poly1305 key of one sender's session in one epoch."""
+    def sending_key(self, owner: bytes, epoch: int, sender: bytes) -> bytes:
+        """The ChaCha20-Poly1305 key of one sender's session in one epoch of one
+        incarnation of the room (named by its owner key)."""
         if not 0 <= epoch <= EPOCH_MAX:
             raise _fail(CryptoCode.BAD_INPUT, "the epoch must fit in 32 bits")
+        _check_size(owner, PUBLIC_SIZE, "an owner key")
         _check_size(sender, PUBLIC_SIZE, "a sender key")
-        return _hkdf(self._enc_root, _SEND_LABEL + struct.pack(">I", epoch) + sender)
+        info = _SEND_LABEL + b"\0" + owner + struct.pack(">I", epoch) + sender
+        return _hkdf(self._enc_root, info)
 
     def owner_tag(self, owner: bytes) -> bytes:
         """Vouch, as a passphrase holder, that ``owner`` is this room's owner key."""
@@ -675,9 +686,11 @@ class Opened:
     stale: bool
 
 
-def _associated_data(room_id: bytes, epoch: int, sender: bytes, counter: int, kind: str) -> bytes:
+def _associated_data(
+    room_id: bytes, owner: bytes, epoch: int, sender: bytes, counter: int, kind: str
+) -> bytes:
     raw_kind = kind.encode("ascii")
-    head = _AD_HEAD.pack(room_id, epoch, sender, counter, len(raw_kind))
+    head = _AD_HEAD.pack(room_id, owner, epoch, sender, counter, len(raw_kind))
     return _AD_LABEL + b"\0" + head + raw_kind
 
 
@@ -696,14 +709,21 @@ def _encode_plaintext(nick: str, ts_ms: int, body: str) -> bytes:
 
 
 class Sealer:
-    """Encrypts and signs one session's messages to one room, counting from 1."""
+    """Encrypts and signs one session's messages to one incarnation of a room
+    (``owner``: its owner key), counting from 1."""
 
-    def __init__(self, keys: RoomKeys, identity: Identity, epoch: int = 0) -> None:
+    def __init__(self, keys: RoomKeys, identity: Identity, owner: bytes, epoch: int = 0) -> None:
         self._room_id = keys.room_id
+        self._owner = owner
         self._identity = identity
         self._epoch = epoch
-        self._aead = ChaCha20Poly1305(keys.sending_key(epoch, identity.public))
+        self._aead = ChaCha20Poly1305(keys.sending_key(owner, epoch, identity.public))
         self._counter = 0
+
+    @property
+    def owner(self) -> bytes:
+        """The owner key naming the incarnation this sealer seals for."""
+        return self._owner
 
     @property
     def counter(self) -> int:
@@ -718,7 +738,9 @@ class Sealer:
             raise _fail(CryptoCode.TOO_LARGE, "this session has sent 2**64-1 messages")
         plaintext = _encode_plaintext(nick, ts_ms, body)
         counter = self._counter + 1
-        ad = _associated_data(self._room_id, self._epoch, self._identity.public, counter, kind)
+        ad = _associated_data(
+            self._room_id, self._owner, self._epoch, self._identity.public, counter, kind
+        )
         ciphertext = self._aead.encrypt(_nonce(counter), plaintext, ad)
         self._counter = counter
         return Sealed(
@@ -783,7 +805,7 @@ def _decode_plaintext(plaintext: bytes) -> tuple[str, int, str]:
     return nick, ts, body
 
 
-def verify_sealed_signature(room_id: bytes, sealed: Sealed) -> bool:
+def verify_sealed_signature(room_id: bytes, owner: bytes, sealed: Sealed) -> bool:
     """True only if ``sealed.sender``'s key signed this sealed message for this room.
 
     What the daemon can check without the room key: that a member holds the
@@ -791,8 +813,11 @@ def verify_sealed_signature(room_id: bytes, sealed: Sealed) -> bool:
     """
     try:
         _check_size(room_id, KEY_SIZE, "a room id")
+        _check_size(owner, PUBLIC_SIZE, "an owner key")
         _check_shape(sealed)
-        ad = _associated_data(room_id, sealed.epoch, sealed.sender, sealed.counter, sealed.kind)
+        ad = _associated_data(
+            room_id, owner, sealed.epoch, sealed.sender, sealed.counter, sealed.kind
+        )
         _verify_signature(sealed, ad)
     except CryptoError:
         return False
@@ -800,26 +825,43 @@ def verify_sealed_signature(room_id: bytes, sealed: Sealed) -> bool:
 
 
 class Opener:
-    """Verifies, decrypts and de-duplicates one room's messages from every sender."""
+    """Verifies, decrypts and de-duplicates the messages of one incarnation of a
+    room (``owner``: its owner key) from every sender."""
 
-    def __init__(self, keys: RoomKeys) -> None:
+    def __init__(self, keys: RoomKeys, owner: bytes) -> None:
+        _check_size(owner, PUBLIC_SIZE, "an owner key")
         self._keys = keys
+        self._owner = owner
         self._highest: dict[bytes, tuple[int, int]] = {}
 
-    def open(self, sealed: Sealed, now_ms: int) -> Opened:
-        """Return the message or raise CryptoError; state changes only on success."""
+    @property
+    def owner(self) -> bytes:
+        return self._owner
+
+    def open(self, sealed: Sealed, now_ms: int, not_before: int | None = None) -> Opened:
+        """Return the message or raise CryptoError; state changes only on success.
+
+        ``not_before`` (ms): refuse, as a replay, a message its sender sealed
+        earlier than that (the receiver joined later, yet it came as new)."""
         _check_shape(sealed)
         ad = _associated_data(
-            self._keys.room_id, sealed.epoch, sealed.sender, sealed.counter, sealed.kind
+            self._keys.room_id,
+            self._owner,
+            sealed.epoch,
+            sealed.sender,
+            sealed.counter,
+            sealed.kind,
         )
         _verify_signature(sealed, ad)
         missing = self._gap(sealed)
         try:
-            key = self._keys.sending_key(sealed.epoch, sealed.sender)
+            key = self._keys.sending_key(self._owner, sealed.epoch, sealed.sender)
             plaintext = ChaCha20Poly1305(key).decrypt(_nonce(sealed.counter), sealed.ciphertext, ad)
         except InvalidTag as exc:
             raise _fail(CryptoCode.DECRYPT_FAILED, "the message does not decrypt") from exc
         nick, ts, body = _decode_plaintext(plaintext)
+        if not_before is not None and ts < not_before:
+            raise _fail(CryptoCode.REPLAY, "this message was sealed before we joined (replay)")
         self._highest[sealed.sender] = (sealed.epoch, sealed.counter)
         return Opened(
             nick=nick,

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import events as ev
 from .crypto import Identity, RoomKeys, Sealer, derive_room_keys, key_proof, normalize_room
 from .errors import Code, ConnectionClosed, CryptoError, ProtocolError, RequestError
-from .names import InvalidName, check_nick, check_room, check_text
-from .secret import SecretChannel, SecretEvent, label
+from .names import InvalidName, check_room, check_text
+from .secret import SecretChannel, SecretEvent, check_sealed_nick, label
 from .trust import pin_bytes
 
 T = TypeVar("T", bound=ev.Frame)
@@ -37,15 +37,19 @@ class SecretRooms:
         _identities: dict[bytes, Identity]
         secret: dict[str, SecretChannel]
         _secret_by_id: dict[bytes, SecretChannel]
-        _sealers: dict[bytes, Sealer]
+        _sealers: dict[bytes, dict[bytes, Sealer]]
+        _acts_seen: dict[bytes, dict[bytes, int]]
         _secret_seen: dict[bytes, int]
         _said_at: dict[bytes, float]
+        _here_pending: dict[bytes, bool]
         _tasks: set[asyncio.Task[None]]
         _events: asyncio.Queue[ev.Frame | SecretEvent | None]
 
         def _next_id(self) -> int: ...
 
         async def _message_turn(self) -> None: ...
+
+        async def _announce_turn(self) -> None: ...
 
         async def _request(self, frame: ev.Frame, expect: type[T]) -> T: ...
 
@@ -106,7 +110,7 @@ class SecretRooms:
     def _check_secret_nick(nick: str | None) -> None:
         if nick is not None:
             try:
-                check_nick(nick)
+                check_sealed_nick(nick)
             except InvalidName as exc:
                 raise RequestError(Code.NICK_INVALID, str(exc)) from None
 
@@ -151,10 +155,11 @@ class SecretRooms:
         channel: SecretChannel | None = None,
         nick: str | None = None,
     ) -> SecretChannel:
-        sealer = self._sealers.get(keys.room_id)
         identity = self.secret_identity(keys.room_id)
         if channel is None:
-            channel = SecretChannel.open_room(name, keys, identity, sealer)
+            sealers = self._sealers.setdefault(keys.room_id, {})
+            acts_seen = self._acts_seen.setdefault(keys.room_id, {})
+            channel = SecretChannel.open_room(name, keys, identity, sealers, acts_seen)
             channel.nick = nick
         self._secret_by_id[keys.room_id] = channel  # before the reply: frames may follow it
         try:
@@ -162,7 +167,6 @@ class SecretRooms:
         except BaseException:
             self._secret_by_id.pop(keys.room_id, None)
             raise
-        self._sealers[keys.room_id] = channel.sealer
         if owner_key is not None:  # we created this incarnation of the room
             channel.owner_key = owner_key
         self.secret[normalize_room(name)] = channel
@@ -171,7 +175,8 @@ class SecretRooms:
             # Best effort: without the grant we still act, signing with the owner key.
             with contextlib.suppress(RequestError):
                 await self._owner_act(channel, "op", identity.public)
-        await self._send_sealed(channel, "", "hello")
+        with contextlib.suppress(CryptoError, RequestError):  # we are in, announced or not
+            await self._send_sealed(channel, "", "hello")
         return channel
 
     def own_secret_label(self, name: str) -> str:
@@ -224,7 +229,12 @@ class SecretRooms:
             raise RequestError(Code.SLOW_MODE, message)
 
     async def _send_sealed(self, channel: SecretChannel, text: str, kind: str) -> int:
-        await self._message_turn()  # before sealing: a refusal would cost the counter
+        # Before sealing: a refusal would cost the counter.  Announcements have
+        # their own turns (and budget at the daemon): messages never wait behind them.
+        if kind in ("hello", "here"):
+            await self._announce_turn()
+        else:
+            await self._message_turn()
         try:
             frame = channel.seal(channel.nick or self.nick, text, kind)
         except CryptoError as exc:
@@ -236,9 +246,20 @@ class SecretRooms:
         return reply.seq
 
     async def _answer_hello(self, channel: SecretChannel) -> None:
-        """Tell a newcomer we are here (a ``here`` sealed message), in our turn."""
-        with contextlib.suppress(CryptoError, ConnectionClosed, ProtocolError, RequestError):
-            await self._send_sealed(channel, "", "here")
+        """Tell newcomers we are here (a ``here`` sealed message), in our turn.
+        One ``here`` answers every hello that came before it is sealed, so a
+        room has at most one on its way (a hello storm costs one per turn)."""
+        try:
+            while True:
+                self._here_pending[channel.rid] = False
+                with contextlib.suppress(
+                    CryptoError, ConnectionClosed, ProtocolError, RequestError
+                ):
+                    await self._send_sealed(channel, "", "here")
+                if not self._here_pending.get(channel.rid):
+                    break  # no hello came while this one was on its way
+        finally:
+            self._here_pending.pop(channel.rid, None)
 
     def _secret_event(self, frame: ev.Sealed | ev.SecretPresence | ev.SecretActed) -> None:
         channel = self._secret_by_id.get(frame.room)
@@ -254,7 +275,10 @@ class SecretRooms:
                 self._forget_secret(channel)
         else:
             events, answer = channel.receive(frame)
-            if answer:
+            if answer and channel.rid in self._here_pending:
+                self._here_pending[channel.rid] = True  # the one on its way may be sealed
+            elif answer:
+                self._here_pending[channel.rid] = False
                 task = asyncio.get_running_loop().create_task(self._answer_hello(channel))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

@@ -10,9 +10,10 @@ from typing import Any, TypeVar
 
 from anonchat import events as ev
 from anonchat.client import Client, Event
-from anonchat.crypto import Identity
+from anonchat.crypto import Identity, RoomKeys
 from anonchat.daemon import Daemon
 from anonchat.errors import RemoteProtocolError
+from anonchat.secret import SecretChannel
 from anonchat.trust import client_context
 from anonchat.wire import FrameDecoder, encode_body
 
@@ -124,3 +125,26 @@ def ident(client: Client, room: str | None = None) -> Identity:
         return client.secret_channel(room).identity
     (identity,) = client._identities.values()
     return identity
+
+
+#: The owner key of the rooms the unit tests make without a daemon.
+TEST_OWNER = Identity.from_seed(bytes([42]) * 32)
+
+
+def joined_channel(
+    name: str, keys: RoomKeys, identity: Identity, members: list[bytes], seq: int = 0
+) -> SecretChannel:
+    """A channel as if the daemon had answered our join (owner key TEST_OWNER,
+    vouched for; ``members``: the member list, ours added)."""
+    channel = SecretChannel.open_room(name, keys, identity)
+    channel.joined(
+        ev.SecretJoined(
+            id=1,
+            room=keys.room_id,
+            seq=seq,
+            members=[*members, identity.public],
+            owner_key=TEST_OWNER.public,
+            owner_tag=keys.owner_tag(TEST_OWNER.public),
+        )
+    )
+    return channel

@@ -50,20 +50,24 @@ ROOM = "Secret Room"
 PASSPHRASE = "correct horse battery staple"
 CHALLENGE = bytes(range(100, 132))
 NOW = 1_700_000_000_000
+# The owner key naming the incarnation of the room the messages are sealed for.
+OWNER = Identity.from_seed(bytes([5]) * 32).public
 
-# Known answers, computed once with this code (2026, crypto v1) and pasted here.
+# Known answers, computed once with this code and pasted here (2026: crypto v1;
+# the sending key, ciphertext and signature again for v2, which binds the owner
+# key into them, with the new labels "anonchat/v2/send" and "anonchat/v2/msg").
 # If one of these changes, every existing room and message format has changed:
-# that needs a new version label ("anonchat/v2/..."), not a new constant.
+# that needs a new version label ("anonchat/v3/..."), not a new constant.
 KAT_SALT = "0bd1dd28cdea763921d36321ca0ae60f"
 KAT_ROOM_ID = "0b0ac9f07a82f223d99ce96ce13f099ff4b7e0838f4df068e6a5ee7737a42bdc"
 KAT_AUTH_PUBLIC = "18dfeb3a4f283b48a399d02c3affb4bb86a1bae9ae39a3cf4625797210a187fc"
 KAT_SENDER = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
-KAT_SEND_KEY = "2ee2245e084ae947e18096da49295ca5f124705ad7977b5149013b60a3695fdb"
+KAT_SEND_KEY = "fbff24a1794d4b28d160dabe961b2c10f4541d175c1779f3eac5646a63003564"
 KAT_FINGERPRINT = ("c5mw", "c5mw-p9e7-kgac-fayg")
-KAT_CIPHERTEXT_SHA256 = "ca427cff85d6b1fc153e86e8e96891ee09a4ca9afa972671b146d39348948b3c"
+KAT_CIPHERTEXT_SHA256 = "65a29c6fb8c9b364e747a3ac884952ca8c116482617596a26e094c1ae58895d2"
 KAT_SIGNATURE = (
-    "edd862a69031fd65becb6e33e3e4ec0873d9e22d1875fd0cf0d89864a4c5a8be"
-    "885062f25f931f07be4e66ddc882c58277b9a962f0d2fc22adee1e6e6afcab01"
+    "5b4939d306971bd2738f2e2ced3dcf142de32120bc1e160be7fa5452aaec9b33"
+    "cdae847866b3fe9c48bea2f1d513233a285abb909beb659a8127441582785f0a"
 )
 KAT_JOIN_PROOF = (
     "edee2c573e3491ca6033910fcebcb49921d81e0b0b79625c41d22df3b1ff022c"
@@ -108,7 +112,12 @@ def resign(
     """Change fields and sign again, as a sender (or someone claiming to be one) could."""
     changed = dataclasses.replace(sealed, **changes)
     ad = crypto._associated_data(
-        room_id or keys().room_id, changed.epoch, changed.sender, changed.counter, changed.kind
+        room_id or keys().room_id,
+        OWNER,
+        changed.epoch,
+        changed.sender,
+        changed.counter,
+        changed.kind,
     )
     return dataclasses.replace(changed, signature=identity.sign(ad + changed.ciphertext))
 
@@ -116,8 +125,8 @@ def resign(
 def seal_raw(plaintext: bytes, counter: int = 1, kind: str = "msg") -> Sealed:
     """Encrypt and sign arbitrary plaintext bytes as alice, bypassing the encoder."""
     sender = alice().public
-    ad = crypto._associated_data(keys().room_id, 0, sender, counter, kind)
-    aead = ChaCha20Poly1305(keys().sending_key(0, sender))
+    ad = crypto._associated_data(keys().room_id, OWNER, 0, sender, counter, kind)
+    aead = ChaCha20Poly1305(keys().sending_key(OWNER, 0, sender))
     ciphertext = aead.encrypt(counter.to_bytes(12, "big"), plaintext, ad)
     return Sealed(sender, counter, kind, 0, ciphertext, alice().sign(ad + ciphertext))
 
@@ -145,7 +154,7 @@ def test_key_schedule_known_answers() -> None:
     assert keys().room_id.hex() == KAT_ROOM_ID
     assert keys().auth_public.hex() == KAT_AUTH_PUBLIC
     assert alice().public.hex() == KAT_SENDER
-    assert keys().sending_key(0, alice().public).hex() == KAT_SEND_KEY
+    assert keys().sending_key(OWNER, 0, alice().public).hex() == KAT_SEND_KEY
 
 
 def test_key_schedule_follows_the_design_document() -> None:
@@ -160,12 +169,12 @@ def test_key_schedule_follows_the_design_document() -> None:
     public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
     assert keys().auth_public == public
     enc_root = reference_hkdf(master, b"anonchat/v1/enc_root")
-    info = b"anonchat/v1/send" + struct.pack(">I", 3) + alice().public
-    assert keys().sending_key(3, alice().public) == reference_hkdf(enc_root, info)
+    info = b"anonchat/v2/send\x00" + OWNER + struct.pack(">I", 3) + alice().public
+    assert keys().sending_key(OWNER, 3, alice().public) == reference_hkdf(enc_root, info)
 
 
 def test_sealed_known_answer() -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hello")
     assert hashlib.sha256(sealed.ciphertext).hexdigest() == KAT_CIPHERTEXT_SHA256
     assert sealed.signature.hex() == KAT_SIGNATURE
     assert keys().join_proof(CHALLENGE, PIN).hex() == KAT_JOIN_PROOF
@@ -174,19 +183,20 @@ def test_sealed_known_answer() -> None:
 
 def test_plaintext_and_associated_data_layout() -> None:
     """The byte formats documented in the module docstring, spelled out."""
-    sealed = Sealer(keys(), alice(), epoch=2).seal("ålice", NOW, "hi", kind="me")
+    sealed = Sealer(keys(), alice(), OWNER, epoch=2).seal("ålice", NOW, "hi", kind="me")
     record = b"\x06" + "ålice".encode() + NOW.to_bytes(8, "big") + b"hi"
     plaintext = len(record).to_bytes(2, "big") + record
     plaintext += bytes(256 - len(plaintext))
     ad = (
-        b"anonchat/v1/msg\x00"
+        b"anonchat/v2/msg\x00"
         + keys().room_id
+        + OWNER
         + (2).to_bytes(4, "big")
         + alice().public
         + (1).to_bytes(8, "big")
         + b"\x02me"
     )
-    aead = ChaCha20Poly1305(keys().sending_key(2, alice().public))
+    aead = ChaCha20Poly1305(keys().sending_key(OWNER, 2, alice().public))
     assert aead.decrypt((1).to_bytes(12, "big"), sealed.ciphertext, ad) == plaintext
     assert verify_signature(alice().public, sealed.signature, ad + sealed.ciphertext)
 
@@ -365,7 +375,7 @@ OVERHEAD = 2 + 1 + len("alice") + 8  # length prefix, nick length, nick, timesta
 
 @pytest.mark.parametrize("bucket", BUCKETS)
 def test_round_trip_fills_each_bucket_exactly(bucket: int) -> None:
-    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    sealer, opener = Sealer(keys(), alice(), OWNER), Opener(keys(), OWNER)
     for size, expected in ((bucket - OVERHEAD, bucket), (bucket - OVERHEAD + 1, bucket * 2)):
         if expected > BUCKETS[-1]:
             continue
@@ -382,8 +392,8 @@ def test_round_trip_fills_each_bucket_exactly(bucket: int) -> None:
 
 
 def test_4096_bytes_is_the_limit() -> None:
-    sealer = Sealer(keys(), alice())
-    Opener(keys()).open(sealer.seal("alice", NOW, "x" * (4096 - OVERHEAD)), NOW)
+    sealer = Sealer(keys(), alice(), OWNER)
+    Opener(keys(), OWNER).open(sealer.seal("alice", NOW, "x" * (4096 - OVERHEAD)), NOW)
     with pytest.raises(CryptoError) as excinfo:
         sealer.seal("alice", NOW, "x" * (4096 - OVERHEAD + 1))
     assert code_of(excinfo) == CryptoCode.TOO_LARGE
@@ -391,13 +401,13 @@ def test_4096_bytes_is_the_limit() -> None:
 
 
 def test_unicode_and_empty_bodies_round_trip() -> None:
-    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    sealer, opener = Sealer(keys(), alice(), OWNER), Opener(keys(), OWNER)
     for body in ("", "héllo wörld 👋", "a\nb"):
         assert opener.open(sealer.seal("Älice", NOW, body), NOW).body == body
 
 
 def test_counters_start_at_one_and_increase() -> None:
-    sealer = Sealer(keys(), alice())
+    sealer = Sealer(keys(), alice(), OWNER)
     assert [sealer.seal("alice", NOW, "x").counter for _ in range(3)] == [1, 2, 3]
     assert len({sealer.seal("alice", NOW, "same").ciphertext for _ in range(2)}) == 2
 
@@ -409,79 +419,81 @@ def test_counters_start_at_one_and_increase() -> None:
 )
 def test_seal_refuses_bad_arguments(nick: str, ts: int, kind: str) -> None:
     with pytest.raises(CryptoError) as excinfo:
-        Sealer(keys(), alice()).seal(nick, ts, "body", kind=kind)
+        Sealer(keys(), alice(), OWNER).seal(nick, ts, "body", kind=kind)
     assert code_of(excinfo) == CryptoCode.BAD_INPUT
 
 
 def test_seal_refuses_unencodable_text() -> None:
     with pytest.raises(CryptoError):
-        Sealer(keys(), alice()).seal("alice", NOW, "bad \udcff")
+        Sealer(keys(), alice(), OWNER).seal("alice", NOW, "bad \udcff")
 
 
 def test_another_room_cannot_open() -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hello")
     with pytest.raises(CryptoError) as excinfo:
-        Opener(other_keys()).open(sealed, NOW)
+        Opener(other_keys(), OWNER).open(sealed, NOW)
     assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
 
 
 def test_tampered_ciphertext_fails() -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hello")
     flipped = bytes([sealed.ciphertext[0] ^ 1]) + sealed.ciphertext[1:]
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(dataclasses.replace(sealed, ciphertext=flipped), NOW)
+        Opener(keys(), OWNER).open(dataclasses.replace(sealed, ciphertext=flipped), NOW)
     assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
     # Even the sender itself cannot make altered bytes decrypt: the AEAD tag fails.
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(resign(sealed, alice(), ciphertext=flipped), NOW)
+        Opener(keys(), OWNER).open(resign(sealed, alice(), ciphertext=flipped), NOW)
     assert code_of(excinfo) == CryptoCode.DECRYPT_FAILED
 
 
 @pytest.mark.parametrize("name", ["epoch", "sender", "counter", "kind"])
 def test_changed_fields_on_the_wire_fail_the_signature(name: str) -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hello")
     values: dict[str, Any] = {"epoch": 1, "sender": mallory().public, "counter": 2, "kind": "me"}
     value = values[name]
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(dataclasses.replace(sealed, **{name: value}), NOW)
+        Opener(keys(), OWNER).open(dataclasses.replace(sealed, **{name: value}), NOW)
     assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
 
 
-@pytest.mark.parametrize("index", range(5), ids=["room_id", "epoch", "sender", "counter", "kind"])
+@pytest.mark.parametrize(
+    "index", range(6), ids=["room_id", "owner", "epoch", "sender", "counter", "kind"]
+)
 def test_every_associated_data_field_is_bound_by_the_aead(index: int) -> None:
     """Encrypt under an AD with one field changed, sign the true AD: decryption fails."""
-    true_fields: list[Any] = [keys().room_id, 0, alice().public, 1, "msg"]
+    true_fields: list[Any] = [keys().room_id, OWNER, 0, alice().public, 1, "msg"]
     fake_fields = list(true_fields)
-    fake_fields[index] = [bytes(32), 1, mallory().public, 2, "me"][index]
+    fake_fields[index] = [bytes(32), mallory().public, 1, mallory().public, 2, "me"][index]
     true_ad = crypto._associated_data(*true_fields)
-    aead = ChaCha20Poly1305(keys().sending_key(0, alice().public))
+    aead = ChaCha20Poly1305(keys().sending_key(OWNER, 0, alice().public))
     plaintext = (b"\x00\x0c\x01a" + NOW.to_bytes(8, "big") + b"hi").ljust(256, b"\0")
     ciphertext = aead.encrypt(
         (1).to_bytes(12, "big"), plaintext, crypto._associated_data(*fake_fields)
     )
     sealed = Sealed(alice().public, 1, "msg", 0, ciphertext, alice().sign(true_ad + ciphertext))
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(sealed, NOW)
+        Opener(keys(), OWNER).open(sealed, NOW)
     assert code_of(excinfo) == CryptoCode.DECRYPT_FAILED
 
 
 def test_forged_sender_fails() -> None:
     """Mallory relabels alice's message as hers, or signs in alice's name."""
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hello")
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(resign(sealed, alice(), sender=mallory().public), NOW)
+        Opener(keys(), OWNER).open(resign(sealed, alice(), sender=mallory().public), NOW)
     assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(resign(sealed, mallory()), NOW)
+        Opener(keys(), OWNER).open(resign(sealed, mallory()), NOW)
     assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
     # Relabelled and signed by mallory: the signature holds, the sending key differs.
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(resign(sealed, mallory(), sender=mallory().public), NOW)
+        Opener(keys(), OWNER).open(resign(sealed, mallory(), sender=mallory().public), NOW)
     assert code_of(excinfo) == CryptoCode.DECRYPT_FAILED
 
 
 def test_replay_is_refused_and_changes_nothing() -> None:
-    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    sealer, opener = Sealer(keys(), alice(), OWNER), Opener(keys(), OWNER)
     first = sealer.seal("alice", NOW, "one")
     opener.open(first, NOW)
     with pytest.raises(CryptoError) as excinfo:
@@ -492,7 +504,7 @@ def test_replay_is_refused_and_changes_nothing() -> None:
 
 def test_reordered_stream_is_refused() -> None:
     """A lower counter after a higher one is a replay; an honest daemon never reorders."""
-    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    sealer, opener = Sealer(keys(), alice(), OWNER), Opener(keys(), OWNER)
     one, two = sealer.seal("alice", NOW, "one"), sealer.seal("alice", NOW, "two")
     opener.open(two, NOW)
     with pytest.raises(CryptoError) as excinfo:
@@ -501,7 +513,7 @@ def test_reordered_stream_is_refused() -> None:
 
 
 def test_withheld_messages_are_counted() -> None:
-    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    sealer, opener = Sealer(keys(), alice(), OWNER), Opener(keys(), OWNER)
     sent = [sealer.seal("alice", NOW, str(i)) for i in range(6)]
     assert opener.open(sent[1], NOW).missing == 0  # first seen: may predate our join
     assert opener.open(sent[2], NOW).missing == 0
@@ -509,13 +521,17 @@ def test_withheld_messages_are_counted() -> None:
 
 
 def test_senders_are_tracked_separately() -> None:
-    opener = Opener(keys())
+    opener = Opener(keys(), OWNER)
     for identity in (alice(), mallory()):
-        assert opener.open(Sealer(keys(), identity).seal("x", NOW, "hi"), NOW).counter == 1
+        assert opener.open(Sealer(keys(), identity, OWNER).seal("x", NOW, "hi"), NOW).counter == 1
 
 
 def test_a_new_epoch_restarts_the_counter_and_old_epochs_are_replays() -> None:
-    old, new, opener = Sealer(keys(), alice()), Sealer(keys(), alice(), epoch=1), Opener(keys())
+    old, new, opener = (
+        Sealer(keys(), alice(), OWNER),
+        Sealer(keys(), alice(), OWNER, epoch=1),
+        Opener(keys(), OWNER),
+    )
     stale_frame = old.seal("alice", NOW, "old")
     opener.open(old.seal("alice", NOW, "old"), NOW)
     opened = opener.open(new.seal("alice", NOW, "new"), NOW)
@@ -529,8 +545,8 @@ def test_a_new_epoch_restarts_the_counter_and_old_epochs_are_replays() -> None:
     "skew, stale", [(0, False), (STALE_MS, False), (STALE_MS + 1, True), (-STALE_MS - 1, True)]
 )
 def test_stale_timestamps_are_flagged(skew: int, stale: bool) -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW + skew, "hello")
-    assert Opener(keys()).open(sealed, NOW).stale is stale
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW + skew, "hello")
+    assert Opener(keys(), OWNER).open(sealed, NOW).stale is stale
 
 
 @pytest.mark.parametrize(
@@ -548,14 +564,14 @@ def test_stale_timestamps_are_flagged(skew: int, stale: bool) -> None:
 )
 def test_malformed_plaintext_is_refused(plaintext: bytes) -> None:
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(seal_raw(plaintext), NOW)
+        Opener(keys(), OWNER).open(seal_raw(plaintext), NOW)
     assert code_of(excinfo) in (CryptoCode.BAD_PLAINTEXT, CryptoCode.MALFORMED)
 
 
 def test_well_formed_raw_plaintext_opens() -> None:
     """The control for the test above: the same helper with a valid plaintext."""
     plaintext = (b"\x00\x0c\x01a" + NOW.to_bytes(8, "big") + b"hi").ljust(256, b"\0")
-    assert Opener(keys()).open(seal_raw(plaintext), NOW).body == "hi"
+    assert Opener(keys(), OWNER).open(seal_raw(plaintext), NOW).body == "hi"
 
 
 SEALED_FIELDS = [f.name for f in dataclasses.fields(Sealed)]
@@ -574,16 +590,16 @@ anything = st.one_of(
 @given(values=st.fixed_dictionaries({name: anything for name in SEALED_FIELDS}))
 def test_arbitrary_sealed_values_raise_only_our_error(values: dict[str, Any]) -> None:
     with pytest.raises(CryptoError):
-        Opener(keys()).open(Sealed(**values), NOW)
+        Opener(keys(), OWNER).open(Sealed(**values), NOW)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(SEALED_FIELDS), value=anything)
 def test_one_changed_field_raises_only_our_error(name: str, value: Any) -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hello")
     assume(getattr(sealed, name) != value)
     with pytest.raises(CryptoError):
-        Opener(keys()).open(dataclasses.replace(sealed, **{name: value}), NOW)
+        Opener(keys(), OWNER).open(dataclasses.replace(sealed, **{name: value}), NOW)
 
 
 def test_crypto_error_is_in_our_tree() -> None:
@@ -809,16 +825,18 @@ def test_owner_chain_grants_replays_and_bans() -> None:
 
 
 def test_the_daemon_can_check_a_sealed_signature_without_the_room_key() -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hi")
-    assert crypto.verify_sealed_signature(keys().room_id, sealed)
-    assert not crypto.verify_sealed_signature(other_keys().room_id, sealed)
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hi")
+    assert crypto.verify_sealed_signature(keys().room_id, OWNER, sealed)
+    assert not crypto.verify_sealed_signature(other_keys().room_id, OWNER, sealed)
     assert not crypto.verify_sealed_signature(
-        keys().room_id, dataclasses.replace(sealed, sender=mallory().public)
+        keys().room_id, OWNER, dataclasses.replace(sealed, sender=mallory().public)
     )
     assert not crypto.verify_sealed_signature(
-        keys().room_id, dataclasses.replace(sealed, counter=0)
+        keys().room_id, OWNER, dataclasses.replace(sealed, counter=0)
     )
-    assert not crypto.verify_sealed_signature(b"short", sealed)
+    # Another incarnation of the room (another owner key): the signature does not cover it.
+    assert not crypto.verify_sealed_signature(keys().room_id, mallory().public, sealed)
+    assert not crypto.verify_sealed_signature(b"short", OWNER, sealed)
 
 
 # --- public keys: small order and non-canonical encodings (audit hole 1) ------
@@ -889,12 +907,12 @@ def test_small_order_and_non_canonical_keys_are_refused_everywhere(encoded: str)
     assert not verify_key_proof(bad, rid, CHALLENGE, PIN, universal)
     assert not verify_join_proof(bad, rid, CHALLENGE, PIN, universal)
     # sender of a sealed message
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hi")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hi")
     forged = dataclasses.replace(sealed, sender=bad, signature=universal)
     with pytest.raises(CryptoError) as info:
-        Opener(keys()).open(forged, NOW)
+        Opener(keys(), OWNER).open(forged, NOW)
     assert code_of(info) == CryptoCode.BAD_KEY
-    assert not crypto.verify_sealed_signature(rid, forged)
+    assert not crypto.verify_sealed_signature(rid, OWNER, forged)
     # owner_key, actor, target of an owner action
     act = crypto.OwnerAction("mode", 1, bad, universal, locked=True)
     assert not crypto.verify_owner_action(rid, owner().public, act)

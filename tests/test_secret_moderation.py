@@ -548,7 +548,10 @@ async def test_members_refuse_keys_of_small_order(connect: ClientFactory) -> Non
         room=rid, seq=90, ts=1, sender=IDENTITY_POINT, counter=1, epoch=0, kind="msg",
         ct=honest.ct, sig=UNIVERSAL_SIG,
     )  # fmt: skip
-    events, _ = channel.receive(forged)
+    events, _ = channel.receive(forged)  # live: not a member (nobody can enter with it)
+    assert [e.kind for e in events if isinstance(e, SecretNotice)] == ["dropped"]
+    assert "not a member" in events[0].text
+    events, _ = channel.receive(replace(forged, seq=1))  # as history: the key is refused
     assert [e.kind for e in events if isinstance(e, SecretNotice)] == ["dropped"]
     assert "not a valid Ed25519 public key" in events[0].text
     channel.presence(ev.SecretPresence(room=rid, seq=91, ts=1, kind="join", sender=bytes(32)))

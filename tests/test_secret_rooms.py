@@ -13,13 +13,13 @@ import pytest
 
 from anonchat import events as ev
 from anonchat.client import Client
-from anonchat.crypto import Identity, derive_room_keys, key_proof
+from anonchat.crypto import STALE_MS, Identity, RoomKeys, derive_room_keys, key_proof
 from anonchat.daemon import Daemon
 from anonchat.errors import Code, RequestError
-from anonchat.secret import SecretChannel, SecretMessage, SecretNotice
+from anonchat.secret import SecretChannel, SecretMessage, SecretNotice, now_ms
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import dial, ident, quiet
+from .helpers import dial, ident, joined_channel, quiet
 
 ROOM = "Night-Owls"
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
@@ -241,14 +241,15 @@ async def test_the_daemon_never_sees_name_passphrase_or_text(
 
 
 @pytest.fixture(scope="module")
-def room_keys() -> object:
+def room_keys() -> RoomKeys:
     return derive_room_keys(ROOM, PASSPHRASE, bytes(32))
 
 
-def make_pair(room_keys: object) -> tuple[SecretChannel, SecretChannel]:
-    keys = room_keys
-    sender = SecretChannel.open_room(ROOM, keys, Identity.generate())  # type: ignore[arg-type]
-    receiver = SecretChannel.open_room(ROOM, keys, Identity.generate())  # type: ignore[arg-type]
+def make_pair(room_keys: RoomKeys) -> tuple[SecretChannel, SecretChannel]:
+    """Two members of one room, as the daemon's join replies would make them."""
+    one, two = Identity.generate(), Identity.generate()
+    sender = joined_channel(ROOM, room_keys, one, [two.public])
+    receiver = joined_channel(ROOM, room_keys, two, [one.public])
     return sender, receiver
 
 
@@ -270,7 +271,7 @@ def texts(events: list[SecretMessage | SecretNotice]) -> list[str]:
     return [e.text for e in events]
 
 
-def test_tampered_frames_are_dropped_and_reported(room_keys: object) -> None:
+def test_tampered_frames_are_dropped_and_reported(room_keys: RoomKeys) -> None:
     sender, receiver = make_pair(room_keys)
     key = sender.identity.public
     good = relayed(sender.seal("alice", "hello", "msg"), key, 1)
@@ -288,14 +289,14 @@ def test_tampered_frames_are_dropped_and_reported(room_keys: object) -> None:
         assert events[0].kind == "dropped" and "dropped a message" in events[0].text, what
     # A frame moved into another room (the room id is in the associated data).
     other_keys = derive_room_keys("elsewhere", PASSPHRASE, bytes(32))
-    elsewhere = SecretChannel.open_room("elsewhere", other_keys, Identity.generate())
+    elsewhere = joined_channel("elsewhere", other_keys, Identity.generate(), [key])
     moved, _ = elsewhere.receive(replace(good, room=other_keys.room_id))
     assert isinstance(moved[0], SecretNotice) and moved[0].kind == "dropped"
     events, _ = receiver.receive(good)  # the untouched frame still opens
     assert texts(events) == ["hello"]
 
 
-def test_replays_reordering_and_withheld_messages(room_keys: object) -> None:
+def test_replays_reordering_and_withheld_messages(room_keys: RoomKeys) -> None:
     sender, receiver = make_pair(room_keys)
     key = sender.identity.public
     frames = [relayed(sender.seal("alice", f"m{i}", "msg"), key, i) for i in range(1, 6)]
@@ -311,22 +312,89 @@ def test_replays_reordering_and_withheld_messages(room_keys: object) -> None:
     assert texts(receiver.receive(frames[4])[0]) == ["m5"]
 
 
-def test_stale_timestamps_are_marked(room_keys: object) -> None:
-    sender, receiver = make_pair(room_keys)
-    sealed = sender.sealer.seal("alice", 1_000, "from 1970", "msg")  # a very wrong clock
-    frame = ev.Sealed(
-        room=sender.rid,
-        seq=1,
+def sealed_at(channel: SecretChannel, ts_ms: int, text: str, seq: int) -> ev.Sealed:
+    """``channel`` seals ``text`` with its clock at ``ts_ms``; the daemon numbers it ``seq``."""
+    assert channel.sealer is not None
+    sealed = channel.sealer.seal("alice", ts_ms, text, "msg")
+    return ev.Sealed(
+        room=channel.rid,
+        seq=seq,
         ts=1,
-        sender=sender.identity.public,
+        sender=channel.identity.public,
         counter=sealed.counter,
         epoch=sealed.epoch,
         kind=sealed.kind,
         ct=sealed.ciphertext,
         sig=sealed.signature,
     )
-    (message,), _ = receiver.receive(frame)
+
+
+def test_stale_timestamps_are_marked(room_keys: RoomKeys) -> None:
+    sender, receiver = make_pair(room_keys)
+    ahead = now_ms() + STALE_MS + 60_000  # a sender's clock 6 minutes fast
+    (message,), _ = receiver.receive(sealed_at(sender, ahead, "from the future", 1))
     assert isinstance(message, SecretMessage) and message.stale
+
+
+def test_a_message_sealed_before_we_joined_is_history_never_live(room_keys: RoomKeys) -> None:
+    """Audit hole 4: a daemon replaying a member's old message to someone who has
+    not seen that member yet, as if it were new."""
+    sender, receiver = make_pair(room_keys)
+    receiver.join_seq = 10  # our join reply was seq 10
+    old = sealed_at(sender, receiver.joined_at - STALE_MS - 1_000, "said an hour ago", 11)
+    (notice,), _ = receiver.receive(old)
+    assert isinstance(notice, SecretNotice) and notice.kind == "dropped"
+    assert "sealed before we joined" in notice.text
+    # The same message as history (numbered before our join) is shown, marked stale.
+    (message,), _ = receiver.receive(replace(old, seq=9))
+    assert isinstance(message, SecretMessage) and message.stale
+    # Within the clock-skew allowance it is taken as live (docs/security.md says so).
+    recent = sealed_at(sender, receiver.joined_at - STALE_MS + 60_000, "a minute ago", 12)
+    (message,), _ = receiver.receive(recent)
+    assert isinstance(message, SecretMessage) and message.text == "a minute ago"
+
+
+def test_messages_from_keys_that_are_not_members_are_refused(room_keys: RoomKeys) -> None:
+    """Audit hole 4: someone who left (or never came) spoke, as the daemon tells it."""
+    _, receiver = make_pair(room_keys)
+    stranger = joined_channel(ROOM, room_keys, Identity.generate(), [])
+    frame = relayed(stranger.seal("eve", "I never joined", "msg"), stranger.identity.public, 5)
+    (notice,), _ = receiver.receive(frame)
+    assert isinstance(notice, SecretNotice) and notice.kind == "dropped"
+    assert "not a member" in notice.text
+    # Once the daemon says they joined, their (fresh) messages are taken.
+    receiver.presence(
+        ev.SecretPresence(room=receiver.rid, seq=6, ts=1, kind="join", sender=frame.sender)
+    )
+    assert texts(receiver.receive(replace(frame, seq=7))[0]) == ["I never joined"]
+    # After they leave, nothing more of theirs is.
+    receiver.presence(
+        ev.SecretPresence(room=receiver.rid, seq=8, ts=1, kind="leave", sender=frame.sender)
+    )
+    late = relayed(stranger.seal("eve", "after leaving", "msg"), stranger.identity.public, 9)
+    (notice,), _ = receiver.receive(late)
+    assert isinstance(notice, SecretNotice) and "not a member" in notice.text
+
+
+def test_a_message_of_another_incarnation_of_the_room_is_refused(room_keys: RoomKeys) -> None:
+    """Audit hole 4: the room was made again (same name, same passphrase, a new
+    owner key); a message of the old incarnation replayed into it does not verify."""
+    sender, receiver = make_pair(room_keys)
+    old = relayed(sender.seal("alice", "in the old room", "msg"), sender.identity.public, 1)
+    again = Identity.generate()
+    receiver.joined(
+        ev.SecretJoined(
+            id=1,
+            room=receiver.rid,
+            seq=0,
+            members=[sender.identity.public, receiver.identity.public],
+            owner_key=again.public,
+            owner_tag=room_keys.owner_tag(again.public),
+        )
+    )
+    (notice,), _ = receiver.receive(old)
+    assert isinstance(notice, SecretNotice) and notice.kind == "dropped"
+    assert "signature does not match" in notice.text
 
 
 async def test_line_mode_secret_room(daemon: Daemon, connect: ClientFactory) -> None:
@@ -363,11 +431,13 @@ async def test_leaving_and_joining_again_never_repeats_a_nonce(connect: ClientFa
     await alice.create_secret(ROOM, PASSPHRASE)
     await bob.join_secret(ROOM, PASSPHRASE)
     await bob.say_secret(ROOM, "first visit")
-    first = bob.secret_channel(ROOM).sealer.counter
+    sealer = bob.secret_channel(ROOM).sealer
+    assert sealer is not None
+    first = sealer.counter
     await bob.leave_secret(ROOM)
     await bob.join_secret(ROOM, PASSPHRASE)  # the same session key, so the same sending key
     channel = bob.secret_channel(ROOM)
-    assert channel.sealer.counter > first  # counting on, not from 1 again
+    assert channel.sealer is sealer and sealer.counter > first  # counting on, not from 1
     await bob.say_secret(ROOM, "second visit")
     msgs = await secret_events(alice, 2)
     assert [m.text for m in msgs] == ["first visit", "second visit"]  # not dropped as replays

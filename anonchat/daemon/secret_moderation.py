@@ -135,4 +135,4 @@ def check_slow(member: Member, room: SecretRoom, seal: Sealed, ts: int) -> None:
 def _signed_by_owner(room: SecretRoom, seal: Sealed) -> bool:
     if not room.chain.may_act(seal.sender):
         return False
-    return verify_sealed_signature(room.rid, seal)
+    return verify_sealed_signature(room.rid, room.chain.owner, seal)

@@ -619,7 +619,10 @@ class Session(Member, asyncio.BufferedProtocol):
         self.submit("s_leave", frame.id, frame.room)
 
     def on_seal(self, frame: ev.Seal) -> None:
-        self.limiter.check_message(self.loop.time())
+        if frame.kind in ANNOUNCE_KINDS:
+            self.limiter.check_announce(self.loop.time())
+        else:
+            self.limiter.check_message(self.loop.time())
         secret_room(self, frame.room)
         if frame.kind not in SEAL_KINDS:
             raise RequestError(Code.TEXT_INVALID, f"unknown sealed kind {frame.kind!r}")
@@ -687,3 +690,5 @@ _RESUMABLE = frozenset({"reset", "eof", Code.IDLE_TIMEOUT, Code.SENDQ_EXCEEDED, 
 
 #: Kinds of sealed frames the daemon relays (it cannot see anything else of them).
 SEAL_KINDS = frozenset({"msg", "me", "hello", "here"})
+#: ... of which announcements, with their own rate limit (Limits.announce_burst).
+ANNOUNCE_KINDS = frozenset({"hello", "here"})
