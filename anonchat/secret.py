@@ -243,11 +243,16 @@ class SecretChannel:
         return sorted(label(nick, key) for key, nick in self.nicks.items() if self.is_owner(key))
 
     def resolve(self, who: str) -> bytes:
-        """The session key of a member named ``bob``, ``bob#k3f9`` or ``#k3f9``."""
+        """The session key of a member named ``bob``, ``bob#k3f9`` or ``#k3f9``;
+        ``#k3f9`` also names an owner who has left (to ban: see security.md)."""
         nick, _, fp = who.strip().rpartition("#") if "#" in who else (who.strip(), "", "")
+        known = dict(self.nicks)
+        if self.chain is not None and fp and not nick:
+            for key in self.chain.granted:
+                known.setdefault(key, "")
         found = [
             key
-            for key, said in self.nicks.items()
+            for key, said in known.items()
             if (not fp or fingerprint(key) == fp.casefold())
             and (not nick or name_key(sanitize(said)) == name_key(nick))
         ]
@@ -255,7 +260,7 @@ class SecretChannel:
             return found[0]
         if not found:
             raise RequestError(Code.NO_SUCH_NICK, f"nobody here is called {sanitize(who)}")
-        labels = " or ".join(sorted(label(self.nicks[k], k) for k in found))
+        labels = " or ".join(sorted(label(known[k], k) for k in found))
         raise RequestError(Code.NO_SUCH_NICK, f"{len(found)} members match; say {labels}")
 
     def sign_act(

@@ -578,3 +578,39 @@ async def test_members_refuse_keys_of_small_order(connect: ClientFactory) -> Non
                        locked=True, slow=0, history=True)  # fmt: skip
     notices_, _ = joiner.acted(relayed(mode, rid))
     assert [e.kind for e in notices_] == ["forged"] and not joiner.locked
+
+
+# -- owner rights taken back (audit hole 6) ----------------------------------------------
+
+
+async def test_an_absent_owner_can_be_banned_and_a_signature_used_only_by_its_signer(
+    connect: ClientFactory,
+) -> None:
+    alice, bob, carol = await connect("alice"), await connect("bob"), await connect("carol")
+    await room_of(alice, bob, carol)
+    await alice.secret_op(ROOM, "bob")
+    bob_key = ident(bob, ROOM)
+    await notices(carol, 1)
+    # An action bob signed, that carol (who is no owner) submits: refused, though
+    # it verifies: only the session whose key signed it may use it.
+    signed = bob.secret_channel(ROOM).sign_act("mode", locked=True)
+    assert await refused(carol._request(act_for(carol, signed), ev.Ok)) == Code.NOT_OWNER
+    # Bob leaves, keeping owner rights: alice takes them back by banning his key.
+    await bob.leave_secret(ROOM)
+    await quiet(alice, 0.1)
+    assert await refused(alice.secret_kick(ROOM, bob_key.public)) == Code.NO_SUCH_NICK
+    await alice.secret_kick(ROOM, f"#{bob_key.fingerprint}", ban=True)
+    (notice,) = await notices(carol, 1)
+    assert notice.kind == "ban" and f"#{bob_key.fingerprint} was banned" in notice.text
+    channel = carol.secret_channel(ROOM)
+    assert channel.chain is not None and not channel.chain.may_act(bob_key.public)
+    # What his key signs is worth nothing now, whoever submits it.
+    fresh = owner_act(
+        sign_owner_action(
+            bob_key, channel.rid, channel.chain.owner, "mode", channel.chain.counter + 1,
+            locked=True,
+        )
+    )  # fmt: skip
+    assert await refused(alice._request(act_for(alice, fresh), ev.Ok)) == Code.NOT_OWNER
+    # He cannot come back under that key either.
+    assert await refused(bob.join_secret(ROOM, PASSPHRASE)) == Code.BANNED
