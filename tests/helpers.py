@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from anonchat import events as ev
@@ -148,3 +149,16 @@ def joined_channel(
         )
     )
     return channel
+
+
+def rewrite(client: Client, change: Callable[[ev.Frame], ev.Frame | None]) -> None:
+    """Be a hostile daemon towards ``client``: every frame it receives from now
+    on goes through ``change`` first (None: withheld)."""
+    dispatch = client._dispatch
+
+    def hostile(frame: ev.Frame) -> None:
+        changed = change(frame)
+        if changed is not None:
+            dispatch(changed)
+
+    client._dispatch = hostile  # type: ignore[method-assign]

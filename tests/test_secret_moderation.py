@@ -19,7 +19,7 @@ from anonchat.linemode import LineSession, format_event
 from anonchat.secret import SecretChannel, SecretMessage, SecretNotice, label, owner_act
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import dial, ident, quiet
+from .helpers import dial, ident, quiet, rewrite
 
 ROOM = "Night-Owls"
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
@@ -614,3 +614,38 @@ async def test_an_absent_owner_can_be_banned_and_a_signature_used_only_by_its_si
     assert await refused(alice._request(act_for(alice, fresh), ev.Ok)) == Code.NOT_OWNER
     # He cannot come back under that key either.
     assert await refused(bob.join_secret(ROOM, PASSPHRASE)) == Code.BANNED
+
+
+async def test_spent_owner_actions_stay_spent_for_a_returning_member(
+    connect: ClientFactory,
+) -> None:
+    """Audit hole 5: the daemon tells a returning member the room's action counter
+    is lower than it was, then replays an action the member saw before."""
+    alice, bob, carol = await connect("alice"), await connect("bob"), await connect("carol")
+    await room_of(alice, bob, carol)
+    seen: list[ev.SecretActed] = []
+
+    def keep(frame: ev.Frame) -> ev.Frame:
+        if isinstance(frame, ev.SecretActed):
+            seen.append(frame)
+        if isinstance(frame, ev.SecretJoined):
+            return replace(frame, acts=0)  # the hostile daemon rolls the counter back
+        return frame
+
+    rewrite(bob, keep)
+    await alice.secret_kick(ROOM, "carol")
+    await notices(bob, 1)
+    channel = bob.secret_channel(ROOM)
+    assert channel.chain is not None
+    spent = channel.chain.counter
+    await bob.leave_secret(ROOM)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    (warning,) = await notices(bob, 1)
+    assert warning.kind == "forged" and "rolled the room back" in warning.text
+    rejoined = bob.secret_channel(ROOM)
+    assert rejoined is not channel and rejoined.chain is not None
+    assert rejoined.chain.counter == spent  # what bob saw, not what the daemon said
+    # The kick bob saw before, replayed as new: refused as spent, carol not "kicked" again.
+    bob._dispatch(replace(seen[-1], seq=99))
+    (refusal,) = await notices(bob, 1)
+    assert refusal.kind == "forged" and "not newer" in refusal.text

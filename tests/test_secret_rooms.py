@@ -19,7 +19,7 @@ from anonchat.errors import Code, RequestError
 from anonchat.secret import SecretChannel, SecretMessage, SecretNotice, now_ms
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import dial, ident, joined_channel, quiet
+from .helpers import dial, ident, joined_channel, quiet, rewrite
 
 ROOM = "Night-Owls"
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
@@ -441,3 +441,114 @@ async def test_leaving_and_joining_again_never_repeats_a_nonce(connect: ClientFa
     await bob.say_secret(ROOM, "second visit")
     msgs = await secret_events(alice, 2)
     assert [m.text for m in msgs] == ["first visit", "second visit"]  # not dropped as replays
+
+
+async def test_a_hello_storm_costs_one_here_and_never_delays_messages(
+    make_daemon: DaemonFactory,
+) -> None:
+    """Audit hole 2: a member sending hello after hello made every member queue a
+    ``here`` behind its messages.  Now a key's hello is answered once, a room has
+    at most one ``here`` on its way, and announcements have their own turns."""
+    # Messages: 3 at once, then one per 100 s: a message that waited behind an
+    # announcement would never come within the test's timeout.
+    daemon = await make_daemon(msg_burst=3, msg_rate=0.01, announce_burst=40)
+    alice, bob, mallory = [await dial(daemon, n) for n in ("alice", "bob", "mallory")]
+    await alice.create_secret(ROOM, PASSPHRASE)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    heres: list[ev.Sealed] = []
+
+    def keep(frame: ev.Frame) -> ev.Frame:
+        if isinstance(frame, ev.Sealed) and frame.kind == "here":
+            heres.append(frame)
+        return frame
+
+    rewrite(alice, keep)
+    await mallory.join_secret(ROOM, PASSPHRASE)
+    mallory.pace = False
+    channel = mallory.secret_channel(ROOM)
+    for _ in range(30):
+        hello = replace(channel.seal("mallory", "", "hello"), id=mallory._next_id())
+        await mallory._request(hello, ev.Ok)
+    async with asyncio.timeout(10):
+        await bob.say_secret(ROOM, "not delayed")
+        await bob.say_secret(ROOM, "nor this")
+    got = await secret_events(alice, 2)
+    assert [m.text for m in got] == ["not delayed", "nor this"]
+    await quiet(alice, 0.2)
+    from_bob = [f for f in heres if f.sender == ident(bob, ROOM).public]
+    assert len(from_bob) == 1  # one answer to mallory's key, however many hellos
+
+
+@pytest.mark.parametrize(
+    "sealed_nick", ["alice#m0hf>", "alice bob", "<alice>", "a\u202ename", "x" * 33, "\u0301a"]
+)
+def test_a_sealed_nick_breaking_the_nick_rules_is_shown_as_a_question_mark(
+    room_keys: RoomKeys, sealed_nick: str
+) -> None:
+    """Audit hole 3: any UTF-8 up to 255 bytes was shown, so a member could make
+    a line read as someone else's."""
+    sender, receiver = make_pair(room_keys)
+    fp = sender.identity.fingerprint
+    (message,), _ = receiver.receive(
+        relayed(sender.seal(sealed_nick, "hi", "msg"), sender.identity.public, 1)
+    )
+    assert isinstance(message, SecretMessage) and message.nick == "?"
+    assert receiver.members() == sorted([f"?#{fp}", f"?#{receiver.identity.fingerprint}"])
+    # An honest one is shown as sealed (after a rename notice from "?").
+    (rename, message), _ = receiver.receive(
+        relayed(sender.seal("Zoë", "hi", "msg"), sender.identity.public, 2)
+    )
+    assert isinstance(message, SecretMessage) and message.nick == "Zoë"
+    assert rename.text == f"?#{fp} is now known as Zoë#{fp}"
+
+
+async def test_a_nick_of_its_own_inside_a_secret_room(connect: ClientFactory) -> None:
+    """Audit hole 9: one key per room per session, and a nick other than the public one."""
+    alice, bob = await connect("alice"), await connect("bob")
+    await alice.create_secret(ROOM, PASSPHRASE)
+    await alice.create_secret("other", PASSPHRASE)
+    await bob.join_secret(ROOM, PASSPHRASE, nick="owl")
+    await bob.join_secret("other", PASSPHRASE)
+    assert ident(bob, ROOM).public != ident(bob, "other").public  # not linkable by key
+    assert bob.own_secret_label(ROOM) == f"owl#{ident(bob, ROOM).fingerprint}"
+    await bob.say_secret(ROOM, "hoot")
+    await bob.say_secret("other", "hello")
+    got = await secret_events(alice, 2)
+    assert [(m.room, m.nick, m.text) for m in got] == [
+        (ROOM, "owl", "hoot"),
+        ("other", "bob", "hello"),
+    ]
+    with pytest.raises(RequestError) as info:
+        await bob.join_secret("third", PASSPHRASE, nick="owl#k3f9")
+    assert info.value.code == Code.NICK_INVALID
+    await bob.set_secret_nick(ROOM, "night-owl")
+    await bob.say_secret(ROOM, "renamed")
+    (msg,) = await secret_events(alice, 1)
+    assert (msg.nick, msg.text) == ("night-owl", "renamed")
+
+
+def test_in_slow_mode_announcements_rename_no_faster_than_messages(room_keys: RoomKeys) -> None:
+    """Audit hole 8: talking through the nick of ``here`` announcements, which the
+    daemon cannot read, went around slow mode."""
+    sender, receiver = make_pair(room_keys)
+    receiver.slow = 10  # as a verified mode action would set it
+    key = sender.identity.public
+    fp = sender.identity.fingerprint
+
+    def at(ts: int, seq: int, nick: str, kind: str) -> ev.Sealed:
+        return replace(
+            relayed(sender.seal(nick, "" if kind == "here" else "hi", kind), key, seq), ts=ts
+        )
+
+    texts(receiver.receive(at(1_000, 1, "troll", "msg"))[0])
+    for seq, nick in enumerate(["buy", "cheap", "pills"], start=2):  # within 10 s
+        events, _ = receiver.receive(at(1_000 + seq * 1000, seq, nick, "here"))
+        assert events == []  # held back: no rename notice, the nick stays
+        assert receiver.nicks[key] == "troll"
+    events, _ = receiver.receive(at(11_000, 9, "later", "here"))  # 10 s after its last message
+    assert texts(events) == [f"troll#{fp} is now known as later#{fp}"]
+    # Without slow mode, an announcement renames at once.
+    receiver.slow = 0
+    assert texts(receiver.receive(at(11_500, 10, "again", "here"))[0]) == [
+        f"later#{fp} is now known as again#{fp}"
+    ]
