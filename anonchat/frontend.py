@@ -54,10 +54,24 @@ def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
     if room is None:
         lines.append("you are in no room")
     elif secret:
+        sealed = client.sealed_nick(room)
+        if sealed is None:
+            nick_line = (
+                "the nick inside your messages here is your public nick, which the server "
+                "sees on your connection: so it knows what the members call you, and the "
+                "members can link you to your public nick (use a nick of this room's own "
+                "to avoid that)"
+            )
+        else:
+            nick_line = (
+                f"here you are {clean(sealed)}, a nick of this room's own, sealed: the "
+                "server does not see it, and the members do not see your public nick"
+            )
         lines += [
             f"in {LOCK}#{clean(room)}: end-to-end encrypted. The server cannot see the room's "
-            "name, its passphrase, or what anyone says; the nick inside your messages is your "
-            "public nick, so it knows which session is you",
+            "name, its passphrase, or what anyone says; it does see that your connection "
+            "(with your public nick) is a member, under a session key used in no other room",
+            nick_line,
             "it does see: an opaque room id, that your connection is in it, how many members "
             "it has, when each message is sent and its size rounded up to 256/512/1024/2048/4096 "
             "bytes; and which session keys are owners, and every owner action (kick, ban, op, "

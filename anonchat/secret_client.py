@@ -179,6 +179,11 @@ class SecretRooms:
             await self._send_sealed(channel, "", "hello")
         return channel
 
+    def sealed_nick(self, name: str) -> str | None:
+        """The nick of a secret room's own we seal there, or None: our public nick."""
+        channel = self.secret.get(normalize_room(name))
+        return channel.nick if channel is not None else None
+
     def own_secret_label(self, name: str) -> str:
         """How the members of a secret room see us: ``alice#k3f9`` (the nick we
         seal there, and our key's fingerprint in that room)."""

@@ -16,7 +16,9 @@ from anonchat.client import Client
 from anonchat.crypto import STALE_MS, Identity, RoomKeys, derive_room_keys, key_proof
 from anonchat.daemon import Daemon
 from anonchat.errors import Code, RequestError
+from anonchat.frontend import privacy_report
 from anonchat.secret import SecretChannel, SecretMessage, SecretNotice, now_ms
+from anonchat.tui.commands import PRIVACY
 
 from .conftest import ClientFactory, DaemonFactory
 from .helpers import dial, ident, joined_channel, quiet, rewrite
@@ -552,3 +554,18 @@ def test_in_slow_mode_announcements_rename_no_faster_than_messages(room_keys: Ro
     assert texts(receiver.receive(at(11_500, 10, "again", "here"))[0]) == [
         f"later#{fp} is now known as again#{fp}"
     ]
+
+
+async def test_privacy_says_when_the_public_nick_is_sealed(connect: ClientFactory) -> None:
+    """Audit holes 9 and 10: /privacy and the help must not claim the server cannot
+    see the nick in a secret room while the public nick is what is sealed there."""
+    bob = await connect("bob")
+    await bob.create_secret(ROOM, PASSPHRASE)
+    await bob.create_secret("other", PASSPHRASE, nick="owl")
+    public = " ".join(privacy_report(bob, ROOM, True))
+    assert "the nick inside your messages here is your public nick" in public
+    own = " ".join(privacy_report(bob, "other", True))
+    assert "here you are owl, a nick of this room's own" in own
+    assert "public nick, which the server sees" not in own
+    help_text = " ".join(text for _, text in PRIVACY)
+    assert "the nicks in it" not in help_text and "unless you chose one" in help_text
