@@ -569,3 +569,53 @@ async def test_privacy_says_when_the_public_nick_is_sealed(connect: ClientFactor
     assert "public nick, which the server sees" not in own
     help_text = " ".join(text for _, text in PRIVACY)
     assert "the nicks in it" not in help_text and "unless you chose one" in help_text
+
+
+async def test_old_messages_replayed_into_a_later_incarnation_or_to_a_newcomer_are_refused(
+    connect: ClientFactory,
+) -> None:
+    """Audit hole 4, end to end: a hostile daemon keeps alice's sealed message and
+    replays it as new to a newcomer, and into the room made again later."""
+    alice, bob, carol = await connect("alice"), await connect("bob"), await connect("carol")
+    kept: list[ev.Sealed] = []
+
+    def keep(frame: ev.Frame) -> ev.Frame:
+        if isinstance(frame, ev.Sealed) and frame.kind == "msg":
+            kept.append(frame)
+        return frame
+
+    rewrite(bob, keep)
+    await alice.create_secret(ROOM, PASSPHRASE)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await alice.say_secret(ROOM, "the drop is at nine")
+    await secret_events(bob, 1)
+    (old,) = kept
+    # To a newcomer who never saw alice speak (no history on join here): alice is
+    # a member, the message is hers and well signed, but sealed before carol joined.
+    await alice.secret_mode(ROOM, history=False)
+    # (The daemon also withholds the members' ``here`` answers, whose counters
+    # would show the old message up as a replay.)
+    rewrite(carol, lambda f: None if isinstance(f, ev.Sealed) and f.kind == "here" else f)
+    await carol.join_secret(ROOM, PASSPHRASE)
+    await quiet(carol, 0.1)
+    channel = carol.secret_channel(ROOM)
+    channel.joined_at += STALE_MS + 1  # (as if carol came a while later: no sleeping)
+    carol._dispatch(replace(old, seq=old.seq + 100))
+    notices = [e for e in await quiet(carol, 0.1) if isinstance(e, SecretNotice | SecretMessage)]
+    assert [getattr(e, "kind", "message") for e in notices] == ["dropped"]
+    assert "sealed before we joined" in notices[0].text
+    # Everyone leaves; bob makes the room again (same name and passphrase): a new
+    # incarnation, with a new owner key.  Alice's old message does not verify in it.
+    for client in (alice, bob, carol):
+        await client.leave_secret(ROOM)
+    await bob.create_secret(ROOM, PASSPHRASE)
+    await alice.join_secret(ROOM, PASSPHRASE)  # alice is a member again, same key
+    await carol.join_secret(ROOM, PASSPHRASE)
+    await quiet(carol, 0.1)
+    again = carol.secret_channel(ROOM)
+    assert again.rid == channel.rid and again.opener is not None
+    assert channel.opener is not None and again.opener.owner != channel.opener.owner
+    carol._dispatch(replace(old, seq=old.seq + 200))  # fresh enough, from a member...
+    notices = [e for e in await quiet(carol, 0.1) if isinstance(e, SecretNotice | SecretMessage)]
+    assert [getattr(e, "kind", "message") for e in notices] == ["dropped"]
+    assert "signature does not match" in notices[0].text  # ...of another incarnation
