@@ -131,6 +131,8 @@ class Client(SecretRooms):
         # the highest owner-action counter accepted there (spent actions stay spent).
         self._sealers: dict[bytes, dict[bytes, Sealer]] = {}
         self._acts_seen: dict[bytes, dict[bytes, int]] = {}
+        # Members verified out of band (/verify), by room id: memory only, for the session.
+        self._verified: dict[bytes, set[bytes]] = {}
         self.rooms: dict[str, str] = {}  # public rooms joined: key -> name
         self._seen: dict[str, int] = {}  # public room key -> last seq received
         self._secret_seen: dict[bytes, int] = {}  # secret room id -> last seq received
@@ -352,6 +354,7 @@ class Client(SecretRooms):
         self._identities = old._identities
         self.secret, self._secret_by_id = old.secret, old._secret_by_id
         self._sealers, self._acts_seen = old._sealers, old._acts_seen
+        self._verified = old._verified
         if self.resumed:
             self.rooms, self._seen = dict(old.rooms), dict(old._seen)
             self._secret_seen = dict(old._secret_seen)

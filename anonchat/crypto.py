@@ -148,6 +148,7 @@ _KEY_LABEL = b"anonchat/v1/session_key"
 _SEND_LABEL = b"anonchat/v2/send"
 _AD_LABEL = b"anonchat/v2/msg"
 _FP_LABEL = b"anonchat/v1/fp"
+_SAFETY_LABEL = b"anonchat/v2/safety"
 _OWNER_LABEL = b"anonchat/v1/owner"
 _OWNER_ACT_LABEL = b"anonchat/v1/owner_act"
 
@@ -452,6 +453,22 @@ def long_fingerprint(public: bytes) -> str:
     """80 bits as ``xxxx-xxxx-xxxx-xxxx`` to compare out of band; starts like the short one."""
     chars = _fingerprint_chars(public, 16)
     return "-".join(chars[i : i + 4] for i in range(0, 16, 4))
+
+
+def safety_number(one: bytes, other: bytes) -> str:
+    """The same 30 digits for two keys whichever side computes them, to read
+    to each other by another channel (as messengers do)::
+
+        digest = SHA-256("anonchat/v2/safety" 0x00 min(one, other) max(one, other))
+        groups = for i in 0..5: u40(digest[5i : 5i+5]) mod 100000, 5 digits each
+
+    six groups of 5 decimal digits joined by spaces (about 99.7 bits)."""
+    _check_size(one, PUBLIC_SIZE, "a public key")
+    _check_size(other, PUBLIC_SIZE, "a public key")
+    low, high = sorted((one, other))
+    digest = hashlib.sha256(_SAFETY_LABEL + b"\0" + low + high).digest()
+    groups = (int.from_bytes(digest[5 * i : 5 * i + 5], "big") % 100_000 for i in range(6))
+    return " ".join(f"{g:05d}" for g in groups)
 
 
 @dataclass(frozen=True)

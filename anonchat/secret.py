@@ -19,7 +19,7 @@ shown; one that does not verify is reported as forged, never as an owner's.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import events as ev
 from .crypto import (
@@ -34,6 +34,8 @@ from .crypto import (
     Sealed,
     Sealer,
     fingerprint,
+    long_fingerprint,
+    safety_number,
     sign_owner_action,
     valid_public_key,
     verify_owner_action,
@@ -71,6 +73,18 @@ class SecretNotice:
 
 
 SecretEvent = SecretMessage | SecretNotice
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What to compare with a member by another channel (``/verify``)."""
+
+    label: str  # bob#k3f9
+    key: bytes  # their session key in this room
+    theirs: str  # their long fingerprint, xxxx-xxxx-xxxx-xxxx (80 bits)
+    ours: str  # ours in this room
+    safety: str  # the safety number of the pair: 30 digits, the same on both sides
+    verified: bool  # already marked verified in this session
 
 
 def now_ms() -> int:
@@ -130,6 +144,8 @@ class SecretChannel:
     join_seq: int = 0  # the join reply's seq: frames below it are history
     joined_at: int = 0  # our clock (ms) when the join reply came
     answered: set[bytes] = field(default_factory=set)  # keys whose hello we answered
+    # Keys we verified out of band, for the session (memory only; kept by the client).
+    verified: set[bytes] = field(default_factory=set)
     _spoke_at: dict[bytes, int] = field(default_factory=dict)  # daemon ts of last msg/rename
     owner_key: Identity | None = None  # the room's owner key, if we created the room
     chain: OwnerChain | None = None  # who may moderate, verified; set by secret_joined
@@ -393,6 +409,37 @@ class SecretChannel:
 
     def members(self) -> list[str]:
         return sorted(label(nick, key) for key, nick in self.nicks.items())
+
+    def member_list(self) -> list[tuple[str, bool]]:
+        """The members' labels, each with whether we verified it (``/verify``)."""
+        return sorted((label(nick, key), key in self.verified) for key, nick in self.nicks.items())
+
+    def verification(self, who: str) -> Verification:
+        """What to read to ``who`` (``bob#k3f9``) by another channel, and hear back."""
+        key = self.resolve(who)
+        return Verification(
+            label=label(self.nicks.get(key, ""), key),
+            key=key,
+            theirs=long_fingerprint(key),
+            ours=long_fingerprint(self.identity.public),
+            safety=safety_number(self.identity.public, key),
+            verified=key in self.verified,
+        )
+
+    def verify(self, who: str, heard: str) -> Verification:
+        """Mark ``who`` verified if ``heard`` (what they read to us by another
+        channel: their long fingerprint or our safety number, spaces, dashes and
+        case aside) matches; raise ``RequestError`` (``bad_proof``) if not."""
+        seen = self.verification(who)
+        said = "".join(ch for ch in heard.casefold() if ch.isalnum())
+        if said not in (seen.theirs.replace("-", ""), seen.safety.replace(" ", "")):
+            raise RequestError(
+                Code.BAD_PROOF,
+                f"that is not {seen.label}'s long fingerprint nor your safety number: "
+                "not verified (someone in between, or a typo?)",
+            )
+        self.verified.add(seen.key)
+        return replace(seen, verified=True)
 
     def receive(self, frame: ev.Sealed) -> tuple[list[SecretEvent], bool]:
         """Open a relayed frame.  Returns the events, and whether it is a hello

@@ -20,7 +20,7 @@ from . import events as ev
 from .crypto import Identity, RoomKeys, Sealer, derive_room_keys, key_proof, normalize_room
 from .errors import Code, ConnectionClosed, CryptoError, ProtocolError, RequestError
 from .names import InvalidName, check_room, check_text
-from .secret import SecretChannel, SecretEvent, check_sealed_nick, label
+from .secret import SecretChannel, SecretEvent, Verification, check_sealed_nick, label
 from .trust import pin_bytes
 
 T = TypeVar("T", bound=ev.Frame)
@@ -39,6 +39,7 @@ class SecretRooms:
         _secret_by_id: dict[bytes, SecretChannel]
         _sealers: dict[bytes, dict[bytes, Sealer]]
         _acts_seen: dict[bytes, dict[bytes, int]]
+        _verified: dict[bytes, set[bytes]]
         _secret_seen: dict[bytes, int]
         _said_at: dict[bytes, float]
         _here_pending: dict[bytes, bool]
@@ -160,6 +161,7 @@ class SecretRooms:
             sealers = self._sealers.setdefault(keys.room_id, {})
             acts_seen = self._acts_seen.setdefault(keys.room_id, {})
             channel = SecretChannel.open_room(name, keys, identity, sealers, acts_seen)
+            channel.verified = self._verified.setdefault(keys.room_id, set())
             channel.nick = nick
         self._secret_by_id[keys.room_id] = channel  # before the reply: frames may follow it
         try:
@@ -183,6 +185,16 @@ class SecretRooms:
         """The nick of a secret room's own we seal there, or None: our public nick."""
         channel = self.secret.get(normalize_room(name))
         return channel.nick if channel is not None else None
+
+    def secret_verification(self, name: str, who: str) -> Verification:
+        """``/verify bob#k3f9``: their long fingerprint, ours, and the safety number
+        of the pair, to compare by another channel."""
+        return self.secret_channel(name).verification(who)
+
+    def verify_secret_member(self, name: str, who: str, heard: str) -> Verification:
+        """``/verify bob#k3f9 WHAT-THEY-READ``: mark them verified for this session
+        if it matches (``bad_proof`` if not); the member list then marks them."""
+        return self.secret_channel(name).verify(who, heard)
 
     def own_secret_label(self, name: str) -> str:
         """How the members of a secret room see us: ``alice#k3f9`` (the nick we

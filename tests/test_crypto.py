@@ -946,3 +946,38 @@ def test_honest_keys_are_valid() -> None:
     assert crypto.valid_public_key(keys().auth_public)
     assert not crypto.valid_public_key(alice().public[:31])
     assert not crypto.valid_public_key("not bytes")
+
+
+# --- fingerprints and safety numbers: vectors for other implementations ---------
+
+# For the keys of seeds 07..07 (alice, KAT_FINGERPRINT above) and 09..09
+# (mallory), as docs/protocol.md ("Fingerprints") gives them.
+KAT_MALLORY_FINGERPRINT = ("4cy8", "4cy8-s2pz-fext-dvtp")
+KAT_SAFETY = "03959 47042 19299 33068 32649 59094"
+
+
+def test_fingerprint_follows_its_definition() -> None:
+    """SHA-256("anonchat/v1/fp" | key) read as a 256-bit big-endian number; the
+    characters are its 5-bit groups from the top, in Crockford's alphabet."""
+    for seed in (7, 9, 11):
+        public = Identity.from_seed(bytes([seed]) * 32).public
+        n = int.from_bytes(hashlib.sha256(b"anonchat/v1/fp" + public).digest(), "big")
+        bits = format(n, "0256b")
+        alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+        chars = "".join(alphabet[int(bits[5 * i : 5 * i + 5], 2)] for i in range(16))
+        assert fingerprint(public) == chars[:4]
+        assert long_fingerprint(public) == "-".join(chars[i : i + 4] for i in range(0, 16, 4))
+    assert (fingerprint(mallory().public), long_fingerprint(mallory().public)) == (
+        KAT_MALLORY_FINGERPRINT
+    )
+
+
+def test_safety_number_follows_its_definition() -> None:
+    one, two = alice().public, mallory().public
+    number = crypto.safety_number(one, two)
+    assert number == crypto.safety_number(two, one)  # the same on both sides
+    digest = hashlib.sha256(b"anonchat/v2/safety\x00" + min(one, two) + max(one, two)).digest()
+    groups = [int.from_bytes(digest[5 * i : 5 * i + 5], "big") % 100_000 for i in range(6)]
+    assert number == " ".join(f"{g:05d}" for g in groups)
+    assert number == KAT_SAFETY
+    assert crypto.safety_number(one, owner().public) != number

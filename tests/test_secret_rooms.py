@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -619,3 +620,35 @@ async def test_old_messages_replayed_into_a_later_incarnation_or_to_a_newcomer_a
     notices = [e for e in await quiet(carol, 0.1) if isinstance(e, SecretNotice | SecretMessage)]
     assert [getattr(e, "kind", "message") for e in notices] == ["dropped"]
     assert "signature does not match" in notices[0].text  # ...of another incarnation
+
+
+async def test_verify_a_member_by_another_channel(connect: ClientFactory) -> None:
+    """/verify: a long fingerprint and a safety number both sides compute alike;
+    a member whose words match is marked verified for the session, in memory."""
+    alice, bob = await connect("alice"), await connect("bob")
+    await alice.create_secret(ROOM, PASSPHRASE)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await quiet(alice, 0.1)
+    await quiet(bob, 0.1)
+    a_fp, b_fp = ident(alice, ROOM).fingerprint, ident(bob, ROOM).fingerprint
+    mine = alice.secret_verification(ROOM, f"bob#{b_fp}")
+    theirs = bob.secret_verification(ROOM, f"#{a_fp}")
+    assert mine.safety == theirs.safety and re.fullmatch(r"(\d{5} ){5}\d{5}", mine.safety)
+    assert (mine.theirs, mine.ours) == (theirs.ours, theirs.theirs)
+    assert mine.theirs.startswith(b_fp) and not mine.verified
+    with pytest.raises(RequestError) as info:
+        alice.verify_secret_member(ROOM, "bob", "0000-0000-0000-0000")
+    assert info.value.code == Code.BAD_PROOF
+    assert alice.secret_channel(ROOM).member_list() == sorted(
+        [(f"alice#{a_fp}", False), (f"bob#{b_fp}", False)]
+    )
+    # What bob reads out: his long fingerprint (any case and spacing), or the safety number.
+    done = alice.verify_secret_member(ROOM, "bob", mine.theirs.upper().replace("-", " "))
+    assert done.verified
+    assert bob.verify_secret_member(ROOM, "alice", theirs.safety).verified
+    assert (f"bob#{b_fp}", True) in alice.secret_channel(ROOM).member_list()
+    # Kept for the session (leaving and joining again), in memory only.
+    await alice.leave_secret(ROOM)
+    await alice.join_secret(ROOM, PASSPHRASE)
+    await quiet(alice, 0.1)
+    assert (f"bob#{b_fp}", True) in alice.secret_channel(ROOM).member_list()
