@@ -36,6 +36,36 @@ def parse_mode(rest: str) -> dict[str, Any] | None:
     return None
 
 
+VERIFY_USAGE = (
+    "usage: /verify NICK#FP shows what to compare with them by another channel; "
+    "/verify NICK#FP WHAT-THEY-READ marks them verified if it matches"
+)
+
+
+def verify_report(client: Client, room: str | None, secret: bool, rest: str) -> list[str]:
+    """``/verify``: the long fingerprints and the safety number to compare, or,
+    given what the other read out, mark them verified (RequestError if not)."""
+    who, _, heard = rest.strip().partition(" ")
+    if room is None or not secret:
+        return ["/verify works in a secret room: public rooms have no keys to compare"]
+    if not who:
+        return [VERIFY_USAGE]
+    if heard.strip():
+        done = client.verify_secret_member(room, who, heard)
+        return [
+            f"{clean(done.label)} is verified: it matches. The member list marks them "
+            "for the rest of this session (kept in memory only)"
+        ]
+    seen = client.secret_verification(room, who)
+    state = " (verified)" if seen.verified else ""
+    return [
+        f"compare with {clean(seen.label)}{state} by another channel (in person, a call):",
+        f"  their long fingerprint: {seen.theirs}   yours here: {seen.ours}",
+        f"  or the safety number of you two (the same on both sides): {seen.safety}",
+        f"then: /verify {clean(seen.label)} WHAT-THEY-READ",
+    ]
+
+
 def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
     """What the daemon can and cannot see about this user right now (docs/security.md)."""
     how = (

@@ -32,7 +32,7 @@ from .client import Client, Endpoint, Event
 from .crypto import generate_passphrase, normalize_room, passphrase_warning
 from .dial import Confirm
 from .errors import Code, ConnectionClosed, RequestError
-from .frontend import LOCK, MODE_USAGE, clean, parse_mode, privacy_report
+from .frontend import LOCK, MODE_USAGE, clean, parse_mode, privacy_report, verify_report
 from .names import name_key
 from .secret import SecretMessage, SecretNotice
 
@@ -49,6 +49,8 @@ Commands:
   /secret ROOM        join a secret (end-to-end encrypted) room; asks for its passphrase
   /secret create ROOM create a secret room; an empty passphrase generates a strong one
   /privacy            what the server can and cannot see about you, here and now
+  /verify NICK#FP [WHAT-THEY-READ]  (secret rooms) compare keys by another
+                      channel; with what they read out, mark them verified
 Owners of a room (its creator, and whoever an owner names; in a secret room
 every owner action is signed and checked by each member, and NICK may be
 written nick#fingerprint):
@@ -358,6 +360,10 @@ class LineSession:
         else:
             await self.client.set_mode(room, **modes)
 
+    async def cmd_verify(self, rest: str) -> None:
+        for line in verify_report(self.client, self.current, self.current_secret, rest):
+            self.say_system(line)
+
     async def cmd_privacy(self, rest: str) -> None:
         for line in privacy_report(self.client, self.current, self.current_secret):
             self.say_system(line)
@@ -389,7 +395,7 @@ class LineSession:
             return
         if (not rest and self.current_secret) or (rest and self._find(self.secret_rooms, room)):
             channel = self.client.secret_channel(room)
-            names = ", ".join(channel.members())
+            names = ", ".join(f"{m} (verified)" if ok else m for m, ok in channel.member_list())
             self.say_system(f"{LOCK}#{clean(room)} (those who announced themselves): {names}")
             owners = ", ".join(channel.owners()) or "none here"
             self.say_system(f"{LOCK}#{clean(room)} owners (checked by signature): {owners}")
@@ -451,6 +457,7 @@ _COMMANDS: dict[str, Callable[[LineSession, str], Awaitable[None]]] = {
     "op": LineSession.cmd_op,
     "mode": LineSession.cmd_mode,
     "privacy": LineSession.cmd_privacy,
+    "verify": LineSession.cmd_verify,
 }
 
 Ask = Callable[[str], Awaitable[str | None]]

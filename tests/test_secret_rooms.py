@@ -403,7 +403,11 @@ def test_a_message_of_another_incarnation_of_the_room_is_refused(room_keys: Room
 async def test_line_mode_secret_room(daemon: Daemon, connect: ClientFactory) -> None:
     alice = await connect("alice")
     await alice.create_secret(ROOM, PASSPHRASE)
-    script = f"/secret {ROOM}\nwrong\n/secret {ROOM}\n{PASSPHRASE}\nhi from a script\n/privacy\n"
+    fp = ident(alice, ROOM).fingerprint
+    script = (
+        f"/secret {ROOM}\nwrong\n/secret {ROOM}\n{PASSPHRASE}\nhi from a script\n/privacy\n"
+        f"/verify #{fp}\n/verify #{fp} 1234\n"
+    )
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -425,6 +429,9 @@ async def test_line_mode_secret_room(daemon: Daemon, connect: ClientFactory) -> 
     assert "you joined the secret room" in text
     assert "end-to-end encrypted. The server cannot see the room's name" in text
     assert PASSPHRASE not in text  # never echoed back
+    seen = alice.secret_channel(ROOM).verification(f"#{fp}")  # (alice's own key)
+    assert f"their long fingerprint: {seen.ours}" in text
+    assert "not verified (someone in between, or a typo?) (bad_proof)" in text
     (msg,) = await secret_events(alice, 1)
     assert (msg.nick, msg.text) == ("bot", "hi from a script")
 

@@ -35,6 +35,12 @@ COMMANDS: tuple[Command, ...] = (
         "/secret create ROOM makes one",
     ),
     Command("privacy", "", "what the server can and cannot see about you, in this room"),
+    Command(
+        "verify",
+        "NICK#FP [WHAT-THEY-READ]",
+        "(secret rooms) compare keys with someone by another channel; with what "
+        "they read out, mark them verified for this session",
+    ),
     Command("kick", "NICK [REASON]", "(owners) remove someone from the current room"),
     Command("ban", "NICK [REASON]", "(owners) remove them and keep their session out"),
     Command("op", "NICK", "(owners) make someone an owner of the current room too"),

@@ -39,7 +39,7 @@ from ... import events as ev
 from ...client import Client
 from ...crypto import normalize_room
 from ...errors import Code, ConnectionClosed, RequestError
-from ...frontend import MODE_USAGE, parse_mode, privacy_report
+from ...frontend import MODE_USAGE, parse_mode, privacy_report, verify_report
 from ...names import name_key
 from ...secret import SecretMessage, SecretNotice
 from .. import commands as cmds
@@ -274,9 +274,11 @@ class ChatScreen(Screen[None]):
         changed = False
         for room in self.state.secret_rooms():
             channel = self.client.secret.get(normalize_room(room.name))
-            members = channel.members() if channel is not None else []
-            if members != room.members:
-                room.members = members
+            listed = channel.member_list() if channel is not None else []
+            members = [m for m, _ in listed]
+            verified = {m for m, ok in listed if ok}
+            if members != room.members or verified != room.verified:
+                room.members, room.verified = members, verified
                 changed = True
         if changed and refresh:
             self.refresh_chrome()
@@ -600,6 +602,18 @@ class ChatScreen(Screen[None]):
             return f"not connected ({exc.message})"
         self.post_message(SecretEntered(room, passphrase, how, generated))
         return None
+
+    def cmd_verify(self, rest: str) -> None:
+        room = self.state.rooms.get(self.state.current)
+        name = room.name if room is not None else None
+        try:
+            lines = verify_report(self.client, name, room is not None and room.secret, rest)
+        except RequestError as exc:
+            self.here(clean(exc.message), error=True)
+            return
+        for line in lines:
+            self.here(line)
+        self._sync_secret_members()
 
     def cmd_privacy(self, rest: str) -> None:
         room = self.state.rooms.get(self.state.current)
