@@ -19,33 +19,18 @@ from .daemon.server import describe, load_tls_identity, loop_factory
 from .dial import is_loopback
 from .errors import ConfigError
 from .linemode import run_line_mode, system
+from .paths import local_daemon_dir
 from .socks import parse_proxy
-from .trust import TrustError, check_pin_syntax, default_state_dir
+from .trust import TrustError, check_pin_syntax
 
 
-def parse_server(value: str) -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT`` or ``[IPV6]:PORT`` -> (host, port)."""
-    host, port = value, DEFAULT_PORT
-    if value.startswith("["):
-        host, _, rest = value[1:].partition("]")
-        if rest.startswith(":"):
-            port = _port(rest[1:])
-    elif value.count(":") == 1:
-        host, _, p = value.partition(":")
-        port = _port(p)
-    if not host:
-        raise argparse.ArgumentTypeError(f"no host in {value!r}")
-    return host, port
-
-
-def _port(text: str) -> int:
+def parse_server(value: str) -> Endpoint:
+    """``--server``: ``HOST``, ``HOST:PORT``, ``[IPV6]:PORT`` (or an invite link);
+    a bad address is argparse's one-line error and exit status 2."""
     try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"port must be a number, not {text!r}") from None
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"port must be from 1 to 65535, not {port}")
-    return port
+        return Endpoint.parse(value, DEFAULT_PORT)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:
@@ -189,7 +174,18 @@ def client_parser() -> argparse.ArgumentParser:
         help=f"daemon to connect to (port {DEFAULT_PORT} if left out)",
     )
     p.add_argument("--nick", help="your nick for this session (default: a random one)")
-    p.add_argument("--join", metavar="ROOM", help="room to join (created if missing)")
+    p.add_argument(
+        "--join",
+        metavar="ROOM",
+        action="append",
+        help="room to join (created if missing); may be given more than once",
+    )
+    p.add_argument(
+        "--passphrase-file",
+        metavar="FILE",
+        help="line mode: read the passphrase of /secret from FILE (its first line) instead "
+        "of the next input line; for scripts (see docs/security.md for the risks)",
+    )
     p.add_argument(
         "--fingerprint", metavar="sha256/...", help="the daemon's pin, as its operator gave it"
     )
@@ -228,21 +224,36 @@ def client_parser() -> argparse.ArgumentParser:
     return p
 
 
-def endpoint_from_args(
-    parser: argparse.ArgumentParser, args: argparse.Namespace
-) -> Endpoint | None:
-    """The daemon the flags or the link name, with how to trust it; None if neither does."""
+def endpoint_from_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Endpoint:
+    """The daemon the flags or the link name, and how to reach and trust it.
+
+    Always an Endpoint: without ``--server`` or a link its host is "" (the
+    TUI's connect screen asks where), and it still carries every connection
+    option given (``--proxy``, ``--plaintext``, ``--accept-new-host``), so
+    that no connection the session makes goes out without them.  A pin
+    (``--fingerprint`` or the link's) belongs to the one server it was given
+    for, so ``--fingerprint`` needs ``--server`` or a link.
+    """
     try:
         if args.link and args.server:
             raise ValueError("give either a link or --server, not both")
         if args.link:
             endpoint = Endpoint.from_url(args.link, DEFAULT_PORT)
         elif args.server:
-            endpoint = Endpoint(*args.server)
+            endpoint = args.server
         else:
-            return None
+            endpoint = Endpoint("", 0)
+        pin = endpoint.pin
+        if args.fingerprint:
+            if not endpoint.host:
+                raise ValueError(
+                    "--fingerprint is the key of one server: say which with --server "
+                    "HOST:PORT (or use an invite link, which carries its pin)"
+                )
+            pin = check_pin_syntax(args.fingerprint)
+            if endpoint.pin is not None and endpoint.pin != pin:
+                raise ValueError("the link's pin and --fingerprint differ: give only the right one")
         proxy = parse_proxy(args.proxy) if args.proxy else None
-        pin = check_pin_syntax(args.fingerprint) if args.fingerprint else endpoint.pin
     except (ValueError, TrustError) as exc:
         parser.error(str(exc))
     return dataclasses.replace(
@@ -259,13 +270,45 @@ def client_main(argv: Sequence[str] | None = None) -> int:
     parser = client_parser()
     args = parser.parse_args(argv)
     if args.local:
+        given = [f for f, v in _NOT_WITH_LOCAL.items() if getattr(args, v)]
+        if given:
+            parser.error(f"--local hosts its own daemon on loopback: leave out {', '.join(given)}")
         return _run(_local(args))
     endpoint = endpoint_from_args(parser, args)
+    passphrase = read_passphrase_file(parser, args.passphrase_file)
     if not args.plain:
+        if passphrase is not None:
+            parser.error("--passphrase-file is for the line mode (--plain)")
         return _run(_tui(endpoint, nick=args.nick, join=args.join))
-    if endpoint is None:
+    if not endpoint.host:
         parser.error("say where to connect with --server HOST:PORT or a link, or use --local")
-    return _run(run_line_mode(endpoint, nick=args.nick, join=args.join))
+    return _run(run_line_mode(endpoint, nick=args.nick, join=args.join, passphrase=passphrase))
+
+
+def read_passphrase_file(parser: argparse.ArgumentParser, path: str | None) -> str | None:
+    """The first line of ``path`` (read once: it may be a pipe such as ``<(pass show x)``)."""
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = f.readline()
+    except (OSError, UnicodeDecodeError) as exc:
+        parser.error(f"cannot read the passphrase file {path}: {getattr(exc, 'strerror', exc)}")
+    passphrase = first.rstrip("\r\n")
+    if not passphrase:
+        parser.error(f"the passphrase file {path} is empty")
+    return passphrase
+
+
+#: Flags that name or reach another daemon, which --local does not use.
+_NOT_WITH_LOCAL = {
+    "a link": "link",
+    "--server": "server",
+    "--fingerprint": "fingerprint",
+    "--proxy": "proxy",
+    "--plaintext": "plaintext",
+    "--accept-new-host": "accept_new_host",
+}
 
 
 async def _tui(endpoint: Endpoint | None, **kwargs: Any) -> int:
@@ -277,7 +320,7 @@ async def _tui(endpoint: Endpoint | None, **kwargs: Any) -> int:
 async def _local(args: argparse.Namespace) -> int:
     """Host a daemon on loopback in this process, then chat on it."""
     daemon = None
-    state_dir = str(default_state_dir().parent / "anonchat-local")
+    state_dir = str(local_daemon_dir())
     for port in (args.port, 0):
         with contextlib.suppress(OSError):
             config = load_config(
@@ -290,16 +333,17 @@ async def _local(args: argparse.Namespace) -> int:
         print("anonchat: cannot host a daemon on 127.0.0.1", file=sys.stderr)
         return 1
     logging.basicConfig(level=logging.WARNING)
-    room = args.join or "lobby"
+    room = (args.join or ["lobby"])[0]
     endpoint = Endpoint("127.0.0.1", daemon.port, pin=daemon.pin, known_hosts=None)
     hosting = (
         f"hosting a daemon on 127.0.0.1:{daemon.port}; others on this machine join with: "
         f"anonchat {endpoint.invite(daemon.pin, room)}"
     )
     try:
+        rooms = args.join or [room]
         if not args.plain:
-            return await _tui(endpoint, nick=args.nick, join=room, banner=hosting)
+            return await _tui(endpoint, nick=args.nick, join=rooms, banner=hosting)
         print(system(hosting), flush=True)
-        return await run_line_mode(endpoint, nick=args.nick, join=room)
+        return await run_line_mode(endpoint, nick=args.nick, join=rooms)
     finally:
         await daemon.shutdown()

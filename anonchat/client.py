@@ -27,22 +27,26 @@ from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__
 from . import events as ev
+from .address import bad_character, check_host, format_address, parse_address
 from .bucket import TokenBucket
 from .crypto import Identity, Sealer
-from .dial import Confirm, is_loopback, open_stream, verify_server
-from .errors import Code, ConnectionClosed, ProtocolError, RequestError
-from .names import InvalidName, check_nick, check_room, check_text, name_key
+from .dial import Confirm as Confirm
+from .dial import is_loopback, open_stream, verify_server
+from .errors import Code, ConnectionClosed, Local, ProtocolError, RequestError
+from .names import InvalidName, TextTooLong, check_nick, check_room, check_text, name_key
 from .protocol import Connection, State
+from .room import LOCK, PublicRoom, Room, SecretRoom, public_key, room_keys, secret_key
 from .secret import SecretChannel, SecretEvent
 from .secret_client import SecretRooms
-from .trust import (
-    KnownHosts,
-    TrustError,
-    check_pin_syntax,
-)
+from .socks import describe_proxy
+from .trust import KnownHosts as KnownHosts  # re-exported: front ends name known_hosts here
+from .trust import TrustError, check_pin_syntax
 from .wire import DEFAULT_MAX_FRAME
 
 T = TypeVar("T", bound=ev.Frame)
+
+#: The scheme of invite links: ``anonchat://HOST:PORT/ROOM?pin=sha256/...``.
+LINK_SCHEME = "anonchat"
 
 #: Pushed events a client buffers before it is considered too slow and closes.
 EVENT_QUEUE_MAX = 100_000
@@ -115,6 +119,10 @@ class Client(SecretRooms):
         self.hello = hello
         self.nick = hello.nick
         self.pin = ""  # the server's key pin when connected with TLS
+        self.proxy: tuple[str, int] | None = None  # the SOCKS5 proxy this connection goes through
+        # A sentence about trust the user should read (a given pin that differs
+        # from the one known_hosts remembers), or "".
+        self.trust_note = ""
         self.closed: ConnectionClosed | None = None
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[ev.Frame]] = {}
@@ -134,6 +142,7 @@ class Client(SecretRooms):
         # Members verified out of band (/verify), by room id: memory only, for the session.
         self._verified: dict[bytes, set[bytes]] = {}
         self.rooms: dict[str, str] = {}  # public rooms joined: key -> name
+        self.topics: dict[str, str] = {}  # public rooms joined: key -> topic
         self._seen: dict[str, int] = {}  # public room key -> last seq received
         self._secret_seen: dict[bytes, int] = {}  # secret room id -> last seq received
         # Wait for the daemon's message rate rather than be refused (False: be refused).
@@ -194,6 +203,10 @@ class Client(SecretRooms):
                 check_nick(nick)
             except InvalidName as exc:
                 raise ConnectionClosed(Code.NICK_INVALID, str(exc)) from None
+        try:
+            check_host(host)
+        except ValueError as exc:
+            raise ConnectionClosed(Local.BAD_ADDRESS, str(exc)) from None
         if not tls and not allow_remote_plaintext and not is_loopback(host):
             raise ConnectionClosed(
                 "plaintext_refused",
@@ -207,9 +220,9 @@ class Client(SecretRooms):
                 "timeout", f"no connection to {host}:{port} within {timeout:.0f} s"
             ) from None
         try:
-            server_pin = ""
+            server_pin, note = "", ""
             if tls:
-                server_pin = await verify_server(
+                server_pin, note = await verify_server(
                     writer, host, port, pin, known_hosts, accept_new_host, confirm
                 )
             conn = Connection("client", max_frame)
@@ -230,6 +243,8 @@ class Client(SecretRooms):
             raise
         client = cls(reader, writer, conn, hello)
         client.pin = server_pin
+        client.proxy = proxy
+        client.trust_note = note
         if resume is not None:
             client._inherit(resume)
         for frame in early:  # a resumed session's missed events can follow the hello at once
@@ -301,6 +316,7 @@ class Client(SecretRooms):
     async def leave(self, room: str) -> None:
         await self._request(ev.Leave(id=self._next_id(), room=room), ev.Ok)
         self.rooms.pop(name_key(room), None)
+        self.topics.pop(name_key(room), None)
         self._seen.pop(name_key(room), None)
 
     async def who(self, room: str) -> ev.Members:
@@ -309,15 +325,92 @@ class Client(SecretRooms):
 
     async def say(self, room: str, text: str, *, me: bool = False) -> int:
         """Send a message; return its sequence number once the server accepted it."""
-        try:
-            check_text(text, self.hello.max_text)
-        except InvalidName as exc:
-            code = Code.TEXT_TOO_LONG if "limit" in str(exc) else Code.TEXT_INVALID
-            raise RequestError(code, str(exc)) from None
+        self.check_message(text)
         await self._message_turn()
         reply = await self._request(ev.Say(id=self._next_id(), room=room, text=text, me=me), ev.Ok)
         assert reply.seq is not None
         return reply.seq
+
+    def check_message(self, text: str) -> None:
+        """Refuse a message the daemon would refuse, before anything is sent or sealed."""
+        try:
+            check_text(text, self.hello.max_text)
+        except TextTooLong as exc:
+            raise RequestError(Code.TEXT_TOO_LONG, str(exc)) from None
+        except InvalidName as exc:
+            raise RequestError(Code.TEXT_INVALID, str(exc)) from None
+
+    # -- rooms, public and secret alike -----------------------------------------
+
+    def room(self, name: str) -> Room | None:
+        """The room this client is in that ``name`` means, or None.
+
+        A joined secret room wins over a public room of the same name, and is
+        matched both as the key schedule and as the daemon compare names: a
+        command naming it must never send that name to the daemon in the clear.
+        """
+        name = name.strip().lstrip("#")
+        for key in room_keys(name):
+            found = self.room_by_key(key)
+            if found is not None:
+                return found
+        return None
+
+    def room_by_key(self, key: str) -> Room | None:
+        """The joined room of a window key (:func:`anonchat.room.public_key`/``secret_key``)."""
+        for channel in self.secret.values():
+            if key in (secret_key(channel.name), LOCK + name_key(channel.name)):
+                return SecretRoom(self, channel.name)
+        if key in self.rooms:
+            return PublicRoom(self, self.rooms[key])
+        return None
+
+    def joined_rooms(self) -> list[Room]:
+        """Every room this connection is in: public ones, then secret ones."""
+        public: list[Room] = [PublicRoom(self, name) for name in self.rooms.values()]
+        return public + [SecretRoom(self, c.name) for c in self.secret.values()]
+
+    async def join_room(self, name: str) -> tuple[Room, ev.Joined | None]:
+        """``/join``: the room ``name`` means if we are in it (nothing is sent),
+        else the public room ``name``, created if it does not exist."""
+        found = self.room(name)
+        if found is not None:
+            return found, None
+        joined = await self.join_or_create(name.strip().lstrip("#"))
+        return PublicRoom(self, joined.room), joined
+
+    async def create_room(
+        self, name: str, topic: str | None = None
+    ) -> tuple[Room, ev.Joined | None]:
+        """``/create``: a new public room; a joined room of that name is returned
+        as it is (a joined secret room's name is never sent)."""
+        found = self.room(name)
+        if found is not None:
+            return found, None
+        joined = await self.create(name.strip().lstrip("#"), topic)
+        return PublicRoom(self, joined.room), joined
+
+    async def enter_secret(
+        self, name: str, passphrase: str, *, create: bool
+    ) -> tuple[SecretRoom, str]:
+        """Join a secret room, or with ``create`` create it (joining it if it
+        exists already); return the room and how: ``joined``, ``created`` or
+        ``already`` (we were in it: nothing was sent)."""
+        found = self.room(name)
+        if found is not None and isinstance(found, SecretRoom):
+            return found, "already"
+        name = name.strip().lstrip("#")
+        if not create:
+            await self.join_secret(name, passphrase)
+            return SecretRoom(self, name), "joined"
+        try:
+            await self.create_secret(name, passphrase)
+        except RequestError as exc:
+            if exc.code != Code.ROOM_EXISTS:
+                raise
+            await self.join_secret(name, passphrase)
+            return SecretRoom(self, name), "joined"
+        return SecretRoom(self, name), "created"
 
     async def set_nick(self, nick: str) -> None:
         self._check(check_nick, nick, Code.NICK_INVALID)
@@ -523,7 +616,10 @@ class Client(SecretRooms):
     def _dispatch(self, frame: ev.Frame) -> None:
         self._note_seq(frame)
         if isinstance(frame, ev.Joined):
-            self.rooms[name_key(frame.room)] = frame.room
+            self.rooms[public_key(frame.room)] = frame.room
+            self.topics[public_key(frame.room)] = frame.topic
+        elif isinstance(frame, ev.TopicChanged):
+            self.topics[public_key(frame.room)] = frame.topic
         if isinstance(frame, ev.SecretJoined) and frame.room in self._secret_by_id:
             # Now, not when the request returns: owner actions may follow at once.
             for event in self._secret_by_id[frame.room].joined(frame):
@@ -619,8 +715,15 @@ class Endpoint:
     known_hosts: KnownHosts | None = field(default_factory=KnownHosts)
 
     @property
+    def via(self) -> str:
+        """The proxy as the user sees it (``socks5 127.0.0.1:9050``), or ""."""
+        return describe_proxy(self.proxy) if self.proxy else ""
+
+    @property
     def label(self) -> str:
-        return KnownHosts.key(self.host, self.port)
+        """``HOST:PORT`` as the user sees it, and ``via socks5 ...`` with a proxy."""
+        where = format_address(self.host, self.port)
+        return f"{where} via {self.via}" if self.via else where
 
     async def connect(
         self,
@@ -643,32 +746,81 @@ class Endpoint:
         )
 
     @classmethod
+    def parse(cls, text: str, default_port: int) -> Endpoint:
+        """What a user typed where a server goes: ``HOST[:PORT]``, ``[IPV6][:PORT]``,
+        or an invite link (:meth:`from_url`), which brings its pin and room.
+
+        The one parser of addresses (the command line's ``--server``, the
+        connect screen, known_hosts all agree through :mod:`anonchat.address`);
+        anything that is not an address raises ValueError with a sentence.
+        """
+        if text.strip().lower().startswith(f"{LINK_SCHEME}:"):
+            return cls.from_url(text, default_port)
+        host, port = parse_address(text, default_port)
+        return cls(host, port)
+
+    @classmethod
     def from_url(cls, url: str, default_port: int) -> Endpoint:
         """Parse ``anonchat://HOST[:PORT]/ROOM?pin=sha256/...``.
 
-        A link never carries a passphrase: anything but ``pin`` is refused.
+        A link never carries a passphrase: anything but one ``pin`` is
+        refused, and so is a user part (``anonchat://trusted.example@evil.example/``
+        would otherwise look like one server and connect to another).
         """
-        parts = urlsplit(url)
-        if parts.scheme != "anonchat" or not parts.hostname:
-            raise ValueError(f"not an anonchat link: {url!r} (anonchat://HOST:PORT/ROOM?pin=...)")
+        text = url.strip()
+        usage = f"not an anonchat link: {text!r} (anonchat://HOST:PORT/ROOM?pin=...)"
+        char = bad_character(text)
+        if char is not None:
+            # urlsplit() would silently drop tabs and newlines from the middle.
+            raise ValueError(f"{usage}: it holds a space or a control character")
         try:
-            port = parts.port or default_port
+            parts = urlsplit(text)
         except ValueError:
-            raise ValueError(f"bad port in {url!r}") from None
+            raise ValueError(usage) from None
+        if parts.scheme.lower() != LINK_SCHEME or not text[len(parts.scheme) :].startswith("://"):
+            raise ValueError(usage)
+        if "@" in parts.netloc:
+            raise ValueError(
+                f"refusing a link with a user part before '@': {text!r}; an anonchat "
+                "link names its server right after anonchat://"
+            )
+        if not parts.netloc:
+            raise ValueError(usage)
+        try:
+            host, port = parse_address(parts.netloc, default_port)
+        except ValueError as exc:
+            raise ValueError(f"bad server in link {text!r}: {exc}") from None
         pin = None
         for item in filter(None, parts.query.split("&")):
-            key, _, value = item.partition("=")
+            key, _, value = item.partition("=")  # unquote, not unquote_plus: pins hold "+"
             if key != "pin":
                 raise ValueError(f"unknown link parameter {key!r}; links carry only a pin")
+            if pin is not None:
+                raise ValueError(f"a link carries one pin, not several: {text!r}")
             try:
                 pin = check_pin_syntax(unquote(value))
             except TrustError as exc:
                 raise ValueError(str(exc)) from None
-        room = unquote(parts.path.lstrip("/")).lstrip("#") or None
-        return cls(parts.hostname, port, pin=pin, room=room)
+        room = unquote(parts.path.removeprefix("/")) or None
+        if parts.fragment:  # anonchat://HOST/#lobby: the shell-unfriendly spelling of /lobby
+            if room is not None:
+                raise ValueError(f"a link names one room, not two: {text!r}")
+            if "?" in parts.fragment:
+                raise ValueError(
+                    f"in {text!r} the pin would be read as part of the room after '#': "
+                    "write the room without '#' (anonchat://HOST:PORT/ROOM?pin=...)"
+                )
+            room = unquote(parts.fragment)
+        room = room.lstrip("#") or None if room is not None else None  # "#lobby" is "lobby"
+        if room is not None:
+            try:
+                check_room(room)
+            except InvalidName as exc:
+                raise ValueError(f"bad room in link {text!r}: {exc}") from None
+        return cls(host, port, pin=pin, room=room)
 
     def invite(self, pin: str, room: str | None = None) -> str:
         """An invite link to this daemon (and room), carrying its pin."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
         path = quote(room or self.room or "", safe="")
-        return f"anonchat://{host}:{self.port}/{path}?pin={quote(pin, safe='/')}"
+        where = format_address(self.host, self.port)
+        return f"{LINK_SCHEME}://{where}/{path}?pin={quote(pin, safe='/')}"

@@ -15,9 +15,9 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 
-from .errors import ConnectionClosed
+from .errors import ConnectionClosed, Local
 from .socks import open_via_socks5
-from .trust import KnownHosts, check_pin, client_context, pin_of_cert
+from .trust import KnownHosts, TrustError, check_pin, client_context, pin_of_cert
 
 Confirm = Callable[[str, int, str], Awaitable[bool]]
 """Asked on first contact with a server: (host, port, pin) -> trust it?"""
@@ -75,14 +75,23 @@ async def verify_server(
     known: KnownHosts | None,
     accept_new_host: bool,
     confirm: Confirm | None,
-) -> str:
+) -> tuple[str, str]:
+    """The server's pin once it is trusted, and a note for the user (or "").
+
+    A given pin (``expected``) is checked and never stored; a first contact
+    the user (or ``accept_new_host``) accepts is stored in ``known``.
+    """
     ssl_object = writer.get_extra_info("ssl_object")
     cert = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     if not cert:
         raise ConnectionClosed("tls_failed", "the server presented no certificate")
     pin = pin_of_cert(cert)
-    if check_pin(host, port, pin, expected, known):
-        return pin
+    try:
+        trusted, note = check_pin(host, port, pin, expected, known)
+    except TrustError as exc:  # known_hosts cannot be read: nothing to trust it by
+        raise ConnectionClosed(Local.HOST_NOT_TRUSTED, str(exc)) from None
+    if trusted:
+        return pin, note
     if not accept_new_host and (confirm is None or not await confirm(host, port, pin)):
         raise ConnectionClosed(
             "host_not_trusted",
@@ -90,5 +99,8 @@ async def verify_server(
             "check it with the operator, then pass --fingerprint or use an invite link",
         )
     if known is not None:
-        known.add(host, port, pin)
-    return pin
+        try:
+            known.add(host, port, pin)
+        except TrustError as exc:
+            raise ConnectionClosed(Local.HOST_NOT_TRUSTED, str(exc)) from None
+    return pin, ""

@@ -76,6 +76,28 @@ class Code(StrEnum):
     TOO_MANY_OWNERS = "too_many_owners"
 
 
+class Local(StrEnum):
+    """Why a connection ended or could not start, as the client tells it: never
+    sent on the wire (the daemon's reasons are :class:`Code`).  A
+    :class:`ConnectionClosed` carries one of these or a :class:`Code`."""
+
+    UNREACHABLE = "unreachable"  # no TCP connection (refused, no route, no such host)
+    TIMEOUT = "timeout"  # no connection or no hello in time
+    TLS_FAILED = "tls_failed"  # the TLS handshake failed (a plaintext daemon?)
+    PROXY_FAILED = "proxy_failed"  # the SOCKS5 proxy failed or refused
+    HOST_NOT_TRUSTED = "host_not_trusted"  # a new server's key was not accepted
+    HOST_KEY_CHANGED = "host_key_changed"  # the key differs from the one in known_hosts
+    PIN_MISMATCH = "pin_mismatch"  # the key differs from the pin given (flag or link)
+    PLAINTEXT_REFUSED = "plaintext_refused"  # no TLS to a non-loopback address
+    BAD_ADDRESS = "bad_address"  # not a host name or IP address (whitespace, a..b, ...)
+    EOF = "eof"  # the server closed the connection
+    RESET = "reset"  # the connection broke
+    CLOSED = "closed"  # we closed it
+    QUIT = "quit"  # we said goodbye
+    EVENT_QUEUE_FULL = "event_queue_full"  # pushed events were not consumed
+    GAVE_UP = "gave_up"  # the reconnect policy stopped trying
+
+
 #: Codes after which the sender closes the connection.
 FATAL_CODES = frozenset(
     {

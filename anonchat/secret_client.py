@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from . import events as ev
 from .crypto import Identity, RoomKeys, Sealer, derive_room_keys, key_proof, normalize_room
 from .errors import Code, ConnectionClosed, CryptoError, ProtocolError, RequestError
-from .names import InvalidName, check_room, check_text
+from .names import InvalidName, check_room
 from .secret import SecretChannel, SecretEvent, Verification, check_sealed_nick, label
 from .trust import pin_bytes
 
@@ -55,6 +55,8 @@ class SecretRooms:
         async def _request(self, frame: ev.Frame, expect: type[T]) -> T: ...
 
         def _send(self, frame: ev.Frame) -> None: ...
+
+        def check_message(self, text: str) -> None: ...
 
     @property
     def pin_bytes(self) -> bytes:
@@ -222,11 +224,7 @@ class SecretRooms:
 
     async def say_secret(self, name: str, text: str, *, me: bool = False) -> int:
         """Seal and send a message; return its sequence number."""
-        try:
-            check_text(text, self.hello.max_text)
-        except InvalidName as exc:
-            code = Code.TEXT_TOO_LONG if "limit" in str(exc) else Code.TEXT_INVALID
-            raise RequestError(code, str(exc)) from None
+        self.check_message(text)
         channel = self.secret_channel(name)
         self._check_slow(channel)
         return await self._send_sealed(channel, text, "me" if me else "msg")

@@ -12,7 +12,8 @@ import asyncio
 import ipaddress
 import struct
 
-from .errors import ConnectionClosed
+from .address import format_address, parse_address
+from .errors import ConnectionClosed, Local
 
 _REPLIES = {
     1: "general SOCKS server failure",
@@ -27,21 +28,43 @@ _REPLIES = {
 
 
 def parse_proxy(url: str) -> tuple[str, int]:
-    """``socks5://HOST:PORT`` (or ``socks5h://``) -> (host, port)."""
+    """``socks5://HOST:PORT`` (or ``socks5h://``) -> (host, port); the port is required.
+
+    Either way the proxy resolves the server's name: the client never does.
+    """
     for scheme in ("socks5://", "socks5h://"):
-        if url.startswith(scheme):
-            rest = url[len(scheme) :].rstrip("/")
-            host, sep, port = rest.rpartition(":")
-            if sep and port.isdigit() and host:
-                return host.strip("[]"), int(port)
+        if url.lower().startswith(scheme):
+            rest = url[len(scheme) :].removesuffix("/")
+            try:
+                host, port = parse_address(rest, 0)
+            except ValueError as exc:
+                raise ValueError(f"bad proxy address {url!r}: {exc}") from None
+            if port:
+                return host, port
     raise ValueError(f"not a SOCKS5 proxy address: {url!r} (expected socks5://HOST:PORT)")
+
+
+def describe_proxy(proxy: tuple[str, int]) -> str:
+    """``socks5 HOST:PORT``, as the status bar and messages show a proxy."""
+    return f"socks5 {format_address(*proxy)}"
 
 
 async def open_via_socks5(
     proxy: tuple[str, int], host: str, port: int, limit: int
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect to ``host:port`` through the proxy; the proxy resolves the name."""
-    reader, writer = await asyncio.open_connection(*proxy, limit=limit)
+    """Connect to ``host:port`` through the proxy; the proxy resolves the name.
+
+    A proxy that cannot be reached or refuses is a ``proxy_failed``
+    :class:`ConnectionClosed`: there is never a direct connection instead.
+    """
+    try:
+        reader, writer = await asyncio.open_connection(*proxy, limit=limit)
+    except OSError as exc:
+        raise ConnectionClosed(
+            Local.PROXY_FAILED,
+            f"cannot reach the proxy {describe_proxy(proxy)}: {exc.strerror or exc}; "
+            "no direct connection is tried instead",
+        ) from None
     try:
         await _handshake(reader, writer, host, port)
     except BaseException:
@@ -77,7 +100,10 @@ def _address(host: str) -> bytes:
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:
-        name = host.encode("idna")
+        try:
+            name = host.encode("idna")
+        except UnicodeError:
+            raise ConnectionClosed(Local.PROXY_FAILED, f"not a valid host name: {host!r}") from None
         if len(name) > 255:
             raise ConnectionClosed("proxy_failed", f"host name too long: {host}") from None
         return b"\x03" + bytes([len(name)]) + name

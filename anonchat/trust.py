@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from .address import canonical_host, format_address
 from .errors import AnonchatError, ConnectionClosed
+from .paths import daemon_state_dir, known_hosts_file, open_private, private_dir
 
 PIN_PREFIX = "sha256/"
 KEY_FILE = "anonchatd.key"
@@ -36,24 +38,9 @@ class TrustError(AnonchatError):
     """A key, certificate or known_hosts file cannot be used."""
 
 
-ENV_CONFIG_DIR = "ANONCHAT_CONFIG_DIR"
-
-
-def config_dir() -> Path:
-    """The user's anonchat config directory: ``$ANONCHAT_CONFIG_DIR``, else
-    ``$XDG_CONFIG_HOME/anonchat``, else ``~/.config/anonchat``."""
-    if os.environ.get(ENV_CONFIG_DIR):
-        return Path(os.environ[ENV_CONFIG_DIR])
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "anonchat"
-
-
 def default_state_dir() -> Path:
-    """Where the daemon keeps its key: systemd's ``$STATE_DIRECTORY`` if set."""
-    if os.environ.get("STATE_DIRECTORY"):
-        return Path(os.environ["STATE_DIRECTORY"].split(":")[0])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "anonchatd"
+    """Where the daemon keeps its key (decided in :mod:`anonchat.paths`)."""
+    return daemon_state_dir()
 
 
 # -- pins ------------------------------------------------------------------
@@ -68,19 +55,36 @@ def pin_of_cert(cert_der: bytes) -> str:
     return PIN_PREFIX + base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
+#: A SHA-256 digest, and its base64 text: 43 characters and one "=".
+DIGEST_LEN = 32
+PIN_BODY_LEN = 44
+
+
 def pin_bytes(pin: str) -> bytes:
     """The 32 raw bytes of a pin (used to bind secret rooms to this server)."""
-    return base64.b64decode(pin.removeprefix(PIN_PREFIX))
+    return base64.b64decode(pin.removeprefix(PIN_PREFIX), validate=True)
 
 
 def check_pin_syntax(pin: str) -> str:
-    """Return ``pin`` if it looks like ``sha256/<44 base64 chars>``, else raise."""
+    """Return ``pin`` if it is ``sha256/`` and the canonical base64 of 32 bytes, else raise.
+
+    Strict: no characters outside the base64 alphabet, no missing or extra
+    padding, and no second spelling of the same bytes (the unused low bits
+    of the last character must be zero), so that comparing two pins as text
+    is comparing the keys.
+    """
+    body = pin.removeprefix(PIN_PREFIX)
+    ok = pin.startswith(PIN_PREFIX) and len(body) == PIN_BODY_LEN and body.isascii()
     try:
-        ok = pin.startswith(PIN_PREFIX) and len(pin_bytes(pin)) == 32
-    except ValueError:
+        digest = base64.b64decode(body, validate=True) if ok else b""
+    except ValueError:  # binascii.Error is a ValueError
         ok = False
+    else:
+        ok = ok and len(digest) == DIGEST_LEN and base64.b64encode(digest).decode() == body
     if not ok:
-        raise TrustError(f"not a pin: {pin!r} (expected sha256/ and 44 base64 characters)")
+        raise TrustError(
+            f"not a pin: {pin!r} (expected sha256/ and {PIN_BODY_LEN} base64 characters)"
+        )
     return pin
 
 
@@ -176,68 +180,103 @@ def client_context() -> ssl.SSLContext:
 
 
 class KnownHosts:
-    """``known_hosts``: one ``HOST:PORT sha256/...`` per line, like SSH's."""
+    """``known_hosts``: one ``HOST:PORT sha256/...`` per line, like SSH's.
+
+    Only pins the user accepted on first contact (or with ``--accept-new-host``)
+    are written here; a pin given with ``--fingerprint`` or in an invite link
+    never is.  The file is created 0600 in a 0700 directory.
+    """
 
     def __init__(self, path: Path | None = None) -> None:
-        self.path = path or (config_dir() / "known_hosts")
+        self.path = path or known_hosts_file()
 
     @staticmethod
     def key(host: str, port: int) -> str:
-        host = host.lower().rstrip(".")  # names are case-insensitive, like SSH's
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        """The address as known_hosts spells it (see :func:`~anonchat.address.canonical_host`).
+
+        Raises TrustError for a host that is not one (whitespace or a control
+        character would break the file's lines).
+        """
+        try:
+            return format_address(canonical_host(host), port)
+        except ValueError as exc:
+            raise TrustError(str(exc)) from None
 
     def lookup(self, host: str, port: int) -> tuple[str, int] | None:
         """The pinned key of a server and its line number, or None."""
         want = self.key(host, port)
         try:
-            lines = self.path.read_text(encoding="utf-8").splitlines()
+            text = self.path.read_text(encoding="utf-8")
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise TrustError(f"cannot read {self.path}: {exc.strerror}") from None
-        for number, line in enumerate(lines, 1):
+            raise TrustError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        except UnicodeError:
+            raise TrustError(f"cannot read {self.path}: it is not UTF-8 text") from None
+        # Lines end at "\n" only: str.splitlines() would also end them at \x1c,
+        # \x85, \u2028 and others, which a line of this file must not be split at.
+        for number, line in enumerate(text.split("\n"), 1):
             parts = line.split()
             if len(parts) >= 2 and parts[0] == want and not line.startswith("#"):
                 return parts[1], number
         return None
 
     def add(self, host: str, port: int, pin: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(f"{self.key(host, port)} {check_pin_syntax(pin)}\n")
+        line = f"{self.key(host, port)} {check_pin_syntax(pin)}\n"
+        try:
+            private_dir(self.path.parent)
+            with os.fdopen(open_private(self.path, "a"), "a", encoding="utf-8") as f:
+                f.write(line)
+        except OSError as exc:
+            raise TrustError(f"cannot write {self.path}: {exc.strerror or exc}") from None
 
 
 def check_pin(
     host: str, port: int, pin: str, expected: str | None, known: KnownHosts | None
-) -> bool:
+) -> tuple[bool, str]:
     """Decide about a server's pin right after the handshake.
 
-    Returns True when the pin is already trusted (given up front or in
-    known_hosts), False when this is a first contact the user must confirm.
-    Raises :class:`ConnectionClosed` (``host_key_changed`` / ``pin_mismatch``)
-    when it differs from what was expected: there is no "continue anyway".
+    Returns (trusted, note).  ``trusted`` is True when the pin is already
+    trusted (given up front, or in known_hosts), False when this is a first
+    contact the user must confirm.  ``note`` is a sentence for the user, or
+    "": a given pin is followed even when known_hosts remembers another one
+    for the address, and the user is told so.  A given pin is never written
+    to known_hosts.  Raises :class:`ConnectionClosed` (``host_key_changed`` /
+    ``pin_mismatch``) when the key differs from what was expected: there is
+    no "continue anyway".
     """
+    found = known.lookup(host, port) if known is not None else None
+    path = known.path if known is not None else None
+    where = format_address(host, port)
     if expected is not None:
         if pin != expected:
+            hint = ""
+            if found is not None and found[0] == pin:
+                hint = (
+                    f" (it is the key remembered on line {found[1]} of {path}:"
+                    " is the pin you were given out of date?)"
+                )
             raise ConnectionClosed(
                 "pin_mismatch",
-                f"{host}:{port} presented key {pin}, not the expected {expected}; "
-                "someone may be impersonating the server",
+                f"{where} presented key {pin}, not the expected {expected}; "
+                f"someone may be impersonating the server{hint}",
             )
-        if known is not None and known.lookup(host, port) is None:
-            known.add(host, port, pin)  # remembered, so the next connection needs no flag
-        return True
-    if known is None:
-        return False
-    found = known.lookup(host, port)
+        note = ""
+        if found is not None and found[0] != pin:
+            note = (
+                f"note: {where} was checked against the pin you gave, not the different "
+                f"one remembered on line {found[1]} of {path}; if the "
+                "operator really replaced the key, delete that line"
+            )
+        return True, note
     if found is None:
-        return False
+        return False, ""
     stored, line = found
     if stored != pin:
         raise ConnectionClosed(
             "host_key_changed",
-            f"WARNING: the key of {host}:{port} has changed (now {pin}). Someone may be "
+            f"WARNING: the key of {where} has changed (now {pin}). Someone may be "
             f"impersonating the server, or its operator replaced the key. If you are sure "
-            f"it is legitimate, remove line {line} of {known.path} and connect again.",
+            f"it is legitimate, remove line {line} of {path} and connect again.",
         )
-    return True
+    return True, ""

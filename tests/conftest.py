@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from anonchat.client import Client
 from anonchat.daemon import Config, Daemon, Limits
 
 from .helpers import dial
+
+#: CI is a loaded two-core machine: no property test may depend on its speed.
+#: Loaded here, before any test module is imported, so that every ``@settings``
+#: in the tests inherits it.
+settings.register_profile("anonchat", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("anonchat")
 
 DaemonFactory = Callable[..., Awaitable[Daemon]]
 
@@ -74,3 +83,38 @@ async def connect(daemon: Daemon) -> AsyncIterator[ClientFactory]:
     yield make
     for client in clients:
         await client.close()
+
+
+def unused_port() -> int:
+    """A loopback port nothing listens on (for "cannot connect" tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+async def socks_proxy() -> AsyncIterator[int]:
+    """A real SOCKS5 proxy (microsocks, installed by scripts/test.sh) on loopback;
+    yields its port."""
+    port = unused_port()
+    proc = await asyncio.create_subprocess_exec(
+        "microsocks",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                _, w = await asyncio.open_connection("127.0.0.1", port)
+                w.close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+    yield port
+    proc.terminate()
+    await proc.wait()

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from anonchat.cli import daemon_main, parse_server, plaintext_exposed
+from anonchat.cli import daemon_main, plaintext_exposed
 from anonchat.daemon import DEFAULT_PORT, Limits, load_config
 from anonchat.daemon.config import metrics_address
 from anonchat.errors import ConfigError
@@ -52,20 +52,6 @@ def test_daemon_refuses_a_bad_config(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert daemon_main(["--config", str(path)]) == 2
     assert "unknown setting 'nonsense'" in capsys.readouterr().err
     assert daemon_main(["--config", str(tmp_path / "missing.toml")]) == 2
-
-
-@pytest.mark.parametrize(
-    ("value", "expected"),
-    [
-        ("example.org", ("example.org", DEFAULT_PORT)),
-        ("example.org:9000", ("example.org", 9000)),
-        ("[::1]:9000", ("::1", 9000)),
-        ("[::1]", ("::1", DEFAULT_PORT)),
-        ("::1", ("::1", DEFAULT_PORT)),
-    ],
-)
-def test_parse_server(value: str, expected: tuple[str, int]) -> None:
-    assert parse_server(value) == expected
 
 
 @pytest.mark.parametrize(

@@ -29,20 +29,17 @@ from anonchat.crypto import (
     Sealed,
     Sealer,
     derive_room_keys,
-    estimate_bits,
     fingerprint,
-    generate_passphrase,
     key_proof,
     long_fingerprint,
     normalize_passphrase,
     normalize_room,
-    passphrase_warning,
     room_salt,
     verify_join_proof,
     verify_key_proof,
-    wordlist,
 )
 from anonchat.errors import AnonchatError, CryptoError
+from anonchat.passphrases import estimate_bits, generate_passphrase, passphrase_warning, wordlist
 
 PIN = bytes(range(32))
 OTHER_PIN = bytes(range(1, 33))

@@ -6,7 +6,7 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "anonchat"
-PURE = {"wire", "events", "protocol", "errors", "names", "crypto", "bucket"}
+PURE = {"wire", "events", "protocol", "errors", "names", "crypto", "bucket", "address"}
 IO_MODULES = {"asyncio", "socket", "ssl", "selectors", "subprocess", "threading", "textual"}
 
 

@@ -15,7 +15,9 @@ from anonchat.crypto import Identity, derive_room_keys, key_proof, sign_owner_ac
 from anonchat.daemon import Daemon
 from anonchat.errors import Code, RequestError
 from anonchat.frontend import LOCK, MODE_USAGE
-from anonchat.linemode import LineSession, format_event
+from anonchat.frontend.commands import Commands
+from anonchat.linemode import LineFrontend, format_event
+from anonchat.room import secret_key
 from anonchat.secret import SecretChannel, SecretMessage, SecretNotice, label, owner_act
 
 from .conftest import ClientFactory, DaemonFactory
@@ -425,23 +427,25 @@ async def test_line_mode_moderates_a_secret_room(connect: ClientFactory) -> None
     async def ask(prompt: str) -> str:
         return PASSPHRASE
 
-    session = LineSession(alice, out.append, ask)
-    await session.handle_line(f"/secret create {ROOM}")
+    session = Commands(alice, LineFrontend(out.append, ask))
+    await session.line(f"/secret create {ROOM}")
     await bob.join_secret(ROOM, PASSPHRASE)
     await carol.join_secret(ROOM, PASSPHRASE)
     await settled(alice, bob, carol)
-    bobs = LineSession(bob, out.append, ask, current=ROOM, current_secret=True)
-    await bobs.handle_line("/kick alice")
+    bobs_view = LineFrontend(out.append, ask)
+    bobs_view.current = secret_key(ROOM)
+    bobs = Commands(bob, bobs_view)
+    await bobs.line("/kick alice")
     assert out[-1].endswith("error: only an owner of this room may do that (not_owner)")
-    await session.handle_line("/op bob")
-    await session.handle_line("/mode slow 10")
-    await session.handle_line("/kick carol spamming")
+    await session.line("/op bob")
+    await session.line("/mode slow 10")
+    await session.line("/kick carol spamming")
     assert any("the reason is not sent in a secret room" in line for line in out)
-    await session.handle_line("/who")
+    await session.line("/who")
     assert out[-1].endswith(
         f"owners (checked by signature): {', '.join(sorted([me(alice), me(bob)]))}"
     )
-    await session.handle_line("/mode sideways")
+    await session.line("/mode sideways")
     assert out[-1].endswith(MODE_USAGE)
     shown = [format_event(n) or "" for n in await notices(bob, 3)]
     assert shown[0].endswith(f"-!- {me(bob)} is now an owner (by {me(alice)})")

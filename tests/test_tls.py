@@ -16,11 +16,14 @@ from anonchat.cli import daemon_main
 from anonchat.client import Client, Endpoint
 from anonchat.daemon import Config, Daemon
 from anonchat.errors import ConnectionClosed
-from anonchat.trust import CERT_FILE, KEY_FILE, KnownHosts, ensure_identity
+from anonchat.trust import CERT_FILE, KEY_FILE, KnownHosts, TrustError, ensure_identity
+from anonchat.tui.settings import SETTINGS_FILE, Settings
 
 from .conftest import DaemonFactory
 from .helpers import RawPeer, dial
 from .test_processes import free_port
+
+PIN = "sha256/9n+FhHRzzXJEGNt0M5KWYE9pA/+1I+rMk/fQtSd3qnc="
 
 
 async def test_openssl_sees_the_pin_the_daemon_prints(
@@ -147,6 +150,97 @@ async def test_pin_from_flag_or_link_is_honoured(
     assert b"".join(received) == b""
 
 
+async def test_a_given_pin_is_followed_not_stored_and_a_difference_is_told(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    known = KnownHosts(tmp_path / "config" / "known_hosts")
+    c = await Client.connect("127.0.0.1", daemon.port, pin=daemon.pin, known_hosts=known)
+    assert (c.pin, c.trust_note) == (daemon.pin, "")
+    await c.close()
+    assert not known.path.exists() and not known.path.parent.exists()  # nothing on disk
+    # known_hosts remembers another key: the given pin wins, and the user is told.
+    other = "sha256/" + "A" * 43 + "="
+    known.add("127.0.0.1", daemon.port, other)
+    c = await Client.connect("127.0.0.1", daemon.port, pin=daemon.pin, known_hosts=known)
+    assert c.pin == daemon.pin
+    assert "not the different one remembered on line 1 of" in c.trust_note
+    await c.close()
+    assert known.path.read_text() == f"127.0.0.1:{daemon.port} {other}\n"  # untouched
+    # The same stored key without the given pin: refused, as always.
+    with pytest.raises(ConnectionClosed) as info:
+        await Client.connect("127.0.0.1", daemon.port, known_hosts=known, accept_new_host=True)
+    assert info.value.code == "host_key_changed"
+
+
+async def test_a_known_hosts_that_cannot_be_read_or_written_stops_with_a_sentence(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    unreadable = KnownHosts(tmp_path / "dir")
+    unreadable.path.mkdir()  # a directory where the file should be
+    binary = KnownHosts(tmp_path / "binary")
+    binary.path.write_bytes(b"\xff\xfe not utf-8\n")
+    for known in (unreadable, binary):
+        with pytest.raises(ConnectionClosed) as info:
+            await Client.connect("127.0.0.1", daemon.port, known_hosts=known, accept_new_host=True)
+        assert info.value.code == "host_not_trusted"
+        assert f"cannot read {known.path}" in info.value.message
+    # Where the file cannot be made, nothing is trusted without being remembered.
+    blocked = KnownHosts(tmp_path / "file" / "known_hosts")
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(ConnectionClosed) as info:
+        await Client.connect("127.0.0.1", daemon.port, known_hosts=blocked, accept_new_host=True)
+    assert info.value.code == "host_not_trusted"
+    assert info.value.message.startswith(f"cannot read {blocked.path}: Not a directory")
+    with pytest.raises(TrustError, match="cannot write"):
+        blocked.add("127.0.0.1", daemon.port, daemon.pin)
+
+
+@pytest.mark.parametrize("first", ["known_hosts", "settings"])
+def test_known_hosts_and_its_directory_are_private_whoever_creates_them(
+    first: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "config"
+    old = os.umask(0)  # the most permissive umask: the modes come from the code
+    try:
+        if first == "settings":
+            Settings(server="example.org").save(config)
+            assert stat.S_IMODE((config / SETTINGS_FILE).stat().st_mode) == 0o600
+        KnownHosts(config / "known_hosts").add("example.org", 7667, PIN)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(config.stat().st_mode) == 0o700
+    assert stat.S_IMODE((config / "known_hosts").stat().st_mode) == 0o600
+
+
+def test_files_an_earlier_version_left_readable_are_tightened(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.mkdir(mode=0o755)
+    (config / "known_hosts").write_text(f"example.org:7667 {PIN}\n")
+    os.chmod(config, 0o755)
+    os.chmod(config / "known_hosts", 0o644)
+    KnownHosts(config / "known_hosts").add("example.net", 7667, PIN)
+    assert stat.S_IMODE(config.stat().st_mode) == 0o700
+    assert stat.S_IMODE((config / "known_hosts").stat().st_mode) == 0o600
+    os.chmod(config, 0o755)
+    Settings().save(config)
+    assert stat.S_IMODE(config.stat().st_mode) == 0o700
+
+
+def test_known_hosts_lines_end_at_newline_only(tmp_path: Path) -> None:
+    path = tmp_path / "known_hosts"
+    # A line holding characters str.splitlines() would break at: still one line,
+    # and never a key of its own.
+    path.write_text(f"# note\x85evil.example:7667 {PIN}\nexample.org:7667 {PIN}\n")
+    known = KnownHosts(path)
+    assert known.lookup("evil.example", 7667) is None
+    assert known.lookup("example.org", 7667) == (PIN, 2)
+    assert known.lookup("EXAMPLE.org.", 7667) == (PIN, 2)
+    for host in ("evil.example\nexample.org", "a b", "evil\x85example"):
+        with pytest.raises(TrustError):
+            known.add(host, 7667, PIN)
+    assert path.read_text().count("\n") == 2  # nothing was added
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -193,32 +287,6 @@ async def test_tls_and_frames_are_checked_from_the_first_byte(daemon: Daemon) ->
     await peer.send(b"\xff\xff\xff\xff")
     frames = await peer.read_until_closed()
     assert [getattr(f, "code", None) for f in frames] == ["frame_too_large"]
-
-
-@pytest.fixture
-async def socks_proxy() -> AsyncIterator[int]:
-    """A real SOCKS5 proxy (microsocks, installed by scripts/test.sh) on loopback."""
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        "microsocks",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    async with asyncio.timeout(10):
-        while True:
-            try:
-                _, w = await asyncio.open_connection("127.0.0.1", port)
-                w.close()
-                break
-            except OSError:
-                await asyncio.sleep(0.05)
-    yield port
-    proc.terminate()
-    await proc.wait()
 
 
 async def test_through_a_socks5_proxy_the_proxy_resolves_names(

@@ -17,16 +17,18 @@ from typing import Any
 from textual.app import App
 from textual.binding import Binding
 
-from ..client import Client, Endpoint
+from ..address import format_address
+from ..client import Client, Endpoint, KnownHosts
+from ..frontend.reconnect import RECONNECT_DELAYS
 from ..names import random_nick
-from ..trust import KnownHosts
+from ..paths import config_dir
 from .keys import use_alt_digits
 from .render import Clock, local_clock
 from .screens.chat import ChatScreen
 from .screens.connect import ConnectScreen
 from .screens.help import HelpScreen
-from .session import RECONNECT_DELAYS, ConnectOptions
-from .settings import Settings, config_dir, format_server
+from .session import ConnectOptions
+from .settings import Settings
 
 
 class AnonchatApp(App[int]):
@@ -105,23 +107,32 @@ class AnonchatApp(App[int]):
         self.settings.nick = nick
         self.settings.save(self.settings_dir)
 
-    def start_chat(self, client: Client, target: tuple[str, int], server_text: str) -> None:
-        """The connect screen got a client: remember the choice, open the chat."""
+    def start_chat(self, client: Client, options: ConnectOptions, server_text: str) -> None:
+        """The connect screen got a client: remember the choice, open the chat.
+
+        ``options`` are the ones for this server (its pin, its room if it came
+        from a pasted link); every reconnect uses them.
+        """
         self.settings.server = server_text
         self.settings.nick = client.nick
         self.settings.save(self.settings_dir)
-        host, port = target
+        endpoint = options.endpoint
+        room = endpoint.room
+        join = self.join if room is None or room in self.join else [*self.join, room]
+        # The server window says what the user must know: --local's invitation,
+        # and a given pin followed over a different one in known_hosts.
+        banner = "\n".join(filter(None, [self.banner, client.trust_note]))
         self.chat = ChatScreen(
             client,
-            host,
-            port,
-            server_label=format_server(host, port),
+            endpoint.host,
+            endpoint.port,
+            server_label=options.label,
             clock=self.clock,
-            join=self.join,
-            banner=self.banner,
+            join=join,
+            banner=banner,
             ping_interval=self.ping_interval,
             reconnect_delays=self.reconnect_delays,
-            options=self.options,
+            options=options,
         )
         self.switch_screen(self.chat)
 
@@ -141,6 +152,29 @@ class AnonchatApp(App[int]):
         await self._quit("")
 
 
+def app_for_endpoint(
+    endpoint: Endpoint | None,
+    *,
+    nick: str | None = None,
+    join: Sequence[str] | None = None,
+    banner: str = "",
+    **kwargs: Any,
+) -> AnonchatApp:
+    """The app ``anonchat`` runs for what the command line said (the tests
+    build it the same way, with their own ``settings_dir`` and timings)."""
+    rooms = list(join or ([endpoint.room] if endpoint and endpoint.room else []))
+    named = endpoint is not None and bool(endpoint.host)
+    return AnonchatApp(
+        server=format_address(endpoint.host, endpoint.port) if endpoint and named else None,
+        nick=nick,
+        join=rooms,
+        autoconnect=named,
+        banner=banner,
+        endpoint=endpoint,
+        **kwargs,
+    )
+
+
 def make_app(settings_dir: Path, **kwargs: Any) -> AnonchatApp:
     """The app factory the tests use: settings always in ``settings_dir``;
     other keywords as for :class:`AnonchatApp`."""
@@ -151,23 +185,17 @@ async def run_tui(
     endpoint: Endpoint | None = None,
     *,
     nick: str | None = None,
-    join: str | None = None,
+    join: Sequence[str] | None = None,
     banner: str = "",
 ) -> int:
     """Run the TUI in the running event loop; return the exit status.
 
-    With an ``endpoint`` (from flags or an invite link) it connects at once;
-    without, the connect screen waits, prefilled with what was used last time.
+    With an ``endpoint`` that names a server (from flags or an invite link)
+    it connects at once; without one (or with host ""), the connect screen
+    waits, prefilled with what was used last time.  Either way every
+    connection uses the endpoint's options: proxy, TLS, trust.
     """
-    room = join or (endpoint.room if endpoint else None)
-    app = AnonchatApp(
-        server=format_server(endpoint.host, endpoint.port) if endpoint else None,
-        nick=nick,
-        join=[room] if room else [],
-        autoconnect=endpoint is not None,
-        banner=banner,
-        endpoint=endpoint,
-    )
+    app = app_for_endpoint(endpoint, nick=nick, join=join, banner=banner)
     # Log records would be written over the screen; keep them out while it runs.
     root = logging.getLogger()
     saved = root.handlers[:]

@@ -1,64 +1,19 @@
-"""Slash commands and key bindings as data, plus Tab completion.
+"""Key bindings as data, the commands this front end offers, and Tab completion.
 
-One table each, used by the input box (to parse and complete), by the help
-screen and by ``docs/tui.md``, so the three never disagree.
+The commands are the front-end core's table (:mod:`anonchat.frontend.commands`);
+the keys are this module's.  Both feed the input box (completion), the help
+screen and ``docs/tui.md``, so they never disagree.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..frontend.commands import Command, offered
 from ..names import name_key
 
-
-@dataclass(frozen=True)
-class Command:
-    name: str
-    args: str
-    help: str
-    aliases: tuple[str, ...] = ()
-
-
-COMMANDS: tuple[Command, ...] = (
-    Command("join", "ROOM", "join a room (created if it does not exist) and switch to it", ("j",)),
-    Command("create", "[ROOM [TOPIC]]", "create a public room; without ROOM opens a form"),
-    Command("leave", "[ROOM]", "leave the current room (or ROOM)", ("part",)),
-    Command("nick", "NICK", "change your nick"),
-    Command("topic", "[TEXT]", "show the current room's topic, or set it"),
-    Command("me", "ACTION", 'send an action ("* alice waves")'),
-    Command("who", "[ROOM]", "list the members of the current room (or ROOM)", ("names",)),
-    Command("list", "", "list the public rooms"),
-    Command(
-        "secret",
-        "[create] [ROOM]",
-        "join a secret (end-to-end encrypted) room: asks for its passphrase; "
-        "/secret create ROOM makes one",
-    ),
-    Command("privacy", "", "what the server can and cannot see about you, in this room"),
-    Command(
-        "verify",
-        "NICK#FP [WHAT-THEY-READ]",
-        "(secret rooms) compare keys with someone by another channel; with what "
-        "they read out, mark them verified for this session",
-    ),
-    Command("kick", "NICK [REASON]", "(owners) remove someone from the current room"),
-    Command("ban", "NICK [REASON]", "(owners) remove them and keep their session out"),
-    Command("op", "NICK", "(owners) make someone an owner of the current room too"),
-    Command(
-        "mode",
-        "lock|unlock|slow N|history on|off",
-        "(owners) lock the room, slow it down, or turn history on join off",
-    ),
-    Command("theme", "[NAME]", "list the themes, or switch to NAME (remembered)"),
-    Command("help", "", "show keys and commands"),
-    Command("quit", "[MESSAGE]", "leave the chat", ("exit",)),
-)
-
-_BY_NAME: dict[str, Command] = {}
-for _cmd in COMMANDS:
-    _BY_NAME[_cmd.name] = _cmd
-    for _alias in _cmd.aliases:
-        _BY_NAME[_alias] = _cmd
+#: The slash commands this front end offers: the core's one table.
+COMMANDS: tuple[Command, ...] = tuple(offered("tui"))
 
 
 @dataclass(frozen=True)
@@ -126,18 +81,6 @@ PRIVACY: tuple[tuple[str, str], ...] = (
         "removed still knows the passphrase. /privacy says all this for the room you are in.",
     ),
 )
-
-
-def lookup(name: str) -> Command | None:
-    return _BY_NAME.get(name.lower())
-
-
-def parse(line: str) -> tuple[str, str] | None:
-    """``"/join lobby"`` -> ``("join", "lobby")``; None for a plain message."""
-    if not line.startswith("/") or line.startswith("//"):
-        return None
-    name, _, rest = line[1:].partition(" ")
-    return name.lower(), rest.strip()
 
 
 def completions(value: str, cursor: int, nicks: list[str]) -> tuple[int, list[str]]:

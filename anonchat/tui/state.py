@@ -10,17 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import events as ev
-from ..crypto import normalize_room
 from ..names import name_key
+from ..room import secret_key as secret_key
 from ..secret import SecretEvent
 
 CONSOLE = ""  # key of the server console, the window that is always there
-LOCKED = "\U0001f512"  # 🔒: starts the window keys of secret rooms
-
-
-def secret_key(name: str) -> str:
-    """The window key of a secret room: apart from a public room of the same name."""
-    return LOCKED + normalize_room(name)
 
 
 @dataclass

@@ -16,10 +16,10 @@ from textual.widgets import Input
 
 from anonchat.client import Endpoint
 from anonchat.daemon import Config, Daemon
+from anonchat.paths import ENV_CONFIG_DIR
 from anonchat.trust import create_identity, ensure_identity
 from anonchat.tui import AnonchatApp, make_app
 from anonchat.tui.screens.chat import ChatScreen
-from anonchat.tui.settings import ENV_CONFIG_DIR
 
 
 def fixed_clock(ts: int | None = None) -> str:

@@ -12,7 +12,7 @@ from textual.widgets import Input, Static
 from anonchat import events as ev
 from anonchat.daemon import Daemon
 from anonchat.tui.messages import ServerEvent
-from anonchat.tui.screens.chat import GAP_NOTE
+from anonchat.tui.screens.chat_view import GAP_NOTE
 from anonchat.tui.screens.connect import ConnectScreen
 from anonchat.tui.settings import SETTINGS_FILE
 from anonchat.tui.state import CONSOLE

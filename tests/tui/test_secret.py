@@ -10,8 +10,9 @@ from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, RadioButton
 
-from anonchat.crypto import normalize_room, wordlist
+from anonchat.crypto import normalize_room
 from anonchat.daemon import Config, Daemon, Limits
+from anonchat.passphrases import wordlist
 from anonchat.tui import AnonchatApp
 from anonchat.tui.screens.chat import ChatScreen
 from anonchat.tui.screens.create_room import GENERATED, CreateRoomScreen

@@ -126,3 +126,58 @@ async def test_a_paste_in_a_real_terminal_sends_every_line(
     got = [m.text for m in await collect(watcher, ev.Msg, 3, timeout=10)]
     assert got == ["first line", "second line", "third line"]
     await watcher.close()
+
+
+async def typed(session: str, text: str) -> None:
+    """``text`` as one write to the terminal, as a slow link or a paste without
+    bracketed paste delivers it (tmux send-keys -l)."""
+    await asyncio.to_thread(tmux, "send-keys", "-t", session, "-l", text)
+
+
+@pytest.mark.parametrize("newline", ["\r", "\n"])
+async def test_a_burst_of_lines_sends_each_once_in_order(
+    session: str, daemon: Daemon, newline: str
+) -> None:
+    await wait_room(session, "#three")
+    watcher = await dial(daemon, "watcher")
+    await watcher.join("three")
+    await typed(session, newline.join(["rep alpha", "rep beta", "rep gamma"]) + newline)
+    # Ctrl+U (and Ctrl+W) in the same burst: what follows them still counts.
+    await keys(session, "junk", "C-u", "after ctrl-u", "Enter", "one two", "C-w", "three", "Enter")
+    await typed(session, "marker\r")
+    got = [m.text for m in await collect(watcher, ev.Msg, 6, timeout=10)]
+    assert got == ["rep alpha", "rep beta", "rep gamma", "after ctrl-u", "one three", "marker"]
+    await watcher.close()
+
+
+async def test_a_passphrase_typed_in_the_same_burst_as_secret_is_never_sent(
+    session: str, daemon: Daemon
+) -> None:
+    """``/secret ROOM`` and the passphrase typed at once (before the form can open):
+    the passphrase goes into the form — typed there, or held and put there —
+    masked, and never to the room."""
+    await wait_room(session, "#three")
+    watcher = await dial(daemon, "watcher")
+    await watcher.join("three")
+    await typed(session, "/secret hideout\rhunter2-hunter2\r")
+    await screen_shows(session, "Join a secret room")
+    await keys(session, "Escape")
+    # Once "marker" shows in the input box, the box has the focus again.
+    await screen_shows(session, "Message, or /help", gone="Join a secret room")
+    await typed(session, "marker")
+    screen = await screen_shows(session, "marker")
+    assert "hunter2" not in screen
+    await keys(session, "Enter")
+    got = [m.text for m in await collect(watcher, ev.Msg, 1, timeout=10)]
+    assert got == ["marker"]  # and no passphrase before it
+    await watcher.close()
+
+
+async def screen_shows(session: str, text: str, gone: str = "") -> str:
+    """The screen once ``text`` is on it (and ``gone`` is not)."""
+    deadline = asyncio.get_running_loop().time() + 10
+    screen = ""
+    while text not in screen or (gone and gone in screen):
+        assert asyncio.get_running_loop().time() < deadline, screen
+        screen = await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", session)
+    return screen

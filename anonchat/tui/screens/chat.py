@@ -1,30 +1,32 @@
 """The main screen: rooms, messages, members, input, status.
 
-The screen owns one chat session.  Its workers talk to the daemon through
-:class:`~anonchat.client.Client` and post :mod:`..messages`; the handlers here
-update :class:`~..state.ChatState` and the widgets.  Theory of operation:
+The screen owns one chat session.  What it shows is in :mod:`.chat_view`;
+what a typed line does is the front-end core's (:mod:`anonchat.frontend`),
+shared with the line mode.  Theory of operation:
 
-* ``session_worker`` pumps ``client.events()`` into ``ServerEvent`` messages.
-  When the stream ends (the server went away, or a ping timed out and we
-  closed the client), it reconnects with backoff, joins the rooms again and
-  posts ``Reconnected``; then it pumps the new client.
+* ``line_worker`` runs what the user typed (and pasted, and picked with the
+  mouse), one line at a time and in order, through
+  :class:`~anonchat.frontend.commands.Commands`; the core's notes come back
+  through :meth:`ChatScreen.show` as ``Noted`` messages.  A line typed while
+  the connection is down waits in the core and is sent once it is back.
+* ``session_worker`` pumps the client's events into ``ServerEvent`` messages
+  and, when the connection ends, follows the one reconnect policy
+  (:func:`anonchat.frontend.reconnect.follow`), reporting its steps.
 * ``ping_worker`` measures latency every ``ping_interval`` seconds; a ping
   that gets no answer in ``PING_TIMEOUT`` closes the client, which ends the
   event stream and so starts a reconnect.
-* Requests (join, say, ...) each run in a short worker of group ``requests``
-  and post their outcome; a failed request becomes an error line.
 * Secret rooms are joined by the passphrase and create-room forms, which run
-  :meth:`ChatScreen.secret_attempt` and show a refusal inline.  The screen
-  keeps no passphrase: the client holds the derived keys (in memory only), and
-  after a reconnect it resumes the session or rejoins with those keys.
+  the core's attempt and show a refusal inline.  The screen keeps no
+  passphrase: the client holds the derived keys (in memory only).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -33,59 +35,32 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import ContentSwitcher, Input, Static
+from textual.widgets import ContentSwitcher, Static
 
-from ... import events as ev
-from ...client import Client
-from ...crypto import normalize_room
-from ...errors import Code, ConnectionClosed, RequestError
-from ...frontend import MODE_USAGE, parse_mode, privacy_report, verify_report
-from ...names import name_key
-from ...secret import SecretMessage, SecretNotice
-from .. import commands as cmds
-from ..messages import (
-    ConnectionLost,
-    Latency,
-    MembersListed,
-    NickChanged,
-    Reconnected,
-    Reconnecting,
-    RequestFailed,
-    RoomJoined,
-    RoomLeft,
-    RoomsListed,
-    SecretEntered,
-    ServerEvent,
-)
+from ...client import Client, Event
+from ...errors import ConnectionClosed
+from ...frontend.commands import Attempt, Commands, Note, parse
+from ...frontend.reconnect import RECONNECT_DELAYS, Lost, Step, follow
+from ...room import SecretRoom
+from ..messages import Latency, ServerEvent
 from ..render import (
     LOCK,
     Clock,
     clean,
-    event_line,
     join_text,
-    mentions,
-    message_line,
-    mode_line,
     nick_text,
     room_text,
     secret_label,
-    secret_message_line,
-    secret_notice_line,
     system_line,
 )
-from ..session import (
-    RECONNECT_DELAYS,
-    ConnectOptions,
-    backoff,
-    enter_secret,
-    reconnect_once,
-)
-from ..state import CONSOLE, ChatState, RoomState, secret_key
+from ..session import ConnectOptions
+from ..state import CONSOLE, ChatState
 from ..widgets.chat_input import ChatInput
 from ..widgets.member_list import MemberList
 from ..widgets.message_log import RoomView
 from ..widgets.room_list import RoomList
 from ..widgets.status_bar import StatusBar
+from .chat_view import ChatView
 from .create_room import CreateRoomScreen
 from .passphrase import PassphraseScreen
 from .paste import PasteScreen
@@ -97,7 +72,6 @@ PING_TIMEOUT = 10.0
 #: Pasted lines sent without asking; a longer paste asks first (irssi asks past 5 too).
 PASTE_ASK = 5
 LIST_REFRESH = 30.0
-GAP_NOTE = "the server no longer held your session: messages sent while you were away are lost"
 E2E_HEADER = "secret room: end-to-end encrypted, the server cannot read it"
 
 
@@ -106,7 +80,35 @@ def transport(client: Client) -> str:
     return "TLS" if getattr(client, "pin", "") else "unencrypted"
 
 
-class ChatScreen(Screen[None]):
+@dataclass
+class Noted(Message):
+    """A note of the command core, shown in order with the server's events."""
+
+    note: Note
+
+
+@dataclass
+class Stepped(Message):
+    """A step of the reconnect policy."""
+
+    step: Lost | Step
+
+
+@dataclass(frozen=True)
+class _Typed:
+    line: str
+
+
+@dataclass(frozen=True)
+class _Pasted:
+    lines: list[str]
+    key: str
+
+
+class ChatScreen(ChatView, Screen[None]):
+    kind = "tui"  # which of the core's commands it offers
+    passphrase_in_band = False  # passphrases go into a dialog, never the input line
+
     BINDINGS = [
         Binding("ctrl+n,alt+right", "step(1)", "Next room", priority=True),
         Binding("ctrl+p,alt+left", "step(-1)", "Previous room", priority=True),
@@ -139,7 +141,6 @@ class ChatScreen(Screen[None]):
         options: ConnectOptions | None = None,
     ) -> None:
         super().__init__(id="chat")
-        self.client = client
         self.host, self.port = host, port
         self.server_label = server_label
         self.clock = clock
@@ -154,7 +155,11 @@ class ChatScreen(Screen[None]):
         self.connected = True
         self._views: dict[str, RoomView] = {}
         self._view_ids = 0
-        # Secret rooms' passphrases by window key: in memory only, for rejoining.
+        self.commands = Commands(client, self)
+        self._typed: asyncio.Queue[_Typed | _Pasted] = asyncio.Queue()
+        self._secret_pending = False  # a /secret line waits for its form
+        self._held: list[str] = []  # lines typed meanwhile
+        self._form: PassphraseScreen | CreateRoomScreen | None = None
 
     # -- layout ----------------------------------------------------------------
 
@@ -169,7 +174,7 @@ class ChatScreen(Screen[None]):
         yield StatusBar()
 
     def on_mount(self) -> None:
-        self._add_view(CONSOLE)
+        self.add_view(CONSOLE)
         self.switch_to(CONSOLE)
         self.status.set(
             server=self.server_label,
@@ -190,14 +195,20 @@ class ChatScreen(Screen[None]):
         if self.banner:
             self.console(self.banner)
         for room in self.initial_joins:
-            self.request_join(room)
-        self.request_list(show=False)
+            self.run_line(f"/join {room}")
+        self.refresh_rooms()
+        self.line_worker()
         self.session_worker()
         self.ping_worker()
-        self.set_interval(LIST_REFRESH, lambda: self.request_list(show=False))
+        self.set_interval(LIST_REFRESH, self.refresh_rooms)
         # Members of secret rooms announce themselves without an event: look again.
         self.set_interval(1.0, self._sync_secret_members)
         self.query_one(ChatInput).focus()
+
+    @property
+    def client(self) -> Client:
+        """The session's connection now (a reconnect replaces it)."""
+        return self.commands.client
 
     @property
     def status(self) -> StatusBar:
@@ -213,7 +224,7 @@ class ChatScreen(Screen[None]):
 
     # -- windows ---------------------------------------------------------------
 
-    def _add_view(self, key: str) -> RoomView:
+    def add_view(self, key: str) -> RoomView:
         view = self._views.get(key)
         if view is None:
             self._view_ids += 1
@@ -223,7 +234,7 @@ class ChatScreen(Screen[None]):
         return view
 
     def view(self, key: str) -> RoomView:
-        return self._views.get(key) or self._add_view(key)
+        return self._views.get(key) or self.add_view(key)
 
     def write(self, key: str, line: Text, *, counts: bool = True) -> None:
         self.view(key).log_widget.add(line, counts=counts)
@@ -248,8 +259,7 @@ class ChatScreen(Screen[None]):
         self._sync_secret_members(refresh=False)
         self.query_one(RoomList).show(state)
         room = state.rooms.get(state.current)
-        own = self.own_label(room.name) if room and room.secret else ""
-        self.query_one(MemberList).show(room, own)
+        self.query_one(MemberList).show(room, self.own_label if room and room.secret else "")
         bar = Text()
         if room is None:
             bar.append("server window", style="bold")
@@ -257,7 +267,7 @@ class ChatScreen(Screen[None]):
         elif room.secret:
             bar.append_text(room_text(room.name, secret=True))
             bar.append(f" — {E2E_HEADER}; you are ", style="dim")
-            bar.append_text(nick_text(self.own_label(room.name)))
+            bar.append_text(nick_text(self.own_label))
         else:
             bar.append_text(room_text(room.name))
             if room.topic:
@@ -265,18 +275,21 @@ class ChatScreen(Screen[None]):
                 bar.append(clean(room.topic))
         self.query_one("#topic-bar", Static).update(bar)
 
-    def own_label(self, room: str) -> str:
+    @property
+    def own_label(self) -> str:
         """How the others see us in a secret room: ``alice#k3f9``."""
-        return self.client.own_secret_label(room)
+        handle = self.client.room_by_key(self.state.current) if self.state.current else None
+        if isinstance(handle, SecretRoom):
+            return handle.label
+        return secret_label(self.client.nick, "?")
 
     def _sync_secret_members(self, refresh: bool = True) -> None:
         """Members of secret rooms: those who announced themselves to us."""
         changed = False
         for room in self.state.secret_rooms():
-            channel = self.client.secret.get(normalize_room(room.name))
-            listed = channel.member_list() if channel is not None else []
-            members = [m for m, _ in listed]
-            verified = {m for m, ok in listed if ok}
+            handle = self.client.room_by_key(room.key)
+            members = handle.announced() if isinstance(handle, SecretRoom) else []
+            verified = set(handle.verified()) if isinstance(handle, SecretRoom) else set()
             if members != room.members or verified != room.verified:
                 room.members, room.verified = members, verified
                 changed = True
@@ -303,12 +316,11 @@ class ChatScreen(Screen[None]):
     def action_create_room(self) -> None:
         def created(result: tuple[str, str] | None) -> None:
             if result is not None:
-                self.request_create(*result)
+                name, topic = result
+                self.run_line(f"/create {name} {topic}".rstrip())
 
-        self.app.push_screen(CreateRoomScreen(create_secret=self._create_secret), created)
-
-    async def _create_secret(self, room: str, passphrase: str, generated: bool) -> str | None:
-        return await self.secret_attempt(room, passphrase, create=True, generated=generated)
+        attempt = self.commands.secret_attempt(create=True)
+        self.app.push_screen(CreateRoomScreen(create_secret=attempt), created)
 
     def action_scroll(self, where: str) -> None:
         log = self.view(self.state.current).log_widget
@@ -334,19 +346,22 @@ class ChatScreen(Screen[None]):
         if event.window is not None:
             self.switch_to(event.window)
         elif event.public is not None:
-            self.request_join(event.public)
+            self.run_line(f"/join {event.public}")
         self.query_one(ChatInput).focus()
 
     # -- input -------------------------------------------------------------------
 
-    @on(Input.Submitted, "#chat-input")
-    def submitted(self, event: Input.Submitted) -> None:
-        box = self.query_one(ChatInput)
-        line = event.value
-        box.remember(line)
-        box.value = ""
-        if line.strip():
-            self.handle_line(line)
+    @on(ChatInput.Line)
+    def submitted(self, event: ChatInput.Line) -> None:
+        line = event.line
+        if self._secret_pending:
+            # Typed right after /secret, before its form opened (a burst, a slow
+            # link): most likely the passphrase. It goes to the form, never the room.
+            self._held.append(line)
+            return
+        if (parse(line) or ("", ""))[0] == "secret":
+            self._secret_pending = True
+        self._typed.put_nowait(_Typed(line))
 
     @on(ChatInput.Pasted)
     def pasted(self, event: ChatInput.Pasted) -> None:
@@ -359,269 +374,80 @@ class ChatScreen(Screen[None]):
         if room is None:
             self.here("you are in no room here: /join NAME first, or /list to see the rooms")
             return
+        key = room.key
         if len(lines) <= PASTE_ASK:
-            self.send_lines(room, lines)
+            self._typed.put_nowait(_Pasted(lines, key))
             return
 
         def answered(send: bool | None) -> None:
             if send:
-                self.send_lines(room, lines)
+                self._typed.put_nowait(_Pasted(lines, key))
             else:
                 self.here(f"the {len(lines)} pasted lines were not sent")
 
         where = f"{LOCK if room.secret else ''}#{room.name}"
         self.app.push_screen(PasteScreen(where, lines), answered)
 
-    def send_lines(self, room: RoomState, lines: list[str]) -> None:
-        target, secret = room.name, room.secret
+    def run_line(self, line: str) -> None:
+        """Run ``line`` as if typed (the room list's clicks, the forms, the start)."""
+        self._typed.put_nowait(_Typed(line))
 
-        async def send_all(client: Client) -> None:
-            for n, line in enumerate(lines):
-                try:
-                    if secret:
-                        await client.say_secret(target, line)
-                    else:
-                        await client.say(target, line)
-                except RequestError as exc:
-                    left = len(lines) - n
-                    raise RequestError(
-                        exc.code, f"{exc.message} ({left} of {len(lines)} pasted lines not sent)"
-                    ) from None
+    @work(exclusive=True, group="lines")
+    async def line_worker(self) -> None:
+        while True:
+            item = await self._typed.get()
+            if isinstance(item, _Pasted):
+                await self.commands.say_lines(item.lines, item.key)
+                continue
+            self._form = None
+            await self.commands.line(item.line)
+            if (parse(item.line) or ("", ""))[0] == "secret":
+                self._secret_done()
 
-        self.request("say", send_all)
-
-    def handle_line(self, line: str) -> None:
-        parsed = cmds.parse(line)
-        if parsed is None:
-            self.send_text(line[1:] if line.startswith("//") else line)
+    def _secret_done(self) -> None:
+        """A /secret line ran: what was typed meanwhile goes to its form, or nowhere."""
+        self._secret_pending = False
+        held, self._held = self._held, []
+        if not held:
             return
-        name, rest = parsed
-        command = cmds.lookup(name)
-        if command is None:
-            self.here(f"unknown command /{clean(name)}; /help lists the commands", error=True)
-            return
-        handler: Callable[[str], None] = getattr(self, f"cmd_{command.name}")
-        handler(rest)
-
-    def send_text(self, text: str, me: bool = False) -> None:
-        room = self.state.rooms.get(self.state.current)
-        if room is None:
-            self.here("you are in no room here: /join NAME first, or /list to see the rooms")
-            return
-        target = room.name
-        if room.secret:
-            self.request("say", lambda c: c.say_secret(target, text, me=me))
+        first, rest = held[0], held[1:]
+        if self._form is not None:
+            self._form.prefill_passphrase(first)
         else:
-            self.request("say", lambda c: c.say(target, text, me=me))
+            self.here("the line typed right after /secret was not sent: it may be a passphrase")
+        for line in rest:
+            self._typed.put_nowait(_Typed(line))
 
-    def cmd_join(self, rest: str) -> None:
-        name = rest.split(" ", 1)[0].lstrip("#")
-        if not name:
-            self.here("usage: /join ROOM", error=True)
-        elif self.state.room(name) is not None:
-            self.switch_to(name_key(name))
-        else:
-            self.request_join(name)
+    # -- what the core asks of a front end ------------------------------------------
 
-    def cmd_create(self, rest: str) -> None:
-        name, _, topic = rest.partition(" ")
-        if not name:
-            self.action_create_room()
-        else:
-            self.request_create(name.lstrip("#"), topic.strip())
+    def show(self, note: Note) -> None:
+        self.post_message(Noted(note))
 
-    def find_room(self, name: str) -> RoomState | None:
-        """The room ``name`` means: the current one if it matches, else a public
-        one, else a secret one.  No name: the current room."""
-        current = self.state.rooms.get(self.state.current)
-        if not name:
-            return current
-        if current is not None and (
-            name_key(name) == name_key(current.name)
-            or normalize_room(name) == normalize_room(current.name)
-        ):
-            return current
-        return self.state.room(name) or self.state.room(name, secret=True)
+    def on_noted(self, event: Noted) -> None:
+        self.show_note(event.note)
 
-    def cmd_leave(self, rest: str) -> None:
-        name = rest.split(" ", 1)[0].lstrip("#")
-        room = self.find_room(name)
-        if room is None:
-            self.here("you are not in that room" if name else "this is not a room", error=True)
-            return
-        target = room.name
-        if not room.secret:
-            self.request("leave", lambda c: c.leave(target), lambda _: RoomLeft(target))
-        elif normalize_room(target) in self.client.secret:
-            self.request(
-                "leave", lambda c: c.leave_secret(target), lambda _: RoomLeft(target, secret=True)
-            )
-        else:  # not joined on this connection (a rejoin failed): just close the window
-            self.post_message(RoomLeft(target, secret=True))
+    def current_key(self) -> str | None:
+        return self.state.current if self.state.current != CONSOLE else None
 
-    def cmd_nick(self, rest: str) -> None:
-        if not rest:
-            self.here(join_text("you are ", nick_text(self.client.nick), "; usage: /nick NEWNICK"))
-            return
-        self.request("nick", lambda c: c.set_nick(rest), lambda _: NickChanged(rest))
+    async def read_passphrase(self, prompt: str) -> str | None:
+        return None  # never in band: the forms ask
 
-    def cmd_topic(self, rest: str) -> None:
-        room = self.state.rooms.get(self.state.current)
-        if room is None:
-            self.here("this is not a room", error=True)
-        elif room.secret:
-            self.here("secret rooms have no topic: the server would see it")
-        elif not rest:
-            self.here(
-                join_text("topic of ", room_text(room.name), ": ", clean(room.topic) or "(none)")
-            )
-        else:
-            target = room.name
-            self.request("topic", lambda c: c.set_topic(target, rest))
-
-    def _owned_room(self) -> RoomState | None:
-        """The current room, for an owner's command (public or secret)."""
-        room = self.state.rooms.get(self.state.current)
-        if room is None:
-            self.here("owners' commands work in the current room", error=True)
-        return room
-
-    def cmd_kick(self, rest: str, ban: bool = False) -> None:
-        nick, _, reason = rest.partition(" ")
-        room = self._owned_room()
-        if room is None:
-            return
-        if not nick:
-            self.here(f"usage: /{'ban' if ban else 'kick'} NICK [REASON]", error=True)
-            return
-        target, why = room.name, reason.strip() or None
-        if not room.secret:
-            self.request("kick", lambda c: c.kick(target, nick, why, ban=ban))
-            return
-        if why:
-            self.here("the reason is not sent in a secret room: the server would read it")
-        self.request("kick", lambda c: c.secret_kick(target, nick, ban=ban))
-
-    def cmd_ban(self, rest: str) -> None:
-        self.cmd_kick(rest, ban=True)
-
-    def cmd_op(self, rest: str) -> None:
-        room = self._owned_room()
-        if room is not None and rest.split():
-            target, nick = room.name, rest.split()[0]
-            if room.secret:
-                self.request("op", lambda c: c.secret_op(target, nick))
-            else:
-                self.request("op", lambda c: c.op(target, nick))
-        elif room is not None:
-            self.here("usage: /op NICK", error=True)
-
-    def cmd_mode(self, rest: str) -> None:
-        room = self._owned_room()
-        if room is None:
-            return
-        target, modes = room.name, parse_mode(rest)
-        if modes is None:
-            self.here(MODE_USAGE, error=True)
-        elif room.secret:
-            self.request("mode", lambda c: c.secret_mode(target, **modes))
-        else:
-            self.request("mode", lambda c: c.set_mode(target, **modes))
-
-    def cmd_me(self, rest: str) -> None:
-        if not rest:
-            self.here("usage: /me ACTION", error=True)
-        else:
-            self.send_text(rest, me=True)
-
-    def cmd_who(self, rest: str) -> None:
-        name = rest.split(" ", 1)[0].lstrip("#")
-        room = self.find_room(name)
-        if room is not None and room.secret:
-            self._who_secret(room)
-            return
-        target = name or (room.name if room else "")
-        if not target:
-            self.here("usage: /who ROOM", error=True)
-            return
-        self.request("who", lambda c: c.who(target), MembersListed)
-
-    def _who_secret(self, room: RoomState) -> None:
-        try:
-            channel = self.client.secret_channel(room.name)
-        except RequestError as exc:
-            self.here(clean(exc.message), error=True)
-            return
-        members, owners = channel.members(), channel.owners()
-        names = Text(", ").join(nick_text(m, bold=False) for m in members)
-        self.here(
-            join_text(
-                room_text(room.name, secret=True),
-                f" ({len(members)}, those who announced themselves): ",
-                names,
-            )
-        )
-        shown = Text(", ").join(nick_text(m, bold=False) for m in owners) if owners else "none here"
-        self.here(join_text("owners (checked by signature): ", shown))
-
-    def cmd_list(self, rest: str) -> None:
-        self.request_list(show=True)
-
-    def cmd_secret(self, rest: str) -> None:
-        words = rest.split()
-        create = bool(words) and words[0].lower() == "create"
+    async def secret_form(self, name: str, create: bool, attempt: Attempt) -> None:
+        form: PassphraseScreen | CreateRoomScreen
         if create:
-            words = words[1:]
-        if len(words) > 1:
-            self.here("usage: /secret ROOM (join) or /secret create ROOM", error=True)
-            return
-        name = words[0].lstrip("#") if words else ""
-        room = self.state.room(name, secret=True) if name else None
-        if room is not None and normalize_room(room.name) in self.client.secret:
-            self.switch_to(room.key)  # already in it
-        elif create:
-            self.app.push_screen(
-                CreateRoomScreen(name, secret=True, create_secret=self._create_secret)
-            )
+            form = CreateRoomScreen(name, secret=True, create_secret=attempt)
         else:
-            self.app.push_screen(PassphraseScreen(name, self._join_secret))
+            form = PassphraseScreen(name, lambda room, passphrase: attempt(room, passphrase, False))
+        self._form = form
+        self.app.push_screen(form)
 
-    async def _join_secret(self, room: str, passphrase: str) -> str | None:
-        return await self.secret_attempt(room, passphrase, create=False)
+    def front_command(self, name: str, rest: str) -> None:
+        if name == "help":
+            self.action_help()
+        elif name == "theme":
+            self._theme(rest)
 
-    async def secret_attempt(
-        self, room: str, passphrase: str, *, create: bool, generated: bool = False
-    ) -> str | None:
-        """Join or create a secret room for a form: None when in, else the
-        server's sentence (a wrong passphrase, a rate limit, ...)."""
-        try:
-            how = await enter_secret(self.client, room, passphrase, create)
-        except RequestError as exc:
-            return exc.message
-        except ConnectionClosed as exc:
-            return f"not connected ({exc.message})"
-        self.post_message(SecretEntered(room, passphrase, how, generated))
-        return None
-
-    def cmd_verify(self, rest: str) -> None:
-        room = self.state.rooms.get(self.state.current)
-        name = room.name if room is not None else None
-        try:
-            lines = verify_report(self.client, name, room is not None and room.secret, rest)
-        except RequestError as exc:
-            self.here(clean(exc.message), error=True)
-            return
-        for line in lines:
-            self.here(line)
-        self._sync_secret_members()
-
-    def cmd_privacy(self, rest: str) -> None:
-        room = self.state.rooms.get(self.state.current)
-        name = room.name if room is not None else None
-        for line in privacy_report(self.client, name, room is not None and room.secret):
-            self.here(line)
-
-    def cmd_theme(self, rest: str) -> None:
+    def _theme(self, rest: str) -> None:
         themes = sorted(self.app.available_themes)
         if not rest:
             self.here(f"themes: {', '.join(themes)} (now: {self.app.theme}); F4 picks one")
@@ -631,91 +457,52 @@ class ChatScreen(Screen[None]):
         else:
             self.here(f"no theme called {clean(rest)}; /theme lists them", error=True)
 
-    def cmd_help(self, rest: str) -> None:
-        self.action_help()
+    def drop_view(self, key: str) -> None:
+        view = self._views.pop(key, None)
+        if view is not None:
+            view.remove()
 
-    def cmd_quit(self, rest: str) -> None:
-        self.chat_app.quit_chat(rest)
+    @work(group="list")
+    async def refresh_rooms(self) -> None:
+        """The public rooms for the sidebar (quietly: a failure shows nothing)."""
+        with contextlib.suppress(ConnectionClosed, Exception):
+            rooms = await self.commands.client.list_rooms()
+            self.show_rooms(rooms, show=False)
 
-    # -- requests ------------------------------------------------------------------
-
-    def request_join(self, name: str) -> None:
-        self.request("join", lambda c: c.join_or_create(name), RoomJoined)
-
-    def request_create(self, name: str, topic: str) -> None:
-        self.request("create", lambda c: c.create(name, topic or None), RoomJoined)
-
-    def request_list(self, show: bool) -> None:
-        self.request(
-            "list", lambda c: c.list_rooms(), lambda r: RoomsListed(r, show), quiet=not show
-        )
-
-    @work(group="requests")
-    async def request(
-        self,
-        what: str,
-        call: Callable[[Client], Awaitable[Any]],
-        done: Callable[[Any], Message] | None = None,
-        quiet: bool = False,
-    ) -> None:
-        """Run one request on the current client; post ``done(result)`` or a failure."""
-        try:
-            result = await call(self.client)
-        except RequestError as exc:
-            self.post_message(RequestFailed(what, exc.code, exc.message))
-            return
-        except ConnectionClosed as exc:
-            if not quiet:
-                self.post_message(
-                    RequestFailed(what, "not_connected", f"not connected ({exc.message})")
-                )
-            return
-        if done is not None:
-            self.post_message(done(result))
-
-    # -- the session -----------------------------------------------------------------
+    # -- the session -------------------------------------------------------------------
 
     @work(exclusive=True, group="session")
     async def session_worker(self) -> None:
-        client = self.client
-        while True:
-            async for frame in client.events():
-                self.post_message(ServerEvent(frame))
-            if self.quitting:
-                return
-            lost = client.closed or ConnectionClosed("eof", "the connection ended")
-            self.post_message(ConnectionLost(lost.code, lost.message))
-            client = await self._reconnect(lost.message, client)
+        async def dial(nick: str, old: Client) -> Client:
+            endpoint = self.options.for_target(self.host, self.port)
+            return await endpoint.connect(nick, confirm=self.options.confirm, resume=old)
 
-    async def _reconnect(self, reason: str, old: Client) -> Client:
-        last = reason
-        for attempt, delay in enumerate(backoff(self.reconnect_delays), start=1):
-            self.post_message(Reconnecting(attempt, delay, last))
-            await asyncio.sleep(delay)
-            try:
-                client = await reconnect_once(
-                    self.host, self.port, self.wanted_nick, self.options, old
-                )
-            except ConnectionClosed as exc:
-                last = exc.message
-                continue
-            if client.resumed:  # the daemon kept our session: every room, nothing missed
-                self.post_message(Reconnected(client, [], []))
-                return client
-            try:
-                result = await client.rejoin(old)
-            except ConnectionClosed as exc:
-                last = exc.message
-                continue
-            self.post_message(Reconnected(client, result.joined, result.failed, result.secret))
-            return client
-        raise AssertionError("backoff() never ends")
+        def on_event(event: Event) -> None:
+            self.post_message(ServerEvent(event))
+
+        def on_step(step: Lost | Step) -> None:
+            self.post_message(Stepped(step))
+
+        await follow(
+            self.commands,
+            dial,
+            on_event,
+            on_step,
+            persistent=True,
+            delays=self.reconnect_delays,
+        )
+
+    def on_server_event(self, event: ServerEvent) -> None:
+        self.show_event(event.frame)
+
+    def on_stepped(self, event: Stepped) -> None:
+        self.show_step(event.step)
 
     @work(exclusive=True, group="ping")
     async def ping_worker(self) -> None:
         while not self.quitting:
             await asyncio.sleep(self.ping_interval)
-            client = self.client
+            client = self.commands.client
             if client.closed is not None:
                 continue
             try:
@@ -729,246 +516,11 @@ class ChatScreen(Screen[None]):
                 continue
             self.post_message(Latency(rtt))
 
-    async def close_client(self, msg: str = "") -> None:
-        self.quitting = True
-        with contextlib.suppress(Exception):
-            await self.client.close(msg, timeout=2.0)
-
-    # -- what the workers report ---------------------------------------------------------
-
-    def on_server_event(self, event: ServerEvent) -> None:
-        frame = event.frame
-        if isinstance(frame, SecretMessage):
-            self._on_secret_msg(frame)
-        elif isinstance(frame, SecretNotice):
-            room = self.state.apply_secret(frame)
-            self.write(room.key, secret_notice_line(frame, self.clock), counts=False)
-            self._sync_secret_members()
-            if frame.kind == "removed":  # kicked or banned: the client left the room
-                why = clean(frame.text).removeprefix("you were ")  # "kicked by bob#fp"
-                self.post_message(RoomLeft(frame.room, secret=True, removed=why))
-        elif isinstance(frame, ev.Msg):
-            self._on_msg(frame)
-        elif isinstance(frame, ev.Presence | ev.TopicChanged):
-            room = self.state.apply(frame)
-            self.write(room.key, event_line(frame, self.clock), counts=False)
-            if isinstance(frame, ev.Presence) and frame.kind == "nick":
-                self.status.set(nick=self.client.nick)
-            if (
-                isinstance(frame, ev.Presence)
-                and frame.kind in ("kick", "ban")
-                and name_key(frame.nick) == name_key(self.client.nick)
-            ):
-                verb = "kicked" if frame.kind == "kick" else "banned"
-                why = f" ({clean(frame.msg)})" if frame.msg else ""
-                removed = f"{verb} by {clean(frame.by or 'an owner')}{why}"
-                self.post_message(RoomLeft(frame.room, removed=removed))
-            self.refresh_chrome()
-        elif isinstance(frame, ev.ModeChanged):
-            key = name_key(frame.room)
-            if key in self.state.rooms:
-                self.write(key, mode_line(frame, self.clock), counts=False)
-        elif isinstance(frame, ev.Missed):
-            key = name_key(frame.room) if frame.room else CONSOLE
-            lost = frame.last - frame.first + 1
-            note = f"{lost} events were said while you were away and are lost"
-            self.write(
-                key if key in self.state.rooms else CONSOLE,
-                system_line(note, self.clock),
-                counts=False,
-            )
-        elif isinstance(frame, ev.Bye | ev.Error):
-            text = f"the server closed the connection: {clean(frame.msg)} ({clean(frame.code)})"
-            self.console(text, error=True)
-
-    def _on_msg(self, frame: ev.Msg) -> None:
-        room = self.state.apply(frame)
-        own = self.client.nick
-        self.write(room.key, message_line(frame, self.clock, own_nick=own))
-        mentioned = name_key(frame.nick) != name_key(own) and mentions(frame.text, own)
-        where = f"{clean(frame.nick)} in #{clean(frame.room)}"
-        self._count(room, mentioned, where, frame.text)
-
-    def _on_secret_msg(self, msg: SecretMessage) -> None:
-        room = self.state.apply_secret(msg)
-        own = self.client.nick
-        self.write(room.key, secret_message_line(msg, self.clock, own_nick=own))
-        mentioned = not msg.own and mentions(msg.text, own)
-        where = f"{secret_label(msg.nick, msg.fingerprint)} in {LOCK}#{clean(room.name)}"
-        self._count(room, mentioned, where, msg.text)
-
-    def _count(self, room: RoomState, mentioned: bool, where: str, text: str) -> None:
-        """Unread marks for a room not shown, and a bell and toast for a mention."""
-        if room.key != self.state.current:
-            room.unread += 1
-            room.mentioned = room.mentioned or mentioned
-        if mentioned:
-            self.app.bell()
-            self.app.notify(
-                f"{where}: {clean(text)[:200]}", title="You were mentioned", markup=False
-            )
-        self.refresh_chrome()
-
-    def on_secret_entered(self, event: SecretEntered) -> None:
-        channel = self.client.secret.get(normalize_room(event.room))
-        room = self.state.enter_secret(event.room, channel.members() if channel else [])
-        room.joined = True
-        self._add_view(room.key)
-        shown = room_text(room.name, secret=True)
-        if event.how == "rejoined":
-            text = join_text("rejoined ", shown, f"; {GAP_NOTE}")
-            self.write(room.key, system_line(text, self.clock), counts=False)
-            self.refresh_chrome()
-            return
-        words = join_text(
-            f"you {event.how} the secret room ",
-            shown,
-            " as ",
-            nick_text(self.own_label(event.room)),
-            "; only those with the passphrase can read it; /privacy says what the server sees",
-        )
-        self.write(room.key, system_line(words, self.clock), counts=False)
-        if event.generated:
-            note = join_text(
-                "its generated passphrase (give it to the others over a safe channel): ",
-                Text(clean(event.passphrase), style="bold"),
-            )
-            self.write(room.key, system_line(note, self.clock), counts=False)
-        self.switch_to(room.key)
-
-    def on_room_joined(self, event: RoomJoined) -> None:
-        joined = event.joined
-        room = self.state.enter(joined)
-        self._add_view(room.key)
-        members = ", ".join(clean(m) for m in joined.members)
-        more = f" and {joined.more} more" if joined.more else ""
-        self.write(
-            room.key,
-            system_line(
-                join_text("you joined ", room_text(room.name), f"; members: {members}{more}"),
-                self.clock,
-            ),
-            counts=False,
-        )
-        if joined.topic:
-            self.write(
-                room.key,
-                system_line(join_text("topic: ", clean(joined.topic)), self.clock),
-                counts=False,
-            )
-        if event.switch:
-            self.switch_to(room.key)
-        else:
-            self.refresh_chrome()
-        self.request_list(show=False)
-
-    def on_room_left(self, event: RoomLeft) -> None:
-        key = secret_key(event.room) if event.secret else name_key(event.room)
-        self.state.forget(event.room, secret=event.secret)
-        view = self._views.pop(key, None)
-        if view is not None:
-            view.remove()
-        shown = room_text(event.room, secret=event.secret)
-        if event.removed:
-            self.console(join_text("you were removed from ", shown, f": {event.removed}"))
-        else:
-            self.console(join_text("you left ", shown))
-        self.switch_to(self.state.current)
-        self.refresh_chrome()
-        self.request_list(show=False)
-
-    def on_rooms_listed(self, event: RoomsListed) -> None:
-        self.state.public = list(event.rooms.rooms)
-        self.refresh_chrome()
-        if not event.show:
-            return
-        rooms = event.rooms
-        if not rooms.rooms:
-            self.here("there are no public rooms yet: /join NAME creates one")
-            return
-        self.here(f"{len(rooms.rooms) + rooms.more} public rooms:")
-        for info in rooms.rooms:
-            line = join_text("  ", room_text(info.room), f" ({self.state.member_count(info)})")
-            if info.topic:
-                line.append(f" — {clean(info.topic)}")
-            self.here(line)
-        if rooms.more:
-            self.here(f"  … and {rooms.more} smaller rooms")
-
-    def on_members_listed(self, event: MembersListed) -> None:
-        reply = event.members
-        names = Text(", ").join(nick_text(m, bold=False) for m in reply.members)
-        more = f" and {reply.more} more" if reply.more else ""
-        count = len(reply.members) + reply.more
-        self.here(join_text(room_text(reply.room), f" ({count}): ", names, more))
-
-    def on_nick_changed(self, event: NickChanged) -> None:
-        self.wanted_nick = event.nick
-        self.chat_app.remember_nick(event.nick)
-        self.status.set(nick=event.nick)
-        if not self.state.rooms:
-            self.console(join_text("you are now known as ", nick_text(event.nick)))
-        self.refresh_chrome()
-
-    def on_request_failed(self, event: RequestFailed) -> None:
-        self.here(f"{event.what} failed: {clean(event.message)} ({clean(event.code)})", error=True)
-
     def on_latency(self, event: Latency) -> None:
         self.status.set(latency=event.seconds)
 
-    def on_connection_lost(self, event: ConnectionLost) -> None:
-        self.connected = False
-        self.status.set(state="reconnecting", detail="")
-        if event.code == Code.RESTART:  # another node keeps our session: resume there
-            self.console(f"{clean(event.message)}; reconnecting…")
-        elif event.code != Code.SHUTDOWN:
-            self.console(f"connection lost: {clean(event.message)}", error=True)
-        for room in self.state.secret_rooms():
-            room.joined = False
-        for key in self.state.rooms:
-            self.write(
-                key,
-                system_line("disconnected; reconnecting…", self.clock, error=True),
-                counts=False,
-            )
-
-    def on_reconnecting(self, event: Reconnecting) -> None:
-        detail = f"attempt {event.attempt} in {event.delay:g} s"
-        self.status.set(state="reconnecting", detail=detail)
-        if event.attempt > 1:
-            self.console(f"reconnect attempt {event.attempt - 1} failed: {clean(event.last_error)}")
-
-    def on_reconnected(self, event: Reconnected) -> None:
-        self.client = event.client
-        self.connected = True
-        self.status.set(
-            state="connected",
-            detail="",
-            nick=event.client.nick,
-            transport=transport(event.client),
-        )
-        if event.client.resumed:
-            self.console(system_line("reconnected and resumed: nothing was missed", self.clock))
-            for room in self.state.rooms.values():
-                self.write(
-                    room.key, system_line("reconnected and resumed", self.clock), counts=False
-                )
-            return
-        self.console(join_text("reconnected as ", nick_text(event.client.nick)))
-        for name in event.secret:
-            self.write(
-                secret_key(name), system_line(f"rejoined; {GAP_NOTE}", self.clock), counts=False
-            )
-        for joined in event.joined:
-            room = self.state.enter(joined)
-            self.write(room.key, system_line(f"reconnected; {GAP_NOTE}", self.clock), counts=False)
-        for name, reason in event.failed:
-            self.state.forget(name)
-            view = self._views.pop(name_key(name), None)
-            if view is not None:
-                view.remove()
-            self.console(
-                join_text("could not rejoin ", room_text(name), f": {clean(reason)}"), error=True
-            )
-        self.switch_to(self.state.current)
-        self.request_list(show=False)
+    async def close_client(self, msg: str = "") -> None:
+        self.quitting = True
+        self.commands.stop()
+        with contextlib.suppress(Exception):
+            await self.commands.client.close(msg, timeout=2.0)

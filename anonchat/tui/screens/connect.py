@@ -12,12 +12,13 @@ from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Input, Label, Static
 
-from ...errors import Code, ConnectionClosed
+from ...address import format_address
+from ...client import Endpoint
+from ...errors import Code, ConnectionClosed, Local
 from ...names import InvalidName, check_nick
 from ..messages import Connected, ConnectFailed
 from ..render import clean
 from ..session import ConnectOptions, connect
-from ..settings import parse_server
 from .trust import TrustScreen
 
 DEFAULT_PORT = 7667
@@ -25,6 +26,10 @@ DEFAULT_PORT = 7667
 
 def describe_failure(code: str, message: str, server: str) -> tuple[str, str]:
     """(which field, sentence) for a failed connection."""
+    if code == Local.PROXY_FAILED:
+        return "server", f"Through the proxy: {clean(message)}"
+    if code == Local.BAD_ADDRESS:
+        return "server", clean(message)
     if code == Code.NICK_TAKEN:
         return "nick", "That nick is taken on this server; pick another (or roll a new one)."
     if code == Code.NICK_INVALID:
@@ -51,6 +56,7 @@ class ConnectScreen(Screen[None]):
         self.nick = nick
         self.autoconnect = autoconnect
         self.target = ("", 0)
+        self.aimed = self.options  # the options for the server being connected to
 
     def compose(self) -> ComposeResult:
         with Center(), Vertical(id="connect-box", classes="dialog") as box:
@@ -59,9 +65,13 @@ class ConnectScreen(Screen[None]):
                 Text("No account: pick a nick and talk. Nothing is stored on the server."),
                 id="tagline",
             )
-            yield Label("Server (HOST:PORT)")
+            yield Label("Server (HOST:PORT, or an invite link)")
             yield Input(self.server, placeholder="127.0.0.1:7667", id="server")
             yield Static("", id="server-error", classes="error")
+            via = self.options.endpoint.via
+            note = Static(Text(f"every connection goes through the proxy {via}"), id="via")
+            note.display = bool(via)
+            yield note
             yield Label("Nick")
             with Horizontal(id="nick-row"):
                 yield Input(self.nick, placeholder="your nick", id="nick", max_length=32)
@@ -97,7 +107,7 @@ class ConnectScreen(Screen[None]):
         server = self.query_one("#server", Input).value.strip()
         nick = self.query_one("#nick", Input).value.strip()
         try:
-            host, port = parse_server(server, DEFAULT_PORT)
+            target = Endpoint.parse(server, DEFAULT_PORT)
         except ValueError as exc:
             self.show_error("server", clean(str(exc)))
             return
@@ -106,15 +116,21 @@ class ConnectScreen(Screen[None]):
         except InvalidName as exc:
             self.show_error("nick", clean(str(exc)))
             return
-        self.target = (host, port)
-        self.server, self.nick = server, nick
+        host, port = self.target = (target.host, target.port)
+        self.aimed = self.options.aimed_at(target)
+        # What is remembered and shown: a link's server, never its pin.
+        link = server.lower().startswith("anonchat:")
+        self.server = format_address(host, port) if link else server
+        self.nick = nick
         self.set_busy(True)
-        self.query_one("#connect-status", Static).update(Text(f"connecting to {clean(server)}…"))
+        self.query_one("#connect-status", Static).update(
+            Text(f"connecting to {clean(self.aimed.label)}…")
+        )
         self.connect_worker(host, port, nick)
 
     @work(exclusive=True, group="connect")
     async def connect_worker(self, host: str, port: int, nick: str) -> None:
-        options = replace(self.options, confirm=self.ask_trust)
+        options = replace(self.aimed, confirm=self.ask_trust)
         try:
             client = await connect(host, port, nick, options)
         except ConnectionClosed as exc:
@@ -138,7 +154,7 @@ class ConnectScreen(Screen[None]):
 
         app = self.app
         assert isinstance(app, AnonchatApp)
-        app.start_chat(event.client, self.target, self.server)
+        app.start_chat(event.client, self.aimed, self.server)
 
     def set_busy(self, busy: bool) -> None:
         self.query_one("#connect", Button).disabled = busy

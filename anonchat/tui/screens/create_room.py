@@ -19,8 +19,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 
-from ...crypto import generate_passphrase, passphrase_warning
 from ...names import InvalidName, check_room, check_topic
+from ...passphrases import generate_passphrase, passphrase_warning
 from ..render import clean
 from .passphrase import WORKING, room_problem, run_attempt
 
@@ -49,6 +49,7 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
         passphrases: Callable[[], str] = generate_passphrase,
     ) -> None:
         super().__init__()
+        self._prefill: str | None = None
         self.room = room
         self.secret = secret and create_secret is not None
         self.create_secret = create_secret
@@ -88,6 +89,20 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
         self._show_kind()
         target = "#room-pass" if self.secret and self.room else "#room-name"
         self.query_one(target, Input).focus()
+        if self._prefill is not None:
+            self.prefill_passphrase(self._prefill)
+
+    def prefill_passphrase(self, text: str) -> None:
+        """A line typed in the chat input before this form opened: the passphrase.
+        It waits, masked, for the user's Enter (nothing is sent before)."""
+        if not self.is_mounted:
+            self._prefill = text
+            return
+        self._prefill = None
+        box = self.query_one("#room-pass", Input)
+        box.value = text
+        box.cursor_position = len(text)
+        box.focus()
 
     def _show_kind(self) -> None:
         self.query_one("#public-fields").display = not self.secret

@@ -22,21 +22,23 @@ def help_renderable() -> Table:
     table.add_column(style="bold", no_wrap=True)
     table.add_column()
     table.add_row(Text("Keys", style="bold underline"), "")
+    # Text, never a markup string: "[create]" in a usage line is not a tag.
     for key in KEYS:
-        table.add_row(key.keys, key.help)
+        table.add_row(Text(key.keys), Text(key.help))
     table.add_row("", "")
     table.add_row(Text("Commands", style="bold underline"), "")
     for cmd in COMMANDS:
         usage = f"/{cmd.name} {cmd.args}".rstrip()
         aliases = ", ".join(f"/{a}" for a in cmd.aliases)
-        table.add_row(usage, cmd.help + (f" (also {aliases})" if aliases else ""))
+        words = ("(owners) " if cmd.owners else "") + cmd.help
+        table.add_row(Text(usage), Text(words + (f" (also {aliases})" if aliases else "")))
     table.add_row("", "")
     for note in NOTES:
         table.add_row("", Text(note, style="dim"))
     table.add_row("", "")
     table.add_row(Text("Privacy", style="bold underline"), "what the server can and cannot see")
     for heading, words in PRIVACY:
-        table.add_row(heading, words)
+        table.add_row(Text(heading), Text(words))
     return table
 
 

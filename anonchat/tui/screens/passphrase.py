@@ -20,8 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 
-from ...crypto import normalize_room
-from ...names import InvalidName, check_room
+from ...room import secret_name_problem
 from ..render import clean
 
 #: Joins (or creates) a secret room: (room, passphrase) -> None, or the reason it failed.
@@ -30,15 +29,7 @@ Attempt = Callable[[str, str], Awaitable[str | None]]
 WORKING = "deriving key…"
 
 
-def room_problem(room: str) -> str | None:
-    """Why ``room`` cannot name a room, or None."""
-    if not room:
-        return "type the room's name"
-    try:
-        check_room(normalize_room(room))
-    except InvalidName as exc:
-        return str(exc)
-    return None
+room_problem = secret_name_problem
 
 
 async def run_attempt(attempt: Attempt, room: str, passphrase: str) -> str | None:
@@ -54,6 +45,7 @@ class PassphraseScreen(ModalScreen[str | None]):
 
     def __init__(self, room: str, attempt: Attempt) -> None:
         super().__init__()
+        self._prefill: str | None = None
         self.room = room
         self.attempt = attempt
 
@@ -73,6 +65,20 @@ class PassphraseScreen(ModalScreen[str | None]):
     def on_mount(self) -> None:
         target = "#secret-pass" if self.room else "#secret-room"
         self.query_one(target, Input).focus()
+        if self._prefill is not None:
+            self.prefill_passphrase(self._prefill)
+
+    def prefill_passphrase(self, text: str) -> None:
+        """A line typed in the chat input before this form opened: the passphrase.
+        It waits, masked, for the user's Enter (nothing is sent before)."""
+        if not self.is_mounted:
+            self._prefill = text
+            return
+        self._prefill = None
+        box = self.query_one("#secret-pass", Input)
+        box.value = text
+        box.cursor_position = len(text)
+        box.focus()
 
     def _error(self, text: str) -> None:
         self.query_one("#secret-error", Static).update(Text(clean(text)))

@@ -21,6 +21,9 @@ class ChatInput(Input):
         Binding("up", "history(-1)", "Previous line", show=False),
         Binding("down", "history(1)", "Next line", show=False),
         Binding("tab", "complete", "Complete", show=False),
+        # A terminal without bracketed paste sends a pasted newline as LF (ctrl+j):
+        # it ends a line as Enter does, never glues two lines into one.
+        Binding("ctrl+j", "submit", "Send", show=False),
     ]
 
     @dataclass
@@ -31,6 +34,12 @@ class ChatInput(Input):
 
     class HelpRequested(Message):
         pass
+
+    @dataclass
+    class Line(Message):
+        """A line the user sent with Enter (the box is already empty again)."""
+
+        line: str
 
     @dataclass
     class Pasted(Message):
@@ -49,6 +58,19 @@ class ChatInput(Input):
         self._cycle_at = 0
         self._cycle_start = 0
         self._cycle_end = -1
+
+    async def action_submit(self) -> None:
+        """Enter: take the line and empty the box at once, in this key's turn.
+
+        Input would post the value and leave the box to be emptied when the
+        message is handled, after keys that arrived in the same burst were
+        already applied to the old text ("rep alpharep beta", sent twice).
+        """
+        line = self.value
+        self.value = ""
+        self.remember(line)
+        if line.strip():
+            self.post_message(self.Line(line))
 
     def remember(self, line: str) -> None:
         if line and (not self.history or self.history[-1] != line):
@@ -118,4 +140,15 @@ class ChatInput(Input):
             return
         if event.key != "tab":
             self._cycle = []
+        # The box's own keys (Enter, Backspace, Ctrl+U, Ctrl+W, Tab, Up, ...) are run
+        # now, in this key's turn. Left to Textual, a key bound here would bubble up
+        # to the app and run after the keys that followed it in the same burst had
+        # already been typed into the box: "a\rb\r" would send "ab", Ctrl+U would
+        # wipe what was typed after it.
+        for binding in self._bindings.key_to_bindings.get(event.key, ()):
+            if not binding.priority:
+                event.stop()
+                event.prevent_default()
+                await self.run_action(binding.action)
+                return
         # Input's own _on_key runs after this one (Textual calls each class's handler).

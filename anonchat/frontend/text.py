@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .client import Client
-from .names import sanitize
-
-LOCK = "\U0001f512"  # 🔒: marks secret rooms, read out as "lock" by screen readers
+from ..client import Client
+from ..names import sanitize
+from ..room import LOCK as LOCK
 
 MODE_USAGE = "usage: /mode lock | unlock | slow SECONDS | history on|off"
 

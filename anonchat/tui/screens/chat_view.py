@@ -1,0 +1,366 @@
+"""What the chat screen shows: the daemon's events and the command core's notes.
+
+A mixin of :class:`~.chat.ChatScreen`, kept apart from its layout, keys and
+workers.  Nothing here talks to the daemon: it renders and updates
+:class:`~..state.ChatState`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+
+from ... import events as ev
+from ...frontend.commands import (
+    Entered,
+    Failed,
+    Info,
+    Left,
+    Lines,
+    Listed,
+    Members,
+    NickSet,
+    Note,
+    OpenForm,
+    Quit,
+    TopicShown,
+)
+from ...frontend.reconnect import Back, Lost, Retrying, Step, Stopped
+from ...names import name_key
+from ...room import Roster, SecretRoom, public_key, secret_key
+from ...secret import SecretMessage, SecretNotice
+from ..render import (
+    LOCK,
+    Clock,
+    clean,
+    event_line,
+    join_text,
+    mentions,
+    message_line,
+    mode_line,
+    nick_text,
+    room_text,
+    secret_label,
+    secret_message_line,
+    secret_notice_line,
+    system_line,
+)
+from ..state import CONSOLE, ChatState, RoomState
+
+if TYPE_CHECKING:
+    from ...client import Client, Event
+    from ..app import AnonchatApp
+    from ..widgets.status_bar import StatusBar
+
+GAP_NOTE = "the server no longer held your session: messages sent while you were away are lost"
+
+
+class ChatView:
+    """Rendering for :class:`~.chat.ChatScreen` (a mixin: the widgets are the screen's)."""
+
+    if TYPE_CHECKING:
+        state: ChatState
+        clock: Clock
+        connected: bool
+
+        @property
+        def client(self) -> Client: ...
+
+        @property
+        def status(self) -> StatusBar: ...
+
+        @property
+        def chat_app(self) -> AnonchatApp: ...
+
+        @property
+        def own_label(self) -> str: ...
+
+        def write(self, key: str, line: Text, *, counts: bool = True) -> None: ...
+
+        def console(self, text: Text | str, *, error: bool = False) -> None: ...
+
+        def here(self, text: Text | str, *, error: bool = False) -> None: ...
+
+        def switch_to(self, key: str) -> None: ...
+
+        def refresh_chrome(self) -> None: ...
+
+        def drop_view(self, key: str) -> None: ...
+
+        def add_view(self, key: str) -> object: ...
+
+        def refresh_rooms(self) -> object: ...
+
+        def action_create_room(self) -> None: ...
+
+        def _sync_secret_members(self, refresh: bool = True) -> None: ...
+
+    # -- pushed events --------------------------------------------------------------
+
+    def show_event(self, frame: Event) -> None:
+        if isinstance(frame, SecretMessage):
+            self._on_secret_msg(frame)
+        elif isinstance(frame, SecretNotice):
+            room = self.state.apply_secret(frame)
+            self.write(room.key, secret_notice_line(frame, self.clock), counts=False)
+            self._sync_secret_members()
+            if frame.kind == "removed":  # kicked or banned: the client left the room
+                why = clean(frame.text).removeprefix("you were ")  # "kicked by bob#fp"
+                self.forget_room(secret_key(frame.room), frame.room, True, removed=why)
+        elif isinstance(frame, ev.Msg):
+            self._on_msg(frame)
+        elif isinstance(frame, ev.Presence | ev.TopicChanged):
+            room = self.state.apply(frame)
+            self.write(room.key, event_line(frame, self.clock), counts=False)
+            if isinstance(frame, ev.Presence) and frame.kind == "nick":
+                self.status.set(nick=self.client.nick)
+            if (
+                isinstance(frame, ev.Presence)
+                and frame.kind in ("kick", "ban")
+                and name_key(frame.nick) == name_key(self.client.nick)
+            ):
+                verb = "kicked" if frame.kind == "kick" else "banned"
+                why = f" ({clean(frame.msg)})" if frame.msg else ""
+                removed = f"{verb} by {clean(frame.by or 'an owner')}{why}"
+                self.forget_room(public_key(frame.room), frame.room, False, removed=removed)
+            self.refresh_chrome()
+        elif isinstance(frame, ev.ModeChanged):
+            key = name_key(frame.room)
+            if key in self.state.rooms:
+                self.write(key, mode_line(frame, self.clock), counts=False)
+        elif isinstance(frame, ev.Missed):
+            key = name_key(frame.room) if frame.room else CONSOLE
+            lost = frame.last - frame.first + 1
+            note = f"{lost} event{'s were' if lost != 1 else ' was'} said while you were away "
+            note += "and " + ("are" if lost != 1 else "is") + " lost"
+            self.write(
+                key if key in self.state.rooms else CONSOLE,
+                system_line(note, self.clock),
+                counts=False,
+            )
+        elif isinstance(frame, ev.Bye | ev.Error):
+            text = f"the server closed the connection: {clean(frame.msg)} ({clean(frame.code)})"
+            self.console(text, error=True)
+
+    def _on_msg(self, frame: ev.Msg) -> None:
+        room = self.state.apply(frame)
+        own = self.client.nick
+        self.write(room.key, message_line(frame, self.clock, own_nick=own))
+        mentioned = name_key(frame.nick) != name_key(own) and mentions(frame.text, own)
+        where = f"{clean(frame.nick)} in #{clean(frame.room)}"
+        self._count(room, mentioned, where, frame.text)
+
+    def _on_secret_msg(self, msg: SecretMessage) -> None:
+        room = self.state.apply_secret(msg)
+        own = self.client.nick
+        self.write(room.key, secret_message_line(msg, self.clock, own_nick=own))
+        mentioned = not msg.own and mentions(msg.text, own)
+        where = f"{secret_label(msg.nick, msg.fingerprint)} in {LOCK}#{clean(room.name)}"
+        self._count(room, mentioned, where, msg.text)
+
+    def _count(self, room: RoomState, mentioned: bool, where: str, text: str) -> None:
+        """Unread marks for a room not shown, and a bell and toast for a mention."""
+        if room.key != self.state.current:
+            room.unread += 1
+            room.mentioned = room.mentioned or mentioned
+        if mentioned:
+            self.chat_app.bell()
+            self.chat_app.notify(
+                f"{where}: {clean(text)[:200]}", title="You were mentioned", markup=False
+            )
+        self.refresh_chrome()
+
+    # -- the command core's notes ---------------------------------------------------------
+
+    def show_note(self, note: Note) -> None:
+        if isinstance(note, Info):
+            line = system_line(clean(note.text), self.clock, error=note.error)
+            self.write(note.key or self.state.current, line, counts=False)
+        elif isinstance(note, Failed):
+            text = f"{note.what} failed: {clean(note.message)} ({clean(note.code)})"
+            self.here(text, error=True)
+        elif isinstance(note, Entered):
+            self._entered(note)
+        elif isinstance(note, Left):
+            self.forget_room(note.key, note.name, note.secret)
+        elif isinstance(note, Listed):
+            self.show_rooms(note.rooms, show=True)
+        elif isinstance(note, Members):
+            self._members(note.roster)
+        elif isinstance(note, NickSet):
+            self.chat_app.remember_nick(note.nick)
+            self.status.set(nick=note.nick)
+            if not self.state.rooms:
+                self.console(join_text("you are now known as ", nick_text(note.nick)))
+            self.refresh_chrome()
+        elif isinstance(note, TopicShown):
+            topic = clean(note.topic) or "(none)"
+            self.here(join_text("topic of ", room_text(note.room), ": ", topic))
+        elif isinstance(note, Lines):
+            for text in note.lines:
+                self.here(text)
+        elif isinstance(note, Quit):
+            self.chat_app.quit_chat(note.message)
+        elif isinstance(note, OpenForm):
+            self.action_create_room()
+
+    def _entered(self, note: Entered) -> None:
+        room = note.room
+        if note.how == "already" and room.key in self.state.rooms:
+            self.switch_to(room.key)
+            return
+        if not room.secret:
+            if note.joined is not None:
+                self._joined(note.joined)
+            return
+        members = room.announced() if isinstance(room, SecretRoom) else []
+        state = self.state.enter_secret(room.name, members)
+        state.joined = True
+        self.add_view(state.key)
+        words = join_text(
+            f"you {note.how} the secret room ",
+            room_text(state.name, secret=True),
+            " as ",
+            nick_text(room.label if isinstance(room, SecretRoom) else self.own_label),
+            "; only those with the passphrase can read it; /privacy says what the server sees",
+        )
+        self.write(state.key, system_line(words, self.clock), counts=False)
+        if note.generated:
+            shown = join_text(
+                "its generated passphrase (give it to the others over a safe channel): ",
+                Text(clean(note.generated), style="bold"),
+            )
+            self.write(state.key, system_line(shown, self.clock), counts=False)
+        self.switch_to(state.key)
+
+    def _joined(self, joined: ev.Joined, *, switch: bool = True) -> None:
+        room = self.state.enter(joined)
+        self.add_view(room.key)
+        members = ", ".join(clean(m) for m in joined.members)
+        more = f" and {joined.more} more" if joined.more else ""
+        text = join_text("you joined ", room_text(room.name), f"; members: {members}{more}")
+        self.write(room.key, system_line(text, self.clock), counts=False)
+        if joined.topic:
+            topic = join_text("topic: ", clean(joined.topic))
+            self.write(room.key, system_line(topic, self.clock), counts=False)
+        if switch:
+            self.switch_to(room.key)
+        else:
+            self.refresh_chrome()
+        self.refresh_rooms()
+
+    def forget_room(self, key: str, name: str, secret: bool, *, removed: str = "") -> None:
+        """We are out of a room: we left it, or (``removed``: why) an owner removed us."""
+        self.state.forget(name, secret=secret)
+        self.state.rooms.pop(key, None)
+        self.drop_view(key)
+        shown = room_text(name, secret=secret)
+        if removed:
+            self.console(join_text("you were removed from ", shown, f": {removed}"))
+        else:
+            self.console(join_text("you left ", shown))
+        self.switch_to(self.state.current if self.state.current in self.state.rooms else CONSOLE)
+        self.refresh_chrome()
+        self.refresh_rooms()
+
+    def show_rooms(self, rooms: ev.Rooms, *, show: bool) -> None:
+        self.state.public = list(rooms.rooms)
+        self.refresh_chrome()
+        if not show:
+            return
+        if not rooms.rooms:
+            self.here("there are no public rooms yet: /join NAME creates one")
+            return
+        self.here(f"{len(rooms.rooms) + rooms.more} public rooms:")
+        for info in rooms.rooms:
+            line = join_text("  ", room_text(info.room), f" ({self.state.member_count(info)})")
+            if info.topic:
+                line.append(f" — {clean(info.topic)}")
+            self.here(line)
+        if rooms.more:
+            self.here(f"  … and {rooms.more} smaller rooms")
+
+    def _members(self, roster: Roster) -> None:
+        names = Text(", ").join(nick_text(clean(m), bold=False) for m in roster.members)
+        if not roster.secret:
+            more = f" and {roster.more} more" if roster.more else ""
+            self.here(join_text(room_text(roster.room), f" ({roster.count}): ", names, more))
+            return
+        self.here(
+            join_text(
+                room_text(roster.room, secret=True),
+                f" ({roster.count}, those who announced themselves): ",
+                names,
+            )
+        )
+        owners: Text | str = "none here"
+        if roster.owners:
+            owners = Text(", ").join(nick_text(clean(o), bold=False) for o in roster.owners)
+        self.here(join_text("owners (checked by signature): ", owners))
+
+    # -- the connection ---------------------------------------------------------------------
+
+    def show_step(self, step: Lost | Step) -> None:
+        if isinstance(step, Lost):
+            self._lost(step)
+        elif isinstance(step, Retrying):
+            detail = f"attempt {step.attempt} in {step.delay:g} s"
+            self.status.set(state="reconnecting", detail=detail)
+            if step.attempt > 1:
+                self.console(
+                    f"reconnect attempt {step.attempt - 1} failed: {clean(step.last_error)}"
+                )
+        elif isinstance(step, Back):
+            self._back(step)
+        elif isinstance(step, Stopped):
+            self.status.set(state=f"stopped: {clean(step.message)[:60]}", detail="")
+            self.console(
+                f"not reconnecting: {clean(step.message)} ({clean(step.code)})", error=True
+            )
+
+    def _lost(self, step: Lost) -> None:
+        self.connected = False
+        if step.final:
+            self.status.set(state="disconnected", detail="")
+            return
+        self.status.set(state="reconnecting", detail="")
+        if step.code == "restart":  # another node keeps our session: resume there
+            self.console(f"{clean(step.message)}; reconnecting…")
+        elif step.code != "shutdown":
+            self.console(f"connection lost: {clean(step.message)}", error=True)
+        for room in self.state.secret_rooms():
+            room.joined = False
+        for key in self.state.rooms:
+            line = system_line("disconnected; reconnecting…", self.clock, error=True)
+            self.write(key, line, counts=False)
+
+    def _back(self, step: Back) -> None:
+        client = step.client
+        self.connected = True
+        self.status.set(state="connected", detail="", nick=client.nick)
+        for room in self.state.secret_rooms():
+            room.joined = client.room_by_key(room.key) is not None
+        if client.resumed:
+            self.console(system_line("reconnected and resumed: nothing was missed", self.clock))
+            for room in self.state.rooms.values():
+                line = system_line("reconnected and resumed", self.clock)
+                self.write(room.key, line, counts=False)
+            self.refresh_chrome()
+            return
+        self.console(join_text("reconnected as ", nick_text(client.nick)))
+        rejoined = step.rejoined
+        for name in rejoined.secret if rejoined else []:
+            line = system_line(f"rejoined; {GAP_NOTE}", self.clock)
+            self.write(secret_key(name), line, counts=False)
+        for joined in rejoined.joined if rejoined else []:
+            room = self.state.enter(joined)
+            line = system_line(f"reconnected; {GAP_NOTE}", self.clock)
+            self.write(room.key, line, counts=False)
+        for name, reason in rejoined.failed if rejoined else []:
+            self.state.forget(name)
+            self.drop_view(name_key(name))
+            text = join_text("could not rejoin ", room_text(name), f": {clean(reason)}")
+            self.console(text, error=True)
+        self.switch_to(self.state.current)
+        self.refresh_rooms()

@@ -1,0 +1,355 @@
+"""Both front ends, run by the same tests: what a user types never leaks a secret.
+
+Each test runs once with the line mode (``run_line_mode`` reading a real pipe
+as its stdin, as a script or a terminal feeds it) and once with the TUI (the
+real app under Pilot), against a real daemon behind a relay that records every
+byte the daemon receives.  The front ends share one command core
+(anonchat/frontend/commands.py); these tests hold both to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from anonchat import events as ev
+from anonchat.client import Client, Endpoint
+from anonchat.daemon import Daemon
+from anonchat.linemode import run_line_mode
+from anonchat.paths import ENV_CONFIG_DIR
+from anonchat.secret import SecretMessage
+from anonchat.tui import make_app
+from anonchat.tui.screens.create_room import CreateRoomScreen
+from anonchat.tui.screens.passphrase import PassphraseScreen
+
+from .conftest import DaemonFactory
+from .helpers import collect
+from .tui.conftest import chat_of, fixed_clock, type_line, until_chat, wait_for
+
+ROOM = "MidnightPlans"
+WIDE = "".join(chr(ord(c) + 0xFEE0) for c in ROOM)  # full-width letters: the same room
+PASSPHRASE = "orbit-lemon-staple-horse-battery-canyon"
+
+DELAYS = (0.05, 0.1, 0.2)
+
+
+class Link:
+    """The network between the front end and a plaintext daemon: a relay that
+    records every byte the daemon receives, and can be cut (open connections
+    reset, new ones held until it is restored)."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.received = bytearray()
+        self.up = asyncio.Event()
+        self.up.set()
+        self.writers: list[asyncio.StreamWriter] = []
+        self.port = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await self.up.wait()
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.daemon.port)
+        self.writers += [writer, up_writer]
+        await asyncio.gather(
+            self._pipe(reader, up_writer, True),
+            self._pipe(up_reader, writer, False),
+            return_exceptions=True,
+        )
+
+    async def _pipe(
+        self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, record: bool
+    ) -> None:
+        while data := await src.read(65536):
+            if record:
+                self.received.extend(data)
+            dst.write(data)
+            await dst.drain()
+        dst.close()
+
+    def cut(self) -> None:
+        self.up.clear()
+        for writer in self.writers:
+            writer.transport.abort()
+        self.writers.clear()
+
+    def restore(self) -> None:
+        self.up.set()
+
+    def close(self) -> None:
+        self.cut()
+        if self.server is not None:
+            self.server.close()
+
+
+@pytest.fixture
+async def link(make_daemon: DaemonFactory) -> AsyncIterator[Link]:
+    relay = Link(await make_daemon(plaintext=True))
+    await relay.start()
+    yield relay
+    relay.close()
+
+
+class Front(Protocol):
+    """One front end, driven as a user drives it."""
+
+    async def type(self, line: str) -> None: ...
+
+    async def enter_secret(self, room: str, passphrase: str, *, create: bool) -> None: ...
+
+    def output(self) -> str: ...
+
+    async def wait(self, text: str) -> None: ...
+
+
+class LineFront:
+    """The line mode reading a pipe, as a script or a slow terminal feeds it."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.out = io.StringIO()
+        read_fd, write_fd = os.pipe()
+        self.stdin = os.fdopen(read_fd, "r", encoding="utf-8")
+        self.pipe = os.fdopen(write_fd, "w", encoding="utf-8")
+        self.task: asyncio.Task[int] | None = None
+
+    async def start(self) -> None:
+        endpoint = Endpoint("127.0.0.1", self.port, tls=False, known_hosts=None)
+        self.task = asyncio.create_task(
+            run_line_mode(
+                endpoint, nick="alice", stdin=self.stdin, stdout=self.out, reconnect_delays=DELAYS
+            )
+        )
+        await self.wait("connected to")
+
+    async def wait(self, text: str, since: int = 0) -> None:
+        """Until ``text`` was printed after ``since`` characters (polling a buffer:
+        no timing is asserted)."""
+        try:
+            async with asyncio.timeout(10):
+                while text not in self.out.getvalue()[since:]:
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise AssertionError(f"{text!r} not in:\n{self.out.getvalue()}") from None
+
+    async def type(self, line: str) -> None:
+        self.pipe.write(line + "\n")
+        self.pipe.flush()
+
+    async def enter_secret(self, room: str, passphrase: str, *, create: bool) -> None:
+        mark = len(self.output())
+        await self.type(f"/secret {'create ' if create else ''}{room}")
+        await self.type(passphrase)
+        await self.wait("\U0001f512#", mark)
+
+    def output(self) -> str:
+        return self.out.getvalue()
+
+    async def stop(self) -> None:
+        self.pipe.close()
+        assert self.task is not None
+        async with asyncio.timeout(10):
+            assert await self.task == 0
+
+
+class TuiFront:
+    """The full-screen app under Pilot."""
+
+    def __init__(self, pilot: Pilot[Any]) -> None:
+        self.pilot = pilot
+
+    async def type(self, line: str) -> None:
+        await type_line(self.pilot, line)
+
+    async def enter_secret(self, room: str, passphrase: str, *, create: bool) -> None:
+        app = self.pilot.app
+        await self.type(f"/secret {'create ' if create else ''}{room}")
+        form = PassphraseScreen if not create else CreateRoomScreen
+        await wait_for(self.pilot, lambda: isinstance(app.screen, form), what="the form")
+        box = "#secret-pass" if not create else "#room-pass"
+        app.screen.query_one(box, Input).value = passphrase
+        await self.pilot.press("enter")
+        chat = chat_of(app)  # type: ignore[arg-type]
+        await wait_for(self.pilot, lambda: app.screen is chat, what="the form closed")
+
+    def output(self) -> str:
+        chat = chat_of(self.pilot.app)  # type: ignore[arg-type]
+        return "\n".join("\n".join(v.log_widget.plain_lines()) for v in chat._views.values())
+
+    async def wait(self, text: str) -> None:
+        await wait_for(self.pilot, lambda: text in self.output(), 10, text)
+
+
+@pytest.fixture(params=["line", "tui"])
+async def front(
+    request: pytest.FixtureRequest,
+    link: Link,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> AsyncIterator[Front]:
+    monkeypatch.setenv(ENV_CONFIG_DIR, str(tmp_path / "config"))
+    port = link.port
+    if request.param == "line":
+        line = LineFront(port)
+        await line.start()
+        yield line
+        await line.stop()
+        return
+    endpoint = Endpoint("127.0.0.1", port, tls=False, known_hosts=None)
+    app = make_app(
+        tmp_path / "tui",
+        server=f"127.0.0.1:{port}",
+        nick="alice",
+        autoconnect=True,
+        clock=fixed_clock,
+        ping_interval=3600.0,
+        reconnect_delays=DELAYS,
+        endpoint=endpoint,
+    )
+    async with app.run_test() as pilot:
+        await until_chat(pilot)
+        yield TuiFront(pilot)
+        with contextlib.suppress(Exception):
+            await chat_of(app).close_client()
+
+
+async def member(port: int, nick: str) -> Client:
+    return await Client.connect("127.0.0.1", port, nick=nick, tls=False)
+
+
+async def secret_texts(client: Client, count: int) -> list[str]:
+    found: list[str] = []
+    async with asyncio.timeout(10):
+        async for event in client.events():
+            if isinstance(event, SecretMessage) and not event.own:
+                found.append(event.text)
+                if len(found) == count:
+                    return found
+    return found
+
+
+async def test_join_or_create_of_a_joined_secret_room_switches_and_sends_nothing(
+    front: Front,
+    link: Link,
+) -> None:
+    """/join NAME and /create NAME, in any case or width, while in the secret room
+    NAME: the user is switched to it, the name never reaches the daemon, and what
+    follows is sealed (irc habit: /join a room you are in to go there)."""
+    daemon, port, received = link.daemon, link.port, link.received
+    bob = await member(port, "bob")
+    await front.type("/join lobby")
+    await front.enter_secret(ROOM, PASSPHRASE, create=True)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await front.type("/join lobby")  # away from the secret room first
+    await front.type(f"/join {ROOM.upper()}")
+    await front.type("sealed after join")
+    await front.type("/join lobby")
+    await front.type(f"/create #{ROOM.lower()}")
+    await front.type("sealed after create")
+    await front.type("/join lobby")
+    await front.type(f"/j {WIDE}")
+    await front.type("sealed after j")
+    assert await secret_texts(bob, 3) == [
+        "sealed after join",
+        "sealed after create",
+        "sealed after j",
+    ]
+    rooms = await bob.list_rooms()
+    assert [r.room for r in rooms.rooms] == ["lobby"]
+    assert set(daemon.rooms) == {"lobby"}
+    for secret in (ROOM, ROOM.upper(), ROOM.lower(), WIDE, "sealed after"):
+        assert secret.encode() not in received, secret
+    await bob.close()
+
+
+async def test_secret_of_a_joined_secret_room_switches_to_it(front: Front, link: Link) -> None:
+    """/secret NAME when already in NAME: no form, no request, the room comes up;
+    in the line mode the passphrase line that follows is consumed, never sent."""
+    port, received = link.port, link.received
+    bob = await member(port, "bob")
+    await front.enter_secret(ROOM, PASSPHRASE, create=True)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")
+    await bob.join("lobby")
+    if isinstance(front, LineFront):
+        await front.enter_secret(ROOM.lower(), PASSPHRASE, create=False)
+        assert "you are in \U0001f512#MidnightPlans already" in front.output()
+    else:
+        await front.type(f"/secret {ROOM.lower()}")
+    await front.type("back in the secret room")
+    assert await secret_texts(bob, 1) == ["back in the secret room"]
+    assert PASSPHRASE.encode() not in received
+    assert b"back in the secret room" not in received
+    await bob.close()
+
+
+async def test_a_passphrase_line_is_never_a_message_whatever_the_command_did(link: Link) -> None:
+    """Line mode: after any /secret command the next line is the passphrase, and
+    goes nowhere else: not after a usage error, an invalid room name, a wrong
+    passphrase, or a room we are in already."""
+    port, received = link.port, link.received
+    front = LineFront(port)
+    await front.start()
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")
+    watcher = await member(port, "watcher")
+    await watcher.join("lobby")
+    attempts = [
+        ("/secret create", "passphrase one"),  # no room: usage
+        ("/secret create two words", "passphrase two"),  # usage
+        ("/secret create bad\u0007name", "passphrase three"),  # invalid name
+        ("/secret nowhere", "passphrase four"),  # no such room or wrong passphrase
+    ]
+    for command, passphrase in attempts:
+        await front.type(command)
+        await front.type(passphrase)
+    await front.type("a real message")
+    msgs = await collect(watcher, ev.Msg, 1)
+    assert [m.text for m in msgs] == ["a real message"]
+    assert b"passphrase" not in received
+    assert front.output().count("the passphrase line was not used") == 2
+    await watcher.close()
+    await front.stop()
+
+
+async def test_lines_typed_while_reconnecting_are_sent_once_when_back(
+    front: Front, link: Link
+) -> None:
+    """The network drops; the user goes on typing; the lines wait and are sent
+    once, in order, when the session is back (resumed: nobody saw a quit)."""
+    watcher = await member(link.daemon.port, "watcher")  # not through the link
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")
+    await watcher.join("lobby")
+    await front.type("before the cut")
+    assert [m.text for m in await collect(watcher, ev.Msg, 1)] == ["before the cut"]
+    link.cut()
+    await front.wait("connection lost")
+    await front.type("typed while away")
+    await front.type("/me is still typing")
+    await front.wait("sent once the session is back")
+    link.restore()
+    msgs = await collect(watcher, ev.Msg, 2)
+    assert [(m.text, m.me) for m in msgs] == [
+        ("typed while away", False),
+        ("is still typing", True),
+    ]
+    await front.type("after")
+    assert [m.text for m in await collect(watcher, ev.Msg, 1)] == ["after"]
+    others = [e for e in watcher.events_nowait() if isinstance(e, ev.Presence)]
+    assert not [p for p in others if p.nick == "alice"]  # resumed: no quit, no join
+    await watcher.close()
