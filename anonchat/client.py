@@ -74,6 +74,12 @@ def _reply_id(frame: ev.Frame) -> int | None:
     return None
 
 
+#: The daemon's default announcement budget (Limits.announce_burst and
+#: announce_rate), which the hello does not carry: the client stays under it.
+ANNOUNCE_BURST = 20
+ANNOUNCE_INTERVAL = 0.5
+
+
 class Pacer:
     """The daemon's message bucket, mirrored: ``burst`` messages at once, then
     one per ``interval`` seconds, with a margin (one message fewer, 5 % slower)
@@ -122,12 +128,19 @@ class Client(SecretRooms):
         self._pending: dict[int, asyncio.Future[ev.Frame]] = {}
         self._pings: dict[int, tuple[float, asyncio.Future[float]]] = {}
         self._events: asyncio.Queue[Event | None] = asyncio.Queue()
-        self.identity = Identity.generate()  # this session's key in secret rooms
+        # This session's key in each secret room (by room id): one per room, so
+        # members of two rooms cannot tell it is the same person by the key.
+        self._identities: dict[bytes, Identity] = {}
         self.secret: dict[str, SecretChannel] = {}  # normalised name -> channel
         self._secret_by_id: dict[bytes, SecretChannel] = {}
         # Every secret room's sealer, kept after leaving: joining again with the same
         # session key must go on counting, or nonces would repeat under one key.
-        self._sealers: dict[bytes, Sealer] = {}
+        # (by room id, then by the owner key naming the room's incarnation), and
+        # the highest owner-action counter accepted there (spent actions stay spent).
+        self._sealers: dict[bytes, dict[bytes, Sealer]] = {}
+        self._acts_seen: dict[bytes, dict[bytes, int]] = {}
+        # Members verified out of band (/verify), by room id: memory only, for the session.
+        self._verified: dict[bytes, set[bytes]] = {}
         self.rooms: dict[str, str] = {}  # public rooms joined: key -> name
         self.topics: dict[str, str] = {}  # public rooms joined: key -> topic
         self._seen: dict[str, int] = {}  # public room key -> last seq received
@@ -135,6 +148,11 @@ class Client(SecretRooms):
         # Wait for the daemon's message rate rather than be refused (False: be refused).
         self.pace = True
         self._pacer = Pacer(hello.msg_burst, hello.msg_interval_us / 1_000_000)
+        # Announcements (hello, here) have their own budget at the daemon, and
+        # their own turns here: a message never waits behind one.
+        self._announce_pacer = Pacer(ANNOUNCE_BURST, ANNOUNCE_INTERVAL)
+        # Secret rooms with a ``here`` on its way -> whether a hello came meanwhile.
+        self._here_pending: dict[bytes, bool] = {}
         self._said_at: dict[bytes, float] = {}  # secret room id -> our last message accepted
         self._tasks: set[asyncio.Task[None]] = set()
         self._reader_task = asyncio.create_task(self._read_loop(), name="anonchat-client-reader")
@@ -428,9 +446,10 @@ class Client(SecretRooms):
     def _inherit(self, old: Client) -> None:
         """Keep the old connection's session key and secret-room keys (and counters:
         a sealer must never reuse a nonce), and, when resumed, its rooms."""
-        self.identity = old.identity
+        self._identities = old._identities
         self.secret, self._secret_by_id = old.secret, old._secret_by_id
-        self._sealers = old._sealers
+        self._sealers, self._acts_seen = old._sealers, old._acts_seen
+        self._verified = old._verified
         if self.resumed:
             self.rooms, self._seen = dict(old.rooms), dict(old._seen)
             self._secret_seen = dict(old._secret_seen)
@@ -519,6 +538,13 @@ class Client(SecretRooms):
         """Wait until the daemon's message rate lets one more message through."""
         if self.pace:
             wait = self._pacer.reserve()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    async def _announce_turn(self) -> None:
+        """Wait until the daemon's announcement rate lets one more through."""
+        if self.pace:
+            wait = self._announce_pacer.reserve()
             if wait > 0:
                 await asyncio.sleep(wait)
 

@@ -11,7 +11,8 @@ Key schedule (all parameters are constants here; a server never chooses them)::
     salt   = SHA-256("anonchat/v1/salt" 0x00 pin 0x00 utf8(name))[:16]
     master = Argon2id(utf8(pw), salt, t=3, lanes=4, m=64 MiB, 32 bytes)
     room_id, auth_seed, enc_root, owner_mac = HKDF-SHA-256(master, salt=none, info=label)
-    send_key(epoch, pk) = HKDF-SHA-256(enc_root, info="anonchat/v1/send" u32(epoch) pk)
+    send_key(owner, epoch, pk) = HKDF-SHA-256(enc_root,
+                   info="anonchat/v2/send" 0x00 owner(32) u32(epoch) pk(32))
 
 ``pin`` is the raw 32-byte SHA-256 of the server's SPKI (the ``sha256/<base64>``
 pin, decoded); a fixed length keeps the salt and join-proof encodings
@@ -27,9 +28,16 @@ A message (all integers big-endian)::
     record    = u8 len(nick) | utf8(nick) | u64 ts_ms | utf8(body)   body = the rest
     plaintext = u16 len(record) | record | zero bytes up to 256/512/1024/2048/4096
     nonce     = counter as 12 bytes          counter = 1, 2, 3, ... per Sealer
-    ad        = "anonchat/v1/msg" 0x00 room_id(32) u32(epoch) sender(32) u64(counter)
-                u8 len(kind) ascii(kind)
-    ciphertext = ChaCha20-Poly1305(send_key(epoch, sender), nonce, plaintext, ad)
+    ad        = "anonchat/v2/msg" 0x00 room_id(32) owner(32) u32(epoch) sender(32)
+                u64(counter) u8 len(kind) ascii(kind)
+    ciphertext = ChaCha20-Poly1305(send_key(owner, epoch, sender), nonce, plaintext, ad)
+
+``owner`` is the room's owner key (see "Owners" below): made afresh each time
+the room is created, it names one *incarnation* of the room (same name, same
+passphrase, everyone had left, someone created it again).  Binding it into the
+sending key and the associated data (v2; v1 had neither) keeps a message of
+one incarnation from being replayed into a later one, and keeps nonces
+unique per key: a new incarnation is a new key, whose counter starts at 1.
     signature  = Ed25519(session key, ad | ciphertext)
 
 A :class:`Sealed` carries sender, counter, kind, epoch, ciphertext and signature;
@@ -95,6 +103,7 @@ import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import lru_cache
 
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -133,13 +142,14 @@ _AUTH_SEED_LABEL = b"anonchat/v1/auth_seed"
 _ENC_ROOT_LABEL = b"anonchat/v1/enc_root"
 _JOIN_LABEL = b"anonchat/v1/join"
 _KEY_LABEL = b"anonchat/v1/session_key"
-_SEND_LABEL = b"anonchat/v1/send"
-_AD_LABEL = b"anonchat/v1/msg"
+_SEND_LABEL = b"anonchat/v2/send"
+_AD_LABEL = b"anonchat/v2/msg"
 _FP_LABEL = b"anonchat/v1/fp"
+_SAFETY_LABEL = b"anonchat/v2/safety"
 _OWNER_LABEL = b"anonchat/v1/owner"
 _OWNER_ACT_LABEL = b"anonchat/v1/owner_act"
 
-_AD_HEAD = struct.Struct(">32sI32sQB")
+_AD_HEAD = struct.Struct(">32s32sI32sQB")
 _ACT = struct.Struct(">32s32sQB32sBIB")
 _LEN = struct.Struct(">H")
 _TS = struct.Struct(">Q")
@@ -160,6 +170,7 @@ class CryptoCode(StrEnum):
     BAD_WORDLIST = "bad_wordlist"
     BAD_TAG = "bad_tag"  # an owner key the passphrase does not vouch for
     NOT_OWNER = "not_owner"  # an owner action signed by a key with no owner rights
+    BAD_KEY = "bad_key"  # a public key of small order, off the curve or not canonical
 
 
 def _fail(code: CryptoCode, message: str) -> CryptoError:
@@ -220,12 +231,15 @@ class RoomKeys:
         """Sign the server's challenge, proving we know the passphrase (create or join)."""
         return self._auth_key.sign(_join_message(self.room_id, challenge, server_pin))
 
-    def sending_key(self, epoch: int, sender: bytes) -> bytes:
-        """The ChaCha20-Poly1305 key of one sender's session in one epoch."""
+    def sending_key(self, owner: bytes, epoch: int, sender: bytes) -> bytes:
+        """The ChaCha20-Poly1305 key of one sender's session in one epoch of one
+        incarnation of the room (named by its owner key)."""
         if not 0 <= epoch <= EPOCH_MAX:
             raise _fail(CryptoCode.BAD_INPUT, "the epoch must fit in 32 bits")
+        _check_size(owner, PUBLIC_SIZE, "an owner key")
         _check_size(sender, PUBLIC_SIZE, "a sender key")
-        return _hkdf(self._enc_root, _SEND_LABEL + struct.pack(">I", epoch) + sender)
+        info = _SEND_LABEL + b"\0" + owner + struct.pack(">I", epoch) + sender
+        return _hkdf(self._enc_root, info)
 
     def owner_tag(self, owner: bytes) -> bytes:
         """Vouch, as a passphrase holder, that ``owner`` is this room's owner key."""
@@ -313,10 +327,108 @@ def _signed(
     """Whether ``proof`` is ``public``'s signature of ``message(...)``; never raises."""
     try:
         data = message(room_id, challenge, server_pin)
-        _check_size(public, PUBLIC_SIZE, "a public key")
-        _check_size(proof, SIGNATURE_SIZE, "a proof")
-        Ed25519PublicKey.from_public_bytes(public).verify(proof, data)
-    except (CryptoError, InvalidSignature, ValueError):
+    except CryptoError:
+        return False
+    return _verify(public, proof, data)
+
+
+# --- public keys: only canonical points of the prime-order subgroup ----------
+
+# Ed25519 (RFC 8032): the curve -x^2 + y^2 = 1 + d x^2 y^2 over GF(p), the
+# base point's order L.  Pure Python on purpose: the library checks none of
+# this (OpenSSL accepts the identity as a public key, and the signature
+# R = identity, S = 0 then verifies for every message).
+_P = 2**255 - 19
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_L = 2**252 + 27742317777372353535851937790883648493
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+_Point = tuple[int, int, int, int]  # extended coordinates (X, Y, Z, T), x = X/Z, y = Y/Z
+_IDENTITY: _Point = (0, 1, 1, 0)
+
+
+def _decode_point(encoded: bytes) -> _Point | None:
+    """RFC 8032 section 5.1.3, strictly: None for y >= p, for a point off the
+    curve, and for x = 0 with the sign bit set (the non-canonical encodings)."""
+    n = int.from_bytes(encoded, "little")
+    sign, y = n >> 255, n & ((1 << 255) - 1)
+    if y >= _P:
+        return None
+    u, v = (y * y - 1) % _P, (_D * y * y + 1) % _P
+    x = u * pow(v, 3, _P) * pow(u * pow(v, 7, _P), (_P - 5) // 8, _P) % _P
+    vxx = v * x * x % _P
+    if vxx == (-u) % _P:
+        x = x * _SQRT_M1 % _P
+    elif vxx != u:
+        return None
+    if x == 0 and sign:
+        return None
+    if x & 1 != sign:
+        x = _P - x
+    return (x, y, 1, x * y % _P)
+
+
+def _add(a: _Point, b: _Point) -> _Point:
+    """Point addition in extended coordinates (RFC 8032 section 5.1.4)."""
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    p = (y1 - x1) * (y2 - x2) % _P
+    q = (y1 + x1) * (y2 + x2) % _P
+    r = 2 * _D * t1 * t2 % _P
+    s = 2 * z1 * z2 % _P
+    e, f, g, h = q - p, s - r, s + r, q + p
+    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+
+
+def _multiply(k: int, point: _Point) -> _Point:
+    result = _IDENTITY
+    while k:
+        if k & 1:
+            result = _add(result, point)
+        point = _add(point, point)
+        k >>= 1
+    return result
+
+
+def _is_identity(point: _Point) -> bool:
+    x, y, z, _ = point
+    return x % _P == 0 and (y - z) % _P == 0
+
+
+@lru_cache(maxsize=4096)
+def _valid_point(encoded: bytes) -> bool:
+    point = _decode_point(encoded)
+    if point is None:
+        return False
+    # Of prime order L: not one of the 8 small-order points, nor one with a
+    # small-order component (no honest key is: a key is a multiple of the base point).
+    return not _is_identity(point) and _is_identity(_multiply(_L, point))
+
+
+def valid_public_key(public: object) -> bool:
+    """Whether ``public`` is a key the protocol accepts: 32 bytes, the canonical
+    encoding of a point of the prime-order subgroup (never of small order)."""
+    return isinstance(public, bytes) and len(public) == PUBLIC_SIZE and _valid_point(public)
+
+
+def check_public_key(public: object, what: str = "a public key") -> None:
+    """Raise :attr:`CryptoCode.BAD_KEY` unless :func:`valid_public_key`."""
+    if not valid_public_key(public):
+        raise _fail(
+            CryptoCode.BAD_KEY,
+            f"{what} is not a valid Ed25519 public key (small order, off the curve or"
+            " not canonical)",
+        )
+
+
+def _verify(public: bytes, signature: bytes, data: bytes) -> bool:
+    """The one Ed25519 check every signature of the protocol goes through."""
+    if not valid_public_key(public) or not isinstance(signature, bytes):
+        return False
+    if len(signature) != SIGNATURE_SIZE:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(public).verify(signature, data)
+    except (InvalidSignature, ValueError):
         return False
     return True
 
@@ -338,6 +450,22 @@ def long_fingerprint(public: bytes) -> str:
     """80 bits as ``xxxx-xxxx-xxxx-xxxx`` to compare out of band; starts like the short one."""
     chars = _fingerprint_chars(public, 16)
     return "-".join(chars[i : i + 4] for i in range(0, 16, 4))
+
+
+def safety_number(one: bytes, other: bytes) -> str:
+    """The same 30 digits for two keys whichever side computes them, to read
+    to each other by another channel (as messengers do)::
+
+        digest = SHA-256("anonchat/v2/safety" 0x00 min(one, other) max(one, other))
+        groups = for i in 0..5: u40(digest[5i : 5i+5]) mod 100000, 5 digits each
+
+    six groups of 5 decimal digits joined by spaces (about 99.7 bits)."""
+    _check_size(one, PUBLIC_SIZE, "a public key")
+    _check_size(other, PUBLIC_SIZE, "a public key")
+    low, high = sorted((one, other))
+    digest = hashlib.sha256(_SAFETY_LABEL + b"\0" + low + high).digest()
+    groups = (int.from_bytes(digest[5 * i : 5 * i + 5], "big") % 100_000 for i in range(6))
+    return " ".join(f"{g:05d}" for g in groups)
 
 
 @dataclass(frozen=True)
@@ -407,7 +535,7 @@ def owner_action_message(
 ) -> bytes:
     """The bytes an owner action's signature covers (see the module docstring)."""
     _check_size(room_id, KEY_SIZE, "a room id")
-    _check_size(owner, PUBLIC_SIZE, "an owner key")
+    check_public_key(owner, "the owner key")
     code = OWNER_KINDS.get(kind) if isinstance(kind, str) else None
     if code is None:
         raise _fail(CryptoCode.MALFORMED, f"an owner action kind is one of {sorted(OWNER_KINDS)}")
@@ -422,7 +550,7 @@ def owner_action_message(
     else:
         if target is None:
             raise _fail(CryptoCode.MALFORMED, f"a {kind} action needs a target key")
-        _check_size(target, PUBLIC_SIZE, "a target key")
+        check_public_key(target, "the target key")
         tail = (target, 0, 0, 0)
     head = _ACT.pack(room_id, owner, counter, code, *tail)
     return _OWNER_ACT_LABEL + b"\0" + head
@@ -467,12 +595,9 @@ def verify_owner_action(room_id: bytes, owner: bytes, action: OwnerAction) -> bo
             action.slow,
             action.history,
         )
-        _check_size(action.actor, PUBLIC_SIZE, "an actor key")
-        _check_size(action.signature, SIGNATURE_SIZE, "a signature")
-        Ed25519PublicKey.from_public_bytes(action.actor).verify(action.signature, message)
-    except (CryptoError, InvalidSignature, ValueError):
+    except CryptoError:
         return False
-    return True
+    return _verify(action.actor, action.signature, message)
 
 
 class OwnerChain:
@@ -494,12 +619,21 @@ class OwnerChain:
         self.counter = 0  # the last action accepted
 
     def may_act(self, key: bytes) -> bool:
-        return (key == self.owner or key in self.granted) and key not in self.banned
+        """An owner key that is not a valid public key may do nothing (see
+        :func:`valid_public_key`), and neither may any key it would grant."""
+        return (
+            (key == self.owner or key in self.granted)
+            and key not in self.banned
+            and valid_public_key(key)
+        )
 
     def check(self, action: OwnerAction) -> None:
         """Raise CryptoError unless ``action`` is new and signed by someone who may act."""
         if type(action.counter) is not int or action.counter <= self.counter:
             raise _fail(CryptoCode.REPLAY, "this owner action is not newer than the last one")
+        check_public_key(action.actor, "the actor key")
+        if action.target is not None:
+            check_public_key(action.target, "the target key")
         if not self.may_act(action.actor):
             raise _fail(CryptoCode.NOT_OWNER, "the key that signed this action is not an owner")
         if not verify_owner_action(self.room_id, self.owner, action):
@@ -566,9 +700,11 @@ class Opened:
     stale: bool
 
 
-def _associated_data(room_id: bytes, epoch: int, sender: bytes, counter: int, kind: str) -> bytes:
+def _associated_data(
+    room_id: bytes, owner: bytes, epoch: int, sender: bytes, counter: int, kind: str
+) -> bytes:
     raw_kind = kind.encode("ascii")
-    head = _AD_HEAD.pack(room_id, epoch, sender, counter, len(raw_kind))
+    head = _AD_HEAD.pack(room_id, owner, epoch, sender, counter, len(raw_kind))
     return _AD_LABEL + b"\0" + head + raw_kind
 
 
@@ -587,14 +723,21 @@ def _encode_plaintext(nick: str, ts_ms: int, body: str) -> bytes:
 
 
 class Sealer:
-    """Encrypts and signs one session's messages to one room, counting from 1."""
+    """Encrypts and signs one session's messages to one incarnation of a room
+    (``owner``: its owner key), counting from 1."""
 
-    def __init__(self, keys: RoomKeys, identity: Identity, epoch: int = 0) -> None:
+    def __init__(self, keys: RoomKeys, identity: Identity, owner: bytes, epoch: int = 0) -> None:
         self._room_id = keys.room_id
+        self._owner = owner
         self._identity = identity
         self._epoch = epoch
-        self._aead = ChaCha20Poly1305(keys.sending_key(epoch, identity.public))
+        self._aead = ChaCha20Poly1305(keys.sending_key(owner, epoch, identity.public))
         self._counter = 0
+
+    @property
+    def owner(self) -> bytes:
+        """The owner key naming the incarnation this sealer seals for."""
+        return self._owner
 
     @property
     def counter(self) -> int:
@@ -609,7 +752,9 @@ class Sealer:
             raise _fail(CryptoCode.TOO_LARGE, "this session has sent 2**64-1 messages")
         plaintext = _encode_plaintext(nick, ts_ms, body)
         counter = self._counter + 1
-        ad = _associated_data(self._room_id, self._epoch, self._identity.public, counter, kind)
+        ad = _associated_data(
+            self._room_id, self._owner, self._epoch, self._identity.public, counter, kind
+        )
         ciphertext = self._aead.encrypt(_nonce(counter), plaintext, ad)
         self._counter = counter
         return Sealed(
@@ -653,11 +798,9 @@ _CIPHERTEXT_SIZES = frozenset(b + TAG_SIZE for b in BUCKETS)
 
 
 def _verify_signature(sealed: Sealed, ad: bytes) -> None:
-    try:
-        key = Ed25519PublicKey.from_public_bytes(sealed.sender)
-        key.verify(sealed.signature, ad + sealed.ciphertext)
-    except (InvalidSignature, ValueError) as exc:
-        raise _fail(CryptoCode.BAD_SIGNATURE, "the signature does not match the sender") from exc
+    check_public_key(sealed.sender, "the sender key")
+    if not _verify(sealed.sender, sealed.signature, ad + sealed.ciphertext):
+        raise _fail(CryptoCode.BAD_SIGNATURE, "the signature does not match the sender")
 
 
 def _decode_plaintext(plaintext: bytes) -> tuple[str, int, str]:
@@ -676,7 +819,7 @@ def _decode_plaintext(plaintext: bytes) -> tuple[str, int, str]:
     return nick, ts, body
 
 
-def verify_sealed_signature(room_id: bytes, sealed: Sealed) -> bool:
+def verify_sealed_signature(room_id: bytes, owner: bytes, sealed: Sealed) -> bool:
     """True only if ``sealed.sender``'s key signed this sealed message for this room.
 
     What the daemon can check without the room key: that a member holds the
@@ -684,8 +827,11 @@ def verify_sealed_signature(room_id: bytes, sealed: Sealed) -> bool:
     """
     try:
         _check_size(room_id, KEY_SIZE, "a room id")
+        _check_size(owner, PUBLIC_SIZE, "an owner key")
         _check_shape(sealed)
-        ad = _associated_data(room_id, sealed.epoch, sealed.sender, sealed.counter, sealed.kind)
+        ad = _associated_data(
+            room_id, owner, sealed.epoch, sealed.sender, sealed.counter, sealed.kind
+        )
         _verify_signature(sealed, ad)
     except CryptoError:
         return False
@@ -693,26 +839,43 @@ def verify_sealed_signature(room_id: bytes, sealed: Sealed) -> bool:
 
 
 class Opener:
-    """Verifies, decrypts and de-duplicates one room's messages from every sender."""
+    """Verifies, decrypts and de-duplicates the messages of one incarnation of a
+    room (``owner``: its owner key) from every sender."""
 
-    def __init__(self, keys: RoomKeys) -> None:
+    def __init__(self, keys: RoomKeys, owner: bytes) -> None:
+        _check_size(owner, PUBLIC_SIZE, "an owner key")
         self._keys = keys
+        self._owner = owner
         self._highest: dict[bytes, tuple[int, int]] = {}
 
-    def open(self, sealed: Sealed, now_ms: int) -> Opened:
-        """Return the message or raise CryptoError; state changes only on success."""
+    @property
+    def owner(self) -> bytes:
+        return self._owner
+
+    def open(self, sealed: Sealed, now_ms: int, not_before: int | None = None) -> Opened:
+        """Return the message or raise CryptoError; state changes only on success.
+
+        ``not_before`` (ms): refuse, as a replay, a message its sender sealed
+        earlier than that (the receiver joined later, yet it came as new)."""
         _check_shape(sealed)
         ad = _associated_data(
-            self._keys.room_id, sealed.epoch, sealed.sender, sealed.counter, sealed.kind
+            self._keys.room_id,
+            self._owner,
+            sealed.epoch,
+            sealed.sender,
+            sealed.counter,
+            sealed.kind,
         )
         _verify_signature(sealed, ad)
         missing = self._gap(sealed)
         try:
-            key = self._keys.sending_key(sealed.epoch, sealed.sender)
+            key = self._keys.sending_key(self._owner, sealed.epoch, sealed.sender)
             plaintext = ChaCha20Poly1305(key).decrypt(_nonce(sealed.counter), sealed.ciphertext, ad)
         except InvalidTag as exc:
             raise _fail(CryptoCode.DECRYPT_FAILED, "the message does not decrypt") from exc
         nick, ts, body = _decode_plaintext(plaintext)
+        if not_before is not None and ts < not_before:
+            raise _fail(CryptoCode.REPLAY, "this message was sealed before we joined (replay)")
         self._highest[sealed.sender] = (sealed.epoch, sealed.counter)
         return Opened(
             nick=nick,

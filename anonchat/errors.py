@@ -72,6 +72,7 @@ class Code(StrEnum):
     SLOW_MODE = "slow_mode"
     BAD_MODE = "bad_mode"
     BAD_PROOF = "bad_proof"
+    BAD_KEY = "bad_key"  # a key that is not a valid Ed25519 public key (small order, ...)
     BAD_ACTION = "bad_action"
     TOO_MANY_OWNERS = "too_many_owners"
 

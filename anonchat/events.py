@@ -27,7 +27,7 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_ori
 
 from .errors import Code, LocalProtocolError, RemoteProtocolError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: crypto v2 of secret rooms (security.md, "Version 2")
 U63 = (1 << 63) - 1
 
 Sender = Literal["client", "server", "both"]

@@ -184,7 +184,9 @@ class LineFrontend:
             self._listed(note.rooms)
         elif isinstance(note, Members):
             r = note.roster
-            names = ", ".join(clean(m) for m in r.members)
+            names = ", ".join(
+                clean(m) + (" (verified)" if m in r.verified else "") for m in r.members
+            )
             if r.secret:
                 where = f"{LOCK}#{clean(r.room)}"
                 self.say_system(f"{where} (those who announced themselves): {names}")
@@ -212,7 +214,7 @@ class LineFrontend:
         if note.how == "already":
             self.say_system(f"now talking in {shown}")
         elif room.secret:
-            label = f"{clean(room.client.nick)}#{room.client.identity.fingerprint}"
+            label = clean(room.client.own_secret_label(room.name))
             self.say_system(
                 f"you {note.how} the secret room {shown} as {label}; "
                 "/privacy says what the server can see"

@@ -66,6 +66,7 @@ class Roster:
     members: list[str]
     more: int = 0  # members the daemon left out of a long list
     owners: tuple[str, ...] = ()  # secret rooms: owners whose rights were checked by signature
+    verified: tuple[str, ...] = ()  # secret rooms: members verified out of band (/verify)
 
     @property
     def count(self) -> int:
@@ -171,8 +172,9 @@ class SecretRoom(Room):
 
     @property
     def label(self) -> str:
-        """How the others see us here: ``alice#k3f9``."""
-        return f"{self.client.nick}#{self.client.identity.fingerprint}"
+        """How the others see us here: ``alice#k3f9`` (the nick we seal here, and
+        the fingerprint of our session key in this room: one key per room)."""
+        return self.client.own_secret_label(self.name)
 
     async def say(self, text: str, *, me: bool = False) -> int:
         return await self.client.say_secret(self.name, text, me=me)
@@ -201,4 +203,9 @@ class SecretRoom(Room):
 
     async def roster(self) -> Roster:
         channel = self.channel
-        return Roster(self.name, True, channel.members(), 0, tuple(channel.owners()))
+        owners = tuple(channel.owners())
+        return Roster(self.name, True, channel.members(), 0, owners, self.verified())
+
+    def verified(self) -> tuple[str, ...]:
+        """The labels of members we verified out of band (``/verify``), this session."""
+        return tuple(m for m, ok in self.channel.member_list() if ok)

@@ -19,10 +19,11 @@ shown; one that does not verify is reported as forged, never as an owner's.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from . import events as ev
 from .crypto import (
+    STALE_MS,
     CryptoCode,
     Identity,
     Opened,
@@ -33,11 +34,14 @@ from .crypto import (
     Sealed,
     Sealer,
     fingerprint,
+    long_fingerprint,
+    safety_number,
     sign_owner_action,
+    valid_public_key,
     verify_owner_action,
 )
 from .errors import Code, CryptoError, RequestError
-from .names import name_key, sanitize
+from .names import InvalidName, check_nick, name_key, sanitize
 
 
 @dataclass(frozen=True)
@@ -71,13 +75,50 @@ class SecretNotice:
 SecretEvent = SecretMessage | SecretNotice
 
 
+@dataclass(frozen=True)
+class Verification:
+    """What to compare with a member by another channel (``/verify``)."""
+
+    label: str  # bob#k3f9
+    key: bytes  # their session key in this room
+    theirs: str  # their long fingerprint, xxxx-xxxx-xxxx-xxxx (80 bits)
+    ours: str  # ours in this room
+    safety: str  # the safety number of the pair: 30 digits, the same on both sides
+    verified: bool  # already marked verified in this session
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+#: Characters a sealed nick may not hold beyond the public nick rules: ``#``
+#: separates nick and fingerprint, ``<>`` frame a speaker's label.
+SEALED_NICK_FORBIDDEN = frozenset("#<>")
+
+
+def check_sealed_nick(nick: str) -> str:
+    """The rules of a nick inside a secret room: the public nick rules
+    (names.check_nick), and none of ``#<>``; raise InvalidName."""
+    check_nick(nick)
+    bad = sorted(SEALED_NICK_FORBIDDEN & set(nick))
+    if bad:
+        raise InvalidName(f"a nick in a secret room must not contain {' '.join(bad)}")
+    return nick
+
+
+def shown_nick(nick: str) -> str:
+    """A sealed nick as we show it: one :func:`check_sealed_nick` allows, else
+    ``?`` (a member chose it: ``alice#k3f9>`` or one with spaces would make a
+    line read as someone else's)."""
+    try:
+        return check_sealed_nick(nick)
+    except InvalidName:
+        return "?"
+
+
 def label(nick: str, public: bytes) -> str:
     """``alice#k3f9``: a nick is never shown without its fingerprint."""
-    return f"{sanitize(nick) or '?'}#{fingerprint(public)}"
+    return f"{shown_nick(nick) if nick else '?'}#{fingerprint(public)}"
 
 
 @dataclass
@@ -88,43 +129,103 @@ class SecretChannel:
     rid: bytes
     keys: RoomKeys
     identity: Identity
-    sealer: Sealer
-    opener: Opener
+    # Kept by the client for the session, across leaving, joining again and
+    # reconnecting (memory only), per incarnation of the room (by owner key):
+    # our sealers (a fresh one would count from 1 again and repeat nonces) and
+    # the highest owner-action counter we accepted (so spent actions stay spent).
+    sealers: dict[bytes, Sealer] = field(default_factory=dict)
+    acts_seen: dict[bytes, int] = field(default_factory=dict)
+    sealer: Sealer | None = None  # set by secret_joined, for the incarnation it names
+    opener: Opener | None = None
+    # The members as far as we know (the join reply's list, then presence) and
+    # what each announced; a key not here is refused as a sender.
     nicks: dict[bytes, str] = field(default_factory=dict)  # session key -> announced nick
+    listed_all: bool = True  # the join reply listed every member (``more`` was 0)
+    join_seq: int = 0  # the join reply's seq: frames below it are history
+    joined_at: int = 0  # our clock (ms) when the join reply came
+    answered: set[bytes] = field(default_factory=set)  # keys whose hello we answered
+    # Keys we verified out of band, for the session (memory only; kept by the client).
+    verified: set[bytes] = field(default_factory=set)
+    _spoke_at: dict[bytes, int] = field(default_factory=dict)  # daemon ts of last msg/rename
     owner_key: Identity | None = None  # the room's owner key, if we created the room
     chain: OwnerChain | None = None  # who may moderate, verified; set by secret_joined
     owner_trusted: bool = False  # the owner key's tag checked out with our room keys
     locked: bool = False
     slow: int = 0
     history: bool = True
+    nick: str | None = None  # the nick we seal in this room; None: our public nick
 
     @classmethod
     def open_room(
-        cls, name: str, keys: RoomKeys, identity: Identity, sealer: Sealer | None = None
+        cls,
+        name: str,
+        keys: RoomKeys,
+        identity: Identity,
+        sealers: dict[bytes, Sealer] | None = None,
+        acts_seen: dict[bytes, int] | None = None,
     ) -> SecretChannel:
-        """A channel for a room; ``sealer``: the one used before in this room with
-        this identity (a fresh one would count from 1 again and repeat nonces)."""
-        sealer = sealer or Sealer(keys, identity)
-        return cls(name, keys.room_id, keys, identity, sealer, Opener(keys))
+        """A channel for a room; ``sealers`` and ``acts_seen``: what this session
+        kept of the room before (see the fields)."""
+        return cls(
+            name,
+            keys.room_id,
+            keys,
+            identity,
+            sealers if sealers is not None else {},
+            acts_seen if acts_seen is not None else {},
+        )
 
     # -- owners ----------------------------------------------------------------
 
     def joined(self, frame: ev.SecretJoined) -> list[SecretNotice]:
         """Take the room's owner key, grants and mode from the daemon's reply,
         believing only what our room keys and the signatures vouch for."""
-        self.chain = OwnerChain(self.rid, frame.owner_key)
-        self.chain.counter = frame.acts
+        owner = frame.owner_key
+        sealer = self.sealers.get(owner)
+        if sealer is None:
+            sealer = self.sealers[owner] = Sealer(self.keys, self.identity, owner)
+        self.sealer = sealer
+        if self.opener is None or self.opener.owner != owner:
+            self.opener = Opener(self.keys, owner)
+        self.nicks = {
+            key: self.nicks.get(key, "") for key in frame.members if valid_public_key(key)
+        }
+        self.nicks.setdefault(self.identity.public, "")
+        self.listed_all = frame.more == 0
+        self.join_seq, self.joined_at = frame.seq, now_ms()
+        self.chain = OwnerChain(self.rid, owner)
+        # Spent actions stay spent: never believe a lower counter than we accepted.
+        seen = self.acts_seen.get(owner, 0)
+        self.chain.counter = max(frame.acts, seen)
         self.locked, self.slow, self.history = False, 0, True
+        rollback = []
+        if frame.acts < seen:
+            text = (
+                f"warning: the server says this room's owners acted {frame.acts} times, but "
+                f"you saw action {seen}: it rolled the room back, or withholds actions; "
+                "owner actions numbered up to the one you saw will not be believed again"
+            )
+            rollback.append(self._notice(frame.seq, 0, text, "forged"))
         self.owner_trusted = self.keys.check_owner_tag(frame.owner_key, frame.owner_tag)
+        if self.owner_trusted and not valid_public_key(frame.owner_key):
+            # A passphrase holder registered a key nobody holds (the identity
+            # point, say): every signature under it would verify.
+            self.owner_trusted = False
+            text = (
+                "warning: this room's owner key is not a valid public key (small order "
+                "or not canonical): anyone could sign in its name; no owner action here "
+                "will be trusted"
+            )
+            return [*rollback, self._notice(frame.seq, 0, text, "forged")]
         if not self.owner_trusted:
             text = (
                 "warning: the server gave this room an owner key that the passphrase does "
                 "not vouch for: someone (the server?) put in their own; no owner action "
                 "here will be trusted"
             )
-            return [self._notice(frame.seq, 0, text, "forged")]
+            return [*rollback, self._notice(frame.seq, 0, text, "forged")]
         refused = self.chain.load_grants([owner_action(g) for g in frame.grants or []])
-        out = [
+        out = rollback + [
             self._notice(
                 frame.seq, 0, f"ignored an owner grant that does not verify: {g.kind}", "forged"
             )
@@ -158,11 +259,16 @@ class SecretChannel:
         return sorted(label(nick, key) for key, nick in self.nicks.items() if self.is_owner(key))
 
     def resolve(self, who: str) -> bytes:
-        """The session key of a member named ``bob``, ``bob#k3f9`` or ``#k3f9``."""
+        """The session key of a member named ``bob``, ``bob#k3f9`` or ``#k3f9``;
+        ``#k3f9`` also names an owner who has left (to ban: see security.md)."""
         nick, _, fp = who.strip().rpartition("#") if "#" in who else (who.strip(), "", "")
+        known = dict(self.nicks)
+        if self.chain is not None and fp and not nick:
+            for key in self.chain.granted:
+                known.setdefault(key, "")
         found = [
             key
-            for key, said in self.nicks.items()
+            for key, said in known.items()
             if (not fp or fingerprint(key) == fp.casefold())
             and (not nick or name_key(sanitize(said)) == name_key(nick))
         ]
@@ -170,7 +276,7 @@ class SecretChannel:
             return found[0]
         if not found:
             raise RequestError(Code.NO_SUCH_NICK, f"nobody here is called {sanitize(who)}")
-        labels = " or ".join(sorted(label(self.nicks[k], k) for k in found))
+        labels = " or ".join(sorted(label(known[k], k) for k in found))
         raise RequestError(Code.NO_SUCH_NICK, f"{len(found)} members match; say {labels}")
 
     def sign_act(
@@ -230,6 +336,7 @@ class SecretChannel:
             if self.chain is None or not self.owner_trusted:
                 raise CryptoError(CryptoCode.BAD_TAG, "this room's owner key is not vouched for")
             self.chain.accept(action)
+            self.acts_seen[self.chain.owner] = self.chain.counter
         except CryptoError as exc:
             what = (
                 f"{action.kind} of {label(target_nick, action.target)}"
@@ -287,6 +394,8 @@ class SecretChannel:
     # -- messages ----------------------------------------------------------------
 
     def seal(self, nick: str, text: str, kind: str) -> ev.Seal:
+        if self.sealer is None:
+            raise RequestError(Code.NOT_MEMBER, "this secret room is not joined yet")
         sealed = self.sealer.seal(nick, now_ms(), text, kind)
         return ev.Seal(
             id=0,
@@ -301,18 +410,57 @@ class SecretChannel:
     def members(self) -> list[str]:
         return sorted(label(nick, key) for key, nick in self.nicks.items())
 
-    def receive(self, frame: ev.Sealed) -> tuple[list[SecretEvent], bool]:
-        """Open a relayed frame.  Returns the events, and whether we must answer
-        a newcomer's ``hello`` with our own ``here``."""
-        sealed = Sealed(frame.sender, frame.counter, frame.kind, frame.epoch, frame.ct, frame.sig)
-        if self.chain is not None and frame.sender in self.chain.banned and self.owner_trusted:
-            text = (
-                f"dropped a message from #{fingerprint(frame.sender)}, who was banned: "
-                "the server let them back in"
+    def member_list(self) -> list[tuple[str, bool]]:
+        """The members' labels, each with whether we verified it (``/verify``)."""
+        return sorted((label(nick, key), key in self.verified) for key, nick in self.nicks.items())
+
+    def verification(self, who: str) -> Verification:
+        """What to read to ``who`` (``bob#k3f9``) by another channel, and hear back."""
+        key = self.resolve(who)
+        return Verification(
+            label=label(self.nicks.get(key, ""), key),
+            key=key,
+            theirs=long_fingerprint(key),
+            ours=long_fingerprint(self.identity.public),
+            safety=safety_number(self.identity.public, key),
+            verified=key in self.verified,
+        )
+
+    def verify(self, who: str, heard: str) -> Verification:
+        """Mark ``who`` verified if ``heard`` (what they read to us by another
+        channel: their long fingerprint or our safety number, spaces, dashes and
+        case aside) matches; raise ``RequestError`` (``bad_proof``) if not."""
+        seen = self.verification(who)
+        said = "".join(ch for ch in heard.casefold() if ch.isalnum())
+        if said not in (seen.theirs.replace("-", ""), seen.safety.replace(" ", "")):
+            raise RequestError(
+                Code.BAD_PROOF,
+                f"that is not {seen.label}'s long fingerprint nor your safety number: "
+                "not verified (someone in between, or a typo?)",
             )
+        self.verified.add(seen.key)
+        return replace(seen, verified=True)
+
+    def receive(self, frame: ev.Sealed) -> tuple[list[SecretEvent], bool]:
+        """Open a relayed frame.  Returns the events, and whether it is a hello
+        we have not answered yet (the caller answers it with a ``here``)."""
+        sealed = Sealed(frame.sender, frame.counter, frame.kind, frame.epoch, frame.ct, frame.sig)
+        live = frame.seq > self.join_seq  # below: history the daemon replays on join
+        problem = None
+        if self.chain is not None and frame.sender in self.chain.banned and self.owner_trusted:
+            problem = "who was banned: the server let them back in"
+        elif live and frame.sender not in self.nicks and self.listed_all:
+            problem = "who is not a member of this room as far as we know (a replay?)"
+        if problem is not None:
+            text = f"dropped a message from #{fingerprint(frame.sender)}, {problem}"
             return [SecretNotice(self.name, frame.seq, frame.ts, text, "dropped")], False
+        if self.opener is None:
+            return [], False
+        # A live message sealed (by the sender's clock) well before we joined is
+        # an old one replayed to us as new: refused (STALE_MS of clock skew allowed).
+        not_before = self.joined_at - STALE_MS if live else None
         try:
-            opened = self.opener.open(sealed, now_ms())
+            opened = self.opener.open(sealed, now_ms(), not_before=not_before)
         except CryptoError as exc:
             text = (
                 f"dropped a message claiming to be from #{fingerprint(frame.sender)}: "
@@ -324,46 +472,76 @@ class SecretChannel:
         if opened.missing:
             text = f"{opened.missing} messages missing from {who}"
             events.append(SecretNotice(self.name, frame.seq, frame.ts, text, "missing"))
-        events += self._apply(opened, frame)
-        answer = opened.kind == "hello" and opened.sender != self.identity.public
+        events += self._apply(opened, frame, live)
+        answer = (
+            live
+            and opened.kind == "hello"
+            and opened.sender != self.identity.public
+            and opened.sender not in self.answered
+        )
+        if answer:
+            self.answered.add(opened.sender)
         return events, answer
 
-    def _apply(self, opened: Opened, frame: ev.Sealed) -> list[SecretEvent]:
-        before = self.nicks.get(opened.sender)
-        self.nicks[opened.sender] = opened.nick
+    def _apply(self, opened: Opened, frame: ev.Sealed, live: bool) -> list[SecretEvent]:
+        key = opened.sender
+        before = self.nicks.get(key) or None  # "": listed, not announced yet
+        member = key in self.nicks or (live and not self.listed_all)
+        nick = shown_nick(opened.nick)
+        announcement = opened.kind in ("hello", "here")
+        if member:
+            renamed = before is not None and nick != before
+            if announcement and renamed and self._too_soon(key, frame):
+                assert before is not None
+                nick = before  # slow mode: a nick change is held back like a message
+            self.nicks[key] = nick
+            if nick != before:
+                self._spoke_at[key] = frame.ts
         if opened.kind in ("msg", "me"):
+            self._spoke_at[key] = frame.ts
             out: list[SecretEvent] = []
-            if before is not None and before != opened.nick:
-                out.append(self._renamed(before, opened, frame))
+            if member and before is not None and before != nick:
+                out.append(self._renamed(before, nick, key, frame))
             out.append(
                 SecretMessage(
                     self.name,
                     frame.seq,
                     frame.ts,
-                    opened.nick,
+                    nick,
                     opened.fingerprint,
                     opened.body,
                     opened.kind == "me",
                     opened.stale,
-                    opened.sender == self.identity.public,
+                    key == self.identity.public,
                 )
             )
             return out
-        if opened.kind == "hello" and opened.sender != self.identity.public:
-            who = label(opened.nick, opened.sender)
-            return [SecretNotice(self.name, frame.seq, frame.ts, f"{who} joined", "join")]
-        if before is not None and before != opened.nick:
-            return [self._renamed(before, opened, frame)]
+        if not member or not live:
+            return []
+        if opened.kind == "hello" and key != self.identity.public:
+            text = f"{label(nick, key)} joined"
+            return [SecretNotice(self.name, frame.seq, frame.ts, text, "join")]
+        if before is not None and before != self.nicks[key]:
+            return [self._renamed(before, self.nicks[key], key, frame)]
         return []
 
-    def _renamed(self, before: str, opened: Opened, frame: ev.Sealed) -> SecretNotice:
-        text = f"{label(before, opened.sender)} is now known as {label(opened.nick, opened.sender)}"
+    def _too_soon(self, key: bytes, frame: ev.Sealed) -> bool:
+        """In slow mode, whether a member who is not an owner changed its nick or
+        spoke less than ``slow`` seconds ago (by the daemon's clock)."""
+        if not self.slow or (self.chain is not None and self.is_owner(key)):
+            return False
+        last = self._spoke_at.get(key)
+        return last is not None and frame.ts - last < self.slow * 1000
+
+    def _renamed(self, before: str, nick: str, key: bytes, frame: ev.Sealed) -> SecretNotice:
+        text = f"{label(before, key)} is now known as {label(nick, key)}"
         return SecretNotice(self.name, frame.seq, frame.ts, text, "nick")
 
     def presence(self, frame: ev.SecretPresence) -> list[SecretEvent]:
         """The daemon says a key joined, left or quit (joins are told by their hello)."""
         if frame.kind == "join":
-            self.nicks.setdefault(frame.sender, "")
+            if valid_public_key(frame.sender):
+                self.nicks.setdefault(frame.sender, "")
             return []
         nick = self.nicks.pop(frame.sender, "")
         verb = "left" if frame.kind == "leave" else "quit"

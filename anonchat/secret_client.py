@@ -20,7 +20,7 @@ from . import events as ev
 from .crypto import Identity, RoomKeys, Sealer, derive_room_keys, key_proof, normalize_room
 from .errors import Code, ConnectionClosed, CryptoError, ProtocolError, RequestError
 from .names import InvalidName, check_room
-from .secret import SecretChannel, SecretEvent
+from .secret import SecretChannel, SecretEvent, Verification, check_sealed_nick, label
 from .trust import pin_bytes
 
 T = TypeVar("T", bound=ev.Frame)
@@ -34,18 +34,23 @@ class SecretRooms:
         hello: ev.ServerHello
         nick: str
         pin: str
-        identity: Identity
+        _identities: dict[bytes, Identity]
         secret: dict[str, SecretChannel]
         _secret_by_id: dict[bytes, SecretChannel]
-        _sealers: dict[bytes, Sealer]
+        _sealers: dict[bytes, dict[bytes, Sealer]]
+        _acts_seen: dict[bytes, dict[bytes, int]]
+        _verified: dict[bytes, set[bytes]]
         _secret_seen: dict[bytes, int]
         _said_at: dict[bytes, float]
+        _here_pending: dict[bytes, bool]
         _tasks: set[asyncio.Task[None]]
         _events: asyncio.Queue[ev.Frame | SecretEvent | None]
 
         def _next_id(self) -> int: ...
 
         async def _message_turn(self) -> None: ...
+
+        async def _announce_turn(self) -> None: ...
 
         async def _request(self, frame: ev.Frame, expect: type[T]) -> T: ...
 
@@ -68,12 +73,17 @@ class SecretRooms:
         # Argon2id takes a fifth of a second and 64 MiB: keep the event loop free.
         return await asyncio.to_thread(derive_room_keys, name, passphrase, self.pin_bytes)
 
-    async def create_secret(self, name: str, passphrase: str) -> SecretChannel:
+    async def create_secret(
+        self, name: str, passphrase: str, *, nick: str | None = None
+    ) -> SecretChannel:
         """Create a secret room and own it; the daemon learns only its id, its public
-        join key and its public owner key."""
+        join key and its public owner key.  ``nick``: the nick to use inside the
+        room (sealed, so the daemon never sees it); by default our public nick."""
+        self._check_secret_nick(nick)
         keys = await self._room_keys(name, passphrase)
         owner_key = Identity.generate()
-        return await self._enter_secret(name, keys, self._create_frame(keys, owner_key), owner_key)
+        frame = self._create_frame(keys, owner_key)
+        return await self._enter_secret(name, keys, frame, owner_key, nick=nick)
 
     def _create_frame(self, keys: RoomKeys, owner_key: Identity) -> ev.SecretCreate:
         """Register the room's join key and a fresh owner key, vouched for by a tag
@@ -83,30 +93,61 @@ class SecretRooms:
             room=keys.room_id,
             auth=keys.auth_public,
             proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
-            sender=self.identity.public,
+            sender=self.secret_identity(keys.room_id).public,
             key_proof=self._key_proof(keys),
             owner_key=owner_key.public,
             owner_tag=keys.owner_tag(owner_key.public),
         )
 
-    async def join_secret(self, name: str, passphrase: str) -> SecretChannel:
+    async def join_secret(
+        self, name: str, passphrase: str, *, nick: str | None = None
+    ) -> SecretChannel:
         """Join a secret room.  A wrong passphrase and a missing room both raise
-        ``join_denied`` ("no such room or wrong passphrase")."""
+        ``join_denied`` ("no such room or wrong passphrase").  ``nick``: as in
+        :meth:`create_secret`."""
+        self._check_secret_nick(nick)
         keys = await self._room_keys(name, passphrase)
-        return await self._enter_secret(name, keys, self._join_frame(keys))
+        return await self._enter_secret(name, keys, self._join_frame(keys), nick=nick)
+
+    @staticmethod
+    def _check_secret_nick(nick: str | None) -> None:
+        if nick is not None:
+            try:
+                check_sealed_nick(nick)
+            except InvalidName as exc:
+                raise RequestError(Code.NICK_INVALID, str(exc)) from None
+
+    async def set_secret_nick(self, name: str, nick: str | None) -> None:
+        """Use ``nick`` inside one secret room (None: our public nick again), and
+        tell its members with a ``here`` announcement."""
+        self._check_secret_nick(nick)
+        channel = self.secret_channel(name)
+        channel.nick = nick
+        await self._send_sealed(channel, "", "here")
 
     def _join_frame(self, keys: RoomKeys) -> ev.SecretJoin:
         return ev.SecretJoin(
             id=self._next_id(),
             room=keys.room_id,
             proof=keys.join_proof(self.hello.challenge, self.pin_bytes),
-            sender=self.identity.public,
+            sender=self.secret_identity(keys.room_id).public,
             key_proof=self._key_proof(keys),
         )
 
     def _key_proof(self, keys: RoomKeys) -> bytes:
         """That this session holds its key, for this room on this connection."""
-        return key_proof(self.identity, keys.room_id, self.hello.challenge, self.pin_bytes)
+        identity = self.secret_identity(keys.room_id)
+        return key_proof(identity, keys.room_id, self.hello.challenge, self.pin_bytes)
+
+    def secret_identity(self, room_id: bytes) -> Identity:
+        """This session's key in one secret room: made on first use, kept for the
+        session (across reconnects, and leaving and joining again, with its
+        sealer's counter), never used in another room."""
+        try:
+            return self._identities[room_id]
+        except KeyError:
+            identity = self._identities[room_id] = Identity.generate()
+            return identity
 
     async def _enter_secret(
         self,
@@ -115,26 +156,55 @@ class SecretRooms:
         frame: ev.SecretJoin | ev.SecretCreate,
         owner_key: Identity | None = None,
         channel: SecretChannel | None = None,
+        nick: str | None = None,
     ) -> SecretChannel:
-        sealer = self._sealers.get(keys.room_id)
-        channel = channel or SecretChannel.open_room(name, keys, self.identity, sealer)
+        identity = self.secret_identity(keys.room_id)
+        if channel is None:
+            sealers = self._sealers.setdefault(keys.room_id, {})
+            acts_seen = self._acts_seen.setdefault(keys.room_id, {})
+            channel = SecretChannel.open_room(name, keys, identity, sealers, acts_seen)
+            channel.verified = self._verified.setdefault(keys.room_id, set())
+            channel.nick = nick
         self._secret_by_id[keys.room_id] = channel  # before the reply: frames may follow it
         try:
             await self._request(frame, ev.SecretJoined)
         except BaseException:
             self._secret_by_id.pop(keys.room_id, None)
             raise
-        self._sealers[keys.room_id] = channel.sealer
         if owner_key is not None:  # we created this incarnation of the room
             channel.owner_key = owner_key
         self.secret[normalize_room(name)] = channel
-        if channel.holds_owner_key and not channel.is_owner(self.identity.public):
+        if channel.holds_owner_key and not channel.is_owner(identity.public):
             # The owner key grants our session key, so we act (and show) as ourselves.
             # Best effort: without the grant we still act, signing with the owner key.
             with contextlib.suppress(RequestError):
-                await self._owner_act(channel, "op", self.identity.public)
-        await self._send_sealed(channel, "", "hello")
+                await self._owner_act(channel, "op", identity.public)
+        with contextlib.suppress(CryptoError, RequestError):  # we are in, announced or not
+            await self._send_sealed(channel, "", "hello")
         return channel
+
+    def sealed_nick(self, name: str) -> str | None:
+        """The nick of a secret room's own we seal there, or None: our public nick."""
+        channel = self.secret.get(normalize_room(name))
+        return channel.nick if channel is not None else None
+
+    def secret_verification(self, name: str, who: str) -> Verification:
+        """``/verify bob#k3f9``: their long fingerprint, ours, and the safety number
+        of the pair, to compare by another channel."""
+        return self.secret_channel(name).verification(who)
+
+    def verify_secret_member(self, name: str, who: str, heard: str) -> Verification:
+        """``/verify bob#k3f9 WHAT-THEY-READ``: mark them verified for this session
+        if it matches (``bad_proof`` if not); the member list then marks them."""
+        return self.secret_channel(name).verify(who, heard)
+
+    def own_secret_label(self, name: str) -> str:
+        """How the members of a secret room see us: ``alice#k3f9`` (the nick we
+        seal there, and our key's fingerprint in that room)."""
+        channel = self.secret.get(normalize_room(name))
+        if channel is None:
+            return f"{self.nick}#?"
+        return label(channel.nick or self.nick, channel.identity.public)
 
     def secret_channel(self, name: str) -> SecretChannel:
         channel = self.secret.get(normalize_room(name))
@@ -164,7 +234,8 @@ class SecretRooms:
         have used up its counter, and the others would see it as missing.  The
         wait counts from our last message's ``ok``, which came after the daemon
         took its turn, so this never lets through what the daemon refuses."""
-        if not channel.slow or channel.chain is None or channel.chain.may_act(self.identity.public):
+        chain = channel.chain
+        if not channel.slow or chain is None or chain.may_act(channel.identity.public):
             return
         last = self._said_at.get(channel.rid)
         wait = 0.0 if last is None else last + channel.slow - time.monotonic()
@@ -173,9 +244,14 @@ class SecretRooms:
             raise RequestError(Code.SLOW_MODE, message)
 
     async def _send_sealed(self, channel: SecretChannel, text: str, kind: str) -> int:
-        await self._message_turn()  # before sealing: a refusal would cost the counter
+        # Before sealing: a refusal would cost the counter.  Announcements have
+        # their own turns (and budget at the daemon): messages never wait behind them.
+        if kind in ("hello", "here"):
+            await self._announce_turn()
+        else:
+            await self._message_turn()
         try:
-            frame = channel.seal(self.nick, text, kind)
+            frame = channel.seal(channel.nick or self.nick, text, kind)
         except CryptoError as exc:
             raise RequestError(Code.TEXT_TOO_LONG, exc.message) from None
         reply = await self._request(replace(frame, id=self._next_id()), ev.Ok)
@@ -185,9 +261,20 @@ class SecretRooms:
         return reply.seq
 
     async def _answer_hello(self, channel: SecretChannel) -> None:
-        """Tell a newcomer we are here (a ``here`` sealed message), in our turn."""
-        with contextlib.suppress(CryptoError, ConnectionClosed, ProtocolError, RequestError):
-            await self._send_sealed(channel, "", "here")
+        """Tell newcomers we are here (a ``here`` sealed message), in our turn.
+        One ``here`` answers every hello that came before it is sealed, so a
+        room has at most one on its way (a hello storm costs one per turn)."""
+        try:
+            while True:
+                self._here_pending[channel.rid] = False
+                with contextlib.suppress(
+                    CryptoError, ConnectionClosed, ProtocolError, RequestError
+                ):
+                    await self._send_sealed(channel, "", "here")
+                if not self._here_pending.get(channel.rid):
+                    break  # no hello came while this one was on its way
+        finally:
+            self._here_pending.pop(channel.rid, None)
 
     def _secret_event(self, frame: ev.Sealed | ev.SecretPresence | ev.SecretActed) -> None:
         channel = self._secret_by_id.get(frame.room)
@@ -203,7 +290,10 @@ class SecretRooms:
                 self._forget_secret(channel)
         else:
             events, answer = channel.receive(frame)
-            if answer:
+            if answer and channel.rid in self._here_pending:
+                self._here_pending[channel.rid] = True  # the one on its way may be sealed
+            elif answer:
+                self._here_pending[channel.rid] = False
                 task = asyncio.get_running_loop().create_task(self._answer_hello(channel))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)

@@ -407,7 +407,7 @@ CODE_MEANINGS: dict[Code, str] = {
     Code.UNEXPECTED_FRAME: "a frame type the receiver's side never accepts "
     "(e.g. a client sending `ok`), or a second `hello`",
     Code.HELLO_REQUIRED: "a frame other than `hello`/`bye` before the peer's `hello`",
-    Code.UNSUPPORTED_VERSION: "`hello.v` is not 1",
+    Code.UNSUPPORTED_VERSION: f"`hello.v` is not {ev.PROTOCOL_VERSION}",
     Code.TRUNCATED: "the connection ended in the middle of a frame",
     Code.HELLO_TIMEOUT: "no `hello` within `hello_timeout` seconds of connecting",
     Code.IDLE_TIMEOUT: "no frame received for `idle_timeout` seconds",
@@ -455,7 +455,13 @@ CODE_MEANINGS: dict[Code, str] = {
     "the sentence says when to try again",
     Code.JOIN_DENIED: "`secret_join`: no such room or wrong passphrase; the daemon gives "
     "both the same answer",
-    Code.BAD_PROOF: "`secret_create` with a proof that does not match its own join key",
+    Code.BAD_PROOF: "`secret_create` with a `proof` that does not verify under its own "
+    "`auth`; `secret_create`/`secret_join` with a `key_proof` that does not verify under "
+    "its `sender` for this room, this connection's challenge and this server's pin",
+    Code.BAD_KEY: "`secret_create` (`auth`, `sender`, `owner_key`), `secret_join` "
+    "(`sender`) or `secret_act` (`actor`, `target`): a key that is not a valid Ed25519 "
+    "public key -- not 32 bytes encoding a point of the prime-order subgroup (security.md, "
+    "small-order keys); judged before anything else of the request but the rate limit",
     Code.BAD_ACTION: "`secret_act`: the action's `counter` is not the room's next one "
     "(replayed, or another owner acted first: sign again), or its signature does not "
     "verify for this room, this owner key and these fields",
@@ -521,8 +527,13 @@ DAEMON_LIMITS: dict[str, str] = {
     "history": "recent messages a newcomer receives right after joining (0: none)",
     "join_burst": "secret-room join or create attempts allowed at once per connection",
     "join_interval": "seconds per further attempt once the burst is spent (`rate_limited`)",
-    "msg_burst": "messages (`say`, `seal`) one connection may send at once",
+    "msg_burst": "messages (`say`, `seal` of kind `msg`/`me`, `secret_act`) one "
+    "connection may send at once",
     "msg_rate": "messages per second once the burst is spent (`rate_limited`)",
+    "announce_burst": "announcements (`seal` of kind `hello`/`here`) one connection may "
+    "send at once: their own budget, apart from messages (not in `hello`: a client "
+    "stays under the default)",
+    "announce_rate": "announcements per second once the burst is spent (`rate_limited`)",
     "room_join_burst": "public-room `join`s and `create`s one connection may make at once",
     "room_join_interval": "seconds per further join once the burst is spent (`rate_limited`)",
     "bytes_burst": "bytes one connection may send at once (not visible on the wire)",
@@ -595,7 +606,7 @@ MALFORMED: list[tuple[str, bytes, bool]] = [
         True,
     ),
     ('`{"t": "list", "id": 1}` before `hello`', _raw(b"\x82\xa1t\xa4list\xa2id\x01"), False),
-    ('`{"t": "hello", "v": 2}`', _raw(b"\x82\xa1t\xa5hello\xa1v\x02"), False),
+    ('`{"t": "hello", "v": 1}`', _raw(b"\x82\xa1t\xa5hello\xa1v\x01"), False),
     ("a second `hello`", HELLO, True),
     ("end of stream after 2 bytes of a prefix", b"\x00\x00", True),
 ]
@@ -814,7 +825,8 @@ async def _script_secret(daemon: Daemon) -> list[Step]:
     wrong = derive_room_keys(ATTIC, ATTIC_WORDS + "!", pin)
     alice_id, bob_id = Identity.from_seed(ALICE_SEED), Identity.from_seed(BOB_SEED)
     owner_id = Identity.from_seed(OWNER_SEED)
-    alice_sealer, bob_sealer = Sealer(keys, alice_id), Sealer(keys, bob_id)
+    owner = owner_id.public
+    alice_sealer, bob_sealer = Sealer(keys, alice_id, owner), Sealer(keys, bob_id, owner)
     rid = keys.room_id
 
     async def peer(name: str) -> tuple[_Peer, ev.ServerHello]:

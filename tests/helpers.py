@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from anonchat import events as ev
 from anonchat.client import Client, Event
+from anonchat.crypto import Identity, RoomKeys
 from anonchat.daemon import Daemon
 from anonchat.errors import RemoteProtocolError
+from anonchat.secret import SecretChannel
 from anonchat.trust import client_context
 from anonchat.wire import FrameDecoder, encode_body
 
@@ -114,3 +117,48 @@ async def quiet(client: Client, delay: float = 0.2) -> list[Event]:
     await asyncio.sleep(delay)
     await client.ping()  # everything sent before the pong has been received
     return client.events_nowait()
+
+
+def ident(client: Client, room: str | None = None) -> Identity:
+    """A client's session key in a secret room (one per room since v2): in
+    ``room``, or the only one it has made."""
+    if room is not None:
+        return client.secret_channel(room).identity
+    (identity,) = client._identities.values()
+    return identity
+
+
+#: The owner key of the rooms the unit tests make without a daemon.
+TEST_OWNER = Identity.from_seed(bytes([42]) * 32)
+
+
+def joined_channel(
+    name: str, keys: RoomKeys, identity: Identity, members: list[bytes], seq: int = 0
+) -> SecretChannel:
+    """A channel as if the daemon had answered our join (owner key TEST_OWNER,
+    vouched for; ``members``: the member list, ours added)."""
+    channel = SecretChannel.open_room(name, keys, identity)
+    channel.joined(
+        ev.SecretJoined(
+            id=1,
+            room=keys.room_id,
+            seq=seq,
+            members=[*members, identity.public],
+            owner_key=TEST_OWNER.public,
+            owner_tag=keys.owner_tag(TEST_OWNER.public),
+        )
+    )
+    return channel
+
+
+def rewrite(client: Client, change: Callable[[ev.Frame], ev.Frame | None]) -> None:
+    """Be a hostile daemon towards ``client``: every frame it receives from now
+    on goes through ``change`` first (None: withheld)."""
+    dispatch = client._dispatch
+
+    def hostile(frame: ev.Frame) -> None:
+        changed = change(frame)
+        if changed is not None:
+            dispatch(changed)
+
+    client._dispatch = hostile  # type: ignore[method-assign]

@@ -20,7 +20,7 @@ from anonchat.secret import SecretMessage
 from anonchat.wire import encode_body
 
 from .conftest import DaemonFactory
-from .helpers import RawPeer, collect, dial, hello_bytes, next_event, quiet
+from .helpers import RawPeer, collect, dial, hello_bytes, ident, next_event, quiet
 from .redis_server import RedisServer, free_port, redis_server
 from .test_processes import start_daemon
 
@@ -192,7 +192,7 @@ async def test_secret_room_across_nodes(make_node: NodeFactory, clients: Any) ->
     assert (msg.nick, msg.text, msg.fingerprint) == (
         "bob",
         "from b, sealed",
-        bob.identity.fingerprint,
+        ident(bob).fingerprint,
     )
     # The daemons never held the name or the text.
     for node in (a, b):
@@ -528,7 +528,7 @@ async def test_a_restarting_node_hands_its_sessions_over(
         assert (await bob.who("lobby")).members == ["alice", "bob"]
         await again.say_secret("den", "back, same key")
         (msg,) = [e for e in await quiet(bob) if isinstance(e, SecretMessage)]
-        assert (msg.nick, msg.fingerprint) == ("alice", alice.identity.fingerprint)
+        assert (msg.nick, msg.fingerprint) == ("alice", ident(alice).fingerprint)
         async with asyncio.timeout(5):  # b applies the resume too
             while b.orphans:
                 await asyncio.sleep(0.05)

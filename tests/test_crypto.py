@@ -47,20 +47,24 @@ ROOM = "Secret Room"
 PASSPHRASE = "correct horse battery staple"
 CHALLENGE = bytes(range(100, 132))
 NOW = 1_700_000_000_000
+# The owner key naming the incarnation of the room the messages are sealed for.
+OWNER = Identity.from_seed(bytes([5]) * 32).public
 
-# Known answers, computed once with this code (2026, crypto v1) and pasted here.
+# Known answers, computed once with this code and pasted here (2026: crypto v1;
+# the sending key, ciphertext and signature again for v2, which binds the owner
+# key into them, with the new labels "anonchat/v2/send" and "anonchat/v2/msg").
 # If one of these changes, every existing room and message format has changed:
-# that needs a new version label ("anonchat/v2/..."), not a new constant.
+# that needs a new version label ("anonchat/v3/..."), not a new constant.
 KAT_SALT = "0bd1dd28cdea763921d36321ca0ae60f"
 KAT_ROOM_ID = "0b0ac9f07a82f223d99ce96ce13f099ff4b7e0838f4df068e6a5ee7737a42bdc"
 KAT_AUTH_PUBLIC = "18dfeb3a4f283b48a399d02c3affb4bb86a1bae9ae39a3cf4625797210a187fc"
 KAT_SENDER = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
-KAT_SEND_KEY = "2ee2245e084ae947e18096da49295ca5f124705ad7977b5149013b60a3695fdb"
+KAT_SEND_KEY = "fbff24a1794d4b28d160dabe961b2c10f4541d175c1779f3eac5646a63003564"
 KAT_FINGERPRINT = ("c5mw", "c5mw-p9e7-kgac-fayg")
-KAT_CIPHERTEXT_SHA256 = "ca427cff85d6b1fc153e86e8e96891ee09a4ca9afa972671b146d39348948b3c"
+KAT_CIPHERTEXT_SHA256 = "65a29c6fb8c9b364e747a3ac884952ca8c116482617596a26e094c1ae58895d2"
 KAT_SIGNATURE = (
-    "edd862a69031fd65becb6e33e3e4ec0873d9e22d1875fd0cf0d89864a4c5a8be"
-    "885062f25f931f07be4e66ddc882c58277b9a962f0d2fc22adee1e6e6afcab01"
+    "5b4939d306971bd2738f2e2ced3dcf142de32120bc1e160be7fa5452aaec9b33"
+    "cdae847866b3fe9c48bea2f1d513233a285abb909beb659a8127441582785f0a"
 )
 KAT_JOIN_PROOF = (
     "edee2c573e3491ca6033910fcebcb49921d81e0b0b79625c41d22df3b1ff022c"
@@ -105,7 +109,12 @@ def resign(
     """Change fields and sign again, as a sender (or someone claiming to be one) could."""
     changed = dataclasses.replace(sealed, **changes)
     ad = crypto._associated_data(
-        room_id or keys().room_id, changed.epoch, changed.sender, changed.counter, changed.kind
+        room_id or keys().room_id,
+        OWNER,
+        changed.epoch,
+        changed.sender,
+        changed.counter,
+        changed.kind,
     )
     return dataclasses.replace(changed, signature=identity.sign(ad + changed.ciphertext))
 
@@ -113,8 +122,8 @@ def resign(
 def seal_raw(plaintext: bytes, counter: int = 1, kind: str = "msg") -> Sealed:
     """Encrypt and sign arbitrary plaintext bytes as alice, bypassing the encoder."""
     sender = alice().public
-    ad = crypto._associated_data(keys().room_id, 0, sender, counter, kind)
-    aead = ChaCha20Poly1305(keys().sending_key(0, sender))
+    ad = crypto._associated_data(keys().room_id, OWNER, 0, sender, counter, kind)
+    aead = ChaCha20Poly1305(keys().sending_key(OWNER, 0, sender))
     ciphertext = aead.encrypt(counter.to_bytes(12, "big"), plaintext, ad)
     return Sealed(sender, counter, kind, 0, ciphertext, alice().sign(ad + ciphertext))
 
@@ -142,7 +151,7 @@ def test_key_schedule_known_answers() -> None:
     assert keys().room_id.hex() == KAT_ROOM_ID
     assert keys().auth_public.hex() == KAT_AUTH_PUBLIC
     assert alice().public.hex() == KAT_SENDER
-    assert keys().sending_key(0, alice().public).hex() == KAT_SEND_KEY
+    assert keys().sending_key(OWNER, 0, alice().public).hex() == KAT_SEND_KEY
 
 
 def test_key_schedule_follows_the_design_document() -> None:
@@ -157,12 +166,12 @@ def test_key_schedule_follows_the_design_document() -> None:
     public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes_raw()
     assert keys().auth_public == public
     enc_root = reference_hkdf(master, b"anonchat/v1/enc_root")
-    info = b"anonchat/v1/send" + struct.pack(">I", 3) + alice().public
-    assert keys().sending_key(3, alice().public) == reference_hkdf(enc_root, info)
+    info = b"anonchat/v2/send\x00" + OWNER + struct.pack(">I", 3) + alice().public
+    assert keys().sending_key(OWNER, 3, alice().public) == reference_hkdf(enc_root, info)
 
 
 def test_sealed_known_answer() -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hello")
     assert hashlib.sha256(sealed.ciphertext).hexdigest() == KAT_CIPHERTEXT_SHA256
     assert sealed.signature.hex() == KAT_SIGNATURE
     assert keys().join_proof(CHALLENGE, PIN).hex() == KAT_JOIN_PROOF
@@ -171,19 +180,20 @@ def test_sealed_known_answer() -> None:
 
 def test_plaintext_and_associated_data_layout() -> None:
     """The byte formats documented in the module docstring, spelled out."""
-    sealed = Sealer(keys(), alice(), epoch=2).seal("ålice", NOW, "hi", kind="me")
+    sealed = Sealer(keys(), alice(), OWNER, epoch=2).seal("ålice", NOW, "hi", kind="me")
     record = b"\x06" + "ålice".encode() + NOW.to_bytes(8, "big") + b"hi"
     plaintext = len(record).to_bytes(2, "big") + record
     plaintext += bytes(256 - len(plaintext))
     ad = (
-        b"anonchat/v1/msg\x00"
+        b"anonchat/v2/msg\x00"
         + keys().room_id
+        + OWNER
         + (2).to_bytes(4, "big")
         + alice().public
         + (1).to_bytes(8, "big")
         + b"\x02me"
     )
-    aead = ChaCha20Poly1305(keys().sending_key(2, alice().public))
+    aead = ChaCha20Poly1305(keys().sending_key(OWNER, 2, alice().public))
     assert aead.decrypt((1).to_bytes(12, "big"), sealed.ciphertext, ad) == plaintext
     assert verify_signature(alice().public, sealed.signature, ad + sealed.ciphertext)
 
@@ -362,7 +372,7 @@ OVERHEAD = 2 + 1 + len("alice") + 8  # length prefix, nick length, nick, timesta
 
 @pytest.mark.parametrize("bucket", BUCKETS)
 def test_round_trip_fills_each_bucket_exactly(bucket: int) -> None:
-    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    sealer, opener = Sealer(keys(), alice(), OWNER), Opener(keys(), OWNER)
     for size, expected in ((bucket - OVERHEAD, bucket), (bucket - OVERHEAD + 1, bucket * 2)):
         if expected > BUCKETS[-1]:
             continue
@@ -379,8 +389,8 @@ def test_round_trip_fills_each_bucket_exactly(bucket: int) -> None:
 
 
 def test_4096_bytes_is_the_limit() -> None:
-    sealer = Sealer(keys(), alice())
-    Opener(keys()).open(sealer.seal("alice", NOW, "x" * (4096 - OVERHEAD)), NOW)
+    sealer = Sealer(keys(), alice(), OWNER)
+    Opener(keys(), OWNER).open(sealer.seal("alice", NOW, "x" * (4096 - OVERHEAD)), NOW)
     with pytest.raises(CryptoError) as excinfo:
         sealer.seal("alice", NOW, "x" * (4096 - OVERHEAD + 1))
     assert code_of(excinfo) == CryptoCode.TOO_LARGE
@@ -388,13 +398,13 @@ def test_4096_bytes_is_the_limit() -> None:
 
 
 def test_unicode_and_empty_bodies_round_trip() -> None:
-    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    sealer, opener = Sealer(keys(), alice(), OWNER), Opener(keys(), OWNER)
     for body in ("", "héllo wörld 👋", "a\nb"):
         assert opener.open(sealer.seal("Älice", NOW, body), NOW).body == body
 
 
 def test_counters_start_at_one_and_increase() -> None:
-    sealer = Sealer(keys(), alice())
+    sealer = Sealer(keys(), alice(), OWNER)
     assert [sealer.seal("alice", NOW, "x").counter for _ in range(3)] == [1, 2, 3]
     assert len({sealer.seal("alice", NOW, "same").ciphertext for _ in range(2)}) == 2
 
@@ -406,79 +416,81 @@ def test_counters_start_at_one_and_increase() -> None:
 )
 def test_seal_refuses_bad_arguments(nick: str, ts: int, kind: str) -> None:
     with pytest.raises(CryptoError) as excinfo:
-        Sealer(keys(), alice()).seal(nick, ts, "body", kind=kind)
+        Sealer(keys(), alice(), OWNER).seal(nick, ts, "body", kind=kind)
     assert code_of(excinfo) == CryptoCode.BAD_INPUT
 
 
 def test_seal_refuses_unencodable_text() -> None:
     with pytest.raises(CryptoError):
-        Sealer(keys(), alice()).seal("alice", NOW, "bad \udcff")
+        Sealer(keys(), alice(), OWNER).seal("alice", NOW, "bad \udcff")
 
 
 def test_another_room_cannot_open() -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hello")
     with pytest.raises(CryptoError) as excinfo:
-        Opener(other_keys()).open(sealed, NOW)
+        Opener(other_keys(), OWNER).open(sealed, NOW)
     assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
 
 
 def test_tampered_ciphertext_fails() -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hello")
     flipped = bytes([sealed.ciphertext[0] ^ 1]) + sealed.ciphertext[1:]
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(dataclasses.replace(sealed, ciphertext=flipped), NOW)
+        Opener(keys(), OWNER).open(dataclasses.replace(sealed, ciphertext=flipped), NOW)
     assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
     # Even the sender itself cannot make altered bytes decrypt: the AEAD tag fails.
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(resign(sealed, alice(), ciphertext=flipped), NOW)
+        Opener(keys(), OWNER).open(resign(sealed, alice(), ciphertext=flipped), NOW)
     assert code_of(excinfo) == CryptoCode.DECRYPT_FAILED
 
 
 @pytest.mark.parametrize("name", ["epoch", "sender", "counter", "kind"])
 def test_changed_fields_on_the_wire_fail_the_signature(name: str) -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hello")
     values: dict[str, Any] = {"epoch": 1, "sender": mallory().public, "counter": 2, "kind": "me"}
     value = values[name]
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(dataclasses.replace(sealed, **{name: value}), NOW)
+        Opener(keys(), OWNER).open(dataclasses.replace(sealed, **{name: value}), NOW)
     assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
 
 
-@pytest.mark.parametrize("index", range(5), ids=["room_id", "epoch", "sender", "counter", "kind"])
+@pytest.mark.parametrize(
+    "index", range(6), ids=["room_id", "owner", "epoch", "sender", "counter", "kind"]
+)
 def test_every_associated_data_field_is_bound_by_the_aead(index: int) -> None:
     """Encrypt under an AD with one field changed, sign the true AD: decryption fails."""
-    true_fields: list[Any] = [keys().room_id, 0, alice().public, 1, "msg"]
+    true_fields: list[Any] = [keys().room_id, OWNER, 0, alice().public, 1, "msg"]
     fake_fields = list(true_fields)
-    fake_fields[index] = [bytes(32), 1, mallory().public, 2, "me"][index]
+    fake_fields[index] = [bytes(32), mallory().public, 1, mallory().public, 2, "me"][index]
     true_ad = crypto._associated_data(*true_fields)
-    aead = ChaCha20Poly1305(keys().sending_key(0, alice().public))
+    aead = ChaCha20Poly1305(keys().sending_key(OWNER, 0, alice().public))
     plaintext = (b"\x00\x0c\x01a" + NOW.to_bytes(8, "big") + b"hi").ljust(256, b"\0")
     ciphertext = aead.encrypt(
         (1).to_bytes(12, "big"), plaintext, crypto._associated_data(*fake_fields)
     )
     sealed = Sealed(alice().public, 1, "msg", 0, ciphertext, alice().sign(true_ad + ciphertext))
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(sealed, NOW)
+        Opener(keys(), OWNER).open(sealed, NOW)
     assert code_of(excinfo) == CryptoCode.DECRYPT_FAILED
 
 
 def test_forged_sender_fails() -> None:
     """Mallory relabels alice's message as hers, or signs in alice's name."""
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hello")
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(resign(sealed, alice(), sender=mallory().public), NOW)
+        Opener(keys(), OWNER).open(resign(sealed, alice(), sender=mallory().public), NOW)
     assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(resign(sealed, mallory()), NOW)
+        Opener(keys(), OWNER).open(resign(sealed, mallory()), NOW)
     assert code_of(excinfo) == CryptoCode.BAD_SIGNATURE
     # Relabelled and signed by mallory: the signature holds, the sending key differs.
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(resign(sealed, mallory(), sender=mallory().public), NOW)
+        Opener(keys(), OWNER).open(resign(sealed, mallory(), sender=mallory().public), NOW)
     assert code_of(excinfo) == CryptoCode.DECRYPT_FAILED
 
 
 def test_replay_is_refused_and_changes_nothing() -> None:
-    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    sealer, opener = Sealer(keys(), alice(), OWNER), Opener(keys(), OWNER)
     first = sealer.seal("alice", NOW, "one")
     opener.open(first, NOW)
     with pytest.raises(CryptoError) as excinfo:
@@ -489,7 +501,7 @@ def test_replay_is_refused_and_changes_nothing() -> None:
 
 def test_reordered_stream_is_refused() -> None:
     """A lower counter after a higher one is a replay; an honest daemon never reorders."""
-    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    sealer, opener = Sealer(keys(), alice(), OWNER), Opener(keys(), OWNER)
     one, two = sealer.seal("alice", NOW, "one"), sealer.seal("alice", NOW, "two")
     opener.open(two, NOW)
     with pytest.raises(CryptoError) as excinfo:
@@ -498,7 +510,7 @@ def test_reordered_stream_is_refused() -> None:
 
 
 def test_withheld_messages_are_counted() -> None:
-    sealer, opener = Sealer(keys(), alice()), Opener(keys())
+    sealer, opener = Sealer(keys(), alice(), OWNER), Opener(keys(), OWNER)
     sent = [sealer.seal("alice", NOW, str(i)) for i in range(6)]
     assert opener.open(sent[1], NOW).missing == 0  # first seen: may predate our join
     assert opener.open(sent[2], NOW).missing == 0
@@ -506,13 +518,17 @@ def test_withheld_messages_are_counted() -> None:
 
 
 def test_senders_are_tracked_separately() -> None:
-    opener = Opener(keys())
+    opener = Opener(keys(), OWNER)
     for identity in (alice(), mallory()):
-        assert opener.open(Sealer(keys(), identity).seal("x", NOW, "hi"), NOW).counter == 1
+        assert opener.open(Sealer(keys(), identity, OWNER).seal("x", NOW, "hi"), NOW).counter == 1
 
 
 def test_a_new_epoch_restarts_the_counter_and_old_epochs_are_replays() -> None:
-    old, new, opener = Sealer(keys(), alice()), Sealer(keys(), alice(), epoch=1), Opener(keys())
+    old, new, opener = (
+        Sealer(keys(), alice(), OWNER),
+        Sealer(keys(), alice(), OWNER, epoch=1),
+        Opener(keys(), OWNER),
+    )
     stale_frame = old.seal("alice", NOW, "old")
     opener.open(old.seal("alice", NOW, "old"), NOW)
     opened = opener.open(new.seal("alice", NOW, "new"), NOW)
@@ -526,8 +542,8 @@ def test_a_new_epoch_restarts_the_counter_and_old_epochs_are_replays() -> None:
     "skew, stale", [(0, False), (STALE_MS, False), (STALE_MS + 1, True), (-STALE_MS - 1, True)]
 )
 def test_stale_timestamps_are_flagged(skew: int, stale: bool) -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW + skew, "hello")
-    assert Opener(keys()).open(sealed, NOW).stale is stale
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW + skew, "hello")
+    assert Opener(keys(), OWNER).open(sealed, NOW).stale is stale
 
 
 @pytest.mark.parametrize(
@@ -545,14 +561,14 @@ def test_stale_timestamps_are_flagged(skew: int, stale: bool) -> None:
 )
 def test_malformed_plaintext_is_refused(plaintext: bytes) -> None:
     with pytest.raises(CryptoError) as excinfo:
-        Opener(keys()).open(seal_raw(plaintext), NOW)
+        Opener(keys(), OWNER).open(seal_raw(plaintext), NOW)
     assert code_of(excinfo) in (CryptoCode.BAD_PLAINTEXT, CryptoCode.MALFORMED)
 
 
 def test_well_formed_raw_plaintext_opens() -> None:
     """The control for the test above: the same helper with a valid plaintext."""
     plaintext = (b"\x00\x0c\x01a" + NOW.to_bytes(8, "big") + b"hi").ljust(256, b"\0")
-    assert Opener(keys()).open(seal_raw(plaintext), NOW).body == "hi"
+    assert Opener(keys(), OWNER).open(seal_raw(plaintext), NOW).body == "hi"
 
 
 SEALED_FIELDS = [f.name for f in dataclasses.fields(Sealed)]
@@ -571,16 +587,16 @@ anything = st.one_of(
 @given(values=st.fixed_dictionaries({name: anything for name in SEALED_FIELDS}))
 def test_arbitrary_sealed_values_raise_only_our_error(values: dict[str, Any]) -> None:
     with pytest.raises(CryptoError):
-        Opener(keys()).open(Sealed(**values), NOW)
+        Opener(keys(), OWNER).open(Sealed(**values), NOW)
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 @given(name=st.sampled_from(SEALED_FIELDS), value=anything)
 def test_one_changed_field_raises_only_our_error(name: str, value: Any) -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hello")
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hello")
     assume(getattr(sealed, name) != value)
     with pytest.raises(CryptoError):
-        Opener(keys()).open(dataclasses.replace(sealed, **{name: value}), NOW)
+        Opener(keys(), OWNER).open(dataclasses.replace(sealed, **{name: value}), NOW)
 
 
 def test_crypto_error_is_in_our_tree() -> None:
@@ -806,13 +822,159 @@ def test_owner_chain_grants_replays_and_bans() -> None:
 
 
 def test_the_daemon_can_check_a_sealed_signature_without_the_room_key() -> None:
-    sealed = Sealer(keys(), alice()).seal("alice", NOW, "hi")
-    assert crypto.verify_sealed_signature(keys().room_id, sealed)
-    assert not crypto.verify_sealed_signature(other_keys().room_id, sealed)
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hi")
+    assert crypto.verify_sealed_signature(keys().room_id, OWNER, sealed)
+    assert not crypto.verify_sealed_signature(other_keys().room_id, OWNER, sealed)
     assert not crypto.verify_sealed_signature(
-        keys().room_id, dataclasses.replace(sealed, sender=mallory().public)
+        keys().room_id, OWNER, dataclasses.replace(sealed, sender=mallory().public)
     )
     assert not crypto.verify_sealed_signature(
-        keys().room_id, dataclasses.replace(sealed, counter=0)
+        keys().room_id, OWNER, dataclasses.replace(sealed, counter=0)
     )
-    assert not crypto.verify_sealed_signature(b"short", sealed)
+    # Another incarnation of the room (another owner key): the signature does not cover it.
+    assert not crypto.verify_sealed_signature(keys().room_id, mallory().public, sealed)
+    assert not crypto.verify_sealed_signature(b"short", OWNER, sealed)
+
+
+# --- public keys: small order and non-canonical encodings (audit hole 1) ------
+
+# The eight points of small order, canonically encoded (order 1, 2, 4, 4, 8, 8, 8, 8).
+SMALL_ORDER = [
+    "0100000000000000000000000000000000000000000000000000000000000000",  # the identity
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # (0, -1)
+    "0000000000000000000000000000000000000000000000000000000000000000",  # (sqrt(-1), 0)
+    "0000000000000000000000000000000000000000000000000000000000000080",  # (-sqrt(-1), 0)
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+]
+# Encodings RFC 8032 refuses to decode, or that name a point another way.
+NON_CANONICAL = [
+    "0100000000000000000000000000000000000000000000000000000000000080",  # x = 0, sign 1
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",  # x = 0, sign 1
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p + 1 (= 1)
+    "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = 2**255 - 1
+    "0200000000000000000000000000000000000000000000000000000000000000",  # y = 2: off the curve
+]
+P25519 = 2**255 - 19
+L25519 = 2**252 + 27742317777372353535851937790883648493
+
+
+def _encode(point: tuple[int, int, int, int]) -> bytes:
+    x, y, z, _ = point
+    inverse = pow(z, P25519 - 2, P25519)
+    x, y = x * inverse % P25519, y * inverse % P25519
+    return (y | (x & 1) << 255).to_bytes(32, "little")
+
+
+def test_the_eight_small_order_points_are_the_whole_torsion() -> None:
+    """The list above is right: each point has order dividing 8, and together
+    they are the 8 multiples of a point of order 8."""
+    points = [crypto._decode_point(bytes.fromhex(h)) for h in SMALL_ORDER]
+    assert None not in points
+    for point in points:
+        assert point is not None and crypto._is_identity(crypto._multiply(8, point))
+    generator = crypto._decode_point(bytes.fromhex(SMALL_ORDER[4]))
+    assert generator is not None
+    multiples = {_encode(crypto._multiply(k, generator)).hex() for k in range(8)}
+    assert multiples == set(SMALL_ORDER)
+
+
+def test_the_library_alone_accepts_a_signature_under_the_identity() -> None:
+    """Why the check exists: with the identity as public key, R = identity and
+    S = 0 verify for every message in the library we use."""
+    identity = bytes.fromhex(SMALL_ORDER[0])
+    universal = identity + bytes(32)
+    assert verify_signature(identity, universal, b"any message at all")
+    assert not crypto._verify(identity, universal, b"any message at all")
+
+
+@pytest.mark.parametrize("encoded", SMALL_ORDER + NON_CANONICAL)
+def test_small_order_and_non_canonical_keys_are_refused_everywhere(encoded: str) -> None:
+    bad = bytes.fromhex(encoded)
+    assert not crypto.valid_public_key(bad)
+    with pytest.raises(CryptoError) as info:
+        crypto.check_public_key(bad)
+    assert code_of(info) == CryptoCode.BAD_KEY
+    universal = bytes.fromhex(SMALL_ORDER[0]) + bytes(32)  # R = identity, S = 0
+    rid = keys().room_id
+    # sender (key proof), auth (join proof)
+    assert not verify_key_proof(bad, rid, CHALLENGE, PIN, universal)
+    assert not verify_join_proof(bad, rid, CHALLENGE, PIN, universal)
+    # sender of a sealed message
+    sealed = Sealer(keys(), alice(), OWNER).seal("alice", NOW, "hi")
+    forged = dataclasses.replace(sealed, sender=bad, signature=universal)
+    with pytest.raises(CryptoError) as info:
+        Opener(keys(), OWNER).open(forged, NOW)
+    assert code_of(info) == CryptoCode.BAD_KEY
+    assert not crypto.verify_sealed_signature(rid, OWNER, forged)
+    # owner_key, actor, target of an owner action
+    act = crypto.OwnerAction("mode", 1, bad, universal, locked=True)
+    assert not crypto.verify_owner_action(rid, owner().public, act)
+    assert not crypto.verify_owner_action(rid, bad, dataclasses.replace(act, actor=bad))
+    chain = crypto.OwnerChain(rid, bad)
+    assert not chain.may_act(bad)
+    with pytest.raises(CryptoError) as info:
+        chain.check(dataclasses.replace(act, actor=bad))
+    assert code_of(info) == CryptoCode.BAD_KEY
+    with pytest.raises(CryptoError) as info:
+        crypto.sign_owner_action(owner(), rid, owner().public, "kick", 1, bad)
+    assert code_of(info) == CryptoCode.BAD_KEY
+
+
+def test_a_key_with_a_small_order_component_is_refused() -> None:
+    """An honest key plus a point of order 8: on the curve, canonical, not of prime order."""
+    honest = crypto._decode_point(alice().public)
+    torsion = crypto._decode_point(bytes.fromhex(SMALL_ORDER[4]))
+    assert honest is not None and torsion is not None
+    mixed = _encode(crypto._add(honest, torsion))
+    assert crypto._decode_point(mixed) is not None
+    assert not crypto.valid_public_key(mixed)
+
+
+def test_honest_keys_are_valid() -> None:
+    for seed in range(64):
+        public = Identity.from_seed(bytes([seed]) * 32).public
+        assert crypto.valid_public_key(public)
+        point = crypto._decode_point(public)
+        assert point is not None and _encode(point) == public
+    assert crypto.valid_public_key(keys().auth_public)
+    assert not crypto.valid_public_key(alice().public[:31])
+    assert not crypto.valid_public_key("not bytes")
+
+
+# --- fingerprints and safety numbers: vectors for other implementations ---------
+
+# For the keys of seeds 07..07 (alice, KAT_FINGERPRINT above) and 09..09
+# (mallory), as docs/protocol.md ("Fingerprints") gives them.
+KAT_MALLORY_FINGERPRINT = ("4cy8", "4cy8-s2pz-fext-dvtp")
+KAT_SAFETY = "03959 47042 19299 33068 32649 59094"
+
+
+def test_fingerprint_follows_its_definition() -> None:
+    """SHA-256("anonchat/v1/fp" | key) read as a 256-bit big-endian number; the
+    characters are its 5-bit groups from the top, in Crockford's alphabet."""
+    for seed in (7, 9, 11):
+        public = Identity.from_seed(bytes([seed]) * 32).public
+        n = int.from_bytes(hashlib.sha256(b"anonchat/v1/fp" + public).digest(), "big")
+        bits = format(n, "0256b")
+        alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+        chars = "".join(alphabet[int(bits[5 * i : 5 * i + 5], 2)] for i in range(16))
+        assert fingerprint(public) == chars[:4]
+        assert long_fingerprint(public) == "-".join(chars[i : i + 4] for i in range(0, 16, 4))
+    assert (fingerprint(mallory().public), long_fingerprint(mallory().public)) == (
+        KAT_MALLORY_FINGERPRINT
+    )
+
+
+def test_safety_number_follows_its_definition() -> None:
+    one, two = alice().public, mallory().public
+    number = crypto.safety_number(one, two)
+    assert number == crypto.safety_number(two, one)  # the same on both sides
+    digest = hashlib.sha256(b"anonchat/v2/safety\x00" + min(one, two) + max(one, two)).digest()
+    groups = [int.from_bytes(digest[5 * i : 5 * i + 5], "big") % 100_000 for i in range(6)]
+    assert number == " ".join(f"{g:05d}" for g in groups)
+    assert number == KAT_SAFETY
+    assert crypto.safety_number(one, owner().public) != number

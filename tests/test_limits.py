@@ -120,11 +120,13 @@ async def test_sealed_messages_share_the_message_bucket(make_daemon: DaemonFacto
     daemon = await make_daemon(msg_burst=3, msg_rate=0.1)
     alice = await dial(daemon, "alice")
     alice.pace = False  # refused, not paced: this is the daemon's bucket
-    # Creating takes two: the owner's grant of her own session key, and her hello seal.
+    # Creating takes one: the owner's grant of her own session key (her hello is
+    # an announcement, from the other budget).
     await alice.create_secret("s", "correct horse battery staple")
-    await alice.say_secret("s", "one")  # the third
+    await alice.say_secret("s", "one")
+    await alice.say_secret("s", "two")  # the third
     with pytest.raises(RequestError) as info:
-        await alice.say_secret("s", "two")
+        await alice.say_secret("s", "three")
     assert info.value.code == Code.RATE_LIMITED
     await alice.close()
 
@@ -133,11 +135,30 @@ async def test_secret_owner_actions_share_the_message_bucket(make_daemon: Daemon
     daemon = await make_daemon(msg_burst=3, msg_rate=0.1)
     alice = await dial(daemon, "alice")
     alice.pace = False  # refused, not paced: this is the daemon's bucket
-    await alice.create_secret("s", "correct horse battery staple")  # grant and hello: two
-    await alice.secret_mode("s", slow=5)  # the third
+    await alice.create_secret("s", "correct horse battery staple")  # the grant: one
+    await alice.secret_mode("s", slow=5)
+    await alice.secret_mode("s", slow=6)  # the third
     with pytest.raises(RequestError) as info:
         await alice.secret_mode("s", slow=0)
     assert info.value.code == Code.RATE_LIMITED
+    await alice.close()
+
+
+async def test_announcements_have_their_own_bucket(make_daemon: DaemonFactory) -> None:
+    """Audit hole 2: hellos and heres at announce_burst and one past it; messages
+    are not slowed by them, nor they by messages."""
+    daemon = await make_daemon(announce_burst=2, announce_rate=0.1, msg_burst=2, msg_rate=0.1)
+    alice = await dial(daemon, "alice")
+    alice.pace = False  # refused, not paced: this is the daemon's bucket
+    await alice.create_secret("s", "correct horse battery staple")  # the hello: one
+    await alice.set_secret_nick("s", "al")  # a here: the second
+    with pytest.raises(RequestError) as info:
+        await alice.set_secret_nick("s", "ali")
+    assert info.value.code == Code.RATE_LIMITED and "announcements" in info.value.message
+    await alice.say_secret("s", "messages still go")  # (the grant took one of two)
+    with pytest.raises(RequestError) as info:
+        await alice.say_secret("s", "one too many")
+    assert info.value.code == Code.RATE_LIMITED and "messages" in info.value.message
     await alice.close()
 
 

@@ -22,6 +22,8 @@ from anonchat.protocol import Connection, State
 from anonchat.secret import SecretChannel, SecretMessage, SecretNotice
 from anonchat.wire import encode_frame
 
+from .helpers import joined_channel
+
 NOW_SEQ = 7
 
 
@@ -33,12 +35,12 @@ def channel_parts() -> tuple[Any, Identity, Identity]:
 
 def fresh_channel() -> SecretChannel:
     keys, me, _ = channel_parts()
-    return SecretChannel.open_room("property room", keys, me)
+    return joined_channel("property room", keys, me, [Identity.from_seed(bytes([2]) * 32).public])
 
 
 def honest_sealed() -> ev.Sealed:
-    keys, _, them = channel_parts()
-    seal = SecretChannel.open_room("property room", keys, them).seal("bob", "hi", "msg")
+    keys, me, them = channel_parts()
+    seal = joined_channel("property room", keys, them, [me.public]).seal("bob", "hi", "msg")
     return ev.Sealed(
         room=keys.room_id,
         seq=NOW_SEQ,
@@ -112,7 +114,7 @@ well_typed = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(well_typed | st.fixed_dictionaries({}, optional={k: anything for k in SEALED_KEYS}))
 def test_any_relayed_map_is_refused_by_validation_or_dropped_by_the_channel(
     body: dict[str, Any],
@@ -127,7 +129,7 @@ def test_any_relayed_map_is_refused_by_validation_or_dropped_by_the_channel(
     assert events and all(isinstance(e, SecretMessage | SecretNotice) for e in events)
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.sampled_from(["sender", "counter", "epoch", "kind", "ct", "sig", "seq", "ts"]),
     st.data(),

@@ -23,14 +23,14 @@ class Pair:
 
     def greet(self) -> None:
         self.client.send(ev.ClientHello(v=ev.PROTOCOL_VERSION, nick="alice"))
-        assert self.to_server() == [ev.ClientHello(v=1, nick="alice")]
+        assert self.to_server() == [ev.ClientHello(v=ev.PROTOCOL_VERSION, nick="alice")]
         self.server.send(SERVER_HELLO)
         assert self.to_client() == [SERVER_HELLO]
         assert self.client.state is State.OPEN and self.server.state is State.OPEN
 
 
 SERVER_HELLO = ev.ServerHello(
-    v=1,
+    v=ev.PROTOCOL_VERSION,
     server="s",
     nick="alice",
     max_frame=65536,
@@ -63,9 +63,9 @@ def test_hello_exchange_and_requests_byte_by_byte() -> None:
 
 def test_requests_may_be_pipelined_after_hello() -> None:
     pair = Pair()
-    pair.client.send(ev.ClientHello(v=1))
+    pair.client.send(ev.ClientHello(v=ev.PROTOCOL_VERSION))
     pair.client.send(ev.ListRooms(id=1))
-    assert pair.to_server() == [ev.ClientHello(v=1), ev.ListRooms(id=1)]
+    assert pair.to_server() == [ev.ClientHello(v=ev.PROTOCOL_VERSION), ev.ListRooms(id=1)]
 
 
 def test_first_frame_must_be_hello() -> None:
@@ -81,15 +81,16 @@ def test_first_frame_must_be_hello() -> None:
 
 def test_other_version_is_refused_with_a_clear_error() -> None:
     server = Connection("server")
-    server.receive_data(encode_body({"t": "hello", "v": 2}))
+    other = ev.PROTOCOL_VERSION + 1
+    server.receive_data(encode_body({"t": "hello", "v": other}))
     assert server.error is not None and server.error.code == Code.UNSUPPORTED_VERSION
-    assert "version 2" in server.error.message
+    assert f"version {other}" in server.error.message
 
 
 def test_second_hello_is_refused() -> None:
     pair = Pair()
     pair.greet()
-    pair.server.receive_data(encode_body({"t": "hello", "v": 1}))
+    pair.server.receive_data(encode_body({"t": "hello", "v": ev.PROTOCOL_VERSION}))
     assert pair.server.error is not None and pair.server.error.code == Code.UNEXPECTED_FRAME
 
 
@@ -104,11 +105,11 @@ def test_ping_is_answered_automatically_pong_is_passed_up() -> None:
 def test_after_failure_nothing_more_is_parsed() -> None:
     server = Connection("server")
     data = (
-        encode_body({"t": "hello", "v": 1})
+        encode_body({"t": "hello", "v": ev.PROTOCOL_VERSION})
         + b"\x00\x00\x00\x00"
         + encode_body({"t": "list", "id": 1})
     )
-    assert server.receive_data(data) == [ev.ClientHello(v=1)]
+    assert server.receive_data(data) == [ev.ClientHello(v=ev.PROTOCOL_VERSION)]
     assert server.error is not None and server.error.code == Code.EMPTY_FRAME
     assert server.receive_data(encode_body({"t": "list", "id": 2})) == []
 

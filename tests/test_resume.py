@@ -9,10 +9,11 @@ import pytest
 from anonchat import events as ev
 from anonchat.client import Client, Event
 from anonchat.daemon import Config, Daemon
+from anonchat.errors import Code, RequestError
 from anonchat.secret import SecretMessage
 
 from .conftest import DaemonFactory
-from .helpers import collect, dial, quiet
+from .helpers import collect, dial, ident, quiet
 
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
 
@@ -74,7 +75,7 @@ async def test_resume_within_the_window_misses_nothing(make_daemon: DaemonFactor
     # And bob keeps talking in the secret room with the same key and counter.
     await again.say_secret("den", "I'm back")
     (msg,) = [e for e in await quiet(alice) if isinstance(e, SecretMessage)]
-    assert (msg.nick, msg.text, msg.fingerprint) == ("bob", "I'm back", bob.identity.fingerprint)
+    assert (msg.nick, msg.text, msg.fingerprint) == ("bob", "I'm back", ident(bob).fingerprint)
     await alice.close()
     await again.close()
 
@@ -212,3 +213,36 @@ async def test_after_a_daemon_restart_everyone_meets_again(
         await new_bob.close()
     finally:
         await second.shutdown()
+
+
+async def test_a_ban_follows_a_resumed_session(make_daemon: DaemonFactory) -> None:
+    """Audit hole 7: the ban was kept by the connection's uid, which a resume
+    replaces; now it is by session, public and secret rooms alike."""
+    daemon = await make_daemon()
+    alice, troll = await dial(daemon, "alice"), await dial(daemon, "troll")
+    await alice.create("lobby")
+    await troll.join("lobby")
+    await alice.create_secret("den", PASSPHRASE)
+    await troll.join_secret("den", PASSPHRASE)
+    await quiet(alice, 0.1)
+    await alice.kick("lobby", "troll", ban=True)
+    await alice.secret_kick("den", f"troll#{ident(troll, 'den').fingerprint}", ban=True)
+    await quiet(troll, 0.1)
+    for hops in range(2):  # resumed once, then again: the ban stays
+        drop(troll)
+        await until_closed(troll)
+        troll = await resume(daemon.port, daemon.pin, troll)
+        assert troll.resumed, hops
+        with pytest.raises(RequestError) as info:
+            await troll.join("lobby")
+        assert info.value.code == Code.BANNED
+        with pytest.raises(RequestError) as info:
+            await troll.join_secret("den", PASSPHRASE)
+        assert info.value.code == Code.BANNED
+        # A fresh session key does not help either: the ban is on the session too.
+        troll._identities.clear()
+        with pytest.raises(RequestError) as info:
+            await troll.join_secret("den", PASSPHRASE)
+        assert info.value.code == Code.BANNED
+    await alice.close()
+    await troll.close()

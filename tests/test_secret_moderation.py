@@ -21,7 +21,7 @@ from anonchat.room import secret_key
 from anonchat.secret import SecretChannel, SecretMessage, SecretNotice, label, owner_act
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import dial, quiet
+from .helpers import dial, ident, quiet, rewrite
 
 ROOM = "Night-Owls"
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
@@ -48,7 +48,7 @@ async def notices(client: Client, count: int, timeout: float = 5.0) -> list[Secr
 
 
 def me(client: Client) -> str:
-    return label(client.nick, client.identity.public)
+    return label(client.nick, ident(client).public)
 
 
 async def settled(*clients: Client) -> None:
@@ -82,7 +82,7 @@ async def test_the_creator_owns_the_room_and_others_are_refused(connect: ClientF
 async def test_kick_is_verified_and_shown_with_both_labels(connect: ClientFactory) -> None:
     alice, bob, carol = await connect("alice"), await connect("bob"), await connect("carol")
     await room_of(alice, bob, carol)
-    await alice.secret_kick(ROOM, f"carol#{carol.identity.fingerprint}")
+    await alice.secret_kick(ROOM, f"carol#{ident(carol).fingerprint}")
     expected = f"{me(carol)} was kicked by {me(alice)}"
     for client in (alice, bob):
         (notice,) = await notices(client, 1)
@@ -119,7 +119,8 @@ async def test_ban_is_by_session_and_key_for_the_rooms_lifetime(
     # The same session key on a new connection (the client keeps it across reconnects).
     await troll.close()
     again = await Client.connect("127.0.0.1", daemon.port, pin=daemon.pin, resume=troll)
-    assert not again.resumed and again.identity == troll.identity
+    assert not again.resumed
+    assert again.secret_identity(keys.room_id) == troll.secret_identity(keys.room_id)
     assert await refused(again.join_secret(ROOM, PASSPHRASE)) == Code.BANNED
     await again.close()
     # A new session with a new key is a new person: the daemon keeps no addresses.
@@ -145,7 +146,7 @@ async def test_op_chains_and_newcomers_verify_the_grants(connect: ClientFactory)
     channel = dave.secret_channel(ROOM)
     assert channel.owner_trusted
     assert channel.owners() == sorted([me(bob), me(carol)])  # alice left, her grant stands
-    assert channel.is_owner(alice.identity.public)
+    assert channel.is_owner(ident(alice).public)
     assert await refused(dave.secret_kick(ROOM, "bob")) == Code.NOT_OWNER
 
 
@@ -230,12 +231,12 @@ async def test_forged_owner_actions_are_refused_by_the_daemon(connect: ClientFac
     await settled(alice, bob, mallory)
     channel = mallory.secret_channel(ROOM)
     assert channel.chain is not None
-    bob_key = bob.identity.public
+    bob_key = ident(bob, ROOM).public
     # Signed with a key that was never granted (mallory's own).
     own = channel.sign_act("kick", bob_key)
     assert await refused(mallory._request(act_for(mallory, own), ev.Ok)) == Code.NOT_OWNER
     # Claiming to be alice, signed by mallory: the signature does not verify.
-    claimed = replace(own, actor=alice.identity.public)
+    claimed = replace(own, actor=ident(alice, ROOM).public)
     assert await refused(mallory._request(act_for(mallory, claimed), ev.Ok)) == Code.BAD_ACTION
     # Claiming to be the owner key, with a signature by another key.
     chain = channel.chain
@@ -259,8 +260,9 @@ async def test_forged_owner_actions_are_refused_by_the_daemon(connect: ClientFac
     for_room = alice.secret_channel(ROOM).sign_act("kick", bob_key)
     assert for_room.counter == other.chain.counter + 1
     moved = ev.SecretAct(id=alice._next_id(), room=other.rid, act=for_room)
-    assert await refused(alice._request(moved, ev.Ok)) == Code.BAD_ACTION
-    assert bob_key in bob.secret_channel(OTHER).nicks  # nobody was kicked anywhere
+    # Alice's key in ROOM is not hers in OTHER (one session key per room): no owner there.
+    assert await refused(alice._request(moved, ev.Ok)) == Code.NOT_OWNER
+    assert ident(bob, OTHER).public in bob.secret_channel(OTHER).nicks  # nobody was kicked
     assert ROOM.casefold() in bob.secret and OTHER.casefold() in bob.secret
 
 
@@ -278,7 +280,7 @@ async def test_a_member_rejects_relayed_actions_that_do_not_verify(
     await room_of(alice, bob, carol)
     channel = bob.secret_channel(ROOM)
     assert channel.chain is not None
-    owner, rid, carol_key = channel.chain.owner, channel.rid, carol.identity.public
+    owner, rid, carol_key = channel.chain.owner, channel.rid, ident(carol).public
     counter = channel.chain.counter + 1
     daemon_key = Identity.generate()  # what a hostile daemon would sign with
     forged = {
@@ -287,18 +289,18 @@ async def test_a_member_rejects_relayed_actions_that_do_not_verify(
         ),
         "a signature that is not the actor's": replace(
             owner_act(sign_owner_action(daemon_key, rid, owner, "kick", counter, carol_key)),
-            actor=alice.identity.public,
+            actor=ident(alice).public,
         ),
         "alice's signature for another room": owner_act(
-            sign_owner_action(alice.identity, bytes(32), owner, "kick", counter, carol_key)
+            sign_owner_action(ident(alice), bytes(32), owner, "kick", counter, carol_key)
         ),
         "a changed target": replace(
-            alice.secret_channel(ROOM).sign_act("kick", carol_key), target=alice.identity.public
+            alice.secret_channel(ROOM).sign_act("kick", carol_key), target=ident(alice).public
         ),
         "a changed number": replace(
             alice.secret_channel(ROOM).sign_act("kick", carol_key), counter=counter + 1
         ),
-        "a replay of alice's grant": owner_act(channel.chain.granted[alice.identity.public]),
+        "a replay of alice's grant": owner_act(channel.chain.granted[ident(alice).public]),
     }
     for what, act in forged.items():
         events, removed = channel.acted(relayed(act, rid))
@@ -311,7 +313,7 @@ async def test_a_member_rejects_relayed_actions_that_do_not_verify(
     (notice,) = await notices(bob, 1)
     assert notice.kind == "forged" and "not an owner" in notice.text
     # A forged kick of ourselves: the daemon removed us, and we say it was not an owner.
-    me_key = bob.identity.public
+    me_key = ident(bob).public
     fake = owner_act(sign_owner_action(daemon_key, rid, owner, "ban", counter, me_key))
     events, removed = channel.acted(relayed(fake, rid))
     assert removed and events[0].kind == "removed"
@@ -373,9 +375,12 @@ async def test_a_substituted_owner_key_is_detected_by_the_joiner(
         room=keys2.room_id,
         auth=keys2.auth_public,
         proof=keys2.join_proof(mallory.hello.challenge, mallory.pin_bytes),
-        sender=mallory.identity.public,
+        sender=mallory.secret_identity(keys2.room_id).public,
         key_proof=key_proof(
-            mallory.identity, keys2.room_id, mallory.hello.challenge, mallory.pin_bytes
+            mallory.secret_identity(keys2.room_id),
+            keys2.room_id,
+            mallory.hello.challenge,
+            mallory.pin_bytes,
         ),
         owner_key=daemon_key.public,
         owner_tag=keys2.owner_tag(Identity.generate().public),
@@ -400,7 +405,7 @@ async def test_a_member_drops_messages_of_a_banned_key(connect: ClientFactory) -
         room=channel.rid,
         seq=99,
         ts=1,
-        sender=troll.identity.public,
+        sender=ident(troll).public,
         counter=seal.counter,
         epoch=seal.epoch,
         kind=seal.kind,
@@ -460,7 +465,7 @@ async def test_an_owners_key_claimed_by_someone_else_gets_no_privilege(
     alice, bob, mallory = [await dial(daemon, n) for n in ("alice", "bob", "mallory")]
     await room_of(alice, bob)
     await alice.secret_op(ROOM, "bob")
-    bob_key = bob.identity.public
+    bob_key = ident(bob).public
     await bob.leave_secret(ROOM)
     await alice.secret_mode(ROOM, locked=True, slow=60)
     assert await refused(bob.join_secret(ROOM, PASSPHRASE)) == Code.ROOM_LOCKED  # owners too
@@ -468,7 +473,8 @@ async def test_an_owners_key_claimed_by_someone_else_gets_no_privilege(
     keys = await asyncio.to_thread(derive_room_keys, ROOM, PASSPHRASE, mallory.pin_bytes)
     challenge, pin = mallory.hello.challenge, mallory.pin_bytes
     for proof in (
-        key_proof(mallory.identity, keys.room_id, challenge, pin),  # her key, not bob's
+        # her key, not bob's
+        key_proof(mallory.secret_identity(keys.room_id), keys.room_id, challenge, pin),
         bytes(64),
     ):
         join = ev.SecretJoin(
@@ -484,3 +490,166 @@ async def test_an_owners_key_claimed_by_someone_else_gets_no_privilege(
     await alice.say_secret(ROOM, "two")
     for c in (alice, bob, mallory):
         await c.close()
+
+
+# -- keys of small order (audit hole 1) -------------------------------------------------
+
+IDENTITY_POINT = bytes([1]) + bytes(31)  # with it, R = identity and S = 0 sign anything
+UNIVERSAL_SIG = IDENTITY_POINT + bytes(32)
+SMALL_KEYS = [
+    IDENTITY_POINT,
+    bytes.fromhex("ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f"),
+    bytes(32),
+    bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"),
+    bytes.fromhex("0100000000000000000000000000000000000000000000000000000000000080"),
+]
+
+
+async def test_the_daemon_refuses_keys_of_small_order(make_daemon: DaemonFactory) -> None:
+    """Nobody enters under, registers as owner, or names as target a key nobody holds."""
+    daemon = await make_daemon(join_burst=30)
+    alice, mallory = await dial(daemon, "alice"), await dial(daemon, "mallory")
+    await room_of(alice)
+    keys = await asyncio.to_thread(derive_room_keys, ROOM, PASSPHRASE, mallory.pin_bytes)
+    others = await asyncio.to_thread(derive_room_keys, OTHER, PASSPHRASE, mallory.pin_bytes)
+    challenge, pin = mallory.hello.challenge, mallory.pin_bytes
+    for bad in SMALL_KEYS:
+        join = ev.SecretJoin(
+            id=mallory._next_id(),
+            room=keys.room_id,
+            proof=keys.join_proof(challenge, pin),
+            sender=bad,
+            key_proof=UNIVERSAL_SIG,
+        )
+        assert await refused(mallory._request(join, ev.SecretJoined)) == Code.BAD_KEY
+        real = mallory.secret_identity(others.room_id)
+        create = ev.SecretCreate(
+            id=mallory._next_id(),
+            room=others.room_id,
+            auth=others.auth_public,
+            proof=others.join_proof(challenge, pin),
+            sender=real.public,
+            key_proof=key_proof(real, others.room_id, challenge, pin),
+            owner_key=bad,  # a passphrase holder can make the tag for any key
+            owner_tag=others.owner_tag(bad),
+        )
+        assert await refused(mallory._request(create, ev.SecretJoined)) == Code.BAD_KEY
+        act = replace(alice.secret_channel(ROOM).sign_act("op", ident(alice).public), target=bad)
+        assert await refused(alice._request(act_for(alice, act), ev.Ok)) == Code.BAD_KEY
+    await mallory.join_secret(ROOM, PASSPHRASE)  # with a real key, mallory gets in
+
+
+async def test_members_refuse_keys_of_small_order(connect: ClientFactory) -> None:
+    """What a hostile daemon (or an insider it helps) could relay with a key nobody holds."""
+    alice, bob = await connect("alice"), await connect("bob")
+    await room_of(alice, bob)
+    channel = bob.secret_channel(ROOM)
+    keys, rid = channel.keys, channel.rid
+    assert channel.chain is not None
+    # A member whose key is the identity: every signature "verifies" in the library.
+    honest = channel.seal("bob", "hi", "msg")
+    forged = ev.Sealed(
+        room=rid, seq=90, ts=1, sender=IDENTITY_POINT, counter=1, epoch=0, kind="msg",
+        ct=honest.ct, sig=UNIVERSAL_SIG,
+    )  # fmt: skip
+    events, _ = channel.receive(forged)  # live: not a member (nobody can enter with it)
+    assert [e.kind for e in events if isinstance(e, SecretNotice)] == ["dropped"]
+    assert "not a member" in events[0].text
+    events, _ = channel.receive(replace(forged, seq=1))  # as history: the key is refused
+    assert [e.kind for e in events if isinstance(e, SecretNotice)] == ["dropped"]
+    assert "not a valid Ed25519 public key" in events[0].text
+    channel.presence(ev.SecretPresence(room=rid, seq=91, ts=1, kind="join", sender=bytes(32)))
+    assert bytes(32) not in channel.nicks
+    # An owner action "signed" by the identity, as actor or as a granted key.
+    for act in (
+        ev.OwnerAct(kind="mode", counter=channel.chain.counter + 1, actor=IDENTITY_POINT,
+                    sig=UNIVERSAL_SIG, locked=True, slow=0, history=True),
+        ev.OwnerAct(kind="op", counter=channel.chain.counter + 1, actor=IDENTITY_POINT,
+                    sig=UNIVERSAL_SIG, target=IDENTITY_POINT),
+    ):  # fmt: skip
+        acted, removed = channel.acted(relayed(act, rid))
+        assert [e.kind for e in acted] == ["forged"] and not removed
+    assert not channel.locked
+    # A room whose owner key is the identity, with a tag a passphrase holder made.
+    joiner = SecretChannel.open_room(ROOM, keys, Identity.generate())
+    frame = ev.SecretJoined(
+        id=1, room=rid, seq=2, members=[], owner_key=IDENTITY_POINT,
+        owner_tag=keys.owner_tag(IDENTITY_POINT),
+    )  # fmt: skip
+    (warning,) = joiner.joined(frame)
+    assert warning.kind == "forged" and "not a valid public key" in warning.text
+    mode = ev.OwnerAct(kind="mode", counter=1, actor=IDENTITY_POINT, sig=UNIVERSAL_SIG,
+                       locked=True, slow=0, history=True)  # fmt: skip
+    notices_, _ = joiner.acted(relayed(mode, rid))
+    assert [e.kind for e in notices_] == ["forged"] and not joiner.locked
+
+
+# -- owner rights taken back (audit hole 6) ----------------------------------------------
+
+
+async def test_an_absent_owner_can_be_banned_and_a_signature_used_only_by_its_signer(
+    connect: ClientFactory,
+) -> None:
+    alice, bob, carol = await connect("alice"), await connect("bob"), await connect("carol")
+    await room_of(alice, bob, carol)
+    await alice.secret_op(ROOM, "bob")
+    bob_key = ident(bob, ROOM)
+    await notices(carol, 1)
+    # An action bob signed, that carol (who is no owner) submits: refused, though
+    # it verifies: only the session whose key signed it may use it.
+    signed = bob.secret_channel(ROOM).sign_act("mode", locked=True)
+    assert await refused(carol._request(act_for(carol, signed), ev.Ok)) == Code.NOT_OWNER
+    # Bob leaves, keeping owner rights: alice takes them back by banning his key.
+    await bob.leave_secret(ROOM)
+    await quiet(alice, 0.1)
+    assert await refused(alice.secret_kick(ROOM, bob_key.public)) == Code.NO_SUCH_NICK
+    await alice.secret_kick(ROOM, f"#{bob_key.fingerprint}", ban=True)
+    (notice,) = await notices(carol, 1)
+    assert notice.kind == "ban" and f"#{bob_key.fingerprint} was banned" in notice.text
+    channel = carol.secret_channel(ROOM)
+    assert channel.chain is not None and not channel.chain.may_act(bob_key.public)
+    # What his key signs is worth nothing now, whoever submits it.
+    fresh = owner_act(
+        sign_owner_action(
+            bob_key, channel.rid, channel.chain.owner, "mode", channel.chain.counter + 1,
+            locked=True,
+        )
+    )  # fmt: skip
+    assert await refused(alice._request(act_for(alice, fresh), ev.Ok)) == Code.NOT_OWNER
+    # He cannot come back under that key either.
+    assert await refused(bob.join_secret(ROOM, PASSPHRASE)) == Code.BANNED
+
+
+async def test_spent_owner_actions_stay_spent_for_a_returning_member(
+    connect: ClientFactory,
+) -> None:
+    """Audit hole 5: the daemon tells a returning member the room's action counter
+    is lower than it was, then replays an action the member saw before."""
+    alice, bob, carol = await connect("alice"), await connect("bob"), await connect("carol")
+    await room_of(alice, bob, carol)
+    seen: list[ev.SecretActed] = []
+
+    def keep(frame: ev.Frame) -> ev.Frame:
+        if isinstance(frame, ev.SecretActed):
+            seen.append(frame)
+        if isinstance(frame, ev.SecretJoined):
+            return replace(frame, acts=0)  # the hostile daemon rolls the counter back
+        return frame
+
+    rewrite(bob, keep)
+    await alice.secret_kick(ROOM, "carol")
+    await notices(bob, 1)
+    channel = bob.secret_channel(ROOM)
+    assert channel.chain is not None
+    spent = channel.chain.counter
+    await bob.leave_secret(ROOM)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    (warning,) = await notices(bob, 1)
+    assert warning.kind == "forged" and "rolled the room back" in warning.text
+    rejoined = bob.secret_channel(ROOM)
+    assert rejoined is not channel and rejoined.chain is not None
+    assert rejoined.chain.counter == spent  # what bob saw, not what the daemon said
+    # The kick bob saw before, replayed as new: refused as spent, carol not "kicked" again.
+    bob._dispatch(replace(seen[-1], seq=99))
+    (refusal,) = await notices(bob, 1)
+    assert refusal.kind == "forged" and "not newer" in refusal.text

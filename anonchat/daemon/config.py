@@ -53,6 +53,8 @@ class Limits:
     join_interval: float = 10.0  # seconds per further attempt (slows passphrase guessing)
     msg_burst: int = 20  # messages (say, seal) one connection may send at once
     msg_rate: float = 10.0  # ... and then per second (rate_limited past it)
+    announce_burst: int = 20  # secret-room announcements (hello, here) at once per connection
+    announce_rate: float = 2.0  # ... and then per second (their own budget, not msg_burst's)
     room_join_burst: int = 50  # public-room joins and creates at once per connection
     room_join_interval: float = 1.0  # seconds per further join (bounds presence churn)
     bytes_burst: int = 256 * 1024  # bytes one connection may send at once

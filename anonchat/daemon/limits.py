@@ -4,9 +4,12 @@ Theory of operation.  Every connection has buckets (:class:`SessionLimiter`),
 each made when it is first used; two of them it shares with every other
 connection of its address:
 
-* **messages** (``say`` and ``seal``): ``msg_burst`` at once, then ``msg_rate``
-  per second; a message over the limit is refused with ``rate_limited``
-  before it is checked, numbered or fanned out;
+* **messages** (``say``, ``seal`` of kind msg or me, ``secret_act``): ``msg_burst``
+  at once, then ``msg_rate`` per second; a message over the limit is refused with
+  ``rate_limited`` before it is checked, numbered or fanned out;
+* **announcements** (``seal`` of kind hello or here): ``announce_burst`` at once,
+  then ``announce_rate`` per second, refused the same way: a member who floods
+  a room with hellos spends its own budget, never that of its messages;
 * **public-room joins** (``join`` and ``create``): ``room_join_burst``, then one
   per ``room_join_interval``; join/leave churn would otherwise make every
   member of a room pay for presence events;
@@ -68,6 +71,7 @@ class SessionLimiter:
     """
 
     __slots__ = (
+        "announces",
         "bytes",
         "limits",
         "messages",
@@ -81,6 +85,7 @@ class SessionLimiter:
         # Each is made on first use, full (as if made at connect time and
         # refilled since), so a connection holds only those it has used.
         self.messages: TokenBucket | None = None
+        self.announces: TokenBucket | None = None
         self.room_joins: TokenBucket | None = None
         self.secret_joins: TokenBucket | None = None
         self.bytes: TokenBucket | None = None
@@ -96,6 +101,11 @@ class SessionLimiter:
 
     def check_message(self, now: float) -> None:
         self._check(self._bucket("messages", now), now, "too many messages")
+
+    def check_announce(self, now: float) -> None:
+        """A secret-room announcement (``seal`` of kind hello or here): its own
+        small budget, so announcements never use up the turns of messages."""
+        self._check(self._bucket("announces", now), now, "too many announcements")
 
     def check_room_join(self, now: float) -> None:
         self._check(self._bucket("room_joins", now), now, "too many joins")
@@ -127,6 +137,7 @@ class SessionLimiter:
 #: Each bucket's (burst, interval) from the limits.
 _BUCKETS: dict[str, Callable[[Limits], tuple[float, float]]] = {
     "messages": lambda lim: (lim.msg_burst, 1.0 / lim.msg_rate),
+    "announces": lambda lim: (lim.announce_burst, 1.0 / lim.announce_rate),
     "room_joins": lambda lim: (lim.room_join_burst, lim.room_join_interval),
     "secret_joins": lambda lim: (lim.join_burst, lim.join_interval),
     "bytes": lambda lim: (lim.bytes_burst, 1.0 / lim.bytes_rate),

@@ -61,7 +61,7 @@ def kick(
     if target is member:
         raise RequestError(Code.NO_SUCH_NICK, "you cannot kick yourself; /leave instead")
     if ban:
-        room.banned.add(target.uid)
+        room.banned.add(target.first_uid)
     # Announced while the target is still a member, so it learns it was removed.
     room.presence(target, "ban" if ban else "kick", ts, msg=reason, by=member.nick)
     room.remove(target)
@@ -112,7 +112,7 @@ def mode(
 
 def check_entry(member: Member, room: Room) -> None:
     """Refuse a newcomer to a locked room or a banned session."""
-    if member.uid in room.banned:
+    if member.first_uid in room.banned:
         raise RequestError(Code.BANNED, f"you are banned from {room.name}")
     if room.locked:
         raise RequestError(Code.ROOM_LOCKED, f"{room.name} is locked: no new members")

@@ -35,6 +35,7 @@ class Member:
     __slots__ = (
         "closing",
         "daemon",
+        "first_uid",
         "limits",
         "nick",
         "nick_key",
@@ -52,6 +53,10 @@ class Member:
         self.daemon = daemon
         self.limits = daemon.config.limits
         self.uid = uid
+        # The session this member is, kept when a new connection resumes it
+        # (``uid`` names the connection's member entry and changes then): bans
+        # are by session, so they follow a resumed session.
+        self.first_uid = uid
         self.node = node
         self.nick = ""
         self.nick_key = ""
@@ -209,7 +214,9 @@ class Channel:
         self.locked = False  # no new members
         self.slow = 0  # seconds between two messages of a member who is not an owner
         self.history = True  # newcomers get the recent messages
-        self.banned: set[str] = set()  # session uids, never addresses; for the room's lifetime
+        self.banned: set[str] = (
+            set()
+        )  # sessions (by first_uid), never addresses; for the room's lifetime
         self.last_said: dict[
             Member, int
         ] = {}  # log time (ms) of each one's last message, for slow mode
@@ -293,9 +300,6 @@ class Channel:
         if old in self.owners:
             self.owners.discard(old)
             self.owners.add(new)
-        if old.uid in self.banned:
-            self.banned.discard(old.uid)
-            self.banned.add(new.uid)
         if old in self.last_said:
             self.last_said[new] = self.last_said.pop(old)
 
@@ -394,7 +398,7 @@ class SecretRoom(Channel):
         self.owner_tag = owner_tag
         self.grants: list[ev.OwnerAct] = []  # for newcomers to verify
         self.mode: ev.OwnerAct | None = None  # the last mode action
-        # ``banned`` holds sessions (by uid); their keys are in chain.banned.
+        # ``banned`` holds sessions (by first_uid); their keys are in chain.banned.
 
     def presence(self, sender: bytes, kind: str, ts: int, exclude: Member | None = None) -> int:
         seq = self.next_seq()

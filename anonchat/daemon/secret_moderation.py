@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
-from ..crypto import CryptoCode, Sealed, verify_sealed_signature
+from ..crypto import CryptoCode, Sealed, valid_public_key, verify_sealed_signature
 from ..errors import Code, CryptoError, RequestError
 from ..secret import owner_action
 from .moderation import SLOW_MAX, take_turn
@@ -39,6 +39,14 @@ def act(
         raise RequestError(Code.NOT_MEMBER, "you are not in this secret room")
     action = ev.OwnerAct(**wire)
     _check(room, action)
+    if action.actor not in (room.members[member], room.chain.owner):
+        # Someone else's signed action, taken from the room: only its signer may
+        # use it (or anyone holding the owner key), so a key that has left
+        # cannot be made to act by those who saw its signatures.
+        raise RequestError(
+            Code.NOT_OWNER,
+            "an owner action is accepted only from the session whose key signed it",
+        )
     target = _target(member, room, action)
     if action.kind == "mode" and action.slow is not None and action.slow > SLOW_MAX:
         raise RequestError(Code.BAD_MODE, f"slow mode is at most {SLOW_MAX} seconds")
@@ -54,7 +62,7 @@ def act(
         room.locked, room.slow = bool(action.locked), action.slow or 0
         room.history = bool(action.history)
     elif action.kind == "ban" and target is not None:
-        room.banned.add(target.uid)
+        room.banned.add(target.first_uid)
     # Relayed while the target is still a member, so it learns it was removed.
     room.acted(action, ts)
     if action.kind in ("kick", "ban") and target is not None:
@@ -69,6 +77,16 @@ def drop_secret(daemon: Daemon, member: Member, room: SecretRoom) -> None:
     daemon.drop_secret_if_empty(room)
 
 
+def check_keys(*keys: bytes) -> None:
+    """Refuse a key that is not a valid Ed25519 public key (crypto.valid_public_key):
+    with a small-order key a signature "proves" a key nobody holds."""
+    if not all(valid_public_key(key) for key in keys):
+        raise RequestError(
+            Code.BAD_KEY,
+            "a key is not a valid Ed25519 public key (small order, off the curve or not canonical)",
+        )
+
+
 def _check(room: SecretRoom, act: ev.OwnerAct) -> None:
     """Refuse an action that is not the room's next one or not an owner's."""
     chain = room.chain
@@ -77,6 +95,7 @@ def _check(room: SecretRoom, act: ev.OwnerAct) -> None:
             Code.BAD_ACTION,
             f"this owner action is number {act.counter}; the room's next is {chain.counter + 1}",
         )
+    check_keys(act.actor, *([act.target] if act.target is not None else []))
     try:
         chain.check(owner_action(act))
     except CryptoError as exc:
@@ -88,7 +107,9 @@ def _check(room: SecretRoom, act: ev.OwnerAct) -> None:
 
 
 def _target(actor: Member, room: SecretRoom, act: ev.OwnerAct) -> Member | None:
-    """The member a kick, ban or op names by session key (None for mode)."""
+    """The member a kick, ban or op names by session key (None for mode, and
+    for the ban of a granted key that is not in the room: owner rights can be
+    taken back from someone who has left)."""
     if act.target is None:
         return None
     for member, key in room.members.items():
@@ -96,6 +117,8 @@ def _target(actor: Member, room: SecretRoom, act: ev.OwnerAct) -> Member | None:
             if member is actor and act.kind != "op":
                 raise RequestError(Code.NO_SUCH_NICK, "you cannot kick yourself; leave instead")
             return member
+    if act.kind == "ban" and act.target in room.chain.granted:
+        return None
     raise RequestError(Code.NO_SUCH_NICK, "no member of this room has that session key")
 
 
@@ -104,7 +127,7 @@ def check_entry(member: Member, room: SecretRoom, sender: bytes) -> None:
 
     Owners too, as in public rooms: a lock keeps everyone new out.
     """
-    if member.uid in room.banned or sender in room.chain.banned:
+    if member.first_uid in room.banned or sender in room.chain.banned:
         raise RequestError(Code.BANNED, "you are banned from this room")
     if room.locked:
         raise RequestError(Code.ROOM_LOCKED, "this room is locked: no new members")
@@ -124,4 +147,4 @@ def check_slow(member: Member, room: SecretRoom, seal: Sealed, ts: int) -> None:
 def _signed_by_owner(room: SecretRoom, seal: Sealed) -> bool:
     if not room.chain.may_act(seal.sender):
         return False
-    return verify_sealed_signature(room.rid, seal)
+    return verify_sealed_signature(room.rid, room.chain.owner, seal)

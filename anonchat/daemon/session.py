@@ -44,7 +44,7 @@ from ..crypto import verify_join_proof, verify_key_proof
 from ..errors import FATAL_CODES, Code, ProtocolError, RequestError
 from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topic, name_key
 from ..protocol import Connection, State
-from . import moderation
+from . import moderation, secret_moderation
 from .limits import SessionLimiter
 from .rooms import Member
 from .state import secret_room
@@ -702,6 +702,7 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def on_secret_create(self, frame: ev.SecretCreate) -> None:
         self.limiter.check_secret_join(self.loop.time())
+        secret_moderation.check_keys(frame.auth, frame.sender, frame.owner_key)
         if not verify_join_proof(
             frame.auth, frame.room, self.challenge, self.daemon.pin_bytes, frame.proof
         ):
@@ -719,6 +720,7 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def on_secret_join(self, frame: ev.SecretJoin) -> None:
         self.limiter.check_secret_join(self.loop.time())
+        secret_moderation.check_keys(frame.sender)
         self._check_key_proof(frame)
         # The join proof is checked where the room is known for sure: when the
         # command is applied (this node's copy may not have the room yet).
@@ -735,7 +737,10 @@ class Session(Member, asyncio.BufferedProtocol):
         self.submit("s_leave", frame.id, frame.room)
 
     def on_seal(self, frame: ev.Seal) -> None:
-        self.limiter.check_message(self.loop.time())
+        if frame.kind in ANNOUNCE_KINDS:
+            self.limiter.check_announce(self.loop.time())
+        else:
+            self.limiter.check_message(self.loop.time())
         secret_room(self, frame.room)
         if frame.kind not in SEAL_KINDS:
             raise RequestError(Code.TEXT_INVALID, f"unknown sealed kind {frame.kind!r}")
@@ -820,3 +825,5 @@ _RESUMABLE = frozenset(
 
 #: Kinds of sealed frames the daemon relays (it cannot see anything else of them).
 SEAL_KINDS = frozenset({"msg", "me", "hello", "here"})
+#: ... of which announcements, with their own rate limit (Limits.announce_burst).
+ANNOUNCE_KINDS = frozenset({"hello", "here"})

@@ -49,7 +49,7 @@ def dump(daemon: Daemon, taken_at: bytes) -> bytes:
         "at": taken_at,
         "nodes": daemon.nodes,
         "orphans": daemon.orphans,
-        "members": [[m.uid, m.node, m.nick, m.token_hash] for m in members],
+        "members": [[m.uid, m.node, m.nick, m.token_hash, m.first_uid] for m in members],
         "rooms": rooms,
         "secret": secret,
     }
@@ -64,8 +64,9 @@ def load(daemon: Daemon, data: bytes) -> bytes:
     daemon.nodes = dict(body["nodes"])
     daemon.orphans = dict(body.get("orphans", {}))
     by_uid: dict[str, Member] = {}
-    for uid, node, nick, token_hash in body["members"]:
+    for uid, node, nick, token_hash, *first in body["members"]:
         member: Member = Remote(daemon, uid, node)
+        member.first_uid = first[0] if first else uid  # (older snapshots had none)
         member.nick = nick
         member.nick_key = name_key(nick)
         member.token_hash = token_hash

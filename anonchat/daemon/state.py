@@ -138,6 +138,7 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     daemon.stop_waiting(old)
     old.abort("resumed")  # if it still has a connection here, the client knows better
     new.nick, new.nick_key = old.nick, old.nick_key
+    new.first_uid = old.first_uid  # the same session: its bans follow it
     daemon.nicks[new.nick_key] = new
     new.rooms, new.secret_rooms = old.rooms, old.secret_rooms
     old.rooms, old.secret_rooms = {}, {}

@@ -35,7 +35,7 @@ from ..client import Client
 from ..errors import Code, ConnectionClosed, RequestError
 from ..passphrases import generate_passphrase, passphrase_warning
 from ..room import Room, Roster, SecretRoom
-from .text import MODE_USAGE, parse_mode, privacy_report
+from .text import MODE_USAGE, parse_mode, privacy_report, verify_report
 
 #: How often a message refused with rate_limited is tried again.
 RATE_RETRIES = 30
@@ -522,6 +522,15 @@ class Commands:
         name = room.name if room is not None else None
         secret = room is not None and room.secret
         self.ui.show(Lines(tuple(privacy_report(self.client, name, secret))))
+
+    @command("verify", "NICK#FP [WHAT-THEY-READ]",
+             "(secret rooms) compare keys with someone by another channel; with what "
+             "they read out, mark them verified for this session")  # fmt: skip
+    async def cmd_verify(self, rest: str) -> None:
+        room = self.current()
+        name = room.name if room is not None else None
+        secret = room is not None and room.secret
+        self.ui.show(Lines(tuple(verify_report(self.client, name, secret, rest))))
 
     async def _owned(self) -> Room | None:
         room = self.current()

@@ -35,6 +35,36 @@ def parse_mode(rest: str) -> dict[str, Any] | None:
     return None
 
 
+VERIFY_USAGE = (
+    "usage: /verify NICK#FP shows what to compare with them by another channel; "
+    "/verify NICK#FP WHAT-THEY-READ marks them verified if it matches"
+)
+
+
+def verify_report(client: Client, room: str | None, secret: bool, rest: str) -> list[str]:
+    """``/verify``: the long fingerprints and the safety number to compare, or,
+    given what the other read out, mark them verified (RequestError if not)."""
+    who, _, heard = rest.strip().partition(" ")
+    if room is None or not secret:
+        return ["/verify works in a secret room: public rooms have no keys to compare"]
+    if not who:
+        return [VERIFY_USAGE]
+    if heard.strip():
+        done = client.verify_secret_member(room, who, heard)
+        return [
+            f"{clean(done.label)} is verified: it matches. The member list marks them "
+            "for the rest of this session (kept in memory only)"
+        ]
+    seen = client.secret_verification(room, who)
+    state = " (verified)" if seen.verified else ""
+    return [
+        f"compare with {clean(seen.label)}{state} by another channel (in person, a call):",
+        f"  their long fingerprint: {seen.theirs}   yours here: {seen.ours}",
+        f"  or the safety number of you two (the same on both sides): {seen.safety}",
+        f"then: /verify {clean(seen.label)} WHAT-THEY-READ",
+    ]
+
+
 def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
     """What the daemon can and cannot see about this user right now (docs/security.md)."""
     how = (
@@ -53,10 +83,24 @@ def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
     if room is None:
         lines.append("you are in no room")
     elif secret:
+        sealed = client.sealed_nick(room)
+        if sealed is None:
+            nick_line = (
+                "the nick inside your messages here is your public nick, which the server "
+                "sees on your connection: so it knows what the members call you, and the "
+                "members can link you to your public nick (use a nick of this room's own "
+                "to avoid that)"
+            )
+        else:
+            nick_line = (
+                f"here you are {clean(sealed)}, a nick of this room's own, sealed: the "
+                "server does not see it, and the members do not see your public nick"
+            )
         lines += [
             f"in {LOCK}#{clean(room)}: end-to-end encrypted. The server cannot see the room's "
-            "name, its passphrase, or what anyone says; the nick inside your messages is your "
-            "public nick, so it knows which session is you",
+            "name, its passphrase, or what anyone says; it does see that your connection "
+            "(with your public nick) is a member, under a session key used in no other room",
+            nick_line,
             "it does see: an opaque room id, that your connection is in it, how many members "
             "it has, when each message is sent and its size rounded up to 256/512/1024/2048/4096 "
             "bytes; and which session keys are owners, and every owner action (kick, ban, op, "

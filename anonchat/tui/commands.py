@@ -65,10 +65,11 @@ PRIVACY: tuple[tuple[str, str], ...] = (
     ),
     (
         "Secret room 🔒",
-        "End-to-end encrypted: the server cannot see the room's name, its passphrase, "
-        "the nicks in it or any message. It sees an opaque room id, which connections "
-        "are in it, when each message is sent and its size rounded up to "
-        "256/512/1024/2048/4096 bytes.",
+        "End-to-end encrypted: the server cannot see the room's name, its passphrase "
+        "or any message. It sees an opaque room id, which connections are in it, when "
+        "each message is sent and its size rounded up to 256/512/1024/2048/4096 bytes. "
+        "Your nick inside is your public nick (which it sees) unless you chose one for "
+        "the room.",
     ),
     (
         "Limits",

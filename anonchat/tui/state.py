@@ -28,6 +28,7 @@ class RoomState:
     mentioned: bool = False
     last_seq: int = 0
     secret: bool = False  # members are then "nick#fingerprint" labels, no topic
+    verified: set[str] = field(default_factory=set)  # labels verified with /verify
     joined: bool = True  # False for a secret room while it waits to be rejoined
 
     @property

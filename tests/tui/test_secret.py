@@ -21,6 +21,7 @@ from anonchat.tui.settings import SETTINGS_FILE
 from anonchat.tui.state import CONSOLE, secret_key
 from anonchat.tui.widgets.room_list import RoomList
 
+from ..helpers import ident
 from .conftest import STATE_DIR, app_for, lines, type_line, until_chat, wait_for
 
 ROOM = "hideout"
@@ -68,8 +69,8 @@ async def test_two_apps_meet_in_a_secret_room(daemon: Daemon, tmp_path: Path) ->
         ca, cb = await until_chat(pa), await until_chat(pb)
         await create_secret(pa, ca, PASSPHRASE)
         await open_secret(pb, cb, PASSPHRASE)
-        a_label = f"alice#{ca.client.identity.fingerprint}"
-        b_label = f"bob#{cb.client.identity.fingerprint}"
+        a_label = f"alice#{ident(ca.client).fingerprint}"
+        b_label = f"bob#{ident(cb.client).fingerprint}"
         await wait_for(pa, lambda: any(f"{b_label} joined" in x for x in lines(ca, KEY)))
         await type_line(pa, "hello bob, only we can read this")
         await wait_for(pb, lambda: any("only we can read this" in x for x in lines(cb, KEY)))
@@ -199,3 +200,24 @@ async def test_privacy_report(daemon: Daemon, tmp_path: Path) -> None:
         await pilot.press("alt+0")
         await type_line(pilot, "/privacy")
         assert any("you are in no room" in x for x in lines(chat, CONSOLE))
+
+
+async def test_verify_marks_a_member_in_the_member_list(daemon: Daemon, tmp_path: Path) -> None:
+    alice = app_for(daemon.port, tmp_path, "alice")
+    bob = app_for(daemon.port, tmp_path, "bob")
+    async with alice.run_test(size=(110, 32)) as pa, bob.run_test(size=(110, 32)) as pb:
+        ca, cb = await until_chat(pa), await until_chat(pb)
+        await create_secret(pa, ca, PASSPHRASE)
+        await open_secret(pb, cb, PASSPHRASE)
+        b_label = f"bob#{ident(cb.client).fingerprint}"
+        await wait_for(pa, lambda: b_label in ca.state.rooms[KEY].members, what="bob listed")
+        await type_line(pa, f"/verify {b_label}")
+        seen = ca.client.secret_verification(ROOM, b_label)
+        assert any(seen.safety in x for x in lines(ca, KEY))
+        assert any(seen.theirs in x for x in lines(ca, KEY))
+        await type_line(pa, f"/verify {b_label} 00000")
+        assert any("not verified" in x for x in lines(ca, KEY))
+        assert not ca.state.rooms[KEY].verified
+        await type_line(pa, f"/verify {b_label} {seen.safety}")
+        await wait_for(pa, lambda: b_label in ca.state.rooms[KEY].verified, what="marked")
+        assert f"{b_label} ✓" in str(ca.query_one("#member-names").render())

@@ -9,6 +9,7 @@ from anonchat.crypto import normalize_room
 from anonchat.daemon import Daemon
 from anonchat.tui.state import CONSOLE
 
+from ..helpers import ident
 from .conftest import app_for, lines, type_line, until_chat, wait_for
 from .test_secret import KEY, PASSPHRASE, ROOM, create_secret, open_secret
 
@@ -20,8 +21,8 @@ async def test_an_owner_kicks_in_a_secret_room(daemon: Daemon, tmp_path: Path) -
         ca, cb = await until_chat(pa), await until_chat(pb)
         await create_secret(pa, ca, PASSPHRASE)
         await open_secret(pb, cb, PASSPHRASE)
-        a_label = f"alice#{ca.client.identity.fingerprint}"
-        b_label = f"bob#{cb.client.identity.fingerprint}"
+        a_label = f"alice#{ident(ca.client).fingerprint}"
+        b_label = f"bob#{ident(cb.client).fingerprint}"
         await wait_for(pa, lambda: any(f"{b_label} joined" in x for x in lines(ca, KEY)))
         await wait_for(pb, lambda: a_label in cb.state.rooms[KEY].members, what="alice seen")
         # bob is no owner: the daemon refuses, nothing happens.

@@ -278,7 +278,10 @@ class ChatScreen(ChatView, Screen[None]):
     @property
     def own_label(self) -> str:
         """How the others see us in a secret room: ``alice#k3f9``."""
-        return secret_label(self.client.nick, self.client.identity.fingerprint)
+        handle = self.client.room_by_key(self.state.current) if self.state.current else None
+        if isinstance(handle, SecretRoom):
+            return handle.label
+        return secret_label(self.client.nick, "?")
 
     def _sync_secret_members(self, refresh: bool = True) -> None:
         """Members of secret rooms: those who announced themselves to us."""
@@ -286,8 +289,9 @@ class ChatScreen(ChatView, Screen[None]):
         for room in self.state.secret_rooms():
             handle = self.client.room_by_key(room.key)
             members = handle.announced() if isinstance(handle, SecretRoom) else []
-            if members != room.members:
-                room.members = members
+            verified = set(handle.verified()) if isinstance(handle, SecretRoom) else set()
+            if members != room.members or verified != room.verified:
+                room.members, room.verified = members, verified
                 changed = True
         if changed and refresh:
             self.refresh_chrome()

@@ -222,7 +222,7 @@ class ChatView:
             f"you {note.how} the secret room ",
             room_text(state.name, secret=True),
             " as ",
-            nick_text(self.own_label),
+            nick_text(room.label if isinstance(room, SecretRoom) else self.own_label),
             "; only those with the passphrase can read it; /privacy says what the server sees",
         )
         self.write(state.key, system_line(words, self.clock), counts=False)

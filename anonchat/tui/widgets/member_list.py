@@ -33,6 +33,8 @@ class MemberList(VerticalScroll):
             if out:
                 out.append("\n")
             out.append_text(nick_text(nick, bold=name_key(nick) == name_key(own_nick)))
+            if nick in room.verified:
+                out.append(" ✓", style="bold green")
         if room.more:
             out.append(f"\n… and {room.more} more", style="dim")
         self._body.update(out)
