@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 from . import events as ev
+from .acts import owner_act, owner_action
 from .crypto import (
     STALE_MS,
     CryptoCode,
@@ -547,33 +548,3 @@ class SecretChannel:
         verb = "left" if frame.kind == "leave" else "quit"
         text = f"{label(nick, frame.sender)} {verb}"
         return [SecretNotice(self.name, frame.seq, frame.ts, text, frame.kind)]
-
-
-def owner_action(act: ev.OwnerAct) -> OwnerAction:
-    """The crypto view of a wire action (mode fields only matter for ``mode``);
-    the daemon checks actions with it too."""
-    return OwnerAction(
-        kind=act.kind,
-        counter=act.counter,
-        actor=act.actor,
-        signature=act.sig,
-        target=act.target,
-        locked=bool(act.locked),
-        slow=act.slow or 0,
-        history=act.history is not False,
-    )
-
-
-def owner_act(action: OwnerAction) -> ev.OwnerAct:
-    """The wire form of a signed action."""
-    mode = action.kind == "mode"
-    return ev.OwnerAct(
-        kind=action.kind,
-        counter=action.counter,
-        actor=action.actor,
-        sig=action.signature,
-        target=action.target,
-        locked=action.locked if mode else None,
-        slow=action.slow if mode else None,
-        history=action.history if mode else None,
-    )

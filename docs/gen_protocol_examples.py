@@ -49,12 +49,12 @@ from unittest import mock
 
 from anonchat import __version__
 from anonchat import events as ev
+from anonchat.acts import owner_act
 from anonchat.crypto import Identity, Sealer, derive_room_keys, key_proof, sign_owner_action
 from anonchat.daemon import Config, Daemon, Limits, bus
 from anonchat.daemon.session import SEAL_KINDS
 from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
 from anonchat.protocol import Connection
-from anonchat.secret import owner_act
 from anonchat.wire import HEADER, HEADER_SIZE, FrameDecoder, encode_frame
 
 DOC = Path(__file__).resolve().parent / "protocol.md"

@@ -10,6 +10,7 @@ from dataclasses import replace
 import pytest
 
 from anonchat import events as ev
+from anonchat.acts import owner_act
 from anonchat.client import Client
 from anonchat.crypto import Identity, derive_room_keys, key_proof, sign_owner_action
 from anonchat.daemon import Daemon
@@ -18,7 +19,7 @@ from anonchat.frontend import LOCK, MODE_USAGE
 from anonchat.frontend.commands import Commands
 from anonchat.linemode import LineFrontend, format_event
 from anonchat.room import secret_key
-from anonchat.secret import SecretChannel, SecretMessage, SecretNotice, label, owner_act
+from anonchat.secret import SecretChannel, SecretMessage, SecretNotice, label
 
 from .conftest import ClientFactory, DaemonFactory
 from .helpers import dial, ident, quiet, rewrite

@@ -20,9 +20,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
+from ..acts import owner_action
 from ..crypto import CryptoCode, Sealed, valid_public_key, verify_sealed_signature
 from ..errors import Code, CryptoError, RequestError
-from ..secret import owner_action
 from .moderation import SLOW_MAX, take_turn
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
+from ..acts import owner_action
 from ..names import name_key
-from ..secret import owner_action
 from ..wire import pack_value, unpack_value
 from .rooms import Channel, Member, Remote, Room, SecretRoom
 
