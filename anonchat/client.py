@@ -566,12 +566,19 @@ class Client(SecretRooms):
             raise ProtocolError(Code.UNEXPECTED_FRAME, f"expected {expect.TYPE}, got {reply.TYPE}")
         return reply
 
-    def _send(self, frame: ev.Frame) -> None:
+    def _check_open(self) -> None:
+        """Raise ConnectionClosed unless a request can be sent now."""
         if self.closed is not None:
             raise self.closed
-        if self._conn.state is not State.OPEN and not isinstance(frame, ev.Bye):
+        if self._conn.state is not State.OPEN:
             # We said goodbye (the user quit) while a request was on its way.
             raise ConnectionClosed(Local.CLOSED, "the connection is closing")
+
+    def _send(self, frame: ev.Frame) -> None:
+        if not isinstance(frame, ev.Bye):
+            self._check_open()
+        elif self.closed is not None:
+            raise self.closed
         self._conn.send(frame)
         self._writer.write(self._conn.data_to_send())
 

@@ -67,6 +67,8 @@ def format_event(frame: Event) -> str | None:
         where = f"{clock(frame.ts)} {LOCK}#{clean(frame.room)}"
         who = f"{clean(frame.nick) or '?'}#{frame.fingerprint}"
         stale = " [sent with a clock off by over 5 minutes]" if frame.stale else ""
+        if frame.history:
+            stale = " [history: said before you joined]"
         if frame.me:
             return f"{where} * {who} {clean(frame.text)}{stale}"
         return f"{where} <{who}> {clean(frame.text)}{stale}"

@@ -56,8 +56,9 @@ class SecretMessage:
     fingerprint: str
     text: str
     me: bool
-    stale: bool  # the sender's own clock disagrees with now by over 5 minutes
+    stale: bool  # a live message whose sender's clock disagrees with now by over 5 minutes
     own: bool  # sent by this session
+    history: bool = False  # sent before we joined, replayed by the daemon on join
 
 
 @dataclass(frozen=True)
@@ -512,8 +513,9 @@ class SecretChannel:
                     opened.fingerprint,
                     opened.body,
                     opened.kind == "me",
-                    opened.stale,
+                    opened.stale and live,  # history is old by nature, not a clock issue
                     key == self.identity.public,
+                    not live,
                 )
             )
             return out

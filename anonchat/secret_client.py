@@ -58,6 +58,8 @@ class SecretRooms:
 
         def check_message(self, text: str) -> None: ...
 
+        def _check_open(self) -> None: ...
+
     @property
     def pin_bytes(self) -> bytes:
         """What secret-room keys are bound to: the server's pin (zeros without TLS)."""
@@ -250,6 +252,10 @@ class SecretRooms:
             await self._announce_turn()
         else:
             await self._message_turn()
+        # Not sealed for a connection that is gone: a counter used by a message
+        # that was never sent would show the others a gap ("1 message missing").
+        # From here to the write below nothing waits, so this holds until then.
+        self._check_open()
         try:
             frame = channel.seal(channel.nick or self.nick, text, kind)
         except CryptoError as exc:

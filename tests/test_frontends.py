@@ -25,9 +25,10 @@ from textual.widgets import Input
 from anonchat import events as ev
 from anonchat.client import Client, Endpoint
 from anonchat.daemon import Daemon
+from anonchat.errors import ConnectionClosed
 from anonchat.linemode import run_line_mode
 from anonchat.paths import ENV_CONFIG_DIR
-from anonchat.secret import SecretMessage
+from anonchat.secret import SecretMessage, SecretNotice
 from anonchat.tui import make_app
 from anonchat.tui.screens.create_room import CreateRoomScreen
 from anonchat.tui.screens.passphrase import PassphraseScreen
@@ -231,10 +232,15 @@ async def member(port: int, nick: str) -> Client:
     return await Client.connect("127.0.0.1", port, nick=nick, tls=False)
 
 
+#: Every event the helpers below took from a member, by member: nothing is dropped unseen.
+SEEN: dict[int, list[object]] = {}
+
+
 async def secret_texts(client: Client, count: int) -> list[str]:
     found: list[str] = []
     async with asyncio.timeout(10):
         async for event in client.events():
+            SEEN.setdefault(id(client), []).append(event)
             if isinstance(event, SecretMessage) and not event.own:
                 found.append(event.text)
                 if len(found) == count:
@@ -393,3 +399,103 @@ async def test_passphrase_file_answers_secret_without_reading_a_line(
     _, err = await bad.communicate()
     assert bad.returncode == 2 and b"is empty" in err
     await alice.close()
+
+
+async def notices_of(client: Client) -> list[str]:
+    """The secret-room notices a member was shown so far (without waiting)."""
+    events = SEEN.pop(id(client), []) + list(client.events_nowait())
+    return [e.text for e in events if isinstance(e, SecretNotice)]
+
+
+async def test_a_secret_room_tells_the_truth_after_a_reconnect(front: Front, link: Link) -> None:
+    """Cut the network under a member of a secret room while it types: once back,
+    nobody is told that messages are missing (nothing is), the room is shown as
+    joined, and what was typed arrives once."""
+    bob = await member(link.daemon.port, "bob")  # not through the link
+    await front.enter_secret(ROOM, PASSPHRASE, create=True)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await front.type("one")
+    assert await secret_texts(bob, 1) == ["one"]
+    link.cut()
+    await front.wait("connection lost")
+    await front.type("typed while away")
+    await front.wait("sent once the session is back")
+    link.restore()
+    assert await secret_texts(bob, 1) == ["typed while away"]
+    await front.type("after")
+    assert await secret_texts(bob, 1) == ["after"]
+    missing = [n for n in await notices_of(bob) if "missing" in n]
+    assert missing == []
+    assert "missing" not in front.output()
+    if isinstance(front, TuiFront):
+        chat = chat_of(front.pilot.app)  # type: ignore[arg-type]
+        assert all(room.joined for room in chat.state.secret_rooms())
+    await bob.close()
+
+
+async def test_a_secret_room_tells_the_truth_after_a_daemon_restart(
+    link: Link, make_daemon: DaemonFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon restarts (the TUI comes back as a new session, rejoining with the
+    keys it holds): nobody is told of messages missing that were never sent, and
+    the room is shown as joined again."""
+    monkeypatch.setenv(ENV_CONFIG_DIR, str(tmp_path / "config"))
+    endpoint = Endpoint("127.0.0.1", link.port, tls=False, known_hosts=None)
+    app = make_app(
+        tmp_path / "tui", server=f"127.0.0.1:{link.port}", nick="alice", autoconnect=True,
+        clock=fixed_clock, ping_interval=3600.0, reconnect_delays=DELAYS, endpoint=endpoint,
+    )  # fmt: skip
+    async with app.run_test() as pilot:
+        await until_chat(pilot)
+        front = TuiFront(pilot)
+        bob = await member(link.daemon.port, "bob")
+        await front.enter_secret(ROOM, PASSPHRASE, create=True)
+        await bob.join_secret(ROOM, PASSPHRASE)
+        await front.type("before")
+        assert await secret_texts(bob, 1) == ["before"]
+        await link.daemon.shutdown()
+        link.cut()
+        link.daemon = await make_daemon(plaintext=True)
+        link.restore()
+        await front.wait("rejoined")
+        bob2 = await Client.connect(
+            "127.0.0.1", link.daemon.port, nick="bob", tls=False, resume=bob
+        )
+        await bob2.rejoin(bob)
+        await front.type("after the restart")
+        assert await secret_texts(bob2, 1) == ["after the restart"]
+        await bob2.say_secret(ROOM, "bob is back")
+        await front.wait("bob is back")
+        assert [n for n in await notices_of(bob2) if "missing" in n] == []
+        assert "missing" not in front.output()
+        chat = chat_of(app)
+        assert all(room.joined for room in chat.state.secret_rooms())
+        await bob2.close()
+        await chat.close_client()
+
+
+async def test_a_message_that_cannot_be_sent_uses_no_counter(link: Link) -> None:
+    """Sealing happens only on an open connection: a message refused because the
+    connection is gone leaves no gap in the sender's counter."""
+    alice = await member(link.port, "alice")
+    bob = await member(link.daemon.port, "bob")
+    await alice.create_secret(ROOM, PASSPHRASE)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await alice.say_secret(ROOM, "one")
+    sealer = alice.secret_channel(ROOM).sealer
+    assert sealer is not None
+    counter = sealer._counter
+    link.cut()
+    async with asyncio.timeout(10):
+        while alice.closed is None:
+            await asyncio.sleep(0.01)
+    with pytest.raises(ConnectionClosed):
+        await alice.say_secret(ROOM, "never sent")
+    assert sealer._counter == counter
+    link.restore()
+    back = await Client.connect("127.0.0.1", link.port, nick="alice", tls=False, resume=alice)
+    await back.say_secret(ROOM, "two")
+    assert await secret_texts(bob, 2) == ["one", "two"]
+    assert [n for n in await notices_of(bob) if "missing" in n] == []
+    await back.close()
+    await bob.close()

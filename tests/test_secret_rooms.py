@@ -18,8 +18,10 @@ from anonchat.crypto import STALE_MS, Identity, RoomKeys, derive_room_keys, key_
 from anonchat.daemon import Daemon
 from anonchat.errors import Code, RequestError
 from anonchat.frontend import privacy_report
+from anonchat.linemode import format_event
 from anonchat.secret import SecretChannel, SecretMessage, SecretNotice, now_ms
 from anonchat.tui.commands import PRIVACY
+from anonchat.tui.render import secret_message_line
 
 from .conftest import ClientFactory, DaemonFactory
 from .helpers import dial, ident, joined_channel, quiet, rewrite
@@ -348,9 +350,14 @@ def test_a_message_sealed_before_we_joined_is_history_never_live(room_keys: Room
     (notice,), _ = receiver.receive(old)
     assert isinstance(notice, SecretNotice) and notice.kind == "dropped"
     assert "sealed before we joined" in notice.text
-    # The same message as history (numbered before our join) is shown, marked stale.
+    # The same message as history (numbered before our join) is shown as history:
+    # old by nature, so not flagged for its clock.
     (message,), _ = receiver.receive(replace(old, seq=9))
-    assert isinstance(message, SecretMessage) and message.stale
+    assert isinstance(message, SecretMessage) and message.history and not message.stale
+    line = format_event(message) or ""
+    assert "[history: said before you joined]" in line and "clock" not in line
+    shown = secret_message_line(message, lambda ts: "12:00").plain
+    assert "history: said before you joined" in shown and "clock" not in shown
     # Within the clock-skew allowance it is taken as live (docs/security.md says so).
     recent = sealed_at(sender, receiver.joined_at - STALE_MS + 60_000, "a minute ago", 12)
     (message,), _ = receiver.receive(recent)

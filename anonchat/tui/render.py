@@ -38,6 +38,7 @@ NICK_COLOURS = (
     "#8fbf3f",
 )
 SYSTEM_STYLE = "italic dim"
+HISTORY_NOTE = "  (history: said before you joined)"
 ERROR_STYLE = "bold #e05252"
 TIME_STYLE = "dim"
 
@@ -118,6 +119,8 @@ def secret_message_line(msg: SecretMessage, clock: Clock, *, own_nick: str = "")
     line.append_text(body)
     if msg.stale:
         line.append(STALE_NOTE, style=f"{ERROR_STYLE} italic")
+    if msg.history:
+        line.append(HISTORY_NOTE, style=SYSTEM_STYLE)
     return line
 
 
