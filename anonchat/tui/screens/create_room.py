@@ -22,7 +22,7 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 from ...names import InvalidName, check_room, check_topic
 from ...passphrases import generate_passphrase, passphrase_warning
 from ..render import clean
-from .passphrase import WORKING, room_problem, run_attempt
+from .passphrase import WORKING, prefill, room_problem, run_attempt
 
 #: Creates a secret room: (room, passphrase, generated) -> None, or why it failed.
 CreateSecret = Callable[[str, str, bool], Awaitable[str | None]]
@@ -93,16 +93,7 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
             self.prefill_passphrase(self._prefill)
 
     def prefill_passphrase(self, text: str) -> None:
-        """A line typed in the chat input before this form opened: the passphrase.
-        It waits, masked, for the user's Enter (nothing is sent before)."""
-        if not self.is_mounted:
-            self._prefill = text
-            return
-        self._prefill = None
-        box = self.query_one("#room-pass", Input)
-        box.value = text
-        box.cursor_position = len(text)
-        box.focus()
+        self._prefill = prefill(self, "#room-pass", text)
 
     def _show_kind(self) -> None:
         self.query_one("#public-fields").display = not self.secret

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, Static
 
 from ...room import secret_name_problem
@@ -30,6 +31,19 @@ WORKING = "deriving key…"
 
 
 room_problem = secret_name_problem
+
+
+def prefill(form: Screen[Any], box_id: str, text: str) -> str | None:
+    """Put a line typed in the chat input before ``form`` opened into its
+    passphrase box; it waits there, masked, for the user's Enter (nothing is
+    sent before).  Returns what to keep for ``on_mount`` if not mounted yet."""
+    if not form.is_mounted:
+        return text
+    box = form.query_one(box_id, Input)
+    box.value = text
+    box.cursor_position = len(text)
+    box.focus()
+    return None
 
 
 async def run_attempt(attempt: Attempt, room: str, passphrase: str) -> str | None:
@@ -69,16 +83,7 @@ class PassphraseScreen(ModalScreen[str | None]):
             self.prefill_passphrase(self._prefill)
 
     def prefill_passphrase(self, text: str) -> None:
-        """A line typed in the chat input before this form opened: the passphrase.
-        It waits, masked, for the user's Enter (nothing is sent before)."""
-        if not self.is_mounted:
-            self._prefill = text
-            return
-        self._prefill = None
-        box = self.query_one("#secret-pass", Input)
-        box.value = text
-        box.cursor_position = len(text)
-        box.focus()
+        self._prefill = prefill(self, "#secret-pass", text)
 
     def _error(self, text: str) -> None:
         self.query_one("#secret-error", Static).update(Text(clean(text)))
