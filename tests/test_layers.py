@@ -89,3 +89,13 @@ def test_front_ends_import_nothing_below_the_client() -> None:
         for module in found:
             target = absolute(module, name).split(".")[0]
             assert target not in BELOW_THE_CLIENT, (name, module)
+
+
+def test_screens_and_widgets_never_import_the_app() -> None:
+    """The app holds its screens; screens post messages up (tui/messages.py)
+    instead of importing it, so there is no app <-> screens import cycle."""
+    for name, found in modules().items():
+        if not name.startswith(("tui/screens", "tui/widgets")):
+            continue
+        for module in found:
+            assert absolute(module, name) not in {"tui.app", "tui.app.AnonchatApp"}, (name, module)

@@ -23,10 +23,11 @@ from ..frontend.reconnect import RECONNECT_DELAYS
 from ..names import random_nick
 from ..paths import config_dir
 from .keys import use_alt_digits
+from .messages import ChatReady, NickChosen, QuitRequested
 from .render import Clock, local_clock
 from .screens.chat import ChatScreen
 from .screens.connect import ConnectScreen
-from .screens.help import HelpScreen
+from .screens.help import show_help
 from .session import ConnectOptions
 from .settings import Settings
 
@@ -95,6 +96,7 @@ class AnonchatApp(App[int]):
                 self.initial_nick,
                 options=self.options,
                 autoconnect=self.autoconnect,
+                nick_maker=self.random_nick,
             )
         )
 
@@ -103,9 +105,15 @@ class AnonchatApp(App[int]):
             self.settings.theme = name
             self.settings.save(self.settings_dir)
 
-    def remember_nick(self, nick: str) -> None:
-        self.settings.nick = nick
+    def on_nick_chosen(self, message: NickChosen) -> None:
+        self.settings.nick = message.nick
         self.settings.save(self.settings_dir)
+
+    def on_chat_ready(self, message: ChatReady) -> None:
+        self.start_chat(message.client, message.options, message.server_text)
+
+    def on_quit_requested(self, message: QuitRequested) -> None:
+        self.quit_chat(message.message)
 
     def start_chat(self, client: Client, options: ConnectOptions, server_text: str) -> None:
         """The connect screen got a client: remember the choice, open the chat.
@@ -137,8 +145,7 @@ class AnonchatApp(App[int]):
         self.switch_screen(self.chat)
 
     def action_show_help(self) -> None:
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+        show_help(self)
 
     def quit_chat(self, msg: str = "") -> None:
         self.run_worker(self._quit(msg), group="quit", exclusive=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from textual.message import Message
 
 from ..client import Client, Event
+from .session import ConnectOptions
 
 
 @dataclass
@@ -40,3 +41,31 @@ class ServerEvent(Message):
 @dataclass
 class Latency(Message):
     seconds: float
+
+
+# -- screens to the app (screens never import the app: these bubble up to it) --
+
+
+@dataclass
+class ChatReady(Message):
+    """The connect screen got a client: the app remembers the choice and opens
+    the chat.  ``options`` are the ones for this server (its pin, its room if
+    it came from a pasted link); ``server_text`` is what the user typed."""
+
+    client: Client
+    options: ConnectOptions
+    server_text: str
+
+
+@dataclass
+class NickChosen(Message):
+    """The user's nick changed: the app remembers it for next time."""
+
+    nick: str
+
+
+@dataclass
+class QuitRequested(Message):
+    """``/quit`` (with its message): the app closes the session and exits."""
+
+    message: str

@@ -26,7 +26,6 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import on, work
@@ -62,11 +61,9 @@ from ..widgets.room_list import RoomList
 from ..widgets.status_bar import StatusBar
 from .chat_view import ChatView
 from .create_room import CreateRoomScreen
+from .help import show_help
 from .passphrase import PassphraseScreen
 from .paste import PasteScreen
-
-if TYPE_CHECKING:
-    from ..app import AnonchatApp
 
 PING_TIMEOUT = 10.0
 #: Pasted lines sent without asking; a longer paste asks first (irssi asks past 5 too).
@@ -214,14 +211,6 @@ class ChatScreen(ChatView, Screen[None]):
     def status(self) -> StatusBar:
         return self.query_one(StatusBar)
 
-    @property
-    def chat_app(self) -> AnonchatApp:
-        from ..app import AnonchatApp
-
-        app = self.app
-        assert isinstance(app, AnonchatApp)
-        return app
-
     # -- windows ---------------------------------------------------------------
 
     def add_view(self, key: str) -> RoomView:
@@ -307,7 +296,7 @@ class ChatScreen(ChatView, Screen[None]):
             self.switch_to(order[number])
 
     def action_help(self) -> None:
-        self.chat_app.action_show_help()
+        show_help(self.app)
 
     def action_toggle_members(self) -> None:
         members = self.query_one(MemberList)

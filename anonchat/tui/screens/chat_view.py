@@ -7,7 +7,7 @@ workers.  Nothing here talks to the daemon: it renders and updates
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 
@@ -30,6 +30,7 @@ from ...frontend.reconnect import Back, Lost, Retrying, Step, Stopped
 from ...names import name_key
 from ...room import Roster, SecretRoom, public_key, secret_key
 from ...secret import SecretMessage, SecretNotice
+from ..messages import NickChosen, QuitRequested
 from ..render import (
     LOCK,
     Clock,
@@ -49,8 +50,10 @@ from ..render import (
 from ..state import CONSOLE, ChatState, RoomState
 
 if TYPE_CHECKING:
+    from textual.app import App
+    from textual.message import Message
+
     from ...client import Client, Event
-    from ..app import AnonchatApp
     from ..widgets.status_bar import StatusBar
 
 GAP_NOTE = "the server no longer held your session: messages sent while you were away are lost"
@@ -70,8 +73,9 @@ class ChatView:
         @property
         def status(self) -> StatusBar: ...
 
-        @property
-        def chat_app(self) -> AnonchatApp: ...
+        app: App[Any]
+
+        def post_message(self, message: Message) -> bool: ...
 
         @property
         def own_label(self) -> str: ...
@@ -165,8 +169,8 @@ class ChatView:
             room.unread += 1
             room.mentioned = room.mentioned or mentioned
         if mentioned:
-            self.chat_app.bell()
-            self.chat_app.notify(
+            self.app.bell()
+            self.app.notify(
                 f"{where}: {clean(text)[:200]}", title="You were mentioned", markup=False
             )
         self.refresh_chrome()
@@ -189,7 +193,7 @@ class ChatView:
         elif isinstance(note, Members):
             self._members(note.roster)
         elif isinstance(note, NickSet):
-            self.chat_app.remember_nick(note.nick)
+            self.post_message(NickChosen(note.nick))
             self.status.set(nick=note.nick)
             if not self.state.rooms:
                 self.console(join_text("you are now known as ", nick_text(note.nick)))
@@ -201,7 +205,7 @@ class ChatView:
             for text in note.lines:
                 self.here(text)
         elif isinstance(note, Quit):
-            self.chat_app.quit_chat(note.message)
+            self.post_message(QuitRequested(note.message))
         elif isinstance(note, OpenForm):
             self.action_create_room()
 

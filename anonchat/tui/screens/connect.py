@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from rich.text import Text
@@ -15,8 +16,8 @@ from textual.widgets import Button, Input, Label, Static
 from ...address import format_address
 from ...client import Endpoint
 from ...errors import Code, ConnectionClosed, Local
-from ...names import InvalidName, check_nick
-from ..messages import Connected, ConnectFailed
+from ...names import InvalidName, check_nick, random_nick
+from ..messages import ChatReady, Connected, ConnectFailed
 from ..render import clean
 from ..session import ConnectOptions, connect
 from .trust import TrustScreen
@@ -49,8 +50,10 @@ class ConnectScreen(Screen[None]):
         *,
         options: ConnectOptions | None = None,
         autoconnect: bool = False,
+        nick_maker: Callable[[], str] = random_nick,
     ) -> None:
         super().__init__(id="connect")
+        self.nick_maker = nick_maker
         self.options = options or ConnectOptions()
         self.server = server
         self.nick = nick
@@ -89,15 +92,8 @@ class ConnectScreen(Screen[None]):
     @on(Button.Pressed, "#reroll")
     def reroll(self) -> None:
         nick = self.query_one("#nick", Input)
-        nick.value = self.app_random_nick()
+        nick.value = self.nick_maker()
         nick.focus()
-
-    def app_random_nick(self) -> str:
-        from ..app import AnonchatApp
-
-        app = self.app
-        assert isinstance(app, AnonchatApp)
-        return app.random_nick()
 
     @on(Input.Submitted)
     @on(Button.Pressed, "#connect")
@@ -150,11 +146,8 @@ class ConnectScreen(Screen[None]):
         self.query_one(f"#{field}", Input).focus()
 
     def on_connected(self, event: Connected) -> None:
-        from ..app import AnonchatApp
-
-        app = self.app
-        assert isinstance(app, AnonchatApp)
-        app.start_chat(event.client, self.aimed, self.server)
+        event.stop()
+        self.post_message(ChatReady(event.client, self.aimed, self.server))
 
     def set_busy(self, busy: bool) -> None:
         self.query_one("#connect", Button).disabled = busy

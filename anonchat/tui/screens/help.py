@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
@@ -59,3 +60,9 @@ class HelpScreen(ModalScreen[None]):
             box.border_title = "anonchat help"
             box.border_subtitle = "Esc to close"
             yield Static(help_renderable(), id="help-text")
+
+
+def show_help(app: App[Any]) -> None:
+    """Open the help over whatever is on screen (once: F1 twice does not stack it)."""
+    if not isinstance(app.screen, HelpScreen):
+        app.push_screen(HelpScreen())
