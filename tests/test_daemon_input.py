@@ -156,9 +156,9 @@ async def test_idle_client_is_pinged_then_closed(make_daemon: DaemonFactory) -> 
 
 
 async def test_client_answering_pings_stays_connected(make_daemon: DaemonFactory) -> None:
-    daemon = await make_daemon(ping_interval=0.2, idle_timeout=0.6)
+    daemon = await make_daemon(ping_interval=0.2, idle_timeout=2.0)
     client = await dial(daemon)
-    await asyncio.sleep(1.5)  # several ping intervals with no traffic of its own
+    await asyncio.sleep(3.0)  # past idle_timeout, with no traffic of its own but pongs
     assert client.closed is None
     assert await client.ping() >= 0
     await client.close()

@@ -198,7 +198,8 @@ async def test_line_mode_never_writes_control_characters(
     await evil.set_topic("lobby", "topic \u202eevil")
 
     async def talk() -> None:
-        await asyncio.sleep(1.0)
+        while len(daemon.rooms["lobby"].members) < 2:  # the line mode has joined
+            await asyncio.sleep(0.01)
         await evil.say("lobby", "bold \u200b zw \u202e rtl\nsecond line")
 
     talker = asyncio.create_task(talk())
