@@ -48,8 +48,8 @@ async def test_resume_within_the_window_misses_nothing(make_daemon: DaemonFactor
     await alice.say_secret("den", "sealed before")
     await collect(bob, ev.Msg, 1)
     async with asyncio.timeout(10):  # and the sealed one after it
-        async for got in bob.events():
-            if isinstance(got, SecretMessage):
+        async for event in bob.events():
+            if isinstance(event, SecretMessage):
                 break
     bob.events_nowait()
     alice.events_nowait()
