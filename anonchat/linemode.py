@@ -344,7 +344,8 @@ async def run_line_mode(
         out(system(clean(client.trust_note)))
 
     def on_event(event: Event) -> None:
-        line = format_event(event)
+        hidden = commands.hides(event) is not None  # /ignore: counted, not printed
+        line = None if hidden else format_event(event)
         if line is not None:
             out(line)
         if isinstance(event, SecretNotice) and event.kind == "removed":

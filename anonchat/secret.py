@@ -59,6 +59,7 @@ class SecretMessage:
     stale: bool  # a live message whose sender's clock disagrees with now by over 5 minutes
     own: bool  # sent by this session
     history: bool = False  # sent before we joined, replayed by the daemon on join
+    sender: bytes = b""  # the sender's session key in this room
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class SecretNotice:
     # join, leave, quit, nick, missing, dropped; owner actions: kick, ban, op,
     # mode, removed (we were kicked or banned), forged (an action that does not verify)
     kind: str
+    about: bytes = b""  # the member it is about (join, leave, quit, nick): its session key
 
 
 SecretEvent = SecretMessage | SecretNotice
@@ -516,6 +518,7 @@ class SecretChannel:
                     opened.stale and live,  # history is old by nature, not a clock issue
                     key == self.identity.public,
                     not live,
+                    key,
                 )
             )
             return out
@@ -523,7 +526,7 @@ class SecretChannel:
             return []
         if opened.kind == "hello" and key != self.identity.public:
             text = f"{label(nick, key)} joined"
-            return [SecretNotice(self.name, frame.seq, frame.ts, text, "join")]
+            return [SecretNotice(self.name, frame.seq, frame.ts, text, "join", key)]
         if before is not None and before != self.nicks[key]:
             return [self._renamed(before, self.nicks[key], key, frame)]
         return []
@@ -538,7 +541,7 @@ class SecretChannel:
 
     def _renamed(self, before: str, nick: str, key: bytes, frame: ev.Sealed) -> SecretNotice:
         text = f"{label(before, key)} is now known as {label(nick, key)}"
-        return SecretNotice(self.name, frame.seq, frame.ts, text, "nick")
+        return SecretNotice(self.name, frame.seq, frame.ts, text, "nick", key)
 
     def presence(self, frame: ev.SecretPresence) -> list[SecretEvent]:
         """The daemon says a key joined, left or quit (joins are told by their hello)."""
@@ -549,4 +552,4 @@ class SecretChannel:
         nick = self.nicks.pop(frame.sender, "")
         verb = "left" if frame.kind == "leave" else "quit"
         text = f"{label(nick, frame.sender)} {verb}"
-        return [SecretNotice(self.name, frame.seq, frame.ts, text, frame.kind)]
+        return [SecretNotice(self.name, frame.seq, frame.ts, text, frame.kind, frame.sender)]

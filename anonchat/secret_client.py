@@ -190,6 +190,14 @@ class SecretRooms:
         channel = self.secret.get(normalize_room(name))
         return channel.nick if channel is not None else None
 
+    def secret_member(self, name: str, who: str) -> tuple[bytes, str, bool]:
+        """The session key of the member ``who`` (``bob``, ``bob#k3f9``) of the
+        secret room ``name``, its label, and whether it is ours; ``no_such_nick``
+        if nobody or several match."""
+        channel = self.secret_channel(name)
+        key = channel.resolve(who)
+        return key, label(channel.nicks.get(key, ""), key), key == channel.identity.public
+
     def secret_verification(self, name: str, who: str) -> Verification:
         """``/verify bob#k3f9``: their long fingerprint, ours, and the safety number
         of the pair, to compare by another channel."""

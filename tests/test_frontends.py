@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from anonchat import events as ev
 from anonchat.client import Client, Endpoint
@@ -498,4 +498,76 @@ async def test_a_message_that_cannot_be_sent_uses_no_counter(link: Link) -> None
     assert await secret_texts(bob, 2) == ["one", "two"]
     assert [n for n in await notices_of(bob) if "missing" in n] == []
     await back.close()
+    await bob.close()
+
+
+async def test_ignore_hides_a_public_nick_through_its_nick_changes_and_counts(
+    front: Front, link: Link
+) -> None:
+    """/ignore NICK: their messages, actions and comings and goings are hidden in
+    both front ends, under any nick they change to; /ignore counts what was
+    hidden; /unignore shows them again; the daemon is never told."""
+    port = link.port
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")
+    troll, bob = await member(port, "troll"), await member(port, "bob")
+    await troll.join("lobby")
+    await bob.join("lobby")
+    await front.wait("bob joined")
+    await front.type("/ignore troll")
+    await front.wait("ignoring troll in every public room")
+    await troll.say("lobby", "troll speaks")
+    await troll.say("lobby", "dances", me=True)
+    await troll.set_nick("troll2")
+    await troll.say("lobby", "troll under a new nick")
+    await troll.leave("lobby")
+    await bob.say("lobby", "bob after all that")
+    await front.wait("bob after all that")
+    for hidden in ("troll speaks", "dances", "troll2", "troll under a new nick"):
+        assert hidden not in front.output(), hidden
+    await front.type("/ignore")
+    await front.wait("troll: 5 lines hidden")
+    if isinstance(front, TuiFront):  # and the room's topic bar says so, where one looks
+        bar = chat_of(front.pilot.app).query_one("#topic-bar", Static)  # type: ignore[arg-type]
+        assert "5 lines hidden: /ignore" in str(bar.render())
+    await front.type("/ignore bob")
+    await front.type("/unignore troll")
+    await front.wait("troll is shown again (5 lines were hidden)")
+    await troll.join("lobby")
+    await troll.say("lobby", "visible again")
+    await bob.say("lobby", "bob is hidden now")
+    await front.wait("visible again")
+    await front.type("/ignore")
+    await front.wait("bob: 1 line hidden")
+    assert "bob is hidden now" not in front.output()
+    assert b"ignore" not in link.received  # a local matter: nothing was sent
+    await troll.close()
+    await bob.close()
+
+
+async def test_ignore_in_a_secret_room_hides_a_member_by_its_key(front: Front, link: Link) -> None:
+    """In a secret room, /ignore names a member (nick or nick#fp) and hides that
+    session key's sealed messages and comings and goings, not others'."""
+    port = link.port
+    await front.enter_secret(ROOM, PASSPHRASE, create=True)
+    troll, bob = await member(port, "troll"), await member(port, "bob")
+    await troll.join_secret(ROOM, PASSPHRASE)
+    await front.wait("troll#")
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await front.wait("bob#")
+    await front.type("/ignore troll")
+    await front.wait("by their key there")
+    await front.type("/ignore alice")
+    await front.wait("you cannot ignore yourself")
+    await troll.say_secret(ROOM, "sealed troll")
+    await bob.say_secret(ROOM, "sealed bob")
+    await front.wait("sealed bob")
+    await troll.leave_secret(ROOM)
+    await bob.say_secret(ROOM, "bob again")
+    await front.wait("bob again")
+    assert "sealed troll" not in front.output()
+    assert "troll#" not in front.output().split("by their key there")[-1]  # no "left" line
+    await front.type("/ignore")
+    await front.wait("in \U0001f512#MidnightPlans: 2 lines hidden")
+    await troll.close()
     await bob.close()

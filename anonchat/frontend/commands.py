@@ -33,8 +33,10 @@ from typing import Protocol, TypeVar
 from .. import events as ev
 from ..client import Client
 from ..errors import Code, ConnectionClosed, RequestError
+from ..names import InvalidName, check_nick, name_key
 from ..passphrases import generate_passphrase, passphrase_warning
 from ..room import Room, Roster, SecretRoom
+from .ignore import Ignores
 from .text import MODE_USAGE, parse_mode, privacy_report, verify_report
 
 #: How often a message refused with rate_limited is tried again.
@@ -261,6 +263,12 @@ class Commands:
         self.ui = ui
         self._changed = asyncio.Event()  # set when the connection came back or ended
         self.stopped = False  # the session ended for good: nothing more can be sent
+        self.ignores = Ignores()  # /ignore: in memory only, never sent
+
+    def hides(self, event: object) -> str | None:
+        """Whether the front end hides ``event`` (someone ignored): the window
+        whose count of hidden lines went up, or None to show it."""
+        return self.ignores.hides(event)
 
     # -- the session's connection, as the reconnect policy changes it ----------
 
@@ -580,6 +588,80 @@ class Commands:
             self.ui.show(Info(MODE_USAGE, error=True))
             return
         await room.set_mode(**modes)
+
+    @command("ignore", "[NICK | NICK#FP]",
+             "hide someone's messages and comings and goings for this session (a count "
+             "shows what was hidden; the server is not told); alone: who is ignored")  # fmt: skip
+    async def cmd_ignore(self, rest: str) -> None:
+        who = rest.strip()
+        if not who:
+            self._list_ignored()
+            return
+        room = self.current()
+        if room is not None and room.secret:
+            try:
+                key, label, own = self.client.secret_member(room.name, who)
+            except RequestError as exc:
+                self.ui.show(Failed("ignore", exc.code, exc.message))
+                return
+            if own:
+                self.ui.show(Info("you cannot ignore yourself", error=True))
+                return
+            shown, where = label, f"in {room.shown} (by their key there, whatever nick they seal)"
+            if self.ignores.add_key(room.key, key, f"{label} in {room.shown}") is None:
+                self.ui.show(Info(f"you ignore {label} in {room.shown} already"))
+                return
+        else:
+            nick = who.split()[0]
+            try:
+                check_nick(nick)
+            except InvalidName as exc:
+                self.ui.show(Info(f"/ignore {nick}: {exc}", error=True))
+                return
+            if name_key(nick) == name_key(self.client.nick):
+                self.ui.show(Info("you cannot ignore yourself", error=True))
+                return
+            if self.ignores.add_nick(nick) is None:
+                self.ui.show(Info(f"you ignore {nick} already"))
+                return
+            shown, where = nick, "in every public room, under any nick they change to"
+        self.ui.show(
+            Info(
+                f"ignoring {shown} {where}: their messages and comings and goings are hidden "
+                f"for this session and counted; the server is not told. /unignore {who} to undo"
+            )
+        )
+
+    def _list_ignored(self) -> None:
+        if not self.ignores.people:
+            self.ui.show(Info("you ignore nobody; /ignore NICK hides someone for this session"))
+            return
+        lines = ["you ignore (for this session, kept here only):"]
+        for entry in self.ignores.people:
+            count = entry.total()
+            lines.append(f"  {entry.label}: {count} line{'' if count == 1 else 's'} hidden")
+        self.ui.show(Lines(tuple(lines)))
+
+    @command("unignore", "NICK | NICK#FP", "show someone you ignored again")
+    async def cmd_unignore(self, rest: str) -> None:
+        who = rest.strip()
+        if not who:
+            self.ui.show(Info("usage: /unignore NICK | NICK#FP", error=True))
+            return
+        room = self.current()
+        entry = None
+        if room is not None and room.secret:
+            try:
+                key, _, _ = self.client.secret_member(room.name, who)
+            except RequestError:
+                key = b""
+            entry = self.ignores.remove_key(room.key, key) if key else None
+        if entry is None:
+            entry = self.ignores.remove_nick(who.split()[0].split("#")[0])
+        if entry is None:
+            self.ui.show(Info(f"you do not ignore {who}; /ignore lists whom you do", error=True))
+            return
+        self.ui.show(Info(f"{entry.label} is shown again ({entry.total()} lines were hidden)"))
 
     @command("theme", "[NAME]", "list the themes, or switch to NAME (remembered)", only="tui")
     async def cmd_theme(self, rest: str) -> None:

@@ -262,6 +262,10 @@ class ChatScreen(ChatView, Screen[None]):
             if room.topic:
                 bar.append(" — ")
                 bar.append(clean(room.topic))
+        hidden = self.commands.ignores.hidden_in(state.current) if room is not None else 0
+        if hidden:
+            plural = "line" if hidden == 1 else "lines"
+            bar.append(f"  [{hidden} {plural} hidden: /ignore]", style="italic")
         self.query_one("#topic-bar", Static).update(bar)
 
     @property

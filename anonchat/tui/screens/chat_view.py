@@ -13,6 +13,7 @@ from rich.text import Text
 
 from ... import events as ev
 from ...frontend.commands import (
+    Commands,
     Entered,
     Failed,
     Info,
@@ -73,6 +74,8 @@ class ChatView:
         @property
         def status(self) -> StatusBar: ...
 
+        commands: Commands
+
         app: App[Any]
 
         def post_message(self, message: Message) -> bool: ...
@@ -103,11 +106,21 @@ class ChatView:
     # -- pushed events --------------------------------------------------------------
 
     def show_event(self, frame: Event) -> None:
+        hidden = self.commands.hides(frame)  # /ignore: applied to the state, not shown
+        if hidden is not None and isinstance(frame, ev.Msg):
+            self.state.apply(frame)
+            self.refresh_chrome()  # the topic bar counts what was hidden
+            return
+        if hidden is not None and isinstance(frame, SecretMessage):
+            self.state.apply_secret(frame)
+            self.refresh_chrome()
+            return
         if isinstance(frame, SecretMessage):
             self._on_secret_msg(frame)
         elif isinstance(frame, SecretNotice):
             room = self.state.apply_secret(frame)
-            self.write(room.key, secret_notice_line(frame, self.clock), counts=False)
+            if hidden is None:
+                self.write(room.key, secret_notice_line(frame, self.clock), counts=False)
             self._sync_secret_members()
             if frame.kind == "removed":  # kicked or banned: the client left the room
                 why = clean(frame.text).removeprefix("you were ")  # "kicked by bob#fp"
@@ -116,7 +129,10 @@ class ChatView:
             self._on_msg(frame)
         elif isinstance(frame, ev.Presence | ev.TopicChanged):
             room = self.state.apply(frame)
-            self.write(room.key, event_line(frame, self.clock), counts=False)
+            if hidden is None:
+                self.write(room.key, event_line(frame, self.clock), counts=False)
+            else:
+                self.refresh_chrome()
             if isinstance(frame, ev.Presence) and frame.kind == "nick":
                 self.status.set(nick=self.client.nick)
             if (
