@@ -631,7 +631,7 @@ CODE_MEANINGS: dict[Code, str] = {
     Code.ROOM_EXISTS: "`create`: a room with the same key exists; `secret_create`: "
     "a secret room with the same id (same name and passphrase) exists",
     Code.NO_SUCH_ROOM: "`join`/`who`: no room with that key",
-    Code.NOT_MEMBER: "`leave`/`topic`/`say`/`secret_leave`/`seal`: you are not in that room",
+    Code.NOT_MEMBER: "you are not in that room",
     Code.ALREADY_MEMBER: "`join`/`secret_join`: you are in that room already",
     Code.TEXT_INVALID: "`say`: text empty or blank, or with control characters "
     "other than tab and newline; `seal`: a `kind` the daemon does not relay",
@@ -642,7 +642,9 @@ CODE_MEANINGS: dict[Code, str] = {
     "`secret_create`) the daemon holds `max_rooms` rooms of that sort",
     Code.ROOM_FULL: "`join`/`secret_join`: the room has `max_members_per_room` members",
     Code.RATE_LIMITED: "`say`/`seal`/`secret_act`: more than `msg_burst` messages, then "
-    "`msg_rate` per second; `join`/`create`: more than `room_join_burst`, then one per "
+    "`msg_rate` per second (a `seal` of kind `hello` or `here`: more than `announce_burst` "
+    "announcements, then `announce_rate` per second); "
+    "`join`/`create`: more than `room_join_burst`, then one per "
     "`room_join_interval`; "
     "`secret_create`/`secret_join`: more than `join_burst` attempts, then one per "
     "`join_interval`; `nick`: more than `nick_burst` changes, then one per `nick_interval`; "

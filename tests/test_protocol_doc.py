@@ -32,7 +32,7 @@ from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
 from anonchat import events as ev
 from anonchat.crypto import fingerprint, long_fingerprint, normalize_room, room_salt, safety_number
-from anonchat.errors import Code, RemoteProtocolError
+from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
 from anonchat.trust import pin_bytes, pin_of_cert
 from anonchat.wire import FrameDecoder, encode_frame
 
@@ -441,3 +441,26 @@ def _opens(
     assert nick == who and ts == int(given["ts_ms"])
     assert (body_text == "") == (body["kind"] in ("hello", "here"))
     return True
+
+
+def test_error_meanings_name_only_requests_that_get_them() -> None:
+    """Sections 4, 7 and 8 come from one table (REQUESTS); the prose of section 8
+    must not name a request that the table says never gets the code."""
+    generator = _generator()
+    requests = set(generator.REQUEST_ERRORS)
+    for code, meaning in generator.CODE_MEANINGS.items():
+        text = re.sub(r"kinds? `[a-z_]+`( or `[a-z_]+`)?", "", meaning)  # kinds, not requests
+        named = set(re.findall(r"`([a-z_]+)`", text)) & requests
+        for name in named - {"hello"}:
+            assert code in generator.REQUEST_ERRORS[name], (code, name)
+    for name, codes in generator.REQUEST_ERRORS.items():
+        assert not set(codes) & FATAL_CODES, name
+        assert len(set(codes)) == len(codes), name
+
+
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location("gen_protocol_examples", GENERATOR)
+    assert spec is not None and spec.loader is not None
+    generator = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generator)
+    return generator
