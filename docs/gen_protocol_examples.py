@@ -48,12 +48,12 @@ from pathlib import Path
 from typing import Any, get_args, get_origin
 from unittest import mock
 
-from anonchat import __version__
-from anonchat import events as ev
-from anonchat.acts import owner_act
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from anonchat import __version__
+from anonchat import events as ev
+from anonchat.acts import owner_act
 from anonchat.crypto import (
     Identity,
     Sealer,
@@ -564,7 +564,8 @@ def _codes(codes: list[Code]) -> str:
 
 def render_requests() -> str:
     rows = [
-        "| request | success reply | what else happens | request errors, in the order first checked |",
+        "| request | success reply | what else happens "
+        "| request errors, in the order first checked |",
         "|---|---|---|---|",
     ]
     for cls, reply, more, errors in REQUESTS:
@@ -1276,7 +1277,8 @@ def render_key_schedule() -> str:
         f"| `owner` (public key of `owner_seed`) | {_hexcell(owner.public)} |",
         f"| `owner_tag` | {_hexcell(keys.owner_tag(owner.public))} |",
         f"| `alice` (public key of `alice_seed`) | {_hexcell(alice.public)} |",
-        f"| `send_key(owner, 0, alice)` | {_hexcell(keys.sending_key(owner.public, 0, alice.public))} |",
+        "| `send_key(owner, 0, alice)` "
+        f"| {_hexcell(keys.sending_key(owner.public, 0, alice.public))} |",
     ]
     return "\n".join(rows)
 
