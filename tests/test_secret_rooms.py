@@ -489,8 +489,12 @@ async def test_a_hello_storm_costs_one_here_and_never_delays_messages(
     async with asyncio.timeout(10):
         await bob.say_secret(ROOM, "not delayed")
         await bob.say_secret(ROOM, "nor this")
+        # An owner action does not wait behind the ``here`` alice owes either.
+        mallory_key = ident(mallory, ROOM).public
+        await alice.secret_kick(ROOM, mallory_key)
     got = await secret_events(alice, 2)
     assert [m.text for m in got] == ["not delayed", "nor this"]
+    assert mallory_key not in alice.secret_channel(ROOM).nicks
     await quiet(alice, 0.2)
     from_bob = [f for f in heres if f.sender == ident(bob, ROOM).public]
     assert len(from_bob) == 1  # one answer to mallory's key, however many hellos
