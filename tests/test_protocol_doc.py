@@ -464,3 +464,26 @@ def _generator() -> Any:
     generator = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(generator)
     return generator
+
+
+@pytest.mark.parametrize(
+    "doc",
+    ["docs/security.md", "docs/protocol.md", "README.md", "docs/tui.md", "docs/operations.md"],
+)
+def test_every_test_a_document_names_exists(doc: str) -> None:
+    """security.md names, for each guarantee, the test that holds it: a renamed
+    or deleted test must not leave a claim without one."""
+    root = DOCS.parent
+    text = (root / doc).read_text(encoding="utf-8")
+    sources = {p.relative_to(root).as_posix(): p.read_text() for p in root.glob("tests/**/*.py")}
+    everywhere = "\n".join(sources.values())
+    current: str | None = None
+    missing = []
+    for m in re.finditer(r"(tests/[\w/]+\.py)?(::)?(?<![\w/])(test_\w+)(?!\w|\.py)", text):
+        path, sep, name = m.groups()
+        if path:
+            current = path
+        source = sources.get(current or "", "") if (path or sep) else everywhere
+        if not re.search(rf"def {name}\b", source):
+            missing.append(f"{path or current or '?'}::{name}")
+    assert not missing, f"{doc} names tests that do not exist: {missing}"
