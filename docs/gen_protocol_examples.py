@@ -1294,6 +1294,10 @@ def render_secret_inputs() -> str:
         f"| `bob_seed` | {_hexcell(BOB_SEED)} |",
         f"| `owner_seed` | {_hexcell(OWNER_SEED)} |",
         f"| `ts_ms` | `{T0}` |",
+        f"| daemon clock (`ts` of events) | `{T0}` at its first reading, 1500 ms more at each |",
+        "| the daemon's random bytes | draw *n* (*n* = 1, 2, …: challenges and tokens in the "
+        'order drawn) is SHA-256(`"anonchat docs challenge "` *n* in decimal), cut to the '
+        "size drawn |",
     ]
     return "\n".join(rows)
 

@@ -351,6 +351,8 @@ def test_the_secret_transcript_is_made_again_from_the_document_alone() -> None:
     challenges = re.findall(r"`?challenge`?(?: is| carried `challenge`)? ([0-9a-f]{64})", titles)
     assert len(challenges) == 2
     alice_challenge, bob_challenge = (bytes.fromhex(c) for c in challenges)
+    draws = {hashlib.sha256(b"anonchat docs challenge %d" % n).digest() for n in range(1, 20)}
+    assert {alice_challenge, bob_challenge} <= draws  # as the inputs table says
     join = b"anonchat/v1/join\x00" + room_id
 
     frames = _frames_of("secret-transcript")
