@@ -697,6 +697,8 @@ SCHEMA_LIMITS: dict[str, str] = {
     "SIG_SIZE": "bytes of a join `proof` and of a message signature `sig`",
     "SEALED_MAX": "bytes of a ciphertext `ct`: the largest padding bucket (4096) "
     "plus the 16-byte tag",
+    "OWNERS_MAX": "owner grants of a secret room (items of `secret_joined.grants`); the "
+    "daemon refuses an `op` of a key not yet granted past it with `too_many_owners`",
 }
 
 
