@@ -17,11 +17,14 @@ Key schedule (all parameters are constants here; a server never chooses them)::
 ``pin`` is the raw 32-byte SHA-256 of the server's SPKI (the ``sha256/<base64>``
 pin, decoded); a fixed length keeps the salt and join-proof encodings
 unambiguous.  A plaintext development server has no key: use ``bytes(32)``.
-HKDF gets no salt because ``master`` is already uniformly random.
+HKDF gets no salt because ``master`` is already uniformly random: in RFC 5869
+terms the salt is "not provided", so HKDF-Extract uses 32 zero bytes (HashLen);
+every output is 32 bytes (one block of HKDF-Expand).  Argon2id is version 0x13
+(RFC 9106) with m = 65 536 KiB, t = 3, p = 4, no secret and no associated data.
 
 Join proof: Ed25519 (key from ``auth_seed``) over
 ``"anonchat/v1/join" 0x00 room_id(32) challenge pin(32)``; the challenge is
-16 to 64 random bytes from the server.
+the 32 random bytes of the server's hello (this module takes 16 to 64).
 
 A message (all integers big-endian)::
 
@@ -62,7 +65,10 @@ sending keys are derived per message (HKDF costs microseconds, less than the
 signature check) rather than cached, for the same reason.
 
 Fingerprints: 4 Crockford base32 characters (20 bits) of
-SHA-256("anonchat/v1/fp" pk), shown as ``alice#k3f9``.  They tell people in a
+SHA-256("anonchat/v1/fp" pk) (no 0x00 after this label), shown as ``alice#k3f9``:
+character i is ``ALPHABET[bits 5i .. 5i+4 of the digest]``, the digest read as
+one big-endian number, most significant bit first, with the lower-case
+alphabet ``0123456789abcdefghjkmnpqrstvwxyz`` (no i, l, o, u).  They tell people in a
 room apart: in a room of 10 honest members two share one with probability
 about 0.004 %, of 100 about 0.5 %.  They do *not* authenticate: anyone can make
 a key with a chosen 4-character fingerprint in about a million tries (seconds).
@@ -258,17 +264,23 @@ class RoomKeys:
         return hmac.compare_digest(expected, tag)
 
 
-def derive_room_keys(room: str, passphrase: str, server_pin: bytes) -> RoomKeys:
-    """Run Argon2id (about 0.2 s, 64 MiB: call it in a thread) and derive the room keys."""
+def master_key(room: str, passphrase: str, server_pin: bytes) -> bytes:
+    """The room's Argon2id output (version 0x13, no secret, no associated data),
+    from which every room key is derived.  Exposed for known-answer vectors."""
     salt = room_salt(room, server_pin)
     secret = _utf8(normalize_passphrase(passphrase), "the passphrase")
-    master = Argon2id(
+    return Argon2id(
         salt=salt,
         length=KEY_SIZE,
         iterations=ARGON2_ITERATIONS,
         lanes=ARGON2_LANES,
         memory_cost=ARGON2_MEMORY_KIB,
     ).derive(secret)
+
+
+def derive_room_keys(room: str, passphrase: str, server_pin: bytes) -> RoomKeys:
+    """Run Argon2id (about 0.2 s, 64 MiB: call it in a thread) and derive the room keys."""
+    master = master_key(room, passphrase, server_pin)
     auth_key = Ed25519PrivateKey.from_private_bytes(_hkdf(master, _AUTH_SEED_LABEL))
     return RoomKeys(
         room_id=_hkdf(master, _ROOM_ID_LABEL),

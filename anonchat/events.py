@@ -782,6 +782,16 @@ class Seal(Frame):
 
 
 OWNER_ACT_KINDS: frozenset[str] = frozenset({"kick", "ban", "op", "mode"})
+#: The optional fields of an :class:`OwnerAct` each kind must carry; the others
+#: it must leave out (``bad_field`` otherwise).  A mode action carries all
+#: three modes even when false or 0: their default is "unset", not false.
+OWNER_ACT_FIELDS: dict[str, tuple[str, ...]] = {
+    "kick": ("target",),
+    "ban": ("target",),
+    "op": ("target",),
+    "mode": ("locked", "slow", "history"),
+}
+_OWNER_ACT_OPTIONAL = ("target", "locked", "slow", "history")
 
 
 @record
@@ -807,12 +817,13 @@ class OwnerAct(Record):
     def __post_init__(self) -> None:
         if self.kind not in OWNER_ACT_KINDS:
             raise _FieldProblem(f"kind must be one of {sorted(OWNER_ACT_KINDS)}")
-        modes = (self.locked, self.slow, self.history)
-        if self.kind == "mode":
-            if self.target is not None or None in modes:
-                raise _FieldProblem("a mode action has locked, slow and history, no target")
-        elif self.target is None or modes != (None, None, None):
-            raise _FieldProblem(f"a {self.kind} action has a target and no modes")
+        wanted = OWNER_ACT_FIELDS[self.kind]
+        present = tuple(f for f in _OWNER_ACT_OPTIONAL if getattr(self, f) is not None)
+        if present != wanted:
+            fields = ", ".join(wanted)
+            raise _FieldProblem(
+                f"a {self.kind} action carries exactly {fields} of the optional fields"
+            )
 
 
 @frame

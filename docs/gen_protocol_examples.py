@@ -42,15 +42,31 @@ import json
 import re
 import struct
 import sys
+import unicodedata
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, get_args, get_origin
 from unittest import mock
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
 from anonchat import __version__
 from anonchat import events as ev
 from anonchat.acts import owner_act
-from anonchat.crypto import Identity, Sealer, derive_room_keys, key_proof, sign_owner_action
+from anonchat.crypto import (
+    Identity,
+    Sealer,
+    derive_room_keys,
+    fingerprint,
+    key_proof,
+    long_fingerprint,
+    master_key,
+    normalize_room,
+    room_salt,
+    safety_number,
+    sign_owner_action,
+)
 from anonchat.daemon import Config, Daemon, Limits, bus
 from anonchat.daemon.session import SEAL_KINDS
 from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
@@ -381,7 +397,187 @@ def render_fields(class_name: str) -> str:
         who = {"client": "client → server", "server": "server → client", "both": "either side"}
         rows.append("")
         rows.append(f"Sent by: {who[cls.SENDER]}.")
+        if cls.TYPE in REQUEST_ERRORS and cls.SENDER == "client":
+            rows.append("")
+            rows.append(f"Request errors (section 4): {_codes(REQUEST_ERRORS[cls.TYPE])}.")
     return "\n".join(rows)
+
+
+def render_owner_act_fields() -> str:
+    rows = ["| `kind` | must carry | must leave out |", "|---|---|---|"]
+    optional = [s.name for s in ev.OwnerAct._FIELDS if not s.required]
+    for kind, wanted in ev.OWNER_ACT_FIELDS.items():
+        left = [f"`{f}`" for f in optional if f not in wanted]
+        rows.append(f"| `{kind}` | {', '.join(f'`{f}`' for f in wanted)} | {', '.join(left)} |")
+    return "\n".join(rows)
+
+
+# -- requests: replies and errors, one table for sections 4, 7 and 8 ---------------
+
+C = Code
+#: Each request: its success reply, what else happens, and the request errors
+#: the daemon may answer it with, in the order it checks them (anonchat/daemon:
+#: session.py, state.py, moderation.py, secret_moderation.py).  Section 4's
+#: table, the "Request errors" line of each request in section 7 and the
+#: "answers" column of section 8 are all made from this one table.
+REQUESTS: list[tuple[type[ev.Frame], str, str, list[Code]]] = [
+    (
+        ev.SetNick,
+        "`ok`",
+        "a `presence` of kind `nick` in every room you are in (you get it too), after the "
+        "`ok`. `rate_limited`: more than `nick_burst` changes, then one per `nick_interval`, "
+        "counted for all the connections of your address together; asking for the nick you "
+        "have costs nothing",
+        [C.NICK_INVALID, C.RATE_LIMITED, C.NICK_TAKEN],
+    ),
+    (
+        ev.ListRooms,
+        "`rooms`",
+        "— (`rate_limited`: `list` and `who` together, for all the connections of your "
+        "address: `query_burst`, then one per `query_interval`)",
+        [C.RATE_LIMITED],
+    ),
+    (
+        ev.Create,
+        "`joined` with `owner: true`",
+        "the room exists, you are its only member; your join takes `seq` 1",
+        [C.RATE_LIMITED, C.TOPIC_INVALID, C.ROOM_INVALID, C.ROOM_EXISTS, C.TOO_MANY_ROOMS],
+    ),
+    (
+        ev.Join,
+        "`joined`, then up to `history` recent `msg` frames",
+        "a `presence` `join` to the other members, before your `joined` "
+        "(a room that does not exist costs no `rate_limited` token)",
+        [
+            C.RATE_LIMITED,
+            C.NO_SUCH_ROOM,
+            C.ALREADY_MEMBER,
+            C.BANNED,
+            C.ROOM_LOCKED,
+            C.TOO_MANY_ROOMS,
+            C.ROOM_FULL,
+        ],
+    ),
+    (
+        ev.Leave,
+        "`ok`",
+        "a `presence` `leave` to the remaining members; an empty room is forgotten",
+        [C.NOT_MEMBER],
+    ),
+    (
+        ev.SetTopic,
+        "`ok`",
+        "a `topic_changed` to every member, you too, before the `ok`",
+        [C.TOPIC_INVALID, C.NOT_MEMBER, C.NOT_OWNER],
+    ),
+    (
+        ev.Who,
+        "`members`",
+        "— (works for rooms you are not in; `rate_limited` as for `list`)",
+        [C.RATE_LIMITED, C.NO_SUCH_ROOM],
+    ),
+    (
+        ev.Say,
+        "`ok` with `seq`",
+        "a `msg` to every member, you too, before the `ok`",
+        [C.RATE_LIMITED, C.TEXT_INVALID, C.TEXT_TOO_LONG, C.NOT_MEMBER, C.SLOW_MODE],
+    ),
+    (
+        ev.Kick,
+        "`ok`",
+        "a `presence` `kick` (or `ban`) with `by` to every member, the target too; "
+        "then the target is out",
+        [C.NOT_MEMBER, C.NOT_OWNER, C.NO_SUCH_NICK],
+    ),
+    (
+        ev.Op,
+        "`ok`",
+        "a `presence` `op` with `by` to every member",
+        [C.NOT_MEMBER, C.NOT_OWNER, C.NO_SUCH_NICK],
+    ),
+    (
+        ev.RoomMode,
+        "`ok`",
+        "a `mode_changed` to every member",
+        [C.BAD_MODE, C.NOT_MEMBER, C.NOT_OWNER],
+    ),
+    (
+        ev.SecretCreate,
+        "`secret_joined` with `owner: true`",
+        "the secret room exists, you are its only member; your join takes `seq` 1",
+        [C.RATE_LIMITED, C.BAD_KEY, C.BAD_PROOF, C.ROOM_EXISTS, C.TOO_MANY_ROOMS],
+    ),
+    (
+        ev.SecretJoin,
+        "`secret_joined`, then up to `history` recent `sealed` frames",
+        "a `secret_presence` `join` to the other members, before your `secret_joined`",
+        [
+            C.RATE_LIMITED,
+            C.BAD_KEY,
+            C.BAD_PROOF,
+            C.JOIN_DENIED,
+            C.ALREADY_MEMBER,
+            C.BANNED,
+            C.ROOM_LOCKED,
+            C.TOO_MANY_ROOMS,
+            C.ROOM_FULL,
+        ],
+    ),
+    (
+        ev.SecretLeave,
+        "`ok`",
+        "a `secret_presence` `leave` to the remaining members; an empty room is forgotten",
+        [C.NOT_MEMBER],
+    ),
+    (
+        ev.Seal,
+        "`ok` with `seq`",
+        "a `sealed` to every member, you too, before the `ok` (`rate_limited`: kinds `hello` "
+        "and `here` from the announcement budget, the others from the message budget; "
+        "`text_invalid`: a `kind` the daemon does not relay)",
+        [C.RATE_LIMITED, C.NOT_MEMBER, C.TEXT_INVALID, C.SLOW_MODE],
+    ),
+    (
+        ev.SecretAct,
+        "`ok`",
+        "a `secret_acted` to every member, you and a kicked target too, before the `ok`; "
+        "then a kicked or banned target is out (`rate_limited`: it takes a token from the "
+        "message budget)",
+        [
+            C.RATE_LIMITED,
+            C.NOT_MEMBER,
+            C.BAD_ACTION,
+            C.BAD_KEY,
+            C.NOT_OWNER,
+            C.NO_SUCH_NICK,
+            C.BAD_MODE,
+            C.TOO_MANY_OWNERS,
+        ],
+    ),
+]
+REQUEST_ERRORS: dict[str, list[Code]] = {cls.TYPE: errors for cls, _, _, errors in REQUESTS}
+
+
+def _codes(codes: list[Code]) -> str:
+    return ", ".join(f"`{c.value}`" for c in codes)
+
+
+def render_requests() -> str:
+    rows = [
+        "| request | success reply | what else happens "
+        "| request errors, in the order first checked |",
+        "|---|---|---|---|",
+    ]
+    for cls, reply, more, errors in REQUESTS:
+        rows.append(f"| `{cls.TYPE}` | {reply} | {more} | {_codes(errors)} |")
+    return "\n".join(rows)
+
+
+def _answers(code: Code) -> str:
+    names = [f"`{name}`" for name, errors in REQUEST_ERRORS.items() if code in errors]
+    if code in (Code.NICK_INVALID, Code.NICK_TAKEN):
+        names.insert(0, "`hello`")
+    return ", ".join(names) or "—"
 
 
 # -- error codes and limits ----------------------------------------------------------
@@ -436,7 +632,7 @@ CODE_MEANINGS: dict[Code, str] = {
     Code.ROOM_EXISTS: "`create`: a room with the same key exists; `secret_create`: "
     "a secret room with the same id (same name and passphrase) exists",
     Code.NO_SUCH_ROOM: "`join`/`who`: no room with that key",
-    Code.NOT_MEMBER: "`leave`/`topic`/`say`/`secret_leave`/`seal`: you are not in that room",
+    Code.NOT_MEMBER: "you are not in that room",
     Code.ALREADY_MEMBER: "`join`/`secret_join`: you are in that room already",
     Code.TEXT_INVALID: "`say`: text empty or blank, or with control characters "
     "other than tab and newline; `seal`: a `kind` the daemon does not relay",
@@ -447,7 +643,9 @@ CODE_MEANINGS: dict[Code, str] = {
     "`secret_create`) the daemon holds `max_rooms` rooms of that sort",
     Code.ROOM_FULL: "`join`/`secret_join`: the room has `max_members_per_room` members",
     Code.RATE_LIMITED: "`say`/`seal`/`secret_act`: more than `msg_burst` messages, then "
-    "`msg_rate` per second; `join`/`create`: more than `room_join_burst`, then one per "
+    "`msg_rate` per second (a `seal` of kind `hello` or `here`: more than `announce_burst` "
+    "announcements, then `announce_rate` per second); "
+    "`join`/`create`: more than `room_join_burst`, then one per "
     "`room_join_interval`; "
     "`secret_create`/`secret_join`: more than `join_burst` attempts, then one per "
     "`join_interval`; `nick`: more than `nick_burst` changes, then one per `nick_interval`; "
@@ -461,7 +659,8 @@ CODE_MEANINGS: dict[Code, str] = {
     Code.BAD_KEY: "`secret_create` (`auth`, `sender`, `owner_key`), `secret_join` "
     "(`sender`) or `secret_act` (`actor`, `target`): a key that is not a valid Ed25519 "
     "public key -- not 32 bytes encoding a point of the prime-order subgroup (security.md, "
-    "small-order keys); judged before anything else of the request but the rate limit",
+    "small-order keys); judged right after the rate limit in `secret_create` and "
+    "`secret_join`, after membership and the counter in `secret_act`",
     Code.BAD_ACTION: "`secret_act`: the action's `counter` is not the room's next one "
     "(replayed, or another owner acted first: sign again), or its signature does not "
     "verify for this room, this owner key and these fields",
@@ -473,7 +672,7 @@ CODE_MEANINGS: dict[Code, str] = {
 def render_codes() -> str:
     missing = set(Code) ^ set(CODE_MEANINGS)
     assert not missing, f"describe these codes in CODE_MEANINGS: {sorted(missing)}"
-    rows = ["| code | fatal | meaning |", "|---|---|---|"]
+    rows = ["| code | fatal | answers | meaning |", "|---|---|---|---|"]
     for code in Code:
         if code in FATAL_CODES:
             fatal = "yes"
@@ -481,7 +680,8 @@ def render_codes() -> str:
             fatal = "no (yes in reply to `hello`)"
         else:
             fatal = "no"
-        rows.append(f"| `{code.value}` | {fatal} | {CODE_MEANINGS[code]} |")
+        answers = "— (fatal)" if code in FATAL_CODES else _answers(code)
+        rows.append(f"| `{code.value}` | {fatal} | {answers} | {CODE_MEANINGS[code]} |")
     return "\n".join(rows)
 
 
@@ -497,6 +697,8 @@ SCHEMA_LIMITS: dict[str, str] = {
     "SIG_SIZE": "bytes of a join `proof` and of a message signature `sig`",
     "SEALED_MAX": "bytes of a ciphertext `ct`: the largest padding bucket (4096) "
     "plus the 16-byte tag",
+    "OWNERS_MAX": "owner grants of a secret room (items of `secret_joined.grants`); the "
+    "daemon refuses an `op` of a key not yet granted past it with `too_many_owners`",
 }
 
 
@@ -992,6 +1194,154 @@ def render_secret_transcript() -> str:
 
 
 # --------------------------------------------------------------------------
+# Vectors of the secret rooms' cryptography: regenerable from what they print.
+
+
+def _hexcell(data: bytes) -> str:
+    return f"`{data.hex()}`"
+
+
+def _shown(text: str) -> str:
+    """A string as an unambiguous JSON literal (non-ASCII as \\u escapes)."""
+    return "`" + json.dumps(text, ensure_ascii=True) + "`"
+
+
+def _ranges(points: list[int]) -> str:
+    spans: list[tuple[int, int]] = []
+    for cp in points:
+        if spans and spans[-1][1] == cp - 1:
+            spans[-1] = (spans[-1][0], cp)
+        else:
+            spans.append((cp, cp))
+    return ", ".join(f"U+{a:04X}" if a == b else f"U+{a:04X}–U+{b:04X}" for a, b in spans)
+
+
+#: Every code point that the strip of room-name normalisation removes at
+#: either end: Python's ``str.isspace`` (general category Zs, or bidirectional
+#: class WS, B or S).
+STRIPPED = [cp for cp in range(0x110000) if chr(cp).isspace()]
+
+
+def render_unicode() -> str:
+    return (
+        f"Unicode version: **{unicodedata.unidata_version}** (the reference takes it "
+        "from Python's `unicodedata.unidata_version`).\n\n"
+        f"Whitespace removed at either end ({len(STRIPPED)} code points): "
+        f"{_ranges(STRIPPED)}."
+    )
+
+
+#: Typed room names and what they become; equal salts mean the same room.
+ROOM_NAMES = [
+    "Attic",
+    "\uff21\uff34\uff34\uff29\uff23",  # full-width ＡＴＴＩＣ
+    " attic\u3000",  # a space and an ideographic space around it
+    "Straße",
+    "STRASSE",
+    "ΧΑΟΣ",
+    "χαος",  # with a final sigma
+    "\ufb01re",  # the ligature ﬁ
+    "İstanbul",  # capital I with dot above
+    "Ⅻ",  # roman numeral twelve
+]
+
+
+def render_room_names() -> str:
+    rows = [
+        "| typed (JSON) | normalised name (JSON) | its UTF-8 | salt, pin = 32 zero bytes |",
+        "|---|---|---|---|",
+    ]
+    for typed in ROOM_NAMES:
+        name = normalize_room(typed)
+        salt = room_salt(typed, bytes(32))
+        rows.append(
+            f"| {_shown(typed)} | {_shown(name)} | `{name.encode().hex(' ')}` | {_hexcell(salt)} |"
+        )
+    return "\n".join(rows)
+
+
+def render_key_schedule() -> str:
+    pin = bytes(32)
+    master = master_key(ATTIC, ATTIC_WORDS, pin)
+    keys = derive_room_keys(ATTIC, ATTIC_WORDS, pin)
+    alice, owner = Identity.from_seed(ALICE_SEED), Identity.from_seed(OWNER_SEED)
+    auth_seed = HKDF(hashes.SHA256(), 32, None, b"anonchat/v1/auth_seed").derive(master)
+    rows = [
+        "| value | bytes (hex) |",
+        "|---|---|",
+        f"| `salt` | {_hexcell(room_salt(ATTIC, pin))} |",
+        f"| `master` | {_hexcell(master)} |",
+        f"| `room_id` | {_hexcell(keys.room_id)} |",
+        f"| `auth_seed` | {_hexcell(auth_seed)} |",
+        f"| `auth` | {_hexcell(keys.auth_public)} |",
+        f"| `enc_root` | {_hexcell(keys._enc_root)} |",
+        f"| `owner_mac` | {_hexcell(keys._owner_mac)} |",
+        f"| `owner` (public key of `owner_seed`) | {_hexcell(owner.public)} |",
+        f"| `owner_tag` | {_hexcell(keys.owner_tag(owner.public))} |",
+        f"| `alice` (public key of `alice_seed`) | {_hexcell(alice.public)} |",
+        "| `send_key(owner, 0, alice)` "
+        f"| {_hexcell(keys.sending_key(owner.public, 0, alice.public))} |",
+    ]
+    return "\n".join(rows)
+
+
+def render_secret_inputs() -> str:
+    rows = [
+        "| input | value |",
+        "|---|---|",
+        f"| `room` | {_shown(ATTIC)} |",
+        f"| `passphrase` | {_shown(ATTIC_WORDS)} |",
+        f"| `pin` | {_hexcell(bytes(32))} |",
+        f"| `alice_seed` | {_hexcell(ALICE_SEED)} |",
+        f"| `bob_seed` | {_hexcell(BOB_SEED)} |",
+        f"| `owner_seed` | {_hexcell(OWNER_SEED)} |",
+        f"| `ts_ms` | `{T0}` |",
+        f"| daemon clock (`ts` of events) | `{T0}` at its first reading, 1500 ms more at each |",
+        "| the daemon's random bytes | draw *n* (*n* = 1, 2, …: challenges and tokens in the "
+        'order drawn) is SHA-256(`"anonchat docs challenge "` *n* in decimal), cut to the '
+        "size drawn |",
+    ]
+    return "\n".join(rows)
+
+
+#: Keys whose fingerprints the document shows: (what, seed).
+FINGERPRINT_SEEDS = [
+    ("`alice_seed`", ALICE_SEED),
+    ("`bob_seed`", BOB_SEED),
+    ("`owner_seed`", OWNER_SEED),
+    ("00 01 02 … 1f", bytes(range(32))),
+]
+
+
+def render_fingerprints() -> str:
+    rows = [
+        "| seed | public key | fingerprint | long fingerprint |",
+        "|---|---|---|---|",
+    ]
+    for what, seed in FINGERPRINT_SEEDS:
+        public = Identity.from_seed(seed).public
+        rows.append(
+            f"| {what} | {_hexcell(public)} | `{fingerprint(public)}` | "
+            f"`{long_fingerprint(public)}` |"
+        )
+    alice = Identity.from_seed(ALICE_SEED).public
+    bob = Identity.from_seed(BOB_SEED).public
+    digest = hashlib.sha256(b"anonchat/v1/fp" + alice).digest()
+    bits = format(int.from_bytes(digest[:10], "big"), "080b")
+    groups = [bits[i : i + 5] for i in range(0, 80, 5)]
+    worked = " ".join(f"{g}={int(g, 2)}" for g in groups[:4])
+    rows += [
+        "",
+        f"Worked through for alice's key: SHA-256(`anonchat/v1/fp` | key) = "
+        f"{_hexcell(digest)}; its first 20 bits in groups of five are {worked}, "
+        f"which the alphabet spells `{fingerprint(alice)}`.",
+        "",
+        f"Safety number of alice's and bob's keys: `{safety_number(alice, bob)}`.",
+    ]
+    return "\n".join(rows)
+
+
+# --------------------------------------------------------------------------
 # The document
 
 _REGION = re.compile(r"(<!-- gen:(?P<key>[\w:-]+) -->\n).*?(<!-- /gen -->)", re.DOTALL)
@@ -1006,6 +1356,13 @@ def render(key: str) -> str:
         "malformed": render_malformed,
         "transcript": render_transcript,
         "secret-transcript": render_secret_transcript,
+        "requests": render_requests,
+        "owner-act-fields": render_owner_act_fields,
+        "unicode": render_unicode,
+        "room-names": render_room_names,
+        "key-schedule": render_key_schedule,
+        "secret-inputs": render_secret_inputs,
+        "fingerprints": render_fingerprints,
     }
     if kind == "example":
         return render_example(arg)

@@ -654,3 +654,42 @@ async def test_spent_owner_actions_stay_spent_for_a_returning_member(
     bob._dispatch(replace(seen[-1], seq=99))
     (refusal,) = await notices(bob, 1)
     assert refusal.kind == "forged" and "not newer" in refusal.text
+
+
+async def test_owner_grants_at_and_one_past_owners_max(make_daemon: DaemonFactory) -> None:
+    """A secret room holds at most OWNERS_MAX grants (each goes to every joiner in
+    secret_joined); the one past it is refused with too_many_owners and changes
+    nothing, while a grant to a key granted already costs no place."""
+    daemon = await make_daemon(join_burst=200, msg_burst=200, announce_burst=200)
+    alice, bob = await dial(daemon, "alice"), await dial(daemon, "bob")
+    await room_of(alice)  # grant 1: alice's own session key, by the owner key
+    keys = await asyncio.to_thread(derive_room_keys, ROOM, PASSPHRASE, bob.pin_bytes)
+    challenge, pin = bob.hello.challenge, bob.pin_bytes
+    granted: list[bytes] = []
+    for i in range(ev.OWNERS_MAX):  # grants 2 .. OWNERS_MAX, then one more
+        who = Identity.generate()  # a new session of bob's each time (raw frames)
+        join = ev.SecretJoin(
+            id=bob._next_id(),
+            room=keys.room_id,
+            proof=keys.join_proof(challenge, pin),
+            sender=who.public,
+            key_proof=key_proof(who, keys.room_id, challenge, pin),
+        )
+        await bob._request(join, ev.SecretJoined)
+        if i < ev.OWNERS_MAX - 1:
+            await alice.secret_op(ROOM, who.public)
+            granted.append(who.public)
+        else:
+            assert await refused(alice.secret_op(ROOM, who.public)) == Code.TOO_MANY_OWNERS
+            await alice.secret_op(ROOM, ident(alice, ROOM).public)  # granted: no new place
+        await bob._request(ev.SecretLeave(id=bob._next_id(), room=keys.room_id), ev.Ok)
+    room = daemon.secret_rooms[keys.room_id]
+    assert len(room.grants) == ev.OWNERS_MAX
+    assert who.public not in room.chain.granted and set(granted) <= set(room.chain.granted)
+    # A newcomer gets every grant in its secret_joined, within the frame limit.
+    carol = await dial(daemon, "carol")
+    await carol.join_secret(ROOM, PASSPHRASE)
+    chain = carol.secret_channel(ROOM).chain
+    assert chain is not None and set(granted) <= set(chain.granted)
+    for c in (alice, bob, carol):
+        await c.close()

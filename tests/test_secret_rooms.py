@@ -489,8 +489,12 @@ async def test_a_hello_storm_costs_one_here_and_never_delays_messages(
     async with asyncio.timeout(10):
         await bob.say_secret(ROOM, "not delayed")
         await bob.say_secret(ROOM, "nor this")
+        # An owner action does not wait behind the ``here`` alice owes either.
+        mallory_key = ident(mallory, ROOM).public
+        await alice.secret_kick(ROOM, mallory_key)
     got = await secret_events(alice, 2)
     assert [m.text for m in got] == ["not delayed", "nor this"]
+    assert mallory_key not in alice.secret_channel(ROOM).nicks
     await quiet(alice, 0.2)
     from_bob = [f for f in heres if f.sender == ident(bob, ROOM).public]
     assert len(from_bob) == 1  # one answer to mallory's key, however many hellos
@@ -666,3 +670,36 @@ async def test_verify_a_member_by_another_channel(connect: ClientFactory) -> Non
     await alice.join_secret(ROOM, PASSPHRASE)
     await quiet(alice, 0.1)
     assert (f"bob#{b_fp}", True) in alice.secret_channel(ROOM).member_list()
+
+
+async def test_seen_in_a_resume_is_the_highest_seq_the_join_reply_included(
+    make_daemon: DaemonFactory,
+) -> None:
+    """protocol.md section 3: history arrives after the join reply with lower
+    seqs, so what a resume names is the highest seq received, not the last."""
+    daemon = await make_daemon()
+    alice, bob = await dial(daemon, "alice"), await dial(daemon, "bob")
+    await alice.create_secret(ROOM, PASSPHRASE)
+    for i in range(3):
+        await alice.say_secret(ROOM, f"history {i}")
+    got: list[ev.Frame] = []
+
+    def history_only(frame: ev.Frame) -> ev.Frame | None:
+        """Withhold every live event, so the last frame bob gets is history."""
+        joined = next((f for f in got if isinstance(f, ev.SecretJoined)), None)
+        live = joined is not None and isinstance(frame, ev.Sealed) and frame.seq > joined.seq
+        if live or isinstance(frame, ev.SecretPresence | ev.SecretActed):
+            return None
+        got.append(frame)
+        return frame
+
+    rewrite(bob, history_only)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await quiet(bob)
+    joined = next(f for f in got if isinstance(f, ev.SecretJoined))
+    events = [f for f in got if isinstance(f, ev.SecretJoined | ev.Sealed)]
+    history = [f.seq for f in events if isinstance(f, ev.Sealed)]
+    assert len(history) == 3 and max(history) < joined.seq and events[-1].seq in history
+    assert [(s.secret, s.seq) for s in bob.seen()] == [(joined.room, joined.seq)]
+    await alice.close()
+    await bob.close()
