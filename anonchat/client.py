@@ -40,7 +40,8 @@ from .secret import SecretChannel, SecretEvent
 from .secret_client import SecretRooms
 from .socks import describe_proxy
 from .trust import KnownHosts as KnownHosts  # re-exported: front ends name known_hosts here
-from .trust import TrustError, check_pin_syntax
+from .trust import TrustError as TrustError  # re-exported: front ends catch it here
+from .trust import check_pin_syntax
 from .wire import DEFAULT_MAX_FRAME
 
 T = TypeVar("T", bound=ev.Frame)

@@ -65,7 +65,7 @@ class Roster:
     secret: bool
     members: list[str]
     more: int = 0  # members the daemon left out of a long list
-    owners: tuple[str, ...] = ()  # secret rooms: owners whose rights were checked by signature
+    owners: tuple[str, ...] = ()  # as the daemon says; in a secret room, checked by signature
     verified: tuple[str, ...] = ()  # secret rooms: members verified out of band (/verify)
 
     @property
@@ -154,7 +154,7 @@ class PublicRoom(Room):
 
     async def roster(self) -> Roster:
         reply = await self.client.who(self.name)
-        return Roster(reply.room, False, list(reply.members), reply.more)
+        return Roster(reply.room, False, list(reply.members), reply.more, tuple(reply.owners or ()))
 
 
 class SecretRoom(Room):

@@ -456,7 +456,10 @@ class Commands:
             self.ui.show(Members(await room.roster()))
         elif name:  # a public room we are not in
             reply = await self.client.who(name)
-            self.ui.show(Members(Roster(reply.room, False, list(reply.members), reply.more)))
+            owners = tuple(reply.owners or ())
+            self.ui.show(
+                Members(Roster(reply.room, False, list(reply.members), reply.more, owners))
+            )
         else:
             self.ui.show(Info("usage: /who ROOM", error=True))
 
@@ -557,10 +560,17 @@ class Commands:
             return
         if room.secret and reason.strip():
             self.ui.show(Info("the reason is not sent in a secret room: the server would read it"))
+        verb = "ban" if ban else "kick"
         try:
             await room.kick(nick, reason.strip() or None, ban=ban)
         except RequestError as exc:
-            self.ui.show(Failed("ban" if ban else "kick", exc.code, exc.message))
+            if exc.code != Code.NO_SUCH_NICK:
+                self.ui.show(Failed(verb, exc.code, exc.message))
+            elif not room.secret and name_key(nick) == name_key(self.client.nick):
+                self.ui.show(Info(f"you cannot {verb} yourself; /leave instead", error=True))
+            else:  # said as what was asked: a ban, not "kick failed"
+                only = " (a ban removes someone who is in the room)" if ban else ""
+                self.ui.show(Info(f"cannot {verb} {nick}: {exc.message}{only}", error=True))
 
     @command("ban", "NICK [REASON]", "remove them and keep their session out", owners=True)
     async def cmd_ban(self, rest: str) -> None:

@@ -29,7 +29,9 @@ class RoomState:
     last_seq: int = 0
     secret: bool = False  # members are then "nick#fingerprint" labels, no topic
     verified: set[str] = field(default_factory=set)  # labels verified with /verify
-    joined: bool = True  # False for a secret room while it waits to be rejoined
+    joined: bool = True  # False while a secret room waits to be rejoined, or once removed
+    owners: set[str] = field(default_factory=set)  # nicks (labels in a secret room)
+    removed: str = ""  # why we are out of it: "kicked by bob (spam)"; "" while in it
 
     @property
     def key(self) -> str:
@@ -50,6 +52,18 @@ class RoomState:
     def rename_member(self, old: str, new: str) -> None:
         k = name_key(old)
         self.members = [new if name_key(m) == k else m for m in self.members]
+        if any(name_key(o) == k for o in self.owners):
+            self.owners = {new if name_key(o) == k else o for o in self.owners}
+
+    def is_owner(self, nick: str) -> bool:
+        k = name_key(nick)
+        return any(name_key(o) == k for o in self.owners)
+
+    def removed_by_owner(self, why: str) -> None:
+        """An owner removed us: the window stays, marked not joined, saying why."""
+        self.joined = False
+        self.removed = why
+        self.members, self.more, self.owners, self.owner = [], 0, set(), False
 
 
 @dataclass
@@ -76,6 +90,7 @@ class ChatState:
             room = RoomState(name, secret=True)
             self.rooms[room.key] = room
         room.members = list(members)
+        room.joined, room.removed = True, ""
         return room
 
     def apply_secret(self, event: SecretEvent) -> RoomState:
@@ -97,7 +112,9 @@ class ChatState:
         room.members = list(joined.members)
         room.more = joined.more
         room.owner = joined.owner
+        room.owners = set(joined.owners or ())
         room.last_seq = joined.seq
+        room.joined, room.removed = True, ""
         return room
 
     def forget(self, name: str, *, secret: bool = False) -> None:
@@ -137,9 +154,10 @@ class ChatState:
             elif frame.kind == "nick":
                 room.rename_member(frame.nick, frame.new or frame.nick)
             elif frame.kind == "op":
-                pass  # ownership does not change who is in the room
+                room.owners.add(frame.nick)  # an owner named them, or they inherited it
             else:  # leave, quit, kick, ban
                 room.remove_member(frame.nick)
+                room.owners = {o for o in room.owners if name_key(o) != name_key(frame.nick)}
         return room
 
     def member_count(self, info: ev.RoomInfo) -> int:

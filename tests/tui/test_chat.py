@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.widgets import Static
+
 from anonchat.daemon import Daemon
 from anonchat.tui.state import CONSOLE
 from anonchat.tui.widgets.chat_input import ChatInput
@@ -111,16 +113,37 @@ async def test_click_public_room_joins_it(daemon: Daemon, tmp_path: Path) -> Non
 
 
 async def test_owners_commands(daemon: Daemon, tmp_path: Path) -> None:
+    """Owners are shown (header, member list, /who); a ban of someone absent says
+    so; the banned member is told in the room's window and a toast, by whom and
+    why, and the window stays listed, marked not joined."""
     owner = app_for(daemon.port, tmp_path, "owner", join=["club"])
     troll = app_for(daemon.port, tmp_path, "troll", join=["club"])
     async with owner.run_test(size=(110, 32)) as po:
         co = await until_chat(po)
         await wait_for(po, lambda: co.state.current == "club")
-        async with troll.run_test(size=(110, 32)) as pt:
+        async with troll.run_test(size=(110, 32), notifications=True) as pt:
             ct = await until_chat(pt)
             await wait_for(po, lambda: "troll" in co.state.rooms["club"].members)
+            await wait_for(pt, lambda: ct.state.current == "club")
+            # Who owns the room: the header, the member list ("@") and /who.
+            assert "owners: owner" in str(ct.query_one("#topic-bar", Static).render())
+            members = str(ct.query_one("#member-names", Static).render())
+            assert "@owner" in members and " troll" in members
+            await type_line(pt, "/who")
+            await wait_for(
+                pt, lambda: any("#club (2): @owner, troll" in x for x in lines(ct, "club"))
+            )
+            assert any(x.endswith("owners: owner") for x in lines(ct, "club"))
             await type_line(pt, "/kick owner")  # not an owner: refused
             await wait_for(pt, lambda: any("only an owner" in x for x in lines(ct, "club")))
+            await type_line(po, "/ban ghost")  # nobody of that name: said as a ban
+            await wait_for(
+                po,
+                lambda: any(
+                    "cannot ban ghost: nobody called ghost" in x for x in lines(co, "club")
+                ),
+            )
+            assert not any("kick" in x for x in lines(co, "club")[-1:])
             await type_line(po, "/mode slow 5")
             await wait_for(po, lambda: any("slow mode 5 s" in x for x in lines(co, "club")))
             await type_line(po, "/ban troll spamming")
@@ -128,10 +151,24 @@ async def test_owners_commands(daemon: Daemon, tmp_path: Path) -> None:
                 po,
                 lambda: any("troll was banned by owner (spamming)" in x for x in lines(co, "club")),
             )
-            await wait_for(pt, lambda: "club" not in ct.state.rooms, what="troll removed")
+            await wait_for(pt, lambda: ct.state.rooms["club"].removed != "", what="troll removed")
             assert "troll" not in co.state.rooms["club"].members
-            removed = "you were removed from #club: banned by owner (spamming)"
-            assert any(removed in x for x in lines(ct, CONSOLE))
+            # The window stays, marked not joined, and says what happened where troll looks.
+            club = ct.state.rooms["club"]
+            assert not club.joined and ct.state.current == "club"
+            said = "you were banned from #club by owner: spamming"
+            assert any(said in x for x in lines(ct, "club")), lines(ct, "club")
+            assert any(said in x for x in lines(ct, CONSOLE))
+            assert "○ #club" in str(ct.query_one(RoomList).get_option("w:club").prompt)
+            assert "not joined: you were banned by owner" in str(
+                ct.query_one("#topic-bar", Static).render()
+            )
+            await pt.pause()
+            toasts = [str(t.render()) for t in troll.screen.query("Toast")]
+            assert any(said in t.lower() for t in toasts), toasts
+            # Typed there now: not sent, and said so.
+            await type_line(pt, "still here?")
+            await wait_for(pt, lambda: any("not sent" in x for x in lines(ct, "club")))
 
 
 async def test_lines_that_arrive_in_a_hidden_room_are_wrapped_to_the_pane(

@@ -43,6 +43,7 @@ from ...frontend.reconnect import RECONNECT_DELAYS, Lost, Step, follow
 from ...room import SecretRoom
 from ..messages import Latency, ServerEvent
 from ..render import (
+    ERROR_STYLE,
     LOCK,
     Clock,
     clean,
@@ -53,7 +54,7 @@ from ..render import (
     system_line,
 )
 from ..session import ConnectOptions
-from ..state import CONSOLE, ChatState
+from ..state import CONSOLE, ChatState, RoomState
 from ..widgets.chat_input import ChatInput
 from ..widgets.member_list import MemberList
 from ..widgets.message_log import RoomView
@@ -248,25 +249,36 @@ class ChatScreen(ChatView, Screen[None]):
         self._sync_secret_members(refresh=False)
         self.query_one(RoomList).show(state)
         room = state.rooms.get(state.current)
-        self.query_one(MemberList).show(room, self.own_label if room and room.secret else "")
+        self.query_one(MemberList).show(
+            room, self.own_label if room and room.secret else self.client.nick
+        )
+        self.query_one("#topic-bar", Static).update(self.header(room))
+
+    def header(self, room: RoomState | None) -> Text:
+        """The line above the messages: the room, its topic and owners, or why we are out."""
         bar = Text()
         if room is None:
             bar.append("server window", style="bold")
             bar.append(f" — {clean(self.server_label)}", style="dim")
-        elif room.secret:
-            bar.append_text(room_text(room.name, secret=True))
+            return bar
+        bar.append_text(room_text(room.name, secret=room.secret))
+        if room.removed:
+            bar.append(f" — not joined: you were {clean(room.removed)}", style=ERROR_STYLE)
+            return bar
+        if room.secret:
             bar.append(f" — {E2E_HEADER}; you are ", style="dim")
             bar.append_text(nick_text(self.own_label))
-        else:
-            bar.append_text(room_text(room.name))
-            if room.topic:
-                bar.append(" — ")
-                bar.append(clean(room.topic))
-        hidden = self.commands.ignores.hidden_in(state.current) if room is not None else 0
+        elif room.topic:
+            bar.append(" — ")
+            bar.append(clean(room.topic))
+        if room.owners:
+            bar.append(" · owners: ", style="dim")
+            bar.append_text(Text(", ").join(nick_text(o, bold=False) for o in sorted(room.owners)))
+        hidden = self.commands.ignores.hidden_in(room.key)
         if hidden:
             plural = "line" if hidden == 1 else "lines"
             bar.append(f"  [{hidden} {plural} hidden: /ignore]", style="italic")
-        self.query_one("#topic-bar", Static).update(bar)
+        return bar
 
     @property
     def own_label(self) -> str:
@@ -283,8 +295,11 @@ class ChatScreen(ChatView, Screen[None]):
             handle = self.client.room_by_key(room.key)
             members = handle.announced() if isinstance(handle, SecretRoom) else []
             verified = set(handle.verified()) if isinstance(handle, SecretRoom) else set()
-            if members != room.members or verified != room.verified:
-                room.members, room.verified = members, verified
+            owners = set(handle.channel.owners()) if isinstance(handle, SecretRoom) else set()
+            if room.removed:
+                continue  # out of it: nothing more to learn there
+            if (members, verified, owners) != (room.members, room.verified, room.owners):
+                room.members, room.verified, room.owners = members, verified, owners
                 changed = True
         if changed and refresh:
             self.refresh_chrome()

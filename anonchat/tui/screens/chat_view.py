@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from ... import events as ev
+from ...errors import Code, Local
 from ...frontend.commands import (
     Commands,
     Entered,
@@ -29,7 +30,7 @@ from ...frontend.commands import (
 )
 from ...frontend.reconnect import Back, Lost, Retrying, Step, Stopped
 from ...names import name_key
-from ...room import Roster, SecretRoom, public_key, secret_key
+from ...room import Roster, SecretRoom, secret_key
 from ...secret import SecretMessage, SecretNotice
 from ..messages import NickChosen, QuitRequested
 from ..render import (
@@ -48,7 +49,9 @@ from ..render import (
     secret_notice_line,
     system_line,
 )
+from ..session import ConnectOptions
 from ..state import CONSOLE, ChatState, RoomState
+from .key_changed import KEY_FAILURES, KeyChangedScreen, KeyProblem
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -56,6 +59,16 @@ if TYPE_CHECKING:
 
     from ...client import Client, Event
     from ..widgets.status_bar import StatusBar
+
+#: The status bar's few words for why the app stopped reconnecting.
+STOPPED_BECAUSE: dict[str, str] = {
+    Local.HOST_KEY_CHANGED: "server key changed",
+    Local.PIN_MISMATCH: "server key does not match the pin",
+    Local.HOST_NOT_TRUSTED: "you did not accept the server's key",
+    Local.PLAINTEXT_REFUSED: "unencrypted connection refused",
+    Code.NICK_INVALID: "nick not allowed",
+    Code.UNSUPPORTED_VERSION: "server speaks another protocol version",
+}
 
 GAP_NOTE = "the server no longer held your session: messages sent while you were away are lost"
 
@@ -67,6 +80,9 @@ class ChatView:
         state: ChatState
         clock: Clock
         connected: bool
+        options: ConnectOptions
+        host: str
+        port: int
 
         @property
         def client(self) -> Client: ...
@@ -124,7 +140,7 @@ class ChatView:
             self._sync_secret_members()
             if frame.kind == "removed":  # kicked or banned: the client left the room
                 why = clean(frame.text).removeprefix("you were ")  # "kicked by bob#fp"
-                self.forget_room(secret_key(frame.room), frame.room, True, removed=why)
+                self.removed_from(room, why)
         elif isinstance(frame, ev.Msg):
             self._on_msg(frame)
         elif isinstance(frame, ev.Presence | ev.TopicChanged):
@@ -141,9 +157,9 @@ class ChatView:
                 and name_key(frame.nick) == name_key(self.client.nick)
             ):
                 verb = "kicked" if frame.kind == "kick" else "banned"
-                why = f" ({clean(frame.msg)})" if frame.msg else ""
+                why = f": {clean(frame.msg)}" if frame.msg else ""
                 removed = f"{verb} by {clean(frame.by or 'an owner')}{why}"
-                self.forget_room(public_key(frame.room), frame.room, False, removed=removed)
+                self.removed_from(room, removed)
             self.refresh_chrome()
         elif isinstance(frame, ev.ModeChanged):
             key = name_key(frame.room)
@@ -270,19 +286,38 @@ class ChatView:
             self.refresh_chrome()
         self.refresh_rooms()
 
-    def forget_room(self, key: str, name: str, secret: bool, *, removed: str = "") -> None:
-        """We are out of a room: we left it, or (``removed``: why) an owner removed us."""
+    def forget_room(self, key: str, name: str, secret: bool) -> None:
+        """We left a room: its window closes."""
         self.state.forget(name, secret=secret)
         self.state.rooms.pop(key, None)
         self.drop_view(key)
-        shown = room_text(name, secret=secret)
-        if removed:
-            self.console(join_text("you were removed from ", shown, f": {removed}"))
-        else:
-            self.console(join_text("you left ", shown))
+        self.console(join_text("you left ", room_text(name, secret=secret)))
         self.switch_to(self.state.current if self.state.current in self.state.rooms else CONSOLE)
         self.refresh_chrome()
         self.refresh_rooms()
+
+    def removed_from(self, room: RoomState, why: str) -> None:
+        """An owner removed us (``why``: "kicked by bob: spam"): said in the room's
+        window, which stays listed as not joined, and in a toast, wherever we look."""
+        room.removed_by_owner(why)
+        verb, _, how = why.partition(" ")  # "kicked", "by bob: spam"
+        where = f"{LOCK if room.secret else ''}#{clean(room.name)}"
+        if verb == "banned":
+            after = "; this session cannot come back while the room exists"
+        else:
+            again = f"/secret {room.name}" if room.secret else f"/join {room.name}"
+            after = f"; {clean(again)} to come back, /leave closes this window"
+        line = Text(f"you were {verb} from {where} {how}{after}")
+        self.write(room.key, system_line(line, self.clock, error=True))
+        self.console(f"you were {verb} from {where} {how}", error=True)
+        self.app.notify(
+            f"You were {verb} from {where} {how}",
+            title=verb.capitalize(),
+            severity="warning",
+            timeout=15,
+            markup=False,
+        )
+        self.refresh_chrome()
 
     def show_rooms(self, rooms: ev.Rooms, *, show: bool) -> None:
         self.state.public = list(rooms.rooms)
@@ -302,10 +337,16 @@ class ChatView:
             self.here(f"  … and {rooms.more} smaller rooms")
 
     def _members(self, roster: Roster) -> None:
-        names = Text(", ").join(nick_text(clean(m), bold=False) for m in roster.members)
+        owners_of = {name_key(o) for o in roster.owners}
+        names = Text(", ").join(
+            join_text("@" if name_key(m) in owners_of else "", nick_text(clean(m), bold=False))
+            for m in roster.members
+        )
         if not roster.secret:
             more = f" and {roster.more} more" if roster.more else ""
             self.here(join_text(room_text(roster.room), f" ({roster.count}): ", names, more))
+            owned = Text(", ").join(nick_text(clean(o), bold=False) for o in roster.owners)
+            self.here(join_text("owners: ", owned if roster.owners else "none here"))
             return
         self.here(
             join_text(
@@ -334,10 +375,18 @@ class ChatView:
         elif isinstance(step, Back):
             self._back(step)
         elif isinstance(step, Stopped):
-            self.status.set(state=f"stopped: {clean(step.message)[:60]}", detail="")
-            self.console(
-                f"not reconnecting: {clean(step.message)} ({clean(step.code)})", error=True
-            )
+            self._stopped(step)
+
+    def _stopped(self, step: Stopped) -> None:
+        """No more tries: the status bar says why in a few words, the server
+        window in full, and a changed key gets a dialog saying what to do."""
+        why = STOPPED_BECAUSE.get(step.code, clean(step.message)[:60])
+        self.status.set(state=f"stopped: {why}", detail="")
+        self.console(f"not reconnecting: {clean(step.message)} ({clean(step.code)})", error=True)
+        if step.code in KEY_FAILURES:
+            known = self.options.endpoint.known_hosts
+            problem = KeyProblem.of(step.code, step.message, self.host, self.port, known)
+            self.app.push_screen(KeyChangedScreen(problem))
 
     def _lost(self, step: Lost) -> None:
         self.connected = False

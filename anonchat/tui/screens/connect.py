@@ -20,24 +20,41 @@ from ...names import InvalidName, check_nick, random_nick
 from ..messages import ChatReady, Connected, ConnectFailed
 from ..render import clean
 from ..session import ConnectOptions, connect
+from .key_changed import KEY_FAILURES, KeyChangedScreen, KeyProblem
 from .trust import TrustScreen
 
 DEFAULT_PORT = 7667
 
 
 def describe_failure(code: str, message: str, server: str) -> tuple[str, str]:
-    """(which field, sentence) for a failed connection."""
+    """(which field, sentence) for a failed connection: who refused what."""
+    said = clean(message)
     if code == Local.PROXY_FAILED:
-        return "server", f"Through the proxy: {clean(message)}"
+        return "server", f"Through the proxy: {said}"
     if code == Local.BAD_ADDRESS:
-        return "server", clean(message)
+        return "server", said
     if code == Code.NICK_TAKEN:
         return "nick", "That nick is taken on this server; pick another (or roll a new one)."
     if code == Code.NICK_INVALID:
-        return "nick", f"That nick is not allowed: {clean(message)}"
+        return "nick", f"That nick is not allowed: {said}"
     if code == Local.UNREACHABLE:
-        return "server", f"Cannot reach {clean(server)}: {clean(message)}. Is the daemon running?"
-    return "server", f"The server refused the connection: {clean(message)} ({clean(code)})"
+        return "server", f"Cannot reach {clean(server)}: {said}. Is the daemon running?"
+    if code in CLIENT_REFUSED:
+        return "server", f"{CLIENT_REFUSED[code]}: {said}"
+    if code in {c.value for c in Local}:
+        return "server", f"Not connected: {said} ({clean(code)})"
+    return "server", f"The server refused the connection: {said} ({clean(code)})"
+
+
+#: Failures where this client (or the user) refused the server, not the other way round.
+CLIENT_REFUSED: dict[str, str] = {
+    Local.HOST_NOT_TRUSTED: "Not connected: you did not accept the server's key",
+    Local.HOST_KEY_CHANGED: "Not connected: this client refused a server key that changed",
+    Local.PIN_MISMATCH: "Not connected: this client refused a key that is not the pin given",
+    Local.PLAINTEXT_REFUSED: "Not connected: this client refuses unencrypted connections",
+    Local.TLS_FAILED: "Not connected: the TLS handshake with the server failed",
+    Local.TIMEOUT: "Not connected: no answer in time",
+}
 
 
 class ConnectScreen(Screen[None]):
@@ -144,6 +161,11 @@ class ConnectScreen(Screen[None]):
         field, sentence = describe_failure(event.code, event.message, self.server)
         self.show_error(field, sentence)
         self.query_one(f"#{field}", Input).focus()
+        if event.code in KEY_FAILURES:
+            host, port = self.target
+            known = self.aimed.endpoint.known_hosts
+            problem = KeyProblem.of(event.code, event.message, host, port, known)
+            self.app.push_screen(KeyChangedScreen(problem))
 
     def on_connected(self, event: Connected) -> None:
         event.stop()

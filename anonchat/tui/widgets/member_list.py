@@ -27,11 +27,17 @@ class MemberList(VerticalScroll):
             self.border_title = "Members"
             self._body.update(Text("(server window)", style="dim italic"))
             return
+        if room.removed:
+            self.border_title = "Members"
+            self._body.update(Text("(not joined)", style="dim italic"))
+            return
         self.border_title = f"Members ({room.member_count})"
         out = Text()
-        for nick in sorted(room.members, key=name_key):
+        # Owners first, marked "@" as on IRC.
+        for nick in sorted(room.members, key=lambda n: (not room.is_owner(n), name_key(n))):
             if out:
                 out.append("\n")
+            out.append("@" if room.is_owner(nick) else " ", style="bold")
             out.append_text(nick_text(nick, bold=name_key(nick) == name_key(own_nick)))
             if nick in room.verified:
                 out.append(" ✓", style="bold green")

@@ -59,7 +59,8 @@ class StatusBar(Static):
             style = "green" if self.transport == "TLS" else "yellow"
             out.append(f" {self.transport}", style=style)
         out.append_text(sep)
-        out.append(f"● {self.state}", style=STATE_STYLES.get(self.state, ""))
+        style = "bold red" if self.state.startswith("stopped") else ""
+        out.append(f"● {self.state}", style=STATE_STYLES.get(self.state, style))
         if self.detail:
             out.append(f" ({self.detail})", style="dim")
         out.append_text(sep)
