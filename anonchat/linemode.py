@@ -51,6 +51,7 @@ from .frontend.commands import (
     help_lines,
 )
 from .frontend.reconnect import RECONNECT_DELAYS, Back, Lost, Retrying, Step, Stopped, follow
+from .plural import plural
 from .secret import SecretMessage, SecretNotice
 
 HELP = "\n".join(help_lines("line"))
@@ -114,7 +115,8 @@ def format_event(frame: Event) -> str | None:
     if isinstance(frame, ev.Missed):
         where = f"#{clean(frame.room)}" if frame.room else f"{LOCK}room"
         return system(
-            f"{where}: {frame.last - frame.first + 1} events were lost while you were away"
+            f"{where}: {plural(frame.last - frame.first + 1, 'event was', 'events were')} lost "
+            "while you were away"
         )
     if isinstance(frame, ev.Bye | ev.Error):
         return system(f"disconnected: {clean(frame.msg)} ({clean(frame.code)})")
@@ -244,12 +246,12 @@ class LineFrontend:
         if not reply.rooms:
             self.say_system("there are no public rooms yet: /join NAME creates one")
             return
-        self.say_system(f"{len(reply.rooms) + reply.more} public rooms:")
+        self.say_system(f"{plural(len(reply.rooms) + reply.more, 'public room')}:")
         for info in reply.rooms:
             topic = f" - {clean(info.topic)}" if info.topic else ""
             self.say_system(f"  #{clean(info.room)} ({info.members}){topic}")
         if reply.more:
-            self.say_system(f"  ... and {reply.more} smaller rooms")
+            self.say_system(f"  ... and {plural(reply.more, 'smaller room')}")
 
     def removed(self, room: str, secret: bool) -> None:
         """An owner removed us from a room: it is no longer the current one."""

@@ -6,7 +6,9 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "anonchat"
-PURE = {"wire", "events", "protocol", "errors", "names", "crypto", "bucket", "acts", "address"}
+PURE = {
+    "wire", "events", "protocol", "errors", "names", "crypto", "bucket", "acts", "address", "plural",
+}  # fmt: skip
 IO_MODULES = {"asyncio", "socket", "ssl", "selectors", "subprocess", "threading", "textual"}
 
 

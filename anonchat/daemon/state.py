@@ -39,6 +39,7 @@ from .. import events as ev
 from ..crypto import Sealed, verify_join_proof
 from ..errors import Code, RequestError
 from ..names import InvalidName, check_room, name_key
+from ..plural import plural
 from . import moderation, secret_moderation
 from .rooms import Member, Remote, Room, SecretRoom, fit
 
@@ -218,7 +219,7 @@ def check_room_limits(member: Member, members: int) -> None:
     if count >= limits.max_rooms_per_session:
         raise RequestError(
             Code.TOO_MANY_ROOMS,
-            f"you are in {count} rooms; the limit is {limits.max_rooms_per_session}",
+            f"you are in {plural(count, 'room')}; the limit is {limits.max_rooms_per_session}",
         )
     if members >= limits.max_members_per_room:
         raise RequestError(Code.ROOM_FULL, "the room is full")
