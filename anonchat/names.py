@@ -17,6 +17,7 @@ import random
 import re
 import unicodedata
 
+from .confusables import skeleton
 from .events import NICK_MAX, ROOM_MAX, TOPIC_MAX
 
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp", "Zs"})
@@ -60,6 +61,22 @@ def check_room(room: str) -> str:
 def name_key(name: str) -> str:
     """The comparison key of a nick or room name (case- and width-insensitive)."""
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+def claim_keys(nick: str) -> tuple[str, ...]:
+    """The keys a nick is held under in the daemon: two nicks that look alike
+    share one, so only one of them can be connected at a time.
+
+    The confusable skeleton of UTS #39 (:func:`anonchat.confusables.skeleton`)
+    is case-sensitive (a capital ``I`` looks like ``l``, a lower-case ``i``
+    does not), and nicks are compared without case; so a nick claims two
+    keys, each :func:`name_key`-ed: the skeleton of its ``name_key`` (``ALICE``,
+    a Cyrillic ``аlice`` and ``a1ice`` claim ``alice``) and the skeleton of the
+    nick as typed (``aIice`` with a capital I, or a Cyrillic ``НЕLLO``, claims
+    what ``alice`` or ``hello`` does)."""
+    folded = name_key(skeleton(name_key(nick)))
+    typed = name_key(skeleton(nick))
+    return (folded,) if typed == folded else (folded, typed)
 
 
 #: Unicode's control characters (category Cc: C0, DEL, C1) but tab and newline,

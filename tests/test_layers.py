@@ -7,7 +7,8 @@ from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "anonchat"
 PURE = {
-    "wire", "events", "protocol", "errors", "names", "crypto", "bucket", "acts", "address", "plural",
+    "wire", "events", "protocol", "errors", "names", "crypto", "bucket", "acts", "address",
+    "plural", "confusables",
 }  # fmt: skip
 IO_MODULES = {"asyncio", "socket", "ssl", "selectors", "subprocess", "threading", "textual"}
 
