@@ -10,16 +10,16 @@ the front ends mark a name that mixes scripts, Latin with Cyrillic say, the
 usual way to make such a look-alike (:func:`mixed_script`).
 
 The data are Unicode's own files, bundled verbatim with their licence in
-``anonchat/unicode/`` and read the first time they are needed.  Pure: no I/O
-but reading those package files.
+``anonchat/unicode/`` and read the first time they are needed
+(:mod:`anonchat.unicode_data`).
 """
 
 from __future__ import annotations
 
-import bisect
 import functools
 import unicodedata
-from importlib import resources
+
+from .unicode_data import Ranges, code_points, lines
 
 #: Scripts that stand for every script (UTS #39 section 5.1: Common, Inherited).
 _ANY = frozenset({"Zyyy", "Zinh"})
@@ -34,38 +34,11 @@ _AUGMENT = {
 }
 
 
-def _lines(name: str) -> list[list[str]]:
-    """The data lines of a bundled UCD-style file, split on ``;``, comments dropped."""
-    text = resources.files("anonchat").joinpath("unicode", name).read_text(encoding="utf-8-sig")
-    rows = []
-    for line in text.splitlines():
-        data = line.split("#", 1)[0].strip()
-        if data:
-            rows.append([field.strip() for field in data.split(";")])
-    return rows
-
-
-def data_version(name: str = "confusables.txt") -> str:
-    """The Unicode version a bundled file says it is (its ``Version:`` or file-name line)."""
-    text = resources.files("anonchat").joinpath("unicode", name).read_text(encoding="utf-8-sig")
-    for line in text.splitlines()[:12]:
-        if line.startswith("# Version:"):
-            return line.split(":", 1)[1].strip()
-        if line.startswith("# ") and line.endswith(".txt") and "-" in line:
-            return line.rsplit("-", 1)[1].removesuffix(".txt")
-    raise ValueError(f"{name} names no version")
-
-
-def _code_points(field: str) -> range:
-    first, _, last = field.partition("..")
-    return range(int(first, 16), int(last or first, 16) + 1)
-
-
 @functools.cache
 def _prototypes() -> dict[str, str]:
     """confusables.txt: each source character and its prototype (type MA, the only one)."""
     table = {}
-    for source, target, *_ in _lines("confusables.txt"):
+    for source, target, *_ in lines("confusables.txt"):
         table[chr(int(source, 16))] = "".join(chr(int(cp, 16)) for cp in target.split())
     return table
 
@@ -79,31 +52,13 @@ def skeleton(text: str) -> str:
     return unicodedata.normalize("NFD", mapped)
 
 
-class _Ranges:
-    """Code point ranges and a value each, found by bisection (a few thousand
-    ranges, not a dict of every code point)."""
-
-    def __init__(self, rows: list[tuple[range, frozenset[str]]]) -> None:
-        rows.sort(key=lambda row: row[0].start)
-        self.starts = [cps.start for cps, _ in rows]
-        self.rows = rows
-
-    def get(self, cp: int) -> frozenset[str] | None:
-        at = bisect.bisect_right(self.starts, cp) - 1
-        if at >= 0 and cp in self.rows[at][0]:
-            return self.rows[at][1]
-        return None
-
-
 @functools.cache
-def _scripts() -> tuple[_Ranges, _Ranges]:
+def _scripts() -> tuple[Ranges, Ranges]:
     """Script_Extensions where it is given, else Script, in short names (``Latn``)."""
-    short = {row[2]: row[1] for row in _lines("PropertyValueAliases.txt") if row[0] == "sc"}
-    script = [(_code_points(f), frozenset({short[name]})) for f, name in _lines("Scripts.txt")]
-    extensions = [
-        (_code_points(f), frozenset(v.split())) for f, v in _lines("ScriptExtensions.txt")
-    ]
-    return _Ranges(extensions), _Ranges(script)
+    short = {row[2]: row[1] for row in lines("PropertyValueAliases.txt") if row[0] == "sc"}
+    script = [(code_points(f), frozenset({short[name]})) for f, name in lines("Scripts.txt")]
+    extensions = [(code_points(f), frozenset(v.split())) for f, v in lines("ScriptExtensions.txt")]
+    return Ranges(extensions), Ranges(script)
 
 
 def _augmented(ch: str) -> frozenset[str] | None:

@@ -18,6 +18,7 @@ import re
 import unicodedata
 
 from .confusables import skeleton
+from .emoji import in_emoji
 from .events import NICK_MAX, ROOM_MAX, TOPIC_MAX
 
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp", "Zs"})
@@ -139,15 +140,21 @@ _CARETS = {i: f"^{chr(i + 64)}" for i in range(32)}
 _CARETS[0x7F] = "^?"
 
 
+_SHOWN_AS_CODES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
 def sanitize(text: str, *, keep_newlines: bool = False) -> str:
     """Make text from another user safe to write to a terminal.
 
     C0 controls and DEL become caret notation (ESC -> ``^[``), C1 controls and
     format characters (bidi overrides, zero-width) become ``<U+202E>``-style codes, so
-    nothing can move the cursor, change colours or reorder the line.
+    nothing can move the cursor, change colours or reorder the line.  The one
+    exception is a format character that is part of an emoji (a joiner between
+    two emoji, the tags of a flag: :func:`anonchat.emoji.in_emoji`), so 👩‍💻
+    stays one emoji.
     """
     out = []
-    for ch in text:
+    for at, ch in enumerate(text):
         cp = ord(ch)
         if keep_newlines and ch == "\n":
             out.append(ch)
@@ -155,7 +162,7 @@ def sanitize(text: str, *, keep_newlines: bool = False) -> str:
             out.append("    ")
         elif cp < 32 or cp == 0x7F:
             out.append(_CARETS[cp])
-        elif unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}:
+        elif unicodedata.category(ch) in _SHOWN_AS_CODES and not in_emoji(text, at):
             out.append(f"<U+{cp:04X}>")
         else:
             out.append(ch)

@@ -10,8 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from anonchat.confusables import data_version, mixed_script, skeleton
+from anonchat.confusables import mixed_script, skeleton
 from anonchat.names import claim_keys, name_key
+from anonchat.unicode_data import data_version
 
 BUNDLED = ("confusables.txt", "Scripts.txt", "ScriptExtensions.txt", "PropertyValueAliases.txt")
 

@@ -608,3 +608,20 @@ async def test_names_that_mix_scripts_are_marked(front: Front, link: Link) -> No
         assert f"{mixed}\u26a0" in names and f"{honest}\u26a0" not in names
     await impostor.close()
     await alisa.close()
+
+
+async def test_emoji_sequences_stay_whole_and_tricks_stay_visible(front: Front, link: Link) -> None:
+    """👩‍💻 (two emoji and a joiner) and a flag's tag sequence arrive whole in
+    both front ends; a joiner between letters and a right-to-left override in
+    the same message are shown as codes, as before."""
+    technologist = "\U0001f469\U0001f3fd\u200d\U0001f4bb"
+    scotland = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")
+    bob = await member(link.port, "bob")
+    await bob.join("lobby")
+    await bob.say("lobby", f"{technologist} ships {scotland} a\u200db \u202eevil")
+    await front.wait(" ships ")
+    line = next(x for x in front.output().splitlines() if " ships " in x)
+    assert f"{technologist} ships {scotland} a<U+200D>b <U+202E>evil" in line
+    await bob.close()
