@@ -68,10 +68,11 @@ LOOKALIKE_STYLE = "bold #e6a23c"
 def nick_text(nick: str, *, bold: bool = True) -> Text:
     """A nick (or ``nick#fp`` label) in its colour, marked ⚠ if it mixes scripts."""
     style = f"bold {nick_colour(nick)}" if bold else nick_colour(nick)
-    return _marked(Text(clean(nick), style=style), nick)
+    return lookalike_mark(Text(clean(nick), style=style), nick)
 
 
-def _marked(text: Text, name: str) -> Text:
+def lookalike_mark(text: Text, name: str) -> Text:
+    """``text`` (showing ``name``), with ⚠ appended if the name mixes scripts."""
     if mixes_scripts(name):
         text.append(LOOKALIKE, style=LOOKALIKE_STYLE)
     return text
@@ -219,4 +220,4 @@ LOCK = "\U0001f512"  # 🔒 before a secret room's name
 
 def room_text(room: str, *, secret: bool = False) -> Text:
     """``#name`` (``🔒#name`` for a secret room), marked ⚠ if the name mixes scripts."""
-    return _marked(Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold"), room)
+    return lookalike_mark(Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold"), room)
