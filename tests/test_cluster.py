@@ -159,6 +159,17 @@ async def test_nicks_are_unique_across_nodes(make_node: NodeFactory, clients: An
     with pytest.raises(RequestError) as caught:
         await bob.set_nick("alice")
     assert caught.value.code == Code.NICK_TAKEN
+    # Look-alikes too: the claim is the confusable skeleton, on every node.
+    with pytest.raises(ConnectionClosed) as closed:
+        await clients(b, "\u0430lice")  # Cyrillic а
+    assert closed.value.code == Code.NICK_TAKEN
+    with pytest.raises(RequestError) as caught:
+        await bob.set_nick("ALIC\u0415")  # Cyrillic Е
+    assert caught.value.code == Code.NICK_TAKEN
+    results = await asyncio.gather(
+        clients(a, "mallory"), clients(b, "rnallory"), return_exceptions=True
+    )  # "rn" looks like "m": racing on two nodes, one of the two wins
+    assert sorted(type(r).__name__ for r in results) == ["Client", "ConnectionClosed"]
 
 
 async def test_room_lists_and_members_are_shared(make_node: NodeFactory, clients: Any) -> None:

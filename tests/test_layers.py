@@ -6,7 +6,10 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "anonchat"
-PURE = {"wire", "events", "protocol", "errors", "names", "crypto", "bucket", "acts", "address"}
+PURE = {
+    "wire", "events", "protocol", "errors", "names", "crypto", "bucket", "acts", "address",
+    "plural", "confusables", "unicode_data", "emoji",
+}  # fmt: skip
 IO_MODULES = {"asyncio", "socket", "ssl", "selectors", "subprocess", "threading", "textual"}
 
 

@@ -33,12 +33,12 @@ class Member:
     """
 
     __slots__ = (
+        "claims",
         "closing",
         "daemon",
         "first_uid",
         "limits",
         "nick",
-        "nick_key",
         "node",
         "out",
         "out_bytes",
@@ -59,7 +59,7 @@ class Member:
         self.first_uid = uid
         self.node = node
         self.nick = ""
-        self.nick_key = ""
+        self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in daemon.nicks
         self.token_hash = b""
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}

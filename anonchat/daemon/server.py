@@ -392,7 +392,7 @@ class Daemon:
     def free_random_nick(self) -> str:
         while True:
             nick = random_nick()
-            if name_key(nick) not in self.nicks:
+            if state.holder(self, nick) is None:
                 return nick
 
     def find_room(self, name: str) -> Room:

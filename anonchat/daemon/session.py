@@ -43,6 +43,7 @@ from .. import events as ev
 from ..crypto import verify_join_proof, verify_key_proof
 from ..errors import FATAL_CODES, Code, ProtocolError, RequestError
 from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topic, name_key
+from ..plural import plural
 from ..protocol import Connection, State
 from . import moderation, secret_moderation
 from .limits import SessionLimiter
@@ -529,11 +530,15 @@ class Session(Member, asyncio.BufferedProtocol):
             log.info("session %d dropped: a frame begun was not finished in time", self.sid)
             self.close(
                 Code.SLOW_FRAME,
-                f"a frame begun was not finished within {self.limits.frame_timeout:g} seconds",
+                "a frame begun was not finished within "
+                + plural(self.limits.frame_timeout, "second"),
             )
             return
         if silent > self.limits.idle_timeout:
-            self.close(Code.IDLE_TIMEOUT, f"no frame received for {max(1, round(silent))} seconds")
+            self.close(
+                Code.IDLE_TIMEOUT,
+                f"no frame received for {plural(max(1, round(silent)), 'second')}",
+            )
         elif silent > self.limits.ping_interval and not self.ping_sent:
             self.ping_sent = True
             self._ping_n += 1

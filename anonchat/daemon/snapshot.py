@@ -16,6 +16,7 @@ from .. import events as ev
 from ..acts import owner_action
 from ..names import name_key
 from ..wire import pack_value, unpack_value
+from . import state
 from .rooms import Channel, Member, Remote, Room, SecretRoom
 
 if TYPE_CHECKING:
@@ -67,12 +68,10 @@ def load(daemon: Daemon, data: bytes) -> bytes:
     for uid, node, nick, token_hash, *first in body["members"]:
         member: Member = Remote(daemon, uid, node)
         member.first_uid = first[0] if first else uid  # (older snapshots had none)
-        member.nick = nick
-        member.nick_key = name_key(nick)
         member.token_hash = token_hash
         by_uid[uid] = member
         daemon.members[uid] = member
-        daemon.nicks[member.nick_key] = member
+        state.take_nick(daemon, member, nick)
         if token_hash:
             daemon.tokens[token_hash] = member
     for name, topic, uids, channel in body["rooms"]:

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 from .. import events as ev
 from ..crypto import Sealed, verify_join_proof
 from ..errors import Code, RequestError
-from ..names import InvalidName, check_room, name_key
+from ..names import InvalidName, check_room, claim_keys, name_key
+from ..plural import plural
 from . import moderation, secret_moderation
 from .rooms import Member, Remote, Room, SecretRoom, fit
 
@@ -108,10 +109,10 @@ def _hello(
         _adopt(daemon, member, old)
     else:
         old = None
-        key = name_key(nick)
-        if key in daemon.nicks:
+        taken = holder(daemon, nick)
+        if taken is not None:
             if not random:
-                member.close(Code.NICK_TAKEN, f"the nick {nick} is taken")
+                member.close(Code.NICK_TAKEN, _taken(nick, taken))
                 member.applied()
                 return
             nick = _free_variant(daemon, nick)
@@ -126,9 +127,17 @@ def _hello(
 def _free_variant(daemon: Daemon, nick: str) -> str:
     """A random nick another node took a moment earlier: the same, numbered."""
     n = 2
-    while name_key(f"{nick}-{n}") in daemon.nicks:
+    while holder(daemon, f"{nick}-{n}") is not None:
         n += 1
     return f"{nick}-{n}"
+
+
+def _taken(nick: str, holder: Member) -> str:
+    """Why ``nick`` is refused: taken, or so like a connected nick that people could
+    not tell the two apart (the same confusable skeleton, ``names.claim_key``)."""
+    if name_key(nick) == name_key(holder.nick):
+        return f"the nick {nick} is taken"
+    return f"the nick {nick} looks like {holder.nick}, which is taken"
 
 
 def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
@@ -137,9 +146,8 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     daemon.orphans.pop(old.uid, None)
     daemon.stop_waiting(old)
     old.abort("resumed")  # if it still has a connection here, the client knows better
-    new.nick, new.nick_key = old.nick, old.nick_key
     new.first_uid = old.first_uid  # the same session: its bans follow it
-    daemon.nicks[new.nick_key] = new
+    take_nick(daemon, new, old.nick)
     new.rooms, new.secret_rooms = old.rooms, old.secret_rooms
     old.rooms, old.secret_rooms = {}, {}
     for channel in [*new.rooms.values(), *new.secret_rooms.values()]:
@@ -147,12 +155,28 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     log.debug("%s resumes %s", new.uid, old.uid)
 
 
+def holder(daemon: Daemon, nick: str) -> Member | None:
+    """Who holds ``nick`` or a nick that looks like it (``names.claim_keys``)."""
+    for key in claim_keys(nick):
+        found = daemon.nicks.get(key)
+        if found is not None:
+            return found
+    return None
+
+
 def take_nick(daemon: Daemon, member: Member, nick: str) -> None:
-    if daemon.nicks.get(member.nick_key) is member:
-        del daemon.nicks[member.nick_key]
+    """``member`` is called ``nick`` now: it holds that nick's keys, and no others."""
+    _free_nick(daemon, member)
     member.nick = nick
-    member.nick_key = name_key(nick)
-    daemon.nicks[member.nick_key] = member
+    member.claims = claim_keys(nick)
+    for key in member.claims:
+        daemon.nicks[key] = member
+
+
+def _free_nick(daemon: Daemon, member: Member) -> None:
+    for key in member.claims:
+        if daemon.nicks.get(key) is member:
+            del daemon.nicks[key]
 
 
 def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) -> None:
@@ -163,8 +187,7 @@ def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) ->
     daemon.stop_waiting(member)
     if daemon.tokens.get(member.token_hash) is member:
         del daemon.tokens[member.token_hash]
-    if daemon.nicks.get(member.nick_key) is member:
-        del daemon.nicks[member.nick_key]
+    _free_nick(daemon, member)
     for room in list(member.rooms.values()):
         leave_room(daemon, member, room, "quit", ts, msg=quit_msg)
     for secret in list(member.secret_rooms.values()):
@@ -176,9 +199,9 @@ def _end(daemon: Daemon, member: Member, ts: int, _rid: None, quit_msg: str | No
 
 
 def _nick(daemon: Daemon, member: Member, ts: int, rid: int, nick: str) -> None:
-    holder = daemon.nicks.get(name_key(nick))
-    if holder is not None and holder is not member:
-        raise RequestError(Code.NICK_TAKEN, f"the nick {nick} is taken")
+    taken = holder(daemon, nick)
+    if taken is not None and taken is not member:
+        raise RequestError(Code.NICK_TAKEN, _taken(nick, taken))
     old = member.nick
     take_nick(daemon, member, nick)
     member.send(ev.Ok(id=rid))
@@ -218,7 +241,7 @@ def check_room_limits(member: Member, members: int) -> None:
     if count >= limits.max_rooms_per_session:
         raise RequestError(
             Code.TOO_MANY_ROOMS,
-            f"you are in {count} rooms; the limit is {limits.max_rooms_per_session}",
+            f"you are in {plural(count, 'room')}; the limit is {limits.max_rooms_per_session}",
         )
     if members >= limits.max_members_per_room:
         raise RequestError(Code.ROOM_FULL, "the room is full")
