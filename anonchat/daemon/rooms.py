@@ -73,6 +73,10 @@ class Member:
     def send(self, frame: ev.Frame) -> None:
         """Answer this member (only a local session has anyone to answer)."""
 
+    def ok(self, rid: int, seq: int | None = None) -> None:
+        """``send(ev.Ok(id=rid, seq=seq))``: a message's answer (a session's is cheaper)."""
+        self.send(ev.Ok(id=rid, seq=seq))
+
     def deliver(self, frame_bytes: bytes) -> None:
         """Queue encoded bytes for this member's connection, if it is here."""
 

@@ -54,6 +54,17 @@ Command = list[Any]
 def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
     """Apply one command at log time ``ts`` (milliseconds)."""
     op, uid, request_id = cmd[0], cmd[1], cmd[2]
+    handler = _APPLY.get(op)
+    if handler is not None:  # a member's command (the node-level ones follow)
+        member = daemon.members.get(uid)
+        if member is None:
+            return  # gone before its command came up (ended, resumed or its node died)
+        try:
+            handler(daemon, member, ts, request_id, *cmd[3:])
+        except RequestError as exc:
+            member.send(ev.Error(code=exc.code, msg=exc.message[: ev.SHORT_MAX], id=request_id))
+        member.applied()
+        return
     if op == "beat":  # a node is alive; any that has been silent too long is not
         timeout = round(daemon.config.node_timeout * 1000)
         previous = daemon.nodes.get(uid)
@@ -76,15 +87,8 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
     if op == "hello":
         _hello(daemon, uid, ts, *cmd[3:])
         return
-    member = daemon.members.get(uid)
-    if member is None:
-        return  # gone before its command came up (ended, resumed or its node died)
-    handler = _APPLY[op]
-    try:
-        handler(daemon, member, ts, request_id, *cmd[3:])
-    except RequestError as exc:
-        member.send(ev.Error(code=exc.code, msg=exc.message[: ev.SHORT_MAX], id=request_id))
-    member.applied()
+    if uid in daemon.members:
+        raise KeyError(op)  # a command no node submits
 
 
 # -- sessions ------------------------------------------------------------------
@@ -330,7 +334,7 @@ def _say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str
         moderation.check_slow(member, room, ts)
     seq = room.say(member, text, me, ts)
     daemon.stats.messages += 1
-    member.send(ev.Ok(id=rid, seq=seq))
+    member.ok(rid, seq)
 
 
 # -- secret rooms --------------------------------------------------------------
@@ -456,7 +460,7 @@ def _seal(
         secret_moderation.check_slow(member, room, sealed, ts)
     seq = room.relay(member, [counter, epoch, kind, ct, sig], ts)
     daemon.stats.messages += 1
-    member.send(ev.Ok(id=rid, seq=seq))
+    member.ok(rid, seq)
 
 
 _APPLY: dict[str, Callable[..., None]] = {
