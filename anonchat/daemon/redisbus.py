@@ -19,9 +19,14 @@ nodes: they never talk to each other, only to Redis.
   command (its ``ok``, or a refusal because another node was first) when
   the command comes back.
 * **Liveness.**  Every node appends a ``beat`` every ``node_timeout / 5``
-  seconds.  Applying a beat at log time ``ts``, every node counts any node
-  whose last beat is older than ``ts - node_timeout`` as gone and ends its
-  sessions: each node decides the same at the same point of the stream.  A
+  seconds (never more than one waits: beats queued during an outage would
+  all land at one log time).  Applying a beat at log time ``ts``, every node
+  counts any node whose last beat is older than ``ts - node_timeout`` as
+  gone and ends its sessions: each node decides the same at the same point
+  of the stream.  Only a beat of a node whose own beats reached the stream
+  without a gap for ``node_timeout`` judges (``state.beat``): after Redis
+  was away for everyone, every node has ``node_timeout`` of live stream to
+  beat again before anyone is judged.  A
   node stopping cleanly appends ``down`` instead, or, while other nodes are
   alive, ``handover``: its sessions stay, resumable on any node for
   ``resume_window``, and the first beat applied past that ends those nobody
@@ -92,6 +97,10 @@ class RedisBus:
         self._snapshot_id = b"0-0"  # where the last snapshot this node wrote was taken
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        # At most one beat of this node waits to be written: a beat says "alive
+        # now", and beats queued during an outage would all land at one log time.
+        self._beat_pending = False
+        self._beat_in_flight = False
         self._writer: aioredis.Redis = aioredis.from_url(url)
         self._reader: aioredis.Redis = aioredis.from_url(url)
 
@@ -106,7 +115,7 @@ class RedisBus:
                 pass
         except (RedisError, OSError) as exc:
             raise ConfigError(f"cannot use Redis at {self.url}: {exc}") from None
-        self.submit(["beat", self.daemon.node, None])
+        self._beat()
         for coro, name in (
             (self._write_loop(), "writer"),
             (self._read_loop(), "reader"),
@@ -156,6 +165,7 @@ class RedisBus:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending, []
+                self._beat_in_flight, self._beat_pending = self._beat_pending, False
                 self._idle.clear()
                 data = pack_value(batch)
                 while True:
@@ -165,13 +175,21 @@ class RedisBus:
                     except (RedisError, OSError) as exc:
                         log.warning("cannot write to Redis (%s); retrying", exc)
                         await asyncio.sleep(RETRY)
+                self._beat_in_flight = False
                 self._idle.set()
 
     async def _beat_loop(self) -> None:
         interval = max(0.2, self.daemon.config.node_timeout / 5)
         while True:
             await asyncio.sleep(interval)
-            self.submit(["beat", self.daemon.node, None])
+            self._beat()
+
+    def _beat(self) -> None:
+        """Say this node is alive, unless a beat of it is still on its way."""
+        if self._beat_pending or self._beat_in_flight:
+            return
+        self._beat_pending = True
+        self.submit(["beat", self.daemon.node, None])
 
     # -- reading ---------------------------------------------------------------
 

@@ -1,0 +1,190 @@
+"""Several nodes through the faults of a real Redis deployment (issue 15).
+
+Redis paused (SIGSTOP) or stopped longer than ``node_timeout``, a node frozen,
+Redis restarted empty, a snapshot larger than one Redis value, nodes with
+different settings.  Clients number their messages in a public and a secret
+room, and every test ends with one verdict: nothing lost except what the
+users were told of, nothing duplicated, nothing reordered, nobody logged off
+who could have stayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections import defaultdict
+from typing import Any
+
+from anonchat import events as ev
+from anonchat.client import Client, Event
+from anonchat.daemon import Daemon
+from anonchat.secret import SecretMessage, SecretNotice
+
+from . import test_cluster
+from .redis_server import RedisServer
+from .test_cluster import PASSPHRASE, NodeFactory, caught_up
+
+# The fixtures of tests/test_cluster.py: one Redis, nodes of one service, clients.
+redis = test_cluster.redis
+redis_url = test_cluster.redis_url
+make_node = test_cluster.make_node
+clients = test_cluster.clients
+
+#: A short node_timeout keeps the tests quick; the faults last longer than it.
+NODE_TIMEOUT = 1.0
+
+
+class Numbered:
+    """Each client says numbered messages in ``lobby`` and in the secret room
+    ``den`` until stopped; every client records everything it receives."""
+
+    def __init__(self, people: list[Client]) -> None:
+        self.people = people
+        self.seen: dict[str, list[Event]] = {c.nick: [] for c in people}
+        self.sent: dict[str, int] = dict.fromkeys(self.seen, 0)
+        self._stop = asyncio.Event()
+        self._readers = [asyncio.create_task(self._read(c)) for c in people]
+        self._talkers: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def setup(cls, nodes: list[Daemon], people: list[Client]) -> Numbered:
+        """Everyone in ``lobby`` and ``den``; what the joins produced is drained."""
+        first, *others = people
+        await first.create("lobby")
+        await first.create_secret("den", PASSPHRASE)
+        for person in others:
+            await person.join("lobby")
+            await person.join_secret("den", PASSPHRASE)
+        await caught_up(*nodes)  # every node sent everyone the others' joins
+        for person in people:
+            await person.ping()
+            person.events_nowait()
+        return cls(people)
+
+    async def _read(self, client: Client) -> None:
+        async for event in client.events():
+            self.seen[client.nick].append(event)
+
+    async def _talk(self, client: Client) -> None:
+        n = 0
+        while not self._stop.is_set():
+            await client.say("lobby", f"{client.nick} {n}")
+            await client.say_secret("den", f"{client.nick} {n}")
+            n += 1
+            self.sent[client.nick] = n
+            await asyncio.sleep(0.01)  # a person's pace, not a synchronisation
+
+    def start(self) -> None:
+        self._talkers = [asyncio.create_task(self._talk(c)) for c in self.people]
+
+    async def until_sent(self, each: int) -> None:
+        """Wait until every client has sent ``each`` more messages."""
+        target = {nick: n + each for nick, n in self.sent.items()}
+        async with asyncio.timeout(60):
+            while any(self.sent[nick] < target[nick] for nick in target):
+                await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.wait_for(asyncio.gather(*self._talkers), 60)
+
+    def _numbers(self, nick: str, kind: type[Any]) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = defaultdict(list)
+        for event in self.seen[nick]:
+            if isinstance(event, kind):
+                sender, _, n = event.text.partition(" ")
+                out[sender].append(int(n))
+        return out
+
+    def _complete(self) -> bool:
+        total = sum(self.sent.values())
+        return all(
+            sum(isinstance(e, kind) for e in self.seen[nick]) >= total
+            for nick in self.seen
+            for kind in (ev.Msg, SecretMessage)
+        )
+
+    async def verdict(self) -> None:
+        """0 lost, 0 duplicated, 0 reordered, nobody logged off, no false alarm."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                while not self._complete():
+                    await asyncio.sleep(0.05)
+        for reader in self._readers:
+            reader.cancel()
+        expected = {nick: list(range(n)) for nick, n in self.sent.items()}
+        for nick in self.seen:
+            for kind in (ev.Msg, SecretMessage):
+                assert dict(self._numbers(nick, kind)) == expected, (nick, kind.__name__)
+            odd = [e for e in self.seen[nick] if isinstance(e, ev.Presence | SecretNotice)]
+            assert odd == [], nick  # nobody quit, no gap, no replay alarm
+        assert [c.nick for c in self.people if c.closed is not None] == []
+
+
+async def three_nodes(make_node: NodeFactory, clients: Any) -> tuple[list[Daemon], Numbered]:
+    nodes = [await make_node(node_timeout=NODE_TIMEOUT) for _ in range(3)]
+    await all_see_each_other(nodes)
+    people = [await clients(node, f"user{i}") for i, node in enumerate(nodes)]
+    return nodes, await Numbered.setup(nodes, people)
+
+
+async def all_see_each_other(nodes: list[Daemon], judging: bool = False) -> None:
+    """Wait until every node counts every other as alive (with ``judging``:
+    each has beaten without a gap for twice node_timeout since, so any judging
+    there was to do has been done)."""
+    ids = {n.node for n in nodes}
+    span = 2 * round(NODE_TIMEOUT * 1000)
+    async with asyncio.timeout(30):
+        while not all(
+            ids <= set(n.nodes)
+            and (not judging or all(n.nodes[i] - n.alive_since[i] > span for i in ids))
+            for n in nodes
+        ):
+            assert not any(n.stopping for n in nodes), "a node stopped"
+            await asyncio.sleep(0.05)
+
+
+async def outage(fault: Any, nodes: list[Daemon], talk: Numbered) -> None:
+    talk.start()
+    await talk.until_sent(5)
+    await fault()
+    await all_see_each_other(nodes, judging=True)
+    await talk.until_sent(5)
+    await talk.stop()
+    await talk.verdict()
+    assert not any(n.stopping for n in nodes)
+    assert all(len(n.nodes) == 3 for n in nodes)
+
+
+async def test_redis_paused_longer_than_node_timeout_ejects_nobody(
+    redis: RedisServer, make_node: NodeFactory, clients: Any
+) -> None:
+    """Issue 15 item 1: Redis SIGSTOPped for over twice node_timeout under three
+    nodes and talking clients: no node counts another as gone, nobody is logged
+    off, every message arrives once, in order."""
+    nodes, talk = await three_nodes(make_node, clients)
+
+    async def pause() -> None:
+        redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(2.5 * NODE_TIMEOUT)  # the outage's length (a lower bound)
+        finally:
+            redis.proc.send_signal(signal.SIGCONT)
+
+    await outage(pause, nodes, talk)
+
+
+async def test_redis_down_longer_than_node_timeout_ejects_nobody(
+    redis: RedisServer, make_node: NodeFactory, clients: Any
+) -> None:
+    """Issue 15 item 1: Redis stopped (connections refused) for over twice
+    node_timeout, then back with its data: nobody is ejected or logged off."""
+    nodes, talk = await three_nodes(make_node, clients)
+
+    async def down() -> None:
+        await asyncio.to_thread(redis.stop, save=True)
+        await asyncio.sleep(2.5 * NODE_TIMEOUT)  # the outage's length (a lower bound)
+        await asyncio.to_thread(redis.start)
+
+    await outage(down, nodes, talk)
