@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from anonchat import events as ev
@@ -21,15 +23,19 @@ from anonchat.client import Client, Event
 from anonchat.daemon import Daemon
 from anonchat.secret import SecretMessage, SecretNotice
 
-from . import test_cluster
+from . import test_cluster, test_processes
+from .helpers import collect, quiet
 from .redis_server import RedisServer
 from .test_cluster import PASSPHRASE, NodeFactory, caught_up
+from .test_processes import STARTED, start_daemon
 
 # The fixtures of tests/test_cluster.py: one Redis, nodes of one service, clients.
 redis = test_cluster.redis
 redis_url = test_cluster.redis_url
 make_node = test_cluster.make_node
 clients = test_cluster.clients
+# A failing test leaves no anonchatd or line-mode client running.
+_no_daemon_left_behind = test_processes._no_daemon_left_behind
 
 #: A short node_timeout keeps the tests quick; the faults last longer than it.
 NODE_TIMEOUT = 1.0
@@ -188,3 +194,163 @@ async def test_redis_down_longer_than_node_timeout_ejects_nobody(
         await asyncio.to_thread(redis.start)
 
     await outage(down, nodes, talk)
+
+
+class Balancer:
+    """A TCP balancer in front of the nodes, as an operator runs one: each
+    connection goes to the first node that accepts it; TLS passes through."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Balancer:
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._pipes:
+            task.cancel()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for port in self.ports:
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                continue
+        else:
+            writer.close()
+            return
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(_pipe(src, dst))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+
+async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    try:
+        while data := await src.read(65536):
+            dst.write(data)
+            await dst.drain()
+    except OSError:
+        pass
+    finally:
+        dst.close()
+
+
+class LineMode:
+    """``anonchat --plain`` reading numbered lines from a pipe, as a script would."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, nick: str) -> None:
+        self.proc, self.nick, self.typed = proc, nick, 0
+
+    @classmethod
+    async def start(cls, port: int, pin: str, nick: str) -> LineMode:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "anonchat",
+            "--plain",
+            "--server",
+            f"127.0.0.1:{port}",
+            "--fingerprint",
+            pin,
+            "--nick",
+            nick,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        STARTED.append(proc)
+        self = cls(proc, nick)
+        self.write("/join lobby")
+        return self
+
+    def write(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+
+    def type_next(self) -> None:
+        self.write(f"{self.nick} {self.typed}")
+        self.typed += 1
+
+    async def finish(self) -> tuple[int, str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        async with asyncio.timeout(60):
+            out = await self.proc.stdout.read()
+            return await self.proc.wait(), out.decode()
+
+
+def verdict_told(lm: LineMode, out: str, delivered: list[int]) -> None:
+    """Every typed line arrived once, in order, or its writer was told it may not have."""
+    assert delivered == sorted(set(delivered)), "duplicated or reordered"
+    for n in sorted(set(range(lm.typed)) - set(delivered)):
+        told = [
+            line
+            for line in out.splitlines()
+            if f"{lm.nick} {n}" in line and ("not sent" in line or "may not have" in line)
+        ]
+        assert told, f"line {n} of {lm.nick} lost without a word:\n{out}"
+
+
+async def test_a_frozen_node_sends_its_clients_to_the_others(
+    make_node: NodeFactory, clients: Any, redis_url: str, tmp_path: Path
+) -> None:
+    """Issue 15 item 2: a node frozen (SIGSTOP, a VM pause) longer than
+    node_timeout is counted as gone; when it wakes it closes its clients with
+    `restart`, not the final `shutdown`, so line-mode clients behind a balancer
+    carry on on another node; every line typed meanwhile arrives once, in
+    order, or its writer is told."""
+    a = await make_node(node_timeout=NODE_TIMEOUT)
+    frozen = await start_daemon(
+        tmp_path / "state", "--redis", redis_url, "--node-timeout", str(NODE_TIMEOUT)
+    )
+    watcher = await clients(a, "watcher")
+    await watcher.create("lobby")
+    async with Balancer([frozen.port, a.port]) as balancer:
+        people = [await LineMode.start(balancer.port, frozen.pin, f"lm{i}") for i in range(2)]
+        joined = {e.nick for e in await collect(watcher, ev.Presence, 2)}
+        assert joined == {"lm0", "lm1"}
+
+        async def type_until(done: Any) -> None:
+            async with asyncio.timeout(30):
+                while not done():
+                    for person in people:
+                        person.type_next()
+                    await asyncio.sleep(0.05)  # a person's pace
+
+        seen: list[ev.Msg] = []
+
+        def heard(n: int) -> bool:
+            seen.extend(e for e in watcher.events_nowait() if isinstance(e, ev.Msg))
+            return all(
+                any(m.text.startswith(f"{p.nick} ") and int(m.text.split()[1]) >= n for m in seen)
+                for p in people
+            )
+
+        await type_until(lambda: heard(5))
+        frozen.proc.send_signal(signal.SIGSTOP)
+        try:
+            freeze = asyncio.create_task(asyncio.sleep(2.5 * NODE_TIMEOUT))  # a lower bound
+            await type_until(freeze.done)
+        finally:
+            frozen.proc.send_signal(signal.SIGCONT)
+        async with asyncio.timeout(30):
+            assert await frozen.proc.wait() == 3  # it lost the service
+        after = max(p.typed for p in people)
+        await type_until(lambda: heard(after + 5))  # back, on the other node
+        results = [await person.finish() for person in people]
+    await asyncio.sleep(0)
+    seen.extend(e for e in await quiet(watcher) if isinstance(e, ev.Msg))
+    for person, (status, out) in zip(people, results, strict=True):
+        assert status == 0, out
+        assert "restart" in out or "lost touch" in out, out
+        mine = [int(m.text.split()[1]) for m in seen if m.text.startswith(f"{person.nick} ")]
+        verdict_told(person, out, mine)

@@ -173,6 +173,10 @@ class Daemon:
         )
         if self.handing_over:
             msg = "this server is restarting; reconnect to resume your session"
+        elif self.lost:
+            # The service goes on without this node: its clients belong on
+            # another one (a final `shutdown` would make them give up).
+            msg = "this server lost touch with the service; reconnect"
         log.info(
             "shutting down; %d sessions%s",
             len(self.sessions),
@@ -189,7 +193,7 @@ class Daemon:
         self.ghosts.clear()
         self.ghosts_by_address.clear()
         self._all_gone = asyncio.Event()
-        code = Code.RESTART if self.handing_over else Code.SHUTDOWN
+        code = Code.RESTART if self.handing_over or self.lost else Code.SHUTDOWN
         for session in list(self.sessions):
             session.close(code, msg, bye=True)
         if self.sessions:
