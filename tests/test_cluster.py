@@ -410,13 +410,17 @@ async def test_secret_room_one_order_across_nodes(make_node: NodeFactory, client
 
 
 async def test_nodes_judge_nobody_after_an_outage_of_everyone(make_node: NodeFactory) -> None:
-    """Only a node that kept beating counts others as gone (state.apply, beat)."""
+    """Only a node that kept beating for node_timeout counts others as gone
+    (state.beat): after an outage of everyone, each has node_timeout to beat."""
     a = await make_node(node_timeout=1.0)
     timeout = 1000
     a.nodes = {"x": 0, "y": 0}
     state.apply(a, ["beat", "x", None], 5 * timeout)  # x was silent too: judges nobody
     assert set(a.nodes) >= {"x", "y"}
-    state.apply(a, ["beat", "x", None], 5 * timeout + 200)  # x beats on time: y is gone
+    for ms in range(200, timeout, 200):  # x beats on time, but has not watched long enough
+        state.apply(a, ["beat", "x", None], 5 * timeout + ms)
+        assert "y" in a.nodes
+    state.apply(a, ["beat", "x", None], 6 * timeout)  # a whole node_timeout: y is gone
     assert "y" not in a.nodes and "x" in a.nodes
 
 

@@ -66,17 +66,7 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
         member.applied()
         return
     if op == "beat":  # a node is alive; any that has been silent too long is not
-        timeout = round(daemon.config.node_timeout * 1000)
-        previous = daemon.nodes.get(uid)
-        daemon.nodes[uid] = ts
-        daemon.end_orphans(ts)  # handed-over sessions nobody resumed in time
-        if previous is None or ts - previous > timeout:
-            # A node that is new, or was itself cut off (Redis was away for
-            # everyone, say), judges nobody: the nodes that kept beating do.
-            return
-        for node, last in list(daemon.nodes.items()):
-            if ts - last > timeout:
-                daemon.node_gone(node, ts)
+        beat(daemon, uid, ts)
         return
     if op == "down":  # a node stopped
         daemon.node_gone(uid, ts)
@@ -89,6 +79,29 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
         return
     if uid in daemon.members:
         raise KeyError(op)  # a command no node submits
+
+
+def beat(daemon: Daemon, node: str, ts: int) -> None:
+    """``node`` is alive at log time ``ts``; judge the silent ones if it may.
+
+    A node judges only once its own beats have reached the stream without a
+    gap for ``node_timeout``: one that is new, or was cut off itself, first
+    watches a whole ``node_timeout`` of the stream.  So after an outage of
+    Redis (stopped, paused, unreachable for everyone) every node has had
+    ``node_timeout`` of live stream to beat again before anyone judges, and
+    nobody is counted as gone for the outage itself.
+    """
+    timeout = round(daemon.config.node_timeout * 1000)
+    previous = daemon.nodes.get(node)
+    daemon.nodes[node] = ts
+    if previous is None or ts - previous > timeout:
+        daemon.alive_since[node] = ts  # new, or back after a silence
+    daemon.end_orphans(ts)  # handed-over sessions nobody resumed in time
+    if ts - daemon.alive_since.get(node, ts) < timeout:
+        return
+    for other, last in list(daemon.nodes.items()):
+        if ts - last > timeout:
+            daemon.node_gone(other, ts)
 
 
 # -- sessions ------------------------------------------------------------------
