@@ -66,11 +66,12 @@ from typing import TYPE_CHECKING, Any
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, AuthorizationError, RedisError, ResponseError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Unavailable
 from ..wire import pack_value, unpack_value
 from . import snapshot, state
+from .config import redact, safe_url
 
 if TYPE_CHECKING:
     from .server import Daemon
@@ -129,8 +130,11 @@ class RedisBus:
         self._beat_pending = False
         self._beat_in_flight = False
         timeout = daemon.config.node_timeout
-        self._writer: aioredis.Redis = _client(url, timeout)
-        self._reader: aioredis.Redis = _client(url, READ_BLOCK_MS / 1000 + timeout)
+        try:
+            self._writer: aioredis.Redis = _client(url, timeout)
+            self._reader: aioredis.Redis = _client(url, READ_BLOCK_MS / 1000 + timeout)
+        except ValueError as exc:  # (what the client finds wrong with the URL)
+            raise ConfigError(f"redis URL {safe_url(url)!r}: {redact(str(exc), url)}") from None
         self._append = self._writer.register_script(APPEND)
         self._batch = 0  # the number of this node's last batch
         self._written_key = f"anonchat:written:{daemon.node}"
@@ -144,8 +148,17 @@ class RedisBus:
             await self._load_snapshot()
             while await self._read(block=None):
                 pass
+        except (AuthenticationError, AuthorizationError, ResponseError) as exc:
+            # A wrong password or database, or a user not allowed the commands:
+            # trying again will not help (exit status 2, like a config mistake).
+            raise ConfigError(
+                f"Redis at {safe_url(self.url)} refuses this node: {self._safe(exc)}"
+            ) from None
         except (RedisError, OSError) as exc:
-            raise ConfigError(f"cannot use Redis at {self.url}: {exc}") from None
+            # Not up yet, or unreachable: a later start may work (exit status 75).
+            raise Unavailable(
+                f"cannot reach Redis at {safe_url(self.url)}: {self._safe(exc)}"
+            ) from None
         self._beat()
         for coro, name in (
             (self._write_loop(), "writer"),
@@ -154,7 +167,7 @@ class RedisBus:
             (self._snapshot_loop(), "snapshot"),
         ):
             self._tasks.append(asyncio.create_task(coro, name=f"anonchatd-redis-{name}"))
-        log.info("node %s joined the service at %s", self.daemon.node, _safe_url(self.url))
+        log.info("node %s joined the service at %s", self.daemon.node, safe_url(self.url))
 
     async def close(self) -> None:
         """Send what is waiting (at most a few seconds), then stop."""
@@ -174,6 +187,10 @@ class RedisBus:
         for client in (self._writer, self._reader):
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
+
+    def _safe(self, exc: BaseException) -> str:
+        """An error of the Redis client for a message or a log line: never the password."""
+        return redact(str(exc) or type(exc).__name__, self.url)
 
     async def _drained(self) -> None:
         while self._pending or not self._idle.is_set():
@@ -208,7 +225,7 @@ class RedisBus:
                         )
                         break
                     except (RedisError, OSError) as exc:
-                        log.warning("cannot write to Redis (%s); retrying", exc)
+                        log.warning("cannot write to Redis (%s); retrying", self._safe(exc))
                         await asyncio.sleep(RETRY)
                 self._beat_in_flight = False
                 self._idle.set()
@@ -235,7 +252,7 @@ class RedisBus:
             except (RedisError, OSError) as exc:
                 if self._closing:
                     return
-                log.warning("cannot read from Redis (%s); retrying", exc)
+                log.warning("cannot read from Redis (%s); retrying", self._safe(exc))
                 await asyncio.sleep(RETRY)
 
     async def _read(self, block: int | None) -> int:
@@ -284,7 +301,7 @@ class RedisBus:
             try:
                 await self.write_snapshot()
             except (RedisError, OSError) as exc:
-                log.warning("cannot write a snapshot (%s)", exc)
+                log.warning("cannot write a snapshot (%s)", self._safe(exc))
 
     async def write_snapshot(self) -> None:
         """Store the state as of the last applied entry; trim before the previous one."""
@@ -306,11 +323,3 @@ def _client(url: str, timeout: float) -> aioredis.Redis:
         socket_keepalive=True,
         retry=Retry(NoBackoff(), 0),
     )
-
-
-def _safe_url(url: str) -> str:
-    """The URL without a password, for the log."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import socket
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from .. import __version__
 from .. import events as ev
-from ..errors import Code, RequestError
+from ..errors import CannotListen, Code, RequestError
 from ..names import name_key, random_nick
 from ..trust import (
     ServerIdentity,
@@ -114,13 +115,36 @@ class Daemon:
         if not config.plaintext:
             self.identity = load_tls_identity(config)
             context = self.identity.context()
-        await self.bus.start()
+        # Both addresses are taken before joining the service: a busy port
+        # stops the start with nothing announced to the other nodes.
+        try:
+            sockets = listening_sockets(config.host, config.port)
+        except OSError as exc:
+            raise CannotListen(
+                f"cannot listen on {config.host}:{config.port}: {why(exc)}"
+            ) from None
+        try:
+            if config.metrics:
+                host, port = metrics_address(config.metrics)
+                try:
+                    self._metrics = await metrics.serve(self, host, port)
+                except OSError as exc:
+                    raise CannotListen(
+                        f"cannot serve metrics on {host}:{port}: {why(exc)}"
+                    ) from None
+            await self.bus.start()
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            if self._metrics is not None:
+                self._metrics.close()
+            raise
         # A protocol per connection, not asyncio.start_server's streams and task:
         # see "Where we departed from the design" in docs/architecture.md.  The
         # daemon accepts itself, to count and bound handshakes (see listener.py).
         limits = config.limits
         self._server = Listener(
-            listening_sockets(config.host, config.port),
+            sockets,
             self._new_session,
             context,
             handshake_timeout=limits.hello_timeout,
@@ -131,8 +155,6 @@ class Daemon:
         )
         self._server.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="anonchatd-sweeper")
-        if config.metrics:
-            self._metrics = await metrics.serve(self, *metrics_address(config.metrics))
         log.info("listening on %s", describe(self.addresses))
 
     @property
@@ -469,6 +491,11 @@ def load_tls_identity(config: Config) -> ServerIdentity:
     if config.cert is not None and config.key is not None:
         return load_identity(Path(config.cert), Path(config.key))
     return ensure_identity(Path(config.state_dir) if config.state_dir else default_state_dir())
+
+
+def why(exc: OSError) -> str:
+    """The reason of a socket error, in the same words on asyncio's loop and uvloop's."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
