@@ -87,6 +87,7 @@ __all__ = [
     "pairwise_key",
     "proof_message",
     "safety_number",
+    "sealed_size",
     "verify_card",
     "verify_dm_proof",
 ]
@@ -208,6 +209,13 @@ def pairwise_key(shared: bytes, sender: DmCard, recipient: DmCard) -> bytes:
     """The key of messages from ``sender`` to ``recipient``."""
     info = _KEY_LABEL + b"\0" + sender.sign + recipient.sign + sender.dh + recipient.dh
     return _hkdf(shared, info)
+
+
+def sealed_size(nick: str, body: str) -> int:
+    """The size of the ciphertext a message would seal to (0: too large for any bucket)."""
+    size = 2 + 1 + len(nick.encode("utf-8", "replace")) + 8 + len(body.encode("utf-8", "replace"))
+    bucket = next((b for b in BUCKETS if size <= b), None)
+    return 0 if bucket is None else bucket + TAG_SIZE
 
 
 def _associated_data(sender: bytes, recipient: bytes, counter: int) -> bytes:

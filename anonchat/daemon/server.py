@@ -65,6 +65,7 @@ class Daemon:
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
         self.tokens: dict[bytes, Member] = {}  # hash of a resume token -> member
+        self.dm_keys: dict[bytes, Member] = {}  # DM signing key -> the session holding it
         self.nodes: dict[str, int] = {}  # node -> log time of its last heartbeat (Redis)
         # Sessions of a node that stopped and handed them over, by uid -> the log
         # time until which they may be resumed on another node (see handed_over).

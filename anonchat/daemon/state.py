@@ -39,7 +39,7 @@ from .. import events as ev
 from ..crypto import Sealed, verify_join_proof
 from ..errors import Code, RequestError
 from ..names import InvalidName, check_room, name_key
-from . import moderation, secret_moderation
+from . import dms, moderation, secret_moderation
 from .rooms import Member, Remote, Room, SecretRoom, fit
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     old.rooms, old.secret_rooms = {}, {}
     for channel in [*new.rooms.values(), *new.secret_rooms.values()]:
         channel.replace_member(old, new)
+    dms.adopt(daemon, new, old)
     log.debug("%s resumes %s", new.uid, old.uid)
 
 
@@ -165,6 +166,7 @@ def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) ->
         del daemon.tokens[member.token_hash]
     if daemon.nicks.get(member.nick_key) is member:
         del daemon.nicks[member.nick_key]
+    dms.forget(daemon, member)
     for room in list(member.rooms.values()):
         leave_room(daemon, member, room, "quit", ts, msg=quit_msg)
     for secret in list(member.secret_rooms.values()):
@@ -452,4 +454,6 @@ _APPLY: dict[str, Callable[..., None]] = {
     "s_leave": _secret_leave,
     "seal": _seal,
     "s_act": secret_moderation.act,
+    "dm_key": dms.register,
+    "dm": dms.relay,
 }
