@@ -68,8 +68,8 @@ from anonchat.crypto import (
     sign_owner_action,
 )
 from anonchat.daemon import Config, Daemon, Limits, bus
-from anonchat.direct import DmIdentity, DmPeers
 from anonchat.daemon.session import SEAL_KINDS
+from anonchat.direct import DmIdentity, DmPeers
 from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
 from anonchat.protocol import Connection
 from anonchat.wire import HEADER, HEADER_SIZE, FrameDecoder, encode_frame
