@@ -33,11 +33,20 @@ from .crypto import Identity, Sealer, fingerprint
 from .dial import Confirm as Confirm
 from .dial import is_loopback, open_stream, verify_server
 from .direct import DmCard, sealed_size
-from .dm import ME_MARK, Conversation, DirectMessage, DmEvent, DmEvents, DmState
+from .dm import ME_MARK, Conversation, DirectMessage, DmEvent, DmEvents, DmState, peer_of
 from .errors import Code, ConnectionClosed, CryptoError, Local, ProtocolError, RequestError
 from .names import InvalidName, TextTooLong, check_nick, check_room, check_text, name_key
 from .protocol import Connection, State
-from .room import LOCK, PublicRoom, Room, SecretRoom, public_key, room_keys, secret_key
+from .room import (
+    LOCK,
+    DirectRoom,
+    PublicRoom,
+    Room,
+    SecretRoom,
+    public_key,
+    room_keys,
+    secret_key,
+)
 from .secret import SecretChannel, SecretEvent, Verification
 from .secret_client import SecretRooms
 from .socks import describe_proxy
@@ -374,7 +383,11 @@ class Client(SecretRooms):
         return None
 
     def room_by_key(self, key: str) -> Room | None:
-        """The joined room of a window key (:func:`anonchat.room.public_key`/``secret_key``)."""
+        """The joined room of a window key (:func:`anonchat.room.public_key`/``secret_key``),
+        or the conversation of a direct-message window (:func:`anonchat.dm.dm_key`)."""
+        peer = peer_of(key)
+        if peer is not None:
+            return DirectRoom(self, peer) if peer in self.dms.conversations else None
         for channel in self.secret.values():
             if key in (secret_key(channel.name), LOCK + name_key(channel.name)):
                 return SecretRoom(self, channel.name)
@@ -546,7 +559,8 @@ class Client(SecretRooms):
 
     async def send_dm(self, peer: bytes, text: str, *, me: bool = False) -> DirectMessage:
         """Seal ``text`` to the session whose DM key is ``peer`` (a conversation
-        :meth:`open_dm` opened) and send it; return it as the window shows it."""
+        :meth:`open_dm` opened) and send it; return it as the window shows it
+        (it also comes through :meth:`events`, marked ``own``)."""
         self.check_message(text)
         conversation = self.dms.conversations.get(peer)
         if conversation is None:
@@ -571,7 +585,7 @@ class Client(SecretRooms):
             raise RequestError(Code.BAD_KEY, exc.message) from None
         frame = ev.DmSend(id=self._next_id(), to=peer, counter=counter, ct=ct)
         await self._request(frame, ev.Ok)
-        return DirectMessage(
+        sent = DirectMessage(
             peer=peer,
             nick=self.nick,
             fingerprint=self.dm_fingerprint,
@@ -579,7 +593,11 @@ class Client(SecretRooms):
             ts=int(time.time() * 1000),
             own=True,
             me=me,
+            to=conversation.label,
         )
+        # Our own line comes through events() too, as a room's echo does.
+        self._events.put_nowait(sent)
+        return sent
 
     def dm_verification(self, peer: bytes) -> Verification:
         """``/verify`` in a conversation: both DM keys' long fingerprints and their

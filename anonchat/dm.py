@@ -24,10 +24,8 @@ from . import events as ev
 from .direct import DmCard, DmIdentity, DmPeers, long_fingerprint, safety_number, verify_card
 from .errors import Code, CryptoError, RequestError
 from .names import name_key, sanitize
+from .room import DM_MARK as DM_MARK  # the prefix of a conversation's window key
 from .secret import Verification, label
-
-#: The prefix of a conversation's window key (an envelope: no room name has it).
-DM_MARK = "\u2709"
 
 
 def dm_key(peer: bytes) -> str:
@@ -58,6 +56,7 @@ class DirectMessage:
     me: bool = False  # an action (/me)
     stale: bool = False  # its sender's clock disagrees with ours by over 5 minutes
     sealed_nick: str = ""  # the nick the sender sealed inside (untrusted, may differ)
+    to: str = ""  # own: the recipient as ``bob#k3f9``
 
     @property
     def key(self) -> str:
@@ -165,6 +164,7 @@ class DmEvents:
         if conversation is None or conversation.card.dh != card.dh:
             conversation = Conversation(card, nick)
             self.state.conversations[card.sign] = conversation
+        conversation.nick = nick  # what the daemon calls them now
         return conversation
 
     def received(self, frame: ev.Dm) -> list[DmEvent]:

@@ -599,6 +599,6 @@ async def next_dm(client: Client) -> DirectMessage:
     async with asyncio.timeout(10):
         async for event in client.events():
             assert not isinstance(event, DmNotice), event.text
-            if isinstance(event, DirectMessage):
+            if isinstance(event, DirectMessage) and not event.own:
                 return event
     raise AssertionError("closed before a direct message")

@@ -34,7 +34,13 @@ async def next_of(client: Client, kind: type[E], timeout: float = 10.0) -> E:
 
 
 async def dms(client: Client, count: int) -> list[DirectMessage]:
-    return [await next_of(client, DirectMessage) for _ in range(count)]
+    """The next ``count`` direct messages received (our own echoes skipped)."""
+    out: list[DirectMessage] = []
+    while len(out) < count:
+        message = await next_of(client, DirectMessage)
+        if not message.own:
+            out.append(message)
+    return out
 
 
 async def pair(daemon: Daemon) -> tuple[Client, Client]:
@@ -50,6 +56,7 @@ async def test_a_direct_message_arrives_decrypted_with_its_sender(
     assert talk.nick == "bob" and talk.card.sign == bob.dms.identity.sign
     own = await alice.send_dm(talk.peer, TEXT)
     assert own.own and own.text == TEXT
+    assert await next_of(alice, DirectMessage) == own  # the echo, for the front ends
     (got,) = await dms(bob, 1)
     assert (got.text, got.nick, got.own) == (TEXT, "alice", False)
     assert got.peer == alice.dms.identity.sign and got.fingerprint == alice.dm_fingerprint
@@ -366,3 +373,34 @@ def test_the_limits_are_named_in_the_config() -> None:
     for bad in (271, 4113):
         with pytest.raises(ConfigError, match="dm_max_bytes"):
             Limits(dm_max_bytes=bad)
+
+
+async def test_a_secret_room_member_by_its_session_key(make_daemon: DaemonFactory) -> None:
+    """In a secret room, /msg nick#fp: the daemon is asked for the DM key of the
+    member with that session key there; only members of the room may ask."""
+    daemon = await make_daemon()
+    alice, bob = await pair(daemon)
+    carol = await dial(daemon, "carol")
+    passphrase = "unkempt-sherry-maroon-pebble-mousy-ravage"
+    await alice.create_secret("den", passphrase)
+    await bob.join_secret("den", passphrase, nick="shadow")
+    channel = alice.secret_channel("den")
+    async with asyncio.timeout(10):  # until bob's hello announced "shadow"
+        while "shadow" not in channel.nicks.values():
+            await asyncio.sleep(0.01)
+    talk = await alice.open_dm("shadow", room="den")
+    assert talk.peer == bob.dms.identity.sign
+    await alice.send_dm(talk.peer, "psst")
+    assert [m.text for m in await dms(bob, 1)] == ["psst"]
+    with pytest.raises(RequestError) as me:
+        await alice.open_dm(alice.own_secret_label("den"), room="den")
+    assert me.value.code == Code.NO_SUCH_NICK
+    # Someone outside the room cannot look its members up.
+    member = bob.secret_channel("den").identity.public
+    with pytest.raises(RequestError) as outsider:
+        await carol._request(
+            ev.DmLookup(id=carol._next_id(), room=channel.rid, member=member), ev.DmCard
+        )
+    assert outsider.value.code == Code.NOT_MEMBER
+    for client in (alice, bob, carol):
+        await client.close()
