@@ -270,6 +270,8 @@ class Client(SecretRooms):
         if not client.resumed:  # (a resumed session kept its DM key at the daemon)
             try:
                 await client._register_dm()
+            except RequestError as exc:  # the session works on; direct messages do not
+                client._events.put_nowait(client._dm_events.unavailable(exc.message))
             except BaseException:
                 await client.close()
                 raise

@@ -186,6 +186,20 @@ class DmEvents:
             ]
         out: list[DmEvent] = []
         known = state.conversations.get(frame.sign)
+        other = state.by_nick(frame.nick) if known is None else None
+        if other is not None and other.peer != frame.sign:
+            was = " (you had verified it)" if other.verified else ""
+            out.append(
+                DmNotice(
+                    frame.sign,
+                    frame.nick,
+                    f"WARNING: a direct message from {shown}, whose DM key is not the one "
+                    f"you talked with as {sanitize(frame.nick)} ({other.label}{was}). It may "
+                    "be a new session of the same person, or someone (the server?) in "
+                    "between: compare with /verify before you trust it",
+                    "key_changed",
+                )
+            )
         if known is not None and known.nick != frame.nick:
             out.append(
                 DmNotice(
@@ -231,6 +245,15 @@ class DmEvents:
             f"{count} direct message{'s' if count > 1 else ''} sent to you while you were away "
             "are gone from the server's memory",
             "missing",
+        )
+
+    def unavailable(self, why: str) -> DmNotice:
+        return DmNotice(
+            b"",
+            "",
+            f"direct messages do not work on this connection: the server refused your DM "
+            f"key ({sanitize(why)})",
+            "refused",
         )
 
     def verification(self, conversation: Conversation) -> Verification:

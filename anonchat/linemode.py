@@ -202,7 +202,9 @@ class LineFrontend:
             names = ", ".join(
                 clean(m) + (" (verified)" if m in r.verified else "") for m in r.members
             )
-            if r.secret:
+            if r.direct:
+                self.say_system(f"direct messages between {names} (their DM keys)")
+            elif r.secret:
                 where = f"{LOCK}#{clean(r.room)}"
                 self.say_system(f"{where} (those who announced themselves): {names}")
                 owners = ", ".join(clean(o) for o in r.owners) or "none here"

@@ -67,6 +67,7 @@ class Roster:
     more: int = 0  # members the daemon left out of a long list
     owners: tuple[str, ...] = ()  # as the daemon says; in a secret room, checked by signature
     verified: tuple[str, ...] = ()  # secret rooms: members verified out of band (/verify)
+    direct: bool = False  # a conversation: the two of us, by DM key labels
 
     @property
     def count(self) -> int:
@@ -270,4 +271,4 @@ class DirectRoom(Room):
         theirs = conversation.label if conversation else self.name
         verified = (theirs,) if self.verified else ()
         ours = f"{self.client.nick}#{self.client.dm_fingerprint}"
-        return Roster(self.name, False, [theirs, ours], 0, (), verified)
+        return Roster(self.name, False, [theirs, ours], 0, (), verified, direct=True)

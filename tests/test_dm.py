@@ -404,3 +404,22 @@ async def test_a_secret_room_member_by_its_session_key(make_daemon: DaemonFactor
     assert outsider.value.code == Code.NOT_MEMBER
     for client in (alice, bob, carol):
         await client.close()
+
+
+async def test_a_new_key_under_a_known_nick_is_announced(make_daemon: DaemonFactory) -> None:
+    """Bob's client restarts (a new DM key) and writes to alice, who talked with
+    the old one: the message is shown, with a loud warning; a lookup too."""
+    daemon = await make_daemon()
+    alice, bob = await pair(daemon)
+    talk = await alice.open_dm("bob")
+    await alice.send_dm(talk.peer, "hi old bob")
+    await dms(bob, 1)
+    await bob.close()
+    new_bob = await dial(daemon, "bob")
+    again = await new_bob.open_dm("alice")
+    await new_bob.send_dm(again.peer, "it is me, really")
+    warning = await next_of(alice, DmNotice)
+    assert warning.kind == "key_changed" and "WARNING" in warning.text
+    assert (await dms(alice, 1))[0].text == "it is me, really"
+    await alice.close()
+    await new_bob.close()

@@ -608,6 +608,8 @@ async def test_direct_messages_in_both_front_ends(front: Front, link: Link) -> N
     await front.wait("is verified: it matches")
     await front.type("/privacy")
     await front.wait("who writes to whom")
+    await front.type("/who")
+    await front.wait("direct messages between robert#")
     await front.type("/msg nobody hello?")
     await front.wait("nobody here is called nobody")
     await bob.close()

@@ -414,6 +414,9 @@ class ChatView:
             join_text("@" if name_key(m) in owners_of else "", nick_text(clean(m), bold=False))
             for m in roster.members
         )
+        if roster.direct:
+            self.here(join_text("direct messages between ", names, " (their DM keys)"))
+            return
         if not roster.secret:
             more = f" and {roster.more} more" if roster.more else ""
             self.here(join_text(room_text(roster.room), f" ({roster.count}): ", names, more))
