@@ -158,6 +158,7 @@ class ChatScreen(ChatView, Screen[None]):
         self._typed: asyncio.Queue[_Typed | _Pasted] = asyncio.Queue()
         self._secret_pending = False  # a /secret line waits for its form
         self._held: list[str] = []  # lines typed meanwhile
+        self._holds = 0  # lines ever held (to tell a passphrase's start from a later line)
         self._form: PassphraseScreen | CreateRoomScreen | None = None
 
     # -- layout ----------------------------------------------------------------
@@ -371,10 +372,15 @@ class ChatScreen(ChatView, Screen[None]):
     @on(ChatInput.Line)
     def submitted(self, event: ChatInput.Line) -> None:
         line = event.line
-        if self._secret_pending:
-            # Typed right after /secret, before its form opened (a burst, a slow
-            # link): most likely the passphrase. It goes to the form, never the room.
+        form_up = self._form is not None and self._form in self.app.screen_stack
+        if self._secret_pending or form_up:
+            # Typed right after /secret, before its form had the focus (a burst, a
+            # slow link): most likely the passphrase. It goes to the form, never
+            # the room.
             self._held.append(line)
+            self._holds += 1
+            if not self._secret_pending:
+                self._secret_done()
             return
         if (parse(line) or ("", ""))[0] == "secret":
             self._secret_pending = True
@@ -462,6 +468,20 @@ class ChatScreen(ChatView, Screen[None]):
         else:
             form = PassphraseScreen(name, lambda room, passphrase: attempt(room, passphrase, False))
         self._form = form
+        holds = self._holds
+        box = self.query_one(ChatInput)
+        typed = self._secret_pending  # the /secret line was typed (not a click, the start)
+
+        def stray() -> str:
+            # What the chat input holds when the form takes the focus was typed
+            # after /secret: the start of the passphrase, unless a whole line (the
+            # passphrase) was held first, when it is a later line and stays.
+            if not typed or self._holds != holds or self._held:
+                return ""
+            text, box.value = box.value, ""
+            return text
+
+        form.stray = stray
         self.app.push_screen(form)
 
     def front_command(self, name: str, rest: str) -> None:
