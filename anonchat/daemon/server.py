@@ -66,6 +66,7 @@ class Daemon:
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
         self.tokens: dict[bytes, Member] = {}  # hash of a resume token -> member
+        self.dm_keys: dict[bytes, Member] = {}  # DM signing key -> the session holding it
         self.nodes: dict[str, int] = {}  # node -> log time of its last heartbeat (Redis)
         # node -> log time since which its heartbeats reached the stream without a
         # gap: a node judges others only after node_timeout of it (state.beat).

@@ -40,7 +40,7 @@ from ..crypto import Sealed, verify_join_proof
 from ..errors import Code, RequestError
 from ..names import InvalidName, check_room, claim_keys, name_key
 from ..plural import plural
-from . import moderation, secret_moderation
+from . import dms, moderation, secret_moderation
 from .rooms import Member, Remote, Room, SecretRoom, fit
 
 if TYPE_CHECKING:
@@ -169,6 +169,7 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     old.rooms, old.secret_rooms = {}, {}
     for channel in [*new.rooms.values(), *new.secret_rooms.values()]:
         channel.replace_member(old, new)
+    dms.adopt(daemon, new, old)
     log.debug("%s resumes %s", new.uid, old.uid)
 
 
@@ -205,6 +206,7 @@ def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) ->
     if daemon.tokens.get(member.token_hash) is member:
         del daemon.tokens[member.token_hash]
     _free_nick(daemon, member)
+    dms.forget(daemon, member)
     for room in list(member.rooms.values()):
         leave_room(daemon, member, room, "quit", ts, msg=quit_msg)
     for secret in list(member.secret_rooms.values()):
@@ -492,4 +494,6 @@ _APPLY: dict[str, Callable[..., None]] = {
     "s_leave": _secret_leave,
     "seal": _seal,
     "s_act": secret_moderation.act,
+    "dm_key": dms.register,
+    "dm": dms.relay,
 }
