@@ -30,11 +30,13 @@ from typing import Any, TextIO
 
 from . import events as ev
 from .client import Client, Confirm, Endpoint, Event
+from .dm import DM_MARK, DirectMessage, DmNotice
 from .errors import Code, ConnectionClosed, Local
 from .frontend import LOCK, clean, shown_name
 from .frontend.commands import (
     Attempt,
     Commands,
+    DmWindow,
     Entered,
     Failed,
     Info,
@@ -64,6 +66,17 @@ def clock(ts_ms: int | None = None) -> str:
 
 def format_event(frame: Event) -> str | None:
     """The line printed for a pushed event, or None for events not shown."""
+    if isinstance(frame, DirectMessage):
+        who = f"{clean(frame.nick) or '?'}#{frame.fingerprint}"
+        stale = " [sent with a clock off by over 5 minutes]" if frame.stale else ""
+        where = f"{clock(frame.ts)} [dm]"
+        if frame.own:  # to whom, by nick and fingerprint
+            where = f"{where} -> {clean(frame.to)}:"
+        if frame.me:
+            return f"{where} * {who} {clean(frame.text)}{stale}"
+        return f"{where} <{who}> {clean(frame.text)}{stale}"
+    if isinstance(frame, DmNotice):
+        return f"{clock()} [dm] -!- {clean(frame.text)}"
     if isinstance(frame, SecretMessage):
         where = f"{clock(frame.ts)} {LOCK}#{clean(frame.room)}"
         who = f"{shown_name(frame.nick) or '?'}#{frame.fingerprint}"
@@ -191,7 +204,9 @@ class LineFrontend:
             names = ", ".join(
                 shown_name(m) + (" (verified)" if m in r.verified else "") for m in r.members
             )
-            if r.secret:
+            if r.direct:
+                self.say_system(f"direct messages between {names} (their DM keys)")
+            elif r.secret:
                 where = f"{LOCK}#{clean(r.room)}"
                 self.say_system(f"{where} (those who announced themselves): {names}")
                 owners = ", ".join(shown_name(o) for o in r.owners) or "none here"
@@ -210,6 +225,22 @@ class LineFrontend:
             self.quitting, self.quit_msg = True, note.message
         elif isinstance(note, OpenForm):
             self.say_system("usage: /create ROOM [TOPIC]")
+        elif isinstance(note, DmWindow):
+            self._dm_window(note)
+
+    def _dm_window(self, note: DmWindow) -> None:
+        room = note.room
+        shown = clean(room.shown)
+        if not note.switch:
+            if room.key not in (k for k, _ in self.order):
+                self.order.append((room.key, shown))
+            return
+        self._switch(room.key, shown)
+        self.say_system(
+            f"now talking with {shown} in direct messages, end-to-end encrypted (your DM "
+            f"key: {clean(room.client.nick)}#{room.client.dm_fingerprint}); /verify compares "
+            "keys, /privacy says what the server sees, /leave closes the conversation"
+        )
 
     def _entered(self, note: Entered) -> None:
         room = note.room
@@ -234,8 +265,12 @@ class LineFrontend:
                 self.say_system(f"topic of #{clean(joined.room)}: {clean(joined.topic)}")
 
     def _left(self, note: Left) -> None:
+        shown = dict(self.order).get(note.key, "")
         self.order = [(k, s) for k, s in self.order if k != note.key]
-        self.say_system(f"you left {LOCK if note.secret else ''}#{clean(note.name)}")
+        if note.key.startswith(DM_MARK):
+            self.say_system(f"closed the conversation with {shown or clean(note.name)}")
+        else:
+            self.say_system(f"you left {LOCK if note.secret else ''}#{clean(note.name)}")
         if self.current == note.key:
             self.current = None
             if self.order:

@@ -61,6 +61,8 @@ def check_room(room: str) -> str:
 
 def name_key(name: str) -> str:
     """The comparison key of a nick or room name (case- and width-insensitive)."""
+    if name.isascii():  # NFKC leaves ASCII as it is; casefold() is lower() on it
+        return name.lower()
     return unicodedata.normalize("NFKC", name).casefold()
 
 
@@ -93,9 +95,9 @@ _TOPIC_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 def check_text(text: str, max_bytes: int, what: str = "a message") -> str:
     """Message text: non-empty, at most ``max_bytes`` of UTF-8, no control characters
     other than tab and newline, no lone surrogates."""
-    if not text.strip():
+    if not text or text.isspace():  # (as ``not text.strip()``, without a copy)
         raise InvalidName(f"{what} must not be empty")
-    size = len(text.encode("utf-8", "surrogatepass"))
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise TextTooLong(f"{what} is {size} bytes; the limit is {max_bytes}")
     bad = _TEXT_FORBIDDEN.search(text)

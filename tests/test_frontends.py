@@ -668,3 +668,60 @@ async def test_the_line_mode_tells_the_truth_after_a_daemon_restart(
     assert front.output().count("bob is back") == 1
     await bob2.close()
     await front.stop()
+
+
+async def test_direct_messages_in_both_front_ends(front: Front, link: Link) -> None:
+    """/msg opens a conversation and sends, sealed (the daemon never sees the text);
+    an answer arrives in it; /query opens it; a nick change does not break it;
+    /verify and /privacy speak of both DM keys; errors are said."""
+    port = link.port
+    bob = await member(port, "bob")
+    await front.type("/msg bob meet at the old mill")
+    got = await dm_texts(bob, 1)
+    assert got == ["meet at the old mill"]
+    assert b"old mill" not in link.received  # sealed end to end
+    await front.wait("meet at the old mill")
+    if isinstance(front, LineFront):
+        await front.wait("[dm] -> bob#")
+    bob_peer = next(iter(bob.dms.conversations))
+    peer = bob_peer
+    await bob.send_dm(peer, "see you there")
+    await front.wait("see you there")
+    if isinstance(front, LineFront):
+        await front.wait("[dm] <bob#")
+    elif isinstance(front, TuiFront):  # a window listed with the rooms, unread and mentioned
+        chat = chat_of(front.pilot.app)  # type: ignore[arg-type]
+        (room,) = [r for r in chat.state.rooms.values() if r.dm]
+        assert room.name.startswith("bob#") and room.unread == 1 and room.mentioned
+    await bob.set_nick("robert")
+    await front.type("/query robert")
+    await front.wait("robert#")
+    await front.type("typed in the conversation")
+    assert await dm_texts(bob, 1) == ["typed in the conversation"]
+    await front.type("/verify")
+    await front.wait("their DM key's long fingerprint")
+    theirs = bob.dm_verification(bob_peer)
+    await front.type(f"/verify {theirs.ours}")
+    await front.wait("is verified: it matches")
+    await front.type("/privacy")
+    await front.wait("who writes to whom")
+    await front.type("/who")
+    await front.wait("direct messages between robert#")
+    await front.type("/msg nobody hello?")
+    await front.wait("nobody here is called nobody")
+    await bob.close()
+    await front.type("after bob left")
+    await front.wait("the recipient has left the server")
+
+
+async def dm_texts(client: Client, count: int) -> list[str]:
+    from anonchat.dm import DirectMessage
+
+    found: list[str] = []
+    async with asyncio.timeout(10):
+        async for event in client.events():
+            if isinstance(event, DirectMessage) and not event.own:
+                found.append(event.text)
+                if len(found) == count:
+                    return found
+    return found

@@ -36,6 +36,9 @@ class Member:
         "claims",
         "closing",
         "daemon",
+        "dm_card",
+        "dm_ring",
+        "dm_seq",
         "first_uid",
         "limits",
         "nick",
@@ -71,9 +74,19 @@ class Member:
         self.out: list[bytes] = []
         self.out_bytes = 0
         self.urgent = False  # on the daemon's list of sessions to flush this pass
+        # Direct messages: the session's DM card (sign, dh, sig) once registered,
+        # and those relayed to it, numbered by its own sequence; the ring (made
+        # with the first one) keeps the last ``dm_ring`` of them for a resume.
+        self.dm_card: tuple[bytes, bytes, bytes] | None = None
+        self.dm_seq = 0
+        self.dm_ring: Ring | None = None
 
     def send(self, frame: ev.Frame) -> None:
         """Answer this member (only a local session has anyone to answer)."""
+
+    def ok(self, rid: int, seq: int | None = None) -> None:
+        """``send(ev.Ok(id=rid, seq=seq))``: a message's answer (a session's is cheaper)."""
+        self.send(ev.Ok(id=rid, seq=seq))
 
     def deliver(self, frame_bytes: bytes) -> None:
         """Queue encoded bytes for this member's connection, if it is here."""

@@ -40,7 +40,7 @@ from ..crypto import Sealed, verify_join_proof
 from ..errors import Code, RequestError
 from ..names import InvalidName, check_room, claim_keys, name_key
 from ..plural import plural
-from . import moderation, secret_moderation
+from . import dms, moderation, secret_moderation
 from .rooms import Member, Remote, Room, SecretRoom, fit
 
 if TYPE_CHECKING:
@@ -54,18 +54,19 @@ Command = list[Any]
 def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
     """Apply one command at log time ``ts`` (milliseconds)."""
     op, uid, request_id = cmd[0], cmd[1], cmd[2]
+    handler = _APPLY.get(op)
+    if handler is not None:  # a member's command (the node-level ones follow)
+        member = daemon.members.get(uid)
+        if member is None:
+            return  # gone before its command came up (ended, resumed or its node died)
+        try:
+            handler(daemon, member, ts, request_id, *cmd[3:])
+        except RequestError as exc:
+            member.send(ev.Error(code=exc.code, msg=exc.message[: ev.SHORT_MAX], id=request_id))
+        member.applied()
+        return
     if op == "beat":  # a node is alive; any that has been silent too long is not
-        timeout = round(daemon.config.node_timeout * 1000)
-        previous = daemon.nodes.get(uid)
-        daemon.nodes[uid] = ts
-        daemon.end_orphans(ts)  # handed-over sessions nobody resumed in time
-        if previous is None or ts - previous > timeout:
-            # A node that is new, or was itself cut off (Redis was away for
-            # everyone, say), judges nobody: the nodes that kept beating do.
-            return
-        for node, last in list(daemon.nodes.items()):
-            if ts - last > timeout:
-                daemon.node_gone(node, ts)
+        beat(daemon, uid, ts)
         return
     if op == "down":  # a node stopped
         daemon.node_gone(uid, ts)
@@ -76,15 +77,31 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
     if op == "hello":
         _hello(daemon, uid, ts, *cmd[3:])
         return
-    member = daemon.members.get(uid)
-    if member is None:
-        return  # gone before its command came up (ended, resumed or its node died)
-    handler = _APPLY[op]
-    try:
-        handler(daemon, member, ts, request_id, *cmd[3:])
-    except RequestError as exc:
-        member.send(ev.Error(code=exc.code, msg=exc.message[: ev.SHORT_MAX], id=request_id))
-    member.applied()
+    if uid in daemon.members:
+        raise KeyError(op)  # a command no node submits
+
+
+def beat(daemon: Daemon, node: str, ts: int) -> None:
+    """``node`` is alive at log time ``ts``; judge the silent ones if it may.
+
+    A node judges only once its own beats have reached the stream without a
+    gap for ``node_timeout``: one that is new, or was cut off itself, first
+    watches a whole ``node_timeout`` of the stream.  So after an outage of
+    Redis (stopped, paused, unreachable for everyone) every node has had
+    ``node_timeout`` of live stream to beat again before anyone judges, and
+    nobody is counted as gone for the outage itself.
+    """
+    timeout = round(daemon.config.node_timeout * 1000)
+    previous = daemon.nodes.get(node)
+    daemon.nodes[node] = ts
+    if previous is None or ts - previous > timeout:
+        daemon.alive_since[node] = ts  # new, or back after a silence
+    daemon.end_orphans(ts)  # handed-over sessions nobody resumed in time
+    if ts - daemon.alive_since.get(node, ts) < timeout:
+        return
+    for other, last in list(daemon.nodes.items()):
+        if ts - last > timeout:
+            daemon.node_gone(other, ts)
 
 
 # -- sessions ------------------------------------------------------------------
@@ -152,6 +169,7 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     old.rooms, old.secret_rooms = {}, {}
     for channel in [*new.rooms.values(), *new.secret_rooms.values()]:
         channel.replace_member(old, new)
+    dms.adopt(daemon, new, old)
     log.debug("%s resumes %s", new.uid, old.uid)
 
 
@@ -192,6 +210,7 @@ def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) ->
     if daemon.tokens.get(member.token_hash) is member:
         del daemon.tokens[member.token_hash]
     _free_nick(daemon, member)
+    dms.forget(daemon, member)
     for room in list(member.rooms.values()):
         leave_room(daemon, member, room, "quit", ts, msg=quit_msg)
     for secret in list(member.secret_rooms.values()):
@@ -334,7 +353,7 @@ def _say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str
         moderation.check_slow(member, room, ts)
     seq = room.say(member, text, me, ts)
     daemon.stats.messages += 1
-    member.send(ev.Ok(id=rid, seq=seq))
+    member.ok(rid, seq)
 
 
 # -- secret rooms --------------------------------------------------------------
@@ -460,7 +479,7 @@ def _seal(
         secret_moderation.check_slow(member, room, sealed, ts)
     seq = room.relay(member, [counter, epoch, kind, ct, sig], ts)
     daemon.stats.messages += 1
-    member.send(ev.Ok(id=rid, seq=seq))
+    member.ok(rid, seq)
 
 
 _APPLY: dict[str, Callable[..., None]] = {
@@ -479,4 +498,6 @@ _APPLY: dict[str, Callable[..., None]] = {
     "s_leave": _secret_leave,
     "seal": _seal,
     "s_act": secret_moderation.act,
+    "dm_key": dms.register,
+    "dm": dms.relay,
 }

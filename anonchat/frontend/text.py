@@ -16,6 +16,7 @@ from ..client import Client
 from ..confusables import mixed_script
 from ..names import sanitize
 from ..room import LOCK as LOCK
+from ..room import Room
 
 MODE_USAGE = "usage: /mode lock | unlock | slow SECONDS | history on|off"
 
@@ -86,7 +87,40 @@ def verify_report(client: Client, room: str | None, secret: bool, rest: str) -> 
     ]
 
 
-def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
+def dm_verify_report(client: Client, peer: bytes, rest: str) -> list[str]:
+    """``/verify`` in a conversation: both DM keys' long fingerprints and the
+    safety number; given what the other read out, mark them verified."""
+    seen = client.dm_verification(peer)
+    words = rest.split()
+    if words and "#" in words[0]:  # /verify bob#k3f9 ..., as in a secret room
+        words = words[1:]
+    heard = " ".join(words)
+    if heard:
+        done = client.verify_dm(peer, heard)
+        return [
+            f"{clean(done.label)} is verified: it matches. The conversation's window marks "
+            "them for the rest of this session (kept in memory only)"
+        ]
+    state = " (verified)" if seen.verified else ""
+    return [
+        f"compare with {clean(seen.label)}{state} by another channel (in person, a call):",
+        f"  their DM key's long fingerprint: {seen.theirs}   yours: {seen.ours}",
+        f"  or the safety number of you two (the same on both sides): {seen.safety}",
+        "then: /verify WHAT-THEY-READ (if it differs, the server may be in between)",
+    ]
+
+
+DM_PRIVACY = (
+    "direct messages (/msg): end-to-end encrypted between your DM key and theirs; the "
+    "server cannot read them, but it sees who writes to whom (by nick and DM key), when, "
+    "and each message's size rounded up to 256/512/1024/2048/4096 bytes; it holds the "
+    "last few for you, sealed and in memory only, until you resume or your session ends"
+)
+
+
+def privacy_report(
+    client: Client, room: str | None, secret: bool, direct: Room | None = None
+) -> list[str]:
     """What the daemon can and cannot see about this user right now (docs/security.md)."""
     how = (
         f"TLS to a key you pinned ({client.pin})"
@@ -101,6 +135,17 @@ def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
         "addresses or messages; recent messages of each room stay in its memory for a while "
         "(in a secret room, sealed)",
     ]
+    if direct is not None:
+        lines += [
+            f"in the conversation with {clean(direct.shown)}: {DM_PRIVACY}",
+            "the server hands out the keys: it could give you its own instead of theirs "
+            "and read along; /verify compares both keys with them by another channel, and "
+            "a key that changes is announced",
+            "if they ignore you, your messages are still accepted: you cannot tell (and "
+            "neither can the server: ignoring happens on their side only)",
+        ]
+        return lines
+    lines.append(DM_PRIVACY)
     if room is None:
         lines.append("you are in no room")
     elif secret:

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from rich.text import Text
 
 from .. import events as ev
+from ..dm import DirectMessage, DmNotice
 from ..frontend.text import LOOKALIKE, mixes_scripts
 from ..names import name_key, sanitize
 from ..secret import SecretMessage, SecretNotice
@@ -136,6 +137,33 @@ def secret_message_line(msg: SecretMessage, clock: Clock, *, own_nick: str = "")
     return line
 
 
+def dm_line(msg: DirectMessage, clock: Clock) -> Text:
+    """A direct message: the sender's nick with its DM key's fingerprint."""
+    line = _stamp(clock, msg.ts)
+    who = secret_label(msg.nick, msg.fingerprint)
+    body = Text(clean(msg.text, multiline=True))
+    if msg.me:
+        line.append("* ", style="bold")
+        line.append_text(nick_text(who))
+        line.append(" ")
+        body.stylize("italic")
+    else:
+        line.append_text(nick_text(who))
+        line.append("  ")
+    line.append_text(body)
+    if msg.stale:
+        line.append(STALE_NOTE, style=f"{ERROR_STYLE} italic")
+    return line
+
+
+def dm_notice_line(notice: DmNotice, clock: Clock) -> Text:
+    """A refused, missing or re-keyed direct message: always as an error."""
+    line = _stamp(clock, None)
+    line.append("-!- ", style=ERROR_STYLE)
+    line.append(clean(notice.text), style=ERROR_STYLE if notice.kind != "nick" else SYSTEM_STYLE)
+    return line
+
+
 def secret_notice_line(notice: SecretNotice, clock: Clock) -> Text:
     """Joins, leaves, gaps, owner actions and dropped forgeries in a secret room."""
     error = notice.kind in ("missing", "dropped", "forged", "removed")
@@ -218,6 +246,9 @@ def join_text(*parts: str | Text) -> Text:
 LOCK = "\U0001f512"  # 🔒 before a secret room's name
 
 
-def room_text(room: str, *, secret: bool = False) -> Text:
-    """``#name`` (``🔒#name`` for a secret room), marked ⚠ if the name mixes scripts."""
+def room_text(room: str, *, secret: bool = False, dm: bool = False) -> Text:
+    """``#lobby``, ``🔒#plans``, or a conversation: ``@bob#k3f9``; a room's
+    name, or the other's nick, is marked ⚠ if it mixes scripts."""
+    if dm:
+        return lookalike_mark(Text(f"@{clean(room)}", style="bold"), room)
     return lookalike_mark(Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold"), room)

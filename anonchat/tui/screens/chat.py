@@ -41,7 +41,7 @@ from ...errors import AnonchatError, ConnectionClosed
 from ...frontend.commands import Attempt, Commands, Note, parse
 from ...frontend.reconnect import RECONNECT_DELAYS, Lost, Step, follow
 from ...plural import plural
-from ...room import SecretRoom
+from ...room import DirectRoom, SecretRoom
 from ..messages import Latency, ServerEvent
 from ..render import (
     ERROR_STYLE,
@@ -72,6 +72,7 @@ PING_TIMEOUT = 10.0
 PASTE_ASK = 5
 LIST_REFRESH = 30.0
 E2E_HEADER = "secret room: end-to-end encrypted, the server cannot read it"
+DM_HEADER = "direct messages: end-to-end encrypted, the server cannot read them"
 
 
 def transport(client: Client) -> str:
@@ -263,11 +264,19 @@ class ChatScreen(ChatView, Screen[None]):
             bar.append("server window", style="bold")
             bar.append(f" — {clean(self.server_label)}", style="dim")
             return bar
-        bar.append_text(room_text(room.name, secret=room.secret))
+        bar.append_text(room_text(room.name, secret=room.secret, dm=bool(room.dm)))
+        if room.dm:
+            handle = self.client.room_by_key(room.key)
+            verified = isinstance(handle, DirectRoom) and handle.verified
+            bar.append(f" — {DM_HEADER}; you are ", style="dim")
+            bar.append_text(nick_text(f"{self.client.nick}#{self.client.dm_fingerprint}"))
+            bar.append(" · verified" if verified else " · not verified: /verify", style="dim")
         if room.removed:
             bar.append(f" — not joined: you were {clean(room.removed)}", style=ERROR_STYLE)
             return bar
-        if room.secret:
+        if room.dm:
+            pass
+        elif room.secret:
             bar.append(f" — {E2E_HEADER}; you are ", style="dim")
             bar.append_text(nick_text(self.own_label))
         elif room.topic:
