@@ -15,8 +15,10 @@ therefore accepts connections itself: for each one it
    (nothing to send it: there is no TLS session yet);
 2. sets its options: ``TCP_NODELAY``, and ``SO_SNDBUF`` so the kernel holds a
    bounded share of ``sendq`` (see :func:`kernel_sendq`);
-3. hands it to ``loop.connect_accepted_socket`` with the TLS context and
-   ``hello_timeout`` as the handshake's timeout; the daemon's
+3. hands it to ``loop.connect_accepted_socket`` with the daemon's own TLS
+   layer (:class:`~anonchat.daemon.tls.ServerTLS`: unlike asyncio's, it
+   answers a client that has half-closed) and waits for the handshake, at
+   most ``hello_timeout``; the daemon's
    :class:`~anonchat.daemon.session.Session` is made and connected when the
    handshake is over, and the count drops whether it succeeded or not.
 
@@ -33,6 +35,7 @@ import ssl
 from collections.abc import Callable
 
 from .limits import AddressBuckets, AddressCounter
+from .tls import ServerTLS
 
 log = logging.getLogger("anonchat.daemon")
 
@@ -64,6 +67,7 @@ class Listener:
         in_all: int,
         sndbuf: int,
         buckets: AddressBuckets,
+        read_size: int = 65_536,
     ) -> None:
         self.sockets = sockets
         self.factory = factory
@@ -78,6 +82,7 @@ class Listener:
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
         self._paused = False
+        self._raw = bytearray(read_size)  # TLS records read, for every connection in turn
 
     def start(self) -> None:
         for sock in self.sockets:
@@ -141,25 +146,32 @@ class Listener:
         task.add_done_callback(self._tasks.discard)
 
     async def _connect(self, conn: socket.socket, key: bytes) -> None:
+        tls: ServerTLS | None = None
         try:
             if self.context is None:
                 await self._loop.connect_accepted_socket(self.factory, conn)
             else:
-                await self._loop.connect_accepted_socket(
-                    self.factory,
-                    conn,
-                    ssl=self.context,
-                    ssl_handshake_timeout=self.handshake_timeout,
-                )
+                tls = ServerTLS(self.context, self.factory, self._raw)
+                made = tls  # (for the factory: a name that is never None)
+                await self._loop.connect_accepted_socket(lambda: made, conn)
+                async with asyncio.timeout(self.handshake_timeout):
+                    await tls.handshake
         except (OSError, ssl.SSLError, TimeoutError, EOFError):
             # A failed or timed-out handshake: closed without a word, as before.
-            conn.close()
+            self._drop(conn, tls)
         except asyncio.CancelledError:
-            conn.close()
+            self._drop(conn, tls)
             raise
         finally:
             self.in_progress -= 1
             self.handshaking.remove(key)
+
+    @staticmethod
+    def _drop(conn: socket.socket, tls: ServerTLS | None) -> None:
+        if tls is None:
+            conn.close()
+        else:
+            tls.abort()  # its transport owns the socket now, and closes it
 
 
 def listening_sockets(host: str, port: int, backlog: int = 1024) -> list[socket.socket]:

@@ -156,6 +156,7 @@ class Daemon:
             in_all=limits.max_handshakes,
             sndbuf=kernel_sendq(limits.sendq),
             buckets=self.address_buckets,
+            read_size=limits.read_size,
         )
         self._server.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="anonchatd-sweeper")

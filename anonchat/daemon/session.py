@@ -189,9 +189,10 @@ class Session(Member, asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         self._eof = True
         if self._frames is None:
-            self._guarded(self._received, b"")
-        # Keep a plaintext socket open to send the last replies (TLS cannot half-close).
-        return self.daemon.identity is None
+            self._guarded(self._end_of_input)
+        # Keep the connection open to send the last replies: TCP and TLS (the
+        # daemon's own layer, tls.py) both let the client end its side alone.
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._grace is not None:
@@ -256,6 +257,17 @@ class Session(Member, asyncio.BufferedProtocol):
         self._frames = frames
         self._serve()
 
+    def _end_of_input(self) -> None:
+        """The client ended its side: once the commands it sent are applied
+        (with several nodes, messages may still be on their way through Redis),
+        their replies are written, then the connection closes (_read_done)."""
+        if self.done < self.submitted:
+            self.waiting = True
+            self.wait_for = self.submitted
+            self._frames = []  # nothing more to handle: _go_on comes back here
+            return
+        self._received(b"")
+
     def _progress(self, conn: Connection) -> None:
         """After a read: a whole frame is what counts as heard from (``idle_timeout``);
         a frame begun must end within ``frame_timeout``; the bytes of unfinished
@@ -313,7 +325,7 @@ class Session(Member, asyncio.BufferedProtocol):
             self._stopped_reading()
             return
         if self._eof and self._nread:
-            self._received(b"")  # the end came with (or while handling) the last read
+            self._end_of_input()  # the end came with (or while handling) the last read
             return
         if not self._nread or self.conn.state is State.CLOSED:
             self.close_code = self.close_code or "eof"  # "quit" if a bye came first
