@@ -47,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
@@ -55,6 +56,7 @@ from redis.exceptions import AuthenticationError, AuthorizationError, RedisError
 from ..errors import ConfigError, Unavailable
 from ..wire import pack_value, unpack_value
 from . import snapshot, state
+from .bus import BusStats
 from .config import redact, safe_url
 
 if TYPE_CHECKING:
@@ -93,6 +95,7 @@ class RedisBus:
         self._snapshot_id = b"0-0"  # where the last snapshot this node wrote was taken
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self.stats = BusStats(lambda: len(self._pending), lambda: self._last_id)
         try:
             self._writer: aioredis.Redis = aioredis.from_url(url)
             self._reader: aioredis.Redis = aioredis.from_url(url)
@@ -178,8 +181,10 @@ class RedisBus:
                 while True:
                     try:
                         await self._writer.xadd(STREAM, {"c": data})
+                        self.stats.last_write = time.monotonic()
                         break
                     except (RedisError, OSError) as exc:
+                        self.stats.write_errors += 1
                         log.warning("cannot write to Redis (%s); retrying", self._safe(exc))
                         await asyncio.sleep(RETRY)
                 self._idle.set()
@@ -199,6 +204,7 @@ class RedisBus:
             except (RedisError, OSError) as exc:
                 if self._closing:
                     return
+                self.stats.read_errors += 1
                 log.warning("cannot read from Redis (%s); retrying", self._safe(exc))
                 await asyncio.sleep(RETRY)
 
@@ -229,6 +235,15 @@ class RedisBus:
                 # The same input fails the same way on every node; log it, go on.
                 log.exception("cannot apply command %r", cmd[:2])
 
+    async def probe(self) -> tuple[int, bytes] | None:
+        """The stream's length and the id of its last entry (for the metrics), or
+        None when Redis cannot tell now."""
+        try:
+            info: Any = await self._writer.xinfo_stream(STREAM)
+        except (RedisError, OSError):
+            return None
+        return int(info["length"]), bytes(info["last-generated-id"])
+
     # -- snapshots ---------------------------------------------------------------
 
     async def _load_snapshot(self) -> None:
@@ -248,6 +263,7 @@ class RedisBus:
             try:
                 await self.write_snapshot()
             except (RedisError, OSError) as exc:
+                self.stats.snapshot_failures += 1
                 log.warning("cannot write a snapshot (%s)", self._safe(exc))
 
     async def write_snapshot(self) -> None:
@@ -255,6 +271,9 @@ class RedisBus:
         taken_at = self._last_id
         data = snapshot.dump(self.daemon, taken_at)  # no await between reading and dumping
         await self._writer.set(SNAPSHOT, data)
+        self.stats.snapshots += 1
+        self.stats.snapshot_at = time.monotonic()
+        self.stats.snapshot_bytes = len(data)
         previous, self._snapshot_id = self._snapshot_id, taken_at
         if previous != b"0-0":
             await self._writer.xtrim(STREAM, minid=previous)

@@ -64,12 +64,15 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
             return
         for node, last in list(daemon.nodes.items()):
             if ts - last > timeout:
+                daemon.stats.nodes_gone += 1
                 daemon.node_gone(node, ts)
         return
     if op == "down":  # a node stopped
+        daemon.stats.nodes_down += 1
         daemon.node_gone(uid, ts)
         return
     if op == "handover":  # a node stopped; its sessions may resume elsewhere
+        daemon.stats.handovers += 1
         daemon.handed_over(uid, ts)
         return
     if op == "hello":
@@ -144,6 +147,8 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     old.rooms, old.secret_rooms = {}, {}
     for channel in [*new.rooms.values(), *new.secret_rooms.values()]:
         channel.replace_member(old, new)
+    if new.node == daemon.node:
+        daemon.stats.resumes += 1
     log.debug("%s resumes %s", new.uid, old.uid)
 
 
@@ -306,7 +311,7 @@ def _say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str
     if room.slow:
         moderation.check_slow(member, room, ts)
     seq = room.say(member, text, me, ts)
-    daemon.stats.messages += 1
+    daemon.stats.message(member.node, ts)
     member.send(ev.Ok(id=rid, seq=seq))
 
 
@@ -432,7 +437,10 @@ def _seal(
         sealed = Sealed(room.members[member], counter, kind, epoch, ct, sig)
         secret_moderation.check_slow(member, room, sealed, ts)
     seq = room.relay(member, [counter, epoch, kind, ct, sig], ts)
-    daemon.stats.messages += 1
+    if kind in ("msg", "me"):
+        daemon.stats.message(member.node, ts, sealed=True)
+    elif member.node == daemon.node:
+        daemon.stats.announcements += 1  # (hello, here: not messages)
     member.send(ev.Ok(id=rid, seq=seq))
 
 
