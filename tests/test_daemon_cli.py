@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import math
 import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from hypothesis import strategies as st
 from anonchat.daemon import Config
 from anonchat.daemon.config import _LIMIT_KEYS, _TOP_KEYS, Limits, config_from
 from anonchat.errors import ConfigError
+from anonchat.trust import create_identity
 
 from .redis_server import free_port, redis_server
 
@@ -179,6 +182,17 @@ def test_a_busy_chat_port_is_exit_1(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("flag", ["--host", "--metrics"])
+def test_a_name_that_does_not_resolve_is_exit_1(tmp_path: Path, flag: str) -> None:
+    where = "no-such-host.invalid"
+    value = where if flag == "--host" else f"{where}:9108"
+    proc = anonchatd("--port", "0", "--state-dir", str(tmp_path), flag, value)
+    assert proc.returncode == 1, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("anonchatd: cannot ") and f"{where}:" in line
+    assert "Unknown error" not in line and "Traceback" not in line
+
+
 async def test_metrics_on_every_interface_are_warned_about(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -307,3 +321,37 @@ async def test_the_redis_password_is_never_logged(tmp_path: Path) -> None:
     text = b"".join(log).decode()
     assert "cannot read from Redis" in text and "stopped" in text
     assert PASSWORD not in text and "default:" not in text
+
+
+@pytest.mark.parametrize("cert_mode", [0o644, 0o600])
+def test_key_files_another_user_owns_are_named(tmp_path: Path, cert_mode: int) -> None:
+    """The key copied as root into the state directory of a service that runs
+    as another user (docs/operations.md, "Copying the key..."): one line
+    saying which file cannot be read, exit 2."""
+    state = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        state.chmod(0o755)
+        create_identity(state)  # as root: the key 0600, root's
+        (state / "anonchatd.crt").chmod(cert_mode)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        proc = subprocess.run(
+            [
+                *nobody,
+                sys.executable,
+                "-m",
+                "anonchat.daemon",
+                "--state-dir",
+                str(state),
+                "--print-pin",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(state)
+    unreadable = "anonchatd.crt" if cert_mode == 0o600 else "anonchatd.key"
+    what = "certificate" if cert_mode == 0o600 else "key"
+    line = refused(proc, f"cannot read {what} {state / unreadable}: Permission denied")
+    assert "does not fit" not in line

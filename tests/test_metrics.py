@@ -182,8 +182,13 @@ async def test_two_nodes_sum_to_the_service(
         assert 0 <= m["anonchat_bus_since_write_seconds"] < 60
         assert m["anonchat_bus_lag_seconds"] >= 0
         assert m["anonchat_service_stream_entries"] > 0
+    # A node that starts later replays those messages: they are not timed.
+    late = await make_node()
+    await until(late, lambda m: m["anonchat_service_sessions"] == 2)
+    m = await scrape(late)
+    assert m["anonchat_delivery_seconds_count"] == 0 and m[public] == 0
     # Snapshots: written by the node with the smallest id.
-    writer = a if a.node < b.node else b
+    writer = min((a, b, late), key=lambda node: node.node)
     m = await until(writer, lambda m: m["anonchat_snapshot_writes_total"] >= 1)
     assert m["anonchat_snapshot_size_bytes"] > 0 and m["anonchat_snapshot_age_seconds"] >= 0
     assert m["anonchat_snapshot_failures_total"] == 0

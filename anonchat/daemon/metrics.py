@@ -62,6 +62,7 @@ class Stats:
         "handovers",
         "latency",
         "latency_sum",
+        "live",
         "messages",
         "node",
         "nodes_down",
@@ -88,6 +89,7 @@ class Stats:
         # Delivery latency: log times of the messages applied this pass, and the
         # histogram of (written - log time), in ms, per bucket (not cumulative).
         self.waiting: list[int] = []
+        self.live = False  # (set once the node has caught up with the service)
         self.latency = [0] * (len(LATENCY_BUCKETS) + 1)
         self.latency_sum = 0  # ms
 
@@ -101,7 +103,8 @@ class Stats:
                 self.sealed += 1
             else:
                 self.messages += 1
-        self.waiting.append(ts)
+        if self.live:
+            self.waiting.append(ts)
 
     def delivered(self) -> None:
         """This pass's messages were written to this node's clients."""

@@ -131,6 +131,9 @@ class Daemon:
                         f"cannot serve metrics on {host}:{port}: {why(exc)}"
                     ) from None
             await self.bus.start()
+            # Messages replayed while catching up were delivered long ago: only
+            # those applied from now on are timed (anonchat_delivery_seconds).
+            self.stats.live = True
         except BaseException:
             for sock in sockets:
                 sock.close()
@@ -501,8 +504,12 @@ def load_tls_identity(config: Config) -> ServerIdentity:
 
 
 def why(exc: OSError) -> str:
-    """The reason of a socket error, in the same words on asyncio's loop and uvloop's."""
-    return os.strerror(exc.errno) if exc.errno else str(exc)
+    """The reason of a socket error, in the same words on asyncio's loop and uvloop's
+    (both wrap bind errors in a sentence of their own) and for a name that does not
+    resolve (whose negative errno is the resolver's, not the system's)."""
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return str(exc.strerror or exc)
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
