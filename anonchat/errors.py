@@ -75,6 +75,7 @@ class Code(StrEnum):
     BAD_KEY = "bad_key"  # a key that is not a valid Ed25519 public key (small order, ...)
     BAD_ACTION = "bad_action"
     TOO_MANY_OWNERS = "too_many_owners"
+    RECIPIENT_LEFT = "recipient_left"  # a direct message's recipient is gone
 
 
 class Local(StrEnum):

@@ -162,13 +162,17 @@ async def test_two_nodes_sum_to_the_service(
         await alice.say("lobby", f"a{n}")
     for n in range(2):
         await bob.say("lobby", f"b{n}")
+    talk = await alice.open_dm("bob")
+    await alice.send_dm(talk.peer, "direct, counted once")
     await quiet(alice)
     await quiet(bob)
     ma = await until(a, lambda m: m["anonchat_delivery_seconds_count"] == 5)
     mb = await until(b, lambda m: m["anonchat_delivery_seconds_count"] == 5)
     # Per node: what its own clients sent; sum() is the service's count.
     public = 'anonchat_messages_total{room="public"}'
+    direct = 'anonchat_messages_total{room="direct"}'
     assert (ma[public], mb[public]) == (3, 2)
+    assert (ma[direct], mb[direct]) == (1, 0)
     assert ma["anonchat_connections"] + mb["anonchat_connections"] == 2
     assert ma["anonchat_sessions"] == mb["anonchat_sessions"] == 1
     # The service's figures: the same on each node (max(), not sum()).

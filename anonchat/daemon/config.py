@@ -26,6 +26,9 @@ from ..events import TEXT_MAX
 from ..wire import DEFAULT_MAX_FRAME
 
 DEFAULT_PORT = 7667
+#: The smallest and largest ciphertext of a direct message (padding buckets plus the tag).
+DM_CT_MIN = 256 + 16
+DM_CT_MAX = 4096 + 16
 MIN_FRAME = 8192
 #: The log levels a config may name (in any case).
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -85,6 +88,11 @@ class Limits:
     connect_interval: float = 0.5  # seconds per further one (closed unanswered past it)
     max_handshakes_per_address: int = 8  # TLS handshakes in progress per address
     max_handshakes: int = 1000  # ... and in all (more are closed unanswered)
+    # -- direct messages (issue 20): per connection, apart from room messages.
+    dm_burst: int = 10  # direct messages one connection may send at once
+    dm_rate: float = 2.0  # ... and then per second (rate_limited past it)
+    dm_max_bytes: int = 4112  # largest ciphertext of one (a padding bucket plus the 16-byte tag)
+    dm_ring: int = 64  # direct messages kept per recipient for a resume (memory only)
     frame_timeout: float = 30.0  # seconds a started frame has to arrive whole
     max_unfinished: int = 32 * 1024 * 1024  # bytes of unfinished frames held in all
 
@@ -101,6 +109,8 @@ class Limits:
             raise ConfigError("limit max_text must leave 1 KiB of room below max_frame")
         if self.ping_interval >= self.idle_timeout:
             raise ConfigError("ping_interval must be shorter than idle_timeout")
+        if not DM_CT_MIN <= self.dm_max_bytes <= DM_CT_MAX:
+            raise ConfigError(f"limit dm_max_bytes must be from {DM_CT_MIN} to {DM_CT_MAX}")
         if self.max_unfinished < self.max_frame:
             raise ConfigError("limit max_unfinished must be at least max_frame")
 

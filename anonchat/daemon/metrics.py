@@ -58,6 +58,7 @@ class Stats:
     __slots__ = (
         "accepted",
         "announcements",
+        "direct",
         "errors",
         "handovers",
         "latency",
@@ -78,6 +79,7 @@ class Stats:
         self.messages = 0  # public messages this node's clients sent (numbered, relayed)
         self.sealed = 0  # secret-room messages (msg, me) this node's clients sent
         self.announcements = 0  # secret-room announcements (hello, here) they sent
+        self.direct = 0  # direct messages they sent
         self.errors: Counter[str] = Counter()  # error frames sent to clients, by code
         self.accepted = 0  # connections served (past the TLS handshake and the limits)
         self.refused: Counter[str] = Counter()  # connections turned away, by reason
@@ -183,11 +185,13 @@ def _node_metrics(daemon: Daemon) -> Iterator[Any]:
     )
     messages = _counter(
         "anonchat_messages",
-        "Messages this node's clients sent, numbered and relayed, by room kind.",
+        "Messages this node's clients sent, numbered and relayed: in public rooms, "
+        "secret rooms, or direct.",
         labels=("room",),
     )
     messages.add_metric(["public"], stats.messages)
     messages.add_metric(["secret"], stats.sealed)
+    messages.add_metric(["direct"], stats.direct)
     yield messages
     yield _counter(
         "anonchat_secret_announcements",

@@ -13,15 +13,29 @@ nodes: they never talk to each other, only to Redis.
 * **Writing.**  Commands submitted during one pass of the event loop are
   packed (msgpack) into one stream entry; one ``XADD`` is in flight at a
   time, so commands of one session stay in order and a busy node sends few,
-  large entries.
+  large entries.  Appends are idempotent: each batch of a node has a number,
+  and a script (``APPEND``) appends it only if that node's last appended
+  number is lower.  A write that timed out or lost its connection is sent
+  again, and the copy Redis executed anyway (it was paused, say) appends
+  nothing: no command is ever applied twice.
+* **Timeouts.**  A write not answered within ``node_timeout`` is given up
+  and sent again on a new connection (safe, as above): a connection that
+  died silently must not hold the node's writes for ever.  A read waits
+  ``READ_BLOCK_MS`` plus ``node_timeout``.  redis-py's own retries are off:
+  the loops here retry, and log it.
 * **Reading.**  ``XREAD BLOCK`` from the last applied id; every entry is
   applied in order, ours included: a session learns the outcome of its
   command (its ``ok``, or a refusal because another node was first) when
   the command comes back.
 * **Liveness.**  Every node appends a ``beat`` every ``node_timeout / 5``
-  seconds.  Applying a beat at log time ``ts``, every node counts any node
-  whose last beat is older than ``ts - node_timeout`` as gone and ends its
-  sessions: each node decides the same at the same point of the stream.  A
+  seconds (never more than one waits: beats queued during an outage would
+  all land at one log time).  Applying a beat at log time ``ts``, every node
+  counts any node whose last beat is older than ``ts - node_timeout`` as
+  gone and ends its sessions: each node decides the same at the same point
+  of the stream.  Only a beat of a node whose own beats reached the stream
+  without a gap for ``node_timeout`` judges (``state.beat``): after Redis
+  was away for everyone, every node has ``node_timeout`` of live stream to
+  beat again before anyone is judged.  A
   node stopping cleanly appends ``down`` instead, or, while other nodes are
   alive, ``handover``: its sessions stay, resumable on any node for
   ``resume_window``, and the first beat applied past that ends those nobody
@@ -51,6 +65,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, AuthorizationError, RedisError, ResponseError
 
 from ..errors import ConfigError, Unavailable
@@ -77,6 +93,22 @@ READ_BLOCK_MS = 1000
 BACKLOG = 10_000
 #: Seconds to wait before trying Redis again after an error.
 RETRY = 0.5
+#: Seconds a node's last batch number is kept (refreshed by every write, a
+#: beat at least every node_timeout / 5): only a dead node's ever expires.
+WRITTEN_TTL = 86_400
+
+#: Append a node's batch to the stream unless it was appended already (a copy
+#: of a write that timed out).  KEYS: the stream, the node's last batch
+#: number; ARGV: this batch's number, its commands, WRITTEN_TTL.
+APPEND = """
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[1]) <= last then
+    return 0
+end
+redis.call('XADD', KEYS[1], '*', 'c', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
 
 
 class RedisBus:
@@ -96,11 +128,19 @@ class RedisBus:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self.stats = BusStats(lambda: len(self._pending), lambda: self._last_id)
+        # At most one beat of this node waits to be written: a beat says "alive
+        # now", and beats queued during an outage would all land at one log time.
+        self._beat_pending = False
+        self._beat_in_flight = False
+        timeout = daemon.config.node_timeout
         try:
-            self._writer: aioredis.Redis = aioredis.from_url(url)
-            self._reader: aioredis.Redis = aioredis.from_url(url)
+            self._writer: aioredis.Redis = _client(url, timeout)
+            self._reader: aioredis.Redis = _client(url, READ_BLOCK_MS / 1000 + timeout)
         except ValueError as exc:  # (what the client finds wrong with the URL)
             raise ConfigError(f"redis URL {safe_url(url)!r}: {redact(str(exc), url)}") from None
+        self._append = self._writer.register_script(APPEND)
+        self._batch = 0  # the number of this node's last batch
+        self._written_key = f"anonchat:written:{daemon.node}"
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -122,7 +162,7 @@ class RedisBus:
             raise Unavailable(
                 f"cannot reach Redis at {safe_url(self.url)}: {self._safe(exc)}"
             ) from None
-        self.submit(["beat", self.daemon.node, None])
+        self._beat()
         for coro, name in (
             (self._write_loop(), "writer"),
             (self._read_loop(), "reader"),
@@ -176,24 +216,37 @@ class RedisBus:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending, []
+                self._beat_in_flight, self._beat_pending = self._beat_pending, False
                 self._idle.clear()
                 data = pack_value(batch)
+                self._batch += 1
                 while True:
                     try:
-                        await self._writer.xadd(STREAM, {"c": data})
+                        await self._append(
+                            keys=[STREAM, self._written_key],
+                            args=[self._batch, data, WRITTEN_TTL],
+                        )
                         self.stats.last_write = time.monotonic()
                         break
                     except (RedisError, OSError) as exc:
                         self.stats.write_errors += 1
                         log.warning("cannot write to Redis (%s); retrying", self._safe(exc))
                         await asyncio.sleep(RETRY)
+                self._beat_in_flight = False
                 self._idle.set()
 
     async def _beat_loop(self) -> None:
         interval = max(0.2, self.daemon.config.node_timeout / 5)
         while True:
             await asyncio.sleep(interval)
-            self.submit(["beat", self.daemon.node, None])
+            self._beat()
+
+    def _beat(self) -> None:
+        """Say this node is alive, unless a beat of it is still on its way."""
+        if self._beat_pending or self._beat_in_flight:
+            return
+        self._beat_pending = True
+        self.submit(["beat", self.daemon.node, None])
 
     # -- reading ---------------------------------------------------------------
 
@@ -277,3 +330,15 @@ class RedisBus:
         previous, self._snapshot_id = self._snapshot_id, taken_at
         if previous != b"0-0":
             await self._writer.xtrim(STREAM, minid=previous)
+
+
+def _client(url: str, timeout: float) -> aioredis.Redis:
+    """A Redis client whose commands time out after ``timeout`` seconds and are
+    not retried by redis-py (the bus's loops retry, idempotently)."""
+    return aioredis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        socket_keepalive=True,
+        retry=Retry(NoBackoff(), 0),
+    )

@@ -66,7 +66,11 @@ class Daemon:
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
         self.tokens: dict[bytes, Member] = {}  # hash of a resume token -> member
+        self.dm_keys: dict[bytes, Member] = {}  # DM signing key -> the session holding it
         self.nodes: dict[str, int] = {}  # node -> log time of its last heartbeat (Redis)
+        # node -> log time since which its heartbeats reached the stream without a
+        # gap: a node judges others only after node_timeout of it (state.beat).
+        self.alive_since: dict[str, int] = {}
         # Sessions of a node that stopped and handed them over, by uid -> the log
         # time until which they may be resumed on another node (see handed_over).
         self.orphans: dict[str, int] = {}
@@ -207,6 +211,10 @@ class Daemon:
         )
         if self.handing_over:
             msg = "this server is restarting; reconnect to resume your session"
+        elif self.lost:
+            # The service goes on without this node: its clients belong on
+            # another one (a final `shutdown` would make them give up).
+            msg = "this server lost touch with the service; reconnect"
         log.info(
             "shutting down; %d sessions%s",
             len(self.sessions),
@@ -223,7 +231,7 @@ class Daemon:
         self.ghosts.clear()
         self.ghosts_by_address.clear()
         self._all_gone = asyncio.Event()
-        code = Code.RESTART if self.handing_over else Code.SHUTDOWN
+        code = Code.RESTART if self.handing_over or self.lost else Code.SHUTDOWN
         for session in list(self.sessions):
             session.close(code, msg, bye=True)
         if self.sessions:
@@ -376,6 +384,7 @@ class Daemon:
     def node_gone(self, node: str, ts: int) -> None:
         """A node stopped (or stopped beating): end every session it held."""
         self.nodes.pop(node, None)
+        self.alive_since.pop(node, None)
         gone = [m for m in self.members.values() if m.node == node]
         if gone and not (node == self.node and self.stopping):  # (not our own clean stop)
             log.warning("node %s is gone; ending its %d sessions", node, len(gone))
@@ -390,6 +399,7 @@ class Daemon:
         """A node stopped cleanly and handed its sessions over: they stay (nick,
         rooms, place) for resume_window, to be resumed on any node, then end."""
         self.nodes.pop(node, None)
+        self.alive_since.pop(node, None)
         deadline = ts + round(self.config.limits.resume_window * 1000)
         kept = [m for m in self.members.values() if m.node == node]
         for member in kept:
@@ -433,7 +443,7 @@ class Daemon:
     def free_random_nick(self) -> str:
         while True:
             nick = random_nick()
-            if name_key(nick) not in self.nicks:
+            if state.holder(self, nick) is None:
                 return nick
 
     def find_room(self, name: str) -> Room:
