@@ -85,6 +85,7 @@ BAD_VALUES = [
     ('max_connections = "many"', "max_connections", "'many'"),
     ("read_size = 1_000_000_000", "read_size", "1000000000"),
     ("msg_rate = -0.5", "msg_rate", "-0.5"),
+    ("dm_rate = nan", "dm_rate", "nan"),
     ("[limits]\nhello_timeout = 1e400", "hello_timeout", "inf"),
     ("limits = 5", "limits", "5"),
     ("colour = 1", "colour"),
@@ -145,6 +146,7 @@ def test_the_values_at_their_limits_are_taken(tmp_path: Path) -> None:
     config = tmp_path / "anonchatd.toml"
     config.write_text(
         "plaintext = false\nnode_timeout = 600\nresume_window = 86400\nhistory = 0\n"
+        "msg_rate = 1e6\ndm_rate = 1e6\n"
         'read_size = 16777216\nport = 65535\nmetrics = "[::1]:0"\n',
         encoding="utf-8",
     )
