@@ -285,6 +285,13 @@ def test_a_wrong_redis_password_is_status_2_without_it(tmp_path: Path) -> None:
     assert "refuses this node" in proc.stderr and "redis://***@127.0.0.1:" in proc.stderr
 
 
+def test_a_redis_database_that_does_not_exist_is_status_2(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as server:
+        url = server.url.rpartition("/")[0] + "/99"  # (16 databases by default)
+        proc = anonchatd("--port", "0", "--state-dir", str(tmp_path), "--redis", url)
+    refused(proc, f"Redis at {url} refuses this node", "DB index is out of range")
+
+
 async def test_the_redis_password_is_never_logged(tmp_path: Path) -> None:
     """A node with a password in its URL logs joining, then losing Redis (its
     reads and writes failing), then stopping: the password is in no line."""
