@@ -118,7 +118,9 @@ async def test_the_daemon_does_nothing_the_unit_forbids(tmp_path: Path, redis: R
             await alice.say_secret("den", "sealed")
             reader, writer = await asyncio.open_connection("127.0.0.1", metrics)
             writer.write(b"GET /metrics HTTP/1.1\r\n\r\n")
-            assert b"process_resident_memory_bytes" in await reader.read()
+            page = await reader.read()
+            assert b"process_resident_memory_bytes" in page
+            assert b'loop="uvloop"' in page  # (the fast extra: the loop a unit runs)
             writer.close()
             await alice.close()
             # The daemon, not strace (which would let it go on untraced), is stopped.
