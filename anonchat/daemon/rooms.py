@@ -42,6 +42,7 @@ class Member:
         "first_uid",
         "limits",
         "nick",
+        "nick_key",
         "node",
         "out",
         "out_bytes",
@@ -62,7 +63,8 @@ class Member:
         self.first_uid = uid
         self.node = node
         self.nick = ""
-        self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in daemon.nicks
+        self.nick_key = ""  # names.name_key(nick): its key in daemon.nicks
+        self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in daemon.claims
         self.token_hash = b""
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}

@@ -62,7 +62,10 @@ class Daemon:
         self.sessions: dict[Session, None] = {}  # connected to this node, in order
         # The shared state (see state.py): the same on every node.
         self.members: dict[str, Member] = {}  # uid -> member, wherever it is connected
-        self.nicks: dict[str, Member] = {}
+        self.nicks: dict[str, Member] = {}  # name_key(nick) -> its holder
+        # Every look-alike claim of every nick (names.claim_keys) -> its holder:
+        # a nick is free only if none of its claims is held (state.holder).
+        self.claims: dict[str, Member] = {}
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
         self.tokens: dict[bytes, Member] = {}  # hash of a resume token -> member

@@ -181,7 +181,7 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
 def holder(daemon: Daemon, nick: str) -> Member | None:
     """Who holds ``nick`` or a nick that looks like it (``names.claim_keys``)."""
     for key in claim_keys(nick):
-        found = daemon.nicks.get(key)
+        found = daemon.claims.get(key)
         if found is not None:
             return found
     return None
@@ -191,15 +191,19 @@ def take_nick(daemon: Daemon, member: Member, nick: str) -> None:
     """``member`` is called ``nick`` now: it holds that nick's keys, and no others."""
     _free_nick(daemon, member)
     member.nick = nick
+    member.nick_key = name_key(nick)
+    daemon.nicks[member.nick_key] = member
     member.claims = claim_keys(nick)
     for key in member.claims:
-        daemon.nicks[key] = member
+        daemon.claims[key] = member
 
 
 def _free_nick(daemon: Daemon, member: Member) -> None:
+    if daemon.nicks.get(member.nick_key) is member:
+        del daemon.nicks[member.nick_key]
     for key in member.claims:
-        if daemon.nicks.get(key) is member:
-            del daemon.nicks[key]
+        if daemon.claims.get(key) is member:
+            del daemon.claims[key]
 
 
 def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) -> None:

@@ -8,6 +8,7 @@ is made into one safe line, and how a name that mixes scripts is marked.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -32,6 +33,7 @@ LOOKALIKE = "\u26a0"
 _FINGERPRINT = re.compile(r"#[0-9a-hjkmnp-tv-z]{4}$")
 
 
+@functools.lru_cache(maxsize=4096)  # (the same few nicks, on every line)
 def mixes_scripts(name: str) -> bool:
     """Does a nick, a secret room's ``nick#fp`` label or a room name mix scripts?"""
     return mixed_script(name[:-5] if _FINGERPRINT.search(name) else name)
