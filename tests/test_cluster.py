@@ -356,28 +356,6 @@ async def test_a_killed_node_frees_its_users(
             doomed.proc.kill()
 
 
-async def test_metrics_are_aggregate_only(
-    redis_url: str, make_daemon: DaemonFactory, clients: Any
-) -> None:
-    port = free_port()
-    node = await make_daemon(redis=redis_url, metrics=f"127.0.0.1:{port}")
-    alice = await clients(node, "alice")
-    await alice.create("lobby")
-    await alice.say("lobby", "counted, not kept")
-    with pytest.raises(RequestError):
-        await alice.join("nowhere")
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-    page = (await reader.read()).decode()
-    writer.close()
-    assert page.startswith("HTTP/1.1 200 OK")
-    assert "anonchat_connections 1\n" in page
-    assert "anonchat_rooms 1\n" in page
-    assert "anonchat_messages_total 1\n" in page
-    assert 'anonchat_errors_total{code="no_such_room"} 1\n' in page
-    assert "alice" not in page and "lobby" not in page and "counted" not in page
-
-
 async def test_pipelined_requests_keep_their_order(make_node: NodeFactory, clients: Any) -> None:
     """Messages do not wait for the round trip through Redis, joins do: a client
     that sends without waiting still sees its requests applied in order."""

@@ -69,9 +69,11 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
         beat(daemon, uid, ts)
         return
     if op == "down":  # a node stopped
+        daemon.stats.nodes_down += 1
         daemon.node_gone(uid, ts)
         return
     if op == "handover":  # a node stopped; its sessions may resume elsewhere
+        daemon.stats.handovers += 1
         daemon.handed_over(uid, ts)
         return
     if op == "hello":
@@ -101,6 +103,7 @@ def beat(daemon: Daemon, node: str, ts: int) -> None:
         return
     for other, last in list(daemon.nodes.items()):
         if ts - last > timeout:
+            daemon.stats.nodes_gone += 1
             daemon.node_gone(other, ts)
 
 
@@ -170,6 +173,8 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     for channel in [*new.rooms.values(), *new.secret_rooms.values()]:
         channel.replace_member(old, new)
     dms.adopt(daemon, new, old)
+    if new.node == daemon.node:
+        daemon.stats.resumes += 1
     log.debug("%s resumes %s", new.uid, old.uid)
 
 
@@ -352,7 +357,7 @@ def _say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str
     if room.slow:
         moderation.check_slow(member, room, ts)
     seq = room.say(member, text, me, ts)
-    daemon.stats.messages += 1
+    daemon.stats.message(member.node, ts)
     member.ok(rid, seq)
 
 
@@ -478,7 +483,10 @@ def _seal(
         sealed = Sealed(room.members[member], counter, kind, epoch, ct, sig)
         secret_moderation.check_slow(member, room, sealed, ts)
     seq = room.relay(member, [counter, epoch, kind, ct, sig], ts)
-    daemon.stats.messages += 1
+    if kind in ("msg", "me"):
+        daemon.stats.message(member.node, ts, sealed=True)
+    elif member.node == daemon.node:
+        daemon.stats.announcements += 1  # (hello, here: not messages)
     member.ok(rid, seq)
 
 
