@@ -144,6 +144,16 @@ def format_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def same_server(a: tuple[str, int], b: tuple[str, int]) -> bool:
     """Whether two (host, port) name the same server, spelled as known_hosts would."""
     try:

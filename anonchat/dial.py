@@ -10,27 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
 
+from .address import is_loopback as is_loopback
 from .errors import ConnectionClosed, Local
 from .socks import open_via_socks5
 from .trust import KnownHosts, TrustError, check_pin, client_context, pin_of_cert
 
 Confirm = Callable[[str, int, str], Awaitable[bool]]
 """Asked on first contact with a server: (host, port, pin) -> trust it?"""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (or ``localhost``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def open_stream(
