@@ -38,7 +38,7 @@ KEYS: tuple[Key, ...] = (
     Key("F5", "show / hide the room list (both start hidden below 100 columns)"),
     Key("F3", "create a room (public or secret)"),
     Key("F4", "pick a theme"),
-    Key("Ctrl+Q", "quit"),
+    Key("Ctrl+Q", "quit (hosting with --local: asks first, since it ends everyone's session)"),
     Key("Escape", "close a dialog"),
 )
 
