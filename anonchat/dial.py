@@ -14,7 +14,6 @@ import socket
 import ssl
 from collections.abc import Awaitable, Callable
 
-from .address import is_loopback as is_loopback
 from .errors import ConnectionClosed, Local
 from .socks import open_via_socks5
 from .trust import KnownHosts, TrustError, check_pin, client_context, pin_of_cert

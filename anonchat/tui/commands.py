@@ -35,9 +35,9 @@ KEYS: tuple[Key, ...] = (
     Key("Tab", "complete a nick or a /command (again: next match)"),
     Key("F1, or ? in an empty input", "this help"),
     Key("F2", "show / hide the member list"),
-    Key("F5", "show / hide the room list (both start hidden below 100 columns)"),
     Key("F3", "create a room (public or secret)"),
     Key("F4", "pick a theme"),
+    Key("F5", "show / hide the room list (both start hidden below 100 columns)"),
     Key("Ctrl+Q", "quit (hosting with --local: asks first, since it ends everyone's session)"),
     Key("Escape", "close a dialog"),
 )
@@ -72,6 +72,14 @@ PRIVACY: tuple[tuple[str, str], ...] = (
         "each message is sent and its size rounded up to 256/512/1024/2048/4096 bytes. "
         "Your nick inside is your public nick (which it sees) unless you chose one for "
         "the room.",
+    ),
+    (
+        "Direct messages @",
+        "/msg NICK TEXT or /query NICK: end-to-end encrypted between your DM key and "
+        "theirs; the server cannot read them, but sees who writes to whom, when, and "
+        "the size rounded up as above. It hands out the keys: /verify in the "
+        "conversation compares them with the other by another channel, and a key that "
+        "changes is announced.",
     ),
     (
         "Limits",

@@ -150,3 +150,22 @@ async def test_quitting_a_guest_does_not_ask(daemon: Daemon, tmp_path: Path) -> 
         await pilot.press("ctrl+q")
         await wait_for(pilot, lambda: app.return_code == 0, what="exit")
         assert not isinstance(app.screen, QuitScreen)
+
+
+async def test_invite_from_a_conversation_names_no_room(daemon: Daemon) -> None:
+    """A window of direct messages is no room: the link would make the others
+    join a public room named after the person."""
+    bob = await Endpoint("127.0.0.1", daemon.port, pin=PIN).connect("bob")
+    try:
+        out = io.StringIO()
+        endpoint = Endpoint("127.0.0.1", daemon.port, pin=PIN, known_hosts=None)
+        await run_line_mode(
+            endpoint, nick="liner", stdin=io.StringIO("/query bob\n/invite\n"), stdout=out
+        )
+        words = command_in(out.getvalue().splitlines())
+        assert any("bob" in x and "direct" in x for x in out.getvalue().splitlines()), (
+            out.getvalue()
+        )
+        assert Endpoint.from_url(words[1], 7667).room is None, out.getvalue()
+    finally:
+        await bob.close()
