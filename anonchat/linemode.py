@@ -40,6 +40,7 @@ from .frontend.commands import (
     Entered,
     Failed,
     Info,
+    Invite,
     Left,
     Lines,
     Listed,
@@ -52,6 +53,7 @@ from .frontend.commands import (
     help_lines,
 )
 from .frontend.reconnect import RECONNECT_DELAYS, Back, Lost, Retrying, Step, Stopped, follow
+from .frontend.text import refused_by_client
 from .lineinput import LineInput, PipeInput, TerminalInput, on_a_terminal, printing_above
 from .plural import plural
 from .secret import SecretMessage, SecretNotice
@@ -218,6 +220,12 @@ class LineFrontend:
             self.say_system(f"you are now known as {clean(note.nick)}")
         elif isinstance(note, TopicShown):
             self.say_system(f"topic of #{clean(note.room)}: {clean(note.topic) or '(none)'}")
+        elif isinstance(note, Invite):  # the command alone on its line: copied as it is
+            for line in note.lines:
+                if line == note.command:
+                    self.out(line)
+                else:
+                    self.say_system(line)
         elif isinstance(note, Lines):
             for line in note.lines:
                 self.say_system(line)
@@ -316,7 +324,8 @@ class LineFrontend:
             for room, reason in step.rejoined.failed if step.rejoined else []:
                 self.say_system(f"could not rejoin #{clean(room)}: {clean(reason)}")
         elif isinstance(step, Stopped):
-            self.say_system(f"giving up: {clean(step.message)} ({clean(step.code)})")
+            said = refused_by_client(step.code, clean(step.message)) or clean(step.message)
+            self.say_system(f"giving up: {said} ({clean(step.code)})")
 
 
 def _writer(stream: TextIO | None) -> Callable[[str], None]:
@@ -352,7 +361,8 @@ async def run_line_mode(
     try:
         client = await endpoint.connect(nick, confirm=_terminal_confirm(stdin))
     except ConnectionClosed as exc:
-        out(system(f"error: {clean(exc.message)} ({exc.code})"))
+        refused = refused_by_client(exc.code, clean(exc.message))  # who refused what
+        out(system(f"error: {refused or clean(exc.message)} ({exc.code})"))
         return 1
     source: LineInput = TerminalInput() if terminal else PipeInput(stdin)
     with printing_above(terminal):
@@ -376,7 +386,7 @@ async def _converse(
     """Connected: print events, run the lines typed, follow reconnects, until the end."""
     queue = source.queue
     ui = LineFrontend(out, passphrase=passphrase)
-    commands = Commands(client, ui)
+    commands = Commands(client, ui, server=(endpoint.host, endpoint.port))
     how = f"TLS, key {client.pin}" if client.pin else "UNENCRYPTED"
     out(
         system(
