@@ -363,6 +363,8 @@ class Session(Member, asyncio.BufferedProtocol):
         out = self.out
         size = len(frame_bytes)
         for rooms in (self.rooms, self.secret_rooms):
+            if not rooms:
+                continue
             for room in rooms.values():
                 log = room.log
                 if log:  # (Channel.catch_up, inline: once per reply)
