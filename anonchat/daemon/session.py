@@ -461,6 +461,10 @@ class Session(Member, asyncio.BufferedProtocol):
             self.out, self.out_bytes = [], 0
         elif not data:
             return
+        self.write(data)
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` with one call, unless that takes this session past ``sendq``."""
         transport = self.transport
         if transport.is_closing():
             return
