@@ -27,7 +27,8 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_ori
 
 from .errors import Code, LocalProtocolError, RemoteProtocolError
 
-PROTOCOL_VERSION = 2  # 2: crypto v2 of secret rooms (security.md, "Version 2")
+#: 2: crypto v2 of secret rooms (security.md, "Version 2"); 3: direct messages.
+PROTOCOL_VERSION = 3
 U63 = (1 << 63) - 1
 
 Sender = Literal["client", "server", "both"]
@@ -402,12 +403,14 @@ Token = Annotated[bytes, Exactly(16)]
 class Seen(Record):
     """The last sequence number a resuming client received in one room.
 
-    ``room`` names a public room, ``secret`` a secret room's id: exactly one is set.
+    ``room`` names a public room, ``secret`` a secret room's id, ``dm`` (true)
+    the session's direct messages: exactly one is set.
     """
 
     seq: int
     room: RoomName | None = None
     secret: Key | None = None
+    dm: bool = False
 
 
 @frame
@@ -630,7 +633,9 @@ class ServerHello(Frame):
     ``msg_burst`` and ``msg_interval_us`` are the message rate limit (that many
     messages at once, then one per that many microseconds; 0: not told), so
     a client can pace itself rather than be refused: a refused sealed message
-    would still have used up its counter.
+    would still have used up its counter.  ``dm_burst`` and ``dm_interval_us``
+    are the same for direct messages, and ``dm_max`` the largest ``ct`` of a
+    ``dm_send`` in bytes.
     """
 
     TYPE = "hello"
@@ -647,6 +652,9 @@ class ServerHello(Frame):
     resume_window: int = 0
     msg_burst: int = 0
     msg_interval_us: int = 0
+    dm_burst: int = 0
+    dm_interval_us: int = 0
+    dm_max: int = 0
 
 
 @frame
@@ -995,6 +1003,7 @@ class Missed(Frame):
     last: int
     room: RoomName | None = None
     secret: Key | None = None
+    dm: bool = False
 
 
 @frame
@@ -1011,6 +1020,92 @@ class ModeChanged(Frame):
     locked: bool
     slow: int
     history: bool
+
+
+# --------------------------------------------------------------------------
+# Direct messages: the daemon relays ciphertext between two sessions' DM keys
+# (anonchat/direct.py); it sees who writes to whom, when, and padded sizes.
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class DmKey(Frame):
+    """Register this session's DM card: ``sign`` (Ed25519) signed ``dh``
+    (X25519) in ``sig``; ``proof`` signs the connection's challenge with it."""
+
+    TYPE = "dm_key"
+    SENDER = "client"
+    id: int
+    sign: Key
+    dh: Key
+    sig: Signature
+    proof: Signature
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class DmLookup(Frame):
+    """Ask for the DM card of the session holding ``nick``, or of the member
+    of the secret room ``room`` whose session key there is ``member``."""
+
+    TYPE = "dm_lookup"
+    SENDER = "client"
+    id: int
+    nick: Nick | None = None
+    room: Key | None = None
+    member: Key | None = None
+
+    def __post_init__(self) -> None:
+        by_nick = self.nick is not None
+        by_member = self.room is not None and self.member is not None
+        if by_nick == by_member or (self.room is None) != (self.member is None):
+            raise _FieldProblem("a lookup names a nick, or a room and a member")
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class DmSend(Frame):
+    """A sealed direct message to the session whose DM key is ``to``."""
+
+    TYPE = "dm_send"
+    SENDER = "client"
+    id: int
+    to: Key
+    counter: int
+    ct: Ciphertext
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class DmCard(Frame):
+    """Answer to ``dm_lookup``: the session's nick now and its DM card."""
+
+    TYPE = "dm_card"
+    SENDER = "server"
+    id: int
+    nick: Nick
+    sign: Key
+    dh: Key
+    sig: Signature
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Dm(Frame):
+    """A direct message relayed to its recipient, numbered by the recipient's
+    own sequence of direct messages and stamped by the daemon: the sender's
+    nick now, its DM card (``sign``, ``dh``, ``sig``) and the sealed bytes."""
+
+    TYPE = "dm"
+    SENDER = "server"
+    seq: int
+    ts: int
+    nick: Nick
+    sign: Key
+    dh: Key
+    sig: Signature
+    counter: int
+    ct: Ciphertext
 
 
 def frame_types() -> dict[tuple[Role, str], type[Frame]]:

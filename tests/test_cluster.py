@@ -15,6 +15,7 @@ from anonchat import events as ev
 from anonchat.client import Client
 from anonchat.daemon import Daemon, redisbus, state
 from anonchat.daemon.redisbus import RedisBus
+from anonchat.dm import DirectMessage, DmNotice
 from anonchat.errors import Code, ConnectionClosed, RequestError
 from anonchat.secret import SecretMessage
 from anonchat.wire import encode_body
@@ -159,6 +160,17 @@ async def test_nicks_are_unique_across_nodes(make_node: NodeFactory, clients: An
     with pytest.raises(RequestError) as caught:
         await bob.set_nick("alice")
     assert caught.value.code == Code.NICK_TAKEN
+    # Look-alikes too: the claim is the confusable skeleton, on every node.
+    with pytest.raises(ConnectionClosed) as closed:
+        await clients(b, "\u0430lice")  # Cyrillic а
+    assert closed.value.code == Code.NICK_TAKEN
+    with pytest.raises(RequestError) as caught:
+        await bob.set_nick("ALIC\u0415")  # Cyrillic Е
+    assert caught.value.code == Code.NICK_TAKEN
+    results = await asyncio.gather(
+        clients(a, "mallory"), clients(b, "rnallory"), return_exceptions=True
+    )  # "rn" looks like "m": racing on two nodes, one of the two wins
+    assert sorted(type(r).__name__ for r in results) == ["Client", "ConnectionClosed"]
 
 
 async def test_room_lists_and_members_are_shared(make_node: NodeFactory, clients: Any) -> None:
@@ -399,13 +411,17 @@ async def test_secret_room_one_order_across_nodes(make_node: NodeFactory, client
 
 
 async def test_nodes_judge_nobody_after_an_outage_of_everyone(make_node: NodeFactory) -> None:
-    """Only a node that kept beating counts others as gone (state.apply, beat)."""
+    """Only a node that kept beating for node_timeout counts others as gone
+    (state.beat): after an outage of everyone, each has node_timeout to beat."""
     a = await make_node(node_timeout=1.0)
     timeout = 1000
     a.nodes = {"x": 0, "y": 0}
     state.apply(a, ["beat", "x", None], 5 * timeout)  # x was silent too: judges nobody
     assert set(a.nodes) >= {"x", "y"}
-    state.apply(a, ["beat", "x", None], 5 * timeout + 200)  # x beats on time: y is gone
+    for ms in range(200, timeout, 200):  # x beats on time, but has not watched long enough
+        state.apply(a, ["beat", "x", None], 5 * timeout + ms)
+        assert "y" in a.nodes
+    state.apply(a, ["beat", "x", None], 6 * timeout)  # a whole node_timeout: y is gone
     assert "y" not in a.nodes and "x" in a.nodes
 
 
@@ -425,8 +441,8 @@ async def test_an_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
         stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 2
-    assert f"anonchatd: cannot use Redis at redis://127.0.0.1:{port}/0" in out.decode()
+    assert proc.returncode == 75  # EX_TEMPFAIL: try again later (systemd's Restart=)
+    assert f"anonchatd: cannot reach Redis at redis://127.0.0.1:{port}/0" in out.decode()
     assert "Traceback" not in out.decode()
 
 
@@ -554,3 +570,50 @@ async def test_the_last_node_shutting_down_says_so(make_node: NodeFactory, clien
     alice = await clients(a, "alice")
     await a.shutdown()
     assert await closed_code(alice) == Code.SHUTDOWN
+
+
+async def test_direct_messages_across_nodes(make_node: NodeFactory, clients: Any) -> None:
+    """A DM crosses nodes; the recipient resumes on a third node and gets what it
+    missed once; a node that starts late knows the DM keys from the snapshot."""
+    a, b = await make_node(), await make_node()
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await caught_up(a, b)
+    talk = await alice.open_dm("bob")
+    await alice.send_dm(talk.peer, "across nodes")
+    got = await next_dm(bob)
+    assert (got.text, got.nick) == ("across nodes", "alice")
+    await bob.send_dm(got.peer, "and back")
+    assert (await next_dm(alice)).text == "and back"
+
+    bob._writer.transport.abort()  # the network went away
+    async with asyncio.timeout(5):
+        while bob.closed is None:
+            await asyncio.sleep(0.01)
+    for i in range(3):
+        await alice.send_dm(talk.peer, f"missed {i}")
+    bus = a.bus
+    assert isinstance(bus, RedisBus)
+    await bus.write_snapshot()
+    c = await make_node()  # loads the snapshot: the cards and bob's ring
+    assert c.nicks["bob"].dm_ring is not None and c.nicks["bob"].dm_seq == 4
+    again = await Client.connect("127.0.0.1", c.port, pin=c.pin, resume=bob)
+    try:
+        assert again.resumed
+        await alice.send_dm(talk.peer, "after")
+        texts = [(await next_dm(again)).text for _ in range(4)]
+        assert texts == ["missed 0", "missed 1", "missed 2", "after"]
+        await again.send_dm(got.peer, "resumed on a third node")
+        assert (await next_dm(alice)).text == "resumed on a third node"
+        carol = await clients(c, "carol")
+        assert (await carol.open_dm("alice")).peer == alice.dms.identity.sign
+    finally:
+        await again.close()
+
+
+async def next_dm(client: Client) -> DirectMessage:
+    async with asyncio.timeout(10):
+        async for event in client.events():
+            assert not isinstance(event, DmNotice), event.text
+            if isinstance(event, DirectMessage) and not event.own:
+                return event
+    raise AssertionError("closed before a direct message")

@@ -109,7 +109,37 @@ EXAMPLES: list[ev.Frame] = [
     ev.ClientHello(
         v=1, resume=bytes(16), seen=[ev.Seen(seq=4, room="lobby"), ev.Seen(seq=2, secret=bytes(32))]
     ),
+    ev.DmKey(id=1, sign=bytes(32), dh=bytes(32), sig=bytes(64), proof=bytes(64)),
+    ev.DmLookup(id=2, nick="bob"),
+    ev.DmLookup(id=3, room=bytes(32), member=bytes(32)),
+    ev.DmSend(id=4, to=bytes(32), counter=1, ct=bytes(272)),
+    ev.DmCard(id=2, nick="bob", sign=bytes(32), dh=bytes(32), sig=bytes(64)),
+    ev.Dm(
+        seq=1,
+        ts=1,
+        nick="alice",
+        sign=bytes(32),
+        dh=bytes(32),
+        sig=bytes(64),
+        counter=1,
+        ct=bytes(272),
+    ),
+    ev.Missed(first=1, last=2, dm=True),
+    ev.ClientHello(v=3, resume=bytes(16), seen=[ev.Seen(seq=4, dm=True)]),
 ]
+
+
+def test_a_lookup_names_a_nick_or_a_member_of_a_room() -> None:
+    for bad in (
+        {},
+        {"nick": "bob", "room": bytes(32), "member": bytes(32)},
+        {"room": bytes(32)},
+        {"member": bytes(32)},
+        {"nick": "bob", "member": bytes(32)},
+    ):
+        with pytest.raises(RemoteProtocolError) as exc:
+            ev.from_wire({"t": "dm_lookup", "id": 1, **bad}, "server")
+        assert exc.value.code == "bad_field"
 
 
 def receiver(frame: ev.Frame) -> ev.Role:

@@ -199,6 +199,32 @@ async def test_nick_limits_and_collisions(connect: ClientFactory) -> None:
     assert again.nick == "bob"
 
 
+async def test_a_nick_that_looks_like_a_connected_one_is_refused(connect: ClientFactory) -> None:
+    """UTS #39 skeletons: a nick one confusable character away from a connected
+    nick is refused at hello and at a nick change; an honest non-Latin nick,
+    and the look-alike once the original is gone, are accepted."""
+    alice = await connect("alice")
+    with pytest.raises(ConnectionClosed) as closed:
+        await connect("аlice")  # Cyrillic а: one character differs, and only in script
+    assert closed.value.code == Code.NICK_TAKEN
+    assert "looks like alice" in closed.value.message
+    for look_alike in ("a1ice", "aIice", "ALIC\u0415"):  # digit one, capital I, Cyrillic Е
+        with pytest.raises(ConnectionClosed):
+            await connect(look_alike)
+    bob = await connect("bob")
+    with pytest.raises(RequestError) as refused:
+        await bob.set_nick("alicе")  # Cyrillic е at the end
+    assert refused.value.code == Code.NICK_TAKEN
+    assert bob.nick == "bob"
+    await bob.set_nick("alicee")  # one more letter is another nick
+    assert bob.nick == "alicee"
+    for honest in ("Алиса", "Ελένη", "山田たろう"):  # whole-script, unlike any connected nick
+        assert (await connect(honest)).nick == honest
+    await alice.set_nick("аlice")  # one's own look-alike is still one's own
+    await alice.close()
+    assert (await connect("alice")).nick == "alice"  # freed with the session
+
+
 async def test_default_nick_is_random_and_readable(connect: ClientFactory) -> None:
     nicks = {(await connect()).nick for _ in range(5)}
     assert len(nicks) == 5

@@ -33,12 +33,15 @@ class Member:
     """
 
     __slots__ = (
+        "claims",
         "closing",
         "daemon",
+        "dm_card",
+        "dm_ring",
+        "dm_seq",
         "first_uid",
         "limits",
         "nick",
-        "nick_key",
         "node",
         "out",
         "out_bytes",
@@ -59,7 +62,7 @@ class Member:
         self.first_uid = uid
         self.node = node
         self.nick = ""
-        self.nick_key = ""
+        self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in daemon.nicks
         self.token_hash = b""
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
@@ -69,6 +72,12 @@ class Member:
         self.out: list[bytes] = []
         self.out_bytes = 0
         self.urgent = False  # on the daemon's list of sessions to flush this pass
+        # Direct messages: the session's DM card (sign, dh, sig) once registered,
+        # and those relayed to it, numbered by its own sequence; the ring (made
+        # with the first one) keeps the last ``dm_ring`` of them for a resume.
+        self.dm_card: tuple[bytes, bytes, bytes] | None = None
+        self.dm_seq = 0
+        self.dm_ring: Ring | None = None
 
     def send(self, frame: ev.Frame) -> None:
         """Answer this member (only a local session has anyone to answer)."""

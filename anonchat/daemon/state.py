@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any
 from .. import events as ev
 from ..crypto import Sealed, verify_join_proof
 from ..errors import Code, RequestError
-from ..names import InvalidName, check_room, name_key
-from . import moderation, secret_moderation
+from ..names import InvalidName, check_room, claim_keys, name_key
+from ..plural import plural
+from . import dms, moderation, secret_moderation
 from .rooms import Member, Remote, Room, SecretRoom, fit
 
 if TYPE_CHECKING:
@@ -65,17 +66,7 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
         member.applied()
         return
     if op == "beat":  # a node is alive; any that has been silent too long is not
-        timeout = round(daemon.config.node_timeout * 1000)
-        previous = daemon.nodes.get(uid)
-        daemon.nodes[uid] = ts
-        daemon.end_orphans(ts)  # handed-over sessions nobody resumed in time
-        if previous is None or ts - previous > timeout:
-            # A node that is new, or was itself cut off (Redis was away for
-            # everyone, say), judges nobody: the nodes that kept beating do.
-            return
-        for node, last in list(daemon.nodes.items()):
-            if ts - last > timeout:
-                daemon.node_gone(node, ts)
+        beat(daemon, uid, ts)
         return
     if op == "down":  # a node stopped
         daemon.node_gone(uid, ts)
@@ -88,6 +79,29 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
         return
     if uid in daemon.members:
         raise KeyError(op)  # a command no node submits
+
+
+def beat(daemon: Daemon, node: str, ts: int) -> None:
+    """``node`` is alive at log time ``ts``; judge the silent ones if it may.
+
+    A node judges only once its own beats have reached the stream without a
+    gap for ``node_timeout``: one that is new, or was cut off itself, first
+    watches a whole ``node_timeout`` of the stream.  So after an outage of
+    Redis (stopped, paused, unreachable for everyone) every node has had
+    ``node_timeout`` of live stream to beat again before anyone judges, and
+    nobody is counted as gone for the outage itself.
+    """
+    timeout = round(daemon.config.node_timeout * 1000)
+    previous = daemon.nodes.get(node)
+    daemon.nodes[node] = ts
+    if previous is None or ts - previous > timeout:
+        daemon.alive_since[node] = ts  # new, or back after a silence
+    daemon.end_orphans(ts)  # handed-over sessions nobody resumed in time
+    if ts - daemon.alive_since.get(node, ts) < timeout:
+        return
+    for other, last in list(daemon.nodes.items()):
+        if ts - last > timeout:
+            daemon.node_gone(other, ts)
 
 
 # -- sessions ------------------------------------------------------------------
@@ -112,10 +126,10 @@ def _hello(
         _adopt(daemon, member, old)
     else:
         old = None
-        key = name_key(nick)
-        if key in daemon.nicks:
+        taken = holder(daemon, nick)
+        if taken is not None:
             if not random:
-                member.close(Code.NICK_TAKEN, f"the nick {nick} is taken")
+                member.close(Code.NICK_TAKEN, _taken(nick, taken))
                 member.applied()
                 return
             nick = _free_variant(daemon, nick)
@@ -130,9 +144,17 @@ def _hello(
 def _free_variant(daemon: Daemon, nick: str) -> str:
     """A random nick another node took a moment earlier: the same, numbered."""
     n = 2
-    while name_key(f"{nick}-{n}") in daemon.nicks:
+    while holder(daemon, f"{nick}-{n}") is not None:
         n += 1
     return f"{nick}-{n}"
+
+
+def _taken(nick: str, holder: Member) -> str:
+    """Why ``nick`` is refused: taken, or so like a connected nick that people could
+    not tell the two apart (the same confusable skeleton, ``names.claim_key``)."""
+    if name_key(nick) == name_key(holder.nick):
+        return f"the nick {nick} is taken"
+    return f"the nick {nick} looks like {holder.nick}, which is taken"
 
 
 def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
@@ -141,22 +163,38 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     daemon.orphans.pop(old.uid, None)
     daemon.stop_waiting(old)
     old.abort("resumed")  # if it still has a connection here, the client knows better
-    new.nick, new.nick_key = old.nick, old.nick_key
     new.first_uid = old.first_uid  # the same session: its bans follow it
-    daemon.nicks[new.nick_key] = new
+    take_nick(daemon, new, old.nick)
     new.rooms, new.secret_rooms = old.rooms, old.secret_rooms
     old.rooms, old.secret_rooms = {}, {}
     for channel in [*new.rooms.values(), *new.secret_rooms.values()]:
         channel.replace_member(old, new)
+    dms.adopt(daemon, new, old)
     log.debug("%s resumes %s", new.uid, old.uid)
 
 
+def holder(daemon: Daemon, nick: str) -> Member | None:
+    """Who holds ``nick`` or a nick that looks like it (``names.claim_keys``)."""
+    for key in claim_keys(nick):
+        found = daemon.nicks.get(key)
+        if found is not None:
+            return found
+    return None
+
+
 def take_nick(daemon: Daemon, member: Member, nick: str) -> None:
-    if daemon.nicks.get(member.nick_key) is member:
-        del daemon.nicks[member.nick_key]
+    """``member`` is called ``nick`` now: it holds that nick's keys, and no others."""
+    _free_nick(daemon, member)
     member.nick = nick
-    member.nick_key = name_key(nick)
-    daemon.nicks[member.nick_key] = member
+    member.claims = claim_keys(nick)
+    for key in member.claims:
+        daemon.nicks[key] = member
+
+
+def _free_nick(daemon: Daemon, member: Member) -> None:
+    for key in member.claims:
+        if daemon.nicks.get(key) is member:
+            del daemon.nicks[key]
 
 
 def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) -> None:
@@ -167,8 +205,8 @@ def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) ->
     daemon.stop_waiting(member)
     if daemon.tokens.get(member.token_hash) is member:
         del daemon.tokens[member.token_hash]
-    if daemon.nicks.get(member.nick_key) is member:
-        del daemon.nicks[member.nick_key]
+    _free_nick(daemon, member)
+    dms.forget(daemon, member)
     for room in list(member.rooms.values()):
         leave_room(daemon, member, room, "quit", ts, msg=quit_msg)
     for secret in list(member.secret_rooms.values()):
@@ -180,9 +218,9 @@ def _end(daemon: Daemon, member: Member, ts: int, _rid: None, quit_msg: str | No
 
 
 def _nick(daemon: Daemon, member: Member, ts: int, rid: int, nick: str) -> None:
-    holder = daemon.nicks.get(name_key(nick))
-    if holder is not None and holder is not member:
-        raise RequestError(Code.NICK_TAKEN, f"the nick {nick} is taken")
+    taken = holder(daemon, nick)
+    if taken is not None and taken is not member:
+        raise RequestError(Code.NICK_TAKEN, _taken(nick, taken))
     old = member.nick
     take_nick(daemon, member, nick)
     member.send(ev.Ok(id=rid))
@@ -222,7 +260,7 @@ def check_room_limits(member: Member, members: int) -> None:
     if count >= limits.max_rooms_per_session:
         raise RequestError(
             Code.TOO_MANY_ROOMS,
-            f"you are in {count} rooms; the limit is {limits.max_rooms_per_session}",
+            f"you are in {plural(count, 'room')}; the limit is {limits.max_rooms_per_session}",
         )
     if members >= limits.max_members_per_room:
         raise RequestError(Code.ROOM_FULL, "the room is full")
@@ -456,4 +494,6 @@ _APPLY: dict[str, Callable[..., None]] = {
     "s_leave": _secret_leave,
     "seal": _seal,
     "s_act": secret_moderation.act,
+    "dm_key": dms.register,
+    "dm": dms.relay,
 }

@@ -35,9 +35,10 @@ from ..client import Client
 from ..errors import Code, ConnectionClosed, RequestError
 from ..names import InvalidName, check_nick, name_key
 from ..passphrases import generate_passphrase, passphrase_warning
-from ..room import Room, Roster, SecretRoom
+from ..plural import plural
+from ..room import DirectRoom, Room, Roster, SecretRoom
 from .ignore import Ignores
-from .text import MODE_USAGE, parse_mode, privacy_report, verify_report
+from .text import MODE_USAGE, dm_verify_report, parse_mode, privacy_report, verify_report
 
 #: How often a message refused with rate_limited is tried again.
 RATE_RETRIES = 30
@@ -76,6 +77,15 @@ class Entered:
     how: str  # joined, created, already
     joined: ev.Joined | None = None
     generated: str | None = None
+
+
+@dataclass(frozen=True)
+class DmWindow:
+    """A conversation's window: open it (listed with the rooms), and with
+    ``switch`` show it (``/query``); ``/msg`` opens it without switching."""
+
+    room: DirectRoom
+    switch: bool
 
 
 @dataclass(frozen=True)
@@ -138,6 +148,7 @@ Note = (
     | Lines
     | Quit
     | OpenForm
+    | DmWindow
 )
 
 Attempt = Callable[[str, str, bool], Awaitable[str | None]]
@@ -527,18 +538,69 @@ class Commands:
 
         return attempt
 
+    @command("msg", "NICK TEXT",
+             "send a direct message, end-to-end encrypted (in a secret room NICK may be "
+             "nick#fp: that member); opens a window for the conversation",
+             aliases=("m",))  # fmt: skip
+    async def cmd_msg(self, rest: str) -> None:
+        who, _, text = rest.partition(" ")
+        if not who or not text.strip():
+            self.ui.show(Info("usage: /msg NICK TEXT", error=True))
+            return
+        room = await self._conversation(who)
+        if room is None:
+            return
+        self.ui.show(DmWindow(room, switch=False))
+        await self.say(text, key=room.key)
+
+    @command("query", "NICK",
+             "open (and switch to) a window of direct messages with NICK, sending nothing "
+             "(in a secret room NICK may be nick#fp)")  # fmt: skip
+    async def cmd_query(self, rest: str) -> None:
+        who = rest.split(" ", 1)[0]
+        if not who:
+            self.ui.show(Info("usage: /query NICK", error=True))
+            return
+        room = await self._conversation(who)
+        if room is not None:
+            self.ui.show(DmWindow(room, switch=True))
+
+    async def _conversation(self, who: str) -> DirectRoom | None:
+        """The conversation with ``who``: in a secret room on screen, a member
+        named ``nick#fp`` there (by its session key); else a public nick."""
+        room = self.current()
+        in_secret = room is not None and room.secret and "#" in who
+        if room is not None and room.direct and name_key(who) == name_key(room.name):
+            assert isinstance(room, DirectRoom)
+            return room
+        if not in_secret and "#" in who:
+            self.ui.show(
+                Info(f"{who}: nick#fp names a member of the secret room on screen", error=True)
+            )
+            return None
+        conversation = await self.client.open_dm(who, room.name if in_secret and room else None)
+        found = self.client.room_by_key(conversation.key)
+        assert isinstance(found, DirectRoom)
+        return found
+
     @command("privacy", "", "what the server can and cannot see about you, in this room")
     async def cmd_privacy(self, rest: str) -> None:
         room = self.current()
+        if room is not None and room.direct:
+            self.ui.show(Lines(tuple(privacy_report(self.client, None, False, direct=room))))
+            return
         name = room.name if room is not None else None
         secret = room is not None and room.secret
         self.ui.show(Lines(tuple(privacy_report(self.client, name, secret))))
 
     @command("verify", "NICK#FP [WHAT-THEY-READ]",
-             "(secret rooms) compare keys with someone by another channel; with what "
-             "they read out, mark them verified for this session")  # fmt: skip
+             "(secret rooms and conversations) compare keys with someone by another "
+             "channel; with what they read out, mark them verified for this session")  # fmt: skip
     async def cmd_verify(self, rest: str) -> None:
         room = self.current()
+        if isinstance(room, DirectRoom):
+            self.ui.show(Lines(tuple(dm_verify_report(self.client, room.peer, rest))))
+            return
         name = room.name if room is not None else None
         secret = room is not None and room.secret
         self.ui.show(Lines(tuple(verify_report(self.client, name, secret, rest))))
@@ -649,7 +711,7 @@ class Commands:
         lines = ["you ignore (for this session, kept here only):"]
         for entry in self.ignores.people:
             count = entry.total()
-            lines.append(f"  {entry.label}: {count} line{'' if count == 1 else 's'} hidden")
+            lines.append(f"  {entry.label}: {plural(count, 'line')} hidden")
         self.ui.show(Lines(tuple(lines)))
 
     @command("unignore", "NICK | NICK#FP", "show someone you ignored again")
@@ -671,7 +733,8 @@ class Commands:
         if entry is None:
             self.ui.show(Info(f"you do not ignore {who}; /ignore lists whom you do", error=True))
             return
-        self.ui.show(Info(f"{entry.label} is shown again ({entry.total()} lines were hidden)"))
+        hidden = plural(entry.total(), "line was", "lines were")
+        self.ui.show(Info(f"{entry.label} is shown again ({hidden} hidden)"))
 
     @command("theme", "[NAME]", "list the themes, or switch to NAME (remembered)", only="tui")
     async def cmd_theme(self, rest: str) -> None:

@@ -2,17 +2,20 @@
 
 Kept apart from either of them so neither front end imports the other: the
 privacy report of ``/privacy`` (it must match docs/security.md, whichever
-interface shows it), the arguments of ``/mode``, and how another user's text
-is made into one safe line.
+interface shows it), the arguments of ``/mode``, how another user's text
+is made into one safe line, and how a name that mixes scripts is marked.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..client import Client
+from ..confusables import mixed_script
 from ..names import sanitize
 from ..room import LOCK as LOCK
+from ..room import Room
 
 MODE_USAGE = "usage: /mode lock | unlock | slow SECONDS | history on|off"
 
@@ -20,6 +23,23 @@ MODE_USAGE = "usage: /mode lock | unlock | slow SECONDS | history on|off"
 def clean(text: str) -> str:
     """One line of terminal-safe text: newlines shown as a return mark."""
     return sanitize(text.replace("\r\n", "\n").replace("\n", " \u21b5 "))
+
+
+#: Follows a nick or room name that mixes scripts (UTS #39), such as a Latin
+#: name with one Cyrillic letter: the usual way to make a look-alike.
+LOOKALIKE = "\u26a0"
+#: The fingerprint that ends a secret room's label (``alice#k3f9``): not part of the name.
+_FINGERPRINT = re.compile(r"#[0-9a-hjkmnp-tv-z]{4}$")
+
+
+def mixes_scripts(name: str) -> bool:
+    """Does a nick, a secret room's ``nick#fp`` label or a room name mix scripts?"""
+    return mixed_script(name[:-5] if _FINGERPRINT.search(name) else name)
+
+
+def shown_name(name: str) -> str:
+    """A nick or room name as one safe piece of a line, marked if it mixes scripts."""
+    return clean(name) + (LOOKALIKE if mixes_scripts(name) else "")
 
 
 def parse_mode(rest: str) -> dict[str, Any] | None:
@@ -65,7 +85,40 @@ def verify_report(client: Client, room: str | None, secret: bool, rest: str) -> 
     ]
 
 
-def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
+def dm_verify_report(client: Client, peer: bytes, rest: str) -> list[str]:
+    """``/verify`` in a conversation: both DM keys' long fingerprints and the
+    safety number; given what the other read out, mark them verified."""
+    seen = client.dm_verification(peer)
+    words = rest.split()
+    if words and "#" in words[0]:  # /verify bob#k3f9 ..., as in a secret room
+        words = words[1:]
+    heard = " ".join(words)
+    if heard:
+        done = client.verify_dm(peer, heard)
+        return [
+            f"{clean(done.label)} is verified: it matches. The conversation's window marks "
+            "them for the rest of this session (kept in memory only)"
+        ]
+    state = " (verified)" if seen.verified else ""
+    return [
+        f"compare with {clean(seen.label)}{state} by another channel (in person, a call):",
+        f"  their DM key's long fingerprint: {seen.theirs}   yours: {seen.ours}",
+        f"  or the safety number of you two (the same on both sides): {seen.safety}",
+        "then: /verify WHAT-THEY-READ (if it differs, the server may be in between)",
+    ]
+
+
+DM_PRIVACY = (
+    "direct messages (/msg): end-to-end encrypted between your DM key and theirs; the "
+    "server cannot read them, but it sees who writes to whom (by nick and DM key), when, "
+    "and each message's size rounded up to 256/512/1024/2048/4096 bytes; it holds the "
+    "last few for you, sealed and in memory only, until you resume or your session ends"
+)
+
+
+def privacy_report(
+    client: Client, room: str | None, secret: bool, direct: Room | None = None
+) -> list[str]:
     """What the daemon can and cannot see about this user right now (docs/security.md)."""
     how = (
         f"TLS to a key you pinned ({client.pin})"
@@ -80,6 +133,17 @@ def privacy_report(client: Client, room: str | None, secret: bool) -> list[str]:
         "addresses or messages; recent messages of each room stay in its memory for a while "
         "(in a secret room, sealed)",
     ]
+    if direct is not None:
+        lines += [
+            f"in the conversation with {clean(direct.shown)}: {DM_PRIVACY}",
+            "the server hands out the keys: it could give you its own instead of theirs "
+            "and read along; /verify compares both keys with them by another channel, and "
+            "a key that changes is announced",
+            "if they ignore you, your messages are still accepted: you cannot tell (and "
+            "neither can the server: ignoring happens on their side only)",
+        ]
+        return lines
+    lines.append(DM_PRIVACY)
     if room is None:
         lines.append("you are in no room")
     elif secret:

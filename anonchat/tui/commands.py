@@ -72,6 +72,14 @@ PRIVACY: tuple[tuple[str, str], ...] = (
         "the room.",
     ),
     (
+        "Direct messages @",
+        "/msg NICK TEXT or /query NICK: end-to-end encrypted between your DM key and "
+        "theirs; the server cannot read them, but sees who writes to whom, when, and "
+        "the size rounded up as above. It hands out the keys: /verify in the "
+        "conversation compares them with the other by another channel, and a key that "
+        "changes is announced.",
+    ),
+    (
         "Limits",
         "Anyone who knows the passphrase can read and join; there is no forward "
         "secrecy; a weak passphrase can be guessed offline by the operator, so "

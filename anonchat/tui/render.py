@@ -16,6 +16,8 @@ from collections.abc import Callable
 from rich.text import Text
 
 from .. import events as ev
+from ..dm import DirectMessage, DmNotice
+from ..frontend.text import LOOKALIKE, mixes_scripts
 from ..names import name_key, sanitize
 from ..secret import SecretMessage, SecretNotice
 
@@ -61,9 +63,19 @@ def nick_colour(nick: str) -> str:
     return NICK_COLOURS[zlib.crc32(name_key(nick).encode("utf-8")) % len(NICK_COLOURS)]
 
 
+LOOKALIKE_STYLE = "bold #e6a23c"
+
+
 def nick_text(nick: str, *, bold: bool = True) -> Text:
+    """A nick (or ``nick#fp`` label) in its colour, marked ⚠ if it mixes scripts."""
     style = f"bold {nick_colour(nick)}" if bold else nick_colour(nick)
-    return Text(clean(nick), style=style)
+    return _marked(Text(clean(nick), style=style), nick)
+
+
+def _marked(text: Text, name: str) -> Text:
+    if mixes_scripts(name):
+        text.append(LOOKALIKE, style=LOOKALIKE_STYLE)
+    return text
 
 
 def mentions(text: str, nick: str) -> bool:
@@ -121,6 +133,33 @@ def secret_message_line(msg: SecretMessage, clock: Clock, *, own_nick: str = "")
         line.append(STALE_NOTE, style=f"{ERROR_STYLE} italic")
     if msg.history:
         line.append(HISTORY_NOTE, style=SYSTEM_STYLE)
+    return line
+
+
+def dm_line(msg: DirectMessage, clock: Clock) -> Text:
+    """A direct message: the sender's nick with its DM key's fingerprint."""
+    line = _stamp(clock, msg.ts)
+    who = secret_label(msg.nick, msg.fingerprint)
+    body = Text(clean(msg.text, multiline=True))
+    if msg.me:
+        line.append("* ", style="bold")
+        line.append_text(nick_text(who))
+        line.append(" ")
+        body.stylize("italic")
+    else:
+        line.append_text(nick_text(who))
+        line.append("  ")
+    line.append_text(body)
+    if msg.stale:
+        line.append(STALE_NOTE, style=f"{ERROR_STYLE} italic")
+    return line
+
+
+def dm_notice_line(notice: DmNotice, clock: Clock) -> Text:
+    """A refused, missing or re-keyed direct message: always as an error."""
+    line = _stamp(clock, None)
+    line.append("-!- ", style=ERROR_STYLE)
+    line.append(clean(notice.text), style=ERROR_STYLE if notice.kind != "nick" else SYSTEM_STYLE)
     return line
 
 
@@ -206,5 +245,9 @@ def join_text(*parts: str | Text) -> Text:
 LOCK = "\U0001f512"  # 🔒 before a secret room's name
 
 
-def room_text(room: str, *, secret: bool = False) -> Text:
-    return Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold")
+def room_text(room: str, *, secret: bool = False, dm: bool = False) -> Text:
+    """``#lobby``, ``🔒#plans``, or a conversation: ``@bob#k3f9``; a room's
+    name is marked ⚠ if it mixes scripts."""
+    if dm:
+        return Text(f"@{clean(room)}", style="bold")
+    return _marked(Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold"), room)

@@ -32,9 +32,12 @@ class RoomState:
     joined: bool = True  # False while a secret room waits to be rejoined, or once removed
     owners: set[str] = field(default_factory=set)  # nicks (labels in a secret room)
     removed: str = ""  # why we are out of it: "kicked by bob (spam)"; "" while in it
+    dm: str = ""  # a conversation of direct messages: its window key (name: their label)
 
     @property
     def key(self) -> str:
+        if self.dm:
+            return self.dm
         return secret_key(self.name) if self.secret else name_key(self.name)
 
     @property
@@ -102,6 +105,16 @@ class ChatState:
         room.last_seq = max(room.last_seq, event.seq)
         return room
 
+    def open_dm(self, key: str, label: str, own: str) -> RoomState:
+        """A conversation's window (``label``: theirs, ``bob#k3f9``), listed with the rooms."""
+        room = self.rooms.get(key)
+        if room is None:
+            room = RoomState(label, dm=key)
+            self.rooms[key] = room
+        room.name = label
+        room.members = [label, own]
+        return room
+
     def enter(self, joined: ev.Joined) -> RoomState:
         room = self.rooms.get(name_key(joined.room))
         if room is None:
@@ -167,6 +180,8 @@ class ChatState:
     def all_nicks(self) -> list[str]:
         seen: dict[str, str] = {}
         for room in self.rooms.values():
+            if room.dm:
+                continue
             for member in room.members:
                 # A secret room's members are labels: complete the nick part.
                 nick = member.rpartition("#")[0] or member if room.secret else member

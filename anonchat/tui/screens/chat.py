@@ -40,7 +40,8 @@ from ...client import Client, Event
 from ...errors import AnonchatError, ConnectionClosed
 from ...frontend.commands import Attempt, Commands, Note, parse
 from ...frontend.reconnect import RECONNECT_DELAYS, Lost, Step, follow
-from ...room import SecretRoom
+from ...plural import plural
+from ...room import DirectRoom, SecretRoom
 from ..messages import Latency, ServerEvent
 from ..render import (
     ERROR_STYLE,
@@ -71,6 +72,7 @@ PING_TIMEOUT = 10.0
 PASTE_ASK = 5
 LIST_REFRESH = 30.0
 E2E_HEADER = "secret room: end-to-end encrypted, the server cannot read it"
+DM_HEADER = "direct messages: end-to-end encrypted, the server cannot read them"
 
 
 def transport(client: Client) -> str:
@@ -157,6 +159,7 @@ class ChatScreen(ChatView, Screen[None]):
         self._typed: asyncio.Queue[_Typed | _Pasted] = asyncio.Queue()
         self._secret_pending = False  # a /secret line waits for its form
         self._held: list[str] = []  # lines typed meanwhile
+        self._holds = 0  # lines ever held (to tell a passphrase's start from a later line)
         self._form: PassphraseScreen | CreateRoomScreen | None = None
 
     # -- layout ----------------------------------------------------------------
@@ -261,11 +264,19 @@ class ChatScreen(ChatView, Screen[None]):
             bar.append("server window", style="bold")
             bar.append(f" — {clean(self.server_label)}", style="dim")
             return bar
-        bar.append_text(room_text(room.name, secret=room.secret))
+        bar.append_text(room_text(room.name, secret=room.secret, dm=bool(room.dm)))
+        if room.dm:
+            handle = self.client.room_by_key(room.key)
+            verified = isinstance(handle, DirectRoom) and handle.verified
+            bar.append(f" — {DM_HEADER}; you are ", style="dim")
+            bar.append_text(nick_text(f"{self.client.nick}#{self.client.dm_fingerprint}"))
+            bar.append(" · verified" if verified else " · not verified: /verify", style="dim")
         if room.removed:
             bar.append(f" — not joined: you were {clean(room.removed)}", style=ERROR_STYLE)
             return bar
-        if room.secret:
+        if room.dm:
+            pass
+        elif room.secret:
             bar.append(f" — {E2E_HEADER}; you are ", style="dim")
             bar.append_text(nick_text(self.own_label))
         elif room.topic:
@@ -276,8 +287,7 @@ class ChatScreen(ChatView, Screen[None]):
             bar.append_text(Text(", ").join(nick_text(o, bold=False) for o in sorted(room.owners)))
         hidden = self.commands.ignores.hidden_in(room.key)
         if hidden:
-            plural = "line" if hidden == 1 else "lines"
-            bar.append(f"  [{hidden} {plural} hidden: /ignore]", style="italic")
+            bar.append(f"  [{plural(hidden, 'line')} hidden: /ignore]", style="italic")
         return bar
 
     @property
@@ -362,10 +372,15 @@ class ChatScreen(ChatView, Screen[None]):
     @on(ChatInput.Line)
     def submitted(self, event: ChatInput.Line) -> None:
         line = event.line
-        if self._secret_pending:
-            # Typed right after /secret, before its form opened (a burst, a slow
-            # link): most likely the passphrase. It goes to the form, never the room.
+        form_up = self._form is not None and self._form in self.app.screen_stack
+        if self._secret_pending or form_up:
+            # Typed right after /secret, before its form had the focus (a burst, a
+            # slow link): most likely the passphrase. It goes to the form, never
+            # the room.
             self._held.append(line)
+            self._holds += 1
+            if not self._secret_pending:
+                self._secret_done()
             return
         if (parse(line) or ("", ""))[0] == "secret":
             self._secret_pending = True
@@ -453,6 +468,20 @@ class ChatScreen(ChatView, Screen[None]):
         else:
             form = PassphraseScreen(name, lambda room, passphrase: attempt(room, passphrase, False))
         self._form = form
+        holds = self._holds
+        box = self.query_one(ChatInput)
+        typed = self._secret_pending  # the /secret line was typed (not a click, the start)
+
+        def stray() -> str:
+            # What the chat input holds when the form takes the focus was typed
+            # after /secret: the start of the passphrase, unless a whole line (the
+            # passphrase) was held first, when it is a later line and stays.
+            if not typed or self._holds != holds or self._held:
+                return ""
+            text, box.value = box.value, ""
+            return text
+
+        form.stray = stray
         self.app.push_screen(form)
 
     def front_command(self, name: str, rest: str) -> None:

@@ -22,7 +22,7 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 from ...names import InvalidName, check_room, check_topic
 from ...passphrases import generate_passphrase, passphrase_warning
 from ..render import clean
-from .passphrase import WORKING, prefill, room_problem, run_attempt
+from .passphrase import WORKING, prefill, room_problem, run_attempt, take_stray
 
 #: Creates a secret room: (room, passphrase, generated) -> None, or why it failed.
 CreateSecret = Callable[[str, str, bool], Awaitable[str | None]]
@@ -50,6 +50,8 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
     ) -> None:
         super().__init__()
         self._prefill: str | None = None
+        self._ready = False  # on_mount has begun
+        self.stray: Callable[[], str] | None = None  # see passphrase.take_stray
         self.room = room
         self.secret = secret and create_secret is not None
         self.create_secret = create_secret
@@ -86,14 +88,17 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
+        self._ready = True
         self._show_kind()
         target = "#room-pass" if self.secret and self.room else "#room-name"
         self.query_one(target, Input).focus()
         if self._prefill is not None:
             self.prefill_passphrase(self._prefill)
+        if self.secret:
+            take_stray(self, "#room-pass", self.stray)
 
     def prefill_passphrase(self, text: str) -> None:
-        self._prefill = prefill(self, "#room-pass", text)
+        self._prefill = prefill(self, "#room-pass", text, self._ready)
 
     def _show_kind(self) -> None:
         self.query_one("#public-fields").display = not self.secret

@@ -22,9 +22,12 @@ def _room_prompt(number: int, room: RoomState) -> Text:
     label = Text()
     label.append(f"{number if number < 10 else ' '} ", style="dim")
     label.append("● " if room.joined else "○ ", style="green" if room.joined else "dim")
-    lock = LOCK if room.secret else ""
-    label.append(f"{lock}#{clean(room.name)}", style="bold" if room.unread else "")
-    label.append(f" {room.member_count}", style="dim")
+    if room.dm:  # a conversation: the other's label, no member count
+        label.append(f"@{clean(room.name)}", style="bold" if room.unread else "")
+    else:
+        lock = LOCK if room.secret else ""
+        label.append(f"{lock}#{clean(room.name)}", style="bold" if room.unread else "")
+        label.append(f" {room.member_count}", style="dim")
     if room.mentioned:
         label.append(" @", style="bold reverse #e05252")
     if room.unread:
