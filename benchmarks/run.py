@@ -23,6 +23,7 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import re
 import statistics
 import subprocess
 import sys
@@ -530,10 +531,23 @@ def summary(rows: list[dict[str, Any]], rounds: int) -> str:
         return [r[field] for r in groups.get(key, []) if r.get(field) is not None]
 
     def notes(key: tuple[str, int, str, str]) -> str:
-        seen: list[str] = []
+        """The rounds' notes, each kind once; a number in it becomes its largest."""
+        kinds: dict[str, float] = {}
         for r in groups.get(key, []):
-            seen += [n for n in r.get("notes", []) if n not in seen]
-        return "; ".join(seen)
+            for note in r.get("notes", []):
+                numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", note)]
+                kind = re.sub(r"\d+(?:\.\d+)?", "{}", note)
+                if numbers and kind.count("{}") == 1:
+                    kinds[kind] = max(kinds.get(kind, 0.0), numbers[0])
+                else:
+                    kinds.setdefault(note.replace("{", "(").replace("}", ")"), 0.0)
+        out = []
+        for kind, most in kinds.items():
+            if "{}" in kind:
+                out.append(kind.format(("≤" if len(groups[key]) > 1 else "") + f"{most:g}"))
+            else:
+                out.append(kind)
+        return "; ".join(out)
 
     out: list[str] = []
     workloads = list(dict.fromkeys(k[0] for k in groups))
