@@ -14,6 +14,7 @@ import pytest
 from anonchat import events as ev
 from anonchat.client import Client, Event
 from anonchat.daemon import Daemon
+from anonchat.daemon.state import holder
 from anonchat.direct import DmIdentity
 from anonchat.dm import DirectMessage, DmNotice
 from anonchat.errors import Code, RequestError
@@ -250,7 +251,8 @@ async def test_nothing_readable_reaches_the_daemon(
     talk = await alice.open_dm("bob")
     await alice.send_dm(talk.peer, TEXT)
     assert [m.text for m in await dms(bob, 1)] == [TEXT]
-    member = daemon.nicks["bob"]
+    member = holder(daemon, "bob")
+    assert member is not None
     held = b"".join(d for _, _, d in member.dm_ring.entries())  # type: ignore[union-attr]
     for secret in (TEXT.encode(), TEXT.encode("utf-16-le")):
         assert secret not in received  # both directions went through the tap
