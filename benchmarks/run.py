@@ -475,10 +475,13 @@ SERVERS = [
 ]
 
 
-def plan(quick: bool, only: set[str]) -> list[tuple[str, int, str, str]]:
+def plan(
+    quick: bool, only: set[str], sizes: tuple[int, ...] | None = None
+) -> list[tuple[str, int, str, str]]:
     """(mode, members, server, variant) points, in the order they run in one round."""
     points: list[tuple[str, int, str, str]] = []
-    sizes = (10, 100) if quick else (10, 100, 500)
+    if sizes is None:
+        sizes = (10, 100) if quick else (10, 100, 500)
     if "fanout" in only:
         for members in sizes:
             points += [("fanout", members, s, v) for s, v in SERVERS]
@@ -643,6 +646,9 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="fanout,fanout-ok,latency,capacity", help="comma-separated workloads"
     )
     p.add_argument("--rounds", type=int, default=3, help="times the whole plan runs (default 3)")
+    p.add_argument(
+        "--members", help="fan-out room sizes, comma-separated (default 10,100,500; quick 10,100)"
+    )
     p.add_argument("--json", metavar="FILE", help="write every point's results as JSON here")
     p.add_argument("--markdown", metavar="FILE", help="write the summary tables here too")
     p.add_argument("--measure", type=float, help="seconds measured per point (default 5, quick 2)")
@@ -668,7 +674,13 @@ def main(argv: list[str] | None = None) -> int:
     info["git"] = _git_head()
     rows: list[dict[str, Any]] = []
     started = time.monotonic()
-    points = plan(args.quick, only)
+    try:
+        sizes = tuple(int(m) for m in args.members.split(",")) if args.members else None
+    except ValueError:
+        p.error("--members takes room sizes such as 10,100,500")
+    if sizes is not None and min(sizes) < 2 * WORKERS:
+        p.error(f"--members: a room needs at least {2 * WORKERS} members")
+    points = plan(args.quick, only, sizes)
     with tempfile.TemporaryDirectory(prefix="anonchat-bench-") as tmp:
         for rnd in range(args.rounds):
             for i, (mode, members, server_name, variant) in enumerate(points):
