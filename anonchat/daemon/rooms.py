@@ -103,6 +103,9 @@ class Member:
     def flush(self) -> None:
         """Write what is queued, if the connection is here."""
 
+    def write(self, data: bytes) -> None:
+        """Write ``data`` now, if the connection is here (see Daemon.flush_rooms)."""
+
     def applied(self) -> None:
         """One of this member's requests was applied (a local session reads on)."""
 
@@ -334,7 +337,7 @@ class Room(Channel):
         return [m.nick for m in self.members if m in self.owners]
 
     def say(self, sender: Member, text: str, me: bool, ts: int) -> int:
-        seq = self.next_seq()
+        self.seq = seq = self.seq + 1  # (next_seq, inline)
         # The hottest event: its map is built here, not through ev.Msg, whose checks
         # every value has passed already (the room's name and the sender's nick when
         # they were taken, the text in Session.on_say); test_rooms checks the bytes

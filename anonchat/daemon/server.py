@@ -303,10 +303,20 @@ class Daemon:
         rooms, self._rooms_to_flush = self._rooms_to_flush, []
         written = 0
         for room in rooms:
+            shared = room.joined()
+            cursors = room.cursors
             for member in room.members:
-                if not member.closing:
-                    member.flush()
-                    written += 1
+                if member.closing:
+                    continue
+                written += 1
+                if (
+                    member.out
+                    or member in cursors
+                    or len(member.rooms) + len(member.secret_rooms) != 1
+                ):
+                    member.flush()  # its own frames, or other rooms', go in the same write
+                else:
+                    member.write(shared)  # the common case: this room's log, nothing else
             room.flushed()
         self._busy = written >= BUSY_FLUSH
         self.stats.delivered()

@@ -350,7 +350,8 @@ def _topic(daemon: Daemon, member: Member, ts: int, rid: int, name: str, topic: 
     member.send(ev.Ok(id=rid))
 
 
-def _say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str, me: bool) -> None:
+def say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str, me: bool) -> None:
+    """A message to a public room (on one node, Session.on_say calls this itself)."""
     room = member.rooms.get(name_key(name))
     if room is None:
         raise RequestError(Code.NOT_MEMBER, f"you are not in {name}")
@@ -497,7 +498,7 @@ _APPLY: dict[str, Callable[..., None]] = {
     "join": _join,
     "leave": _leave,
     "topic": _topic,
-    "say": _say,
+    "say": say,
     "kick": moderation.kick,
     "op": moderation.op,
     "mode": moderation.mode,
