@@ -17,6 +17,7 @@ turns them into :class:`DirectMessage` and :class:`DmNotice` events, refusing
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -84,6 +85,61 @@ DmEvent = DirectMessage | DmNotice
 #: The body of an action (``/me``) inside a sealed direct message: a marker
 #: character no one types, then the action.
 ME_MARK = "\x01"
+
+
+#: The body of an invitation to the room that replaces a secret room
+#: (``/secret rotate``): a marker character no one types, then JSON.
+ROTATE_MARK = "\x02"
+
+
+@dataclass(frozen=True)
+class Invite:
+    """An owner's invitation, sent over direct messages, to follow a secret room
+    to the room that replaces it: its name (the same), the new passphrase, both
+    room ids, and the owner's signature with its session key in the old room."""
+
+    room: str
+    passphrase: str
+    old: bytes
+    new: bytes
+    signer: bytes
+    sig: bytes
+    left: tuple[str, ...]  # who does not come along, as labels
+    nick: str = ""  # the signer's nick in the room, as it sealed it (shown with its key)
+
+    def body(self) -> str:
+        fields = {
+            "nick": self.nick,
+            "room": self.room,
+            "passphrase": self.passphrase,
+            "old": self.old.hex(),
+            "new": self.new.hex(),
+            "signer": self.signer.hex(),
+            "sig": self.sig.hex(),
+            "left": list(self.left),
+        }
+        return ROTATE_MARK + json.dumps(fields, separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, body: str) -> Invite:
+        """Strictly: anything else raises ValueError."""
+        data = json.loads(body.removeprefix(ROTATE_MARK))
+        if not isinstance(data, dict) or set(data) != _INVITE_KEYS:
+            raise ValueError("not an invitation")
+        text = [data[k] for k in ("room", "passphrase", "old", "new", "signer", "sig", "nick")]
+        left = data["left"]
+        if not all(isinstance(v, str) for v in text) or not isinstance(left, list):
+            raise ValueError("not an invitation")
+        if not all(isinstance(v, str) for v in left) or len(left) > 1000:
+            raise ValueError("not an invitation")
+        room, passphrase, old, new, signer, sig, nick = text
+        old_id, new_id, signer_key, signature = (bytes.fromhex(v) for v in (old, new, signer, sig))
+        if [len(v) for v in (old_id, new_id, signer_key, signature)] != [32, 32, 32, 64]:
+            raise ValueError("not an invitation")
+        return cls(room, passphrase, old_id, new_id, signer_key, signature, tuple(left), nick)
+
+
+_INVITE_KEYS = frozenset({"room", "passphrase", "old", "new", "signer", "sig", "left", "nick"})
 
 
 @dataclass

@@ -789,7 +789,7 @@ class Seal(Frame):
     sig: Signature
 
 
-OWNER_ACT_KINDS: frozenset[str] = frozenset({"kick", "ban", "op", "mode"})
+OWNER_ACT_KINDS: frozenset[str] = frozenset({"kick", "ban", "op", "mode", "close"})
 #: The optional fields of an :class:`OwnerAct` each kind must carry; the others
 #: it must leave out (``bad_field`` otherwise).  A mode action carries all
 #: three modes even when false or 0: their default is "unset", not false.
@@ -798,6 +798,7 @@ OWNER_ACT_FIELDS: dict[str, tuple[str, ...]] = {
     "ban": ("target",),
     "op": ("target",),
     "mode": ("locked", "slow", "history"),
+    "close": (),
 }
 _OWNER_ACT_OPTIONAL = ("target", "locked", "slow", "history")
 
@@ -810,7 +811,9 @@ class OwnerAct(Record):
     ``actor`` signed it: the room's owner key or a session key granted ``op``.
     ``counter`` is the room's next action number.  ``kick``, ``ban`` and ``op``
     name a member's session key as ``target``; ``mode`` carries the room's whole
-    new mode (``locked``, ``slow`` seconds, ``history``) and no target.
+    new mode (``locked``, ``slow`` seconds, ``history``) and no target;
+    ``close`` (protocol version 3) carries nothing more: the room takes no new
+    sealed message and no newcomer from then on (``/secret rotate``).
     """
 
     kind: Kind
