@@ -571,15 +571,20 @@ class Client(SecretRooms):
         return await self._member_card(channel, member)
 
     async def _member_card(self, channel: SecretChannel, member: bytes) -> Conversation:
+        """A member of a secret room: the daemon does not tell its public nick,
+        and ours stays hidden from it too (we seal the nick we have there)."""
         frame = ev.DmLookup(id=self._next_id(), room=channel.rid, member=member)
-        return await self._take_card(frame)
+        conversation = await self._take_card(frame, channel.nicks.get(member) or "?")
+        conversation.own_nick = channel.nick or self.nick
+        return conversation
 
-    async def _take_card(self, frame: ev.DmLookup) -> Conversation:
+    async def _take_card(self, frame: ev.DmLookup, hidden_as: str = "") -> Conversation:
         reply = await self._request(frame, ev.DmCard)
         card = DmCard(reply.sign, reply.dh, reply.sig)
         if card.sign == self.dms.identity.sign:
             raise RequestError(Code.NO_SUCH_NICK, "that is you")
-        conversation, notices = self._dm_events.take_card(card, reply.nick)
+        nick = hidden_as or reply.nick
+        conversation, notices = self._dm_events.take_card(card, nick, bool(hidden_as))
         for notice in notices:
             self._events.put_nowait(notice)
         return conversation
@@ -598,7 +603,7 @@ class Client(SecretRooms):
         await self._send_dm_body(conversation, ME_MARK + text if me else text)
         sent = DirectMessage(
             peer=peer,
-            nick=self.nick,
+            nick=self._sealed_as(conversation),
             fingerprint=self.dm_fingerprint,
             text=text,
             ts=int(time.time() * 1000),
@@ -610,8 +615,16 @@ class Client(SecretRooms):
         self._events.put_nowait(sent)
         return sent
 
+    def _sealed_as(self, conversation: Conversation) -> str:
+        """The nick we seal to them: in a conversation begun in a secret room, the
+        one we have there (or "?": we do not know which room they know us from)."""
+        if conversation.hidden:
+            return conversation.own_nick or "?"
+        return self.nick
+
     async def _send_dm_body(self, conversation: Conversation, body: str) -> None:
-        size = sealed_size(self.nick, body)
+        nick = self._sealed_as(conversation)
+        size = sealed_size(nick, body)
         if not size or (self.hello.dm_max and size > self.hello.dm_max):
             raise RequestError(
                 Code.TEXT_TOO_LONG,
@@ -624,11 +637,17 @@ class Client(SecretRooms):
         self._check_open()  # before sealing: a counter spent on nothing would show a gap
         try:
             counter, ct = self.dms.peers.seal(
-                conversation.card, self.nick, int(time.time() * 1000), body
+                conversation.card, nick, int(time.time() * 1000), body
             )
         except CryptoError as exc:
             raise RequestError(Code.BAD_KEY, exc.message) from None
-        frame = ev.DmSend(id=self._next_id(), to=conversation.peer, counter=counter, ct=ct)
+        frame = ev.DmSend(
+            id=self._next_id(),
+            to=conversation.peer,
+            counter=counter,
+            ct=ct,
+            hide_nick=conversation.hidden,
+        )
         await self._request(frame, ev.Ok)
 
     # -- rotating a secret room (/secret rotate), over direct messages ------------

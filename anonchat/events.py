@@ -999,7 +999,10 @@ class DmLookup(Frame):
 @frame
 @dataclass(frozen=True, slots=True)
 class DmSend(Frame):
-    """A sealed direct message to the session whose DM key is ``to``."""
+    """A sealed direct message to the session whose DM key is ``to``.  With
+    ``hide_nick`` the daemon does not tell the recipient the sender's nick
+    (a conversation begun in a secret room, where the sender has a nick of
+    the room's own: its public nick would link the two)."""
 
     TYPE = "dm_send"
     SENDER = "client"
@@ -1007,12 +1010,14 @@ class DmSend(Frame):
     to: Key
     counter: int
     ct: Ciphertext
+    hide_nick: bool = False
 
 
 @frame
 @dataclass(frozen=True, slots=True)
 class DmCard(Frame):
-    """Answer to ``dm_lookup``: the session's nick now and its DM card."""
+    """Answer to ``dm_lookup``: the session's nick now ("" for a lookup of a
+    secret-room member: its public nick is not told) and its DM card."""
 
     TYPE = "dm_card"
     SENDER = "server"
@@ -1028,7 +1033,8 @@ class DmCard(Frame):
 class Dm(Frame):
     """A direct message relayed to its recipient, numbered by the recipient's
     own sequence of direct messages and stamped by the daemon: the sender's
-    nick now, its DM card (``sign``, ``dh``, ``sig``) and the sealed bytes."""
+    nick now ("" if it asked to hide it), its DM card (``sign``, ``dh``,
+    ``sig``) and the sealed bytes."""
 
     TYPE = "dm"
     SENDER = "server"

@@ -388,10 +388,24 @@ async def test_a_secret_room_member_by_its_session_key(make_daemon: DaemonFactor
     async with asyncio.timeout(10):  # until bob's hello announced "shadow"
         while "shadow" not in channel.nicks.values():
             await asyncio.sleep(0.01)
+    seen_by_alice: list[ev.Frame] = []
+
+    def record(frame: ev.Frame) -> ev.Frame:
+        seen_by_alice.append(frame)
+        return frame
+
+    rewrite(alice, record)
     talk = await alice.open_dm("shadow", room="den")
-    assert talk.peer == bob.dms.identity.sign
+    assert talk.peer == bob.dms.identity.sign and talk.nick == "shadow"
     await alice.send_dm(talk.peer, "psst")
-    assert [m.text for m in await dms(bob, 1)] == ["psst"]
+    (got,) = await dms(bob, 1)
+    assert got.text == "psst"
+    await bob.send_dm(got.peer, "who's asking?")
+    (back,) = await dms(alice, 1)
+    assert (back.text, back.nick) == ("who's asking?", "shadow")
+    # Bob's public nick never reached alice: not in the card, not in the message.
+    cards = [f for f in seen_by_alice if isinstance(f, ev.DmCard | ev.Dm)]
+    assert len(cards) == 2 and all(f.nick == "" for f in cards)
     with pytest.raises(RequestError) as me:
         await alice.open_dm(alice.own_secret_label("den"), room="den")
     assert me.value.code == Code.NO_SUCH_NICK
