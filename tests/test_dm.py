@@ -437,3 +437,36 @@ async def test_a_new_key_under_a_known_nick_is_announced(make_daemon: DaemonFact
     assert (await dms(alice, 1))[0].text == "it is me, really"
     await alice.close()
     await new_bob.close()
+
+
+async def drop_and_wait(client: Client) -> None:
+    client._writer.transport.abort()  # the network goes away
+    async with asyncio.timeout(5):
+        while client.closed is None:
+            await asyncio.sleep(0.01)
+
+
+async def test_the_ring_for_a_resume_at_and_one_past(make_daemon: DaemonFactory) -> None:
+    """``dm_ring`` messages sent while the recipient was away all arrive on its
+    resume; one more and the oldest is gone, said as missed."""
+    daemon = await make_daemon(dm_ring=3)
+    alice, bob = await pair(daemon)
+    talk = await alice.open_dm("bob")
+    for count, lost in ((3, 0), (4, 1)):
+        await drop_and_wait(bob)
+        for i in range(count):
+            await alice.send_dm(talk.peer, f"{count}/{i}")
+        bob = await Client.connect("127.0.0.1", daemon.port, pin=daemon.pin, resume=bob)
+        assert bob.resumed
+        await alice.send_dm(talk.peer, f"marker {count}")
+        events = await until_dm(bob, f"marker {count}")
+        texts = [e.text for e in events if isinstance(e, DirectMessage)]
+        assert texts == [*(f"{count}/{i}" for i in range(lost, count)), f"marker {count}"]
+        notices = [e for e in events if isinstance(e, DmNotice)]
+        if lost:
+            assert [n.kind for n in notices] == ["missing", "missing"]  # the daemon's, the gap's
+            assert "gone from the server's memory" in notices[0].text
+        else:
+            assert not notices
+    await alice.close()
+    await bob.close()
