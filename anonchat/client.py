@@ -27,11 +27,11 @@ from urllib.parse import quote, unquote, urlsplit
 
 from . import __version__
 from . import events as ev
-from .address import bad_character, check_host, format_address, parse_address
+from .address import bad_character, check_host, format_address, is_loopback, parse_address
 from .bucket import TokenBucket
 from .crypto import Identity, Sealer, fingerprint, normalize_room
 from .dial import Confirm as Confirm
-from .dial import is_loopback, open_stream, verify_server
+from .dial import open_stream, verify_server
 from .direct import DmCard, rotation_message, sealed_size, verify_rotation
 from .dm import (
     ME_MARK,

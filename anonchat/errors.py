@@ -162,6 +162,14 @@ class ConfigError(AnonchatError):
     """A configuration value is invalid."""
 
 
+class Unavailable(AnonchatError):
+    """Something the daemon needs (Redis) cannot be reached now: a later try may work."""
+
+
+class CannotListen(AnonchatError):
+    """An address to listen on (the chat's, the metrics') is taken or not this machine's."""
+
+
 class CryptoError(_CodedError):
     """A secret-room key, seal or open operation failed; ``code`` names the step.
 

@@ -33,7 +33,7 @@ from . import events as ev
 from .client import Client, Confirm, Endpoint, Event
 from .dm import DM_MARK, DirectMessage, DmNotice
 from .errors import Code, ConnectionClosed, Local
-from .frontend import LOCK, clean
+from .frontend import LOCK, clean, shown_name
 from .frontend.commands import (
     Attempt,
     Commands,
@@ -53,6 +53,7 @@ from .frontend.commands import (
     help_lines,
 )
 from .frontend.reconnect import RECONNECT_DELAYS, Back, Lost, Retrying, Step, Stopped, follow
+from .plural import plural
 from .secret import SecretMessage, SecretNotice
 
 HELP = "\n".join(help_lines("line"))
@@ -78,7 +79,7 @@ def format_event(frame: Event) -> str | None:
         return f"{clock()} [dm] -!- {clean(frame.text)}"
     if isinstance(frame, SecretMessage):
         where = f"{clock(frame.ts)} {LOCK}#{clean(frame.room)}"
-        who = f"{clean(frame.nick) or '?'}#{frame.fingerprint}"
+        who = f"{shown_name(frame.nick) or '?'}#{frame.fingerprint}"
         stale = " [sent with a clock off by over 5 minutes]" if frame.stale else ""
         if frame.history:
             stale = " [history: said before you joined]"
@@ -90,11 +91,11 @@ def format_event(frame: Event) -> str | None:
     if isinstance(frame, ev.Msg):
         where = f"{clock(frame.ts)} #{clean(frame.room)}"
         if frame.me:
-            return f"{where} * {clean(frame.nick)} {clean(frame.text)}"
-        return f"{where} <{clean(frame.nick)}> {clean(frame.text)}"
+            return f"{where} * {shown_name(frame.nick)} {clean(frame.text)}"
+        return f"{where} <{shown_name(frame.nick)}> {clean(frame.text)}"
     if isinstance(frame, ev.Presence):
         where = f"{clock(frame.ts)} #{clean(frame.room)} -!-"
-        nick = clean(frame.nick)
+        nick = shown_name(frame.nick)
         reason = f" ({clean(frame.msg)})" if frame.msg else ""
         if frame.kind == "join":
             return f"{where} {nick} joined"
@@ -102,16 +103,16 @@ def format_event(frame: Event) -> str | None:
             return f"{where} {nick} left{reason}"
         if frame.kind == "quit":
             return f"{where} {nick} quit{reason}"
-        by = clean(frame.by or "")
+        by = shown_name(frame.by or "")
         if frame.kind in ("kick", "ban"):
             verb = "kicked" if frame.kind == "kick" else "banned"
             return f"{where} {nick} was {verb} by {by}{reason}"
         if frame.kind == "op":
             return f"{where} {nick} is now an owner" + (f" (by {by})" if by else "")
-        return f"{where} {nick} is now known as {clean(frame.new or '')}"
+        return f"{where} {nick} is now known as {shown_name(frame.new or '')}"
     if isinstance(frame, ev.TopicChanged):
         return (
-            f"{clock(frame.ts)} #{clean(frame.room)} -!- {clean(frame.nick)} "
+            f"{clock(frame.ts)} #{clean(frame.room)} -!- {shown_name(frame.nick)} "
             f"set the topic: {clean(frame.topic)}"
         )
     if isinstance(frame, ev.ModeChanged):
@@ -121,13 +122,14 @@ def format_event(frame: Event) -> str | None:
             "history on join" if frame.history else "no history on join",
         ]
         return (
-            f"{clock(frame.ts)} #{clean(frame.room)} -!- {clean(frame.nick)} set the modes: "
+            f"{clock(frame.ts)} #{clean(frame.room)} -!- {shown_name(frame.nick)} set the modes: "
             + ", ".join(modes)
         )
     if isinstance(frame, ev.Missed):
         where = f"#{clean(frame.room)}" if frame.room else f"{LOCK}room"
         return system(
-            f"{where}: {frame.last - frame.first + 1} events were lost while you were away"
+            f"{where}: {plural(frame.last - frame.first + 1, 'event was', 'events were')} lost "
+            "while you were away"
         )
     if isinstance(frame, ev.Bye | ev.Error):
         return system(f"disconnected: {clean(frame.msg)} ({clean(frame.code)})")
@@ -200,14 +202,14 @@ class LineFrontend:
         elif isinstance(note, Members):
             r = note.roster
             names = ", ".join(
-                clean(m) + (" (verified)" if m in r.verified else "") for m in r.members
+                shown_name(m) + (" (verified)" if m in r.verified else "") for m in r.members
             )
             if r.direct:
                 self.say_system(f"direct messages between {names} (their DM keys)")
             elif r.secret:
                 where = f"{LOCK}#{clean(r.room)}"
                 self.say_system(f"{where} (those who announced themselves): {names}")
-                owners = ", ".join(clean(o) for o in r.owners) or "none here"
+                owners = ", ".join(shown_name(o) for o in r.owners) or "none here"
                 self.say_system(f"{where} owners (checked by signature): {owners}")
             else:
                 more = f" and {r.more} more" if r.more else ""
@@ -256,7 +258,7 @@ class LineFrontend:
                 self.say_system(f"generated passphrase (give it to the others): {note.generated}")
         elif note.joined is not None:
             joined = note.joined
-            members = ", ".join(clean(m) for m in joined.members)
+            members = ", ".join(shown_name(m) for m in joined.members)
             more = f" and {joined.more} more" if joined.more else ""
             self.say_system(f"you joined #{clean(joined.room)}; members: {members}{more}")
             if joined.topic:
@@ -279,12 +281,12 @@ class LineFrontend:
         if not reply.rooms:
             self.say_system("there are no public rooms yet: /join NAME creates one")
             return
-        self.say_system(f"{len(reply.rooms) + reply.more} public rooms:")
+        self.say_system(f"{plural(len(reply.rooms) + reply.more, 'public room')}:")
         for info in reply.rooms:
             topic = f" - {clean(info.topic)}" if info.topic else ""
-            self.say_system(f"  #{clean(info.room)} ({info.members}){topic}")
+            self.say_system(f"  #{shown_name(info.room)} ({info.members}){topic}")
         if reply.more:
-            self.say_system(f"  ... and {reply.more} smaller rooms")
+            self.say_system(f"  ... and {plural(reply.more, 'smaller room')}")
 
     def removed(self, room: str, secret: bool) -> None:
         """An owner removed us from a room: it is no longer the current one."""

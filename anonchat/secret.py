@@ -43,6 +43,7 @@ from .crypto import (
 )
 from .errors import Code, CryptoError, RequestError
 from .names import InvalidName, check_nick, name_key, sanitize
+from .plural import plural
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,8 @@ class SecretChannel:
         rollback = []
         if frame.acts < seen:
             text = (
-                f"warning: the server says this room's owners acted {frame.acts} times, but "
+                "warning: the server says this room's owners acted "
+                f"{plural(frame.acts, 'time')}, but "
                 f"you saw action {seen}: it rolled the room back, or withholds actions; "
                 "owner actions numbered up to the one you saw will not be believed again"
             )
@@ -283,7 +285,10 @@ class SecretChannel:
         if not found:
             raise RequestError(Code.NO_SUCH_NICK, f"nobody here is called {sanitize(who)}")
         labels = " or ".join(sorted(label(known[k], k) for k in found))
-        raise RequestError(Code.NO_SUCH_NICK, f"{len(found)} members match; say {labels}")
+        raise RequestError(
+            Code.NO_SUCH_NICK,
+            f"{plural(len(found), 'member matches', 'members match')}; say {labels}",
+        )
 
     def sign_act(
         self,
@@ -482,7 +487,7 @@ class SecretChannel:
         events: list[SecretEvent] = []
         who = label(opened.nick, opened.sender)
         if opened.missing:
-            text = f"{opened.missing} messages missing from {who}"
+            text = f"{plural(opened.missing, 'message')} missing from {who}"
             events.append(SecretNotice(self.name, frame.seq, frame.ts, text, "missing"))
         events += self._apply(opened, frame, live)
         answer = (

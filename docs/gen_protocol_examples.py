@@ -688,7 +688,8 @@ CODE_MEANINGS: dict[Code, str] = {
     Code.INTERNAL: "a bug in the daemon while handling this connection",
     Code.NICK_INVALID: "the nick breaks the nick rules (empty, too long, whitespace, "
     "control or format characters, ...)",
-    Code.NICK_TAKEN: "another connection holds a nick with the same key",
+    Code.NICK_TAKEN: "another connection holds a nick with the same key, or one that looks "
+    "like it (a claim in common: section 7, nick rules)",
     Code.ROOM_INVALID: "`create`: the room name breaks the name rules",
     Code.ROOM_EXISTS: "`create`: a room with the same key exists; `secret_create`: "
     "a secret room with the same id (same name and passphrase) exists",

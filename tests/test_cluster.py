@@ -160,6 +160,17 @@ async def test_nicks_are_unique_across_nodes(make_node: NodeFactory, clients: An
     with pytest.raises(RequestError) as caught:
         await bob.set_nick("alice")
     assert caught.value.code == Code.NICK_TAKEN
+    # Look-alikes too: the claim is the confusable skeleton, on every node.
+    with pytest.raises(ConnectionClosed) as closed:
+        await clients(b, "\u0430lice")  # Cyrillic а
+    assert closed.value.code == Code.NICK_TAKEN
+    with pytest.raises(RequestError) as caught:
+        await bob.set_nick("ALIC\u0415")  # Cyrillic Е
+    assert caught.value.code == Code.NICK_TAKEN
+    results = await asyncio.gather(
+        clients(a, "mallory"), clients(b, "rnallory"), return_exceptions=True
+    )  # "rn" looks like "m": racing on two nodes, one of the two wins
+    assert sorted(type(r).__name__ for r in results) == ["Client", "ConnectionClosed"]
 
 
 async def test_room_lists_and_members_are_shared(make_node: NodeFactory, clients: Any) -> None:
@@ -400,13 +411,17 @@ async def test_secret_room_one_order_across_nodes(make_node: NodeFactory, client
 
 
 async def test_nodes_judge_nobody_after_an_outage_of_everyone(make_node: NodeFactory) -> None:
-    """Only a node that kept beating counts others as gone (state.apply, beat)."""
+    """Only a node that kept beating for node_timeout counts others as gone
+    (state.beat): after an outage of everyone, each has node_timeout to beat."""
     a = await make_node(node_timeout=1.0)
     timeout = 1000
     a.nodes = {"x": 0, "y": 0}
     state.apply(a, ["beat", "x", None], 5 * timeout)  # x was silent too: judges nobody
     assert set(a.nodes) >= {"x", "y"}
-    state.apply(a, ["beat", "x", None], 5 * timeout + 200)  # x beats on time: y is gone
+    for ms in range(200, timeout, 200):  # x beats on time, but has not watched long enough
+        state.apply(a, ["beat", "x", None], 5 * timeout + ms)
+        assert "y" in a.nodes
+    state.apply(a, ["beat", "x", None], 6 * timeout)  # a whole node_timeout: y is gone
     assert "y" not in a.nodes and "x" in a.nodes
 
 
@@ -426,8 +441,8 @@ async def test_an_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
         stderr=asyncio.subprocess.STDOUT,
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 2
-    assert f"anonchatd: cannot use Redis at redis://127.0.0.1:{port}/0" in out.decode()
+    assert proc.returncode == 75  # EX_TEMPFAIL: try again later (systemd's Restart=)
+    assert f"anonchatd: cannot reach Redis at redis://127.0.0.1:{port}/0" in out.decode()
     assert "Traceback" not in out.decode()
 
 

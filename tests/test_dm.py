@@ -14,6 +14,7 @@ import pytest
 from anonchat import events as ev
 from anonchat.client import Client, Event
 from anonchat.daemon import Daemon
+from anonchat.daemon.state import holder
 from anonchat.direct import DmIdentity
 from anonchat.dm import DirectMessage, DmNotice
 from anonchat.errors import Code, RequestError
@@ -250,7 +251,8 @@ async def test_nothing_readable_reaches_the_daemon(
     talk = await alice.open_dm("bob")
     await alice.send_dm(talk.peer, TEXT)
     assert [m.text for m in await dms(bob, 1)] == [TEXT]
-    member = daemon.nicks["bob"]
+    member = holder(daemon, "bob")
+    assert member is not None
     held = b"".join(d for _, _, d in member.dm_ring.entries())  # type: ignore[union-attr]
     for secret in (TEXT.encode(), TEXT.encode("utf-16-le")):
         assert secret not in received  # both directions went through the tap
@@ -470,3 +472,16 @@ async def test_the_ring_for_a_resume_at_and_one_past(make_daemon: DaemonFactory)
             assert not notices
     await alice.close()
     await bob.close()
+
+
+async def test_a_lookup_finds_a_nick_held_under_its_look_alike_key(
+    make_daemon: DaemonFactory,
+) -> None:
+    """Nicks are held under their confusable skeleton ('g0' as 'go'): a lookup of
+    the nick as its holder typed it finds it."""
+    daemon = await make_daemon()
+    alice, g0 = await dial(daemon, "alice"), await dial(daemon, "g0")
+    talk = await alice.open_dm("g0")
+    assert talk.peer == g0.dms.identity.sign and talk.nick == "g0"
+    await alice.close()
+    await g0.close()

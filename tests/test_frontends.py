@@ -573,6 +573,60 @@ async def test_ignore_in_a_secret_room_hides_a_member_by_its_key(front: Front, l
     await bob.close()
 
 
+async def test_names_that_mix_scripts_are_marked(front: Front, link: Link) -> None:
+    """A nick with one Cyrillic letter among Latin ones (the way to make a
+    look-alike of a nick that is not connected) is marked ⚠ wherever it is shown:
+    its messages, its comings, /who, the member list; a public room name in
+    /list too. An honest all-Cyrillic nick is not marked."""
+    port = link.port
+    mixed, honest = "b\u043eb", "\u0410\u043b\u0438\u0441\u0430"  # bоb (Cyrillic о), Алиса
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")
+    impostor, alisa = await member(port, mixed), await member(port, honest)
+    await impostor.join("lobby")
+    await alisa.join("lobby")
+    await impostor.create("l\u043ebby")  # lоbby
+    await front.wait(f"{honest} joined")
+    assert f"{mixed}\u26a0 joined" in front.output()
+    await impostor.say("lobby", "trust me")
+    await alisa.say("lobby", "hello")
+    await front.wait("hello")
+    out = front.output()
+    assert f"{mixed}\u26a0" in out.split("trust me")[0].splitlines()[-1]
+    assert f"{honest}\u26a0" not in out
+    mark = len(front.output())
+    await front.type("/who")
+    await front.wait("lobby (3)")
+    who = front.output()[mark:]
+    assert f"{mixed}\u26a0" in who and honest in who and f"{honest}\u26a0" not in who
+    await front.type("/list")
+    await front.wait("l\u043ebby\u26a0")
+    assert "#lobby\u26a0" not in front.output()
+    if isinstance(front, TuiFront):
+        chat = chat_of(front.pilot.app)  # type: ignore[arg-type]
+        names = str(chat.query_one("#member-names", Static).render())
+        assert f"{mixed}\u26a0" in names and f"{honest}\u26a0" not in names
+    await impostor.close()
+    await alisa.close()
+
+
+async def test_emoji_sequences_stay_whole_and_tricks_stay_visible(front: Front, link: Link) -> None:
+    """👩‍💻 (two emoji and a joiner) and a flag's tag sequence arrive whole in
+    both front ends; a joiner between letters and a right-to-left override in
+    the same message are shown as codes, as before."""
+    technologist = "\U0001f469\U0001f3fd\u200d\U0001f4bb"
+    scotland = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")
+    bob = await member(link.port, "bob")
+    await bob.join("lobby")
+    await bob.say("lobby", f"{technologist} ships {scotland} a\u200db \u202eevil")
+    await front.wait(" ships ")
+    line = next(x for x in front.output().splitlines() if " ships " in x)
+    assert f"{technologist} ships {scotland} a<U+200D>b <U+202E>evil" in line
+    await bob.close()
+
+
 async def test_direct_messages_in_both_front_ends(front: Front, link: Link) -> None:
     """/msg opens a conversation and sends, sealed (the daemon never sees the text);
     an answer arrives in it; /query opens it; a nick change does not break it;

@@ -8,7 +8,7 @@ from pathlib import Path
 PKG = Path(__file__).resolve().parent.parent / "anonchat"
 PURE = {
     "wire", "events", "protocol", "errors", "names", "crypto", "direct", "bucket", "acts",
-    "address",
+    "address", "plural", "confusables", "unicode_data", "emoji",
 }  # fmt: skip
 IO_MODULES = {"asyncio", "socket", "ssl", "selectors", "subprocess", "threading", "textual"}
 

@@ -98,6 +98,35 @@ async def test_graceful_shutdown(sig: signal.Signals, tmp_path: Path) -> None:
         await client.close()
 
 
+async def test_a_clean_stop_logs_no_warning(tmp_path: Path) -> None:
+    """A lone daemon (no --redis) stopped by SIGTERM while it holds open
+    sessions and a resumable one logs nothing at WARNING or above: its own
+    clean stop is not "node ... is gone" (issue 14)."""
+    d = await start_daemon(tmp_path)
+    proc = d.proc
+    assert proc.stdout is not None
+    alice = await d.dial("alice")
+    bob = await d.dial("bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    bob._writer.transport.abort()  # bob's session stays resumable
+    log = b""
+    async with asyncio.timeout(10):
+        while b"closed: reset" not in log and b"closed: eof" not in log:
+            line = await proc.stdout.readline()
+            assert line, "anonchatd exited"
+            log += line
+    proc.send_signal(signal.SIGTERM)
+    await next_event(alice, ev.Bye)
+    log += await proc.stdout.read()
+    assert await proc.wait() == 0
+    text = log.decode()
+    assert "shutting down; 1 sessions" in text and "stopped" in text  # the log was read
+    assert " WARNING " not in text and " ERROR " not in text and " CRITICAL " not in text
+    assert "is gone" not in text
+    await alice.close()
+
+
 async def test_logs_hold_no_address_and_no_text(tmp_path: Path) -> None:
     d = await start_daemon(tmp_path)
     proc, port = d.proc, d.port

@@ -105,7 +105,11 @@ class SessionLimiter:
         return bucket
 
     def check_message(self, now: float) -> None:
-        self._check(self._bucket("messages", now), now, "too many messages")
+        bucket = self.messages or self._bucket("messages", now)
+        if bucket.take(now):
+            # Refused (a refused take spends nothing, so taking again in _check
+            # gives the same answer): count the strike, say how long to wait.
+            self._check(bucket, now, "too many messages")
 
     def check_announce(self, now: float) -> None:
         """A secret-room announcement (``seal`` of kind hello or here): its own

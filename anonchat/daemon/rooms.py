@@ -33,6 +33,7 @@ class Member:
     """
 
     __slots__ = (
+        "claims",
         "closing",
         "daemon",
         "dm_card",
@@ -41,7 +42,6 @@ class Member:
         "first_uid",
         "limits",
         "nick",
-        "nick_key",
         "node",
         "out",
         "out_bytes",
@@ -62,7 +62,7 @@ class Member:
         self.first_uid = uid
         self.node = node
         self.nick = ""
-        self.nick_key = ""
+        self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in daemon.nicks
         self.token_hash = b""
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
@@ -81,6 +81,10 @@ class Member:
 
     def send(self, frame: ev.Frame) -> None:
         """Answer this member (only a local session has anyone to answer)."""
+
+    def ok(self, rid: int, seq: int | None = None) -> None:
+        """``send(ev.Ok(id=rid, seq=seq))``: a message's answer (a session's is cheaper)."""
+        self.send(ev.Ok(id=rid, seq=seq))
 
     def deliver(self, frame_bytes: bytes) -> None:
         """Queue encoded bytes for this member's connection, if it is here."""

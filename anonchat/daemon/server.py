@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import socket
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from .. import __version__
 from .. import events as ev
-from ..errors import Code, RequestError
+from ..errors import CannotListen, Code, RequestError
 from ..names import name_key, random_nick
 from ..trust import (
     ServerIdentity,
@@ -67,6 +68,9 @@ class Daemon:
         self.tokens: dict[bytes, Member] = {}  # hash of a resume token -> member
         self.dm_keys: dict[bytes, Member] = {}  # DM signing key -> the session holding it
         self.nodes: dict[str, int] = {}  # node -> log time of its last heartbeat (Redis)
+        # node -> log time since which its heartbeats reached the stream without a
+        # gap: a node judges others only after node_timeout of it (state.beat).
+        self.alive_since: dict[str, int] = {}
         # Sessions of a node that stopped and handed them over, by uid -> the log
         # time until which they may be resumed on another node (see handed_over).
         self.orphans: dict[str, int] = {}
@@ -112,13 +116,36 @@ class Daemon:
         if not config.plaintext:
             self.identity = load_tls_identity(config)
             context = self.identity.context()
-        await self.bus.start()
+        # Both addresses are taken before joining the service: a busy port
+        # stops the start with nothing announced to the other nodes.
+        try:
+            sockets = listening_sockets(config.host, config.port)
+        except OSError as exc:
+            raise CannotListen(
+                f"cannot listen on {config.host}:{config.port}: {why(exc)}"
+            ) from None
+        try:
+            if config.metrics:
+                host, port = metrics_address(config.metrics)
+                try:
+                    self._metrics = await metrics.serve(self, host, port)
+                except OSError as exc:
+                    raise CannotListen(
+                        f"cannot serve metrics on {host}:{port}: {why(exc)}"
+                    ) from None
+            await self.bus.start()
+        except BaseException:
+            for sock in sockets:
+                sock.close()
+            if self._metrics is not None:
+                self._metrics.close()
+            raise
         # A protocol per connection, not asyncio.start_server's streams and task:
         # see "Where we departed from the design" in docs/architecture.md.  The
         # daemon accepts itself, to count and bound handshakes (see listener.py).
         limits = config.limits
         self._server = Listener(
-            listening_sockets(config.host, config.port),
+            sockets,
             self._new_session,
             context,
             handshake_timeout=limits.hello_timeout,
@@ -129,8 +156,6 @@ class Daemon:
         )
         self._server.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="anonchatd-sweeper")
-        if config.metrics:
-            self._metrics = await metrics.serve(self, *metrics_address(config.metrics))
         log.info("listening on %s", describe(self.addresses))
 
     @property
@@ -171,6 +196,10 @@ class Daemon:
         )
         if self.handing_over:
             msg = "this server is restarting; reconnect to resume your session"
+        elif self.lost:
+            # The service goes on without this node: its clients belong on
+            # another one (a final `shutdown` would make them give up).
+            msg = "this server lost touch with the service; reconnect"
         log.info(
             "shutting down; %d sessions%s",
             len(self.sessions),
@@ -187,7 +216,7 @@ class Daemon:
         self.ghosts.clear()
         self.ghosts_by_address.clear()
         self._all_gone = asyncio.Event()
-        code = Code.RESTART if self.handing_over else Code.SHUTDOWN
+        code = Code.RESTART if self.handing_over or self.lost else Code.SHUTDOWN
         for session in list(self.sessions):
             session.close(code, msg, bye=True)
         if self.sessions:
@@ -336,6 +365,7 @@ class Daemon:
     def node_gone(self, node: str, ts: int) -> None:
         """A node stopped (or stopped beating): end every session it held."""
         self.nodes.pop(node, None)
+        self.alive_since.pop(node, None)
         gone = [m for m in self.members.values() if m.node == node]
         if gone and not (node == self.node and self.stopping):  # (not our own clean stop)
             log.warning("node %s is gone; ending its %d sessions", node, len(gone))
@@ -350,6 +380,7 @@ class Daemon:
         """A node stopped cleanly and handed its sessions over: they stay (nick,
         rooms, place) for resume_window, to be resumed on any node, then end."""
         self.nodes.pop(node, None)
+        self.alive_since.pop(node, None)
         deadline = ts + round(self.config.limits.resume_window * 1000)
         kept = [m for m in self.members.values() if m.node == node]
         for member in kept:
@@ -393,7 +424,7 @@ class Daemon:
     def free_random_nick(self) -> str:
         while True:
             nick = random_nick()
-            if name_key(nick) not in self.nicks:
+            if state.holder(self, nick) is None:
                 return nick
 
     def find_room(self, name: str) -> Room:
@@ -461,6 +492,11 @@ def load_tls_identity(config: Config) -> ServerIdentity:
     if config.cert is not None and config.key is not None:
         return load_identity(Path(config.cert), Path(config.key))
     return ensure_identity(Path(config.state_dir) if config.state_dir else default_state_dir())
+
+
+def why(exc: OSError) -> str:
+    """The reason of a socket error, in the same words on asyncio's loop and uvloop's."""
+    return os.strerror(exc.errno) if exc.errno else str(exc)
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

@@ -44,7 +44,9 @@ from ..crypto import verify_join_proof, verify_key_proof
 from ..direct import DM_CIPHERTEXT_SIZES, DmCard, verify_dm_proof
 from ..errors import FATAL_CODES, Code, ProtocolError, RequestError
 from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topic, name_key
+from ..plural import plural
 from ..protocol import Connection, State
+from ..wire import encode_body
 from . import dms, moderation, secret_moderation
 from .limits import SessionLimiter
 from .rooms import Member
@@ -360,12 +362,36 @@ class Session(Member, asyncio.BufferedProtocol):
         for this pass's write, after the room frames that came before them."""
         if self.closing:
             return
+        out = self.out
+        size = len(frame_bytes)
         for rooms in (self.rooms, self.secret_rooms):
             for room in rooms.values():
-                if room.log:
-                    room.catch_up(self)
-        self.out.append(frame_bytes)
-        self._queued(len(frame_bytes))
+                log = room.log
+                if log:  # (Channel.catch_up, inline: once per reply)
+                    cursors = room.cursors
+                    start = cursors.get(self, 0)
+                    if start < len(log):
+                        cursors[self] = len(log)
+                        for data in log[start:]:
+                            out.append(data)
+                            size += len(data)
+        out.append(frame_bytes)
+        self._queued(size)
+
+    def ok(self, rid: int, seq: int | None = None) -> None:
+        """A request's ``ok``, encoded here: ``rid`` came in a checked frame, ``seq``
+        is the room's counter, and the bytes are Ok's (test_rooms checks them).
+        Anything but an open connection with nothing of the protocol's waiting
+        goes the general way (``send``)."""
+        if self.closing:
+            return
+        conn = self.conn
+        if conn.state is not State.OPEN or conn.pending or type(rid) is not int:
+            self.send(ev.Ok(id=rid, seq=seq))
+        elif seq is None:
+            self.deliver(encode_body({"t": "ok", "id": rid}))
+        else:
+            self.deliver(encode_body({"t": "ok", "id": rid, "seq": seq}))
 
     def take(self, frames: list[bytes]) -> None:
         if self.closing:
@@ -530,11 +556,15 @@ class Session(Member, asyncio.BufferedProtocol):
             log.info("session %d dropped: a frame begun was not finished in time", self.sid)
             self.close(
                 Code.SLOW_FRAME,
-                f"a frame begun was not finished within {self.limits.frame_timeout:g} seconds",
+                "a frame begun was not finished within "
+                + plural(self.limits.frame_timeout, "second"),
             )
             return
         if silent > self.limits.idle_timeout:
-            self.close(Code.IDLE_TIMEOUT, f"no frame received for {max(1, round(silent))} seconds")
+            self.close(
+                Code.IDLE_TIMEOUT,
+                f"no frame received for {plural(max(1, round(silent)), 'second')}",
+            )
         elif silent > self.limits.ping_interval and not self.ping_sent:
             self.ping_sent = True
             self._ping_n += 1

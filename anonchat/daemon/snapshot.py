@@ -16,7 +16,7 @@ from .. import events as ev
 from ..acts import owner_action
 from ..names import name_key
 from ..wire import pack_value, unpack_value
-from . import dms
+from . import dms, state
 from .rooms import Channel, Member, Remote, Room, SecretRoom
 
 if TYPE_CHECKING:
@@ -50,6 +50,7 @@ def dump(daemon: Daemon, taken_at: bytes) -> bytes:
         "v": VERSION,
         "at": taken_at,
         "nodes": daemon.nodes,
+        "since": daemon.alive_since,
         "orphans": daemon.orphans,
         "members": [
             [
@@ -76,6 +77,7 @@ def load(daemon: Daemon, data: bytes) -> bytes:
     if body.get("v") != VERSION:
         raise ValueError(f"snapshot version {body.get('v')!r} is not {VERSION}")
     daemon.nodes = dict(body["nodes"])
+    daemon.alive_since = dict(body.get("since", body["nodes"]))
     daemon.orphans = dict(body.get("orphans", {}))
     by_uid: dict[str, Member] = {}
     for uid, node, nick, token_hash, *rest in body["members"]:
@@ -88,12 +90,10 @@ def load(daemon: Daemon, data: bytes) -> bytes:
                 daemon.dm_keys[card[0]] = member
             if ring:
                 dms.inbox(member).restore(ring)
-        member.nick = nick
-        member.nick_key = name_key(nick)
         member.token_hash = token_hash
         by_uid[uid] = member
         daemon.members[uid] = member
-        daemon.nicks[member.nick_key] = member
+        state.take_nick(daemon, member, nick)
         if token_hash:
             daemon.tokens[token_hash] = member
     for name, topic, uids, channel in body["rooms"]:

@@ -35,6 +35,7 @@ from ..client import Client
 from ..errors import Code, ConnectionClosed, RequestError
 from ..names import InvalidName, check_nick, name_key
 from ..passphrases import generate_passphrase, passphrase_warning
+from ..plural import plural
 from ..room import DirectRoom, Room, Roster, SecretRoom
 from .ignore import Ignores
 from .text import MODE_USAGE, dm_verify_report, parse_mode, privacy_report, verify_report
@@ -743,7 +744,7 @@ class Commands:
         lines = ["you ignore (for this session, kept here only):"]
         for entry in self.ignores.people:
             count = entry.total()
-            lines.append(f"  {entry.label}: {count} line{'' if count == 1 else 's'} hidden")
+            lines.append(f"  {entry.label}: {plural(count, 'line')} hidden")
         self.ui.show(Lines(tuple(lines)))
 
     @command("unignore", "NICK | NICK#FP", "show someone you ignored again")
@@ -765,7 +766,8 @@ class Commands:
         if entry is None:
             self.ui.show(Info(f"you do not ignore {who}; /ignore lists whom you do", error=True))
             return
-        self.ui.show(Info(f"{entry.label} is shown again ({entry.total()} lines were hidden)"))
+        hidden = plural(entry.total(), "line was", "lines were")
+        self.ui.show(Info(f"{entry.label} is shown again ({hidden} hidden)"))
 
     @command("theme", "[NAME]", "list the themes, or switch to NAME (remembered)", only="tui")
     async def cmd_theme(self, rest: str) -> None:

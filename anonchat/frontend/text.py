@@ -2,15 +2,17 @@
 
 Kept apart from either of them so neither front end imports the other: the
 privacy report of ``/privacy`` (it must match docs/security.md, whichever
-interface shows it), the arguments of ``/mode``, and how another user's text
-is made into one safe line.
+interface shows it), the arguments of ``/mode``, how another user's text
+is made into one safe line, and how a name that mixes scripts is marked.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..client import Client
+from ..confusables import mixed_script
 from ..names import sanitize
 from ..room import LOCK as LOCK
 from ..room import Room
@@ -21,6 +23,23 @@ MODE_USAGE = "usage: /mode lock | unlock | slow SECONDS | history on|off"
 def clean(text: str) -> str:
     """One line of terminal-safe text: newlines shown as a return mark."""
     return sanitize(text.replace("\r\n", "\n").replace("\n", " \u21b5 "))
+
+
+#: Follows a nick or room name that mixes scripts (UTS #39), such as a Latin
+#: name with one Cyrillic letter: the usual way to make a look-alike.
+LOOKALIKE = "\u26a0"
+#: The fingerprint that ends a secret room's label (``alice#k3f9``): not part of the name.
+_FINGERPRINT = re.compile(r"#[0-9a-hjkmnp-tv-z]{4}$")
+
+
+def mixes_scripts(name: str) -> bool:
+    """Does a nick, a secret room's ``nick#fp`` label or a room name mix scripts?"""
+    return mixed_script(name[:-5] if _FINGERPRINT.search(name) else name)
+
+
+def shown_name(name: str) -> str:
+    """A nick or room name as one safe piece of a line, marked if it mixes scripts."""
+    return clean(name) + (LOOKALIKE if mixes_scripts(name) else "")
 
 
 def parse_mode(rest: str) -> dict[str, Any] | None:

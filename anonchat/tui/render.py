@@ -17,6 +17,7 @@ from rich.text import Text
 
 from .. import events as ev
 from ..dm import DirectMessage, DmNotice
+from ..frontend.text import LOOKALIKE, mixes_scripts
 from ..names import name_key, sanitize
 from ..secret import SecretMessage, SecretNotice
 
@@ -62,9 +63,19 @@ def nick_colour(nick: str) -> str:
     return NICK_COLOURS[zlib.crc32(name_key(nick).encode("utf-8")) % len(NICK_COLOURS)]
 
 
+LOOKALIKE_STYLE = "bold #e6a23c"
+
+
 def nick_text(nick: str, *, bold: bool = True) -> Text:
+    """A nick (or ``nick#fp`` label) in its colour, marked ⚠ if it mixes scripts."""
     style = f"bold {nick_colour(nick)}" if bold else nick_colour(nick)
-    return Text(clean(nick), style=style)
+    return _marked(Text(clean(nick), style=style), nick)
+
+
+def _marked(text: Text, name: str) -> Text:
+    if mixes_scripts(name):
+        text.append(LOOKALIKE, style=LOOKALIKE_STYLE)
+    return text
 
 
 def mentions(text: str, nick: str) -> bool:
@@ -235,7 +246,8 @@ LOCK = "\U0001f512"  # 🔒 before a secret room's name
 
 
 def room_text(room: str, *, secret: bool = False, dm: bool = False) -> Text:
-    """``#lobby``, ``🔒#plans``, or a conversation: ``@bob#k3f9``."""
+    """``#lobby``, ``🔒#plans``, or a conversation: ``@bob#k3f9``; a room's
+    name is marked ⚠ if it mixes scripts."""
     if dm:
         return Text(f"@{clean(room)}", style="bold")
-    return Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold")
+    return _marked(Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold"), room)

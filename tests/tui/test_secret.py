@@ -272,3 +272,29 @@ async def test_a_draft_in_the_chat_input_stays_when_a_secret_form_opens_otherwis
         await pb.pause()
         assert bob.screen.query_one("#secret-pass", Input).value == ""
         assert box.value == "a draft"
+
+
+async def test_a_whole_passphrase_line_typed_before_the_form_mounted_waits_in_it(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """``/secret ROOM`` Enter, the passphrase, Enter, all before the form is on
+    the screen: the held line is put into the form once it mounts (it was kept
+    for on_mount and then dropped there, since ``is_mounted`` is still false
+    while on_mount runs: seen in tmux as an empty form)."""
+    alice = app_for(daemon.port, tmp_path, "alice")
+    bob = app_for(daemon.port, tmp_path, "bob")
+    async with alice.run_test(size=(110, 32)) as pa, bob.run_test(size=(110, 32)) as pb:
+        ca, cb = await until_chat(pa), await until_chat(pb)
+        await create_secret(pa, ca, PASSPHRASE)
+        box = cb.query_one(ChatInput)
+        for line in (f"/secret {ROOM}", PASSPHRASE):
+            box.value = line
+            await box.action_submit()
+        await wait_for(pb, lambda: isinstance(bob.screen, PassphraseScreen), what="form")
+        form = bob.screen
+        await wait_for(
+            pb, lambda: form.query_one("#secret-pass", Input).value == PASSPHRASE, what="put in"
+        )
+        assert not any(PASSPHRASE in x for x in lines(ca, "lobby"))
+        await pb.press("enter")
+        await wait_for(pb, lambda: cb.state.current == KEY, timeout=60, what="bob in")

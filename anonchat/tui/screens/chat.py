@@ -40,6 +40,7 @@ from ...client import Client, Event
 from ...errors import AnonchatError, ConnectionClosed
 from ...frontend.commands import Attempt, Commands, Note, parse
 from ...frontend.reconnect import RECONNECT_DELAYS, Lost, Step, follow
+from ...plural import plural
 from ...room import DirectRoom, SecretRoom
 from ..messages import Latency, ServerEvent
 from ..render import (
@@ -286,8 +287,7 @@ class ChatScreen(ChatView, Screen[None]):
             bar.append_text(Text(", ").join(nick_text(o, bold=False) for o in sorted(room.owners)))
         hidden = self.commands.ignores.hidden_in(room.key)
         if hidden:
-            plural = "line" if hidden == 1 else "lines"
-            bar.append(f"  [{hidden} {plural} hidden: /ignore]", style="italic")
+            bar.append(f"  [{plural(hidden, 'line')} hidden: /ignore]", style="italic")
         return bar
 
     @property

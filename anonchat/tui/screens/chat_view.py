@@ -32,6 +32,7 @@ from ...frontend.commands import (
 )
 from ...frontend.reconnect import Back, Lost, Retrying, Step, Stopped
 from ...names import name_key
+from ...plural import plural
 from ...room import Roster, SecretRoom, secret_key
 from ...secret import SecretMessage, SecretNotice, label
 from ..messages import NickChosen, QuitRequested
@@ -175,7 +176,7 @@ class ChatView:
         elif isinstance(frame, ev.Missed):
             key = name_key(frame.room) if frame.room else CONSOLE
             lost = frame.last - frame.first + 1
-            note = f"{lost} event{'s were' if lost != 1 else ' was'} said while you were away "
+            note = f"{plural(lost, 'event was', 'events were')} said while you were away "
             note += "and " + ("are" if lost != 1 else "is") + " lost"
             self.write(
                 key if key in self.state.rooms else CONSOLE,
@@ -399,14 +400,14 @@ class ChatView:
         if not rooms.rooms:
             self.here("there are no public rooms yet: /join NAME creates one")
             return
-        self.here(f"{len(rooms.rooms) + rooms.more} public rooms:")
+        self.here(f"{plural(len(rooms.rooms) + rooms.more, 'public room')}:")
         for info in rooms.rooms:
             line = join_text("  ", room_text(info.room), f" ({self.state.member_count(info)})")
             if info.topic:
                 line.append(f" — {clean(info.topic)}")
             self.here(line)
         if rooms.more:
-            self.here(f"  … and {rooms.more} smaller rooms")
+            self.here(f"  … and {plural(rooms.more, 'smaller room')}")
 
     def _members(self, roster: Roster) -> None:
         owners_of = {name_key(o) for o in roster.owners}

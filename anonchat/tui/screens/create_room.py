@@ -50,6 +50,7 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
     ) -> None:
         super().__init__()
         self._prefill: str | None = None
+        self._ready = False  # on_mount has begun
         self.stray: Callable[[], str] | None = None  # see passphrase.take_stray
         self.room = room
         self.secret = secret and create_secret is not None
@@ -87,6 +88,7 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
+        self._ready = True
         self._show_kind()
         target = "#room-pass" if self.secret and self.room else "#room-name"
         self.query_one(target, Input).focus()
@@ -96,7 +98,7 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
             take_stray(self, "#room-pass", self.stray)
 
     def prefill_passphrase(self, text: str) -> None:
-        self._prefill = prefill(self, "#room-pass", text)
+        self._prefill = prefill(self, "#room-pass", text, self._ready)
 
     def _show_kind(self) -> None:
         self.query_one("#public-fields").display = not self.secret

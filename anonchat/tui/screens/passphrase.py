@@ -33,11 +33,13 @@ WORKING = "deriving key…"
 room_problem = secret_name_problem
 
 
-def prefill(form: Screen[Any], box_id: str, text: str) -> str | None:
+def prefill(form: Screen[Any], box_id: str, text: str, ready: bool) -> str | None:
     """Put a line typed in the chat input before ``form`` opened into its
     passphrase box; it waits there, masked, for the user's Enter (nothing is
-    sent before).  Returns what to keep for ``on_mount`` if not mounted yet."""
-    if not form.is_mounted:
+    sent before).  Returns what to keep for ``on_mount`` if the form is not
+    ``ready`` (its ``on_mount`` has not begun: ``is_mounted`` is still false
+    while it runs, so it cannot tell)."""
+    if not ready:
         return text
     box = form.query_one(box_id, Input)
     box.select_on_focus = False  # selected, the next key typed would replace it
@@ -80,6 +82,7 @@ class PassphraseScreen(ModalScreen[str | None]):
     def __init__(self, room: str, attempt: Attempt) -> None:
         super().__init__()
         self._prefill: str | None = None
+        self._ready = False  # on_mount has begun
         self.stray: Callable[[], str] | None = None  # see take_stray
         self.room = room
         self.attempt = attempt
@@ -98,6 +101,7 @@ class PassphraseScreen(ModalScreen[str | None]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
+        self._ready = True
         target = "#secret-pass" if self.room else "#secret-room"
         self.query_one(target, Input).focus()
         if self._prefill is not None:
@@ -105,7 +109,7 @@ class PassphraseScreen(ModalScreen[str | None]):
         take_stray(self, "#secret-pass", self.stray)
 
     def prefill_passphrase(self, text: str) -> None:
-        self._prefill = prefill(self, "#secret-pass", text)
+        self._prefill = prefill(self, "#secret-pass", text, self._ready)
 
     def _error(self, text: str) -> None:
         self.query_one("#secret-error", Static).update(Text(clean(text)))
