@@ -17,7 +17,7 @@ from anonchat.daemon import Daemon, redisbus, state
 from anonchat.daemon.redisbus import RedisBus
 from anonchat.dm import DirectMessage, DmNotice
 from anonchat.errors import Code, ConnectionClosed, RequestError
-from anonchat.secret import SecretMessage
+from anonchat.secret import SecretMessage, SecretNotice
 from anonchat.wire import encode_body
 
 from .conftest import DaemonFactory
@@ -624,3 +624,34 @@ async def next_dm(client: Client) -> DirectMessage:
             if isinstance(event, DirectMessage) and not event.own:
                 return event
     raise AssertionError("closed before a direct message")
+
+
+async def test_rotate_across_nodes(make_node: NodeFactory, clients: Any) -> None:
+    """/secret rotate with the members on two nodes: the invitation crosses nodes,
+    the member follows, the banned one (on the owner's node) is left behind."""
+    a, b = await make_node(), await make_node()
+    alice, troll = await clients(a, "alice"), await clients(a, "troll")
+    bob = await clients(b, "bob")
+    await alice.create_secret("den", PASSPHRASE)
+    await caught_up(a, b)
+    await bob.join_secret("den", PASSPHRASE)
+    await troll.join_secret("den", PASSPHRASE)
+    channel = alice.secret_channel("den")
+    async with asyncio.timeout(10):
+        while len([n for n in channel.nicks.values() if n]) < 3:
+            await asyncio.sleep(0.01)
+    await alice.secret_kick("den", "troll", ban=True)
+    rotated = await alice.rotate_secret("den")
+    assert [m.split("#")[0] for m in rotated.moved] == ["bob"]
+    async with asyncio.timeout(15):
+        async for event in bob.events():
+            if isinstance(event, SecretNotice) and event.kind == "rotated":
+                break
+    assert bob.secret_channel("den").rid == alice.secret_channel("den").rid != channel.rid
+    await alice.say_secret("den", "on the other side")
+    async with asyncio.timeout(10):
+        async for event in bob.events():
+            if isinstance(event, SecretMessage) and event.text == "on the other side":
+                break
+    await troll.ping()
+    assert not [e for e in troll.events_nowait() if isinstance(e, DirectMessage | DmNotice)]

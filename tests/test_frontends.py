@@ -725,3 +725,34 @@ async def dm_texts(client: Client, count: int) -> list[str]:
                 if len(found) == count:
                     return found
     return found
+
+
+async def test_secret_rotate_in_both_front_ends(front: Front, link: Link) -> None:
+    """/secret rotate (no passphrase line is read): the members follow to the new
+    room, the banned one is left behind and told nothing; the passphrase never
+    reaches the daemon."""
+    port = link.port
+    await front.enter_secret(ROOM, PASSPHRASE, create=True)
+    bob, troll = await member(port, "bob"), await member(port, "troll")
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await troll.join_secret(ROOM, PASSPHRASE)
+    await front.wait("troll#")
+    await front.type("/ban troll")
+    await front.wait("was banned by")
+    await front.type("/secret rotate")
+    await front.wait("not coming along: troll#")
+    output = front.output()
+    passphrase = output.split("the new passphrase, for whoever you invite yourself: ")[1].split()[0]
+    assert passphrase.encode() not in link.received
+    async with asyncio.timeout(15):
+        async for event in bob.events():
+            if isinstance(event, SecretNotice) and event.kind == "rotated":
+                break
+    await bob.say_secret(ROOM, "made it across")
+    await front.wait("made it across")
+    await troll.ping()
+    assert not [e for e in troll.events_nowait() if "rotat" in str(getattr(e, "text", ""))]
+    await front.type("still here")  # the line after /secret rotate is a message, sealed
+    assert await secret_texts(bob, 1) == ["still here"]
+    await bob.close()
+    await troll.close()

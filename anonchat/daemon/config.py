@@ -90,7 +90,7 @@ class Limits:
     dm_burst: int = 10  # direct messages one connection may send at once
     dm_rate: float = 2.0  # ... and then per second (rate_limited past it)
     dm_max_bytes: int = 4112  # largest ciphertext of one (a padding bucket plus the 16-byte tag)
-    dm_ring: int = 64  # direct messages kept per recipient for a resume (memory only)
+    dm_ring: int = 32  # direct messages kept per recipient for a resume (memory only)
     frame_timeout: float = 30.0  # seconds a started frame has to arrive whole
     max_unfinished: int = 32 * 1024 * 1024  # bytes of unfinished frames held in all
 

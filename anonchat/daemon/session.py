@@ -862,7 +862,7 @@ class Session(Member, asyncio.BufferedProtocol):
             )
         if size not in DM_CIPHERTEXT_SIZES:
             raise RequestError(Code.TEXT_INVALID, "a sealed direct message is padded to a bucket")
-        self.submit("dm", frame.id, frame.to, frame.counter, frame.ct, wait=False)
+        self.submit("dm", frame.id, frame.to, frame.counter, frame.ct, frame.hide_nick, wait=False)
 
     def on_bye(self, frame: ev.Bye) -> None:
         self.close_code = "quit"

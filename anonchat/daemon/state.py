@@ -480,6 +480,7 @@ def _seal(
     sig: bytes,
 ) -> None:
     room = secret_room(member, room_id)
+    secret_moderation.check_open(room)
     if room.slow:
         sealed = Sealed(room.members[member], counter, kind, epoch, ct, sig)
         secret_moderation.check_slow(member, room, sealed, ts)

@@ -190,7 +190,9 @@ DM_PRIVACY = (
     "direct messages (/msg): end-to-end encrypted between your DM key and theirs; the "
     "server cannot read them, but it sees who writes to whom (by nick and DM key), when, "
     "and each message's size rounded up to 256/512/1024/2048/4096 bytes; it holds the "
-    "last few for you, sealed and in memory only, until you resume or your session ends"
+    "last few for you, sealed and in memory only, until you resume or your session ends. "
+    "It tells the recipient your public nick, except in a conversation begun in a secret "
+    "room (/msg nick#fp), where neither side's public nick is shown"
 )
 
 
