@@ -31,16 +31,31 @@ def free_port() -> int:
 class RedisServer:
     url: str
     proc: subprocess.Popen[bytes]
+    port: int = 0
+    workdir: Path = Path()
+    options: tuple[str, ...] = ()
+
+    def stop(self, *, save: bool) -> None:
+        """Stop the server; with ``save``, write its data so that ``start`` loads it
+        (an outage that keeps the data), else it comes back empty."""
+        self.proc.send_signal(signal.SIGCONT)
+        if save:
+            redis.Redis.from_url(self.url).shutdown(save=True)
+        else:
+            self.proc.terminate()
+        self.proc.wait(10)
+
+    def start(self) -> None:
+        """Start the server again on the same port (loading what ``stop`` saved)."""
+        self.proc = _launch(self.port, self.workdir, self.options)
+        _wait_ready(self.url, self.proc)
 
 
-@contextlib.contextmanager
-def redis_server(workdir: Path) -> Iterator[RedisServer]:
-    """Start redis-server with nothing on disk; yield it (its URL, its process); stop it."""
+def _launch(port: int, workdir: Path, options: tuple[str, ...]) -> subprocess.Popen[bytes]:
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.fail("redis-server is not installed: run scripts/test.sh (it installs it)")
-    port = free_port()
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [
             binary,
             "--port",
@@ -53,23 +68,36 @@ def redis_server(workdir: Path) -> Iterator[RedisServer]:
             "no",
             "--dir",
             str(workdir),
+            *options,
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
-    url = f"redis://127.0.0.1:{port}/0"
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            redis.Redis.from_url(url).ping()
+            return
+        except redis.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"redis-server did not start (exit code {proc.poll()})")
+            time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def redis_server(workdir: Path, *options: str) -> Iterator[RedisServer]:
+    """Start redis-server with nothing on disk (plus ``options``); yield it (its
+    URL, its process); stop it."""
+    port = free_port()
+    proc = _launch(port, workdir, options)
+    server = RedisServer(f"redis://127.0.0.1:{port}/0", proc, port, workdir, options)
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                redis.Redis.from_url(url).ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"redis-server did not start (exit code {proc.poll()})")
-                time.sleep(0.02)
-        yield RedisServer(url, proc)
+        _wait_ready(server.url, proc)
+        yield server
     finally:
-        proc.send_signal(signal.SIGCONT)  # in case a test paused it
-        proc.terminate()
-        proc.wait(5)
+        server.proc.send_signal(signal.SIGCONT)  # in case a test paused it
+        server.proc.terminate()
+        server.proc.wait(5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -303,6 +304,9 @@ async def test_line_mode_refuses_an_unknown_server_without_a_person_to_ask(
     out, _ = await proc.communicate()
     assert proc.returncode == 1
     assert b"was not seen before" in out and b"(host_not_trusted)" in out
+    # Who refused what: the client did not accept the key; the server refused nothing.
+    assert b"Not connected: you did not accept the server's key" in out
+    assert b"server refused" not in out
     assert not (tmp_path / "anonchat" / "known_hosts").exists()
     proc = await asyncio.create_subprocess_exec(
         PY,
@@ -352,8 +356,14 @@ async def test_local_hosts_a_daemon_others_can_join(tmp_path: Path) -> None:
     assert proc.stdin is not None and proc.stdout is not None
     async with asyncio.timeout(10):
         first = (await proc.stdout.readline()).decode()
-        link = first.rpartition("join with: anonchat ")[2].strip()
-        assert link.startswith(f"anonchat://127.0.0.1:{port}/lobby?pin=sha256/"), first
+        assert "quitting ends the session of everyone" in first, first
+        assert "others on this machine join with" in (await proc.stdout.readline()).decode()
+        # The command on a line of its own, quoted for a shell: pasted as it is.
+        line = (await proc.stdout.readline()).decode()
+        command = shlex.split(line)
+        assert command[0] == "anonchat" and len(command) == 2, line
+        link = command[1]
+        assert link.startswith(f"anonchat://127.0.0.1:{port}/lobby?pin=sha256/"), line
         while b"you joined #lobby" not in await proc.stdout.readline():
             pass
     assert list((tmp_path / "anonchat-local").iterdir())  # its key stayed in the state dir

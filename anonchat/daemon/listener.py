@@ -32,6 +32,7 @@ import contextlib
 import logging
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Callable
 
 from .limits import AddressBuckets, AddressCounter
@@ -79,6 +80,8 @@ class Listener:
         self.buckets = buckets  # connections opened per address ("connects")
         self.in_progress = 0  # ... and in all
         self.refused = 0  # connections closed unanswered past either limit
+        self.refused_by: Counter[str] = Counter()  # ... by the limit (for the metrics)
+        self.failed = 0  # handshakes that failed or timed out
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
         self._paused = False
@@ -127,12 +130,17 @@ class Listener:
         host = peer[0] if isinstance(peer, tuple) else str(peer)
         key = self.handshaking.key_of(str(host))
         del peer, host  # only the keyed hash is kept, and only during the handshake
-        if (
-            self.in_progress >= self.in_all
-            or not self.buckets.take("connects", key, self._loop.time())
-            or not self.handshaking.add(key)
-        ):
+        if self.in_progress >= self.in_all:
+            why = "max_handshakes"
+        elif not self.buckets.take("connects", key, self._loop.time()):
+            why = "connect_rate"
+        elif not self.handshaking.add(key):
+            why = "max_handshakes_per_address"
+        else:
+            why = ""
+        if why:
             self.refused += 1
+            self.refused_by[why] += 1
             conn.close()
             return
         self.in_progress += 1
@@ -158,6 +166,7 @@ class Listener:
                     await tls.handshake
         except (OSError, ssl.SSLError, TimeoutError, EOFError):
             # A failed or timed-out handshake: closed without a word, as before.
+            self.failed += 1
             self._drop(conn, tls)
         except asyncio.CancelledError:
             self._drop(conn, tls)

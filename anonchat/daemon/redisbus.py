@@ -13,15 +13,29 @@ nodes: they never talk to each other, only to Redis.
 * **Writing.**  Commands submitted during one pass of the event loop are
   packed (msgpack) into one stream entry; one ``XADD`` is in flight at a
   time, so commands of one session stay in order and a busy node sends few,
-  large entries.
+  large entries.  Appends are idempotent: each batch of a node has a number,
+  and a script (``APPEND``) appends it only if that node's last appended
+  number is lower.  A write that timed out or lost its connection is sent
+  again, and the copy Redis executed anyway (it was paused, say) appends
+  nothing: no command is ever applied twice.
+* **Timeouts.**  A write not answered within ``node_timeout`` is given up
+  and sent again on a new connection (safe, as above): a connection that
+  died silently must not hold the node's writes for ever.  A read waits
+  ``READ_BLOCK_MS`` plus ``node_timeout``.  redis-py's own retries are off:
+  the loops here retry, and log it.
 * **Reading.**  ``XREAD BLOCK`` from the last applied id; every entry is
   applied in order, ours included: a session learns the outcome of its
   command (its ``ok``, or a refusal because another node was first) when
   the command comes back.
 * **Liveness.**  Every node appends a ``beat`` every ``node_timeout / 5``
-  seconds.  Applying a beat at log time ``ts``, every node counts any node
-  whose last beat is older than ``ts - node_timeout`` as gone and ends its
-  sessions: each node decides the same at the same point of the stream.  A
+  seconds (never more than one waits: beats queued during an outage would
+  all land at one log time).  Applying a beat at log time ``ts``, every node
+  counts any node whose last beat is older than ``ts - node_timeout`` as
+  gone and ends its sessions: each node decides the same at the same point
+  of the stream.  Only a beat of a node whose own beats reached the stream
+  without a gap for ``node_timeout`` judges (``state.beat``): after Redis
+  was away for everyone, every node has ``node_timeout`` of live stream to
+  beat again before anyone is judged.  A
   node stopping cleanly appends ``down`` instead, or, while other nodes are
   alive, ``handover``: its sessions stay, resumable on any node for
   ``resume_window``, and the first beat applied past that ends those nobody
@@ -47,14 +61,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, AuthorizationError, RedisError, ResponseError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Unavailable
 from ..wire import pack_value, unpack_value
 from . import snapshot, state
+from .bus import BusStats
+from .config import redact, safe_url
 
 if TYPE_CHECKING:
     from .server import Daemon
@@ -74,6 +93,22 @@ READ_BLOCK_MS = 1000
 BACKLOG = 10_000
 #: Seconds to wait before trying Redis again after an error.
 RETRY = 0.5
+#: Seconds a node's last batch number is kept (refreshed by every write, a
+#: beat at least every node_timeout / 5): only a dead node's ever expires.
+WRITTEN_TTL = 86_400
+
+#: Append a node's batch to the stream unless it was appended already (a copy
+#: of a write that timed out).  KEYS: the stream, the node's last batch
+#: number; ARGV: this batch's number, its commands, WRITTEN_TTL.
+APPEND = """
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[1]) <= last then
+    return 0
+end
+redis.call('XADD', KEYS[1], '*', 'c', ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[3])
+return 1
+"""
 
 
 class RedisBus:
@@ -92,8 +127,20 @@ class RedisBus:
         self._snapshot_id = b"0-0"  # where the last snapshot this node wrote was taken
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
-        self._writer: aioredis.Redis = aioredis.from_url(url)
-        self._reader: aioredis.Redis = aioredis.from_url(url)
+        self.stats = BusStats(lambda: len(self._pending), lambda: self._last_id)
+        # At most one beat of this node waits to be written: a beat says "alive
+        # now", and beats queued during an outage would all land at one log time.
+        self._beat_pending = False
+        self._beat_in_flight = False
+        timeout = daemon.config.node_timeout
+        try:
+            self._writer: aioredis.Redis = _client(url, timeout)
+            self._reader: aioredis.Redis = _client(url, READ_BLOCK_MS / 1000 + timeout)
+        except ValueError as exc:  # (what the client finds wrong with the URL)
+            raise ConfigError(f"redis URL {safe_url(url)!r}: {redact(str(exc), url)}") from None
+        self._append = self._writer.register_script(APPEND)
+        self._batch = 0  # the number of this node's last batch
+        self._written_key = f"anonchat:written:{daemon.node}"
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -104,9 +151,18 @@ class RedisBus:
             await self._load_snapshot()
             while await self._read(block=None):
                 pass
+        except (AuthenticationError, AuthorizationError, ResponseError) as exc:
+            # A wrong password or database, or a user not allowed the commands:
+            # trying again will not help (exit status 2, like a config mistake).
+            raise ConfigError(
+                f"Redis at {safe_url(self.url)} refuses this node: {self._safe(exc)}"
+            ) from None
         except (RedisError, OSError) as exc:
-            raise ConfigError(f"cannot use Redis at {self.url}: {exc}") from None
-        self.submit(["beat", self.daemon.node, None])
+            # Not up yet, or unreachable: a later start may work (exit status 75).
+            raise Unavailable(
+                f"cannot reach Redis at {safe_url(self.url)}: {self._safe(exc)}"
+            ) from None
+        self._beat()
         for coro, name in (
             (self._write_loop(), "writer"),
             (self._read_loop(), "reader"),
@@ -114,7 +170,7 @@ class RedisBus:
             (self._snapshot_loop(), "snapshot"),
         ):
             self._tasks.append(asyncio.create_task(coro, name=f"anonchatd-redis-{name}"))
-        log.info("node %s joined the service at %s", self.daemon.node, _safe_url(self.url))
+        log.info("node %s joined the service at %s", self.daemon.node, safe_url(self.url))
 
     async def close(self) -> None:
         """Send what is waiting (at most a few seconds), then stop."""
@@ -134,6 +190,10 @@ class RedisBus:
         for client in (self._writer, self._reader):
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
+
+    def _safe(self, exc: BaseException) -> str:
+        """An error of the Redis client for a message or a log line: never the password."""
+        return redact(str(exc) or type(exc).__name__, self.url)
 
     async def _drained(self) -> None:
         while self._pending or not self._idle.is_set():
@@ -156,22 +216,37 @@ class RedisBus:
             self._wake.clear()
             while self._pending:
                 batch, self._pending = self._pending, []
+                self._beat_in_flight, self._beat_pending = self._beat_pending, False
                 self._idle.clear()
                 data = pack_value(batch)
+                self._batch += 1
                 while True:
                     try:
-                        await self._writer.xadd(STREAM, {"c": data})
+                        await self._append(
+                            keys=[STREAM, self._written_key],
+                            args=[self._batch, data, WRITTEN_TTL],
+                        )
+                        self.stats.last_write = time.monotonic()
                         break
                     except (RedisError, OSError) as exc:
-                        log.warning("cannot write to Redis (%s); retrying", exc)
+                        self.stats.write_errors += 1
+                        log.warning("cannot write to Redis (%s); retrying", self._safe(exc))
                         await asyncio.sleep(RETRY)
+                self._beat_in_flight = False
                 self._idle.set()
 
     async def _beat_loop(self) -> None:
         interval = max(0.2, self.daemon.config.node_timeout / 5)
         while True:
             await asyncio.sleep(interval)
-            self.submit(["beat", self.daemon.node, None])
+            self._beat()
+
+    def _beat(self) -> None:
+        """Say this node is alive, unless a beat of it is still on its way."""
+        if self._beat_pending or self._beat_in_flight:
+            return
+        self._beat_pending = True
+        self.submit(["beat", self.daemon.node, None])
 
     # -- reading ---------------------------------------------------------------
 
@@ -182,7 +257,8 @@ class RedisBus:
             except (RedisError, OSError) as exc:
                 if self._closing:
                     return
-                log.warning("cannot read from Redis (%s); retrying", exc)
+                self.stats.read_errors += 1
+                log.warning("cannot read from Redis (%s); retrying", self._safe(exc))
                 await asyncio.sleep(RETRY)
 
     async def _read(self, block: int | None) -> int:
@@ -212,6 +288,15 @@ class RedisBus:
                 # The same input fails the same way on every node; log it, go on.
                 log.exception("cannot apply command %r", cmd[:2])
 
+    async def probe(self) -> tuple[int, bytes] | None:
+        """The stream's length and the id of its last entry (for the metrics), or
+        None when Redis cannot tell now."""
+        try:
+            info: Any = await self._writer.xinfo_stream(STREAM)
+        except (RedisError, OSError):
+            return None
+        return int(info["length"]), bytes(info["last-generated-id"])
+
     # -- snapshots ---------------------------------------------------------------
 
     async def _load_snapshot(self) -> None:
@@ -231,21 +316,29 @@ class RedisBus:
             try:
                 await self.write_snapshot()
             except (RedisError, OSError) as exc:
-                log.warning("cannot write a snapshot (%s)", exc)
+                self.stats.snapshot_failures += 1
+                log.warning("cannot write a snapshot (%s)", self._safe(exc))
 
     async def write_snapshot(self) -> None:
         """Store the state as of the last applied entry; trim before the previous one."""
         taken_at = self._last_id
         data = snapshot.dump(self.daemon, taken_at)  # no await between reading and dumping
         await self._writer.set(SNAPSHOT, data)
+        self.stats.snapshots += 1
+        self.stats.snapshot_at = time.monotonic()
+        self.stats.snapshot_bytes = len(data)
         previous, self._snapshot_id = self._snapshot_id, taken_at
         if previous != b"0-0":
             await self._writer.xtrim(STREAM, minid=previous)
 
 
-def _safe_url(url: str) -> str:
-    """The URL without a password, for the log."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest
+def _client(url: str, timeout: float) -> aioredis.Redis:
+    """A Redis client whose commands time out after ``timeout`` seconds and are
+    not retried by redis-py (the bus's loops retry, idempotently)."""
+    return aioredis.from_url(
+        url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        socket_keepalive=True,
+        retry=Retry(NoBackoff(), 0),
+    )

@@ -1,0 +1,363 @@
+"""Several nodes through the faults of a real Redis deployment (issue 15).
+
+Redis paused (SIGSTOP) or stopped longer than ``node_timeout``, a node frozen,
+Redis restarted empty, a snapshot larger than one Redis value, nodes with
+different settings.  Clients number their messages in a public and a secret
+room, and every test ends with one verdict: nothing lost except what the
+users were told of, nothing duplicated, nothing reordered, nobody logged off
+who could have stayed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from anonchat import events as ev
+from anonchat.client import Client, Event
+from anonchat.daemon import Daemon
+from anonchat.secret import SecretMessage, SecretNotice
+
+from . import test_cluster, test_processes
+from .helpers import collect, quiet
+from .redis_server import RedisServer
+from .test_cluster import PASSPHRASE, NodeFactory, caught_up
+from .test_processes import STARTED, start_daemon
+
+# The fixtures of tests/test_cluster.py: one Redis, nodes of one service, clients.
+redis = test_cluster.redis
+redis_url = test_cluster.redis_url
+make_node = test_cluster.make_node
+clients = test_cluster.clients
+# A failing test leaves no anonchatd or line-mode client running.
+_no_daemon_left_behind = test_processes._no_daemon_left_behind
+
+#: A short node_timeout keeps the tests quick; the faults last longer than it.
+NODE_TIMEOUT = 1.0
+
+
+class Numbered:
+    """Each client says numbered messages in ``lobby`` and in the secret room
+    ``den`` until stopped; every client records everything it receives."""
+
+    def __init__(self, people: list[Client]) -> None:
+        self.people = people
+        self.seen: dict[str, list[Event]] = {c.nick: [] for c in people}
+        self.sent: dict[str, int] = dict.fromkeys(self.seen, 0)
+        self._stop = asyncio.Event()
+        self._readers = [asyncio.create_task(self._read(c)) for c in people]
+        self._talkers: list[asyncio.Task[None]] = []
+
+    @classmethod
+    async def setup(cls, nodes: list[Daemon], people: list[Client]) -> Numbered:
+        """Everyone in ``lobby`` and ``den``; what the joins produced is drained."""
+        first, *others = people
+        await first.create("lobby")
+        await first.create_secret("den", PASSPHRASE)
+        for person in others:
+            await person.join("lobby")
+            await person.join_secret("den", PASSPHRASE)
+        await caught_up(*nodes)  # every node sent everyone the others' joins
+        for person in people:
+            await person.ping()
+            person.events_nowait()
+        return cls(people)
+
+    async def _read(self, client: Client) -> None:
+        async for event in client.events():
+            self.seen[client.nick].append(event)
+
+    async def _talk(self, client: Client) -> None:
+        n = 0
+        while not self._stop.is_set():
+            await client.say("lobby", f"{client.nick} {n}")
+            await client.say_secret("den", f"{client.nick} {n}")
+            n += 1
+            self.sent[client.nick] = n
+            await asyncio.sleep(0.01)  # a person's pace, not a synchronisation
+
+    def start(self) -> None:
+        self._talkers = [asyncio.create_task(self._talk(c)) for c in self.people]
+
+    async def until_sent(self, each: int) -> None:
+        """Wait until every client has sent ``each`` more messages."""
+        target = {nick: n + each for nick, n in self.sent.items()}
+        async with asyncio.timeout(60):
+            while any(self.sent[nick] < target[nick] for nick in target):
+                await asyncio.sleep(0.02)
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.wait_for(asyncio.gather(*self._talkers), 60)
+
+    def _numbers(self, nick: str, kind: type[Any]) -> dict[str, list[int]]:
+        out: dict[str, list[int]] = defaultdict(list)
+        for event in self.seen[nick]:
+            if isinstance(event, kind):
+                sender, _, n = event.text.partition(" ")
+                out[sender].append(int(n))
+        return out
+
+    def _complete(self) -> bool:
+        total = sum(self.sent.values())
+        return all(
+            sum(isinstance(e, kind) for e in self.seen[nick]) >= total
+            for nick in self.seen
+            for kind in (ev.Msg, SecretMessage)
+        )
+
+    async def verdict(self) -> None:
+        """0 lost, 0 duplicated, 0 reordered, nobody logged off, no false alarm."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(30):
+                while not self._complete():
+                    await asyncio.sleep(0.05)
+        for reader in self._readers:
+            reader.cancel()
+        expected = {nick: list(range(n)) for nick, n in self.sent.items()}
+        for nick in self.seen:
+            for kind in (ev.Msg, SecretMessage):
+                assert dict(self._numbers(nick, kind)) == expected, (nick, kind.__name__)
+            odd = [e for e in self.seen[nick] if isinstance(e, ev.Presence | SecretNotice)]
+            assert odd == [], nick  # nobody quit, no gap, no replay alarm
+        assert [c.nick for c in self.people if c.closed is not None] == []
+
+
+async def three_nodes(make_node: NodeFactory, clients: Any) -> tuple[list[Daemon], Numbered]:
+    nodes = [await make_node(node_timeout=NODE_TIMEOUT) for _ in range(3)]
+    await all_see_each_other(nodes)
+    people = [await clients(node, f"user{i}") for i, node in enumerate(nodes)]
+    return nodes, await Numbered.setup(nodes, people)
+
+
+async def all_see_each_other(nodes: list[Daemon], judging: bool = False) -> None:
+    """Wait until every node counts every other as alive (with ``judging``:
+    each has beaten without a gap for twice node_timeout since, so any judging
+    there was to do has been done)."""
+    ids = {n.node for n in nodes}
+    span = 2 * round(NODE_TIMEOUT * 1000)
+    async with asyncio.timeout(30):
+        while not all(
+            ids <= set(n.nodes)
+            and (not judging or all(n.nodes[i] - n.alive_since[i] > span for i in ids))
+            for n in nodes
+        ):
+            assert not any(n.stopping for n in nodes), "a node stopped"
+            await asyncio.sleep(0.05)
+
+
+async def outage(fault: Any, nodes: list[Daemon], talk: Numbered) -> None:
+    talk.start()
+    await talk.until_sent(5)
+    await fault()
+    await all_see_each_other(nodes, judging=True)
+    await talk.until_sent(5)
+    await talk.stop()
+    await talk.verdict()
+    assert not any(n.stopping for n in nodes)
+    assert all(len(n.nodes) == 3 for n in nodes)
+
+
+async def test_redis_paused_longer_than_node_timeout_ejects_nobody(
+    redis: RedisServer, make_node: NodeFactory, clients: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15 items 1 and 3: Redis SIGSTOPped for over twice node_timeout
+    under three nodes and talking clients: no node counts another as gone,
+    nobody is logged off.  The nodes' writes time out (after node_timeout) and
+    are sent again while Redis holds the first copies, which it executes on
+    SIGCONT: still every message arrives once, in order, and no secret-room
+    member sees a replay alarm."""
+    nodes, talk = await three_nodes(make_node, clients)
+
+    async def pause() -> None:
+        redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(2.5 * NODE_TIMEOUT)  # the outage's length (a lower bound)
+        finally:
+            redis.proc.send_signal(signal.SIGCONT)
+
+    await outage(pause, nodes, talk)
+    timed_out = [r for r in caplog.records if "cannot write to Redis (Timeout" in r.getMessage()]
+    assert timed_out  # the writes were sent twice, and Redis executed both
+
+
+async def test_redis_down_longer_than_node_timeout_ejects_nobody(
+    redis: RedisServer, make_node: NodeFactory, clients: Any
+) -> None:
+    """Issue 15 item 1: Redis stopped (connections refused) for over twice
+    node_timeout, then back with its data: nobody is ejected or logged off."""
+    nodes, talk = await three_nodes(make_node, clients)
+
+    async def down() -> None:
+        await asyncio.to_thread(redis.stop, save=True)
+        await asyncio.sleep(2.5 * NODE_TIMEOUT)  # the outage's length (a lower bound)
+        await asyncio.to_thread(redis.start)
+
+    await outage(down, nodes, talk)
+
+
+class Balancer:
+    """A TCP balancer in front of the nodes, as an operator runs one: each
+    connection goes to the first node that accepts it; TLS passes through."""
+
+    def __init__(self, ports: list[int]) -> None:
+        self.ports = ports
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> Balancer:
+        self._server = await asyncio.start_server(self._connection, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._pipes:
+            task.cancel()
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for port in self.ports:
+            try:
+                up_reader, up_writer = await asyncio.open_connection("127.0.0.1", port)
+                break
+            except OSError:
+                continue
+        else:
+            writer.close()
+            return
+        for src, dst in ((reader, up_writer), (up_reader, writer)):
+            task = asyncio.create_task(_pipe(src, dst))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+
+async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    try:
+        while data := await src.read(65536):
+            dst.write(data)
+            await dst.drain()
+    except OSError:
+        pass
+    finally:
+        dst.close()
+
+
+class LineMode:
+    """``anonchat --plain`` reading numbered lines from a pipe, as a script would."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, nick: str) -> None:
+        self.proc, self.nick, self.typed = proc, nick, 0
+
+    @classmethod
+    async def start(cls, port: int, pin: str, nick: str) -> LineMode:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "anonchat",
+            "--plain",
+            "--server",
+            f"127.0.0.1:{port}",
+            "--fingerprint",
+            pin,
+            "--nick",
+            nick,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        STARTED.append(proc)
+        self = cls(proc, nick)
+        self.write("/join lobby")
+        return self
+
+    def write(self, line: str) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+
+    def type_next(self) -> None:
+        self.write(f"{self.nick} {self.typed}")
+        self.typed += 1
+
+    async def finish(self) -> tuple[int, str]:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.close()
+        async with asyncio.timeout(60):
+            out = await self.proc.stdout.read()
+            return await self.proc.wait(), out.decode()
+
+
+def verdict_told(lm: LineMode, out: str, delivered: list[int]) -> None:
+    """Every typed line arrived once, in order, or its writer was told it may not have."""
+    assert delivered == sorted(set(delivered)), "duplicated or reordered"
+    for n in sorted(set(range(lm.typed)) - set(delivered)):
+        told = [
+            line
+            for line in out.splitlines()
+            if f"{lm.nick} {n}" in line and ("not sent" in line or "may not have" in line)
+        ]
+        assert told, f"line {n} of {lm.nick} lost without a word:\n{out}"
+
+
+async def test_a_frozen_node_sends_its_clients_to_the_others(
+    make_node: NodeFactory, clients: Any, redis_url: str, tmp_path: Path
+) -> None:
+    """Issue 15 item 2: a node frozen (SIGSTOP, a VM pause) longer than
+    node_timeout is counted as gone; when it wakes it closes its clients with
+    `restart`, not the final `shutdown`, so line-mode clients behind a balancer
+    carry on on another node; every line typed meanwhile arrives once, in
+    order, or its writer is told."""
+    a = await make_node(node_timeout=NODE_TIMEOUT)
+    frozen = await start_daemon(
+        tmp_path / "state", "--redis", redis_url, "--node-timeout", str(NODE_TIMEOUT)
+    )
+    watcher = await clients(a, "watcher")
+    await watcher.create("lobby")
+    async with Balancer([frozen.port, a.port]) as balancer:
+        people = [await LineMode.start(balancer.port, frozen.pin, f"lm{i}") for i in range(2)]
+        joined = {e.nick for e in await collect(watcher, ev.Presence, 2)}
+        assert joined == {"lm0", "lm1"}
+
+        async def type_until(done: Any) -> None:
+            async with asyncio.timeout(30):
+                while not done():
+                    for person in people:
+                        person.type_next()
+                    await asyncio.sleep(0.05)  # a person's pace
+
+        seen: list[ev.Msg] = []
+
+        def heard(n: int) -> bool:
+            seen.extend(e for e in watcher.events_nowait() if isinstance(e, ev.Msg))
+            return all(
+                any(m.text.startswith(f"{p.nick} ") and int(m.text.split()[1]) >= n for m in seen)
+                for p in people
+            )
+
+        await type_until(lambda: heard(5))
+        frozen.proc.send_signal(signal.SIGSTOP)
+        try:
+            freeze = asyncio.create_task(asyncio.sleep(2.5 * NODE_TIMEOUT))  # a lower bound
+            await type_until(freeze.done)
+        finally:
+            frozen.proc.send_signal(signal.SIGCONT)
+        async with asyncio.timeout(30):
+            assert await frozen.proc.wait() == 3  # it lost the service
+        after = max(p.typed for p in people)
+        await type_until(lambda: heard(after + 5))  # back, on the other node
+        results = [await person.finish() for person in people]
+    await asyncio.sleep(0)
+    seen.extend(e for e in await quiet(watcher) if isinstance(e, ev.Msg))
+    for person, (status, out) in zip(people, results, strict=True):
+        assert status == 0, out
+        assert "restart" in out or "lost touch" in out, out
+        mine = [int(m.text.split()[1]) for m in seen if m.text.startswith(f"{person.nick} ")]
+        verdict_told(person, out, mine)
