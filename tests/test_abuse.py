@@ -24,8 +24,8 @@ from anonchat import events as ev
 from anonchat.client import Client
 from anonchat.daemon import Daemon
 from anonchat.daemon.session import Session
-from anonchat.daemon.tls import ServerTLS
 from anonchat.daemon.state import holder
+from anonchat.daemon.tls import ServerTLS
 from anonchat.errors import Code, RequestError
 from anonchat.trust import client_context
 
