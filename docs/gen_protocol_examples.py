@@ -983,6 +983,8 @@ async def _converse(script: Callable[[Daemon], Awaitable[list[Step]]]) -> list[S
     clock: Callable[[], int] = lambda: next(ticks)  # noqa: E731
     with (
         mock.patch.object(bus, "now_ms", clock),
+        # On one node a say is applied by its session directly, with its own clock.
+        mock.patch("anonchat.daemon.session.now_ms", clock),
         # Session.__init__ draws the hello's challenge with secrets.token_bytes.
         mock.patch("anonchat.daemon.session.secrets.token_bytes", _fixed_challenges()),
     ):
