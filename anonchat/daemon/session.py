@@ -196,8 +196,7 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._grace is not None:
-            # Closed in time: no abort.  (Aborting a TLS transport that has already
-            # closed leaks its TLS state under uvloop: ~27 KiB per connection.)
+            # Closed in time: no abort (the timer would keep this session alive).
             self._grace.cancel()
             self._grace = None
         if not self.closing:
@@ -206,10 +205,10 @@ class Session(Member, asyncio.BufferedProtocol):
         self._frames = None
         self.waiting = False
         self._let_go_of_input()
-        # Let go of the transport: the SSL protocol keeps bound methods of this
-        # session (get_buffer, buffer_updated) after it is closed, and this session
-        # kept it -- a cycle that held every session ended without ``bye`` (its
-        # TLS buffers, ~40 KiB) until a full garbage collection.
+        # Let go of the transport: a session and its transport must not hold each
+        # other once the connection is gone (the daemon's TLS layer lets go of the
+        # session too) -- such a cycle once held every session ended without
+        # ``bye``, TLS buffers and all, until a full garbage collection.
         self.transport = _GONE
         self.daemon.forget(self)
 
