@@ -124,7 +124,13 @@ class Numbered:
         expected = {nick: list(range(n)) for nick, n in self.sent.items()}
         for nick in self.seen:
             for kind in (ev.Msg, SecretMessage):
-                assert dict(self._numbers(nick, kind)) == expected, (nick, kind.__name__)
+                got = dict(self._numbers(nick, kind))
+                assert got == expected, (
+                    nick,
+                    kind.__name__,
+                    {k: v[-20:] for k, v in got.items()},
+                    self.sent,
+                )
             odd = [e for e in self.seen[nick] if isinstance(e, ev.Presence | SecretNotice)]
             assert odd == [], nick  # nobody quit, no gap, no replay alarm
         assert [c.nick for c in self.people if c.closed is not None] == []
@@ -361,3 +367,55 @@ async def test_a_frozen_node_sends_its_clients_to_the_others(
         assert "restart" in out or "lost touch" in out, out
         mine = [int(m.text.split()[1]) for m in seen if m.text.startswith(f"{person.nick} ")]
         verdict_told(person, out, mine)
+
+
+def shared_view(node: Daemon) -> Any:
+    """What every node must agree on: rooms, their members, nicks, secret rooms."""
+    return (
+        {k: (r.topic, [m.nick for m in r.members], r.seq) for k, r in node.rooms.items()},
+        sorted(node.nicks),
+        {rid: sorted(r.members.values()) for rid, r in node.secret_rooms.items()},
+    )
+
+
+async def test_redis_restarted_empty_is_restored_by_the_running_nodes(
+    redis: RedisServer, make_node: NodeFactory, clients: Any
+) -> None:
+    """Issue 15 item 4: Redis restarts empty (no persistence) under three nodes
+    and talking clients.  The nodes notice at their next write and one of them
+    restores the stream from its state; nobody is logged off, nothing is lost
+    or doubled; a node started afterwards holds the same rooms and members and
+    its users talk with everyone."""
+    nodes, talk = await three_nodes(make_node, clients)
+    epochs = {n.bus._epoch for n in nodes}  # type: ignore[attr-defined]
+    assert len(epochs) == 1
+    talk.start()
+    await talk.until_sent(5)
+    await asyncio.to_thread(redis.stop, save=False)
+    await asyncio.to_thread(redis.start)  # empty
+    async with asyncio.timeout(30):
+        while len({n.bus._epoch for n in nodes} | epochs) != 2:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.05)
+    await talk.until_sent(5)
+    late = await make_node(node_timeout=NODE_TIMEOUT)
+    await all_see_each_other([*nodes, late])
+    newcomer = await clients(late, "newcomer")
+    joined = await newcomer.join("lobby")
+    assert sorted(joined.members) == sorted(["newcomer", *talk.seen])
+    await talk.until_sent(5)
+    await talk.stop()
+    await newcomer.say("lobby", "hello after the restart")
+    await caught_up(*nodes, late)
+    views = [shared_view(n) for n in [*nodes, late]]
+    assert all(v == views[0] for v in views[1:])
+    for person in talk.people:  # the newcomer's join and message reached everyone
+        async with asyncio.timeout(10):
+            while not any(
+                isinstance(e, ev.Msg) and e.nick == "newcomer" for e in talk.seen[person.nick]
+            ):
+                await asyncio.sleep(0.05)
+        talk.seen[person.nick] = [
+            e for e in talk.seen[person.nick] if getattr(e, "nick", "") != "newcomer"
+        ]
+    await talk.verdict()
+    assert not any(n.stopping for n in nodes)

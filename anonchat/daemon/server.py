@@ -349,9 +349,16 @@ class Daemon:
         for member in gone:
             state.end(self, member, ts)
         if node == self.node and not self.stopping:
-            log.error("the other nodes count this node as gone (it fell behind); stopping")
-            self.lost = True
-            asyncio.get_running_loop().create_task(self.shutdown("the node lost the service"))
+            self.lose("the other nodes count this node as gone (it fell behind)")
+
+    def lose(self, why: str) -> None:
+        """This node can no longer be part of the service: stop (exit code 3),
+        sending its clients to the other nodes."""
+        if self.stopping:
+            return
+        log.error("%s; stopping", why)
+        self.lost = True
+        asyncio.get_running_loop().create_task(self.shutdown("the node lost the service"))
 
     def handed_over(self, node: str, ts: int) -> None:
         """A node stopped cleanly and handed its sessions over: they stay (nick,

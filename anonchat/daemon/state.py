@@ -79,17 +79,20 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
 def beat(daemon: Daemon, node: str, ts: int) -> None:
     """``node`` is alive at log time ``ts``; judge the silent ones if it may.
 
-    A node judges only once its own beats have reached the stream without a
-    gap for ``node_timeout``: one that is new, or was cut off itself, first
-    watches a whole ``node_timeout`` of the stream.  So after an outage of
-    Redis (stopped, paused, unreachable for everyone) every node has had
-    ``node_timeout`` of live stream to beat again before anyone judges, and
-    nobody is counted as gone for the outage itself.
+    A node judges only once its own beats (every ``node_timeout / 5``) have
+    reached the stream for a whole ``node_timeout`` with no gap over half of
+    it: one that is new, or was cut off itself even briefly, first watches a
+    whole ``node_timeout`` of live stream.  So after an outage of Redis
+    (stopped, paused, unreachable for everyone) every node has had
+    ``node_timeout`` to beat again before anyone judges, and nobody is
+    counted as gone for the outage itself: an outage short enough not to
+    stop the judges (half of node_timeout) is too short to silence anyone
+    for node_timeout (a beat interval and a retry, a tenth, added).
     """
     timeout = round(daemon.config.node_timeout * 1000)
     previous = daemon.nodes.get(node)
     daemon.nodes[node] = ts
-    if previous is None or ts - previous > timeout:
+    if previous is None or ts - previous > timeout // 2:
         daemon.alive_since[node] = ts  # new, or back after a silence
     daemon.end_orphans(ts)  # handed-over sessions nobody resumed in time
     if ts - daemon.alive_since.get(node, ts) < timeout:
