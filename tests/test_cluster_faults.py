@@ -15,6 +15,7 @@ import contextlib
 import signal
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,14 @@ import pytest
 
 from anonchat import events as ev
 from anonchat.client import Client, Event
-from anonchat.daemon import Daemon
+from anonchat.daemon import Daemon, redisbus
+from anonchat.daemon.redisbus import RedisBus
 from anonchat.secret import SecretMessage, SecretNotice
 
 from . import test_cluster, test_processes
-from .helpers import collect, quiet
-from .redis_server import RedisServer
+from .conftest import DaemonFactory
+from .helpers import collect, next_event, quiet
+from .redis_server import RedisServer, redis_server
 from .test_cluster import PASSPHRASE, NodeFactory, caught_up
 from .test_processes import STARTED, start_daemon
 
@@ -419,3 +422,76 @@ async def test_redis_restarted_empty_is_restored_by_the_running_nodes(
         ]
     await talk.verdict()
     assert not any(n.stopping for n in nodes)
+
+
+@pytest.fixture
+def small_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """Redis whose largest value is 1 MB, the smallest proto-max-bulk-len it allows."""
+    with redis_server(tmp_path, "--proto-max-bulk-len", "1mb") as server:
+        yield server
+
+
+async def fill_rooms(client: Client, rooms: int, each: int) -> None:
+    """``rooms`` rooms with ``each`` messages of 3,000 characters: about
+    ``rooms * each * 3`` KB of rings in the shared state."""
+    for r in range(rooms):
+        await client.create(f"big{r}")
+        for n in range(each):
+            await client.say(f"big{r}", f"{n:05} " + "x" * 2_994)
+
+
+async def test_a_snapshot_larger_than_one_redis_value(
+    small_redis: RedisServer, make_daemon: DaemonFactory, clients: Any
+) -> None:
+    """Issue 15 item 5: a snapshot larger than Redis's largest value is stored
+    in parts; a late node loads it whole and talks with the others."""
+    a = await make_daemon(redis=small_redis.url, node_timeout=NODE_TIMEOUT)
+    alice = await clients(a, "alice")
+    await fill_rooms(alice, 3, 150)  # about 1.4 MB
+    bus = a.bus
+    assert isinstance(bus, RedisBus)
+    await bus.write_snapshot()
+    header = await bus._read_header()
+    assert header is not None and header["size"] > 1024 * 1024 and header["parts"] > 2
+    b = await make_daemon(redis=small_redis.url, node_timeout=NODE_TIMEOUT)
+    assert b.bus._last_id == header["at"]  # type: ignore[attr-defined]  # from the snapshot
+    for key, room in a.rooms.items():
+        assert b.rooms[key].ring.entries() == room.ring.entries()
+    carol = await clients(b, "carol")
+    await carol.join("big1")
+    history = [e.text[:5] for e in await quiet(carol, 0.5) if isinstance(e, ev.Msg)]
+    assert history == [f"{n:05}" for n in range(150)][-len(history) :] and history
+    await alice.say("big1", "after")
+    assert (await next_event(carol, ev.Msg)).text == "after"
+
+
+async def test_a_failing_snapshot_is_logged_and_the_writer_goes_on(
+    small_redis: RedisServer,
+    make_daemon: DaemonFactory,
+    clients: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 15 item 5: a snapshot Redis refuses (here parts larger than its
+    largest value) is logged at ERROR each time; the node's commands go on
+    through their own connection and nobody counts it as gone."""
+    monkeypatch.setattr(redisbus, "SNAPSHOT_PART", 4 * 1024 * 1024)
+    monkeypatch.setattr(redisbus, "SNAPSHOT_INTERVAL", 0.2)
+    a = await make_daemon(redis=small_redis.url, node_timeout=NODE_TIMEOUT)
+    b = await make_daemon(redis=small_redis.url, node_timeout=NODE_TIMEOUT)
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await fill_rooms(alice, 2, 200)  # 1.2 MB: one part, too large for Redis
+    await bob.join("big0")
+    await quiet(bob, 0.5)  # the room's history
+    failures = 0
+    async with asyncio.timeout(30):
+        while failures < 3:  # and each time the writer (min of the nodes) goes on
+            await alice.say("big0", f"still here {failures}")
+            assert (await next_event(bob, ev.Msg)).text == f"still here {failures}"
+            failures = sum(
+                r.levelname == "ERROR" and "cannot write a snapshot" in r.getMessage()
+                for r in caplog.records
+            )
+            await asyncio.sleep(NODE_TIMEOUT)  # a pace: the test spans several node_timeouts
+    assert {a.node, b.node} <= set(a.nodes) and {a.node, b.node} <= set(b.nodes)
+    assert not a.stopping and not b.stopping
