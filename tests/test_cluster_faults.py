@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections import defaultdict
@@ -23,8 +24,9 @@ import pytest
 
 from anonchat import events as ev
 from anonchat.client import Client, Event
-from anonchat.daemon import Daemon, redisbus
+from anonchat.daemon import Daemon, Limits, redisbus, state
 from anonchat.daemon.redisbus import RedisBus
+from anonchat.errors import ConfigError
 from anonchat.secret import SecretMessage, SecretNotice
 
 from . import test_cluster, test_processes
@@ -441,7 +443,10 @@ async def fill_rooms(client: Client, rooms: int, each: int) -> None:
 
 
 async def test_a_snapshot_larger_than_one_redis_value(
-    small_redis: RedisServer, make_daemon: DaemonFactory, clients: Any
+    small_redis: RedisServer,
+    make_daemon: DaemonFactory,
+    clients: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Issue 15 item 5: a snapshot larger than Redis's largest value is stored
     in parts; a late node loads it whole and talks with the others."""
@@ -453,8 +458,9 @@ async def test_a_snapshot_larger_than_one_redis_value(
     await bus.write_snapshot()
     header = await bus._read_header()
     assert header is not None and header["size"] > 1024 * 1024 and header["parts"] > 2
+    caplog.set_level(logging.INFO, logger="anonchat.daemon.redis")
     b = await make_daemon(redis=small_redis.url, node_timeout=NODE_TIMEOUT)
-    assert b.bus._last_id == header["at"]  # type: ignore[attr-defined]  # from the snapshot
+    assert f"loaded the service's state as of {header['at'].decode()}" in caplog.text
     for key, room in a.rooms.items():
         assert b.rooms[key].ring.entries() == room.ring.entries()
     carol = await clients(b, "carol")
@@ -495,3 +501,67 @@ async def test_a_failing_snapshot_is_logged_and_the_writer_goes_on(
             await asyncio.sleep(NODE_TIMEOUT)  # a pace: the test spans several node_timeouts
     assert {a.node, b.node} <= set(a.nodes) and {a.node, b.node} <= set(b.nodes)
     assert not a.stopping and not b.stopping
+
+
+async def test_a_node_with_other_settings_is_refused(
+    make_node: NodeFactory, clients: Any, tmp_path: Path, redis_url: str
+) -> None:
+    """Issue 15 item 6: a node whose max_members_per_room differs from the
+    running nodes' refuses to start, naming the setting (exit 2 for the
+    program); the service goes on as before."""
+    a = await make_node(node_timeout=NODE_TIMEOUT)
+    told = f"max_members_per_room is 2 here but {Limits().max_members_per_room} there"
+    with pytest.raises(ConfigError, match=told):
+        await make_node(node_timeout=NODE_TIMEOUT, max_members_per_room=2)
+    config = tmp_path / "odd.toml"
+    config.write_text("[limits]\nmax_members_per_room = 2\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "anonchat.daemon",
+        "--port",
+        "0",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--redis",
+        redis_url,
+        "--node-timeout",
+        str(NODE_TIMEOUT),
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    STARTED.append(proc)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2, out.decode()
+    assert told in out.decode()
+    assert "Traceback" not in out.decode()
+    b = await make_node(node_timeout=NODE_TIMEOUT)  # the same settings: welcome
+    await all_see_each_other([a, b])
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    assert not a.stopping and not b.stopping
+
+
+async def test_of_two_nodes_with_other_settings_the_newer_stops(
+    make_node: NodeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15 item 6: two nodes that started at once with other settings both
+    passed the check at start; when their beats meet, the newer one stops
+    loudly (exit 3 for the program) and the older one logs it."""
+    a = await make_node(node_timeout=NODE_TIMEOUT)
+    await all_see_each_other([a])
+    odd = {**a.settings, "max_members_per_room": 2}
+    ts = a.nodes[a.node]
+    state.apply(a, ["beat", "newer", None, odd], ts + 100)  # newer than a: a goes on
+    assert not a.stopping
+    assert "node newer has other settings than this node" in caplog.text
+    a.alive_since["older"] = a.nodes["older"] = a.alive_since[a.node] - 100
+    state.apply(a, ["beat", "older", None, odd], ts + 200)  # older than a: a stops
+    async with asyncio.timeout(10):
+        while not a.stopping:
+            await asyncio.sleep(0.02)
+    assert a.lost
+    assert "this node's settings differ from node older's" in caplog.text

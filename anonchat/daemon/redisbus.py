@@ -234,9 +234,15 @@ class RedisBus:
                 pass
             if self._epoch is None:
                 raise Lost("the stream in Redis does not begin where its snapshot ends")
+            self._check_settings()
         except (RedisError, OSError) as exc:
+            await self._disconnect()
             raise ConfigError(f"cannot use Redis at {self.url}: {exc}") from None
+        except ConfigError:
+            await self._disconnect()
+            raise
         except Lost as exc:
+            await self._disconnect()
             raise ConfigError(f"cannot join the service at {_safe_url(self.url)}: {exc}") from None
         self._beat()
         for coro, name in (
@@ -263,6 +269,9 @@ class RedisBus:
         _, stuck = await asyncio.wait(self._tasks, timeout=2.0)
         if stuck:
             log.warning("%d Redis tasks did not stop", len(stuck))
+        await self._disconnect()
+
+    async def _disconnect(self) -> None:
         for client in (self._writer, self._reader, self._snapshots):
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
@@ -336,7 +345,18 @@ class RedisBus:
         if self._beat_pending or self._beat_in_flight:
             return
         self._beat_pending = True
-        self.submit(["beat", self.daemon.node, None])
+        self.submit(["beat", self.daemon.node, None, self.daemon.settings])
+
+    def _check_settings(self) -> None:
+        """Refuse to join nodes that apply commands with other settings."""
+        for node, settings in self.daemon.node_settings.items():
+            diff = state.settings_differ(self.daemon.settings, settings)
+            if diff and node in self.daemon.nodes:
+                raise ConfigError(
+                    f"this node's settings differ from those of node {node} of the "
+                    f"service: {diff}; every node must have the same "
+                    f"({', '.join(self.daemon.settings)})"
+                )
 
     # -- reading ---------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from .. import events as ev
@@ -69,6 +70,10 @@ class Daemon:
         # node -> log time since which its heartbeats reached the stream without a
         # gap: a node judges others only after node_timeout of it (state.beat).
         self.alive_since: dict[str, int] = {}
+        # node -> the settings it beats with (state.shared_settings): all must agree.
+        self.node_settings: dict[str, dict[str, Any]] = {}
+        self.settings = state.shared_settings(self)
+        self.mismatched: set[str] = set()  # nodes with other settings, logged once
         # Sessions of a node that stopped and handed them over, by uid -> the log
         # time until which they may be resumed on another node (see handed_over).
         self.orphans: dict[str, int] = {}
@@ -343,6 +348,7 @@ class Daemon:
         """A node stopped (or stopped beating): end every session it held."""
         self.nodes.pop(node, None)
         self.alive_since.pop(node, None)
+        self.node_settings.pop(node, None)
         gone = [m for m in self.members.values() if m.node == node]
         if gone and not (node == self.node and self.stopping):  # (not our own clean stop)
             log.warning("node %s is gone; ending its %d sessions", node, len(gone))
@@ -365,6 +371,7 @@ class Daemon:
         rooms, place) for resume_window, to be resumed on any node, then end."""
         self.nodes.pop(node, None)
         self.alive_since.pop(node, None)
+        self.node_settings.pop(node, None)
         deadline = ts + round(self.config.limits.resume_window * 1000)
         kept = [m for m in self.members.values() if m.node == node]
         for member in kept:

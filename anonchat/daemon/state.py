@@ -54,7 +54,7 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
     """Apply one command at log time ``ts`` (milliseconds)."""
     op, uid, request_id = cmd[0], cmd[1], cmd[2]
     if op == "beat":  # a node is alive; any that has been silent too long is not
-        beat(daemon, uid, ts)
+        beat(daemon, uid, ts, cmd[3] if len(cmd) > 3 else None)
         return
     if op == "down":  # a node stopped
         daemon.node_gone(uid, ts)
@@ -76,7 +76,56 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
     member.applied()
 
 
-def beat(daemon: Daemon, node: str, ts: int) -> None:
+#: The meaning of commands; a node applying them differently is refused.
+VERSION = 1
+#: The limits that applying commands (or a deadline in the log) uses: every node
+#: of a service must have the same, or their states drift apart.
+SHARED_LIMITS = (
+    "max_rooms",
+    "max_rooms_per_session",
+    "max_members_per_room",
+    "ring_frames",
+    "ring_bytes",
+    "resume_window",
+)
+
+
+def shared_settings(daemon: Daemon) -> dict[str, Any]:
+    """The settings every node must agree on (sent in each beat)."""
+    limits = daemon.config.limits
+    settings: dict[str, Any] = {name: getattr(limits, name) for name in SHARED_LIMITS}
+    settings["node_timeout"] = daemon.config.node_timeout
+    settings["commands"] = VERSION
+    return settings
+
+
+def settings_differ(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """The settings that differ, for a message ("" if none)."""
+    names = sorted(set(mine) | set(theirs))
+    return ", ".join(
+        f"{n} is {mine.get(n)!r} here but {theirs.get(n)!r} there"
+        for n in names
+        if mine.get(n) != theirs.get(n)
+    )
+
+
+def _check_settings(daemon: Daemon, node: str, settings: dict[str, Any]) -> None:
+    """Another node's settings differ from ours: the newer of the two stops."""
+    diff = settings_differ(daemon.settings, settings)
+    if not diff or node == daemon.node:
+        return
+    never = float("inf")
+    if (daemon.alive_since.get(node, never), node) < (
+        daemon.alive_since.get(daemon.node, never),
+        daemon.node,
+    ):
+        daemon.lose(f"this node's settings differ from node {node}'s ({diff})")
+    elif node not in daemon.mismatched:
+        daemon.mismatched.add(node)
+        log.error("node %s has other settings than this node (%s); it stops", node, diff)
+
+
+def beat(daemon: Daemon, node: str, ts: int, settings: dict[str, Any] | None = None) -> None:
     """``node`` is alive at log time ``ts``; judge the silent ones if it may.
 
     A node judges only once its own beats (every ``node_timeout / 5``) have
@@ -94,6 +143,10 @@ def beat(daemon: Daemon, node: str, ts: int) -> None:
     daemon.nodes[node] = ts
     if previous is None or ts - previous > timeout // 2:
         daemon.alive_since[node] = ts  # new, or back after a silence
+    if settings is not None:
+        if daemon.node_settings.get(node) != settings:
+            daemon.node_settings[node] = settings
+        _check_settings(daemon, node, settings)
     daemon.end_orphans(ts)  # handed-over sessions nobody resumed in time
     if ts - daemon.alive_since.get(node, ts) < timeout:
         return
