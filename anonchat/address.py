@@ -24,6 +24,16 @@ _MAX_PORT_TEXT = 5
 EXAMPLE = "e.g. chat.example.org:7667, 127.0.0.1:7667 or [::1]:7667"
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address (or ``localhost``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

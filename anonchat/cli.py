@@ -1,4 +1,4 @@
-"""Entry points: ``anonchat`` (the client) and ``anonchatd`` (the daemon)."""
+"""The client's entry point, ``anonchat`` (the daemon's is ``anonchat.daemon.cli``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import signal
 import sys
 from collections.abc import Coroutine, Sequence
 from typing import Any
@@ -15,9 +14,9 @@ from typing import Any
 from . import __version__
 from .client import Endpoint
 from .daemon import DEFAULT_PORT, Daemon, load_config
-from .daemon.server import describe, load_tls_identity, loop_factory
-from .dial import is_loopback
-from .errors import ConfigError
+from .daemon.server import loop_factory
+from .errors import CannotListen
+from .frontend.text import invite
 from .linemode import run_line_mode, system
 from .paths import local_daemon_dir
 from .socks import parse_proxy
@@ -37,120 +36,6 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
     """Run the coroutine on uvloop when it is installed, else on asyncio's loop."""
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(coro)
-
-
-# -- the daemon --------------------------------------------------------------
-
-
-def daemon_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="anonchatd", description="The anonchat daemon: rooms and messages, no accounts."
-    )
-    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help=f"port to listen on (default {DEFAULT_PORT})")
-    p.add_argument("--config", metavar="FILE", help="TOML config file (see docs/operations.md)")
-    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    p.add_argument(
-        "--state-dir",
-        metavar="DIR",
-        help="where the TLS key and certificate are kept (created on first start; default "
-        "$STATE_DIRECTORY, else ~/.local/state/anonchatd)",
-    )
-    p.add_argument(
-        "--cert", metavar="PEM", help="use this certificate instead of a self-signed one"
-    )
-    p.add_argument("--key", metavar="PEM", help="the private key of --cert")
-    p.add_argument(
-        "--plaintext",
-        action="store_true",
-        default=None,
-        help="no TLS (development on loopback only: everything is readable on the network)",
-    )
-    p.add_argument(
-        "--redis",
-        metavar="URL",
-        help="redis://HOST:PORT/DB shared with the other nodes of one service "
-        "(default: one node, nothing shared)",
-    )
-    p.add_argument(
-        "--node-timeout",
-        type=float,
-        metavar="SECONDS",
-        help="with --redis: a node silent this long is gone and its sessions end (default 10)",
-    )
-    p.add_argument(
-        "--metrics",
-        metavar="HOST:PORT",
-        help="serve aggregate Prometheus metrics at http://HOST:PORT/metrics (e.g. 127.0.0.1:9108)",
-    )
-    p.add_argument("--print-pin", action="store_true", help="print the key's pin and exit")
-    p.add_argument("--version", action="version", version=f"anonchatd {__version__}")
-    return p
-
-
-def daemon_main(argv: Sequence[str] | None = None) -> int:
-    args = daemon_parser().parse_args(argv)
-    try:
-        config = load_config(
-            args.config,
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            state_dir=args.state_dir,
-            cert=args.cert,
-            key=args.key,
-            plaintext=args.plaintext,
-            redis=args.redis,
-            node_timeout=args.node_timeout,
-            metrics=args.metrics,
-        )
-        if args.print_pin:
-            print(load_tls_identity(config).pin)
-            return 0
-    except (ConfigError, TrustError) as exc:
-        print(f"anonchatd: {exc}", file=sys.stderr)
-        return 2
-    logging.basicConfig(
-        level=config.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    try:
-        return _run(_serve(Daemon(config)))
-    except (TrustError, ConfigError) as exc:
-        print(f"anonchatd: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(
-            f"anonchatd: cannot listen on {config.host}:{config.port}: {exc.strerror}",
-            file=sys.stderr,
-        )
-        return 1
-
-
-async def _serve(daemon: Daemon) -> int:
-    await daemon.start()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(daemon.shutdown()))
-    how = f"TLS, pin {daemon.pin}" if daemon.pin else "PLAINTEXT, no TLS"
-    print(
-        f"anonchatd {__version__} listening on {describe(daemon.addresses)} ({how})",
-        file=sys.stderr,
-        flush=True,
-    )
-    if plaintext_exposed(daemon.pin, daemon.addresses):
-        print(
-            "anonchatd: WARNING: --plaintext on an address other machines can reach: "
-            "everything said here can be read and changed on the network; use TLS",
-            file=sys.stderr,
-            flush=True,
-        )
-    await daemon.serve_until_stopped()
-    return 3 if daemon.lost else 0
-
-
-def plaintext_exposed(pin: str, addresses: list[tuple[str, int]]) -> bool:
-    """Whether a daemon without TLS listens where other machines can reach it."""
-    return not pin and not all(is_loopback(host) for host, _ in addresses)
 
 
 # -- the client --------------------------------------------------------------
@@ -322,7 +207,7 @@ async def _local(args: argparse.Namespace) -> int:
     daemon = None
     state_dir = str(local_daemon_dir())
     for port in (args.port, 0):
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(CannotListen):
             config = load_config(
                 None, host="127.0.0.1", port=port, log_level="WARNING", state_dir=state_dir
             )
@@ -335,15 +220,24 @@ async def _local(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     room = (args.join or ["lobby"])[0]
     endpoint = Endpoint("127.0.0.1", daemon.port, pin=daemon.pin, known_hosts=None)
+    sessions = daemon.sessions
     hosting = (
-        f"hosting a daemon on 127.0.0.1:{daemon.port}; others on this machine join with: "
-        f"anonchat {endpoint.invite(daemon.pin, room)}"
+        f"hosting a daemon on 127.0.0.1:{daemon.port} in this process: quitting ends the "
+        "session of everyone connected to it; /invite shows how others join"
     )
     try:
         rooms = args.join or [room]
         if not args.plain:
-            return await _tui(endpoint, nick=args.nick, join=rooms, banner=hosting)
+            return await _tui(
+                endpoint,
+                nick=args.nick,
+                join=rooms,
+                banner=hosting,
+                hosting=lambda: len(sessions),
+            )
         print(system(hosting), flush=True)
+        lines, command = invite(("127.0.0.1", daemon.port), daemon.pin, room)
+        print(system(lines[0]), command, sep="\n", flush=True)  # the command alone: copyable
         return await run_line_mode(endpoint, nick=args.nick, join=rooms)
     finally:
         await daemon.shutdown()

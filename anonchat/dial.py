@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
@@ -21,16 +20,6 @@ from .trust import KnownHosts, TrustError, check_pin, client_context, pin_of_cer
 
 Confirm = Callable[[str, int, str], Awaitable[bool]]
 """Asked on first contact with a server: (host, port, pin) -> trust it?"""
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is a loopback address (or ``localhost``)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def open_stream(

@@ -75,6 +75,8 @@ class Code(StrEnum):
     BAD_KEY = "bad_key"  # a key that is not a valid Ed25519 public key (small order, ...)
     BAD_ACTION = "bad_action"
     TOO_MANY_OWNERS = "too_many_owners"
+    RECIPIENT_LEFT = "recipient_left"  # a direct message's recipient is gone
+    ROOM_CLOSED = "room_closed"  # an owner closed the secret room (it was rotated)
 
 
 class Local(StrEnum):
@@ -158,6 +160,14 @@ class ConnectionClosed(_CodedError):
 
 class ConfigError(AnonchatError):
     """A configuration value is invalid."""
+
+
+class Unavailable(AnonchatError):
+    """Something the daemon needs (Redis) cannot be reached now: a later try may work."""
+
+
+class CannotListen(AnonchatError):
+    """An address to listen on (the chat's, the metrics') is taken or not this machine's."""
 
 
 class CryptoError(_CodedError):

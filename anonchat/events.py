@@ -27,7 +27,8 @@ from typing import Annotated, Any, ClassVar, Literal, TypeVar, get_args, get_ori
 
 from .errors import Code, LocalProtocolError, RemoteProtocolError
 
-PROTOCOL_VERSION = 2  # 2: crypto v2 of secret rooms (security.md, "Version 2")
+#: 2: crypto v2 of secret rooms (security.md, "Version 2"); 3: direct messages.
+PROTOCOL_VERSION = 3
 U63 = (1 << 63) - 1
 
 Sender = Literal["client", "server", "both"]
@@ -345,11 +346,16 @@ def from_wire(body: dict[str, Any], receiver: Role) -> Frame:
             )
         shown = repr(name)[:40]
         raise RemoteProtocolError(Code.UNKNOWN_TYPE, f"unknown frame type {shown}")
+    fast = _FAST_BUILD.get(cls)
     try:
-        result: Frame = _build(cls, body, cls.TYPE)
+        result: Frame = fast(body) if fast is not None else _build(cls, body, cls.TYPE)
     except _FieldProblem as exc:
         raise RemoteProtocolError(Code.BAD_FIELD, f"{cls.TYPE}: {exc}") from None
     return result
+
+
+#: Frames with a builder of their own: the hottest ones, checked inline.
+_FAST_BUILD: dict[type[Frame], Callable[[dict[str, Any]], Any]] = {}
 
 
 # --------------------------------------------------------------------------
@@ -397,12 +403,14 @@ Token = Annotated[bytes, Exactly(16)]
 class Seen(Record):
     """The last sequence number a resuming client received in one room.
 
-    ``room`` names a public room, ``secret`` a secret room's id: exactly one is set.
+    ``room`` names a public room, ``secret`` a secret room's id, ``dm`` (true)
+    the session's direct messages: exactly one is set.
     """
 
     seq: int
     room: RoomName | None = None
     secret: Key | None = None
+    dm: bool = False
 
 
 @frame
@@ -499,6 +507,70 @@ class Say(Frame):
     me: bool = False
 
 
+def _say_bounds() -> tuple[int, int]:
+    """Say's bounds, read from its field specs (so the inline checks below
+    cannot drift from the declared types)."""
+    specs = {spec.name: spec for spec in Say._FIELDS}
+    assert [(n, specs[n].kind, specs[n].required) for n in specs] == [
+        ("id", int, True),
+        ("room", str, True),
+        ("text", str, True),
+        ("me", bool, False),
+    ]
+    room_max, text_max = specs["room"].max, specs["text"].max
+    assert room_max is not None and text_max is not None
+    return room_max, text_max
+
+
+_SAY_ROOM_MAX, _SAY_TEXT_MAX = _say_bounds()
+
+
+def _build_say(body: dict[str, Any]) -> Say:
+    """:func:`_build` for ``say``, every message's frame: the same checks on each
+    field, inline (no keyword arguments, no checker calls).  A body that is not
+    plainly valid goes through :func:`_build`, which names what is wrong;
+    tests/test_events.py checks that both agree."""
+    if Say._KEYS.issuperset(body):
+        rid = body.get("id")
+        room = body.get("room")
+        text = body.get("text")
+        me = body.get("me", False)
+        if (
+            type(rid) is int
+            and 0 <= rid <= U63
+            and type(room) is str
+            and len(room) <= _SAY_ROOM_MAX
+            and type(text) is str
+            and len(text) <= _SAY_TEXT_MAX
+            and type(me) is bool
+        ):
+            say = _new_say(Say)  # Say(rid, room, text, me), without the frozen
+            _set_say_id(say, rid)  # dataclass's __init__ (one object.__setattr__ per
+            _set_say_room(say, room)  # field): the slots are set directly
+            _set_say_text(say, text)
+            _set_say_me(say, me)
+            return say
+    result: Say = _build(Say, body, Say.TYPE)
+    return result
+
+
+_new_say = object.__new__
+_set_say_id, _set_say_room, _set_say_text, _set_say_me = (
+    Say.__dict__[name].__set__ for name in ("id", "room", "text", "me")
+)
+
+
+_FAST_BUILD[Say] = _build_say
+
+
+def say_from_wire(body: dict[str, Any]) -> Say:
+    """``from_wire(body, "server")`` for a body whose ``t`` is ``"say"``."""
+    try:
+        return _build_say(body)
+    except _FieldProblem as exc:
+        raise RemoteProtocolError(Code.BAD_FIELD, f"say: {exc}") from None
+
+
 @frame
 @dataclass(frozen=True, slots=True)
 class Kick(Frame):
@@ -561,7 +633,9 @@ class ServerHello(Frame):
     ``msg_burst`` and ``msg_interval_us`` are the message rate limit (that many
     messages at once, then one per that many microseconds; 0: not told), so
     a client can pace itself rather than be refused: a refused sealed message
-    would still have used up its counter.
+    would still have used up its counter.  ``dm_burst`` and ``dm_interval_us``
+    are the same for direct messages, and ``dm_max`` the largest ``ct`` of a
+    ``dm_send`` in bytes.
     """
 
     TYPE = "hello"
@@ -578,6 +652,9 @@ class ServerHello(Frame):
     resume_window: int = 0
     msg_burst: int = 0
     msg_interval_us: int = 0
+    dm_burst: int = 0
+    dm_interval_us: int = 0
+    dm_max: int = 0
 
 
 @frame
@@ -781,7 +858,7 @@ class Seal(Frame):
     sig: Signature
 
 
-OWNER_ACT_KINDS: frozenset[str] = frozenset({"kick", "ban", "op", "mode"})
+OWNER_ACT_KINDS: frozenset[str] = frozenset({"kick", "ban", "op", "mode", "close"})
 #: The optional fields of an :class:`OwnerAct` each kind must carry; the others
 #: it must leave out (``bad_field`` otherwise).  A mode action carries all
 #: three modes even when false or 0: their default is "unset", not false.
@@ -790,6 +867,7 @@ OWNER_ACT_FIELDS: dict[str, tuple[str, ...]] = {
     "ban": ("target",),
     "op": ("target",),
     "mode": ("locked", "slow", "history"),
+    "close": (),
 }
 _OWNER_ACT_OPTIONAL = ("target", "locked", "slow", "history")
 
@@ -802,7 +880,9 @@ class OwnerAct(Record):
     ``actor`` signed it: the room's owner key or a session key granted ``op``.
     ``counter`` is the room's next action number.  ``kick``, ``ban`` and ``op``
     name a member's session key as ``target``; ``mode`` carries the room's whole
-    new mode (``locked``, ``slow`` seconds, ``history``) and no target.
+    new mode (``locked``, ``slow`` seconds, ``history``) and no target;
+    ``close`` (protocol version 3) carries nothing more: the room takes no new
+    sealed message and no newcomer from then on (``/secret rotate``).
     """
 
     kind: Kind
@@ -926,6 +1006,7 @@ class Missed(Frame):
     last: int
     room: RoomName | None = None
     secret: Key | None = None
+    dm: bool = False
 
 
 @frame
@@ -942,6 +1023,98 @@ class ModeChanged(Frame):
     locked: bool
     slow: int
     history: bool
+
+
+# --------------------------------------------------------------------------
+# Direct messages: the daemon relays ciphertext between two sessions' DM keys
+# (anonchat/direct.py); it sees who writes to whom, when, and padded sizes.
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class DmKey(Frame):
+    """Register this session's DM card: ``sign`` (Ed25519) signed ``dh``
+    (X25519) in ``sig``; ``proof`` signs the connection's challenge with it."""
+
+    TYPE = "dm_key"
+    SENDER = "client"
+    id: int
+    sign: Key
+    dh: Key
+    sig: Signature
+    proof: Signature
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class DmLookup(Frame):
+    """Ask for the DM card of the session holding ``nick``, or of the member
+    of the secret room ``room`` whose session key there is ``member``."""
+
+    TYPE = "dm_lookup"
+    SENDER = "client"
+    id: int
+    nick: Nick | None = None
+    room: Key | None = None
+    member: Key | None = None
+
+    def __post_init__(self) -> None:
+        by_nick = self.nick is not None
+        by_member = self.room is not None and self.member is not None
+        if by_nick == by_member or (self.room is None) != (self.member is None):
+            raise _FieldProblem("a lookup names a nick, or a room and a member")
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class DmSend(Frame):
+    """A sealed direct message to the session whose DM key is ``to``.  With
+    ``hide_nick`` the daemon does not tell the recipient the sender's nick
+    (a conversation begun in a secret room, where the sender has a nick of
+    the room's own: its public nick would link the two)."""
+
+    TYPE = "dm_send"
+    SENDER = "client"
+    id: int
+    to: Key
+    counter: int
+    ct: Ciphertext
+    hide_nick: bool = False
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class DmCard(Frame):
+    """Answer to ``dm_lookup``: the session's nick now ("" for a lookup of a
+    secret-room member: its public nick is not told) and its DM card."""
+
+    TYPE = "dm_card"
+    SENDER = "server"
+    id: int
+    nick: Nick
+    sign: Key
+    dh: Key
+    sig: Signature
+
+
+@frame
+@dataclass(frozen=True, slots=True)
+class Dm(Frame):
+    """A direct message relayed to its recipient, numbered by the recipient's
+    own sequence of direct messages and stamped by the daemon: the sender's
+    nick now ("" if it asked to hide it), its DM card (``sign``, ``dh``,
+    ``sig``) and the sealed bytes."""
+
+    TYPE = "dm"
+    SENDER = "server"
+    seq: int
+    ts: int
+    nick: Nick
+    sign: Key
+    dh: Key
+    sig: Signature
+    counter: int
+    ct: Ciphertext
 
 
 def frame_types() -> dict[tuple[Role, str], type[Frame]]:

@@ -15,7 +15,8 @@ sequence to the terminal.  After ``/secret`` the next input line is always
 the passphrase (unless ``--passphrase-file`` gave it): it goes to the key
 derivation or is dropped, never into a room.  At end of input the client
 waits until the server accepted every message it sent, says goodbye, and
-exits with status 0.
+exits with status 0.  On a terminal, what the user is typing stays on its own
+input line below the incoming ones (:mod:`anonchat.lineinput`).
 """
 
 from __future__ import annotations
@@ -23,22 +24,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import termios
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
 
 from . import events as ev
 from .client import Client, Confirm, Endpoint, Event
+from .dm import DM_MARK, DirectMessage, DmNotice
 from .errors import Code, ConnectionClosed, Local
-from .frontend import LOCK, clean
+from .frontend import LOCK, clean, shown_name
 from .frontend.commands import (
     Attempt,
     Commands,
+    DmWindow,
     Entered,
     Failed,
     Info,
+    Invite,
     Left,
     Lines,
     Listed,
@@ -51,6 +53,9 @@ from .frontend.commands import (
     help_lines,
 )
 from .frontend.reconnect import RECONNECT_DELAYS, Back, Lost, Retrying, Step, Stopped, follow
+from .frontend.text import refused_by_client
+from .lineinput import LineInput, PipeInput, TerminalInput, on_a_terminal, printing_above
+from .plural import plural
 from .secret import SecretMessage, SecretNotice
 
 HELP = "\n".join(help_lines("line"))
@@ -63,9 +68,20 @@ def clock(ts_ms: int | None = None) -> str:
 
 def format_event(frame: Event) -> str | None:
     """The line printed for a pushed event, or None for events not shown."""
+    if isinstance(frame, DirectMessage):
+        who = f"{clean(frame.nick) or '?'}#{frame.fingerprint}"
+        stale = " [sent with a clock off by over 5 minutes]" if frame.stale else ""
+        where = f"{clock(frame.ts)} [dm]"
+        if frame.own:  # to whom, by nick and fingerprint
+            where = f"{where} -> {clean(frame.to)}:"
+        if frame.me:
+            return f"{where} * {who} {clean(frame.text)}{stale}"
+        return f"{where} <{who}> {clean(frame.text)}{stale}"
+    if isinstance(frame, DmNotice):
+        return f"{clock()} [dm] -!- {clean(frame.text)}"
     if isinstance(frame, SecretMessage):
         where = f"{clock(frame.ts)} {LOCK}#{clean(frame.room)}"
-        who = f"{clean(frame.nick) or '?'}#{frame.fingerprint}"
+        who = f"{shown_name(frame.nick) or '?'}#{frame.fingerprint}"
         stale = " [sent with a clock off by over 5 minutes]" if frame.stale else ""
         if frame.history:
             stale = " [history: said before you joined]"
@@ -77,11 +93,11 @@ def format_event(frame: Event) -> str | None:
     if isinstance(frame, ev.Msg):
         where = f"{clock(frame.ts)} #{clean(frame.room)}"
         if frame.me:
-            return f"{where} * {clean(frame.nick)} {clean(frame.text)}"
-        return f"{where} <{clean(frame.nick)}> {clean(frame.text)}"
+            return f"{where} * {shown_name(frame.nick)} {clean(frame.text)}"
+        return f"{where} <{shown_name(frame.nick)}> {clean(frame.text)}"
     if isinstance(frame, ev.Presence):
         where = f"{clock(frame.ts)} #{clean(frame.room)} -!-"
-        nick = clean(frame.nick)
+        nick = shown_name(frame.nick)
         reason = f" ({clean(frame.msg)})" if frame.msg else ""
         if frame.kind == "join":
             return f"{where} {nick} joined"
@@ -89,16 +105,16 @@ def format_event(frame: Event) -> str | None:
             return f"{where} {nick} left{reason}"
         if frame.kind == "quit":
             return f"{where} {nick} quit{reason}"
-        by = clean(frame.by or "")
+        by = shown_name(frame.by or "")
         if frame.kind in ("kick", "ban"):
             verb = "kicked" if frame.kind == "kick" else "banned"
             return f"{where} {nick} was {verb} by {by}{reason}"
         if frame.kind == "op":
             return f"{where} {nick} is now an owner" + (f" (by {by})" if by else "")
-        return f"{where} {nick} is now known as {clean(frame.new or '')}"
+        return f"{where} {nick} is now known as {shown_name(frame.new or '')}"
     if isinstance(frame, ev.TopicChanged):
         return (
-            f"{clock(frame.ts)} #{clean(frame.room)} -!- {clean(frame.nick)} "
+            f"{clock(frame.ts)} #{clean(frame.room)} -!- {shown_name(frame.nick)} "
             f"set the topic: {clean(frame.topic)}"
         )
     if isinstance(frame, ev.ModeChanged):
@@ -108,13 +124,14 @@ def format_event(frame: Event) -> str | None:
             "history on join" if frame.history else "no history on join",
         ]
         return (
-            f"{clock(frame.ts)} #{clean(frame.room)} -!- {clean(frame.nick)} set the modes: "
+            f"{clock(frame.ts)} #{clean(frame.room)} -!- {shown_name(frame.nick)} set the modes: "
             + ", ".join(modes)
         )
     if isinstance(frame, ev.Missed):
         where = f"#{clean(frame.room)}" if frame.room else f"{LOCK}room"
         return system(
-            f"{where}: {frame.last - frame.first + 1} events were lost while you were away"
+            f"{where}: {plural(frame.last - frame.first + 1, 'event was', 'events were')} lost "
+            "while you were away"
         )
     if isinstance(frame, ev.Bye | ev.Error):
         return system(f"disconnected: {clean(frame.msg)} ({clean(frame.code)})")
@@ -187,12 +204,14 @@ class LineFrontend:
         elif isinstance(note, Members):
             r = note.roster
             names = ", ".join(
-                clean(m) + (" (verified)" if m in r.verified else "") for m in r.members
+                shown_name(m) + (" (verified)" if m in r.verified else "") for m in r.members
             )
-            if r.secret:
+            if r.direct:
+                self.say_system(f"direct messages between {names} (their DM keys)")
+            elif r.secret:
                 where = f"{LOCK}#{clean(r.room)}"
                 self.say_system(f"{where} (those who announced themselves): {names}")
-                owners = ", ".join(clean(o) for o in r.owners) or "none here"
+                owners = ", ".join(shown_name(o) for o in r.owners) or "none here"
                 self.say_system(f"{where} owners (checked by signature): {owners}")
             else:
                 more = f" and {r.more} more" if r.more else ""
@@ -201,6 +220,12 @@ class LineFrontend:
             self.say_system(f"you are now known as {clean(note.nick)}")
         elif isinstance(note, TopicShown):
             self.say_system(f"topic of #{clean(note.room)}: {clean(note.topic) or '(none)'}")
+        elif isinstance(note, Invite):  # the command alone on its line: copied as it is
+            for line in note.lines:
+                if line == note.command:
+                    self.out(line)
+                else:
+                    self.say_system(line)
         elif isinstance(note, Lines):
             for line in note.lines:
                 self.say_system(line)
@@ -208,6 +233,22 @@ class LineFrontend:
             self.quitting, self.quit_msg = True, note.message
         elif isinstance(note, OpenForm):
             self.say_system("usage: /create ROOM [TOPIC]")
+        elif isinstance(note, DmWindow):
+            self._dm_window(note)
+
+    def _dm_window(self, note: DmWindow) -> None:
+        room = note.room
+        shown = clean(room.shown)
+        if not note.switch:
+            if room.key not in (k for k, _ in self.order):
+                self.order.append((room.key, shown))
+            return
+        self._switch(room.key, shown)
+        self.say_system(
+            f"now talking with {shown} in direct messages, end-to-end encrypted (your DM "
+            f"key: {clean(room.client.nick)}#{room.client.dm_fingerprint}); /verify compares "
+            "keys, /privacy says what the server sees, /leave closes the conversation"
+        )
 
     def _entered(self, note: Entered) -> None:
         room = note.room
@@ -225,15 +266,19 @@ class LineFrontend:
                 self.say_system(f"generated passphrase (give it to the others): {note.generated}")
         elif note.joined is not None:
             joined = note.joined
-            members = ", ".join(clean(m) for m in joined.members)
+            members = ", ".join(shown_name(m) for m in joined.members)
             more = f" and {joined.more} more" if joined.more else ""
             self.say_system(f"you joined #{clean(joined.room)}; members: {members}{more}")
             if joined.topic:
                 self.say_system(f"topic of #{clean(joined.room)}: {clean(joined.topic)}")
 
     def _left(self, note: Left) -> None:
+        shown = dict(self.order).get(note.key, "")
         self.order = [(k, s) for k, s in self.order if k != note.key]
-        self.say_system(f"you left {LOCK if note.secret else ''}#{clean(note.name)}")
+        if note.key.startswith(DM_MARK):
+            self.say_system(f"closed the conversation with {shown or clean(note.name)}")
+        else:
+            self.say_system(f"you left {LOCK if note.secret else ''}#{clean(note.name)}")
         if self.current == note.key:
             self.current = None
             if self.order:
@@ -244,12 +289,12 @@ class LineFrontend:
         if not reply.rooms:
             self.say_system("there are no public rooms yet: /join NAME creates one")
             return
-        self.say_system(f"{len(reply.rooms) + reply.more} public rooms:")
+        self.say_system(f"{plural(len(reply.rooms) + reply.more, 'public room')}:")
         for info in reply.rooms:
             topic = f" - {clean(info.topic)}" if info.topic else ""
-            self.say_system(f"  #{clean(info.room)} ({info.members}){topic}")
+            self.say_system(f"  #{shown_name(info.room)} ({info.members}){topic}")
         if reply.more:
-            self.say_system(f"  ... and {reply.more} smaller rooms")
+            self.say_system(f"  ... and {plural(reply.more, 'smaller room')}")
 
     def removed(self, room: str, secret: bool) -> None:
         """An owner removed us from a room: it is no longer the current one."""
@@ -279,31 +324,18 @@ class LineFrontend:
             for room, reason in step.rejoined.failed if step.rejoined else []:
                 self.say_system(f"could not rejoin #{clean(room)}: {clean(reason)}")
         elif isinstance(step, Stopped):
-            self.say_system(f"giving up: {clean(step.message)} ({clean(step.code)})")
+            said = refused_by_client(step.code, clean(step.message)) or clean(step.message)
+            self.say_system(f"giving up: {said} ({clean(step.code)})")
 
 
-def _start_stdin_reader(
-    stream: TextIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]
-) -> None:
-    """Read lines in a thread (stdin may be a file, a pipe or a terminal)."""
+def _writer(stream: TextIO | None) -> Callable[[str], None]:
+    """Print a line to ``stream``, or to whatever sys.stdout is at the time (on
+    a terminal, prompt_toolkit's, which prints above the input line)."""
 
-    def run() -> None:
-        try:
-            for line in stream:
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-        except (OSError, ValueError):
-            pass
-        finally:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(queue.put_nowait, None)
-
-    threading.Thread(target=run, name="anonchat-stdin", daemon=True).start()
-
-
-def _writer(stream: TextIO) -> Callable[[str], None]:
     def out(line: str) -> None:
-        stream.write(line + "\n")
-        stream.flush()
+        to = stream or sys.stdout
+        to.write(line + "\n")
+        to.flush()
 
     return out
 
@@ -323,16 +355,38 @@ async def run_line_mode(
     ``passphrase`` (from ``--passphrase-file``) answers every ``/secret``
     without reading a line from stdin.
     """
-    out = _writer(stdout or sys.stdout)
+    terminal = stdin is None and stdout is None and on_a_terminal(sys.stdin, sys.stdout)
+    out = _writer(stdout)
     stdin = stdin or sys.stdin
     try:
         client = await endpoint.connect(nick, confirm=_terminal_confirm(stdin))
     except ConnectionClosed as exc:
-        out(system(f"error: {clean(exc.message)} ({exc.code})"))
+        refused = refused_by_client(exc.code, clean(exc.message))  # who refused what
+        out(system(f"error: {refused or clean(exc.message)} ({exc.code})"))
         return 1
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    source: LineInput = TerminalInput() if terminal else PipeInput(stdin)
+    with printing_above(terminal):
+        try:
+            return await _converse(
+                endpoint, client, source, out, join, passphrase, reconnect_delays
+            )
+        finally:
+            source.stop()
+
+
+async def _converse(
+    endpoint: Endpoint,
+    client: Client,
+    source: LineInput,
+    out: Callable[[str], None],
+    join: str | Sequence[str] | None,
+    passphrase: str | None,
+    reconnect_delays: Sequence[float],
+) -> int:
+    """Connected: print events, run the lines typed, follow reconnects, until the end."""
+    queue = source.queue
     ui = LineFrontend(out, passphrase=passphrase)
-    commands = Commands(client, ui)
+    commands = Commands(client, ui, server=(endpoint.host, endpoint.port))
     how = f"TLS, key {client.pin}" if client.pin else "UNENCRYPTED"
     out(
         system(
@@ -363,8 +417,8 @@ async def run_line_mode(
     session = asyncio.create_task(
         follow(commands, dial, on_event, ui.step, persistent=False, delays=reconnect_delays)
     )
-    _start_stdin_reader(stdin, asyncio.get_running_loop(), queue)
-    ui.ask = _asker(stdin, queue, lambda: session)
+    source.start()
+    ui.ask = _asker(source, lambda: session)
     rooms = [join] if isinstance(join, str) else list(join or [])
     if not rooms and endpoint.room:
         rooms = [endpoint.room]
@@ -386,46 +440,17 @@ async def run_line_mode(
     return 0
 
 
-def _asker(
-    stdin: TextIO, queue: asyncio.Queue[str | None], printer: Callable[[], asyncio.Task[Any]]
-) -> Ask:
-    """Read the next input line as a secret: without echo when a person types it."""
+def _asker(source: LineInput, printer: Callable[[], asyncio.Task[Any]]) -> Ask:
+    """Read the next input line as a secret: masked, or without echo, when a person types it."""
 
     async def ask(prompt: str) -> str | None:
-        echo = _EchoOff(stdin) if stdin.isatty() else None
-        if echo is not None:
-            sys.stderr.write(prompt)
-            sys.stderr.flush()
-            echo.__enter__()
+        source.secret(prompt)
         try:
-            line = await _next_line(queue, printer())
+            return await _next_line(source.queue, printer())
         finally:
-            if echo is not None:
-                echo.__exit__()
-                sys.stderr.write("\n")
-        return None if line is None else line.rstrip("\r\n")
+            source.secret(None)
 
     return ask
-
-
-class _EchoOff:
-    """Turn a terminal's echo off (for a passphrase) and back on."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.fd = stream.fileno()
-        self.saved: list[Any] | None = None
-
-    def __enter__(self) -> None:
-        with contextlib.suppress(termios.error, OSError):
-            self.saved = termios.tcgetattr(self.fd)
-            quiet = termios.tcgetattr(self.fd)
-            quiet[3] &= ~termios.ECHO
-            termios.tcsetattr(self.fd, termios.TCSANOW, quiet)
-
-    def __exit__(self, *_: object) -> None:
-        if self.saved is not None:
-            with contextlib.suppress(termios.error, OSError):
-                termios.tcsetattr(self.fd, termios.TCSANOW, self.saved)
 
 
 def _terminal_confirm(stdin: TextIO) -> Confirm | None:

@@ -17,6 +17,8 @@ import random
 import re
 import unicodedata
 
+from .confusables import skeleton
+from .emoji import in_emoji
 from .events import NICK_MAX, ROOM_MAX, TOPIC_MAX
 
 _FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cs", "Cn", "Zl", "Zp", "Zs"})
@@ -59,7 +61,25 @@ def check_room(room: str) -> str:
 
 def name_key(name: str) -> str:
     """The comparison key of a nick or room name (case- and width-insensitive)."""
+    if name.isascii():  # NFKC leaves ASCII as it is; casefold() is lower() on it
+        return name.lower()
     return unicodedata.normalize("NFKC", name).casefold()
+
+
+def claim_keys(nick: str) -> tuple[str, ...]:
+    """The keys a nick is held under in the daemon: two nicks that look alike
+    share one, so only one of them can be connected at a time.
+
+    The confusable skeleton of UTS #39 (:func:`anonchat.confusables.skeleton`)
+    is case-sensitive (a capital ``I`` looks like ``l``, a lower-case ``i``
+    does not), and nicks are compared without case; so a nick claims two
+    keys, each :func:`name_key`-ed: the skeleton of its ``name_key`` (``ALICE``,
+    a Cyrillic ``аlice`` and ``a1ice`` claim ``alice``) and the skeleton of the
+    nick as typed (``aIice`` with a capital I, or a Cyrillic ``НЕLLO``, claims
+    what ``alice`` or ``hello`` does)."""
+    folded = name_key(skeleton(name_key(nick)))
+    typed = name_key(skeleton(nick))
+    return (folded,) if typed == folded else (folded, typed)
 
 
 #: Unicode's control characters (category Cc: C0, DEL, C1) but tab and newline,
@@ -75,12 +95,14 @@ _TOPIC_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
 def check_text(text: str, max_bytes: int, what: str = "a message") -> str:
     """Message text: non-empty, at most ``max_bytes`` of UTF-8, no control characters
     other than tab and newline, no lone surrogates."""
-    if not text.strip():
+    if not text or text.isspace():  # (as ``not text.strip()``, without a copy)
         raise InvalidName(f"{what} must not be empty")
-    size = len(text.encode("utf-8", "surrogatepass"))
+    size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise TextTooLong(f"{what} is {size} bytes; the limit is {max_bytes}")
-    bad = _TEXT_FORBIDDEN.search(text)
+    # A printable text has no control character and no surrogate (isprintable()
+    # refuses every Cc and Cs, and more): most texts need no other look.
+    bad = None if text.isprintable() else _TEXT_FORBIDDEN.search(text)
     if bad:
         raise InvalidName(f"{what} must not contain {_describe(bad.group())}")
     return text
@@ -122,15 +144,21 @@ _CARETS = {i: f"^{chr(i + 64)}" for i in range(32)}
 _CARETS[0x7F] = "^?"
 
 
+_SHOWN_AS_CODES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
 def sanitize(text: str, *, keep_newlines: bool = False) -> str:
     """Make text from another user safe to write to a terminal.
 
     C0 controls and DEL become caret notation (ESC -> ``^[``), C1 controls and
     format characters (bidi overrides, zero-width) become ``<U+202E>``-style codes, so
-    nothing can move the cursor, change colours or reorder the line.
+    nothing can move the cursor, change colours or reorder the line.  The one
+    exception is a format character that is part of an emoji (a joiner between
+    two emoji, the tags of a flag: :func:`anonchat.emoji.in_emoji`), so 👩‍💻
+    stays one emoji.
     """
     out = []
-    for ch in text:
+    for at, ch in enumerate(text):
         cp = ord(ch)
         if keep_newlines and ch == "\n":
             out.append(ch)
@@ -138,7 +166,7 @@ def sanitize(text: str, *, keep_newlines: bool = False) -> str:
             out.append("    ")
         elif cp < 32 or cp == 0x7F:
             out.append(_CARETS[cp])
-        elif unicodedata.category(ch) in {"Cc", "Cf", "Cs", "Co", "Zl", "Zp"}:
+        elif unicodedata.category(ch) in _SHOWN_AS_CODES and not in_emoji(text, at):
             out.append(f"<U+{cp:04X}>")
         else:
             out.append(ch)

@@ -84,18 +84,26 @@ class Connection:
                 self._decoder.eof()
                 self.state = State.CLOSED
                 return frames
+            says = self.role == "server" and self.state is State.OPEN
             for body in self._decoder.feed(data):
+                if says and body["t"] == "say":
+                    # Every message: no look-up, nothing for _accept to apply.
+                    frames.append(ev.say_from_wire(body))
+                    continue
                 frame = ev.from_wire(body, self.role)
                 if self._accept(frame):
                     frames.append(frame)
                 if self.state in (State.CLOSED, State.FAILED):
                     break
+                says = self.role == "server" and self.state is State.OPEN
         except RemoteProtocolError as exc:
             self._fail(exc)
         return frames
 
     def _accept(self, frame: ev.Frame) -> bool:
         """Apply a received frame to the state; return whether to pass it up."""
+        if self._hello_received and type(frame) not in _CHANGE_STATE:
+            return True  # the common case (requests, events): nothing to apply
         if isinstance(frame, ev.ClientHello | ev.ServerHello):
             if self._hello_received:
                 raise RemoteProtocolError(Code.UNEXPECTED_FRAME, "hello was already received")
@@ -219,6 +227,10 @@ class Connection:
         """The connection is gone: free the bytes of an unfinished frame."""
         self._decoder.discard()
 
+
+#: Received frames that _accept applies to the state (every other frame, once
+#: the peer's hello is in, is just passed up).  Frame classes are not subclassed.
+_CHANGE_STATE = frozenset({ev.ClientHello, ev.ServerHello, ev.Bye, ev.Error, ev.Ping})
 
 #: Frames that open or end a connection: Connection.send checks their order.
 _OPENING_OR_CLOSING = frozenset({ev.ClientHello, ev.ServerHello, ev.Bye, ev.Error})

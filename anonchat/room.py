@@ -67,6 +67,7 @@ class Roster:
     more: int = 0  # members the daemon left out of a long list
     owners: tuple[str, ...] = ()  # as the daemon says; in a secret room, checked by signature
     verified: tuple[str, ...] = ()  # secret rooms: members verified out of band (/verify)
+    direct: bool = False  # a conversation: the two of us, by DM key labels
 
     @property
     def count(self) -> int:
@@ -77,6 +78,7 @@ class Room(ABC):
     """A room this client is in; get one from :meth:`Client.room`."""
 
     secret = False
+    direct = False  # a conversation with one session (DirectRoom), not a room
 
     def __init__(self, client: Client, name: str) -> None:
         self.client = client
@@ -209,3 +211,64 @@ class SecretRoom(Room):
     def verified(self) -> tuple[str, ...]:
         """The labels of members we verified out of band (``/verify``), this session."""
         return tuple(m for m, ok in self.channel.member_list() if ok)
+
+
+#: The window key prefix of conversations (dm.DM_MARK: an envelope).
+DM_MARK = "\u2709"
+
+
+class DirectRoom(Room):
+    """A conversation of direct messages with one session, as a window: sealed
+    end to end between the two DM keys (docs/security.md, "Direct messages").
+
+    ``name`` is the other's nick as the daemon said last; the window key is
+    their DM key, so it stays the same when either changes nick."""
+
+    direct = True
+
+    def __init__(self, client: Client, peer: bytes) -> None:
+        conversation = client.conversation(peer)
+        super().__init__(client, conversation.nick if conversation else "?")
+        self.peer = peer
+
+    @property
+    def key(self) -> str:
+        return DM_MARK + self.peer.hex()
+
+    @property
+    def shown(self) -> str:
+        """``@bob#k3f9``: a nick is never shown without its key's fingerprint."""
+        conversation = self.client.conversation(self.peer)
+        return "@" + (conversation.label if conversation else self.name)
+
+    @property
+    def verified(self) -> bool:
+        conversation = self.client.conversation(self.peer)
+        return bool(conversation and conversation.verified)
+
+    async def say(self, text: str, *, me: bool = False) -> int:
+        await self.client.send_dm(self.peer, text, me=me)
+        return 0
+
+    async def leave(self) -> None:
+        """Close the window: nothing is sent (the conversation's keys and counters
+        stay in memory, so it can be opened again)."""
+
+    async def kick(self, who: str, reason: str | None = None, *, ban: bool = False) -> None:
+        raise RequestError(Code.NOT_OWNER, "a conversation has no owners: /ignore hides someone")
+
+    async def op(self, who: str) -> None:
+        raise RequestError(Code.NOT_OWNER, "a conversation has no owners")
+
+    async def set_mode(self, **modes: Any) -> None:
+        raise RequestError(Code.NOT_OWNER, "a conversation has no modes")
+
+    async def set_topic(self, topic: str) -> None:
+        raise RequestError(Code.TOPIC_INVALID, "a conversation has no topic")
+
+    async def roster(self) -> Roster:
+        conversation = self.client.conversation(self.peer)
+        theirs = conversation.label if conversation else self.name
+        verified = (theirs,) if self.verified else ()
+        ours = f"{self.client.nick}#{self.client.dm_fingerprint}"
+        return Roster(self.name, False, [theirs, ours], 0, (), verified, direct=True)

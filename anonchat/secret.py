@@ -43,6 +43,7 @@ from .crypto import (
 )
 from .errors import Code, CryptoError, RequestError
 from .names import InvalidName, check_nick, name_key, sanitize
+from .plural import plural
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,8 @@ class SecretChannel:
     slow: int = 0
     history: bool = True
     nick: str | None = None  # the nick we seal in this room; None: our public nick
+    closed: bool = False  # an owner closed it (a verified ``close`` action)
+    former: dict[bytes, str] = field(default_factory=dict)  # nicks of the kicked and banned
 
     @classmethod
     def open_room(
@@ -205,7 +208,8 @@ class SecretChannel:
         rollback = []
         if frame.acts < seen:
             text = (
-                f"warning: the server says this room's owners acted {frame.acts} times, but "
+                "warning: the server says this room's owners acted "
+                f"{plural(frame.acts, 'time')}, but "
                 f"you saw action {seen}: it rolled the room back, or withholds actions; "
                 "owner actions numbered up to the one you saw will not be believed again"
             )
@@ -281,7 +285,10 @@ class SecretChannel:
         if not found:
             raise RequestError(Code.NO_SUCH_NICK, f"nobody here is called {sanitize(who)}")
         labels = " or ".join(sorted(label(known[k], k) for k in found))
-        raise RequestError(Code.NO_SUCH_NICK, f"{len(found)} members match; say {labels}")
+        raise RequestError(
+            Code.NO_SUCH_NICK,
+            f"{plural(len(found), 'member matches', 'members match')}; say {labels}",
+        )
 
     def sign_act(
         self,
@@ -334,6 +341,8 @@ class SecretChannel:
         if action.target is not None and action.kind in ("kick", "ban"):
             # The daemon decides who it relays to, verified or not.
             target_nick = self.nicks.pop(action.target, "")
+            if target_nick:
+                self.former[action.target] = target_nick
         else:
             target_nick = self.nicks.get(action.target or b"", "")
         try:
@@ -359,6 +368,10 @@ class SecretChannel:
                 self._notice(frame.seq, frame.ts, text, "removed" if removed else "forged")
             ], removed
         by = self._actor(action.actor)
+        if action.kind == "close":
+            self.closed = self.locked = True
+            text = f"{by} closed this room: it takes no new messages (it was rotated?)"
+            return [self._notice(frame.seq, frame.ts, text, "close")], False
         if action.kind == "mode":
             self.locked, self.slow, self.history = action.locked, action.slow, action.history
             return [
@@ -474,7 +487,7 @@ class SecretChannel:
         events: list[SecretEvent] = []
         who = label(opened.nick, opened.sender)
         if opened.missing:
-            text = f"{opened.missing} messages missing from {who}"
+            text = f"{plural(opened.missing, 'message')} missing from {who}"
             events.append(SecretNotice(self.name, frame.seq, frame.ts, text, "missing"))
         events += self._apply(opened, frame, live)
         answer = (

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import events as ev
 from .crypto import Identity, RoomKeys, Sealer, derive_room_keys, key_proof, normalize_room
+from .dm import DmEvent
 from .errors import Code, ConnectionClosed, CryptoError, ProtocolError, RequestError
 from .names import InvalidName, check_room
 from .secret import SecretChannel, SecretEvent, Verification, check_sealed_nick, label
@@ -44,7 +45,7 @@ class SecretRooms:
         _said_at: dict[bytes, float]
         _here_pending: dict[bytes, bool]
         _tasks: set[asyncio.Task[None]]
-        _events: asyncio.Queue[ev.Frame | SecretEvent | None]
+        _events: asyncio.Queue[ev.Frame | SecretEvent | DmEvent | None]
 
         def _next_id(self) -> int: ...
 

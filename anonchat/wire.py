@@ -41,13 +41,13 @@ def encode_body(body: dict[str, Any]) -> bytes:
 
 def encode_frame(body: dict[str, Any], max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
     """Pack one map as a frame, refusing to produce one the peer would reject."""
-    frame = encode_body(body)
-    if len(frame) - HEADER_SIZE > max_frame:
+    payload: bytes = _pack(body)  # (encode_body, inline)
+    if len(payload) > max_frame:
         raise LocalProtocolError(
             Code.FRAME_TOO_LARGE,
-            f"frame of {len(frame) - HEADER_SIZE} bytes exceeds the limit of {max_frame}",
+            f"frame of {len(payload)} bytes exceeds the limit of {max_frame}",
         )
-    return frame
+    return HEADER.pack(len(payload)) + payload
 
 
 def pack_value(value: Any) -> bytes:
@@ -64,7 +64,7 @@ def unpack_value(data: bytes) -> Any:
         raise ValueError(f"not valid msgpack: {exc}") from exc
 
 
-def decode_body(payload: bytes, max_frame: int = DEFAULT_MAX_FRAME) -> dict[str, Any]:
+def decode_body(payload: bytes | bytearray, max_frame: int = DEFAULT_MAX_FRAME) -> dict[str, Any]:
     """Unpack one frame body into a map with a string ``t``; raise on anything else."""
     try:
         obj = msgpack.unpackb(
@@ -127,12 +127,33 @@ class FrameDecoder:
         """
         if self._error is not None:
             raise self._error
-        self._buf += data
+        buf = self._buf
+        buf += data
+        pos = 0
         try:
-            yield from self._drain()
+            while True:
+                if self._need is None:
+                    if len(buf) - pos < HEADER_SIZE:
+                        return
+                    (length,) = HEADER.unpack_from(buf, pos)
+                    if not 0 < length <= self.max_frame:
+                        self._check_length(length)  # raises
+                    self._need = length
+                    pos += HEADER_SIZE
+                need = self._need
+                if len(buf) - pos < need:
+                    return
+                body = buf[pos : pos + need]
+                pos += need
+                self._need = None
+                self.completed += 1
+                yield decode_body(body, self.max_frame)
         except RemoteProtocolError as exc:
             self._fail(exc)
             raise
+        finally:
+            if pos:
+                del buf[:pos]
 
     def eof(self) -> None:
         """Tell the decoder the stream ended; raise if a frame was cut short."""
@@ -148,30 +169,6 @@ class FrameDecoder:
     def _fail(self, exc: RemoteProtocolError) -> None:
         self._error = exc
         self._buf = bytearray()
-
-    def _drain(self) -> Iterator[dict[str, Any]]:
-        buf = self._buf
-        pos = 0
-        try:
-            while True:
-                if self._need is None:
-                    if len(buf) - pos < HEADER_SIZE:
-                        return
-                    (length,) = HEADER.unpack_from(buf, pos)
-                    self._check_length(length)
-                    self._need = length
-                    pos += HEADER_SIZE
-                need = self._need
-                if len(buf) - pos < need:
-                    return
-                body = bytes(buf[pos : pos + need])
-                pos += need
-                self._need = None
-                self.completed += 1
-                yield decode_body(body, self.max_frame)
-        finally:
-            if pos:
-                del buf[:pos]
 
     def _check_length(self, length: int) -> None:
         if length == 0:

@@ -46,7 +46,7 @@ class Spec:
     worker: int
     host: str
     port: int
-    mode: str  # fanout | latency | capacity
+    mode: str  # fanout | fanout-ok | latency | capacity
     tls: bool = False
     pin: str = ""
     room: str = "bench"
@@ -56,11 +56,25 @@ class Spec:
     senders: list[int] = field(default_factory=list)  # global sender numbers here
     all_senders: int = 0
     creator: bool = False  # this worker creates the room (its first sender)
-    window: int = 8  # unacknowledged messages per sender (fanout)
+    window: int = 4  # messages per sender in flight (fanout, fanout-ok)
     rate: float = 0.0  # messages per second per sender (latency)
     rooms: list[tuple[str, int]] = field(default_factory=list)  # capacity: room, members
     concurrency: int = 100  # connections set up at once
     count_only: bool = False  # receivers count message bytes instead of decoding (see load)
+    raw: bool = False  # the raw relay: no hello, no join, frames relayed as they are
+
+
+def nick_token(n: int) -> bytes:
+    """The bytes every public message of sender ``n`` (nick ``s{n}``) carries:
+    the msgpack map entry ``"nick": "s{n}"`` (fixstr key, fixstr value)."""
+    nick = f"s{n}".encode()
+    return b"\xa4nick" + bytes([0xA0 | len(nick)]) + nick
+
+
+def peer_paced(mode: str) -> bool:
+    """Whether a sender's window is freed by another member receiving its messages
+    (``fanout``, the primary workload) rather than by the server's ``ok`` (``fanout-ok``)."""
+    return mode == "fanout"
 
 
 @dataclass
@@ -144,3 +158,21 @@ async def gather_limited(
             return await f()
 
     return await asyncio.gather(*(one(f) for f in factories))
+
+
+class TokenCounter:
+    """Counts the occurrences of one byte string across reads with ``bytes.count``
+    (one that straddles two reads is counted once: the last ``len(token) - 1``
+    bytes of a read are kept, too few to hold the token whole)."""
+
+    __slots__ = ("keep", "tail", "token")
+
+    def __init__(self, token: bytes) -> None:
+        self.token = token
+        self.keep = len(token) - 1
+        self.tail = b""
+
+    def count(self, data: bytes) -> int:
+        chunk = self.tail + data
+        self.tail = chunk[-self.keep :]
+        return chunk.count(self.token)

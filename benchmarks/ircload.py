@@ -1,32 +1,70 @@
 """The IRC load generator (for ngircd): the same process layout as :mod:`benchmarks.load`.
 
 Minimal IRC over asyncio streams: NICK/USER, JOIN, PRIVMSG, PING/PONG.
-IRC has no acknowledgement of a PRIVMSG and does not echo it to its sender,
-so a sender's window works differently: it sends its messages in batches of
-``BATCH`` followed by a ``PING``; the server answers in order, so a ``PONG``
-says the batch was processed (fanned out).  At most ``window / BATCH`` batches
-are unanswered - the same number of messages in flight as anonchat's window of
-unacknowledged ``say`` requests, at the cost of one extra (cheap) command per
-batch for ngircd.  Senders are IRC operators with user mode ``+F``.
+Senders are IRC operators with user mode ``+F`` (no flood penalty).
+
+Fan-out (``fanout``, the primary workload): a sender keeps ``window``
+messages in flight, and a message stops being in flight when another member
+has received it -- one receiver of the worker (its *watcher*) counts each
+sender's lines by their prefix (``:s3!``) and frees as many places, exactly
+as :mod:`benchmarks.load` does for anonchatd.  ``fanout-ok`` (the secondary
+row): IRC has no acknowledgement of a PRIVMSG, so a sender sends batches of
+``BATCH`` messages followed by a ``PING``; the server answers in order, so a
+``PONG`` says the batch was processed (fanned out); at most ``window / BATCH``
+batches are unanswered (one extra, cheap, command per batch for ngircd).
+
+ngircd does not set ``TCP_NODELAY`` on its sockets.  Nagle's algorithm then
+holds a small write back until the previous one is acknowledged, and the
+generator's kernel delays that ACK (up to 40 ms on Linux): a quiet room's
+messages would wait for the delayed-ACK timer, which measures the missing
+socket option, not the daemon.  So every IRC socket of the generator is set
+to ``TCP_QUICKACK`` after *every* read (:func:`quickack`; Linux clears the
+option again on its own, so it is re-armed each time): the generator
+acknowledges at once, as an ``anonchatd`` client's socket would never need
+to.  The cost (one ``setsockopt`` per read) is the generator's, not ngircd's.
 
 Receivers count ``PRIVMSG`` lines with ``bytes.count`` (no per-line Python
-work) and parse lines only in the latency workload.
+work) and parse lines only in the latency workload.  A delivery is a message
+received by a member other than its sender (IRC does not echo a sender's
+own messages).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from .common import Shared, Spec, Stats, gather_limited, run_worker, sent_at, stamp_text, wait_event
+from .common import (
+    Shared,
+    Spec,
+    Stats,
+    TokenCounter,
+    gather_limited,
+    peer_paced,
+    run_worker,
+    sent_at,
+    stamp_text,
+    wait_event,
+)
 from .ngircd import OPER_NAME, OPER_PASSWORD
 
 READ_SIZE = 256 * 1024
 BATCH = 4
 TOKEN = b" PRIVMSG "
+
+#: (the bytes one sender's lines begin with, what to call with how many arrived)
+Watch = list[tuple[bytes, Callable[[int], None]]]
+
+
+def quickack(sock: Any) -> None:
+    """Acknowledge what arrives at once (see the module docstring); call after every read."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
 
 class IrcConn:
@@ -36,12 +74,19 @@ class IrcConn:
         self.buf = b""
         self.reader: asyncio.StreamReader
         self.writer: asyncio.StreamWriter
+        self.sock: Any = None
+
+    async def read(self) -> bytes:
+        """One read, the socket re-armed for quick ACKs after it."""
+        data = await self.reader.read(READ_SIZE)
+        quickack(self.sock)
+        return data
 
     def send(self, *lines: str) -> None:
         self.writer.write("".join(f"{line}\r\n" for line in lines).encode())
 
     async def lines(self) -> list[bytes]:
-        data = await self.reader.read(READ_SIZE)
+        data = await self.read()
         if not data:
             raise ConnectionError(f"{self.nick}: the server closed the connection")
         *lines, self.buf = (self.buf + data).split(b"\r\n")
@@ -64,6 +109,8 @@ class IrcConn:
         self.reader, self.writer = await asyncio.open_connection(
             self.spec.host, self.spec.port, limit=READ_SIZE
         )
+        self.sock = self.writer.get_extra_info("socket")
+        quickack(self.sock)
         self.send(f"NICK {self.nick}", f"USER {self.nick} 0 * :bench")
         await self.until(b"376", b"422")  # end of (or no) MOTD: registered
 
@@ -76,20 +123,24 @@ class IrcConn:
             self.writer.transport.abort()
 
 
-async def receive(c: IrcConn, stats: Stats, latency: bool) -> None:
+async def receive(c: IrcConn, stats: Stats, latency: bool, watch: Watch) -> None:
     measuring = stats.sh.measuring
     samples = stats.latencies
-    tail = b""
+    messages = TokenCounter(TOKEN)
+    watched = [(TokenCounter(token), credit) for token, credit in watch]
     try:
         if not latency:
             while True:
-                data = await c.reader.read(READ_SIZE)
+                data = await c.read()
                 if not data:
                     stats.lose()
                     return
-                chunk = tail + data
-                stats.add(chunk.count(TOKEN))
-                tail = chunk[-(len(TOKEN) - 1) :]
+                stats.add(messages.count(data))
+                for counter, credit in watched:
+                    k = counter.count(data)
+                    if k:
+                        credit(k)
+                chunk = data
                 if b"PING :" in chunk:
                     c.buf = b""
                     for line in chunk.split(b"\r\n"):
@@ -113,11 +164,18 @@ async def receive(c: IrcConn, stats: Stats, latency: bool) -> None:
 class Sender:
     def __init__(self, spec: Spec, stats: Stats, n: int) -> None:
         self.conn = IrcConn(spec, f"s{n}")
+        self.token = f":s{n}!".encode()  # how its lines begin, as others receive them
         self.spec = spec
         self.stats = stats
         self.channel = "#" + spec.room
         self.unanswered = 0
         self.answered = asyncio.Event()
+        self.lines = b""
+
+    def credit(self, k: int) -> None:
+        """The watcher saw ``k`` more of this sender's messages: send as many."""
+        self.stats.sh.sent[self.stats.w] += k
+        self.conn.writer.write(self.lines * k)
 
     async def connect(self) -> None:
         c = self.conn
@@ -128,22 +186,36 @@ class Sender:
         await c.join(self.channel)
 
     async def read(self) -> None:
-        """Count other senders' messages; PONGs close a batch."""
+        """Count other senders' messages with ``bytes.count`` (as the anonchat
+        senders do); in ``fanout-ok``, each PONG closes a batch."""
+        if peer_paced(self.spec.mode) or self.spec.mode == "latency":
+            await receive(self.conn, self.stats, False, [])
+            return
+        c, stats = self.conn, self.stats
+        messages, pongs_seen = TokenCounter(TOKEN), TokenCounter(b" PONG ")
         try:
             while True:
-                lines = await self.conn.lines()
-                n = 0
-                for line in lines:
-                    if TOKEN in line:
-                        n += 1
-                    elif b" PONG " in line:
-                        self.unanswered -= 1
-                        self.answered.set()
-                self.stats.add(n)
+                data = await c.read()
+                if not data:
+                    stats.lose()
+                    return
+                stats.add(messages.count(data))
+                pongs = pongs_seen.count(data)
+                if pongs:
+                    self.unanswered -= pongs
+                    self.answered.set()
+                if b"PING :" in data:
+                    for line in data.split(b"\r\n"):
+                        if line.startswith(b"PING "):
+                            c.send("PONG " + line[5:].decode())
         except (ConnectionError, OSError):
-            self.stats.lose()
+            stats.lose()
 
     async def pump(self, window: int) -> None:
+        if peer_paced(self.spec.mode):
+            self.lines = f"PRIVMSG {self.channel} :{stamp_text()}\r\n".encode()
+            self.credit(window)
+            return
         batches = max(1, window // BATCH)
         sent = self.stats.sh.sent
         w = self.stats.w
@@ -218,12 +290,20 @@ async def main(spec: Spec, sh: Shared) -> dict[str, Any]:
         await gather_limited([partial(setup, c, ch) for c, ch in pairs], spec.concurrency)
         setup_s = time.monotonic() - t0
         latency = spec.mode == "latency"
-        tasks += [asyncio.create_task(receive(c, stats, latency)) for c in receivers]
+        watch: Watch = []
+        if peer_paced(spec.mode):
+            if not receivers:
+                raise RuntimeError("fan-out needs a receiver in every worker (the watcher)")
+            watch = [(s.token, s.credit) for s in senders]
+        tasks += [
+            asyncio.create_task(receive(c, stats, latency, watch if i == 0 else []))
+            for i, c in enumerate(receivers)
+        ]
         tasks += [asyncio.create_task(s.read()) for s in senders]
         sh.status.put(("ready", spec.worker, len(receivers) + len(senders)))
         await wait_event(sh.go)
         for s in senders:
-            if spec.mode == "fanout":
+            if spec.mode.startswith("fanout"):
                 tasks.append(asyncio.create_task(s.pump(spec.window)))
             elif spec.mode == "latency":
                 tasks.append(asyncio.create_task(s.paced(spec.rate)))

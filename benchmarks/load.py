@@ -1,23 +1,33 @@
-"""The anonchat load generator: one worker process of a workload point.
+"""The anonchat load generator (also for the raw relay): one worker process of a workload point.
 
-Senders are full :class:`anonchat.client.Client` sessions: ``say`` (or, in a
-secret room, sealing through the client's :class:`~anonchat.secret.SecretChannel`)
-with up to ``window`` requests unacknowledged per sender in the fan-out
-workload, paced in the latency workload.
+Fan-out (``fanout``, the primary workload, and ``fanout-ok``).  Senders of a
+public room are lean: the same ``say`` frame, encoded once, written again and
+again.  A sender keeps ``window`` messages in flight.  In ``fanout`` a message
+stops being in flight when *another member* has received it: one receiver of
+the worker (its *watcher*) counts each sender's messages by the bytes of its
+nick (``"nick": "s3"``) and frees that many places in the sender's window --
+what a user waits for, whatever the daemon answers.  In ``fanout-ok`` (the
+secondary row) the daemon's ``ok`` frees the place instead.  In a secret room
+senders are full :class:`anonchat.client.Client` sessions sealing through the
+client's :class:`~anonchat.secret.SecretChannel`, ``window`` requests at a
+time, gated the same way (the watcher counts the sender's session key).
 
 Receivers are lean: they connect and join through the sans-I/O
 :class:`anonchat.protocol.Connection` (hello, join, secret-room join proof),
-then count frames with :class:`anonchat.wire.FrameDecoder` - every frame is
-msgpack-decoded, but not validated into event objects.  In the ``count``
-variant (fan-out only) receivers do not decode bodies at all: they count the
-bytes that open every message frame (``"t": "msg"``) with ``bytes.count``, as
-the IRC receivers count `` PRIVMSG `` lines, so that both generators spend the
-same on a delivery; it exists because
-the decoding receivers need more CPU than the two cores leave them (see
-docs/performance.md).  Receivers in a secret
-room do not decrypt (Ed25519 verification alone would cost ~60 µs a frame, far
-more than the daemon spends relaying it); the Argon2id derivation is done once
-per worker and its keys reused for every receiver's join proof.
+then count the bytes that open every message frame (``"t": "msg"``, or
+``"t": "sealed"``) with ``bytes.count``, as the IRC receivers count
+`` PRIVMSG `` lines (benchmarks/ircload.py): no per-frame Python on either
+side.  A delivery is a message received by a member other than its sender
+(the daemon also sends a sender its own message; IRC does not; neither is
+counted).  In the latency workload receivers decode every frame
+(:class:`anonchat.wire.FrameDecoder`) to read its send time.  Receivers in a
+secret room do not decrypt (Ed25519 verification alone would cost ~60 µs a
+frame, far more than the daemon spends relaying it); the Argon2id derivation
+is done once per worker and its keys reused for every receiver's join proof.
+
+With ``raw`` (the raw relay, benchmarks/relay.py) there is no hello and no
+join: the same lean receivers and senders, whose frames (shaped like the
+daemon's ``msg`` frames) the relay passes on as they are.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -41,7 +52,10 @@ from .common import (
     Shared,
     Spec,
     Stats,
+    TokenCounter,
     gather_limited,
+    nick_token,
+    peer_paced,
     run_worker,
     sent_at,
     stamp_text,
@@ -54,6 +68,17 @@ ROOM_EVENTS = frozenset({"msg", "sealed"})
 MSG_TOKEN = b"\xa1t\xa3msg"
 SEALED_TOKEN = b"\xa1t\xa6sealed"
 OK_TOKEN = b"\xa1t\xa2ok"
+#: How a sealed frame names its sender's session key: "sender": bin 32.
+SENDER_TOKEN = b"\xa6sender\xc4\x20"
+
+#: (the bytes one sender's messages carry, what to call with how many arrived)
+Watch = list[tuple[bytes, Callable[[int], None]]]
+
+
+def raw_frame(n: int, room: str) -> bytes:
+    """What a sender writes to the raw relay: a frame shaped like the daemon's ``msg``."""
+    body = {"t": "msg", "room": room, "seq": 0, "ts": 0, "nick": f"s{n}", "text": stamp_text()}
+    return encode_frame(body)
 
 
 class FixedIdentity(dict[bytes, Identity]):
@@ -94,6 +119,8 @@ class Receiver:
             server_hostname="" if spec.tls else None,
             limit=READ_SIZE,
         )
+        if spec.raw:
+            return
         if spec.tls:
             cert = self.writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
             if pin_of_cert(cert) != spec.pin:
@@ -124,6 +151,8 @@ class Receiver:
                 raise RuntimeError(f"{self.nick}: connection closed during setup")
 
     async def join(self, room: str, create: bool = False) -> None:
+        if self.spec.raw:
+            return
         request = ev.Create(id=1, room=room) if create else ev.Join(id=1, room=room)
         await self._request(request, ev.Joined)
 
@@ -139,7 +168,7 @@ class Receiver:
         )
         await self._request(frame, ev.SecretJoined)
 
-    async def run(self, latency: bool, senders: dict[bytes, int]) -> None:
+    async def run(self, latency: bool, senders: dict[bytes, int], watch: Watch) -> None:
         """Count room events until the connection ends (or the task is cancelled)."""
         stats = self.stats
         reader, writer = self.reader, self.writer
@@ -151,7 +180,7 @@ class Receiver:
                 return
             stats.add(sum(isinstance(f, ev.Msg | ev.Sealed) for f in self.conn.receive_data(data)))
         if self.spec.count_only:
-            await self.count_frames()
+            await self.count_frames(watch)
             return
         decoder = FrameDecoder()
         measuring = stats.sh.measuring
@@ -183,28 +212,31 @@ class Receiver:
         except (ConnectionError, OSError):
             stats.lose()
 
-    async def count_frames(self) -> None:
+    async def count_frames(self, watch: Watch) -> None:
         """Count room messages by the bytes that open them, with ``bytes.count``.
 
         Every ``msg`` (``sealed``) frame's body starts with the map entry
         ``"t": "msg"`` (``"t": "sealed"``), which cannot occur inside the
         benchmark's ASCII texts and names; counting those bytes costs the
         receiver what counting `` PRIVMSG `` costs the IRC receivers
-        (benchmarks/ircload.py), no per-frame Python.
+        (benchmarks/ircload.py), no per-frame Python.  A watcher also counts
+        each watched sender's messages (by the bytes that name it) and frees
+        as many places in that sender's window.
         """
         stats = self.stats
-        token = SEALED_TOKEN if self.spec.secret else MSG_TOKEN
-        keep = len(token) - 1
-        tail = b""
+        messages = TokenCounter(SEALED_TOKEN if self.spec.secret else MSG_TOKEN)
+        watched = [(TokenCounter(token), credit) for token, credit in watch]
         try:
             while True:
                 data = await self.reader.read(READ_SIZE)
                 if not data:
                     stats.lose()
                     return
-                chunk = tail + data
-                stats.add(chunk.count(token))
-                tail = chunk[-keep:]
+                stats.add(messages.count(data))
+                for counter, credit in watched:
+                    k = counter.count(data)
+                    if k:
+                        credit(k)
         except (ConnectionError, OSError):
             stats.lose()
 
@@ -214,45 +246,85 @@ class Receiver:
 
 
 class LeanSender(Receiver):
-    """A sender as lean as the IRC senders, for the ``count`` variant (public rooms):
-    the same ``say`` frame, encoded once, written ``window`` times, and once more
-    for each ``ok`` counted with ``bytes.count`` (the daemon echoes request ids,
-    it does not require them to differ).  Its own messages come back as ``msg``
-    frames and are counted as deliveries, as the full sender's are."""
+    """A sender as lean as the IRC senders (public rooms, the raw relay): the
+    same frame, encoded once, written ``window`` times, then once more for
+    each place freed in its window -- by the watcher (``fanout``), or by each
+    ``ok`` counted with ``bytes.count`` (``fanout-ok``; the daemon echoes
+    request ids, it does not require them to differ).  The other senders'
+    messages it receives count as deliveries, its own (the daemon sends them
+    back) do not.  In the latency workload it writes a fresh frame (with its
+    send time) at a fixed rate."""
 
     def __init__(self, spec: Spec, stats: Stats, n: int) -> None:
         super().__init__(spec, stats, f"s{n}")
+        self.n = n
+        self.frame = b""
 
     async def start(self, create: bool) -> None:
         await self.connect()
         await self.join(self.spec.room, create)
+        self.frame = self.make_frame()
+
+    def make_frame(self) -> bytes:
+        if self.spec.raw:
+            return raw_frame(self.n, self.spec.room)
+        return encode_frame(ev.Say(id=2, room=self.spec.room, text=stamp_text()).to_wire())
+
+    def credit(self, k: int) -> None:
+        """The watcher saw ``k`` more of this sender's messages: send as many."""
+        self.stats.sh.sent[self.stats.w] += k
+        self.writer.write(self.frame * k)
 
     async def pump(self, window: int) -> None:
         stats, writer, reader = self.stats, self.writer, self.reader
-        sent, w = stats.sh.sent, stats.w
-        say = encode_frame(ev.Say(id=2, room=self.spec.room, text=stamp_text()).to_wire())
-        keep = max(len(OK_TOKEN), len(MSG_TOKEN)) - 1
-        tail = b""
-        writer.write(say * window)
+        by_ok = not peer_paced(self.spec.mode)
+        messages, own, oks = (
+            TokenCounter(MSG_TOKEN),
+            TokenCounter(nick_token(self.n)),
+            TokenCounter(OK_TOKEN),
+        )
+        writer.write(self.frame * window)
         try:
             while True:
                 data = await reader.read(READ_SIZE)
                 if not data:
                     stats.lose()
                     return
-                chunk = tail + data
-                stats.add(chunk.count(MSG_TOKEN))
-                acked = chunk.count(OK_TOKEN)
-                tail = chunk[-keep:]
-                if acked:
-                    sent[w] += acked
-                    writer.write(say * acked)
+                stats.add(messages.count(data) - own.count(data))
+                if by_ok:
+                    acked = oks.count(data)
+                    if acked:
+                        self.credit(acked)
         except (ConnectionError, OSError):
             stats.lose()
 
+    async def paced(self, rate: float) -> None:
+        """Latency workload: a fresh frame every ``1 / rate`` seconds; what comes
+        back is read and dropped (only other members measure latency)."""
+        loop = asyncio.get_running_loop()
+        drain = asyncio.create_task(self._discard())
+        interval = 1.0 / rate
+        due = loop.time()
+        sent, w = self.stats.sh.sent, self.stats.w
+        try:
+            while True:
+                due += interval
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                self.writer.write(self.make_frame())
+                sent[w] += 1
+        finally:
+            drain.cancel()
+
+    async def _discard(self) -> None:
+        with contextlib.suppress(ConnectionError, OSError):
+            while await self.reader.read(READ_SIZE):
+                pass
+
 
 class Sender:
-    """A full client that talks in the room."""
+    """A full client that talks in a secret room (sealing needs the client's channel)."""
 
     def __init__(self, spec: Spec, stats: Stats, n: int) -> None:
         self.spec = spec
@@ -260,6 +332,9 @@ class Sender:
         self.n = n
         self.client: Client
         self.received = 0
+        self.key = sender_identity(n).public
+        # Places in the window, freed by the watcher (fanout) or by the ok (fanout-ok).
+        self.window = asyncio.Semaphore(0)
 
     async def connect(self, create: bool) -> None:
         spec = self.spec
@@ -281,8 +356,13 @@ class Sender:
             await client.join(spec.room)
 
     def _count_sealed(self, frame: ev.Sealed | ev.SecretPresence) -> None:
-        if isinstance(frame, ev.Sealed):
+        if isinstance(frame, ev.Sealed) and frame.sender != self.key:
             self.stats.add(1)
+
+    def credit(self, k: int) -> None:
+        """The watcher saw ``k`` more of this sender's messages."""
+        for _ in range(k):
+            self.window.release()
 
     async def say(self) -> None:
         client = self.client
@@ -296,12 +376,16 @@ class Sender:
         await client._request(replace(frame, id=client._next_id()), ev.Ok)
 
     async def pump(self) -> None:
-        """Say as fast as acknowledged: one of ``window`` loops."""
+        """One of ``window`` loops: say, then wait for the ``ok`` and (``fanout``)
+        for the watcher to see one more of this sender's messages."""
         sent = self.stats.sh.sent
         w = self.stats.w
+        peer = peer_paced(self.spec.mode)
         while True:
             await self.say()
             sent[w] += 1
+            if peer:
+                await self.window.acquire()
 
     async def paced(self, rate: float) -> None:
         interval = 1.0 / rate
@@ -334,7 +418,8 @@ class Sender:
         while True:
             await asyncio.sleep(0.01)
             events = self.client.events_nowait()
-            self.stats.add(sum(isinstance(e, ev.Msg) for e in events))
+            nick = self.client.nick
+            self.stats.add(sum(isinstance(e, ev.Msg) and e.nick != nick for e in events))
             if self.client.closed is not None:
                 self.stats.lose()
                 return
@@ -343,7 +428,7 @@ class Sender:
 async def main(spec: Spec, sh: Shared) -> dict[str, Any]:
     stats = Stats(spec, sh)
     server_pin = pin_bytes(spec.pin) if spec.tls else bytes(32)
-    lean = spec.count_only and not spec.secret and spec.mode == "fanout"
+    lean = spec.raw or not spec.secret  # full clients only where sealing needs one
     senders = [Sender(spec, stats, n) for n in ([] if lean else spec.senders)]
     lean_senders = [LeanSender(spec, stats, n) for n in (spec.senders if lean else [])]
     receivers: list[Receiver] = []
@@ -399,14 +484,27 @@ async def main(spec: Spec, sh: Shared) -> dict[str, Any]:
         setup_s = time.monotonic() - t0
         ids = {sender_identity(n).public: n for n in range(spec.all_senders)}
         latency = spec.mode == "latency"
-        tasks += [asyncio.create_task(r.run(latency, ids)) for r in receivers]
+        watch: Watch = []
+        if peer_paced(spec.mode):
+            if not receivers:
+                raise RuntimeError("fan-out needs a receiver in every worker (the watcher)")
+            watch = [(nick_token(ls.n), ls.credit) for ls in lean_senders]
+            watch += [(SENDER_TOKEN + s.key, s.credit) for s in senders]
+        tasks += [
+            asyncio.create_task(r.run(latency, ids, watch if i == 0 else []))
+            for i, r in enumerate(receivers)
+        ]
         if not spec.secret:
             tasks += [asyncio.create_task(s.drain_events()) for s in senders]
         sh.status.put(("ready", spec.worker, len(receivers) + len(senders) + len(lean_senders)))
         await wait_event(sh.go)
-        tasks += [asyncio.create_task(ls.pump(spec.window)) for ls in lean_senders]
+        for ls in lean_senders:
+            if spec.mode == "latency":
+                tasks.append(asyncio.create_task(ls.paced(spec.rate)))
+            else:
+                tasks.append(asyncio.create_task(ls.pump(spec.window)))
         for s in senders:
-            if spec.mode == "fanout":
+            if spec.mode.startswith("fanout"):
                 tasks += [asyncio.create_task(s.pump()) for _ in range(spec.window)]
             elif spec.mode == "latency":
                 tasks.append(asyncio.create_task(s.paced(spec.rate)))

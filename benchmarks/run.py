@@ -1,12 +1,18 @@
-"""Run the benchmarks: anonchatd (plaintext, TLS, secret room) against ngircd.
+"""Run the benchmarks: anonchatd (plaintext, TLS, secret room), ngircd and a raw relay.
 
-    python -m benchmarks.run [--quick] [--only fanout,latency,capacity] [--json out.json]
+    python -m benchmarks.run [--quick] [--rounds N] [--only fanout,fanout-ok,latency,capacity]
+                             [--json out.json] [--markdown out.md]
 
 Every workload point starts a fresh server as a subprocess (so its CPU time
 and memory are read from /proc apart from the load generator's), starts the
 load-generator worker processes, waits until every member has joined, lets
 the senders go, discards a warm-up, measures for a fixed time, stops
-everything and kills what is left.  See docs/performance.md.
+everything and kills what is left.  The servers take turns point by point
+(anonchatd, ngircd and the raw relay one after another for each workload and
+room size), and the whole plan runs ``--rounds`` times, so that a change in
+the machine's load hits every server alike; the summary gives each figure's
+median with its min-max over the rounds, as a markdown table.  See
+docs/performance.md.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,8 +41,8 @@ from .ngircd import INSTALL_HINT, Ngircd, find_ngircd, free_port, wait_listening
 from .procstat import cpu_seconds, machine, machine_busy_seconds, raise_nofile, rss_kib
 
 WORKERS = 2
-SENDERS = 4
-WINDOW = 8
+SENDERS = 8
+WINDOW = 4  # messages in flight per sender
 LATENCY_RATE = 1000.0  # messages per second, all senders together
 ROOM_SIZE = 100  # members per room in the capacity workload
 
@@ -54,7 +62,6 @@ class Server:
     pin = ""
     tls = False
     secret = False
-    count_only = False
 
     def start(self) -> None: ...
 
@@ -77,7 +84,6 @@ class Anonchatd(Server):
         self.variant = variant
         self.tls = variant == "tls"
         self.secret = variant == "secret"
-        self.count_only = variant == "count"
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         if self.tls:
@@ -119,6 +125,41 @@ class Anonchatd(Server):
         self.log.close()
 
 
+class RelayServer(Server):
+    """The raw coalescing relay (benchmarks/relay.py): the Python ceiling."""
+
+    name = "relay"
+    variant = "raw"
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log = open(self.directory / "relay.log", "wb")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.relay", "--port", str(self.port)],
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_raise_nofile,
+            cwd=Path(__file__).resolve().parent.parent,
+        )
+        self.pid = self.proc.pid
+        wait_listening(self.port, self.proc, 20.0)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()
+
+
 class IrcServer(Server):
     name = "ngircd"
     variant = "plain"
@@ -147,6 +188,10 @@ LIFTED_LIMITS: dict[str, int | float] = {
     "bytes_burst": 1 << 40,
     "bytes_rate": 1 << 40,
     "flood_strikes": 1_000_000_000,
+    "connect_burst": 1_000_000,
+    "connect_interval": 0.000_001,
+    "max_handshakes_per_address": 100_000,
+    "max_handshakes": 100_000,
 }
 
 
@@ -183,7 +228,9 @@ def specs_for(server: Server, mode: str, members: int) -> tuple[list[Spec], int]
         "tls": server.tls,
         "pin": server.pin,
         "secret": server.secret,
-        "count_only": server.count_only,
+        # Fan-out receivers count message bytes, as the IRC receivers do (see load.py).
+        "count_only": mode.startswith("fanout"),
+        "raw": isinstance(server, RelayServer),
     }
     if isinstance(server, IrcServer):
         base["concurrency"] = 4  # ngircd's accept backlog is short
@@ -198,7 +245,7 @@ def specs_for(server: Server, mode: str, members: int) -> tuple[list[Spec], int]
         for r, room in enumerate(rooms):
             specs[r % WORKERS].rooms.append(room)
         return specs, members
-    senders = min(SENDERS, members // 2)
+    senders = min(SENDERS, members - WORKERS)  # every worker keeps a receiver (its watcher)
     for n in range(senders):
         specs[n % WORKERS].senders.append(n)
     receivers = members - senders
@@ -418,25 +465,162 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-def plan(quick: bool, only: set[str]) -> list[tuple[str, int, str, str]]:
-    """(mode, members, server, variant) points in the order they run."""
+#: Each workload's servers, in the order they take turns.
+SERVERS = [
+    ("anonchatd", "plain"),
+    ("anonchatd", "tls"),
+    ("anonchatd", "secret"),
+    ("ngircd", "plain"),
+    ("relay", "raw"),
+]
+
+
+def plan(
+    quick: bool, only: set[str], sizes: tuple[int, ...] | None = None
+) -> list[tuple[str, int, str, str]]:
+    """(mode, members, server, variant) points, in the order they run in one round."""
     points: list[tuple[str, int, str, str]] = []
-    variants = [
-        ("anonchatd", "plain"),
-        ("anonchatd", "tls"),
-        ("anonchatd", "secret"),
-        ("ngircd", "plain"),
-    ]
+    if sizes is None:
+        sizes = (10, 100) if quick else (10, 100, 500)
     if "fanout" in only:
-        for members in (10, 100) if quick else (10, 100, 500):
-            points += [("fanout", members, s, v) for s, v in variants]
-            points.insert(-1, ("fanout", members, "anonchatd", "count"))
+        for members in sizes:
+            points += [("fanout", members, s, v) for s, v in SERVERS]
+    if "fanout-ok" in only:  # the secondary row: windows freed by the daemon's answer
+        for members in sizes:
+            points += [("fanout-ok", members, s, v) for s, v in SERVERS[:4]]
     if "latency" in only:
-        points += [("latency", 100, s, v) for s, v in variants]
+        points += [("latency", 100, s, v) for s, v in SERVERS]
     if "capacity" in only:
-        for members in (1000,) if quick else (1000, 5000, 10000):
-            points += [("capacity", members, s, v) for s, v in variants if v != "secret"]
+        for members in (1000,) if quick else (1000, 10000):
+            points += [("capacity", members, s, v) for s, v in SERVERS if v != "secret"]
     return points
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    """``median (min–max)`` of one figure over the rounds (just the value for one round)."""
+    if not values:
+        return "-"
+    med = fmt.format(_median(values))
+    if len(values) == 1:
+        return med
+    return f"{med} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def _mega(v: float) -> str:
+    return f"{v / 1e6:.2f} M" if v >= 1e5 else f"{v / 1e3:.0f} k"
+
+
+WORKLOAD_TITLES = {
+    "fanout": "fan-out, each sender's window freed when another member received its messages",
+    "fanout-ok": "fan-out, windows freed by the server's answer (secondary)",
+    "latency": f"latency at {LATENCY_RATE:,.0f} msg/s, delivery to the other members",
+    "capacity": "idle connections",
+}
+
+
+def summary(rows: list[dict[str, Any]], rounds: int) -> str:
+    """The markdown tables: per workload and room size, every server's median
+    (min–max over the rounds) and its ratio to ngircd's median."""
+    groups: dict[tuple[str, int, str, str], list[dict[str, Any]]] = {}
+    for row in rows:
+        key = (row["workload"], row["members"], row["server"], row["variant"])
+        groups.setdefault(key, []).append(row)
+
+    def values(key: tuple[str, int, str, str], field: str) -> list[float]:
+        return [r[field] for r in groups.get(key, []) if r.get(field) is not None]
+
+    def notes(key: tuple[str, int, str, str]) -> str:
+        """The rounds' notes, each kind once; a number in it becomes its largest."""
+        kinds: dict[str, float] = {}
+        for r in groups.get(key, []):
+            for note in r.get("notes", []):
+                numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", note)]
+                kind = re.sub(r"\d+(?:\.\d+)?", "{}", note)
+                if numbers and kind.count("{}") == 1:
+                    kinds[kind] = max(kinds.get(kind, 0.0), numbers[0])
+                else:
+                    kinds.setdefault(note.replace("{", "(").replace("}", ")"), 0.0)
+        out = []
+        for kind, most in kinds.items():
+            if "{}" in kind:
+                out.append(kind.format(("≤" if len(groups[key]) > 1 else "") + f"{most:g}"))
+            else:
+                out.append(kind)
+        return "; ".join(out)
+
+    out: list[str] = []
+    workloads = list(dict.fromkeys(k[0] for k in groups))
+    for workload in workloads:
+        times = f"{rounds} rounds: median (min–max)" if rounds > 1 else "1 round"
+        out.append(f"**{WORKLOAD_TITLES.get(workload, workload)}** ({times})\n")
+        if workload == "capacity":
+            out.append("| connections | server | KiB per connection | ratio to ngircd | notes |")
+            out.append("|---|---|---|---|---|")
+        elif workload == "latency":
+            out.append(
+                "| members | server | p50 ms | p99 ms | p50, p99 ratio to ngircd "
+                "| srv CPU % | notes |"
+            )
+            out.append("|---|---|---|---|---|---|---|")
+        else:
+            out.append(
+                "| members | server | deliveries/s | ratio to ngircd | srv µs/delivery "
+                "| srv CPU % | gen CPU % | notes |"
+            )
+            out.append("|---|---|---|---|---|---|---|---|")
+        keys = [k for k in groups if k[0] == workload]
+        for key in keys:
+            _, members, server, variant = key
+            name = server if variant in ("plain", "raw") else f"{server} {variant}"
+            ref = (workload, members, "ngircd", "plain")
+
+            def ratio(
+                field: str,
+                k: tuple[str, int, str, str] = key,
+                ref: tuple[str, int, str, str] = ref,
+            ) -> str:
+                mine, theirs = values(k, field), values(ref, field)
+                if not mine or not theirs or not _median(theirs):
+                    return "-"
+                return f"{_median(mine) / _median(theirs):.2f}x"
+
+            if workload == "capacity":
+                cells = [
+                    str(members),
+                    name,
+                    _spread(values(key, "rss_per_conn_kib"), "{:.2f}"),
+                    ratio("rss_per_conn_kib"),
+                ]
+            elif workload == "latency":
+                cells = [
+                    str(members),
+                    name,
+                    _spread(values(key, "p50_ms"), "{:.2f}"),
+                    _spread(values(key, "p99_ms"), "{:.2f}"),
+                    f"{ratio('p50_ms')}, {ratio('p99_ms')}",
+                    _spread(values(key, "daemon_cpu_pct"), "{:.0f}"),
+                ]
+            else:
+                deliveries = values(key, "deliveries_per_s")
+                med = _mega(_median(deliveries)) if deliveries else "-"
+                if len(deliveries) > 1:
+                    med += f" ({_mega(min(deliveries))}–{_mega(max(deliveries))})"
+                cells = [
+                    str(members),
+                    name,
+                    med,
+                    ratio("deliveries_per_s"),
+                    _spread(values(key, "server_us_per_delivery"), "{:.2f}"),
+                    _spread(values(key, "daemon_cpu_pct"), "{:.0f}"),
+                    _spread(values(key, "generator_cpu_pct"), "{:.0f}"),
+                ]
+            out.append("| " + " | ".join([*cells, notes(key)]) + " |")
+        out.append("")
+    return "\n".join(out)
 
 
 def _git_head() -> str:
@@ -458,16 +642,25 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0]
     )
     p.add_argument("--quick", action="store_true", help="fewer points, shorter measurements")
-    p.add_argument("--only", default="fanout,latency,capacity", help="comma-separated workloads")
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON here")
+    p.add_argument(
+        "--only", default="fanout,fanout-ok,latency,capacity", help="comma-separated workloads"
+    )
+    p.add_argument("--rounds", type=int, default=3, help="times the whole plan runs (default 3)")
+    p.add_argument(
+        "--members", help="fan-out room sizes, comma-separated (default 10,100,500; quick 10,100)"
+    )
+    p.add_argument("--json", metavar="FILE", help="write every point's results as JSON here")
+    p.add_argument("--markdown", metavar="FILE", help="write the summary tables here too")
     p.add_argument("--measure", type=float, help="seconds measured per point (default 5, quick 2)")
     p.add_argument("--profile", metavar="DIR", help="py-spy the daemon during fan-out (raw stacks)")
     p.add_argument("--no-ngircd", action="store_true", help="skip the ngircd reference")
     args = p.parse_args(argv)
     only = {w.strip() for w in args.only.split(",") if w.strip()}
-    unknown = only - {"fanout", "latency", "capacity"}
+    unknown = only - {"fanout", "fanout-ok", "latency", "capacity"}
     if unknown:
         p.error(f"unknown workloads: {', '.join(sorted(unknown))}")
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     timing = Timing(
         warmup=0.5 if args.quick else 1.0,
         measure=args.measure or (2.0 if args.quick else 5.0),
@@ -481,55 +674,39 @@ def main(argv: list[str] | None = None) -> int:
     info["git"] = _git_head()
     rows: list[dict[str, Any]] = []
     started = time.monotonic()
+    try:
+        sizes = tuple(int(m) for m in args.members.split(",")) if args.members else None
+    except ValueError:
+        p.error("--members takes room sizes such as 10,100,500")
+    if sizes is not None and min(sizes) < 2 * WORKERS:
+        p.error(f"--members: a room needs at least {2 * WORKERS} members")
+    points = plan(args.quick, only, sizes)
     with tempfile.TemporaryDirectory(prefix="anonchat-bench-") as tmp:
-        for i, (mode, members, server_name, variant) in enumerate(plan(args.quick, only)):
-            if server_name == "ngircd" and exe is None:
+        for rnd in range(args.rounds):
+            for i, (mode, members, server_name, variant) in enumerate(points):
                 rows.append(
-                    {
-                        "workload": mode,
-                        "members": members,
-                        "server": "ngircd",
-                        "variant": variant,
-                        "notes": ["not installed" if not args.no_ngircd else "skipped"],
-                    }
+                    one_point(
+                        Path(tmp) / f"r{rnd}p{i}",
+                        (mode, members, server_name, variant),
+                        exe,
+                        args,
+                        timing,
+                        f"[{time.monotonic() - started:5.0f} s] round {rnd + 1}/{args.rounds}",
+                    )
                 )
-                continue
-            directory = Path(tmp) / f"p{i}"
-            directory.mkdir()
-            server: Server = (
-                IrcServer(exe, directory)
-                if server_name == "ngircd" and exe is not None
-                else Anonchatd(directory, variant)
-            )
-            elapsed = time.monotonic() - started
-            print(
-                f"[{elapsed:5.0f} s] {mode} {members} {server_name} {variant} ...",
-                file=sys.stderr,
-                flush=True,
-            )
-            try:
-                row = run_point(
-                    server,
-                    mode,
-                    members,
-                    timing,
-                    Path(args.profile) if args.profile and mode == "fanout" else None,
-                )
-            except Exception as exc:
-                row = {
-                    "workload": mode,
-                    "members": members,
-                    "server": server_name,
-                    "variant": variant,
-                    "notes": [f"failed: {exc}"],
-                }
-            rows.append(row)
-    print(table(rows))
-    print(
-        f"\n{info['cpu_model']}, {info['cores']} cores, Python {info['python']}, "
-        f"uvloop {info['uvloop']}, {info['ngircd'] or 'ngircd not installed'}; "
-        f"{time.monotonic() - started:.0f} s"
+                rows[-1]["round"] = rnd + 1
+    print(table(rows), file=sys.stderr)
+    text = summary(rows, args.rounds)
+    footer = (
+        f"{info['cpu_model']}, {info['cores']} cores, Python {info['python']}, "
+        f"uvloop {info['uvloop']}, {info['ngircd'] or 'ngircd not installed'}, "
+        f"git {info['git']}; {len(points)} points x {args.rounds} rounds, "
+        f"{timing.measure:g} s measured each; {time.monotonic() - started:.0f} s"
     )
+    print(text)
+    print(footer)
+    if args.markdown:
+        Path(args.markdown).write_text(text + "\n" + footer + "\n", encoding="utf-8")
     if args.json:
         with contextlib.suppress(OSError):
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -538,6 +715,7 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "machine": info,
                     "timing": timing.__dict__,
+                    "rounds": args.rounds,
                     "workers": WORKERS,
                     "senders": SENDERS,
                     "window": WINDOW,
@@ -550,6 +728,39 @@ def main(argv: list[str] | None = None) -> int:
             encoding="utf-8",
         )
     return 0
+
+
+def one_point(
+    directory: Path,
+    point: tuple[str, int, str, str],
+    exe: str | None,
+    args: argparse.Namespace,
+    timing: Timing,
+    label: str,
+) -> dict[str, Any]:
+    mode, members, server_name, variant = point
+    base = {"workload": mode, "members": members, "server": server_name, "variant": variant}
+    if server_name == "ngircd" and exe is None:
+        return {**base, "notes": ["not installed" if not args.no_ngircd else "skipped"]}
+    directory.mkdir()
+    server: Server
+    if server_name == "ngircd" and exe is not None:
+        server = IrcServer(exe, directory)
+    elif server_name == "relay":
+        server = RelayServer(directory)
+    else:
+        server = Anonchatd(directory, variant)
+    print(f"{label} {mode} {members} {server_name} {variant} ...", file=sys.stderr, flush=True)
+    try:
+        return run_point(
+            server,
+            mode,
+            members,
+            timing,
+            Path(args.profile) if args.profile and mode.startswith("fanout") else None,
+        )
+    except Exception as exc:
+        return {**base, "notes": [f"failed: {exc}"]}
 
 
 if __name__ == "__main__":

@@ -69,6 +69,7 @@ from anonchat.crypto import (
 )
 from anonchat.daemon import Config, Daemon, Limits, bus
 from anonchat.daemon.session import SEAL_KINDS
+from anonchat.direct import DmIdentity, DmPeers
 from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
 from anonchat.protocol import Connection
 from anonchat.wire import HEADER, HEADER_SIZE, FrameDecoder, encode_frame
@@ -104,6 +105,12 @@ MODE_ACT = ev.OwnerAct(
     kind="mode", counter=3, actor=SESSION_KEY, sig=SIG, locked=True, slow=10, history=True
 )
 SEALED_256 = bytes((7 * i) % 256 for i in range(256 + 16))
+
+# Direct messages: real keys from fixed seeds, a real sealed message (section 4,
+# "Direct messages", gives the same vector; tests/test_direct.py checks it).
+DM_ALICE = DmIdentity.from_seeds(bytes([1]) * 32, bytes([2]) * 32)
+DM_BOB = DmIdentity.from_seeds(bytes([3]) * 32, bytes([4]) * 32)
+DM_COUNTER, DM_CT = DmPeers(DM_ALICE).seal(DM_BOB.card, "alice", T0, "hi bob")
 
 EXAMPLES: dict[str, list[ev.Frame]] = {
     "ping": [ev.Ping(n=1)],
@@ -155,9 +162,41 @@ EXAMPLES: dict[str, list[ev.Frame]] = {
             v=ev.PROTOCOL_VERSION,
             client=CLIENT_NAME,
             resume=TOKEN,
-            seen=[ev.Seen(seq=42, room="lobby"), ev.Seen(seq=4, secret=ROOM_ID)],
+            seen=[
+                ev.Seen(seq=42, room="lobby"),
+                ev.Seen(seq=4, secret=ROOM_ID),
+                ev.Seen(seq=3, dm=True),
+            ],
         )
     ],
+    "dm_key": [
+        ev.DmKey(
+            id=2,
+            sign=DM_ALICE.card.sign,
+            dh=DM_ALICE.card.dh,
+            sig=DM_ALICE.card.sig,
+            proof=DM_ALICE.proof(CHALLENGE, bytes(32)),
+        )
+    ],
+    "dm_lookup": [ev.DmLookup(id=16, nick="bob")],
+    "dm_lookup-member": [ev.DmLookup(id=17, room=ROOM_ID, member=OTHER_KEY)],
+    "dm_card": [
+        ev.DmCard(id=16, nick="bob", sign=DM_BOB.card.sign, dh=DM_BOB.card.dh, sig=DM_BOB.card.sig)
+    ],
+    "dm_send": [ev.DmSend(id=18, to=DM_BOB.card.sign, counter=DM_COUNTER, ct=DM_CT)],
+    "dm": [
+        ev.Dm(
+            seq=1,
+            ts=T0,
+            nick="alice",
+            sign=DM_ALICE.card.sign,
+            dh=DM_ALICE.card.dh,
+            sig=DM_ALICE.card.sig,
+            counter=DM_COUNTER,
+            ct=DM_CT,
+        )
+    ],
+    "missed-dm": [ev.Missed(first=1, last=2, dm=True)],
     "missed": [ev.Missed(first=43, last=97, room="lobby")],
     "kick": [ev.Kick(id=12, room="lobby", nick="troll", msg="no spam here")],
     "kick-ban": [ev.Kick(id=13, room="lobby", nick="troll", ban=True)],
@@ -408,7 +447,8 @@ def render_owner_act_fields() -> str:
     optional = [s.name for s in ev.OwnerAct._FIELDS if not s.required]
     for kind, wanted in ev.OWNER_ACT_FIELDS.items():
         left = [f"`{f}`" for f in optional if f not in wanted]
-        rows.append(f"| `{kind}` | {', '.join(f'`{f}`' for f in wanted)} | {', '.join(left)} |")
+        carried = ", ".join(f"`{f}`" for f in wanted) or "—"
+        rows.append(f"| `{kind}` | {carried} | {', '.join(left)} |")
     return "\n".join(rows)
 
 
@@ -535,7 +575,7 @@ REQUESTS: list[tuple[type[ev.Frame], str, str, list[Code]]] = [
         "a `sealed` to every member, you too, before the `ok` (`rate_limited`: kinds `hello` "
         "and `here` from the announcement budget, the others from the message budget; "
         "`text_invalid`: a `kind` the daemon does not relay)",
-        [C.RATE_LIMITED, C.NOT_MEMBER, C.TEXT_INVALID, C.SLOW_MODE],
+        [C.RATE_LIMITED, C.NOT_MEMBER, C.TEXT_INVALID, C.ROOM_CLOSED, C.SLOW_MODE],
     ),
     (
         ev.SecretAct,
@@ -553,6 +593,25 @@ REQUESTS: list[tuple[type[ev.Frame], str, str, list[Code]]] = [
             C.BAD_MODE,
             C.TOO_MANY_OWNERS,
         ],
+    ),
+    (
+        ev.DmKey,
+        "`ok`",
+        "the session can receive direct messages: `dm_lookup` hands its card out",
+        [C.BAD_KEY, C.BAD_PROOF],
+    ),
+    (
+        ev.DmLookup,
+        "`dm_card`",
+        "— (`rate_limited`: as for `list` and `who`, from the same budget)",
+        [C.RATE_LIMITED, C.NOT_MEMBER, C.NO_SUCH_NICK],
+    ),
+    (
+        ev.DmSend,
+        "`ok`",
+        "a `dm` to the session holding the key `to`, numbered in its own sequence "
+        "(`rate_limited`: `dm_burst`, then `dm_rate` per second, a budget of its own)",
+        [C.RATE_LIMITED, C.TEXT_TOO_LONG, C.TEXT_INVALID, C.BAD_KEY, C.RECIPIENT_LEFT],
     ),
 ]
 REQUEST_ERRORS: dict[str, list[Code]] = {cls.TYPE: errors for cls, _, _, errors in REQUESTS}
@@ -586,7 +645,9 @@ CODE_MEANINGS: dict[Code, str] = {
     Code.NOT_OWNER: "the request needs an owner of the room (topic, kick, op, mode); "
     "`secret_act`: the key that signed the action has no owner rights in the room",
     Code.NO_SUCH_NICK: "nobody with that nick is in the room (or you tried to kick yourself); "
-    "`secret_act`: no member of the room has the target session key",
+    "`secret_act`: no member of the room has the target session key; `dm_lookup`: nobody "
+    "holds that nick (or is that member of the secret room), or that session registered no "
+    "DM key",
     Code.ROOM_LOCKED: "the room is locked: no new members",
     Code.BANNED: "an owner banned this session (in a secret room: this session or this "
     "session key) from the room for the room's lifetime",
@@ -627,16 +688,19 @@ CODE_MEANINGS: dict[Code, str] = {
     Code.INTERNAL: "a bug in the daemon while handling this connection",
     Code.NICK_INVALID: "the nick breaks the nick rules (empty, too long, whitespace, "
     "control or format characters, ...)",
-    Code.NICK_TAKEN: "another connection holds a nick with the same key",
+    Code.NICK_TAKEN: "another connection holds a nick with the same key, or one that looks "
+    "like it (a claim in common: section 7, nick rules)",
     Code.ROOM_INVALID: "`create`: the room name breaks the name rules",
     Code.ROOM_EXISTS: "`create`: a room with the same key exists; `secret_create`: "
     "a secret room with the same id (same name and passphrase) exists",
     Code.NO_SUCH_ROOM: "`join`/`who`: no room with that key",
-    Code.NOT_MEMBER: "you are not in that room",
+    Code.NOT_MEMBER: "you are not in that room (`dm_lookup`: the secret room it names)",
     Code.ALREADY_MEMBER: "`join`/`secret_join`: you are in that room already",
     Code.TEXT_INVALID: "`say`: text empty or blank, or with control characters "
-    "other than tab and newline; `seal`: a `kind` the daemon does not relay",
-    Code.TEXT_TOO_LONG: "`say`: text longer than `max_text` UTF-8 bytes",
+    "other than tab and newline; `seal`: a `kind` the daemon does not relay; `dm_send`: "
+    "a `ct` whose size is not a padding bucket plus 16 (272, 528, 1040, 2064 or 4112)",
+    Code.TEXT_TOO_LONG: "`say`: text longer than `max_text` UTF-8 bytes; `dm_send`: a `ct` "
+    "longer than `dm_max_bytes`",
     Code.TOPIC_INVALID: "`create`/`topic`: a control or line-separator character in the topic",
     Code.TOO_MANY_ROOMS: "`create`/`join`/`secret_create`/`secret_join`: you are in "
     "`max_rooms_per_session` rooms (public and secret together), or (`create`, "
@@ -649,23 +713,32 @@ CODE_MEANINGS: dict[Code, str] = {
     "`room_join_interval`; "
     "`secret_create`/`secret_join`: more than `join_burst` attempts, then one per "
     "`join_interval`; `nick`: more than `nick_burst` changes, then one per `nick_interval`; "
-    "`list`/`who`: more than `query_burst`, then one per `query_interval`; "
+    "`list`/`who`/`dm_lookup`: more than `query_burst`, then one per `query_interval`; "
+    "`dm_send`: more than `dm_burst`, then `dm_rate` per second; "
     "the sentence says when to try again",
     Code.JOIN_DENIED: "`secret_join`: no such room or wrong passphrase; the daemon gives "
     "both the same answer",
     Code.BAD_PROOF: "`secret_create` with a `proof` that does not verify under its own "
     "`auth`; `secret_create`/`secret_join` with a `key_proof` that does not verify under "
-    "its `sender` for this room, this connection's challenge and this server's pin",
+    "its `sender` for this room, this connection's challenge and this server's pin; "
+    "`dm_key`: a card whose `sig` or `proof` does not verify under its `sign` (the proof "
+    "for this connection's challenge and this server's pin)",
     Code.BAD_KEY: "`secret_create` (`auth`, `sender`, `owner_key`), `secret_join` "
     "(`sender`) or `secret_act` (`actor`, `target`): a key that is not a valid Ed25519 "
     "public key -- not 32 bytes encoding a point of the prime-order subgroup (security.md, "
     "small-order keys); judged right after the rate limit in `secret_create` and "
-    "`secret_join`, after membership and the counter in `secret_act`",
+    "`secret_join`, after membership and the counter in `secret_act`; `dm_key`: a `sign` "
+    "that is not a valid Ed25519 key, or this session has another DM key already, or "
+    "another session holds this one; `dm_send`: the sender sent no `dm_key`",
     Code.BAD_ACTION: "`secret_act`: the action's `counter` is not the room's next one "
     "(replayed, or another owner acted first: sign again), or its signature does not "
     "verify for this room, this owner key and these fields",
     Code.TOO_MANY_OWNERS: "`secret_act` of kind `op`: the secret room has "
     "`OWNERS_MAX` = 64 owner grants already",
+    Code.ROOM_CLOSED: "`seal`: an owner closed the secret room (an owner action of kind "
+    "`close`, sent by `/secret rotate`): it takes no new sealed message",
+    Code.RECIPIENT_LEFT: "`dm_send`: no session holds the DM key `to` any more (it quit, "
+    "or its resume window ran out)",
 }
 
 
@@ -761,6 +834,14 @@ DAEMON_LIMITS: dict[str, str] = {
     "connect_burst": "connections one IPv4 address or IPv6 /64 may open at once; more are "
     "closed before the handshake (not visible as a frame)",
     "connect_interval": "seconds per further connection once the burst is spent",
+    "dm_burst": "direct messages (`dm_send`) one connection may send at once (advertised in "
+    "`hello`)",
+    "dm_rate": "direct messages per second once the burst is spent (`rate_limited`; advertised "
+    "in `hello` as `dm_interval_us`)",
+    "dm_max_bytes": "largest `ct` of a `dm_send`, bytes, 272 to 4112 (`text_too_long`; "
+    "advertised in `hello` as `dm_max`)",
+    "dm_ring": "direct messages kept per recipient, in memory, for a resume; older ones are "
+    "reported as `missed` with `dm`",
     "frame_timeout": "seconds a frame has, from its first byte, to arrive whole; else `slow_frame`",
     "max_unfinished": "bytes of unfinished frames the daemon holds for all connections "
     "together; a connection whose unfinished frame would pass it gets `slow_frame`",

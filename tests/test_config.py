@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from anonchat.cli import daemon_main, plaintext_exposed
 from anonchat.daemon import DEFAULT_PORT, Limits, load_config
+from anonchat.daemon.cli import daemon_main, plaintext_exposed
 from anonchat.daemon.config import metrics_address
 from anonchat.errors import ConfigError
 
@@ -114,8 +114,8 @@ def test_cluster_and_metrics_settings(tmp_path: Path) -> None:
     assert metrics_address("[::1]:9108") == ("::1", 9108)
     assert load_config(None, node_timeout=600).node_timeout == 600
     cases: list[tuple[dict[str, Any], str]] = [
-        ({"node_timeout": 0.5}, "node_timeout must be from 1 to 600"),
-        ({"node_timeout": 601}, "node_timeout must be from 1 to 600"),
+        ({"node_timeout": 0.5}, "node_timeout must be a number of seconds from 1 to 600"),
+        ({"node_timeout": 601}, "node_timeout must be a number of seconds from 1 to 600"),
         ({"redis": "http://x"}, "redis must be a redis://"),
         ({"metrics": "localhost:http"}, "metrics must be HOST:PORT"),
     ]

@@ -109,7 +109,37 @@ EXAMPLES: list[ev.Frame] = [
     ev.ClientHello(
         v=1, resume=bytes(16), seen=[ev.Seen(seq=4, room="lobby"), ev.Seen(seq=2, secret=bytes(32))]
     ),
+    ev.DmKey(id=1, sign=bytes(32), dh=bytes(32), sig=bytes(64), proof=bytes(64)),
+    ev.DmLookup(id=2, nick="bob"),
+    ev.DmLookup(id=3, room=bytes(32), member=bytes(32)),
+    ev.DmSend(id=4, to=bytes(32), counter=1, ct=bytes(272)),
+    ev.DmCard(id=2, nick="bob", sign=bytes(32), dh=bytes(32), sig=bytes(64)),
+    ev.Dm(
+        seq=1,
+        ts=1,
+        nick="alice",
+        sign=bytes(32),
+        dh=bytes(32),
+        sig=bytes(64),
+        counter=1,
+        ct=bytes(272),
+    ),
+    ev.Missed(first=1, last=2, dm=True),
+    ev.ClientHello(v=3, resume=bytes(16), seen=[ev.Seen(seq=4, dm=True)]),
 ]
+
+
+def test_a_lookup_names_a_nick_or_a_member_of_a_room() -> None:
+    for bad in (
+        {},
+        {"nick": "bob", "room": bytes(32), "member": bytes(32)},
+        {"room": bytes(32)},
+        {"member": bytes(32)},
+        {"nick": "bob", "member": bytes(32)},
+    ):
+        with pytest.raises(RemoteProtocolError) as exc:
+            ev.from_wire({"t": "dm_lookup", "id": 1, **bad}, "server")
+        assert exc.value.code == "bad_field"
 
 
 def receiver(frame: ev.Frame) -> ev.Role:
@@ -226,3 +256,77 @@ def test_any_map_gives_a_frame_or_our_error(name: str, body: dict[str, Any], rol
     except RemoteProtocolError:
         return
     assert ev.from_wire(frame.to_wire(), role) == frame  # type: ignore[arg-type]
+
+
+def _generic_say(body: dict[str, Any]) -> Any:
+    """What the generic builder makes of a say body (the frame, or its complaint)."""
+    try:
+        return ev._build(ev.Say, body, "say")
+    except ev._FieldProblem as exc:
+        return ("refused", str(exc))
+
+
+def _fast_say(body: dict[str, Any]) -> Any:
+    try:
+        return ev._build_say(body)
+    except ev._FieldProblem as exc:
+        return ("refused", str(exc))
+
+
+_SAY_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-2, max_value=ev.U63 + 2),
+    st.sampled_from([0, 1, ev.U63, ev.U63 + 1, -1, 2.0, True]),
+    st.text(max_size=40),
+    st.sampled_from(["r" * ev.ROOM_MAX, "r" * (ev.ROOM_MAX + 1)]),
+    st.sampled_from(["t" * ev.TEXT_MAX, "t" * (ev.TEXT_MAX + 1)]),
+    st.binary(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["t", "id", "room", "text", "me", "seq", "x"]), _SAY_VALUES, max_size=6
+    )
+)
+def test_the_inline_say_builder_agrees_with_the_generic_one(body: dict[str, Any]) -> None:
+    """Say, every message's frame, is checked inline (events._build_say): the same
+    frames, and the same refusals with the same words, as the generic builder."""
+    assert _fast_say(body) == _generic_say(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"t": "say", "id": 1, "room": "r", "text": "hi"},
+        {
+            "t": "say",
+            "id": ev.U63,
+            "room": "r" * ev.ROOM_MAX,
+            "text": "t" * ev.TEXT_MAX,
+            "me": True,
+        },
+        {"t": "say", "id": ev.U63 + 1, "room": "r", "text": "hi"},
+        {"t": "say", "id": 1, "room": "r" * (ev.ROOM_MAX + 1), "text": "hi"},
+        {"t": "say", "id": 1, "room": "r", "text": "t" * (ev.TEXT_MAX + 1)},
+        {"t": "say", "id": 1, "room": "r", "text": "hi", "me": None},
+        {"t": "say", "id": 1, "room": "r", "text": "hi", "me": 1},
+        {"t": "say", "id": True, "room": "r", "text": "hi"},
+        {"t": "say", "id": 1, "room": "r"},
+        {"t": "say", "id": 1, "room": "r", "text": "hi", "seq": 2},
+    ],
+)
+def test_a_say_body_at_and_past_each_limit_is_judged_alike(body: dict[str, Any]) -> None:
+    fast, generic = _fast_say(body), _generic_say(body)
+    assert fast == generic
+    via_wire: Any
+    try:
+        via_wire = ev.from_wire(body, "server")
+    except RemoteProtocolError as exc:
+        via_wire = ("refused", exc.code)
+        assert isinstance(generic, tuple) and exc.code == Code.BAD_FIELD
+    if not isinstance(generic, tuple):
+        assert via_wire == generic

@@ -213,3 +213,137 @@ async def test_resuming_during_a_flood_loses_nothing_and_repeats_nothing(
     assert_gapless(seen)
     assert len(set(seen)) == total
     await again.close()
+
+
+class PassCounter:
+    """Counts passes of the event loop: a callback that schedules itself again
+    with ``call_soon`` runs once in every pass."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.loop = asyncio.get_running_loop()
+        self.running = True
+        self.loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self.n += 1
+        if self.running:
+            self.loop.call_soon(self._tick)
+
+
+class WriteLog:
+    """Stands in for a session's transport: notes the pass of each write, passes it on."""
+
+    def __init__(self, transport: asyncio.Transport, passes: PassCounter) -> None:
+        self._transport = transport
+        self._passes = passes
+        self.writes: list[tuple[int, bytes]] = []
+
+    def write(self, data: bytes) -> None:
+        self.writes.append((self._passes.n, bytes(data)))
+        self._transport.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._transport, name)
+
+
+async def first_delivery(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch, members: int
+) -> tuple[int, list[tuple[int, int]]]:
+    """A message said in a room of ``members``: the pass in which the daemon read
+    it, and for each other member the pass of the write that carried it and how
+    many writes that member got for it."""
+    from anonchat.daemon.session import Session
+
+    read_at: list[int] = []
+    buffer_updated = Session.buffer_updated
+    passes: PassCounter | None = None
+
+    def noting(self: Session, nbytes: int) -> None:
+        if passes is not None and self.nick == "m0":
+            read_at.append(passes.n)
+        buffer_updated(self, nbytes)
+
+    # (before connecting: the TLS transport keeps the method it found then)
+    monkeypatch.setattr(Session, "buffer_updated", noting)
+    peers = [await member(daemon, f"m{i}", "r", create=i == 0) for i in range(members)]
+    for peer in peers:
+        await settle(peer)
+    sessions = {s.nick: s for s in daemon.sessions}
+    passes = PassCounter()
+    logs = []
+    for i in range(1, members):
+        log = WriteLog(sessions[f"m{i}"].transport, passes)
+        sessions[f"m{i}"].transport = log  # type: ignore[assignment]
+        logs.append(log)
+    try:
+        await peers[0].send(raw(ev.Say(id=50, room="r", text="now")))
+        for peer in peers[1:]:
+            await until(peer, lambda fs: "now" in texts(fs))
+    finally:
+        passes.running = False
+    assert len(read_at) == 1  # one frame, one read
+    carried = []
+    for log in logs:
+        hits = [n for n, data in log.writes if b"now" in data]
+        carried.append((hits[0], len(log.writes)))
+    for peer in peers:
+        peer.writer.close()
+    return read_at[0], carried
+
+
+async def test_a_quiet_daemon_delivers_a_message_in_the_pass_after_reading_it(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No timer and no waiting for more: the flush that writes a message to the
+    room's members is the first callback of the next loop pass (counted, not
+    timed), one write per member."""
+    read, carried = await first_delivery(daemon, monkeypatch, 4)
+    assert daemon._busy is False
+    for wrote, writes in carried:
+        assert wrote == read + 1
+        assert writes == 1
+
+
+async def test_a_busy_daemon_waits_one_more_pass_and_no_timer(
+    daemon: Daemon, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a flush was large (BUSY_FLUSH), the next waits exactly one more pass
+    for what the other senders sent meanwhile -- a pass, not a fixed delay."""
+    monkeypatch.setattr(server, "BUSY_FLUSH", 1)
+    assert server.FLUSH_DELAY == 0
+    read, carried = await first_delivery(daemon, monkeypatch, 4)
+    assert daemon._busy is True
+    for wrote, _ in carried:
+        assert wrote == read + 2
+
+
+async def test_messages_that_arrive_in_one_pass_leave_in_one_write_per_member(
+    daemon: Daemon,
+) -> None:
+    """Coalescing per pass: messages from two senders read in the same pass go to
+    each other member in one write (the room's log of the pass, joined once)."""
+    peers = [await member(daemon, f"m{i}", "r", create=i == 0) for i in range(4)]
+    for peer in peers:
+        await settle(peer)
+    sessions = {s.nick: s for s in daemon.sessions}
+    passes = PassCounter()
+    logs = {}
+    for nick in ("m2", "m3"):
+        logs[nick] = WriteLog(sessions[nick].transport, passes)
+        sessions[nick].transport = logs[nick]  # type: ignore[assignment]
+    try:
+        # Written without yielding to the loop: on loopback both senders' bytes are
+        # in the daemon's socket buffers before its next pass reads either.
+        peers[0].writer.write(raw(ev.Say(id=60, room="r", text="one")))
+        peers[1].writer.write(raw(ev.Say(id=61, room="r", text="two")))
+        for peer in peers[2:]:
+            await until(peer, lambda fs: {"one", "two"} <= set(texts(fs)))
+    finally:
+        passes.running = False
+    for log in logs.values():
+        carrying = [data for _, data in log.writes if b"one" in data or b"two" in data]
+        assert len(carrying) == 1
+        assert b"one" in carrying[0] and b"two" in carrying[0]
+    for peer in peers:
+        peer.writer.close()

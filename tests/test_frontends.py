@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Input, OptionList, Static
 
 from anonchat import events as ev
 from anonchat.client import Client, Endpoint
@@ -407,6 +407,12 @@ async def notices_of(client: Client) -> list[str]:
     return [e.text for e in events if isinstance(e, SecretNotice)]
 
 
+def room_list_text(chat: Any) -> str:
+    """What the sidebar's room list shows, one entry a line."""
+    rooms = chat.query_one("#room-list", OptionList)
+    return "\n".join(str(rooms.get_option_at_index(i).prompt) for i in range(rooms.option_count))
+
+
 async def test_a_secret_room_tells_the_truth_after_a_reconnect(front: Front, link: Link) -> None:
     """Cut the network under a member of a secret room while it types: once back,
     nobody is told that messages are missing (nothing is), the room is shown as
@@ -430,6 +436,7 @@ async def test_a_secret_room_tells_the_truth_after_a_reconnect(front: Front, lin
     if isinstance(front, TuiFront):
         chat = chat_of(front.pilot.app)  # type: ignore[arg-type]
         assert all(room.joined for room in chat.state.secret_rooms())
+        assert f"\u25cf \U0001f512#{ROOM}" in room_list_text(chat)  # ● joined, not ○
     await bob.close()
 
 
@@ -470,6 +477,7 @@ async def test_a_secret_room_tells_the_truth_after_a_daemon_restart(
         assert "missing" not in front.output()
         chat = chat_of(app)
         assert all(room.joined for room in chat.state.secret_rooms())
+        assert f"\u25cf \U0001f512#{ROOM}" in room_list_text(chat)  # ● joined, not ○
         await bob2.close()
         await chat.close_client()
 
@@ -571,3 +579,180 @@ async def test_ignore_in_a_secret_room_hides_a_member_by_its_key(front: Front, l
     await front.wait("in \U0001f512#MidnightPlans: 2 lines hidden")
     await troll.close()
     await bob.close()
+
+
+async def test_names_that_mix_scripts_are_marked(front: Front, link: Link) -> None:
+    """A nick with one Cyrillic letter among Latin ones (the way to make a
+    look-alike of a nick that is not connected) is marked ⚠ wherever it is shown:
+    its messages, its comings, /who, the member list; a public room name in
+    /list too. An honest all-Cyrillic nick is not marked."""
+    port = link.port
+    mixed, honest = "b\u043eb", "\u0410\u043b\u0438\u0441\u0430"  # bоb (Cyrillic о), Алиса
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")
+    impostor, alisa = await member(port, mixed), await member(port, honest)
+    await impostor.join("lobby")
+    await alisa.join("lobby")
+    await impostor.create("l\u043ebby")  # lоbby
+    await front.wait(f"{honest} joined")
+    assert f"{mixed}\u26a0 joined" in front.output()
+    await impostor.say("lobby", "trust me")
+    await alisa.say("lobby", "hello")
+    await front.wait("hello")
+    out = front.output()
+    assert f"{mixed}\u26a0" in out.split("trust me")[0].splitlines()[-1]
+    assert f"{honest}\u26a0" not in out
+    mark = len(front.output())
+    await front.type("/who")
+    await front.wait("lobby (3)")
+    who = front.output()[mark:]
+    assert f"{mixed}\u26a0" in who and honest in who and f"{honest}\u26a0" not in who
+    await front.type("/list")
+    await front.wait("l\u043ebby\u26a0")
+    assert "#lobby\u26a0" not in front.output()
+    if isinstance(front, TuiFront):
+        chat = chat_of(front.pilot.app)  # type: ignore[arg-type]
+        names = str(chat.query_one("#member-names", Static).render())
+        assert f"{mixed}\u26a0" in names and f"{honest}\u26a0" not in names
+        await wait_for(front.pilot, lambda: "l\u043ebby\u26a0" in room_list_text(chat))
+    await impostor.close()
+    await alisa.close()
+
+
+async def test_emoji_sequences_stay_whole_and_tricks_stay_visible(front: Front, link: Link) -> None:
+    """👩‍💻 (two emoji and a joiner) and a flag's tag sequence arrive whole in
+    both front ends; a joiner between letters and a right-to-left override in
+    the same message are shown as codes, as before."""
+    technologist = "\U0001f469\U0001f3fd\u200d\U0001f4bb"
+    scotland = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")
+    bob = await member(link.port, "bob")
+    await bob.join("lobby")
+    await bob.say("lobby", f"{technologist} ships {scotland} a\u200db \u202eevil")
+    await front.wait(" ships ")
+    line = next(x for x in front.output().splitlines() if " ships " in x)
+    assert f"{technologist} ships {scotland} a<U+200D>b <U+202E>evil" in line
+    await bob.close()
+
+
+async def test_the_line_mode_tells_the_truth_after_a_daemon_restart(
+    link: Link, make_daemon: DaemonFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The line mode's half of the daemon-restart check: the daemon goes away
+    without a word (a crash: a clean shutdown's bye ends the line mode, which
+    is not persistent) and comes back empty; back as a new session, rejoined
+    with the keys it holds, the line mode warns nobody (itself included) of
+    messages missing, and its own and the others' lines come through once."""
+    monkeypatch.setenv(ENV_CONFIG_DIR, str(tmp_path / "config"))
+    front = LineFront(link.port)
+    await front.start()
+    bob = await member(link.daemon.port, "bob")
+    await front.enter_secret(ROOM, PASSPHRASE, create=True)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await front.type("before")
+    assert await secret_texts(bob, 1) == ["before"]
+    link.cut()
+    await link.daemon.shutdown()
+    link.daemon = await make_daemon(plaintext=True)
+    link.restore()
+    await front.wait("reconnected as alice")  # (after its rooms were rejoined)
+    bob2 = await Client.connect("127.0.0.1", link.daemon.port, nick="bob", tls=False, resume=bob)
+    await bob2.rejoin(bob)
+    await front.type("after the restart")
+    assert await secret_texts(bob2, 1) == ["after the restart"]
+    await bob2.say_secret(ROOM, "bob is back")
+    await front.wait("bob is back")
+    assert [n for n in await notices_of(bob2) if "missing" in n] == []
+    assert "missing" not in front.output()
+    assert front.output().count("bob is back") == 1
+    await bob2.close()
+    await front.stop()
+
+
+async def test_direct_messages_in_both_front_ends(front: Front, link: Link) -> None:
+    """/msg opens a conversation and sends, sealed (the daemon never sees the text);
+    an answer arrives in it; /query opens it; a nick change does not break it;
+    /verify and /privacy speak of both DM keys; errors are said."""
+    port = link.port
+    bob = await member(port, "bob")
+    await front.type("/msg bob meet at the old mill")
+    got = await dm_texts(bob, 1)
+    assert got == ["meet at the old mill"]
+    assert b"old mill" not in link.received  # sealed end to end
+    await front.wait("meet at the old mill")
+    if isinstance(front, LineFront):
+        await front.wait("[dm] -> bob#")
+    bob_peer = next(iter(bob.dms.conversations))
+    peer = bob_peer
+    await bob.send_dm(peer, "see you there")
+    await front.wait("see you there")
+    if isinstance(front, LineFront):
+        await front.wait("[dm] <bob#")
+    elif isinstance(front, TuiFront):  # a window listed with the rooms, unread and mentioned
+        chat = chat_of(front.pilot.app)  # type: ignore[arg-type]
+        (room,) = [r for r in chat.state.rooms.values() if r.dm]
+        assert room.name.startswith("bob#") and room.unread == 1 and room.mentioned
+    await bob.set_nick("robert")
+    await front.type("/query robert")
+    await front.wait("robert#")
+    await front.type("typed in the conversation")
+    assert await dm_texts(bob, 1) == ["typed in the conversation"]
+    await front.type("/verify")
+    await front.wait("their DM key's long fingerprint")
+    theirs = bob.dm_verification(bob_peer)
+    await front.type(f"/verify {theirs.ours}")
+    await front.wait("is verified: it matches")
+    await front.type("/privacy")
+    await front.wait("who writes to whom")
+    await front.type("/who")
+    await front.wait("direct messages between robert#")
+    await front.type("/msg nobody hello?")
+    await front.wait("nobody here is called nobody")
+    await bob.close()
+    await front.type("after bob left")
+    await front.wait("the recipient has left the server")
+
+
+async def dm_texts(client: Client, count: int) -> list[str]:
+    from anonchat.dm import DirectMessage
+
+    found: list[str] = []
+    async with asyncio.timeout(10):
+        async for event in client.events():
+            if isinstance(event, DirectMessage) and not event.own:
+                found.append(event.text)
+                if len(found) == count:
+                    return found
+    return found
+
+
+async def test_secret_rotate_in_both_front_ends(front: Front, link: Link) -> None:
+    """/secret rotate (no passphrase line is read): the members follow to the new
+    room, the banned one is left behind and told nothing; the passphrase never
+    reaches the daemon."""
+    port = link.port
+    await front.enter_secret(ROOM, PASSPHRASE, create=True)
+    bob, troll = await member(port, "bob"), await member(port, "troll")
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await troll.join_secret(ROOM, PASSPHRASE)
+    await front.wait("troll#")
+    await front.type("/ban troll")
+    await front.wait("was banned by")
+    await front.type("/secret rotate")
+    await front.wait("not coming along: troll#")
+    output = front.output()
+    passphrase = output.split("the new passphrase, for whoever you invite yourself: ")[1].split()[0]
+    assert passphrase.encode() not in link.received
+    async with asyncio.timeout(15):
+        async for event in bob.events():
+            if isinstance(event, SecretNotice) and event.kind == "rotated":
+                break
+    await bob.say_secret(ROOM, "made it across")
+    await front.wait("made it across")
+    await troll.ping()
+    assert not [e for e in troll.events_nowait() if "rotat" in str(getattr(e, "text", ""))]
+    await front.type("still here")  # the line after /secret rotate is a message, sealed
+    assert await secret_texts(bob, 1) == ["still here"]
+    await bob.close()
+    await troll.close()

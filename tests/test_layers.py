@@ -6,7 +6,10 @@ import ast
 from pathlib import Path
 
 PKG = Path(__file__).resolve().parent.parent / "anonchat"
-PURE = {"wire", "events", "protocol", "errors", "names", "crypto", "bucket", "acts", "address"}
+PURE = {
+    "wire", "events", "protocol", "errors", "names", "crypto", "direct", "bucket", "acts",
+    "address", "plural", "confusables", "unicode_data", "emoji",
+}  # fmt: skip
 IO_MODULES = {"asyncio", "socket", "ssl", "selectors", "subprocess", "threading", "textual"}
 
 
@@ -36,7 +39,7 @@ def test_only_tui_imports_textual() -> None:
 #: The client's own modules: the daemon shares only the pure core and trust.py.
 CLIENT_SIDE = {
     "client", "secret", "secret_client", "dial", "socks", "linemode", "tui", "frontend",
-    "room", "passphrases", "paths", "cli",
+    "room", "passphrases", "paths", "cli", "dm", "lineinput",
 }  # fmt: skip
 
 
@@ -79,7 +82,7 @@ def absolute(module: str, importer: str) -> str:
 FRONT_ENDS = ("linemode.py", "tui/", "frontend/")
 #: What a front end never touches: it reaches rooms through handles and the
 #: daemon through client.py (docs/architecture.md, "Import rules").
-BELOW_THE_CLIENT = {"crypto", "trust", "dial", "socks", "secret_client"}
+BELOW_THE_CLIENT = {"crypto", "direct", "trust", "dial", "socks", "secret_client"}
 
 
 def test_front_ends_import_nothing_below_the_client() -> None:

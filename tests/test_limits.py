@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import struct
 from collections.abc import Callable
 
@@ -285,7 +286,10 @@ async def test_rooms_on_the_daemon_at_and_one_past(make_daemon: DaemonFactory) -
     await b.close()
 
 
-async def test_sendq_at_its_value_is_kept_and_past_it_dropped(make_daemon: DaemonFactory) -> None:
+async def test_sendq_at_its_value_is_kept_and_past_it_dropped(
+    make_daemon: DaemonFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="anonchat.daemon")
     daemon = await make_daemon(sendq=64 * 1024, max_text=3072)
     sender = await dial(daemon, "sender")
     await sender.create("r")
@@ -305,6 +309,11 @@ async def test_sendq_at_its_value_is_kept_and_past_it_dropped(make_daemon: Daemo
         most = max(most, session.queued + session.transport.get_write_buffer_size())
     assert session.close_code == Code.SENDQ_EXCEEDED
     assert 0 < most <= 64 * 1024  # it was kept while at or under sendq
+    # The drop is logged at INFO (protocol.md: no frame is sent, the log says why).
+    drops = [r for r in caplog.records if "sendq_exceeded" in r.getMessage()]
+    assert [(r.levelno, r.getMessage()) for r in drops] == [
+        (logging.INFO, f"session {session.sid} dropped: sendq_exceeded (it does not read)")
+    ]
     await stuck.close()
     await sender.close()
 

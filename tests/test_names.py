@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from anonchat.names import InvalidName, check_text, check_topic
+from anonchat.names import InvalidName, check_text, check_topic, name_key
 
 
 def _forbidden_in_text(ch: str) -> bool:
@@ -48,3 +48,26 @@ def test_the_refusal_names_the_character(text: str, said: str) -> None:
     with pytest.raises(InvalidName) as info:
         check_text(text, 64)
     assert said in str(info.value)
+
+
+def test_the_ascii_shortcut_of_name_key_is_nfkc_casefold() -> None:
+    """name_key skips NFKC and casefold() for ASCII names (lower() is the same
+    there): every ASCII character, alone and in a name, keys as the full rule does."""
+    names = [chr(c) for c in range(128)] + ["Alice", "ALICE-42_x", "#Room.Name", "ß", "Ａｌｉｃｅ"]
+    names += ["".join(chr(c) for c in range(n, 128, 7)) for n in range(7)]
+    for name in names:
+        assert name_key(name) == unicodedata.normalize("NFKC", name).casefold()
+
+
+@pytest.mark.parametrize("text", ["", " ", "\t\n ", "\u3000", "\u2003\n"])
+def test_a_text_of_only_whitespace_is_empty(text: str) -> None:
+    assert not text.strip()  # what check_text's test without a copy must agree with
+    with pytest.raises(InvalidName, match="must not be empty"):
+        check_text(text, 100)
+
+
+@pytest.mark.parametrize(("text", "size"), [("a" * 10, 10), ("é" * 5, 10), ("€" * 4, 12)])
+def test_a_text_at_its_byte_limit_passes_and_one_past_is_refused(text: str, size: int) -> None:
+    assert check_text(text, size) == text
+    with pytest.raises(InvalidName, match=f"is {size} bytes; the limit is {size - 1}"):
+        check_text(text, size - 1)

@@ -15,7 +15,7 @@ from anonchat.errors import Code, ConnectionClosed, RequestError
 from anonchat.wire import decode_body, encode_frame
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import collect, dial, next_event, quiet
+from .helpers import RawPeer, collect, dial, hello_bytes, next_event, quiet
 
 
 async def test_three_clients_two_rooms_non_members_see_nothing(connect: ClientFactory) -> None:
@@ -199,6 +199,32 @@ async def test_nick_limits_and_collisions(connect: ClientFactory) -> None:
     assert again.nick == "bob"
 
 
+async def test_a_nick_that_looks_like_a_connected_one_is_refused(connect: ClientFactory) -> None:
+    """UTS #39 skeletons: a nick one confusable character away from a connected
+    nick is refused at hello and at a nick change; an honest non-Latin nick,
+    and the look-alike once the original is gone, are accepted."""
+    alice = await connect("alice")
+    with pytest.raises(ConnectionClosed) as closed:
+        await connect("аlice")  # Cyrillic а: one character differs, and only in script
+    assert closed.value.code == Code.NICK_TAKEN
+    assert "looks like alice" in closed.value.message
+    for look_alike in ("a1ice", "aIice", "ALIC\u0415"):  # digit one, capital I, Cyrillic Е
+        with pytest.raises(ConnectionClosed):
+            await connect(look_alike)
+    bob = await connect("bob")
+    with pytest.raises(RequestError) as refused:
+        await bob.set_nick("alicе")  # Cyrillic е at the end
+    assert refused.value.code == Code.NICK_TAKEN
+    assert bob.nick == "bob"
+    await bob.set_nick("alicee")  # one more letter is another nick
+    assert bob.nick == "alicee"
+    for honest in ("Алиса", "Ελένη", "山田たろう"):  # whole-script, unlike any connected nick
+        assert (await connect(honest)).nick == honest
+    await alice.set_nick("аlice")  # one's own look-alike is still one's own
+    await alice.close()
+    assert (await connect("alice")).nick == "alice"  # freed with the session
+
+
 async def test_default_nick_is_random_and_readable(connect: ClientFactory) -> None:
     nicks = {(await connect()).nick for _ in range(5)}
     assert len(nicks) == 5
@@ -301,3 +327,30 @@ async def test_a_message_goes_out_exactly_as_msg_encodes_it(daemon: Daemon, me: 
     assert (msg.seq, msg.nick, msg.text, msg.me) == (seq, "alice", "héllo, wörld", me)
     assert data == encode_frame(msg.to_wire())
     await alice.close()
+
+
+async def test_a_messages_ok_goes_out_exactly_as_ok_encodes_it(daemon: Daemon) -> None:
+    """A session encodes a message's ok itself (Session.ok, not through ev.Ok):
+    the bytes on the wire must be Ok's, key for key."""
+    peer = await RawPeer.open(daemon)
+    create = encode_frame(ev.Create(id=1, room="r").to_wire())
+    says = [encode_frame(ev.Say(id=n, room="r", text=f"m{n}").to_wire()) for n in (7, 1 << 40)]
+    await peer.send(hello_bytes("alice") + create + b"".join(says))
+    buf = b""
+    oks: dict[int, bytes] = {}
+    async with asyncio.timeout(10):
+        while len(oks) < 2:
+            data = await peer.reader.read(65536)
+            assert data, "the daemon closed the connection"
+            buf += data
+            while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "big"):
+                size = 4 + int.from_bytes(buf[:4], "big")
+                frame, buf = buf[:size], buf[size:]
+                body = decode_body(frame[4:])
+                if body["t"] == "ok" and body["id"] != 1:
+                    oks[body["id"]] = frame
+    for rid, frame in oks.items():
+        seq = decode_body(frame[4:])["seq"]
+        assert frame == encode_frame(ev.Ok(id=rid, seq=seq).to_wire())
+    assert set(oks) == {7, 1 << 40}
+    peer.writer.close()

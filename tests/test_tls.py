@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from anonchat.cli import daemon_main
 from anonchat.client import Client, Endpoint
 from anonchat.daemon import Config, Daemon
+from anonchat.daemon.cli import daemon_main
 from anonchat.errors import ConnectionClosed
 from anonchat.trust import CERT_FILE, KEY_FILE, KnownHosts, TrustError, ensure_identity
 from anonchat.tui.settings import SETTINGS_FILE, Settings

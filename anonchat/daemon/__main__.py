@@ -2,6 +2,6 @@
 
 import sys
 
-from ..cli import daemon_main
+from .cli import daemon_main
 
 sys.exit(daemon_main())

@@ -10,6 +10,9 @@ connection of its address:
 * **announcements** (``seal`` of kind hello or here): ``announce_burst`` at once,
   then ``announce_rate`` per second, refused the same way: a member who floods
   a room with hellos spends its own budget, never that of its messages;
+* **direct messages** (``dm_send``): ``dm_burst`` at once, then ``dm_rate``
+  per second, their own budget (a conversation never slows a room, nor the
+  other way round); refused with ``rate_limited`` before they are relayed;
 * **public-room joins** (``join`` and ``create``): ``room_join_burst``, then one
   per ``room_join_interval``; join/leave churn would otherwise make every
   member of a room pay for presence events;
@@ -73,6 +76,7 @@ class SessionLimiter:
     __slots__ = (
         "announces",
         "bytes",
+        "dms",
         "limits",
         "messages",
         "room_joins",
@@ -86,6 +90,7 @@ class SessionLimiter:
         # refilled since), so a connection holds only those it has used.
         self.messages: TokenBucket | None = None
         self.announces: TokenBucket | None = None
+        self.dms: TokenBucket | None = None
         self.room_joins: TokenBucket | None = None
         self.secret_joins: TokenBucket | None = None
         self.bytes: TokenBucket | None = None
@@ -100,12 +105,20 @@ class SessionLimiter:
         return bucket
 
     def check_message(self, now: float) -> None:
-        self._check(self._bucket("messages", now), now, "too many messages")
+        bucket = self.messages or self._bucket("messages", now)
+        if bucket.take(now):
+            # Refused (a refused take spends nothing, so taking again in _check
+            # gives the same answer): count the strike, say how long to wait.
+            self._check(bucket, now, "too many messages")
 
     def check_announce(self, now: float) -> None:
         """A secret-room announcement (``seal`` of kind hello or here): its own
         small budget, so announcements never use up the turns of messages."""
         self._check(self._bucket("announces", now), now, "too many announcements")
+
+    def check_dm(self, now: float) -> None:
+        """A direct message: its own budget (``dm_burst``, ``dm_rate``)."""
+        self._check(self._bucket("dms", now), now, "too many direct messages")
 
     def check_room_join(self, now: float) -> None:
         self._check(self._bucket("room_joins", now), now, "too many joins")
@@ -138,6 +151,7 @@ class SessionLimiter:
 _BUCKETS: dict[str, Callable[[Limits], tuple[float, float]]] = {
     "messages": lambda lim: (lim.msg_burst, 1.0 / lim.msg_rate),
     "announces": lambda lim: (lim.announce_burst, 1.0 / lim.announce_rate),
+    "dms": lambda lim: (lim.dm_burst, 1.0 / lim.dm_rate),
     "room_joins": lambda lim: (lim.room_join_burst, lim.room_join_interval),
     "secret_joins": lambda lim: (lim.join_burst, lim.join_interval),
     "bytes": lambda lim: (lim.bytes_burst, 1.0 / lim.bytes_rate),

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from .. import events as ev
 from ..errors import Code, RequestError
-from ..names import InvalidName, check_topic, name_key
+from ..names import InvalidName, check_topic, claim_keys, name_key
 
 if TYPE_CHECKING:
     from .rooms import Channel, Member, Room
@@ -39,9 +39,9 @@ def owned_room(member: Member, name: str) -> Room:
 
 
 def member_by_nick(room: Room, nick: str) -> Member:
-    key = name_key(nick)
+    keys = set(claim_keys(nick))  # (one nick of a look-alike set is connected at a time)
     for member in room.members:
-        if member.nick_key == key:
+        if keys.intersection(member.claims):
             return member
     raise RequestError(Code.NO_SUCH_NICK, f"nobody called {nick} is in {room.name}")
 

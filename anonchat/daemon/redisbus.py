@@ -71,17 +71,20 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, AuthorizationError, RedisError, ResponseError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, Unavailable
 from ..wire import pack_value, unpack_value
 from . import snapshot, state
+from .bus import BusStats
+from .config import redact, safe_url
 
 if TYPE_CHECKING:
     from .server import Daemon
@@ -196,6 +199,7 @@ class RedisBus:
         self._snapshot_id = b"0-0"  # where the last snapshot this node wrote was taken
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self.stats = BusStats(lambda: len(self._pending), lambda: self._last_id)
         # At most one beat of this node waits to be written: a beat says "alive
         # now", and beats queued during an outage would all land at one log time.
         self._beat_pending = False
@@ -204,11 +208,14 @@ class RedisBus:
         # A tenth of node_timeout at most: after an outage every node's writes
         # must be back well within the time the judges wait (state.beat).
         self._retry = min(RETRY, timeout / 10)
-        self._writer: aioredis.Redis = _client(url, timeout)
-        self._reader: aioredis.Redis = _client(url, READ_BLOCK_MS / 1000 + timeout)
-        # Snapshots have a client of their own: a large one must not hold the
-        # connection the commands go through.
-        self._snapshots: aioredis.Redis = _client(url, max(timeout, 60.0))
+        try:
+            self._writer: aioredis.Redis = _client(url, timeout)
+            self._reader: aioredis.Redis = _client(url, READ_BLOCK_MS / 1000 + timeout)
+            # Snapshots have a client of their own: a large one must not hold the
+            # connection the commands go through.
+            self._snapshots: aioredis.Redis = _client(url, max(timeout, 60.0))
+        except ValueError as exc:  # (what the client finds wrong with the URL)
+            raise ConfigError(f"redis URL {safe_url(url)!r}: {redact(str(exc), url)}") from None
         self._append = self._writer.register_script(APPEND)
         self._begin = self._writer.register_script(BEGIN)
         self._set_snapshot = self._snapshots.register_script(SET_SNAPSHOT)
@@ -235,15 +242,26 @@ class RedisBus:
             if self._epoch is None:
                 raise Lost("the stream in Redis does not begin where its snapshot ends")
             self._check_settings()
-        except (RedisError, OSError) as exc:
+        except (AuthenticationError, AuthorizationError, ResponseError) as exc:
+            # A wrong password or database, or a user not allowed the commands:
+            # trying again will not help (exit status 2, like a config mistake).
             await self._disconnect()
-            raise ConfigError(f"cannot use Redis at {self.url}: {exc}") from None
-        except ConfigError:
+            raise ConfigError(
+                f"Redis at {safe_url(self.url)} refuses this node: {self._safe(exc)}"
+            ) from None
+        except (RedisError, OSError) as exc:
+            # Not up yet, or unreachable: a later start may work (exit status 75).
+            await self._disconnect()
+            raise Unavailable(
+                f"cannot reach Redis at {safe_url(self.url)}: {self._safe(exc)}"
+            ) from None
+        except ConfigError:  # (other settings than the running nodes')
             await self._disconnect()
             raise
         except Lost as exc:
+            # The stream cannot be proved whole now: a later start may work.
             await self._disconnect()
-            raise ConfigError(f"cannot join the service at {_safe_url(self.url)}: {exc}") from None
+            raise Unavailable(f"cannot join the service at {safe_url(self.url)}: {exc}") from None
         self._beat()
         for coro, name in (
             (self._write_loop(), "writer"),
@@ -252,7 +270,7 @@ class RedisBus:
             (self._snapshot_loop(), "snapshot"),
         ):
             self._tasks.append(asyncio.create_task(coro, name=f"anonchatd-redis-{name}"))
-        log.info("node %s joined the service at %s", self.daemon.node, _safe_url(self.url))
+        log.info("node %s joined the service at %s", self.daemon.node, safe_url(self.url))
 
     async def close(self) -> None:
         """Send what is waiting (at most a few seconds), then stop."""
@@ -275,6 +293,10 @@ class RedisBus:
         for client in (self._writer, self._reader, self._snapshots):
             with contextlib.suppress(RedisError, OSError):
                 await client.aclose()
+
+    def _safe(self, exc: BaseException) -> str:
+        """An error of the Redis client for a message or a log line: never the password."""
+        return redact(str(exc) or type(exc).__name__, self.url)
 
     async def _drained(self) -> None:
         while self._pending or not self._idle.is_set():
@@ -304,6 +326,7 @@ class RedisBus:
                 while True:
                     try:
                         if await self._write(self._batch, data):
+                            self.stats.last_write = time.monotonic()
                             break
                         await self._stream_lost()
                         # What this node wrote to the lost stream and had not read
@@ -313,7 +336,8 @@ class RedisBus:
                             if not await self._write(number, unread, again=True):
                                 raise Lost("Redis lost the service's stream again")
                     except (RedisError, OSError) as exc:
-                        log.warning("cannot write to Redis (%s); retrying", exc)
+                        self.stats.write_errors += 1
+                        log.warning("cannot write to Redis (%s); retrying", self._safe(exc))
                         await asyncio.sleep(self._retry)
                     except Lost as exc:
                         self.daemon.lose(str(exc))
@@ -370,7 +394,8 @@ class RedisBus:
             except (RedisError, OSError) as exc:
                 if self._closing:
                     return
-                log.warning("cannot read from Redis (%s); retrying", exc)
+                self.stats.read_errors += 1
+                log.warning("cannot read from Redis (%s); retrying", self._safe(exc))
                 await asyncio.sleep(self._retry)
 
     async def _read(self, block: int | None) -> int:
@@ -448,7 +473,7 @@ class RedisBus:
             entry = pack_value([["begin", self.daemon.node, None, new, b"0-0"]])
             epoch = await self._begin(keys=[EPOCH, SNAPSHOT, STREAM], args=[new, b"", "*", entry])
             if epoch == new:
-                log.info("began a new service at %s", _safe_url(self.url))
+                log.info("began a new service at %s", safe_url(self.url))
                 return  # the catch-up reads the first entry, as any node's
         for _ in range(5):  # (a snapshot replaced while we read it: read the new one)
             header = await self._read_header()
@@ -500,6 +525,15 @@ class RedisBus:
                     "Redis lost the service's stream and this node cannot follow its new one"
                 )
             await asyncio.sleep(0.05)
+
+    async def probe(self) -> tuple[int, bytes] | None:
+        """The stream's length and the id of its last entry (for the metrics), or
+        None when Redis cannot tell now."""
+        try:
+            info: Any = await self._writer.xinfo_stream(STREAM)
+        except (RedisError, OSError):
+            return None
+        return int(info["length"]), bytes(info["last-generated-id"])
 
     # -- snapshots ---------------------------------------------------------------
 
@@ -564,7 +598,11 @@ class RedisBus:
                 await self.write_snapshot()
             except (RedisError, OSError) as exc:
                 # Logged every time; the commands go on through their own connection.
-                log.error("cannot write a snapshot (%s); the stream is not trimmed meanwhile", exc)
+                self.stats.snapshot_failures += 1
+                log.error(
+                    "cannot write a snapshot (%s); the stream is not trimmed meanwhile",
+                    self._safe(exc),
+                )
 
     async def write_snapshot(self) -> None:
         """Store the state as of the last applied entry; trim before the previous one."""
@@ -580,6 +618,9 @@ class RedisBus:
         if previous == -1:  # the stream was lost meanwhile: the writer restores it
             await self._delete_parts(header)
             return
+        self.stats.snapshots += 1
+        self.stats.snapshot_at = time.monotonic()
+        self.stats.snapshot_bytes = len(data)
         self._snapshot_id = taken_at
         if previous:
             await self._delete_parts(previous)
@@ -595,11 +636,3 @@ def _client(url: str, timeout: float) -> aioredis.Redis:
         socket_keepalive=True,
         retry=Retry(NoBackoff(), 0),
     )
-
-
-def _safe_url(url: str) -> str:
-    """The URL without a password, for the log."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.split("@", 1)[1]
-    return scheme + sep + rest

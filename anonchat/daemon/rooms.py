@@ -33,8 +33,12 @@ class Member:
     """
 
     __slots__ = (
+        "claims",
         "closing",
         "daemon",
+        "dm_card",
+        "dm_ring",
+        "dm_seq",
         "first_uid",
         "limits",
         "nick",
@@ -59,7 +63,8 @@ class Member:
         self.first_uid = uid
         self.node = node
         self.nick = ""
-        self.nick_key = ""
+        self.nick_key = ""  # names.name_key(nick): its key in daemon.nicks
+        self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in daemon.claims
         self.token_hash = b""
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
@@ -69,9 +74,19 @@ class Member:
         self.out: list[bytes] = []
         self.out_bytes = 0
         self.urgent = False  # on the daemon's list of sessions to flush this pass
+        # Direct messages: the session's DM card (sign, dh, sig) once registered,
+        # and those relayed to it, numbered by its own sequence; the ring (made
+        # with the first one) keeps the last ``dm_ring`` of them for a resume.
+        self.dm_card: tuple[bytes, bytes, bytes] | None = None
+        self.dm_seq = 0
+        self.dm_ring: Ring | None = None
 
     def send(self, frame: ev.Frame) -> None:
         """Answer this member (only a local session has anyone to answer)."""
+
+    def ok(self, rid: int, seq: int | None = None) -> None:
+        """``send(ev.Ok(id=rid, seq=seq))``: a message's answer (a session's is cheaper)."""
+        self.send(ev.Ok(id=rid, seq=seq))
 
     def deliver(self, frame_bytes: bytes) -> None:
         """Queue encoded bytes for this member's connection, if it is here."""
@@ -87,6 +102,9 @@ class Member:
 
     def flush(self) -> None:
         """Write what is queued, if the connection is here."""
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` now, if the connection is here (see Daemon.flush_rooms)."""
 
     def applied(self) -> None:
         """One of this member's requests was applied (a local session reads on)."""
@@ -319,7 +337,7 @@ class Room(Channel):
         return [m.nick for m in self.members if m in self.owners]
 
     def say(self, sender: Member, text: str, me: bool, ts: int) -> int:
-        seq = self.next_seq()
+        self.seq = seq = self.seq + 1  # (next_seq, inline)
         # The hottest event: its map is built here, not through ev.Msg, whose checks
         # every value has passed already (the room's name and the sender's nick when
         # they were taken, the text in Session.on_say); test_rooms checks the bytes
@@ -386,7 +404,7 @@ class SecretRoom(Channel):
     which only members can check); the daemon enforces what they sign.
     """
 
-    __slots__ = ("auth", "chain", "grants", "mode", "owner_tag", "rid")
+    __slots__ = ("auth", "chain", "closed", "grants", "mode", "owner_tag", "rid")
 
     def __init__(
         self, daemon: Daemon, rid: bytes, auth: bytes, owner: bytes, owner_tag: bytes
@@ -398,6 +416,7 @@ class SecretRoom(Channel):
         self.owner_tag = owner_tag
         self.grants: list[ev.OwnerAct] = []  # for newcomers to verify
         self.mode: ev.OwnerAct | None = None  # the last mode action
+        self.closed = False  # an owner closed it: no new sealed message, no newcomer
         # ``banned`` holds sessions (by first_uid); their keys are in chain.banned.
 
     def presence(self, sender: bytes, kind: str, ts: int, exclude: Member | None = None) -> int:

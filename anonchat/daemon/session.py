@@ -41,12 +41,15 @@ from typing import TYPE_CHECKING, Any, cast
 
 from .. import events as ev
 from ..crypto import verify_join_proof, verify_key_proof
+from ..direct import DM_CIPHERTEXT_SIZES, DmCard, verify_dm_proof
 from ..errors import FATAL_CODES, Code, ProtocolError, RequestError
 from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topic, name_key
+from ..plural import plural
 from ..protocol import Connection, State
-from . import moderation, secret_moderation
+from ..wire import encode_body
+from . import dms, moderation, secret_moderation, state
 from .limits import SessionLimiter
-from .rooms import Member
+from .rooms import Member, now_ms
 from .state import secret_room
 
 if TYPE_CHECKING:
@@ -186,9 +189,10 @@ class Session(Member, asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         self._eof = True
         if self._frames is None:
-            self._guarded(self._received, b"")
-        # Keep a plaintext socket open to send the last replies (TLS cannot half-close).
-        return self.daemon.identity is None
+            self._guarded(self._end_of_input)
+        # Keep the connection open to send the last replies: TCP and TLS (the
+        # daemon's own layer, tls.py) both let the client end its side alone.
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._grace is not None:
@@ -253,6 +257,17 @@ class Session(Member, asyncio.BufferedProtocol):
         self._frames = frames
         self._serve()
 
+    def _end_of_input(self) -> None:
+        """The client ended its side: once the commands it sent are applied
+        (with several nodes, messages may still be on their way through Redis),
+        their replies are written, then the connection closes (_read_done)."""
+        if self.done < self.submitted:
+            self.waiting = True
+            self.wait_for = self.submitted
+            self._frames = []  # nothing more to handle: _go_on comes back here
+            return
+        self._received(b"")
+
     def _progress(self, conn: Connection) -> None:
         """After a read: a whole frame is what counts as heard from (``idle_timeout``);
         a frame begun must end within ``frame_timeout``; the bytes of unfinished
@@ -310,7 +325,7 @@ class Session(Member, asyncio.BufferedProtocol):
             self._stopped_reading()
             return
         if self._eof and self._nread:
-            self._received(b"")  # the end came with (or while handling) the last read
+            self._end_of_input()  # the end came with (or while handling) the last read
             return
         if not self._nread or self.conn.state is State.CLOSED:
             self.close_code = self.close_code or "eof"  # "quit" if a bye came first
@@ -359,12 +374,38 @@ class Session(Member, asyncio.BufferedProtocol):
         for this pass's write, after the room frames that came before them."""
         if self.closing:
             return
+        out = self.out
+        size = len(frame_bytes)
         for rooms in (self.rooms, self.secret_rooms):
+            if not rooms:
+                continue
             for room in rooms.values():
-                if room.log:
-                    room.catch_up(self)
-        self.out.append(frame_bytes)
-        self._queued(len(frame_bytes))
+                log = room.log
+                if log:  # (Channel.catch_up, inline: once per reply)
+                    cursors = room.cursors
+                    start = cursors.get(self, 0)
+                    if start < len(log):
+                        cursors[self] = len(log)
+                        for data in log[start:]:
+                            out.append(data)
+                            size += len(data)
+        out.append(frame_bytes)
+        self._queued(size)
+
+    def ok(self, rid: int, seq: int | None = None) -> None:
+        """A request's ``ok``, encoded here: ``rid`` came in a checked frame, ``seq``
+        is the room's counter, and the bytes are Ok's (test_rooms checks them).
+        Anything but an open connection with nothing of the protocol's waiting
+        goes the general way (``send``)."""
+        if self.closing:
+            return
+        conn = self.conn
+        if conn.state is not State.OPEN or conn.pending or type(rid) is not int:
+            self.send(ev.Ok(id=rid, seq=seq))
+        elif seq is None:
+            self.deliver(encode_body({"t": "ok", "id": rid}))
+        else:
+            self.deliver(encode_body({"t": "ok", "id": rid, "seq": seq}))
 
     def take(self, frames: list[bytes]) -> None:
         if self.closing:
@@ -434,6 +475,10 @@ class Session(Member, asyncio.BufferedProtocol):
             self.out, self.out_bytes = [], 0
         elif not data:
             return
+        self.write(data)
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` with one call, unless that takes this session past ``sendq``."""
         transport = self.transport
         if transport.is_closing():
             return
@@ -529,11 +574,15 @@ class Session(Member, asyncio.BufferedProtocol):
             log.info("session %d dropped: a frame begun was not finished in time", self.sid)
             self.close(
                 Code.SLOW_FRAME,
-                f"a frame begun was not finished within {self.limits.frame_timeout:g} seconds",
+                "a frame begun was not finished within "
+                + plural(self.limits.frame_timeout, "second"),
             )
             return
         if silent > self.limits.idle_timeout:
-            self.close(Code.IDLE_TIMEOUT, f"no frame received for {max(1, round(silent))} seconds")
+            self.close(
+                Code.IDLE_TIMEOUT,
+                f"no frame received for {plural(max(1, round(silent)), 'second')}",
+            )
         elif silent > self.limits.ping_interval and not self.ping_sent:
             self.ping_sent = True
             self._ping_n += 1
@@ -606,6 +655,9 @@ class Session(Member, asyncio.BufferedProtocol):
                 resume_window=round(self.limits.resume_window),
                 msg_burst=self.limits.msg_burst,
                 msg_interval_us=math.ceil(1_000_000 / self.limits.msg_rate),
+                dm_burst=self.limits.dm_burst,
+                dm_interval_us=math.ceil(1_000_000 / self.limits.dm_rate),
+                dm_max=self.limits.dm_max_bytes,
             )
         )
         if resumed:
@@ -615,6 +667,9 @@ class Session(Member, asyncio.BufferedProtocol):
         """Send each room's events after the client's last seen one, or say they are gone."""
         for room, secret, seq in seen:
             channel: Channel | None
+            if room is None and secret is None:
+                self._replay_dms(seq)
+                continue
             if room is not None:
                 channel = self.rooms.get(name_key(room))
             else:
@@ -626,6 +681,16 @@ class Session(Member, asyncio.BufferedProtocol):
                 self.send(ev.Missed(first=lost[0], last=lost[1], room=room, secret=secret))
             for data in frames:
                 self.deliver(data)
+
+    def _replay_dms(self, seq: int) -> None:
+        """The direct messages after the last one the client received, once."""
+        if self.dm_ring is None:
+            return
+        frames, lost = self.dm_ring.since(seq, self.dm_seq)
+        if lost is not None:
+            self.send(ev.Missed(first=lost[0], last=lost[1], dm=True))
+        for data in frames:
+            self.deliver(data)
 
     @property
     def resumable(self) -> bool:
@@ -675,7 +740,7 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def on_say(self, frame: ev.Say) -> None:
         self.limiter.check_message(self.loop.time())
-        # Membership is checked once, when the command is applied (state._say):
+        # Membership is checked once, when the command is applied (state.say):
         # a second look-up here would normalise the room name twice per message.
         try:
             text = check_text(frame.text, self.limits.max_text)
@@ -683,6 +748,18 @@ class Session(Member, asyncio.BufferedProtocol):
             raise RequestError(Code.TEXT_TOO_LONG, str(exc)) from None
         except InvalidName as exc:
             raise RequestError(Code.TEXT_INVALID, str(exc)) from None
+        daemon = self.daemon
+        if daemon.bus.synchronous and daemon.members.get(self.uid) is self:
+            # One node: what submit, LocalBus.submit and state.apply do with this
+            # command, without building it -- applied at once, at the local clock's
+            # time, its refusal answered, counted as submitted and applied.
+            self.submitted += 1
+            try:
+                state.say(daemon, self, now_ms(), frame.id, frame.room, text, frame.me)
+            except RequestError as exc:
+                self.send(ev.Error(code=exc.code, msg=exc.message[: ev.SHORT_MAX], id=frame.id))
+            self.applied()
+            return
         self.submit("say", frame.id, frame.room, text, frame.me, wait=False)
 
     def on_kick(self, frame: ev.Kick) -> None:
@@ -762,6 +839,31 @@ class Session(Member, asyncio.BufferedProtocol):
         secret_room(self, frame.room)
         self.submit("s_act", frame.id, frame.room, frame.act.to_wire())
 
+    # -- direct messages (dms.py) ---------------------------------------------
+
+    def on_dm_key(self, frame: ev.DmKey) -> None:
+        card = DmCard(frame.sign, frame.dh, frame.sig)
+        secret_moderation.check_keys(frame.sign)
+        if not verify_dm_proof(card, self.challenge, self.daemon.pin_bytes, frame.proof):
+            raise RequestError(Code.BAD_PROOF, "the DM card or its proof does not verify")
+        self.submit("dm_key", frame.id, frame.sign, frame.dh, frame.sig)
+
+    def on_dm_lookup(self, frame: ev.DmLookup) -> None:
+        self.limiter.check_query(self.daemon.address_buckets, self.address_key, self.loop.time())
+        self.send(dms.card_of(self.daemon, self, frame))
+
+    def on_dm_send(self, frame: ev.DmSend) -> None:
+        self.limiter.check_dm(self.loop.time())
+        size = len(frame.ct)
+        if size > self.limits.dm_max_bytes:
+            raise RequestError(
+                Code.TEXT_TOO_LONG,
+                f"a direct message is at most {self.limits.dm_max_bytes} bytes sealed",
+            )
+        if size not in DM_CIPHERTEXT_SIZES:
+            raise RequestError(Code.TEXT_INVALID, "a sealed direct message is padded to a bucket")
+        self.submit("dm", frame.id, frame.to, frame.counter, frame.ct, frame.hide_nick, wait=False)
+
     def on_bye(self, frame: ev.Bye) -> None:
         self.close_code = "quit"
         try:
@@ -777,11 +879,19 @@ def resume_points(seen: list[ev.Seen], most: int) -> list[list[Any]]:
     session may be in, however long the list."""
     points: list[list[Any]] = []
     named: set[tuple[str, bytes]] = set()
-    for point in seen[:most]:
-        key = ("", point.secret or b"") if point.room is None else (name_key(point.room), b"")
+    for point in seen[: most + 1]:  # (the rooms, and the direct messages)
+        if point.dm:
+            key = ("\0dm", b"")
+        elif point.room is None and point.secret is None:
+            continue  # names nothing
+        elif point.room is None:
+            key = ("", point.secret or b"")
+        else:
+            key = (name_key(point.room), b"")
         if key not in named:
             named.add(key)
-            points.append([point.room, point.secret, point.seq])
+            secret = None if point.dm else point.secret
+            points.append([None if point.dm else point.room, secret, point.seq])
     return points
 
 
@@ -816,6 +926,9 @@ _HANDLERS: dict[type[ev.Frame], Callable[[Session, Any], None]] = {
     ev.Op: Session.on_op,
     ev.RoomMode: Session.on_mode,
     ev.SecretAct: Session.on_secret_act,
+    ev.DmKey: Session.on_dm_key,
+    ev.DmLookup: Session.on_dm_lookup,
+    ev.DmSend: Session.on_dm_send,
 }
 
 #: How a connection may end and still be resumed: it was lost, not ended on purpose.

@@ -16,6 +16,7 @@ from .. import events as ev
 from ..acts import owner_action
 from ..names import name_key
 from ..wire import pack_value, unpack_value
+from . import dms, state
 from .rooms import Channel, Member, Remote, Room, SecretRoom
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ def dump(daemon: Daemon, taken_at: bytes) -> bytes:
             sorted(r.chain.banned),
             [g.to_wire() for g in r.grants],
             r.mode.to_wire() if r.mode else None,
+            r.closed,
         ]
         for r in daemon.secret_rooms.values()
     ]
@@ -51,7 +53,19 @@ def dump(daemon: Daemon, taken_at: bytes) -> bytes:
         "since": daemon.alive_since,
         "settings": daemon.node_settings,
         "orphans": daemon.orphans,
-        "members": [[m.uid, m.node, m.nick, m.token_hash, m.first_uid] for m in members],
+        "members": [
+            [
+                m.uid,
+                m.node,
+                m.nick,
+                m.token_hash,
+                m.first_uid,
+                list(m.dm_card) if m.dm_card else None,
+                m.dm_seq,
+                m.dm_ring.entries() if m.dm_ring else [],
+            ]
+            for m in members
+        ],
         "rooms": rooms,
         "secret": secret,
     }
@@ -68,15 +82,20 @@ def load(daemon: Daemon, data: bytes) -> bytes:
     daemon.node_settings = dict(body.get("settings", {}))
     daemon.orphans = dict(body.get("orphans", {}))
     by_uid: dict[str, Member] = {}
-    for uid, node, nick, token_hash, *first in body["members"]:
+    for uid, node, nick, token_hash, *rest in body["members"]:
         member: Member = Remote(daemon, uid, node)
-        member.first_uid = first[0] if first else uid  # (older snapshots had none)
-        member.nick = nick
-        member.nick_key = name_key(nick)
+        member.first_uid = rest[0] if rest else uid  # (older snapshots had none)
+        if len(rest) >= 4:  # direct messages (older snapshots had none)
+            card, member.dm_seq, ring = rest[1:4]
+            if card:
+                member.dm_card = (card[0], card[1], card[2])
+                daemon.dm_keys[card[0]] = member
+            if ring:
+                dms.inbox(member).restore(ring)
         member.token_hash = token_hash
         by_uid[uid] = member
         daemon.members[uid] = member
-        daemon.nicks[member.nick_key] = member
+        state.take_nick(daemon, member, nick)
         if token_hash:
             daemon.tokens[token_hash] = member
     for name, topic, uids, channel in body["rooms"]:
@@ -87,8 +106,9 @@ def load(daemon: Daemon, data: bytes) -> bytes:
             member.rooms[room.key] = room
         _load_channel(room, channel, by_uid)
         daemon.rooms[room.key] = room
-    for rid, auth, owner, tag, keyed, channel, acts, banned, grants, mode in body["secret"]:
+    for rid, auth, owner, tag, keyed, channel, acts, banned, grants, mode, *rest in body["secret"]:
         secret = SecretRoom(daemon, rid, auth, owner, tag)
+        secret.closed = bool(rest and rest[0])  # (older snapshots had no closed flag)
         for uid, key in keyed:
             member = by_uid[uid]
             secret.add(member, key)

@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Any
 from .. import events as ev
 from ..crypto import Sealed, verify_join_proof
 from ..errors import Code, RequestError
-from ..names import InvalidName, check_room, name_key
-from . import moderation, secret_moderation
+from ..names import InvalidName, check_room, claim_keys, name_key
+from ..plural import plural
+from . import dms, moderation, secret_moderation
 from .rooms import Member, Remote, Room, SecretRoom, fit
 
 if TYPE_CHECKING:
@@ -53,27 +54,33 @@ Command = list[Any]
 def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
     """Apply one command at log time ``ts`` (milliseconds)."""
     op, uid, request_id = cmd[0], cmd[1], cmd[2]
+    handler = _APPLY.get(op)
+    if handler is not None:  # a member's command (the node-level ones follow)
+        member = daemon.members.get(uid)
+        if member is None:
+            return  # gone before its command came up (ended, resumed or its node died)
+        try:
+            handler(daemon, member, ts, request_id, *cmd[3:])
+        except RequestError as exc:
+            member.send(ev.Error(code=exc.code, msg=exc.message[: ev.SHORT_MAX], id=request_id))
+        member.applied()
+        return
     if op == "beat":  # a node is alive; any that has been silent too long is not
         beat(daemon, uid, ts, cmd[3] if len(cmd) > 3 else None)
         return
     if op == "down":  # a node stopped
+        daemon.stats.nodes_down += 1
         daemon.node_gone(uid, ts)
         return
     if op == "handover":  # a node stopped; its sessions may resume elsewhere
+        daemon.stats.handovers += 1
         daemon.handed_over(uid, ts)
         return
     if op == "hello":
         _hello(daemon, uid, ts, *cmd[3:])
         return
-    member = daemon.members.get(uid)
-    if member is None:
-        return  # gone before its command came up (ended, resumed or its node died)
-    handler = _APPLY[op]
-    try:
-        handler(daemon, member, ts, request_id, *cmd[3:])
-    except RequestError as exc:
-        member.send(ev.Error(code=exc.code, msg=exc.message[: ev.SHORT_MAX], id=request_id))
-    member.applied()
+    if uid in daemon.members:
+        raise KeyError(op)  # a command no node submits
 
 
 #: The meaning of commands; a node applying them differently is refused.
@@ -152,6 +159,7 @@ def beat(daemon: Daemon, node: str, ts: int, settings: dict[str, Any] | None = N
         return
     for other, last in list(daemon.nodes.items()):
         if ts - last > timeout:
+            daemon.stats.nodes_gone += 1
             daemon.node_gone(other, ts)
 
 
@@ -177,10 +185,10 @@ def _hello(
         _adopt(daemon, member, old)
     else:
         old = None
-        key = name_key(nick)
-        if key in daemon.nicks:
+        taken = holder(daemon, nick)
+        if taken is not None:
             if not random:
-                member.close(Code.NICK_TAKEN, f"the nick {nick} is taken")
+                member.close(Code.NICK_TAKEN, _taken(nick, taken))
                 member.applied()
                 return
             nick = _free_variant(daemon, nick)
@@ -195,9 +203,17 @@ def _hello(
 def _free_variant(daemon: Daemon, nick: str) -> str:
     """A random nick another node took a moment earlier: the same, numbered."""
     n = 2
-    while name_key(f"{nick}-{n}") in daemon.nicks:
+    while holder(daemon, f"{nick}-{n}") is not None:
         n += 1
     return f"{nick}-{n}"
+
+
+def _taken(nick: str, holder: Member) -> str:
+    """Why ``nick`` is refused: taken, or so like a connected nick that people could
+    not tell the two apart (the same confusable skeleton, ``names.claim_key``)."""
+    if name_key(nick) == name_key(holder.nick):
+        return f"the nick {nick} is taken"
+    return f"the nick {nick} looks like {holder.nick}, which is taken"
 
 
 def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
@@ -206,22 +222,44 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     daemon.orphans.pop(old.uid, None)
     daemon.stop_waiting(old)
     old.abort("resumed")  # if it still has a connection here, the client knows better
-    new.nick, new.nick_key = old.nick, old.nick_key
     new.first_uid = old.first_uid  # the same session: its bans follow it
-    daemon.nicks[new.nick_key] = new
+    take_nick(daemon, new, old.nick)
     new.rooms, new.secret_rooms = old.rooms, old.secret_rooms
     old.rooms, old.secret_rooms = {}, {}
     for channel in [*new.rooms.values(), *new.secret_rooms.values()]:
         channel.replace_member(old, new)
+    dms.adopt(daemon, new, old)
+    if new.node == daemon.node:
+        daemon.stats.resumes += 1
     log.debug("%s resumes %s", new.uid, old.uid)
 
 
+def holder(daemon: Daemon, nick: str) -> Member | None:
+    """Who holds ``nick`` or a nick that looks like it (``names.claim_keys``)."""
+    for key in claim_keys(nick):
+        found = daemon.claims.get(key)
+        if found is not None:
+            return found
+    return None
+
+
 def take_nick(daemon: Daemon, member: Member, nick: str) -> None:
-    if daemon.nicks.get(member.nick_key) is member:
-        del daemon.nicks[member.nick_key]
+    """``member`` is called ``nick`` now: it holds that nick's keys, and no others."""
+    _free_nick(daemon, member)
     member.nick = nick
     member.nick_key = name_key(nick)
     daemon.nicks[member.nick_key] = member
+    member.claims = claim_keys(nick)
+    for key in member.claims:
+        daemon.claims[key] = member
+
+
+def _free_nick(daemon: Daemon, member: Member) -> None:
+    if daemon.nicks.get(member.nick_key) is member:
+        del daemon.nicks[member.nick_key]
+    for key in member.claims:
+        if daemon.claims.get(key) is member:
+            del daemon.claims[key]
 
 
 def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) -> None:
@@ -232,8 +270,8 @@ def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) ->
     daemon.stop_waiting(member)
     if daemon.tokens.get(member.token_hash) is member:
         del daemon.tokens[member.token_hash]
-    if daemon.nicks.get(member.nick_key) is member:
-        del daemon.nicks[member.nick_key]
+    _free_nick(daemon, member)
+    dms.forget(daemon, member)
     for room in list(member.rooms.values()):
         leave_room(daemon, member, room, "quit", ts, msg=quit_msg)
     for secret in list(member.secret_rooms.values()):
@@ -245,9 +283,9 @@ def _end(daemon: Daemon, member: Member, ts: int, _rid: None, quit_msg: str | No
 
 
 def _nick(daemon: Daemon, member: Member, ts: int, rid: int, nick: str) -> None:
-    holder = daemon.nicks.get(name_key(nick))
-    if holder is not None and holder is not member:
-        raise RequestError(Code.NICK_TAKEN, f"the nick {nick} is taken")
+    taken = holder(daemon, nick)
+    if taken is not None and taken is not member:
+        raise RequestError(Code.NICK_TAKEN, _taken(nick, taken))
     old = member.nick
     take_nick(daemon, member, nick)
     member.send(ev.Ok(id=rid))
@@ -287,7 +325,7 @@ def check_room_limits(member: Member, members: int) -> None:
     if count >= limits.max_rooms_per_session:
         raise RequestError(
             Code.TOO_MANY_ROOMS,
-            f"you are in {count} rooms; the limit is {limits.max_rooms_per_session}",
+            f"you are in {plural(count, 'room')}; the limit is {limits.max_rooms_per_session}",
         )
     if members >= limits.max_members_per_room:
         raise RequestError(Code.ROOM_FULL, "the room is full")
@@ -368,15 +406,16 @@ def _topic(daemon: Daemon, member: Member, ts: int, rid: int, name: str, topic: 
     member.send(ev.Ok(id=rid))
 
 
-def _say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str, me: bool) -> None:
+def say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str, me: bool) -> None:
+    """A message to a public room (on one node, Session.on_say calls this itself)."""
     room = member.rooms.get(name_key(name))
     if room is None:
         raise RequestError(Code.NOT_MEMBER, f"you are not in {name}")
     if room.slow:
         moderation.check_slow(member, room, ts)
     seq = room.say(member, text, me, ts)
-    daemon.stats.messages += 1
-    member.send(ev.Ok(id=rid, seq=seq))
+    daemon.stats.message(member.node, ts)
+    member.ok(rid, seq)
 
 
 # -- secret rooms --------------------------------------------------------------
@@ -497,12 +536,16 @@ def _seal(
     sig: bytes,
 ) -> None:
     room = secret_room(member, room_id)
+    secret_moderation.check_open(room)
     if room.slow:
         sealed = Sealed(room.members[member], counter, kind, epoch, ct, sig)
         secret_moderation.check_slow(member, room, sealed, ts)
     seq = room.relay(member, [counter, epoch, kind, ct, sig], ts)
-    daemon.stats.messages += 1
-    member.send(ev.Ok(id=rid, seq=seq))
+    if kind in ("msg", "me"):
+        daemon.stats.message(member.node, ts, sealed=True)
+    elif member.node == daemon.node:
+        daemon.stats.announcements += 1  # (hello, here: not messages)
+    member.ok(rid, seq)
 
 
 _APPLY: dict[str, Callable[..., None]] = {
@@ -512,7 +555,7 @@ _APPLY: dict[str, Callable[..., None]] = {
     "join": _join,
     "leave": _leave,
     "topic": _topic,
-    "say": _say,
+    "say": say,
     "kick": moderation.kick,
     "op": moderation.op,
     "mode": moderation.mode,
@@ -521,4 +564,6 @@ _APPLY: dict[str, Callable[..., None]] = {
     "s_leave": _secret_leave,
     "seal": _seal,
     "s_act": secret_moderation.act,
+    "dm_key": dms.register,
+    "dm": dms.relay,
 }

@@ -10,6 +10,24 @@ Front ends import this package and :mod:`anonchat.client`, never
 ``crypto``, ``trust``, ``dial`` or ``socks`` (tests/test_layers.py).
 """
 
-from .text import LOCK, MODE_USAGE, clean, parse_mode, privacy_report
+from .text import (
+    LOCK,
+    LOOKALIKE,
+    MODE_USAGE,
+    clean,
+    mixes_scripts,
+    parse_mode,
+    privacy_report,
+    shown_name,
+)
 
-__all__ = ["LOCK", "MODE_USAGE", "clean", "parse_mode", "privacy_report"]
+__all__ = [
+    "LOCK",
+    "LOOKALIKE",
+    "MODE_USAGE",
+    "clean",
+    "mixes_scripts",
+    "parse_mode",
+    "privacy_report",
+    "shown_name",
+]

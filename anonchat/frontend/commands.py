@@ -35,9 +35,17 @@ from ..client import Client
 from ..errors import Code, ConnectionClosed, RequestError
 from ..names import InvalidName, check_nick, name_key
 from ..passphrases import generate_passphrase, passphrase_warning
-from ..room import Room, Roster, SecretRoom
+from ..plural import plural
+from ..room import DirectRoom, Room, Roster, SecretRoom
 from .ignore import Ignores
-from .text import MODE_USAGE, parse_mode, privacy_report, verify_report
+from .text import (
+    MODE_USAGE,
+    dm_verify_report,
+    invite,
+    parse_mode,
+    privacy_report,
+    verify_report,
+)
 
 #: How often a message refused with rate_limited is tried again.
 RATE_RETRIES = 30
@@ -79,6 +87,15 @@ class Entered:
 
 
 @dataclass(frozen=True)
+class DmWindow:
+    """A conversation's window: open it (listed with the rooms), and with
+    ``switch`` show it (``/query``); ``/msg`` opens it without switching."""
+
+    room: DirectRoom
+    switch: bool
+
+
+@dataclass(frozen=True)
 class Left:
     key: str
     name: str
@@ -114,6 +131,14 @@ class Lines:
 
 
 @dataclass(frozen=True)
+class Invite(Lines):
+    """``/invite``: the lines, and among them ``command``, what others run to
+    join (a front end may copy it to the clipboard)."""
+
+    command: str = ""
+
+
+@dataclass(frozen=True)
 class Quit:
     message: str
 
@@ -136,8 +161,10 @@ Note = (
     | NickSet
     | TopicShown
     | Lines
+    | Invite
     | Quit
     | OpenForm
+    | DmWindow
 )
 
 Attempt = Callable[[str, str, bool], Awaitable[str | None]]
@@ -258,9 +285,12 @@ def _first_word(rest: str) -> str:
 class Commands:
     """Runs lines for one chat session; ``client`` is replaced on reconnect."""
 
-    def __init__(self, client: Client, ui: Frontend) -> None:
+    def __init__(
+        self, client: Client, ui: Frontend, *, server: tuple[str, int] | None = None
+    ) -> None:
         self.client = client
         self.ui = ui
+        self.server = server  # (host, port) as this session dials it: for /invite
         self._changed = asyncio.Event()  # set when the connection came back or ended
         self.stopped = False  # the session ended for good: nothing more can be sent
         self.ignores = Ignores()  # /ignore: in memory only, never sent
@@ -467,11 +497,16 @@ class Commands:
     async def cmd_list(self, rest: str) -> None:
         self.ui.show(Listed(await self.client.list_rooms()))
 
-    @command("secret", "[create] ROOM",
+    @command("secret", "[create] ROOM | rotate",
              "join a secret (end-to-end encrypted) room: asks for its passphrase; "
-             "/secret create ROOM makes one (no passphrase: a strong one is made)")  # fmt: skip
+             "/secret create ROOM makes one (no passphrase: a strong one is made); "
+             "/secret rotate (owners) moves the members of the room on screen to a new "
+             "room with a new passphrase, leaving the banned behind")  # fmt: skip
     async def cmd_secret(self, rest: str) -> None:
         words = rest.split()
+        if [w.lower() for w in words] == ["rotate"]:  # (a room called rotate: /secret #rotate)
+            await self._rotate()
+            return
         create = bool(words) and words[0].lower() == "create"
         if create:
             words = words[1:]
@@ -512,6 +547,27 @@ class Commands:
         if problem is not None:
             self.ui.show(Failed("secret", Code.JOIN_DENIED, problem))
 
+    async def _rotate(self) -> None:
+        """``/secret rotate``: no passphrase is read (a new one is generated)."""
+        room = self.current()
+        if not isinstance(room, SecretRoom):
+            self.ui.show(Info("/secret rotate works in a secret room you own", error=True))
+            return
+        self.ui.show(Info(f"rotating {room.shown}: closing it and inviting its members..."))
+        done = await self.client.rotate_secret(room.name)
+        moved = ", ".join(done.moved) or "nobody"
+        left = ", ".join(done.left) or "nobody"
+        self.ui.show(
+            Lines(
+                (
+                    f"{room.shown} now is a new room with a new passphrase; the old one is "
+                    "closed. Invited over direct messages (their clients follow): " + moved,
+                    f"not coming along: {left}",
+                    f"the new passphrase, for whoever you invite yourself: {done.passphrase}",
+                )
+            )
+        )
+
     def secret_attempt(self, *, create: bool) -> Attempt:
         """Enter a secret room with a passphrase: for a form, None when in, else why not."""
 
@@ -527,18 +583,86 @@ class Commands:
 
         return attempt
 
+    @command("invite", "", "show the command others run to join this server and room, quoted")
+    async def cmd_invite(self, rest: str) -> None:
+        if self.server is None:
+            self.ui.show(Info("no server to invite to", error=True))
+            return
+        room = self.current()
+        if room is not None and room.direct:
+            room = None  # a conversation is no room to invite to: the server only
+        lines, command = invite(
+            self.server,
+            self.client.pin,
+            room.name if room is not None else None,
+            secret=room is not None and room.secret,
+            proxy=self.client.proxy,
+        )
+        self.ui.show(Invite(lines, command))
+
+    @command("msg", "NICK TEXT",
+             "send a direct message, end-to-end encrypted (in a secret room NICK may be "
+             "nick#fp: that member); opens a window for the conversation",
+             aliases=("m",))  # fmt: skip
+    async def cmd_msg(self, rest: str) -> None:
+        who, _, text = rest.partition(" ")
+        if not who or not text.strip():
+            self.ui.show(Info("usage: /msg NICK TEXT", error=True))
+            return
+        room = await self._conversation(who)
+        if room is None:
+            return
+        self.ui.show(DmWindow(room, switch=False))
+        await self.say(text, key=room.key)
+
+    @command("query", "NICK",
+             "open (and switch to) a window of direct messages with NICK, sending nothing "
+             "(in a secret room NICK may be nick#fp)")  # fmt: skip
+    async def cmd_query(self, rest: str) -> None:
+        who = rest.split(" ", 1)[0]
+        if not who:
+            self.ui.show(Info("usage: /query NICK", error=True))
+            return
+        room = await self._conversation(who)
+        if room is not None:
+            self.ui.show(DmWindow(room, switch=True))
+
+    async def _conversation(self, who: str) -> DirectRoom | None:
+        """The conversation with ``who``: in a secret room on screen, a member
+        named ``nick#fp`` there (by its session key); else a public nick."""
+        room = self.current()
+        in_secret = room is not None and room.secret and "#" in who
+        if room is not None and room.direct and name_key(who) == name_key(room.name):
+            assert isinstance(room, DirectRoom)
+            return room
+        if not in_secret and "#" in who:
+            self.ui.show(
+                Info(f"{who}: nick#fp names a member of the secret room on screen", error=True)
+            )
+            return None
+        conversation = await self.client.open_dm(who, room.name if in_secret and room else None)
+        found = self.client.room_by_key(conversation.key)
+        assert isinstance(found, DirectRoom)
+        return found
+
     @command("privacy", "", "what the server can and cannot see about you, in this room")
     async def cmd_privacy(self, rest: str) -> None:
         room = self.current()
+        if room is not None and room.direct:
+            self.ui.show(Lines(tuple(privacy_report(self.client, None, False, direct=room))))
+            return
         name = room.name if room is not None else None
         secret = room is not None and room.secret
         self.ui.show(Lines(tuple(privacy_report(self.client, name, secret))))
 
     @command("verify", "NICK#FP [WHAT-THEY-READ]",
-             "(secret rooms) compare keys with someone by another channel; with what "
-             "they read out, mark them verified for this session")  # fmt: skip
+             "(secret rooms and conversations) compare keys with someone by another "
+             "channel; with what they read out, mark them verified for this session")  # fmt: skip
     async def cmd_verify(self, rest: str) -> None:
         room = self.current()
+        if isinstance(room, DirectRoom):
+            self.ui.show(Lines(tuple(dm_verify_report(self.client, room.peer, rest))))
+            return
         name = room.name if room is not None else None
         secret = room is not None and room.secret
         self.ui.show(Lines(tuple(verify_report(self.client, name, secret, rest))))
@@ -563,6 +687,13 @@ class Commands:
         verb = "ban" if ban else "kick"
         try:
             await room.kick(nick, reason.strip() or None, ban=ban)
+            if room.secret:
+                self.ui.show(
+                    Info(
+                        f"{nick} still knows the passphrase: /secret rotate moves everyone "
+                        "else to a new room with a new one, leaving them behind"
+                    )
+                )
         except RequestError as exc:
             if exc.code != Code.NO_SUCH_NICK:
                 self.ui.show(Failed(verb, exc.code, exc.message))
@@ -649,7 +780,7 @@ class Commands:
         lines = ["you ignore (for this session, kept here only):"]
         for entry in self.ignores.people:
             count = entry.total()
-            lines.append(f"  {entry.label}: {count} line{'' if count == 1 else 's'} hidden")
+            lines.append(f"  {entry.label}: {plural(count, 'line')} hidden")
         self.ui.show(Lines(tuple(lines)))
 
     @command("unignore", "NICK | NICK#FP", "show someone you ignored again")
@@ -671,7 +802,8 @@ class Commands:
         if entry is None:
             self.ui.show(Info(f"you do not ignore {who}; /ignore lists whom you do", error=True))
             return
-        self.ui.show(Info(f"{entry.label} is shown again ({entry.total()} lines were hidden)"))
+        hidden = plural(entry.total(), "line was", "lines were")
+        self.ui.show(Info(f"{entry.label} is shown again ({hidden} hidden)"))
 
     @command("theme", "[NAME]", "list the themes, or switch to NAME (remembered)", only="tui")
     async def cmd_theme(self, rest: str) -> None:

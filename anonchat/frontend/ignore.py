@@ -4,7 +4,8 @@ Kept in the client's memory only and never sent: the daemon cannot tell whom
 anyone ignores (docs/security.md).  An ignored public nick is followed across
 its nick changes; a member of a secret room is ignored by its session key
 there, whatever nick it seals.  What is hidden: their messages and actions
-(``/me``) and their comings and goings; owners' actions about them (kick,
+(``/me``), their direct messages (by the nick the daemon gives them) and their
+comings and goings; owners' actions about them (kick,
 ban) and topics stay visible.  Every hidden line is counted per room, so
 nothing disappears without a trace.
 """
@@ -15,6 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from .. import events as ev
+from ..dm import DirectMessage
 from ..names import name_key
 from ..room import public_key, secret_key
 from ..secret import SecretMessage, SecretNotice
@@ -98,6 +100,10 @@ class Ignores:
         elif isinstance(event, SecretMessage) and not event.own:
             room = secret_key(event.room)
             entry = self._by_key(room, event.sender)
+        elif isinstance(event, DirectMessage) and not event.own:
+            # Hidden here only: the sender's messages are accepted as ever, so
+            # it cannot tell it is ignored (docs/security.md, "Direct messages").
+            room, entry = event.key, self._by_nick(name_key(event.nick))
         elif isinstance(event, SecretNotice) and event.kind in COMINGS_AND_GOINGS:
             room = secret_key(event.room)
             entry = self._by_key(room, event.about)

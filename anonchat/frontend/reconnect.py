@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ..client import Client, Event, Rejoined
 from ..errors import Code, ConnectionClosed, Local
+from ..plural import plural
 from .commands import Commands
 
 #: Seconds before each attempt; the last one repeats.
@@ -101,7 +102,9 @@ async def reconnect(
     started = time.monotonic()
     for attempt, delay in enumerate(backoff(delays), start=1):
         if give_up_after is not None and time.monotonic() - started + delay > give_up_after:
-            yield Stopped(Local.GAVE_UP, f"giving up after {attempt - 1} tries: {last}")
+            yield Stopped(
+                Local.GAVE_UP, f"giving up after {plural(attempt - 1, 'try', 'tries')}: {last}"
+            )
             return
         yield Retrying(attempt, delay, last)
         await asyncio.sleep(delay)

@@ -13,9 +13,14 @@ import time
 import zlib
 from collections.abc import Callable
 
+from rich.cells import cell_len
+from rich.console import Console, JustifyMethod, OverflowMethod
+from rich.containers import Lines
 from rich.text import Text
 
 from .. import events as ev
+from ..dm import DirectMessage, DmNotice
+from ..frontend.text import LOOKALIKE, mixes_scripts
 from ..names import name_key, sanitize
 from ..secret import SecretMessage, SecretNotice
 
@@ -38,6 +43,42 @@ NICK_COLOURS = (
     "#8fbf3f",
 )
 SYSTEM_STYLE = "italic dim"
+
+
+class Unbroken(Text):
+    """A line folded at the pane's width and never at its spaces: a shell
+    command to copy (``anonchat 'anonchat://...'``) takes the fewest rows,
+    not one row for ``anonchat`` and two for the link."""
+
+    __slots__ = ()  # Text's own layout, so that copy() can make one
+
+    def wrap(
+        self,
+        console: Console,
+        width: int,
+        *,
+        justify: JustifyMethod | None = None,
+        overflow: OverflowMethod | None = None,
+        tab_size: int = 8,
+        no_wrap: bool | None = None,
+    ) -> Lines:
+        offsets, used = [], 0
+        for index, char in enumerate(self.plain):
+            size = cell_len(char)
+            if used + size > max(width, 1):
+                offsets.append(index)
+                used = 0
+            used += size
+        return self.divide(offsets)
+
+    def copy(self) -> Text:
+        # RichLog copies a line it cannot lay out yet (a window not on screen);
+        # Text.copy() would make a plain Text, wrapped at its space again.
+        twin = super().copy()
+        twin.__class__ = Unbroken
+        return twin
+
+
 HISTORY_NOTE = "  (history: said before you joined)"
 ERROR_STYLE = "bold #e05252"
 TIME_STYLE = "dim"
@@ -61,9 +102,20 @@ def nick_colour(nick: str) -> str:
     return NICK_COLOURS[zlib.crc32(name_key(nick).encode("utf-8")) % len(NICK_COLOURS)]
 
 
+LOOKALIKE_STYLE = "bold #e6a23c"
+
+
 def nick_text(nick: str, *, bold: bool = True) -> Text:
+    """A nick (or ``nick#fp`` label) in its colour, marked ⚠ if it mixes scripts."""
     style = f"bold {nick_colour(nick)}" if bold else nick_colour(nick)
-    return Text(clean(nick), style=style)
+    return lookalike_mark(Text(clean(nick), style=style), nick)
+
+
+def lookalike_mark(text: Text, name: str) -> Text:
+    """``text`` (showing ``name``), with ⚠ appended if the name mixes scripts."""
+    if mixes_scripts(name):
+        text.append(LOOKALIKE, style=LOOKALIKE_STYLE)
+    return text
 
 
 def mentions(text: str, nick: str) -> bool:
@@ -121,6 +173,33 @@ def secret_message_line(msg: SecretMessage, clock: Clock, *, own_nick: str = "")
         line.append(STALE_NOTE, style=f"{ERROR_STYLE} italic")
     if msg.history:
         line.append(HISTORY_NOTE, style=SYSTEM_STYLE)
+    return line
+
+
+def dm_line(msg: DirectMessage, clock: Clock) -> Text:
+    """A direct message: the sender's nick with its DM key's fingerprint."""
+    line = _stamp(clock, msg.ts)
+    who = secret_label(msg.nick, msg.fingerprint)
+    body = Text(clean(msg.text, multiline=True))
+    if msg.me:
+        line.append("* ", style="bold")
+        line.append_text(nick_text(who))
+        line.append(" ")
+        body.stylize("italic")
+    else:
+        line.append_text(nick_text(who))
+        line.append("  ")
+    line.append_text(body)
+    if msg.stale:
+        line.append(STALE_NOTE, style=f"{ERROR_STYLE} italic")
+    return line
+
+
+def dm_notice_line(notice: DmNotice, clock: Clock) -> Text:
+    """A refused, missing or re-keyed direct message: always as an error."""
+    line = _stamp(clock, None)
+    line.append("-!- ", style=ERROR_STYLE)
+    line.append(clean(notice.text), style=ERROR_STYLE if notice.kind != "nick" else SYSTEM_STYLE)
     return line
 
 
@@ -206,5 +285,9 @@ def join_text(*parts: str | Text) -> Text:
 LOCK = "\U0001f512"  # 🔒 before a secret room's name
 
 
-def room_text(room: str, *, secret: bool = False) -> Text:
-    return Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold")
+def room_text(room: str, *, secret: bool = False, dm: bool = False) -> Text:
+    """``#lobby``, ``🔒#plans``, or a conversation: ``@bob#k3f9``; a room's
+    name, or the other's nick, is marked ⚠ if it mixes scripts."""
+    if dm:
+        return lookalike_mark(Text(f"@{clean(room)}", style="bold"), room)
+    return lookalike_mark(Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold"), room)

@@ -32,9 +32,12 @@ class RoomState:
     joined: bool = True  # False while a secret room waits to be rejoined, or once removed
     owners: set[str] = field(default_factory=set)  # nicks (labels in a secret room)
     removed: str = ""  # why we are out of it: "kicked by bob (spam)"; "" while in it
+    dm: str = ""  # a conversation of direct messages: its window key (name: their label)
 
     @property
     def key(self) -> str:
+        if self.dm:
+            return self.dm
         return secret_key(self.name) if self.secret else name_key(self.name)
 
     @property
@@ -78,6 +81,15 @@ class ChatState:
         """Keys of every window in order: the console, then the joined rooms."""
         return [CONSOLE, *self.rooms]
 
+    def activity(self) -> list[tuple[int, bool]]:
+        """Windows with unread lines, as the status bar shows them while the room
+        list is hidden (weechat's "Act:"): (Alt+digit number, mentioned)."""
+        return [
+            (number, room.mentioned)
+            for number, room in enumerate(self.rooms.values(), start=1)
+            if room.unread
+        ]
+
     def room(self, name: str, *, secret: bool = False) -> RoomState | None:
         return self.rooms.get(secret_key(name) if secret else name_key(name))
 
@@ -100,6 +112,16 @@ class ChatState:
             room = RoomState(event.room, secret=True)
             self.rooms[room.key] = room
         room.last_seq = max(room.last_seq, event.seq)
+        return room
+
+    def open_dm(self, key: str, label: str, own: str) -> RoomState:
+        """A conversation's window (``label``: theirs, ``bob#k3f9``), listed with the rooms."""
+        room = self.rooms.get(key)
+        if room is None:
+            room = RoomState(label, dm=key)
+            self.rooms[key] = room
+        room.name = label
+        room.members = [label, own]
         return room
 
     def enter(self, joined: ev.Joined) -> RoomState:
@@ -167,6 +189,8 @@ class ChatState:
     def all_nicks(self) -> list[str]:
         seen: dict[str, str] = {}
         for room in self.rooms.values():
+            if room.dm:
+                continue
             for member in room.members:
                 # A secret room's members are labels: complete the nick part.
                 nick = member.rpartition("#")[0] or member if room.secret else member

@@ -15,10 +15,11 @@ from anonchat.daemon import Config, Daemon, Limits
 from anonchat.passphrases import wordlist
 from anonchat.tui import AnonchatApp
 from anonchat.tui.screens.chat import ChatScreen
-from anonchat.tui.screens.create_room import GENERATED, CreateRoomScreen
+from anonchat.tui.screens.create_room import GENERATED, GENERATED_AGAIN, CreateRoomScreen
 from anonchat.tui.screens.passphrase import PassphraseScreen
 from anonchat.tui.settings import SETTINGS_FILE
 from anonchat.tui.state import CONSOLE, secret_key
+from anonchat.tui.widgets.chat_input import ChatInput
 from anonchat.tui.widgets.room_list import RoomList
 
 from ..helpers import ident
@@ -183,6 +184,48 @@ async def test_create_with_generated_passphrase(daemon: Daemon, tmp_path: Path) 
         assert generated not in settings and ROOM not in settings
 
 
+async def test_a_generated_passphrase_fits_and_tab_enter_creates_the_room(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """At 80×24 the longest passphrase "generate" can make shows whole (its first
+    word was hidden); Tab then Enter creates the room with it, never makes
+    another; asking for another one says the one before is gone."""
+    longest = sorted(wordlist(), key=len)[-6:]
+    made = iter(["-".join(longest), "-".join(reversed(longest))])
+    app = app_for(daemon.port, tmp_path, "alice")
+    async with app.run_test(size=(80, 24)) as pilot:
+        chat = await until_chat(pilot)
+        await type_line(pilot, f"/secret create {ROOM}")
+        await wait_for(pilot, lambda: isinstance(app.screen, CreateRoomScreen), what="form")
+        form = app.screen
+        assert isinstance(form, CreateRoomScreen)
+        form.passphrases = lambda: next(made)
+        await pilot.click("#generate")
+        box = form.query_one("#room-pass", Input)
+        first = "-".join(longest)
+        assert box.value == first and len(first) == 59
+        await pilot.pause()
+        assert box.scroll_offset.x == 0 and box.content_size.width > len(first), box.content_size
+        whole = form.query_one("#create-box").region  # the form fits 80×24, buttons included
+        assert whole.x > 0 and whole.right < 80 and whole.y >= 0 and whole.bottom <= 24, whole
+        button = form.query_one("#generate", Button)
+        # A button ignores presses while it shows the last one: wait for that to end.
+        await wait_for(pilot, lambda: not button.has_class("-active"), what="button idle")
+        await pilot.press("shift+tab")  # back to the button: asking again is said
+        assert button.has_focus
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: box.value != first)
+        await wait_for(pilot, lambda: GENERATED_AGAIN in text_of(app, "#pass-warning"))
+        second = box.value
+        assert box.has_focus
+        await pilot.press("tab")
+        assert form.query_one("#create", Button).has_focus
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: chat.state.current == KEY, what="created")
+        assert box.value == second  # the one shown, not a third
+        assert any(second in x for x in lines(chat, KEY))
+
+
 async def test_privacy_report(daemon: Daemon, tmp_path: Path) -> None:
     app = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
     async with app.run_test(size=(110, 32)) as pilot:
@@ -221,3 +264,79 @@ async def test_verify_marks_a_member_in_the_member_list(daemon: Daemon, tmp_path
         await type_line(pa, f"/verify {b_label} {seen.safety}")
         await wait_for(pa, lambda: b_label in ca.state.rooms[KEY].verified, what="marked")
         assert f"{b_label} ✓" in str(ca.query_one("#member-names").render())
+
+
+async def test_the_start_of_a_passphrase_left_in_the_chat_input_goes_to_the_form(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """In a burst, the first keys of the passphrase can reach the chat input
+    before the form has the focus: they move into the form's passphrase box (in
+    front of what it got), and the chat input is left empty, so they are never
+    sent with the next message."""
+    alice = app_for(daemon.port, tmp_path, "alice")
+    bob = app_for(daemon.port, tmp_path, "bob")
+    async with alice.run_test(size=(110, 32)) as pa, bob.run_test(size=(110, 32)) as pb:
+        ca, cb = await until_chat(pa), await until_chat(pb)
+        await create_secret(pa, ca, PASSPHRASE)
+        box = cb.query_one(ChatInput)
+        box.value = f"/secret {ROOM}"
+        await box.action_submit()  # Enter, as in the burst
+        box.value = PASSPHRASE[:4]  # keys applied to the chat input before the form opened
+        await wait_for(pb, lambda: isinstance(bob.screen, PassphraseScreen), what="form")
+        form = bob.screen
+        await wait_for(
+            pb, lambda: form.query_one("#secret-pass", Input).value == PASSPHRASE[:4], what="moved"
+        )
+        assert box.value == ""
+        await pb.press(*PASSPHRASE[4:])
+        assert form.query_one("#secret-pass", Input).value == PASSPHRASE
+        await pb.press("enter")
+        await wait_for(
+            pb, lambda: cb.state.current == KEY, timeout=60, what="bob in with the whole passphrase"
+        )
+        await type_line(pb, "marker")
+        await wait_for(pa, lambda: any("marker" in x for x in lines(ca, KEY)), what="marker")
+        assert not any(PASSPHRASE[:4] in x for x in lines(ca, KEY))
+
+
+async def test_a_draft_in_the_chat_input_stays_when_a_secret_form_opens_otherwise(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """Only keys typed after a typed /secret move: a form opened another way
+    (here the core runs /secret for the start) leaves a draft where it is."""
+    bob = app_for(daemon.port, tmp_path, "bob")
+    async with bob.run_test(size=(110, 32)) as pb:
+        cb = await until_chat(pb)
+        box = cb.query_one(ChatInput)
+        box.value = "a draft"
+        cb.run_line(f"/secret {ROOM}")
+        await wait_for(pb, lambda: isinstance(bob.screen, PassphraseScreen), what="form")
+        await pb.pause()
+        assert bob.screen.query_one("#secret-pass", Input).value == ""
+        assert box.value == "a draft"
+
+
+async def test_a_whole_passphrase_line_typed_before_the_form_mounted_waits_in_it(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """``/secret ROOM`` Enter, the passphrase, Enter, all before the form is on
+    the screen: the held line is put into the form once it mounts (it was kept
+    for on_mount and then dropped there, since ``is_mounted`` is still false
+    while on_mount runs: seen in tmux as an empty form)."""
+    alice = app_for(daemon.port, tmp_path, "alice")
+    bob = app_for(daemon.port, tmp_path, "bob")
+    async with alice.run_test(size=(110, 32)) as pa, bob.run_test(size=(110, 32)) as pb:
+        ca, cb = await until_chat(pa), await until_chat(pb)
+        await create_secret(pa, ca, PASSPHRASE)
+        box = cb.query_one(ChatInput)
+        for line in (f"/secret {ROOM}", PASSPHRASE):
+            box.value = line
+            await box.action_submit()
+        await wait_for(pb, lambda: isinstance(bob.screen, PassphraseScreen), what="form")
+        form = bob.screen
+        await wait_for(
+            pb, lambda: form.query_one("#secret-pass", Input).value == PASSPHRASE, what="put in"
+        )
+        assert not any(PASSPHRASE in x for x in lines(ca, "lobby"))
+        await pb.press("enter")
+        await wait_for(pb, lambda: cb.state.current == KEY, timeout=60, what="bob in")

@@ -32,6 +32,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
@@ -40,7 +41,8 @@ from ...client import Client, Event
 from ...errors import AnonchatError, ConnectionClosed
 from ...frontend.commands import Attempt, Commands, Note, parse
 from ...frontend.reconnect import RECONNECT_DELAYS, Lost, Step, follow
-from ...room import SecretRoom
+from ...plural import plural
+from ...room import DirectRoom, SecretRoom
 from ..messages import Latency, ServerEvent
 from ..render import (
     ERROR_STYLE,
@@ -67,10 +69,14 @@ from .passphrase import PassphraseScreen
 from .paste import PasteScreen
 
 PING_TIMEOUT = 10.0
+#: Below this many columns the room and member lists start hidden (F5, F2 show
+#: them), so the message pane gets the width; at 80×24 it is 78 columns wide.
+SIDE_PANELS_FROM = 100
 #: Pasted lines sent without asking; a longer paste asks first (irssi asks past 5 too).
 PASTE_ASK = 5
 LIST_REFRESH = 30.0
 E2E_HEADER = "secret room: end-to-end encrypted, the server cannot read it"
+DM_HEADER = "direct messages, end-to-end encrypted"
 
 
 def transport(client: Client) -> str:
@@ -116,6 +122,7 @@ class ChatScreen(ChatView, Screen[None]):
         ],
         Binding("f1", "help", "Help", priority=True),
         Binding("f2", "toggle_members", "Members", priority=True),
+        Binding("f5", "toggle_rooms", "Rooms", priority=True),
         Binding("f3", "create_room", "Create room", priority=True),
         Binding("f4", "app.change_theme", "Theme", priority=True),
         Binding("pageup", "scroll('page_up')", "Scroll up", priority=True, show=False),
@@ -137,6 +144,7 @@ class ChatScreen(ChatView, Screen[None]):
         ping_interval: float = 5.0,
         reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
         options: ConnectOptions | None = None,
+        hosting: bool = False,
     ) -> None:
         super().__init__(id="chat")
         self.host, self.port = host, port
@@ -147,17 +155,21 @@ class ChatScreen(ChatView, Screen[None]):
         self.ping_interval = ping_interval
         self.reconnect_delays = tuple(reconnect_delays)
         self.options = options or ConnectOptions()
+        self.hosting = hosting  # this process hosts the daemon (anonchat --local)
+        self._invite_pending = hosting  # /invite, once the first room is on screen
         self.state = ChatState()
         self.wanted_nick = client.nick
         self.quitting = False
         self.connected = True
         self._views: dict[str, RoomView] = {}
         self._view_ids = 0
-        self.commands = Commands(client, self)
+        self.commands = Commands(client, self, server=(host, port))
         self._typed: asyncio.Queue[_Typed | _Pasted] = asyncio.Queue()
         self._secret_pending = False  # a /secret line waits for its form
         self._held: list[str] = []  # lines typed meanwhile
+        self._holds = 0  # lines ever held (to tell a passphrase's start from a later line)
         self._form: PassphraseScreen | CreateRoomScreen | None = None
+        self._narrow: bool | None = None  # the side panels' layout was set for this
 
     # -- layout ----------------------------------------------------------------
 
@@ -179,6 +191,7 @@ class ChatScreen(ChatView, Screen[None]):
             state="connected",
             nick=self.client.nick,
             transport=transport(self.client),
+            hosting=self.hosting,
         )
         hello = self.client.hello
         pin = getattr(self.client, "pin", "")
@@ -253,6 +266,8 @@ class ChatScreen(ChatView, Screen[None]):
             room, self.own_label if room and room.secret else self.client.nick
         )
         self.query_one("#topic-bar", Static).update(self.header(room))
+        rooms_hidden = not self.query_one(RoomList).display
+        self.status.set(activity=self.state.activity() if rooms_hidden else [])
 
     def header(self, room: RoomState | None) -> Text:
         """The line above the messages: the room, its topic and owners, or why we are out."""
@@ -261,11 +276,19 @@ class ChatScreen(ChatView, Screen[None]):
             bar.append("server window", style="bold")
             bar.append(f" — {clean(self.server_label)}", style="dim")
             return bar
-        bar.append_text(room_text(room.name, secret=room.secret))
+        bar.append_text(room_text(room.name, secret=room.secret, dm=bool(room.dm)))
+        if room.dm:
+            handle = self.client.room_by_key(room.key)
+            verified = isinstance(handle, DirectRoom) and handle.verified
+            bar.append(f" — {DM_HEADER}; you are ", style="dim")
+            bar.append_text(nick_text(f"{self.client.nick}#{self.client.dm_fingerprint}"))
+            bar.append(" · verified" if verified else " · not verified: /verify", style="dim")
         if room.removed:
             bar.append(f" — not joined: you were {clean(room.removed)}", style=ERROR_STYLE)
             return bar
-        if room.secret:
+        if room.dm:
+            pass
+        elif room.secret:
             bar.append(f" — {E2E_HEADER}; you are ", style="dim")
             bar.append_text(nick_text(self.own_label))
         elif room.topic:
@@ -276,8 +299,7 @@ class ChatScreen(ChatView, Screen[None]):
             bar.append_text(Text(", ").join(nick_text(o, bold=False) for o in sorted(room.owners)))
         hidden = self.commands.ignores.hidden_in(room.key)
         if hidden:
-            plural = "line" if hidden == 1 else "lines"
-            bar.append(f"  [{hidden} {plural} hidden: /ignore]", style="italic")
+            bar.append(f"  [{plural(hidden, 'line')} hidden: /ignore]", style="italic")
         return bar
 
     @property
@@ -321,6 +343,24 @@ class ChatScreen(ChatView, Screen[None]):
         members = self.query_one(MemberList)
         members.display = not members.display
 
+    def action_toggle_rooms(self) -> None:
+        rooms = self.query_one(RoomList)
+        rooms.display = not rooms.display
+        self.refresh_chrome()  # the status bar shows activity while the list is hidden
+
+    def on_resize(self, event: Resize) -> None:
+        """Narrow terminals give the message pane the width: below
+        SIDE_PANELS_FROM columns both side panels hide (F5 and F2 bring them
+        back); crossing that width again lays them out anew."""
+        narrow = event.size.width < SIDE_PANELS_FROM
+        if narrow == self._narrow:
+            return
+        self._narrow = narrow
+        self.query_one(RoomList).display = not narrow
+        self.query_one(MemberList).display = not narrow
+        self.status.set(narrow=narrow)
+        self.refresh_chrome()
+
     def action_create_room(self) -> None:
         def created(result: tuple[str, str] | None) -> None:
             if result is not None:
@@ -362,10 +402,15 @@ class ChatScreen(ChatView, Screen[None]):
     @on(ChatInput.Line)
     def submitted(self, event: ChatInput.Line) -> None:
         line = event.line
-        if self._secret_pending:
-            # Typed right after /secret, before its form opened (a burst, a slow
-            # link): most likely the passphrase. It goes to the form, never the room.
+        form_up = self._form is not None and self._form in self.app.screen_stack
+        if self._secret_pending or form_up:
+            # Typed right after /secret, before its form had the focus (a burst, a
+            # slow link): most likely the passphrase. It goes to the form, never
+            # the room.
             self._held.append(line)
+            self._holds += 1
+            if not self._secret_pending:
+                self._secret_done()
             return
         if (parse(line) or ("", ""))[0] == "secret":
             self._secret_pending = True
@@ -453,6 +498,20 @@ class ChatScreen(ChatView, Screen[None]):
         else:
             form = PassphraseScreen(name, lambda room, passphrase: attempt(room, passphrase, False))
         self._form = form
+        holds = self._holds
+        box = self.query_one(ChatInput)
+        typed = self._secret_pending  # the /secret line was typed (not a click, the start)
+
+        def stray() -> str:
+            # What the chat input holds when the form takes the focus was typed
+            # after /secret: the start of the passphrase, unless a whole line (the
+            # passphrase) was held first, when it is a later line and stays.
+            if not typed or self._holds != holds or self._held:
+                return ""
+            text, box.value = box.value, ""
+            return text
+
+        form.stray = stray
         self.app.push_screen(form)
 
     def front_command(self, name: str, rest: str) -> None:

@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any
 from rich.text import Text
 
 from ... import events as ev
+from ...dm import DirectMessage, DmNotice, dm_key
 from ...errors import Code, Local
 from ...frontend.commands import (
     Commands,
+    DmWindow,
     Entered,
     Failed,
     Info,
+    Invite,
     Left,
     Lines,
     Listed,
@@ -30,13 +33,17 @@ from ...frontend.commands import (
 )
 from ...frontend.reconnect import Back, Lost, Retrying, Step, Stopped
 from ...names import name_key
+from ...plural import plural
 from ...room import Roster, SecretRoom, secret_key
-from ...secret import SecretMessage, SecretNotice
+from ...secret import SecretMessage, SecretNotice, label
 from ..messages import NickChosen, QuitRequested
 from ..render import (
     LOCK,
     Clock,
+    Unbroken,
     clean,
+    dm_line,
+    dm_notice_line,
     event_line,
     join_text,
     mentions,
@@ -115,6 +122,10 @@ class ChatView:
 
         def refresh_rooms(self) -> object: ...
 
+        def run_line(self, line: str) -> None: ...
+
+        _invite_pending: bool
+
         def action_create_room(self) -> None: ...
 
         def _sync_secret_members(self, refresh: bool = True) -> None: ...
@@ -123,6 +134,9 @@ class ChatView:
 
     def show_event(self, frame: Event) -> None:
         hidden = self.commands.hides(frame)  # /ignore: applied to the state, not shown
+        if isinstance(frame, DirectMessage | DmNotice):
+            self._on_dm(frame, hidden is not None)
+            return
         if hidden is not None and isinstance(frame, ev.Msg):
             self.state.apply(frame)
             self.refresh_chrome()  # the topic bar counts what was hidden
@@ -168,7 +182,7 @@ class ChatView:
         elif isinstance(frame, ev.Missed):
             key = name_key(frame.room) if frame.room else CONSOLE
             lost = frame.last - frame.first + 1
-            note = f"{lost} event{'s were' if lost != 1 else ' was'} said while you were away "
+            note = f"{plural(lost, 'event was', 'events were')} said while you were away "
             note += "and " + ("are" if lost != 1 else "is") + " lost"
             self.write(
                 key if key in self.state.rooms else CONSOLE,
@@ -178,6 +192,58 @@ class ChatView:
         elif isinstance(frame, ev.Bye | ev.Error):
             text = f"the server closed the connection: {clean(frame.msg)} ({clean(frame.code)})"
             self.console(text, error=True)
+
+    def _dm_window(self, peer: bytes, nick: str) -> RoomState:
+        """The conversation's window, opened (listed, not shown) if it was not."""
+        key = dm_key(peer)
+        conversation = self.client.conversation(peer)
+        theirs = conversation.label if conversation else label(nick, peer)
+        own = f"{self.client.nick}#{self.client.dm_fingerprint}"
+        known = self.state.rooms.get(key)
+        fresh = known is None
+        if known is not None and known.name != theirs:  # they changed nick
+            line = join_text(nick_text(known.name), " is now called ", nick_text(theirs))
+            self.write(key, system_line(line, self.clock), counts=False)
+        room = self.state.open_dm(key, theirs, own)
+        if fresh:
+            self.add_view(key)
+            words = join_text(
+                "direct messages with ",
+                nick_text(theirs),
+                ": end-to-end encrypted between their DM key and yours (",
+                nick_text(own),
+                "); the server sees who writes to whom, when and how much, not what; "
+                "/verify compares the keys, /leave closes this window",
+            )
+            self.write(key, system_line(words, self.clock), counts=False)
+            self.refresh_rooms()
+        return room
+
+    def _on_dm(self, event: DirectMessage | DmNotice, hidden: bool) -> None:
+        if isinstance(event, DmNotice) and not event.peer:  # about no one conversation
+            self.here(clean(event.text), error=True)
+            return
+        room = self._dm_window(event.peer, event.nick)
+        if hidden:
+            self.refresh_chrome()  # the topic bar counts what was hidden
+            return
+        if isinstance(event, DmNotice):
+            self.write(room.key, dm_notice_line(event, self.clock), counts=False)
+            if event.kind == "key_changed":
+                self.app.bell()
+                self.app.notify(
+                    clean(event.text), title="DM key changed", severity="error", timeout=20,
+                    markup=False,
+                )  # fmt: skip
+            self.refresh_chrome()
+            return
+        self.write(room.key, dm_line(event, self.clock))
+        if event.own:
+            self.refresh_chrome()
+            return
+        # A direct message is addressed to us: it counts as a mention.
+        where = f"{secret_label(event.nick, event.fingerprint)} (direct message)"
+        self._count(room, room.key != self.state.current, where, event.text)
 
     def _on_msg(self, frame: ev.Msg) -> None:
         room = self.state.apply(frame)
@@ -233,6 +299,8 @@ class ChatView:
         elif isinstance(note, TopicShown):
             topic = clean(note.topic) or "(none)"
             self.here(join_text("topic of ", room_text(note.room), ": ", topic))
+        elif isinstance(note, Invite):
+            self._invite(note)
         elif isinstance(note, Lines):
             for text in note.lines:
                 self.here(text)
@@ -240,6 +308,23 @@ class ChatView:
             self.post_message(QuitRequested(note.message))
         elif isinstance(note, OpenForm):
             self.action_create_room()
+        elif isinstance(note, DmWindow):
+            room = self._dm_window(note.room.peer, note.room.name)
+            if note.switch:
+                self.switch_to(room.key)
+            else:
+                self.refresh_chrome()
+
+    def _invite(self, note: Invite) -> None:
+        """The command on a line of its own (no time, no prefix: it wraps least
+        and copies clean), also sent to the terminal's clipboard (OSC 52)."""
+        for text in note.lines:
+            if text == note.command:
+                self.write(self.state.current, Unbroken(clean(text), style="bold"), counts=False)
+            else:
+                self.here(clean(text))
+        self.app.copy_to_clipboard(note.command)
+        self.here("(also sent to the clipboard, where the terminal allows it)")
 
     def _entered(self, note: Entered) -> None:
         room = note.room
@@ -285,13 +370,25 @@ class ChatView:
         else:
             self.refresh_chrome()
         self.refresh_rooms()
+        if self._invite_pending and self.state.current == room.key:
+            # anonchat --local: how others join, in the room the host looks at
+            # (run now, so that /invite sees this room as the current one).
+            self._invite_pending = False
+            self.run_line("/invite")
 
     def forget_room(self, key: str, name: str, secret: bool) -> None:
-        """We left a room: its window closes."""
-        self.state.forget(name, secret=secret)
-        self.state.rooms.pop(key, None)
+        """We left a room (or closed a conversation): its window closes."""
+        dm = self.state.rooms.get(key)
+        if dm is not None and dm.dm:
+            self.state.rooms.pop(key)
+            if self.state.current == key:
+                self.state.current = CONSOLE
+            self.console(join_text("closed the conversation with ", room_text(dm.name, dm=True)))
+        else:
+            self.state.forget(name, secret=secret)
+            self.state.rooms.pop(key, None)
+            self.console(join_text("you left ", room_text(name, secret=secret)))
         self.drop_view(key)
-        self.console(join_text("you left ", room_text(name, secret=secret)))
         self.switch_to(self.state.current if self.state.current in self.state.rooms else CONSOLE)
         self.refresh_chrome()
         self.refresh_rooms()
@@ -327,14 +424,14 @@ class ChatView:
         if not rooms.rooms:
             self.here("there are no public rooms yet: /join NAME creates one")
             return
-        self.here(f"{len(rooms.rooms) + rooms.more} public rooms:")
+        self.here(f"{plural(len(rooms.rooms) + rooms.more, 'public room')}:")
         for info in rooms.rooms:
             line = join_text("  ", room_text(info.room), f" ({self.state.member_count(info)})")
             if info.topic:
                 line.append(f" — {clean(info.topic)}")
             self.here(line)
         if rooms.more:
-            self.here(f"  … and {rooms.more} smaller rooms")
+            self.here(f"  … and {plural(rooms.more, 'smaller room')}")
 
     def _members(self, roster: Roster) -> None:
         owners_of = {name_key(o) for o in roster.owners}
@@ -342,6 +439,9 @@ class ChatView:
             join_text("@" if name_key(m) in owners_of else "", nick_text(clean(m), bold=False))
             for m in roster.members
         )
+        if roster.direct:
+            self.here(join_text("direct messages between ", names, " (their DM keys)"))
+            return
         if not roster.secret:
             more = f" and {roster.more} more" if roster.more else ""
             self.here(join_text(room_text(roster.room), f" ({roster.count}): ", names, more))

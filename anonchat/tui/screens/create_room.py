@@ -22,7 +22,7 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Static
 from ...names import InvalidName, check_room, check_topic
 from ...passphrases import generate_passphrase, passphrase_warning
 from ..render import clean
-from .passphrase import WORKING, prefill, room_problem, run_attempt
+from .passphrase import WORKING, prefill, room_problem, run_attempt, take_stray
 
 #: Creates a secret room: (room, passphrase, generated) -> None, or why it failed.
 CreateSecret = Callable[[str, str, bool], Awaitable[str | None]]
@@ -32,6 +32,7 @@ SHARING_NOTE = (
     "can read and join. The server never sees the room's name or the passphrase."
 )
 GENERATED = "generated: copy it now, it is kept in memory only"
+GENERATED_AGAIN = "a new one replaced the one shown before: copy this one (kept in memory only)"
 
 
 class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
@@ -50,11 +51,14 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
     ) -> None:
         super().__init__()
         self._prefill: str | None = None
+        self._ready = False  # on_mount has begun
+        self.stray: Callable[[], str] | None = None  # see passphrase.take_stray
         self.room = room
         self.secret = secret and create_secret is not None
         self.create_secret = create_secret
         self.passphrases = passphrases  # tests may seed it
         self.generated = ""  # the passphrase "generate" put in, while unchanged
+        self.replaced = False  # it replaced an earlier generated one still shown
 
     def compose(self) -> ComposeResult:
         with Vertical(id="create-box", classes="dialog") as box:
@@ -73,10 +77,13 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
                 yield Label("Topic (optional)")
                 yield Input(placeholder="what is it about?", id="room-topic", max_length=300)
             with Vertical(id="secret-fields"):
-                yield Label("Passphrase")
-                with Horizontal(id="pass-row"):
-                    yield Input(password=True, id="room-pass", placeholder="or generate one")
-                    yield Button("generate", id="generate")
+                # The field has the form's width: six generated words (up to 59
+                # characters) fit whole. The button comes before it, so Tab
+                # from the field goes on to Create, never back to "generate".
+                with Horizontal(id="pass-label-row"):
+                    yield Label("Passphrase", id="pass-label")
+                    yield Button("generate", id="generate", compact=True)
+                yield Input(password=True, id="room-pass", placeholder="or generate one")
                 yield Static("", id="pass-warning", classes="warning")
                 yield Static(Text(SHARING_NOTE), id="secret-note", classes="note")
             yield Static("", id="create-working", classes="working")
@@ -86,14 +93,19 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
+        self._ready = True
+        self._working("")
+        self._error("")
         self._show_kind()
         target = "#room-pass" if self.secret and self.room else "#room-name"
         self.query_one(target, Input).focus()
         if self._prefill is not None:
             self.prefill_passphrase(self._prefill)
+        if self.secret:
+            take_stray(self, "#room-pass", self.stray)
 
     def prefill_passphrase(self, text: str) -> None:
-        self._prefill = prefill(self, "#room-pass", text)
+        self._prefill = prefill(self, "#room-pass", text, self._ready)
 
     def _show_kind(self) -> None:
         self.query_one("#public-fields").display = not self.secret
@@ -103,7 +115,14 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
         )
 
     def _error(self, text: str) -> None:
-        self.query_one("#create-error", Static).update(Text(clean(text)))
+        error = self.query_one("#create-error", Static)
+        error.update(Text(clean(text)))
+        error.display = bool(text)  # no empty row: the form fits 80×24
+
+    def _working(self, text: str) -> None:
+        working = self.query_one("#create-working", Static)
+        working.update(Text(text))
+        working.display = bool(text)
 
     @on(RadioSet.Changed, "#room-kind")
     def kind_changed(self, event: RadioSet.Changed) -> None:
@@ -114,17 +133,20 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
     @on(Button.Pressed, "#generate")
     def generate(self) -> None:
         box = self.query_one("#room-pass", Input)
+        again = bool(self.generated) and box.value == self.generated
         self.generated = self.passphrases()
         box.password = False  # in clear, to be copied
         box.value = self.generated
         box.cursor_position = len(box.value)
         box.focus()
+        self.query_one("#generate", Button).label = "another"
+        self.replaced = again  # never silently: the one shown before is gone
 
     @on(Input.Changed, "#room-pass")
     def passphrase_changed(self, event: Input.Changed) -> None:
         warning = self.query_one("#pass-warning", Static)
         if event.value and event.value == self.generated:
-            warning.update(Text(GENERATED))
+            warning.update(Text(GENERATED_AGAIN if self.replaced else GENERATED))
             warning.set_class(False, "weak")
             return
         self.generated = ""
@@ -168,9 +190,8 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
         assert self.create_secret is not None
         create_secret = self.create_secret
         button = self.query_one("#create", Button)
-        working = self.query_one("#create-working", Static)
         button.disabled = True
-        working.update(Text(WORKING))
+        self._working(WORKING)
         self._error("")
 
         async def attempt(room: str, p: str) -> str | None:
@@ -178,7 +199,7 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
 
         problem = await run_attempt(attempt, name, passphrase)
         button.disabled = False
-        working.update("")
+        self._working("")
         if problem is None:
             self.dismiss(None)
         else:

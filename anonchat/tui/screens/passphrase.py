@@ -33,17 +33,39 @@ WORKING = "deriving key…"
 room_problem = secret_name_problem
 
 
-def prefill(form: Screen[Any], box_id: str, text: str) -> str | None:
+def prefill(form: Screen[Any], box_id: str, text: str, ready: bool) -> str | None:
     """Put a line typed in the chat input before ``form`` opened into its
     passphrase box; it waits there, masked, for the user's Enter (nothing is
-    sent before).  Returns what to keep for ``on_mount`` if not mounted yet."""
-    if not form.is_mounted:
+    sent before).  Returns what to keep for ``on_mount`` if the form is not
+    ``ready`` (its ``on_mount`` has not begun: ``is_mounted`` is still false
+    while it runs, so it cannot tell)."""
+    if not ready:
         return text
     box = form.query_one(box_id, Input)
+    box.select_on_focus = False  # selected, the next key typed would replace it
     box.value = text
     box.cursor_position = len(text)
     box.focus()
     return None
+
+
+def take_stray(form: Screen[Any], box_id: str, stray: Callable[[], str] | None) -> None:
+    """Put the start of a passphrase that landed in the chat input into ``form``.
+
+    Keys typed in one burst with ``/secret ROOM`` (a paste without bracketed
+    paste, a slow link) reach the chat input until the form has the focus: the
+    first characters of the passphrase would stay in the message box, to be
+    sent with the next message.  ``stray`` takes them out of the box; they go in
+    front of what the passphrase box already holds.
+    """
+    text = stray() if stray is not None else ""
+    if not text:
+        return
+    box = form.query_one(box_id, Input)
+    box.select_on_focus = False  # the rest of the burst goes after it, not over it
+    box.value = text + box.value
+    box.cursor_position = len(box.value)
+    box.focus()
 
 
 async def run_attempt(attempt: Attempt, room: str, passphrase: str) -> str | None:
@@ -60,6 +82,8 @@ class PassphraseScreen(ModalScreen[str | None]):
     def __init__(self, room: str, attempt: Attempt) -> None:
         super().__init__()
         self._prefill: str | None = None
+        self._ready = False  # on_mount has begun
+        self.stray: Callable[[], str] | None = None  # see take_stray
         self.room = room
         self.attempt = attempt
 
@@ -77,13 +101,15 @@ class PassphraseScreen(ModalScreen[str | None]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
+        self._ready = True
         target = "#secret-pass" if self.room else "#secret-room"
         self.query_one(target, Input).focus()
         if self._prefill is not None:
             self.prefill_passphrase(self._prefill)
+        take_stray(self, "#secret-pass", self.stray)
 
     def prefill_passphrase(self, text: str) -> None:
-        self._prefill = prefill(self, "#secret-pass", text)
+        self._prefill = prefill(self, "#secret-pass", text, self._ready)
 
     def _error(self, text: str) -> None:
         self.query_one("#secret-error", Static).update(Text(clean(text)))

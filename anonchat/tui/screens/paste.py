@@ -10,6 +10,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from ...plural import plural
 from ..render import clean
 
 #: Pasted lines shown in the question.
@@ -27,9 +28,9 @@ class PasteScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="paste-box", classes="dialog") as box:
-            box.border_title = f"Paste {len(self.lines)} lines?"
+            box.border_title = f"Paste {plural(len(self.lines), 'line')}?"
             text = Text()
-            text.append(f"Send these {len(self.lines)} lines to {clean(self.where)}, ")
+            text.append(f"Send {plural(len(self.lines), 'line')} to {clean(self.where)}, ")
             text.append("one message each, as they are (a line starting with / is text):\n\n")
             for line in self.lines[:SHOWN]:
                 text.append(f"  {clean(line)[:56]}\n", style="bold")

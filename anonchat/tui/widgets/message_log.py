@@ -13,6 +13,8 @@ from textual.events import Resize
 from textual.message import Message
 from textual.widgets import RichLog, Static
 
+from ...plural import plural
+
 MAX_LINES = 2000
 
 
@@ -100,5 +102,4 @@ class RoomView(Vertical):
     def on_message_log_pending(self, event: MessageLog.Pending) -> None:
         event.stop()
         self.below.display = event.count > 0
-        plural = "message" if event.count == 1 else "messages"
-        self.below.update(Text(f"↓ {event.count} new {plural} below — End to jump"))
+        self.below.update(Text(f"↓ {plural(event.count, 'new message')} below — End to jump"))
