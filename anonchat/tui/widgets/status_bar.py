@@ -72,8 +72,8 @@ class StatusBar(Static):
         if self.transport:
             style = "green" if self.transport == "TLS" else "yellow"
             out.append(f" {self.transport}", style=style)
-        if self.hosting:
-            out.append(" hosting (/invite)", style="bold")
+        if self.hosting:  # narrow: the pane shows /invite's command already
+            out.append(" hosting" if self.narrow else " hosting (/invite)", style="bold")
         out.append_text(sep)
         style = "bold red" if self.state.startswith("stopped") else ""
         out.append(f"● {self.state}", style=STATE_STYLES.get(self.state, style))
