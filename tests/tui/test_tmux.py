@@ -207,7 +207,7 @@ async def test_local_in_a_real_terminal_at_80x24(tmp_path: Path) -> None:
         words = shlex.split(rows[first] + rows[first + 1])
         assert words[0] == "anonchat" and len(words) == 2, screen
         # No side panels: the topic bar starts at the left edge, the pane is the width.
-        assert rows[0].startswith("#lobby"), screen
+        assert rows[0].startswith("1 #lobby"), screen  # and its Alt+digit number
         # The status bar fits: hosting, and the keys that bring the panels back.
         assert "TLS hosting │" in rows[-1] and rows[-1].endswith("F5/F2 panels"), screen
         guest = await Endpoint.from_url(words[1], 7667).connect("guest")

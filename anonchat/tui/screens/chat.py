@@ -272,8 +272,14 @@ class ChatScreen(ChatView, Screen[None]):
         self.status.set(activity=self.state.activity() if rooms_hidden else [])
 
     def header(self, room: RoomState | None) -> Text:
-        """The line above the messages: the room, its topic and owners, or why we are out."""
+        """The line above the messages: the room, its topic and owners, or why we are out
+        (and, while the room list is hidden, the window's Alt+digit number)."""
         bar = Text()
+        if not self.query_one(RoomList).display:
+            order = self.state.windows()
+            key = room.key if room is not None else CONSOLE
+            if key in order and order.index(key) < 10:
+                bar.append(f"{order.index(key)} ", style="dim")
         if room is None:
             bar.append("server window", style="bold")
             bar.append(f" — {clean(self.server_label)}", style="dim")

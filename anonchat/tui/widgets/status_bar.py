@@ -93,7 +93,11 @@ class StatusBar(Static):
                     out.append(",", style="dim")
                 out.append(str(number), style=MENTION_STYLE if mentioned else "bold #e6a23c")
         out.append_text(sep)
-        # Narrow: the keys that bring the hidden panels back; F1 lists the rest.
-        hint = "F1 help F5/F2 panels" if self.narrow else "F1 help  F2 members  Ctrl+Q quit"
+        # Narrow: the keys that bring the hidden panels back (F1 lists the rest),
+        # unless the room activity needs the room: 80 columns hold one or the other.
+        if self.narrow:
+            hint = "F1 help" if self.activity else "F1 help F5/F2 panels"
+        else:
+            hint = "F1 help  F2 members  Ctrl+Q quit"
         out.append(hint, style="dim")
         return out
