@@ -86,10 +86,12 @@ __all__ = [
     "long_fingerprint",
     "pairwise_key",
     "proof_message",
+    "rotation_message",
     "safety_number",
     "sealed_size",
     "verify_card",
     "verify_dm_proof",
+    "verify_rotation",
 ]
 
 _CARD_LABEL = b"anonchat/v3/dm_card"
@@ -209,6 +211,33 @@ def pairwise_key(shared: bytes, sender: DmCard, recipient: DmCard) -> bytes:
     """The key of messages from ``sender`` to ``recipient``."""
     info = _KEY_LABEL + b"\0" + sender.sign + recipient.sign + sender.dh + recipient.dh
     return _hkdf(shared, info)
+
+
+_ROTATE_LABEL = b"anonchat/v3/rotate"
+
+
+def rotation_message(old: bytes, new: bytes, recipient: bytes, sender_dm: bytes) -> bytes:
+    """What an owner signs, with its session key in the old room, to invite one
+    member (``recipient``: its session key there) to the room that replaces it
+    (``/secret rotate``), sent over direct messages from the DM key ``sender_dm``::
+
+        "anonchat/v3/rotate" 0x00 old_room_id(32) new_room_id(32) recipient(32) sender_dm(32)
+    """
+    for value in (old, new, recipient, sender_dm):
+        if not isinstance(value, bytes) or len(value) != KEY_SIZE:
+            raise _fail(CryptoCode.BAD_INPUT, "a rotation names four 32-byte values")
+    return _ROTATE_LABEL + b"\0" + old + new + recipient + sender_dm
+
+
+def verify_rotation(
+    signer: bytes, sig: bytes, old: bytes, new: bytes, recipient: bytes, sender_dm: bytes
+) -> bool:
+    """True only if ``signer`` signed this invitation for this recipient, sent by this DM key."""
+    try:
+        message = rotation_message(old, new, recipient, sender_dm)
+    except CryptoError:
+        return False
+    return _verify(signer, sig, message)
 
 
 def sealed_size(nick: str, body: str) -> int:

@@ -14,6 +14,7 @@ import pytest
 from anonchat import events as ev
 from anonchat.client import Client, Event
 from anonchat.daemon import Daemon
+from anonchat.daemon.state import holder
 from anonchat.direct import DmIdentity
 from anonchat.dm import DirectMessage, DmNotice
 from anonchat.errors import Code, RequestError
@@ -250,7 +251,8 @@ async def test_nothing_readable_reaches_the_daemon(
     talk = await alice.open_dm("bob")
     await alice.send_dm(talk.peer, TEXT)
     assert [m.text for m in await dms(bob, 1)] == [TEXT]
-    member = daemon.nicks["bob"]
+    member = holder(daemon, "bob")
+    assert member is not None
     held = b"".join(d for _, _, d in member.dm_ring.entries())  # type: ignore[union-attr]
     for secret in (TEXT.encode(), TEXT.encode("utf-16-le")):
         assert secret not in received  # both directions went through the tap
@@ -388,10 +390,24 @@ async def test_a_secret_room_member_by_its_session_key(make_daemon: DaemonFactor
     async with asyncio.timeout(10):  # until bob's hello announced "shadow"
         while "shadow" not in channel.nicks.values():
             await asyncio.sleep(0.01)
+    seen_by_alice: list[ev.Frame] = []
+
+    def record(frame: ev.Frame) -> ev.Frame:
+        seen_by_alice.append(frame)
+        return frame
+
+    rewrite(alice, record)
     talk = await alice.open_dm("shadow", room="den")
-    assert talk.peer == bob.dms.identity.sign
+    assert talk.peer == bob.dms.identity.sign and talk.nick == "shadow"
     await alice.send_dm(talk.peer, "psst")
-    assert [m.text for m in await dms(bob, 1)] == ["psst"]
+    (got,) = await dms(bob, 1)
+    assert got.text == "psst"
+    await bob.send_dm(got.peer, "who's asking?")
+    (back,) = await dms(alice, 1)
+    assert (back.text, back.nick) == ("who's asking?", "shadow")
+    # Bob's public nick never reached alice: not in the card, not in the message.
+    cards = [f for f in seen_by_alice if isinstance(f, ev.DmCard | ev.Dm)]
+    assert len(cards) == 2 and all(f.nick == "" for f in cards)
     with pytest.raises(RequestError) as me:
         await alice.open_dm(alice.own_secret_label("den"), room="den")
     assert me.value.code == Code.NO_SUCH_NICK
@@ -423,3 +439,49 @@ async def test_a_new_key_under_a_known_nick_is_announced(make_daemon: DaemonFact
     assert (await dms(alice, 1))[0].text == "it is me, really"
     await alice.close()
     await new_bob.close()
+
+
+async def drop_and_wait(client: Client) -> None:
+    client._writer.transport.abort()  # the network goes away
+    async with asyncio.timeout(5):
+        while client.closed is None:
+            await asyncio.sleep(0.01)
+
+
+async def test_the_ring_for_a_resume_at_and_one_past(make_daemon: DaemonFactory) -> None:
+    """``dm_ring`` messages sent while the recipient was away all arrive on its
+    resume; one more and the oldest is gone, said as missed."""
+    daemon = await make_daemon(dm_ring=3)
+    alice, bob = await pair(daemon)
+    talk = await alice.open_dm("bob")
+    for count, lost in ((3, 0), (4, 1)):
+        await drop_and_wait(bob)
+        for i in range(count):
+            await alice.send_dm(talk.peer, f"{count}/{i}")
+        bob = await Client.connect("127.0.0.1", daemon.port, pin=daemon.pin, resume=bob)
+        assert bob.resumed
+        await alice.send_dm(talk.peer, f"marker {count}")
+        events = await until_dm(bob, f"marker {count}")
+        texts = [e.text for e in events if isinstance(e, DirectMessage)]
+        assert texts == [*(f"{count}/{i}" for i in range(lost, count)), f"marker {count}"]
+        notices = [e for e in events if isinstance(e, DmNotice)]
+        if lost:
+            assert [n.kind for n in notices] == ["missing", "missing"]  # the daemon's, the gap's
+            assert "gone from the server's memory" in notices[0].text
+        else:
+            assert not notices
+    await alice.close()
+    await bob.close()
+
+
+async def test_a_lookup_finds_a_nick_held_under_its_look_alike_key(
+    make_daemon: DaemonFactory,
+) -> None:
+    """Nicks are held under their confusable skeleton ('g0' as 'go'): a lookup of
+    the nick as its holder typed it finds it."""
+    daemon = await make_daemon()
+    alice, g0 = await dial(daemon, "alice"), await dial(daemon, "g0")
+    talk = await alice.open_dm("g0")
+    assert talk.peer == g0.dms.identity.sign and talk.nick == "g0"
+    await alice.close()
+    await g0.close()

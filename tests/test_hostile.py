@@ -15,6 +15,7 @@ from anonchat import events as ev
 from anonchat.client import Client
 from anonchat.crypto import Identity, key_proof
 from anonchat.daemon import Daemon
+from anonchat.daemon.state import holder
 from anonchat.errors import Code
 from anonchat.trust import client_context
 
@@ -326,7 +327,7 @@ async def test_an_address_at_every_limit_leaves_room_for_everyone_else(
     # A fifth ghost ends the address's oldest, not anyone else's.
     fifth = await insider(daemon, "ghost4", 5)
     fifth.writer.transport.abort()
-    await until(lambda: "ghost0" not in daemon.nicks and "ghost4" in daemon.nicks)
+    await until(lambda: holder(daemon, "ghost0") is None and holder(daemon, "ghost4") is not None)
     assert len(daemon.ghosts) == 4
     # Open connections at the limit, each in five rooms, at its nick and query
     # limits, and in the middle of a frame it never finishes.

@@ -17,9 +17,10 @@ import pytest
 from anonchat import events as ev
 from anonchat.client import Client, Endpoint
 from anonchat.daemon import Daemon
+from anonchat.wire import encode_body
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import collect, dial, next_event, quiet
+from .helpers import collect, dial, half_closing_client, hello_bytes, next_event, quiet
 
 PY = sys.executable
 
@@ -126,6 +127,23 @@ async def test_a_clean_stop_logs_no_warning(tmp_path: Path) -> None:
     assert " WARNING " not in text and " ERROR " not in text and " CRITICAL " not in text
     assert "is gone" not in text
     await alice.close()
+
+
+async def test_a_client_that_half_closes_gets_its_replies_from_the_real_daemon(
+    tmp_path: Path,
+) -> None:
+    """anonchatd as shipped (on uvloop when installed, as here): a TLS client
+    sends its requests and ends its side at once, by close_notify or by a TCP
+    FIN, and still reads every reply."""
+    d = await start_daemon(tmp_path)
+    asks = b"".join(encode_body({"t": "list", "id": i}) for i in range(1, 4))
+    for n, how in enumerate(["close_notify", "fin"]):
+        frames = await asyncio.to_thread(
+            half_closing_client, d.port, hello_bytes(f"half{n}") + asks, how
+        )
+        assert [type(f) for f in frames] == [ev.ServerHello, ev.Rooms, ev.Rooms, ev.Rooms]
+    d.proc.send_signal(signal.SIGTERM)
+    assert await d.proc.wait() == 0
 
 
 async def test_logs_hold_no_address_and_no_text(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ def dump(daemon: Daemon, taken_at: bytes) -> bytes:
             sorted(r.chain.banned),
             [g.to_wire() for g in r.grants],
             r.mode.to_wire() if r.mode else None,
+            r.closed,
         ]
         for r in daemon.secret_rooms.values()
     ]
@@ -103,8 +104,9 @@ def load(daemon: Daemon, data: bytes) -> bytes:
             member.rooms[room.key] = room
         _load_channel(room, channel, by_uid)
         daemon.rooms[room.key] = room
-    for rid, auth, owner, tag, keyed, channel, acts, banned, grants, mode in body["secret"]:
+    for rid, auth, owner, tag, keyed, channel, acts, banned, grants, mode, *rest in body["secret"]:
         secret = SecretRoom(daemon, rid, auth, owner, tag)
+        secret.closed = bool(rest and rest[0])  # (older snapshots had no closed flag)
         for uid, key in keyed:
             member = by_uid[uid]
             secret.add(member, key)

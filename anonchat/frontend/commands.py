@@ -497,11 +497,16 @@ class Commands:
     async def cmd_list(self, rest: str) -> None:
         self.ui.show(Listed(await self.client.list_rooms()))
 
-    @command("secret", "[create] ROOM",
+    @command("secret", "[create] ROOM | rotate",
              "join a secret (end-to-end encrypted) room: asks for its passphrase; "
-             "/secret create ROOM makes one (no passphrase: a strong one is made)")  # fmt: skip
+             "/secret create ROOM makes one (no passphrase: a strong one is made); "
+             "/secret rotate (owners) moves the members of the room on screen to a new "
+             "room with a new passphrase, leaving the banned behind")  # fmt: skip
     async def cmd_secret(self, rest: str) -> None:
         words = rest.split()
+        if [w.lower() for w in words] == ["rotate"]:  # (a room called rotate: /secret #rotate)
+            await self._rotate()
+            return
         create = bool(words) and words[0].lower() == "create"
         if create:
             words = words[1:]
@@ -541,6 +546,27 @@ class Commands:
         problem = await self.secret_attempt(create=create)(name, typed, generated)
         if problem is not None:
             self.ui.show(Failed("secret", Code.JOIN_DENIED, problem))
+
+    async def _rotate(self) -> None:
+        """``/secret rotate``: no passphrase is read (a new one is generated)."""
+        room = self.current()
+        if not isinstance(room, SecretRoom):
+            self.ui.show(Info("/secret rotate works in a secret room you own", error=True))
+            return
+        self.ui.show(Info(f"rotating {room.shown}: closing it and inviting its members..."))
+        done = await self.client.rotate_secret(room.name)
+        moved = ", ".join(done.moved) or "nobody"
+        left = ", ".join(done.left) or "nobody"
+        self.ui.show(
+            Lines(
+                (
+                    f"{room.shown} now is a new room with a new passphrase; the old one is "
+                    "closed. Invited over direct messages (their clients follow): " + moved,
+                    f"not coming along: {left}",
+                    f"the new passphrase, for whoever you invite yourself: {done.passphrase}",
+                )
+            )
+        )
 
     def secret_attempt(self, *, create: bool) -> Attempt:
         """Enter a secret room with a passphrase: for a form, None when in, else why not."""
@@ -661,6 +687,13 @@ class Commands:
         verb = "ban" if ban else "kick"
         try:
             await room.kick(nick, reason.strip() or None, ban=ban)
+            if room.secret:
+                self.ui.show(
+                    Info(
+                        f"{nick} still knows the passphrase: /secret rotate moves everyone "
+                        "else to a new room with a new one, leaving them behind"
+                    )
+                )
         except RequestError as exc:
             if exc.code != Code.NO_SUCH_NICK:
                 self.ui.show(Failed(verb, exc.code, exc.message))

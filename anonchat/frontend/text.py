@@ -8,6 +8,7 @@ is made into one safe line, and how a name that mixes scripts is marked.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from typing import Any
@@ -108,6 +109,7 @@ LOOKALIKE = "\u26a0"
 _FINGERPRINT = re.compile(r"#[0-9a-hjkmnp-tv-z]{4}$")
 
 
+@functools.lru_cache(maxsize=4096)  # (the same few nicks, on every line)
 def mixes_scripts(name: str) -> bool:
     """Does a nick, a secret room's ``nick#fp`` label or a room name mix scripts?"""
     return mixed_script(name[:-5] if _FINGERPRINT.search(name) else name)
@@ -188,7 +190,9 @@ DM_PRIVACY = (
     "direct messages (/msg): end-to-end encrypted between your DM key and theirs; the "
     "server cannot read them, but it sees who writes to whom (by nick and DM key), when, "
     "and each message's size rounded up to 256/512/1024/2048/4096 bytes; it holds the "
-    "last few for you, sealed and in memory only, until you resume or your session ends"
+    "last few for you, sealed and in memory only, until you resume or your session ends. "
+    "It tells the recipient your public nick, except in a conversation begun in a secret "
+    "room (/msg nick#fp), where neither side's public nick is shown"
 )
 
 

@@ -108,10 +108,11 @@ LOOKALIKE_STYLE = "bold #e6a23c"
 def nick_text(nick: str, *, bold: bool = True) -> Text:
     """A nick (or ``nick#fp`` label) in its colour, marked ⚠ if it mixes scripts."""
     style = f"bold {nick_colour(nick)}" if bold else nick_colour(nick)
-    return _marked(Text(clean(nick), style=style), nick)
+    return lookalike_mark(Text(clean(nick), style=style), nick)
 
 
-def _marked(text: Text, name: str) -> Text:
+def lookalike_mark(text: Text, name: str) -> Text:
+    """``text`` (showing ``name``), with ⚠ appended if the name mixes scripts."""
     if mixes_scripts(name):
         text.append(LOOKALIKE, style=LOOKALIKE_STYLE)
     return text
@@ -286,7 +287,7 @@ LOCK = "\U0001f512"  # 🔒 before a secret room's name
 
 def room_text(room: str, *, secret: bool = False, dm: bool = False) -> Text:
     """``#lobby``, ``🔒#plans``, or a conversation: ``@bob#k3f9``; a room's
-    name is marked ⚠ if it mixes scripts."""
+    name, or the other's nick, is marked ⚠ if it mixes scripts."""
     if dm:
-        return Text(f"@{clean(room)}", style="bold")
-    return _marked(Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold"), room)
+        return lookalike_mark(Text(f"@{clean(room)}", style="bold"), room)
+    return lookalike_mark(Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold"), room)

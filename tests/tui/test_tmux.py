@@ -238,3 +238,30 @@ async def test_local_in_a_real_terminal_at_80x24(tmp_path: Path) -> None:
 def session_alive(name: str) -> bool:
     found = subprocess.run(["tmux", "has-session", "-t", name], capture_output=True, timeout=10)
     return found.returncode == 0
+
+
+async def test_a_conversation_window_in_a_real_terminal(session: str, daemon: Daemon) -> None:
+    """A direct message opens a window listed after the rooms, with an unread
+    count and a mention mark; Alt+4 shows it, its bar names both DM keys, and a
+    line typed there goes to the sender alone, sealed."""
+    from anonchat.dm import DirectMessage
+
+    await wait_room(session, "#three")
+    bob = await dial(daemon, "bob")
+    talk = await bob.open_dm("keys")
+    await bob.send_dm(talk.peer, "psst, over here")
+    label = f"@bob#{bob.dm_fingerprint}"
+    screen = await screen_shows(session, label)
+    entry = next(line for line in screen.splitlines() if label in line)
+    assert "4" in entry.split(label)[0] and "@ (1)" in entry.split(label)[1]
+    await keys(session, "Escape", "4")
+    screen = await wait_room(session, label)
+    assert "psst, over here" in screen and "direct messages, end-to-end" in screen
+    assert f"keys#{talk.card.fingerprint}" in screen  # our side's fingerprint too
+    await typed(session, "right here\r")
+    async with asyncio.timeout(10):
+        async for event in bob.events():
+            if isinstance(event, DirectMessage) and not event.own:
+                assert event.text == "right here"
+                break
+    await bob.close()

@@ -76,7 +76,7 @@ SIDE_PANELS_FROM = 100
 PASTE_ASK = 5
 LIST_REFRESH = 30.0
 E2E_HEADER = "secret room: end-to-end encrypted, the server cannot read it"
-DM_HEADER = "direct messages: end-to-end encrypted, the server cannot read them"
+DM_HEADER = "direct messages, end-to-end encrypted"
 
 
 def transport(client: Client) -> str:

@@ -35,7 +35,7 @@ def describe_failure(code: str, message: str, server: str) -> tuple[str, str]:
     if code == Local.BAD_ADDRESS:
         return "server", said
     if code == Code.NICK_TAKEN:
-        return "nick", "That nick is taken on this server; pick another (or roll a new one)."
+        return "nick", f"{said[:1].upper()}{said[1:]}: pick another (or roll a new one)."
     if code == Code.NICK_INVALID:
         return "nick", f"That nick is not allowed: {said}"
     if code == Local.UNREACHABLE:
