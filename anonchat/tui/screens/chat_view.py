@@ -28,6 +28,7 @@ from ...frontend.commands import (
     Note,
     OpenForm,
     Quit,
+    RotateOffer,
     TopicShown,
 )
 from ...frontend.reconnect import Back, Lost, Retrying, Step, Stopped
@@ -57,6 +58,7 @@ from ..render import (
 from ..session import ConnectOptions
 from ..state import CONSOLE, ChatState, RoomState
 from .key_changed import KEY_FAILURES, KeyChangedScreen, KeyProblem
+from .rotate import RotateScreen
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -121,6 +123,8 @@ class ChatView:
         def refresh_rooms(self) -> object: ...
 
         def action_create_room(self) -> None: ...
+
+        def run_line(self, line: str) -> None: ...
 
         def _sync_secret_members(self, refresh: bool = True) -> None: ...
 
@@ -300,6 +304,16 @@ class ChatView:
             self.post_message(QuitRequested(note.message))
         elif isinstance(note, OpenForm):
             self.action_create_room()
+        elif isinstance(note, RotateOffer):
+            self.here(clean(note.text))
+            key = note.key
+
+            def answered(rotate: bool | None) -> None:
+                if rotate and key in self.state.rooms:
+                    self.switch_to(key)
+                    self.run_line("/secret rotate")
+
+            self.app.push_screen(RotateScreen(note.shown, note.who), answered)
         elif isinstance(note, DmWindow):
             room = self._dm_window(note.room.peer, note.room.name)
             if note.switch:
