@@ -31,11 +31,14 @@ class TokenBucket:
 
     def take(self, now: float) -> float:
         """Spend a token; return 0.0 on success, else seconds until one is due."""
-        self._refill(now)
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        # (_refill, inline: every message takes a token)
+        tokens = min(self.burst, self._tokens + (now - self._stamp) / self.interval)
+        self._stamp = now
+        if tokens >= 1.0:
+            self._tokens = tokens - 1.0
             return 0.0
-        return (1.0 - self._tokens) * self.interval
+        self._tokens = tokens
+        return (1.0 - tokens) * self.interval
 
     def full(self, now: float) -> bool:
         """Whether the bucket has refilled to its burst (it can be forgotten)."""

@@ -544,9 +544,20 @@ def _build_say(body: dict[str, Any]) -> Say:
             and len(text) <= _SAY_TEXT_MAX
             and type(me) is bool
         ):
-            return Say(rid, room, text, me)
+            say = _new_say(Say)  # Say(rid, room, text, me), without the frozen
+            _set_say_id(say, rid)  # dataclass's __init__ (one object.__setattr__ per
+            _set_say_room(say, room)  # field): the slots are set directly
+            _set_say_text(say, text)
+            _set_say_me(say, me)
+            return say
     result: Say = _build(Say, body, Say.TYPE)
     return result
+
+
+_new_say = object.__new__
+_set_say_id, _set_say_room, _set_say_text, _set_say_me = (
+    Say.__dict__[name].__set__ for name in ("id", "room", "text", "me")
+)
 
 
 _FAST_BUILD[Say] = _build_say

@@ -100,7 +100,9 @@ def check_text(text: str, max_bytes: int, what: str = "a message") -> str:
     size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
     if size > max_bytes:
         raise TextTooLong(f"{what} is {size} bytes; the limit is {max_bytes}")
-    bad = _TEXT_FORBIDDEN.search(text)
+    # A printable text has no control character and no surrogate (isprintable()
+    # refuses every Cc and Cs, and more): most texts need no other look.
+    bad = None if text.isprintable() else _TEXT_FORBIDDEN.search(text)
     if bad:
         raise InvalidName(f"{what} must not contain {_describe(bad.group())}")
     return text

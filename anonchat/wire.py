@@ -41,13 +41,13 @@ def encode_body(body: dict[str, Any]) -> bytes:
 
 def encode_frame(body: dict[str, Any], max_frame: int = DEFAULT_MAX_FRAME) -> bytes:
     """Pack one map as a frame, refusing to produce one the peer would reject."""
-    frame = encode_body(body)
-    if len(frame) - HEADER_SIZE > max_frame:
+    payload: bytes = _pack(body)  # (encode_body, inline)
+    if len(payload) > max_frame:
         raise LocalProtocolError(
             Code.FRAME_TOO_LARGE,
-            f"frame of {len(frame) - HEADER_SIZE} bytes exceeds the limit of {max_frame}",
+            f"frame of {len(payload)} bytes exceeds the limit of {max_frame}",
         )
-    return frame
+    return HEADER.pack(len(payload)) + payload
 
 
 def pack_value(value: Any) -> bytes:

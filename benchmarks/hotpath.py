@@ -11,9 +11,12 @@ write.  What it leaves out is the kernel: the write system calls, which the
 socket benchmarks (``benchmarks.run``) measure.
 
 It prints microseconds of daemon CPU per message and per delivery, for rooms
-of 10, 100 and 500 members, 4 senders sending 8 messages each per pass (the
-window of the fan-out benchmark).  Use it to compare two versions of the
-hot path; ``benchmarks.run`` remains the measure against ngircd.
+of 10, 100 and 500 members, 4 senders sending 8 messages each per pass (32
+messages a pass, as many as the fan-out benchmark's 8 senders keep in flight
+with their windows of 4; the shape is kept so that figures stay comparable
+with earlier ones).  Use it to compare two versions of the hot path, run
+alternately on the same machine; ``benchmarks.run`` remains the measure
+against ngircd.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from .common import stamp_text
 from .run import LIFTED_LIMITS
 
 SENDERS = 4
-PER_PASS = 8  # messages each sender has in flight (the fan-out benchmark's window)
+PER_PASS = 8  # messages each sender sends per pass (32 in all)
 
 
 class CountingTransport:

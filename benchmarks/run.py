@@ -23,6 +23,7 @@ import json
 import multiprocessing as mp
 import os
 import queue
+import re
 import statistics
 import subprocess
 import sys
@@ -474,10 +475,13 @@ SERVERS = [
 ]
 
 
-def plan(quick: bool, only: set[str]) -> list[tuple[str, int, str, str]]:
+def plan(
+    quick: bool, only: set[str], sizes: tuple[int, ...] | None = None
+) -> list[tuple[str, int, str, str]]:
     """(mode, members, server, variant) points, in the order they run in one round."""
     points: list[tuple[str, int, str, str]] = []
-    sizes = (10, 100) if quick else (10, 100, 500)
+    if sizes is None:
+        sizes = (10, 100) if quick else (10, 100, 500)
     if "fanout" in only:
         for members in sizes:
             points += [("fanout", members, s, v) for s, v in SERVERS]
@@ -530,10 +534,23 @@ def summary(rows: list[dict[str, Any]], rounds: int) -> str:
         return [r[field] for r in groups.get(key, []) if r.get(field) is not None]
 
     def notes(key: tuple[str, int, str, str]) -> str:
-        seen: list[str] = []
+        """The rounds' notes, each kind once; a number in it becomes its largest."""
+        kinds: dict[str, float] = {}
         for r in groups.get(key, []):
-            seen += [n for n in r.get("notes", []) if n not in seen]
-        return "; ".join(seen)
+            for note in r.get("notes", []):
+                numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", note)]
+                kind = re.sub(r"\d+(?:\.\d+)?", "{}", note)
+                if numbers and kind.count("{}") == 1:
+                    kinds[kind] = max(kinds.get(kind, 0.0), numbers[0])
+                else:
+                    kinds.setdefault(note.replace("{", "(").replace("}", ")"), 0.0)
+        out = []
+        for kind, most in kinds.items():
+            if "{}" in kind:
+                out.append(kind.format(("≤" if len(groups[key]) > 1 else "") + f"{most:g}"))
+            else:
+                out.append(kind)
+        return "; ".join(out)
 
     out: list[str] = []
     workloads = list(dict.fromkeys(k[0] for k in groups))
@@ -629,6 +646,9 @@ def main(argv: list[str] | None = None) -> int:
         "--only", default="fanout,fanout-ok,latency,capacity", help="comma-separated workloads"
     )
     p.add_argument("--rounds", type=int, default=3, help="times the whole plan runs (default 3)")
+    p.add_argument(
+        "--members", help="fan-out room sizes, comma-separated (default 10,100,500; quick 10,100)"
+    )
     p.add_argument("--json", metavar="FILE", help="write every point's results as JSON here")
     p.add_argument("--markdown", metavar="FILE", help="write the summary tables here too")
     p.add_argument("--measure", type=float, help="seconds measured per point (default 5, quick 2)")
@@ -654,7 +674,13 @@ def main(argv: list[str] | None = None) -> int:
     info["git"] = _git_head()
     rows: list[dict[str, Any]] = []
     started = time.monotonic()
-    points = plan(args.quick, only)
+    try:
+        sizes = tuple(int(m) for m in args.members.split(",")) if args.members else None
+    except ValueError:
+        p.error("--members takes room sizes such as 10,100,500")
+    if sizes is not None and min(sizes) < 2 * WORKERS:
+        p.error(f"--members: a room needs at least {2 * WORKERS} members")
+    points = plan(args.quick, only, sizes)
     with tempfile.TemporaryDirectory(prefix="anonchat-bench-") as tmp:
         for rnd in range(args.rounds):
             for i, (mode, members, server_name, variant) in enumerate(points):

@@ -89,7 +89,8 @@ def relay(
     data = encode_frame(frame.to_wire())
     inbox(recipient).add(recipient.dm_seq, True, data)
     recipient.deliver(data)
-    daemon.stats.messages += 1
+    if member.node == daemon.node:
+        daemon.stats.direct += 1  # (counted where it was sent, as the others)
     member.send(ev.Ok(id=rid))
 
 

@@ -61,6 +61,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 import redis.asyncio as aioredis
@@ -71,6 +72,7 @@ from redis.exceptions import AuthenticationError, AuthorizationError, RedisError
 from ..errors import ConfigError, Unavailable
 from ..wire import pack_value, unpack_value
 from . import snapshot, state
+from .bus import BusStats
 from .config import redact, safe_url
 
 if TYPE_CHECKING:
@@ -125,6 +127,7 @@ class RedisBus:
         self._snapshot_id = b"0-0"  # where the last snapshot this node wrote was taken
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self.stats = BusStats(lambda: len(self._pending), lambda: self._last_id)
         # At most one beat of this node waits to be written: a beat says "alive
         # now", and beats queued during an outage would all land at one log time.
         self._beat_pending = False
@@ -223,8 +226,10 @@ class RedisBus:
                             keys=[STREAM, self._written_key],
                             args=[self._batch, data, WRITTEN_TTL],
                         )
+                        self.stats.last_write = time.monotonic()
                         break
                     except (RedisError, OSError) as exc:
+                        self.stats.write_errors += 1
                         log.warning("cannot write to Redis (%s); retrying", self._safe(exc))
                         await asyncio.sleep(RETRY)
                 self._beat_in_flight = False
@@ -252,6 +257,7 @@ class RedisBus:
             except (RedisError, OSError) as exc:
                 if self._closing:
                     return
+                self.stats.read_errors += 1
                 log.warning("cannot read from Redis (%s); retrying", self._safe(exc))
                 await asyncio.sleep(RETRY)
 
@@ -282,6 +288,15 @@ class RedisBus:
                 # The same input fails the same way on every node; log it, go on.
                 log.exception("cannot apply command %r", cmd[:2])
 
+    async def probe(self) -> tuple[int, bytes] | None:
+        """The stream's length and the id of its last entry (for the metrics), or
+        None when Redis cannot tell now."""
+        try:
+            info: Any = await self._writer.xinfo_stream(STREAM)
+        except (RedisError, OSError):
+            return None
+        return int(info["length"]), bytes(info["last-generated-id"])
+
     # -- snapshots ---------------------------------------------------------------
 
     async def _load_snapshot(self) -> None:
@@ -301,6 +316,7 @@ class RedisBus:
             try:
                 await self.write_snapshot()
             except (RedisError, OSError) as exc:
+                self.stats.snapshot_failures += 1
                 log.warning("cannot write a snapshot (%s)", self._safe(exc))
 
     async def write_snapshot(self) -> None:
@@ -308,6 +324,9 @@ class RedisBus:
         taken_at = self._last_id
         data = snapshot.dump(self.daemon, taken_at)  # no await between reading and dumping
         await self._writer.set(SNAPSHOT, data)
+        self.stats.snapshots += 1
+        self.stats.snapshot_at = time.monotonic()
+        self.stats.snapshot_bytes = len(data)
         previous, self._snapshot_id = self._snapshot_id, taken_at
         if previous != b"0-0":
             await self._writer.xtrim(STREAM, minid=previous)

@@ -42,6 +42,7 @@ class Member:
         "first_uid",
         "limits",
         "nick",
+        "nick_key",
         "node",
         "out",
         "out_bytes",
@@ -62,7 +63,8 @@ class Member:
         self.first_uid = uid
         self.node = node
         self.nick = ""
-        self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in daemon.nicks
+        self.nick_key = ""  # names.name_key(nick): its key in daemon.nicks
+        self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in daemon.claims
         self.token_hash = b""
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
@@ -100,6 +102,9 @@ class Member:
 
     def flush(self) -> None:
         """Write what is queued, if the connection is here."""
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` now, if the connection is here (see Daemon.flush_rooms)."""
 
     def applied(self) -> None:
         """One of this member's requests was applied (a local session reads on)."""
@@ -332,7 +337,7 @@ class Room(Channel):
         return [m.nick for m in self.members if m in self.owners]
 
     def say(self, sender: Member, text: str, me: bool, ts: int) -> int:
-        seq = self.next_seq()
+        self.seq = seq = self.seq + 1  # (next_seq, inline)
         # The hottest event: its map is built here, not through ev.Msg, whose checks
         # every value has passed already (the room's name and the sender's nick when
         # they were taken, the text in Session.on_say); test_rooms checks the bytes

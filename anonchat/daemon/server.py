@@ -62,7 +62,10 @@ class Daemon:
         self.sessions: dict[Session, None] = {}  # connected to this node, in order
         # The shared state (see state.py): the same on every node.
         self.members: dict[str, Member] = {}  # uid -> member, wherever it is connected
-        self.nicks: dict[str, Member] = {}
+        self.nicks: dict[str, Member] = {}  # name_key(nick) -> its holder
+        # Every look-alike claim of every nick (names.claim_keys) -> its holder:
+        # a nick is free only if none of its claims is held (state.holder).
+        self.claims: dict[str, Member] = {}
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
         self.tokens: dict[bytes, Member] = {}  # hash of a resume token -> member
@@ -80,7 +83,7 @@ class Daemon:
         self.ghosts: dict[str, asyncio.TimerHandle] = {}
         self.ghosts_by_address: dict[bytes, dict[str, Session]] = {}
         self.bus: Bus = make_bus(self)
-        self.stats = Stats()
+        self.stats = Stats(self.node)
         self.per_address = AddressCounter(self.config.limits.max_per_address)
         # Buckets every connection of one address shares (nick changes, list and
         # who); the listener keeps the connection rate's in the same table.
@@ -126,6 +129,7 @@ class Daemon:
             ) from None
         try:
             if config.metrics:
+                metrics.check_available()
                 host, port = metrics_address(config.metrics)
                 try:
                     self._metrics = await metrics.serve(self, host, port)
@@ -134,6 +138,9 @@ class Daemon:
                         f"cannot serve metrics on {host}:{port}: {why(exc)}"
                     ) from None
             await self.bus.start()
+            # Messages replayed while catching up were delivered long ago: only
+            # those applied from now on are timed (anonchat_delivery_seconds).
+            self.stats.live = True
         except BaseException:
             for sock in sockets:
                 sock.close()
@@ -153,10 +160,22 @@ class Daemon:
             in_all=limits.max_handshakes,
             sndbuf=kernel_sendq(limits.sendq),
             buckets=self.address_buckets,
+            read_size=limits.read_size,
         )
         self._server.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="anonchatd-sweeper")
         log.info("listening on %s", describe(self.addresses))
+
+    @property
+    def listener(self) -> Listener | None:
+        return self._server
+
+    @property
+    def metrics_addresses(self) -> list[tuple[str, int]]:
+        """Where the metrics are served (none without ``--metrics``)."""
+        if self._metrics is None:
+            return []
+        return [s.getsockname()[:2] for s in self._metrics.sockets]
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -249,14 +268,17 @@ class Daemon:
                 kernel = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
                 session.sendq = max(1, self.config.limits.sendq - kernel)
         if len(self.sessions) >= self.config.limits.max_connections or self.stopping:
+            self.stats.refused["stopping" if self.stopping else "server_full"] += 1
             refuse(session, Code.SERVER_FULL, "server is full")
             return
         peer = transport.get_extra_info("peername")
         address_key = self.per_address.key_of(str(peer[0]) if peer else "")
         del peer  # only the keyed hash is kept, and only while the connection lasts
         if not self.per_address.add(address_key):
+            self.stats.refused["too_many_connections"] += 1
             refuse(session, Code.TOO_MANY_CONNECTIONS, "too many connections from your address")
             return
+        self.stats.accepted += 1
         session.address_key = address_key
         self.sessions[session] = None
         self.members[session.uid] = session
@@ -281,12 +303,23 @@ class Daemon:
         rooms, self._rooms_to_flush = self._rooms_to_flush, []
         written = 0
         for room in rooms:
+            shared = room.joined()
+            cursors = room.cursors
             for member in room.members:
-                if not member.closing:
-                    member.flush()
-                    written += 1
+                if member.closing:
+                    continue
+                written += 1
+                if (
+                    member.out
+                    or member in cursors
+                    or len(member.rooms) + len(member.secret_rooms) != 1
+                ):
+                    member.flush()  # its own frames, or other rooms', go in the same write
+                else:
+                    member.write(shared)  # the common case: this room's log, nothing else
             room.flushed()
         self._busy = written >= BUSY_FLUSH
+        self.stats.delivered()
 
     def mark_urgent(self, session: Member) -> None:
         """Have ``session`` (a frame of its own waits: a reply, most often) written
@@ -495,8 +528,12 @@ def load_tls_identity(config: Config) -> ServerIdentity:
 
 
 def why(exc: OSError) -> str:
-    """The reason of a socket error, in the same words on asyncio's loop and uvloop's."""
-    return os.strerror(exc.errno) if exc.errno else str(exc)
+    """The reason of a socket error, in the same words on asyncio's loop and uvloop's
+    (both wrap bind errors in a sentence of their own) and for a name that does not
+    resolve (whose negative errno is the resolver's, not the system's)."""
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return str(exc.strerror or exc)
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

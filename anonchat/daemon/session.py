@@ -47,9 +47,9 @@ from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topi
 from ..plural import plural
 from ..protocol import Connection, State
 from ..wire import encode_body
-from . import dms, moderation, secret_moderation
+from . import dms, moderation, secret_moderation, state
 from .limits import SessionLimiter
-from .rooms import Member
+from .rooms import Member, now_ms
 from .state import secret_room
 
 if TYPE_CHECKING:
@@ -189,9 +189,10 @@ class Session(Member, asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         self._eof = True
         if self._frames is None:
-            self._guarded(self._received, b"")
-        # Keep a plaintext socket open to send the last replies (TLS cannot half-close).
-        return self.daemon.identity is None
+            self._guarded(self._end_of_input)
+        # Keep the connection open to send the last replies: TCP and TLS (the
+        # daemon's own layer, tls.py) both let the client end its side alone.
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._grace is not None:
@@ -256,6 +257,17 @@ class Session(Member, asyncio.BufferedProtocol):
         self._frames = frames
         self._serve()
 
+    def _end_of_input(self) -> None:
+        """The client ended its side: once the commands it sent are applied
+        (with several nodes, messages may still be on their way through Redis),
+        their replies are written, then the connection closes (_read_done)."""
+        if self.done < self.submitted:
+            self.waiting = True
+            self.wait_for = self.submitted
+            self._frames = []  # nothing more to handle: _go_on comes back here
+            return
+        self._received(b"")
+
     def _progress(self, conn: Connection) -> None:
         """After a read: a whole frame is what counts as heard from (``idle_timeout``);
         a frame begun must end within ``frame_timeout``; the bytes of unfinished
@@ -313,7 +325,7 @@ class Session(Member, asyncio.BufferedProtocol):
             self._stopped_reading()
             return
         if self._eof and self._nread:
-            self._received(b"")  # the end came with (or while handling) the last read
+            self._end_of_input()  # the end came with (or while handling) the last read
             return
         if not self._nread or self.conn.state is State.CLOSED:
             self.close_code = self.close_code or "eof"  # "quit" if a bye came first
@@ -365,6 +377,8 @@ class Session(Member, asyncio.BufferedProtocol):
         out = self.out
         size = len(frame_bytes)
         for rooms in (self.rooms, self.secret_rooms):
+            if not rooms:
+                continue
             for room in rooms.values():
                 log = room.log
                 if log:  # (Channel.catch_up, inline: once per reply)
@@ -461,6 +475,10 @@ class Session(Member, asyncio.BufferedProtocol):
             self.out, self.out_bytes = [], 0
         elif not data:
             return
+        self.write(data)
+
+    def write(self, data: bytes) -> None:
+        """Write ``data`` with one call, unless that takes this session past ``sendq``."""
         transport = self.transport
         if transport.is_closing():
             return
@@ -722,7 +740,7 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def on_say(self, frame: ev.Say) -> None:
         self.limiter.check_message(self.loop.time())
-        # Membership is checked once, when the command is applied (state._say):
+        # Membership is checked once, when the command is applied (state.say):
         # a second look-up here would normalise the room name twice per message.
         try:
             text = check_text(frame.text, self.limits.max_text)
@@ -730,6 +748,18 @@ class Session(Member, asyncio.BufferedProtocol):
             raise RequestError(Code.TEXT_TOO_LONG, str(exc)) from None
         except InvalidName as exc:
             raise RequestError(Code.TEXT_INVALID, str(exc)) from None
+        daemon = self.daemon
+        if daemon.bus.synchronous and daemon.members.get(self.uid) is self:
+            # One node: what submit, LocalBus.submit and state.apply do with this
+            # command, without building it -- applied at once, at the local clock's
+            # time, its refusal answered, counted as submitted and applied.
+            self.submitted += 1
+            try:
+                state.say(daemon, self, now_ms(), frame.id, frame.room, text, frame.me)
+            except RequestError as exc:
+                self.send(ev.Error(code=exc.code, msg=exc.message[: ev.SHORT_MAX], id=frame.id))
+            self.applied()
+            return
         self.submit("say", frame.id, frame.room, text, frame.me, wait=False)
 
     def on_kick(self, frame: ev.Kick) -> None:

@@ -69,9 +69,11 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
         beat(daemon, uid, ts)
         return
     if op == "down":  # a node stopped
+        daemon.stats.nodes_down += 1
         daemon.node_gone(uid, ts)
         return
     if op == "handover":  # a node stopped; its sessions may resume elsewhere
+        daemon.stats.handovers += 1
         daemon.handed_over(uid, ts)
         return
     if op == "hello":
@@ -101,6 +103,7 @@ def beat(daemon: Daemon, node: str, ts: int) -> None:
         return
     for other, last in list(daemon.nodes.items()):
         if ts - last > timeout:
+            daemon.stats.nodes_gone += 1
             daemon.node_gone(other, ts)
 
 
@@ -170,13 +173,15 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     for channel in [*new.rooms.values(), *new.secret_rooms.values()]:
         channel.replace_member(old, new)
     dms.adopt(daemon, new, old)
+    if new.node == daemon.node:
+        daemon.stats.resumes += 1
     log.debug("%s resumes %s", new.uid, old.uid)
 
 
 def holder(daemon: Daemon, nick: str) -> Member | None:
     """Who holds ``nick`` or a nick that looks like it (``names.claim_keys``)."""
     for key in claim_keys(nick):
-        found = daemon.nicks.get(key)
+        found = daemon.claims.get(key)
         if found is not None:
             return found
     return None
@@ -186,15 +191,19 @@ def take_nick(daemon: Daemon, member: Member, nick: str) -> None:
     """``member`` is called ``nick`` now: it holds that nick's keys, and no others."""
     _free_nick(daemon, member)
     member.nick = nick
+    member.nick_key = name_key(nick)
+    daemon.nicks[member.nick_key] = member
     member.claims = claim_keys(nick)
     for key in member.claims:
-        daemon.nicks[key] = member
+        daemon.claims[key] = member
 
 
 def _free_nick(daemon: Daemon, member: Member) -> None:
+    if daemon.nicks.get(member.nick_key) is member:
+        del daemon.nicks[member.nick_key]
     for key in member.claims:
-        if daemon.nicks.get(key) is member:
-            del daemon.nicks[key]
+        if daemon.claims.get(key) is member:
+            del daemon.claims[key]
 
 
 def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) -> None:
@@ -341,14 +350,15 @@ def _topic(daemon: Daemon, member: Member, ts: int, rid: int, name: str, topic: 
     member.send(ev.Ok(id=rid))
 
 
-def _say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str, me: bool) -> None:
+def say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str, me: bool) -> None:
+    """A message to a public room (on one node, Session.on_say calls this itself)."""
     room = member.rooms.get(name_key(name))
     if room is None:
         raise RequestError(Code.NOT_MEMBER, f"you are not in {name}")
     if room.slow:
         moderation.check_slow(member, room, ts)
     seq = room.say(member, text, me, ts)
-    daemon.stats.messages += 1
+    daemon.stats.message(member.node, ts)
     member.ok(rid, seq)
 
 
@@ -475,7 +485,10 @@ def _seal(
         sealed = Sealed(room.members[member], counter, kind, epoch, ct, sig)
         secret_moderation.check_slow(member, room, sealed, ts)
     seq = room.relay(member, [counter, epoch, kind, ct, sig], ts)
-    daemon.stats.messages += 1
+    if kind in ("msg", "me"):
+        daemon.stats.message(member.node, ts, sealed=True)
+    elif member.node == daemon.node:
+        daemon.stats.announcements += 1  # (hello, here: not messages)
     member.ok(rid, seq)
 
 
@@ -486,7 +499,7 @@ _APPLY: dict[str, Callable[..., None]] = {
     "join": _join,
     "leave": _leave,
     "topic": _topic,
-    "say": _say,
+    "say": say,
     "kick": moderation.kick,
     "op": moderation.op,
     "mode": moderation.mode,

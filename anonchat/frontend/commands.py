@@ -38,7 +38,14 @@ from ..passphrases import generate_passphrase, passphrase_warning
 from ..plural import plural
 from ..room import DirectRoom, Room, Roster, SecretRoom
 from .ignore import Ignores
-from .text import MODE_USAGE, dm_verify_report, parse_mode, privacy_report, verify_report
+from .text import (
+    MODE_USAGE,
+    dm_verify_report,
+    invite,
+    parse_mode,
+    privacy_report,
+    verify_report,
+)
 
 #: How often a message refused with rate_limited is tried again.
 RATE_RETRIES = 30
@@ -142,6 +149,14 @@ class Lines:
 
 
 @dataclass(frozen=True)
+class Invite(Lines):
+    """``/invite``: the lines, and among them ``command``, what others run to
+    join (a front end may copy it to the clipboard)."""
+
+    command: str = ""
+
+
+@dataclass(frozen=True)
 class Quit:
     message: str
 
@@ -164,6 +179,7 @@ Note = (
     | NickSet
     | TopicShown
     | Lines
+    | Invite
     | Quit
     | OpenForm
     | DmWindow
@@ -288,9 +304,12 @@ def _first_word(rest: str) -> str:
 class Commands:
     """Runs lines for one chat session; ``client`` is replaced on reconnect."""
 
-    def __init__(self, client: Client, ui: Frontend) -> None:
+    def __init__(
+        self, client: Client, ui: Frontend, *, server: tuple[str, int] | None = None
+    ) -> None:
         self.client = client
         self.ui = ui
+        self.server = server  # (host, port) as this session dials it: for /invite
         self._changed = asyncio.Event()  # set when the connection came back or ended
         self.stopped = False  # the session ended for good: nothing more can be sent
         self.ignores = Ignores()  # /ignore: in memory only, never sent
@@ -582,6 +601,23 @@ class Commands:
             return None
 
         return attempt
+
+    @command("invite", "", "show the command others run to join this server and room, quoted")
+    async def cmd_invite(self, rest: str) -> None:
+        if self.server is None:
+            self.ui.show(Info("no server to invite to", error=True))
+            return
+        room = self.current()
+        if room is not None and room.direct:
+            room = None  # a conversation is no room to invite to: the server only
+        lines, command = invite(
+            self.server,
+            self.client.pin,
+            room.name if room is not None else None,
+            secret=room is not None and room.secret,
+            proxy=self.client.proxy,
+        )
+        self.ui.show(Invite(lines, command))
 
     @command("msg", "NICK TEXT",
              "send a direct message, end-to-end encrypted (in a secret room NICK may be "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from anonchat import events as ev
+from anonchat.client import Endpoint
 from anonchat.daemon import Daemon
 
-from ..helpers import collect, dial
+from ..helpers import collect, dial, next_event
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -175,6 +177,66 @@ async def screen_shows(session: str, text: str, gone: str = "") -> str:
         assert asyncio.get_running_loop().time() < deadline, screen
         screen = await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", session)
     return screen
+
+
+async def test_local_in_a_real_terminal_at_80x24(tmp_path: Path) -> None:
+    """``anonchat --local`` at 80×24: the message pane has the width, the
+    command others run is on screen in two rows that paste back into one
+    working command, and quitting asks first while someone else is connected."""
+    name = f"anonchat-local-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TERM": "xterm-256color",
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path),
+    }
+    command = [sys.executable, "-m", "anonchat", "--local", "--port", "0", "--nick", "host"]
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", *command],
+        check=True,
+        env=env,
+        timeout=10,
+    )
+    guest = None
+    try:
+        screen = await screen_shows(name, "anonchat 'anonchat://")
+        rows = [row.strip() for row in screen.splitlines()]
+        first = next(i for i, row in enumerate(rows) if row.startswith("anonchat 'anonchat://"))
+        assert rows[first + 1].endswith("'"), screen  # two rows, no more
+        words = shlex.split(rows[first] + rows[first + 1])
+        assert words[0] == "anonchat" and len(words) == 2, screen
+        # No side panels: the topic bar starts at the left edge, the pane is the width.
+        assert rows[0].startswith("#lobby"), screen
+        assert "hosting (/invite)" in rows[-1], screen
+        guest = await Endpoint.from_url(words[1], 7667).connect("guest")
+        await guest.join("lobby")
+        await guest.say("lobby", "hello host, the link works")
+        await screen_shows(name, "hello host, the link works")
+        await keys(name, "C-q")
+        screen = await screen_shows(name, "1 other session is connected now")
+        assert "Quit and stop hosting?" in screen
+        await keys(name, "Escape")
+        await screen_shows(name, "hosting (/invite)", gone="Quit and stop hosting?")
+        await guest.say("lobby", "still here")
+        await screen_shows(name, "still here")
+        await keys(name, "C-q")
+        await screen_shows(name, "Quit and stop hosting?")
+        await keys(name, "C-q")  # Ctrl+Q again: quit, and the daemon with it
+        await next_event(guest, ev.Bye, timeout=10)
+        deadline = asyncio.get_running_loop().time() + 10
+        while session_alive(name):
+            assert asyncio.get_running_loop().time() < deadline, "the host did not exit"
+            await asyncio.sleep(0.05)
+    finally:
+        if guest is not None:
+            await guest.close()
+        subprocess.run(["tmux", "kill-session", "-t", name], check=False, timeout=10)
+
+
+def session_alive(name: str) -> bool:
+    found = subprocess.run(["tmux", "has-session", "-t", name], capture_output=True, timeout=10)
+    return found.returncode == 0
 
 
 async def test_a_conversation_window_in_a_real_terminal(session: str, daemon: Daemon) -> None:

@@ -20,6 +20,7 @@ from ...frontend.commands import (
     Entered,
     Failed,
     Info,
+    Invite,
     Left,
     Lines,
     Listed,
@@ -40,6 +41,7 @@ from ..messages import NickChosen, QuitRequested
 from ..render import (
     LOCK,
     Clock,
+    Unbroken,
     clean,
     dm_line,
     dm_notice_line,
@@ -121,6 +123,10 @@ class ChatView:
         def add_view(self, key: str) -> object: ...
 
         def refresh_rooms(self) -> object: ...
+
+        def run_line(self, line: str) -> None: ...
+
+        _invite_pending: bool
 
         def action_create_room(self) -> None: ...
 
@@ -297,6 +303,8 @@ class ChatView:
         elif isinstance(note, TopicShown):
             topic = clean(note.topic) or "(none)"
             self.here(join_text("topic of ", room_text(note.room), ": ", topic))
+        elif isinstance(note, Invite):
+            self._invite(note)
         elif isinstance(note, Lines):
             for text in note.lines:
                 self.here(text)
@@ -320,6 +328,17 @@ class ChatView:
                 self.switch_to(room.key)
             else:
                 self.refresh_chrome()
+
+    def _invite(self, note: Invite) -> None:
+        """The command on a line of its own (no time, no prefix: it wraps least
+        and copies clean), also sent to the terminal's clipboard (OSC 52)."""
+        for text in note.lines:
+            if text == note.command:
+                self.write(self.state.current, Unbroken(clean(text), style="bold"), counts=False)
+            else:
+                self.here(clean(text))
+        self.app.copy_to_clipboard(note.command)
+        self.here("(also sent to the clipboard, where the terminal allows it)")
 
     def _entered(self, note: Entered) -> None:
         room = note.room
@@ -365,6 +384,11 @@ class ChatView:
         else:
             self.refresh_chrome()
         self.refresh_rooms()
+        if self._invite_pending and self.state.current == room.key:
+            # anonchat --local: how others join, in the room the host looks at
+            # (run now, so that /invite sees this room as the current one).
+            self._invite_pending = False
+            self.run_line("/invite")
 
     def forget_room(self, key: str, name: str, secret: bool) -> None:
         """We left a room (or closed a conversation): its window closes."""
