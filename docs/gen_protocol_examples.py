@@ -67,7 +67,7 @@ from anonchat.crypto import (
     safety_number,
     sign_owner_action,
 )
-from anonchat.daemon import Config, Daemon, Limits, bus
+from anonchat.daemon import Config, Daemon, Limits, bus, session
 from anonchat.daemon.session import SEAL_KINDS
 from anonchat.direct import DmIdentity, DmPeers
 from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
@@ -983,8 +983,7 @@ async def _converse(script: Callable[[Daemon], Awaitable[list[Step]]]) -> list[S
     clock: Callable[[], int] = lambda: next(ticks)  # noqa: E731
     with (
         mock.patch.object(bus, "now_ms", clock),
-        # On one node a say is applied by its session directly, with its own clock.
-        mock.patch("anonchat.daemon.session.now_ms", clock),
+        mock.patch.object(session, "now_ms", clock),  # (a say is applied there at once)
         # Session.__init__ draws the hello's challenge with secrets.token_bytes.
         mock.patch("anonchat.daemon.session.secrets.token_bytes", _fixed_challenges()),
     ):

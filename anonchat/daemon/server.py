@@ -10,6 +10,7 @@ import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from .. import events as ev
@@ -74,6 +75,10 @@ class Daemon:
         # node -> log time since which its heartbeats reached the stream without a
         # gap: a node judges others only after node_timeout of it (state.beat).
         self.alive_since: dict[str, int] = {}
+        # node -> the settings it beats with (state.shared_settings): all must agree.
+        self.node_settings: dict[str, dict[str, Any]] = {}
+        self.settings = state.shared_settings(self)
+        self.mismatched: set[str] = set()  # nodes with other settings, logged once
         # Sessions of a node that stopped and handed them over, by uid -> the log
         # time until which they may be resumed on another node (see handed_over).
         self.orphans: dict[str, int] = {}
@@ -399,21 +404,30 @@ class Daemon:
         """A node stopped (or stopped beating): end every session it held."""
         self.nodes.pop(node, None)
         self.alive_since.pop(node, None)
+        self.node_settings.pop(node, None)
         gone = [m for m in self.members.values() if m.node == node]
         if gone and not (node == self.node and self.stopping):  # (not our own clean stop)
             log.warning("node %s is gone; ending its %d sessions", node, len(gone))
         for member in gone:
             state.end(self, member, ts)
         if node == self.node and not self.stopping:
-            log.error("the other nodes count this node as gone (it fell behind); stopping")
-            self.lost = True
-            asyncio.get_running_loop().create_task(self.shutdown("the node lost the service"))
+            self.lose("the other nodes count this node as gone (it fell behind)")
+
+    def lose(self, why: str) -> None:
+        """This node can no longer be part of the service: stop (exit code 3),
+        sending its clients to the other nodes."""
+        if self.stopping:
+            return
+        log.error("%s; stopping", why)
+        self.lost = True
+        asyncio.get_running_loop().create_task(self.shutdown("the node lost the service"))
 
     def handed_over(self, node: str, ts: int) -> None:
         """A node stopped cleanly and handed its sessions over: they stay (nick,
         rooms, place) for resume_window, to be resumed on any node, then end."""
         self.nodes.pop(node, None)
         self.alive_since.pop(node, None)
+        self.node_settings.pop(node, None)
         deadline = ts + round(self.config.limits.resume_window * 1000)
         kept = [m for m in self.members.values() if m.node == node]
         for member in kept:

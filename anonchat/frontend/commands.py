@@ -96,6 +96,24 @@ class DmWindow:
 
 
 @dataclass(frozen=True)
+class RotateOffer:
+    """After a kick or ban in a secret room: the removed member still knows the
+    passphrase; ``/secret rotate`` would leave them behind for real (a front end
+    with dialogs offers it as a choice)."""
+
+    key: str
+    shown: str
+    who: str
+
+    @property
+    def text(self) -> str:
+        return (
+            f"{self.who} still knows the passphrase of {self.shown}: /secret rotate moves "
+            "everyone else to a new room with a new one, leaving them behind"
+        )
+
+
+@dataclass(frozen=True)
 class Left:
     key: str
     name: str
@@ -165,6 +183,7 @@ Note = (
     | Quit
     | OpenForm
     | DmWindow
+    | RotateOffer
 )
 
 Attempt = Callable[[str, str, bool], Awaitable[str | None]]
@@ -688,12 +707,7 @@ class Commands:
         try:
             await room.kick(nick, reason.strip() or None, ban=ban)
             if room.secret:
-                self.ui.show(
-                    Info(
-                        f"{nick} still knows the passphrase: /secret rotate moves everyone "
-                        "else to a new room with a new one, leaving them behind"
-                    )
-                )
+                self.ui.show(RotateOffer(room.key, room.shown, nick))
         except RequestError as exc:
             if exc.code != Code.NO_SUCH_NICK:
                 self.ui.show(Failed(verb, exc.code, exc.message))
