@@ -210,13 +210,12 @@ class Daemon:
             await self._stopped.wait()
             return
         self.stopping = True
-        # With other nodes alive the service goes on: this node's sessions stay in
-        # the shared state, resumable for resume_window on any node.
+        # With several nodes the service's state lives on in Redis: this node's
+        # sessions stay in it, resumable for resume_window on any node -- one
+        # running now, or one started later (every node stopped at once for a
+        # restart: all their clients are told the same, and resume).
         self.handing_over = (
-            not self.bus.synchronous
-            and not self.lost
-            and self.config.limits.resume_window > 0
-            and any(node != self.node for node in self.nodes)
+            not self.bus.synchronous and not self.lost and self.config.limits.resume_window > 0
         )
         if self.handing_over:
             msg = "this server is restarting; reconnect to resume your session"
@@ -227,7 +226,7 @@ class Daemon:
         log.info(
             "shutting down; %d sessions%s",
             len(self.sessions),
-            " (handed over to the other nodes)" if self.handing_over else "",
+            " (handed over: resumable on any node)" if self.handing_over else "",
         )
         if self._server is not None:
             self._server.close()
