@@ -565,3 +565,23 @@ async def test_of_two_nodes_with_other_settings_the_newer_stops(
             await asyncio.sleep(0.02)
     assert a.lost
     assert "this node's settings differ from node older's" in caplog.text
+
+
+async def test_a_late_node_takes_the_past_as_history(
+    make_node: NodeFactory, clients: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15 item 10: a node that starts applies the stream's past: a node
+    that handed its sessions over long ago is not news in its log, and the
+    beats of a node that is gone, with other settings, do not stop it."""
+    a = await make_node(node_timeout=NODE_TIMEOUT)
+    await all_see_each_other([a])
+    await clients(a, "alice")
+    await a.shutdown()  # hands alice's session over
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="anonchat.daemon")
+    b = await make_node(node_timeout=NODE_TIMEOUT, max_members_per_room=2)
+    await all_see_each_other([b])
+    told = [r for r in caplog.records if f"node {a.node} restarts" in r.getMessage()]
+    assert told and all(r.levelno == logging.DEBUG for r in told)  # applied, quietly
+    assert not b.stopping and a.node not in b.nodes
+    assert set(b.orphans) == {uid for uid, m in b.members.items() if m.nick == "alice"}
