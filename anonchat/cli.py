@@ -16,6 +16,7 @@ from .client import Endpoint
 from .daemon import DEFAULT_PORT, Daemon, load_config
 from .daemon.server import loop_factory
 from .errors import CannotListen
+from .frontend.text import invite
 from .linemode import run_line_mode, system
 from .paths import local_daemon_dir
 from .socks import parse_proxy
@@ -219,15 +220,24 @@ async def _local(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING)
     room = (args.join or ["lobby"])[0]
     endpoint = Endpoint("127.0.0.1", daemon.port, pin=daemon.pin, known_hosts=None)
+    sessions = daemon.sessions
     hosting = (
-        f"hosting a daemon on 127.0.0.1:{daemon.port}; others on this machine join with: "
-        f"anonchat {endpoint.invite(daemon.pin, room)}"
+        f"hosting a daemon on 127.0.0.1:{daemon.port} in this process: quitting ends the "
+        "session of everyone connected to it; /invite shows how others join"
     )
     try:
         rooms = args.join or [room]
         if not args.plain:
-            return await _tui(endpoint, nick=args.nick, join=rooms, banner=hosting)
+            return await _tui(
+                endpoint,
+                nick=args.nick,
+                join=rooms,
+                banner=hosting,
+                hosting=lambda: len(sessions),
+            )
         print(system(hosting), flush=True)
+        lines, command = invite(("127.0.0.1", daemon.port), daemon.pin, room)
+        print(system(lines[0]), command, sep="\n", flush=True)  # the command alone: copyable
         return await run_line_mode(endpoint, nick=args.nick, join=rooms)
     finally:
         await daemon.shutdown()

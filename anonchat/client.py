@@ -29,13 +29,25 @@ from . import __version__
 from . import events as ev
 from .address import bad_character, check_host, format_address, is_loopback, parse_address
 from .bucket import TokenBucket
-from .crypto import Identity, Sealer, fingerprint
+from .crypto import Identity, Sealer, fingerprint, normalize_room
 from .dial import Confirm as Confirm
 from .dial import open_stream, verify_server
-from .direct import DmCard, sealed_size
-from .dm import ME_MARK, Conversation, DirectMessage, DmEvent, DmEvents, DmState, peer_of
+from .direct import DmCard, rotation_message, sealed_size, verify_rotation
+from .dm import (
+    ME_MARK,
+    ROTATE_MARK,
+    Conversation,
+    DirectMessage,
+    DmEvent,
+    DmEvents,
+    DmNotice,
+    DmState,
+    Invite,
+    peer_of,
+)
 from .errors import Code, ConnectionClosed, CryptoError, Local, ProtocolError, RequestError
 from .names import InvalidName, TextTooLong, check_nick, check_room, check_text, name_key
+from .passphrases import generate_passphrase
 from .protocol import Connection, State
 from .room import (
     LOCK,
@@ -47,7 +59,8 @@ from .room import (
     room_keys,
     secret_key,
 )
-from .secret import SecretChannel, SecretEvent, Verification
+from .secret import SecretChannel, SecretEvent, SecretNotice, Verification, label
+from .secret import now_ms as _now_ms
 from .secret_client import SecretRooms
 from .socks import describe_proxy
 from .trust import KnownHosts as KnownHosts  # re-exported: front ends name known_hosts here
@@ -62,6 +75,16 @@ LINK_SCHEME = "anonchat"
 
 #: Pushed events a client buffers before it is considered too slow and closes.
 EVENT_QUEUE_MAX = 100_000
+
+
+@dataclass(frozen=True)
+class Rotated:
+    """What :meth:`Client.rotate_secret` did: the new room's passphrase, who was
+    invited to follow it, and who was not (labels, with why)."""
+
+    passphrase: str
+    moved: list[str]
+    left: list[str]
 
 
 @dataclass
@@ -540,18 +563,28 @@ class Client(SecretRooms):
         a nick whose conversation had another key is announced (``key_changed``)."""
         if room is None:
             self._check(check_nick, who, Code.NO_SUCH_NICK)
-            frame = ev.DmLookup(id=self._next_id(), nick=who)
-        else:
-            channel = self.secret_channel(room)
-            member = channel.resolve(who)
-            if member == channel.identity.public:
-                raise RequestError(Code.NO_SUCH_NICK, "that is you")
-            frame = ev.DmLookup(id=self._next_id(), room=channel.rid, member=member)
+            return await self._take_card(ev.DmLookup(id=self._next_id(), nick=who))
+        channel = self.secret_channel(room)
+        member = channel.resolve(who)
+        if member == channel.identity.public:
+            raise RequestError(Code.NO_SUCH_NICK, "that is you")
+        return await self._member_card(channel, member)
+
+    async def _member_card(self, channel: SecretChannel, member: bytes) -> Conversation:
+        """A member of a secret room: the daemon does not tell its public nick,
+        and ours stays hidden from it too (we seal the nick we have there)."""
+        frame = ev.DmLookup(id=self._next_id(), room=channel.rid, member=member)
+        conversation = await self._take_card(frame, channel.nicks.get(member) or "?")
+        conversation.own_nick = channel.nick or self.nick
+        return conversation
+
+    async def _take_card(self, frame: ev.DmLookup, hidden_as: str = "") -> Conversation:
         reply = await self._request(frame, ev.DmCard)
         card = DmCard(reply.sign, reply.dh, reply.sig)
         if card.sign == self.dms.identity.sign:
             raise RequestError(Code.NO_SUCH_NICK, "that is you")
-        conversation, notices = self._dm_events.take_card(card, reply.nick)
+        nick = hidden_as or reply.nick
+        conversation, notices = self._dm_events.take_card(card, nick, bool(hidden_as))
         for notice in notices:
             self._events.put_nowait(notice)
         return conversation
@@ -567,8 +600,31 @@ class Client(SecretRooms):
         conversation = self.dms.conversations.get(peer)
         if conversation is None:
             raise RequestError(Code.NO_SUCH_NICK, "no conversation with that key")
-        body = ME_MARK + text if me else text
-        size = sealed_size(self.nick, body)
+        await self._send_dm_body(conversation, ME_MARK + text if me else text)
+        sent = DirectMessage(
+            peer=peer,
+            nick=self._sealed_as(conversation),
+            fingerprint=self.dm_fingerprint,
+            text=text,
+            ts=int(time.time() * 1000),
+            own=True,
+            me=me,
+            to=conversation.label,
+        )
+        # Our own line comes through events() too, as a room's echo does.
+        self._events.put_nowait(sent)
+        return sent
+
+    def _sealed_as(self, conversation: Conversation) -> str:
+        """The nick we seal to them: in a conversation begun in a secret room, the
+        one we have there (or "?": we do not know which room they know us from)."""
+        if conversation.hidden:
+            return conversation.own_nick or "?"
+        return self.nick
+
+    async def _send_dm_body(self, conversation: Conversation, body: str) -> None:
+        nick = self._sealed_as(conversation)
+        size = sealed_size(nick, body)
         if not size or (self.hello.dm_max and size > self.hello.dm_max):
             raise RequestError(
                 Code.TEXT_TOO_LONG,
@@ -581,25 +637,107 @@ class Client(SecretRooms):
         self._check_open()  # before sealing: a counter spent on nothing would show a gap
         try:
             counter, ct = self.dms.peers.seal(
-                conversation.card, self.nick, int(time.time() * 1000), body
+                conversation.card, nick, int(time.time() * 1000), body
             )
         except CryptoError as exc:
             raise RequestError(Code.BAD_KEY, exc.message) from None
-        frame = ev.DmSend(id=self._next_id(), to=peer, counter=counter, ct=ct)
-        await self._request(frame, ev.Ok)
-        sent = DirectMessage(
-            peer=peer,
-            nick=self.nick,
-            fingerprint=self.dm_fingerprint,
-            text=text,
-            ts=int(time.time() * 1000),
-            own=True,
-            me=me,
-            to=conversation.label,
+        frame = ev.DmSend(
+            id=self._next_id(),
+            to=conversation.peer,
+            counter=counter,
+            ct=ct,
+            hide_nick=conversation.hidden,
         )
-        # Our own line comes through events() too, as a room's echo does.
-        self._events.put_nowait(sent)
-        return sent
+        await self._request(frame, ev.Ok)
+
+    # -- rotating a secret room (/secret rotate), over direct messages ------------
+
+    async def rotate_secret(self, name: str) -> Rotated:
+        """Move a secret room we own to a fresh room of the same name with a new
+        generated passphrase: close the old one (a signed ``close``: no new
+        message, no newcomer), make the new one, and invite each member still
+        there -- never a banned key -- over direct messages, with an invitation
+        signed by our session key in the old room.  Their clients follow it
+        (:meth:`_follow_rotation`).  Returns the passphrase and who came along."""
+        channel = self.secret_channel(name)
+        me = channel.identity.public
+        chain = channel.chain
+        if chain is None or not channel.is_owner(me):
+            raise RequestError(Code.NOT_OWNER, "only an owner of this room may rotate it")
+        others = {k: n for k, n in channel.nicks.items() if k != me and k not in chain.banned}
+        left = [label(channel.former.get(k, ""), k) + " (banned)" for k in sorted(chain.banned)]
+        passphrase = generate_passphrase()
+        keys = await self._room_keys(channel.name, passphrase)
+        reached: dict[bytes, Conversation] = {}
+        for key, nick in others.items():
+            try:  # while we are still in the old room: the daemon answers members only
+                reached[key] = await self._member_card(channel, key)
+            except RequestError as exc:
+                left.append(f"{label(nick, key)} ({exc.message})")
+        old = channel.rid
+        await self._owner_act(channel, "close")
+        await self.leave_secret(channel.name)
+        await self.create_secret(channel.name, passphrase, nick=channel.nick)
+        moved = []
+        for key, conversation in reached.items():
+            message = rotation_message(old, keys.room_id, key, self.dms.identity.sign)
+            invite = Invite(
+                channel.name, passphrase, old, keys.room_id, me, channel.identity.sign(message),
+                tuple(left), channel.nick or self.nick,
+            )  # fmt: skip
+            try:
+                await self._send_dm_body(conversation, invite.body())
+                moved.append(label(others[key], key))
+            except RequestError as exc:
+                left.append(f"{label(others[key], key)} ({exc.message})")
+        return Rotated(passphrase, moved, left)
+
+    async def _follow_rotation(self, message: DirectMessage) -> None:
+        """An owner's invitation to the room that replaces one we are in: check it
+        (an owner of that room signed it, for us, sent from this DM key; the
+        passphrase gives the room it names), then leave the old room and join
+        the new one under the same name.  Anything else is refused, visibly."""
+        try:
+            invite = Invite.parse(message.text)
+        except ValueError:
+            self._events.put_nowait(
+                DmNotice(message.peer, message.nick, "refused a malformed invitation", "refused")
+            )
+            return
+        channel = self._secret_by_id.get(invite.old)
+        if channel is None:
+            text = f"ignored an invitation from {message.nick} to follow a room you are not in"
+            self._events.put_nowait(DmNotice(message.peer, message.nick, text, "refused"))
+            return
+        # (The signer left the old room before inviting: its nick as it says.)
+        by = label(channel.nicks.get(invite.signer) or invite.nick, invite.signer)
+        ok = channel.is_owner(invite.signer) and verify_rotation(
+            invite.signer, invite.sig, invite.old, invite.new, channel.identity.public, message.peer
+        )
+        if ok and normalize_room(invite.room) != normalize_room(channel.name):
+            ok = False
+        keys = await self._room_keys(channel.name, invite.passphrase) if ok else None
+        if keys is None or keys.room_id != invite.new:
+            text = (
+                f"ignored an invitation to leave this room for another, from {by}: it is not "
+                "signed by an owner of this room for you, or its passphrase does not match"
+            )
+            self._events.put_nowait(SecretNotice(channel.name, 0, _now_ms(), text, "forged"))
+            return
+        with contextlib.suppress(RequestError):
+            await self.leave_secret(channel.name)
+        try:
+            await self._enter_secret(channel.name, keys, self._join_frame(keys), nick=channel.nick)
+        except RequestError as exc:
+            text = f"{by} rotated this room, but joining the new one failed: {exc.message}"
+            self._events.put_nowait(SecretNotice(channel.name, 0, _now_ms(), text, "forged"))
+            return
+        behind = ", ".join(invite.left) or "nobody"
+        text = (
+            f"{by} rotated this room: you followed to a new room of the same name with a new "
+            f"passphrase (kept in memory only); not coming along: {behind}"
+        )
+        self._events.put_nowait(SecretNotice(channel.name, 0, _now_ms(), text, "rotated"))
 
     def dm_verification(self, peer: bytes) -> Verification:
         """``/verify`` in a conversation: both DM keys' long fingerprints and their
@@ -790,6 +928,11 @@ class Client(SecretRooms):
             return
         if isinstance(frame, ev.Dm):
             for dm_event in self._dm_events.received(frame):
+                if isinstance(dm_event, DirectMessage) and dm_event.text.startswith(ROTATE_MARK):
+                    task = asyncio.get_running_loop().create_task(self._follow_rotation(dm_event))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                    continue
                 self._events.put_nowait(dm_event)
             return
         if isinstance(frame, ev.Missed) and frame.dm:

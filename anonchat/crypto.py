@@ -88,7 +88,8 @@ action* (kick, ban, op, mode) is signed by the owner key or by a session key
 the owner key granted ``op`` to, directly or down a chain of grants::
 
     action = "anonchat/v1/owner_act" 0x00 room_id(32) owner(32) u64(counter)
-             u8(kind: 1 kick, 2 ban, 3 op, 4 mode) target(32, zeros for mode)
+             u8(kind: 1 kick, 2 ban, 3 op, 4 mode, 5 close) target(32, zeros for mode
+             and close)
              u8(locked) u32(slow) u8(history)        (zeros unless mode)
     sig    = Ed25519(actor's key, action)
 
@@ -512,7 +513,7 @@ class Identity:
 # --- owners of a secret room ------------------------------------------------
 
 #: The kinds of owner action and their code in the signed message.
-OWNER_KINDS = {"kick": 1, "ban": 2, "op": 3, "mode": 4}
+OWNER_KINDS = {"kick": 1, "ban": 2, "op": 3, "mode": 4, "close": 5}
 SLOW_LIMIT = 2**32 - 1
 _NO_TARGET = bytes(PUBLIC_SIZE)
 
@@ -559,6 +560,10 @@ def owner_action_message(
         if type(locked) is not bool or type(history) is not bool:
             raise _fail(CryptoCode.MALFORMED, "a mode action's locked and history are booleans")
         tail = (_NO_TARGET, int(locked), slow, int(history))
+    elif kind == "close":
+        if target is not None:
+            raise _fail(CryptoCode.MALFORMED, "a close action has no target")
+        tail = (_NO_TARGET, 0, 0, 0)
     else:
         if target is None:
             raise _fail(CryptoCode.MALFORMED, f"a {kind} action needs a target key")

@@ -17,6 +17,7 @@ turns them into :class:`DirectMessage` and :class:`DmNotice` events, refusing
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -25,7 +26,7 @@ from .direct import DmCard, DmIdentity, DmPeers, long_fingerprint, safety_number
 from .errors import Code, CryptoError, RequestError
 from .names import name_key, sanitize
 from .room import DM_MARK as DM_MARK  # the prefix of a conversation's window key
-from .secret import Verification, label
+from .secret import Verification, label, shown_nick
 
 
 def dm_key(peer: bytes) -> str:
@@ -86,13 +87,72 @@ DmEvent = DirectMessage | DmNotice
 ME_MARK = "\x01"
 
 
+#: The body of an invitation to the room that replaces a secret room
+#: (``/secret rotate``): a marker character no one types, then JSON.
+ROTATE_MARK = "\x02"
+
+
+@dataclass(frozen=True)
+class Invite:
+    """An owner's invitation, sent over direct messages, to follow a secret room
+    to the room that replaces it: its name (the same), the new passphrase, both
+    room ids, and the owner's signature with its session key in the old room."""
+
+    room: str
+    passphrase: str
+    old: bytes
+    new: bytes
+    signer: bytes
+    sig: bytes
+    left: tuple[str, ...]  # who does not come along, as labels
+    nick: str = ""  # the signer's nick in the room, as it sealed it (shown with its key)
+
+    def body(self) -> str:
+        fields = {
+            "nick": self.nick,
+            "room": self.room,
+            "passphrase": self.passphrase,
+            "old": self.old.hex(),
+            "new": self.new.hex(),
+            "signer": self.signer.hex(),
+            "sig": self.sig.hex(),
+            "left": list(self.left),
+        }
+        return ROTATE_MARK + json.dumps(fields, separators=(",", ":"))
+
+    @classmethod
+    def parse(cls, body: str) -> Invite:
+        """Strictly: anything else raises ValueError."""
+        data = json.loads(body.removeprefix(ROTATE_MARK))
+        if not isinstance(data, dict) or set(data) != _INVITE_KEYS:
+            raise ValueError("not an invitation")
+        text = [data[k] for k in ("room", "passphrase", "old", "new", "signer", "sig", "nick")]
+        left = data["left"]
+        if not all(isinstance(v, str) for v in text) or not isinstance(left, list):
+            raise ValueError("not an invitation")
+        if not all(isinstance(v, str) for v in left) or len(left) > 1000:
+            raise ValueError("not an invitation")
+        room, passphrase, old, new, signer, sig, nick = text
+        old_id, new_id, signer_key, signature = (bytes.fromhex(v) for v in (old, new, signer, sig))
+        if [len(v) for v in (old_id, new_id, signer_key, signature)] != [32, 32, 32, 64]:
+            raise ValueError("not an invitation")
+        return cls(room, passphrase, old_id, new_id, signer_key, signature, tuple(left), nick)
+
+
+_INVITE_KEYS = frozenset({"room", "passphrase", "old", "new", "signer", "sig", "left", "nick"})
+
+
 @dataclass
 class Conversation:
     """One conversation: the other session's card and what we know of it."""
 
     card: DmCard
-    nick: str  # as the daemon said last
+    nick: str  # as the daemon said last (hidden: as they sealed it, untrusted)
     verified: bool = False  # compared by another channel (/verify), this session
+    # Begun in a secret room: both sides' public nicks stay hidden (dm_send's
+    # hide_nick), and ``nick`` is the one they seal.
+    hidden: bool = False
+    own_nick: str = ""  # the nick we seal to them ("": our public nick; "?" if hidden)
 
     @property
     def peer(self) -> bytes:
@@ -120,7 +180,10 @@ class DmState:
 
     def by_nick(self, nick: str) -> Conversation | None:
         key = name_key(nick)
-        return next((c for c in self.conversations.values() if name_key(c.nick) == key), None)
+        return next(
+            (c for c in self.conversations.values() if not c.hidden and name_key(c.nick) == key),
+            None,
+        )
 
 
 def now_ms() -> int:
@@ -133,9 +196,12 @@ class DmEvents:
     def __init__(self, state: DmState) -> None:
         self.state = state
 
-    def take_card(self, card: DmCard, nick: str) -> tuple[Conversation, list[DmNotice]]:
+    def take_card(
+        self, card: DmCard, nick: str, hidden: bool = False
+    ) -> tuple[Conversation, list[DmNotice]]:
         """A card the daemon gave for ``nick`` (a lookup): refuse one that does not
-        verify; announce a nick whose conversation had another key."""
+        verify; announce a nick whose conversation had another key.  ``hidden``:
+        a secret-room member, ``nick`` the one it seals there."""
         state = self.state
         if not verify_card(card):
             raise RequestError(
@@ -143,7 +209,7 @@ class DmEvents:
                 f"the server gave a DM key for {sanitize(nick)} that does not verify; not sent",
             )
         notices = []
-        known = state.by_nick(nick)
+        known = None if hidden else state.by_nick(nick)
         if known is not None and known.peer != card.sign:
             was = " (you had verified it)" if known.verified else ""
             notices.append(
@@ -157,6 +223,7 @@ class DmEvents:
                 )
             )
         conversation = self._conversation(card, nick)
+        conversation.hidden = conversation.hidden or hidden
         return conversation, notices
 
     def _conversation(self, card: DmCard, nick: str) -> Conversation:
@@ -185,8 +252,12 @@ class DmEvents:
                 )
             ]
         out: list[DmEvent] = []
+        hidden = not frame.nick  # the sender hides its public nick: show the sealed one
+        nick = shown_nick(opened.nick) if hidden else frame.nick
         known = state.conversations.get(frame.sign)
-        other = state.by_nick(frame.nick) if known is None else None
+        if hidden and known is not None and nick == "?":
+            nick = known.nick  # they do not say: keep what the room told us
+        other = state.by_nick(frame.nick) if known is None and not hidden else None
         if other is not None and other.peer != frame.sign:
             was = " (you had verified it)" if other.verified else ""
             out.append(
@@ -200,17 +271,18 @@ class DmEvents:
                     "key_changed",
                 )
             )
-        if known is not None and known.nick != frame.nick:
+        if known is not None and known.nick != nick:
             out.append(
                 DmNotice(
                     frame.sign,
-                    frame.nick,
-                    f"{label(known.nick, frame.sign)} is now called {sanitize(frame.nick)}",
+                    nick,
+                    f"{label(known.nick, frame.sign)} is now called {sanitize(nick)}",
                     "nick",
                 )
             )
-            known.nick = frame.nick
-        conversation = self._conversation(card, frame.nick)
+            known.nick = nick
+        conversation = self._conversation(card, nick)
+        conversation.hidden = conversation.hidden or hidden
         if opened.missing:
             many = "s" if opened.missing > 1 else ""
             out.append(
@@ -226,7 +298,7 @@ class DmEvents:
         out.append(
             DirectMessage(
                 peer=frame.sign,
-                nick=frame.nick,
+                nick=nick,
                 fingerprint=card.fingerprint,
                 text=opened.body[1:] if me else opened.body,
                 ts=frame.ts,

@@ -76,6 +76,7 @@ class Code(StrEnum):
     BAD_ACTION = "bad_action"
     TOO_MANY_OWNERS = "too_many_owners"
     RECIPIENT_LEFT = "recipient_left"  # a direct message's recipient is gone
+    ROOM_CLOSED = "room_closed"  # an owner closed the secret room (it was rotated)
 
 
 class Local(StrEnum):

@@ -858,7 +858,7 @@ class Seal(Frame):
     sig: Signature
 
 
-OWNER_ACT_KINDS: frozenset[str] = frozenset({"kick", "ban", "op", "mode"})
+OWNER_ACT_KINDS: frozenset[str] = frozenset({"kick", "ban", "op", "mode", "close"})
 #: The optional fields of an :class:`OwnerAct` each kind must carry; the others
 #: it must leave out (``bad_field`` otherwise).  A mode action carries all
 #: three modes even when false or 0: their default is "unset", not false.
@@ -867,6 +867,7 @@ OWNER_ACT_FIELDS: dict[str, tuple[str, ...]] = {
     "ban": ("target",),
     "op": ("target",),
     "mode": ("locked", "slow", "history"),
+    "close": (),
 }
 _OWNER_ACT_OPTIONAL = ("target", "locked", "slow", "history")
 
@@ -879,7 +880,9 @@ class OwnerAct(Record):
     ``actor`` signed it: the room's owner key or a session key granted ``op``.
     ``counter`` is the room's next action number.  ``kick``, ``ban`` and ``op``
     name a member's session key as ``target``; ``mode`` carries the room's whole
-    new mode (``locked``, ``slow`` seconds, ``history``) and no target.
+    new mode (``locked``, ``slow`` seconds, ``history``) and no target;
+    ``close`` (protocol version 3) carries nothing more: the room takes no new
+    sealed message and no newcomer from then on (``/secret rotate``).
     """
 
     kind: Kind
@@ -1065,7 +1068,10 @@ class DmLookup(Frame):
 @frame
 @dataclass(frozen=True, slots=True)
 class DmSend(Frame):
-    """A sealed direct message to the session whose DM key is ``to``."""
+    """A sealed direct message to the session whose DM key is ``to``.  With
+    ``hide_nick`` the daemon does not tell the recipient the sender's nick
+    (a conversation begun in a secret room, where the sender has a nick of
+    the room's own: its public nick would link the two)."""
 
     TYPE = "dm_send"
     SENDER = "client"
@@ -1073,12 +1079,14 @@ class DmSend(Frame):
     to: Key
     counter: int
     ct: Ciphertext
+    hide_nick: bool = False
 
 
 @frame
 @dataclass(frozen=True, slots=True)
 class DmCard(Frame):
-    """Answer to ``dm_lookup``: the session's nick now and its DM card."""
+    """Answer to ``dm_lookup``: the session's nick now ("" for a lookup of a
+    secret-room member: its public nick is not told) and its DM card."""
 
     TYPE = "dm_card"
     SENDER = "server"
@@ -1094,7 +1102,8 @@ class DmCard(Frame):
 class Dm(Frame):
     """A direct message relayed to its recipient, numbered by the recipient's
     own sequence of direct messages and stamped by the daemon: the sender's
-    nick now, its DM card (``sign``, ``dh``, ``sig``) and the sealed bytes."""
+    nick now ("" if it asked to hide it), its DM card (``sign``, ``dh``,
+    ``sig``) and the sealed bytes."""
 
     TYPE = "dm"
     SENDER = "server"

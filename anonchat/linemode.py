@@ -15,7 +15,8 @@ sequence to the terminal.  After ``/secret`` the next input line is always
 the passphrase (unless ``--passphrase-file`` gave it): it goes to the key
 derivation or is dropped, never into a room.  At end of input the client
 waits until the server accepted every message it sent, says goodbye, and
-exits with status 0.
+exits with status 0.  On a terminal, what the user is typing stays on its own
+input line below the incoming ones (:mod:`anonchat.lineinput`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
-import termios
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TextIO
@@ -41,6 +40,7 @@ from .frontend.commands import (
     Entered,
     Failed,
     Info,
+    Invite,
     Left,
     Lines,
     Listed,
@@ -49,10 +49,13 @@ from .frontend.commands import (
     Note,
     OpenForm,
     Quit,
+    RotateOffer,
     TopicShown,
     help_lines,
 )
 from .frontend.reconnect import RECONNECT_DELAYS, Back, Lost, Retrying, Step, Stopped, follow
+from .frontend.text import refused_by_client
+from .lineinput import LineInput, PipeInput, TerminalInput, on_a_terminal, printing_above
 from .plural import plural
 from .secret import SecretMessage, SecretNotice
 
@@ -218,6 +221,12 @@ class LineFrontend:
             self.say_system(f"you are now known as {clean(note.nick)}")
         elif isinstance(note, TopicShown):
             self.say_system(f"topic of #{clean(note.room)}: {clean(note.topic) or '(none)'}")
+        elif isinstance(note, Invite):  # the command alone on its line: copied as it is
+            for line in note.lines:
+                if line == note.command:
+                    self.out(line)
+                else:
+                    self.say_system(line)
         elif isinstance(note, Lines):
             for line in note.lines:
                 self.say_system(line)
@@ -227,6 +236,8 @@ class LineFrontend:
             self.say_system("usage: /create ROOM [TOPIC]")
         elif isinstance(note, DmWindow):
             self._dm_window(note)
+        elif isinstance(note, RotateOffer):
+            self.say_system(clean(note.text))
 
     def _dm_window(self, note: DmWindow) -> None:
         room = note.room
@@ -316,31 +327,18 @@ class LineFrontend:
             for room, reason in step.rejoined.failed if step.rejoined else []:
                 self.say_system(f"could not rejoin #{clean(room)}: {clean(reason)}")
         elif isinstance(step, Stopped):
-            self.say_system(f"giving up: {clean(step.message)} ({clean(step.code)})")
+            said = refused_by_client(step.code, clean(step.message)) or clean(step.message)
+            self.say_system(f"giving up: {said} ({clean(step.code)})")
 
 
-def _start_stdin_reader(
-    stream: TextIO, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]
-) -> None:
-    """Read lines in a thread (stdin may be a file, a pipe or a terminal)."""
+def _writer(stream: TextIO | None) -> Callable[[str], None]:
+    """Print a line to ``stream``, or to whatever sys.stdout is at the time (on
+    a terminal, prompt_toolkit's, which prints above the input line)."""
 
-    def run() -> None:
-        try:
-            for line in stream:
-                loop.call_soon_threadsafe(queue.put_nowait, line)
-        except (OSError, ValueError):
-            pass
-        finally:
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(queue.put_nowait, None)
-
-    threading.Thread(target=run, name="anonchat-stdin", daemon=True).start()
-
-
-def _writer(stream: TextIO) -> Callable[[str], None]:
     def out(line: str) -> None:
-        stream.write(line + "\n")
-        stream.flush()
+        to = stream or sys.stdout
+        to.write(line + "\n")
+        to.flush()
 
     return out
 
@@ -360,16 +358,38 @@ async def run_line_mode(
     ``passphrase`` (from ``--passphrase-file``) answers every ``/secret``
     without reading a line from stdin.
     """
-    out = _writer(stdout or sys.stdout)
+    terminal = stdin is None and stdout is None and on_a_terminal(sys.stdin, sys.stdout)
+    out = _writer(stdout)
     stdin = stdin or sys.stdin
     try:
         client = await endpoint.connect(nick, confirm=_terminal_confirm(stdin))
     except ConnectionClosed as exc:
-        out(system(f"error: {clean(exc.message)} ({exc.code})"))
+        refused = refused_by_client(exc.code, clean(exc.message))  # who refused what
+        out(system(f"error: {refused or clean(exc.message)} ({exc.code})"))
         return 1
-    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    source: LineInput = TerminalInput() if terminal else PipeInput(stdin)
+    with printing_above(terminal):
+        try:
+            return await _converse(
+                endpoint, client, source, out, join, passphrase, reconnect_delays
+            )
+        finally:
+            source.stop()
+
+
+async def _converse(
+    endpoint: Endpoint,
+    client: Client,
+    source: LineInput,
+    out: Callable[[str], None],
+    join: str | Sequence[str] | None,
+    passphrase: str | None,
+    reconnect_delays: Sequence[float],
+) -> int:
+    """Connected: print events, run the lines typed, follow reconnects, until the end."""
+    queue = source.queue
     ui = LineFrontend(out, passphrase=passphrase)
-    commands = Commands(client, ui)
+    commands = Commands(client, ui, server=(endpoint.host, endpoint.port))
     how = f"TLS, key {client.pin}" if client.pin else "UNENCRYPTED"
     out(
         system(
@@ -400,8 +420,8 @@ async def run_line_mode(
     session = asyncio.create_task(
         follow(commands, dial, on_event, ui.step, persistent=False, delays=reconnect_delays)
     )
-    _start_stdin_reader(stdin, asyncio.get_running_loop(), queue)
-    ui.ask = _asker(stdin, queue, lambda: session)
+    source.start()
+    ui.ask = _asker(source, lambda: session)
     rooms = [join] if isinstance(join, str) else list(join or [])
     if not rooms and endpoint.room:
         rooms = [endpoint.room]
@@ -423,46 +443,17 @@ async def run_line_mode(
     return 0
 
 
-def _asker(
-    stdin: TextIO, queue: asyncio.Queue[str | None], printer: Callable[[], asyncio.Task[Any]]
-) -> Ask:
-    """Read the next input line as a secret: without echo when a person types it."""
+def _asker(source: LineInput, printer: Callable[[], asyncio.Task[Any]]) -> Ask:
+    """Read the next input line as a secret: masked, or without echo, when a person types it."""
 
     async def ask(prompt: str) -> str | None:
-        echo = _EchoOff(stdin) if stdin.isatty() else None
-        if echo is not None:
-            sys.stderr.write(prompt)
-            sys.stderr.flush()
-            echo.__enter__()
+        source.secret(prompt)
         try:
-            line = await _next_line(queue, printer())
+            return await _next_line(source.queue, printer())
         finally:
-            if echo is not None:
-                echo.__exit__()
-                sys.stderr.write("\n")
-        return None if line is None else line.rstrip("\r\n")
+            source.secret(None)
 
     return ask
-
-
-class _EchoOff:
-    """Turn a terminal's echo off (for a passphrase) and back on."""
-
-    def __init__(self, stream: TextIO) -> None:
-        self.fd = stream.fileno()
-        self.saved: list[Any] | None = None
-
-    def __enter__(self) -> None:
-        with contextlib.suppress(termios.error, OSError):
-            self.saved = termios.tcgetattr(self.fd)
-            quiet = termios.tcgetattr(self.fd)
-            quiet[3] &= ~termios.ECHO
-            termios.tcsetattr(self.fd, termios.TCSANOW, quiet)
-
-    def __exit__(self, *_: object) -> None:
-        if self.saved is not None:
-            with contextlib.suppress(termios.error, OSError):
-                termios.tcsetattr(self.fd, termios.TCSANOW, self.saved)
 
 
 def _terminal_confirm(stdin: TextIO) -> Confirm | None:

@@ -159,6 +159,8 @@ class SecretChannel:
     slow: int = 0
     history: bool = True
     nick: str | None = None  # the nick we seal in this room; None: our public nick
+    closed: bool = False  # an owner closed it (a verified ``close`` action)
+    former: dict[bytes, str] = field(default_factory=dict)  # nicks of the kicked and banned
 
     @classmethod
     def open_room(
@@ -339,6 +341,8 @@ class SecretChannel:
         if action.target is not None and action.kind in ("kick", "ban"):
             # The daemon decides who it relays to, verified or not.
             target_nick = self.nicks.pop(action.target, "")
+            if target_nick:
+                self.former[action.target] = target_nick
         else:
             target_nick = self.nicks.get(action.target or b"", "")
         try:
@@ -364,6 +368,10 @@ class SecretChannel:
                 self._notice(frame.seq, frame.ts, text, "removed" if removed else "forged")
             ], removed
         by = self._actor(action.actor)
+        if action.kind == "close":
+            self.closed = self.locked = True
+            text = f"{by} closed this room: it takes no new messages (it was rotated?)"
+            return [self._notice(frame.seq, frame.ts, text, "close")], False
         if action.kind == "mode":
             self.locked, self.slow, self.history = action.locked, action.slow, action.history
             return [

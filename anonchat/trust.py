@@ -108,10 +108,16 @@ def load_identity(cert_path: Path, key_path: Path) -> ServerIdentity:
     try:
         pem = cert_path.read_bytes()
         cert = x509.load_pem_x509_certificate(pem)
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        raise TrustError(f"cannot read certificate {cert_path}: {exc.strerror}") from None
+    except ValueError as exc:
         raise TrustError(f"cannot read certificate {cert_path}: {exc}") from None
-    if not key_path.is_file():
-        raise TrustError(f"cannot read key {key_path}: no such file")
+    try:
+        # (Read here, not only by OpenSSL below, so that a key another user owns
+        # -- copied as root into a service's state directory -- is named as such.)
+        key_path.open("rb").close()
+    except OSError as exc:
+        raise TrustError(f"cannot read key {key_path}: {exc.strerror}") from None
     ident = ServerIdentity(
         cert_path, key_path, pin_of_cert(cert.public_bytes(serialization.Encoding.DER))
     )

@@ -67,7 +67,7 @@ from anonchat.crypto import (
     safety_number,
     sign_owner_action,
 )
-from anonchat.daemon import Config, Daemon, Limits, bus
+from anonchat.daemon import Config, Daemon, Limits, bus, session
 from anonchat.daemon.session import SEAL_KINDS
 from anonchat.direct import DmIdentity, DmPeers
 from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
@@ -447,7 +447,8 @@ def render_owner_act_fields() -> str:
     optional = [s.name for s in ev.OwnerAct._FIELDS if not s.required]
     for kind, wanted in ev.OWNER_ACT_FIELDS.items():
         left = [f"`{f}`" for f in optional if f not in wanted]
-        rows.append(f"| `{kind}` | {', '.join(f'`{f}`' for f in wanted)} | {', '.join(left)} |")
+        carried = ", ".join(f"`{f}`" for f in wanted) or "—"
+        rows.append(f"| `{kind}` | {carried} | {', '.join(left)} |")
     return "\n".join(rows)
 
 
@@ -574,7 +575,7 @@ REQUESTS: list[tuple[type[ev.Frame], str, str, list[Code]]] = [
         "a `sealed` to every member, you too, before the `ok` (`rate_limited`: kinds `hello` "
         "and `here` from the announcement budget, the others from the message budget; "
         "`text_invalid`: a `kind` the daemon does not relay)",
-        [C.RATE_LIMITED, C.NOT_MEMBER, C.TEXT_INVALID, C.SLOW_MODE],
+        [C.RATE_LIMITED, C.NOT_MEMBER, C.TEXT_INVALID, C.ROOM_CLOSED, C.SLOW_MODE],
     ),
     (
         ev.SecretAct,
@@ -734,6 +735,8 @@ CODE_MEANINGS: dict[Code, str] = {
     "verify for this room, this owner key and these fields",
     Code.TOO_MANY_OWNERS: "`secret_act` of kind `op`: the secret room has "
     "`OWNERS_MAX` = 64 owner grants already",
+    Code.ROOM_CLOSED: "`seal`: an owner closed the secret room (an owner action of kind "
+    "`close`, sent by `/secret rotate`): it takes no new sealed message",
     Code.RECIPIENT_LEFT: "`dm_send`: no session holds the DM key `to` any more (it quit, "
     "or its resume window ran out)",
 }
@@ -980,6 +983,7 @@ async def _converse(script: Callable[[Daemon], Awaitable[list[Step]]]) -> list[S
     clock: Callable[[], int] = lambda: next(ticks)  # noqa: E731
     with (
         mock.patch.object(bus, "now_ms", clock),
+        mock.patch.object(session, "now_ms", clock),  # (a say is applied there at once)
         # Session.__init__ draws the hello's challenge with secrets.token_bytes.
         mock.patch("anonchat.daemon.session.secrets.token_bytes", _fixed_challenges()),
     ):

@@ -6,12 +6,15 @@ cd "$(dirname "$0")/.."
 
 # System tools some tests drive for real: tmux for the terminal key checks,
 # microsocks as the SOCKS5 proxy, openssl as an independent TLS client,
-# redis-server for the tests of several nodes (each test starts its own).
+# redis-server for the tests of several nodes (each test starts its own),
+# strace and systemd-analyze to hold the daemon to its systemd unit's hardening.
 need=()
 command -v tmux >/dev/null || need+=(tmux)
 command -v microsocks >/dev/null || need+=(microsocks)
 command -v openssl >/dev/null || need+=(openssl)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v strace >/dev/null || need+=(strace)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

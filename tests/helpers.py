@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import ssl
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -60,7 +61,9 @@ class RawPeer:
             while True:
                 try:
                     data = await self.reader.read(65536)
-                except ConnectionResetError:
+                except (ConnectionResetError, BrokenPipeError):
+                    # (BrokenPipeError: after half_close() under TLS, our side's
+                    # answer to the daemon's close_notify cannot be sent.)
                     data = b""
                 if not data:
                     return self.frames
@@ -89,6 +92,50 @@ class RawPeer:
         self.writer.close()
         with contextlib.suppress(OSError):
             await self.writer.wait_closed()
+
+
+def half_closing_client(port: int, data: bytes, how: str) -> list[ev.Frame]:
+    """A client that sends ``data`` and at once ends its side, then reads every
+    frame until the daemon closes (blocking: run it in a thread).  ``how``:
+    ``"plain"`` (TCP ``FIN``, no TLS), ``"fin"`` (TLS, then a TCP ``FIN``
+    without ``close_notify``) or ``"close_notify"`` (TLS's own half-close: the
+    client's ``close_notify``, in the same packet as its last requests)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    received = bytearray()
+    with sock:
+        if how == "plain":
+            sock.sendall(data)
+            sock.shutdown(socket.SHUT_WR)
+            while chunk := sock.recv(65536):
+                received += chunk
+            return [ev.from_wire(b, "client") for b in FrameDecoder(1 << 20).feed(bytes(received))]
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        tls = client_context().wrap_bio(incoming, outgoing)
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                incoming.write(sock.recv(65536))
+        tls.write(data)
+        if how == "close_notify":
+            with contextlib.suppress(ssl.SSLWantReadError):  # (the daemon's comes later)
+                tls.unwrap()
+        sock.sendall(outgoing.read())
+        if how == "fin":
+            sock.shutdown(socket.SHUT_WR)
+        while chunk := sock.recv(65536):
+            incoming.write(chunk)
+            while True:
+                try:
+                    count = len(plain := tls.read(65536))
+                except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                    break
+                if not count:
+                    break
+                received += plain
+    return [ev.from_wire(b, "client") for b in FrameDecoder(1 << 20).feed(bytes(received))]
 
 
 async def next_event(client: Client, kind: type[T], timeout: float = 5.0) -> T:

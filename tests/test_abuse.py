@@ -25,11 +25,12 @@ from anonchat.client import Client
 from anonchat.daemon import Daemon
 from anonchat.daemon.session import Session
 from anonchat.daemon.state import holder
+from anonchat.daemon.tls import ServerTLS
 from anonchat.errors import Code, RequestError
 from anonchat.trust import client_context
 
 from .conftest import DaemonFactory
-from .helpers import RawPeer, dial, hello_bytes, quiet
+from .helpers import RawPeer, dial, half_closing_client, hello_bytes, quiet
 
 
 async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -437,6 +438,25 @@ async def test_a_half_closed_client_gets_its_last_replies(
     assert [f.id for f in frames[1:] if isinstance(f, ev.Rooms)] == [1, 2, 3]
 
 
+@pytest.mark.parametrize("how", ["plain", "fin", "close_notify"])
+async def test_a_client_that_half_closes_while_paced_gets_every_reply(
+    make_daemon: DaemonFactory, how: str
+) -> None:
+    """8,000 requests, more than one read and far more than bytes_burst, then the
+    client's end at once (TLS close_notify, or a TCP FIN): the daemon reads
+    them a paced chunk at a time, and every reply still reaches the client.
+    (asyncio's SSL transport dropped every write once it had seen the end.)"""
+    daemon = await make_daemon(plaintext=how == "plain", bytes_burst=4096, bytes_rate=200_000)
+    count = 8000
+    asks = b"".join(frame_of({"t": "list", "id": i}) for i in range(1, count + 1))
+    assert len(asks) > daemon.config.limits.read_size
+    frames = await asyncio.to_thread(
+        half_closing_client, daemon.port, hello_bytes("half") + asks, how
+    )
+    assert [type(f) for f in frames] == [ev.ServerHello] + [ev.Rooms] * count
+    assert [f.id for f in frames if isinstance(f, ev.Rooms)] == list(range(1, count + 1))
+
+
 # -- memory comes back -------------------------------------------------------------------
 
 
@@ -466,6 +486,8 @@ async def test_sessions_ended_without_bye_are_freed_without_a_collection(
         await until(lambda: not daemon.ghosts and not daemon.rooms)
         live = [o for o in gc.get_objects() if isinstance(o, Session) and o.daemon is daemon]
         assert live == []
+        # Nor the daemon's TLS layer of each connection, with its OpenSSL state.
+        await until(lambda: not any(isinstance(o, ServerTLS) for o in gc.get_objects()))
     finally:
         gc.enable()
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ from hypothesis import strategies as st
 from anonchat.daemon import Config
 from anonchat.daemon.config import _LIMIT_KEYS, _TOP_KEYS, Limits, config_from
 from anonchat.errors import ConfigError
+from anonchat.trust import create_identity
 
 from .redis_server import free_port, redis_server
 
@@ -81,6 +85,7 @@ BAD_VALUES = [
     ('max_connections = "many"', "max_connections", "'many'"),
     ("read_size = 1_000_000_000", "read_size", "1000000000"),
     ("msg_rate = -0.5", "msg_rate", "-0.5"),
+    ("dm_rate = nan", "dm_rate", "nan"),
     ("[limits]\nhello_timeout = 1e400", "hello_timeout", "inf"),
     ("limits = 5", "limits", "5"),
     ("colour = 1", "colour"),
@@ -141,6 +146,7 @@ def test_the_values_at_their_limits_are_taken(tmp_path: Path) -> None:
     config = tmp_path / "anonchatd.toml"
     config.write_text(
         "plaintext = false\nnode_timeout = 600\nresume_window = 86400\nhistory = 0\n"
+        "msg_rate = 1e6\ndm_rate = 1e6\n"
         'read_size = 16777216\nport = 65535\nmetrics = "[::1]:0"\n',
         encoding="utf-8",
     )
@@ -178,6 +184,17 @@ def test_a_busy_chat_port_is_exit_1(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("flag", ["--host", "--metrics"])
+def test_a_name_that_does_not_resolve_is_exit_1(tmp_path: Path, flag: str) -> None:
+    where = "no-such-host.invalid"
+    value = where if flag == "--host" else f"{where}:9108"
+    proc = anonchatd("--port", "0", "--state-dir", str(tmp_path), flag, value)
+    assert proc.returncode == 1, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("anonchatd: cannot ") and f"{where}:" in line
+    assert "Unknown error" not in line and "Traceback" not in line
+
+
 async def test_metrics_on_every_interface_are_warned_about(tmp_path: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -196,7 +213,7 @@ async def test_metrics_on_every_interface_are_warned_about(tmp_path: Path) -> No
         async with asyncio.timeout(30):
             while b"WARNING: metrics" not in (line := await proc.stderr.readline()):
                 assert line, "anonchatd exited without the warning"
-        assert b"metrics are served on 0.0.0.0:0, where other machines can reach them" in line
+        assert re.search(rb"metrics are served on 0\.0\.0\.0:[1-9]\d*, where other machines", line)
     finally:
         proc.terminate()
         await proc.wait()
@@ -268,6 +285,13 @@ def test_a_wrong_redis_password_is_status_2_without_it(tmp_path: Path) -> None:
     assert "refuses this node" in proc.stderr and "redis://***@127.0.0.1:" in proc.stderr
 
 
+def test_a_redis_database_that_does_not_exist_is_status_2(tmp_path: Path) -> None:
+    with redis_server(tmp_path) as server:
+        url = server.url.rpartition("/")[0] + "/99"  # (16 databases by default)
+        proc = anonchatd("--port", "0", "--state-dir", str(tmp_path), "--redis", url)
+    refused(proc, f"Redis at {url} refuses this node", "DB index is out of range")
+
+
 async def test_the_redis_password_is_never_logged(tmp_path: Path) -> None:
     """A node with a password in its URL logs joining, then losing Redis (its
     reads and writes failing), then stopping: the password is in no line."""
@@ -306,3 +330,37 @@ async def test_the_redis_password_is_never_logged(tmp_path: Path) -> None:
     text = b"".join(log).decode()
     assert "cannot read from Redis" in text and "stopped" in text
     assert PASSWORD not in text and "default:" not in text
+
+
+@pytest.mark.parametrize("cert_mode", [0o644, 0o600])
+def test_key_files_another_user_owns_are_named(tmp_path: Path, cert_mode: int) -> None:
+    """The key copied as root into the state directory of a service that runs
+    as another user (docs/operations.md, "Copying the key..."): one line
+    saying which file cannot be read, exit 2."""
+    state = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        state.chmod(0o755)
+        create_identity(state)  # as root: the key 0600, root's
+        (state / "anonchatd.crt").chmod(cert_mode)
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        proc = subprocess.run(
+            [
+                *nobody,
+                sys.executable,
+                "-m",
+                "anonchat.daemon",
+                "--state-dir",
+                str(state),
+                "--print-pin",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        shutil.rmtree(state)
+    unreadable = "anonchatd.crt" if cert_mode == 0o600 else "anonchatd.key"
+    what = "certificate" if cert_mode == 0o600 else "key"
+    line = refused(proc, f"cannot read {what} {state / unreadable}: Permission denied")
+    assert "does not fit" not in line

@@ -89,9 +89,12 @@ async def test_bad_input_closes_only_the_offender(
     await b.close()
 
 
-async def test_body_trickled_then_eof_is_truncated(make_daemon: DaemonFactory) -> None:
-    # Plain TCP: under TLS a peer that half-closes cannot be answered at all.
-    daemon = await make_daemon(plaintext=True)
+@pytest.mark.parametrize("plaintext", [False, True])
+async def test_body_trickled_then_eof_is_truncated(
+    make_daemon: DaemonFactory, plaintext: bool
+) -> None:
+    # The daemon answers a peer that half-closed, under TLS too (daemon/tls.py).
+    daemon = await make_daemon(plaintext=plaintext)
     peer = await RawPeer.open(daemon)
     for byte in HELLO[:-1]:
         await peer.send(bytes([byte]))

@@ -390,10 +390,24 @@ async def test_a_secret_room_member_by_its_session_key(make_daemon: DaemonFactor
     async with asyncio.timeout(10):  # until bob's hello announced "shadow"
         while "shadow" not in channel.nicks.values():
             await asyncio.sleep(0.01)
+    seen_by_alice: list[ev.Frame] = []
+
+    def record(frame: ev.Frame) -> ev.Frame:
+        seen_by_alice.append(frame)
+        return frame
+
+    rewrite(alice, record)
     talk = await alice.open_dm("shadow", room="den")
-    assert talk.peer == bob.dms.identity.sign
+    assert talk.peer == bob.dms.identity.sign and talk.nick == "shadow"
     await alice.send_dm(talk.peer, "psst")
-    assert [m.text for m in await dms(bob, 1)] == ["psst"]
+    (got,) = await dms(bob, 1)
+    assert got.text == "psst"
+    await bob.send_dm(got.peer, "who's asking?")
+    (back,) = await dms(alice, 1)
+    assert (back.text, back.nick) == ("who's asking?", "shadow")
+    # Bob's public nick never reached alice: not in the card, not in the message.
+    cards = [f for f in seen_by_alice if isinstance(f, ev.DmCard | ev.Dm)]
+    assert len(cards) == 2 and all(f.nick == "" for f in cards)
     with pytest.raises(RequestError) as me:
         await alice.open_dm(alice.own_secret_label("den"), room="den")
     assert me.value.code == Code.NO_SUCH_NICK
@@ -425,3 +439,52 @@ async def test_a_new_key_under_a_known_nick_is_announced(make_daemon: DaemonFact
     assert (await dms(alice, 1))[0].text == "it is me, really"
     await alice.close()
     await new_bob.close()
+
+
+async def drop_and_wait(client: Client) -> None:
+    client._writer.transport.abort()  # the network goes away
+    async with asyncio.timeout(5):
+        while client.closed is None:
+            await asyncio.sleep(0.01)
+
+
+async def test_the_ring_for_a_resume_at_and_one_past(make_daemon: DaemonFactory) -> None:
+    """``dm_ring`` messages sent while the recipient was away all arrive on its
+    resume; one more and the oldest is gone, said as missed."""
+    daemon = await make_daemon(dm_ring=3)
+    alice, bob = await pair(daemon)
+    talk = await alice.open_dm("bob")
+    for count, lost in ((3, 0), (4, 1)):
+        await drop_and_wait(bob)
+        for i in range(count):
+            await alice.send_dm(talk.peer, f"{count}/{i}")
+        bob = await Client.connect("127.0.0.1", daemon.port, pin=daemon.pin, resume=bob)
+        assert bob.resumed
+        await alice.send_dm(talk.peer, f"marker {count}")
+        events = await until_dm(bob, f"marker {count}")
+        texts = [e.text for e in events if isinstance(e, DirectMessage)]
+        assert texts == [*(f"{count}/{i}" for i in range(lost, count)), f"marker {count}"]
+        notices = [e for e in events if isinstance(e, DmNotice)]
+        if lost:
+            assert [n.kind for n in notices] == ["missing", "missing"]  # the daemon's, the gap's
+            assert "gone from the server's memory" in notices[0].text
+        else:
+            assert not notices
+    await alice.close()
+    await bob.close()
+
+
+async def test_a_lookup_finds_a_nick_held_under_its_look_alike_key(
+    make_daemon: DaemonFactory,
+) -> None:
+    """A nick whose look-alike claim differs from it ('g0' claims 'go') is
+    found by the nick as its holder typed it; a look-alike of it is not."""
+    daemon = await make_daemon()
+    alice, g0 = await dial(daemon, "alice"), await dial(daemon, "g0")
+    talk = await alice.open_dm("g0")
+    assert talk.peer == g0.dms.identity.sign and talk.nick == "g0"
+    with pytest.raises(RequestError) as refused:
+        await alice.open_dm("go")  # looks like g0, is not g0: /msg never reaches a look-alike
+    assert refused.value.code == Code.NO_SUCH_NICK
+    await alice.close()
+    await g0.close()

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import Input, Static
+from textual.widgets import Input, OptionList, Static
 
 from anonchat import events as ev
 from anonchat.client import Client, Endpoint
@@ -32,6 +32,7 @@ from anonchat.secret import SecretMessage, SecretNotice
 from anonchat.tui import make_app
 from anonchat.tui.screens.create_room import CreateRoomScreen
 from anonchat.tui.screens.passphrase import PassphraseScreen
+from anonchat.tui.screens.rotate import RotateScreen
 
 from .conftest import DaemonFactory
 from .helpers import collect
@@ -407,6 +408,12 @@ async def notices_of(client: Client) -> list[str]:
     return [e.text for e in events if isinstance(e, SecretNotice)]
 
 
+def room_list_text(chat: Any) -> str:
+    """What the sidebar's room list shows, one entry a line."""
+    rooms = chat.query_one("#room-list", OptionList)
+    return "\n".join(str(rooms.get_option_at_index(i).prompt) for i in range(rooms.option_count))
+
+
 async def test_a_secret_room_tells_the_truth_after_a_reconnect(front: Front, link: Link) -> None:
     """Cut the network under a member of a secret room while it types: once back,
     nobody is told that messages are missing (nothing is), the room is shown as
@@ -430,6 +437,7 @@ async def test_a_secret_room_tells_the_truth_after_a_reconnect(front: Front, lin
     if isinstance(front, TuiFront):
         chat = chat_of(front.pilot.app)  # type: ignore[arg-type]
         assert all(room.joined for room in chat.state.secret_rooms())
+        assert f"\u25cf \U0001f512#{ROOM}" in room_list_text(chat)  # ● joined, not ○
     await bob.close()
 
 
@@ -470,6 +478,7 @@ async def test_a_secret_room_tells_the_truth_after_a_daemon_restart(
         assert "missing" not in front.output()
         chat = chat_of(app)
         assert all(room.joined for room in chat.state.secret_rooms())
+        assert f"\u25cf \U0001f512#{ROOM}" in room_list_text(chat)  # ● joined, not ○
         await bob2.close()
         await chat.close_client()
 
@@ -606,6 +615,7 @@ async def test_names_that_mix_scripts_are_marked(front: Front, link: Link) -> No
         chat = chat_of(front.pilot.app)  # type: ignore[arg-type]
         names = str(chat.query_one("#member-names", Static).render())
         assert f"{mixed}\u26a0" in names and f"{honest}\u26a0" not in names
+        await wait_for(front.pilot, lambda: "l\u043ebby\u26a0" in room_list_text(chat))
     await impostor.close()
     await alisa.close()
 
@@ -625,6 +635,40 @@ async def test_emoji_sequences_stay_whole_and_tricks_stay_visible(front: Front, 
     line = next(x for x in front.output().splitlines() if " ships " in x)
     assert f"{technologist} ships {scotland} a<U+200D>b <U+202E>evil" in line
     await bob.close()
+
+
+async def test_the_line_mode_tells_the_truth_after_a_daemon_restart(
+    link: Link, make_daemon: DaemonFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The line mode's half of the daemon-restart check: the daemon goes away
+    without a word (a crash: a clean shutdown's bye ends the line mode, which
+    is not persistent) and comes back empty; back as a new session, rejoined
+    with the keys it holds, the line mode warns nobody (itself included) of
+    messages missing, and its own and the others' lines come through once."""
+    monkeypatch.setenv(ENV_CONFIG_DIR, str(tmp_path / "config"))
+    front = LineFront(link.port)
+    await front.start()
+    bob = await member(link.daemon.port, "bob")
+    await front.enter_secret(ROOM, PASSPHRASE, create=True)
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await front.type("before")
+    assert await secret_texts(bob, 1) == ["before"]
+    link.cut()
+    await link.daemon.shutdown()
+    link.daemon = await make_daemon(plaintext=True)
+    link.restore()
+    await front.wait("reconnected as alice")  # (after its rooms were rejoined)
+    bob2 = await Client.connect("127.0.0.1", link.daemon.port, nick="bob", tls=False, resume=bob)
+    await bob2.rejoin(bob)
+    await front.type("after the restart")
+    assert await secret_texts(bob2, 1) == ["after the restart"]
+    await bob2.say_secret(ROOM, "bob is back")
+    await front.wait("bob is back")
+    assert [n for n in await notices_of(bob2) if "missing" in n] == []
+    assert "missing" not in front.output()
+    assert front.output().count("bob is back") == 1
+    await bob2.close()
+    await front.stop()
 
 
 async def test_direct_messages_in_both_front_ends(front: Front, link: Link) -> None:
@@ -682,3 +726,39 @@ async def dm_texts(client: Client, count: int) -> list[str]:
                 if len(found) == count:
                     return found
     return found
+
+
+async def test_secret_rotate_in_both_front_ends(front: Front, link: Link) -> None:
+    """/secret rotate (no passphrase line is read): the members follow to the new
+    room, the banned one is left behind and told nothing; the passphrase never
+    reaches the daemon."""
+    port = link.port
+    await front.enter_secret(ROOM, PASSPHRASE, create=True)
+    bob, troll = await member(port, "bob"), await member(port, "troll")
+    await bob.join_secret(ROOM, PASSPHRASE)
+    await troll.join_secret(ROOM, PASSPHRASE)
+    await front.wait("troll#")
+    await front.type("/ban troll")
+    await front.wait("still knows the passphrase")
+    if isinstance(front, TuiFront):  # the choice, in a dialog after the ban
+        app = front.pilot.app
+        await wait_for(front.pilot, lambda: isinstance(app.screen, RotateScreen), what="dialog")
+        await front.pilot.click("#rotate")
+    else:
+        await front.type("/secret rotate")
+    await front.wait("not coming along: troll#")
+    output = front.output()
+    passphrase = output.split("the new passphrase, for whoever you invite yourself: ")[1].split()[0]
+    assert passphrase.encode() not in link.received
+    async with asyncio.timeout(15):
+        async for event in bob.events():
+            if isinstance(event, SecretNotice) and event.kind == "rotated":
+                break
+    await bob.say_secret(ROOM, "made it across")
+    await front.wait("made it across")
+    await troll.ping()
+    assert not [e for e in troll.events_nowait() if "rotat" in str(getattr(e, "text", ""))]
+    await front.type("still here")  # the line after /secret rotate is a message, sealed
+    assert await secret_texts(bob, 1) == ["still here"]
+    await bob.close()
+    await troll.close()

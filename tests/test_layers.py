@@ -39,7 +39,7 @@ def test_only_tui_imports_textual() -> None:
 #: The client's own modules: the daemon shares only the pure core and trust.py.
 CLIENT_SIDE = {
     "client", "secret", "secret_client", "dial", "socks", "linemode", "tui", "frontend",
-    "room", "passphrases", "paths", "cli", "dm",
+    "room", "passphrases", "paths", "cli", "dm", "lineinput",
 }  # fmt: skip
 
 

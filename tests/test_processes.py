@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shlex
 import signal
 import socket
 import sys
@@ -16,9 +17,10 @@ import pytest
 from anonchat import events as ev
 from anonchat.client import Client, Endpoint
 from anonchat.daemon import Daemon
+from anonchat.wire import encode_body
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import collect, dial, next_event, quiet
+from .helpers import collect, dial, half_closing_client, hello_bytes, next_event, quiet
 
 PY = sys.executable
 
@@ -125,6 +127,23 @@ async def test_a_clean_stop_logs_no_warning(tmp_path: Path) -> None:
     assert " WARNING " not in text and " ERROR " not in text and " CRITICAL " not in text
     assert "is gone" not in text
     await alice.close()
+
+
+async def test_a_client_that_half_closes_gets_its_replies_from_the_real_daemon(
+    tmp_path: Path,
+) -> None:
+    """anonchatd as shipped (on uvloop when installed, as here): a TLS client
+    sends its requests and ends its side at once, by close_notify or by a TCP
+    FIN, and still reads every reply."""
+    d = await start_daemon(tmp_path)
+    asks = b"".join(encode_body({"t": "list", "id": i}) for i in range(1, 4))
+    for n, how in enumerate(["close_notify", "fin"]):
+        frames = await asyncio.to_thread(
+            half_closing_client, d.port, hello_bytes(f"half{n}") + asks, how
+        )
+        assert [type(f) for f in frames] == [ev.ServerHello, ev.Rooms, ev.Rooms, ev.Rooms]
+    d.proc.send_signal(signal.SIGTERM)
+    assert await d.proc.wait() == 0
 
 
 async def test_logs_hold_no_address_and_no_text(tmp_path: Path) -> None:
@@ -285,6 +304,9 @@ async def test_line_mode_refuses_an_unknown_server_without_a_person_to_ask(
     out, _ = await proc.communicate()
     assert proc.returncode == 1
     assert b"was not seen before" in out and b"(host_not_trusted)" in out
+    # Who refused what: the client did not accept the key; the server refused nothing.
+    assert b"Not connected: you did not accept the server's key" in out
+    assert b"server refused" not in out
     assert not (tmp_path / "anonchat" / "known_hosts").exists()
     proc = await asyncio.create_subprocess_exec(
         PY,
@@ -334,8 +356,14 @@ async def test_local_hosts_a_daemon_others_can_join(tmp_path: Path) -> None:
     assert proc.stdin is not None and proc.stdout is not None
     async with asyncio.timeout(10):
         first = (await proc.stdout.readline()).decode()
-        link = first.rpartition("join with: anonchat ")[2].strip()
-        assert link.startswith(f"anonchat://127.0.0.1:{port}/lobby?pin=sha256/"), first
+        assert "quitting ends the session of everyone" in first, first
+        assert "others on this machine join with" in (await proc.stdout.readline()).decode()
+        # The command on a line of its own, quoted for a shell: pasted as it is.
+        line = (await proc.stdout.readline()).decode()
+        command = shlex.split(line)
+        assert command[0] == "anonchat" and len(command) == 2, line
+        link = command[1]
+        assert link.startswith(f"anonchat://127.0.0.1:{port}/lobby?pin=sha256/"), line
         while b"you joined #lobby" not in await proc.stdout.readline():
             pass
     assert list((tmp_path / "anonchat-local").iterdir())  # its key stayed in the state dir

@@ -12,6 +12,7 @@ every node's commands in one order.  Two kinds:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from ..errors import ConfigError
@@ -22,9 +23,40 @@ if TYPE_CHECKING:
     from .server import Daemon
 
 
+class BusStats:
+    """What a bus through Redis counts, for the metrics (metrics.py)."""
+
+    __slots__ = (
+        "applied",
+        "backlog",
+        "last_write",
+        "read_errors",
+        "snapshot_at",
+        "snapshot_bytes",
+        "snapshot_failures",
+        "snapshots",
+        "write_errors",
+    )
+
+    def __init__(self, backlog: Callable[[], int], applied: Callable[[], bytes]) -> None:
+        self.backlog = backlog  # commands waiting to be appended
+        self.applied = applied  # the id of the last stream entry applied
+        self.write_errors = 0  # appends (XADD) that failed
+        self.read_errors = 0  # reads (XREAD) that failed
+        self.last_write = 0.0  # time.monotonic() of the last successful append
+        self.snapshots = 0  # snapshots written by this node
+        self.snapshot_failures = 0
+        self.snapshot_at = 0.0  # time.monotonic() of the last one written
+        self.snapshot_bytes = 0  # and its size
+
+
 class Bus(Protocol):
     #: True when ``submit`` applies the command before it returns.
     synchronous: bool
+
+    @property
+    def stats(self) -> BusStats | None:
+        """What it counts (None: nothing worth a metric, one node)."""
 
     @property
     def backlogged(self) -> bool:
@@ -45,6 +77,7 @@ class LocalBus:
 
     synchronous = True
     backlogged = False
+    stats = None
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon

@@ -22,7 +22,7 @@ from .. import __version__
 from ..address import is_loopback
 from ..errors import CannotListen, ConfigError, Unavailable
 from ..trust import TrustError
-from .config import DEFAULT_PORT, LOG_LEVELS, load_config, metrics_address
+from .config import DEFAULT_PORT, LOG_LEVELS, load_config
 from .server import Daemon, describe, load_tls_identity, loop_factory
 
 EXIT_LISTEN = 1
@@ -136,9 +136,10 @@ async def _serve(daemon: Daemon) -> int:
             file=sys.stderr,
             flush=True,
         )
-    if daemon.config.metrics and metrics_exposed(daemon.config.metrics):
+    exposed = [a for a in daemon.metrics_addresses if not is_loopback(a[0])]
+    if exposed:
         print(
-            f"anonchatd: WARNING: metrics are served on {daemon.config.metrics}, where other "
+            f"anonchatd: WARNING: metrics are served on {describe(exposed)}, where other "
             "machines can reach them (no authentication); bind them to 127.0.0.1 and "
             "scrape through a tunnel or a local agent, or firewall the port",
             file=sys.stderr,
@@ -151,8 +152,3 @@ async def _serve(daemon: Daemon) -> int:
 def plaintext_exposed(pin: str, addresses: list[tuple[str, int]]) -> bool:
     """Whether a daemon without TLS listens where other machines can reach it."""
     return not pin and not all(is_loopback(host) for host, _ in addresses)
-
-
-def metrics_exposed(metrics: str) -> bool:
-    """Whether the metrics endpoint listens where other machines can reach it."""
-    return not is_loopback(metrics_address(metrics)[0])

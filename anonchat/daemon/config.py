@@ -41,8 +41,6 @@ MAX_SECONDS = 86_400
 #: The most any other limit may be, and those that size memory at start.
 MAX_NUMBER = 2**62
 _MAX = {"read_size": 16 * 1024 * 1024, "sendq": 1 << 30}
-#: Limits that are rates (per second), not durations.
-_RATES = frozenset({"msg_rate", "announce_rate"})
 
 
 @dataclass(frozen=True)
@@ -92,7 +90,7 @@ class Limits:
     dm_burst: int = 10  # direct messages one connection may send at once
     dm_rate: float = 2.0  # ... and then per second (rate_limited past it)
     dm_max_bytes: int = 4112  # largest ciphertext of one (a padding bucket plus the 16-byte tag)
-    dm_ring: int = 64  # direct messages kept per recipient for a resume (memory only)
+    dm_ring: int = 32  # direct messages kept per recipient for a resume (memory only)
     frame_timeout: float = 30.0  # seconds a started frame has to arrive whole
     max_unfinished: int = 32 * 1024 * 1024  # bytes of unfinished frames held in all
 
@@ -188,7 +186,7 @@ def _check_limit(name: str, kind: object, value: object) -> None:
         raise ConfigError(f"{what} must be a finite number, not {show(value)}")
     if value < 0 or (value == 0 and name not in _MAY_BE_ZERO):
         raise ConfigError(f"{what} must be a positive number, not {show(value)}")
-    seconds = kind in ("float", float) and name not in _RATES
+    seconds = kind in ("float", float) and not name.endswith("_rate")  # (rates: per second)
     ceiling = MAX_SECONDS if seconds else _MAX.get(name, MAX_NUMBER)
     if value > ceiling:
         unit = " (seconds)" if seconds else ""

@@ -58,7 +58,14 @@ def adopt(daemon: Daemon, new: Member, old: Member) -> None:
 
 
 def relay(
-    daemon: Daemon, member: Member, ts: int, rid: int, to: bytes, counter: int, ct: bytes
+    daemon: Daemon,
+    member: Member,
+    ts: int,
+    rid: int,
+    to: bytes,
+    counter: int,
+    ct: bytes,
+    hide_nick: bool = False,
 ) -> None:
     """``dm_send``: number the message in the recipient's sequence, keep it in
     its ring, hand it to its connection if it is on this node, answer ``ok``."""
@@ -72,7 +79,7 @@ def relay(
     frame = ev.Dm(
         seq=recipient.dm_seq,
         ts=ts,
-        nick=member.nick,
+        nick="" if hide_nick else member.nick,
         sign=sign,
         dh=dh,
         sig=sig,
@@ -82,7 +89,8 @@ def relay(
     data = encode_frame(frame.to_wire())
     inbox(recipient).add(recipient.dm_seq, True, data)
     recipient.deliver(data)
-    daemon.stats.messages += 1
+    if member.node == daemon.node:
+        daemon.stats.direct += 1  # (counted where it was sent, as the others)
     member.send(ev.Ok(id=rid))
 
 
@@ -97,6 +105,7 @@ def card_of(daemon: Daemon, asker: Member, frame: ev.DmLookup) -> ev.DmCard:
     """The answer to ``dm_lookup``, from this node's copy of the shared state."""
     target: Member | None
     if frame.nick is not None:
+        # The nick itself, never a look-alike of it (those are claims, not names).
         target = daemon.nicks.get(name_key(frame.nick))
         who = frame.nick
     else:
@@ -110,4 +119,7 @@ def card_of(daemon: Daemon, asker: Member, frame: ev.DmLookup) -> ev.DmCard:
     if target.dm_card is None:
         raise RequestError(Code.NO_SUCH_NICK, f"{who} cannot receive direct messages")
     sign, dh, sig = target.dm_card
-    return ev.DmCard(id=frame.id, nick=target.nick, sign=sign, dh=dh, sig=sig)
+    # A secret-room member is known there by its session key (and a nick of the
+    # room's own, maybe): its public nick is not told.
+    nick = target.nick if frame.nick is not None else ""
+    return ev.DmCard(id=frame.id, nick=nick, sign=sign, dh=dh, sig=sig)

@@ -15,8 +15,10 @@ therefore accepts connections itself: for each one it
    (nothing to send it: there is no TLS session yet);
 2. sets its options: ``TCP_NODELAY``, and ``SO_SNDBUF`` so the kernel holds a
    bounded share of ``sendq`` (see :func:`kernel_sendq`);
-3. hands it to ``loop.connect_accepted_socket`` with the TLS context and
-   ``hello_timeout`` as the handshake's timeout; the daemon's
+3. hands it to ``loop.connect_accepted_socket`` with the daemon's own TLS
+   layer (:class:`~anonchat.daemon.tls.ServerTLS`: unlike asyncio's, it
+   answers a client that has half-closed) and waits for the handshake, at
+   most ``hello_timeout``; the daemon's
    :class:`~anonchat.daemon.session.Session` is made and connected when the
    handshake is over, and the count drops whether it succeeded or not.
 
@@ -30,9 +32,11 @@ import contextlib
 import logging
 import socket
 import ssl
+from collections import Counter
 from collections.abc import Callable
 
 from .limits import AddressBuckets, AddressCounter
+from .tls import ServerTLS
 
 log = logging.getLogger("anonchat.daemon")
 
@@ -64,6 +68,7 @@ class Listener:
         in_all: int,
         sndbuf: int,
         buckets: AddressBuckets,
+        read_size: int = 65_536,
     ) -> None:
         self.sockets = sockets
         self.factory = factory
@@ -75,9 +80,12 @@ class Listener:
         self.buckets = buckets  # connections opened per address ("connects")
         self.in_progress = 0  # ... and in all
         self.refused = 0  # connections closed unanswered past either limit
+        self.refused_by: Counter[str] = Counter()  # ... by the limit (for the metrics)
+        self.failed = 0  # handshakes that failed or timed out
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
         self._paused = False
+        self._raw = bytearray(read_size)  # TLS records read, for every connection in turn
 
     def start(self) -> None:
         for sock in self.sockets:
@@ -122,12 +130,17 @@ class Listener:
         host = peer[0] if isinstance(peer, tuple) else str(peer)
         key = self.handshaking.key_of(str(host))
         del peer, host  # only the keyed hash is kept, and only during the handshake
-        if (
-            self.in_progress >= self.in_all
-            or not self.buckets.take("connects", key, self._loop.time())
-            or not self.handshaking.add(key)
-        ):
+        if self.in_progress >= self.in_all:
+            why = "max_handshakes"
+        elif not self.buckets.take("connects", key, self._loop.time()):
+            why = "connect_rate"
+        elif not self.handshaking.add(key):
+            why = "max_handshakes_per_address"
+        else:
+            why = ""
+        if why:
             self.refused += 1
+            self.refused_by[why] += 1
             conn.close()
             return
         self.in_progress += 1
@@ -141,25 +154,33 @@ class Listener:
         task.add_done_callback(self._tasks.discard)
 
     async def _connect(self, conn: socket.socket, key: bytes) -> None:
+        owned: ServerTLS | None = None  # once connected, its transport owns the socket
         try:
             if self.context is None:
                 await self._loop.connect_accepted_socket(self.factory, conn)
             else:
-                await self._loop.connect_accepted_socket(
-                    self.factory,
-                    conn,
-                    ssl=self.context,
-                    ssl_handshake_timeout=self.handshake_timeout,
-                )
+                tls = ServerTLS(self.context, self.factory, self._raw)
+                await self._loop.connect_accepted_socket(lambda: tls, conn)
+                owned = tls
+                async with asyncio.timeout(self.handshake_timeout):
+                    await tls.handshake
         except (OSError, ssl.SSLError, TimeoutError, EOFError):
             # A failed or timed-out handshake: closed without a word, as before.
-            conn.close()
+            self.failed += 1
+            self._drop(conn, owned)
         except asyncio.CancelledError:
-            conn.close()
+            self._drop(conn, owned)
             raise
         finally:
             self.in_progress -= 1
             self.handshaking.remove(key)
+
+    @staticmethod
+    def _drop(conn: socket.socket, owned: ServerTLS | None) -> None:
+        if owned is None:
+            conn.close()
+        else:
+            owned.abort()  # its transport closes the socket
 
 
 def listening_sockets(host: str, port: int, backlog: int = 1024) -> list[socket.socket]:

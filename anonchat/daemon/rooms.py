@@ -42,6 +42,7 @@ class Member:
         "first_uid",
         "limits",
         "nick",
+        "nick_key",
         "node",
         "out",
         "out_bytes",
@@ -62,7 +63,8 @@ class Member:
         self.first_uid = uid
         self.node = node
         self.nick = ""
-        self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in daemon.nicks
+        self.nick_key = ""  # names.name_key(nick): its key in daemon.nicks
+        self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in daemon.claims
         self.token_hash = b""
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
@@ -402,7 +404,7 @@ class SecretRoom(Channel):
     which only members can check); the daemon enforces what they sign.
     """
 
-    __slots__ = ("auth", "chain", "grants", "mode", "owner_tag", "rid")
+    __slots__ = ("auth", "chain", "closed", "grants", "mode", "owner_tag", "rid")
 
     def __init__(
         self, daemon: Daemon, rid: bytes, auth: bytes, owner: bytes, owner_tag: bytes
@@ -414,6 +416,7 @@ class SecretRoom(Channel):
         self.owner_tag = owner_tag
         self.grants: list[ev.OwnerAct] = []  # for newcomers to verify
         self.mode: ev.OwnerAct | None = None  # the last mode action
+        self.closed = False  # an owner closed it: no new sealed message, no newcomer
         # ``banned`` holds sessions (by first_uid); their keys are in chain.banned.
 
     def presence(self, sender: bytes, kind: str, ts: int, exclude: Member | None = None) -> int:

@@ -5,7 +5,8 @@ The creator of a secret room registers an owner key (crypto.py, "Owners");
 every owner action is signed by it or by a session key it granted ``op`` to,
 down a chain of grants, and numbered with the room's next action counter.
 The daemon verifies each action exactly as members do (:class:`OwnerChain`),
-so it can enforce what owners signed (kick, ban, lock, slow mode, history)
+so it can enforce what owners signed (kick, ban, lock, slow mode, history,
+closing the room)
 but cannot act itself, and a signature is good for one place in one room
 only.  Each accepted action is relayed as ``secret_acted`` to every member,
 who verifies it again before showing it.
@@ -63,6 +64,8 @@ def act(
         room.history = bool(action.history)
     elif action.kind == "ban" and target is not None:
         room.banned.add(target.first_uid)
+    elif action.kind == "close":
+        room.closed = room.locked = True
     # Relayed while the target is still a member, so it learns it was removed.
     room.acted(action, ts)
     if action.kind in ("kick", "ban") and target is not None:
@@ -131,6 +134,14 @@ def check_entry(member: Member, room: SecretRoom, sender: bytes) -> None:
         raise RequestError(Code.BANNED, "you are banned from this room")
     if room.locked:
         raise RequestError(Code.ROOM_LOCKED, "this room is locked: no new members")
+
+
+def check_open(room: SecretRoom) -> None:
+    """A closed room (``close``, after ``/secret rotate``) takes no new sealed message."""
+    if room.closed:
+        raise RequestError(
+            Code.ROOM_CLOSED, "an owner closed this secret room: it takes no new messages"
+        )
 
 
 def check_slow(member: Member, room: SecretRoom, seal: Sealed, ts: int) -> None:

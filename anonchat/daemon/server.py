@@ -10,6 +10,7 @@ import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from .. import events as ev
@@ -62,7 +63,10 @@ class Daemon:
         self.sessions: dict[Session, None] = {}  # connected to this node, in order
         # The shared state (see state.py): the same on every node.
         self.members: dict[str, Member] = {}  # uid -> member, wherever it is connected
-        self.nicks: dict[str, Member] = {}
+        self.nicks: dict[str, Member] = {}  # name_key(nick) -> its holder
+        # Every look-alike claim of every nick (names.claim_keys) -> its holder:
+        # a nick is free only if none of its claims is held (state.holder).
+        self.claims: dict[str, Member] = {}
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
         self.tokens: dict[bytes, Member] = {}  # hash of a resume token -> member
@@ -71,6 +75,10 @@ class Daemon:
         # node -> log time since which its heartbeats reached the stream without a
         # gap: a node judges others only after node_timeout of it (state.beat).
         self.alive_since: dict[str, int] = {}
+        # node -> the settings it beats with (state.shared_settings): all must agree.
+        self.node_settings: dict[str, dict[str, Any]] = {}
+        self.settings = state.shared_settings(self)
+        self.mismatched: set[str] = set()  # nodes with other settings, logged once
         # Sessions of a node that stopped and handed them over, by uid -> the log
         # time until which they may be resumed on another node (see handed_over).
         self.orphans: dict[str, int] = {}
@@ -80,7 +88,7 @@ class Daemon:
         self.ghosts: dict[str, asyncio.TimerHandle] = {}
         self.ghosts_by_address: dict[bytes, dict[str, Session]] = {}
         self.bus: Bus = make_bus(self)
-        self.stats = Stats()
+        self.stats = Stats(self.node)
         self.per_address = AddressCounter(self.config.limits.max_per_address)
         # Buckets every connection of one address shares (nick changes, list and
         # who); the listener keeps the connection rate's in the same table.
@@ -130,6 +138,7 @@ class Daemon:
             ) from None
         try:
             if config.metrics:
+                metrics.check_available()
                 host, port = metrics_address(config.metrics)
                 try:
                     self._metrics = await metrics.serve(self, host, port)
@@ -138,6 +147,9 @@ class Daemon:
                         f"cannot serve metrics on {host}:{port}: {why(exc)}"
                     ) from None
             await self.bus.start()
+            # Messages replayed while catching up were delivered long ago: only
+            # those applied from now on are timed (anonchat_delivery_seconds).
+            self.stats.live = True
         except BaseException:
             for sock in sockets:
                 sock.close()
@@ -157,10 +169,22 @@ class Daemon:
             in_all=limits.max_handshakes,
             sndbuf=kernel_sendq(limits.sendq),
             buckets=self.address_buckets,
+            read_size=limits.read_size,
         )
         self._server.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="anonchatd-sweeper")
         log.info("listening on %s", describe(self.addresses))
+
+    @property
+    def listener(self) -> Listener | None:
+        return self._server
+
+    @property
+    def metrics_addresses(self) -> list[tuple[str, int]]:
+        """Where the metrics are served (none without ``--metrics``)."""
+        if self._metrics is None:
+            return []
+        return [s.getsockname()[:2] for s in self._metrics.sockets]
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
@@ -253,14 +277,17 @@ class Daemon:
                 kernel = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
                 session.sendq = max(1, self.config.limits.sendq - kernel)
         if len(self.sessions) >= self.config.limits.max_connections or self.stopping:
+            self.stats.refused["stopping" if self.stopping else "server_full"] += 1
             refuse(session, Code.SERVER_FULL, "server is full")
             return
         peer = transport.get_extra_info("peername")
         address_key = self.per_address.key_of(str(peer[0]) if peer else "")
         del peer  # only the keyed hash is kept, and only while the connection lasts
         if not self.per_address.add(address_key):
+            self.stats.refused["too_many_connections"] += 1
             refuse(session, Code.TOO_MANY_CONNECTIONS, "too many connections from your address")
             return
+        self.stats.accepted += 1
         session.address_key = address_key
         self.sessions[session] = None
         self.members[session.uid] = session
@@ -301,6 +328,7 @@ class Daemon:
                     member.write(shared)  # the common case: this room's log, nothing else
             room.flushed()
         self._busy = written >= BUSY_FLUSH
+        self.stats.delivered()
 
     def mark_urgent(self, session: Member) -> None:
         """Have ``session`` (a frame of its own waits: a reply, most often) written
@@ -380,21 +408,30 @@ class Daemon:
         """A node stopped (or stopped beating): end every session it held."""
         self.nodes.pop(node, None)
         self.alive_since.pop(node, None)
+        self.node_settings.pop(node, None)
         gone = [m for m in self.members.values() if m.node == node]
         if gone and not (node == self.node and self.stopping):  # (not our own clean stop)
             log.warning("node %s is gone; ending its %d sessions", node, len(gone))
         for member in gone:
             state.end(self, member, ts)
         if node == self.node and not self.stopping:
-            log.error("the other nodes count this node as gone (it fell behind); stopping")
-            self.lost = True
-            asyncio.get_running_loop().create_task(self.shutdown("the node lost the service"))
+            self.lose("the other nodes count this node as gone (it fell behind)")
+
+    def lose(self, why: str) -> None:
+        """This node can no longer be part of the service: stop (exit code 3),
+        sending its clients to the other nodes."""
+        if self.stopping:
+            return
+        log.error("%s; stopping", why)
+        self.lost = True
+        asyncio.get_running_loop().create_task(self.shutdown("the node lost the service"))
 
     def handed_over(self, node: str, ts: int) -> None:
         """A node stopped cleanly and handed its sessions over: they stay (nick,
         rooms, place) for resume_window, to be resumed on any node, then end."""
         self.nodes.pop(node, None)
         self.alive_since.pop(node, None)
+        self.node_settings.pop(node, None)
         deadline = ts + round(self.config.limits.resume_window * 1000)
         kept = [m for m in self.members.values() if m.node == node]
         for member in kept:
@@ -509,8 +546,12 @@ def load_tls_identity(config: Config) -> ServerIdentity:
 
 
 def why(exc: OSError) -> str:
-    """The reason of a socket error, in the same words on asyncio's loop and uvloop's."""
-    return os.strerror(exc.errno) if exc.errno else str(exc)
+    """The reason of a socket error, in the same words on asyncio's loop and uvloop's
+    (both wrap bind errors in a sentence of their own) and for a name that does not
+    resolve (whose negative errno is the resolver's, not the system's)."""
+    if exc.errno is not None and exc.errno > 0:
+        return os.strerror(exc.errno)
+    return str(exc.strerror or exc)
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:

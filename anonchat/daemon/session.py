@@ -189,14 +189,14 @@ class Session(Member, asyncio.BufferedProtocol):
     def eof_received(self) -> bool:
         self._eof = True
         if self._frames is None:
-            self._guarded(self._received, b"")
-        # Keep a plaintext socket open to send the last replies (TLS cannot half-close).
-        return self.daemon.identity is None
+            self._guarded(self._end_of_input)
+        # Keep the connection open to send the last replies: TCP and TLS (the
+        # daemon's own layer, tls.py) both let the client end its side alone.
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._grace is not None:
-            # Closed in time: no abort.  (Aborting a TLS transport that has already
-            # closed leaks its TLS state under uvloop: ~27 KiB per connection.)
+            # Closed in time: no abort (the timer would keep this session alive).
             self._grace.cancel()
             self._grace = None
         if not self.closing:
@@ -205,10 +205,10 @@ class Session(Member, asyncio.BufferedProtocol):
         self._frames = None
         self.waiting = False
         self._let_go_of_input()
-        # Let go of the transport: the SSL protocol keeps bound methods of this
-        # session (get_buffer, buffer_updated) after it is closed, and this session
-        # kept it -- a cycle that held every session ended without ``bye`` (its
-        # TLS buffers, ~40 KiB) until a full garbage collection.
+        # Let go of the transport: a session and its transport must not hold each
+        # other once the connection is gone (the daemon's TLS layer lets go of the
+        # session too) -- such a cycle once held every session ended without
+        # ``bye``, TLS buffers and all, until a full garbage collection.
         self.transport = _GONE
         self.daemon.forget(self)
 
@@ -255,6 +255,17 @@ class Session(Member, asyncio.BufferedProtocol):
         self._nread = len(data)
         self._frames = frames
         self._serve()
+
+    def _end_of_input(self) -> None:
+        """The client ended its side: once the commands it sent are applied
+        (with several nodes, messages may still be on their way through Redis),
+        their replies are written, then the connection closes (_read_done)."""
+        if self.done < self.submitted:
+            self.waiting = True
+            self.wait_for = self.submitted
+            self._frames = []  # nothing more to handle: _go_on comes back here
+            return
+        self._received(b"")
 
     def _progress(self, conn: Connection) -> None:
         """After a read: a whole frame is what counts as heard from (``idle_timeout``);
@@ -313,7 +324,7 @@ class Session(Member, asyncio.BufferedProtocol):
             self._stopped_reading()
             return
         if self._eof and self._nread:
-            self._received(b"")  # the end came with (or while handling) the last read
+            self._end_of_input()  # the end came with (or while handling) the last read
             return
         if not self._nread or self.conn.state is State.CLOSED:
             self.close_code = self.close_code or "eof"  # "quit" if a bye came first
@@ -850,7 +861,7 @@ class Session(Member, asyncio.BufferedProtocol):
             )
         if size not in DM_CIPHERTEXT_SIZES:
             raise RequestError(Code.TEXT_INVALID, "a sealed direct message is padded to a bucket")
-        self.submit("dm", frame.id, frame.to, frame.counter, frame.ct, wait=False)
+        self.submit("dm", frame.id, frame.to, frame.counter, frame.ct, frame.hide_nick, wait=False)
 
     def on_bye(self, frame: ev.Bye) -> None:
         self.close_code = "quit"

@@ -42,6 +42,7 @@ def dump(daemon: Daemon, taken_at: bytes) -> bytes:
             sorted(r.chain.banned),
             [g.to_wire() for g in r.grants],
             r.mode.to_wire() if r.mode else None,
+            r.closed,
         ]
         for r in daemon.secret_rooms.values()
     ]
@@ -50,6 +51,7 @@ def dump(daemon: Daemon, taken_at: bytes) -> bytes:
         "at": taken_at,
         "nodes": daemon.nodes,
         "since": daemon.alive_since,
+        "settings": daemon.node_settings,
         "orphans": daemon.orphans,
         "members": [
             [
@@ -77,6 +79,7 @@ def load(daemon: Daemon, data: bytes) -> bytes:
         raise ValueError(f"snapshot version {body.get('v')!r} is not {VERSION}")
     daemon.nodes = dict(body["nodes"])
     daemon.alive_since = dict(body.get("since", body["nodes"]))
+    daemon.node_settings = dict(body.get("settings", {}))
     daemon.orphans = dict(body.get("orphans", {}))
     by_uid: dict[str, Member] = {}
     for uid, node, nick, token_hash, *rest in body["members"]:
@@ -103,8 +106,9 @@ def load(daemon: Daemon, data: bytes) -> bytes:
             member.rooms[room.key] = room
         _load_channel(room, channel, by_uid)
         daemon.rooms[room.key] = room
-    for rid, auth, owner, tag, keyed, channel, acts, banned, grants, mode in body["secret"]:
+    for rid, auth, owner, tag, keyed, channel, acts, banned, grants, mode, *rest in body["secret"]:
         secret = SecretRoom(daemon, rid, auth, owner, tag)
+        secret.closed = bool(rest and rest[0])  # (older snapshots had no closed flag)
         for uid, key in keyed:
             member = by_uid[uid]
             secret.add(member, key)

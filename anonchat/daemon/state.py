@@ -66,12 +66,14 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
         member.applied()
         return
     if op == "beat":  # a node is alive; any that has been silent too long is not
-        beat(daemon, uid, ts)
+        beat(daemon, uid, ts, cmd[3] if len(cmd) > 3 else None)
         return
     if op == "down":  # a node stopped
+        daemon.stats.nodes_down += 1
         daemon.node_gone(uid, ts)
         return
     if op == "handover":  # a node stopped; its sessions may resume elsewhere
+        daemon.stats.handovers += 1
         daemon.handed_over(uid, ts)
         return
     if op == "hello":
@@ -81,26 +83,83 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
         raise KeyError(op)  # a command no node submits
 
 
-def beat(daemon: Daemon, node: str, ts: int) -> None:
+#: The meaning of commands; a node applying them differently is refused.
+VERSION = 1
+#: The limits that applying commands (or a deadline in the log) uses: every node
+#: of a service must have the same, or their states drift apart.
+SHARED_LIMITS = (
+    "max_rooms",
+    "max_rooms_per_session",
+    "max_members_per_room",
+    "ring_frames",
+    "ring_bytes",
+    "resume_window",
+)
+
+
+def shared_settings(daemon: Daemon) -> dict[str, Any]:
+    """The settings every node must agree on (sent in each beat)."""
+    limits = daemon.config.limits
+    settings: dict[str, Any] = {name: getattr(limits, name) for name in SHARED_LIMITS}
+    settings["node_timeout"] = daemon.config.node_timeout
+    settings["commands"] = VERSION
+    return settings
+
+
+def settings_differ(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """The settings that differ, for a message ("" if none)."""
+    names = sorted(set(mine) | set(theirs))
+    return ", ".join(
+        f"{n} is {mine.get(n)!r} here but {theirs.get(n)!r} there"
+        for n in names
+        if mine.get(n) != theirs.get(n)
+    )
+
+
+def _check_settings(daemon: Daemon, node: str, settings: dict[str, Any]) -> None:
+    """Another node's settings differ from ours: the newer of the two stops."""
+    diff = settings_differ(daemon.settings, settings)
+    if not diff or node == daemon.node:
+        return
+    never = float("inf")
+    if (daemon.alive_since.get(node, never), node) < (
+        daemon.alive_since.get(daemon.node, never),
+        daemon.node,
+    ):
+        daemon.lose(f"this node's settings differ from node {node}'s ({diff})")
+    elif node not in daemon.mismatched:
+        daemon.mismatched.add(node)
+        log.error("node %s has other settings than this node (%s); it stops", node, diff)
+
+
+def beat(daemon: Daemon, node: str, ts: int, settings: dict[str, Any] | None = None) -> None:
     """``node`` is alive at log time ``ts``; judge the silent ones if it may.
 
-    A node judges only once its own beats have reached the stream without a
-    gap for ``node_timeout``: one that is new, or was cut off itself, first
-    watches a whole ``node_timeout`` of the stream.  So after an outage of
-    Redis (stopped, paused, unreachable for everyone) every node has had
-    ``node_timeout`` of live stream to beat again before anyone judges, and
-    nobody is counted as gone for the outage itself.
+    A node judges only once its own beats (every ``node_timeout / 5``) have
+    reached the stream for a whole ``node_timeout`` with no gap over half of
+    it: one that is new, or was cut off itself even briefly, first watches a
+    whole ``node_timeout`` of live stream.  So after an outage of Redis
+    (stopped, paused, unreachable for everyone) every node has had
+    ``node_timeout`` to beat again before anyone judges, and nobody is
+    counted as gone for the outage itself: an outage short enough not to
+    stop the judges (half of node_timeout) is too short to silence anyone
+    for node_timeout (a beat interval and a retry, a tenth, added).
     """
     timeout = round(daemon.config.node_timeout * 1000)
     previous = daemon.nodes.get(node)
     daemon.nodes[node] = ts
-    if previous is None or ts - previous > timeout:
+    if previous is None or ts - previous > timeout // 2:
         daemon.alive_since[node] = ts  # new, or back after a silence
+    if settings is not None:
+        if daemon.node_settings.get(node) != settings:
+            daemon.node_settings[node] = settings
+        _check_settings(daemon, node, settings)
     daemon.end_orphans(ts)  # handed-over sessions nobody resumed in time
     if ts - daemon.alive_since.get(node, ts) < timeout:
         return
     for other, last in list(daemon.nodes.items()):
         if ts - last > timeout:
+            daemon.stats.nodes_gone += 1
             daemon.node_gone(other, ts)
 
 
@@ -170,13 +229,15 @@ def _adopt(daemon: Daemon, new: Member, old: Member) -> None:
     for channel in [*new.rooms.values(), *new.secret_rooms.values()]:
         channel.replace_member(old, new)
     dms.adopt(daemon, new, old)
+    if new.node == daemon.node:
+        daemon.stats.resumes += 1
     log.debug("%s resumes %s", new.uid, old.uid)
 
 
 def holder(daemon: Daemon, nick: str) -> Member | None:
     """Who holds ``nick`` or a nick that looks like it (``names.claim_keys``)."""
     for key in claim_keys(nick):
-        found = daemon.nicks.get(key)
+        found = daemon.claims.get(key)
         if found is not None:
             return found
     return None
@@ -186,15 +247,19 @@ def take_nick(daemon: Daemon, member: Member, nick: str) -> None:
     """``member`` is called ``nick`` now: it holds that nick's keys, and no others."""
     _free_nick(daemon, member)
     member.nick = nick
+    member.nick_key = name_key(nick)
+    daemon.nicks[member.nick_key] = member
     member.claims = claim_keys(nick)
     for key in member.claims:
-        daemon.nicks[key] = member
+        daemon.claims[key] = member
 
 
 def _free_nick(daemon: Daemon, member: Member) -> None:
+    if daemon.nicks.get(member.nick_key) is member:
+        del daemon.nicks[member.nick_key]
     for key in member.claims:
-        if daemon.nicks.get(key) is member:
-            del daemon.nicks[key]
+        if daemon.claims.get(key) is member:
+            del daemon.claims[key]
 
 
 def end(daemon: Daemon, member: Member, ts: int, quit_msg: str | None = None) -> None:
@@ -349,7 +414,7 @@ def say(daemon: Daemon, member: Member, ts: int, rid: int, name: str, text: str,
     if room.slow:
         moderation.check_slow(member, room, ts)
     seq = room.say(member, text, me, ts)
-    daemon.stats.messages += 1
+    daemon.stats.message(member.node, ts)
     member.ok(rid, seq)
 
 
@@ -471,11 +536,15 @@ def _seal(
     sig: bytes,
 ) -> None:
     room = secret_room(member, room_id)
+    secret_moderation.check_open(room)
     if room.slow:
         sealed = Sealed(room.members[member], counter, kind, epoch, ct, sig)
         secret_moderation.check_slow(member, room, sealed, ts)
     seq = room.relay(member, [counter, epoch, kind, ct, sig], ts)
-    daemon.stats.messages += 1
+    if kind in ("msg", "me"):
+        daemon.stats.message(member.node, ts, sealed=True)
+    elif member.node == daemon.node:
+        daemon.stats.announcements += 1  # (hello, here: not messages)
     member.ok(rid, seq)
 
 

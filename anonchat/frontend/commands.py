@@ -38,7 +38,14 @@ from ..passphrases import generate_passphrase, passphrase_warning
 from ..plural import plural
 from ..room import DirectRoom, Room, Roster, SecretRoom
 from .ignore import Ignores
-from .text import MODE_USAGE, dm_verify_report, parse_mode, privacy_report, verify_report
+from .text import (
+    MODE_USAGE,
+    dm_verify_report,
+    invite,
+    parse_mode,
+    privacy_report,
+    verify_report,
+)
 
 #: How often a message refused with rate_limited is tried again.
 RATE_RETRIES = 30
@@ -89,6 +96,24 @@ class DmWindow:
 
 
 @dataclass(frozen=True)
+class RotateOffer:
+    """After a kick or ban in a secret room: the removed member still knows the
+    passphrase; ``/secret rotate`` would leave them behind for real (a front end
+    with dialogs offers it as a choice)."""
+
+    key: str
+    shown: str
+    who: str
+
+    @property
+    def text(self) -> str:
+        return (
+            f"{self.who} still knows the passphrase of {self.shown}: /secret rotate moves "
+            "everyone else to a new room with a new one, leaving them behind"
+        )
+
+
+@dataclass(frozen=True)
 class Left:
     key: str
     name: str
@@ -124,6 +149,14 @@ class Lines:
 
 
 @dataclass(frozen=True)
+class Invite(Lines):
+    """``/invite``: the lines, and among them ``command``, what others run to
+    join (a front end may copy it to the clipboard)."""
+
+    command: str = ""
+
+
+@dataclass(frozen=True)
 class Quit:
     message: str
 
@@ -146,9 +179,11 @@ Note = (
     | NickSet
     | TopicShown
     | Lines
+    | Invite
     | Quit
     | OpenForm
     | DmWindow
+    | RotateOffer
 )
 
 Attempt = Callable[[str, str, bool], Awaitable[str | None]]
@@ -269,9 +304,12 @@ def _first_word(rest: str) -> str:
 class Commands:
     """Runs lines for one chat session; ``client`` is replaced on reconnect."""
 
-    def __init__(self, client: Client, ui: Frontend) -> None:
+    def __init__(
+        self, client: Client, ui: Frontend, *, server: tuple[str, int] | None = None
+    ) -> None:
         self.client = client
         self.ui = ui
+        self.server = server  # (host, port) as this session dials it: for /invite
         self._changed = asyncio.Event()  # set when the connection came back or ended
         self.stopped = False  # the session ended for good: nothing more can be sent
         self.ignores = Ignores()  # /ignore: in memory only, never sent
@@ -478,11 +516,16 @@ class Commands:
     async def cmd_list(self, rest: str) -> None:
         self.ui.show(Listed(await self.client.list_rooms()))
 
-    @command("secret", "[create] ROOM",
+    @command("secret", "[create] ROOM | rotate",
              "join a secret (end-to-end encrypted) room: asks for its passphrase; "
-             "/secret create ROOM makes one (no passphrase: a strong one is made)")  # fmt: skip
+             "/secret create ROOM makes one (no passphrase: a strong one is made); "
+             "/secret rotate (owners) moves the members of the room on screen to a new "
+             "room with a new passphrase, leaving the banned behind")  # fmt: skip
     async def cmd_secret(self, rest: str) -> None:
         words = rest.split()
+        if [w.lower() for w in words] == ["rotate"]:  # (a room called rotate: /secret #rotate)
+            await self._rotate()
+            return
         create = bool(words) and words[0].lower() == "create"
         if create:
             words = words[1:]
@@ -523,6 +566,27 @@ class Commands:
         if problem is not None:
             self.ui.show(Failed("secret", Code.JOIN_DENIED, problem))
 
+    async def _rotate(self) -> None:
+        """``/secret rotate``: no passphrase is read (a new one is generated)."""
+        room = self.current()
+        if not isinstance(room, SecretRoom):
+            self.ui.show(Info("/secret rotate works in a secret room you own", error=True))
+            return
+        self.ui.show(Info(f"rotating {room.shown}: closing it and inviting its members..."))
+        done = await self.client.rotate_secret(room.name)
+        moved = ", ".join(done.moved) or "nobody"
+        left = ", ".join(done.left) or "nobody"
+        self.ui.show(
+            Lines(
+                (
+                    f"{room.shown} now is a new room with a new passphrase; the old one is "
+                    "closed. Invited over direct messages (their clients follow): " + moved,
+                    f"not coming along: {left}",
+                    f"the new passphrase, for whoever you invite yourself: {done.passphrase}",
+                )
+            )
+        )
+
     def secret_attempt(self, *, create: bool) -> Attempt:
         """Enter a secret room with a passphrase: for a form, None when in, else why not."""
 
@@ -537,6 +601,23 @@ class Commands:
             return None
 
         return attempt
+
+    @command("invite", "", "show the command others run to join this server and room, quoted")
+    async def cmd_invite(self, rest: str) -> None:
+        if self.server is None:
+            self.ui.show(Info("no server to invite to", error=True))
+            return
+        room = self.current()
+        if room is not None and room.direct:
+            room = None  # a conversation is no room to invite to: the server only
+        lines, command = invite(
+            self.server,
+            self.client.pin,
+            room.name if room is not None else None,
+            secret=room is not None and room.secret,
+            proxy=self.client.proxy,
+        )
+        self.ui.show(Invite(lines, command))
 
     @command("msg", "NICK TEXT",
              "send a direct message, end-to-end encrypted (in a secret room NICK may be "
@@ -625,6 +706,8 @@ class Commands:
         verb = "ban" if ban else "kick"
         try:
             await room.kick(nick, reason.strip() or None, ban=ban)
+            if room.secret:
+                self.ui.show(RotateOffer(room.key, room.shown, nick))
         except RequestError as exc:
             if exc.code != Code.NO_SUCH_NICK:
                 self.ui.show(Failed(verb, exc.code, exc.message))

@@ -8,14 +8,91 @@ is made into one safe line, and how a name that mixes scripts is marked.
 
 from __future__ import annotations
 
+import functools
 import re
+import shlex
 from typing import Any
 
-from ..client import Client
+from ..address import format_address, is_loopback
+from ..client import Client, Endpoint
 from ..confusables import mixed_script
+from ..errors import Local
 from ..names import sanitize
 from ..room import LOCK as LOCK
 from ..room import Room
+
+
+def invite(
+    server: tuple[str, int],
+    pin: str,
+    room: str | None,
+    *,
+    secret: bool = False,
+    proxy: tuple[str, int] | None = None,
+) -> tuple[tuple[str, ...], str]:
+    """``/invite``: (lines to show, the command others run).  The lines hold
+    the command on a line of its own, quoted for a POSIX shell (``shlex``) so
+    that it can be pasted as it is.
+
+    The link carries the server's pin, so whoever runs it connects only to
+    this server's key.  A secret room is never named in it: the link's room
+    is joined as a public one, which would tell the server the name; the
+    others are told to use ``/secret ROOM`` with the passphrase instead.
+    """
+    host, port = server
+    public_room = None if secret else room
+    words = ["anonchat"]
+    if proxy is not None:
+        words += ["--proxy", f"socks5://{format_address(*proxy)}"]
+    if pin:
+        words.append(Endpoint(host, port).invite(pin, public_room))
+    else:  # no TLS, so no key to pin: say so in the flags
+        words += ["--plaintext", "--server", format_address(host, port)]
+        if public_room:
+            words += ["--join", public_room]
+    command = shlex.join(words)
+    who = "others on this machine" if is_loopback(host) else "others"
+    lines = [f"{who} join with this one command, quoted for a shell:", command]
+    if secret and room:
+        where = f"{LOCK}#{room}"
+        lines.append(
+            f"then /secret {room} and the passphrase of {where}, given over a safe channel "
+            "(the link never names a secret room: it would tell the server)"
+        )
+    elif public_room:
+        lines.append(f"it joins #{public_room}" + (" (and pins this server's key)" if pin else ""))
+    if not pin:
+        lines.append("this connection is not encrypted: no key can be pinned")
+    return tuple(lines), command
+
+
+#: Failures where this client (or the user) refused the server, not the other
+#: way round: said so, so that nobody reads "the server refused".
+CLIENT_REFUSED: dict[str, str] = {
+    Local.HOST_NOT_TRUSTED: "Not connected: you did not accept the server's key",
+    Local.HOST_KEY_CHANGED: "Not connected: this client refused a server key that changed",
+    Local.PIN_MISMATCH: "Not connected: this client refused a key that is not the pin given",
+    Local.PLAINTEXT_REFUSED: "Not connected: this client refuses unencrypted connections",
+    Local.TLS_FAILED: "Not connected: the TLS handshake with the server failed",
+    Local.TIMEOUT: "Not connected: no answer in time",
+}
+
+
+def refused_by_client(code: str, message: str) -> str | None:
+    """``Not connected: <who refused what>: <message>``, or None when the
+    server (or the network) is the one that said no."""
+    said = CLIENT_REFUSED.get(code)
+    return f"{said}: {message}" if said is not None else None
+
+
+#: What a nick's short fingerprint proves, said the same in the help, README.md
+#: and docs/tui.md (tests/tui/test_help_doc.py holds them to it).
+FINGERPRINT_NOTE = (
+    "The four characters after a nick in a secret room (alice#k3f9) tell two "
+    "people's keys apart, but anyone can make a key with chosen ones in seconds: "
+    "they prove nothing about who someone is; /verify compares the long "
+    "fingerprint by another channel."
+)
 
 MODE_USAGE = "usage: /mode lock | unlock | slow SECONDS | history on|off"
 
@@ -32,6 +109,7 @@ LOOKALIKE = "\u26a0"
 _FINGERPRINT = re.compile(r"#[0-9a-hjkmnp-tv-z]{4}$")
 
 
+@functools.lru_cache(maxsize=4096)  # (the same few nicks, on every line)
 def mixes_scripts(name: str) -> bool:
     """Does a nick, a secret room's ``nick#fp`` label or a room name mix scripts?"""
     return mixed_script(name[:-5] if _FINGERPRINT.search(name) else name)
@@ -112,7 +190,9 @@ DM_PRIVACY = (
     "direct messages (/msg): end-to-end encrypted between your DM key and theirs; the "
     "server cannot read them, but it sees who writes to whom (by nick and DM key), when, "
     "and each message's size rounded up to 256/512/1024/2048/4096 bytes; it holds the "
-    "last few for you, sealed and in memory only, until you resume or your session ends"
+    "last few for you, sealed and in memory only, until you resume or your session ends. "
+    "It tells the recipient your public nick, except in a conversation begun in a secret "
+    "room (/msg nick#fp), where neither side's public nick is shown"
 )
 
 

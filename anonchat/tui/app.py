@@ -1,7 +1,8 @@
 """The anonchat Textual app and its factory.
 
 ``make_app()`` builds the app with everything a test needs to make it
-deterministic (settings directory, clock, random source, timings);
+deterministic (settings directory, clock, random source, timings, the
+server's display name);
 ``run_tui()`` is what ``anonchat`` runs.
 """
 
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from .render import Clock, local_clock
 from .screens.chat import ChatScreen
 from .screens.connect import ConnectScreen
 from .screens.help import show_help
+from .screens.quit import QuitScreen
 from .session import ConnectOptions
 from .settings import Settings
 
@@ -55,6 +57,8 @@ class AnonchatApp(App[int]):
         ping_interval: float = 5.0,
         reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
         endpoint: Endpoint | None = None,
+        hosting: Callable[[], int] | None = None,
+        server_name: str | None = None,
     ) -> None:
         super().__init__()
         use_alt_digits()
@@ -72,6 +76,12 @@ class AnonchatApp(App[int]):
         self.options = ConnectOptions(self._with_known_hosts(endpoint or Endpoint("", 0)))
         self.chat: ChatScreen | None = None
         self.bells = 0
+        # anonchat --local: the daemon runs in this process; this says how many
+        # sessions it has (ours included), and quitting asks first.
+        self.hosting = hosting
+        # How the status bar and the server window name the server (default:
+        # HOST:PORT and the proxy); the snapshot tests give a fixed one.
+        self.server_name = server_name
 
     def _with_known_hosts(self, endpoint: Endpoint) -> Endpoint:
         """Pins remembered beside the settings (None stays None: nothing to remember)."""
@@ -113,7 +123,24 @@ class AnonchatApp(App[int]):
         self.start_chat(message.client, message.options, message.server_text)
 
     def on_quit_requested(self, message: QuitRequested) -> None:
-        self.quit_chat(message.message)
+        self.confirm_quit(message.message)
+
+    def confirm_quit(self, msg: str = "") -> None:
+        """Quit; when hosting the daemon, only once the user said so (Ctrl+Q
+        in the dialog says so too)."""
+        if self.hosting is None:
+            self.quit_chat(msg)
+            return
+        if isinstance(self.screen, QuitScreen):
+            self.screen.dismiss(True)
+            return
+        others = max(self.hosting() - (1 if self.chat is not None else 0), 0)
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.quit_chat(msg)
+
+        self.push_screen(QuitScreen(others), answered)
 
     def start_chat(self, client: Client, options: ConnectOptions, server_text: str) -> None:
         """The connect screen got a client: remember the choice, open the chat.
@@ -134,13 +161,14 @@ class AnonchatApp(App[int]):
             client,
             endpoint.host,
             endpoint.port,
-            server_label=options.label,
+            server_label=self.server_name or options.label,
             clock=self.clock,
             join=join,
             banner=banner,
             ping_interval=self.ping_interval,
             reconnect_delays=self.reconnect_delays,
             options=options,
+            hosting=self.hosting is not None,
         )
         self.switch_screen(self.chat)
 
@@ -156,7 +184,7 @@ class AnonchatApp(App[int]):
         self.exit(0)
 
     async def action_quit(self) -> None:
-        await self._quit("")
+        self.confirm_quit("")
 
 
 def app_for_endpoint(
@@ -194,6 +222,7 @@ async def run_tui(
     nick: str | None = None,
     join: Sequence[str] | None = None,
     banner: str = "",
+    hosting: Callable[[], int] | None = None,
 ) -> int:
     """Run the TUI in the running event loop; return the exit status.
 
@@ -202,7 +231,7 @@ async def run_tui(
     waits, prefilled with what was used last time.  Either way every
     connection uses the endpoint's options: proxy, TLS, trust.
     """
-    app = app_for_endpoint(endpoint, nick=nick, join=join, banner=banner)
+    app = app_for_endpoint(endpoint, nick=nick, join=join, banner=banner, hosting=hosting)
     # Log records would be written over the screen; keep them out while it runs.
     root = logging.getLogger()
     saved = root.handlers[:]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..frontend.commands import Command, offered
+from ..frontend.text import FINGERPRINT_NOTE
 from ..names import name_key
 
 #: The slash commands this front end offers: the core's one table.
@@ -36,7 +37,8 @@ KEYS: tuple[Key, ...] = (
     Key("F2", "show / hide the member list"),
     Key("F3", "create a room (public or secret)"),
     Key("F4", "pick a theme"),
-    Key("Ctrl+Q", "quit"),
+    Key("F5", "show / hide the room list (both start hidden below 100 columns)"),
+    Key("Ctrl+Q", "quit (hosting with --local: asks first, since it ends everyone's session)"),
     Key("Escape", "close a dialog"),
 )
 
@@ -83,8 +85,7 @@ PRIVACY: tuple[tuple[str, str], ...] = (
         "Limits",
         "Anyone who knows the passphrase can read and join; there is no forward "
         "secrecy; a weak passphrase can be guessed offline by the operator, so "
-        "generate one. Nicks show a fingerprint (alice#k3f9) so two people cannot "
-        "pass as each other. Owners' kicks and bans in a secret room are signed and "
+        f"generate one. {FINGERPRINT_NOTE} Owners' kicks and bans in a secret room are signed and "
         "checked by everyone, but it is the server that keeps people out: someone "
         "removed still knows the passphrase. /privacy says all this for the room you are in.",
     ),

@@ -13,6 +13,9 @@ import time
 import zlib
 from collections.abc import Callable
 
+from rich.cells import cell_len
+from rich.console import Console, JustifyMethod, OverflowMethod
+from rich.containers import Lines
 from rich.text import Text
 
 from .. import events as ev
@@ -40,6 +43,42 @@ NICK_COLOURS = (
     "#8fbf3f",
 )
 SYSTEM_STYLE = "italic dim"
+
+
+class Unbroken(Text):
+    """A line folded at the pane's width and never at its spaces: a shell
+    command to copy (``anonchat 'anonchat://...'``) takes the fewest rows,
+    not one row for ``anonchat`` and two for the link."""
+
+    __slots__ = ()  # Text's own layout, so that copy() can make one
+
+    def wrap(
+        self,
+        console: Console,
+        width: int,
+        *,
+        justify: JustifyMethod | None = None,
+        overflow: OverflowMethod | None = None,
+        tab_size: int = 8,
+        no_wrap: bool | None = None,
+    ) -> Lines:
+        offsets, used = [], 0
+        for index, char in enumerate(self.plain):
+            size = cell_len(char)
+            if used + size > max(width, 1):
+                offsets.append(index)
+                used = 0
+            used += size
+        return self.divide(offsets)
+
+    def copy(self) -> Text:
+        # RichLog copies a line it cannot lay out yet (a window not on screen);
+        # Text.copy() would make a plain Text, wrapped at its space again.
+        twin = super().copy()
+        twin.__class__ = Unbroken
+        return twin
+
+
 HISTORY_NOTE = "  (history: said before you joined)"
 ERROR_STYLE = "bold #e05252"
 TIME_STYLE = "dim"
@@ -69,10 +108,11 @@ LOOKALIKE_STYLE = "bold #e6a23c"
 def nick_text(nick: str, *, bold: bool = True) -> Text:
     """A nick (or ``nick#fp`` label) in its colour, marked ⚠ if it mixes scripts."""
     style = f"bold {nick_colour(nick)}" if bold else nick_colour(nick)
-    return _marked(Text(clean(nick), style=style), nick)
+    return lookalike_mark(Text(clean(nick), style=style), nick)
 
 
-def _marked(text: Text, name: str) -> Text:
+def lookalike_mark(text: Text, name: str) -> Text:
+    """``text`` (showing ``name``), with ⚠ appended if the name mixes scripts."""
     if mixes_scripts(name):
         text.append(LOOKALIKE, style=LOOKALIKE_STYLE)
     return text
@@ -247,7 +287,7 @@ LOCK = "\U0001f512"  # 🔒 before a secret room's name
 
 def room_text(room: str, *, secret: bool = False, dm: bool = False) -> Text:
     """``#lobby``, ``🔒#plans``, or a conversation: ``@bob#k3f9``; a room's
-    name is marked ⚠ if it mixes scripts."""
+    name, or the other's nick, is marked ⚠ if it mixes scripts."""
     if dm:
-        return Text(f"@{clean(room)}", style="bold")
-    return _marked(Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold"), room)
+        return lookalike_mark(Text(f"@{clean(room)}", style="bold"), room)
+    return lookalike_mark(Text(f"{LOCK if secret else ''}#{clean(room)}", style="bold"), room)

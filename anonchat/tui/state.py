@@ -81,6 +81,15 @@ class ChatState:
         """Keys of every window in order: the console, then the joined rooms."""
         return [CONSOLE, *self.rooms]
 
+    def activity(self) -> list[tuple[int, bool]]:
+        """Windows with unread lines, as the status bar shows them while the room
+        list is hidden (weechat's "Act:"): (Alt+digit number, mentioned)."""
+        return [
+            (number, room.mentioned)
+            for number, room in enumerate(self.rooms.values(), start=1)
+            if room.unread
+        ]
+
     def room(self, name: str, *, secret: bool = False) -> RoomState | None:
         return self.rooms.get(secret_key(name) if secret else name_key(name))
 

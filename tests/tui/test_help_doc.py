@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from anonchat.frontend.commands import COMMANDS, help_lines
+from anonchat.frontend.text import FINGERPRINT_NOTE
 from anonchat.tui.screens.help import help_text
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "tui.md"
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "tui.md"
 REGENERATE = (
     'python -c "from anonchat.tui.screens.help import help_text; print(help_text())" '
     "and paste it into the block under 'Keys and commands'"
@@ -25,3 +27,18 @@ def test_both_help_texts_come_from_the_one_table() -> None:
         if cmd.only != "tui":
             assert cmd.usage in line_help and cmd.help in line_help, cmd.name
         assert cmd.usage in shown, cmd.name
+
+
+def flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_one_sentence_on_what_a_short_fingerprint_proves() -> None:
+    """The help, README and docs/tui.md say the same, honest thing: the four
+    characters tell keys apart and prove nothing about who someone is."""
+    assert "prove nothing" in FINGERPRINT_NOTE
+    assert FINGERPRINT_NOTE in flat(help_text(width=1000))
+    for doc in (ROOT / "README.md", DOC):
+        assert FINGERPRINT_NOTE in flat(doc.read_text(encoding="utf-8")), doc
+    for doc in (ROOT / "README.md", DOC, ROOT / "docs" / "security.md"):
+        assert "cannot pass as each other" not in flat(doc.read_text(encoding="utf-8")), doc

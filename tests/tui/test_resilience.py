@@ -127,9 +127,16 @@ async def test_connect_errors_are_shown_inline(daemon: Daemon, tmp_path: Path) -
         await wait_for(ps, lambda: bool(str(nick_error.render())), what="nick error")
         assert "taken" in str(nick_error.render())
         assert screen.query_one("#nick", Input).has_focus
-        # Pick another nick and connect from the form.
-        screen.query_one("#nick", Input).value = "free"
+        # A look-alike (Cyrillic а) is refused too, and the form says what it looks like.
+        screen.query_one("#nick", Input).value = "t\u0430ken"
         await ps.click("#connect")
+        await wait_for(
+            ps, lambda: "looks like taken" in str(nick_error.render()), what="look-alike"
+        )
+        # Pick another nick and connect from the form (Enter in the nick field).
+        screen.query_one("#nick", Input).value = "free"
+        screen.query_one("#nick", Input).focus()
+        await ps.press("enter")
         chat = await until_chat(ps)
         assert chat.client.nick == "free"
 

@@ -15,7 +15,7 @@ from anonchat.daemon import Config, Daemon, Limits
 from anonchat.passphrases import wordlist
 from anonchat.tui import AnonchatApp
 from anonchat.tui.screens.chat import ChatScreen
-from anonchat.tui.screens.create_room import GENERATED, CreateRoomScreen
+from anonchat.tui.screens.create_room import GENERATED, GENERATED_AGAIN, CreateRoomScreen
 from anonchat.tui.screens.passphrase import PassphraseScreen
 from anonchat.tui.settings import SETTINGS_FILE
 from anonchat.tui.state import CONSOLE, secret_key
@@ -182,6 +182,48 @@ async def test_create_with_generated_passphrase(daemon: Daemon, tmp_path: Path) 
         # The passphrase never reaches the settings file.
         settings = (tmp_path / "alice" / SETTINGS_FILE).read_text(encoding="utf-8")
         assert generated not in settings and ROOM not in settings
+
+
+async def test_a_generated_passphrase_fits_and_tab_enter_creates_the_room(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """At 80×24 the longest passphrase "generate" can make shows whole (its first
+    word was hidden); Tab then Enter creates the room with it, never makes
+    another; asking for another one says the one before is gone."""
+    longest = sorted(wordlist(), key=len)[-6:]
+    made = iter(["-".join(longest), "-".join(reversed(longest))])
+    app = app_for(daemon.port, tmp_path, "alice")
+    async with app.run_test(size=(80, 24)) as pilot:
+        chat = await until_chat(pilot)
+        await type_line(pilot, f"/secret create {ROOM}")
+        await wait_for(pilot, lambda: isinstance(app.screen, CreateRoomScreen), what="form")
+        form = app.screen
+        assert isinstance(form, CreateRoomScreen)
+        form.passphrases = lambda: next(made)
+        await pilot.click("#generate")
+        box = form.query_one("#room-pass", Input)
+        first = "-".join(longest)
+        assert box.value == first and len(first) == 59
+        await pilot.pause()
+        assert box.scroll_offset.x == 0 and box.content_size.width > len(first), box.content_size
+        whole = form.query_one("#create-box").region  # the form fits 80×24, buttons included
+        assert whole.x > 0 and whole.right < 80 and whole.y >= 0 and whole.bottom <= 24, whole
+        button = form.query_one("#generate", Button)
+        # A button ignores presses while it shows the last one: wait for that to end.
+        await wait_for(pilot, lambda: not button.has_class("-active"), what="button idle")
+        await pilot.press("shift+tab")  # back to the button: asking again is said
+        assert button.has_focus
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: box.value != first)
+        await wait_for(pilot, lambda: GENERATED_AGAIN in text_of(app, "#pass-warning"))
+        second = box.value
+        assert box.has_focus
+        await pilot.press("tab")
+        assert form.query_one("#create", Button).has_focus
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: chat.state.current == KEY, what="created")
+        assert box.value == second  # the one shown, not a third
+        assert any(second in x for x in lines(chat, KEY))
 
 
 async def test_privacy_report(daemon: Daemon, tmp_path: Path) -> None:

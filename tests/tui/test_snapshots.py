@@ -1,61 +1,48 @@
 """Screenshots compared with approved SVGs (pytest-textual-snapshot).
 
 Deterministic by construction: a fixed clock, a fixed nick, no latency
-probe, no cursor blink, and a daemon on a fixed loopback port (the port is
-shown in the status bar).  Update after an intended change with
+probe, no cursor blink, a daemon key whose pin is PIN, and a fixed display
+name for the server (the daemon listens on a port the system picks, which
+the screen would otherwise show).  Update after an intended change with
 ``pytest tests/tui/test_snapshots.py --snapshot-update`` and look at the SVGs.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
 from textual.pilot import Pilot
 
 from anonchat.client import Client, Endpoint
-from anonchat.daemon import Daemon
-from anonchat.tui import make_app
+from anonchat.errors import Local
+from anonchat.tui import AnonchatApp, make_app
+from anonchat.tui.screens.key_changed import KeyChangedScreen, KeyProblem
 from anonchat.tui.session import ConnectOptions, connect
 
 from .conftest import (
     PIN,
     ThreadedDaemon,
     app_for,
-    daemon_config,
     lines,
     type_line,
     until_chat,
     wait_for,
 )
 
-SNAPSHOT_PORT = 47667
 SIZE = (110, 32)
+#: What the status bar calls the daemon, whatever port it got.
+SERVER_NAME = "snapshot-daemon"
 
 SnapCompare = Callable[..., bool]
+#: Some other key's pin (any well-formed pin: the dialog only shows it).
+OTHER_PIN = "sha256/" + "A" * 43 + "="
 
 
-class FixedPortDaemon(ThreadedDaemon):
-    def __init__(self) -> None:
-        super().__init__()
-        self.daemon = Daemon(daemon_config(SNAPSHOT_PORT))
-
-
-@pytest.fixture
-def fixed_daemon() -> Iterator[ThreadedDaemon]:
-    d = FixedPortDaemon()
-    try:
-        d.__enter__()
-    except OSError as exc:
-        d.loop.call_soon_threadsafe(d.loop.stop)
-        raise AssertionError(f"the snapshot port {SNAPSHOT_PORT} must be free: {exc}") from None
-    try:
-        yield d
-    finally:
-        d.__exit__()
+def snapshot_app(daemon: ThreadedDaemon, tmp_path: Path, nick: str, **kwargs: Any) -> AnonchatApp:
+    return app_for(daemon.port, tmp_path, nick, server_name=SERVER_NAME, **kwargs)
 
 
 def test_connect_screen(snap_compare: SnapCompare, tmp_path: Path) -> None:
@@ -68,53 +55,129 @@ def test_help_screen(snap_compare: SnapCompare, tmp_path: Path) -> None:
     assert snap_compare(app, press=["f1"], terminal_size=(110, 48))
 
 
-def test_chat_screen_with_messages(
-    snap_compare: SnapCompare, fixed_daemon: ThreadedDaemon, tmp_path: Path
-) -> None:
-    app = app_for(SNAPSHOT_PORT, tmp_path, "alice", join=["lobby", "dev"])
-    bob: list[Client] = []
+class Bob:
+    """A second user on the threaded daemon, driven from the app's loop."""
 
-    async def bob_does(*steps: tuple[str, Any]) -> None:
-        if not bob:
-            bob.append(
-                await connect(
-                    "127.0.0.1",
-                    SNAPSHOT_PORT,
-                    "bob",
-                    ConnectOptions(Endpoint("127.0.0.1", SNAPSHOT_PORT, pin=PIN)),
-                )
+    def __init__(self, daemon: ThreadedDaemon) -> None:
+        self.daemon = daemon
+        self.client: Client | None = None
+
+    def do(self, *steps: tuple[str, Any]) -> None:
+        self.daemon.call(self._do(steps))
+
+    async def _do(self, steps: tuple[tuple[str, Any], ...]) -> None:
+        if self.client is None:
+            endpoint = Endpoint("127.0.0.1", self.daemon.port, pin=PIN)
+            self.client = await connect(
+                "127.0.0.1", self.daemon.port, "bob", ConnectOptions(endpoint)
             )
         for what, arg in steps:
             if what == "join":
-                await bob[0].join(arg)
+                await self.client.join(arg)
+            elif what == "create":
+                await self.client.create(arg)
+            elif what == "kick":
+                room, nick, reason = arg
+                await self.client.kick(room, nick, reason)
             else:
                 room, text, me = arg
-                await bob[0].say(room, text, me=me)
+                await self.client.say(room, text, me=me)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.daemon.call(self.client.close())
+
+
+def chat_with_messages(bob: Bob) -> Callable[[Pilot[Any]], Awaitable[None]]:
+    """alice in #lobby and #dev, bob saying things: a message, an action, an unread."""
 
     async def run_before(pilot: Pilot[Any]) -> None:
         chat = await until_chat(pilot)
         await wait_for(pilot, lambda: chat.state.current == "dev" and "lobby" in chat.state.rooms)
         await pilot.press("alt+1")
-        fixed_daemon.call(bob_does(("join", "lobby"), ("join", "dev")))
-        fixed_daemon.call(bob_does(("say", ("lobby", "hi alice! welcome to [b]lobby[/b]", False))))
+        bob.do(("join", "lobby"), ("join", "dev"))
+        bob.do(("say", ("lobby", "hi alice! welcome to [b]lobby[/b]", False)))
         await type_line(pilot, "hello bob, nice to be here")
-        fixed_daemon.call(bob_does(("say", ("lobby", "waves", True))))
-        fixed_daemon.call(bob_does(("say", ("dev", "the build is green", False))))
+        bob.do(("say", ("lobby", "waves", True)))
+        bob.do(("say", ("dev", "the build is green", False)))
         await wait_for(pilot, lambda: chat.state.rooms["dev"].unread == 1)
         await wait_for(pilot, lambda: any("waves" in x for x in lines(chat, "lobby")))
+        await pilot.pause(0.2)
+
+    return run_before
+
+
+def test_chat_screen_with_messages(
+    snap_compare: SnapCompare, threaded_daemon: ThreadedDaemon, tmp_path: Path
+) -> None:
+    app = snapshot_app(threaded_daemon, tmp_path, "alice", join=["lobby", "dev"])
+    bob = Bob(threaded_daemon)
+    try:
+        assert snap_compare(app, terminal_size=SIZE, run_before=chat_with_messages(bob))
+    finally:
+        bob.close()
+
+
+def test_chat_screen_at_80x24(
+    snap_compare: SnapCompare, threaded_daemon: ThreadedDaemon, tmp_path: Path
+) -> None:
+    """At 80×24 the side panels start hidden: the message pane has 78 columns,
+    and the status bar shows the unread room (act: 2) and the keys for the panels."""
+    app = snapshot_app(threaded_daemon, tmp_path, "alice", join=["lobby", "dev"])
+    bob = Bob(threaded_daemon)
+    try:
+        assert snap_compare(app, terminal_size=(80, 24), run_before=chat_with_messages(bob))
+    finally:
+        bob.close()
+
+
+def test_kicked_notice(
+    snap_compare: SnapCompare, threaded_daemon: ThreadedDaemon, tmp_path: Path
+) -> None:
+    """Kicked: said in the room's pane (which stays, marked not joined) and in a toast."""
+    app = snapshot_app(threaded_daemon, tmp_path, "alice", join=["lobby"])
+    bob = Bob(threaded_daemon)
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        chat = await until_chat(pilot)
+        await wait_for(pilot, lambda: chat.state.current == "lobby")
+        bob.do(("create", "club"))
+        await type_line(pilot, "/join club")
+        await wait_for(pilot, lambda: chat.state.current == "club")
+        bob.do(("kick", ("club", "alice", "off topic, again")))
+        await wait_for(pilot, lambda: bool(chat.state.rooms["club"].removed))
         await pilot.pause(0.2)
 
     try:
         assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
     finally:
-        if bob:
-            fixed_daemon.call(bob[0].close())
+        bob.close()
+
+
+def test_key_changed_modal(snap_compare: SnapCompare, tmp_path: Path) -> None:
+    """The dialog for a changed server key, with fixed contents (tests/tui/test_notices.py
+    drives the real one, from a daemon that presents another key)."""
+    app = make_app(tmp_path / "s", server="127.0.0.1:7667", nick="alice")
+    problem = KeyProblem(
+        Local.HOST_KEY_CHANGED,
+        "127.0.0.1",
+        7667,
+        f"WARNING: the key of 127.0.0.1:7667 has changed (now {OTHER_PIN}).",
+        "~/.config/anonchat/known_hosts",
+        2,
+    )
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await pilot.app.push_screen(KeyChangedScreen(problem))
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
 
 
 def test_passphrase_modal(
-    snap_compare: SnapCompare, fixed_daemon: ThreadedDaemon, tmp_path: Path
+    snap_compare: SnapCompare, threaded_daemon: ThreadedDaemon, tmp_path: Path
 ) -> None:
-    app = app_for(SNAPSHOT_PORT, tmp_path, "alice", join=["lobby"])
+    app = snapshot_app(threaded_daemon, tmp_path, "alice", join=["lobby"])
 
     async def run_before(pilot: Pilot[Any]) -> None:
         chat = await until_chat(pilot)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -19,9 +20,10 @@ from pathlib import Path
 import pytest
 
 from anonchat import events as ev
+from anonchat.client import Endpoint
 from anonchat.daemon import Daemon
 
-from ..helpers import collect, dial
+from ..helpers import collect, dial, next_event
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -175,3 +177,91 @@ async def screen_shows(session: str, text: str, gone: str = "") -> str:
         assert asyncio.get_running_loop().time() < deadline, screen
         screen = await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", session)
     return screen
+
+
+async def test_local_in_a_real_terminal_at_80x24(tmp_path: Path) -> None:
+    """``anonchat --local`` at 80×24: the message pane has the width, the
+    command others run is on screen in two rows that paste back into one
+    working command, and quitting asks first while someone else is connected."""
+    name = f"anonchat-local-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TERM": "xterm-256color",
+        "XDG_CONFIG_HOME": str(tmp_path),
+        "XDG_STATE_HOME": str(tmp_path),
+    }
+    command = [sys.executable, "-m", "anonchat", "--local", "--port", "0", "--nick", "host"]
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", *command],
+        check=True,
+        env=env,
+        timeout=10,
+    )
+    guest = None
+    try:
+        screen = await screen_shows(name, "anonchat 'anonchat://")
+        rows = [row.strip() for row in screen.splitlines()]
+        first = next(i for i, row in enumerate(rows) if row.startswith("anonchat 'anonchat://"))
+        assert rows[first + 1].endswith("'"), screen  # two rows, no more
+        words = shlex.split(rows[first] + rows[first + 1])
+        assert words[0] == "anonchat" and len(words) == 2, screen
+        # No side panels: the topic bar starts at the left edge, the pane is the width.
+        assert rows[0].startswith("1 #lobby"), screen  # and its Alt+digit number
+        # The status bar fits: hosting, and the keys that bring the panels back.
+        assert "TLS hosting │" in rows[-1] and rows[-1].endswith("F5/F2 panels"), screen
+        guest = await Endpoint.from_url(words[1], 7667).connect("guest")
+        await guest.join("lobby")
+        await guest.say("lobby", "hello host, the link works")
+        await screen_shows(name, "hello host, the link works")
+        await keys(name, "C-q")
+        screen = await screen_shows(name, "1 other session is connected now")
+        assert "Quit and stop hosting?" in screen
+        await keys(name, "Escape")
+        await screen_shows(name, "F5/F2 panels", gone="Quit and stop hosting?")
+        await guest.say("lobby", "still here")
+        await screen_shows(name, "still here")
+        await keys(name, "C-q")
+        await screen_shows(name, "Quit and stop hosting?")
+        await keys(name, "C-q")  # Ctrl+Q again: quit, and the daemon with it
+        await next_event(guest, ev.Bye, timeout=10)
+        deadline = asyncio.get_running_loop().time() + 10
+        while session_alive(name):
+            assert asyncio.get_running_loop().time() < deadline, "the host did not exit"
+            await asyncio.sleep(0.05)
+    finally:
+        if guest is not None:
+            await guest.close()
+        subprocess.run(["tmux", "kill-session", "-t", name], check=False, timeout=10)
+
+
+def session_alive(name: str) -> bool:
+    found = subprocess.run(["tmux", "has-session", "-t", name], capture_output=True, timeout=10)
+    return found.returncode == 0
+
+
+async def test_a_conversation_window_in_a_real_terminal(session: str, daemon: Daemon) -> None:
+    """A direct message opens a window listed after the rooms, with an unread
+    count and a mention mark; Alt+4 shows it, its bar names both DM keys, and a
+    line typed there goes to the sender alone, sealed."""
+    from anonchat.dm import DirectMessage
+
+    await wait_room(session, "#three")
+    bob = await dial(daemon, "bob")
+    talk = await bob.open_dm("keys")
+    await bob.send_dm(talk.peer, "psst, over here")
+    label = f"@bob#{bob.dm_fingerprint}"
+    screen = await screen_shows(session, label)
+    entry = next(line for line in screen.splitlines() if label in line)
+    assert "4" in entry.split(label)[0] and "@ (1)" in entry.split(label)[1]
+    await keys(session, "Escape", "4")
+    screen = await wait_room(session, label)
+    assert "psst, over here" in screen and "direct messages, end-to-end" in screen
+    assert f"keys#{talk.card.fingerprint}" in screen  # our side's fingerprint too
+    await typed(session, "right here\r")
+    async with asyncio.timeout(10):
+        async for event in bob.events():
+            if isinstance(event, DirectMessage) and not event.own:
+                assert event.text == "right here"
+                break
+    await bob.close()

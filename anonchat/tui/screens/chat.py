@@ -32,6 +32,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.events import Resize
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
@@ -68,11 +69,14 @@ from .passphrase import PassphraseScreen
 from .paste import PasteScreen
 
 PING_TIMEOUT = 10.0
+#: Below this many columns the room and member lists start hidden (F5, F2 show
+#: them), so the message pane gets the width; at 80×24 it is 78 columns wide.
+SIDE_PANELS_FROM = 100
 #: Pasted lines sent without asking; a longer paste asks first (irssi asks past 5 too).
 PASTE_ASK = 5
 LIST_REFRESH = 30.0
 E2E_HEADER = "secret room: end-to-end encrypted, the server cannot read it"
-DM_HEADER = "direct messages: end-to-end encrypted, the server cannot read them"
+DM_HEADER = "direct messages, end-to-end encrypted"
 
 
 def transport(client: Client) -> str:
@@ -118,6 +122,7 @@ class ChatScreen(ChatView, Screen[None]):
         ],
         Binding("f1", "help", "Help", priority=True),
         Binding("f2", "toggle_members", "Members", priority=True),
+        Binding("f5", "toggle_rooms", "Rooms", priority=True),
         Binding("f3", "create_room", "Create room", priority=True),
         Binding("f4", "app.change_theme", "Theme", priority=True),
         Binding("pageup", "scroll('page_up')", "Scroll up", priority=True, show=False),
@@ -139,6 +144,7 @@ class ChatScreen(ChatView, Screen[None]):
         ping_interval: float = 5.0,
         reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
         options: ConnectOptions | None = None,
+        hosting: bool = False,
     ) -> None:
         super().__init__(id="chat")
         self.host, self.port = host, port
@@ -149,18 +155,22 @@ class ChatScreen(ChatView, Screen[None]):
         self.ping_interval = ping_interval
         self.reconnect_delays = tuple(reconnect_delays)
         self.options = options or ConnectOptions()
+        self.hosting = hosting  # this process hosts the daemon (anonchat --local)
+        self._invite_pending = hosting  # /invite, once the first room is on screen
         self.state = ChatState()
         self.wanted_nick = client.nick
         self.quitting = False
         self.connected = True
         self._views: dict[str, RoomView] = {}
         self._view_ids = 0
-        self.commands = Commands(client, self)
+        self.commands = Commands(client, self, server=(host, port))
         self._typed: asyncio.Queue[_Typed | _Pasted] = asyncio.Queue()
         self._secret_pending = False  # a /secret line waits for its form
         self._held: list[str] = []  # lines typed meanwhile
         self._holds = 0  # lines ever held (to tell a passphrase's start from a later line)
         self._form: PassphraseScreen | CreateRoomScreen | None = None
+        self.ready = False
+        self._narrow: bool | None = None  # the side panels' layout was set for this
 
     # -- layout ----------------------------------------------------------------
 
@@ -182,6 +192,7 @@ class ChatScreen(ChatView, Screen[None]):
             state="connected",
             nick=self.client.nick,
             transport=transport(self.client),
+            hosting=self.hosting,
         )
         hello = self.client.hello
         pin = getattr(self.client, "pin", "")
@@ -205,6 +216,7 @@ class ChatScreen(ChatView, Screen[None]):
         # Members of secret rooms announce themselves without an event: look again.
         self.set_interval(1.0, self._sync_secret_members)
         self.query_one(ChatInput).focus()
+        self.ready = True  # composed and mounted: its windows can be asked for
 
     @property
     def client(self) -> Client:
@@ -256,10 +268,18 @@ class ChatScreen(ChatView, Screen[None]):
             room, self.own_label if room and room.secret else self.client.nick
         )
         self.query_one("#topic-bar", Static).update(self.header(room))
+        rooms_hidden = not self.query_one(RoomList).display
+        self.status.set(activity=self.state.activity() if rooms_hidden else [])
 
     def header(self, room: RoomState | None) -> Text:
-        """The line above the messages: the room, its topic and owners, or why we are out."""
+        """The line above the messages: the room, its topic and owners, or why we are out
+        (and, while the room list is hidden, the window's Alt+digit number)."""
         bar = Text()
+        if not self.query_one(RoomList).display:
+            order = self.state.windows()
+            key = room.key if room is not None else CONSOLE
+            if key in order and order.index(key) < 10:
+                bar.append(f"{order.index(key)} ", style="dim")
         if room is None:
             bar.append("server window", style="bold")
             bar.append(f" — {clean(self.server_label)}", style="dim")
@@ -330,6 +350,24 @@ class ChatScreen(ChatView, Screen[None]):
     def action_toggle_members(self) -> None:
         members = self.query_one(MemberList)
         members.display = not members.display
+
+    def action_toggle_rooms(self) -> None:
+        rooms = self.query_one(RoomList)
+        rooms.display = not rooms.display
+        self.refresh_chrome()  # the status bar shows activity while the list is hidden
+
+    def on_resize(self, event: Resize) -> None:
+        """Narrow terminals give the message pane the width: below
+        SIDE_PANELS_FROM columns both side panels hide (F5 and F2 bring them
+        back); crossing that width again lays them out anew."""
+        narrow = event.size.width < SIDE_PANELS_FROM
+        if narrow == self._narrow:
+            return
+        self._narrow = narrow
+        self.query_one(RoomList).display = not narrow
+        self.query_one(MemberList).display = not narrow
+        self.status.set(narrow=narrow)
+        self.refresh_chrome()
 
     def action_create_room(self) -> None:
         def created(result: tuple[str, str] | None) -> None:
@@ -453,7 +491,8 @@ class ChatScreen(ChatView, Screen[None]):
         self.post_message(Noted(note))
 
     def on_noted(self, event: Noted) -> None:
-        self.show_note(event.note)
+        if not self.quitting:  # the screen goes away: nothing more to show on it
+            self.show_note(event.note)
 
     def current_key(self) -> str | None:
         return self.state.current if self.state.current != CONSOLE else None
@@ -536,10 +575,12 @@ class ChatScreen(ChatView, Screen[None]):
         )
 
     def on_server_event(self, event: ServerEvent) -> None:
-        self.show_event(event.frame)
+        if not self.quitting:
+            self.show_event(event.frame)
 
     def on_stepped(self, event: Stepped) -> None:
-        self.show_step(event.step)
+        if not self.quitting:
+            self.show_step(event.step)
 
     @work(exclusive=True, group="ping")
     async def ping_worker(self) -> None:

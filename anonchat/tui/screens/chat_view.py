@@ -20,6 +20,7 @@ from ...frontend.commands import (
     Entered,
     Failed,
     Info,
+    Invite,
     Left,
     Lines,
     Listed,
@@ -28,6 +29,7 @@ from ...frontend.commands import (
     Note,
     OpenForm,
     Quit,
+    RotateOffer,
     TopicShown,
 )
 from ...frontend.reconnect import Back, Lost, Retrying, Step, Stopped
@@ -39,6 +41,7 @@ from ..messages import NickChosen, QuitRequested
 from ..render import (
     LOCK,
     Clock,
+    Unbroken,
     clean,
     dm_line,
     dm_notice_line,
@@ -57,6 +60,7 @@ from ..render import (
 from ..session import ConnectOptions
 from ..state import CONSOLE, ChatState, RoomState
 from .key_changed import KEY_FAILURES, KeyChangedScreen, KeyProblem
+from .rotate import RotateScreen
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -119,6 +123,10 @@ class ChatView:
         def add_view(self, key: str) -> object: ...
 
         def refresh_rooms(self) -> object: ...
+
+        def run_line(self, line: str) -> None: ...
+
+        _invite_pending: bool
 
         def action_create_room(self) -> None: ...
 
@@ -293,6 +301,8 @@ class ChatView:
         elif isinstance(note, TopicShown):
             topic = clean(note.topic) or "(none)"
             self.here(join_text("topic of ", room_text(note.room), ": ", topic))
+        elif isinstance(note, Invite):
+            self._invite(note)
         elif isinstance(note, Lines):
             for text in note.lines:
                 self.here(text)
@@ -300,12 +310,33 @@ class ChatView:
             self.post_message(QuitRequested(note.message))
         elif isinstance(note, OpenForm):
             self.action_create_room()
+        elif isinstance(note, RotateOffer):
+            self.here(clean(note.text))
+            key = note.key
+
+            def answered(rotate: bool | None) -> None:
+                if rotate and key in self.state.rooms:
+                    self.switch_to(key)
+                    self.run_line("/secret rotate")
+
+            self.app.push_screen(RotateScreen(note.shown, note.who), answered)
         elif isinstance(note, DmWindow):
             room = self._dm_window(note.room.peer, note.room.name)
             if note.switch:
                 self.switch_to(room.key)
             else:
                 self.refresh_chrome()
+
+    def _invite(self, note: Invite) -> None:
+        """The command on a line of its own (no time, no prefix: it wraps least
+        and copies clean), also sent to the terminal's clipboard (OSC 52)."""
+        for text in note.lines:
+            if text == note.command:
+                self.write(self.state.current, Unbroken(clean(text), style="bold"), counts=False)
+            else:
+                self.here(clean(text))
+        self.app.copy_to_clipboard(note.command)
+        self.here("(also sent to the clipboard, where the terminal allows it)")
 
     def _entered(self, note: Entered) -> None:
         room = note.room
@@ -351,6 +382,11 @@ class ChatView:
         else:
             self.refresh_chrome()
         self.refresh_rooms()
+        if self._invite_pending and self.state.current == room.key:
+            # anonchat --local: how others join, in the room the host looks at
+            # (run now, so that /invite sees this room as the current one).
+            self._invite_pending = False
+            self.run_line("/invite")
 
     def forget_room(self, key: str, name: str, secret: bool) -> None:
         """We left a room (or closed a conversation): its window closes."""

@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Label, Static
 from ...address import format_address
 from ...client import Endpoint
 from ...errors import Code, ConnectionClosed, Local
+from ...frontend.text import refused_by_client
 from ...names import InvalidName, check_nick, random_nick
 from ..messages import ChatReady, Connected, ConnectFailed
 from ..render import clean
@@ -34,27 +35,17 @@ def describe_failure(code: str, message: str, server: str) -> tuple[str, str]:
     if code == Local.BAD_ADDRESS:
         return "server", said
     if code == Code.NICK_TAKEN:
-        return "nick", "That nick is taken on this server; pick another (or roll a new one)."
+        return "nick", f"{said[:1].upper()}{said[1:]}: pick another (or roll a new one)."
     if code == Code.NICK_INVALID:
         return "nick", f"That nick is not allowed: {said}"
     if code == Local.UNREACHABLE:
         return "server", f"Cannot reach {clean(server)}: {said}. Is the daemon running?"
-    if code in CLIENT_REFUSED:
-        return "server", f"{CLIENT_REFUSED[code]}: {said}"
+    refused = refused_by_client(code, said)
+    if refused is not None:
+        return "server", refused
     if code in {c.value for c in Local}:
         return "server", f"Not connected: {said} ({clean(code)})"
     return "server", f"The server refused the connection: {said} ({clean(code)})"
-
-
-#: Failures where this client (or the user) refused the server, not the other way round.
-CLIENT_REFUSED: dict[str, str] = {
-    Local.HOST_NOT_TRUSTED: "Not connected: you did not accept the server's key",
-    Local.HOST_KEY_CHANGED: "Not connected: this client refused a server key that changed",
-    Local.PIN_MISMATCH: "Not connected: this client refused a key that is not the pin given",
-    Local.PLAINTEXT_REFUSED: "Not connected: this client refuses unencrypted connections",
-    Local.TLS_FAILED: "Not connected: the TLS handshake with the server failed",
-    Local.TIMEOUT: "Not connected: no answer in time",
-}
 
 
 class ConnectScreen(Screen[None]):

@@ -32,6 +32,7 @@ SHARING_NOTE = (
     "can read and join. The server never sees the room's name or the passphrase."
 )
 GENERATED = "generated: copy it now, it is kept in memory only"
+GENERATED_AGAIN = "a new one replaced the one shown before: copy this one (kept in memory only)"
 
 
 class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
@@ -57,6 +58,7 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
         self.create_secret = create_secret
         self.passphrases = passphrases  # tests may seed it
         self.generated = ""  # the passphrase "generate" put in, while unchanged
+        self.replaced = False  # it replaced an earlier generated one still shown
 
     def compose(self) -> ComposeResult:
         with Vertical(id="create-box", classes="dialog") as box:
@@ -75,10 +77,13 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
                 yield Label("Topic (optional)")
                 yield Input(placeholder="what is it about?", id="room-topic", max_length=300)
             with Vertical(id="secret-fields"):
-                yield Label("Passphrase")
-                with Horizontal(id="pass-row"):
-                    yield Input(password=True, id="room-pass", placeholder="or generate one")
-                    yield Button("generate", id="generate")
+                # The field has the form's width: six generated words (up to 59
+                # characters) fit whole. The button comes before it, so Tab
+                # from the field goes on to Create, never back to "generate".
+                with Horizontal(id="pass-label-row"):
+                    yield Label("Passphrase", id="pass-label")
+                    yield Button("generate", id="generate", compact=True)
+                yield Input(password=True, id="room-pass", placeholder="or generate one")
                 yield Static("", id="pass-warning", classes="warning")
                 yield Static(Text(SHARING_NOTE), id="secret-note", classes="note")
             yield Static("", id="create-working", classes="working")
@@ -89,6 +94,8 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
 
     def on_mount(self) -> None:
         self._ready = True
+        self._working("")
+        self._error("")
         self._show_kind()
         target = "#room-pass" if self.secret and self.room else "#room-name"
         self.query_one(target, Input).focus()
@@ -108,7 +115,14 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
         )
 
     def _error(self, text: str) -> None:
-        self.query_one("#create-error", Static).update(Text(clean(text)))
+        error = self.query_one("#create-error", Static)
+        error.update(Text(clean(text)))
+        error.display = bool(text)  # no empty row: the form fits 80×24
+
+    def _working(self, text: str) -> None:
+        working = self.query_one("#create-working", Static)
+        working.update(Text(text))
+        working.display = bool(text)
 
     @on(RadioSet.Changed, "#room-kind")
     def kind_changed(self, event: RadioSet.Changed) -> None:
@@ -119,17 +133,20 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
     @on(Button.Pressed, "#generate")
     def generate(self) -> None:
         box = self.query_one("#room-pass", Input)
+        again = bool(self.generated) and box.value == self.generated
         self.generated = self.passphrases()
         box.password = False  # in clear, to be copied
         box.value = self.generated
         box.cursor_position = len(box.value)
         box.focus()
+        self.query_one("#generate", Button).label = "another"
+        self.replaced = again  # never silently: the one shown before is gone
 
     @on(Input.Changed, "#room-pass")
     def passphrase_changed(self, event: Input.Changed) -> None:
         warning = self.query_one("#pass-warning", Static)
         if event.value and event.value == self.generated:
-            warning.update(Text(GENERATED))
+            warning.update(Text(GENERATED_AGAIN if self.replaced else GENERATED))
             warning.set_class(False, "weak")
             return
         self.generated = ""
@@ -173,9 +190,8 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
         assert self.create_secret is not None
         create_secret = self.create_secret
         button = self.query_one("#create", Button)
-        working = self.query_one("#create-working", Static)
         button.disabled = True
-        working.update(Text(WORKING))
+        self._working(WORKING)
         self._error("")
 
         async def attempt(room: str, p: str) -> str | None:
@@ -183,7 +199,7 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
 
         problem = await run_attempt(attempt, name, passphrase)
         button.disabled = False
-        working.update("")
+        self._working("")
         if problem is None:
             self.dismiss(None)
         else:

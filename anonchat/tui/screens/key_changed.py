@@ -122,7 +122,9 @@ class KeyChangedScreen(ModalScreen[None]):
                 yield Button("Close", variant="primary", id="close")
 
     def on_mount(self) -> None:
-        self.query_one("#close", Button).focus()
+        # Not scrolled to the button: on a small terminal what happened (the
+        # first lines) stays in view; Enter and Escape close it all the same.
+        self.query_one("#close", Button).focus(scroll_visible=False)
 
     @on(Button.Pressed, "#close")
     def action_close(self) -> None:

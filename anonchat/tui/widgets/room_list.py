@@ -11,7 +11,7 @@ from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from ..render import LOCK, clean
+from ..render import LOCK, clean, lookalike_mark
 from ..state import CONSOLE, ChatState, RoomState
 
 WINDOW = "w:"  # option id prefix: a window (console or joined room), then its key
@@ -24,9 +24,11 @@ def _room_prompt(number: int, room: RoomState) -> Text:
     label.append("● " if room.joined else "○ ", style="green" if room.joined else "dim")
     if room.dm:  # a conversation: the other's label, no member count
         label.append(f"@{clean(room.name)}", style="bold" if room.unread else "")
+        lookalike_mark(label, room.name)
     else:
         lock = LOCK if room.secret else ""
         label.append(f"{lock}#{clean(room.name)}", style="bold" if room.unread else "")
+        lookalike_mark(label, room.name)
         label.append(f" {room.member_count}", style="dim")
     if room.mentioned:
         label.append(" @", style="bold reverse #e05252")
@@ -59,7 +61,7 @@ class RoomList(OptionList):
             options.append(None)
             options.append(Option(Text("Public rooms", style="bold dim"), disabled=True))
             for info in others:
-                label = Text(f"  #{clean(info.room)}")
+                label = lookalike_mark(Text(f"  #{clean(info.room)}"), info.room)
                 label.append(f" {info.members}", style="dim")
                 options.append(Option(label, id=PUBLIC + info.room))
         self.set_options(options)

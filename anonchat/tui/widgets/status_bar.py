@@ -7,6 +7,8 @@ from textual.widgets import Static
 
 from ..render import clean
 
+MENTION_STYLE = "bold reverse #e05252"  # as the room list marks a mention
+
 STATE_STYLES = {
     "connected": "bold green",
     "connecting": "bold yellow",
@@ -24,6 +26,9 @@ class StatusBar(Static):
         self.latency: float | None = None
         self.nick = ""
         self.transport = ""
+        self.hosting = False
+        self.narrow = False  # side panels hidden: a shorter hint
+        self.activity: list[tuple[int, bool]] = []  # (window number, mentioned)
 
     def set(
         self,
@@ -34,6 +39,9 @@ class StatusBar(Static):
         latency: float | None = None,
         nick: str | None = None,
         transport: str | None = None,
+        hosting: bool | None = None,
+        narrow: bool | None = None,
+        activity: list[tuple[int, bool]] | None = None,
     ) -> None:
         if server is not None:
             self.server = server
@@ -49,6 +57,12 @@ class StatusBar(Static):
             self.nick = nick
         if transport is not None:
             self.transport = transport
+        if hosting is not None:
+            self.hosting = hosting
+        if narrow is not None:
+            self.narrow = narrow
+        if activity is not None:
+            self.activity = activity
         self.update(self.render_text())
 
     def render_text(self) -> Text:
@@ -58,6 +72,8 @@ class StatusBar(Static):
         if self.transport:
             style = "green" if self.transport == "TLS" else "yellow"
             out.append(f" {self.transport}", style=style)
+        if self.hosting:  # narrow: the pane shows /invite's command already
+            out.append(" hosting" if self.narrow else " hosting (/invite)", style="bold")
         out.append_text(sep)
         style = "bold red" if self.state.startswith("stopped") else ""
         out.append(f"● {self.state}", style=STATE_STYLES.get(self.state, style))
@@ -66,8 +82,22 @@ class StatusBar(Static):
         out.append_text(sep)
         out.append("– ms" if self.latency is None else f"{self.latency * 1000:.0f} ms")
         out.append_text(sep)
-        out.append("you: ", style="dim")
+        if not self.narrow:
+            out.append("you: ", style="dim")
         out.append(clean(self.nick), style="bold")
+        if self.activity:
+            out.append_text(sep)
+            out.append("act: ", style="dim")
+            for i, (number, mentioned) in enumerate(self.activity):
+                if i:
+                    out.append(",", style="dim")
+                out.append(str(number), style=MENTION_STYLE if mentioned else "bold #e6a23c")
         out.append_text(sep)
-        out.append("F1 help  F2 members  Ctrl+Q quit", style="dim")
+        # Narrow: the keys that bring the hidden panels back (F1 lists the rest),
+        # unless the room activity needs the room: 80 columns hold one or the other.
+        if self.narrow:
+            hint = "F1 help" if self.activity else "F1 help F5/F2 panels"
+        else:
+            hint = "F1 help  F2 members  Ctrl+Q quit"
+        out.append(hint, style="dim")
         return out

@@ -1,0 +1,130 @@
+"""The line mode at a real terminal (tmux): incoming lines never land in what
+the user is typing, and the typed line goes out whole.
+
+With stdin and stdout on a terminal the line mode keeps its input line at the
+bottom (prompt_toolkit): events are printed above it.  Piped, it prints and
+reads as before (tests/test_frontends.py runs it on pipes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from anonchat import events as ev
+from anonchat.daemon import Daemon
+
+from .conftest import DaemonFactory
+from .helpers import collect, dial
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def tmux(*args: str) -> str:
+    return subprocess.run(
+        ["tmux", *args], check=True, capture_output=True, text=True, timeout=10
+    ).stdout
+
+
+@pytest.fixture
+async def plain_daemon(make_daemon: DaemonFactory) -> Daemon:
+    return await make_daemon(plaintext=True)
+
+
+@pytest.fixture
+async def terminal(plain_daemon: Daemon, tmp_path: Path) -> AsyncIterator[str]:
+    """``anonchat --plain`` in an 80x24 tmux window, joined to two rooms."""
+    assert shutil.which("tmux"), "tmux is needed: scripts/test.sh installs it"
+    name = f"anonchat-line-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TERM": "xterm-256color",
+        "ANONCHAT_CONFIG_DIR": str(tmp_path / "cfg"),
+    }
+    command = [
+        sys.executable, "-m", "anonchat", "--plain", "--plaintext",
+        "--server", f"127.0.0.1:{plain_daemon.port}", "--nick", "alice",
+        "--join", "one", "--join", "two",
+    ]  # fmt: skip
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", *command],
+        check=True,
+        env=env,
+        timeout=10,
+    )
+    try:
+        yield name
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", name], check=False, timeout=10)
+
+
+async def screen_when(session: str, ready: Callable[[str], bool], what: str) -> str:
+    """The screen once ``ready`` holds (polling the terminal; no timing asserted)."""
+    screen = ""
+    try:
+        async with asyncio.timeout(15):
+            while True:
+                screen = await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", session)
+                if ready(screen):
+                    return screen
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"waited for {what}; the screen:\n{screen}") from None
+
+
+def lines_of(screen: str) -> list[str]:
+    return [line.rstrip() for line in screen.splitlines() if line.strip()]
+
+
+async def test_incoming_lines_leave_the_typed_half_line_whole(
+    terminal: str, plain_daemon: Daemon
+) -> None:
+    await screen_when(terminal, lambda s: "you joined #two" in s, "both --join rooms")
+    screen = await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", terminal)
+    assert "you joined #one" in screen  # --join given twice joins both
+    bob = await dial(plain_daemon, "bob")
+    await bob.join("two")
+    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "-l", "half a li")
+    await screen_when(terminal, lambda s: lines_of(s)[-1] == "> half a li", "the typed half")
+    for i in range(3):
+        await bob.say("two", f"incoming {i}")
+    screen = await screen_when(terminal, lambda s: "<bob> incoming 2" in s, "bob's lines")
+    shown = lines_of(screen)
+    assert shown[-1] == "> half a li"  # still whole, still below everything
+    for i in range(3):  # and every incoming line whole, on a line of its own
+        assert any(line.endswith(f"#two <bob> incoming {i}") for line in shown), shown
+    assert sum("half a li" in line for line in shown) == 1
+    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "-l", "ne")
+    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "Enter")
+    got = await collect(bob, ev.Msg, 4, timeout=10)  # his own three, then alice's line
+    assert [(m.nick, m.text) for m in got if m.nick == "alice"] == [("alice", "half a line")]
+    await bob.close()
+
+
+async def test_a_passphrase_at_the_terminal_is_masked_and_not_in_the_history(
+    terminal: str,
+) -> None:
+    passphrase = "orbit-lemon-staple-horse-battery-canyon"
+    await screen_when(terminal, lambda s: "you joined #two" in s, "both --join rooms")
+    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "-l", "/secret create Attic")
+    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "Enter")
+    await screen_when(terminal, lambda s: "passphrase" in lines_of(s)[-1], "the passphrase prompt")
+    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "-l", passphrase)
+    screen = await screen_when(terminal, lambda s: "*" * 10 in s, "the masked passphrase")
+    assert passphrase not in screen
+    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "Enter")
+    screen = await screen_when(terminal, lambda s: "secret room" in s, "the room entered")
+    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "Up")  # the history
+    screen = await screen_when(
+        terminal, lambda s: lines_of(s)[-1] == "> /secret create Attic", "the previous line"
+    )
+    assert passphrase not in screen
