@@ -983,6 +983,8 @@ async def _converse(script: Callable[[Daemon], Awaitable[list[Step]]]) -> list[S
     clock: Callable[[], int] = lambda: next(ticks)  # noqa: E731
     with (
         mock.patch.object(bus, "now_ms", clock),
+        # One node applies a say at once, at the session's own reading of the clock.
+        mock.patch("anonchat.daemon.session.now_ms", clock),
         # Session.__init__ draws the hello's challenge with secrets.token_bytes.
         mock.patch("anonchat.daemon.session.secrets.token_bytes", _fixed_challenges()),
     ):

@@ -477,11 +477,14 @@ async def test_the_ring_for_a_resume_at_and_one_past(make_daemon: DaemonFactory)
 async def test_a_lookup_finds_a_nick_held_under_its_look_alike_key(
     make_daemon: DaemonFactory,
 ) -> None:
-    """Nicks are held under their confusable skeleton ('g0' as 'go'): a lookup of
-    the nick as its holder typed it finds it."""
+    """A lookup finds the nick's holder, or the holder of a look-alike (nicks
+    claim their confusable skeleton: 'g0' claims 'go'), and names it."""
     daemon = await make_daemon()
     alice, g0 = await dial(daemon, "alice"), await dial(daemon, "g0")
     talk = await alice.open_dm("g0")
     assert talk.peer == g0.dms.identity.sign and talk.nick == "g0"
+    # A look-alike finds the one connected holder, and the reply names it.
+    alike = await alice.open_dm("GO")
+    assert alike.peer == g0.dms.identity.sign and alike.nick == "g0"
     await alice.close()
     await g0.close()
