@@ -51,6 +51,7 @@ from .frontend.commands import (
     Quit,
     TopicShown,
     help_lines,
+    passphrase_follows,
 )
 from .frontend.reconnect import RECONNECT_DELAYS, Back, Lost, Retrying, Step, Stopped, follow
 from .frontend.text import refused_by_client
@@ -364,7 +365,9 @@ async def run_line_mode(
         refused = refused_by_client(exc.code, clean(exc.message))  # who refused what
         out(system(f"error: {refused or clean(exc.message)} ({exc.code})"))
         return 1
-    source: LineInput = TerminalInput() if terminal else PipeInput(stdin)
+    source: LineInput = PipeInput(stdin)
+    if terminal:  # a line typed after /secret is masked as it is typed, burst or not
+        source = TerminalInput(passphrase_follows if passphrase is None else lambda line: False)
     with printing_above(terminal):
         try:
             return await _converse(

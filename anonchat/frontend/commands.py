@@ -275,6 +275,20 @@ def parse(line: str) -> tuple[str, str] | None:
     return name.lower(), rest.strip()
 
 
+def is_rotate(rest: str) -> bool:
+    """``/secret rotate``: the one /secret that reads no passphrase line
+    (a room named rotate is ``/secret #rotate``)."""
+    return [w.lower() for w in rest.split()] == ["rotate"]
+
+
+def passphrase_follows(line: str) -> bool:
+    """Whether, in band (the line mode without ``--passphrase-file``), the
+    line typed after ``line`` is a passphrase: after any /secret but
+    /secret rotate, whatever else happens (see :meth:`Commands.cmd_secret`)."""
+    parsed = parse(line)
+    return parsed is not None and parsed[0] == "secret" and not is_rotate(parsed[1])
+
+
 def _first_word(rest: str) -> str:
     return rest.split(" ", 1)[0].lstrip("#") if rest else ""
 
@@ -504,7 +518,7 @@ class Commands:
              "room with a new passphrase, leaving the banned behind")  # fmt: skip
     async def cmd_secret(self, rest: str) -> None:
         words = rest.split()
-        if [w.lower() for w in words] == ["rotate"]:  # (a room called rotate: /secret #rotate)
+        if is_rotate(rest):
             await self._rotate()
             return
         create = bool(words) and words[0].lower() == "create"
