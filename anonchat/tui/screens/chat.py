@@ -407,7 +407,9 @@ class ChatScreen(ChatView, Screen[None]):
         if self._secret_pending or form_up:
             # Typed right after /secret, before its form had the focus (a burst, a
             # slow link): most likely the passphrase. It goes to the form, never
-            # the room.
+            # the room, nor to the history.
+            if not self._held:
+                self.query_one(ChatInput).forget(line)
             self._held.append(line)
             self._holds += 1
             if not self._secret_pending:
