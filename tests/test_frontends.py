@@ -316,6 +316,21 @@ async def test_secret_of_a_joined_secret_room_switches_to_it(front: Front, link:
     await bob.close()
 
 
+async def test_join_with_a_key_as_on_irc_joins_nothing(front: Front, link: Link) -> None:
+    """``/join den hunter2`` (IRC's keyed channel) used to join the public room
+    den and drop the key: the user talked in the open, believing the room
+    locked. It is refused, pointing to /secret, and nothing reaches the daemon."""
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")
+    mark = len(link.received)
+    await front.type("/join den hunter2-hunter2")
+    await front.wait("/secret ROOM asks for the passphrase")
+    await front.type("/list")  # a request after it: the daemon has read all before
+    await front.wait("1 public room:")
+    assert b"den" not in link.received[mark:] and b"hunter2" not in link.received[mark:]
+    assert "you joined #den" not in front.output()
+
+
 async def test_a_passphrase_line_is_never_a_message_whatever_the_command_did(link: Link) -> None:
     """Line mode: after any /secret command the next line is the passphrase, and
     goes nowhere else: not after a usage error, an invalid room name, a wrong

@@ -275,6 +275,15 @@ def parse(line: str) -> tuple[str, str] | None:
     return name.lower(), rest.strip()
 
 
+#: ``/join ROOM KEY`` (IRC's keyed channel): refused, nothing sent.
+JOIN_KEY_REFUSED = Info(
+    "usage: /join ROOM (one room, no key): not joined. A room kept to those who know "
+    "a passphrase is a secret room: /secret ROOM asks for the passphrase (never put it "
+    "on the command line)",
+    error=True,
+)
+
+
 def is_rotate(rest: str) -> bool:
     """``/secret rotate``: the one /secret that reads no passphrase line
     (a room named rotate is ``/secret #rotate``)."""
@@ -433,6 +442,11 @@ class Commands:
         name = _first_word(rest)
         if not name:
             self.ui.show(Info("usage: /join ROOM", error=True))
+            return
+        if len(rest.split()) > 1:
+            # IRC's "/join #room key": joining the public room and dropping the key
+            # would leave the user talking in the open, believing the room locked.
+            self.ui.show(JOIN_KEY_REFUSED)
             return
         room, joined = await self.client.join_room(name)
         self.ui.show(Entered(room, "already" if joined is None else "joined", joined))
