@@ -56,6 +56,7 @@ from .frontend.commands import (
 from .frontend.reconnect import RECONNECT_DELAYS, Back, Lost, Retrying, Step, Stopped, follow
 from .frontend.text import refused_by_client
 from .lineinput import LineInput, PipeInput, TerminalInput, on_a_terminal, printing_above
+from .names import name_key
 from .plural import plural
 from .secret import SecretMessage, SecretNotice
 
@@ -204,8 +205,12 @@ class LineFrontend:
             self._listed(note.rooms)
         elif isinstance(note, Members):
             r = note.roster
+            owned = {name_key(o) for o in r.owners}
             names = ", ".join(
-                shown_name(m) + (" (verified)" if m in r.verified else "") for m in r.members
+                ("@" if name_key(m) in owned else "")
+                + shown_name(m)
+                + (" (verified)" if m in r.verified else "")
+                for m in r.members
             )
             if r.direct:
                 self.say_system(f"direct messages between {names} (their DM keys)")
@@ -217,6 +222,8 @@ class LineFrontend:
             else:
                 more = f" and {r.more} more" if r.more else ""
                 self.say_system(f"#{clean(r.room)} ({r.count}): {names}{more}")
+                owners = ", ".join(shown_name(o) for o in r.owners) or "none here"
+                self.say_system(f"#{clean(r.room)} owners: {owners}")
         elif isinstance(note, NickSet):
             self.say_system(f"you are now known as {clean(note.nick)}")
         elif isinstance(note, TopicShown):

@@ -692,6 +692,23 @@ async def test_names_that_mix_scripts_are_marked(front: Front, link: Link) -> No
     await alisa.close()
 
 
+async def test_who_shows_the_owners(front: Front, link: Link) -> None:
+    """/who marks a public room's owners with @ and names them (the line mode
+    listed the members alone, though the README says owners are shown)."""
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")  # we made it: we own it
+    bob = await member(link.port, "bob")
+    await bob.join("lobby")
+    await front.wait("bob joined")
+    mark = len(front.output())
+    await front.type("/who")
+    await front.wait("lobby (2)")
+    await front.wait("owners: alice")
+    who = front.output()[mark:]
+    assert "@alice, bob" in who and "@bob" not in who
+    await bob.close()
+
+
 async def test_emoji_sequences_stay_whole_and_tricks_stay_visible(front: Front, link: Link) -> None:
     """👩‍💻 (two emoji and a joiner) and a flag's tag sequence arrive whole in
     both front ends; a joiner between letters and a right-to-left override in
