@@ -680,10 +680,10 @@ CODE_MEANINGS: dict[Code, str] = {
     "`rate_limited` refusals (they are forgiven at `msg_rate` per second)",
     Code.SHUTDOWN: "the daemon is stopping; sent in a `bye` frame, not an `error`",
     Code.RESTART: (
-        "this node of a service of several is stopping while the others go on "
-        "(a rolling restart); sent in a `bye`. The session is kept for "
-        "`resume_window` seconds: reconnect (to this address or another node) "
-        "and resume it"
+        "a node of a service of several is stopping (a rolling restart, or all "
+        "of them at once), or lost touch with the others; sent in a `bye`. A "
+        "stopping node's session is kept for `resume_window` seconds: reconnect "
+        "(to this address or another node) and resume it"
     ),
     Code.INTERNAL: "a bug in the daemon while handling this connection",
     Code.NICK_INVALID: "the nick breaks the nick rules (empty, too long, whitespace, "

@@ -27,6 +27,7 @@ from anonchat.client import Client, Event
 from anonchat.daemon import Daemon, Limits, redisbus, state
 from anonchat.daemon.redisbus import RedisBus
 from anonchat.errors import ConfigError
+from anonchat.frontend.commands import Attempt, Commands, Info, Note
 from anonchat.secret import SecretMessage, SecretNotice
 
 from . import test_cluster, test_processes
@@ -565,3 +566,92 @@ async def test_of_two_nodes_with_other_settings_the_newer_stops(
             await asyncio.sleep(0.02)
     assert a.lost
     assert "this node's settings differ from node older's" in caplog.text
+
+
+async def test_a_late_node_takes_the_past_as_history(
+    make_node: NodeFactory, clients: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15 item 10: a node that starts applies the stream's past: a node
+    that handed its sessions over long ago is not news in its log, and the
+    beats of a node that is gone, with other settings, do not stop it."""
+    a = await make_node(node_timeout=NODE_TIMEOUT)
+    await all_see_each_other([a])
+    await clients(a, "alice")
+    await a.shutdown()  # hands alice's session over
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="anonchat.daemon")
+    b = await make_node(node_timeout=NODE_TIMEOUT, max_members_per_room=2)
+    await all_see_each_other([b])
+    told = [r for r in caplog.records if f"node {a.node} restarts" in r.getMessage()]
+    assert told and all(r.levelno == logging.DEBUG for r in told)  # applied, quietly
+    assert not b.stopping and a.node not in b.nodes
+    assert set(b.orphans) == {uid for uid, m in b.members.items() if m.nick == "alice"}
+
+
+class Notes:
+    """A front end that keeps what the core tells the user."""
+
+    passphrase_in_band = True
+    kind = "line"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.notes: list[Note] = []
+
+    def show(self, note: Note) -> None:
+        self.notes.append(note)
+
+    def current_key(self) -> str | None:
+        return self.key
+
+    async def read_passphrase(self, prompt: str) -> str | None:
+        return None
+
+    async def secret_form(self, name: str, create: bool, attempt: Attempt) -> None:
+        return None
+
+    def front_command(self, name: str, rest: str) -> None:
+        return None
+
+    def texts(self) -> list[str]:
+        return [n.text for n in self.notes if isinstance(n, Info)]
+
+
+async def test_a_message_in_doubt_is_confirmed_by_the_replay(
+    make_node: NodeFactory, clients: Any
+) -> None:
+    """Issue 15 item 7: the connection breaks after a message left but before
+    its `ok` came back: the user is told it may not have arrived; the node had
+    applied it, so the resumed session's replay holds it, and the user is told
+    it did arrive after all (no "not sent" for a delivered message)."""
+    a, b = await make_node(plaintext=True), await make_node(plaintext=True)
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    await quiet(alice)
+    room = alice.room("lobby")
+    assert room is not None
+    notes = Notes(room.key)
+    commands = Commands(alice, notes)
+    transport: Any = alice._writer.transport
+    send = transport.write
+
+    def send_then_cut(data: bytes) -> None:  # the network goes away behind the message
+        send(data)
+        transport.abort()
+
+    transport.write = send_then_cut
+    await commands.say("in doubt")
+    assert notes.texts() == [
+        "the connection was lost while sending; it may not have arrived: in doubt"
+    ]
+    assert (await next_event(bob, ev.Msg)).text == "in doubt"  # it did arrive
+    again = await Client.connect("127.0.0.1", b.port, tls=False, resume=alice)
+    try:
+        assert again.resumed
+        commands.back(again)
+        for event in await quiet(again, 0.5):  # the replay, as a front end passes it on
+            commands.hides(event)
+        assert notes.texts()[1:] == ["it did arrive after all: in doubt"]
+    finally:
+        await again.close()

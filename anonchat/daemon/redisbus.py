@@ -237,8 +237,12 @@ class RedisBus:
         try:
             await self._writer.ping()
             await self._join_stream()
-            while await self._read(block=None):
-                pass
+            self.daemon.replaying = True
+            try:
+                while await self._read(block=None):
+                    pass
+            finally:
+                self.daemon.replaying = False
             if self._epoch is None:
                 raise Lost("the stream in Redis does not begin where its snapshot ends")
             self._check_settings()

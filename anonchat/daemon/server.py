@@ -15,7 +15,7 @@ from typing import Any
 from .. import __version__
 from .. import events as ev
 from ..errors import CannotListen, Code, RequestError
-from ..names import name_key, random_nick
+from ..names import claim_keys, name_key, random_nick
 from ..trust import (
     ServerIdentity,
     default_state_dir,
@@ -114,12 +114,19 @@ class Daemon:
         self.stopping = False
         self.handing_over = False  # stopping while other nodes keep the service
         self.lost = False  # stopped because the other nodes count it as gone
+        # Applying the stream's past while starting (Redis): what happened then
+        # is history, not news, for the log and for the checks of settings.
+        self.replaying = False
 
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
         """Load (or on first start create) the TLS identity, then listen."""
         config = self.config
+        # The table of confusable characters that every nick is checked against
+        # (names.claim_keys) is read now, not at the first hello: its ~6 MiB are
+        # the daemon's from the start, and no client's hello waits for it.
+        claim_keys("anonchat")
         context = None
         if not config.plaintext:
             self.identity = load_tls_identity(config)
@@ -210,13 +217,12 @@ class Daemon:
             await self._stopped.wait()
             return
         self.stopping = True
-        # With other nodes alive the service goes on: this node's sessions stay in
-        # the shared state, resumable for resume_window on any node.
+        # With several nodes the service's state lives on in Redis: this node's
+        # sessions stay in it, resumable for resume_window on any node -- one
+        # running now, or one started later (every node stopped at once for a
+        # restart: all their clients are told the same, and resume).
         self.handing_over = (
-            not self.bus.synchronous
-            and not self.lost
-            and self.config.limits.resume_window > 0
-            and any(node != self.node for node in self.nodes)
+            not self.bus.synchronous and not self.lost and self.config.limits.resume_window > 0
         )
         if self.handing_over:
             msg = "this server is restarting; reconnect to resume your session"
@@ -227,7 +233,7 @@ class Daemon:
         log.info(
             "shutting down; %d sessions%s",
             len(self.sessions),
-            " (handed over to the other nodes)" if self.handing_over else "",
+            " (handed over: resumable on any node)" if self.handing_over else "",
         )
         if self._server is not None:
             self._server.close()
@@ -407,7 +413,13 @@ class Daemon:
         self.node_settings.pop(node, None)
         gone = [m for m in self.members.values() if m.node == node]
         if gone and not (node == self.node and self.stopping):  # (not our own clean stop)
-            log.warning("node %s is gone; ending its %d sessions", node, len(gone))
+            # (A node catching up applies history: not news, not a warning.)
+            log.log(
+                logging.DEBUG if self.replaying else logging.WARNING,
+                "node %s is gone; ending its %d sessions",
+                node,
+                len(gone),
+            )
         for member in gone:
             state.end(self, member, ts)
         if node == self.node and not self.stopping:
@@ -433,7 +445,12 @@ class Daemon:
         for member in kept:
             self.orphans[member.uid] = deadline
         if kept and node != self.node:
-            log.info("node %s restarts; its %d sessions may resume here", node, len(kept))
+            log.log(
+                logging.DEBUG if self.replaying else logging.INFO,
+                "node %s restarts; its %d sessions may resume here",
+                node,
+                len(kept),
+            )
 
     def end_orphans(self, ts: int) -> None:
         """End the handed-over sessions nobody resumed in time (log time ``ts``)."""

@@ -51,6 +51,7 @@ from . import dms, moderation, secret_moderation, state
 from .limits import SessionLimiter
 from .rooms import Member, now_ms
 from .state import secret_room
+from .tls import CLOSED
 
 if TYPE_CHECKING:
     from .rooms import Channel, Ring
@@ -67,34 +68,6 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 #: Why a session is not reading (bits of ``Session._hold``).
 _APPLYING = 1  # a command it submitted is not applied yet
 _PACING = 2  # its byte bucket is in debt
-
-
-class _Gone(asyncio.Transport):
-    """The transport of a session whose connection has ended: closed, writes nothing."""
-
-    def is_closing(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
-_GONE = _Gone()
 
 
 class Session(Member, asyncio.BufferedProtocol):
@@ -209,7 +182,7 @@ class Session(Member, asyncio.BufferedProtocol):
         # other once the connection is gone (the daemon's TLS layer lets go of the
         # session too) -- such a cycle once held every session ended without
         # ``bye``, TLS buffers and all, until a full garbage collection.
-        self.transport = _GONE
+        self.transport = CLOSED
         self.daemon.forget(self)
 
     def _let_go_of_input(self) -> None:

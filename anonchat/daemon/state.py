@@ -119,8 +119,8 @@ def settings_differ(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
 def _check_settings(daemon: Daemon, node: str, settings: dict[str, Any]) -> None:
     """Another node's settings differ from ours: the newer of the two stops."""
     diff = settings_differ(daemon.settings, settings)
-    if not diff or node == daemon.node:
-        return
+    if not diff or node == daemon.node or daemon.replaying:
+        return  # (a starting node checks the live nodes' when it has caught up)
     never = float("inf")
     if (daemon.alive_since.get(node, never), node) < (
         daemon.alive_since.get(daemon.node, never),

@@ -19,7 +19,9 @@ Theory of operation:
   while the connection is down waits for the reconnect (up to
   ``HOLD_WHILE_OFFLINE``) and is sent once when the session is back; if it
   cannot be, the user is told it was not sent.  A message that was on its way
-  when the connection broke may or may not have arrived: the user is told so.
+  when the connection broke may or may not have arrived: the user is told so,
+  and told again that it did arrive if the resumed session's replay holds it
+  (the daemon applied it before the connection or its node went away).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..names import InvalidName, check_nick, name_key
 from ..passphrases import generate_passphrase, passphrase_warning
 from ..plural import plural
 from ..room import DirectRoom, Room, Roster, SecretRoom
+from ..secret import SecretMessage
 from .ignore import Ignores
 from .text import (
     MODE_USAGE,
@@ -51,6 +54,8 @@ from .text import (
 RATE_RETRIES = 30
 #: Seconds a message typed while disconnected waits for the session to come back.
 HOLD_WHILE_OFFLINE = 300.0
+#: Messages whose fate a broken connection hid, watched for in the replay.
+UNCERTAIN_MAX = 32
 
 # -- what the core tells a front end -------------------------------------------------
 
@@ -294,6 +299,29 @@ def parse(line: str) -> tuple[str, str] | None:
     return name.lower(), rest.strip()
 
 
+#: ``/join ROOM KEY`` (IRC's keyed channel): refused, nothing sent.
+JOIN_KEY_REFUSED = Info(
+    "usage: /join ROOM (one room, no key): not joined. A room kept to those who know "
+    "a passphrase is a secret room: /secret ROOM asks for the passphrase (never put it "
+    "on the command line)",
+    error=True,
+)
+
+
+def is_rotate(rest: str) -> bool:
+    """``/secret rotate``: the one /secret that reads no passphrase line
+    (a room named rotate is ``/secret #rotate``)."""
+    return [w.lower() for w in rest.split()] == ["rotate"]
+
+
+def passphrase_follows(line: str) -> bool:
+    """Whether, in band (the line mode without ``--passphrase-file``), the
+    line typed after ``line`` is a passphrase: after any /secret but
+    /secret rotate, whatever else happens (see :meth:`Commands.cmd_secret`)."""
+    parsed = parse(line)
+    return parsed is not None and parsed[0] == "secret" and not is_rotate(parsed[1])
+
+
 def _first_word(rest: str) -> str:
     return rest.split(" ", 1)[0].lstrip("#") if rest else ""
 
@@ -313,11 +341,32 @@ class Commands:
         self._changed = asyncio.Event()  # set when the connection came back or ended
         self.stopped = False  # the session ended for good: nothing more can be sent
         self.ignores = Ignores()  # /ignore: in memory only, never sent
+        # (window key, text) of messages that were on their way when the
+        # connection broke: the user was told they may not have arrived.
+        self._uncertain: list[tuple[str, str]] = []
 
     def hides(self, event: object) -> str | None:
         """Whether the front end hides ``event`` (someone ignored): the window
-        whose count of hidden lines went up, or None to show it."""
+        whose count of hidden lines went up, or None to show it.  (Every event
+        passes here: a replayed message of ours that was in doubt is noted.)"""
+        if self._uncertain:
+            self._arrived(event)
         return self.ignores.hides(event)
+
+    def _arrived(self, event: object) -> None:
+        if isinstance(event, ev.Msg):
+            mine, text = event.nick == self.client.nick, event.text
+        elif isinstance(event, SecretMessage):
+            mine, text = event.own, event.text
+        else:
+            return
+        if not mine:
+            return
+        for n, (key, doubted) in enumerate(self._uncertain):
+            if doubted == text:
+                del self._uncertain[n]
+                self.ui.show(Info(f"it did arrive after all: {text}", key=key))
+                return
 
     # -- the session's connection, as the reconnect policy changes it ----------
 
@@ -381,6 +430,7 @@ class Commands:
                     key=key,
                 )
             )
+            self._uncertain = [*self._uncertain[-(UNCERTAIN_MAX - 1) :], (key, text)]
 
     async def say_lines(self, lines: list[str], key: str) -> None:
         """Pasted lines: each a message, in order, as text (never a command)."""
@@ -438,6 +488,11 @@ class Commands:
         name = _first_word(rest)
         if not name:
             self.ui.show(Info("usage: /join ROOM", error=True))
+            return
+        if len(rest.split()) > 1:
+            # IRC's "/join #room key": joining the public room and dropping the key
+            # would leave the user talking in the open, believing the room locked.
+            self.ui.show(JOIN_KEY_REFUSED)
             return
         room, joined = await self.client.join_room(name)
         self.ui.show(Entered(room, "already" if joined is None else "joined", joined))
@@ -523,7 +578,7 @@ class Commands:
              "room with a new passphrase, leaving the banned behind")  # fmt: skip
     async def cmd_secret(self, rest: str) -> None:
         words = rest.split()
-        if [w.lower() for w in words] == ["rotate"]:  # (a room called rotate: /secret #rotate)
+        if is_rotate(rest):
             await self._rotate()
             return
         create = bool(words) and words[0].lower() == "create"

@@ -8,7 +8,7 @@ from typing import Any
 
 from textual.app import App
 from textual.pilot import Pilot
-from textual.widgets import Button, Input, RadioButton
+from textual.widgets import Button, Input, RadioButton, Static
 
 from anonchat.crypto import normalize_room
 from anonchat.daemon import Config, Daemon, Limits
@@ -338,5 +338,9 @@ async def test_a_whole_passphrase_line_typed_before_the_form_mounted_waits_in_it
             pb, lambda: form.query_one("#secret-pass", Input).value == PASSPHRASE, what="put in"
         )
         assert not any(PASSPHRASE in x for x in lines(ca, "lobby"))
+        # The Enter typed after it went to the chat input: the form says it waits
+        # for one of its own (it showed nothing, and looked stuck).
+        hint = str(form.query_one("#secret-working", Static).render())
+        assert "Enter uses it" in hint
         await pb.press("enter")
         await wait_for(pb, lambda: cb.state.current == KEY, timeout=60, what="bob in")
