@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +15,8 @@ from anonchat.client import Client
 from anonchat.daemon import Config, Daemon, Limits
 
 from .helpers import dial, free_port
+from .processes import STARTED
+from .redis_server import RedisServer, redis_server
 
 #: CI is a loaded two-core machine: no property test may depend on its speed.
 #: Loaded here, before any test module is imported, so that every ``@settings``
@@ -70,6 +74,17 @@ async def make_daemon(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
         await daemon.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def _no_process_left_behind() -> Iterator[None]:
+    """A failing test must not leave its anonchatd or line mode running."""
+    yield
+    while STARTED:
+        proc = STARTED.pop()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+
+
 @pytest.fixture
 async def daemon(make_daemon: DaemonFactory) -> Daemon:
     return await make_daemon()
@@ -88,6 +103,29 @@ async def connect(daemon: Daemon) -> AsyncIterator[ClientFactory]:
     yield make
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[ClientFactory]:
+    """Connect clients to any daemon (``clients(node, nick)``); all are closed
+    after the test."""
+    opened: list[Client] = []
+
+    async def make(node: Daemon, nick: str | None = None) -> Client:
+        client = await dial(node, nick)
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        await client.close()
+
+
+@pytest.fixture
+def redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of the test's own (tests/redis_server.py)."""
+    with redis_server(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +23,6 @@ from .conftest import DaemonFactory
 from .helpers import (
     RawPeer,
     collect,
-    dial,
     free_port,
     half_closing_client,
     hello_bytes,
@@ -32,18 +30,12 @@ from .helpers import (
     next_event,
     quiet,
 )
-from .redis_server import RedisServer, redis_server
-from .test_processes import start_daemon
+from .processes import anonchatd_to_the_end, start_daemon
+from .redis_server import RedisServer
 
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
 
 NodeFactory = Callable[..., Awaitable[Daemon]]
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path) as server:
-        yield server
 
 
 @pytest.fixture
@@ -81,20 +73,6 @@ async def caught_up(*nodes: Daemon) -> None:
     async with asyncio.timeout(10):
         while any(_stream_id(n) < target for n in nodes):
             await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Callable[..., Awaitable[Client]]]:
-    opened: list[Client] = []
-
-    async def make(node: Daemon, nick: str | None = None) -> Client:
-        client = await dial(node, nick)
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        await client.close()
 
 
 async def test_two_nodes_share_a_room(make_node: NodeFactory, clients: Any) -> None:
@@ -435,23 +413,13 @@ async def test_nodes_judge_nobody_after_an_outage_of_everyone(make_node: NodeFac
 
 async def test_an_unreachable_redis_is_a_clear_error(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "anonchat.daemon",
-        "--port",
-        "0",
-        "--state-dir",
-        str(tmp_path),
-        "--redis",
-        f"redis://127.0.0.1:{port}/0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    url = f"redis://127.0.0.1:{port}/0"
+    status, out = await anonchatd_to_the_end(
+        "--port", "0", "--state-dir", str(tmp_path), "--redis", url, timeout=30
     )
-    out, _ = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode == 75  # EX_TEMPFAIL: try again later (systemd's Restart=)
-    assert f"anonchatd: cannot reach Redis at redis://127.0.0.1:{port}/0" in out.decode()
-    assert "Traceback" not in out.decode()
+    assert status == 75  # EX_TEMPFAIL: try again later (systemd's Restart=)
+    assert f"anonchatd: cannot reach Redis at {url}" in out
+    assert "Traceback" not in out
 
 
 async def test_a_slow_redis_backs_up_into_the_clients_not_the_daemon(

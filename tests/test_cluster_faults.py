@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,20 +29,16 @@ from anonchat.errors import ConfigError
 from anonchat.frontend.commands import Attempt, Commands, Info, Note
 from anonchat.secret import SecretMessage, SecretNotice
 
-from . import test_cluster, test_processes
+from . import test_cluster
 from .conftest import DaemonFactory
 from .helpers import collect, next_event, quiet
+from .processes import PY, STARTED, anonchatd_to_the_end, plain_args, start_daemon
 from .redis_server import RedisServer, redis_server
 from .test_cluster import PASSPHRASE, NodeFactory, caught_up
-from .test_processes import STARTED, start_daemon
 
-# The fixtures of tests/test_cluster.py: one Redis, nodes of one service, clients.
-redis = test_cluster.redis
+# The fixtures of tests/test_cluster.py: nodes of one service on conftest's Redis.
 redis_url = test_cluster.redis_url
 make_node = test_cluster.make_node
-clients = test_cluster.clients
-# A failing test leaves no anonchatd or line-mode client running.
-_no_daemon_left_behind = test_processes._no_daemon_left_behind
 
 #: A short node_timeout keeps the tests quick; the faults last longer than it.
 NODE_TIMEOUT = 1.0
@@ -272,14 +267,8 @@ class LineMode:
     @classmethod
     async def start(cls, port: int, pin: str, nick: str) -> LineMode:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "anonchat",
-            "--plain",
-            "--server",
-            f"127.0.0.1:{port}",
-            "--fingerprint",
-            pin,
+            PY,
+            *plain_args(port, pin),
             "--nick",
             nick,
             stdin=asyncio.subprocess.PIPE,
@@ -516,28 +505,13 @@ async def test_a_node_with_other_settings_is_refused(
         await make_node(node_timeout=NODE_TIMEOUT, max_members_per_room=2)
     config = tmp_path / "odd.toml"
     config.write_text("[limits]\nmax_members_per_room = 2\n")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "anonchat.daemon",
-        "--port",
-        "0",
-        "--state-dir",
-        str(tmp_path / "state"),
-        "--redis",
-        redis_url,
-        "--node-timeout",
-        str(NODE_TIMEOUT),
-        "--config",
-        str(config),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+    status, out = await anonchatd_to_the_end(
+        *("--port", "0", "--state-dir", str(tmp_path / "state"), "--redis", redis_url),
+        *("--node-timeout", str(NODE_TIMEOUT), "--config", str(config)),
     )
-    STARTED.append(proc)
-    out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 2, out.decode()
-    assert told in out.decode()
-    assert "Traceback" not in out.decode()
+    assert status == 2, out
+    assert told in out
+    assert "Traceback" not in out
     b = await make_node(node_timeout=NODE_TIMEOUT)  # the same settings: welcome
     await all_see_each_other([a, b])
     alice, bob = await clients(a, "alice"), await clients(b, "bob")

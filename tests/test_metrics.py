@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ from anonchat.errors import RequestError
 
 from .conftest import DaemonFactory
 from .helpers import dial, free_port, quiet
-from .redis_server import RedisServer, redis_server
-from .test_processes import start_daemon
+from .processes import start_daemon
+from .redis_server import RedisServer
 
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
 Samples = dict[str, float]
@@ -54,20 +54,6 @@ async def until(daemon: Daemon, check: Callable[[Samples], bool], timeout: float
         while not check(samples := await scrape(daemon)):
             await asyncio.sleep(0.05)
     return samples
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[Clients]:
-    opened: list[Client] = []
-
-    async def make(node: Daemon, nick: str | None = None) -> Client:
-        client = await dial(node, nick)
-        opened.append(client)
-        return client
-
-    yield make
-    for client in opened:
-        await client.close()
 
 
 async def test_metrics_are_aggregate_only(make_daemon: DaemonFactory, clients: Clients) -> None:
@@ -133,12 +119,6 @@ async def test_a_resume_is_counted(make_daemon: DaemonFactory) -> None:
 
 
 # -- several nodes through Redis ---------------------------------------------------
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path) as server:
-        yield server
 
 
 @pytest.fixture

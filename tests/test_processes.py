@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shlex
 import signal
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from anonchat import events as ev
-from anonchat.client import Client, Endpoint
+from anonchat.client import Endpoint
 from anonchat.daemon import Daemon
 from anonchat.wire import encode_body
 
@@ -28,57 +25,7 @@ from .helpers import (
     next_event,
     quiet,
 )
-
-PY = sys.executable
-
-
-STARTED: list[asyncio.subprocess.Process] = []
-
-
-@pytest.fixture(autouse=True)
-def _no_daemon_left_behind() -> Iterator[None]:
-    """A failing test must not leave its anonchatd running."""
-    yield
-    while STARTED:
-        proc = STARTED.pop()
-        if proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc.kill()
-
-
-class Daemond:
-    """An anonchatd subprocess and what a client needs to reach it."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, port: int, pin: str) -> None:
-        self.proc, self.port, self.pin = proc, port, pin
-        STARTED.append(proc)
-
-    async def dial(self, nick: str) -> Client:
-        return await Client.connect("127.0.0.1", self.port, nick=nick, pin=self.pin)
-
-
-async def start_daemon(state_dir: Path, *args: str) -> Daemond:
-    port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        PY,
-        "-m",
-        "anonchat.daemon",
-        "--port",
-        str(port),
-        "--log-level",
-        "DEBUG",
-        "--state-dir",
-        str(state_dir),
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    async with asyncio.timeout(10):
-        while b"(TLS, pin " not in (line := await proc.stdout.readline()):
-            assert line, "anonchatd exited"
-    pin = line.decode().rpartition("pin ")[2].strip().rstrip(")")
-    return Daemond(proc, port, pin)
+from .processes import PY, plain_args, start_daemon
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
@@ -171,22 +118,10 @@ async def test_logs_hold_no_address_and_no_text(tmp_path: Path) -> None:
     assert "127.0.0.1" not in log.replace(f"listening on 127.0.0.1:{port}", "")
 
 
-def plain_args(daemon: Daemon) -> list[str]:
-    return [
-        "-m",
-        "anonchat",
-        "--plain",
-        "--server",
-        f"127.0.0.1:{daemon.port}",
-        "--fingerprint",
-        daemon.pin,
-    ]
-
-
 async def run_plain(daemon: Daemon, stdin: str, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         PY,
-        *plain_args(daemon),
+        *plain_args(daemon.port, daemon.pin),
         *args,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -253,7 +188,7 @@ async def test_line_mode_never_writes_control_characters(
     talker = asyncio.create_task(talk())
     proc = await asyncio.create_subprocess_exec(
         PY,
-        *plain_args(daemon),
+        *plain_args(daemon.port, daemon.pin),
         "--join",
         "lobby",
         stdin=asyncio.subprocess.PIPE,
@@ -327,7 +262,10 @@ async def test_line_mode_refuses_an_unknown_server_without_a_person_to_ask(
 
 async def test_line_mode_exits_when_the_server_goes(daemon: Daemon) -> None:
     proc = await asyncio.create_subprocess_exec(
-        PY, *plain_args(daemon), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
+        PY,
+        *plain_args(daemon.port, daemon.pin),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdout is not None
     async with asyncio.timeout(10):
@@ -393,7 +331,7 @@ async def test_line_mode_resumes_after_a_lost_connection(
     await watcher.create("lobby")
     proc = await asyncio.create_subprocess_exec(
         PY,
-        *plain_args(daemon),
+        *plain_args(daemon.port, daemon.pin),
         "--nick",
         "roamer",
         "--join",

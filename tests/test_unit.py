@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ import pytest
 from anonchat.client import Client
 
 from .helpers import free_port
-from .redis_server import RedisServer, redis_server
+from .redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "contrib" / "anonchatd.service"
@@ -85,12 +84,6 @@ def test_systemd_accepts_the_unit(tmp_path: Path) -> None:
         assert settings[key] == ["yes"], key
     assert settings["ProtectProc"] == ["invisible"] and settings["ProcSubset"] == ["pid"]
     assert settings["UMask"] == ["0077"]
-
-
-@pytest.fixture
-def redis(tmp_path: Path) -> Iterator[RedisServer]:
-    with redis_server(tmp_path) as server:
-        yield server
 
 
 async def test_the_daemon_does_nothing_the_unit_forbids(tmp_path: Path, redis: RedisServer) -> None:
