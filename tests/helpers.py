@@ -103,6 +103,18 @@ class RawPeer:
             await self.writer.wait_closed()
 
 
+async def peer_from(daemon: Daemon, source: str) -> RawPeer:
+    """A TLS peer whose connection comes from ``source`` (any of 127.0.0.0/8)."""
+    reader, writer = await asyncio.open_connection(
+        "127.0.0.1",
+        daemon.port,
+        local_addr=(source, 0),
+        ssl=client_context(),
+        server_hostname="anonchatd",
+    )
+    return RawPeer(reader, writer)
+
+
 def half_closing_client(port: int, data: bytes, how: str) -> list[ev.Frame]:
     """A client that sends ``data`` and at once ends its side, then reads every
     frame until the daemon closes (blocking: run it in a thread).  ``how``:
@@ -145,6 +157,25 @@ def half_closing_client(port: int, data: bytes, how: str) -> list[ev.Frame]:
                     break
                 received += plain
     return [ev.from_wire(b, "client") for b in FrameDecoder(1 << 20).feed(bytes(received))]
+
+
+def drop(client: Client) -> None:
+    """The connection dies without a goodbye (the network went away)."""
+    client._writer.transport.abort()
+
+
+async def until_closed(client: Client, timeout: float = 10.0) -> str:
+    """Wait until ``client`` knows its connection has ended; the code it was given."""
+    async with asyncio.timeout(timeout):
+        while client.closed is None:
+            await asyncio.sleep(0.01)
+    return client.closed.code
+
+
+async def lose_connection(client: Client) -> None:
+    """The network goes away (:func:`drop`); returns once the client knows."""
+    drop(client)
+    await until_closed(client)
 
 
 async def next_event(client: Client, kind: type[T], timeout: float = 5.0) -> T:

@@ -30,7 +30,7 @@ from anonchat.errors import Code, RequestError
 from anonchat.trust import client_context
 
 from .conftest import DaemonFactory
-from .helpers import RawPeer, dial, half_closing_client, hello_bytes, quiet
+from .helpers import RawPeer, dial, drop, half_closing_client, hello_bytes, peer_from, quiet
 
 
 async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -38,11 +38,6 @@ async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.005)
-
-
-def drop(client: Client) -> None:
-    """The connection dies without a goodbye (the network went away)."""
-    client._writer.transport.abort()
 
 
 async def ghost(daemon: Daemon, nick: str, room: str) -> Client:
@@ -280,18 +275,6 @@ async def closed_unanswered(writer: asyncio.StreamWriter, reader: asyncio.Stream
             return True
         finally:
             writer.close()
-
-
-async def peer_from(daemon: Daemon, source: str) -> RawPeer:
-    """A TLS peer whose connection comes from ``source`` (any of 127.0.0.0/8)."""
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1",
-        daemon.port,
-        local_addr=(source, 0),
-        ssl=client_context(),
-        server_hostname="anonchatd",
-    )
-    return RawPeer(reader, writer)
 
 
 @pytest.mark.parametrize("which", ["max_handshakes_per_address", "max_handshakes"])

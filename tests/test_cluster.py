@@ -27,8 +27,10 @@ from .helpers import (
     half_closing_client,
     hello_bytes,
     ident,
+    lose_connection,
     next_event,
     quiet,
+    until_closed,
 )
 from .processes import anonchatd_to_the_end, start_daemon
 from .redis_server import RedisServer
@@ -241,10 +243,7 @@ async def test_resume_on_another_node(make_node: NodeFactory, clients: Any) -> N
     await alice.create("lobby")
     await bob.join("lobby")
     await collect(alice, ev.Presence, 1)
-    bob._writer.transport.abort()  # the network went away
-    async with asyncio.timeout(5):
-        while bob.closed is None:
-            await asyncio.sleep(0.01)
+    await lose_connection(bob)  # the network went away
     for i in range(5):
         await alice.say("lobby", f"missed {i}")
     again = await Client.connect("127.0.0.1", b.port, pin=b.pin, resume=bob)
@@ -464,13 +463,6 @@ async def test_room_limits_hold_across_nodes(make_node: NodeFactory, clients: An
     assert len((await alice.who("lobby")).members) == 3
 
 
-async def closed_code(client: Client) -> str:
-    async with asyncio.timeout(10):
-        while client.closed is None:
-            await asyncio.sleep(0.01)
-    return client.closed.code
-
-
 async def alice_and_bob_on_two_nodes(
     make_node: NodeFactory, clients: Any, **options: Any
 ) -> tuple[Daemon, Daemon, Client, Client]:
@@ -498,7 +490,7 @@ async def test_a_restarting_node_hands_its_sessions_over(
     await quiet(bob)
     (alice_uid,) = [s.uid for s in a.sessions if s.nick == "alice"]
     await a.shutdown()
-    assert await closed_code(alice) == Code.RESTART
+    assert await until_closed(alice) == Code.RESTART
     await bob.say("lobby", "while you were away")
     await bob.say_secret("den", "sealed while away")
     # The handover reaches a later node through the snapshot (the stream before
@@ -535,7 +527,7 @@ async def test_handed_over_sessions_nobody_resumes_end_after_the_window(
     a, b, alice, bob = await alice_and_bob_on_two_nodes(make_node, clients, resume_window=1)
     await quiet(bob)
     await a.shutdown()
-    assert await closed_code(alice) == Code.RESTART
+    assert await until_closed(alice) == Code.RESTART
     quit = await next_event(bob, ev.Presence, timeout=10)  # at the first beat past 1 s
     assert (quit.kind, quit.nick) == ("quit", "alice")
     assert not b.orphans and "alice" not in b.nicks
@@ -549,7 +541,7 @@ async def test_every_node_stopped_at_once_tells_everyone_the_same(
     sessions wait in Redis and resume on a node started afterwards."""
     a, b, alice, bob = await alice_and_bob_on_two_nodes(make_node, clients)
     await asyncio.gather(a.shutdown(), b.shutdown())
-    assert await closed_code(alice) == await closed_code(bob) == Code.RESTART
+    assert await until_closed(alice) == await until_closed(bob) == Code.RESTART
     c = await make_node()
     for old in (alice, bob):
         again = await Client.connect("127.0.0.1", c.port, pin=c.pin, resume=old)
@@ -565,7 +557,7 @@ async def test_without_resume_window_the_last_node_says_shutdown(
     a = await make_node(resume_window=0)
     alice = await clients(a, "alice")
     await a.shutdown()
-    assert await closed_code(alice) == Code.SHUTDOWN
+    assert await until_closed(alice) == Code.SHUTDOWN
 
 
 async def test_direct_messages_across_nodes(make_node: NodeFactory, clients: Any) -> None:
@@ -581,10 +573,7 @@ async def test_direct_messages_across_nodes(make_node: NodeFactory, clients: Any
     await bob.send_dm(got.peer, "and back")
     assert (await next_dm(alice)).text == "and back"
 
-    bob._writer.transport.abort()  # the network went away
-    async with asyncio.timeout(5):
-        while bob.closed is None:
-            await asyncio.sleep(0.01)
+    await lose_connection(bob)  # the network went away
     for i in range(3):
         await alice.send_dm(talk.peer, f"missed {i}")
     bus = a.bus

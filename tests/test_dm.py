@@ -20,7 +20,7 @@ from anonchat.dm import DirectMessage, DmNotice
 from anonchat.errors import Code, RequestError
 
 from .conftest import DaemonFactory
-from .helpers import RawPeer, dial, hello_bytes, rewrite
+from .helpers import RawPeer, dial, hello_bytes, lose_connection, rewrite
 
 E = TypeVar("E")
 TEXT = "meet me at the old mill at nine"
@@ -192,10 +192,7 @@ async def test_a_resume_delivers_what_was_missed_exactly_once(
     talk = await alice.open_dm("bob")
     await alice.send_dm(talk.peer, "before")
     assert [m.text for m in await dms(bob, 1)] == ["before"]
-    bob._writer.transport.abort()  # the network goes away
-    async with asyncio.timeout(5):
-        while bob.closed is None:
-            await asyncio.sleep(0.01)
+    await lose_connection(bob)  # the network goes away
     for i in range(3):
         await alice.send_dm(talk.peer, f"while away {i}")
     again = await Client.connect("127.0.0.1", daemon.port, pin=daemon.pin, resume=bob)
@@ -441,13 +438,6 @@ async def test_a_new_key_under_a_known_nick_is_announced(make_daemon: DaemonFact
     await new_bob.close()
 
 
-async def drop_and_wait(client: Client) -> None:
-    client._writer.transport.abort()  # the network goes away
-    async with asyncio.timeout(5):
-        while client.closed is None:
-            await asyncio.sleep(0.01)
-
-
 async def test_the_ring_for_a_resume_at_and_one_past(make_daemon: DaemonFactory) -> None:
     """``dm_ring`` messages sent while the recipient was away all arrive on its
     resume; one more and the oldest is gone, said as missed."""
@@ -455,7 +445,7 @@ async def test_the_ring_for_a_resume_at_and_one_past(make_daemon: DaemonFactory)
     alice, bob = await pair(daemon)
     talk = await alice.open_dm("bob")
     for count, lost in ((3, 0), (4, 1)):
-        await drop_and_wait(bob)
+        await lose_connection(bob)
         for i in range(count):
             await alice.send_dm(talk.peer, f"{count}/{i}")
         bob = await Client.connect("127.0.0.1", daemon.port, pin=daemon.pin, resume=bob)

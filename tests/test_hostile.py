@@ -20,7 +20,7 @@ from anonchat.errors import Code
 from anonchat.trust import client_context
 
 from .conftest import DaemonFactory
-from .helpers import RawPeer, collect, dial, hello_bytes, next_event
+from .helpers import RawPeer, collect, dial, hello_bytes, next_event, peer_from
 
 HONEST_MESSAGES = 1000
 HONEST_RATE = 80.0  # messages a second each, under the daemon's msg_rate below
@@ -248,14 +248,17 @@ ATTACKER = "127.0.0.2"  # Linux routes all of 127.0.0.0/8 to lo; honest clients 
 
 
 async def attacker_peer(daemon: Daemon) -> RawPeer:
+    return await peer_from(daemon, ATTACKER)
+
+
+async def turned_away_unanswered(daemon: Daemon) -> None:
+    """A TCP connection from the attacker's address: closed before any TLS answer."""
     reader, writer = await asyncio.open_connection(
-        "127.0.0.1",
-        daemon.port,
-        local_addr=(ATTACKER, 0),
-        ssl=client_context(),
-        server_hostname="anonchatd",
+        "127.0.0.1", daemon.port, local_addr=(ATTACKER, 0)
     )
-    return RawPeer(reader, writer)
+    with contextlib.suppress(ConnectionError):
+        assert await reader.read(1) == b""
+    writer.close()
 
 
 async def until(condition: Any, timeout: float = 20.0) -> None:
@@ -359,23 +362,13 @@ async def test_an_address_at_every_limit_leaves_room_for_everyone_else(
     listener = daemon._server
     assert listener is not None
     await until(lambda: listener.in_progress == 3)
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", daemon.port, local_addr=(ATTACKER, 0)
-    )
-    with contextlib.suppress(ConnectionError):
-        assert await reader.read(1) == b""
-    writer.close()
+    await turned_away_unanswered(daemon)
     assert listener.refused == 1
     # And it has opened all the connections it may for now: with a handshake
     # place free again, one more is still closed unanswered.
     stalled.pop().close()
     await until(lambda: listener.in_progress == 2)
-    reader, writer = await asyncio.open_connection(
-        "127.0.0.1", daemon.port, local_addr=(ATTACKER, 0)
-    )
-    with contextlib.suppress(ConnectionError):
-        assert await reader.read(1) == b""
-    writer.close()
+    await turned_away_unanswered(daemon)
     assert listener.refused == 2 and listener.in_progress == 2
 
     # The attacker sits at every limit of its address.  Everyone else gets in,

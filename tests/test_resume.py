@@ -13,24 +13,13 @@ from anonchat.errors import Code, RequestError
 from anonchat.secret import SecretMessage
 
 from .conftest import DaemonFactory
-from .helpers import collect, dial, ident, quiet
+from .helpers import collect, dial, drop, ident, quiet, until_closed
 
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
 
 
 async def resume(daemon_port: int, pin: str, old: Client) -> Client:
     return await Client.connect("127.0.0.1", daemon_port, pin=pin, resume=old)
-
-
-def drop(client: Client) -> None:
-    """The connection dies without a goodbye (the network went away)."""
-    client._writer.transport.abort()
-
-
-async def until_closed(client: Client) -> None:
-    async with asyncio.timeout(5):
-        while client.closed is None:
-            await asyncio.sleep(0.01)
 
 
 def texts(events: list[Event]) -> list[str]:
