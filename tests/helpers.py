@@ -238,6 +238,30 @@ def joined_channel(
     return channel
 
 
+async def recording_relay(
+    daemon: Daemon, received: bytearray, *, replies: bool = False
+) -> asyncio.Server:
+    """A relay on a free loopback port in front of the plaintext ``daemon``: it
+    adds to ``received`` every byte the daemon receives (with ``replies``, every
+    byte it sends back too).  Close it after the test."""
+
+    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, record: bool) -> None:
+        while data := await src.read(65536):
+            if record:
+                received.extend(data)
+            dst.write(data)
+            await dst.drain()
+        dst.close()
+
+    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", daemon.port)
+        await asyncio.gather(
+            pipe(reader, up_writer, True), pipe(up_reader, writer, replies), return_exceptions=True
+        )
+
+    return await asyncio.start_server(relay, "127.0.0.1", 0)
+
+
 def rewrite(client: Client, change: Callable[[ev.Frame], ev.Frame | None]) -> None:
     """Be a hostile daemon towards ``client``: every frame it receives from now
     on goes through ``change`` first (None: withheld)."""
@@ -249,3 +273,17 @@ def rewrite(client: Client, change: Callable[[ev.Frame], ev.Frame | None]) -> No
             dispatch(changed)
 
     client._dispatch = hostile  # type: ignore[method-assign]
+
+
+def kept_sealed(client: Client, kind: str) -> list[ev.Sealed]:
+    """Every sealed frame of ``kind`` that ``client`` receives from now on, in a
+    list that grows as they come (the client gets them as usual)."""
+    kept: list[ev.Sealed] = []
+
+    def keep(frame: ev.Frame) -> ev.Frame:
+        if isinstance(frame, ev.Sealed) and frame.kind == kind:
+            kept.append(frame)
+        return frame
+
+    rewrite(client, keep)
+    return kept

@@ -20,7 +20,7 @@ from anonchat.dm import DirectMessage, DmNotice
 from anonchat.errors import Code, RequestError
 
 from .conftest import DaemonFactory
-from .helpers import RawPeer, dial, hello_bytes, lose_connection, rewrite
+from .helpers import RawPeer, dial, hello_bytes, lose_connection, recording_relay, rewrite
 
 E = TypeVar("E")
 TEXT = "meet me at the old mill at nine"
@@ -229,19 +229,7 @@ async def test_nothing_readable_reaches_the_daemon(
     caplog.set_level(logging.DEBUG, logger="anonchat")
     daemon = await make_daemon(plaintext=True)
     received = bytearray()
-
-    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-        while data := await src.read(65536):
-            received.extend(data)
-            dst.write(data)
-            await dst.drain()
-        dst.close()
-
-    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", daemon.port)
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    server = await recording_relay(daemon, received, replies=True)
     port = server.sockets[0].getsockname()[1]
     alice = await Client.connect("127.0.0.1", port, nick="alice", tls=False)
     bob = await Client.connect("127.0.0.1", port, nick="bob", tls=False)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
@@ -24,7 +23,8 @@ from anonchat.tui.commands import PRIVACY
 from anonchat.tui.render import secret_message_line
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import dial, ident, joined_channel, quiet, rewrite
+from .helpers import dial, ident, joined_channel, kept_sealed, quiet, recording_relay, rewrite
+from .processes import PY, plain_args
 
 ROOM = "Night-Owls"
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
@@ -191,22 +191,7 @@ async def tap(make_daemon: DaemonFactory) -> AsyncIterator[tuple[Daemon, int, by
     """A plaintext daemon behind a relay that records every byte it receives."""
     daemon = await make_daemon(plaintext=True)
     received = bytearray()
-
-    async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter, record: bool) -> None:
-        while data := await src.read(65536):
-            if record:
-                received.extend(data)
-            dst.write(data)
-            await dst.drain()
-        dst.close()
-
-    async def relay(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", daemon.port)
-        await asyncio.gather(
-            pipe(reader, up_writer, True), pipe(up_reader, writer, False), return_exceptions=True
-        )
-
-    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    server = await recording_relay(daemon, received)
     yield daemon, server.sockets[0].getsockname()[1], received
     server.close()
 
@@ -416,14 +401,8 @@ async def test_line_mode_secret_room(daemon: Daemon, connect: ClientFactory) -> 
         f"/verify #{fp}\n/verify #{fp} 1234\n"
     )
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "anonchat",
-        "--plain",
-        "--server",
-        f"127.0.0.1:{daemon.port}",
-        "--fingerprint",
-        daemon.pin,
+        PY,
+        *plain_args(daemon.port, daemon.pin),
         "--nick",
         "bot",
         stdin=asyncio.subprocess.PIPE,
@@ -472,14 +451,7 @@ async def test_a_hello_storm_costs_one_here_and_never_delays_messages(
     alice, bob, mallory = [await dial(daemon, n) for n in ("alice", "bob", "mallory")]
     await alice.create_secret(ROOM, PASSPHRASE)
     await bob.join_secret(ROOM, PASSPHRASE)
-    heres: list[ev.Sealed] = []
-
-    def keep(frame: ev.Frame) -> ev.Frame:
-        if isinstance(frame, ev.Sealed) and frame.kind == "here":
-            heres.append(frame)
-        return frame
-
-    rewrite(alice, keep)
+    heres = kept_sealed(alice, "here")
     await mallory.join_secret(ROOM, PASSPHRASE)
     mallory.pace = False
     channel = mallory.secret_channel(ROOM)
@@ -596,14 +568,7 @@ async def test_old_messages_replayed_into_a_later_incarnation_or_to_a_newcomer_a
     """Audit hole 4, end to end: a hostile daemon keeps alice's sealed message and
     replays it as new to a newcomer, and into the room made again later."""
     alice, bob, carol = await connect("alice"), await connect("bob"), await connect("carol")
-    kept: list[ev.Sealed] = []
-
-    def keep(frame: ev.Frame) -> ev.Frame:
-        if isinstance(frame, ev.Sealed) and frame.kind == "msg":
-            kept.append(frame)
-        return frame
-
-    rewrite(bob, keep)
+    kept = kept_sealed(bob, "msg")
     await alice.create_secret(ROOM, PASSPHRASE)
     await bob.join_secret(ROOM, PASSPHRASE)
     await alice.say_secret(ROOM, "the drop is at nine")
