@@ -22,7 +22,7 @@ from anonchat.daemon import Daemon, server
 from anonchat.wire import encode_body
 
 from .conftest import DaemonFactory
-from .helpers import RawPeer, dial, hello_bytes
+from .helpers import RawPeer, dial, hello_bytes, lose_connection
 
 
 def raw(frame: ev.Frame) -> bytes:
@@ -194,10 +194,7 @@ async def test_resuming_during_a_flood_loses_nothing_and_repeats_nothing(
 
     await flooder.send(b"".join(flood[: total // 2]))
     await read(reader, 50)
-    reader._writer.transport.abort()  # the network goes away, mid-flood
-    async with asyncio.timeout(5):
-        while reader.closed is None:
-            await asyncio.sleep(0.01)
+    await lose_connection(reader)  # the network goes away, mid-flood
     # What reached the client before the break is what it tells the daemon it saw.
     seen += [f.seq for f in reader.events_nowait() if isinstance(f, ev.Msg)]
 

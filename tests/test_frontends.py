@@ -36,7 +36,7 @@ from anonchat.tui.screens.passphrase import PassphraseScreen
 from anonchat.tui.screens.rotate import RotateScreen
 
 from .conftest import DaemonFactory
-from .helpers import collect
+from .helpers import collect, until_closed
 from .tui.conftest import chat_of, fixed_clock, type_line, until_chat, wait_for
 
 ROOM = "MidnightPlans"
@@ -514,6 +514,21 @@ async def test_a_secret_room_tells_the_truth_after_a_reconnect(front: Front, lin
     await bob.close()
 
 
+async def bob_back_after_the_restart(link: Link, front: Front, bob: Client) -> Client:
+    """Bob, in the secret room with the front end before the daemon restarted,
+    comes back as a new session and rejoins with his keys; a line each way
+    arrives, and neither side is told of messages missing.  Bob's new client."""
+    bob2 = await Client.connect("127.0.0.1", link.daemon.port, nick="bob", tls=False, resume=bob)
+    await bob2.rejoin(bob)
+    await front.type("after the restart")
+    assert await secret_texts(bob2, 1) == ["after the restart"]
+    await bob2.say_secret(ROOM, "bob is back")
+    await front.wait("bob is back")
+    assert [n for n in await notices_of(bob2) if "missing" in n] == []
+    assert "missing" not in front.output()
+    return bob2
+
+
 async def test_a_secret_room_tells_the_truth_after_a_daemon_restart(
     link: Link, make_daemon: DaemonFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -539,16 +554,7 @@ async def test_a_secret_room_tells_the_truth_after_a_daemon_restart(
         link.daemon = await make_daemon(plaintext=True)
         link.restore()
         await front.wait("rejoined")
-        bob2 = await Client.connect(
-            "127.0.0.1", link.daemon.port, nick="bob", tls=False, resume=bob
-        )
-        await bob2.rejoin(bob)
-        await front.type("after the restart")
-        assert await secret_texts(bob2, 1) == ["after the restart"]
-        await bob2.say_secret(ROOM, "bob is back")
-        await front.wait("bob is back")
-        assert [n for n in await notices_of(bob2) if "missing" in n] == []
-        assert "missing" not in front.output()
+        bob2 = await bob_back_after_the_restart(link, front, bob)
         chat = chat_of(app)
         assert all(room.joined for room in chat.state.secret_rooms())
         assert f"\u25cf \U0001f512#{ROOM}" in room_list_text(chat)  # ● joined, not ○
@@ -568,9 +574,7 @@ async def test_a_message_that_cannot_be_sent_uses_no_counter(link: Link) -> None
     assert sealer is not None
     counter = sealer._counter
     link.cut()
-    async with asyncio.timeout(10):
-        while alice.closed is None:
-            await asyncio.sleep(0.01)
+    await until_closed(alice)
     with pytest.raises(ConnectionClosed):
         await alice.say_secret(ROOM, "never sent")
     assert sealer._counter == counter
@@ -748,14 +752,7 @@ async def test_the_line_mode_tells_the_truth_after_a_daemon_restart(
     link.daemon = await make_daemon(plaintext=True)
     link.restore()
     await front.wait("reconnected as alice")  # (after its rooms were rejoined)
-    bob2 = await Client.connect("127.0.0.1", link.daemon.port, nick="bob", tls=False, resume=bob)
-    await bob2.rejoin(bob)
-    await front.type("after the restart")
-    assert await secret_texts(bob2, 1) == ["after the restart"]
-    await bob2.say_secret(ROOM, "bob is back")
-    await front.wait("bob is back")
-    assert [n for n in await notices_of(bob2) if "missing" in n] == []
-    assert "missing" not in front.output()
+    bob2 = await bob_back_after_the_restart(link, front, bob)
     assert front.output().count("bob is back") == 1
     await bob2.close()
     await front.stop()

@@ -22,7 +22,7 @@ from anonchat.room import secret_key
 from anonchat.secret import SecretChannel, SecretMessage, SecretNotice, label
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import dial, ident, quiet, rewrite
+from .helpers import dial, ident, lose_connection, quiet, rewrite
 
 ROOM = "Night-Owls"
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
@@ -182,10 +182,7 @@ async def test_owner_rights_survive_a_lost_connection(make_daemon: DaemonFactory
     daemon = await make_daemon()
     alice, bob = await dial(daemon, "alice"), await dial(daemon, "bob")
     await room_of(alice, bob)
-    alice._writer.transport.abort()  # the network drops alice
-    async with asyncio.timeout(5):
-        while alice.closed is None:
-            await asyncio.sleep(0.01)
+    await lose_connection(alice)  # the network drops alice
     again = await Client.connect("127.0.0.1", daemon.port, pin=daemon.pin, resume=alice)
     assert again.resumed
     await again.secret_kick(ROOM, "bob")
