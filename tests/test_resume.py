@@ -22,17 +22,23 @@ async def resume(daemon_port: int, pin: str, old: Client) -> Client:
     return await Client.connect("127.0.0.1", daemon_port, pin=pin, resume=old)
 
 
+async def in_lobby_and_den(daemon: Daemon, owner: str, member: str) -> tuple[Client, Client]:
+    """``owner`` made the room lobby and the secret room den; ``member`` joined both."""
+    first, second = await dial(daemon, owner), await dial(daemon, member)
+    await first.create("lobby")
+    await second.join("lobby")
+    await first.create_secret("den", PASSPHRASE)
+    await second.join_secret("den", PASSPHRASE)
+    return first, second
+
+
 def texts(events: list[Event]) -> list[str]:
     return [e.text for e in events if isinstance(e, ev.Msg | SecretMessage)]
 
 
 async def test_resume_within_the_window_misses_nothing(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon()
-    alice, bob = await dial(daemon, "alice"), await dial(daemon, "bob")
-    await alice.create("lobby")
-    await bob.join("lobby")
-    await alice.create_secret("den", PASSPHRASE)
-    await bob.join_secret("den", PASSPHRASE)
+    alice, bob = await in_lobby_and_den(daemon, "alice", "bob")
     await alice.say("lobby", "before")
     await alice.say_secret("den", "sealed before")
     await collect(bob, ev.Msg, 1)
@@ -94,11 +100,7 @@ async def test_beyond_the_window_nothing_is_resumed_and_rooms_are_rejoined(
     make_daemon: DaemonFactory,
 ) -> None:
     daemon = await make_daemon(resume_window=0.3)
-    alice, bob = await dial(daemon, "alice"), await dial(daemon, "bob")
-    await alice.create("lobby")
-    await bob.join("lobby")
-    await alice.create_secret("den", PASSPHRASE)
-    await bob.join_secret("den", PASSPHRASE)
+    alice, bob = await in_lobby_and_den(daemon, "alice", "bob")
     drop(bob)
     await asyncio.sleep(0.6)
     quits = [e for e in await quiet(alice) if isinstance(e, ev.Presence) and e.kind == "quit"]
@@ -250,11 +252,7 @@ async def test_a_ban_follows_a_resumed_session(make_daemon: DaemonFactory) -> No
     """Audit hole 7: the ban was kept by the connection's uid, which a resume
     replaces; now it is by session, public and secret rooms alike."""
     daemon = await make_daemon()
-    alice, troll = await dial(daemon, "alice"), await dial(daemon, "troll")
-    await alice.create("lobby")
-    await troll.join("lobby")
-    await alice.create_secret("den", PASSPHRASE)
-    await troll.join_secret("den", PASSPHRASE)
+    alice, troll = await in_lobby_and_den(daemon, "alice", "troll")
     await quiet(alice, 0.1)
     await alice.kick("lobby", "troll", ban=True)
     await alice.secret_kick("den", f"troll#{ident(troll, 'den').fingerprint}", ban=True)

@@ -14,6 +14,7 @@ import pytest
 
 from anonchat import events as ev
 from anonchat.client import Client
+from anonchat.daemon import Daemon
 from anonchat.dm import DirectMessage, DmNotice, Invite
 from anonchat.errors import Code, RequestError
 from anonchat.secret import SecretMessage, SecretNotice
@@ -24,6 +25,15 @@ from .helpers import dial
 E = TypeVar("E")
 ROOM = "den"
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
+
+
+async def in_the_room(daemon: Daemon, *nicks: str) -> list[Client]:
+    """Clients of ``nicks`` in the secret room: the first made it, the others joined."""
+    people = [await dial(daemon, n) for n in nicks]
+    await people[0].create_secret(ROOM, PASSPHRASE)
+    for person in people[1:]:
+        await person.join_secret(ROOM, PASSPHRASE)
+    return people
 
 
 async def notice(client: Client, kind: str, timeout: float = 15.0) -> SecretNotice:
@@ -44,10 +54,7 @@ async def said(client: Client, text: str) -> SecretMessage:
 
 async def test_rotate_leaves_the_banned_member_behind(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon()
-    alice, bob, troll = [await dial(daemon, n) for n in ("alice", "bob", "troll")]
-    await alice.create_secret(ROOM, PASSPHRASE)
-    await bob.join_secret(ROOM, PASSPHRASE)
-    await troll.join_secret(ROOM, PASSPHRASE)
+    alice, bob, troll = await in_the_room(daemon, "alice", "bob", "troll")
     channel = alice.secret_channel(ROOM)
     async with asyncio.timeout(10):
         while len([n for n in channel.nicks.values() if n]) < 3:
@@ -87,9 +94,7 @@ async def test_rotate_leaves_the_banned_member_behind(make_daemon: DaemonFactory
 
 async def test_a_closed_room_takes_no_new_message(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon()
-    alice, bob = await dial(daemon, "alice"), await dial(daemon, "bob")
-    await alice.create_secret(ROOM, PASSPHRASE)
-    await bob.join_secret(ROOM, PASSPHRASE)
+    alice, bob = await in_the_room(daemon, "alice", "bob")
     await alice._owner_act(alice.secret_channel(ROOM), "close")
     closed = await notice(bob, "close")
     assert "closed this room" in closed.text
@@ -110,10 +115,7 @@ async def test_an_invitation_not_signed_by_an_owner_is_refused(
     """A member who is no owner sends a rotation invitation: the others refuse it
     with a notice and stay where they are."""
     daemon = await make_daemon()
-    alice, bob, mallory = [await dial(daemon, n) for n in ("alice", "bob", "mallory")]
-    await alice.create_secret(ROOM, PASSPHRASE)
-    await bob.join_secret(ROOM, PASSPHRASE)
-    await mallory.join_secret(ROOM, PASSPHRASE)
+    alice, bob, mallory = await in_the_room(daemon, "alice", "bob", "mallory")
     channel = mallory.secret_channel(ROOM)
     bob_key = bob.secret_channel(ROOM).identity.public
     async with asyncio.timeout(10):
