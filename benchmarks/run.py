@@ -33,7 +33,7 @@ from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from . import ircload, load
 from .common import Shared, Spec
@@ -85,7 +85,19 @@ class Server:
         return self.port
 
 
-class Anonchatd(Server):
+class OwnProcess(Server):
+    """A server that is one process started here, its output in ``self.log``."""
+
+    proc: subprocess.Popen[bytes] | None = None
+    log: IO[bytes]
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc, 10)
+        self.log.close()
+
+
+class Anonchatd(OwnProcess):
     name = "anonchatd"
 
     def __init__(self, directory: Path, variant: str) -> None:
@@ -116,13 +128,8 @@ class Anonchatd(Server):
         wait_listening(port, proc, 20.0)
         return proc
 
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, 10)
-        self.log.close()
 
-
-class RelayServer(Server):
+class RelayServer(OwnProcess):
     """The raw coalescing relay (benchmarks/relay.py): the Python ceiling."""
 
     name = "relay"
@@ -139,11 +146,6 @@ class RelayServer(Server):
         self.proc = start_process(cmd, self.log, cwd=ROOT)
         self.pid = self.proc.pid
         wait_listening(self.port, self.proc, 20.0)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc, 10)
-        self.log.close()
 
 
 class IrcServer(Server):
