@@ -91,21 +91,6 @@ async def daemon(make_daemon: DaemonFactory) -> Daemon:
 
 
 @pytest.fixture
-async def connect(daemon: Daemon) -> AsyncIterator[ClientFactory]:
-    """Connect clients to the default daemon; all are closed after the test."""
-    clients: list[Client] = []
-
-    async def make(nick: str | None = None, target: Daemon | None = None) -> Client:
-        client = await dial(target or daemon, nick)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.close()
-
-
-@pytest.fixture
 async def clients() -> AsyncIterator[ClientFactory]:
     """Connect clients to any daemon (``clients(node, nick)``); all are closed
     after the test."""
@@ -119,6 +104,17 @@ async def clients() -> AsyncIterator[ClientFactory]:
     yield make
     for client in opened:
         await client.close()
+
+
+@pytest.fixture
+async def connect(daemon: Daemon, clients: ClientFactory) -> ClientFactory:
+    """Connect clients to the default daemon (or ``target``); all are closed
+    after the test, before the daemon stops."""
+
+    async def make(nick: str | None = None, target: Daemon | None = None) -> Client:
+        return await clients(target or daemon, nick)
+
+    return make
 
 
 @pytest.fixture
