@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import sys
 from collections import defaultdict
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import Redis
 
 from anonchat import events as ev
 from anonchat.client import Client, Event
@@ -655,3 +657,29 @@ async def test_a_message_in_doubt_is_confirmed_by_the_replay(
         assert notes.texts()[1:] == ["it did arrive after all: in doubt"]
     finally:
         await again.close()
+
+
+async def test_the_documented_acl_user_suffices(
+    redis: RedisServer, make_daemon: DaemonFactory, clients: Any
+) -> None:
+    """The ACL user docs/operations.md gives the nodes can run a service:
+    join, talk, snapshot, restore (the doc's line is the one applied)."""
+    doc = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    (acl,) = re.findall(r"`(ACL SETUSER anonchat [^`]+)`", doc)
+    acl = acl.replace(">PASSWORD", ">sesame")
+    admin = Redis.from_url(redis.url)
+    admin.execute_command(*acl.split())  # type: ignore[no-untyped-call]  # as written
+    url = redis.url.replace("redis://", "redis://anonchat:sesame@")
+    a = await make_daemon(redis=url, node_timeout=NODE_TIMEOUT)
+    b = await make_daemon(redis=url, node_timeout=NODE_TIMEOUT)
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    assert isinstance(a.bus, RedisBus)
+    await a.bus.write_snapshot()
+    await alice.say("lobby", "through the ACL")
+    assert (await next_event(bob, ev.Msg)).text == "through the ACL"
+    admin.flushall()  # as after an empty restart: the nodes restore the stream
+    await alice.say("lobby", "restored")
+    assert (await next_event(bob, ev.Msg, timeout=20)).text == "restored"
+    assert not a.stopping and not b.stopping
