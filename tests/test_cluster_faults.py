@@ -330,8 +330,14 @@ async def test_a_frozen_node_sends_its_clients_to_the_others(
     carry on on another node; every line typed meanwhile arrives once, in
     order, or its writer is told."""
     a = await make_node(node_timeout=NODE_TIMEOUT)
-    frozen = await start_daemon(
-        tmp_path / "state", "--redis", redis_url, "--node-timeout", str(NODE_TIMEOUT)
+    frozen = await start_daemon(  # (its log is not read after the start: warnings only)
+        tmp_path / "state",
+        "--redis",
+        redis_url,
+        "--node-timeout",
+        str(NODE_TIMEOUT),
+        "--log-level",
+        "WARNING",
     )
     watcher = await clients(a, "watcher")
     await watcher.create("lobby")
