@@ -223,6 +223,7 @@ class Balancer:
 
     def __init__(self, ports: list[int]) -> None:
         self.ports = ports
+        self._ports = ports
         self.port = 0
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
@@ -237,6 +238,15 @@ class Balancer:
         self._server.close()
         for task in self._pipes:
             task.cancel()
+
+    def cut(self) -> None:
+        """A partition: every connection through here breaks, new ones fail."""
+        self._ports, self.ports = self.ports, []
+        for task in self._pipes:
+            task.cancel()
+
+    def heal(self) -> None:
+        self.ports = self._ports
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for port in self.ports:
@@ -321,6 +331,54 @@ def verdict_told(lm: LineMode, out: str, delivered: list[int]) -> None:
         assert told, f"line {n} of {lm.nick} lost without a word:\n{out}"
 
 
+async def lines_survive(
+    watcher: Client, port: int, pin: str, fault: Any, lost: Any, backends: list[int]
+) -> None:
+    """Line-mode clients behind a balancer (``backends``, the doomed node
+    first) type numbered lines while ``fault`` runs and until ``lost`` says the
+    node stopped; they must carry on on another node, and every line arrive
+    once, in order, or its writer be told."""
+    async with Balancer(backends) as balancer:
+        people = [await LineMode.start(balancer.port, pin, f"lm{i}") for i in range(2)]
+        joined = {e.nick for e in await collect(watcher, ev.Presence, 2)}
+        assert joined == {"lm0", "lm1"}
+
+        async def type_until(done: Any) -> None:
+            try:
+                async with asyncio.timeout(30):
+                    while not done():
+                        for person in people:
+                            person.type_next()
+                        await asyncio.sleep(0.05)  # a person's pace
+            except (TimeoutError, ConnectionError) as exc:
+                outs = [await person.finish() for person in people]
+                raise AssertionError(f"the line-mode clients did not carry on: {outs}") from exc
+
+        seen: list[ev.Msg] = []
+
+        def heard(n: int) -> bool:
+            seen.extend(e for e in watcher.events_nowait() if isinstance(e, ev.Msg))
+            return all(
+                any(m.text.startswith(f"{p.nick} ") and int(m.text.split()[1]) >= n for m in seen)
+                for p in people
+            )
+
+        await type_until(lambda: heard(5))
+        faulty = asyncio.create_task(fault())
+        await type_until(faulty.done)
+        await faulty
+        await lost()
+        after = max(p.typed for p in people)
+        await type_until(lambda: heard(after + 5))  # back, on the other node
+        results = [await person.finish() for person in people]
+    seen.extend(e for e in await quiet(watcher) if isinstance(e, ev.Msg))
+    for person, (status, out) in zip(people, results, strict=True):
+        assert status == 0, out
+        assert "lost touch" in out, out  # told to reconnect, not that the server shut down
+        mine = [int(m.text.split()[1]) for m in seen if m.text.startswith(f"{person.nick} ")]
+        verdict_told(person, out, mine)
+
+
 async def test_a_frozen_node_sends_its_clients_to_the_others(
     make_node: NodeFactory, clients: Any, redis_url: str, tmp_path: Path
 ) -> None:
@@ -341,46 +399,56 @@ async def test_a_frozen_node_sends_its_clients_to_the_others(
     )
     watcher = await clients(a, "watcher")
     await watcher.create("lobby")
-    async with Balancer([frozen.port, a.port]) as balancer:
-        people = [await LineMode.start(balancer.port, frozen.pin, f"lm{i}") for i in range(2)]
-        joined = {e.nick for e in await collect(watcher, ev.Presence, 2)}
-        assert joined == {"lm0", "lm1"}
 
-        async def type_until(done: Any) -> None:
-            async with asyncio.timeout(30):
-                while not done():
-                    for person in people:
-                        person.type_next()
-                    await asyncio.sleep(0.05)  # a person's pace
-
-        seen: list[ev.Msg] = []
-
-        def heard(n: int) -> bool:
-            seen.extend(e for e in watcher.events_nowait() if isinstance(e, ev.Msg))
-            return all(
-                any(m.text.startswith(f"{p.nick} ") and int(m.text.split()[1]) >= n for m in seen)
-                for p in people
-            )
-
-        await type_until(lambda: heard(5))
+    async def freeze() -> None:
         frozen.proc.send_signal(signal.SIGSTOP)
         try:
-            freeze = asyncio.create_task(asyncio.sleep(2.5 * NODE_TIMEOUT))  # a lower bound
-            await type_until(freeze.done)
+            await asyncio.sleep(2.5 * NODE_TIMEOUT)  # the freeze's length (a lower bound)
         finally:
             frozen.proc.send_signal(signal.SIGCONT)
+
+    async def lost() -> None:
         async with asyncio.timeout(30):
             assert await frozen.proc.wait() == 3  # it lost the service
-        after = max(p.typed for p in people)
-        await type_until(lambda: heard(after + 5))  # back, on the other node
-        results = [await person.finish() for person in people]
-    await asyncio.sleep(0)
-    seen.extend(e for e in await quiet(watcher) if isinstance(e, ev.Msg))
-    for person, (status, out) in zip(people, results, strict=True):
-        assert status == 0, out
-        assert "restart" in out or "lost touch" in out, out
-        mine = [int(m.text.split()[1]) for m in seen if m.text.startswith(f"{person.nick} ")]
-        verdict_told(person, out, mine)
+
+    await lines_survive(watcher, frozen.port, frozen.pin, freeze, lost, [frozen.port, a.port])
+
+
+async def test_a_node_cut_off_from_redis_sends_its_clients_to_the_others(
+    redis: RedisServer,
+    make_node: NodeFactory,
+    make_daemon: DaemonFactory,
+    clients: Any,
+    tmp_path: Path,
+) -> None:
+    """Issue 15 item 2: one node loses Redis (a network partition) for longer
+    than node_timeout while the others keep it: they count it as gone; when it
+    gets through again it finds that out and closes its clients with
+    `restart`, who carry on on another node, nothing lost without a word."""
+    a = await make_node(node_timeout=NODE_TIMEOUT)
+    async with Balancer([redis.port]) as link:  # the node's only way to Redis
+        url = redis.url.replace(f":{redis.port}/", f":{link.port}/")
+        cut_off = await make_daemon(  # (the service's key, as make_node gives it)
+            redis=url, node_timeout=NODE_TIMEOUT, state_dir=str(tmp_path / "state")
+        )
+        await all_see_each_other([a, cut_off])
+        watcher = await clients(a, "watcher")
+        await watcher.create("lobby")
+
+        async def partition() -> None:
+            link.cut()
+            await asyncio.sleep(2.5 * NODE_TIMEOUT)  # the partition's length (a lower bound)
+            link.heal()
+
+        async def lost() -> None:
+            async with asyncio.timeout(30):
+                while not cut_off.lost:
+                    await asyncio.sleep(0.05)
+
+        await lines_survive(
+            watcher, cut_off.port, cut_off.pin, partition, lost, [cut_off.port, a.port]
+        )
+    assert not a.stopping
 
 
 def shared_view(node: Daemon) -> Any:
