@@ -548,7 +548,11 @@ class RedisBus:
             return None
         try:
             header: dict[str, Any] = unpack_value(raw)
-            if not isinstance(header, dict) or header.get("v") != HEADER_VERSION:
+            if (
+                not isinstance(header, dict)
+                or header.get("v") != HEADER_VERSION
+                or not {"epoch", "at", "id", "parts", "size"} <= set(header)
+            ):
                 raise ValueError("not a snapshot header of this version")
         except ValueError as exc:
             raise Lost(f"the snapshot in Redis is not one this version reads ({exc})") from None
