@@ -972,6 +972,16 @@ class Client(SecretRooms):
 
     # -- closing -------------------------------------------------------------
 
+    def abort(self, message: str) -> None:
+        """Drop the connection at once, without a goodbye (the server stopped
+        answering): ``closed`` says it was lost (``reset``), so a front end
+        reconnects, and the daemon, told nothing, keeps the session to resume.
+        :meth:`close` would say goodbye (``quit``), which ends the session for
+        good once a stalled daemon reads it, and which no front end reconnects
+        after."""
+        self._set_closed(Local.RESET, message)
+        self._writer.transport.abort()
+
     async def close(self, msg: str = "", timeout: float = 5.0) -> None:
         """Say goodbye and wait until the server has closed its side.
 

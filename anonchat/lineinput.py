@@ -31,6 +31,8 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
 PROMPT = "> "
+#: The prompt of a passphrase typed before its command has asked for it.
+ASKING = "passphrase: "
 
 
 class PipeInput:
@@ -88,16 +90,26 @@ class _SessionHistory(InMemoryHistory):
 
 
 class TerminalInput:
-    """An input line that incoming lines are printed above (prompt_toolkit)."""
+    """An input line that incoming lines are printed above (prompt_toolkit).
 
-    def __init__(self) -> None:
+    ``passphrase_follows(line)`` says whether the line after ``line`` is a
+    passphrase.  The reader decides it the moment a line is entered, not when
+    the command runs: keys typed in one burst (``/secret ROOM``, Enter, the
+    passphrase, Enter: a paste, a slow link) are read as the next line before
+    the command has even started, and would otherwise be echoed in clear and
+    kept in the history.
+    """
+
+    def __init__(self, passphrase_follows: Callable[[str], bool] = lambda line: False) -> None:
         self.queue: asyncio.Queue[str | None] = asyncio.Queue()
         self._asking: str | None = None  # the passphrase prompt while one is read
-        asking = Condition(lambda: self._asking is not None)
+        self._masked = False  # the line being read now is a passphrase
+        self._follows = passphrase_follows
+        masked = Condition(lambda: self._masked or self._asking is not None)
         self.session: PromptSession[str] = PromptSession(
-            message=lambda: self._asking or PROMPT,
-            is_password=asking,
-            history=_SessionHistory(lambda: self._asking is not None),
+            message=lambda: self._asking or (ASKING if self._masked else PROMPT),
+            is_password=masked,
+            history=_SessionHistory(lambda: self._masked or self._asking is not None),
         )
         self._task: asyncio.Task[None] | None = None
 
@@ -107,7 +119,9 @@ class TerminalInput:
     async def _read(self) -> None:
         try:
             while True:
-                self.queue.put_nowait(await self.session.prompt_async())
+                line = await self.session.prompt_async()
+                self._masked = not self._masked and self._follows(line)
+                self.queue.put_nowait(line)
         except (EOFError, KeyboardInterrupt):
             self.queue.put_nowait(None)
 

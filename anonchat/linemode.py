@@ -52,10 +52,12 @@ from .frontend.commands import (
     RotateOffer,
     TopicShown,
     help_lines,
+    passphrase_follows,
 )
 from .frontend.reconnect import RECONNECT_DELAYS, Back, Lost, Retrying, Step, Stopped, follow
 from .frontend.text import refused_by_client
 from .lineinput import LineInput, PipeInput, TerminalInput, on_a_terminal, printing_above
+from .names import name_key
 from .plural import plural
 from .secret import SecretMessage, SecretNotice
 
@@ -204,8 +206,12 @@ class LineFrontend:
             self._listed(note.rooms)
         elif isinstance(note, Members):
             r = note.roster
+            owned = {name_key(o) for o in r.owners}
             names = ", ".join(
-                shown_name(m) + (" (verified)" if m in r.verified else "") for m in r.members
+                ("@" if name_key(m) in owned else "")
+                + shown_name(m)
+                + (" (verified)" if m in r.verified else "")
+                for m in r.members
             )
             if r.direct:
                 self.say_system(f"direct messages between {names} (their DM keys)")
@@ -216,7 +222,10 @@ class LineFrontend:
                 self.say_system(f"{where} owners (checked by signature): {owners}")
             else:
                 more = f" and {r.more} more" if r.more else ""
-                self.say_system(f"#{clean(r.room)} ({r.count}): {names}{more}")
+                where = f"#{clean(r.room)}"
+                self.say_system(f"{where} ({r.count}): {names}{more}")
+                owners = ", ".join(shown_name(o) for o in r.owners) or "none here"
+                self.say_system(f"{where} owners: {owners}")
         elif isinstance(note, NickSet):
             self.say_system(f"you are now known as {clean(note.nick)}")
         elif isinstance(note, TopicShown):
@@ -367,7 +376,9 @@ async def run_line_mode(
         refused = refused_by_client(exc.code, clean(exc.message))  # who refused what
         out(system(f"error: {refused or clean(exc.message)} ({exc.code})"))
         return 1
-    source: LineInput = TerminalInput() if terminal else PipeInput(stdin)
+    source: LineInput = PipeInput(stdin)
+    if terminal:  # a line typed after /secret is masked as it is typed, burst or not
+        source = TerminalInput(passphrase_follows if passphrase is None else lambda line: False)
     with printing_above(terminal):
         try:
             return await _converse(

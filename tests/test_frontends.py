@@ -30,6 +30,7 @@ from anonchat.linemode import run_line_mode
 from anonchat.paths import ENV_CONFIG_DIR
 from anonchat.secret import SecretMessage, SecretNotice
 from anonchat.tui import make_app
+from anonchat.tui.screens import chat as chat_module
 from anonchat.tui.screens.create_room import CreateRoomScreen
 from anonchat.tui.screens.passphrase import PassphraseScreen
 from anonchat.tui.screens.rotate import RotateScreen
@@ -48,13 +49,17 @@ DELAYS = (0.05, 0.1, 0.2)
 class Link:
     """The network between the front end and a plaintext daemon: a relay that
     records every byte the daemon receives, and can be cut (open connections
-    reset, new ones held until it is restored)."""
+    reset, new ones held until it is restored) or frozen (bytes held both
+    ways, connections left open: a daemon stopped with SIGSTOP, a stalled
+    link)."""
 
     def __init__(self, daemon: Daemon) -> None:
         self.daemon = daemon
         self.received = bytearray()
         self.up = asyncio.Event()
         self.up.set()
+        self.flowing = asyncio.Event()
+        self.flowing.set()
         self.writers: list[asyncio.StreamWriter] = []
         self.port = 0
         self.server: asyncio.Server | None = None
@@ -77,6 +82,7 @@ class Link:
         self, src: asyncio.StreamReader, dst: asyncio.StreamWriter, record: bool
     ) -> None:
         while data := await src.read(65536):
+            await self.flowing.wait()
             if record:
                 self.received.extend(data)
             dst.write(data)
@@ -91,6 +97,12 @@ class Link:
 
     def restore(self) -> None:
         self.up.set()
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
 
     def close(self) -> None:
         self.cut()
@@ -305,6 +317,21 @@ async def test_secret_of_a_joined_secret_room_switches_to_it(front: Front, link:
     await bob.close()
 
 
+async def test_join_with_a_key_as_on_irc_joins_nothing(front: Front, link: Link) -> None:
+    """``/join den hunter2`` (IRC's keyed channel) used to join the public room
+    den and drop the key: the user talked in the open, believing the room
+    locked. It is refused, pointing to /secret, and nothing reaches the daemon."""
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")
+    mark = len(link.received)
+    await front.type("/join den hunter2-hunter2")
+    await front.wait("/secret ROOM asks for the passphrase")
+    await front.type("/list")  # a request after it: the daemon has read all before
+    await front.wait("1 public room:")
+    assert b"den" not in link.received[mark:] and b"hunter2" not in link.received[mark:]
+    assert "you joined #den" not in front.output()
+
+
 async def test_a_passphrase_line_is_never_a_message_whatever_the_command_did(link: Link) -> None:
     """Line mode: after any /secret command the next line is the passphrase, and
     goes nowhere else: not after a usage error, an invalid room name, a wrong
@@ -360,6 +387,52 @@ async def test_lines_typed_while_reconnecting_are_sent_once_when_back(
     assert [m.text for m in await collect(watcher, ev.Msg, 1)] == ["after"]
     others = [e for e in watcher.events_nowait() if isinstance(e, ev.Presence)]
     assert not [p for p in others if p.nick == "alice"]  # resumed: no quit, no join
+    await watcher.close()
+
+
+async def test_a_server_that_stops_answering_is_left_and_the_session_resumed(
+    link: Link, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon stalls (SIGSTOP, a frozen link): the TUI's ping gets no answer.
+    It drops the connection without a goodbye and reconnects; once the daemon
+    answers again the session is resumed: what was said meanwhile arrives, and
+    nobody saw a quit. (It used to close the client with a goodbye: the status
+    bar said "disconnected" for good, every line after was "not sent", and the
+    daemon, reading the goodbye when it woke, ended the session.)"""
+    monkeypatch.setattr(chat_module, "PING_TIMEOUT", 0.5)
+    monkeypatch.setenv(ENV_CONFIG_DIR, str(tmp_path / "config"))
+    port = link.port
+    watcher = await member(link.daemon.port, "watcher")  # not through the link
+    app = make_app(
+        tmp_path / "tui",
+        server=f"127.0.0.1:{port}",
+        nick="alice",
+        autoconnect=True,
+        join=["lobby"],
+        clock=fixed_clock,
+        ping_interval=0.1,
+        reconnect_delays=DELAYS,
+        endpoint=Endpoint("127.0.0.1", port, tls=False, known_hosts=None),
+    )
+    async with app.run_test() as pilot:
+        front = TuiFront(pilot)
+        chat = await until_chat(pilot)
+        await front.wait("you joined #lobby")
+        await watcher.join("lobby")
+        link.freeze()
+        await front.wait("no answer from the server")
+        await watcher.say("lobby", "said while the server was stalled")
+        await wait_for(pilot, lambda: chat.status.state.startswith("reconnecting"), 10)
+        link.thaw()
+        await front.wait("said while the server was stalled")
+        await wait_for(pilot, lambda: chat.status.state == "connected", 10)
+        assert chat.client.resumed
+        await front.type("after the stall")
+        got = await collect(watcher, ev.Msg, 2)  # its own line, then alice's
+        assert [(m.nick, m.text) for m in got][-1] == ("alice", "after the stall")
+        others = [e for e in watcher.events_nowait() if isinstance(e, ev.Presence)]
+        assert not [p for p in others if p.nick == "alice"]  # resumed: no quit, no join
+        await chat.close_client()
     await watcher.close()
 
 
@@ -618,6 +691,23 @@ async def test_names_that_mix_scripts_are_marked(front: Front, link: Link) -> No
         await wait_for(front.pilot, lambda: "l\u043ebby\u26a0" in room_list_text(chat))
     await impostor.close()
     await alisa.close()
+
+
+async def test_who_shows_the_owners(front: Front, link: Link) -> None:
+    """/who marks a public room's owners with @ and names them (the line mode
+    listed the members alone, though the README says owners are shown)."""
+    await front.type("/join lobby")
+    await front.wait("you joined #lobby")  # we made it: we own it
+    bob = await member(link.port, "bob")
+    await bob.join("lobby")
+    await front.wait("bob joined")
+    mark = len(front.output())
+    await front.type("/who")
+    await front.wait("lobby (2)")
+    await front.wait("owners: alice")
+    who = front.output()[mark:]
+    assert "@alice, bob" in who and "@bob" not in who
+    await bob.close()
 
 
 async def test_emoji_sequences_stay_whole_and_tricks_stay_visible(front: Front, link: Link) -> None:

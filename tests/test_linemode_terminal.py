@@ -128,3 +128,27 @@ async def test_a_passphrase_at_the_terminal_is_masked_and_not_in_the_history(
         terminal, lambda s: lines_of(s)[-1] == "> /secret create Attic", "the previous line"
     )
     assert passphrase not in screen
+
+
+async def test_a_passphrase_typed_in_the_same_burst_as_secret_is_masked_too(
+    terminal: str,
+) -> None:
+    """``/secret ROOM``, Enter, the passphrase, Enter in one write (a paste, a slow
+    link): the passphrase is read before the command has asked for it, and must
+    still never be echoed or kept in the history. (It was shown in clear, and Up
+    brought it back.) The line after it is an ordinary line again."""
+    passphrase = "orbit-lemon-staple-horse-battery-canyon"
+    await screen_when(terminal, lambda s: "you joined #two" in s, "both --join rooms")
+    burst = f"/secret create Attic\r{passphrase}\rvisible again"
+    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "-l", burst)
+    screen = await screen_when(
+        terminal,
+        lambda s: "secret room" in s and lines_of(s)[-1] == "> visible again",
+        "the room entered, and the next line typed in clear",
+    )
+    assert passphrase not in screen
+    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "C-u", "Up")  # the history
+    screen = await screen_when(
+        terminal, lambda s: lines_of(s)[-1] == "> /secret create Attic", "the previous line"
+    )
+    assert passphrase not in screen

@@ -15,7 +15,7 @@ from typing import Any
 from .. import __version__
 from .. import events as ev
 from ..errors import CannotListen, Code, RequestError
-from ..names import name_key, random_nick
+from ..names import claim_keys, name_key, random_nick
 from ..trust import (
     ServerIdentity,
     default_state_dir,
@@ -123,6 +123,10 @@ class Daemon:
     async def start(self) -> None:
         """Load (or on first start create) the TLS identity, then listen."""
         config = self.config
+        # The table of confusable characters that every nick is checked against
+        # (names.claim_keys) is read now, not at the first hello: its ~6 MiB are
+        # the daemon's from the start, and no client's hello waits for it.
+        claim_keys("anonchat")
         context = None
         if not config.plaintext:
             self.identity = load_tls_identity(config)

@@ -299,6 +299,29 @@ def parse(line: str) -> tuple[str, str] | None:
     return name.lower(), rest.strip()
 
 
+#: ``/join ROOM KEY`` (IRC's keyed channel): refused, nothing sent.
+JOIN_KEY_REFUSED = Info(
+    "usage: /join ROOM (one room, no key): not joined. A room kept to those who know "
+    "a passphrase is a secret room: /secret ROOM asks for the passphrase (never put it "
+    "on the command line)",
+    error=True,
+)
+
+
+def is_rotate(rest: str) -> bool:
+    """``/secret rotate``: the one /secret that reads no passphrase line
+    (a room named rotate is ``/secret #rotate``)."""
+    return [w.lower() for w in rest.split()] == ["rotate"]
+
+
+def passphrase_follows(line: str) -> bool:
+    """Whether, in band (the line mode without ``--passphrase-file``), the
+    line typed after ``line`` is a passphrase: after any /secret but
+    /secret rotate, whatever else happens (see :meth:`Commands.cmd_secret`)."""
+    parsed = parse(line)
+    return parsed is not None and parsed[0] == "secret" and not is_rotate(parsed[1])
+
+
 def _first_word(rest: str) -> str:
     return rest.split(" ", 1)[0].lstrip("#") if rest else ""
 
@@ -466,6 +489,11 @@ class Commands:
         if not name:
             self.ui.show(Info("usage: /join ROOM", error=True))
             return
+        if len(rest.split()) > 1:
+            # IRC's "/join #room key": joining the public room and dropping the key
+            # would leave the user talking in the open, believing the room locked.
+            self.ui.show(JOIN_KEY_REFUSED)
+            return
         room, joined = await self.client.join_room(name)
         self.ui.show(Entered(room, "already" if joined is None else "joined", joined))
 
@@ -550,7 +578,7 @@ class Commands:
              "room with a new passphrase, leaving the banned behind")  # fmt: skip
     async def cmd_secret(self, rest: str) -> None:
         words = rest.split()
-        if [w.lower() for w in words] == ["rotate"]:  # (a room called rotate: /secret #rotate)
+        if is_rotate(rest):
             await self._rotate()
             return
         create = bool(words) and words[0].lower() == "create"

@@ -36,14 +36,13 @@ from anonchat.paths import ENV_CONFIG_DIR
 from anonchat.trust import KnownHosts
 from anonchat.tui.app import AnonchatApp, app_for_endpoint
 from anonchat.tui.screens.connect import ConnectScreen
-from anonchat.tui.screens.key_changed import KeyChangedScreen
 from anonchat.tui.session import connect as real_connect
 from anonchat.tui.state import CONSOLE
 from anonchat.tui.widgets.status_bar import StatusBar
 
 from ..conftest import unused_port
 from ..helpers import next_event
-from .conftest import PIN, fixed_clock, lines, type_line, until_chat, wait_for
+from .conftest import PIN, dialog_shown, fixed_clock, lines, type_line, until_chat, wait_for
 
 FRONT_ENDS = ["tui", "line"]
 OTHER_PIN = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
@@ -395,7 +394,7 @@ async def test_a_link_with_the_wrong_pin_is_refused_on_the_connect_screen(
         link = Endpoint("127.0.0.1", daemon.port).invite(OTHER_PIN, "x")
         await type_server(app, pilot, link)
         # The dialog says what happened and what to do; behind it, the field says who refused.
-        await wait_for(pilot, lambda: isinstance(app.screen, KeyChangedScreen), what="dialog")
+        await wait_for(pilot, lambda: dialog_shown(app), what="dialog")
         assert "get a new one" in str(app.screen.query_one("#key-text", Static).render())
         await pilot.press("escape")
         assert "refused a key that is not the pin given" in server_error(app)

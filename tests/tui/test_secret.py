@@ -8,7 +8,7 @@ from typing import Any
 
 from textual.app import App
 from textual.pilot import Pilot
-from textual.widgets import Button, Input, RadioButton
+from textual.widgets import Button, Input, RadioButton, Static
 
 from anonchat.crypto import normalize_room
 from anonchat.daemon import Config, Daemon, Limits
@@ -50,7 +50,7 @@ async def open_secret(pilot: Pilot[Any], chat: ChatScreen, passphrase: str) -> N
     box.value = passphrase
     await pilot.press("enter")
     await wait_for(pilot, lambda: chat.state.current == KEY, what="in the secret room")
-    assert top(app) is chat
+    await wait_for(pilot, lambda: app.screen is chat, what="form closed")
 
 
 async def create_secret(pilot: Pilot[Any], chat: ChatScreen, passphrase: str) -> None:
@@ -61,6 +61,8 @@ async def create_secret(pilot: Pilot[Any], chat: ChatScreen, passphrase: str) ->
     app.screen.query_one("#room-pass", Input).value = passphrase
     await pilot.press("enter")
     await wait_for(pilot, lambda: chat.state.current == KEY, what="secret room created")
+    # The room is entered before the form closes itself: wait for that too.
+    await wait_for(pilot, lambda: app.screen is chat, what="form closed")
 
 
 async def test_two_apps_meet_in_a_secret_room(daemon: Daemon, tmp_path: Path) -> None:
@@ -338,5 +340,9 @@ async def test_a_whole_passphrase_line_typed_before_the_form_mounted_waits_in_it
             pb, lambda: form.query_one("#secret-pass", Input).value == PASSPHRASE, what="put in"
         )
         assert not any(PASSPHRASE in x for x in lines(ca, "lobby"))
+        # The Enter typed after it went to the chat input: the form says it waits
+        # for one of its own (it showed nothing, and looked stuck).
+        hint = str(form.query_one("#secret-working", Static).render())
+        assert "Enter uses it" in hint
         await pb.press("enter")
         await wait_for(pb, lambda: cb.state.current == KEY, timeout=60, what="bob in")

@@ -169,6 +169,26 @@ async def test_a_passphrase_typed_in_the_same_burst_as_secret_is_never_sent(
     await watcher.close()
 
 
+async def test_a_passphrase_typed_in_the_same_burst_as_secret_is_not_in_the_history(
+    session: str,
+) -> None:
+    """The passphrase line held for the form is not kept in the input's history:
+    Up would bring it back in clear, one Enter from the room. (It was.)"""
+    await wait_room(session, "#three")
+    await typed(session, "/secret hideout\rhunter2-hunter2\r")
+    await screen_shows(session, "Join a secret room")
+    await keys(session, "Escape")
+    await screen_shows(session, "Message, or /help", gone="Join a secret room")
+    await typed(session, "marker")
+    await screen_shows(session, "marker")
+    await keys(session, "C-u", "Up")  # the last line typed: /secret, not the passphrase
+    screen = await screen_shows(session, "/secret hideout", gone="marker")
+    await keys(session, "Up")  # nothing before it
+    await keys(session, "Down", "Down")
+    screen += await screen_shows(session, "Message, or /help")
+    assert "hunter2" not in screen
+
+
 async def screen_shows(session: str, text: str, gone: str = "") -> str:
     """The screen once ``text`` is on it (and ``gone`` is not)."""
     deadline = asyncio.get_running_loop().time() + 10

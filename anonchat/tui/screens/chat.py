@@ -13,8 +13,9 @@ shared with the line mode.  Theory of operation:
   and, when the connection ends, follows the one reconnect policy
   (:func:`anonchat.frontend.reconnect.follow`), reporting its steps.
 * ``ping_worker`` measures latency every ``ping_interval`` seconds; a ping
-  that gets no answer in ``PING_TIMEOUT`` closes the client, which ends the
-  event stream and so starts a reconnect.
+  that gets no answer in ``PING_TIMEOUT`` drops the connection (no goodbye:
+  the daemon keeps the session), which ends the event stream and so starts a
+  reconnect that resumes it.
 * Secret rooms are joined by the passphrase and create-room forms, which run
   the core's attempt and show a refusal inline.  The screen keeps no
   passphrase: the client holds the derived keys (in memory only).
@@ -414,7 +415,9 @@ class ChatScreen(ChatView, Screen[None]):
         if self._secret_pending or form_up:
             # Typed right after /secret, before its form had the focus (a burst, a
             # slow link): most likely the passphrase. It goes to the form, never
-            # the room.
+            # the room, nor to the history.
+            if not self._held:
+                self.query_one(ChatInput).forget(line)
             self._held.append(line)
             self._holds += 1
             if not self._secret_pending:
@@ -592,9 +595,10 @@ class ChatScreen(ChatView, Screen[None]):
             try:
                 rtt = await asyncio.wait_for(client.ping(), PING_TIMEOUT)
             except TimeoutError:
-                # No answer: treat the connection as dead; closing it ends the
-                # event stream and the session worker reconnects.
-                await client.close(timeout=1.0)
+                # No answer: the connection is dead. Dropped, not closed: a goodbye
+                # would end the session on the daemon (a stalled one reads it
+                # later) and is a final close that nobody reconnects after.
+                client.abort(f"no answer from the server for {PING_TIMEOUT:g} s")
                 continue
             except ConnectionClosed:
                 continue

@@ -105,7 +105,7 @@ class CreateRoomScreen(ModalScreen[tuple[str, str] | None]):
             take_stray(self, "#room-pass", self.stray)
 
     def prefill_passphrase(self, text: str) -> None:
-        self._prefill = prefill(self, "#room-pass", text, self._ready)
+        self._prefill = prefill(self, "#room-pass", text, self._ready, "#create-working")
 
     def _show_kind(self) -> None:
         self.query_one("#public-fields").display = not self.secret

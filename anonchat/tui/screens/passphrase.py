@@ -33,14 +33,23 @@ WORKING = "deriving key…"
 room_problem = secret_name_problem
 
 
-def prefill(form: Screen[Any], box_id: str, text: str, ready: bool) -> str | None:
+#: Shown when a line typed before the form opened waits in its passphrase box:
+#: the Enter typed after it was the chat input's, so the form needs one of its own.
+HELD = "the line typed after /secret is in the passphrase box, masked: Enter uses it"
+
+
+def prefill(
+    form: Screen[Any], box_id: str, text: str, ready: bool, hint_id: str = ""
+) -> str | None:
     """Put a line typed in the chat input before ``form`` opened into its
     passphrase box; it waits there, masked, for the user's Enter (nothing is
-    sent before).  Returns what to keep for ``on_mount`` if the form is not
-    ``ready`` (its ``on_mount`` has not begun: ``is_mounted`` is still false
-    while it runs, so it cannot tell)."""
+    sent before), and the ``hint_id`` line says so.  Returns what to keep for
+    ``on_mount`` if the form is not ``ready`` (its ``on_mount`` has not begun:
+    ``is_mounted`` is still false while it runs, so it cannot tell)."""
     if not ready:
         return text
+    if hint_id:
+        form.query_one(hint_id, Static).update(Text(HELD))
     box = form.query_one(box_id, Input)
     box.select_on_focus = False  # selected, the next key typed would replace it
     box.value = text
@@ -109,7 +118,7 @@ class PassphraseScreen(ModalScreen[str | None]):
         take_stray(self, "#secret-pass", self.stray)
 
     def prefill_passphrase(self, text: str) -> None:
-        self._prefill = prefill(self, "#secret-pass", text, self._ready)
+        self._prefill = prefill(self, "#secret-pass", text, self._ready, "#secret-working")
 
     def _error(self, text: str) -> None:
         self.query_one("#secret-error", Static).update(Text(clean(text)))

@@ -79,6 +79,16 @@ class ChatInput(Input):
         self._history_pos = len(self.history)
         self._draft = ""
 
+    def forget(self, line: str) -> None:
+        """Take ``line`` out of the history: it was a passphrase, not a message
+        (typed right after /secret, before the form had the focus); Up would
+        show it in clear, and Enter send it to the room."""
+        for n in range(len(self.history) - 1, -1, -1):
+            if self.history[n] == line:
+                del self.history[n]
+                break
+        self._history_pos = len(self.history)
+
     def action_history(self, step: int) -> None:
         if not self.history:
             return
