@@ -179,27 +179,36 @@ async def outage(fault: Any, nodes: list[Daemon], talk: Numbered) -> None:
     assert all(len(n.nodes) == 3 for n in nodes)
 
 
+@pytest.mark.parametrize("length", [0.6, 1.2, 2.5])
 async def test_redis_paused_longer_than_node_timeout_ejects_nobody(
-    redis: RedisServer, make_node: NodeFactory, clients: Any, caplog: pytest.LogCaptureFixture
+    length: float,
+    redis: RedisServer,
+    make_node: NodeFactory,
+    clients: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Issue 15 items 1 and 3: Redis SIGSTOPped for over twice node_timeout
-    under three nodes and talking clients: no node counts another as gone,
-    nobody is logged off.  The nodes' writes time out (after node_timeout) and
-    are sent again while Redis holds the first copies, which it executes on
-    SIGCONT: still every message arrives once, in order, and no secret-room
-    member sees a replay alarm."""
+    """Issue 15 items 1 and 3: Redis SIGSTOPped under three nodes and talking
+    clients for ``length`` times node_timeout (around half of it, where the
+    judges start to wait, just over it and well over it): no node counts
+    another as gone, nobody is logged off.  Past node_timeout the nodes'
+    writes time out and are sent again while Redis holds the first copies,
+    which it executes on SIGCONT: still every message arrives once, in order,
+    and no secret-room member sees a replay alarm."""
     nodes, talk = await three_nodes(make_node, clients)
 
     async def pause() -> None:
         redis.proc.send_signal(signal.SIGSTOP)
         try:
-            await asyncio.sleep(2.5 * NODE_TIMEOUT)  # the outage's length (a lower bound)
+            await asyncio.sleep(length * NODE_TIMEOUT)  # the outage's length (a lower bound)
         finally:
             redis.proc.send_signal(signal.SIGCONT)
 
     await outage(pause, nodes, talk)
-    timed_out = [r for r in caplog.records if "cannot write to Redis (Timeout" in r.getMessage()]
-    assert timed_out  # the writes were sent twice, and Redis executed both
+    if length > 1:
+        timed_out = [
+            r for r in caplog.records if "cannot write to Redis (Timeout" in r.getMessage()
+        ]
+        assert timed_out  # the writes were sent twice, and Redis executed both
 
 
 async def test_redis_down_longer_than_node_timeout_ejects_nobody(
