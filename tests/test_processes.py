@@ -304,6 +304,8 @@ async def test_line_mode_refuses_an_unknown_server_without_a_person_to_ask(
     out, _ = await proc.communicate()
     assert proc.returncode == 1
     assert b"was not seen before" in out and b"(host_not_trusted)" in out
+    # Nobody was asked, and the way a script trusts a new server is named.
+    assert b"there is nobody to ask" in out and b"--accept-new-host" in out
     # Who refused what: the client did not accept the key; the server refused nothing.
     assert b"Not connected: you did not accept the server's key" in out
     assert b"server refused" not in out
