@@ -49,7 +49,9 @@ def prefill(
     if not ready:
         return text
     if hint_id:
-        form.query_one(hint_id, Static).update(Text(HELD))
+        hint = form.query_one(hint_id, Static)
+        hint.update(Text(HELD))
+        hint.display = True  # (the create form hides it while empty)
     box = form.query_one(box_id, Input)
     box.select_on_focus = False  # selected, the next key typed would replace it
     box.value = text
