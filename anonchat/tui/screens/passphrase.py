@@ -35,7 +35,7 @@ room_problem = secret_name_problem
 
 #: Shown when a line typed before the form opened waits in its passphrase box:
 #: the Enter typed after it was the chat input's, so the form needs one of its own.
-HELD = "the line typed after /secret is in the passphrase box, masked: Enter uses it"
+HELD = "the line typed after /secret is in the box above: Enter uses it"
 
 
 def prefill(
