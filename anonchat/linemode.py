@@ -305,13 +305,19 @@ class LineFrontend:
             self.say_system(f"  ... and {plural(reply.more, 'smaller room')}")
 
     def removed(self, room: str, secret: bool) -> None:
-        """An owner removed us from a room: it is no longer the current one."""
+        """An owner removed us from a room.  If it was the current one, it stays
+        current: what is typed next (an answer to the kick, most likely) is
+        refused as "not sent", never sent to another room chosen quietly."""
         from .room import public_key, secret_key
 
         key = secret_key(room) if secret else public_key(room)
         self.order = [(k, s) for k, s in self.order if k != key]
         if self.current == key:
-            self.current = self.order[-1][0] if self.order else None
+            where = f"{LOCK if secret else ''}#{clean(room)}"
+            self.say_system(
+                f"you are no longer in {where}: what you type is not sent until you "
+                "/join a room"
+            )
 
     def step(self, step: Lost | Step) -> None:
         """What the reconnect policy did."""

@@ -709,6 +709,29 @@ async def test_who_shows_the_owners(front: Front, link: Link) -> None:
     await bob.close()
 
 
+async def test_after_a_kick_what_is_typed_goes_to_no_other_room(front: Front, link: Link) -> None:
+    """Kicked from the room on screen, a user goes on typing (an answer to the
+    kick, most likely): it must not land in another room. The line mode
+    quietly made the last other room the current one, so the next line went
+    there."""
+    owner = await member(link.port, "owner")
+    await owner.create("club")
+    await owner.create("other")
+    await front.type("/join other")
+    await front.wait("you joined #other")
+    await front.type("/join club")
+    await front.wait("you joined #club")
+    await owner.kick("club", "alice", "off topic")
+    await front.wait("kicked by owner")
+    await front.type("what was that for")
+    await front.wait("not sent")
+    await front.type("/join other")  # back to #other, on purpose
+    await front.type("said in other on purpose")
+    got = await collect(owner, ev.Msg, 1)
+    assert [(m.room, m.text) for m in got] == [("other", "said in other on purpose")]
+    await owner.close()
+
+
 async def test_emoji_sequences_stay_whole_and_tricks_stay_visible(front: Front, link: Link) -> None:
     """👩‍💻 (two emoji and a joiner) and a flag's tag sequence arrive whole in
     both front ends; a joiner between letters and a right-to-left override in
