@@ -315,8 +315,7 @@ class LineFrontend:
         if self.current == key:
             where = f"{LOCK if secret else ''}#{clean(room)}"
             self.say_system(
-                f"you are no longer in {where}: what you type is not sent until you "
-                "/join a room"
+                f"you are no longer in {where}: what you type is not sent until you /join a room"
             )
 
     def step(self, step: Lost | Step) -> None:
