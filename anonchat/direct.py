@@ -100,6 +100,9 @@ _KEY_LABEL = b"anonchat/v3/dm"
 _AD_LABEL = b"anonchat/v3/dm_msg"
 _AD = struct.Struct(">32s32sQ")
 
+#: Pairwise keys kept ready (derived again when needed: one X25519, well under 1 ms).
+KEYS_CACHED = 1024
+
 #: The sizes a direct message's ciphertext may have: a padding bucket plus the tag.
 DM_CIPHERTEXT_SIZES = frozenset(b + TAG_SIZE for b in BUCKETS)
 
@@ -281,6 +284,8 @@ class DmPeers:
                 raise _fail(CryptoCode.BAD_SIGNATURE, "the peer's DM card does not verify")
             shared = self.own.shared(peer.dh)
             sender, recipient = (self.own.card, peer) if outgoing else (peer, self.own.card)
+            if len(self._keys) >= KEYS_CACHED:  # (cards are cheap to make: stay bounded)
+                self._keys.clear()
             aead = self._keys[cache] = ChaCha20Poly1305(pairwise_key(shared, sender, recipient))
         return aead
 

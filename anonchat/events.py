@@ -997,8 +997,8 @@ class SecretActed(Frame):
 @frame
 @dataclass(frozen=True, slots=True)
 class Missed(Frame):
-    """Events ``first`` to ``last`` of a room are gone from the daemon's memory:
-    a resuming client missed them and they cannot be recovered."""
+    """Events ``first`` to ``last`` of a room are lost to a resuming client:
+    gone from the daemon's memory, or older than what fits its ``sendq``."""
 
     TYPE = "missed"
     SENDER = "server"

@@ -49,6 +49,7 @@ from .frontend.commands import (
     Note,
     OpenForm,
     Quit,
+    RotateOffer,
     TopicShown,
     help_lines,
     passphrase_follows,
@@ -243,6 +244,8 @@ class LineFrontend:
             self.say_system("usage: /create ROOM [TOPIC]")
         elif isinstance(note, DmWindow):
             self._dm_window(note)
+        elif isinstance(note, RotateOffer):
+            self.say_system(clean(note.text))
 
     def _dm_window(self, note: DmWindow) -> None:
         room = note.room

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from array import array
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnContext
 from multiprocessing.queues import Queue
@@ -85,6 +85,7 @@ class Shared:
     measuring: Synchronized[int]  # 1 while latency samples are kept
     ring: SynchronizedArray[int]
     created: Event
+    half: Event  # capacity: the runner read the memory with half the connections up
     go: Event
     stop: Event
     status: Queue[tuple[Any, ...]]
@@ -98,6 +99,7 @@ class Shared:
             measuring=ctx.RawValue("b", 0),
             ring=ctx.RawArray("q", max(1, senders) * RING),
             created=ctx.Event(),
+            half=ctx.Event(),
             go=ctx.Event(),
             stop=ctx.Event(),
             status=ctx.Queue(),
@@ -176,3 +178,15 @@ class TokenCounter:
         chunk = self.tail + data
         self.tail = chunk[-self.keep :]
         return chunk.count(self.token)
+
+
+async def in_two_halves(
+    factories: Sequence[Callable[[], Coroutine[Any, Any, Any]]], limit: int, spec: Spec, sh: Shared
+) -> None:
+    """Capacity: set up the first half of the connections, say so ("half", worker,
+    count), wait until the runner has read the server's memory, set up the rest."""
+    half = len(factories) // 2
+    await gather_limited(list(factories[:half]), limit)
+    sh.status.put(("half", spec.worker, half))
+    await wait_event(sh.half)
+    await gather_limited(list(factories[half:]), limit)

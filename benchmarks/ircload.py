@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -45,6 +45,7 @@ from .common import (
     Stats,
     TokenCounter,
     gather_limited,
+    in_two_halves,
     peer_paced,
     run_worker,
     sent_at,
@@ -287,7 +288,13 @@ async def main(spec: Spec, sh: Shared) -> dict[str, Any]:
                 for i in range(spec.receivers)
             ]
         receivers = [c for c, _ in pairs]
-        await gather_limited([partial(setup, c, ch) for c, ch in pairs], spec.concurrency)
+        factories: list[Callable[[], Coroutine[Any, Any, None]]] = [
+            partial(setup, c, ch) for c, ch in pairs
+        ]
+        if spec.mode == "capacity":
+            await in_two_halves(factories, spec.concurrency, spec, sh)
+        else:
+            await gather_limited(factories, spec.concurrency)
         setup_s = time.monotonic() - t0
         latency = spec.mode == "latency"
         watch: Watch = []

@@ -54,6 +54,7 @@ from .common import (
     Stats,
     TokenCounter,
     gather_limited,
+    in_two_halves,
     nick_token,
     peer_paced,
     run_worker,
@@ -466,13 +467,15 @@ async def main(spec: Spec, sh: Shared) -> dict[str, Any]:
             for (room, _), batch in zip(spec.rooms, batches, strict=True):
                 receivers += batch
                 await setup(batch[0], room, True)  # the first creates the room
-            await gather_limited(
+            await in_two_halves(
                 [
                     partial(setup, r, room, False)
                     for (room, _), batch in zip(spec.rooms, batches, strict=True)
                     for r in batch[1:]
                 ],
                 spec.concurrency,
+                spec,
+                sh,
             )
         else:
             receivers = [

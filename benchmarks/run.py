@@ -280,6 +280,7 @@ def run_point(
     try:
         time.sleep(0.3)
         base_rss = sum(rss_kib(pid) for pid in server.pids())
+        halves, half_rss, half_conns = 0, 0, 0
         procs = [ctx.Process(target=target, args=(spec, sh), daemon=True) for spec in specs]
         for p in procs:
             p.start()
@@ -293,6 +294,13 @@ def run_point(
                 raise RuntimeError(f"workers not ready after {deadline - t_setup:.0f} s") from None
             if msg[0] == "error":
                 raise RuntimeError(f"worker {msg[1]}: {msg[2]}")
+            if msg[0] == "half":  # capacity: every worker has half its connections up
+                halves += 1
+                half_conns += msg[2]
+                if halves == len(procs):
+                    time.sleep(timing.settle)
+                    half_rss = sum(rss_kib(pid) for pid in server.pids())
+                    sh.half.set()
             if msg[0] == "ready":
                 ready += 1
         row["setup_s"] = round(time.monotonic() - t_setup, 1)
@@ -303,7 +311,12 @@ def run_point(
             rss = sum(rss_kib(pid) for pid in server.pids())
             row["rss_kib"] = rss
             row["rss_base_kib"] = base_rss
+            row["rss_half_kib"] = half_rss
             row["rss_per_conn_kib"] = round((rss - base_rss) / conns, 2)
+            # And what the second half of the connections added, per connection: a
+            # figure far below the first shows something loaded once, at the first
+            # connections, or memory the allocator had free and reused.
+            row["rss_second_half_kib"] = round((rss - half_rss) / max(1, conns - half_conns), 2)
             row["connections"] = conns
             time.sleep(0.5)
             row["lost"] = sum(sh.lost[:])
@@ -558,8 +571,11 @@ def summary(rows: list[dict[str, Any]], rounds: int) -> str:
         times = f"{rounds} rounds: median (min–max)" if rounds > 1 else "1 round"
         out.append(f"**{WORKLOAD_TITLES.get(workload, workload)}** ({times})\n")
         if workload == "capacity":
-            out.append("| connections | server | KiB per connection | ratio to ngircd | notes |")
-            out.append("|---|---|---|---|---|")
+            out.append(
+                "| connections | server | KiB per connection | ratio to ngircd "
+                "| second half, KiB per connection | notes |"
+            )
+            out.append("|---|---|---|---|---|---|")
         elif workload == "latency":
             out.append(
                 "| members | server | p50 ms | p99 ms | p50, p99 ratio to ngircd "
@@ -594,6 +610,7 @@ def summary(rows: list[dict[str, Any]], rounds: int) -> str:
                     name,
                     _spread(values(key, "rss_per_conn_kib"), "{:.2f}"),
                     ratio("rss_per_conn_kib"),
+                    _spread(values(key, "rss_second_half_kib"), "{:.2f}"),
                 ]
             elif workload == "latency":
                 cells = [

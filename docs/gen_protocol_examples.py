@@ -67,7 +67,7 @@ from anonchat.crypto import (
     safety_number,
     sign_owner_action,
 )
-from anonchat.daemon import Config, Daemon, Limits, bus
+from anonchat.daemon import Config, Daemon, Limits, bus, session
 from anonchat.daemon.session import SEAL_KINDS
 from anonchat.direct import DmIdentity, DmPeers
 from anonchat.errors import FATAL_CODES, Code, RemoteProtocolError
@@ -680,10 +680,10 @@ CODE_MEANINGS: dict[Code, str] = {
     "`rate_limited` refusals (they are forgiven at `msg_rate` per second)",
     Code.SHUTDOWN: "the daemon is stopping; sent in a `bye` frame, not an `error`",
     Code.RESTART: (
-        "this node of a service of several is stopping while the others go on "
-        "(a rolling restart); sent in a `bye`. The session is kept for "
-        "`resume_window` seconds: reconnect (to this address or another node) "
-        "and resume it"
+        "a node of a service of several is stopping (a rolling restart, or all "
+        "of them at once), or lost touch with the others; sent in a `bye`. A "
+        "stopping node's session is kept for `resume_window` seconds: reconnect "
+        "(to this address or another node) and resume it"
     ),
     Code.INTERNAL: "a bug in the daemon while handling this connection",
     Code.NICK_INVALID: "the nick breaks the nick rules (empty, too long, whitespace, "
@@ -983,6 +983,7 @@ async def _converse(script: Callable[[Daemon], Awaitable[list[Step]]]) -> list[S
     clock: Callable[[], int] = lambda: next(ticks)  # noqa: E731
     with (
         mock.patch.object(bus, "now_ms", clock),
+        mock.patch.object(session, "now_ms", clock),  # (a say is applied there at once)
         # Session.__init__ draws the hello's challenge with secrets.token_bytes.
         mock.patch("anonchat.daemon.session.secrets.token_bytes", _fixed_challenges()),
     ):

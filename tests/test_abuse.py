@@ -25,6 +25,7 @@ from anonchat.client import Client
 from anonchat.daemon import Daemon
 from anonchat.daemon.session import Session
 from anonchat.daemon.state import holder
+from anonchat.daemon.tls import ServerTLS
 from anonchat.errors import Code, RequestError
 from anonchat.trust import client_context
 
@@ -485,6 +486,8 @@ async def test_sessions_ended_without_bye_are_freed_without_a_collection(
         await until(lambda: not daemon.ghosts and not daemon.rooms)
         live = [o for o in gc.get_objects() if isinstance(o, Session) and o.daemon is daemon]
         assert live == []
+        # Nor the daemon's TLS layer of each connection, with its OpenSSL state.
+        await until(lambda: not any(isinstance(o, ServerTLS) for o in gc.get_objects()))
     finally:
         gc.enable()
 

@@ -572,8 +572,28 @@ async def test_handed_over_sessions_nobody_resumes_end_after_the_window(
     assert not b.orphans and "alice" not in b.nicks
 
 
-async def test_the_last_node_shutting_down_says_so(make_node: NodeFactory, clients: Any) -> None:
-    a = await make_node()
+async def test_every_node_stopped_at_once_tells_everyone_the_same(
+    make_node: NodeFactory, clients: Any
+) -> None:
+    """Issue 15 item 7: every node stopped at once (a restart of the whole
+    service): every client hears `restart`, not half of them `shutdown`; the
+    sessions wait in Redis and resume on a node started afterwards."""
+    a, b, alice, bob = await alice_and_bob_on_two_nodes(make_node, clients)
+    await asyncio.gather(a.shutdown(), b.shutdown())
+    assert await closed_code(alice) == await closed_code(bob) == Code.RESTART
+    c = await make_node()
+    for old in (alice, bob):
+        again = await Client.connect("127.0.0.1", c.port, pin=c.pin, resume=old)
+        try:
+            assert again.resumed and again.nick == old.nick
+        finally:
+            await again.close()
+
+
+async def test_without_resume_window_the_last_node_says_shutdown(
+    make_node: NodeFactory, clients: Any
+) -> None:
+    a = await make_node(resume_window=0)
     alice = await clients(a, "alice")
     await a.shutdown()
     assert await closed_code(alice) == Code.SHUTDOWN

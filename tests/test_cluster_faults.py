@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +24,16 @@ import pytest
 
 from anonchat import events as ev
 from anonchat.client import Client, Event
-from anonchat.daemon import Daemon
+from anonchat.daemon import Daemon, Limits, redisbus, state
+from anonchat.daemon.redisbus import RedisBus
+from anonchat.errors import ConfigError
+from anonchat.frontend.commands import Attempt, Commands, Info, Note
 from anonchat.secret import SecretMessage, SecretNotice
 
 from . import test_cluster, test_processes
-from .helpers import collect, quiet
-from .redis_server import RedisServer
+from .conftest import DaemonFactory
+from .helpers import collect, next_event, quiet
+from .redis_server import RedisServer, redis_server
 from .test_cluster import PASSPHRASE, NodeFactory, caught_up
 from .test_processes import STARTED, start_daemon
 
@@ -124,7 +130,13 @@ class Numbered:
         expected = {nick: list(range(n)) for nick, n in self.sent.items()}
         for nick in self.seen:
             for kind in (ev.Msg, SecretMessage):
-                assert dict(self._numbers(nick, kind)) == expected, (nick, kind.__name__)
+                got = dict(self._numbers(nick, kind))
+                assert got == expected, (
+                    nick,
+                    kind.__name__,
+                    {k: v[-20:] for k, v in got.items()},
+                    self.sent,
+                )
             odd = [e for e in self.seen[nick] if isinstance(e, ev.Presence | SecretNotice)]
             assert odd == [], nick  # nobody quit, no gap, no replay alarm
         assert [c.nick for c in self.people if c.closed is not None] == []
@@ -361,3 +373,285 @@ async def test_a_frozen_node_sends_its_clients_to_the_others(
         assert "restart" in out or "lost touch" in out, out
         mine = [int(m.text.split()[1]) for m in seen if m.text.startswith(f"{person.nick} ")]
         verdict_told(person, out, mine)
+
+
+def shared_view(node: Daemon) -> Any:
+    """What every node must agree on: rooms, their members, nicks, secret rooms."""
+    return (
+        {k: (r.topic, [m.nick for m in r.members], r.seq) for k, r in node.rooms.items()},
+        sorted(node.nicks),
+        {rid: sorted(r.members.values()) for rid, r in node.secret_rooms.items()},
+    )
+
+
+async def test_redis_restarted_empty_is_restored_by_the_running_nodes(
+    redis: RedisServer, make_node: NodeFactory, clients: Any
+) -> None:
+    """Issue 15 item 4: Redis restarts empty (no persistence) under three nodes
+    and talking clients.  The nodes notice at their next write and one of them
+    restores the stream from its state; nobody is logged off, nothing is lost
+    or doubled; a node started afterwards holds the same rooms and members and
+    its users talk with everyone."""
+    nodes, talk = await three_nodes(make_node, clients)
+    epochs = {n.bus._epoch for n in nodes}  # type: ignore[attr-defined]
+    assert len(epochs) == 1
+    talk.start()
+    await talk.until_sent(5)
+    await asyncio.to_thread(redis.stop, save=False)
+    await asyncio.to_thread(redis.start)  # empty
+    async with asyncio.timeout(30):
+        while len({n.bus._epoch for n in nodes} | epochs) != 2:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.05)
+    await talk.until_sent(5)
+    late = await make_node(node_timeout=NODE_TIMEOUT)
+    await all_see_each_other([*nodes, late])
+    newcomer = await clients(late, "newcomer")
+    joined = await newcomer.join("lobby")
+    assert sorted(joined.members) == sorted(["newcomer", *talk.seen])
+    await talk.until_sent(5)
+    await talk.stop()
+    await newcomer.say("lobby", "hello after the restart")
+    await caught_up(*nodes, late)
+    views = [shared_view(n) for n in [*nodes, late]]
+    assert all(v == views[0] for v in views[1:])
+    for person in talk.people:  # the newcomer's join and message reached everyone
+        async with asyncio.timeout(10):
+            while not any(
+                isinstance(e, ev.Msg) and e.nick == "newcomer" for e in talk.seen[person.nick]
+            ):
+                await asyncio.sleep(0.05)
+        talk.seen[person.nick] = [
+            e for e in talk.seen[person.nick] if getattr(e, "nick", "") != "newcomer"
+        ]
+    await talk.verdict()
+    assert not any(n.stopping for n in nodes)
+
+
+@pytest.fixture
+def small_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """Redis whose largest value is 1 MB, the smallest proto-max-bulk-len it allows."""
+    with redis_server(tmp_path, "--proto-max-bulk-len", "1mb") as server:
+        yield server
+
+
+async def fill_rooms(client: Client, rooms: int, each: int) -> None:
+    """``rooms`` rooms with ``each`` messages of 3,000 characters: about
+    ``rooms * each * 3`` KB of rings in the shared state."""
+    for r in range(rooms):
+        await client.create(f"big{r}")
+        for n in range(each):
+            await client.say(f"big{r}", f"{n:05} " + "x" * 2_994)
+
+
+async def test_a_snapshot_larger_than_one_redis_value(
+    small_redis: RedisServer,
+    make_daemon: DaemonFactory,
+    clients: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 15 item 5: a snapshot larger than Redis's largest value is stored
+    in parts; a late node loads it whole and talks with the others."""
+    a = await make_daemon(redis=small_redis.url, node_timeout=NODE_TIMEOUT)
+    alice = await clients(a, "alice")
+    await fill_rooms(alice, 3, 150)  # about 1.4 MB
+    bus = a.bus
+    assert isinstance(bus, RedisBus)
+    await bus.write_snapshot()
+    header = await bus._read_header()
+    assert header is not None and header["size"] > 1024 * 1024 and header["parts"] > 2
+    caplog.set_level(logging.INFO, logger="anonchat.daemon.redis")
+    b = await make_daemon(redis=small_redis.url, node_timeout=NODE_TIMEOUT)
+    assert f"loaded the service's state as of {header['at'].decode()}" in caplog.text
+    for key, room in a.rooms.items():
+        assert b.rooms[key].ring.entries() == room.ring.entries()
+    carol = await clients(b, "carol")
+    await carol.join("big1")
+    history = [e.text[:5] for e in await quiet(carol, 0.5) if isinstance(e, ev.Msg)]
+    assert history == [f"{n:05}" for n in range(150)][-len(history) :] and history
+    await alice.say("big1", "after")
+    assert (await next_event(carol, ev.Msg)).text == "after"
+
+
+async def test_a_failing_snapshot_is_logged_and_the_writer_goes_on(
+    small_redis: RedisServer,
+    make_daemon: DaemonFactory,
+    clients: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Issue 15 item 5: a snapshot Redis refuses (here parts larger than its
+    largest value) is logged at ERROR each time; the node's commands go on
+    through their own connection and nobody counts it as gone."""
+    monkeypatch.setattr(redisbus, "SNAPSHOT_PART", 4 * 1024 * 1024)
+    monkeypatch.setattr(redisbus, "SNAPSHOT_INTERVAL", 0.2)
+    a = await make_daemon(redis=small_redis.url, node_timeout=NODE_TIMEOUT)
+    b = await make_daemon(redis=small_redis.url, node_timeout=NODE_TIMEOUT)
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await fill_rooms(alice, 2, 200)  # 1.2 MB: one part, too large for Redis
+    await bob.join("big0")
+    await quiet(bob, 0.5)  # the room's history
+    failures = 0
+    async with asyncio.timeout(30):
+        while failures < 3:  # and each time the writer (min of the nodes) goes on
+            await alice.say("big0", f"still here {failures}")
+            assert (await next_event(bob, ev.Msg)).text == f"still here {failures}"
+            failures = sum(
+                r.levelname == "ERROR" and "cannot write a snapshot" in r.getMessage()
+                for r in caplog.records
+            )
+            await asyncio.sleep(NODE_TIMEOUT)  # a pace: the test spans several node_timeouts
+    assert {a.node, b.node} <= set(a.nodes) and {a.node, b.node} <= set(b.nodes)
+    assert not a.stopping and not b.stopping
+
+
+async def test_a_node_with_other_settings_is_refused(
+    make_node: NodeFactory, clients: Any, tmp_path: Path, redis_url: str
+) -> None:
+    """Issue 15 item 6: a node whose max_members_per_room differs from the
+    running nodes' refuses to start, naming the setting (exit 2 for the
+    program); the service goes on as before."""
+    a = await make_node(node_timeout=NODE_TIMEOUT)
+    told = f"max_members_per_room is 2 here but {Limits().max_members_per_room} there"
+    with pytest.raises(ConfigError, match=told):
+        await make_node(node_timeout=NODE_TIMEOUT, max_members_per_room=2)
+    config = tmp_path / "odd.toml"
+    config.write_text("[limits]\nmax_members_per_room = 2\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "anonchat.daemon",
+        "--port",
+        "0",
+        "--state-dir",
+        str(tmp_path / "state"),
+        "--redis",
+        redis_url,
+        "--node-timeout",
+        str(NODE_TIMEOUT),
+        "--config",
+        str(config),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    STARTED.append(proc)
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2, out.decode()
+    assert told in out.decode()
+    assert "Traceback" not in out.decode()
+    b = await make_node(node_timeout=NODE_TIMEOUT)  # the same settings: welcome
+    await all_see_each_other([a, b])
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    assert not a.stopping and not b.stopping
+
+
+async def test_of_two_nodes_with_other_settings_the_newer_stops(
+    make_node: NodeFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15 item 6: two nodes that started at once with other settings both
+    passed the check at start; when their beats meet, the newer one stops
+    loudly (exit 3 for the program) and the older one logs it."""
+    a = await make_node(node_timeout=NODE_TIMEOUT)
+    await all_see_each_other([a])
+    odd = {**a.settings, "max_members_per_room": 2}
+    ts = a.nodes[a.node]
+    state.apply(a, ["beat", "newer", None, odd], ts + 100)  # newer than a: a goes on
+    assert not a.stopping
+    assert "node newer has other settings than this node" in caplog.text
+    a.alive_since["older"] = a.nodes["older"] = a.alive_since[a.node] - 100
+    state.apply(a, ["beat", "older", None, odd], ts + 200)  # older than a: a stops
+    async with asyncio.timeout(10):
+        while not a.stopping:
+            await asyncio.sleep(0.02)
+    assert a.lost
+    assert "this node's settings differ from node older's" in caplog.text
+
+
+async def test_a_late_node_takes_the_past_as_history(
+    make_node: NodeFactory, clients: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 15 item 10: a node that starts applies the stream's past: a node
+    that handed its sessions over long ago is not news in its log, and the
+    beats of a node that is gone, with other settings, do not stop it."""
+    a = await make_node(node_timeout=NODE_TIMEOUT)
+    await all_see_each_other([a])
+    await clients(a, "alice")
+    await a.shutdown()  # hands alice's session over
+    caplog.clear()
+    caplog.set_level(logging.DEBUG, logger="anonchat.daemon")
+    b = await make_node(node_timeout=NODE_TIMEOUT, max_members_per_room=2)
+    await all_see_each_other([b])
+    told = [r for r in caplog.records if f"node {a.node} restarts" in r.getMessage()]
+    assert told and all(r.levelno == logging.DEBUG for r in told)  # applied, quietly
+    assert not b.stopping and a.node not in b.nodes
+    assert set(b.orphans) == {uid for uid, m in b.members.items() if m.nick == "alice"}
+
+
+class Notes:
+    """A front end that keeps what the core tells the user."""
+
+    passphrase_in_band = True
+    kind = "line"
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.notes: list[Note] = []
+
+    def show(self, note: Note) -> None:
+        self.notes.append(note)
+
+    def current_key(self) -> str | None:
+        return self.key
+
+    async def read_passphrase(self, prompt: str) -> str | None:
+        return None
+
+    async def secret_form(self, name: str, create: bool, attempt: Attempt) -> None:
+        return None
+
+    def front_command(self, name: str, rest: str) -> None:
+        return None
+
+    def texts(self) -> list[str]:
+        return [n.text for n in self.notes if isinstance(n, Info)]
+
+
+async def test_a_message_in_doubt_is_confirmed_by_the_replay(
+    make_node: NodeFactory, clients: Any
+) -> None:
+    """Issue 15 item 7: the connection breaks after a message left but before
+    its `ok` came back: the user is told it may not have arrived; the node had
+    applied it, so the resumed session's replay holds it, and the user is told
+    it did arrive after all (no "not sent" for a delivered message)."""
+    a, b = await make_node(plaintext=True), await make_node(plaintext=True)
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    await quiet(alice)
+    room = alice.room("lobby")
+    assert room is not None
+    notes = Notes(room.key)
+    commands = Commands(alice, notes)
+    transport: Any = alice._writer.transport
+    send = transport.write
+
+    def send_then_cut(data: bytes) -> None:  # the network goes away behind the message
+        send(data)
+        transport.abort()
+
+    transport.write = send_then_cut
+    await commands.say("in doubt")
+    assert notes.texts() == [
+        "the connection was lost while sending; it may not have arrived: in doubt"
+    ]
+    assert (await next_event(bob, ev.Msg)).text == "in doubt"  # it did arrive
+    again = await Client.connect("127.0.0.1", b.port, tls=False, resume=alice)
+    try:
+        assert again.resumed
+        commands.back(again)
+        for event in await quiet(again, 0.5):  # the replay, as a front end passes it on
+            commands.hides(event)
+        assert notes.texts()[1:] == ["it did arrive after all: in doubt"]
+    finally:
+        await again.close()

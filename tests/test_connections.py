@@ -163,3 +163,17 @@ def test_freed_memory_can_be_given_back() -> None:
 
     assert memory.trim() is True
     assert 0 < memory.TRIM_INTERVAL <= 60
+
+
+async def test_the_table_of_confusable_characters_is_read_when_the_daemon_starts(
+    make_daemon: DaemonFactory,
+) -> None:
+    """Every nick is checked against it (names.claim_keys): the daemon reads it at
+    start, so the first client's hello does not wait for it and its memory is
+    the daemon's from the start (docs/performance.md, idle connections)."""
+    from anonchat import confusables
+
+    confusables._prototypes.cache_clear()
+    assert confusables._prototypes.cache_info().currsize == 0
+    await make_daemon(plaintext=True)
+    assert confusables._prototypes.cache_info().currsize == 1

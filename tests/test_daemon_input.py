@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import ssl
 import struct
 from collections.abc import Awaitable, Callable
 
@@ -233,3 +236,26 @@ async def test_a_huge_unknown_key_still_gets_a_short_error(daemon: Daemon) -> No
     error = frames[-1]
     assert isinstance(error, ev.Error) and error.code == Code.BAD_FIELD
     assert len(error.msg) <= ev.SHORT_MAX
+
+
+async def test_a_tls_record_that_does_not_decrypt_ends_only_that_connection(
+    make_daemon: DaemonFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bytes forged below TLS, after the handshake (an application-data record
+    that fails its tag): the daemon's TLS layer ends that connection quietly,
+    a lost connection like any other; nothing is logged with a traceback and
+    the others go on."""
+    caplog.set_level(logging.DEBUG, logger="anonchat")
+    daemon = await make_daemon()
+    watcher = await dial(daemon, "watcher")
+    peer = await RawPeer.open(daemon)
+    await peer.send(hello_bytes("forger"))
+    assert isinstance(await peer.read_frame(), ev.ServerHello)
+    raw = peer.writer.get_extra_info("socket")._sock  # under asyncio's TLS
+    raw.send(b"\x17\x03\x03\x00\x20" + bytes(32))
+    with contextlib.suppress(ssl.SSLError):  # the daemon's alert: bad_record_mac
+        await peer.read_until_closed()
+    assert [s.nick for s in daemon.sessions] == ["watcher"]
+    assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.WARNING]
+    await watcher.ping()
+    await watcher.close()

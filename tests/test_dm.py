@@ -477,11 +477,14 @@ async def test_the_ring_for_a_resume_at_and_one_past(make_daemon: DaemonFactory)
 async def test_a_lookup_finds_a_nick_held_under_its_look_alike_key(
     make_daemon: DaemonFactory,
 ) -> None:
-    """Nicks are held under their confusable skeleton ('g0' as 'go'): a lookup of
-    the nick as its holder typed it finds it."""
+    """A nick whose look-alike claim differs from it ('g0' claims 'go') is
+    found by the nick as its holder typed it; a look-alike of it is not."""
     daemon = await make_daemon()
     alice, g0 = await dial(daemon, "alice"), await dial(daemon, "g0")
     talk = await alice.open_dm("g0")
     assert talk.peer == g0.dms.identity.sign and talk.nick == "g0"
+    with pytest.raises(RequestError) as refused:
+        await alice.open_dm("go")  # looks like g0, is not g0: /msg never reaches a look-alike
+    assert refused.value.code == Code.NO_SUCH_NICK
     await alice.close()
     await g0.close()

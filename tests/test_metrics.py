@@ -86,6 +86,11 @@ async def test_metrics_are_aggregate_only(make_daemon: DaemonFactory, clients: C
     await clients(node)
     with pytest.raises(Exception, match="too many connections"):
         await clients(node)  # the fourth from 127.0.0.1
+    # A plaintext client at a TLS daemon: its handshake fails, unanswered.
+    _, plain = await asyncio.open_connection("127.0.0.1", node.port)
+    plain.write(b"GET / HTTP/1.0\r\n\r\n")
+    await until(node, lambda m: m["anonchat_handshakes_failed_total"] == 1)
+    plain.close()
     m = await scrape(node)
     page: str = scrape.last_page  # type: ignore[attr-defined]
     assert m["anonchat_connections"] == 3 and m["anonchat_sessions"] == 3

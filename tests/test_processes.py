@@ -81,7 +81,7 @@ async def start_daemon(state_dir: Path, *args: str) -> Daemond:
     return Daemond(proc, port, pin)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 async def test_graceful_shutdown(sig: signal.Signals, tmp_path: Path) -> None:
     d = await start_daemon(tmp_path)
     proc = d.proc

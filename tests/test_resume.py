@@ -144,6 +144,45 @@ async def test_events_gone_from_the_ring_are_reported_missed(make_daemon: Daemon
     await again.close()
 
 
+async def test_a_resume_that_missed_more_than_sendq_gets_the_newest_and_is_told_the_rest(
+    make_daemon: DaemonFactory,
+) -> None:
+    """Three busy rooms, each ring full, hold far more than the client's
+    sendq: the replay, all queued in one pass, used to pass sendq, so the
+    resuming client was dropped (sendq_exceeded) at every try.  Now each room
+    gets an even part of what fits, its newest events, and a missed for the
+    older ones; the client stays."""
+    daemon = await make_daemon(sendq=256 * 1024, ring_bytes=256 * 1024, max_text=3072)
+    alice, bob = await dial(daemon, "alice"), await dial(daemon, "bob")
+    rooms = ["one", "two", "three"]
+    joined = {}
+    for room in rooms:
+        await alice.create(room)
+        joined[room] = (await bob.join(room)).seq
+    drop(bob)
+    await until_closed(bob)
+    last = {}
+    for i in range(100):
+        for room in rooms:
+            last[room] = await alice.say(room, f"{room} {i:03d} " + "x" * 3000)
+    again = await resume(daemon.port, daemon.pin, bob)
+    assert again.resumed
+    events = await quiet(again, 0.5)
+    await again.ping()  # still connected: it was not dropped
+    assert again.closed is None
+    replayed = 0
+    for room in rooms:
+        (missed,) = [e for e in events if isinstance(e, ev.Missed) and e.room == room]
+        msgs = [e for e in events if isinstance(e, ev.Msg) and e.room == room]
+        assert msgs, f"{room} got nothing"
+        assert missed.first == joined[room] + 1
+        assert [m.seq for m in msgs] == list(range(missed.last + 1, last[room] + 1))
+        replayed += sum(len(m.text) for m in msgs)
+    assert replayed <= 256 * 1024
+    await alice.close()
+    await again.close()
+
+
 async def test_history_on_join_at_the_limit(make_daemon: DaemonFactory) -> None:
     daemon = await make_daemon(history=3)
     alice = await dial(daemon, "alice")

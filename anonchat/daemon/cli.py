@@ -121,7 +121,9 @@ def fail(why: object, status: int) -> int:
 async def _serve(daemon: Daemon) -> int:
     await daemon.start()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too: there is nothing to reload (restart to apply a new config),
+    # and a hangup must not kill the node without its handover.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(daemon.shutdown()))
     how = f"TLS, pin {daemon.pin}" if daemon.pin else "PLAINTEXT, no TLS"
     print(

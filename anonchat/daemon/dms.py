@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 
 from .. import events as ev
 from ..errors import Code, RequestError
-from ..names import claim_keys
+from ..names import name_key
 from ..wire import encode_frame
 from .rooms import Member, Ring
 
@@ -105,10 +105,8 @@ def card_of(daemon: Daemon, asker: Member, frame: ev.DmLookup) -> ev.DmCard:
     """The answer to ``dm_lookup``, from this node's copy of the shared state."""
     target: Member | None
     if frame.nick is not None:
-        # (as state.holder: a nick is held under the keys of its look-alikes)
-        target = next(
-            (m for k in claim_keys(frame.nick) if (m := daemon.nicks.get(k)) is not None), None
-        )
+        # The nick itself, never a look-alike of it (those are claims, not names).
+        target = daemon.nicks.get(name_key(frame.nick))
         who = frame.nick
     else:
         room = asker.secret_rooms.get(frame.room or b"")

@@ -154,33 +154,33 @@ class Listener:
         task.add_done_callback(self._tasks.discard)
 
     async def _connect(self, conn: socket.socket, key: bytes) -> None:
-        tls: ServerTLS | None = None
+        owned: ServerTLS | None = None  # once connected, its transport owns the socket
         try:
             if self.context is None:
                 await self._loop.connect_accepted_socket(self.factory, conn)
             else:
                 tls = ServerTLS(self.context, self.factory, self._raw)
-                made = tls  # (for the factory: a name that is never None)
-                await self._loop.connect_accepted_socket(lambda: made, conn)
+                await self._loop.connect_accepted_socket(lambda: tls, conn)
+                owned = tls
                 async with asyncio.timeout(self.handshake_timeout):
                     await tls.handshake
         except (OSError, ssl.SSLError, TimeoutError, EOFError):
             # A failed or timed-out handshake: closed without a word, as before.
             self.failed += 1
-            self._drop(conn, tls)
+            self._drop(conn, owned)
         except asyncio.CancelledError:
-            self._drop(conn, tls)
+            self._drop(conn, owned)
             raise
         finally:
             self.in_progress -= 1
             self.handshaking.remove(key)
 
     @staticmethod
-    def _drop(conn: socket.socket, tls: ServerTLS | None) -> None:
-        if tls is None:
+    def _drop(conn: socket.socket, owned: ServerTLS | None) -> None:
+        if owned is None:
             conn.close()
         else:
-            tls.abort()  # its transport owns the socket now, and closes it
+            owned.abort()  # its transport closes the socket
 
 
 def listening_sockets(host: str, port: int, backlog: int = 1024) -> list[socket.socket]:

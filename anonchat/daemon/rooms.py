@@ -163,12 +163,28 @@ class Ring:
         for seq, is_message, data in entries:
             self.add(seq, is_message, data)
 
-    def since(self, seq: int, latest: int) -> tuple[list[bytes], tuple[int, int] | None]:
-        """Frames after ``seq``, and the range of those no longer held (or None)."""
-        frames = [data for s, _, data in self._entries if s > seq]
-        oldest = self._entries[0][0] if self._entries else latest + 1
+    def size_since(self, seq: int) -> int:
+        """Bytes of the frames after ``seq``."""
+        return sum(len(data) for s, _, data in self._entries if s > seq)
+
+    def since(
+        self, seq: int, latest: int, budget: int | None = None
+    ) -> tuple[list[bytes], tuple[int, int] | None]:
+        """Frames after ``seq`` -- the newest of them within ``budget`` bytes,
+        if given -- and the range of those not given (gone from the ring, or
+        older than what fits), or None."""
+        entries = [(s, data) for s, _, data in self._entries if s > seq]
+        if budget is not None:
+            total = sum(len(data) for _, data in entries)
+            start = 0
+            while start < len(entries) and total > budget:
+                total -= len(entries[start][1])
+                start += 1
+            entries = entries[start:]
+        # (The ring holds every event of its room, numbered one after another.)
+        oldest = entries[0][0] if entries else latest + 1
         lost = (seq + 1, min(oldest - 1, latest)) if oldest > seq + 1 and seq < latest else None
-        return frames, lost
+        return [data for _, data in entries], lost
 
     def history(self, count: int) -> list[bytes]:
         """The last ``count`` messages (not presence events), oldest first."""

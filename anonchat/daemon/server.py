@@ -10,11 +10,12 @@ import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from .. import events as ev
 from ..errors import CannotListen, Code, RequestError
-from ..names import name_key, random_nick
+from ..names import claim_keys, name_key, random_nick
 from ..trust import (
     ServerIdentity,
     default_state_dir,
@@ -74,6 +75,10 @@ class Daemon:
         # node -> log time since which its heartbeats reached the stream without a
         # gap: a node judges others only after node_timeout of it (state.beat).
         self.alive_since: dict[str, int] = {}
+        # node -> the settings it beats with (state.shared_settings): all must agree.
+        self.node_settings: dict[str, dict[str, Any]] = {}
+        self.settings = state.shared_settings(self)
+        self.mismatched: set[str] = set()  # nodes with other settings, logged once
         # Sessions of a node that stopped and handed them over, by uid -> the log
         # time until which they may be resumed on another node (see handed_over).
         self.orphans: dict[str, int] = {}
@@ -109,12 +114,19 @@ class Daemon:
         self.stopping = False
         self.handing_over = False  # stopping while other nodes keep the service
         self.lost = False  # stopped because the other nodes count it as gone
+        # Applying the stream's past while starting (Redis): what happened then
+        # is history, not news, for the log and for the checks of settings.
+        self.replaying = False
 
     # -- lifecycle -----------------------------------------------------------
 
     async def start(self) -> None:
         """Load (or on first start create) the TLS identity, then listen."""
         config = self.config
+        # The table of confusable characters that every nick is checked against
+        # (names.claim_keys) is read now, not at the first hello: its ~6 MiB are
+        # the daemon's from the start, and no client's hello waits for it.
+        claim_keys("anonchat")
         context = None
         if not config.plaintext:
             self.identity = load_tls_identity(config)
@@ -205,13 +217,12 @@ class Daemon:
             await self._stopped.wait()
             return
         self.stopping = True
-        # With other nodes alive the service goes on: this node's sessions stay in
-        # the shared state, resumable for resume_window on any node.
+        # With several nodes the service's state lives on in Redis: this node's
+        # sessions stay in it, resumable for resume_window on any node -- one
+        # running now, or one started later (every node stopped at once for a
+        # restart: all their clients are told the same, and resume).
         self.handing_over = (
-            not self.bus.synchronous
-            and not self.lost
-            and self.config.limits.resume_window > 0
-            and any(node != self.node for node in self.nodes)
+            not self.bus.synchronous and not self.lost and self.config.limits.resume_window > 0
         )
         if self.handing_over:
             msg = "this server is restarting; reconnect to resume your session"
@@ -222,7 +233,7 @@ class Daemon:
         log.info(
             "shutting down; %d sessions%s",
             len(self.sessions),
-            " (handed over to the other nodes)" if self.handing_over else "",
+            " (handed over: resumable on any node)" if self.handing_over else "",
         )
         if self._server is not None:
             self._server.close()
@@ -399,27 +410,47 @@ class Daemon:
         """A node stopped (or stopped beating): end every session it held."""
         self.nodes.pop(node, None)
         self.alive_since.pop(node, None)
+        self.node_settings.pop(node, None)
         gone = [m for m in self.members.values() if m.node == node]
         if gone and not (node == self.node and self.stopping):  # (not our own clean stop)
-            log.warning("node %s is gone; ending its %d sessions", node, len(gone))
+            # (A node catching up applies history: not news, not a warning.)
+            log.log(
+                logging.DEBUG if self.replaying else logging.WARNING,
+                "node %s is gone; ending its %d sessions",
+                node,
+                len(gone),
+            )
         for member in gone:
             state.end(self, member, ts)
         if node == self.node and not self.stopping:
-            log.error("the other nodes count this node as gone (it fell behind); stopping")
-            self.lost = True
-            asyncio.get_running_loop().create_task(self.shutdown("the node lost the service"))
+            self.lose("the other nodes count this node as gone (it fell behind)")
+
+    def lose(self, why: str) -> None:
+        """This node can no longer be part of the service: stop (exit code 3),
+        sending its clients to the other nodes."""
+        if self.stopping:
+            return
+        log.error("%s; stopping", why)
+        self.lost = True
+        asyncio.get_running_loop().create_task(self.shutdown("the node lost the service"))
 
     def handed_over(self, node: str, ts: int) -> None:
         """A node stopped cleanly and handed its sessions over: they stay (nick,
         rooms, place) for resume_window, to be resumed on any node, then end."""
         self.nodes.pop(node, None)
         self.alive_since.pop(node, None)
+        self.node_settings.pop(node, None)
         deadline = ts + round(self.config.limits.resume_window * 1000)
         kept = [m for m in self.members.values() if m.node == node]
         for member in kept:
             self.orphans[member.uid] = deadline
         if kept and node != self.node:
-            log.info("node %s restarts; its %d sessions may resume here", node, len(kept))
+            log.log(
+                logging.DEBUG if self.replaying else logging.INFO,
+                "node %s restarts; its %d sessions may resume here",
+                node,
+                len(kept),
+            )
 
     def end_orphans(self, ts: int) -> None:
         """End the handed-over sessions nobody resumed in time (log time ``ts``)."""

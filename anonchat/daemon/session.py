@@ -51,9 +51,10 @@ from . import dms, moderation, secret_moderation, state
 from .limits import SessionLimiter
 from .rooms import Member, now_ms
 from .state import secret_room
+from .tls import CLOSED
 
 if TYPE_CHECKING:
-    from .rooms import Channel
+    from .rooms import Channel, Ring
     from .server import Daemon
 
 log = logging.getLogger("anonchat.daemon")
@@ -67,34 +68,6 @@ _LINGER_RESET = struct.pack("ii", 1, 0)
 #: Why a session is not reading (bits of ``Session._hold``).
 _APPLYING = 1  # a command it submitted is not applied yet
 _PACING = 2  # its byte bucket is in debt
-
-
-class _Gone(asyncio.Transport):
-    """The transport of a session whose connection has ended: closed, writes nothing."""
-
-    def is_closing(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
-
-    def abort(self) -> None:
-        pass
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        pass
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
-_GONE = _Gone()
 
 
 class Session(Member, asyncio.BufferedProtocol):
@@ -196,8 +169,7 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._grace is not None:
-            # Closed in time: no abort.  (Aborting a TLS transport that has already
-            # closed leaks its TLS state under uvloop: ~27 KiB per connection.)
+            # Closed in time: no abort (the timer would keep this session alive).
             self._grace.cancel()
             self._grace = None
         if not self.closing:
@@ -206,11 +178,11 @@ class Session(Member, asyncio.BufferedProtocol):
         self._frames = None
         self.waiting = False
         self._let_go_of_input()
-        # Let go of the transport: the SSL protocol keeps bound methods of this
-        # session (get_buffer, buffer_updated) after it is closed, and this session
-        # kept it -- a cycle that held every session ended without ``bye`` (its
-        # TLS buffers, ~40 KiB) until a full garbage collection.
-        self.transport = _GONE
+        # Let go of the transport: a session and its transport must not hold each
+        # other once the connection is gone (the daemon's TLS layer lets go of the
+        # session too) -- such a cycle once held every session ended without
+        # ``bye``, TLS buffers and all, until a full garbage collection.
+        self.transport = CLOSED
         self.daemon.forget(self)
 
     def _let_go_of_input(self) -> None:
@@ -664,33 +636,35 @@ class Session(Member, asyncio.BufferedProtocol):
             self._replay(seen)
 
     def _replay(self, seen: list[list[Any]]) -> None:
-        """Send each room's events after the client's last seen one, or say they are gone."""
+        """Send each room's events after the client's last seen one, or say they
+        are gone.  All of it is queued in this pass, so it must fit ``sendq``
+        (less a margin for what else this pass brings), or the client would be
+        dropped again at every resume: the room there is shared out between the rooms
+        (and the direct messages) as evenly as their needs allow, each keeping
+        its newest events, and what is older is reported ``missed`` like events
+        gone from the ring."""
+        wanted: list[tuple[str | None, bytes | None, Ring, int, int]] = []
         for room, secret, seq in seen:
-            channel: Channel | None
             if room is None and secret is None:
-                self._replay_dms(seq)
+                if self.dm_ring is not None:
+                    wanted.append((None, None, self.dm_ring, seq, self.dm_seq))
                 continue
+            channel: Channel | None
             if room is not None:
                 channel = self.rooms.get(name_key(room))
             else:
                 channel = self.secret_rooms.get(secret or b"")
-            if channel is None:
-                continue
-            frames, lost = channel.ring.since(seq, channel.seq)
+            if channel is not None:
+                wanted.append((room, secret, channel.ring, seq, channel.seq))
+        budget = self.sendq - self.out_bytes - min(self.limits.max_frame, self.sendq // 4)
+        shares = _shares([ring.size_since(seq) for _, _, ring, seq, _ in wanted], budget)
+        for (room, secret, ring, seq, latest), share in zip(wanted, shares, strict=True):
+            frames, lost = ring.since(seq, latest, share)
             if lost is not None:
-                self.send(ev.Missed(first=lost[0], last=lost[1], room=room, secret=secret))
+                dm = room is None and secret is None
+                self.send(ev.Missed(first=lost[0], last=lost[1], room=room, secret=secret, dm=dm))
             for data in frames:
                 self.deliver(data)
-
-    def _replay_dms(self, seq: int) -> None:
-        """The direct messages after the last one the client received, once."""
-        if self.dm_ring is None:
-            return
-        frames, lost = self.dm_ring.since(seq, self.dm_seq)
-        if lost is not None:
-            self.send(ev.Missed(first=lost[0], last=lost[1], dm=True))
-        for data in frames:
-            self.deliver(data)
 
     @property
     def resumable(self) -> bool:
@@ -940,3 +914,15 @@ _RESUMABLE = frozenset(
 SEAL_KINDS = frozenset({"msg", "me", "hello", "here"})
 #: ... of which announcements, with their own rate limit (Limits.announce_burst).
 ANNOUNCE_KINDS = frozenset({"hello", "here"})
+
+
+def _shares(needs: list[int], budget: int) -> list[int]:
+    """``budget`` shared out between ``needs``: each gets what it needs or an
+    equal part of what the smaller needs left, whichever is less."""
+    shares = [0] * len(needs)
+    left = max(0, budget)
+    order = sorted(range(len(needs)), key=needs.__getitem__)
+    for done, i in enumerate(order):
+        shares[i] = min(needs[i], left // (len(needs) - done))
+        left -= shares[i]
+    return shares

@@ -51,6 +51,7 @@ def dump(daemon: Daemon, taken_at: bytes) -> bytes:
         "at": taken_at,
         "nodes": daemon.nodes,
         "since": daemon.alive_since,
+        "settings": daemon.node_settings,
         "orphans": daemon.orphans,
         "members": [
             [
@@ -78,6 +79,7 @@ def load(daemon: Daemon, data: bytes) -> bytes:
         raise ValueError(f"snapshot version {body.get('v')!r} is not {VERSION}")
     daemon.nodes = dict(body["nodes"])
     daemon.alive_since = dict(body.get("since", body["nodes"]))
+    daemon.node_settings = dict(body.get("settings", {}))
     daemon.orphans = dict(body.get("orphans", {}))
     by_uid: dict[str, Member] = {}
     for uid, node, nick, token_hash, *rest in body["members"]:

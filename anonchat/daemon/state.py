@@ -66,7 +66,7 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
         member.applied()
         return
     if op == "beat":  # a node is alive; any that has been silent too long is not
-        beat(daemon, uid, ts)
+        beat(daemon, uid, ts, cmd[3] if len(cmd) > 3 else None)
         return
     if op == "down":  # a node stopped
         daemon.stats.nodes_down += 1
@@ -83,21 +83,77 @@ def apply(daemon: Daemon, cmd: Command, ts: int) -> None:
         raise KeyError(op)  # a command no node submits
 
 
-def beat(daemon: Daemon, node: str, ts: int) -> None:
+#: The meaning of commands; a node applying them differently is refused.
+VERSION = 1
+#: The limits that applying commands (or a deadline in the log) uses: every node
+#: of a service must have the same, or their states drift apart.
+SHARED_LIMITS = (
+    "max_rooms",
+    "max_rooms_per_session",
+    "max_members_per_room",
+    "ring_frames",
+    "ring_bytes",
+    "resume_window",
+)
+
+
+def shared_settings(daemon: Daemon) -> dict[str, Any]:
+    """The settings every node must agree on (sent in each beat)."""
+    limits = daemon.config.limits
+    settings: dict[str, Any] = {name: getattr(limits, name) for name in SHARED_LIMITS}
+    settings["node_timeout"] = daemon.config.node_timeout
+    settings["commands"] = VERSION
+    return settings
+
+
+def settings_differ(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
+    """The settings that differ, for a message ("" if none)."""
+    names = sorted(set(mine) | set(theirs))
+    return ", ".join(
+        f"{n} is {mine.get(n)!r} here but {theirs.get(n)!r} there"
+        for n in names
+        if mine.get(n) != theirs.get(n)
+    )
+
+
+def _check_settings(daemon: Daemon, node: str, settings: dict[str, Any]) -> None:
+    """Another node's settings differ from ours: the newer of the two stops."""
+    diff = settings_differ(daemon.settings, settings)
+    if not diff or node == daemon.node or daemon.replaying:
+        return  # (a starting node checks the live nodes' when it has caught up)
+    never = float("inf")
+    if (daemon.alive_since.get(node, never), node) < (
+        daemon.alive_since.get(daemon.node, never),
+        daemon.node,
+    ):
+        daemon.lose(f"this node's settings differ from node {node}'s ({diff})")
+    elif node not in daemon.mismatched:
+        daemon.mismatched.add(node)
+        log.error("node %s has other settings than this node (%s); it stops", node, diff)
+
+
+def beat(daemon: Daemon, node: str, ts: int, settings: dict[str, Any] | None = None) -> None:
     """``node`` is alive at log time ``ts``; judge the silent ones if it may.
 
-    A node judges only once its own beats have reached the stream without a
-    gap for ``node_timeout``: one that is new, or was cut off itself, first
-    watches a whole ``node_timeout`` of the stream.  So after an outage of
-    Redis (stopped, paused, unreachable for everyone) every node has had
-    ``node_timeout`` of live stream to beat again before anyone judges, and
-    nobody is counted as gone for the outage itself.
+    A node judges only once its own beats (every ``node_timeout / 5``) have
+    reached the stream for a whole ``node_timeout`` with no gap over half of
+    it: one that is new, or was cut off itself even briefly, first watches a
+    whole ``node_timeout`` of live stream.  So after an outage of Redis
+    (stopped, paused, unreachable for everyone) every node has had
+    ``node_timeout`` to beat again before anyone judges, and nobody is
+    counted as gone for the outage itself: an outage short enough not to
+    stop the judges (half of node_timeout) is too short to silence anyone
+    for node_timeout (a beat interval and a retry, a tenth, added).
     """
     timeout = round(daemon.config.node_timeout * 1000)
     previous = daemon.nodes.get(node)
     daemon.nodes[node] = ts
-    if previous is None or ts - previous > timeout:
+    if previous is None or ts - previous > timeout // 2:
         daemon.alive_since[node] = ts  # new, or back after a silence
+    if settings is not None:
+        if daemon.node_settings.get(node) != settings:
+            daemon.node_settings[node] = settings
+        _check_settings(daemon, node, settings)
     daemon.end_orphans(ts)  # handed-over sessions nobody resumed in time
     if ts - daemon.alive_since.get(node, ts) < timeout:
         return

@@ -38,8 +38,9 @@ from collections.abc import Callable
 from typing import Any, cast
 
 
-class _Closed(asyncio.Transport):
-    """The TCP transport of a connection that has ended (holds nothing)."""
+class Closed(asyncio.Transport):
+    """The transport of a connection that has ended: closed, holds nothing,
+    writes nothing (the TLS layer's TCP side, a session's, once it is over)."""
 
     def is_closing(self) -> bool:
         return True
@@ -63,7 +64,7 @@ class _Closed(asyncio.Transport):
         pass
 
 
-_CLOSED = _Closed()
+CLOSED = Closed()
 
 
 class ServerTLS(asyncio.BufferedProtocol):
@@ -78,7 +79,7 @@ class ServerTLS(asyncio.BufferedProtocol):
         self._context = context
         self._factory = factory
         self._raw = raw_buffer  # shared by every connection: copied out at once
-        self._tcp: asyncio.Transport = _CLOSED
+        self._tcp: asyncio.Transport = CLOSED
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._tls: ssl.SSLObject | None = None
@@ -100,6 +101,8 @@ class ServerTLS(asyncio.BufferedProtocol):
         return memoryview(self._raw)
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._peer_done:
+            return  # nothing may follow the peer's close_notify: dropped, not held
         self._incoming.write(memoryview(self._raw)[:nbytes])
         if self._app is None:
             self._shake()
@@ -116,7 +119,7 @@ class ServerTLS(asyncio.BufferedProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         app, self._app = self._app, None
-        self._tcp = _CLOSED
+        self._tcp = CLOSED
         self._tls = None  # its TLS state goes now, not with a garbage collection
         self._closing = True
         if not self.handshake.done():

@@ -19,7 +19,9 @@ Theory of operation:
   while the connection is down waits for the reconnect (up to
   ``HOLD_WHILE_OFFLINE``) and is sent once when the session is back; if it
   cannot be, the user is told it was not sent.  A message that was on its way
-  when the connection broke may or may not have arrived: the user is told so.
+  when the connection broke may or may not have arrived: the user is told so,
+  and told again that it did arrive if the resumed session's replay holds it
+  (the daemon applied it before the connection or its node went away).
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from ..names import InvalidName, check_nick, name_key
 from ..passphrases import generate_passphrase, passphrase_warning
 from ..plural import plural
 from ..room import DirectRoom, Room, Roster, SecretRoom
+from ..secret import SecretMessage
 from .ignore import Ignores
 from .text import (
     MODE_USAGE,
@@ -51,6 +54,8 @@ from .text import (
 RATE_RETRIES = 30
 #: Seconds a message typed while disconnected waits for the session to come back.
 HOLD_WHILE_OFFLINE = 300.0
+#: Messages whose fate a broken connection hid, watched for in the replay.
+UNCERTAIN_MAX = 32
 
 # -- what the core tells a front end -------------------------------------------------
 
@@ -93,6 +98,24 @@ class DmWindow:
 
     room: DirectRoom
     switch: bool
+
+
+@dataclass(frozen=True)
+class RotateOffer:
+    """After a kick or ban in a secret room: the removed member still knows the
+    passphrase; ``/secret rotate`` would leave them behind for real (a front end
+    with dialogs offers it as a choice)."""
+
+    key: str
+    shown: str
+    who: str
+
+    @property
+    def text(self) -> str:
+        return (
+            f"{self.who} still knows the passphrase of {self.shown}: /secret rotate moves "
+            "everyone else to a new room with a new one, leaving them behind"
+        )
 
 
 @dataclass(frozen=True)
@@ -165,6 +188,7 @@ Note = (
     | Quit
     | OpenForm
     | DmWindow
+    | RotateOffer
 )
 
 Attempt = Callable[[str, str, bool], Awaitable[str | None]]
@@ -317,11 +341,32 @@ class Commands:
         self._changed = asyncio.Event()  # set when the connection came back or ended
         self.stopped = False  # the session ended for good: nothing more can be sent
         self.ignores = Ignores()  # /ignore: in memory only, never sent
+        # (window key, text) of messages that were on their way when the
+        # connection broke: the user was told they may not have arrived.
+        self._uncertain: list[tuple[str, str]] = []
 
     def hides(self, event: object) -> str | None:
         """Whether the front end hides ``event`` (someone ignored): the window
-        whose count of hidden lines went up, or None to show it."""
+        whose count of hidden lines went up, or None to show it.  (Every event
+        passes here: a replayed message of ours that was in doubt is noted.)"""
+        if self._uncertain:
+            self._arrived(event)
         return self.ignores.hides(event)
+
+    def _arrived(self, event: object) -> None:
+        if isinstance(event, ev.Msg):
+            mine, text = event.nick == self.client.nick, event.text
+        elif isinstance(event, SecretMessage):
+            mine, text = event.own, event.text
+        else:
+            return
+        if not mine:
+            return
+        for n, (key, doubted) in enumerate(self._uncertain):
+            if doubted == text:
+                del self._uncertain[n]
+                self.ui.show(Info(f"it did arrive after all: {text}", key=key))
+                return
 
     # -- the session's connection, as the reconnect policy changes it ----------
 
@@ -385,6 +430,7 @@ class Commands:
                     key=key,
                 )
             )
+            self._uncertain = [*self._uncertain[-(UNCERTAIN_MAX - 1) :], (key, text)]
 
     async def say_lines(self, lines: list[str], key: str) -> None:
         """Pasted lines: each a message, in order, as text (never a command)."""
@@ -716,12 +762,7 @@ class Commands:
         try:
             await room.kick(nick, reason.strip() or None, ban=ban)
             if room.secret:
-                self.ui.show(
-                    Info(
-                        f"{nick} still knows the passphrase: /secret rotate moves everyone "
-                        "else to a new room with a new one, leaving them behind"
-                    )
-                )
+                self.ui.show(RotateOffer(room.key, room.shown, nick))
         except RequestError as exc:
             if exc.code != Code.NO_SUCH_NICK:
                 self.ui.show(Failed(verb, exc.code, exc.message))

@@ -52,7 +52,7 @@ def invite(
             words += ["--join", public_room]
     command = shlex.join(words)
     who = "others on this machine" if is_loopback(host) else "others"
-    lines = [f"{who} join with (quoted for a shell; copy the whole line):", command]
+    lines = [f"{who} join with this one command, quoted for a shell:", command]
     if secret and room:
         where = f"{LOCK}#{room}"
         lines.append(

@@ -156,9 +156,18 @@ STALE_NOTE = " (sent with a clock off by over 5 minutes)"
 
 def secret_message_line(msg: SecretMessage, clock: Clock, *, own_nick: str = "") -> Text:
     """A secret room's message: like a public one, the nick with its fingerprint."""
+    highlight = bool(own_nick) and not msg.own and mentions(msg.text, own_nick)
+    line = _sealed_line(msg, clock, highlight)
+    if msg.history:
+        line.append(HISTORY_NOTE, style=SYSTEM_STYLE)
+    return line
+
+
+def _sealed_line(msg: SecretMessage | DirectMessage, clock: Clock, highlight: bool) -> Text:
+    """A sealed message's line: time, ``nick#fp`` (or ``* nick#fp`` for an
+    action), the text, and a note when the sender's clock is off."""
     line = _stamp(clock, msg.ts)
     who = secret_label(msg.nick, msg.fingerprint)
-    highlight = bool(own_nick) and not msg.own and mentions(msg.text, own_nick)
     body = Text(clean(msg.text, multiline=True), style="reverse" if highlight else "")
     if msg.me:
         line.append("* ", style="bold")
@@ -171,28 +180,12 @@ def secret_message_line(msg: SecretMessage, clock: Clock, *, own_nick: str = "")
     line.append_text(body)
     if msg.stale:
         line.append(STALE_NOTE, style=f"{ERROR_STYLE} italic")
-    if msg.history:
-        line.append(HISTORY_NOTE, style=SYSTEM_STYLE)
     return line
 
 
 def dm_line(msg: DirectMessage, clock: Clock) -> Text:
     """A direct message: the sender's nick with its DM key's fingerprint."""
-    line = _stamp(clock, msg.ts)
-    who = secret_label(msg.nick, msg.fingerprint)
-    body = Text(clean(msg.text, multiline=True))
-    if msg.me:
-        line.append("* ", style="bold")
-        line.append_text(nick_text(who))
-        line.append(" ")
-        body.stylize("italic")
-    else:
-        line.append_text(nick_text(who))
-        line.append("  ")
-    line.append_text(body)
-    if msg.stale:
-        line.append(STALE_NOTE, style=f"{ERROR_STYLE} italic")
-    return line
+    return _sealed_line(msg, clock, highlight=False)
 
 
 def dm_notice_line(notice: DmNotice, clock: Clock) -> Text:

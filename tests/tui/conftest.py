@@ -97,7 +97,12 @@ def chat_of(app: AnonchatApp) -> ChatScreen:
 async def until_chat(pilot: Pilot[Any]) -> ChatScreen:
     app = pilot.app
     assert isinstance(app, AnonchatApp)
-    await wait_for(pilot, lambda: app.chat is not None and app.screen is app.chat, what="chat")
+    # On screen and mounted (its on_mount done), so its widgets and windows exist.
+    await wait_for(
+        pilot,
+        lambda: app.chat is not None and app.screen is app.chat and app.chat.ready,
+        what="chat",
+    )
     return chat_of(app)
 
 

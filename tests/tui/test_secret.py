@@ -50,7 +50,7 @@ async def open_secret(pilot: Pilot[Any], chat: ChatScreen, passphrase: str) -> N
     box.value = passphrase
     await pilot.press("enter")
     await wait_for(pilot, lambda: chat.state.current == KEY, what="in the secret room")
-    assert top(app) is chat
+    await wait_for(pilot, lambda: app.screen is chat, what="form closed")
 
 
 async def create_secret(pilot: Pilot[Any], chat: ChatScreen, passphrase: str) -> None:
@@ -61,6 +61,8 @@ async def create_secret(pilot: Pilot[Any], chat: ChatScreen, passphrase: str) ->
     app.screen.query_one("#room-pass", Input).value = passphrase
     await pilot.press("enter")
     await wait_for(pilot, lambda: chat.state.current == KEY, what="secret room created")
+    # The room is entered before the form closes itself: wait for that too.
+    await wait_for(pilot, lambda: app.screen is chat, what="form closed")
 
 
 async def test_two_apps_meet_in_a_secret_room(daemon: Daemon, tmp_path: Path) -> None:

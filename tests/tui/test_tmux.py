@@ -227,8 +227,9 @@ async def test_local_in_a_real_terminal_at_80x24(tmp_path: Path) -> None:
         words = shlex.split(rows[first] + rows[first + 1])
         assert words[0] == "anonchat" and len(words) == 2, screen
         # No side panels: the topic bar starts at the left edge, the pane is the width.
-        assert rows[0].startswith("#lobby"), screen
-        assert "hosting (/invite)" in rows[-1], screen
+        assert rows[0].startswith("1 #lobby"), screen  # and its Alt+digit number
+        # The status bar fits: hosting, and the keys that bring the panels back.
+        assert "TLS hosting │" in rows[-1] and rows[-1].endswith("F5/F2 panels"), screen
         guest = await Endpoint.from_url(words[1], 7667).connect("guest")
         await guest.join("lobby")
         await guest.say("lobby", "hello host, the link works")
@@ -237,7 +238,7 @@ async def test_local_in_a_real_terminal_at_80x24(tmp_path: Path) -> None:
         screen = await screen_shows(name, "1 other session is connected now")
         assert "Quit and stop hosting?" in screen
         await keys(name, "Escape")
-        await screen_shows(name, "hosting (/invite)", gone="Quit and stop hosting?")
+        await screen_shows(name, "F5/F2 panels", gone="Quit and stop hosting?")
         await guest.say("lobby", "still here")
         await screen_shows(name, "still here")
         await keys(name, "C-q")

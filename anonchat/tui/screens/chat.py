@@ -175,6 +175,7 @@ class ChatScreen(ChatView, Screen[None]):
         self._held: list[str] = []  # lines typed meanwhile
         self._holds = 0  # lines ever held (to tell a passphrase's start from a later line)
         self._form: PassphraseScreen | CreateRoomScreen | None = None
+        self.ready = False
         self._narrow: bool | None = None  # the side panels' layout was set for this
 
     # -- layout ----------------------------------------------------------------
@@ -221,6 +222,7 @@ class ChatScreen(ChatView, Screen[None]):
         # Members of secret rooms announce themselves without an event: look again.
         self.set_interval(1.0, self._sync_secret_members)
         self.query_one(ChatInput).focus()
+        self.ready = True  # composed and mounted: its windows can be asked for
 
     @property
     def client(self) -> Client:
@@ -276,8 +278,14 @@ class ChatScreen(ChatView, Screen[None]):
         self.status.set(activity=self.state.activity() if rooms_hidden else [])
 
     def header(self, room: RoomState | None) -> Text:
-        """The line above the messages: the room, its topic and owners, or why we are out."""
+        """The line above the messages: the room, its topic and owners, or why we are out
+        (and, while the room list is hidden, the window's Alt+digit number)."""
         bar = Text()
+        if not self.query_one(RoomList).display:
+            order = self.state.windows()
+            key = room.key if room is not None else CONSOLE
+            if key in order and order.index(key) < 10:
+                bar.append(f"{order.index(key)} ", style="dim")
         if room is None:
             bar.append("server window", style="bold")
             bar.append(f" — {clean(self.server_label)}", style="dim")
@@ -495,7 +503,8 @@ class ChatScreen(ChatView, Screen[None]):
         self.post_message(Noted(note))
 
     def on_noted(self, event: Noted) -> None:
-        self.show_note(event.note)
+        if not self.quitting:  # the screen goes away: nothing more to show on it
+            self.show_note(event.note)
 
     def current_key(self) -> str | None:
         """The window the line being run was typed in, else the one on screen."""
@@ -580,10 +589,12 @@ class ChatScreen(ChatView, Screen[None]):
         )
 
     def on_server_event(self, event: ServerEvent) -> None:
-        self.show_event(event.frame)
+        if not self.quitting:
+            self.show_event(event.frame)
 
     def on_stepped(self, event: Stepped) -> None:
-        self.show_step(event.step)
+        if not self.quitting:
+            self.show_step(event.step)
 
     @work(exclusive=True, group="ping")
     async def ping_worker(self) -> None:

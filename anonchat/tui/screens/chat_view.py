@@ -29,6 +29,7 @@ from ...frontend.commands import (
     Note,
     OpenForm,
     Quit,
+    RotateOffer,
     TopicShown,
 )
 from ...frontend.reconnect import Back, Lost, Retrying, Step, Stopped
@@ -59,6 +60,7 @@ from ..render import (
 from ..session import ConnectOptions
 from ..state import CONSOLE, ChatState, RoomState
 from .key_changed import KEY_FAILURES, KeyChangedScreen, KeyProblem
+from .rotate import RotateScreen
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -308,6 +310,16 @@ class ChatView:
             self.post_message(QuitRequested(note.message))
         elif isinstance(note, OpenForm):
             self.action_create_room()
+        elif isinstance(note, RotateOffer):
+            self.here(clean(note.text))
+            key = note.key
+
+            def answered(rotate: bool | None) -> None:
+                if rotate and key in self.state.rooms:
+                    self.switch_to(key)
+                    self.run_line("/secret rotate")
+
+            self.app.push_screen(RotateScreen(note.shown, note.who), answered)
         elif isinstance(note, DmWindow):
             room = self._dm_window(note.room.peer, note.room.name)
             if note.switch:

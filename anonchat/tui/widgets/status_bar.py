@@ -72,8 +72,8 @@ class StatusBar(Static):
         if self.transport:
             style = "green" if self.transport == "TLS" else "yellow"
             out.append(f" {self.transport}", style=style)
-        if self.hosting:
-            out.append(" hosting (/invite)", style="bold")
+        if self.hosting:  # narrow: the pane shows /invite's command already
+            out.append(" hosting" if self.narrow else " hosting (/invite)", style="bold")
         out.append_text(sep)
         style = "bold red" if self.state.startswith("stopped") else ""
         out.append(f"● {self.state}", style=STATE_STYLES.get(self.state, style))
@@ -93,7 +93,11 @@ class StatusBar(Static):
                     out.append(",", style="dim")
                 out.append(str(number), style=MENTION_STYLE if mentioned else "bold #e6a23c")
         out.append_text(sep)
-        # Narrow: the keys that bring the hidden panels back; F1 lists the rest.
-        hint = "F1 help F5/F2 panels" if self.narrow else "F1 help  F2 members  Ctrl+Q quit"
+        # Narrow: the keys that bring the hidden panels back (F1 lists the rest),
+        # unless the room activity needs the room: 80 columns hold one or the other.
+        if self.narrow:
+            hint = "F1 help" if self.activity else "F1 help F5/F2 panels"
+        else:
+            hint = "F1 help  F2 members  Ctrl+Q quit"
         out.append(hint, style="dim")
         return out
