@@ -54,6 +54,7 @@ from .frontend.commands import (
     help_lines,
     passphrase_follows,
 )
+from .frontend.hangup import HANGUP_SIGNALS, goodbye_on
 from .frontend.reconnect import RECONNECT_DELAYS, Back, Lost, Retrying, Step, Stopped, follow
 from .frontend.text import refused_by_client
 from .lineinput import LineInput, PipeInput, TerminalInput, on_a_terminal, printing_above
@@ -441,11 +442,12 @@ async def _converse(
     if not rooms and endpoint.room:
         rooms = [endpoint.room]
     pending = [f"/join {room}" for room in rooms]
-    while not ui.quitting:
-        line = pending.pop(0) if pending else await _next_line(queue, session)
-        if line is None:
-            break  # end of input, or the session ended for good
-        await commands.line(line)
+    with goodbye_on(HANGUP_SIGNALS, lambda: queue.put_nowait(None)):  # as at end of input
+        while not ui.quitting:
+            line = pending.pop(0) if pending else await _next_line(queue, session)
+            if line is None:
+                break  # end of input, or the session ended for good
+            await commands.line(line)
     ended = session.result() if session.done() else None
     commands.stop()
     await commands.client.close(ui.quit_msg)

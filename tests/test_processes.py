@@ -339,6 +339,29 @@ async def test_line_mode_exits_when_the_server_goes(daemon: Daemon) -> None:
     assert b"disconnected: the server is shutting down (shutdown)" in out
 
 
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+async def test_line_mode_says_goodbye_when_its_terminal_goes(
+    connect: ClientFactory, daemon: Daemon, sig: signal.Signals
+) -> None:
+    """The terminal closed (SIGHUP) or a kill (SIGTERM): the line mode quits as at
+    end of input, saying goodbye. It used to die on the spot, and the daemon kept
+    the session for its resume window: the nick listed as present for two
+    minutes, a ghost nobody could reach."""
+    watcher = await connect("watcher")
+    await watcher.create("lobby")
+    proc = await asyncio.create_subprocess_exec(
+        PY, *plain_args(daemon), "--nick", "hangup", "--join", "lobby",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    came = await next_event(watcher, ev.Presence)
+    assert (came.kind, came.nick) == ("join", "hangup")
+    proc.send_signal(sig)
+    went = await next_event(watcher, ev.Presence)
+    assert (went.kind, went.nick) == ("quit", "hangup")
+    async with asyncio.timeout(10):
+        assert await proc.wait() == 0
+
+
 async def test_local_hosts_a_daemon_others_can_join(tmp_path: Path) -> None:
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
