@@ -25,13 +25,14 @@ from .helpers import (
     RawPeer,
     collect,
     dial,
+    free_port,
     half_closing_client,
     hello_bytes,
     ident,
     next_event,
     quiet,
 )
-from .redis_server import RedisServer, free_port, redis_server
+from .redis_server import RedisServer, redis_server
 from .test_processes import start_daemon
 
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"

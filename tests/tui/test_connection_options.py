@@ -40,8 +40,7 @@ from anonchat.tui.session import connect as real_connect
 from anonchat.tui.state import CONSOLE
 from anonchat.tui.widgets.status_bar import StatusBar
 
-from ..conftest import unused_port
-from ..helpers import next_event
+from ..helpers import free_port, next_event
 from .conftest import PIN, dialog_shown, fixed_clock, lines, type_line, until_chat, wait_for
 
 FRONT_ENDS = ["tui", "line"]
@@ -259,7 +258,7 @@ async def until(condition: Any, what: str, timeout: float = 10.0) -> None:
 async def test_an_unusable_proxy_stops_the_connection(
     front_end: str, daemon: Daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dead = unused_port()  # nothing listens there
+    dead = free_port()  # nothing listens there
     server = f"127.0.0.1:{daemon.port}"
     argv = ["--server", server, "--fingerprint", PIN, "--proxy", f"socks5://127.0.0.1:{dead}"]
     with recording(monkeypatch) as net:
@@ -463,7 +462,7 @@ def test_any_text_in_the_server_field_is_an_attempt_or_an_inline_error(texts: li
 async def _type_each(texts: list[str]) -> None:
     import anonchat.tui.screens.connect as connect_screen
 
-    dead = unused_port()
+    dead = free_port()
     attempts: list[tuple[str, int]] = []
 
     async def connect(host: str, port: int, *args: Any, **kwargs: Any) -> Client:
