@@ -170,24 +170,20 @@ async def test_closing_the_terminal_says_goodbye(daemon: Daemon, tmp_path: Path)
     """The terminal window closed (tmux kill-session: SIGHUP): the app quits as
     with Ctrl+Q, saying goodbye. It died on the spot, and the daemon kept the
     session for its resume window: a ghost listed in the room for two minutes."""
-    name = f"anonchat-hangup-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color",
-           "ANONCHAT_CONFIG_DIR": str(tmp_path / "cfg")}  # fmt: skip
     command = [
         sys.executable, "-m", "anonchat", "--server", f"127.0.0.1:{daemon.port}",
         "--fingerprint", daemon.pin, "--nick", "hangup", "--join", "lobby",
     ]  # fmt: skip
     watcher = await dial(daemon, "watcher")
     await watcher.create("lobby")
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", name, "-x", "100", "-y", "30", *command],
-        check=True, env=env, timeout=10,
-    )  # fmt: skip
+    name = start_session(
+        "anonchat-hangup", command, (100, 30), ANONCHAT_CONFIG_DIR=str(tmp_path / "cfg")
+    )
     try:
         came = await next_event(watcher, ev.Presence, timeout=20)
         assert (came.kind, came.nick) == ("join", "hangup")
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], check=False, timeout=10)
+        kill_session(name)
     went = await next_event(watcher, ev.Presence, timeout=20)
     assert (went.kind, went.nick) == ("quit", "hangup")
     await watcher.close()
