@@ -161,7 +161,7 @@ async def test_line_mode_end_to_end(connect: ClientFactory, daemon: Daemon) -> N
     assert "topic of #lobby: welcome" in out
     assert "#lobby <robot> hello there" in out
     assert "#lobby * robot waves" in out
-    assert "#lobby (2): @watcher, robot" in out  # @: an owner
+    assert "#lobby (2): @watcher, robot" in out and "#lobby owners: watcher" in out
     assert "#lobby (2) - welcome" in out
     assert "robot is now known as robot2" in out
     assert "error: only an owner of lobby may set its topic (not_owner)" in out
@@ -212,9 +212,9 @@ async def test_line_mode_errors(daemon: Daemon) -> None:
     status, out = await run_plain(daemon, "hello?\n/join bad name\n/nick \n")
     assert status == 0
     assert "you are in no room: /join NAME first" in out
-    # IRC's /join ROOM KEY is refused: a key is a secret room's passphrase.
-    assert "usage: /join ROOM (one room, no key): not joined" in out
-    assert "you joined #bad" not in out
+    # On IRC the second word is the room's key: refused (a key would be dropped,
+    # the room joined in the open), pointing to /secret.
+    assert "you joined #bad" not in out and "/secret ROOM asks for the passphrase" in out
     assert "usage: /nick NEWNICK" in out
     proc = await asyncio.create_subprocess_exec(
         PY,
@@ -241,6 +241,8 @@ async def test_line_mode_refuses_an_unknown_server_without_a_person_to_ask(
     out, _ = await proc.communicate()
     assert proc.returncode == 1
     assert b"was not seen before" in out and b"(host_not_trusted)" in out
+    # Nobody was asked, and the way a script trusts a new server is named.
+    assert b"there is nobody to ask" in out and b"--accept-new-host" in out
     # Who refused what: the client did not accept the key; the server refused nothing.
     assert b"Not connected: you did not accept the server's key" in out
     assert b"server refused" not in out
@@ -275,6 +277,29 @@ async def test_line_mode_exits_when_the_server_goes(daemon: Daemon) -> None:
         out = await proc.stdout.read()
         assert await proc.wait() == 0
     assert b"disconnected: the server is shutting down (shutdown)" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+async def test_line_mode_says_goodbye_when_its_terminal_goes(
+    connect: ClientFactory, daemon: Daemon, sig: signal.Signals
+) -> None:
+    """The terminal closed (SIGHUP) or a kill (SIGTERM): the line mode quits as at
+    end of input, saying goodbye. It used to die on the spot, and the daemon kept
+    the session for its resume window: the nick listed as present for two
+    minutes, a ghost nobody could reach."""
+    watcher = await connect("watcher")
+    await watcher.create("lobby")
+    proc = await asyncio.create_subprocess_exec(
+        PY, *plain_args(daemon), "--nick", "hangup", "--join", "lobby",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    came = await next_event(watcher, ev.Presence)
+    assert (came.kind, came.nick) == ("join", "hangup")
+    proc.send_signal(sig)
+    went = await next_event(watcher, ev.Presence)
+    assert (went.kind, went.nick) == ("quit", "hangup")
+    async with asyncio.timeout(10):
+        assert await proc.wait() == 0
 
 
 async def test_local_hosts_a_daemon_others_can_join(tmp_path: Path) -> None:

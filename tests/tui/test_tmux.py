@@ -166,6 +166,29 @@ async def test_a_passphrase_typed_in_the_same_burst_as_secret_is_not_in_the_hist
     assert "hunter2" not in screen
 
 
+async def test_closing_the_terminal_says_goodbye(daemon: Daemon, tmp_path: Path) -> None:
+    """The terminal window closed (tmux kill-session: SIGHUP): the app quits as
+    with Ctrl+Q, saying goodbye. It died on the spot, and the daemon kept the
+    session for its resume window: a ghost listed in the room for two minutes."""
+    command = [
+        sys.executable, "-m", "anonchat", "--server", f"127.0.0.1:{daemon.port}",
+        "--fingerprint", daemon.pin, "--nick", "hangup", "--join", "lobby",
+    ]  # fmt: skip
+    watcher = await dial(daemon, "watcher")
+    await watcher.create("lobby")
+    name = start_session(
+        "anonchat-hangup", command, (100, 30), ANONCHAT_CONFIG_DIR=str(tmp_path / "cfg")
+    )
+    try:
+        came = await next_event(watcher, ev.Presence, timeout=20)
+        assert (came.kind, came.nick) == ("join", "hangup")
+    finally:
+        kill_session(name)
+    went = await next_event(watcher, ev.Presence, timeout=20)
+    assert (went.kind, went.nick) == ("quit", "hangup")
+    await watcher.close()
+
+
 async def screen_shows(session: str, text: str, gone: str = "") -> str:
     """The screen once ``text`` is on it (and ``gone`` is not)."""
     deadline = asyncio.get_running_loop().time() + 10
