@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from anonchat.client import Client
+from anonchat.daemon import Daemon
 
 from .helpers import free_port
 
@@ -72,6 +73,14 @@ async def anonchatd_to_the_end(*args: str, timeout: float = 60) -> tuple[int, st
     return proc.returncode, out.decode()
 
 
-def plain_args(port: int, pin: str) -> list[str]:
-    """``python``'s arguments for ``anonchat --plain`` at a TLS daemon, pinned."""
-    return ["-m", "anonchat", "--plain", "--server", f"127.0.0.1:{port}", "--fingerprint", pin]
+def plain_args(daemon: Daemon) -> list[str]:
+    """``python``'s arguments for ``anonchat --plain`` at the test's daemon, pinned."""
+    return [
+        "-m",
+        "anonchat",
+        "--plain",
+        "--server",
+        f"127.0.0.1:{daemon.port}",
+        "--fingerprint",
+        daemon.pin,
+    ]

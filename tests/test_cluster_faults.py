@@ -34,7 +34,7 @@ from anonchat.secret import SecretMessage, SecretNotice
 from . import test_cluster
 from .conftest import DaemonFactory
 from .helpers import collect, next_event, quiet
-from .processes import PY, STARTED, anonchatd_to_the_end, plain_args, start_daemon
+from .processes import PY, STARTED, anonchatd_to_the_end, start_daemon
 from .redis_server import RedisServer, redis_server
 from .test_cluster import PASSPHRASE, NodeFactory, caught_up
 
@@ -289,7 +289,7 @@ class LineMode:
     async def start(cls, port: int, pin: str, nick: str) -> LineMode:
         proc = await asyncio.create_subprocess_exec(
             PY,
-            *plain_args(port, pin),
+            *("-m", "anonchat", "--plain", "--server", f"127.0.0.1:{port}", "--fingerprint", pin),
             "--nick",
             nick,
             stdin=asyncio.subprocess.PIPE,

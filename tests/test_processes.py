@@ -121,7 +121,7 @@ async def test_logs_hold_no_address_and_no_text(tmp_path: Path) -> None:
 async def run_plain(daemon: Daemon, stdin: str, *args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         PY,
-        *plain_args(daemon.port, daemon.pin),
+        *plain_args(daemon),
         *args,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
@@ -188,7 +188,7 @@ async def test_line_mode_never_writes_control_characters(
     talker = asyncio.create_task(talk())
     proc = await asyncio.create_subprocess_exec(
         PY,
-        *plain_args(daemon.port, daemon.pin),
+        *plain_args(daemon),
         "--join",
         "lobby",
         stdin=asyncio.subprocess.PIPE,
@@ -264,10 +264,7 @@ async def test_line_mode_refuses_an_unknown_server_without_a_person_to_ask(
 
 async def test_line_mode_exits_when_the_server_goes(daemon: Daemon) -> None:
     proc = await asyncio.create_subprocess_exec(
-        PY,
-        *plain_args(daemon.port, daemon.pin),
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
+        PY, *plain_args(daemon), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
     )
     assert proc.stdout is not None
     async with asyncio.timeout(10):
@@ -356,7 +353,7 @@ async def test_line_mode_resumes_after_a_lost_connection(
     await watcher.create("lobby")
     proc = await asyncio.create_subprocess_exec(
         PY,
-        *plain_args(daemon.port, daemon.pin),
+        *plain_args(daemon),
         "--nick",
         "roamer",
         "--join",

@@ -402,7 +402,7 @@ async def test_line_mode_secret_room(daemon: Daemon, connect: ClientFactory) -> 
     )
     proc = await asyncio.create_subprocess_exec(
         PY,
-        *plain_args(daemon.port, daemon.pin),
+        *plain_args(daemon),
         "--nick",
         "bot",
         stdin=asyncio.subprocess.PIPE,
