@@ -29,7 +29,7 @@ from anonchat.errors import ConnectionClosed
 from anonchat.linemode import run_line_mode
 from anonchat.paths import ENV_CONFIG_DIR
 from anonchat.secret import SecretMessage, SecretNotice
-from anonchat.tui import make_app
+from anonchat.tui import AnonchatApp, make_app
 from anonchat.tui.screens import chat as chat_module
 from anonchat.tui.screens.create_room import CreateRoomScreen
 from anonchat.tui.screens.passphrase import PassphraseScreen
@@ -223,22 +223,28 @@ async def front(
         yield line
         await line.stop()
         return
-    endpoint = Endpoint("127.0.0.1", port, tls=False, known_hosts=None)
-    app = make_app(
-        tmp_path / "tui",
-        server=f"127.0.0.1:{port}",
-        nick="alice",
-        autoconnect=True,
-        clock=fixed_clock,
-        ping_interval=3600.0,
-        reconnect_delays=DELAYS,
-        endpoint=endpoint,
-    )
+    app = alices_tui(link, tmp_path)
     async with app.run_test() as pilot:
         await until_chat(pilot)
         yield TuiFront(pilot)
         with contextlib.suppress(Exception):
             await chat_of(app).close_client()
+
+
+def alices_tui(link: Link, tmp_path: Path, **options: Any) -> AnonchatApp:
+    """Alice's TUI, connecting through ``link`` without TLS at once, on the test
+    clock with quick reconnects; ``options`` as for the app (join, ping_interval)."""
+    options.setdefault("ping_interval", 3600.0)
+    return make_app(
+        tmp_path / "tui",
+        server=f"127.0.0.1:{link.port}",
+        nick="alice",
+        autoconnect=True,
+        clock=fixed_clock,
+        reconnect_delays=DELAYS,
+        endpoint=Endpoint("127.0.0.1", link.port, tls=False, known_hosts=None),
+        **options,
+    )
 
 
 async def member(port: int, nick: str) -> Client:
@@ -401,19 +407,8 @@ async def test_a_server_that_stops_answering_is_left_and_the_session_resumed(
     daemon, reading the goodbye when it woke, ended the session.)"""
     monkeypatch.setattr(chat_module, "PING_TIMEOUT", 0.5)
     monkeypatch.setenv(ENV_CONFIG_DIR, str(tmp_path / "config"))
-    port = link.port
     watcher = await member(link.daemon.port, "watcher")  # not through the link
-    app = make_app(
-        tmp_path / "tui",
-        server=f"127.0.0.1:{port}",
-        nick="alice",
-        autoconnect=True,
-        join=["lobby"],
-        clock=fixed_clock,
-        ping_interval=0.1,
-        reconnect_delays=DELAYS,
-        endpoint=Endpoint("127.0.0.1", port, tls=False, known_hosts=None),
-    )
+    app = alices_tui(link, tmp_path, join=["lobby"], ping_interval=0.1)
     async with app.run_test() as pilot:
         front = TuiFront(pilot)
         chat = await until_chat(pilot)
@@ -444,19 +439,8 @@ async def test_lines_typed_offline_go_to_the_room_they_were_typed_in(
     to go to the room on screen when it was finally sent: typed in a secret
     room, it could go out in the clear to a public one."""
     monkeypatch.setenv(ENV_CONFIG_DIR, str(tmp_path / "config"))
-    port = link.port
     watcher = await member(link.daemon.port, "watcher")  # not through the link
-    app = make_app(
-        tmp_path / "tui",
-        server=f"127.0.0.1:{port}",
-        nick="alice",
-        autoconnect=True,
-        join=["one", "two"],
-        clock=fixed_clock,
-        ping_interval=3600.0,
-        reconnect_delays=DELAYS,
-        endpoint=Endpoint("127.0.0.1", port, tls=False, known_hosts=None),
-    )
+    app = alices_tui(link, tmp_path, join=["one", "two"])
     async with app.run_test() as pilot:
         front = TuiFront(pilot)
         chat = await until_chat(pilot)
@@ -583,11 +567,7 @@ async def test_a_secret_room_tells_the_truth_after_a_daemon_restart(
     keys it holds): nobody is told of messages missing that were never sent, and
     the room is shown as joined again."""
     monkeypatch.setenv(ENV_CONFIG_DIR, str(tmp_path / "config"))
-    endpoint = Endpoint("127.0.0.1", link.port, tls=False, known_hosts=None)
-    app = make_app(
-        tmp_path / "tui", server=f"127.0.0.1:{link.port}", nick="alice", autoconnect=True,
-        clock=fixed_clock, ping_interval=3600.0, reconnect_delays=DELAYS, endpoint=endpoint,
-    )  # fmt: skip
+    app = alices_tui(link, tmp_path)
     async with app.run_test() as pilot:
         await until_chat(pilot)
         front = TuiFront(pilot)
