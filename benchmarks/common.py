@@ -180,6 +180,40 @@ class TokenCounter:
         return chunk.count(self.token)
 
 
+#: (the bytes one sender's messages carry, what to call with how many arrived)
+Watch = list[tuple[bytes, Callable[[int], None]]]
+
+
+class Watcher:
+    """The watcher's part in peer pacing: counts each watched sender's messages
+    in what arrives (by the bytes that name it) and frees as many places in
+    that sender's window."""
+
+    __slots__ = ("counters",)
+
+    def __init__(self, watch: Watch) -> None:
+        self.counters = [(TokenCounter(token), credit) for token, credit in watch]
+
+    def see(self, data: bytes) -> None:
+        for counter, credit in self.counters:
+            k = counter.count(data)
+            if k:
+                credit(k)
+
+
+async def on_schedule(interval: float, send: Callable[[], None]) -> None:
+    """Call ``send`` every ``interval`` seconds on a fixed schedule (one that
+    comes late does not push the later ones back), until cancelled."""
+    loop = asyncio.get_running_loop()
+    due = loop.time()
+    while True:
+        due += interval
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        send()
+
+
 async def in_two_halves(
     factories: Sequence[Callable[[], Coroutine[Any, Any, Any]]], limit: int, spec: Spec, sh: Shared
 ) -> None:

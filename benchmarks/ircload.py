@@ -44,8 +44,11 @@ from .common import (
     Spec,
     Stats,
     TokenCounter,
+    Watch,
+    Watcher,
     gather_limited,
     in_two_halves,
+    on_schedule,
     peer_paced,
     run_worker,
     sent_at,
@@ -57,9 +60,6 @@ from .ngircd import OPER_NAME, OPER_PASSWORD
 READ_SIZE = 256 * 1024
 BATCH = 4
 TOKEN = b" PRIVMSG "
-
-#: (the bytes one sender's lines begin with, what to call with how many arrived)
-Watch = list[tuple[bytes, Callable[[int], None]]]
 
 
 def quickack(sock: Any) -> None:
@@ -128,7 +128,7 @@ async def receive(c: IrcConn, stats: Stats, latency: bool, watch: Watch) -> None
     measuring = stats.sh.measuring
     samples = stats.latencies
     messages = TokenCounter(TOKEN)
-    watched = [(TokenCounter(token), credit) for token, credit in watch]
+    watcher = Watcher(watch)
     try:
         if not latency:
             while True:
@@ -137,10 +137,7 @@ async def receive(c: IrcConn, stats: Stats, latency: bool, watch: Watch) -> None
                     stats.lose()
                     return
                 stats.add(messages.count(data))
-                for counter, credit in watched:
-                    k = counter.count(data)
-                    if k:
-                        credit(k)
+                watcher.see(data)
                 chunk = data
                 if b"PING :" in chunk:
                     c.buf = b""
@@ -233,18 +230,13 @@ class Sender:
             await self.conn.writer.drain()
 
     async def paced(self, rate: float) -> None:
-        loop = asyncio.get_running_loop()
-        interval = 1.0 / rate
-        due = loop.time()
-        sent = self.stats.sh.sent
-        w = self.stats.w
-        while True:
-            due += interval
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        sent, w = self.stats.sh.sent, self.stats.w
+
+        def say() -> None:
             self.conn.send(f"PRIVMSG {self.channel} :{stamp_text()}")
             sent[w] += 1
+
+        await on_schedule(1.0 / rate, say)
 
 
 async def main(spec: Spec, sh: Shared) -> dict[str, Any]:

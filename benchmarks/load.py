@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from dataclasses import replace
 from functools import partial
 from typing import Any
@@ -53,9 +52,12 @@ from .common import (
     Spec,
     Stats,
     TokenCounter,
+    Watch,
+    Watcher,
     gather_limited,
     in_two_halves,
     nick_token,
+    on_schedule,
     peer_paced,
     run_worker,
     sent_at,
@@ -71,9 +73,6 @@ SEALED_TOKEN = b"\xa1t\xa6sealed"
 OK_TOKEN = b"\xa1t\xa2ok"
 #: How a sealed frame names its sender's session key: "sender": bin 32.
 SENDER_TOKEN = b"\xa6sender\xc4\x20"
-
-#: (the bytes one sender's messages carry, what to call with how many arrived)
-Watch = list[tuple[bytes, Callable[[int], None]]]
 
 
 def raw_frame(n: int, room: str) -> bytes:
@@ -226,7 +225,7 @@ class Receiver:
         """
         stats = self.stats
         messages = TokenCounter(SEALED_TOKEN if self.spec.secret else MSG_TOKEN)
-        watched = [(TokenCounter(token), credit) for token, credit in watch]
+        watcher = Watcher(watch)
         try:
             while True:
                 data = await self.reader.read(READ_SIZE)
@@ -234,10 +233,7 @@ class Receiver:
                     stats.lose()
                     return
                 stats.add(messages.count(data))
-                for counter, credit in watched:
-                    k = counter.count(data)
-                    if k:
-                        credit(k)
+                watcher.see(data)
         except (ConnectionError, OSError):
             stats.lose()
 
@@ -302,19 +298,15 @@ class LeanSender(Receiver):
     async def paced(self, rate: float) -> None:
         """Latency workload: a fresh frame every ``1 / rate`` seconds; what comes
         back is read and dropped (only other members measure latency)."""
-        loop = asyncio.get_running_loop()
         drain = asyncio.create_task(self._discard())
-        interval = 1.0 / rate
-        due = loop.time()
         sent, w = self.stats.sh.sent, self.stats.w
+
+        def say() -> None:
+            self.writer.write(self.make_frame())
+            sent[w] += 1
+
         try:
-            while True:
-                due += interval
-                delay = due - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                self.writer.write(self.make_frame())
-                sent[w] += 1
+            await on_schedule(1.0 / rate, say)
         finally:
             drain.cancel()
 
@@ -399,20 +391,16 @@ class Sender:
             await asyncio.gather(*inflight, return_exceptions=True)
 
     async def _paced(self, interval: float, inflight: set[asyncio.Task[None]]) -> None:
-        loop = asyncio.get_running_loop()
-        due = loop.time()
-        sent = self.stats.sh.sent
-        w = self.stats.w
-        while True:
-            due += interval
-            delay = due - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
+        sent, w = self.stats.sh.sent, self.stats.w
+
+        def say() -> None:
             if len(inflight) < 256:
                 task = asyncio.create_task(self.say())
                 inflight.add(task)
                 task.add_done_callback(inflight.discard)
                 sent[w] += 1
+
+        await on_schedule(interval, say)
 
     async def drain_events(self) -> None:
         """Consume what the client queued (public rooms), counting messages."""
