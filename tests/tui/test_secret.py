@@ -3,6 +3,8 @@ create-room forms, conversation with fingerprints, /privacy, reconnects."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,6 @@ from textual.widgets import Button, Input, RadioButton, Static
 from anonchat.crypto import normalize_room
 from anonchat.daemon import Config, Daemon, Limits
 from anonchat.passphrases import wordlist
-from anonchat.tui import AnonchatApp
 from anonchat.tui.screens.chat import ChatScreen
 from anonchat.tui.screens.create_room import GENERATED, GENERATED_AGAIN, CreateRoomScreen
 from anonchat.tui.screens.passphrase import PassphraseScreen
@@ -36,7 +37,7 @@ def top(app: App[Any]) -> object:
     return app.screen
 
 
-def text_of(app: AnonchatApp, selector: str) -> str:
+def text_of(app: App[Any], selector: str) -> str:
     return str(app.screen.query_one(selector).render())
 
 
@@ -65,12 +66,22 @@ async def create_secret(pilot: Pilot[Any], chat: ChatScreen, passphrase: str) ->
     await wait_for(pilot, lambda: app.screen is chat, what="form closed")
 
 
-async def test_two_apps_meet_in_a_secret_room(daemon: Daemon, tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def alice_made_the_room(
+    daemon: Daemon, tmp_path: Path
+) -> AsyncIterator[tuple[Pilot[Any], Pilot[Any], ChatScreen, ChatScreen]]:
+    """Alice's and bob's apps on their chat screens, alice in the secret room she
+    made: their pilots, then their chat screens."""
     alice = app_for(daemon.port, tmp_path, "alice")
     bob = app_for(daemon.port, tmp_path, "bob")
     async with alice.run_test(size=(110, 32)) as pa, bob.run_test(size=(110, 32)) as pb:
         ca, cb = await until_chat(pa), await until_chat(pb)
         await create_secret(pa, ca, PASSPHRASE)
+        yield pa, pb, ca, cb
+
+
+async def test_two_apps_meet_in_a_secret_room(daemon: Daemon, tmp_path: Path) -> None:
+    async with alice_made_the_room(daemon, tmp_path) as (pa, pb, ca, cb):
         await open_secret(pb, cb, PASSPHRASE)
         a_label = f"alice#{ident(ca.client).fingerprint}"
         b_label = f"bob#{ident(cb.client).fingerprint}"
@@ -98,11 +109,8 @@ async def test_two_apps_meet_in_a_secret_room(daemon: Daemon, tmp_path: Path) ->
 
 
 async def test_wrong_passphrase_inline_then_right_one(daemon: Daemon, tmp_path: Path) -> None:
-    alice = app_for(daemon.port, tmp_path, "alice")
-    bob = app_for(daemon.port, tmp_path, "bob")
-    async with alice.run_test(size=(110, 32)) as pa, bob.run_test(size=(110, 32)) as pb:
-        ca, cb = await until_chat(pa), await until_chat(pb)
-        await create_secret(pa, ca, PASSPHRASE)
+    async with alice_made_the_room(daemon, tmp_path) as (_, pb, _, cb):
+        bob = pb.app
         await type_line(pb, f"/secret {ROOM}")
         modal = bob.screen
         assert isinstance(modal, PassphraseScreen)
@@ -248,11 +256,7 @@ async def test_privacy_report(daemon: Daemon, tmp_path: Path) -> None:
 
 
 async def test_verify_marks_a_member_in_the_member_list(daemon: Daemon, tmp_path: Path) -> None:
-    alice = app_for(daemon.port, tmp_path, "alice")
-    bob = app_for(daemon.port, tmp_path, "bob")
-    async with alice.run_test(size=(110, 32)) as pa, bob.run_test(size=(110, 32)) as pb:
-        ca, cb = await until_chat(pa), await until_chat(pb)
-        await create_secret(pa, ca, PASSPHRASE)
+    async with alice_made_the_room(daemon, tmp_path) as (pa, pb, ca, cb):
         await open_secret(pb, cb, PASSPHRASE)
         b_label = f"bob#{ident(cb.client).fingerprint}"
         await wait_for(pa, lambda: b_label in ca.state.rooms[KEY].members, what="bob listed")
@@ -275,11 +279,8 @@ async def test_the_start_of_a_passphrase_left_in_the_chat_input_goes_to_the_form
     before the form has the focus: they move into the form's passphrase box (in
     front of what it got), and the chat input is left empty, so they are never
     sent with the next message."""
-    alice = app_for(daemon.port, tmp_path, "alice")
-    bob = app_for(daemon.port, tmp_path, "bob")
-    async with alice.run_test(size=(110, 32)) as pa, bob.run_test(size=(110, 32)) as pb:
-        ca, cb = await until_chat(pa), await until_chat(pb)
-        await create_secret(pa, ca, PASSPHRASE)
+    async with alice_made_the_room(daemon, tmp_path) as (pa, pb, ca, cb):
+        bob = pb.app
         box = cb.query_one(ChatInput)
         box.value = f"/secret {ROOM}"
         await box.action_submit()  # Enter, as in the burst
@@ -325,11 +326,8 @@ async def test_a_whole_passphrase_line_typed_before_the_form_mounted_waits_in_it
     the screen: the held line is put into the form once it mounts (it was kept
     for on_mount and then dropped there, since ``is_mounted`` is still false
     while on_mount runs: seen in tmux as an empty form)."""
-    alice = app_for(daemon.port, tmp_path, "alice")
-    bob = app_for(daemon.port, tmp_path, "bob")
-    async with alice.run_test(size=(110, 32)) as pa, bob.run_test(size=(110, 32)) as pb:
-        ca, cb = await until_chat(pa), await until_chat(pb)
-        await create_secret(pa, ca, PASSPHRASE)
+    async with alice_made_the_room(daemon, tmp_path) as (_, pb, ca, cb):
+        bob = pb.app
         box = cb.query_one(ChatInput)
         for line in (f"/secret {ROOM}", PASSPHRASE):
             box.value = line
