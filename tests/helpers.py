@@ -20,6 +20,7 @@ from anonchat.trust import client_context
 from anonchat.wire import FrameDecoder, encode_body
 
 T = TypeVar("T", bound=ev.Frame)
+E = TypeVar("E")  # any event: a frame, a SecretMessage, a DirectMessage, ...
 
 
 def free_port() -> int:
@@ -178,13 +179,13 @@ async def lose_connection(client: Client) -> None:
     await until_closed(client)
 
 
-async def next_event(client: Client, kind: type[T], timeout: float = 5.0) -> T:
+async def next_event(client: Client, kind: type[E], timeout: float = 5.0) -> E:
     """The next pushed event of type ``kind`` (others are skipped)."""
     async with asyncio.timeout(timeout):
-        async for frame in client.events():
-            if isinstance(frame, kind):
-                return frame
-    raise AssertionError(f"connection closed before a {kind.TYPE} event")
+        async for event in client.events():
+            if isinstance(event, kind):
+                return event
+    raise AssertionError(f"connection closed before a {getattr(kind, 'TYPE', kind.__name__)} event")
 
 
 async def collect(client: Client, kind: type[T], count: int, timeout: float = 20.0) -> list[T]:

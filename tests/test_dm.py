@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -20,25 +20,24 @@ from anonchat.dm import DirectMessage, DmNotice
 from anonchat.errors import Code, RequestError
 
 from .conftest import DaemonFactory
-from .helpers import RawPeer, dial, hello_bytes, lose_connection, recording_relay, rewrite
+from .helpers import (
+    RawPeer,
+    dial,
+    hello_bytes,
+    lose_connection,
+    next_event,
+    recording_relay,
+    rewrite,
+)
 
-E = TypeVar("E")
 TEXT = "meet me at the old mill at nine"
-
-
-async def next_of(client: Client, kind: type[E], timeout: float = 10.0) -> E:
-    async with asyncio.timeout(timeout):
-        async for event in client.events():
-            if isinstance(event, kind):
-                return event
-    raise AssertionError(f"closed before a {kind.__name__}")
 
 
 async def dms(client: Client, count: int) -> list[DirectMessage]:
     """The next ``count`` direct messages received (our own echoes skipped)."""
     out: list[DirectMessage] = []
     while len(out) < count:
-        message = await next_of(client, DirectMessage)
+        message = await next_event(client, DirectMessage, timeout=10)
         if not message.own:
             out.append(message)
     return out
@@ -57,7 +56,7 @@ async def test_a_direct_message_arrives_decrypted_with_its_sender(
     assert talk.nick == "bob" and talk.card.sign == bob.dms.identity.sign
     own = await alice.send_dm(talk.peer, TEXT)
     assert own.own and own.text == TEXT
-    assert await next_of(alice, DirectMessage) == own  # the echo, for the front ends
+    assert await next_event(alice, DirectMessage, timeout=10) == own  # the echo, for the front ends
     (got,) = await dms(bob, 1)
     assert (got.text, got.nick, got.own) == (TEXT, "alice", False)
     assert got.peer == alice.dms.identity.sign and got.fingerprint == alice.dm_fingerprint
@@ -81,7 +80,7 @@ async def test_a_nick_change_does_not_break_the_conversation(
     assert got.text == "still you?"
     await alice.set_nick("alicia")
     await bob.send_dm(got.peer, "yes")
-    notice = await next_of(alice, DmNotice)
+    notice = await next_event(alice, DmNotice, timeout=10)
     assert notice.kind == "nick" and "robert" in notice.text
     (back,) = await dms(alice, 1)
     assert back.nick == "robert" and alice.conversation(talk.peer).nick == "robert"  # type: ignore[union-attr]
@@ -311,18 +310,18 @@ async def test_substituted_keys_are_refused_or_announced(make_daemon: DaemonFact
     # 1. Its own card on alice's message: the message does not decrypt.
     changes[ev.Dm] = own
     await alice.send_dm(peer, "for bob only")
-    notice = await next_of(bob, DmNotice)
+    notice = await next_event(bob, DmNotice, timeout=10)
     assert notice.kind == "refused" and "does not decrypt" in notice.text
     # 2. Its own X25519 key under alice's signing key: the card does not verify.
     changes[ev.Dm] = {"dh": mallory.card.dh}
     await alice.send_dm(peer, "again")
-    notice = await next_of(bob, DmNotice)
+    notice = await next_event(bob, DmNotice, timeout=10)
     assert notice.kind == "refused" and "bad_signature" in notice.text
     # 3. Its own card for alice's lookup of bob: announced loudly.
     changes[ev.DmCard] = own
     talk = await alice.open_dm("bob")
     assert talk.peer == mallory.sign
-    warning = await next_of(alice, DmNotice)
+    warning = await next_event(alice, DmNotice, timeout=10)
     assert warning.kind == "key_changed" and "WARNING" in warning.text
     # 4. A card that does not verify: refused before anything is sealed.
     changes[ev.DmCard] = {"dh": bytes(32)}
@@ -419,7 +418,7 @@ async def test_a_new_key_under_a_known_nick_is_announced(make_daemon: DaemonFact
     new_bob = await dial(daemon, "bob")
     again = await new_bob.open_dm("alice")
     await new_bob.send_dm(again.peer, "it is me, really")
-    warning = await next_of(alice, DmNotice)
+    warning = await next_event(alice, DmNotice, timeout=10)
     assert warning.kind == "key_changed" and "WARNING" in warning.text
     assert (await dms(alice, 1))[0].text == "it is me, really"
     await alice.close()
