@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
 
 from anonchat.client import Client
 from anonchat.daemon import Daemon
@@ -71,6 +72,21 @@ async def anonchatd_to_the_end(*args: str, timeout: float = 60) -> tuple[int, st
     out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode()
+
+
+async def start_line_mode(daemon: Daemon, *args: str, **pipes: Any) -> asyncio.subprocess.Process:
+    """``anonchat --plain ARGS`` at the test's daemon, its stdin and stdout piped
+    (``pipes``: more for create_subprocess_exec, such as ``stderr``)."""
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        *plain_args(daemon),
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        **pipes,
+    )
+    STARTED.append(proc)
+    return proc
 
 
 def plain_args(daemon: Daemon) -> list[str]:

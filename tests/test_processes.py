@@ -25,7 +25,7 @@ from .helpers import (
     next_event,
     quiet,
 )
-from .processes import PY, plain_args, start_daemon
+from .processes import PY, start_daemon, start_line_mode
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
@@ -119,14 +119,7 @@ async def test_logs_hold_no_address_and_no_text(tmp_path: Path) -> None:
 
 
 async def run_plain(daemon: Daemon, stdin: str, *args: str) -> tuple[int, str]:
-    proc = await asyncio.create_subprocess_exec(
-        PY,
-        *plain_args(daemon),
-        *args,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start_line_mode(daemon, *args, stderr=asyncio.subprocess.PIPE)
     async with asyncio.timeout(20):
         out, err = await proc.communicate(stdin.encode())
     assert proc.returncode is not None
@@ -186,14 +179,7 @@ async def test_line_mode_never_writes_control_characters(
         await evil.say("lobby", "bold \u200b zw \u202e rtl\nsecond line")
 
     talker = asyncio.create_task(talk())
-    proc = await asyncio.create_subprocess_exec(
-        PY,
-        *plain_args(daemon),
-        "--join",
-        "lobby",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
+    proc = await start_line_mode(daemon, "--join", "lobby")
     assert proc.stdin is not None and proc.stdout is not None
     async with asyncio.timeout(10):
         while b"second line" not in (line := await proc.stdout.readline()):
@@ -263,9 +249,7 @@ async def test_line_mode_refuses_an_unknown_server_without_a_person_to_ask(
 
 
 async def test_line_mode_exits_when_the_server_goes(daemon: Daemon) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        PY, *plain_args(daemon), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE
-    )
+    proc = await start_line_mode(daemon)
     assert proc.stdout is not None
     async with asyncio.timeout(10):
         await proc.stdout.readline()
@@ -286,10 +270,7 @@ async def test_line_mode_says_goodbye_when_its_terminal_goes(
     minutes, a ghost nobody could reach."""
     watcher = await connect("watcher")
     await watcher.create("lobby")
-    proc = await asyncio.create_subprocess_exec(
-        PY, *plain_args(daemon), "--nick", "hangup", "--join", "lobby",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+    proc = await start_line_mode(daemon, "--nick", "hangup", "--join", "lobby")
     came = await next_event(watcher, ev.Presence)
     assert (came.kind, came.nick) == ("join", "hangup")
     proc.send_signal(sig)
@@ -351,16 +332,7 @@ async def test_line_mode_resumes_after_a_lost_connection(
 ) -> None:
     watcher = await connect("watcher")
     await watcher.create("lobby")
-    proc = await asyncio.create_subprocess_exec(
-        PY,
-        *plain_args(daemon),
-        "--nick",
-        "roamer",
-        "--join",
-        "lobby",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
+    proc = await start_line_mode(daemon, "--nick", "roamer", "--join", "lobby")
     assert proc.stdin is not None and proc.stdout is not None
     async with asyncio.timeout(10):
         while b"you joined #lobby" not in await proc.stdout.readline():

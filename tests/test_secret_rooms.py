@@ -24,7 +24,7 @@ from anonchat.tui.render import secret_message_line
 
 from .conftest import ClientFactory, DaemonFactory
 from .helpers import dial, ident, joined_channel, kept_sealed, quiet, recording_relay, rewrite
-from .processes import PY, plain_args
+from .processes import start_line_mode
 
 ROOM = "Night-Owls"
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"
@@ -400,14 +400,7 @@ async def test_line_mode_secret_room(daemon: Daemon, connect: ClientFactory) -> 
         f"/secret {ROOM}\nwrong\n/secret {ROOM}\n{PASSPHRASE}\nhi from a script\n/privacy\n"
         f"/verify #{fp}\n/verify #{fp} 1234\n"
     )
-    proc = await asyncio.create_subprocess_exec(
-        PY,
-        *plain_args(daemon),
-        "--nick",
-        "bot",
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-    )
+    proc = await start_line_mode(daemon, "--nick", "bot")
     out, _ = await proc.communicate(script.encode())
     text = out.decode()
     assert proc.returncode == 0
