@@ -225,7 +225,7 @@ class LineFrontend:
                 more = f" and {r.more} more" if r.more else ""
                 self.say_system(f"#{clean(r.room)} ({r.count}): {names}{more}")
                 owners = ", ".join(shown_name(o) for o in r.owners) or "none here"
-                self.say_system(f"#{clean(r.room)} owners: {owners}")
+                self.say_system(f"owners: {owners}")
         elif isinstance(note, NickSet):
             self.say_system(f"you are now known as {clean(note.nick)}")
         elif isinstance(note, TopicShown):
