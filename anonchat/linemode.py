@@ -223,9 +223,10 @@ class LineFrontend:
                 self.say_system(f"{where} owners (checked by signature): {owners}")
             else:
                 more = f" and {r.more} more" if r.more else ""
-                self.say_system(f"#{clean(r.room)} ({r.count}): {names}{more}")
+                where = f"#{clean(r.room)}"
+                self.say_system(f"{where} ({r.count}): {names}{more}")
                 owners = ", ".join(shown_name(o) for o in r.owners) or "none here"
-                self.say_system(f"owners: {owners}")
+                self.say_system(f"{where} owners: {owners}")
         elif isinstance(note, NickSet):
             self.say_system(f"you are now known as {clean(note.nick)}")
         elif isinstance(note, TopicShown):

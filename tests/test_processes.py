@@ -7,7 +7,6 @@ import contextlib
 import os
 import shlex
 import signal
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,16 +19,17 @@ from anonchat.daemon import Daemon
 from anonchat.wire import encode_body
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import collect, dial, half_closing_client, hello_bytes, next_event, quiet
+from .helpers import (
+    collect,
+    dial,
+    free_port,
+    half_closing_client,
+    hello_bytes,
+    next_event,
+    quiet,
+)
 
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 STARTED: list[asyncio.subprocess.Process] = []

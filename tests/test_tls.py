@@ -29,8 +29,7 @@ from anonchat.trust import (
 from anonchat.tui.settings import SETTINGS_FILE, Settings
 
 from .conftest import DaemonFactory
-from .helpers import RawPeer, dial
-from .test_processes import free_port
+from .helpers import RawPeer, dial, free_port
 
 PIN = "sha256/9n+FhHRzzXJEGNt0M5KWYE9pA/+1I+rMk/fQtSd3qnc="
 

@@ -82,32 +82,30 @@ class StatusBar(Static):
         self.update(self.render_text())
 
     def render_text(self) -> Text:
-        rest, hint = self._rest(), self._hint()
+        rest = self._rest()
         server = clean(self.server) or "no server"
         room = self.size.width - 1 - len(server) - rest.cell_len
         if self.size.width and room < 0:
             # A long server name (an onion address and the proxy: over 90 columns)
-            # would push the connection state and the nick off the line: the name
-            # gives way, shortened in the middle (the keys' hint, last, goes first).
-            server = shorten(server, max(MIN_SERVER, len(server) + room))
+            # would push the connection state and the nick off the line.  First
+            # the key hints go (F1 still works); then the server's own name gives
+            # way, shortened in the middle, but never "via PROXY": that the
+            # connection goes through the proxy is what a Tor user checks here.
+            rest = self._rest(hints=False)
+            room = self.size.width - 1 - len(server) - rest.cell_len
+            if room < 0:
+                host, via, proxy = server.partition(" via ")
+                keep = len(via) + len(proxy)
+                if via and len(host) + room >= MIN_SERVER:
+                    server = shorten(host, len(host) + room) + via + proxy
+                else:
+                    server = shorten(server, max(MIN_SERVER + keep, len(server) + room))
         out = Text(" ")
         out.append(server)
         out.append_text(rest)
-        out.append_text(hint)
         return out
 
-    def _hint(self) -> Text:
-        out = Text(" │ ", style="dim")
-        # Narrow: the keys that bring the hidden panels back (F1 lists the rest),
-        # unless the room activity needs the room: 80 columns hold one or the other.
-        if self.narrow:
-            hint = "F1 help" if self.activity else "F1 help F5/F2 panels"
-        else:
-            hint = "F1 help  F2 members  Ctrl+Q quit"
-        out.append(hint, style="dim")
-        return out
-
-    def _rest(self) -> Text:
+    def _rest(self, hints: bool = True) -> Text:
         sep = Text(" │ ", style="dim")
         out = Text()
         if self.transport:
@@ -133,4 +131,14 @@ class StatusBar(Static):
                 if i:
                     out.append(",", style="dim")
                 out.append(str(number), style=MENTION_STYLE if mentioned else "bold #e6a23c")
+        if not hints:
+            return out
+        out.append_text(sep)
+        # Narrow: the keys that bring the hidden panels back (F1 lists the rest),
+        # unless the room activity needs the room: 80 columns hold one or the other.
+        if self.narrow:
+            hint = "F1 help" if self.activity else "F1 help F5/F2 panels"
+        else:
+            hint = "F1 help  F2 members  Ctrl+Q quit"
+        out.append(hint, style="dim")
         return out
