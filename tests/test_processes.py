@@ -154,7 +154,7 @@ async def test_line_mode_end_to_end(connect: ClientFactory, daemon: Daemon) -> N
     assert "topic of #lobby: welcome" in out
     assert "#lobby <robot> hello there" in out
     assert "#lobby * robot waves" in out
-    assert "#lobby (2): @watcher, robot" in out and "#lobby owners: watcher" in out
+    assert "#lobby (2): @watcher, robot" in out and "owners: watcher" in out
     assert "#lobby (2) - welcome" in out
     assert "robot is now known as robot2" in out
     assert "error: only an owner of lobby may set its topic (not_owner)" in out

@@ -513,3 +513,34 @@ async def test_plaintext_without_a_server_holds_for_the_server_typed_later(
             await app.action_quit()
     finally:
         await plain.shutdown()
+
+
+async def test_keys_typed_while_connecting_do_not_change_the_nick_or_reconnect(
+    tmp_path: Path,
+) -> None:
+    """Over a slow link (Tor) people type their first message while the app
+    connects. It replaced the nick (selected in its box), and its Enter
+    cancelled the connection and made a new one under that text, sent to the
+    server as the nick. Now the form takes no keys while it connects."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)  # a server that never answers: the attempt stays open
+
+    sink = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = sink.sockets[0].getsockname()[1]
+    endpoint = Endpoint("127.0.0.1", port, tls=False, known_hosts=None)
+    app = app_for_endpoint(endpoint, nick="gina", settings_dir=tmp_path / "s")
+    try:
+        async with app.run_test() as pilot:
+            screen = app.screen
+            assert isinstance(screen, ConnectScreen)
+            await wait_for(pilot, lambda: len(accepted) == 1, what="the attempt")
+            await pilot.press(*"hithere", "enter")
+            await pilot.pause()
+            assert screen.query_one("#nick", Input).value == "gina"
+            assert len(accepted) == 1  # no second attempt
+    finally:
+        for writer in accepted:
+            writer.close()
+        sink.close()

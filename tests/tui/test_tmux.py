@@ -8,6 +8,7 @@ way a user's terminal delivers them.
 from __future__ import annotations
 
 import asyncio
+import os
 import shlex
 import sys
 from collections.abc import AsyncIterator
@@ -179,6 +180,7 @@ async def test_closing_the_terminal_says_goodbye(daemon: Daemon, tmp_path: Path)
     name = start_session(
         "anonchat-hangup", command, (100, 30), ANONCHAT_CONFIG_DIR=str(tmp_path / "cfg")
     )
+    pid = int(tmux("display", "-p", "-t", name, "#{pane_pid}").strip())
     try:
         came = await next_event(watcher, ev.Presence, timeout=20)
         assert (came.kind, came.nick) == ("join", "hangup")
@@ -187,6 +189,19 @@ async def test_closing_the_terminal_says_goodbye(daemon: Daemon, tmp_path: Path)
     went = await next_event(watcher, ev.Presence, timeout=20)
     assert (went.kind, went.nick) == ("quit", "hangup")
     await watcher.close()
+    # And the process ends: Textual's shutdown could hang on the vanished
+    # terminal, leaving a process behind after every closed window.
+    async with asyncio.timeout(30):
+        while process_alive(pid):
+            await asyncio.sleep(0.1)
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 async def screen_shows(session: str, text: str, gone: str = "") -> str:

@@ -106,6 +106,8 @@ class ConnectScreen(Screen[None]):
     @on(Input.Submitted)
     @on(Button.Pressed, "#connect")
     def submit(self) -> None:
+        if self.query_one("#connect", Button).disabled:
+            return  # a connection is being made: an Enter typed meanwhile is not a new one
         self.show_error("server", "")
         self.show_error("nick", "")
         server = self.query_one("#server", Input).value.strip()
@@ -163,7 +165,12 @@ class ConnectScreen(Screen[None]):
         self.post_message(ChatReady(event.client, self.aimed, self.server))
 
     def set_busy(self, busy: bool) -> None:
-        self.query_one("#connect", Button).disabled = busy
+        """While a connection is made, the form takes no keys: over a slow link
+        (Tor) people type their first message meanwhile, which replaced the nick
+        (selected in its box) and, with its Enter, cancelled the connection and
+        made a new one under that text -- sent to the server as a nick."""
+        for widget in ("#connect", "#server", "#nick", "#reroll"):
+            self.query_one(widget).disabled = busy
 
     def show_error(self, field: str, sentence: str) -> None:
         widget = self.query_one(f"#{field}-error", Static)
