@@ -4,13 +4,16 @@ naming the setting and its value, and exit status 2 -- never a traceback."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import math
+import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -364,3 +367,62 @@ def test_key_files_another_user_owns_are_named(tmp_path: Path, cert_mode: int) -
     what = "certificate" if cert_mode == 0o600 else "key"
     line = refused(proc, f"cannot read {what} {state / unreadable}: Permission denied")
     assert "does not fit" not in line
+
+
+@pytest.mark.parametrize("serve", [False, True])
+def test_a_state_dir_that_cannot_be_used_is_one_line_and_exit_2(
+    tmp_path: Path, serve: bool
+) -> None:
+    """A state directory that is a file, or under one, cannot hold the key: one
+    line naming it, exit 2 (it was a traceback and exit 1), whether the daemon
+    starts or only prints its pin."""
+    (tmp_path / "file").write_text("")
+    for state in (tmp_path / "file", tmp_path / "file" / "state"):
+        args = ["--state-dir", str(state), "--port", "0"]
+        proc = anonchatd(*args) if serve else anonchatd(*args, "--print-pin")
+        refused(proc, f"cannot use state directory {state}")
+
+
+def _blocked_on(pid: int, inode: int) -> bool:
+    """Whether process ``pid`` waits for a lock on ``inode`` (/proc/locks)."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields and str(pid) in fields and any(f.endswith(f":{inode}") for f in fields):
+            return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks")
+def test_a_daemon_waits_for_another_making_the_key_in_its_state_dir(tmp_path: Path) -> None:
+    """Two daemons started at once on one new state directory: the second does
+    not take the first's half-written pair for a broken one (it said "cannot
+    read certificate", or died with a traceback on the key the first had just
+    made) but waits for it, and uses the same key."""
+    made = tmp_path / "made"
+    create_identity(made)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    fd = os.open(state, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the first daemon, making its key...
+    proc = None
+    try:
+        shutil.copy(made / "anonchatd.key", state / "anonchatd.key")  # ...half done
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "anonchat.daemon", "--state-dir", str(state), "--print-pin"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        inode = state.stat().st_ino
+        deadline = time.monotonic() + 60
+        while not _blocked_on(proc.pid, inode) and proc.poll() is None:
+            assert time.monotonic() < deadline, "the second daemon neither waited nor ended"
+            time.sleep(0.01)  # (polling a condition, not a synchronisation)
+        shutil.copy(made / "anonchatd.crt", state / "anonchatd.crt")  # the first is done
+    finally:
+        os.close(fd)
+        if proc is not None:
+            out, err = proc.communicate(timeout=60)
+    assert proc is not None
+    assert proc.returncode == 0, err
+    assert out.strip() == anonchatd("--state-dir", str(made), "--print-pin").stdout.strip()
