@@ -187,6 +187,58 @@ def test_a_busy_chat_port_is_exit_1(tmp_path: Path) -> None:
     )
 
 
+@pytest.mark.skipif(not socket.has_ipv6, reason="needs IPv6")
+def test_an_ipv6_address_is_written_in_brackets(tmp_path: Path) -> None:
+    """``[::1]:PORT`` in the start line, the log and the busy-port line; it was
+    ``::1:PORT``, where the port cannot be told from the address."""
+    with socket.socket(socket.AF_INET6) as busy:
+        busy.bind(("::1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        proc = anonchatd("--host", "::1", "--port", str(taken), "--state-dir", str(tmp_path))
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.strip() == (
+            f"anonchatd: cannot listen on [::1]:{taken}: Address already in use"
+        )
+        proc = anonchatd(
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--state-dir",
+            str(tmp_path),
+            "--metrics",
+            f"[::1]:{taken}",
+        )
+        assert proc.stderr.strip() == (
+            f"anonchatd: cannot serve metrics on [::1]:{taken}: Address already in use"
+        )
+    # (a line printed before stopping; SIGTERM once it is out)
+    start = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "anonchat.daemon",
+            "--host",
+            "::1",
+            "--port",
+            "0",
+            "--state-dir",
+            str(tmp_path),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert start.stderr is not None
+        lines = [start.stderr.readline() for _ in range(2)]
+    finally:
+        start.terminate()
+        start.communicate(timeout=60)
+    assert re.search(r"INFO anonchat.daemon: listening on \[::1\]:\d+$", lines[0].strip())
+    assert re.match(r"anonchatd \S+ listening on \[::1\]:\d+ \(TLS, pin ", lines[1])
+
+
 @pytest.mark.parametrize("flag", ["--host", "--metrics"])
 def test_a_name_that_does_not_resolve_is_exit_1(tmp_path: Path, flag: str) -> None:
     where = "no-such-host.invalid"
