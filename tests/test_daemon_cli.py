@@ -478,3 +478,30 @@ def test_a_daemon_waits_for_another_making_the_key_in_its_state_dir(tmp_path: Pa
     assert proc is not None
     assert proc.returncode == 0, err
     assert out.strip() == anonchatd("--state-dir", str(made), "--print-pin").stdout.strip()
+
+
+def test_the_default_state_dir_is_the_one_help_and_docs_name(tmp_path: Path) -> None:
+    """Without --state-dir the key goes to $STATE_DIRECTORY, else
+    $XDG_STATE_HOME/anonchatd, else ~/.local/state/anonchatd; --help and
+    docs/operations.md name all three (--help left out the second)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "XDG_STATE_HOME")}
+    cases = [
+        ({"STATE_DIRECTORY": str(tmp_path / "systemd")}, tmp_path / "systemd"),
+        ({"XDG_STATE_HOME": str(tmp_path / "xdg")}, tmp_path / "xdg" / "anonchatd"),
+        ({"HOME": str(tmp_path / "home")}, tmp_path / "home/.local/state/anonchatd"),
+    ]
+    for env, where in cases:
+        proc = subprocess.run(
+            [sys.executable, "-m", "anonchat.daemon", "--print-pin"],
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(p.name for p in where.iterdir()) == ["anonchatd.crt", "anonchatd.key"]
+    help_text = " ".join(anonchatd("--help").stdout.split())
+    doc = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    for name in ("$STATE_DIRECTORY", "$XDG_STATE_HOME/anonchatd", "~/.local/state/anonchatd"):
+        assert name in help_text and name in doc, name

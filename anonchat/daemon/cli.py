@@ -43,7 +43,7 @@ def daemon_parser() -> argparse.ArgumentParser:
         "--state-dir",
         metavar="DIR",
         help="where the TLS key and certificate are kept (created on first start; default "
-        "$STATE_DIRECTORY, else ~/.local/state/anonchatd)",
+        "$STATE_DIRECTORY, else $XDG_STATE_HOME/anonchatd, else ~/.local/state/anonchatd)",
     )
     p.add_argument(
         "--cert", metavar="PEM", help="use this certificate instead of a self-signed one"
