@@ -95,6 +95,8 @@ BAD_VALUES = [
     ("[limits]\nhost = 'x'", "host"),
     ("start = 1979-05-27", "start"),
     ("host = 1979-05-27", "host", "datetime.date(1979, 5, 27)"),
+    # a limit both at the top level and under [limits]: one was silently ignored
+    ("max_text = 100\n[limits]\nmax_text = 200", "limit max_text is set twice"),
 ]
 
 
