@@ -507,3 +507,16 @@ def test_the_default_state_dir_is_the_one_help_and_docs_name(tmp_path: Path) -> 
     doc = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
     for name in ("$STATE_DIRECTORY", "$XDG_STATE_HOME/anonchatd", "~/.local/state/anonchatd"):
         assert name in help_text and name in doc, name
+
+
+@pytest.mark.parametrize("plaintext", [["--plaintext"], ["--config", "plaintext.toml"]])
+def test_print_pin_of_a_plaintext_daemon_is_refused(tmp_path: Path, plaintext: list[str]) -> None:
+    """A plaintext daemon has no key: --print-pin with its flags or its config
+    file says so (it made a key the daemon never uses and printed its pin, to be
+    handed out to users whose clients then fail), and makes no key."""
+    (tmp_path / "plaintext.toml").write_text("plaintext = true\n")
+    args = [str(tmp_path / a) if a.endswith(".toml") else a for a in plaintext]
+    state = tmp_path / "state"
+    proc = anonchatd(*args, "--state-dir", str(state), "--print-pin")
+    refused(proc, "--print-pin", "plaintext", "no pin")
+    assert not state.exists()

@@ -94,6 +94,9 @@ def daemon_main(argv: Sequence[str] | None = None) -> int:
             metrics=args.metrics,
         )
         if args.print_pin:
+            if config.plaintext:
+                # (a pin made up for it would be handed out, and refused by every client)
+                raise ConfigError("--print-pin: a daemon run with plaintext has no key, no pin")
             print(load_tls_identity(config).pin)
             return 0
     except (ConfigError, TrustError) as exc:
