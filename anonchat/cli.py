@@ -101,8 +101,7 @@ def client_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--port",
-        type=int,
-        default=DEFAULT_PORT,
+        type=_local_port,
         help=f"with --local: port to host on (default {DEFAULT_PORT}, any if busy)",
     )
     p.add_argument("--version", action="version", version=f"anonchat {__version__}")
@@ -159,6 +158,10 @@ def client_main(argv: Sequence[str] | None = None) -> int:
         if given:
             parser.error(f"--local hosts its own daemon on loopback: leave out {', '.join(given)}")
         return _run(_local(args))
+    if args.port is not None:  # (it would be ignored: the server's port is the 7667 default)
+        parser.error(
+            "--port is the port --local hosts on; a server's port goes in --server HOST:PORT"
+        )
     endpoint = endpoint_from_args(parser, args)
     passphrase = read_passphrase_file(parser, args.passphrase_file)
     if not args.plain:
@@ -168,6 +171,16 @@ def client_main(argv: Sequence[str] | None = None) -> int:
     if not endpoint.host:
         parser.error("say where to connect with --server HOST:PORT or a link, or use --local")
     return _run(run_line_mode(endpoint, nick=args.nick, join=args.join, passphrase=passphrase))
+
+
+def _local_port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"the port must be a number from 0 to 65535, not {port}")
+    return port
 
 
 def read_passphrase_file(parser: argparse.ArgumentParser, path: str | None) -> str | None:
@@ -206,7 +219,7 @@ async def _local(args: argparse.Namespace) -> int:
     """Host a daemon on loopback in this process, then chat on it."""
     daemon = None
     state_dir = str(local_daemon_dir())
-    for port in (args.port, 0):
+    for port in (DEFAULT_PORT if args.port is None else args.port, 0):
         with contextlib.suppress(CannotListen):
             config = load_config(
                 None, host="127.0.0.1", port=port, log_level="WARNING", state_dir=state_dir

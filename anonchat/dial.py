@@ -81,7 +81,15 @@ async def verify_server(
         raise ConnectionClosed(Local.HOST_NOT_TRUSTED, str(exc)) from None
     if trusted:
         return pin, note
-    if not accept_new_host and (confirm is None or not await confirm(host, port, pin)):
+    if not accept_new_host and confirm is None:  # a script: nobody to ask
+        raise ConnectionClosed(
+            Local.HOST_NOT_TRUSTED,
+            f"{host}:{port} was not seen before and its key {pin} was not accepted: "
+            "there is nobody to ask (the input is not a terminal); check it with the "
+            "operator, then pass --fingerprint or an invite link, or --accept-new-host "
+            "to trust a server seen for the first time",
+        )
+    if not accept_new_host and confirm is not None and not await confirm(host, port, pin):
         raise ConnectionClosed(
             Local.HOST_NOT_TRUSTED,
             f"{host}:{port} was not seen before and its key {pin} was not accepted; "

@@ -54,6 +54,7 @@ from .frontend.commands import (
     help_lines,
     passphrase_follows,
 )
+from .frontend.hangup import HANGUP_SIGNALS, goodbye_on
 from .frontend.reconnect import RECONNECT_DELAYS, Back, Lost, Retrying, Step, Stopped, follow
 from .frontend.text import refused_by_client
 from .lineinput import LineInput, PipeInput, TerminalInput, on_a_terminal, printing_above
@@ -222,9 +223,10 @@ class LineFrontend:
                 self.say_system(f"{where} owners (checked by signature): {owners}")
             else:
                 more = f" and {r.more} more" if r.more else ""
-                self.say_system(f"#{clean(r.room)} ({r.count}): {names}{more}")
+                where = f"#{clean(r.room)}"
+                self.say_system(f"{where} ({r.count}): {names}{more}")
                 owners = ", ".join(shown_name(o) for o in r.owners) or "none here"
-                self.say_system(f"#{clean(r.room)} owners: {owners}")
+                self.say_system(f"{where} owners: {owners}")
         elif isinstance(note, NickSet):
             self.say_system(f"you are now known as {clean(note.nick)}")
         elif isinstance(note, TopicShown):
@@ -308,13 +310,18 @@ class LineFrontend:
             self.say_system(f"  ... and {plural(reply.more, 'smaller room')}")
 
     def removed(self, room: str, secret: bool) -> None:
-        """An owner removed us from a room: it is no longer the current one."""
+        """An owner removed us from a room.  If it was the current one, it stays
+        current: what is typed next (an answer to the kick, most likely) is
+        refused as "not sent", never sent to another room chosen quietly."""
         from .room import public_key, secret_key
 
         key = secret_key(room) if secret else public_key(room)
         self.order = [(k, s) for k, s in self.order if k != key]
         if self.current == key:
-            self.current = self.order[-1][0] if self.order else None
+            where = f"{LOCK if secret else ''}#{clean(room)}"
+            self.say_system(
+                f"you are no longer in {where}: what you type is not sent until you /join a room"
+            )
 
     def step(self, step: Lost | Step) -> None:
         """What the reconnect policy did."""
@@ -436,11 +443,12 @@ async def _converse(
     if not rooms and endpoint.room:
         rooms = [endpoint.room]
     pending = [f"/join {room}" for room in rooms]
-    while not ui.quitting:
-        line = pending.pop(0) if pending else await _next_line(queue, session)
-        if line is None:
-            break  # end of input, or the session ended for good
-        await commands.line(line)
+    with goodbye_on(HANGUP_SIGNALS, lambda: queue.put_nowait(None)):  # as at end of input
+        while not ui.quitting:
+            line = pending.pop(0) if pending else await _next_line(queue, session)
+            if line is None:
+                break  # end of input, or the session ended for good
+            await commands.line(line)
     ended = session.result() if session.done() else None
     commands.stop()
     await commands.client.close(ui.quit_msg)

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .ngircd import free_port, wait_listening
+from .ngircd import free_port, stop_process, wait_listening
 from .procstat import machine, raise_nofile
 from .run import Anonchatd, Timing, run_point, table
 
@@ -77,13 +77,7 @@ class Cluster(Anonchatd):
 
     def stop(self) -> None:
         for proc in [*self.procs, *([self.redis_proc] if self.redis_proc else [])]:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+            stop_process(proc, 10)
         self.log.close()
 
 

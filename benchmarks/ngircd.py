@@ -14,6 +14,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import IO
 
 from .procstat import raise_nofile
 
@@ -92,28 +93,42 @@ class Ngircd:
 
     def start(self, timeout: float = 10.0) -> None:
         self.log = open(self.directory / "ngircd.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [self.exe, "-n", "-f", str(self.conf)],
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_raise_nofile,
-        )
+        self.proc = start_process([self.exe, "-n", "-f", str(self.conf)], self.log)
         wait_listening(self.port, self.proc, timeout)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, 5)
         self.log.close()
 
 
 def _raise_nofile() -> None:
     raise_nofile(65_536)
+
+
+def start_process(
+    cmd: list[str], log: IO[bytes], cwd: Path | None = None
+) -> subprocess.Popen[bytes]:
+    """A server process, its output into ``log``, allowed many open files."""
+    return subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_raise_nofile,
+        cwd=cwd,
+    )
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM; SIGKILL if it is still running ``grace`` seconds later."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float) -> None:

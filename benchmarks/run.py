@@ -37,7 +37,15 @@ from typing import Any
 
 from . import ircload, load
 from .common import Shared, Spec
-from .ngircd import INSTALL_HINT, Ngircd, find_ngircd, free_port, wait_listening
+from .ngircd import (
+    INSTALL_HINT,
+    Ngircd,
+    find_ngircd,
+    free_port,
+    start_process,
+    stop_process,
+    wait_listening,
+)
 from .procstat import cpu_seconds, machine, machine_busy_seconds, raise_nofile, rss_kib
 
 WORKERS = 2
@@ -45,6 +53,7 @@ SENDERS = 8
 WINDOW = 4  # messages in flight per sender
 LATENCY_RATE = 1000.0  # messages per second, all senders together
 ROOM_SIZE = 100  # members per room in the capacity workload
+ROOT = Path(__file__).resolve().parent.parent  # where ``-m benchmarks...`` runs
 
 
 @dataclass
@@ -103,25 +112,13 @@ class Anonchatd(Server):
         cmd += ["--config", str(write_daemon_config(self.directory)), *extra]
         if not self.tls:
             cmd.append("--plaintext")
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_raise_nofile,
-            cwd=Path(__file__).resolve().parent.parent,
-        )
+        proc = start_process(cmd, self.log, cwd=ROOT)
         wait_listening(port, proc, 20.0)
         return proc
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, 10)
         self.log.close()
 
 
@@ -138,25 +135,14 @@ class RelayServer(Server):
 
     def start(self) -> None:
         self.log = open(self.directory / "relay.log", "wb")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.relay", "--port", str(self.port)],
-            stdin=subprocess.DEVNULL,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            preexec_fn=_raise_nofile,
-            cwd=Path(__file__).resolve().parent.parent,
-        )
+        cmd = [sys.executable, "-m", "benchmarks.relay", "--port", str(self.port)]
+        self.proc = start_process(cmd, self.log, cwd=ROOT)
         self.pid = self.proc.pid
         wait_listening(self.port, self.proc, 20.0)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc is not None:
+            stop_process(self.proc, 10)
         self.log.close()
 
 
@@ -206,10 +192,6 @@ def write_daemon_config(directory: Path) -> Path:
     path = directory / "anonchatd.toml"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def _raise_nofile() -> None:
-    raise_nofile(65_536)
 
 
 def percentile(sorted_values: list[int], p: float) -> float:
@@ -641,10 +623,9 @@ def summary(rows: list[dict[str, Any]], rounds: int) -> str:
 
 
 def _git_head() -> str:
-    root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(
-            ["git", "-C", str(root), "describe", "--always", "--dirty"],
+            ["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
             capture_output=True,
             text=True,
             timeout=10,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ from hypothesis import HealthCheck, settings
 from anonchat.client import Client
 from anonchat.daemon import Config, Daemon, Limits
 
-from .helpers import dial
+from .helpers import dial, free_port
 
 #: CI is a loaded two-core machine: no property test may depend on its speed.
 #: Loaded here, before any test module is imported, so that every ``@settings``
@@ -91,19 +90,11 @@ async def connect(daemon: Daemon) -> AsyncIterator[ClientFactory]:
         await client.close()
 
 
-def unused_port() -> int:
-    """A loopback port nothing listens on (for "cannot connect" tests)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 async def socks_proxy() -> AsyncIterator[int]:
     """A real SOCKS5 proxy (microsocks, installed by scripts/test.sh) on loopback;
     yields its port."""
-    port = unused_port()
+    port = free_port()
     proc = await asyncio.create_subprocess_exec(
         "microsocks",
         "-i",

@@ -22,6 +22,15 @@ from anonchat.wire import FrameDecoder, encode_body
 T = TypeVar("T", bound=ev.Frame)
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (for a subprocess to listen on, or
+    for "cannot connect" tests)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
 async def dial(daemon: Daemon, nick: str | None = None) -> Client:
     """Connect to a test daemon the way a user with its pin would."""
     return await Client.connect(

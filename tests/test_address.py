@@ -230,6 +230,9 @@ def test_proxy_addresses() -> None:
         (["--plain"], "say where to connect"),
         (["--local", "--proxy", "socks5://127.0.0.1:9050"], "leave out --proxy"),
         (["--local", "--server", "h"], "leave out --server"),
+        # --port with --server was ignored: the client went to port 7667.
+        (["--server", "h", "--port", "7791"], "a server's port goes in --server HOST:PORT"),
+        (["--local", "--port", "70000"], "from 0 to 65535"),
     ],
 )
 def test_a_bad_command_line_is_one_line_and_exit_2(

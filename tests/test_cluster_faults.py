@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import sys
 from collections import defaultdict
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis import Redis
 
 from anonchat import events as ev
 from anonchat.client import Client, Event
@@ -177,27 +179,36 @@ async def outage(fault: Any, nodes: list[Daemon], talk: Numbered) -> None:
     assert all(len(n.nodes) == 3 for n in nodes)
 
 
+@pytest.mark.parametrize("length", [0.6, 1.2, 2.5])
 async def test_redis_paused_longer_than_node_timeout_ejects_nobody(
-    redis: RedisServer, make_node: NodeFactory, clients: Any, caplog: pytest.LogCaptureFixture
+    length: float,
+    redis: RedisServer,
+    make_node: NodeFactory,
+    clients: Any,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Issue 15 items 1 and 3: Redis SIGSTOPped for over twice node_timeout
-    under three nodes and talking clients: no node counts another as gone,
-    nobody is logged off.  The nodes' writes time out (after node_timeout) and
-    are sent again while Redis holds the first copies, which it executes on
-    SIGCONT: still every message arrives once, in order, and no secret-room
-    member sees a replay alarm."""
+    """Issue 15 items 1 and 3: Redis SIGSTOPped under three nodes and talking
+    clients for ``length`` times node_timeout (around half of it, where the
+    judges start to wait, just over it and well over it): no node counts
+    another as gone, nobody is logged off.  Past node_timeout the nodes'
+    writes time out and are sent again while Redis holds the first copies,
+    which it executes on SIGCONT: still every message arrives once, in order,
+    and no secret-room member sees a replay alarm."""
     nodes, talk = await three_nodes(make_node, clients)
 
     async def pause() -> None:
         redis.proc.send_signal(signal.SIGSTOP)
         try:
-            await asyncio.sleep(2.5 * NODE_TIMEOUT)  # the outage's length (a lower bound)
+            await asyncio.sleep(length * NODE_TIMEOUT)  # the outage's length (a lower bound)
         finally:
             redis.proc.send_signal(signal.SIGCONT)
 
     await outage(pause, nodes, talk)
-    timed_out = [r for r in caplog.records if "cannot write to Redis (Timeout" in r.getMessage()]
-    assert timed_out  # the writes were sent twice, and Redis executed both
+    if length > 1:
+        timed_out = [
+            r for r in caplog.records if "cannot write to Redis (Timeout" in r.getMessage()
+        ]
+        assert timed_out  # the writes were sent twice, and Redis executed both
 
 
 async def test_redis_down_longer_than_node_timeout_ejects_nobody(
@@ -221,6 +232,7 @@ class Balancer:
 
     def __init__(self, ports: list[int]) -> None:
         self.ports = ports
+        self._ports = ports
         self.port = 0
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
@@ -235,6 +247,15 @@ class Balancer:
         self._server.close()
         for task in self._pipes:
             task.cancel()
+
+    def cut(self) -> None:
+        """A partition: every connection through here breaks, new ones fail."""
+        self._ports, self.ports = self.ports, []
+        for task in self._pipes:
+            task.cancel()
+
+    def heal(self) -> None:
+        self.ports = self._ports
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for port in self.ports:
@@ -319,31 +340,28 @@ def verdict_told(lm: LineMode, out: str, delivered: list[int]) -> None:
         assert told, f"line {n} of {lm.nick} lost without a word:\n{out}"
 
 
-async def test_a_frozen_node_sends_its_clients_to_the_others(
-    make_node: NodeFactory, clients: Any, redis_url: str, tmp_path: Path
+async def lines_survive(
+    watcher: Client, port: int, pin: str, fault: Any, lost: Any, backends: list[int]
 ) -> None:
-    """Issue 15 item 2: a node frozen (SIGSTOP, a VM pause) longer than
-    node_timeout is counted as gone; when it wakes it closes its clients with
-    `restart`, not the final `shutdown`, so line-mode clients behind a balancer
-    carry on on another node; every line typed meanwhile arrives once, in
-    order, or its writer is told."""
-    a = await make_node(node_timeout=NODE_TIMEOUT)
-    frozen = await start_daemon(
-        tmp_path / "state", "--redis", redis_url, "--node-timeout", str(NODE_TIMEOUT)
-    )
-    watcher = await clients(a, "watcher")
-    await watcher.create("lobby")
-    async with Balancer([frozen.port, a.port]) as balancer:
-        people = [await LineMode.start(balancer.port, frozen.pin, f"lm{i}") for i in range(2)]
+    """Line-mode clients behind a balancer (``backends``, the doomed node
+    first) type numbered lines while ``fault`` runs and until ``lost`` says the
+    node stopped; they must carry on on another node, and every line arrive
+    once, in order, or its writer be told."""
+    async with Balancer(backends) as balancer:
+        people = [await LineMode.start(balancer.port, pin, f"lm{i}") for i in range(2)]
         joined = {e.nick for e in await collect(watcher, ev.Presence, 2)}
         assert joined == {"lm0", "lm1"}
 
         async def type_until(done: Any) -> None:
-            async with asyncio.timeout(30):
-                while not done():
-                    for person in people:
-                        person.type_next()
-                    await asyncio.sleep(0.05)  # a person's pace
+            try:
+                async with asyncio.timeout(30):
+                    while not done():
+                        for person in people:
+                            person.type_next()
+                        await asyncio.sleep(0.05)  # a person's pace
+            except (TimeoutError, ConnectionError) as exc:
+                outs = [await person.finish() for person in people]
+                raise AssertionError(f"the line-mode clients did not carry on: {outs}") from exc
 
         seen: list[ev.Msg] = []
 
@@ -355,24 +373,91 @@ async def test_a_frozen_node_sends_its_clients_to_the_others(
             )
 
         await type_until(lambda: heard(5))
-        frozen.proc.send_signal(signal.SIGSTOP)
-        try:
-            freeze = asyncio.create_task(asyncio.sleep(2.5 * NODE_TIMEOUT))  # a lower bound
-            await type_until(freeze.done)
-        finally:
-            frozen.proc.send_signal(signal.SIGCONT)
-        async with asyncio.timeout(30):
-            assert await frozen.proc.wait() == 3  # it lost the service
+        faulty = asyncio.create_task(fault())
+        await type_until(faulty.done)
+        await faulty
+        await lost()
         after = max(p.typed for p in people)
         await type_until(lambda: heard(after + 5))  # back, on the other node
         results = [await person.finish() for person in people]
-    await asyncio.sleep(0)
     seen.extend(e for e in await quiet(watcher) if isinstance(e, ev.Msg))
     for person, (status, out) in zip(people, results, strict=True):
         assert status == 0, out
-        assert "restart" in out or "lost touch" in out, out
+        assert "lost touch" in out, out  # told to reconnect, not that the server shut down
         mine = [int(m.text.split()[1]) for m in seen if m.text.startswith(f"{person.nick} ")]
         verdict_told(person, out, mine)
+
+
+async def test_a_frozen_node_sends_its_clients_to_the_others(
+    make_node: NodeFactory, clients: Any, redis_url: str, tmp_path: Path
+) -> None:
+    """Issue 15 item 2: a node frozen (SIGSTOP, a VM pause) longer than
+    node_timeout is counted as gone; when it wakes it closes its clients with
+    `restart`, not the final `shutdown`, so line-mode clients behind a balancer
+    carry on on another node; every line typed meanwhile arrives once, in
+    order, or its writer is told."""
+    a = await make_node(node_timeout=NODE_TIMEOUT)
+    frozen = await start_daemon(  # (its log is not read after the start: warnings only)
+        tmp_path / "state",
+        "--redis",
+        redis_url,
+        "--node-timeout",
+        str(NODE_TIMEOUT),
+        "--log-level",
+        "WARNING",
+    )
+    watcher = await clients(a, "watcher")
+    await watcher.create("lobby")
+
+    async def freeze() -> None:
+        frozen.proc.send_signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(2.5 * NODE_TIMEOUT)  # the freeze's length (a lower bound)
+        finally:
+            frozen.proc.send_signal(signal.SIGCONT)
+
+    async def lost() -> None:
+        async with asyncio.timeout(30):
+            assert await frozen.proc.wait() == 3  # it lost the service
+
+    await lines_survive(watcher, frozen.port, frozen.pin, freeze, lost, [frozen.port, a.port])
+
+
+async def test_a_node_cut_off_from_redis_sends_its_clients_to_the_others(
+    redis: RedisServer,
+    make_node: NodeFactory,
+    make_daemon: DaemonFactory,
+    clients: Any,
+    tmp_path: Path,
+) -> None:
+    """Issue 15 item 2: one node loses Redis (a network partition) for longer
+    than node_timeout while the others keep it: they count it as gone; when it
+    gets through again it finds that out and closes its clients with
+    `restart`, who carry on on another node, nothing lost without a word."""
+    a = await make_node(node_timeout=NODE_TIMEOUT)
+    async with Balancer([redis.port]) as link:  # the node's only way to Redis
+        url = redis.url.replace(f":{redis.port}/", f":{link.port}/")
+        cut_off = await make_daemon(  # (the service's key, as make_node gives it)
+            redis=url, node_timeout=NODE_TIMEOUT, state_dir=str(tmp_path / "state")
+        )
+        await all_see_each_other([a, cut_off])
+        watcher = await clients(a, "watcher")
+        await watcher.create("lobby")
+
+        async def partition() -> None:
+            link.cut()
+            await asyncio.sleep(2.5 * NODE_TIMEOUT)  # the partition's length (a lower bound)
+            link.heal()
+
+        async def lost() -> None:
+            async with asyncio.timeout(30):
+                while not cut_off.lost:
+                    await asyncio.sleep(0.05)
+
+        await lines_survive(
+            watcher, cut_off.port, cut_off.pin, partition, lost, [cut_off.port, a.port]
+        )
+    assert not a.stopping
 
 
 def shared_view(node: Daemon) -> Any:
@@ -655,3 +740,29 @@ async def test_a_message_in_doubt_is_confirmed_by_the_replay(
         assert notes.texts()[1:] == ["it did arrive after all: in doubt"]
     finally:
         await again.close()
+
+
+async def test_the_documented_acl_user_suffices(
+    redis: RedisServer, make_daemon: DaemonFactory, clients: Any
+) -> None:
+    """The ACL user docs/operations.md gives the nodes can run a service:
+    join, talk, snapshot, restore (the doc's line is the one applied)."""
+    doc = (Path(__file__).parents[1] / "docs" / "operations.md").read_text()
+    (acl,) = re.findall(r"`(ACL SETUSER anonchat [^`]+)`", doc)
+    acl = acl.replace(">PASSWORD", ">sesame")
+    admin = Redis.from_url(redis.url)
+    admin.execute_command(*acl.split())  # type: ignore[no-untyped-call]  # as written
+    url = redis.url.replace("redis://", "redis://anonchat:sesame@")
+    a = await make_daemon(redis=url, node_timeout=NODE_TIMEOUT)
+    b = await make_daemon(redis=url, node_timeout=NODE_TIMEOUT)
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    assert isinstance(a.bus, RedisBus)
+    await a.bus.write_snapshot()
+    await alice.say("lobby", "through the ACL")
+    assert (await next_event(bob, ev.Msg)).text == "through the ACL"
+    admin.flushall()  # as after an empty restart: the nodes restore the stream
+    await alice.say("lobby", "restored")
+    assert (await next_event(bob, ev.Msg, timeout=20)).text == "restored"
+    assert not a.stopping and not b.stopping

@@ -27,7 +27,8 @@ from anonchat.daemon.config import _LIMIT_KEYS, _TOP_KEYS, Limits, config_from
 from anonchat.errors import ConfigError
 from anonchat.trust import create_identity
 
-from .redis_server import free_port, redis_server
+from .helpers import free_port
+from .redis_server import redis_server
 
 
 def anonchatd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

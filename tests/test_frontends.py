@@ -436,6 +436,53 @@ async def test_a_server_that_stops_answering_is_left_and_the_session_resumed(
     await watcher.close()
 
 
+async def test_lines_typed_offline_go_to_the_room_they_were_typed_in(
+    link: Link, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TUI: lines typed while the connection is down wait, in order; a room
+    switched to meanwhile must not change where they go. The second line used
+    to go to the room on screen when it was finally sent: typed in a secret
+    room, it could go out in the clear to a public one."""
+    monkeypatch.setenv(ENV_CONFIG_DIR, str(tmp_path / "config"))
+    port = link.port
+    watcher = await member(link.daemon.port, "watcher")  # not through the link
+    app = make_app(
+        tmp_path / "tui",
+        server=f"127.0.0.1:{port}",
+        nick="alice",
+        autoconnect=True,
+        join=["one", "two"],
+        clock=fixed_clock,
+        ping_interval=3600.0,
+        reconnect_delays=DELAYS,
+        endpoint=Endpoint("127.0.0.1", port, tls=False, known_hosts=None),
+    )
+    async with app.run_test() as pilot:
+        front = TuiFront(pilot)
+        chat = await until_chat(pilot)
+        await front.wait("you joined #two")
+        await watcher.join("one")
+        await watcher.join("two")
+        assert chat.state.current == "two"
+        link.cut()
+        await front.wait("connection lost")
+        await front.type("first, for two")
+        await front.type("second, for two")
+        await pilot.press("ctrl+p")  # to #one, before the lines could go
+        await wait_for(pilot, lambda: chat.state.current == "one")
+        link.restore()
+        got = await collect(watcher, ev.Msg, 2)
+        assert [(m.room, m.text) for m in got] == [
+            ("two", "first, for two"),
+            ("two", "second, for two"),
+        ]
+        await front.type("now for one")
+        got = await collect(watcher, ev.Msg, 1)
+        assert [(m.room, m.text) for m in got] == [("one", "now for one")]
+        await chat.close_client()
+    await watcher.close()
+
+
 async def test_passphrase_file_answers_secret_without_reading_a_line(
     make_daemon: DaemonFactory, tmp_path: Path
 ) -> None:
@@ -708,6 +755,29 @@ async def test_who_shows_the_owners(front: Front, link: Link) -> None:
     who = front.output()[mark:]
     assert "@alice, bob" in who and "@bob" not in who
     await bob.close()
+
+
+async def test_after_a_kick_what_is_typed_goes_to_no_other_room(front: Front, link: Link) -> None:
+    """Kicked from the room on screen, a user goes on typing (an answer to the
+    kick, most likely): it must not land in another room. The line mode
+    quietly made the last other room the current one, so the next line went
+    there."""
+    owner = await member(link.port, "owner")
+    await owner.create("club")
+    await owner.create("other")
+    await front.type("/join other")
+    await front.wait("you joined #other")
+    await front.type("/join club")
+    await front.wait("you joined #club")
+    await owner.kick("club", "alice", "off topic")
+    await front.wait("kicked by owner")
+    await front.type("what was that for")
+    await front.wait("not sent")
+    await front.type("/join other")  # back to #other, on purpose
+    await front.type("said in other on purpose")
+    got = await collect(owner, ev.Msg, 1)
+    assert [(m.room, m.text) for m in got] == [("other", "said in other on purpose")]
+    await owner.close()
 
 
 async def test_emoji_sequences_stay_whole_and_tricks_stay_visible(front: Front, link: Link) -> None:

@@ -9,11 +9,7 @@ reads as before (tests/test_frontends.py runs it on pipes).
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -24,14 +20,7 @@ from anonchat.daemon import Daemon
 
 from .conftest import DaemonFactory
 from .helpers import collect, dial
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def tmux(*args: str) -> str:
-    return subprocess.run(
-        ["tmux", *args], check=True, capture_output=True, text=True, timeout=10
-    ).stdout
+from .tmux import capture, keys, tmux_session, typed
 
 
 @pytest.fixture
@@ -42,29 +31,14 @@ async def plain_daemon(make_daemon: DaemonFactory) -> Daemon:
 @pytest.fixture
 async def terminal(plain_daemon: Daemon, tmp_path: Path) -> AsyncIterator[str]:
     """``anonchat --plain`` in an 80x24 tmux window, joined to two rooms."""
-    assert shutil.which("tmux"), "tmux is needed: scripts/test.sh installs it"
-    name = f"anonchat-line-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "TERM": "xterm-256color",
-        "ANONCHAT_CONFIG_DIR": str(tmp_path / "cfg"),
-    }
     command = [
         sys.executable, "-m", "anonchat", "--plain", "--plaintext",
         "--server", f"127.0.0.1:{plain_daemon.port}", "--nick", "alice",
         "--join", "one", "--join", "two",
     ]  # fmt: skip
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", *command],
-        check=True,
-        env=env,
-        timeout=10,
-    )
-    try:
+    config = str(tmp_path / "cfg")
+    with tmux_session("anonchat-line", command, (80, 24), ANONCHAT_CONFIG_DIR=config) as name:
         yield name
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], check=False, timeout=10)
 
 
 async def screen_when(session: str, ready: Callable[[str], bool], what: str) -> str:
@@ -73,7 +47,7 @@ async def screen_when(session: str, ready: Callable[[str], bool], what: str) -> 
     try:
         async with asyncio.timeout(15):
             while True:
-                screen = await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", session)
+                screen = await capture(session)
                 if ready(screen):
                     return screen
                 await asyncio.sleep(0.05)
@@ -89,11 +63,11 @@ async def test_incoming_lines_leave_the_typed_half_line_whole(
     terminal: str, plain_daemon: Daemon
 ) -> None:
     await screen_when(terminal, lambda s: "you joined #two" in s, "both --join rooms")
-    screen = await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", terminal)
+    screen = await capture(terminal)
     assert "you joined #one" in screen  # --join given twice joins both
     bob = await dial(plain_daemon, "bob")
     await bob.join("two")
-    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "-l", "half a li")
+    await typed(terminal, "half a li")
     await screen_when(terminal, lambda s: lines_of(s)[-1] == "> half a li", "the typed half")
     for i in range(3):
         await bob.say("two", f"incoming {i}")
@@ -103,8 +77,8 @@ async def test_incoming_lines_leave_the_typed_half_line_whole(
     for i in range(3):  # and every incoming line whole, on a line of its own
         assert any(line.endswith(f"#two <bob> incoming {i}") for line in shown), shown
     assert sum("half a li" in line for line in shown) == 1
-    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "-l", "ne")
-    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "Enter")
+    await typed(terminal, "ne")
+    await keys(terminal, "Enter")
     got = await collect(bob, ev.Msg, 4, timeout=10)  # his own three, then alice's line
     assert [(m.nick, m.text) for m in got if m.nick == "alice"] == [("alice", "half a line")]
     await bob.close()
@@ -115,15 +89,15 @@ async def test_a_passphrase_at_the_terminal_is_masked_and_not_in_the_history(
 ) -> None:
     passphrase = "orbit-lemon-staple-horse-battery-canyon"
     await screen_when(terminal, lambda s: "you joined #two" in s, "both --join rooms")
-    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "-l", "/secret create Attic")
-    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "Enter")
+    await typed(terminal, "/secret create Attic")
+    await keys(terminal, "Enter")
     await screen_when(terminal, lambda s: "passphrase" in lines_of(s)[-1], "the passphrase prompt")
-    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "-l", passphrase)
+    await typed(terminal, passphrase)
     screen = await screen_when(terminal, lambda s: "*" * 10 in s, "the masked passphrase")
     assert passphrase not in screen
-    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "Enter")
+    await keys(terminal, "Enter")
     screen = await screen_when(terminal, lambda s: "secret room" in s, "the room entered")
-    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "Up")  # the history
+    await keys(terminal, "Up")  # the history
     screen = await screen_when(
         terminal, lambda s: lines_of(s)[-1] == "> /secret create Attic", "the previous line"
     )
@@ -140,14 +114,14 @@ async def test_a_passphrase_typed_in_the_same_burst_as_secret_is_masked_too(
     passphrase = "orbit-lemon-staple-horse-battery-canyon"
     await screen_when(terminal, lambda s: "you joined #two" in s, "both --join rooms")
     burst = f"/secret create Attic\r{passphrase}\rvisible again"
-    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "-l", burst)
+    await typed(terminal, burst)
     screen = await screen_when(
         terminal,
         lambda s: "secret room" in s and lines_of(s)[-1] == "> visible again",
         "the room entered, and the next line typed in clear",
     )
     assert passphrase not in screen
-    await asyncio.to_thread(tmux, "send-keys", "-t", terminal, "C-u", "Up")  # the history
+    await keys(terminal, "C-u", "Up")  # the history
     screen = await screen_when(
         terminal, lambda s: lines_of(s)[-1] == "> /secret create Attic", "the previous line"
     )

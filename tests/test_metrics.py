@@ -20,8 +20,8 @@ from anonchat.daemon.redisbus import RedisBus
 from anonchat.errors import RequestError
 
 from .conftest import DaemonFactory
-from .helpers import dial, quiet
-from .redis_server import RedisServer, free_port, redis_server
+from .helpers import dial, free_port, quiet
+from .redis_server import RedisServer, redis_server
 from .test_processes import start_daemon
 
 PASSPHRASE = "unkempt-sherry-maroon-pebble-mousy-ravage"

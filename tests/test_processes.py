@@ -7,7 +7,6 @@ import contextlib
 import os
 import shlex
 import signal
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,16 +19,17 @@ from anonchat.daemon import Daemon
 from anonchat.wire import encode_body
 
 from .conftest import ClientFactory, DaemonFactory
-from .helpers import collect, dial, half_closing_client, hello_bytes, next_event, quiet
+from .helpers import (
+    collect,
+    dial,
+    free_port,
+    half_closing_client,
+    hello_bytes,
+    next_event,
+    quiet,
+)
 
 PY = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 STARTED: list[asyncio.subprocess.Process] = []
@@ -226,7 +226,7 @@ async def test_line_mode_end_to_end(connect: ClientFactory, daemon: Daemon) -> N
     assert "topic of #lobby: welcome" in out
     assert "#lobby <robot> hello there" in out
     assert "#lobby * robot waves" in out
-    assert "#lobby (2): watcher, robot" in out
+    assert "#lobby (2): @watcher, robot" in out and "#lobby owners: watcher" in out
     assert "#lobby (2) - welcome" in out
     assert "robot is now known as robot2" in out
     assert "error: only an owner of lobby may set its topic (not_owner)" in out
@@ -277,7 +277,9 @@ async def test_line_mode_errors(daemon: Daemon) -> None:
     status, out = await run_plain(daemon, "hello?\n/join bad name\n/nick \n")
     assert status == 0
     assert "you are in no room: /join NAME first" in out
-    assert "you joined #bad" in out  # like irc: the first word is the room
+    # On IRC the second word is the room's key: refused (a key would be dropped,
+    # the room joined in the open), pointing to /secret.
+    assert "you joined #bad" not in out and "/secret ROOM asks for the passphrase" in out
     assert "usage: /nick NEWNICK" in out
     proc = await asyncio.create_subprocess_exec(
         PY,
@@ -304,6 +306,8 @@ async def test_line_mode_refuses_an_unknown_server_without_a_person_to_ask(
     out, _ = await proc.communicate()
     assert proc.returncode == 1
     assert b"was not seen before" in out and b"(host_not_trusted)" in out
+    # Nobody was asked, and the way a script trusts a new server is named.
+    assert b"there is nobody to ask" in out and b"--accept-new-host" in out
     # Who refused what: the client did not accept the key; the server refused nothing.
     assert b"Not connected: you did not accept the server's key" in out
     assert b"server refused" not in out
@@ -335,6 +339,29 @@ async def test_line_mode_exits_when_the_server_goes(daemon: Daemon) -> None:
         out = await proc.stdout.read()
         assert await proc.wait() == 0
     assert b"disconnected: the server is shutting down (shutdown)" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+async def test_line_mode_says_goodbye_when_its_terminal_goes(
+    connect: ClientFactory, daemon: Daemon, sig: signal.Signals
+) -> None:
+    """The terminal closed (SIGHUP) or a kill (SIGTERM): the line mode quits as at
+    end of input, saying goodbye. It used to die on the spot, and the daemon kept
+    the session for its resume window: the nick listed as present for two
+    minutes, a ghost nobody could reach."""
+    watcher = await connect("watcher")
+    await watcher.create("lobby")
+    proc = await asyncio.create_subprocess_exec(
+        PY, *plain_args(daemon), "--nick", "hangup", "--join", "lobby",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    came = await next_event(watcher, ev.Presence)
+    assert (came.kind, came.nick) == ("join", "hangup")
+    proc.send_signal(sig)
+    went = await next_event(watcher, ev.Presence)
+    assert (went.kind, went.nick) == ("quit", "hangup")
+    async with asyncio.timeout(10):
+        assert await proc.wait() == 0
 
 
 async def test_local_hosts_a_daemon_others_can_join(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import ssl
@@ -15,14 +16,21 @@ import pytest
 from anonchat.client import Client, Endpoint
 from anonchat.daemon import Config, Daemon
 from anonchat.daemon.cli import daemon_main
+from anonchat.daemon.tls import ServerTLS
 from anonchat.dm import DmNotice
 from anonchat.errors import ConnectionClosed, RequestError
-from anonchat.trust import CERT_FILE, KEY_FILE, KnownHosts, TrustError, ensure_identity
+from anonchat.trust import (
+    CERT_FILE,
+    KEY_FILE,
+    KnownHosts,
+    TrustError,
+    client_context,
+    ensure_identity,
+)
 from anonchat.tui.settings import SETTINGS_FILE, Settings
 
 from .conftest import DaemonFactory
-from .helpers import RawPeer, dial
-from .test_processes import free_port
+from .helpers import RawPeer, dial, free_port
 
 PIN = "sha256/9n+FhHRzzXJEGNt0M5KWYE9pA/+1I+rMk/fQtSd3qnc="
 
@@ -389,3 +397,85 @@ async def test_daemon_with_given_cert_and_key(tmp_path: Path) -> None:
         assert not os.path.exists(tmp_path / "unused")
     finally:
         await daemon.shutdown()
+
+
+class _Echo(asyncio.BufferedProtocol):
+    """An application over the daemon's TLS layer that answers each read
+    with ``got N`` and keeps the connection open after the peer's end."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray(65536)
+        self.transport: asyncio.Transport | None = None
+        self.eofs = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self.buf)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        assert self.transport is not None
+        self.transport.write(b"got %d\n" % nbytes)
+
+    def eof_received(self) -> bool:
+        self.eofs += 1
+        return True
+
+
+async def test_the_daemons_tls_layer_answers_after_close_notify_and_holds_nothing_after_it(
+    tmp_path: Path,
+) -> None:
+    """daemon/tls.py over a real socket: the peer's close_notify reaches the
+    application once, after the data before it; the application can still
+    write (TLS 1.3 half-close) and the peer reads it; bytes the peer sends
+    after its close_notify are dropped, never held."""
+    ident = ensure_identity(tmp_path / "state")
+    app = _Echo()
+    tls = ServerTLS(ident.context(), lambda: app, bytearray(65536))
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    await asyncio.get_running_loop().connect_accepted_socket(lambda: tls, ours)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    peer = client_context().wrap_bio(incoming, outgoing)
+    theirs.setblocking(False)
+    loop = asyncio.get_running_loop()
+
+    async def pump() -> None:
+        if outgoing.pending:
+            await loop.sock_sendall(theirs, outgoing.read())
+        with contextlib.suppress(BlockingIOError):
+            data = theirs.recv(65536)
+            if data:
+                incoming.write(data)
+
+    async with asyncio.timeout(10):
+        while True:
+            try:
+                peer.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                await pump()
+                await asyncio.sleep(0.001)
+        await pump()  # the client's Finished
+        await tls.handshake
+        peer.write(b"hello")
+        with contextlib.suppress(ssl.SSLWantReadError):
+            peer.unwrap()  # our close_notify, right behind the data
+        await pump()
+        while app.eofs == 0:
+            await asyncio.sleep(0.001)
+        await loop.sock_sendall(theirs, os.urandom(256 * 1024))  # after the end: dropped
+        assert app.transport is not None
+        app.transport.write(b"still here\n")
+        received = b""
+        while b"still here\n" not in received:
+            await pump()
+            with contextlib.suppress(ssl.SSLWantReadError):
+                received += peer.read(65536)
+            await asyncio.sleep(0.001)
+    assert received == b"got 5\nstill here\n"
+    assert app.eofs == 1
+    assert tls._incoming.pending == 0  # nothing after the close_notify was kept
+    app.transport.close()
+    theirs.close()

@@ -24,7 +24,8 @@ import pytest
 
 from anonchat.client import Client
 
-from .redis_server import RedisServer, free_port, redis_server
+from .helpers import free_port
+from .redis_server import RedisServer, redis_server
 
 ROOT = Path(__file__).resolve().parent.parent
 UNIT = ROOT / "contrib" / "anonchatd.service"

@@ -33,7 +33,8 @@ nodes: they never talk to each other, only to Redis.
   counts any node whose last beat is older than ``ts - node_timeout`` as
   gone and ends its sessions: each node decides the same at the same point
   of the stream.  Only a beat of a node whose own beats reached the stream
-  without a gap for ``node_timeout`` judges (``state.beat``): after Redis
+  regularly (no gap over half of it) for ``node_timeout`` judges
+  (``state.beat``): after Redis
   was away for everyone, every node has ``node_timeout`` of live stream to
   beat again before anyone is judged.  A
   node stopping cleanly appends ``down`` instead, or, while other nodes are
@@ -547,7 +548,11 @@ class RedisBus:
             return None
         try:
             header: dict[str, Any] = unpack_value(raw)
-            if not isinstance(header, dict) or header.get("v") != HEADER_VERSION:
+            if (
+                not isinstance(header, dict)
+                or header.get("v") != HEADER_VERSION
+                or not {"epoch", "at", "id", "parts", "size"} <= set(header)
+            ):
                 raise ValueError("not a snapshot header of this version")
         except ValueError as exc:
             raise Lost(f"the snapshot in Redis is not one this version reads ({exc})") from None

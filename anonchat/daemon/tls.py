@@ -101,6 +101,8 @@ class ServerTLS(asyncio.BufferedProtocol):
         return memoryview(self._raw)
 
     def buffer_updated(self, nbytes: int) -> None:
+        if self._peer_done:
+            return  # nothing may follow the peer's close_notify: dropped, not held
         self._incoming.write(memoryview(self._raw)[:nbytes])
         if self._app is None:
             self._shake()

@@ -88,6 +88,25 @@ def backoff(delays: Sequence[float]) -> Iterator[float]:
         yield delays[-1]
 
 
+#: How long before the daemon lets a session go the last try to resume it is made.
+LAST_CALL_MARGIN = 3.0
+
+
+def next_delay(delay: float, elapsed: float, last_call: float | None) -> float:
+    """The wait before the next try: ``delay``, unless the daemon would let the
+    session go (``last_call`` seconds after the loss, its resume window) before
+    that try; then one more try is made just before it does.
+
+    With waits of up to 30 s a node back at 100 s into a 120 s window was
+    reached at 120.5 s: the session was gone, though it had waited for us."""
+    if last_call is None:
+        return delay
+    deadline = last_call - LAST_CALL_MARGIN
+    if elapsed < deadline < elapsed + delay:
+        return deadline - elapsed
+    return delay
+
+
 async def reconnect(
     dial: Dial,
     old: Client,
@@ -95,12 +114,15 @@ async def reconnect(
     *,
     delays: Sequence[float] = RECONNECT_DELAYS,
     give_up_after: float | None = None,
+    last_call: float | None = None,
 ) -> AsyncIterator[Step]:
-    """Try until back, stopped by a final failure, or ``give_up_after`` seconds passed."""
+    """Try until back, stopped by a final failure, or ``give_up_after`` seconds
+    passed; a try is made just before ``last_call`` (the resume window) ends."""
     assert old.closed is not None
     last = old.closed.message
     started = time.monotonic()
-    for attempt, delay in enumerate(backoff(delays), start=1):
+    for attempt, planned in enumerate(backoff(delays), start=1):
+        delay = next_delay(planned, time.monotonic() - started, last_call)
         if give_up_after is not None and time.monotonic() - started + delay > give_up_after:
             yield Stopped(
                 Local.GAVE_UP, f"giving up after {plural(attempt - 1, 'try', 'tries')}: {last}"
@@ -176,8 +198,9 @@ async def follow(
             commands.stop()
             return lost
         give_up = None if persistent else give_up_window(client)
+        window = float(client.hello.resume_window) if client.hello.resume_window else None
         async for step in reconnect(
-            dial, client, client.nick, delays=delays, give_up_after=give_up
+            dial, client, client.nick, delays=delays, give_up_after=give_up, last_call=window
         ):
             on_step(step)
             if isinstance(step, Back):

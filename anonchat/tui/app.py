@@ -20,6 +20,7 @@ from textual.binding import Binding
 
 from ..address import format_address
 from ..client import Client, Endpoint, KnownHosts
+from ..frontend.hangup import HANGUP_SIGNALS, goodbye_on
 from ..frontend.reconnect import RECONNECT_DELAYS
 from ..names import random_nick
 from ..paths import config_dir
@@ -237,7 +238,8 @@ async def run_tui(
     saved = root.handlers[:]
     root.handlers = [logging.NullHandler()]
     try:
-        status = await app.run_async()
+        with goodbye_on(HANGUP_SIGNALS, app.quit_chat):
+            status = await app.run_async()
     finally:
         root.handlers = saved
     return status or 0

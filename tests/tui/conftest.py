@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from textual.app import App
 from textual.pilot import Pilot
 from textual.widgets import Input
 
@@ -87,6 +88,15 @@ async def wait_for(
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         await pilot.pause(0.02)
+
+
+def dialog_shown(app: App[Any]) -> bool:
+    """The changed-key dialog is up and composed (pushed is not enough: its
+    widgets are made a little later, and a query in between finds nothing)."""
+    from anonchat.tui.screens.key_changed import KeyChangedScreen
+
+    screen = app.screen
+    return isinstance(screen, KeyChangedScreen) and bool(screen.query("#key-text"))
 
 
 def chat_of(app: AnonchatApp) -> ChatScreen:

@@ -36,14 +36,12 @@ from anonchat.paths import ENV_CONFIG_DIR
 from anonchat.trust import KnownHosts
 from anonchat.tui.app import AnonchatApp, app_for_endpoint
 from anonchat.tui.screens.connect import ConnectScreen
-from anonchat.tui.screens.key_changed import KeyChangedScreen
 from anonchat.tui.session import connect as real_connect
 from anonchat.tui.state import CONSOLE
 from anonchat.tui.widgets.status_bar import StatusBar
 
-from ..conftest import unused_port
-from ..helpers import next_event
-from .conftest import PIN, fixed_clock, lines, type_line, until_chat, wait_for
+from ..helpers import free_port, next_event
+from .conftest import PIN, dialog_shown, fixed_clock, lines, type_line, until_chat, wait_for
 
 FRONT_ENDS = ["tui", "line"]
 OTHER_PIN = "sha256/AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
@@ -260,7 +258,7 @@ async def until(condition: Any, what: str, timeout: float = 10.0) -> None:
 async def test_an_unusable_proxy_stops_the_connection(
     front_end: str, daemon: Daemon, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    dead = unused_port()  # nothing listens there
+    dead = free_port()  # nothing listens there
     server = f"127.0.0.1:{daemon.port}"
     argv = ["--server", server, "--fingerprint", PIN, "--proxy", f"socks5://127.0.0.1:{dead}"]
     with recording(monkeypatch) as net:
@@ -395,7 +393,7 @@ async def test_a_link_with_the_wrong_pin_is_refused_on_the_connect_screen(
         link = Endpoint("127.0.0.1", daemon.port).invite(OTHER_PIN, "x")
         await type_server(app, pilot, link)
         # The dialog says what happened and what to do; behind it, the field says who refused.
-        await wait_for(pilot, lambda: isinstance(app.screen, KeyChangedScreen), what="dialog")
+        await wait_for(pilot, lambda: dialog_shown(app), what="dialog")
         assert "get a new one" in str(app.screen.query_one("#key-text", Static).render())
         await pilot.press("escape")
         assert "refused a key that is not the pin given" in server_error(app)
@@ -464,7 +462,7 @@ def test_any_text_in_the_server_field_is_an_attempt_or_an_inline_error(texts: li
 async def _type_each(texts: list[str]) -> None:
     import anonchat.tui.screens.connect as connect_screen
 
-    dead = unused_port()
+    dead = free_port()
     attempts: list[tuple[str, int]] = []
 
     async def connect(host: str, port: int, *args: Any, **kwargs: Any) -> Client:

@@ -53,3 +53,25 @@ async def test_at_80x24_the_message_pane_gets_the_width(daemon: Daemon, tmp_path
         # Narrow again: hidden again.
         await pilot.resize_terminal(80, 24)
         await wait_for(pilot, lambda: not rooms.display and not members.display)
+
+
+async def test_a_long_server_name_leaves_the_state_and_the_nick_on_the_status_bar(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """An onion address through a proxy is over 90 columns: at 80 the connection
+    state and the nick went off the end of the line. The name gives way,
+    shortened in the middle, and comes back whole when there is room."""
+    onion = "p53lf57qovyuvwsc6xnrppyply3vtqm7l6pcobkmyqsiofyeznfu5uqd.onion:7667"
+    label = f"{onion} via socks5 127.0.0.1:9050"
+    app = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        chat = await until_chat(pilot)
+        bar = chat.query_one(StatusBar)
+        bar.set(server=label)  # what the app shows for --proxy and an onion --server
+        await pilot.pause()
+        shown = bar.render_text().plain
+        assert "● connected" in shown and "alice" in shown and len(shown) <= 80, shown
+        assert shown.startswith(" p53lf57") and "…" in shown
+        assert "via socks5 127.0.0.1:9050" in shown  # the proxy is never cut
+        await pilot.resize_terminal(200, 30)
+        await wait_for(pilot, lambda: label in bar.render_text().plain)

@@ -16,12 +16,11 @@ from anonchat.daemon import Config, Daemon
 from anonchat.errors import Code, Local
 from anonchat.trust import create_identity
 from anonchat.tui.screens.connect import describe_failure
-from anonchat.tui.screens.key_changed import KeyChangedScreen
 from anonchat.tui.screens.trust import TrustScreen
 from anonchat.tui.state import CONSOLE
 from anonchat.tui.widgets.status_bar import StatusBar
 
-from .conftest import PIN, app_for, daemon_config, lines, until_chat, wait_for
+from .conftest import PIN, app_for, daemon_config, dialog_shown, lines, until_chat, wait_for
 
 
 def other_key_config(port: int) -> Config:
@@ -53,9 +52,7 @@ async def test_a_changed_key_on_reconnect_stops_and_says_what_to_do(tmp_path: Pa
             await wait_for(pa, lambda: ca.query_one(StatusBar).state == "reconnecting")
             second = Daemon(other_key_config(port))
             await second.start()
-            await wait_for(
-                pa, lambda: isinstance(alice.screen, KeyChangedScreen), timeout=10, what="dialog"
-            )
+            await wait_for(pa, lambda: dialog_shown(alice), timeout=10, what="dialog")
             bar = ca.query_one(StatusBar)
             assert bar.state == "stopped: server key changed"
             assert "stopped: server key changed" in bar.render_text().plain
@@ -85,7 +82,7 @@ async def test_a_changed_key_at_connect_shows_the_dialog(tmp_path: Path) -> None
         (settings / "known_hosts").write_text(f"127.0.0.1:{port} {PIN}\n")
         bob = app_for(port, tmp_path, "bob", endpoint=known_hosts_endpoint(port))
         async with bob.run_test(size=(80, 24)) as pb:
-            await wait_for(pb, lambda: isinstance(bob.screen, KeyChangedScreen), what="dialog")
+            await wait_for(pb, lambda: dialog_shown(bob), what="dialog")
             text = " ".join(str(bob.screen.query_one("#key-text", Static).render()).split())
             assert impostor.pin in text and "remove line 1 of" in text
             box = bob.screen.query_one("#key-box")

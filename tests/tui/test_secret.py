@@ -346,3 +346,28 @@ async def test_a_whole_passphrase_line_typed_before_the_form_mounted_waits_in_it
         assert "Enter uses it" in hint
         await pb.press("enter")
         await wait_for(pb, lambda: cb.state.current == KEY, timeout=60, what="bob in")
+
+
+async def test_a_passphrase_line_typed_before_the_create_form_mounted_waits_in_it(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """The same for ``/secret create ROOM``: the held line is in the create form's
+    passphrase box, and the form says that Enter uses it (the hint was set but
+    left hidden, so the form looked stuck)."""
+    bob = app_for(daemon.port, tmp_path, "bob")
+    async with bob.run_test(size=(110, 32)) as pb:
+        cb = await until_chat(pb)
+        box = cb.query_one(ChatInput)
+        for line in (f"/secret create {ROOM}", PASSPHRASE):
+            box.value = line
+            await box.action_submit()
+        await wait_for(pb, lambda: isinstance(bob.screen, CreateRoomScreen), what="form")
+        form = bob.screen
+        await wait_for(
+            pb, lambda: form.query_one("#room-pass", Input).value == PASSPHRASE, what="put in"
+        )
+        await pb.pause()
+        hint = form.query_one("#create-working", Static)
+        assert hint.display and "Enter uses it" in str(hint.render())
+        await pb.press("enter")
+        await wait_for(pb, lambda: cb.state.current == KEY, timeout=60, what="bob in")

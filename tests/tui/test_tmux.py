@@ -8,12 +8,8 @@ way a user's terminal delivers them.
 from __future__ import annotations
 
 import asyncio
-import os
 import shlex
-import shutil
-import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -24,8 +20,16 @@ from anonchat.client import Endpoint
 from anonchat.daemon import Daemon
 
 from ..helpers import collect, dial, next_event
-
-ROOT = Path(__file__).resolve().parents[2]
+from ..tmux import (
+    capture,
+    keys,
+    kill_session,
+    session_alive,
+    start_session,
+    tmux,
+    tmux_session,
+    typed,
+)
 
 APP = """
 import sys
@@ -40,28 +44,11 @@ app.run()
 """
 
 
-def tmux(*args: str) -> str:
-    return subprocess.run(
-        ["tmux", *args], check=True, capture_output=True, text=True, timeout=10
-    ).stdout
-
-
 @pytest.fixture
 async def session(daemon: Daemon, tmp_path: Path) -> AsyncIterator[str]:
-    name = f"anonchat-test-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
-    assert shutil.which("tmux"), "tmux is needed: scripts/test.sh installs it"
     command = [sys.executable, "-c", APP, str(tmp_path / "cfg"), str(daemon.port), daemon.pin]
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", name, "-x", "120", "-y", "35", *command],
-        check=True,
-        env=env,
-        timeout=10,
-    )
-    try:
+    with tmux_session("anonchat-test", command, (120, 35)) as name:
         yield name
-    finally:
-        subprocess.run(["tmux", "kill-session", "-t", name], check=False, timeout=10)
 
 
 def shown_room(screen: str) -> str:
@@ -74,15 +61,11 @@ async def wait_room(session: str, room: str, timeout: float = 10.0) -> str:
     deadline = asyncio.get_running_loop().time() + timeout
     screen = ""
     while asyncio.get_running_loop().time() < deadline:
-        screen = await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", session)
+        screen = await capture(session)
         if screen.strip() and "╮" in screen.splitlines()[0] and shown_room(screen) == room:
             return screen
         await asyncio.sleep(0.1)
     raise AssertionError(f"expected {room} on screen, got:\n{screen}")
-
-
-async def keys(session: str, *names: str) -> None:
-    await asyncio.to_thread(tmux, "send-keys", "-t", session, *names)
 
 
 async def test_room_keys_in_a_real_terminal(session: str) -> None:
@@ -122,12 +105,6 @@ async def test_a_paste_in_a_real_terminal_sends_every_line(
     got = [m.text for m in await collect(watcher, ev.Msg, 3, timeout=10)]
     assert got == ["first line", "second line", "third line"]
     await watcher.close()
-
-
-async def typed(session: str, text: str) -> None:
-    """``text`` as one write to the terminal, as a slow link or a paste without
-    bracketed paste delivers it (tmux send-keys -l)."""
-    await asyncio.to_thread(tmux, "send-keys", "-t", session, "-l", text)
 
 
 @pytest.mark.parametrize("newline", ["\r", "\n"])
@@ -189,13 +166,36 @@ async def test_a_passphrase_typed_in_the_same_burst_as_secret_is_not_in_the_hist
     assert "hunter2" not in screen
 
 
+async def test_closing_the_terminal_says_goodbye(daemon: Daemon, tmp_path: Path) -> None:
+    """The terminal window closed (tmux kill-session: SIGHUP): the app quits as
+    with Ctrl+Q, saying goodbye. It died on the spot, and the daemon kept the
+    session for its resume window: a ghost listed in the room for two minutes."""
+    command = [
+        sys.executable, "-m", "anonchat", "--server", f"127.0.0.1:{daemon.port}",
+        "--fingerprint", daemon.pin, "--nick", "hangup", "--join", "lobby",
+    ]  # fmt: skip
+    watcher = await dial(daemon, "watcher")
+    await watcher.create("lobby")
+    name = start_session(
+        "anonchat-hangup", command, (100, 30), ANONCHAT_CONFIG_DIR=str(tmp_path / "cfg")
+    )
+    try:
+        came = await next_event(watcher, ev.Presence, timeout=20)
+        assert (came.kind, came.nick) == ("join", "hangup")
+    finally:
+        kill_session(name)
+    went = await next_event(watcher, ev.Presence, timeout=20)
+    assert (went.kind, went.nick) == ("quit", "hangup")
+    await watcher.close()
+
+
 async def screen_shows(session: str, text: str, gone: str = "") -> str:
     """The screen once ``text`` is on it (and ``gone`` is not)."""
     deadline = asyncio.get_running_loop().time() + 10
     screen = ""
     while text not in screen or (gone and gone in screen):
         assert asyncio.get_running_loop().time() < deadline, screen
-        screen = await asyncio.to_thread(tmux, "capture-pane", "-p", "-t", session)
+        screen = await capture(session)
     return screen
 
 
@@ -203,21 +203,10 @@ async def test_local_in_a_real_terminal_at_80x24(tmp_path: Path) -> None:
     """``anonchat --local`` at 80×24: the message pane has the width, the
     command others run is on screen in two rows that paste back into one
     working command, and quitting asks first while someone else is connected."""
-    name = f"anonchat-local-{uuid.uuid4().hex[:8]}"
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "TERM": "xterm-256color",
-        "XDG_CONFIG_HOME": str(tmp_path),
-        "XDG_STATE_HOME": str(tmp_path),
-    }
     command = [sys.executable, "-m", "anonchat", "--local", "--port", "0", "--nick", "host"]
-    subprocess.run(
-        ["tmux", "new-session", "-d", "-s", name, "-x", "80", "-y", "24", *command],
-        check=True,
-        env=env,
-        timeout=10,
-    )
+    home = str(tmp_path)
+    size = (80, 24)
+    name = start_session("anonchat-local", command, size, XDG_CONFIG_HOME=home, XDG_STATE_HOME=home)
     guest = None
     try:
         screen = await screen_shows(name, "anonchat 'anonchat://")
@@ -252,12 +241,7 @@ async def test_local_in_a_real_terminal_at_80x24(tmp_path: Path) -> None:
     finally:
         if guest is not None:
             await guest.close()
-        subprocess.run(["tmux", "kill-session", "-t", name], check=False, timeout=10)
-
-
-def session_alive(name: str) -> bool:
-    found = subprocess.run(["tmux", "has-session", "-t", name], capture_output=True, timeout=10)
-    return found.returncode == 0
+        kill_session(name)
 
 
 async def test_a_conversation_window_in_a_real_terminal(session: str, daemon: Daemon) -> None:

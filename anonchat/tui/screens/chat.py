@@ -102,6 +102,10 @@ class Stepped(Message):
 @dataclass(frozen=True)
 class _Typed:
     line: str
+    #: The window it was typed in, where it goes even if another is on screen by
+    #: the time it runs (lines wait while the connection is down, or behind a
+    #: paste); None: the window on screen then (clicks, forms, the start).
+    window: str | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,7 @@ class ChatScreen(ChatView, Screen[None]):
         self.commands = Commands(client, self, server=(host, port))
         self._typed: asyncio.Queue[_Typed | _Pasted] = asyncio.Queue()
         self._secret_pending = False  # a /secret line waits for its form
+        self._window: str | None = None  # while a typed line runs: where it was typed
         self._held: list[str] = []  # lines typed meanwhile
         self._holds = 0  # lines ever held (to tell a passphrase's start from a later line)
         self._form: PassphraseScreen | CreateRoomScreen | None = None
@@ -425,7 +430,7 @@ class ChatScreen(ChatView, Screen[None]):
             return
         if (parse(line) or ("", ""))[0] == "secret":
             self._secret_pending = True
-        self._typed.put_nowait(_Typed(line))
+        self._typed.put_nowait(_Typed(line, self.state.current))
 
     @on(ChatInput.Pasted)
     def pasted(self, event: ChatInput.Pasted) -> None:
@@ -470,7 +475,11 @@ class ChatScreen(ChatView, Screen[None]):
             await self.commands.say_lines(item.lines, item.key)
             return
         self._form = None
-        await self.commands.line(item.line)
+        self._window = item.window
+        try:
+            await self.commands.line(item.line)
+        finally:
+            self._window = None
         if (parse(item.line) or ("", ""))[0] == "secret":
             self._secret_done()
 
@@ -498,7 +507,9 @@ class ChatScreen(ChatView, Screen[None]):
             self.show_note(event.note)
 
     def current_key(self) -> str | None:
-        return self.state.current if self.state.current != CONSOLE else None
+        """The window the line being run was typed in, else the one on screen."""
+        current = self.state.current if self._window is None else self._window
+        return current if current != CONSOLE else None
 
     async def read_passphrase(self, prompt: str) -> str | None:
         return None  # never in band: the forms ask

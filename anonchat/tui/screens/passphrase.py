@@ -35,7 +35,7 @@ room_problem = secret_name_problem
 
 #: Shown when a line typed before the form opened waits in its passphrase box:
 #: the Enter typed after it was the chat input's, so the form needs one of its own.
-HELD = "the line typed after /secret is in the passphrase box, masked: Enter uses it"
+HELD = "the line typed after /secret is in the box above: Enter uses it"
 
 
 def prefill(
@@ -49,7 +49,9 @@ def prefill(
     if not ready:
         return text
     if hint_id:
-        form.query_one(hint_id, Static).update(Text(HELD))
+        hint = form.query_one(hint_id, Static)
+        hint.update(Text(HELD))
+        hint.display = True  # (the create form hides it while empty)
     box = form.query_one(box_id, Input)
     box.select_on_focus = False  # selected, the next key typed would replace it
     box.value = text

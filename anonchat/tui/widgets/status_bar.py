@@ -17,6 +17,19 @@ STATE_STYLES = {
 }
 
 
+#: The fewest characters of the server's name the status bar keeps.
+MIN_SERVER = 16
+
+
+def shorten(text: str, width: int) -> str:
+    """``text`` in ``width`` characters, the middle replaced by an ellipsis."""
+    if len(text) <= width:
+        return text
+    head = (width - 1 + 1) // 2
+    tail = width - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")
+
+
 class StatusBar(Static):
     def __init__(self) -> None:
         super().__init__("", id="status-bar")
@@ -65,10 +78,36 @@ class StatusBar(Static):
             self.activity = activity
         self.update(self.render_text())
 
+    def on_resize(self) -> None:
+        self.update(self.render_text())
+
     def render_text(self) -> Text:
-        sep = Text(" │ ", style="dim")
+        rest = self._rest()
+        server = clean(self.server) or "no server"
+        room = self.size.width - 1 - len(server) - rest.cell_len
+        if self.size.width and room < 0:
+            # A long server name (an onion address and the proxy: over 90 columns)
+            # would push the connection state and the nick off the line.  First
+            # the key hints go (F1 still works); then the server's own name gives
+            # way, shortened in the middle, but never "via PROXY": that the
+            # connection goes through the proxy is what a Tor user checks here.
+            rest = self._rest(hints=False)
+            room = self.size.width - 1 - len(server) - rest.cell_len
+            if room < 0:
+                host, via, proxy = server.partition(" via ")
+                keep = len(via) + len(proxy)
+                if via and len(host) + room >= MIN_SERVER:
+                    server = shorten(host, len(host) + room) + via + proxy
+                else:
+                    server = shorten(server, max(MIN_SERVER + keep, len(server) + room))
         out = Text(" ")
-        out.append(clean(self.server) or "no server")
+        out.append(server)
+        out.append_text(rest)
+        return out
+
+    def _rest(self, hints: bool = True) -> Text:
+        sep = Text(" │ ", style="dim")
+        out = Text()
         if self.transport:
             style = "green" if self.transport == "TLS" else "yellow"
             out.append(f" {self.transport}", style=style)
@@ -92,6 +131,8 @@ class StatusBar(Static):
                 if i:
                     out.append(",", style="dim")
                 out.append(str(number), style=MENTION_STYLE if mentioned else "bold #e6a23c")
+        if not hints:
+            return out
         out.append_text(sep)
         # Narrow: the keys that bring the hidden panels back (F1 lists the rest),
         # unless the room activity needs the room: 80 columns hold one or the other.
