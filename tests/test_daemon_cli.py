@@ -23,6 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from anonchat.daemon import Config
+from anonchat.daemon.cli import daemon_parser
 from anonchat.daemon.config import _LIMIT_KEYS, _TOP_KEYS, Limits, config_from
 from anonchat.errors import ConfigError
 from anonchat.trust import create_identity
@@ -521,3 +522,17 @@ def test_print_pin_of_a_plaintext_daemon_is_refused(tmp_path: Path, plaintext: l
     proc = anonchatd(*args, "--state-dir", str(state), "--print-pin")
     refused(proc, "--print-pin", "plaintext", "no pin")
     assert not state.exists()
+
+
+def test_every_flag_is_in_the_table_of_flags_in_operations_md() -> None:
+    """docs/operations.md, "Starting it", lists each of anonchatd's flags (it
+    left out --redis, --node-timeout and --metrics)."""
+    doc = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    table = doc.split("## Starting it", 1)[1].split("\n\n| flag |", 1)[1].split("\n\n", 1)[0]
+    flags = {
+        option
+        for action in daemon_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    assert flags and {f for f in flags if f"`{f}" not in table} == set()
