@@ -536,3 +536,29 @@ def test_every_flag_is_in_the_table_of_flags_in_operations_md() -> None:
         if option.startswith("--") and option != "--help"
     }
     assert flags and {f for f in flags if f"`{f}" not in table} == set()
+
+
+DAEMON = [sys.executable, "-m", "anonchat.daemon"]
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="needs IPv6")
+def test_host_any_ipv6_takes_ipv4_too(tmp_path: Path) -> None:
+    """``--host ::`` listens on every IPv6 "(and, on Linux, IPv4) interface"
+    (docs/operations.md); its socket was IPv6-only, and IPv4 clients were
+    refused, with no setting to listen on both."""
+    proc = subprocess.Popen(
+        [*DAEMON, "--host", "::", "--port", "0", "--plaintext", "--state-dir", str(tmp_path)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        port = int(re.findall(r"listening on \[::\]:(\d+)", line)[0])
+        for address in ("127.0.0.1", "::1"):
+            with socket.create_connection((address, port), timeout=30) as conn:
+                conn.sendall(b"\xff\xff\xff\xff")  # too large a frame: answered, closed
+                assert b"frame_too_large" in conn.recv(4096)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
