@@ -12,13 +12,20 @@ is the check, and it is made right after the handshake (:func:`check_pin`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import ipaddress
 import os
 import ssl
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one daemon per directory there
+    fcntl = None  # type: ignore[assignment]
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -129,11 +136,37 @@ def load_identity(cert_path: Path, key_path: Path) -> ServerIdentity:
 
 
 def ensure_identity(state_dir: Path) -> ServerIdentity:
-    """Load the daemon's key and self-signed certificate, creating them on first start."""
+    """Load the daemon's key and self-signed certificate, creating them on first start.
+
+    Two daemons started at once on one state directory (two nodes of a service
+    on one machine, or ``--print-pin`` next to the daemon) make one key, not two
+    halves of two: the check and the creation happen under a lock on the
+    directory itself (``flock``, so nothing else is written there).  A
+    directory that cannot be made or used is a :class:`TrustError` of one line.
+    """
     key_path, cert_path = state_dir / KEY_FILE, state_dir / CERT_FILE
-    if not key_path.exists() and not cert_path.exists():
-        create_identity(state_dir)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with _locked(state_dir):
+            if not key_path.exists() and not cert_path.exists():
+                create_identity(state_dir)
+    except OSError as exc:
+        raise TrustError(f"cannot use state directory {state_dir}: {exc.strerror or exc}") from None
     return load_identity(cert_path, key_path)
+
+
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``directory`` (where there is flock)."""
+    if fcntl is None:
+        yield
+        return
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (releases the lock)
 
 
 def create_identity(state_dir: Path, key: ec.EllipticCurvePrivateKey | None = None) -> None:

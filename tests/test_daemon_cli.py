@@ -4,13 +4,16 @@ naming the setting and its value, and exit status 2 -- never a traceback."""
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import math
+import os
 import re
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from anonchat.daemon import Config
+from anonchat.daemon.cli import daemon_parser
 from anonchat.daemon.config import _LIMIT_KEYS, _TOP_KEYS, Limits, config_from
 from anonchat.errors import ConfigError
 from anonchat.trust import create_identity
@@ -93,6 +97,8 @@ BAD_VALUES = [
     ("[limits]\nhost = 'x'", "host"),
     ("start = 1979-05-27", "start"),
     ("host = 1979-05-27", "host", "datetime.date(1979, 5, 27)"),
+    # a limit both at the top level and under [limits]: one was silently ignored
+    ("max_text = 100\n[limits]\nmax_text = 200", "limit max_text is set twice"),
 ]
 
 
@@ -183,6 +189,58 @@ def test_a_busy_chat_port_is_exit_1(tmp_path: Path) -> None:
     assert proc.stderr.strip() == (
         f"anonchatd: cannot listen on 127.0.0.1:{taken}: Address already in use"
     )
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="needs IPv6")
+def test_an_ipv6_address_is_written_in_brackets(tmp_path: Path) -> None:
+    """``[::1]:PORT`` in the start line, the log and the busy-port line; it was
+    ``::1:PORT``, where the port cannot be told from the address."""
+    with socket.socket(socket.AF_INET6) as busy:
+        busy.bind(("::1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        proc = anonchatd("--host", "::1", "--port", str(taken), "--state-dir", str(tmp_path))
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.strip() == (
+            f"anonchatd: cannot listen on [::1]:{taken}: Address already in use"
+        )
+        proc = anonchatd(
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--state-dir",
+            str(tmp_path),
+            "--metrics",
+            f"[::1]:{taken}",
+        )
+        assert proc.stderr.strip() == (
+            f"anonchatd: cannot serve metrics on [::1]:{taken}: Address already in use"
+        )
+    # (a line printed before stopping; SIGTERM once it is out)
+    start = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "anonchat.daemon",
+            "--host",
+            "::1",
+            "--port",
+            "0",
+            "--state-dir",
+            str(tmp_path),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert start.stderr is not None
+        lines = [start.stderr.readline() for _ in range(2)]
+    finally:
+        start.terminate()
+        start.communicate(timeout=60)
+    assert re.search(r"INFO anonchat.daemon: listening on \[::1\]:\d+$", lines[0].strip())
+    assert re.match(r"anonchatd \S+ listening on \[::1\]:\d+ \(TLS, pin ", lines[1])
 
 
 @pytest.mark.parametrize("flag", ["--host", "--metrics"])
@@ -365,3 +423,142 @@ def test_key_files_another_user_owns_are_named(tmp_path: Path, cert_mode: int) -
     what = "certificate" if cert_mode == 0o600 else "key"
     line = refused(proc, f"cannot read {what} {state / unreadable}: Permission denied")
     assert "does not fit" not in line
+
+
+@pytest.mark.parametrize("serve", [False, True])
+def test_a_state_dir_that_cannot_be_used_is_one_line_and_exit_2(
+    tmp_path: Path, serve: bool
+) -> None:
+    """A state directory that is a file, or under one, cannot hold the key: one
+    line naming it, exit 2 (it was a traceback and exit 1), whether the daemon
+    starts or only prints its pin."""
+    (tmp_path / "file").write_text("")
+    for state in (tmp_path / "file", tmp_path / "file" / "state"):
+        args = ["--state-dir", str(state), "--port", "0"]
+        proc = anonchatd(*args) if serve else anonchatd(*args, "--print-pin")
+        refused(proc, f"cannot use state directory {state}")
+
+
+def _blocked_on(pid: int, inode: int) -> bool:
+    """Whether process ``pid`` waits for a lock on ``inode`` (/proc/locks)."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" in fields and str(pid) in fields and any(f.endswith(f":{inode}") for f in fields):
+            return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="needs Linux's /proc/locks")
+def test_a_daemon_waits_for_another_making_the_key_in_its_state_dir(tmp_path: Path) -> None:
+    """Two daemons started at once on one new state directory: the second does
+    not take the first's half-written pair for a broken one (it said "cannot
+    read certificate", or died with a traceback on the key the first had just
+    made) but waits for it, and uses the same key."""
+    made = tmp_path / "made"
+    create_identity(made)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    fd = os.open(state, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # the first daemon, making its key...
+    proc = None
+    try:
+        shutil.copy(made / "anonchatd.key", state / "anonchatd.key")  # ...half done
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "anonchat.daemon", "--state-dir", str(state), "--print-pin"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        inode = state.stat().st_ino
+        deadline = time.monotonic() + 60
+        while not _blocked_on(proc.pid, inode) and proc.poll() is None:
+            assert time.monotonic() < deadline, "the second daemon neither waited nor ended"
+            time.sleep(0.01)  # (polling a condition, not a synchronisation)
+        shutil.copy(made / "anonchatd.crt", state / "anonchatd.crt")  # the first is done
+    finally:
+        os.close(fd)
+        if proc is not None:
+            out, err = proc.communicate(timeout=60)
+    assert proc is not None
+    assert proc.returncode == 0, err
+    assert out.strip() == anonchatd("--state-dir", str(made), "--print-pin").stdout.strip()
+
+
+def test_the_default_state_dir_is_the_one_help_and_docs_name(tmp_path: Path) -> None:
+    """Without --state-dir the key goes to $STATE_DIRECTORY, else
+    $XDG_STATE_HOME/anonchatd, else ~/.local/state/anonchatd; --help and
+    docs/operations.md name all three (--help left out the second)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("STATE_DIRECTORY", "XDG_STATE_HOME")}
+    cases = [
+        ({"STATE_DIRECTORY": str(tmp_path / "systemd")}, tmp_path / "systemd"),
+        ({"XDG_STATE_HOME": str(tmp_path / "xdg")}, tmp_path / "xdg" / "anonchatd"),
+        ({"HOME": str(tmp_path / "home")}, tmp_path / "home/.local/state/anonchatd"),
+    ]
+    for env, where in cases:
+        proc = subprocess.run(
+            [sys.executable, "-m", "anonchat.daemon", "--print-pin"],
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert sorted(p.name for p in where.iterdir()) == ["anonchatd.crt", "anonchatd.key"]
+    help_text = " ".join(anonchatd("--help").stdout.split())
+    doc = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    for name in ("$STATE_DIRECTORY", "$XDG_STATE_HOME/anonchatd", "~/.local/state/anonchatd"):
+        assert name in help_text and name in doc, name
+
+
+@pytest.mark.parametrize("plaintext", [["--plaintext"], ["--config", "plaintext.toml"]])
+def test_print_pin_of_a_plaintext_daemon_is_refused(tmp_path: Path, plaintext: list[str]) -> None:
+    """A plaintext daemon has no key: --print-pin with its flags or its config
+    file says so (it made a key the daemon never uses and printed its pin, to be
+    handed out to users whose clients then fail), and makes no key."""
+    (tmp_path / "plaintext.toml").write_text("plaintext = true\n")
+    args = [str(tmp_path / a) if a.endswith(".toml") else a for a in plaintext]
+    state = tmp_path / "state"
+    proc = anonchatd(*args, "--state-dir", str(state), "--print-pin")
+    refused(proc, "--print-pin", "plaintext", "no pin")
+    assert not state.exists()
+
+
+def test_every_flag_is_in_the_table_of_flags_in_operations_md() -> None:
+    """docs/operations.md, "Starting it", lists each of anonchatd's flags (it
+    left out --redis, --node-timeout and --metrics)."""
+    doc = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    table = doc.split("## Starting it", 1)[1].split("\n\n| flag |", 1)[1].split("\n\n", 1)[0]
+    flags = {
+        option
+        for action in daemon_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and option != "--help"
+    }
+    assert flags and {f for f in flags if f"`{f}" not in table} == set()
+
+
+DAEMON = [sys.executable, "-m", "anonchat.daemon"]
+
+
+@pytest.mark.skipif(not socket.has_ipv6, reason="needs IPv6")
+def test_host_any_ipv6_takes_ipv4_too(tmp_path: Path) -> None:
+    """``--host ::`` listens on every IPv6 "(and, on Linux, IPv4) interface"
+    (docs/operations.md); its socket was IPv6-only, and IPv4 clients were
+    refused, with no setting to listen on both."""
+    proc = subprocess.Popen(
+        [*DAEMON, "--host", "::", "--port", "0", "--plaintext", "--state-dir", str(tmp_path)],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+        port = int(re.findall(r"listening on \[::\]:(\d+)", line)[0])
+        for address in ("127.0.0.1", "::1"):
+            with socket.create_connection((address, port), timeout=30) as conn:
+                conn.sendall(b"\xff\xff\xff\xff")  # too large a frame: answered, closed
+                assert b"frame_too_large" in conn.recv(4096)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)

@@ -17,7 +17,8 @@ from anonchat.client import Client, Endpoint
 from anonchat.daemon import Config, Daemon
 from anonchat.daemon.cli import daemon_main
 from anonchat.daemon.tls import ServerTLS
-from anonchat.errors import ConnectionClosed
+from anonchat.dm import DmNotice
+from anonchat.errors import ConnectionClosed, RequestError
 from anonchat.trust import (
     CERT_FILE,
     KEY_FILE,
@@ -278,6 +279,50 @@ async def test_plaintext_rules(make_daemon: DaemonFactory) -> None:
     with pytest.raises(ConnectionClosed) as info:
         await Client.connect("127.0.0.1", tls.port, tls=False)
     assert "leave out --plaintext" in info.value.message
+
+
+async def test_a_tls_terminator_in_front_of_a_plaintext_daemon_breaks_secret_rooms(
+    make_daemon: DaemonFactory, tmp_path: Path
+) -> None:
+    """docs/operations.md, "Plaintext": a TLS terminator (a proxy that ends TLS
+    with a key of its own and passes plain bytes on) in front of ``--plaintext``
+    carries public rooms, but secret rooms' join proofs are bound to the key the
+    client sees, which the plaintext daemon does not know: they are refused."""
+    plain = await make_daemon(plaintext=True)
+    front = ensure_identity(tmp_path / "terminator")
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except OSError:
+            pass
+        finally:
+            writer.close()
+
+    async def terminate(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        back_reader, back_writer = await asyncio.open_connection("127.0.0.1", plain.port)
+        await asyncio.gather(pipe(reader, back_writer), pipe(back_reader, writer))
+
+    server = await asyncio.start_server(terminate, "127.0.0.1", 0, ssl=front.context())
+    port = server.sockets[0].getsockname()[1]
+    clients: list[Client] = []
+    try:
+        alice = await Client.connect("127.0.0.1", port, nick="alice", pin=front.pin)
+        clients.append(alice)
+        assert (await alice.join_or_create("lobby")).room == "lobby"  # public rooms work
+        with pytest.raises(RequestError) as info:
+            await alice.create_secret("spies", "unkempt-sherry-maroon-pebble-mousy-ravage")
+        assert info.value.code == "bad_proof"
+        async with asyncio.timeout(10):  # and direct messages: the DM key is refused
+            async for event in alice.events():
+                if isinstance(event, DmNotice) and event.kind == "refused":
+                    break
+    finally:
+        for client in clients:
+            await client.close()
+        server.close()
 
 
 async def test_stalled_tls_handshake_is_closed(make_daemon: DaemonFactory) -> None:

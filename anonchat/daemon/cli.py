@@ -43,7 +43,7 @@ def daemon_parser() -> argparse.ArgumentParser:
         "--state-dir",
         metavar="DIR",
         help="where the TLS key and certificate are kept (created on first start; default "
-        "$STATE_DIRECTORY, else ~/.local/state/anonchatd)",
+        "$STATE_DIRECTORY, else $XDG_STATE_HOME/anonchatd, else ~/.local/state/anonchatd)",
     )
     p.add_argument(
         "--cert", metavar="PEM", help="use this certificate instead of a self-signed one"
@@ -94,6 +94,9 @@ def daemon_main(argv: Sequence[str] | None = None) -> int:
             metrics=args.metrics,
         )
         if args.print_pin:
+            if config.plaintext:
+                # (a pin made up for it would be handed out, and refused by every client)
+                raise ConfigError("--print-pin: a daemon run with plaintext has no key, no pin")
             print(load_tls_identity(config).pin)
             return 0
     except (ConfigError, TrustError) as exc:

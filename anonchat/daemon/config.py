@@ -292,19 +292,29 @@ def config_from(data: dict[str, Any], where: str, flags: dict[str, Any] | None =
     top: dict[str, Any] = {}
     limits: dict[str, Any] = {}
     _split(data, top, limits, where)
-    _split(flags or {}, top, limits, "flags")
+    _split(flags or {}, top, limits, "flags", override=True)
     return Config(limits=Limits(**limits), **top)
 
 
-def _split(data: dict[str, Any], top: dict[str, Any], limits: dict[str, Any], where: str) -> None:
+def _split(
+    data: dict[str, Any],
+    top: dict[str, Any],
+    limits: dict[str, Any],
+    where: str,
+    *,
+    override: bool = False,
+) -> None:
     for key, value in data.items():
         if key == "limits" and top is not limits:
             if not isinstance(value, dict):
                 raise ConfigError(f"limits must be a table ([limits]), not {show(value)}")
-            _split(value, limits, limits, where)
+            _split(value, limits, limits, where, override=override)
         elif key in _TOP_KEYS and top is not limits:
             top[key] = value
         elif key in _LIMIT_KEYS:
+            if key in limits and not override:
+                # (both at the top level and under [limits]: one would be ignored)
+                raise ConfigError(f"limit {key} is set twice in {where}")
             limits[key] = value
         else:
             raise ConfigError(f"unknown setting {show(key)} in {where}")

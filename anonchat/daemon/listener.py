@@ -185,8 +185,12 @@ class Listener:
 
 def listening_sockets(host: str, port: int, backlog: int = 1024) -> list[socket.socket]:
     """Bound, listening, non-blocking sockets for every address ``host`` names
-    (as ``create_server`` makes them: SO_REUSEADDR, IPv6 sockets IPv6-only)."""
+    (as ``create_server`` makes them: SO_REUSEADDR, IPv6 sockets IPv6-only --
+    except ``::`` alone, every interface, which takes IPv4 too where the
+    system allows it, as docs/operations.md says: there is no other way to
+    ask for both)."""
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    ipv4 = any(info[0] == socket.AF_INET for info in infos)
     sockets: list[socket.socket] = []
     seen: set[tuple[object, ...]] = set()
     try:
@@ -198,7 +202,11 @@ def listening_sockets(host: str, port: int, backlog: int = 1024) -> list[socket.
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             if family == socket.AF_INET6:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                if address[0] == "::" and not ipv4:
+                    with contextlib.suppress(OSError):  # (a system that is IPv6-only anyway)
+                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+                else:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)
             sock.listen(backlog)
             sock.setblocking(False)

@@ -14,6 +14,7 @@ from typing import Any
 
 from .. import __version__
 from .. import events as ev
+from ..address import format_address
 from ..errors import CannotListen, Code, RequestError
 from ..names import claim_keys, name_key, random_nick
 from ..trust import (
@@ -137,7 +138,7 @@ class Daemon:
             sockets = listening_sockets(config.host, config.port)
         except OSError as exc:
             raise CannotListen(
-                f"cannot listen on {config.host}:{config.port}: {why(exc)}"
+                f"cannot listen on {format_address(config.host, config.port)}: {why(exc)}"
             ) from None
         try:
             if config.metrics:
@@ -147,7 +148,7 @@ class Daemon:
                     self._metrics = await metrics.serve(self, host, port)
                 except OSError as exc:
                     raise CannotListen(
-                        f"cannot serve metrics on {host}:{port}: {why(exc)}"
+                        f"cannot serve metrics on {format_address(host, port)}: {why(exc)}"
                     ) from None
             await self.bus.start()
             # Messages replayed while catching up were delivered long ago: only
@@ -578,4 +579,5 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 def describe(addresses: list[tuple[str, int]]) -> str:
-    return ", ".join(f"{h}:{p}" for h, p in addresses)
+    """``HOST:PORT, ...``, an IPv6 address in brackets (``[::]:7667``, not ``:::7667``)."""
+    return ", ".join(format_address(h, p) for h, p in addresses)
