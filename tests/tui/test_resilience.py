@@ -7,10 +7,10 @@ import socket
 import unicodedata
 from pathlib import Path
 
-from textual.widgets import Input, Static
+from textual.widgets import Button, Input, Static
 
 from anonchat import events as ev
-from anonchat.daemon import Daemon
+from anonchat.daemon import Daemon, state
 from anonchat.tui.messages import ServerEvent
 from anonchat.tui.screens.chat_view import GAP_NOTE
 from anonchat.tui.screens.connect import ConnectScreen
@@ -115,7 +115,7 @@ async def test_connect_errors_are_shown_inline(daemon: Daemon, tmp_path: Path) -
         error = screen.query_one("#server-error", Static)
         await wait_for(pilot, lambda: bool(str(error.render())), what="server error")
         assert "Cannot reach" in str(error.render())
-        assert screen.query_one("#server", Input).has_focus
+        assert screen.query_one("#connect", Button).has_focus  # not a field: see below
         # Now a reachable server, but the nick is taken.
     holder = app_for(daemon.port, tmp_path, "taken")
     second = app_for(daemon.port, tmp_path, "taken")
@@ -126,10 +126,19 @@ async def test_connect_errors_are_shown_inline(daemon: Daemon, tmp_path: Path) -
         nick_error = screen.query_one("#nick-error", Static)
         await wait_for(ps, lambda: bool(str(nick_error.render())), what="nick error")
         assert "taken" in str(nick_error.render())
-        assert screen.query_one("#nick", Input).has_focus
+        # The focus is on the button, not in the field: a burst typed now (here
+        # "/secret x" and a passphrase, as over a slow link) replaced the selected
+        # nick, and its Enter sent the passphrase to the server as a nick.
+        assert screen.query_one("#connect", Button).has_focus
+        await ps.press(*"/secret x", "enter", *"pass-word", "enter")
+        await wait_for(ps, lambda: not screen.query_one("#connect", Button).disabled)
+        assert screen.query_one("#nick", Input).value == "taken"
+        assert isinstance(second.screen, ConnectScreen)  # still here: nobody connected
+        assert state.holder(daemon, "pass-word") is None  # the daemon never saw it
         # A look-alike (Cyrillic а) is refused too, and the form says what it looks like.
         screen.query_one("#nick", Input).value = "t\u0430ken"
-        await ps.click("#connect")
+        screen.query_one("#nick", Input).focus()
+        await ps.press("enter")
         await wait_for(
             ps, lambda: "looks like taken" in str(nick_error.render()), what="look-alike"
         )

@@ -153,7 +153,16 @@ class ConnectScreen(Screen[None]):
         self.query_one("#connect-status", Static).update("")
         field, sentence = describe_failure(event.code, event.message, self.server)
         self.show_error(field, sentence)
-        self.query_one(f"#{field}", Input).focus()
+        # The focus goes to the button, not the field: a burst typed meanwhile
+        # (the first message, or "/secret ROOM" and a passphrase, over a slow
+        # link) would replace the selected field's text and, with its Enter,
+        # connect under it -- a passphrase sent to the server as a nick.  Keys
+        # do nothing on a button; Enter tries again, Shift+Tab or a click
+        # reaches the field.
+        self.query_one("#connect", Button).focus()
+        self.query_one("#connect-status", Static).update(
+            Text("Enter tries again; Shift+Tab or a click to change the fields")
+        )
         if event.code in KEY_FAILURES:
             host, port = self.target
             known = self.aimed.endpoint.known_hosts
