@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -281,6 +282,29 @@ async def test_a_late_node_loads_the_snapshot(make_node: NodeFactory, clients: A
     history = [e.text for e in await quiet(carol) if isinstance(e, ev.Msg)]
     assert history == ["remembered", "after the snapshot"]
     await (await clients(b, "dave")).join_secret("den", PASSPHRASE)
+
+
+async def test_a_node_counted_as_gone_is_logged_even_when_it_held_nobody(
+    make_node: NodeFactory, redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator reads in the log that a node was counted as gone, whether
+    or not it had users (it was said only when it had some)."""
+    a = await make_node(node_timeout=1.0)
+    doomed = await start_daemon(
+        tmp_path / "state", "--redis", redis_url, "--node-timeout", "1", "--log-level", "WARNING"
+    )
+    async with asyncio.timeout(30):
+        while len(a.nodes) < 2:  # its beat has arrived
+            await asyncio.sleep(0.05)
+    (other,) = [n for n in a.nodes if n != a.node]
+    doomed.proc.kill()
+    await doomed.proc.wait()
+    with caplog.at_level(logging.WARNING, logger="anonchat.daemon"):
+        async with asyncio.timeout(30):  # node_timeout, once the judge has watched as long
+            while other in a.nodes:
+                await asyncio.sleep(0.05)
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"node {other} is gone; ending its 0 sessions" in said
 
 
 async def test_a_killed_node_frees_its_users(

@@ -17,6 +17,7 @@ from .. import events as ev
 from ..address import format_address
 from ..errors import CannotListen, Code, RequestError
 from ..names import claim_keys, name_key, random_nick
+from ..plural import plural
 from ..trust import (
     ServerIdentity,
     default_state_dir,
@@ -413,13 +414,15 @@ class Daemon:
         self.alive_since.pop(node, None)
         self.node_settings.pop(node, None)
         gone = [m for m in self.members.values() if m.node == node]
-        if gone and not (node == self.node and self.stopping):  # (not our own clean stop)
-            # (A node catching up applies history: not news, not a warning.)
+        if not (node == self.node and self.stopping):  # (not our own clean stop)
+            # Said even when it held nobody: an operator wants to know a node
+            # was counted as gone.  (A node catching up applies history: not
+            # news, not a warning.)
             log.log(
                 logging.DEBUG if self.replaying else logging.WARNING,
-                "node %s is gone; ending its %d sessions",
+                "node %s is gone; ending its %s",
                 node,
-                len(gone),
+                plural(len(gone), "session"),
             )
         for member in gone:
             state.end(self, member, ts)
