@@ -10,6 +10,7 @@ from typing import Any
 
 from textual.app import App
 from textual.pilot import Pilot
+from textual.screen import Screen
 from textual.widgets import Button, Input, RadioButton, Static
 
 from anonchat.crypto import normalize_room
@@ -327,16 +328,8 @@ async def test_a_whole_passphrase_line_typed_before_the_form_mounted_waits_in_it
     for on_mount and then dropped there, since ``is_mounted`` is still false
     while on_mount runs: seen in tmux as an empty form)."""
     async with alice_made_the_room(daemon, tmp_path) as (_, pb, ca, cb):
-        bob = pb.app
-        box = cb.query_one(ChatInput)
-        for line in (f"/secret {ROOM}", PASSPHRASE):
-            box.value = line
-            await box.action_submit()
-        await wait_for(pb, lambda: isinstance(bob.screen, PassphraseScreen), what="form")
-        form = bob.screen
-        await wait_for(
-            pb, lambda: form.query_one("#secret-pass", Input).value == PASSPHRASE, what="put in"
-        )
+        form = await typed_before_the_form(pb, cb, f"/secret {ROOM}", PassphraseScreen)
+        assert form.query_one("#secret-pass", Input).value == PASSPHRASE
         assert not any(PASSPHRASE in x for x in lines(ca, "lobby"))
         # The Enter typed after it went to the chat input: the form says it waits
         # for one of its own (it showed nothing, and looked stuck).
@@ -355,17 +348,25 @@ async def test_a_passphrase_line_typed_before_the_create_form_mounted_waits_in_i
     bob = app_for(daemon.port, tmp_path, "bob")
     async with bob.run_test(size=(110, 32)) as pb:
         cb = await until_chat(pb)
-        box = cb.query_one(ChatInput)
-        for line in (f"/secret create {ROOM}", PASSPHRASE):
-            box.value = line
-            await box.action_submit()
-        await wait_for(pb, lambda: isinstance(bob.screen, CreateRoomScreen), what="form")
-        form = bob.screen
-        await wait_for(
-            pb, lambda: form.query_one("#room-pass", Input).value == PASSPHRASE, what="put in"
-        )
+        form = await typed_before_the_form(pb, cb, f"/secret create {ROOM}", CreateRoomScreen)
+        assert form.query_one("#room-pass", Input).value == PASSPHRASE
         await pb.pause()
         hint = form.query_one("#create-working", Static)
         assert hint.display and "Enter uses it" in str(hint.render())
         await pb.press("enter")
         await wait_for(pb, lambda: cb.state.current == KEY, timeout=60, what="bob in")
+
+
+async def typed_before_the_form(
+    pilot: Pilot[Any], chat: ChatScreen, command: str, kind: type[Screen[Any]]
+) -> Screen[Any]:
+    """``command`` and the passphrase, each with its Enter, submitted before the
+    form can open (as a burst does); the form once it holds the passphrase."""
+    box = chat.query_one(ChatInput)
+    for line in (command, PASSPHRASE):
+        box.value = line
+        await box.action_submit()
+    await wait_for(pilot, lambda: isinstance(pilot.app.screen, kind), what="form")
+    form = pilot.app.screen
+    await wait_for(pilot, lambda: PASSPHRASE in [i.value for i in form.query(Input)], what="put in")
+    return form
