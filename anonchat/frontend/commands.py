@@ -234,6 +234,10 @@ class Command:
     owners: bool = False  # a room owner's command
     only: str = ""  # "tui": offered by that front end alone
     run: Handler | None = field(default=None, compare=False, repr=False)
+    line_help: str = ""  # the line mode's words, where the TUI's (windows, keys) do not fit
+
+    def help_for(self, frontend: str) -> str:
+        return self.line_help if frontend == "line" and self.line_help else self.help
 
     @property
     def usage(self) -> str:
@@ -252,9 +256,10 @@ def command(
     aliases: tuple[str, ...] = (),
     owners: bool = False,
     only: str = "",
+    line_help: str = "",
 ) -> Callable[[H], H]:
     def register(handler: H) -> H:
-        cmd = Command(name, args, help, aliases, owners, only, handler)
+        cmd = Command(name, args, help, aliases, owners, only, handler, line_help)
         COMMANDS.append(cmd)
         for word in (name, *aliases):
             _BY_NAME[word] = cmd
@@ -280,15 +285,21 @@ def help_lines(frontend: str) -> list[str]:
     lines = ["Commands:"]
     rows = offered(frontend)
     width = max(len(c.usage) for c in rows) + 2
-    lines += [f"  {c.usage:<{width}}{c.help}" for c in rows if not c.owners]
+    lines += [f"  {c.usage:<{width}}{_listed(c, frontend)}" for c in rows if not c.owners]
     lines.append(
         "Owners of a room (its creator, and whoever an owner names; in a secret room every "
         "owner action is signed and checked by each member, and NICK may be nick#fingerprint):"
     )
-    lines += [f"  {c.usage:<{width}}{c.help}" for c in rows if c.owners]
+    lines += [f"  {c.usage:<{width}}{_listed(c, frontend)}" for c in rows if c.owners]
     lines.append('Anything else is sent to the current room; a line starting with "//" sends one')
     lines.append('that begins with "/".')
     return lines
+
+
+def _listed(cmd: Command, frontend: str) -> str:
+    """A command's help in the list, with its other names."""
+    also = f" (also {', '.join('/' + a for a in cmd.aliases)})" if cmd.aliases else ""
+    return cmd.help_for(frontend) + also
 
 
 def parse(line: str) -> tuple[str, str] | None:
@@ -575,7 +586,11 @@ class Commands:
              "join a secret (end-to-end encrypted) room: asks for its passphrase; "
              "/secret create ROOM makes one (no passphrase: a strong one is made); "
              "/secret rotate (owners) moves the members of the room on screen to a new "
-             "room with a new passphrase, leaving the banned behind")  # fmt: skip
+             "room with a new passphrase, leaving the banned behind",
+             line_help="join a secret (end-to-end encrypted) room: the next line is its "
+             "passphrase; /secret create ROOM makes one (an empty line: a strong one is "
+             "made and shown); /secret rotate (owners) moves the members of the current "
+             "room to a new room with a new passphrase, leaving the banned behind")  # fmt: skip
     async def cmd_secret(self, rest: str) -> None:
         words = rest.split()
         if is_rotate(rest):
@@ -677,7 +692,9 @@ class Commands:
     @command("msg", "NICK TEXT",
              "send a direct message, end-to-end encrypted (in a secret room NICK may be "
              "nick#fp: that member); opens a window for the conversation",
-             aliases=("m",))  # fmt: skip
+             aliases=("m",),
+             line_help="send a direct message, end-to-end encrypted (in a secret room "
+             "NICK may be nick#fp: that member); printed as [dm] lines")  # fmt: skip
     async def cmd_msg(self, rest: str) -> None:
         who, _, text = rest.partition(" ")
         if not who or not text.strip():
@@ -691,7 +708,9 @@ class Commands:
 
     @command("query", "NICK",
              "open (and switch to) a window of direct messages with NICK, sending nothing "
-             "(in a secret room NICK may be nick#fp)")  # fmt: skip
+             "(in a secret room NICK may be nick#fp)",
+             line_help="make the conversation with NICK the current one: lines you type "
+             "go to NICK, sealed, until /join or /query switches again")  # fmt: skip
     async def cmd_query(self, rest: str) -> None:
         who = rest.split(" ", 1)[0]
         if not who:
@@ -878,7 +897,7 @@ class Commands:
     async def cmd_theme(self, rest: str) -> None:
         self.ui.front_command("theme", rest)
 
-    @command("help", "", "show keys and commands")
+    @command("help", "", "show keys and commands", line_help="show the commands")
     async def cmd_help(self, rest: str) -> None:
         if self.ui.kind == "tui":
             self.ui.front_command("help", rest)

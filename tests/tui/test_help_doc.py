@@ -25,7 +25,7 @@ def test_both_help_texts_come_from_the_one_table() -> None:
     line_help = "\n".join(help_lines("line"))
     for cmd in COMMANDS:
         if cmd.only != "tui":
-            assert cmd.usage in line_help and cmd.help in line_help, cmd.name
+            assert cmd.usage in line_help and cmd.help_for("line") in line_help, cmd.name
         assert cmd.usage in shown, cmd.name
 
 
@@ -42,3 +42,12 @@ def test_one_sentence_on_what_a_short_fingerprint_proves() -> None:
         assert FINGERPRINT_NOTE in flat(doc.read_text(encoding="utf-8")), doc
     for doc in (ROOT / "README.md", DOC, ROOT / "docs" / "security.md"):
         assert "cannot pass as each other" not in flat(doc.read_text(encoding="utf-8")), doc
+
+
+def test_the_line_modes_help_speaks_of_no_windows_or_keys() -> None:
+    """The line mode has no windows, no screen and no keys: its /help says what
+    it does instead (it said "opens a window", "show keys and commands")."""
+    text = "\n".join(help_lines("line"))
+    for tui_only in ("window", "on screen", "keys and commands"):
+        assert tui_only not in text, tui_only
+    assert "printed as [dm] lines" in text and "(also /exit)" in text
