@@ -4,11 +4,13 @@ naming the setting and its value, and exit status 2 -- never a traceback."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import math
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -29,7 +31,7 @@ from anonchat.errors import ConfigError
 from anonchat.trust import create_identity
 
 from .helpers import free_port
-from .redis_server import redis_server
+from .redis_server import RedisServer, redis_server
 
 
 def anonchatd(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -562,3 +564,46 @@ def test_host_any_ipv6_takes_ipv4_too(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
+
+
+def _connected_to(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a TCP connection to 127.0.0.1:``port``
+    (its socket inodes, matched in /proc/net/tcp)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            link = os.readlink(fd)
+            if link.startswith("socket:["):
+                inodes.add(link[8:-1])
+    for row in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = row.split()
+        if int(fields[2].split(":")[1], 16) == port and fields[9] in inodes:
+            return True
+    return False
+
+
+async def test_a_stop_signal_during_the_start_is_not_lost(redis: RedisServer) -> None:
+    """Ctrl+C while a node joins the service through Redis (here Redis is
+    frozen, so the start waits for it): the node stops once its start is over.
+    The signal was lost, and the node went on running."""
+    redis.proc.send_signal(signal.SIGSTOP)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "anonchat.daemon", "--port", "0", "--plaintext",
+        "--redis", redis.url, "--node-timeout", "2",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        async with asyncio.timeout(30):
+            while not _connected_to(proc.pid, redis.port):  # inside the start, waiting
+                await asyncio.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        redis.proc.send_signal(signal.SIGCONT)
+        async with asyncio.timeout(60):
+            out, _ = await proc.communicate()
+        assert proc.returncode == 0, out.decode()
+        assert "Traceback" not in out.decode()
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()

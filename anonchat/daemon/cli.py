@@ -121,13 +121,24 @@ def fail(why: object, status: int) -> int:
     return status
 
 
+#: The signals that stop the daemon.  SIGHUP too: there is nothing to reload
+#: (restart to apply a new config), and a hangup must not kill the node
+#: without its handover.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
 async def _serve(daemon: Daemon) -> int:
-    await daemon.start()
     loop = asyncio.get_running_loop()
-    # SIGHUP too: there is nothing to reload (restart to apply a new config),
-    # and a hangup must not kill the node without its handover.
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+    # A signal during the start (joining a service through Redis takes a
+    # moment) is kept and acted on once the start is over: it was lost, and
+    # the node went on running.
+    asked = asyncio.Event()
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, asked.set)
+    await daemon.start()
+    for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(daemon.shutdown()))
+    stopping = asyncio.ensure_future(daemon.shutdown()) if asked.is_set() else None
     how = f"TLS, pin {daemon.pin}" if daemon.pin else "PLAINTEXT, no TLS"
     print(
         f"anonchatd {__version__} listening on {describe(daemon.addresses)} ({how})",
@@ -151,6 +162,8 @@ async def _serve(daemon: Daemon) -> int:
             flush=True,
         )
     await daemon.serve_until_stopped()
+    if stopping is not None:
+        await stopping
     return EXIT_LOST if daemon.lost else 0
 
 
