@@ -153,8 +153,9 @@ class Daemon:
                     ) from None
             await self.bus.start()
             # Messages replayed while catching up were delivered long ago: only
-            # those applied from now on are timed (anonchat_delivery_seconds).
-            self.stats.live = True
+            # those applied from now on are timed (anonchat_delivery_seconds),
+            # and only where --metrics serves the figure (no work for nobody).
+            self.stats.live = bool(config.metrics)
         except BaseException:
             for sock in sockets:
                 sock.close()
