@@ -40,6 +40,17 @@ class TokenBucket:
         self._tokens = tokens
         return (1.0 - tokens) * self.interval
 
+    def take_up_to(self, count: int, now: float) -> int:
+        """Spend up to ``count`` tokens at once; return how many were spent: as
+        many as ``count`` calls of :meth:`take` at the same ``now`` would grant
+        (taking 1.0 from a float of at least 1.0 is exact, so the tokens left
+        are the same too)."""
+        tokens = min(self.burst, self._tokens + (now - self._stamp) / self.interval)
+        self._stamp = now
+        granted = min(count, int(tokens)) if tokens >= 1.0 else 0
+        self._tokens = tokens - granted
+        return granted
+
     def full(self, now: float) -> bool:
         """Whether the bucket has refilled to its burst (it can be forgotten)."""
         return self._tokens + (now - self._stamp) / self.interval >= self.burst

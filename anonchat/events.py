@@ -571,6 +571,34 @@ def say_from_wire(body: dict[str, Any]) -> Say:
         raise RemoteProtocolError(Code.BAD_FIELD, f"say: {exc}") from None
 
 
+#: A say's fields, checked: (id, room, text, me).
+SayFields = tuple[int, str, str, bool]
+
+
+def say_fields(body: dict[str, Any]) -> SayFields:
+    """:func:`say_from_wire`'s fields as a tuple, without making the frame (the
+    daemon's message path needs none, see Session._say_run): the same checks
+    (inline, as :func:`_build_say`'s; any other body goes through it), the same
+    refusals; tests/test_events.py holds the two equal."""
+    if Say._KEYS.issuperset(body):
+        rid = body.get("id")
+        room = body.get("room")
+        text = body.get("text")
+        me = body.get("me", False)
+        if (
+            type(rid) is int
+            and 0 <= rid <= U63
+            and type(room) is str
+            and len(room) <= _SAY_ROOM_MAX
+            and type(text) is str
+            and len(text) <= _SAY_TEXT_MAX
+            and type(me) is bool
+        ):
+            return (rid, room, text, me)
+    say = say_from_wire(body)
+    return (say.id, say.room, say.text, say.me)
+
+
 @frame
 @dataclass(frozen=True, slots=True)
 class Kick(Frame):

@@ -27,7 +27,9 @@ are passed up so the caller can measure latency.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import Enum
+from typing import Any
 
 from . import events as ev
 from .errors import Code, LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -76,9 +78,20 @@ class Connection:
 
     def receive_data(self, data: bytes) -> list[ev.Frame]:
         """Feed bytes from the peer (``b""`` means end of stream); get the frames."""
+        return self._receive(data, ev.say_from_wire)  # type: ignore[return-value]
+
+    def receive_requests(self, data: bytes, fields: bool) -> list[ev.Frame | ev.SayFields]:
+        """:meth:`receive_data` for the daemon: with ``fields`` (its one-node
+        message path) each ``say`` of an open connection comes as its checked
+        fields (:func:`events.say_fields`), not as a :class:`events.Say`."""
+        return self._receive(data, ev.say_fields if fields else ev.say_from_wire)
+
+    def _receive(
+        self, data: bytes, say: Callable[[dict[str, Any]], ev.Say | ev.SayFields]
+    ) -> list[ev.Frame | ev.SayFields]:
         if self.state in (State.FAILED, State.CLOSED):
             return []
-        frames: list[ev.Frame] = []
+        frames: list[ev.Frame | ev.SayFields] = []
         try:
             if not data:
                 self._decoder.eof()
@@ -88,7 +101,7 @@ class Connection:
             for body in self._decoder.feed(data):
                 if says and body["t"] == "say":
                     # Every message: no look-up, nothing for _accept to apply.
-                    frames.append(ev.say_from_wire(body))
+                    frames.append(say(body))
                     continue
                 frame = ev.from_wire(body, self.role)
                 if self._accept(frame):

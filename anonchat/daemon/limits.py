@@ -111,6 +111,13 @@ class SessionLimiter:
             # gives the same answer): count the strike, say how long to wait.
             self._check(bucket, now, "too many messages")
 
+    def take_messages(self, count: int, now: float) -> int:
+        """Up to ``count`` messages at once (one read's): how many have a token,
+        from the first; those after them are each refused by :meth:`check_message`
+        at the same ``now``, exactly as one by one."""
+        bucket = self.messages or self._bucket("messages", now)
+        return bucket.take_up_to(count, now)
+
     def check_announce(self, now: float) -> None:
         """A secret-room announcement (``seal`` of kind hello or here): its own
         small budget, so announcements never use up the turns of messages."""

@@ -108,6 +108,13 @@ class Stats:
         if self.live:
             self.waiting.append(ts)
 
+    def messages_at(self, ts: int, count: int) -> None:
+        """``count`` messages of this node's clients numbered at log time ``ts``
+        (:meth:`message` for each, at once)."""
+        self.messages += count
+        if self.live:
+            self.waiting.extend([ts] * count)
+
     def delivered(self) -> None:
         """This pass's messages were written to this node's clients."""
         if not self.waiting:

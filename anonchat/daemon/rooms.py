@@ -156,6 +156,16 @@ class Ring:
             while entries and (len(entries) > self.max_frames or self._size > self.max_bytes):
                 self._size -= len(entries.popleft()[2])
 
+    def extend(self, entries: list[tuple[int, bool, bytes]]) -> None:
+        """:meth:`add` each of ``entries``: the ring keeps the same newest ones
+        (each add drops the oldest while over a bound, and the bounds only
+        tighten as entries are added, so dropping once at the end drops the same)."""
+        self._entries.extend(entries)
+        self._size += sum(len(data) for _, _, data in entries)
+        entries_ = self._entries
+        while entries_ and (len(entries_) > self.max_frames or self._size > self.max_bytes):
+            self._size -= len(entries_.popleft()[2])
+
     def entries(self) -> list[tuple[int, bool, bytes]]:
         return list(self._entries)
 

@@ -90,6 +90,10 @@ class Daemon:
         self.ghosts: dict[str, asyncio.TimerHandle] = {}
         self.ghosts_by_address: dict[bytes, dict[str, Session]] = {}
         self.bus: Bus = make_bus(self)
+        # One node: a read's messages are handled together (Session._say_run);
+        # with several, one by one through the bus.  (The tests that hold the
+        # two equal turn it off for the general way.)
+        self.say_runs = self.bus.synchronous
         self.stats = Stats(self.node)
         self.per_address = AddressCounter(self.config.limits.max_per_address)
         # Buckets every connection of one address shares (nick changes, list and
