@@ -160,11 +160,12 @@ class Ring:
         """:meth:`add` each of ``entries``: the ring keeps the same newest ones
         (each add drops the oldest while over a bound, and the bounds only
         tighten as entries are added, so dropping once at the end drops the same)."""
-        self._entries.extend(entries)
-        self._size += sum(len(data) for _, _, data in entries)
-        entries_ = self._entries
-        while entries_ and (len(entries_) > self.max_frames or self._size > self.max_bytes):
-            self._size -= len(entries_.popleft()[2])
+        kept = self._entries
+        kept.extend(entries)
+        for entry in entries:
+            self._size += len(entry[2])
+        while kept and (len(kept) > self.max_frames or self._size > self.max_bytes):
+            self._size -= len(kept.popleft()[2])
 
     def entries(self) -> list[tuple[int, bool, bytes]]:
         return list(self._entries)

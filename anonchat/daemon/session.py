@@ -776,6 +776,7 @@ class Session(Member, asyncio.BufferedProtocol):
         room: Room | None = None
         kept: list[tuple[int, bool, bytes]] = []  # the room's new ring entries
         head = mid = b""
+        fixed = 0  # the bytes of a msg map but its seq's and its text's
         applied = said = 0
         try:
             for rid, name, text, me in run:
@@ -812,6 +813,7 @@ class Session(Member, asyncio.BufferedProtocol):
                     last_name = name
                     if room is not None:
                         head, mid = _msg_templates(room.name, ts, self.nick)
+                        fixed = len(head) + len(mid) + 1
                 applied += 1  # (what state.apply counts: submitted, and applied)
                 if room is None:
                     if self._refused(RequestError(Code.NOT_MEMBER, f"you are not in {name}"), rid):
@@ -829,8 +831,9 @@ class Session(Member, asyncio.BufferedProtocol):
                 room.seq = seq = room.seq + 1
                 packed_seq = _pack(seq)
                 packed_text = _pack(text)
+                size = fixed + len(packed_seq) + len(packed_text)
                 if me:
-                    size = len(head) + len(packed_seq) + len(mid) + len(packed_text) + 5
+                    size += 4
                     data = b"".join(
                         (
                             _HEADER_PACK(size),
@@ -843,7 +846,6 @@ class Session(Member, asyncio.BufferedProtocol):
                         )
                     )
                 else:
-                    size = len(head) + len(packed_seq) + len(mid) + len(packed_text) + 1
                     data = b"".join(
                         (_HEADER_PACK(size), _MSG_MAP, head, packed_seq, mid, packed_text)
                     )
@@ -863,18 +865,12 @@ class Session(Member, asyncio.BufferedProtocol):
                     continue
                 room.cursors[self] = len(log)
                 packed_id = _pack(rid)
-                ok = b"".join(
-                    (
-                        _HEADER_PACK(len(packed_id) + len(packed_seq) + 13),
-                        _OK_HEAD,
-                        packed_id,
-                        _OK_SEQ,
-                        packed_seq,
-                    )
-                )
+                ok_size = len(packed_id) + len(packed_seq) + 13
                 out.append(data)
-                out.append(ok)
-                self.out_bytes += len(data) + len(ok)
+                out.append(
+                    b"".join((_HEADER_PACK(ok_size), _OK_HEAD, packed_id, _OK_SEQ, packed_seq))
+                )
+                self.out_bytes += size + ok_size + 8  # (and their length prefixes)
                 if self.out_bytes > sendq:
                     self.abort(Code.SENDQ_EXCEEDED)
                     return
