@@ -27,13 +27,13 @@ are passed up so the caller can measure latency.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from enum import Enum
 from typing import Any
 
 from . import events as ev
 from .errors import Code, LocalProtocolError, ProtocolError, RemoteProtocolError
-from .wire import DEFAULT_MAX_FRAME, FrameDecoder, encode_frame
+from .wire import DEFAULT_MAX_FRAME, FrameDecoder, SharedUnpacker, encode_frame
 
 
 class State(Enum):
@@ -78,16 +78,23 @@ class Connection:
 
     def receive_data(self, data: bytes) -> list[ev.Frame]:
         """Feed bytes from the peer (``b""`` means end of stream); get the frames."""
-        return self._receive(data, ev.say_from_wire)  # type: ignore[return-value]
+        return self._receive(data, ev.say_from_wire, None)  # type: ignore[return-value]
 
-    def receive_requests(self, data: bytes, fields: bool) -> list[ev.Frame | ev.SayFields]:
-        """:meth:`receive_data` for the daemon: with ``fields`` (its one-node
-        message path) each ``say`` of an open connection comes as its checked
-        fields (:func:`events.say_fields`), not as a :class:`events.Say`."""
-        return self._receive(data, ev.say_fields if fields else ev.say_from_wire)
+    def receive_requests(
+        self, data: bytes, fields: bool, shared: SharedUnpacker
+    ) -> list[ev.Frame | ev.SayFields]:
+        """:meth:`receive_data` for the daemon: a read's frames unpacked at once
+        with the daemon's ``shared`` unpacker (:meth:`FrameDecoder.feed_all`);
+        with ``fields`` (its one-node message path) each ``say`` of an open
+        connection comes as its checked fields (:func:`events.say_fields`), not
+        as a :class:`events.Say`."""
+        return self._receive(data, ev.say_fields if fields else ev.say_from_wire, shared)
 
     def _receive(
-        self, data: bytes, say: Callable[[dict[str, Any]], ev.Say | ev.SayFields]
+        self,
+        data: bytes,
+        say: Callable[[dict[str, Any]], ev.Say | ev.SayFields],
+        shared: SharedUnpacker | None,
     ) -> list[ev.Frame | ev.SayFields]:
         if self.state in (State.FAILED, State.CLOSED):
             return []
@@ -97,8 +104,14 @@ class Connection:
                 self._decoder.eof()
                 self.state = State.CLOSED
                 return frames
+            error: RemoteProtocolError | None = None
+            bodies: Iterable[dict[str, Any]]
+            if shared is None:
+                bodies = self._decoder.feed(data)  # (each frame unpacked as it is reached)
+            else:
+                bodies, error = self._decoder.feed_all(data, shared)
             says = self.role == "server" and self.state is State.OPEN
-            for body in self._decoder.feed(data):
+            for body in bodies:
                 if says and body["t"] == "say":
                     # Every message: no look-up, nothing for _accept to apply.
                     frames.append(say(body))
@@ -109,6 +122,9 @@ class Connection:
                 if self.state in (State.CLOSED, State.FAILED):
                     break
                 says = self.role == "server" and self.state is State.OPEN
+            else:
+                if error is not None:  # (a bad frame after those: the connection fails)
+                    raise error
         except RemoteProtocolError as exc:
             self._fail(exc)
         return frames

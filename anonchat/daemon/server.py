@@ -25,7 +25,7 @@ from ..trust import (
     load_identity,
     pin_bytes,
 )
-from ..wire import encode_frame
+from ..wire import SharedUnpacker, encode_frame
 from . import memory, metrics, state
 from .bus import Bus, make_bus
 from .config import Config, metrics_address
@@ -112,6 +112,8 @@ class Daemon:
         # Every session's transport reads into this one buffer; each read is
         # copied out before the next (see Session.buffer_updated).
         self.read_buffer = memoryview(bytearray(self.config.limits.read_size))
+        # ... and its frames are unpacked with one msgpack Unpacker (Session._received).
+        self.unpacker = SharedUnpacker(self.config.limits.max_frame)
         self.unfinished = 0  # bytes of unfinished frames held, all sessions (max_unfinished)
         # The room list, sorted, is made again only after a room changed (a
         # member, a topic, a room made or dropped): ``listing`` counts changes.

@@ -214,7 +214,8 @@ class Session(Member, asyncio.BufferedProtocol):
         if self.closing:
             return
         conn = self.conn
-        frames = conn.receive_requests(data, self.daemon.say_runs)
+        daemon = self.daemon
+        frames = conn.receive_requests(data, daemon.say_runs, daemon.unpacker)
         if conn.frames_in != self._frames_in or conn.frame_started:
             self._progress(conn)
             if self.closing:
