@@ -58,6 +58,8 @@ class TokenBucket:
     def spend(self, amount: float, now: float) -> float:
         """Spend ``amount`` tokens even if that leaves a debt (for what has
         already happened, like bytes read); return seconds until the debt is paid."""
-        self._refill(now)
-        self._tokens -= amount
-        return max(0.0, -self._tokens * self.interval)
+        # (_refill, inline: every read spends)
+        tokens = min(self.burst, self._tokens + (now - self._stamp) / self.interval) - amount
+        self._stamp = now
+        self._tokens = tokens
+        return -tokens * self.interval if tokens < 0 else 0.0

@@ -575,28 +575,38 @@ def say_from_wire(body: dict[str, Any]) -> Say:
 SayFields = tuple[int, str, str, bool]
 
 
-def say_fields(body: dict[str, Any]) -> SayFields:
-    """:func:`say_from_wire`'s fields as a tuple, without making the frame (the
-    daemon's message path needs none, see Session._say_run): the same checks
-    (inline, as :func:`_build_say`'s; any other body goes through it), the same
-    refusals; tests/test_events.py holds the two equal."""
-    if Say._KEYS.issuperset(body):
-        rid = body.get("id")
-        room = body.get("room")
-        text = body.get("text")
-        me = body.get("me", False)
-        if (
-            type(rid) is int
-            and 0 <= rid <= U63
-            and type(room) is str
-            and len(room) <= _SAY_ROOM_MAX
-            and type(text) is str
-            and len(text) <= _SAY_TEXT_MAX
-            and type(me) is bool
-        ):
-            return (rid, room, text, me)
-    say = say_from_wire(body)
-    return (say.id, say.room, say.text, say.me)
+def says_fields(bodies: list[dict[str, Any]]) -> tuple[list[SayFields], RemoteProtocolError | None]:
+    """The fields of consecutive ``say`` bodies (one read's), each checked as
+    :func:`say_from_wire` checks it, without making the frames (the daemon's
+    message path needs none, see Session._say_run): the same checks as
+    :func:`_build_say`'s, inline (a body that is not plainly valid goes through
+    it), up to the first body it refuses, and that refusal (None if none).
+    tests/test_events.py holds it equal to :func:`say_from_wire` on each."""
+    fields: list[SayFields] = []
+    keys = Say._KEYS
+    for body in bodies:
+        if keys.issuperset(body):
+            rid = body.get("id")
+            room = body.get("room")
+            text = body.get("text")
+            me = body.get("me", False)
+            if (
+                type(rid) is int
+                and 0 <= rid <= U63
+                and type(room) is str
+                and len(room) <= _SAY_ROOM_MAX
+                and type(text) is str
+                and len(text) <= _SAY_TEXT_MAX
+                and type(me) is bool
+            ):
+                fields.append((rid, room, text, me))
+                continue
+        try:
+            say = say_from_wire(body)
+        except RemoteProtocolError as exc:
+            return fields, exc
+        fields.append((say.id, say.room, say.text, say.me))
+    return fields, None
 
 
 @frame

@@ -27,7 +27,7 @@ are passed up so the caller can measure latency.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from enum import Enum
 from typing import Any
 
@@ -78,27 +78,24 @@ class Connection:
 
     def receive_data(self, data: bytes) -> list[ev.Frame]:
         """Feed bytes from the peer (``b""`` means end of stream); get the frames."""
-        return self._receive(data, ev.say_from_wire, None)  # type: ignore[return-value]
+        return self._receive(data, None, False)  # type: ignore[return-value]
 
     def receive_requests(
-        self, data: bytes, fields: bool, shared: SharedUnpacker
-    ) -> list[ev.Frame | ev.SayFields]:
+        self, data: bytes, shared: SharedUnpacker, runs: bool
+    ) -> list[ev.Frame | list[ev.SayFields]]:
         """:meth:`receive_data` for the daemon: a read's frames unpacked at once
-        with the daemon's ``shared`` unpacker (:meth:`FrameDecoder.feed_all`);
-        with ``fields`` (its one-node message path) each ``say`` of an open
-        connection comes as its checked fields (:func:`events.say_fields`), not
-        as a :class:`events.Say`."""
-        return self._receive(data, ev.say_fields if fields else ev.say_from_wire, shared)
+        with the daemon's ``shared`` unpacker (:meth:`FrameDecoder.feed_all`).
+        With ``runs`` (its one-node message path) the ``say`` frames of an open
+        connection that follow one another come as one list of their checked
+        fields (:func:`events.says_fields`), not as :class:`events.Say` frames."""
+        return self._receive(data, shared, runs)
 
     def _receive(
-        self,
-        data: bytes,
-        say: Callable[[dict[str, Any]], ev.Say | ev.SayFields],
-        shared: SharedUnpacker | None,
-    ) -> list[ev.Frame | ev.SayFields]:
+        self, data: bytes, shared: SharedUnpacker | None, runs: bool
+    ) -> list[ev.Frame | list[ev.SayFields]]:
         if self.state in (State.FAILED, State.CLOSED):
             return []
-        frames: list[ev.Frame | ev.SayFields] = []
+        frames: list[ev.Frame | list[ev.SayFields]] = []
         try:
             if not data:
                 self._decoder.eof()
@@ -111,11 +108,18 @@ class Connection:
             else:
                 bodies, error = self._decoder.feed_all(data, shared)
             says = self.role == "server" and self.state is State.OPEN
+            run: list[dict[str, Any]] = []  # say bodies, checked when the run ends
             for body in bodies:
                 if says and body["t"] == "say":
                     # Every message: no look-up, nothing for _accept to apply.
-                    frames.append(say(body))
+                    if runs:
+                        run.append(body)
+                    else:
+                        frames.append(ev.say_from_wire(body))
                     continue
+                if run:
+                    _end_run(frames, run)
+                    run = []
                 frame = ev.from_wire(body, self.role)
                 if self._accept(frame):
                     frames.append(frame)
@@ -123,6 +127,8 @@ class Connection:
                     break
                 says = self.role == "server" and self.state is State.OPEN
             else:
+                if run:
+                    _end_run(frames, run)
                 if error is not None:  # (a bad frame after those: the connection fails)
                     raise error
         except RemoteProtocolError as exc:
@@ -237,6 +243,11 @@ class Connection:
         """Bytes queued and not yet taken by :meth:`data_to_send`."""
         return self._out_size + (1 if self._error_due else 0)
 
+    def input_progress(self) -> tuple[int, bool, int]:
+        """``frames_in``, ``frame_started`` and ``buffered_in`` at once (the
+        daemon looks at all three after every read)."""
+        return self._decoder.progress()
+
     @property
     def buffered_in(self) -> int:
         """Bytes received for a frame not yet complete."""
@@ -255,6 +266,16 @@ class Connection:
     def discard_input(self) -> None:
         """The connection is gone: free the bytes of an unfinished frame."""
         self._decoder.discard()
+
+
+def _end_run(frames: list[ev.Frame | list[ev.SayFields]], run: list[dict[str, Any]]) -> None:
+    """Add a run of say bodies to ``frames`` as their checked fields; raise at
+    the first bad one (after adding those before it)."""
+    fields, error = ev.says_fields(run)
+    if fields:
+        frames.append(fields)
+    if error is not None:
+        raise error
 
 
 #: Received frames that _accept applies to the state (every other frame, once

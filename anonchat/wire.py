@@ -128,37 +128,9 @@ class SharedUnpacker:
             max_ext_len=0,
         )
 
-    def bodies(self, data: bytes, end: int, lengths: list[int]) -> tuple[list[Any], str]:
-        """Unpack the frames in ``data[:end]``, of body ``lengths`` each: the
-        bodies before the first bad one, and what is wrong with it ("" if none).
-        A body is good exactly when :func:`decode_body` takes it alone: its
-        object ends at its frame's end, is a map, and has a string ``t``."""
-        unpacker = self.unpacker
-        unpacker.feed(memoryview(data)[:end] if end != len(data) else data)
-        skip, tell, unpack = unpacker.read_bytes, unpacker.tell, unpacker.unpack
-        bodies: list[Any] = []
-        problem = ""
-        try:
-            for length in lengths:
-                skip(HEADER_SIZE)
-                start = tell()
-                try:
-                    obj = unpack()
-                except Exception:  # msgpack raises many types; all mean "bad bytes"
-                    problem = _NOT_MSGPACK
-                    break
-                if tell() - start != length:  # (ended before its frame did, or after)
-                    problem = _NOT_MSGPACK
-                    break
-                if type(obj) is not dict or type(obj.get("t")) is not str:
-                    problem = _body_problem(obj)
-                    if problem:
-                        break
-                bodies.append(obj)
-        finally:
-            if problem or len(bodies) != len(lengths):
-                self.unpacker = self._new()  # (what was fed and not unpacked is dropped)
-        return bodies, problem
+    def reset(self) -> None:
+        """Drop what the unpacker holds (after a bad frame): a fresh one."""
+        self.unpacker = self._new()
 
 
 class FrameDecoder:
@@ -182,6 +154,11 @@ class FrameDecoder:
     def started(self) -> bool:
         """Whether a frame has begun (a byte of its header or more) and not ended."""
         return self._need is not None or bool(self._buf)
+
+    def progress(self) -> tuple[int, bool, int]:
+        """``completed``, ``started`` and ``buffered`` at once."""
+        buf = self._buf
+        return self.completed, self._need is not None or bool(buf), len(buf)
 
     def discard(self) -> None:
         """Let go of the bytes of an unfinished frame (the stream is gone)."""
@@ -238,20 +215,27 @@ class FrameDecoder:
         (tests/test_wire.py compares them)."""
         if self._error is not None:
             raise self._error
+        bodies: list[dict[str, Any]] = []
         if self._buf or self._need is not None or shared.max_frame != self.max_frame:
             # A frame begun in an earlier read: the general way.
-            bodies: list[dict[str, Any]] = []
             try:
                 bodies.extend(self.feed(data))
             except RemoteProtocolError as exc:
                 return bodies, exc
             return bodies, None
+        # Each frame's body is unpacked where it lies in ``data``, from the
+        # shared unpacker fed the whole read: it is good exactly when
+        # decode_body takes it alone -- its object ends at its frame's end
+        # (not before, not after), is a map, and has a string ``t``.
         size = len(data)
         pos = 0
-        lengths: list[int] = []
         error: RemoteProtocolError | None = None
         unpack_header = HEADER.unpack_from
         max_frame = self.max_frame
+        unpacker = shared.unpacker
+        unpacker.feed(data)
+        base = unpacker.tell()  # (what it had unpacked before: it counts from its start)
+        skip, tell, unpack = unpacker.read_bytes, unpacker.tell, unpacker.unpack
         while size - pos >= HEADER_SIZE:
             (length,) = unpack_header(data, pos)
             if not 0 < length <= max_frame:
@@ -260,20 +244,32 @@ class FrameDecoder:
                 except RemoteProtocolError as exc:
                     error = exc
                 break
-            if size - pos - HEADER_SIZE < length:
+            end = pos + HEADER_SIZE + length
+            if end > size:
                 break
-            pos += HEADER_SIZE + length
-            lengths.append(length)
-        bodies, problem = shared.bodies(data, pos, lengths) if lengths else ([], "")
-        if problem:
-            self.completed += len(bodies) + 1
-            error = RemoteProtocolError(Code.BAD_FRAME, problem)
-        else:
-            self.completed += len(bodies)
+            self.completed += 1
+            skip(HEADER_SIZE)
+            try:
+                obj = unpack()
+            except Exception:  # msgpack raises many types; all mean "bad bytes"
+                error = RemoteProtocolError(Code.BAD_FRAME, _NOT_MSGPACK)
+                break
+            if tell() - base != end:  # (it ended before its frame did, or after)
+                error = RemoteProtocolError(Code.BAD_FRAME, _NOT_MSGPACK)
+                break
+            if type(obj) is not dict or type(obj.get("t")) is not str:
+                problem = _body_problem(obj)
+                if problem:
+                    error = RemoteProtocolError(Code.BAD_FRAME, problem)
+                    break
+            bodies.append(obj)
+            pos = end
         if error is not None:
+            shared.reset()  # (it holds the rest of the read, maybe half an object)
             self._fail(error)
             return bodies, error
         if pos < size:  # the beginning of a frame (held as feed holds it)
+            skip(size - pos)  # (the unpacker lets go of it)
             if size - pos >= HEADER_SIZE:
                 (self._need,) = unpack_header(data, pos)
                 pos += HEADER_SIZE

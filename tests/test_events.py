@@ -330,3 +330,39 @@ def test_a_say_body_at_and_past_each_limit_is_judged_alike(body: dict[str, Any])
         assert isinstance(generic, tuple) and exc.code == Code.BAD_FIELD
     if not isinstance(generic, tuple):
         assert via_wire == generic
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.fixed_dictionaries(
+                {"id": st.integers(0, ev.U63), "room": st.text(max_size=5), "text": st.text()},
+                optional={"me": st.booleans()},
+            ),
+            st.dictionaries(
+                st.sampled_from(["t", "id", "room", "text", "me", "seq", "x"]),
+                _SAY_VALUES,
+                max_size=6,
+            ),
+        ),
+        max_size=6,
+    )
+)
+def test_a_run_of_say_bodies_is_checked_as_each_alone(bodies: list[dict[str, Any]]) -> None:
+    """events.says_fields (the daemon's message path: one read's say bodies,
+    checked inline without making frames) gives each body's fields as
+    say_from_wire gives them, up to the first it refuses, with its refusal."""
+    for body in bodies:
+        body["t"] = "say"
+    expected: list[ev.SayFields] = []
+    refusal = None
+    for body in bodies:
+        try:
+            say = ev.say_from_wire(body)
+        except RemoteProtocolError as exc:
+            refusal = (exc.code, exc.message)
+            break
+        expected.append((say.id, say.room, say.text, say.me))
+    fields, error = ev.says_fields(bodies)
+    assert fields == expected
+    assert (error and (error.code, error.message)) == refusal

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import itertools
 import struct
 
 import msgpack
 import pytest
-from hypothesis import given
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from anonchat.errors import Code, LocalProtocolError, RemoteProtocolError
-from anonchat.wire import DEFAULT_MAX_FRAME, FrameDecoder, encode_body, encode_frame
+from anonchat.wire import (
+    DEFAULT_MAX_FRAME,
+    FrameDecoder,
+    SharedUnpacker,
+    decode_body,
+    encode_body,
+    encode_frame,
+)
 
 FRAMES = [{"t": "ping", "n": i} for i in range(3)] + [{"t": "say", "id": 7, "text": "héllo " * 50}]
 STREAM = b"".join(encode_frame(f) for f in FRAMES)
@@ -137,3 +145,135 @@ def test_valid_frames_survive_any_split(bodies: list[dict[str, object]]) -> None
     stream = b"".join(encode_frame(f) for f in frames)
     for cut in range(0, len(stream), max(1, len(stream) // 7)):
         assert decode_all([stream[:cut], stream[cut:]]) == frames
+
+
+# -- feed_all: a read's frames at once, with an unpacker shared by decoders ------
+
+#: Frame bodies good and bad: maps with and without a string t, other
+#: objects, invalid msgpack, an object with bytes after it, half an object.
+BODIES = st.one_of(
+    st.builds(lambda n: msgpack.packb({"t": "ping", "n": n}), st.integers(0, 1 << 40)),
+    st.builds(lambda s: msgpack.packb({"t": "say", "text": s}), st.text(max_size=300)),
+    st.sampled_from(
+        [
+            msgpack.packb({"t": 1}),
+            msgpack.packb({"x": "y"}),
+            msgpack.packb([1, 2]),
+            msgpack.packb("t"),
+            msgpack.packb({1: 2}),
+            b"\xc1",
+            msgpack.packb({"t": "a"}) + b"\x00",
+            msgpack.packb({"t": "a", "b": "cdef"})[:-2],
+            b"\xd4\x01\x02",  # an ext type
+            b"\xa2\xff\xfe",  # a str that is not UTF-8
+        ]
+    ),
+)
+
+
+def frames_of(bodies: list[bytes], lengths: list[int | None]) -> bytes:
+    """Bodies with their length prefixes (or a given length: 0, or past the limit)."""
+    return b"".join(
+        struct.pack(">I", len(b) if n is None else n) + b
+        for b, n in zip(bodies, lengths, strict=True)
+    )
+
+
+def run_decoder(
+    decoder: FrameDecoder, chunks: list[bytes], shared: SharedUnpacker | None
+) -> list[object]:
+    """Everything one can see of a decoder fed ``chunks``, the general way or with feed_all."""
+    seen: list[object] = []
+    for chunk in chunks:
+        if decoder.failed:  # each way raises its error again
+            with pytest.raises(RemoteProtocolError) as raised:
+                if shared is None:
+                    list(decoder.feed(chunk))
+                else:
+                    decoder.feed_all(chunk, shared)
+            seen.append(("raised", raised.value.code, raised.value.message))
+            continue
+        try:
+            if shared is None:
+                bodies: list[object] = []
+                try:
+                    for body in decoder.feed(chunk):
+                        bodies.append(body)
+                except RemoteProtocolError as exc:
+                    error: RemoteProtocolError | None = exc
+                else:
+                    error = None
+            else:
+                bodies, error = decoder.feed_all(chunk, shared)  # type: ignore[assignment]
+        except RemoteProtocolError as exc:  # (failed before: raises again)
+            seen.append(("raised", exc.code, exc.message))
+            continue
+        seen.append((bodies, error and (error.code, error.message)))
+        seen.append((decoder.completed, decoder.buffered, decoder.started, decoder.failed))
+    return seen
+
+
+@settings(max_examples=500)
+@given(
+    st.lists(
+        st.tuples(
+            BODIES,
+            st.one_of(st.none(), st.none(), st.none(), st.sampled_from([0, 513])),
+        ),
+        max_size=10,
+    ),
+    st.lists(st.integers(0, 3000), max_size=6),
+    st.lists(st.integers(0, 3000), max_size=6),
+)
+def test_feed_all_sees_what_feed_sees(
+    frames: list[tuple[bytes, int | None]], cuts: list[int], other_cuts: list[int]
+) -> None:
+    """FrameDecoder.feed_all (the daemon's: a read's frames unpacked at once
+    from one Unpacker that all its decoders share) gives the same bodies, the
+    same error, the same counts and the same held bytes as feed, read by read,
+    however the stream is cut -- with another decoder using the same unpacker
+    between its reads, on a stream of its own."""
+    stream = frames_of([b for b, _ in frames], [n for _, n in frames])
+    other = frames_of([msgpack.packb({"t": "ping", "n": n}) for n in range(5)], [None] * 5)
+
+    def cut(data: bytes, at: list[int]) -> list[bytes]:
+        points = sorted({0, len(data), *(c % (len(data) + 1) for c in at)})
+        return [data[a:b] for a, b in itertools.pairwise(points)]
+
+    chunks, other_chunks = cut(stream, cuts), cut(other, other_cuts)
+    general = run_decoder(FrameDecoder(512), chunks, None)
+    shared = SharedUnpacker(512)
+    mine, theirs = FrameDecoder(512), FrameDecoder(512)
+    seen: list[object] = []
+    other_seen: list[object] = []
+    for i in range(max(len(chunks), len(other_chunks))):
+        seen += run_decoder(mine, chunks[i : i + 1], shared)
+        other_seen += run_decoder(theirs, other_chunks[i : i + 1], shared)
+    assert seen == general
+    assert other_seen == run_decoder(FrameDecoder(512), other_chunks, None)
+    for item in general:
+        if isinstance(item, tuple) and len(item) == 2 and item[1]:
+            event(f"error: {item[1][1]}")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        msgpack.packb({"t": "a"}) + b"\x00",  # ends before its frame does
+        msgpack.packb({"t": "a", "b": "cdef"})[:-2],  # would end in the next frame
+        b"\xc1",
+        msgpack.packb([1]),
+        msgpack.packb({"x": 1}),
+    ],
+)
+def test_feed_all_refuses_each_bad_body_as_decode_body_does(body: bytes) -> None:
+    good = encode_body({"t": "ping", "n": 1})
+    data = good + struct.pack(">I", len(body)) + body + good
+    with pytest.raises(RemoteProtocolError) as general:
+        decode_body(body)
+    bodies, error = FrameDecoder().feed_all(data, SharedUnpacker())
+    assert bodies == [{"t": "ping", "n": 1}]
+    assert error is not None and (error.code, error.message) == (
+        general.value.code,
+        general.value.message,
+    )

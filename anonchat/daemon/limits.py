@@ -143,7 +143,7 @@ class SessionLimiter:
 
     def bytes_read(self, count: int, now: float) -> float:
         """Count bytes just read; return how long to wait before reading more."""
-        return self._bucket("bytes", now).spend(count, now)
+        return (self.bytes or self._bucket("bytes", now)).spend(count, now)
 
     def _check(self, bucket: TokenBucket, now: float, what: str) -> None:
         wait = bucket.take(now)

@@ -130,8 +130,8 @@ class Session(Member, asyncio.BufferedProtocol):
         # Bytes it may have waiting in the daemon: sendq less the kernel's send
         # buffer (set by Daemon.accept from what the kernel granted).
         self.sendq = self.limits.sendq
-        # Received, not yet handled (reversed); on one node each say as its fields.
-        self._frames: list[ev.Frame | ev.SayFields] | None = None
+        # Received, not yet handled (reversed); on one node a run of says as a list.
+        self._frames: list[ev.Frame | list[ev.SayFields]] | None = None
         self._nread = 0  # bytes of the read those frames came from
         self._hold = 0  # why reading is paused (_APPLYING, _PACING)
         self._eof = False
@@ -158,7 +158,10 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def buffer_updated(self, nbytes: int) -> None:
         data = bytes(self.daemon.read_buffer[:nbytes])
-        self._guarded(self._received, data)
+        try:  # (_guarded, inline: every read)
+            self._received(data)
+        except Exception:
+            self._failed()
 
     def eof_received(self) -> bool:
         self._eof = True
@@ -198,15 +201,20 @@ class Session(Member, asyncio.BufferedProtocol):
         try:
             step(*args)
         except Exception:
-            if self.closing:
-                log.exception("session %d failed while closing", self.sid)
-                self.transport.abort()
-                return
-            log.exception("session %d failed; closing it", self.sid)
-            try:
-                self.close(Code.INTERNAL, "internal server error")
-            except Exception:
-                self.transport.abort()
+            self._failed()
+
+    def _failed(self) -> None:
+        """A step of this session raised: log it once (from the except clause
+        that caught it, whose exception the log shows) and close the session."""
+        if self.closing:
+            log.exception("session %d failed while closing", self.sid)
+            self.transport.abort()
+            return
+        log.exception("session %d failed; closing it", self.sid)
+        try:
+            self.close(Code.INTERNAL, "internal server error")
+        except Exception:
+            self.transport.abort()
 
     # -- input -------------------------------------------------------------
 
@@ -215,9 +223,10 @@ class Session(Member, asyncio.BufferedProtocol):
             return
         conn = self.conn
         daemon = self.daemon
-        frames = conn.receive_requests(data, daemon.say_runs, daemon.unpacker)
-        if conn.frames_in != self._frames_in or conn.frame_started:
-            self._progress(conn)
+        frames = conn.receive_requests(data, daemon.unpacker, daemon.say_runs)
+        progress = conn.input_progress()  # (frames_in, frame_started, buffered_in)
+        if progress[0] != self._frames_in or progress[1]:
+            self._progress(progress)
             if self.closing:
                 return
         frames.reverse()  # handled with pop(), from the end
@@ -242,21 +251,22 @@ class Session(Member, asyncio.BufferedProtocol):
             return
         self._received(b"")
 
-    def _progress(self, conn: Connection) -> None:
+    def _progress(self, progress: tuple[int, bool, int]) -> None:
         """After a read: a whole frame is what counts as heard from (``idle_timeout``);
         a frame begun must end within ``frame_timeout``; the bytes of unfinished
-        frames are counted for all connections together (``max_unfinished``)."""
+        frames are counted for all connections together (``max_unfinished``).
+        ``progress`` is the protocol's (frames_in, frame_started, buffered_in)."""
+        frames_in, started, held = progress
         now = self.loop.time()
-        completed = conn.frames_in != self._frames_in
+        completed = frames_in != self._frames_in
         if completed:
-            self._frames_in = conn.frames_in
+            self._frames_in = frames_in
             self.last_rx = now
             self.ping_sent = False
-        if not conn.frame_started:
+        if not started:
             self._frame_started = 0.0
         elif completed or not self._frame_started:
             self._frame_started = now  # a new frame begins
-        held = conn.buffered_in
         daemon = self.daemon
         grown = held - self._unfinished
         if grown > 0 and daemon.unfinished + grown > self.limits.max_unfinished:
@@ -276,11 +286,8 @@ class Session(Member, asyncio.BufferedProtocol):
         frames = self._frames
         while frames:
             frame = frames.pop()
-            if type(frame) is tuple:  # a say's fields (receive_requests)
-                run: list[Any] = [frame]
-                while frames and type(frames[-1]) is tuple:
-                    run.append(frames.pop())
-                self._say_run(run)
+            if type(frame) is list:  # a run of says' fields (receive_requests)
+                self._say_run(frame)
             else:
                 self._handle(frame)  # type: ignore[arg-type]
             if self.closing:
@@ -292,13 +299,15 @@ class Session(Member, asyncio.BufferedProtocol):
                 return
         self._frames = None
         self._read_done()
-        self._resume(_APPLYING)
+        if self._hold & _APPLYING:
+            self._resume(_APPLYING)
 
     def _read_done(self) -> None:
         """What follows each read, once its frames are handled."""
-        if self.conn.pending:  # pongs the protocol answered on its own
+        conn = self.conn
+        if conn.pending:  # pongs the protocol answered on its own
             self._take_protocol_output()
-        if self.conn.state is State.FAILED:
+        if conn.state is State.FAILED:
             assert self.conn.error is not None
             log.info("session %d broke the protocol: %s", self.sid, self.conn.error.code)
             self.close_code = self.conn.error.code
