@@ -366,14 +366,21 @@ class Session(Member, asyncio.BufferedProtocol):
         for this pass's write, after the room frames that came before them."""
         if self.closing:
             return
+        size = self._take_logs() + len(frame_bytes)
+        self.out.append(frame_bytes)
+        self._queued(size)
+
+    def _take_logs(self) -> int:
+        """Move the frames of this pass its rooms carried and it has not taken
+        into ``out`` (each room's Channel.catch_up, inline); their size."""
         out = self.out
-        size = len(frame_bytes)
+        size = 0
         for rooms in (self.rooms, self.secret_rooms):
             if not rooms:
                 continue
             for room in rooms.values():
                 log = room.log
-                if log:  # (Channel.catch_up, inline: once per reply)
+                if log:
                     cursors = room.cursors
                     start = cursors.get(self, 0)
                     if start < len(log):
@@ -381,8 +388,7 @@ class Session(Member, asyncio.BufferedProtocol):
                         for data in log[start:]:
                             out.append(data)
                             size += len(data)
-        out.append(frame_bytes)
-        self._queued(size)
+        return size
 
     def ok(self, rid: int, seq: int | None = None) -> None:
         """A request's ``ok``, encoded here: ``rid`` came in a checked frame, ``seq``
@@ -867,25 +873,33 @@ class Session(Member, asyncio.BufferedProtocol):
                     daemon.room_to_flush(room)
                 log.append(data)
                 said += 1
-                if not caught_up:
-                    self.ok(rid, seq)  # the general way: takes the logs first, as deliver does
+                if caught_up:
+                    room.cursors[self] = len(log)
+                    out.append(data)
+                    queued = size + 4
+                elif conn.state is open_ and not conn.pending:
+                    # Its ok comes after the frames of its rooms' logs it has not
+                    # taken, this message's included (as deliver takes them).
+                    queued = self._take_logs()
+                    caught_up = True
+                else:  # (the protocol has bytes of its own to go first: the general way)
+                    self.ok(rid, seq)
                     if self.closing:
                         return
                     caught_up = conn.state is open_ and not conn.pending
                     continue
-                room.cursors[self] = len(log)
                 packed_id = _pack(rid)
                 ok_size = len(packed_id) + len(packed_seq) + 13
-                out.append(data)
                 out.append(
                     b"".join((_HEADER_PACK(ok_size), _OK_HEAD, packed_id, _OK_SEQ, packed_seq))
                 )
-                self.out_bytes += size + ok_size + 8  # (and their length prefixes)
-                if self.out_bytes > sendq:
+                self.out_bytes += queued + ok_size + 4
+                if self.out_bytes > sendq:  # (what _queued does)
                     self.abort(Code.SENDQ_EXCEEDED)
                     return
-                # (on the daemon's urgent list already: put there by the reply
-                # that caught it up, the general way)
+                if not self.urgent:
+                    self.urgent = True
+                    daemon.mark_urgent(self)
         finally:
             if kept:
                 assert room is not None
