@@ -224,9 +224,10 @@ class Session(Member, asyncio.BufferedProtocol):
         conn = self.conn
         daemon = self.daemon
         frames = conn.receive_requests(data, daemon.unpacker, daemon.say_runs)
+        now = self.loop.time()  # (this read's time, for all it does)
         progress = conn.input_progress()  # (frames_in, frame_started, buffered_in)
         if progress[0] != self._frames_in or progress[1]:
-            self._progress(progress)
+            self._progress(progress, now)
             if self.closing:
                 return
         frames.reverse()  # handled with pop(), from the end
@@ -238,7 +239,7 @@ class Session(Member, asyncio.BufferedProtocol):
             return
         self._nread = len(data)
         self._frames = frames
-        self._serve()
+        self._serve(now)
 
     def _end_of_input(self) -> None:
         """The client ended its side: once the commands it sent are applied
@@ -251,13 +252,12 @@ class Session(Member, asyncio.BufferedProtocol):
             return
         self._received(b"")
 
-    def _progress(self, progress: tuple[int, bool, int]) -> None:
+    def _progress(self, progress: tuple[int, bool, int], now: float) -> None:
         """After a read: a whole frame is what counts as heard from (``idle_timeout``);
         a frame begun must end within ``frame_timeout``; the bytes of unfinished
         frames are counted for all connections together (``max_unfinished``).
         ``progress`` is the protocol's (frames_in, frame_started, buffered_in)."""
         frames_in, started, held = progress
-        now = self.loop.time()
         completed = frames_in != self._frames_in
         if completed:
             self._frames_in = frames_in
@@ -279,15 +279,15 @@ class Session(Member, asyncio.BufferedProtocol):
         daemon.unfinished += grown
         self._unfinished = held
 
-    def _serve(self) -> None:
+    def _serve(self, now: float) -> None:
         """Handle the frames of the last read in order; stop at one that must wait.
         On one node the ``say`` frames that follow one another are handled
-        together (:meth:`_say_run`)."""
+        together (:meth:`_say_run`).  ``now`` is the loop's time."""
         frames = self._frames
         while frames:
             frame = frames.pop()
             if type(frame) is list:  # a run of says' fields (receive_requests)
-                self._say_run(frame)
+                self._say_run(frame, now)
             else:
                 self._handle(frame)  # type: ignore[arg-type]
             if self.closing:
@@ -298,11 +298,11 @@ class Session(Member, asyncio.BufferedProtocol):
                 self._pause(_APPLYING)
                 return
         self._frames = None
-        self._read_done()
+        self._read_done(now)
         if self._hold & _APPLYING:
             self._resume(_APPLYING)
 
-    def _read_done(self) -> None:
+    def _read_done(self, now: float) -> None:
         """What follows each read, once its frames are handled."""
         conn = self.conn
         if conn.pending:  # pongs the protocol answered on its own
@@ -326,7 +326,7 @@ class Session(Member, asyncio.BufferedProtocol):
             self.transport.close()
             self._stopped_reading()
             return
-        pause = self.limiter.bytes_read(self._nread, self.loop.time())
+        pause = self.limiter.bytes_read(self._nread, now)
         if pause:  # past bytes_rate: read nothing more until the bucket refills
             self._pause(_PACING)
             self.loop.call_later(pause, self._resume, _PACING)
@@ -352,7 +352,7 @@ class Session(Member, asyncio.BufferedProtocol):
     def _go_on(self) -> None:
         """The command it waited for was applied: handle the rest of that read."""
         if self._frames is not None and not self.waiting and not self.closing:
-            self._guarded(self._serve)
+            self._guarded(self._serve, self.loop.time())
 
     # -- output ------------------------------------------------------------
 
@@ -385,9 +385,9 @@ class Session(Member, asyncio.BufferedProtocol):
                     start = cursors.get(self, 0)
                     if start < len(log):
                         cursors[self] = len(log)
-                        for data in log[start:]:
-                            out.append(data)
-                            size += len(data)
+                        taken = log[start:] if start else log
+                        out += taken
+                        size += sum(map(len, taken))
         return size
 
     def ok(self, rid: int, seq: int | None = None) -> None:
@@ -753,7 +753,7 @@ class Session(Member, asyncio.BufferedProtocol):
             wait=False,
         )
 
-    def _say_run(self, run: list[ev.SayFields]) -> None:
+    def _say_run(self, run: list[ev.SayFields], now: float) -> None:
         """The ``say`` frames of one read that follow one another, on one node:
         what :meth:`on_say` and applying each one's command (``state.say``) do
         with them one by one, in the same order, with the same bytes and the
@@ -777,7 +777,6 @@ class Session(Member, asyncio.BufferedProtocol):
                 if self.closing:
                     return
             return
-        now = self.loop.time()
         limiter = self.limiter
         granted = limiter.take_messages(len(run), now)
         ts = now_ms()
@@ -792,6 +791,8 @@ class Session(Member, asyncio.BufferedProtocol):
         room: Room | None = None
         kept: list[tuple[int, bool, bytes]] = []  # the room's new ring entries
         head = mid = b""
+        log: list[bytes] = []
+        cursors: dict[Member, int] = {}
         fixed = 0  # the bytes of a msg map but its seq's and its text's
         applied = said = 0
         try:
@@ -830,6 +831,7 @@ class Session(Member, asyncio.BufferedProtocol):
                     if room is not None:
                         head, mid = _msg_templates(room.name, ts, self.nick)
                         fixed = len(head) + len(mid) + 1
+                        log, cursors = room.log, room.cursors  # (the same lists all run)
                 applied += 1  # (what state.apply counts: submitted, and applied)
                 if room is None:
                     if self._refused(RequestError(Code.NOT_MEMBER, f"you are not in {name}"), rid):
@@ -868,13 +870,12 @@ class Session(Member, asyncio.BufferedProtocol):
                 if size > DEFAULT_MAX_FRAME:  # (encode_frame's check; max_text keeps below)
                     raise LocalProtocolError(Code.FRAME_TOO_LARGE, "a message frame too large")
                 kept.append((seq, True, data))
-                log = room.log
                 if not log:
                     daemon.room_to_flush(room)
                 log.append(data)
                 said += 1
                 if caught_up:
-                    room.cursors[self] = len(log)
+                    cursors[self] = len(log)
                     out.append(data)
                     queued = size + 4
                 elif conn.state is open_ and not conn.pending:
