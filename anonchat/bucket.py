@@ -45,7 +45,9 @@ class TokenBucket:
         many as ``count`` calls of :meth:`take` at the same ``now`` would grant
         (taking 1.0 from a float of at least 1.0 is exact, so the tokens left
         are the same too)."""
-        tokens = min(self.burst, self._tokens + (now - self._stamp) / self.interval)
+        tokens = self._tokens + (now - self._stamp) / self.interval
+        if not tokens < self.burst:  # (min(burst, tokens) without the call)
+            tokens = self.burst
         self._stamp = now
         granted = min(count, int(tokens)) if tokens >= 1.0 else 0
         self._tokens = tokens - granted
@@ -59,7 +61,10 @@ class TokenBucket:
         """Spend ``amount`` tokens even if that leaves a debt (for what has
         already happened, like bytes read); return seconds until the debt is paid."""
         # (_refill, inline: every read spends)
-        tokens = min(self.burst, self._tokens + (now - self._stamp) / self.interval) - amount
+        tokens = self._tokens + (now - self._stamp) / self.interval
+        if not tokens < self.burst:  # (min(burst, tokens) without the call)
+            tokens = self.burst
+        tokens -= amount
         self._stamp = now
         self._tokens = tokens
         return -tokens * self.interval if tokens < 0 else 0.0
