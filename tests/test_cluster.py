@@ -13,7 +13,7 @@ import pytest
 
 from anonchat import events as ev
 from anonchat.client import Client
-from anonchat.daemon import Daemon, redisbus, state
+from anonchat.daemon import Daemon, commands, redisbus, state
 from anonchat.daemon.redisbus import RedisBus
 from anonchat.dm import DirectMessage, DmNotice
 from anonchat.errors import Code, ConnectionClosed, RequestError
@@ -428,13 +428,13 @@ async def test_nodes_judge_nobody_after_an_outage_of_everyone(make_node: NodeFac
     (state.beat): after an outage of everyone, each has node_timeout to beat."""
     a = await make_node(node_timeout=1.0)
     timeout = 1000
-    a.nodes = {"x": 0, "y": 0}
-    state.apply(a, ["beat", "x", None], 5 * timeout)  # x was silent too: judges nobody
+    a.shared.nodes = {"x": 0, "y": 0}
+    state.apply(a.shared, commands.Beat("x"), 5 * timeout)  # x was silent too: judges nobody
     assert set(a.nodes) >= {"x", "y"}
     for ms in range(200, timeout, 200):  # x beats on time, but has not watched long enough
-        state.apply(a, ["beat", "x", None], 5 * timeout + ms)
+        state.apply(a.shared, commands.Beat("x"), 5 * timeout + ms)
         assert "y" in a.nodes
-    state.apply(a, ["beat", "x", None], 6 * timeout)  # a whole node_timeout: y is gone
+    state.apply(a.shared, commands.Beat("x"), 6 * timeout)  # a whole node_timeout: y is gone
     assert "y" not in a.nodes and "x" in a.nodes
 
 
