@@ -15,7 +15,8 @@ what it does:
 * ``stopping()``: whether the node is stopping (its own ``down`` is news to
   nobody);
 
-and ``stats``, the node's counters (``metrics.Stats``).  What is the node's
+and ``stats``, the node's counters (``metrics.Stats``, seen as the
+:class:`Counters` applying bumps).  What is the node's
 alone stays in the daemon: its connections (``sessions``), the resume
 timers of its dropped sessions, its listener, its configuration, its loop.
 
@@ -27,7 +28,7 @@ Everything here is the same on every node that applied the same commands
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import Code, RequestError
 from ..names import name_key
@@ -35,7 +36,6 @@ from .rooms import Channel, Member, Ring, Room, SecretRoom
 
 if TYPE_CHECKING:
     from .config import Limits
-    from .metrics import Stats
 
 #: The meaning of commands; a node applying them differently is refused.
 VERSION = 1
@@ -69,6 +69,20 @@ def settings_differ(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
     )
 
 
+class Counters(Protocol):
+    """What applying commands counts for the node's metrics (``metrics.Stats``)."""
+
+    resumes: int
+    announcements: int
+    direct: int
+    handovers: int
+    nodes_gone: int
+    nodes_down: int
+
+    def message(self, node: str, ts: int, sealed: bool = False) -> None:
+        """A message sent through ``node`` was numbered at log time ``ts``."""
+
+
 def _never() -> bool:
     return False
 
@@ -85,7 +99,7 @@ class SharedState:
         node: str,
         limits: Limits,
         node_timeout: float,
-        stats: Stats,
+        stats: Counters,
         *,
         to_flush: Callable[[Channel], None],
         stop_waiting: Callable[[Member], None] = _nothing,
