@@ -281,6 +281,41 @@ async def test_metrics_on_every_interface_are_warned_about(tmp_path: Path) -> No
     assert proc.returncode == 0
 
 
+async def test_the_metrics_port_taken_is_said(tmp_path: Path) -> None:
+    """``--metrics 127.0.0.1:0``: the start says which port it took, and that
+    port serves the metrics (no warning: loopback)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "anonchat.daemon",
+        "--port",
+        "0",
+        "--state-dir",
+        str(tmp_path),
+        "--metrics",
+        "127.0.0.1:0",
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            while b"metrics on" not in (line := await proc.stderr.readline()):
+                assert line, "anonchatd exited without saying where its metrics are"
+                assert b"WARNING" not in line
+            found = re.search(rb"metrics on 127\.0\.0\.1:([1-9]\d*) \(/metrics\)", line)
+            assert found, line
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(found.group(1)))
+            writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")
+            answer = await reader.read()
+            writer.close()
+        assert answer.startswith(b"HTTP/1.") and b" 200 " in answer.split(b"\r\n")[0]
+        assert b"anonchat_" in answer
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert proc.returncode == 0
+
+
 # -- any TOML value, for every setting ---------------------------------------------
 
 toml_scalars = (
