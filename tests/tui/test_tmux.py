@@ -284,3 +284,42 @@ async def test_a_conversation_window_in_a_real_terminal(session: str, daemon: Da
                 assert event.text == "right here"
                 break
     await bob.close()
+
+
+async def test_keys_typed_at_launch_reach_the_room(daemon: Daemon, tmp_path: Path) -> None:
+    """``anonchat ... --join lobby`` and typing at once, as in a shell: the keys
+    reach the terminal before the app reads them, and while it connects. The
+    line goes to the room the start lands in, the rest waits in the box. (They
+    were lost: nothing on screen took keys for the first moments.)"""
+    command = [
+        sys.executable, "-m", "anonchat", "--server", f"127.0.0.1:{daemon.port}",
+        "--fingerprint", daemon.pin, "--nick", "early", "--join", "lobby",
+    ]  # fmt: skip
+    watcher = await dial(daemon, "watcher")
+    await watcher.create("lobby")
+    name = start_session(
+        "anonchat-early", command, (100, 30), ANONCHAT_CONFIG_DIR=str(tmp_path / "cfg")
+    )
+    try:
+        await typed(name, "hello early\rand more")
+        got = await next_event(watcher, ev.Msg, timeout=20)
+        assert (got.nick, got.text) == ("early", "hello early")
+        await screen_shows(name, "and more")
+    finally:
+        kill_session(name)
+    await watcher.close()
+
+
+async def test_keys_typed_at_launch_reach_the_connect_form(tmp_path: Path) -> None:
+    """``anonchat`` with nothing remembered: the form waits for a server, and
+    what is typed at once, before the app is up, goes into its field."""
+    command = [sys.executable, "-m", "anonchat"]
+    name = start_session(
+        "anonchat-form", command, (100, 30), ANONCHAT_CONFIG_DIR=str(tmp_path / "cfg")
+    )
+    try:
+        await typed(name, "127.0.0.1:7999")
+        # In the field (the terminal's own echo, before the app is up, is not).
+        await screen_shows(name, "▊  127.0.0.1:7999")
+    finally:
+        kill_session(name)
