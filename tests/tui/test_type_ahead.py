@@ -2,9 +2,10 @@
 
 People type as soon as they start the app, and over a slow link while it
 connects. Those keys are held and handed on in order: to the chat (its line
-to the room the start lands in), never to the connect form after a failed
-connection, never to a dialog as its answer. The terminal's side (keys sent
-before the app reads its input) is in test_tmux.py.
+to the room the start lands in), never to a dialog as its answer, and never
+to the connect form after a failed connection (test_connection_options.py).
+The terminal's side (keys sent before the app reads its input) is in
+test_tmux.py.
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from textual.widgets import Input, Static
+from textual.widgets import Input
 
 from anonchat import events as ev
 from anonchat.client import Endpoint
 from anonchat.daemon import Daemon
-from anonchat.tui.app import AnonchatApp, app_for_endpoint
+from anonchat.tui.app import AnonchatApp
 from anonchat.tui.screens.connect import ConnectScreen
 from anonchat.tui.screens.trust import TrustScreen
 
@@ -97,41 +98,6 @@ async def test_keys_typed_while_connecting_reach_the_room(daemon: Daemon, tmp_pa
             await wait_for(pilot, lambda: box.value == "and", what="the rest in the box")
             assert app.type_ahead == []
     await watcher.close()
-
-
-async def test_keys_typed_while_connecting_never_reach_the_form_after_a_failure(
-    tmp_path: Path,
-) -> None:
-    """The connection fails: what was typed for a room is dropped (said on the
-    form), not typed into the nick or server field, and its Enter does not
-    connect again."""
-    accepted: list[asyncio.StreamWriter] = []
-
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        accepted.append(writer)  # holds the attempt until the test closes it
-
-    sink = await asyncio.start_server(silent, "127.0.0.1", 0)
-    port = sink.sockets[0].getsockname()[1]
-    endpoint = Endpoint("127.0.0.1", port, tls=False, known_hosts=None)
-    app = app_for_endpoint(endpoint, nick="gina", settings_dir=tmp_path / "s")
-    try:
-        async with app.run_test() as pilot:
-            screen = app.screen
-            assert isinstance(screen, ConnectScreen)
-            await wait_for(pilot, lambda: len(accepted) == 1 and screen.busy)
-            await pilot.press(*"secret plan", "enter")
-            accepted[0].close()  # the server hangs up: the attempt fails
-            status = screen.query_one("#connect-status", Static)
-            await wait_for(pilot, lambda: "not sent" in str(status.render()), what="the note")
-            assert screen.query_one("#nick", Input).value == "gina"
-            assert screen.query_one("#server", Input).value == f"127.0.0.1:{port}"
-            assert app.type_ahead == []
-            await pilot.pause()
-            assert len(accepted) == 1  # its Enter made no new attempt
-    finally:
-        for writer in accepted:
-            writer.close()
-        sink.close()
 
 
 async def test_keys_typed_ahead_never_answer_the_trust_dialog(
