@@ -28,9 +28,10 @@ A command is an object of ``commands.py``, one frozen dataclass per command
 (``commands.Join``, ``commands.Say``, ...); ``apply`` finds its handler by its
 class (``_on`` registers them, each typed for its class).  The Redis bus
 carries a command as the plain list ``[op, uid, request_id, *args]``
-(``to_list``/``from_list``; ``apply_list`` applies one).  What is applied to
-is a :class:`~anonchat.daemon.shared.SharedState`, never the daemon: the
-tables every node holds, and the few callables of the node applying needs.
+(``to_list``/``from_list``; ``apply_list`` applies one).  Commands are
+applied to a :class:`~anonchat.daemon.shared.SharedState`, never to the
+daemon: the tables every node holds, and the few callables of its node that
+applying needs.
 ``docs/architecture.md`` shows one message's path through it.
 """
 
