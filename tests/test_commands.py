@@ -19,8 +19,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from anonchat import events as ev
-from anonchat.daemon import Daemon, commands, state
+from anonchat.daemon import Daemon, Limits, commands, snapshot, state
 from anonchat.daemon.commands import Command, MalformedCommand, UnknownCommand
+from anonchat.daemon.metrics import Stats
+from anonchat.daemon.rooms import Channel
+from anonchat.daemon.shared import SharedState
 from anonchat.names import name_key
 from anonchat.wire import pack_value, unpack_value
 
@@ -207,3 +210,57 @@ async def test_apply_list_refuses_what_is_no_command_as_before(
     assert daemon.rooms["lobby"].topic == "from a list"
     changed = await next_event(alice, ev.TopicChanged)
     assert changed.topic == "from a list"
+
+
+# -- the shared state without a node -------------------------------------------
+
+
+def bare_state(node: str = "n1") -> tuple[SharedState, list[Channel]]:
+    """A SharedState with no daemon: the rooms' flushes are only noted."""
+    flushes: list[Channel] = []
+    shared = SharedState(node, Limits(), 2.0, Stats(node), to_flush=flushes.append)
+    return shared, flushes
+
+
+def hello(uid: str, nick: str, node: str = "n2") -> C.Hello:
+    return C.Hello(uid, node, nick, False, uid.encode(), None, [])
+
+
+def test_the_shared_state_applies_commands_without_a_daemon() -> None:
+    """The state modules need of their node only what SharedState holds: here
+    two members of another node make a room and talk, and the room asks the
+    node to flush it once per pass, through its callable."""
+    shared, flushes = bare_state()
+    for cmd in [
+        hello("n2.1", "alice"),
+        hello("n2.2", "bob"),
+        C.Create("n2.1", 1, "Lobby", "hi all"),
+        C.Join("n2.2", 1, "lobby"),
+    ]:
+        state.apply(shared, cmd, 1000)
+    room = shared.rooms["lobby"]
+    assert [m.nick for m in room.members] == ["alice", "bob"]
+    assert flushes == [room]  # once for the pass, however many events
+    room.flushed()
+    state.apply(shared, C.Say("n2.2", 2, "LOBBY", "hello", False), 1001)
+    state.apply(shared, C.Say("n2.1", 2, "lobby", "hi bob", True), 1002)
+    assert flushes == [room, room] and room.seq == 4  # 2 joins, 2 messages
+    assert len(room.ring.history(10)) == 2
+    state.apply(shared, C.Down("n2"), 1003)  # their node stopped
+    assert not shared.members and not shared.rooms
+
+
+def test_a_snapshot_of_a_shared_state_loads_into_another() -> None:
+    shared, _ = bare_state()
+    for cmd in [
+        hello("n2.1", "alice"),
+        C.Create("n2.1", 1, "lobby", "topic"),
+        C.Say("n2.1", 2, "lobby", "kept", False),
+        C.Beat("n2", shared.settings),
+    ]:
+        state.apply(shared, cmd, 1000)
+    data = snapshot.dump(shared, b"1000-0")
+    other, _ = bare_state("n3")
+    assert snapshot.load(other, data) == b"1000-0"
+    assert snapshot.dump(other, b"1000-0") == data
+    assert other.nicks["alice"].uid == "n2.1" and other.rooms["lobby"].topic == "topic"
