@@ -56,7 +56,8 @@ class Command:
 
     #: The command's name: the first item of its list.
     OP: ClassVar[str]
-    #: Its fields after the first (uid or node), in the list's order.
+    #: Its first field (uid, or node), and the others, in the list's order.
+    _FIRST: ClassVar[str]
     _REST: ClassVar[tuple[str, ...]]
     #: Whether the list's third item is a request id (else it is None).
     _HAS_ID: ClassVar[bool] = False
@@ -69,28 +70,27 @@ class Command:
     def to_list(self) -> list[Any]:
         """``[op, uid, request_id, *args]``: what the Redis stream carries."""
         values = [getattr(self, name) for name in self._REST]
-        if self._HAS_ID:
-            return [self.OP, getattr(self, _HEAD[type(self)]), *values]
-        return [self.OP, getattr(self, _HEAD[type(self)]), None, *values]
+        if self._HAS_ID:  # (the request id is the second field)
+            return [self.OP, getattr(self, self._FIRST), *values]
+        return [self.OP, getattr(self, self._FIRST), None, *values]
 
 
 C = TypeVar("C", bound=Command)
 
-#: op -> class (whose constructor takes the list's items after the op)
+#: op -> class
 _BY_OP: dict[str, type[Command]] = {}
-_BUILD: dict[str, Callable[..., Command]] = {}
-#: class -> the name of its first field (uid, or node)
-_HEAD: dict[type[Command], str] = {}
+#: op -> its constructor, and whether the list's third item is its second field
+_BUILD: dict[str, tuple[Callable[..., Command], bool]] = {}
 
 
 def command(cls: type[C]) -> type[C]:
     """Class decorator: register a command class under its ``OP``."""
     names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    _HEAD[cls] = names[0]
+    cls._FIRST = names[0]
     cls._REST = tuple(names[1:])
     assert cls.OP not in _BY_OP, cls.OP
     _BY_OP[cls.OP] = cls
-    _BUILD[cls.OP] = cls
+    _BUILD[cls.OP] = (cls, cls._HAS_ID)
     return cls
 
 
@@ -100,11 +100,12 @@ def from_list(raw: Any) -> Command:
     if not isinstance(raw, list) or len(raw) < 3:
         raise MalformedCommand(f"not a command: {repr(raw)[:60]}")
     op, head, request_id = raw[0], raw[1], raw[2]
-    build = _BUILD.get(op) if isinstance(op, str) else None
-    if build is None:
+    found = _BUILD.get(op) if isinstance(op, str) else None
+    if found is None:
         raise UnknownCommand(f"unknown command {repr(op)[:40]}", op, head)
+    build, has_id = found
     try:
-        if _BY_OP[op]._HAS_ID:
+        if has_id:
             return build(head, request_id, *raw[3:])
         if request_id is not None:
             raise TypeError("a request id where none belongs")
