@@ -236,6 +236,7 @@ class FrameDecoder:
         unpacker.feed(data)
         base = unpacker.tell()  # (what it had unpacked before: it counts from its start)
         skip, tell, unpack = unpacker.read_bytes, unpacker.tell, unpacker.unpack
+        completed = self.completed
         while size - pos >= HEADER_SIZE:
             (length,) = unpack_header(data, pos)
             if not 0 < length <= max_frame:
@@ -247,7 +248,7 @@ class FrameDecoder:
             end = pos + HEADER_SIZE + length
             if end > size:
                 break
-            self.completed += 1
+            completed += 1
             skip(HEADER_SIZE)
             try:
                 obj = unpack()
@@ -264,6 +265,7 @@ class FrameDecoder:
                     break
             bodies.append(obj)
             pos = end
+        self.completed = completed
         if error is not None:
             shared.reset()  # (it holds the rest of the read, maybe half an object)
             self._fail(error)

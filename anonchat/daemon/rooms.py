@@ -161,10 +161,15 @@ class Ring:
         tighten as entries are added, so dropping once at the end drops the same)."""
         kept = self._entries
         kept.extend(entries)
+        size = self._size
         for entry in entries:
-            self._size += len(entry[2])
-        while kept and (len(kept) > self.max_frames or self._size > self.max_bytes):
-            self._size -= len(kept.popleft()[2])
+            size += len(entry[2])
+        drop = kept.popleft
+        for _ in range(len(kept) - self.max_frames):  # (over the count: these go anyway)
+            size -= len(drop()[2])
+        while kept and size > self.max_bytes:
+            size -= len(drop()[2])
+        self._size = size
 
     def entries(self) -> list[tuple[int, bool, bytes]]:
         return list(self._entries)
