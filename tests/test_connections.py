@@ -60,6 +60,40 @@ async def test_idle_connections_hold_no_task_and_no_unused_bucket(
         await peer.close()
 
 
+async def test_an_idle_session_holds_nothing_it_no_longer_needs(
+    make_daemon: DaemonFactory,
+) -> None:
+    """What an idle connection costs is kept to what it needs (the benchmark
+    measures the bytes; this holds the structure): no ``__dict__`` anywhere
+    per connection, no queue made before something is queued, no read buffer
+    between frames, the resume token dropped once sent, the address's keyed
+    hash the listener counted it under (not worked out again)."""
+    daemon = await make_daemon(plaintext=True)
+    peers = []
+    for n in range(2):
+        peer = await RawPeer.open(daemon)
+        await peer.send(
+            hello_bytes(f"idle{n}") + frame_of({"t": "create", "id": 1, "room": f"r{n}"})
+        )
+        await read_until(peer, lambda fs: any(isinstance(f, ev.Joined) for f in fs))
+        peers.append(peer)
+    hellos = [next(f for f in p.frames if isinstance(f, ev.ServerHello)) for p in peers]
+    assert all(len(h.token) == 16 for h in hellos)  # the client got its token
+    key = daemon.per_address.key_of("127.0.0.1")
+    for session in daemon.sessions:
+        for part in (session, session.conn, session.conn._decoder, session.limiter):
+            assert not hasattr(part, "__dict__"), type(part)
+        assert session.conn._out is None and session.conn._early_pings is None
+        assert session.conn._decoder._buf == b""
+        assert not isinstance(session.conn._decoder._buf, bytearray)
+        assert session.token == b""  # sent; the shared state keeps its hash
+        assert session.token_hash in daemon.tokens
+        assert session.address_key == key
+        assert session.sendq < daemon.config.limits.sendq  # less what the kernel holds
+    for peer in peers:
+        await peer.close()
+
+
 async def test_a_failing_session_is_closed_alone_and_logged_once(
     make_daemon: DaemonFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

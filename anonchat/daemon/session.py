@@ -113,7 +113,7 @@ class Session(Member, asyncio.BufferedProtocol):
         self.loop = asyncio.get_running_loop()
         self.conn = Connection("server", self.limits.max_frame)
         self.challenge = secrets.token_bytes(ev.KEY_SIZE)  # secret-room join proofs are bound to it
-        self.token = b""  # resumes this session (sent in hello only)
+        self.token = b""  # resumes this session (kept until sent in hello, see welcome)
         self.limiter = SessionLimiter(self.limits)
         self.connected_at = self.loop.time()
         self.last_rx = self.connected_at
@@ -632,6 +632,10 @@ class Session(Member, asyncio.BufferedProtocol):
                 dm_max=self.limits.dm_max_bytes,
             )
         )
+        # Said once: what is left is what no longer counts for an open session.
+        # The shared state keeps the token's hash, and hello_timeout is over.
+        self.token = b""
+        self.connected_at = 0.0
         if resumed:
             self._replay(seen)
 
