@@ -90,6 +90,9 @@ async def test_an_idle_session_holds_nothing_it_no_longer_needs(
         assert session.token_hash in daemon.tokens
         assert session.address_key == key
         assert session.sendq < daemon.config.limits.sendq  # less what the kernel holds
+    first, second = daemon.sessions
+    assert first.address_key is second.address_key  # one object for the address
+    assert first.sid + 1 == second.sid and repr(first).startswith(f"<Session {first.sid} ")
     for peer in peers:
         await peer.close()
 

@@ -280,6 +280,21 @@ async def test_connections_per_address_at_and_one_past(make_daemon: DaemonFactor
     assert len(daemon.per_address) == 0  # nothing outlives the connections
 
 
+def test_the_connections_of_one_address_share_one_key_held_no_longer_than_they() -> None:
+    """Every connection of an address (behind a Tor onion service: all of them)
+    holds the same key object, not a copy each; once its last connection ends
+    the counter holds nothing of that address, not even for that."""
+    counter = AddressCounter(10)
+    first = counter.key_of("192.0.2.7")
+    assert counter.add(first)
+    again = counter.key_of("192.0.2.7")
+    assert again is first
+    assert counter.key_of("192.0.2.8") is not first
+    counter.remove(first)
+    assert counter._last == b"" and len(counter) == 0
+    assert counter.key_of("192.0.2.7") == first
+
+
 def test_address_keys_are_keyed_hashes_per_ipv4_and_ipv6_64() -> None:
     counter = AddressCounter(2)
     v4 = counter.key_of("192.0.2.7")

@@ -258,12 +258,13 @@ class AddressCounter:
     addresses count per /64, since one host is usually given a whole /64.
     """
 
-    __slots__ = ("_counts", "_key", "limit")
+    __slots__ = ("_counts", "_key", "_last", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._key = os.urandom(32)  # (not secrets: the protocol doc's recorder fixes that)
         self._counts: dict[bytes, int] = {}
+        self._last = b""  # the key last counted, while it is counted (see key_of)
 
     def __len__(self) -> int:
         return len(self._counts)
@@ -278,7 +279,11 @@ class AddressCounter:
             if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
                 address = address.ipv4_mapped
             packed = address.packed if address.version == 4 else address.packed[:8]
-        return hmac.new(self._key, packed, hashlib.sha256).digest()[:16]
+        key = hmac.new(self._key, packed, hashlib.sha256).digest()[:16]
+        # The address counted last gets the bytes object its connections hold: a
+        # session keeps its key, and behind a Tor onion service (or a proxy)
+        # every connection comes from one address -- one object, not one each.
+        return self._last if key == self._last else key
 
     def add(self, key: bytes) -> bool:
         """Count one more connection under ``key``; False (and not counted) if over."""
@@ -286,6 +291,7 @@ class AddressCounter:
         if count >= self.limit:
             return False
         self._counts[key] = count + 1
+        self._last = key
         return True
 
     def remove(self, key: bytes) -> None:
@@ -294,3 +300,5 @@ class AddressCounter:
             self._counts[key] = count
         else:
             self._counts.pop(key, None)
+            if key == self._last:
+                self._last = b""  # (kept no longer than the table keeps it)

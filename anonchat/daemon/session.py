@@ -96,7 +96,6 @@ class Session(Member, asyncio.BufferedProtocol):
         "quit_msg",
         "registered",
         "sendq",
-        "sid",
         "submitted",
         "token",
         "transport",
@@ -109,7 +108,6 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def __init__(self, daemon: Daemon, sid: int) -> None:
         super().__init__(daemon, f"{daemon.node}.{sid}", daemon.node)
-        self.sid = sid
         self.loop = asyncio.get_running_loop()
         self.conn = Connection("server", self.limits.max_frame)
         self.challenge = secrets.token_bytes(ev.KEY_SIZE)  # secret-room join proofs are bound to it
@@ -141,6 +139,12 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.nick!r}>"
+
+    @property
+    def sid(self) -> int:
+        """The daemon's counter of this connection, what logs name it by: the end
+        of its ``uid`` (not kept twice: an int object per connection)."""
+        return int(self.uid.rpartition(".")[2])
 
     # -- the transport's calls (asyncio.BufferedProtocol) --------------------
 
