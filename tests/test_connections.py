@@ -84,6 +84,8 @@ async def test_an_idle_session_holds_nothing_it_no_longer_needs(
         for part in (session, session.conn, session.conn._decoder, session.limiter):
             assert not hasattr(part, "__dict__"), type(part)
         assert session.conn._out is None and session.conn._early_pings is None
+        assert session.get_buffer is daemon.get_buffer  # no bound method per session
+        assert session.out == () and session.out_bytes == 0  # no queue made
         assert session.conn._decoder._buf == b""
         assert not isinstance(session.conn._decoder._buf, bytearray)
         assert session.token == b""  # sent; the shared state keeps its hash

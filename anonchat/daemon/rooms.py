@@ -72,7 +72,9 @@ class Member:
         self.closing = False
         # Frames for this member alone (replies), and room frames moved here to
         # keep their order with those (see Channel.catch_up); written once per pass.
-        self.out: list[bytes] = []
+        # While nothing is queued, the empty tuple all members share (a list is
+        # made for the first frame: an idle session holds none).
+        self.out: list[bytes] | tuple[()] = ()
         self.out_bytes = 0
         self.urgent = False  # on the daemon's list of sessions to flush this pass
         # Direct messages: the session's DM card (sign, dh, sig) once registered,

@@ -108,6 +108,8 @@ class Daemon:
         # Every session's transport reads into this one buffer; each read is
         # copied out before the next (see Session.buffer_updated).
         self.read_buffer = memoryview(bytearray(self.config.limits.read_size))
+        # Every session's get_buffer (see Session): one bound method for all.
+        self.get_buffer: Callable[[int], memoryview] = self._read_buffer
         self.unfinished = 0  # bytes of unfinished frames held, all sessions (max_unfinished)
         # The room list, sorted, is made again only after a room changed (a
         # member, a topic, a room made or dropped): ``listing`` counts changes.
@@ -298,6 +300,9 @@ class Daemon:
         self.sessions[session] = None
         self.members[session.uid] = session
         log.debug("session %d opened (%d connected)", session.sid, len(self.sessions))
+
+    def _read_buffer(self, sizehint: int) -> memoryview:
+        return self.read_buffer  # one for all: each read is copied out at once
 
     def room_to_flush(self, room: Channel) -> None:
         """``room`` carried its first frame since its last flush: have its members
