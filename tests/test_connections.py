@@ -89,7 +89,7 @@ async def test_an_idle_session_holds_nothing_it_no_longer_needs(
         assert session.conn._decoder._buf == b""
         assert not isinstance(session.conn._decoder._buf, bytearray)
         assert session.token == b""  # sent; the shared state keeps its hash
-        assert session.token_hash in daemon.tokens
+        assert session.token_hash in daemon.shared.tokens
         assert session.address_key == key
         assert session.sendq < daemon.config.limits.sendq  # less what the kernel holds
     first, second = daemon.sessions
