@@ -15,6 +15,7 @@ import pytest
 from anonchat import events as ev
 from anonchat.daemon import Daemon
 from anonchat.daemon import session as session_module
+from anonchat.daemon.rooms import NO_SECRET_ROOMS
 from anonchat.errors import Code
 
 from .conftest import DaemonFactory
@@ -86,6 +87,7 @@ async def test_an_idle_session_holds_nothing_it_no_longer_needs(
         assert session.conn._out is None and session.conn._early_pings is None
         assert session.get_buffer is daemon.get_buffer  # no bound method per session
         assert session.out == () and session.out_bytes == 0  # no queue made
+        assert session.secret_rooms is NO_SECRET_ROOMS  # one empty table for all
         assert session.conn._decoder._buf == b""
         assert not isinstance(session.conn._decoder._buf, bytearray)
         assert session.token == b""  # sent; the shared state keeps its hash

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from anonchat import events as ev
 from anonchat.client import Client
-from anonchat.daemon import Daemon
-from anonchat.daemon.rooms import Ring
+from anonchat.daemon import Daemon, Limits
+from anonchat.daemon.rooms import NO_SECRET_ROOMS, Remote, Ring, SecretRoom
 from anonchat.daemon.server import BUSY_FLUSH
 from anonchat.errors import Code, ConnectionClosed, RequestError
 from anonchat.wire import decode_body, encode_frame
@@ -409,3 +409,15 @@ def test_a_ring_whose_numbers_skip_keeps_only_what_follows_the_gap() -> None:
         ring.add(seq, True, bytes([seq]))
     assert [s for s, _, _ in ring.entries()] == [7, 8]
     assert ring.since(2, 8) == ([b"\x07", b"\x08"], (3, 6))
+
+
+def test_the_empty_table_of_secret_rooms_all_members_share_is_never_written() -> None:
+    """A member in no secret room holds the one shared empty table (issue 18);
+    entering one gives it a table of its own, and the shared one refuses a write."""
+    member = Remote(Limits(), "n.1", "n")
+    assert member.secret_rooms is NO_SECRET_ROOMS
+    with pytest.raises(TypeError):
+        NO_SECRET_ROOMS[b"\0" * 32] = None  # type: ignore[assignment]
+    room = SecretRoom(Ring(4, 1024), lambda room: None, b"\1" * 32, b"\2" * 32, b"\3" * 32, b"")
+    member.enter_secret(room)
+    assert member.secret_rooms == {room.rid: room} and not NO_SECRET_ROOMS

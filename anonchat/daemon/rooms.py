@@ -24,6 +24,21 @@ if TYPE_CHECKING:
     from .config import Limits
 
 
+class _NoSecretRooms(dict[bytes, "SecretRoom"]):
+    """The secret rooms of a member in none, the same empty dict for all (most
+    members are in no secret room; an empty dict each is 64 bytes): a member
+    enters its first one through :meth:`Member.enter_secret`, which gives it a
+    dict of its own.  Writing here is refused, so a slip shows at once."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: bytes, value: SecretRoom) -> None:
+        raise TypeError("NO_SECRET_ROOMS is shared: use Member.enter_secret")
+
+
+NO_SECRET_ROOMS: dict[bytes, SecretRoom] = _NoSecretRooms()
+
+
 class Member:
     """Someone in the daemon's shared state: a nick, rooms, keys.
 
@@ -67,7 +82,7 @@ class Member:
         self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in shared.claims
         self.token_hash = b""
         self.rooms: dict[str, Room] = {}
-        self.secret_rooms: dict[bytes, SecretRoom] = {}
+        self.secret_rooms: dict[bytes, SecretRoom] = NO_SECRET_ROOMS  # (see enter_secret)
         self.closing = False
         # Frames for this member alone (replies), and room frames moved here to
         # keep their order with those (see Channel.catch_up); written once per pass.
@@ -82,6 +97,12 @@ class Member:
         self.dm_card: tuple[bytes, bytes, bytes] | None = None
         self.dm_seq = 0
         self.dm_ring: Ring | None = None
+
+    def enter_secret(self, room: SecretRoom) -> None:
+        """Count ``room`` among this member's secret rooms."""
+        if self.secret_rooms is NO_SECRET_ROOMS:
+            self.secret_rooms = {}
+        self.secret_rooms[room.rid] = room
 
     def send(self, frame: ev.Frame) -> None:
         """Answer this member (only a local session has anyone to answer)."""
