@@ -228,13 +228,14 @@ static void answer_ping(struct conn *c, const unsigned char *start, const unsign
             size_t nlen = *p < 0x80 ? 1 : *p == 0xcc ? 2 : *p == 0xcd ? 3 : *p == 0xce ? 5
                         : *p == 0xcf ? 9 : 0;
             if (!nlen || (size_t)(end - p) < nlen) { unanswered_pings++; continue; }
-            unsigned char out[4 + 9 + 9];
-            size_t body = 9 + nlen;
+            static const unsigned char pong[] = "\x82\xa1t\xa4pong\xa1n";
+            unsigned char out[4 + sizeof pong - 1 + 9];
+            size_t body = sizeof pong - 1 + nlen;
             out[0] = out[1] = 0;
             out[2] = (unsigned char)(body >> 8);
             out[3] = (unsigned char)body;
-            memcpy(out + 4, "\x82\xa1t\xa4pong\xa1n", 9);
-            memcpy(out + 13, p, nlen);
+            memcpy(out + 4, pong, sizeof pong - 1);
+            memcpy(out + 4 + sizeof pong - 1, p, nlen);
             send_bytes(c, out, 4 + body);
         } else {
             if (hit != start && hit[-1] != '\n') continue; /* not at a line's start */
