@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 # System tools some tests drive for real: tmux for the terminal key checks,
 # microsocks as the SOCKS5 proxy, openssl as an independent TLS client,
 # redis-server for the tests of several nodes (each test starts its own),
-# strace and systemd-analyze to hold the daemon to its systemd unit's hardening.
+# strace and systemd-analyze to hold the daemon to its systemd unit's hardening,
+# a C compiler (gcc) to build the benchmarks' load generator (benchmarks/fanout.c).
 need=()
 command -v tmux >/dev/null || need+=(tmux)
 command -v microsocks >/dev/null || need+=(microsocks)
@@ -15,6 +16,7 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v strace >/dev/null || need+=(strace)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v cc >/dev/null || need+=(gcc)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
