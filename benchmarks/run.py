@@ -443,8 +443,13 @@ def run_c_point(
             snap = running.snapshot()
             return snap["deliveries"], snap["sent"], snap["t"]
 
-        spy = measure(server, row, timing, [gen.pid], counters, lambda on: None, profile)
-        final = gen.finish()
+        try:
+            spy = measure(server, row, timing, [gen.pid], counters, lambda on: None, profile)
+            final = gen.finish()
+        except RuntimeError as exc:  # it exited: say why, from what it wrote
+            log.flush()
+            said = (server.directory / "generator.log").read_text(errors="replace").strip()
+            raise RuntimeError(f"{exc}: {said.splitlines()[-1] if said else 'no message'}") from exc
         row["lost"] = final["lost"]
         if final["unanswered_pings"] or final["write_errors"]:
             row["notes"].append(
