@@ -17,9 +17,13 @@ top of fanout.c for the workload, which is load.py's ``fanout`` exactly).
 The program is compiled with the system's C compiler (``cc -O2``, or ``$CC``)
 into a cache directory outside the repository (``$ANONCHAT_BENCH_CACHE``, else
 ``$XDG_CACHE_HOME/anonchat-bench``, else ``~/.cache/anonchat-bench``), once per
-version of its source.  TLS and secret rooms stay with the Python generator:
-their members' bytes must be encrypted (TLS) or sealed and signed (secret
-rooms) by a protocol client, which this program is not.
+version of its source; with OpenSSL's headers (``libssl-dev``) it is built
+with TLS, and then drives anonchatd's TLS rows too: a TLS session cannot be
+handed from Python to C, so for those the C program makes each TLS handshake
+itself over the connected TCP socket, checks the daemon's pin, and writes the
+hello and join frames Python encoded for it (one member after another, before
+its loop).  Secret rooms stay with the Python generator: every message must be
+sealed and signed by a protocol client, which this program is not.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import IO, Any
 
 from anonchat import events as ev
 from anonchat.protocol import Connection
+from anonchat.trust import pin_bytes
 from anonchat.wire import encode_frame
 
 from .common import nick_token, stamp_text
@@ -49,6 +54,8 @@ SOURCE = Path(__file__).with_name("fanout.c")
 #: How every delivered message is found in the byte stream (one per message).
 ANONCHAT_MSG = b"\xa1t\xa3msg"  # the msgpack entry "t": "msg" (load.MSG_TOKEN)
 IRC_MSG = b" PRIVMSG "
+#: What ends a TLS member's setup (done by the C program): the msgpack entry "t": "joined".
+JOINED = b"\xa1t\xa6joined"
 SETUP_TIMEOUT = 10.0
 
 
@@ -69,7 +76,8 @@ def compiler() -> str | None:
 
 
 def build() -> Path:
-    """The compiled generator, built now if this version of fanout.c has not been."""
+    """The compiled generator, built now if this version of fanout.c has not been:
+    with TLS (``fanout-HASH-tls``) if OpenSSL's headers are there, else without."""
     cc = compiler()
     if cc is None:
         raise NoCompiler(
@@ -78,23 +86,41 @@ def build() -> Path:
     source = SOURCE.read_bytes()
     digest = hashlib.sha256(source + cc.encode()).hexdigest()[:16]
     directory = cache_dir()
-    exe = directory / f"fanout-{digest}"
-    if exe.exists():
-        return exe
+    with_tls, plain = directory / f"fanout-{digest}-tls", directory / f"fanout-{digest}"
+    if with_tls.exists():
+        return with_tls
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="fanout-", dir=directory)
+    if _compile(cc, with_tls, ["-DFANOUT_TLS"], ["-lssl", "-lcrypto"]) is None:
+        return with_tls
+    if plain.exists():
+        return plain
+    error = _compile(cc, plain)
+    if error is not None:
+        raise RuntimeError(f"{cc} failed to compile {SOURCE.name}:\n{error}")
+    return plain
+
+
+def _compile(
+    cc: str, exe: Path, defines: list[str] | None = None, libs: list[str] | None = None
+) -> str | None:
+    """Compile fanout.c into ``exe``; the compiler's complaint if it failed."""
+    fd, tmp = tempfile.mkstemp(prefix="fanout-", dir=exe.parent)
     os.close(fd)
     try:
-        done = subprocess.run(
-            [cc, "-O2", "-o", tmp, str(SOURCE)], capture_output=True, text=True, timeout=120
-        )
+        cmd = [cc, "-O2", *(defines or []), "-o", tmp, str(SOURCE), *(libs or [])]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if done.returncode != 0:
-            raise RuntimeError(f"{cc} failed to compile {SOURCE.name}:\n{done.stderr.strip()}")
+            return done.stderr.strip() or f"status {done.returncode}"
         os.replace(tmp, exe)  # atomic: a concurrent build finds a whole file or none
+        return None
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    return exe
+
+
+def has_tls(exe: Path) -> bool:
+    """Whether this build of the generator can drive TLS members."""
+    return exe.name.endswith("-tls")
 
 
 def _connect(host: str, port: int) -> socket.socket:
@@ -201,6 +227,8 @@ class Plan:
     senders: int
     window: int = 4
     room: str = "bench"
+    tls: bool = False  # anonchat over TLS: the C program makes the handshakes
+    pin: str = ""  # the daemon's pin (with tls)
     limit: int | None = None  # messages per sender, then stop (tests)
     timeout: float = 60.0  # with ``limit``
     socks: list[socket.socket] = field(default_factory=list)
@@ -221,7 +249,15 @@ def prepare(plan: Plan) -> None:
         for i in range(plan.members):
             sender = i < plan.senders
             nick = f"s{i}" if sender else f"r{i}"
-            if plan.kind == "anonchat":
+            setup = b""
+            if plan.kind == "anonchat" and plan.tls:
+                sock = _connect(plan.host, plan.port)  # the C program does the rest
+                hello = ev.ClientHello(v=ev.PROTOCOL_VERSION, client="bench", nick=nick)
+                join = ev.Create(id=1, room=plan.room) if i == 0 else ev.Join(id=1, room=plan.room)
+                setup = encode_frame(hello.to_wire()) + encode_frame(join.to_wire())
+                payload = encode_frame(ev.Say(id=2, room=plan.room, text=stamp_text()).to_wire())
+                token = nick_token(i)
+            elif plan.kind == "anonchat":
                 sock = anonchat_member(plan.host, plan.port, nick, plan.room, create=i == 0)
                 payload = encode_frame(ev.Say(id=2, room=plan.room, text=stamp_text()).to_wire())
                 token = nick_token(i)
@@ -241,6 +277,8 @@ def prepare(plan: Plan) -> None:
                 conns.append(f"s:{fd}:{payload.hex()}:{token.hex()}")
             else:
                 conns.append(f"{'w' if i == plan.senders else 'r'}:{fd}")
+            if plan.tls:
+                conns[-1] += f":{setup.hex()}"
     except BaseException:
         close(plan)
         raise
@@ -250,6 +288,8 @@ def prepare(plan: Plan) -> None:
         args += ["--count", ANONCHAT_MSG.hex()]
         if plan.kind == "anonchat":
             args += ["--ping", "anonchat"]
+        if plan.tls:
+            args += ["--tls", pin_bytes(plan.pin).hex(), "--joined", JOINED.hex()]
     plan.args = args + conns
 
 
@@ -274,6 +314,11 @@ class Generator:
         )
         close(plan)
         self.pid = self.proc.pid
+        try:
+            self._line()  # {"ready": N}: every member is set up (TLS: by the program)
+        except BaseException:
+            self.stop()
+            raise
 
     def _command(self, cmd: bytes) -> None:
         assert self.proc.stdin is not None

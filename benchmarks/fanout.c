@@ -17,11 +17,20 @@
  *     --quickack       re-arm TCP_QUICKACK after every read (IRC: ngircd sets
  *                      no TCP_NODELAY, see benchmarks/ircload.py)
  *     --ping anonchat|irc   answer the server's pings (see answer_ping)
+ *     --tls PIN        (built with -DFANOUT_TLS, linked with OpenSSL) every
+ *                      connection is TLS 1.3: this program makes the handshake
+ *                      over the inherited TCP socket, checks that the server's
+ *                      key is PIN (hex: SHA-256 of its SubjectPublicKeyInfo),
+ *                      writes the connection's SETUP bytes and reads until the
+ *                      --joined bytes (or an error) arrive, one connection
+ *                      after another, in the order given, before the loop
+ *     --joined HEX     with --tls: what ends a connection's setup ("t": "joined")
  *   CONN is r:FD (a receiver), w:FD (the watcher: a receiver that also frees
  *   the senders' windows) or s:FD:PAYLOAD:TOKEN (a sender: PAYLOAD, in hex, is
  *   one message as written to the server, sent again and again; TOKEN, in hex,
  *   the bytes that name the sender in each of its messages as others receive
- *   them, e.g. "nick": "s3" or ":s3!").
+ *   them, e.g. "nick": "s3" or ":s3!"); with --tls each ends in :SETUP (hex:
+ *   the hello and join frames).  "fanout --features" prints "tls" if built so.
  *
  * The workload is benchmarks/load.py's and ircload.py's "fanout": each sender
  * keeps --window messages in flight; a message leaves the window when the
@@ -31,7 +40,8 @@
  * IRC and the relay do not).  Messages are counted by finding --count in the
  * byte stream (memmem; a token split between two reads is counted once).
  *
- * Commands on stdin, one byte each: 'g' lets the senders go, 's' prints a
+ * Once every connection is set up it prints {"ready": N}.  Then commands on
+ * stdin, one byte each: 'g' lets the senders go, 's' prints a
  * snapshot (one JSON line on stdout: deliveries, messages sent, connections
  * lost, CLOCK_MONOTONIC seconds, this process's CPU seconds), 'q' or end of
  * file prints the final report (the snapshot plus per-connection counts) and
@@ -51,6 +61,12 @@
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef FANOUT_TLS
+#include <openssl/err.h>
+#include <openssl/sha.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#endif
 
 #define READ_SIZE (256 * 1024)
 #define TAIL 64        /* bytes kept between reads: longer than any token */
@@ -77,6 +93,12 @@ struct conn {
     long long written;       /* bytes written in all */
     int want_out;
     long long watched;       /* its messages the watcher has seen */
+    unsigned char *setup;    /* --tls: hello and join, written after the handshake */
+    int setup_len;
+#ifdef FANOUT_TLS
+    SSL *ssl;
+    size_t retry_len;        /* an SSL_write to repeat with the same length */
+#endif
 };
 
 static struct conn *conns;
@@ -92,6 +114,13 @@ static int epfd;
 static int going;
 static long long lost, pings, unanswered_pings, write_errors;
 static unsigned char buf[TAIL + READ_SIZE];
+static int tls;
+#ifdef FANOUT_TLS
+static unsigned char tls_pin[32];
+static unsigned char joined_token[MAX_TOKEN];
+static int joined_len;
+static SSL_CTX *tls_ctx;
+#endif
 
 static void die(const char *what) {
     fprintf(stderr, "fanout: %s: %s\n", what, strerror(errno));
@@ -164,6 +193,27 @@ static void flush_out(struct conn *c) {
         size_t off = (size_t)(c->written % (long long)c->msg_len);
         size_t n = c->rep_len - off;
         if ((long long)n > c->owed) n = (size_t)c->owed;
+#ifdef FANOUT_TLS
+        if (c->ssl) {
+            /* After a WANT_WRITE, OpenSSL wants the same call again. */
+            if (c->retry_len) n = c->retry_len;
+            int w = SSL_write(c->ssl, c->rep + off, (int)n);
+            if (w <= 0) {
+                int err = SSL_get_error(c->ssl, w);
+                if (err == SSL_ERROR_WANT_WRITE || err == SSL_ERROR_WANT_READ) {
+                    c->retry_len = n;
+                    break;
+                }
+                write_errors++;
+                drop(c);
+                return;
+            }
+            c->retry_len = 0;
+            c->owed -= w;
+            c->written += w;
+            continue;
+        }
+#endif
         ssize_t w = write(c->fd, c->rep + off, n);
         if (w < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -194,7 +244,7 @@ static void credit(struct conn *c, long long k) {
 static void send_bytes(struct conn *c, const void *data, size_t n) {
     /* A pong: tiny and rare.  A sender's stream must not be cut by it: only
      * answer when the sender has nothing half-written; otherwise count it. */
-    if (c->role == SENDER && c->written % (long long)c->msg_len) {
+    if (tls || (c->role == SENDER && c->written % (long long)c->msg_len)) {
         unanswered_pings++;
         return;
     }
@@ -248,7 +298,33 @@ static void answer_ping(struct conn *c, const unsigned char *start, const unsign
     }
 }
 
+static void process(struct conn *c, ssize_t n);
+
+#ifdef FANOUT_TLS
+/* Read and process all that OpenSSL can give now (it may hold decrypted bytes
+ * the socket no longer shows as readable). */
+static void on_tls_read(struct conn *c) {
+    for (;;) {
+        int n = SSL_read(c->ssl, buf + TAIL, READ_SIZE);
+        if (n <= 0) {
+            int err = SSL_get_error(c->ssl, n);
+            if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) break;
+            drop(c);
+            return;
+        }
+        process(c, n);
+    }
+    if (c->open && c->owed > 0) flush_out(c);
+}
+#endif
+
 static void on_read(struct conn *c) {
+#ifdef FANOUT_TLS
+    if (c->ssl) {
+        on_tls_read(c);
+        return;
+    }
+#endif
     unsigned char *new_data = buf + TAIL;
     ssize_t n = read(c->fd, new_data, READ_SIZE);
     if (quickack) {
@@ -260,6 +336,12 @@ static void on_read(struct conn *c) {
         drop(c);
         return;
     }
+    process(c, n);
+}
+
+/* Count what the last read put at buf + TAIL (n bytes). */
+static void process(struct conn *c, ssize_t n) {
+    unsigned char *new_data = buf + TAIL;
     unsigned char *start = new_data - c->tail_len;
     memcpy(start, c->tail, (size_t)c->tail_len);
     unsigned char *end = new_data + n;
@@ -336,6 +418,56 @@ static void go(void) {
     }
 }
 
+#ifdef FANOUT_TLS
+static void tls_fail(const char *what) {
+    fprintf(stderr, "fanout: %s: ", what);
+    ERR_print_errors_fp(stderr);
+    fprintf(stderr, "\n");
+    exit(2);
+}
+
+/* The handshake, the pin, the hello and join, on a blocking socket. */
+static void tls_setup(struct conn *c) {
+    c->ssl = SSL_new(tls_ctx);
+    if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) tls_fail("SSL_new");
+    if (SSL_connect(c->ssl) != 1) tls_fail("TLS handshake");
+    X509 *cert = SSL_get_peer_certificate(c->ssl);
+    if (!cert) tls_fail("no server certificate");
+    unsigned char *spki = NULL, digest[32];
+    int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &spki);
+    if (len <= 0) tls_fail("the server's key");
+    SHA256(spki, (size_t)len, digest);
+    OPENSSL_free(spki);
+    X509_free(cert);
+    if (memcmp(digest, tls_pin, 32)) {
+        fprintf(stderr, "fanout: the server's key does not match its pin\n");
+        exit(2);
+    }
+    if (SSL_write(c->ssl, c->setup, c->setup_len) != c->setup_len) tls_fail("setup write");
+    /* Read until "t": "joined" (or an error, reported as it came). */
+    static const unsigned char error_token[] = "\xa1t\xa5" "error";
+    unsigned char *new_data = buf + TAIL;
+    for (;;) {
+        int n = SSL_read(c->ssl, new_data, READ_SIZE);
+        if (n <= 0) tls_fail("the server closed the connection during setup");
+        unsigned char *start = new_data - c->tail_len, *end = new_data + n;
+        memcpy(start, c->tail, (size_t)c->tail_len);
+        if (count_in(start, new_data, end, error_token, (int)sizeof error_token - 1)) {
+            fprintf(stderr, "fanout: the server refused a member's setup: ");
+            fwrite(new_data, 1, (size_t)n, stderr);
+            fprintf(stderr, "\n");
+            exit(2);
+        }
+        int keep = (int)(end - start) < TAIL ? (int)(end - start) : TAIL;
+        int found = count_in(start, new_data, end, joined_token, joined_len) > 0;
+        memcpy(c->tail, end - keep, (size_t)keep);
+        c->tail_len = keep;
+        if (found) break;
+    }
+    SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+}
+#endif
+
 static void add_conn(struct conn *c, const char *arg) {
     char *copy = strdup(arg), *save = NULL;
     char *kind = strtok_r(copy, ":", &save), *fd = strtok_r(NULL, ":", &save);
@@ -365,7 +497,19 @@ static void add_conn(struct conn *c, const char *arg) {
     } else {
         usage("a connection is r:FD, w:FD or s:FD:PAYLOAD:TOKEN");
     }
+    if (tls) {
+        char *setup = strtok_r(NULL, ":", &save);
+        if (!setup) usage("with --tls, every connection ends in :SETUP");
+        c->setup_len = unhex(setup, &c->setup);
+    }
     free(copy);
+#ifdef FANOUT_TLS
+    if (tls) {
+        int flags = fcntl(c->fd, F_GETFL); /* the setup blocks (Python's sockets may not) */
+        if (flags < 0 || fcntl(c->fd, F_SETFL, flags & ~O_NONBLOCK) < 0) die("fcntl");
+        tls_setup(c);
+    }
+#endif
     int flags = fcntl(c->fd, F_GETFL);
     if (flags < 0 || fcntl(c->fd, F_SETFL, flags | O_NONBLOCK) < 0) die("fcntl (not an fd?)");
     int one = 1;
@@ -377,6 +521,14 @@ static void add_conn(struct conn *c, const char *arg) {
 
 int main(int argc, char **argv) {
     int i = 1;
+    if (argc == 2 && !strcmp(argv[1], "--features")) {
+#ifdef FANOUT_TLS
+        puts("tls");
+#else
+        puts("");
+#endif
+        return 0;
+    }
     for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
         const char *opt = argv[i];
         if (!strcmp(opt, "--quickack")) {
@@ -397,6 +549,24 @@ int main(int argc, char **argv) {
             limit = atoll(val);
         } else if (!strcmp(opt, "--timeout")) {
             timeout_s = atof(val);
+        } else if (!strcmp(opt, "--tls")) {
+#ifdef FANOUT_TLS
+            unsigned char *pin;
+            if (unhex(val, &pin) != 32) usage("--tls takes the 32 bytes of a pin, in hex");
+            memcpy(tls_pin, pin, 32);
+            free(pin);
+            tls = 1;
+#else
+            usage("--tls: this build has no TLS (built without OpenSSL)");
+#endif
+        } else if (!strcmp(opt, "--joined")) {
+#ifdef FANOUT_TLS
+            unsigned char *tok;
+            joined_len = unhex(val, &tok);
+            if (!joined_len || joined_len > MAX_TOKEN) usage("bad --joined");
+            memcpy(joined_token, tok, (size_t)joined_len);
+            free(tok);
+#endif
         } else if (!strcmp(opt, "--ping")) {
             ping_mode = !strcmp(val, "anonchat") ? PING_ANONCHAT
                         : !strcmp(val, "irc")    ? PING_IRC
@@ -410,12 +580,24 @@ int main(int argc, char **argv) {
     if (nconns < 1) usage("no connections");
     epfd = epoll_create1(0);
     if (epfd < 0) die("epoll_create1");
+#ifdef FANOUT_TLS
+    if (tls) {
+        if (!joined_len) usage("--tls needs --joined");
+        tls_ctx = SSL_CTX_new(TLS_client_method());
+        if (!tls_ctx || !SSL_CTX_set_min_proto_version(tls_ctx, TLS1_3_VERSION))
+            tls_fail("SSL_CTX_new");
+        SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL); /* the pin is the check */
+    }
+#endif
     conns = calloc((size_t)nconns, sizeof *conns);
     if (!conns) die("calloc");
     for (int k = 0; k < nconns; k++) add_conn(&conns[k], argv[i + k]);
     int watchers = 0;
     for (int k = 0; k < nconns; k++) watchers += conns[k].role == WATCHER;
     if (nsenders && watchers != 1) usage("senders need exactly one watcher");
+
+    printf("{\"ready\": %d}\n", nconns); /* every member set up */
+    fflush(stdout);
 
     struct conn stdin_conn = {.fd = 0};
     struct epoll_event sev = {.events = EPOLLIN, .data.ptr = &stdin_conn};

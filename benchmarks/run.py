@@ -244,11 +244,11 @@ def specs_for(server: Server, mode: str, members: int) -> tuple[list[Spec], int]
     return specs, members
 
 
-def c_generated(server: Server, mode: str) -> bool:
+def c_generated(server: Server, mode: str, exe: Path) -> bool:
     """Whether the C generator (benchmarks/cgen.py) can drive this point: the
-    fan-out workload, plaintext, public rooms (TLS needs a TLS client, a secret
-    room a client that seals and signs)."""
-    return mode == "fanout" and not server.tls and not server.secret
+    fan-out workload in a public room (a secret room needs a client that seals
+    and signs), over TLS only if it was built with OpenSSL."""
+    return mode == "fanout" and not server.secret and (not server.tls or cgen.has_tls(exe))
 
 
 def run_point(
@@ -268,7 +268,7 @@ def run_point(
         "variant": server.variant,
         "notes": [],
     }
-    if c_exe is not None and c_generated(server, mode):
+    if c_exe is not None and c_generated(server, mode, c_exe):
         row["generator"] = "c"
         return run_c_point(server, mode, members, timing, profile, c_exe, row)
     row["generator"] = "python"
@@ -424,7 +424,14 @@ def run_c_point(
     )
     # As many senders as the Python workers have (each of them keeps a watcher).
     plan = cgen.Plan(
-        kind, "127.0.0.1", server.port, members, min(SENDERS, members - WORKERS), WINDOW
+        kind,
+        "127.0.0.1",
+        server.port,
+        members,
+        min(SENDERS, members - WORKERS),
+        WINDOW,
+        tls=server.tls,
+        pin=server.pin,
     )
     server.start()
     gen: cgen.Generator | None = None
@@ -858,7 +865,9 @@ def main(argv: list[str] | None = None) -> int:
 def generator_name(args: argparse.Namespace) -> str:
     if args.c_exe is None:
         return "Python (benchmarks/load.py, ircload.py)"
-    return "C (benchmarks/fanout.c; TLS and secret rooms: Python)"
+    if cgen.has_tls(args.c_exe):
+        return "C (benchmarks/fanout.c, with TLS; secret rooms: Python)"
+    return "C (benchmarks/fanout.c, without TLS; TLS and secret rooms: Python)"
 
 
 def one_point(

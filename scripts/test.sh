@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 # microsocks as the SOCKS5 proxy, openssl as an independent TLS client,
 # redis-server for the tests of several nodes (each test starts its own),
 # strace and systemd-analyze to hold the daemon to its systemd unit's hardening,
-# a C compiler (gcc) to build the benchmarks' load generator (benchmarks/fanout.c).
+# a C compiler (gcc) and OpenSSL's headers (libssl-dev) to build the benchmarks'
+# load generator (benchmarks/fanout.c, with TLS).
 need=()
 command -v tmux >/dev/null || need+=(tmux)
 command -v microsocks >/dev/null || need+=(microsocks)
@@ -17,6 +18,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v strace >/dev/null || need+=(strace)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v cc >/dev/null || need+=(gcc)
+[ -e /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

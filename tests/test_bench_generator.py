@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from anonchat.daemon import Daemon
+from anonchat.trust import ensure_identity
 from benchmarks import cgen, run
 from benchmarks.relay import Member, Relay
 
@@ -72,6 +73,43 @@ async def test_against_anonchatd_every_message_is_delivered_to_every_other_membe
     status, report = await asyncio.to_thread(cgen.run_bounded, exe, plan)
     check_exact(status, report)
     assert plan.socks == []  # this process's copies of the sockets are closed
+
+
+async def test_over_tls_every_message_is_delivered_to_every_other_member_once(
+    exe: Path, make_daemon: DaemonFactory
+) -> None:
+    """With OpenSSL, the program makes each member's TLS handshake itself, checks
+    the daemon's pin and sends the hello and join Python encoded for it."""
+    if not cgen.has_tls(exe):
+        pytest.skip("fanout.c was built without TLS: OpenSSL's headers (libssl-dev) are missing")
+    daemon: Daemon = await make_daemon()
+    assert daemon.pin
+    plan = cgen.Plan(
+        "anonchat",
+        "127.0.0.1",
+        daemon.port,
+        MEMBERS,
+        SENDERS,
+        tls=True,
+        pin=daemon.pin,
+        limit=LIMIT,
+    )
+    status, report = await asyncio.to_thread(cgen.run_bounded, exe, plan)
+    check_exact(status, report)
+
+
+async def test_over_tls_a_daemon_whose_key_is_not_its_pin_is_refused(
+    exe: Path, make_daemon: DaemonFactory, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    if not cgen.has_tls(exe):
+        pytest.skip("fanout.c was built without TLS: OpenSSL's headers (libssl-dev) are missing")
+    daemon: Daemon = await make_daemon()
+    other = ensure_identity(tmp_path / "another").pin
+    assert other != daemon.pin
+    plan = cgen.Plan("anonchat", "127.0.0.1", daemon.port, 4, 1, tls=True, pin=other, limit=LIMIT)
+    with pytest.raises(RuntimeError, match="exited"):
+        await asyncio.to_thread(cgen.run_bounded, exe, plan)
+    assert "fanout: the server's key does not match its pin" in capfd.readouterr().err
 
 
 async def test_against_the_raw_relay_every_message_is_delivered_to_every_other_member_once(
