@@ -301,10 +301,10 @@ static void answer_ping(struct conn *c, const unsigned char *start, const unsign
 static void process(struct conn *c, ssize_t n);
 
 #ifdef FANOUT_TLS
-/* Read and process all that OpenSSL can give now (it may hold decrypted bytes
- * the socket no longer shows as readable). */
+/* One read, and what OpenSSL still holds decrypted (the socket no longer shows
+ * it as readable); what is left in the socket, epoll reports again. */
 static void on_tls_read(struct conn *c) {
-    for (;;) {
+    do {
         int n = SSL_read(c->ssl, buf + TAIL, READ_SIZE);
         if (n <= 0) {
             int err = SSL_get_error(c->ssl, n);
@@ -313,7 +313,7 @@ static void on_tls_read(struct conn *c) {
             return;
         }
         process(c, n);
-    }
+    } while (SSL_pending(c->ssl) > 0);
     if (c->open && c->owed > 0) flush_out(c);
 }
 #endif
