@@ -50,7 +50,7 @@ async def ghost(daemon: Daemon, nick: str, room: str) -> Client:
 
 
 def _held(daemon: Daemon, nick: str) -> bool:
-    member = holder(daemon, nick)  # held under its look-alike keys
+    member = holder(daemon.shared, nick)  # held under its look-alike keys
     return member is not None and member.uid in daemon.ghosts
 
 
@@ -64,12 +64,12 @@ async def test_resumable_sessions_at_and_one_past(make_daemon: DaemonFactory, wh
     daemon = await make_daemon(**{which: 3, other: 100}, resume_window=600)
     ghosts = [await ghost(daemon, f"g{i}", f"r{i}") for i in range(3)]  # at the limit
     assert len(daemon.ghosts) == 3
-    assert all(holder(daemon, f"g{i}") for i in range(3))
+    assert all(holder(daemon.shared, f"g{i}") for i in range(3))
     assert {f"r{i}" for i in range(3)} <= set(daemon.rooms)
     # Its nick, its room and its membership were all held; one more, and the
     # oldest ends: the nick and the room it alone was in are free again.
     ghosts.append(await ghost(daemon, "g3", "r3"))
-    await until(lambda: holder(daemon, "g0") is None)
+    await until(lambda: holder(daemon.shared, "g0") is None)
     assert len(daemon.ghosts) == 3
     assert "r0" not in daemon.rooms and {"r1", "r2", "r3"} <= set(daemon.rooms)
     newcomer = await dial(daemon, "g0")  # the nick is free

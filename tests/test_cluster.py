@@ -10,15 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio
 
 from anonchat import events as ev
 from anonchat.client import Client
-from anonchat.daemon import Daemon, redisbus, state
+from anonchat.daemon import Daemon, commands, redisbus, state
 from anonchat.daemon.redisbus import RedisBus
 from anonchat.dm import DirectMessage, DmNotice
 from anonchat.errors import Code, ConnectionClosed, RequestError
 from anonchat.secret import SecretMessage, SecretNotice
-from anonchat.wire import encode_body
+from anonchat.wire import encode_body, pack_value
 
 from .conftest import DaemonFactory
 from .helpers import (
@@ -284,6 +285,49 @@ async def test_a_late_node_loads_the_snapshot(make_node: NodeFactory, clients: A
     await (await clients(b, "dave")).join_secret("den", PASSPHRASE)
 
 
+async def test_a_stream_entry_with_lists_that_are_no_commands_is_logged_and_skipped(
+    make_node: NodeFactory, clients: Any, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A list in the stream that is no command of this version (an unknown op
+    naming a member, a command of the wrong shape, not a list at all) is
+    logged and skipped, on every node, and what follows it is applied; an
+    unknown op naming nobody here is skipped without a word (as before the
+    commands were typed: ``state.apply_list``)."""
+    a, b = await make_node(), await make_node()
+    alice, bob = await clients(a, "alice"), await clients(b, "bob")
+    await alice.create("lobby")
+    await bob.join("lobby")
+    uid = next(m.uid for m in a.members.values() if m.nick == "alice")
+    batch = [
+        ["nope", uid, 1, "x"],  # unknown, naming a member
+        ["nope", "nobody.1", None],  # unknown, naming nobody
+        ["say", uid, 2, "lobby"],  # the wrong shape
+        42,  # not a list
+        ["topic", uid, 10_000, "lobby", "after the junk"],
+    ]
+    writer = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        with caplog.at_level(logging.ERROR, logger="anonchat.daemon"):
+            await writer.xadd(redisbus.STREAM, {"c": pack_value(batch)})
+            changed = await next_event(bob, ev.TopicChanged)
+            assert changed.topic == "after the junk"
+            await caught_up(a, b)
+    finally:
+        await writer.aclose()
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    for node in (a, b):
+        assert node.rooms["lobby"].topic == "after the junk"
+    skipped = [m for m in logged if m.startswith("cannot apply command")]
+    assert sorted(skipped) == sorted(
+        [f"cannot apply command ['nope', '{uid}']"] * 2
+        + [f"cannot apply command ['say', '{uid}']"] * 2
+        + ["cannot apply command 42"] * 2
+    )
+    # The nodes go on: a message crosses them as before.
+    await alice.say("lobby", "still here")
+    assert (await next_event(bob, ev.Msg)).text == "still here"
+
+
 async def test_a_node_counted_as_gone_is_logged_even_when_it_held_nobody(
     make_node: NodeFactory, redis_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -428,13 +472,13 @@ async def test_nodes_judge_nobody_after_an_outage_of_everyone(make_node: NodeFac
     (state.beat): after an outage of everyone, each has node_timeout to beat."""
     a = await make_node(node_timeout=1.0)
     timeout = 1000
-    a.nodes = {"x": 0, "y": 0}
-    state.apply(a, ["beat", "x", None], 5 * timeout)  # x was silent too: judges nobody
+    a.shared.nodes = {"x": 0, "y": 0}
+    state.apply(a.shared, commands.Beat("x"), 5 * timeout)  # x was silent too: judges nobody
     assert set(a.nodes) >= {"x", "y"}
     for ms in range(200, timeout, 200):  # x beats on time, but has not watched long enough
-        state.apply(a, ["beat", "x", None], 5 * timeout + ms)
+        state.apply(a.shared, commands.Beat("x"), 5 * timeout + ms)
         assert "y" in a.nodes
-    state.apply(a, ["beat", "x", None], 6 * timeout)  # a whole node_timeout: y is gone
+    state.apply(a.shared, commands.Beat("x"), 6 * timeout)  # a whole node_timeout: y is gone
     assert "y" not in a.nodes and "x" in a.nodes
 
 

@@ -25,7 +25,7 @@ from redis import Redis
 
 from anonchat import events as ev
 from anonchat.client import Client, Event
-from anonchat.daemon import Daemon, Limits, redisbus, state
+from anonchat.daemon import Daemon, Limits, commands, redisbus, state
 from anonchat.daemon.redisbus import RedisBus
 from anonchat.errors import ConfigError
 from anonchat.frontend.commands import Attempt, Commands, Info, Note
@@ -155,7 +155,7 @@ async def all_see_each_other(nodes: list[Daemon], judging: bool = False) -> None
     async with asyncio.timeout(30):
         while not all(
             ids <= set(n.nodes)
-            and (not judging or all(n.nodes[i] - n.alive_since[i] > span for i in ids))
+            and (not judging or all(n.nodes[i] - n.shared.alive_since[i] > span for i in ids))
             for n in nodes
         ):
             assert not any(n.stopping for n in nodes), "a node stopped"
@@ -615,11 +615,11 @@ async def test_of_two_nodes_with_other_settings_the_newer_stops(
     await all_see_each_other([a])
     odd = {**a.settings, "max_members_per_room": 2}
     ts = a.nodes[a.node]
-    state.apply(a, ["beat", "newer", None, odd], ts + 100)  # newer than a: a goes on
+    state.apply(a.shared, commands.Beat("newer", odd), ts + 100)  # newer than a: a goes on
     assert not a.stopping
     assert "node newer has other settings than this node" in caplog.text
-    a.alive_since["older"] = a.nodes["older"] = a.alive_since[a.node] - 100
-    state.apply(a, ["beat", "older", None, odd], ts + 200)  # older than a: a stops
+    a.shared.alive_since["older"] = a.nodes["older"] = a.shared.alive_since[a.node] - 100
+    state.apply(a.shared, commands.Beat("older", odd), ts + 200)  # older than a: a stops
     async with asyncio.timeout(10):
         while not a.stopping:
             await asyncio.sleep(0.02)

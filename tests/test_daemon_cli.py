@@ -256,25 +256,47 @@ def test_a_name_that_does_not_resolve_is_exit_1(tmp_path: Path, flag: str) -> No
     assert "Unknown error" not in line and "Traceback" not in line
 
 
-async def test_metrics_on_every_interface_are_warned_about(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "anonchat.daemon",
-        "--port",
-        "0",
-        "--state-dir",
-        str(tmp_path),
-        "--metrics",
-        "0.0.0.0:0",
+async def with_metrics(tmp_path: Path, address: str) -> asyncio.subprocess.Process:
+    """anonchatd on port 0 serving metrics on ``address``, its stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "anonchat.daemon", "--port", "0"),
+        *("--state-dir", str(tmp_path), "--metrics", address),
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def test_metrics_on_every_interface_are_warned_about(tmp_path: Path) -> None:
+    proc = await with_metrics(tmp_path, "0.0.0.0:0")
     assert proc.stderr is not None
     try:
         async with asyncio.timeout(30):
             while b"WARNING: metrics" not in (line := await proc.stderr.readline()):
                 assert line, "anonchatd exited without the warning"
         assert re.search(rb"metrics are served on 0\.0\.0\.0:[1-9]\d*, where other machines", line)
+    finally:
+        proc.terminate()
+        await proc.wait()
+    assert proc.returncode == 0
+
+
+async def test_the_metrics_port_taken_is_said(tmp_path: Path) -> None:
+    """``--metrics 127.0.0.1:0``: the start says which port it took, and that
+    port serves the metrics (no warning: loopback)."""
+    proc = await with_metrics(tmp_path, "127.0.0.1:0")
+    assert proc.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            while b"metrics on" not in (line := await proc.stderr.readline()):
+                assert line, "anonchatd exited without saying where its metrics are"
+                assert b"WARNING" not in line
+            found = re.search(rb"metrics on 127\.0\.0\.1:([1-9]\d*) \(/metrics\)", line)
+            assert found, line
+            reader, writer = await asyncio.open_connection("127.0.0.1", int(found.group(1)))
+            writer.write(b"GET /metrics HTTP/1.0\r\n\r\n")
+            answer = await reader.read()
+            writer.close()
+        assert answer.startswith(b"HTTP/1.") and b" 200 " in answer.split(b"\r\n")[0]
+        assert b"anonchat_" in answer
     finally:
         proc.terminate()
         await proc.wait()
@@ -292,11 +314,15 @@ toml_scalars = (
     | st.datetimes()
     | st.times()
 )
-toml_values = st.recursive(
-    toml_scalars,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
-    max_leaves=6,
-)
+
+
+def _tables_and_arrays(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    # (a named function: Hypothesis reads a lambda's source to see that it
+    # recurses, and warned that this one did not)
+    return st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner)
+
+
+toml_values = st.recursive(toml_scalars, _tables_and_arrays, max_leaves=6)
 settings_ = st.sampled_from(sorted(_TOP_KEYS | _LIMIT_KEYS | {"limits", "nonsense"}))
 
 

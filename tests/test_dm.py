@@ -235,7 +235,7 @@ async def test_nothing_readable_reaches_the_daemon(
     talk = await alice.open_dm("bob")
     await alice.send_dm(talk.peer, TEXT)
     assert [m.text for m in await dms(bob, 1)] == [TEXT]
-    member = holder(daemon, "bob")
+    member = holder(daemon.shared, "bob")
     assert member is not None
     held = b"".join(d for _, _, d in member.dm_ring.entries())  # type: ignore[union-attr]
     for secret in (TEXT.encode(), TEXT.encode("utf-16-le")):

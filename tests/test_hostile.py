@@ -330,7 +330,8 @@ async def test_an_address_at_every_limit_leaves_room_for_everyone_else(
     # A fifth ghost ends the address's oldest, not anyone else's.
     fifth = await insider(daemon, "ghost4", 5)
     fifth.writer.transport.abort()
-    await until(lambda: holder(daemon, "ghost0") is None and holder(daemon, "ghost4") is not None)
+    shared = daemon.shared
+    await until(lambda: holder(shared, "ghost0") is None and holder(shared, "ghost4") is not None)
     assert len(daemon.ghosts) == 4
     # Open connections at the limit, each in five rooms, at its nick and query
     # limits, and in the middle of a frame it never finishes.

@@ -102,3 +102,32 @@ def test_screens_and_widgets_never_import_the_app() -> None:
             continue
         for module in found:
             assert absolute(module, name) not in {"tui.app", "tui.app.AnonchatApp"}, (name, module)
+
+
+#: The daemon's shared state: what every node applies (state.py and the modules
+#: it calls, the commands, the rooms, snapshots and the buses).  They take a
+#: SharedState and callables, never the node: none imports server.py or
+#: session.py, not even for type checking (issue 19: no import cycle around
+#: the Daemon).
+STATE_MODULES = {
+    "state", "shared", "commands", "rooms", "moderation", "secret_moderation", "dms",
+    "snapshot", "bus", "redisbus",
+}  # fmt: skip
+NODE_MODULES = {"server", "session", "listener", "metrics", "cli", "tls"}
+
+
+def test_the_state_modules_never_import_the_node() -> None:
+    found_any = set()
+    for name, found in modules().items():
+        stem = name.removesuffix(".py")
+        if not stem.startswith("daemon/") or stem.removeprefix("daemon/") not in STATE_MODULES:
+            continue
+        found_any.add(stem.removeprefix("daemon/"))
+        for module in found:
+            target = absolute(module, name)
+            parts = target.split(".")
+            assert not (parts[0] == "daemon" and len(parts) > 1 and parts[1] in NODE_MODULES), (
+                name,
+                module,
+            )
+    assert found_any == STATE_MODULES

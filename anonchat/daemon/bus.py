@@ -8,19 +8,24 @@ every node's commands in one order.  Two kinds:
 * :class:`~anonchat.daemon.redisbus.RedisBus` (``--redis URL``): several
   nodes append their commands to one Redis stream and each applies the
   stream in order (``redisbus.py`` explains how).
+
+A command is an object of ``commands.py`` (one frozen dataclass per
+command); the Redis bus sends it as its list (``to_list``) and builds it
+again from the list it reads back (``from_list``), the local bus hands the
+object itself to ``state.apply``.  A bus applies commands to the node's
+:class:`~anonchat.daemon.shared.SharedState`; it never sees the daemon.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from ..errors import ConfigError
 from . import state
+from .commands import Command
 from .rooms import now_ms
-
-if TYPE_CHECKING:
-    from .server import Daemon
+from .shared import SharedState
 
 
 class BusStats:
@@ -65,7 +70,7 @@ class Bus(Protocol):
     async def start(self) -> None:
         """Be ready to take commands (join the other nodes, load their state)."""
 
-    def submit(self, cmd: state.Command) -> None:
+    def submit(self, cmd: Command) -> None:
         """Have ``cmd`` applied by every node, after every command submitted before it."""
 
     async def close(self) -> None:
@@ -79,27 +84,27 @@ class LocalBus:
     backlogged = False
     stats = None
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(self, shared: SharedState) -> None:
+        self.shared = shared
 
     async def start(self) -> None:
         pass
 
-    def submit(self, cmd: state.Command) -> None:
-        state.apply(self.daemon, cmd, now_ms())
+    def submit(self, cmd: Command) -> None:
+        state.apply(self.shared, cmd, now_ms())
 
     async def close(self) -> None:
         pass
 
 
-def make_bus(daemon: Daemon) -> Bus:
-    """The bus the configuration asks for."""
-    if daemon.config.redis:
+def make_bus(redis: str | None, shared: SharedState) -> Bus:
+    """The bus the configuration asks for (``redis``: the URL of ``--redis``)."""
+    if redis:
         try:
             from .redisbus import RedisBus  # needs the ``redis`` extra
         except ImportError:
             raise ConfigError(
                 "--redis needs the Redis client: pip install 'anonchat[redis]'"
             ) from None
-        return RedisBus(daemon, daemon.config.redis)
-    return LocalBus(daemon)
+        return RedisBus(shared, redis)
+    return LocalBus(shared)

@@ -152,6 +152,12 @@ async def _serve(daemon: Daemon) -> int:
             file=sys.stderr,
             flush=True,
         )
+    if daemon.metrics_addresses:  # the port it took, for "--metrics 127.0.0.1:0"
+        print(
+            f"anonchatd: metrics on {describe(daemon.metrics_addresses)} (/metrics)",
+            file=sys.stderr,
+            flush=True,
+        )
     exposed = [a for a in daemon.metrics_addresses if not is_loopback(a[0])]
     if exposed:
         print(

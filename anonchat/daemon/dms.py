@@ -15,63 +15,50 @@ commands every node applies in one order, so a message crosses nodes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .. import events as ev
 from ..errors import Code, RequestError
 from ..names import name_key
 from ..wire import encode_frame
+from . import commands as cmds
 from .rooms import Member, Ring
-
-if TYPE_CHECKING:
-    from .server import Daemon
+from .shared import SharedState
 
 
-def register(
-    daemon: Daemon, member: Member, ts: int, rid: int, sign: bytes, dh: bytes, sig: bytes
-) -> None:
+def register(shared: SharedState, member: Member, ts: int, cmd: cmds.DmKey) -> None:
     """``dm_key``: the session's card (proven by the session: Session.on_dm_key).
     One card per session: the same one again changes nothing."""
+    sign = cmd.sign
     if member.dm_card is not None and member.dm_card[0] != sign:
         raise RequestError(Code.BAD_KEY, "this session has a DM key already")
-    holder = daemon.dm_keys.get(sign)
+    holder = shared.dm_keys.get(sign)
     if holder is not None and holder is not member:
         raise RequestError(Code.BAD_KEY, "that DM key is in use by another session")
-    member.dm_card = (sign, dh, sig)
-    daemon.dm_keys[sign] = member
-    member.send(ev.Ok(id=rid))
+    member.dm_card = (sign, cmd.dh, cmd.sig)
+    shared.dm_keys[sign] = member
+    member.send(ev.Ok(id=cmd.request_id))
 
 
-def forget(daemon: Daemon, member: Member) -> None:
+def forget(shared: SharedState, member: Member) -> None:
     """The session ended: its key leaves with it (and what was kept for it)."""
-    if member.dm_card is not None and daemon.dm_keys.get(member.dm_card[0]) is member:
-        del daemon.dm_keys[member.dm_card[0]]
+    if member.dm_card is not None and shared.dm_keys.get(member.dm_card[0]) is member:
+        del shared.dm_keys[member.dm_card[0]]
     member.dm_ring = None
 
 
-def adopt(daemon: Daemon, new: Member, old: Member) -> None:
+def adopt(shared: SharedState, new: Member, old: Member) -> None:
     """A resumed session keeps its card, its sequence and its ring."""
     new.dm_card, new.dm_seq, new.dm_ring = old.dm_card, old.dm_seq, old.dm_ring
     old.dm_card, old.dm_ring = None, None
     if new.dm_card is not None:
-        daemon.dm_keys[new.dm_card[0]] = new
+        shared.dm_keys[new.dm_card[0]] = new
 
 
-def relay(
-    daemon: Daemon,
-    member: Member,
-    ts: int,
-    rid: int,
-    to: bytes,
-    counter: int,
-    ct: bytes,
-    hide_nick: bool = False,
-) -> None:
+def relay(shared: SharedState, member: Member, ts: int, cmd: cmds.Dm) -> None:
     """``dm_send``: number the message in the recipient's sequence, keep it in
     its ring, hand it to its connection if it is on this node, answer ``ok``."""
     if member.dm_card is None:
         raise RequestError(Code.BAD_KEY, "send dm_key before direct messages")
-    recipient = daemon.dm_keys.get(to)
+    recipient = shared.dm_keys.get(cmd.to)
     if recipient is None:
         raise RequestError(Code.RECIPIENT_LEFT, "the recipient has left the server")
     recipient.dm_seq += 1
@@ -79,19 +66,19 @@ def relay(
     frame = ev.Dm(
         seq=recipient.dm_seq,
         ts=ts,
-        nick="" if hide_nick else member.nick,
+        nick="" if cmd.hide_nick else member.nick,
         sign=sign,
         dh=dh,
         sig=sig,
-        counter=counter,
-        ct=ct,
+        counter=cmd.counter,
+        ct=cmd.ct,
     )
     data = encode_frame(frame.to_wire())
     inbox(recipient).add(recipient.dm_seq, True, data)
     recipient.deliver(data)
-    if member.node == daemon.node:
-        daemon.stats.direct += 1  # (counted where it was sent, as the others)
-    member.send(ev.Ok(id=rid))
+    if member.node == shared.node:
+        shared.stats.direct += 1  # (counted where it was sent, as the others)
+    member.send(ev.Ok(id=cmd.request_id))
 
 
 def inbox(member: Member) -> Ring:
@@ -101,12 +88,12 @@ def inbox(member: Member) -> Ring:
     return member.dm_ring
 
 
-def card_of(daemon: Daemon, asker: Member, frame: ev.DmLookup) -> ev.DmCard:
+def card_of(shared: SharedState, asker: Member, frame: ev.DmLookup) -> ev.DmCard:
     """The answer to ``dm_lookup``, from this node's copy of the shared state."""
     target: Member | None
     if frame.nick is not None:
         # The nick itself, never a look-alike of it (those are claims, not names).
-        target = daemon.nicks.get(name_key(frame.nick))
+        target = shared.nicks.get(name_key(frame.nick))
         who = frame.nick
     else:
         room = asker.secret_rooms.get(frame.room or b"")

@@ -14,15 +14,13 @@ kind ``kick``, ``ban`` or ``op`` with ``by``, or ``mode_changed``).
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from .. import events as ev
 from ..errors import Code, RequestError
 from ..names import InvalidName, check_topic, claim_keys, name_key
-
-if TYPE_CHECKING:
-    from .rooms import Channel, Member, Room
-    from .server import Daemon
+from . import commands as cmds
+from .rooms import Channel, Member, Room
+from .shared import SharedState
 
 #: The longest slow mode an owner may set, in seconds (one hour).
 SLOW_MAX = 3600
@@ -46,51 +44,35 @@ def member_by_nick(room: Room, nick: str) -> Member:
     raise RequestError(Code.NO_SUCH_NICK, f"nobody called {nick} is in {room.name}")
 
 
-def kick(
-    daemon: Daemon,
-    member: Member,
-    ts: int,
-    rid: int,
-    name: str,
-    nick: str,
-    reason: str | None,
-    ban: bool,
-) -> None:
-    room = owned_room(member, name)
-    target = member_by_nick(room, nick)
+def kick(shared: SharedState, member: Member, ts: int, cmd: cmds.Kick) -> None:
+    room = owned_room(member, cmd.name)
+    target = member_by_nick(room, cmd.nick)
+    ban = cmd.ban
     if target is member:
         raise RequestError(Code.NO_SUCH_NICK, "you cannot kick yourself; /leave instead")
     if ban:
         room.banned.add(target.first_uid)
     # Announced while the target is still a member, so it learns it was removed.
-    room.presence(target, "ban" if ban else "kick", ts, msg=reason, by=member.nick)
+    room.presence(target, "ban" if ban else "kick", ts, msg=cmd.reason, by=member.nick)
     room.remove(target)
     target.rooms.pop(room.key, None)
-    if not daemon.drop_if_empty(room):
+    if not shared.drop_if_empty(room):
         after_leave(room, target, ts)
-    member.send(ev.Ok(id=rid))
+    member.send(ev.Ok(id=cmd.request_id))
 
 
-def op(daemon: Daemon, member: Member, ts: int, rid: int, name: str, nick: str) -> None:
-    room = owned_room(member, name)
-    target = member_by_nick(room, nick)
+def op(shared: SharedState, member: Member, ts: int, cmd: cmds.Op) -> None:
+    room = owned_room(member, cmd.name)
+    target = member_by_nick(room, cmd.nick)
     if target not in room.owners:
         room.owners.add(target)
         room.presence(target, "op", ts, by=member.nick)
-    member.send(ev.Ok(id=rid))
+    member.send(ev.Ok(id=cmd.request_id))
 
 
-def mode(
-    daemon: Daemon,
-    member: Member,
-    ts: int,
-    rid: int,
-    name: str,
-    locked: bool | None,
-    slow: int | None,
-    history: bool | None,
-) -> None:
-    room = owned_room(member, name)
+def mode(shared: SharedState, member: Member, ts: int, cmd: cmds.Mode) -> None:
+    room = owned_room(member, cmd.name)
+    locked, slow, history = cmd.locked, cmd.slow, cmd.history
     if slow is not None and slow > SLOW_MAX:
         raise RequestError(Code.BAD_MODE, f"slow mode is at most {SLOW_MAX} seconds")
     room.locked = room.locked if locked is None else locked
@@ -107,7 +89,7 @@ def mode(
             history=room.history,
         )
     )
-    member.send(ev.Ok(id=rid))
+    member.send(ev.Ok(id=cmd.request_id))
 
 
 def check_entry(member: Member, room: Room) -> None:

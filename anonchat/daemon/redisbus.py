@@ -40,7 +40,7 @@ nodes: they never talk to each other, only to Redis.
   node stopping cleanly appends ``down`` instead, or, while other nodes are
   alive, ``handover``: its sessions stay, resumable on any node for
   ``resume_window``, and the first beat applied past that ends those nobody
-  resumed (``Daemon.handed_over``, ``Daemon.end_orphans``), so a rolling
+  resumed (``state.handed_over``, ``state.end_orphans``), so a rolling
   restart loses nobody's session.  A node that finds itself
   counted as gone (it could not reach Redis for too long) stops: its
   clients reconnect, to it once it is restarted or to another node.
@@ -74,7 +74,7 @@ import logging
 import secrets
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -83,12 +83,11 @@ from redis.exceptions import AuthenticationError, AuthorizationError, RedisError
 
 from ..errors import ConfigError, Unavailable
 from ..wire import pack_value, unpack_value
-from . import snapshot, state
+from . import commands, snapshot, state
 from .bus import BusStats
+from .commands import Command
 from .config import redact, safe_url
-
-if TYPE_CHECKING:
-    from .server import Daemon
+from .shared import SharedState, settings_differ
 
 log = logging.getLogger("anonchat.daemon.redis")
 
@@ -188,10 +187,10 @@ class RedisBus:
 
     synchronous = False
 
-    def __init__(self, daemon: Daemon, url: str) -> None:
-        self.daemon = daemon
+    def __init__(self, shared: SharedState, url: str) -> None:
+        self.shared = shared
         self.url = url
-        self._pending: list[state.Command] = []
+        self._pending: list[Command] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -205,7 +204,7 @@ class RedisBus:
         # now", and beats queued during an outage would all land at one log time.
         self._beat_pending = False
         self._beat_in_flight = False
-        timeout = daemon.config.node_timeout
+        timeout = shared.node_timeout
         # A tenth of node_timeout at most: after an outage every node's writes
         # must be back well within the time the judges wait (state.beat).
         self._retry = min(RETRY, timeout / 10)
@@ -221,8 +220,8 @@ class RedisBus:
         self._begin = self._writer.register_script(BEGIN)
         self._set_snapshot = self._snapshots.register_script(SET_SNAPSHOT)
         self._batch = 0  # the number of this node's last batch
-        self._written_key = f"anonchat:written:{daemon.node}"
-        self._node_bytes = daemon.node.encode()
+        self._written_key = f"anonchat:written:{shared.node}"
+        self._node_bytes = shared.node.encode()
         # Batches written but not read back yet, oldest first: if Redis loses
         # the stream, they are written again to the restored one.
         self._unread: deque[tuple[int, bytes]] = deque()
@@ -238,12 +237,12 @@ class RedisBus:
         try:
             await self._writer.ping()
             await self._join_stream()
-            self.daemon.replaying = True
+            self.shared.replaying = True
             try:
                 while await self._read(block=None):
                     pass
             finally:
-                self.daemon.replaying = False
+                self.shared.replaying = False
             if self._epoch is None:
                 raise Lost("the stream in Redis does not begin where its snapshot ends")
             self._check_settings()
@@ -275,7 +274,7 @@ class RedisBus:
             (self._snapshot_loop(), "snapshot"),
         ):
             self._tasks.append(asyncio.create_task(coro, name=f"anonchatd-redis-{name}"))
-        log.info("node %s joined the service at %s", self.daemon.node, safe_url(self.url))
+        log.info("node %s joined the service at %s", self.shared.node, safe_url(self.url))
 
     async def close(self) -> None:
         """Send what is waiting (at most a few seconds), then stop."""
@@ -314,7 +313,7 @@ class RedisBus:
     def backlogged(self) -> bool:
         return len(self._pending) > BACKLOG
 
-    def submit(self, cmd: state.Command) -> None:
+    def submit(self, cmd: Command) -> None:
         self._pending.append(cmd)
         self._wake.set()
 
@@ -326,7 +325,7 @@ class RedisBus:
                 batch, self._pending = self._pending, []
                 self._beat_in_flight, self._beat_pending = self._beat_pending, False
                 self._idle.clear()
-                data = pack_value(batch)
+                data = pack_value([cmd.to_list() for cmd in batch])
                 self._batch += 1
                 while True:
                     try:
@@ -345,7 +344,7 @@ class RedisBus:
                         log.warning("cannot write to Redis (%s); retrying", self._safe(exc))
                         await asyncio.sleep(self._retry)
                     except Lost as exc:
-                        self.daemon.lose(str(exc))
+                        self.shared.lose(str(exc))
                         self._pending = []
                         self._idle.set()
                         return
@@ -359,12 +358,12 @@ class RedisBus:
             self._unread.append((number, data))
         done = await self._append(
             keys=[STREAM, self._written_key, EPOCH],
-            args=[number, data, WRITTEN_TTL, self._epoch or b"", self.daemon.node],
+            args=[number, data, WRITTEN_TTL, self._epoch or b"", self.shared.node],
         )
         return bool(done != -1)
 
     async def _beat_loop(self) -> None:
-        interval = max(0.2, self.daemon.config.node_timeout / 5)
+        interval = max(0.2, self.shared.node_timeout / 5)
         while True:
             await asyncio.sleep(interval)
             self._beat()
@@ -374,17 +373,17 @@ class RedisBus:
         if self._beat_pending or self._beat_in_flight:
             return
         self._beat_pending = True
-        self.submit(["beat", self.daemon.node, None, self.daemon.settings])
+        self.submit(commands.Beat(self.shared.node, self.shared.settings))
 
     def _check_settings(self) -> None:
         """Refuse to join nodes that apply commands with other settings."""
-        for node, settings in self.daemon.node_settings.items():
-            diff = state.settings_differ(self.daemon.settings, settings)
-            if diff and node in self.daemon.nodes:
+        for node, settings in self.shared.node_settings.items():
+            diff = settings_differ(self.shared.settings, settings)
+            if diff and node in self.shared.nodes:
                 raise ConfigError(
                     f"this node's settings differ from those of node {node} of the "
                     f"service: {diff}; every node must have the same "
-                    f"({', '.join(self.daemon.settings)})"
+                    f"({', '.join(self.shared.settings)})"
                 )
 
     # -- reading ---------------------------------------------------------------
@@ -394,7 +393,7 @@ class RedisBus:
             try:
                 await self._read(block=READ_BLOCK_MS)
             except Lost as exc:
-                self.daemon.lose(str(exc))
+                self.shared.lose(str(exc))
                 return
             except (RedisError, OSError) as exc:
                 if self._closing:
@@ -428,15 +427,17 @@ class RedisBus:
         except (KeyError, ValueError):
             log.error("stream entry %s is not ours; skipped", entry_id.decode())
             return
-        if batch and batch[0][0] == "begin":
-            self._begin_entry(*batch[0][3:])
+        if batch and isinstance(batch[0], list) and batch[0][:1] == ["begin"]:
+            begin = commands.from_list(batch[0])
+            assert isinstance(begin, commands.Begin)
+            self._begin_entry(begin.epoch, begin.taken_at)
             return
-        for cmd in batch:
+        for raw in batch:
             try:
-                state.apply(self.daemon, cmd, ts)
+                state.apply_list(self.shared, raw, ts)
             except Exception:
                 # The same input fails the same way on every node; log it, go on.
-                log.exception("cannot apply command %r", cmd[:2])
+                log.exception("cannot apply command %r", raw[:2] if isinstance(raw, list) else raw)
 
     # -- the stream's identity (epoch) ------------------------------------------
 
@@ -467,7 +468,7 @@ class RedisBus:
         epoch: Any = await self._writer.get(EPOCH)
         if epoch is None:
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + 2 * max(0.2, self.daemon.config.node_timeout / 5) + self._retry
+            deadline = loop.time() + 2 * max(0.2, self.shared.node_timeout / 5) + self._retry
             while epoch is None and loop.time() < deadline:
                 await asyncio.sleep(0.1)
                 epoch = await self._writer.get(EPOCH)
@@ -475,7 +476,7 @@ class RedisBus:
             if await self._writer.exists(STREAM, SNAPSHOT):
                 log.warning("Redis holds a stream no running node vouches for; starting anew")
             new = secrets.token_hex(8).encode()
-            entry = pack_value([["begin", self.daemon.node, None, new, b"0-0"]])
+            entry = pack_value([commands.Begin(self.shared.node, new, b"0-0").to_list()])
             epoch = await self._begin(keys=[EPOCH, SNAPSHOT, STREAM], args=[new, b"", "*", entry])
             if epoch == new:
                 log.info("began a new service at %s", safe_url(self.url))
@@ -488,7 +489,7 @@ class RedisBus:
                 raise Lost("the snapshot in Redis is not of the stream there")
             data = await self._read_parts(header)
             if data is not None:
-                taken_at = snapshot.load(self.daemon, data)
+                taken_at = snapshot.load(self.shared, data)
                 self._last_id = self._before = taken_at
                 self._epoch = epoch
                 log.info("loaded the service's state as of %s", taken_at.decode())
@@ -504,11 +505,11 @@ class RedisBus:
         if current is None:
             log.warning("Redis lost the service's stream; restoring it from this node's state")
             taken_at = self._last_id
-            data = snapshot.dump(self.daemon, taken_at)  # no await between the two
+            data = snapshot.dump(self.shared, taken_at)  # no await between the two
             new = secrets.token_hex(8).encode()
             header = await self._write_parts(data, new, taken_at)
             ms = int(taken_at.split(b"-", 1)[0])
-            entry = pack_value([["begin", self.daemon.node, None, new, taken_at]])
+            entry = pack_value([commands.Begin(self.shared.node, new, taken_at).to_list()])
             self._beginning = new
             current = await self._begin(
                 keys=[EPOCH, SNAPSHOT, STREAM], args=[new, header, f"{ms + 1}-0", entry]
@@ -523,8 +524,8 @@ class RedisBus:
         # Another node began the stream: wait until the reader has read its
         # first entry (and taken it over, or found this node cannot).
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + 2 * self.daemon.config.node_timeout + READ_BLOCK_MS / 1000
-        while self._epoch != current and not self.daemon.stopping:
+        deadline = loop.time() + 2 * self.shared.node_timeout + READ_BLOCK_MS / 1000
+        while self._epoch != current and not self.shared.stopping():
             if loop.time() > deadline:
                 raise Lost(
                     "Redis lost the service's stream and this node cannot follow its new one"
@@ -600,8 +601,8 @@ class RedisBus:
     async def _snapshot_loop(self) -> None:
         while True:
             await asyncio.sleep(SNAPSHOT_INTERVAL)
-            nodes = self.daemon.nodes
-            if not nodes or min(nodes) != self.daemon.node:
+            nodes = self.shared.nodes
+            if not nodes or min(nodes) != self.shared.node:
                 continue  # another node writes them
             try:
                 await self.write_snapshot()
@@ -616,7 +617,7 @@ class RedisBus:
     async def write_snapshot(self) -> None:
         """Store the state as of the last applied entry; trim before the previous one."""
         epoch, taken_at = self._epoch, self._last_id
-        data = snapshot.dump(self.daemon, taken_at)  # no await between reading and dumping
+        data = snapshot.dump(self.shared, taken_at)  # no await between reading and dumping
         if epoch is None:
             return
         header = await self._write_parts(data, epoch, taken_at)

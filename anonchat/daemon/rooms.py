@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
@@ -19,7 +20,7 @@ from ..wire import encode_frame
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from .server import Daemon
+    from .config import Limits
 
 
 class Member:
@@ -35,7 +36,6 @@ class Member:
     __slots__ = (
         "claims",
         "closing",
-        "daemon",
         "dm_card",
         "dm_ring",
         "dm_seq",
@@ -53,9 +53,8 @@ class Member:
         "urgent",
     )
 
-    def __init__(self, daemon: Daemon, uid: str, node: str) -> None:
-        self.daemon = daemon
-        self.limits = daemon.config.limits
+    def __init__(self, limits: Limits, uid: str, node: str) -> None:
+        self.limits = limits
         self.uid = uid
         # The session this member is, kept when a new connection resumes it
         # (``uid`` names the connection's member entry and changes then): bans
@@ -63,8 +62,8 @@ class Member:
         self.first_uid = uid
         self.node = node
         self.nick = ""
-        self.nick_key = ""  # names.name_key(nick): its key in daemon.nicks
-        self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in daemon.claims
+        self.nick_key = ""  # names.name_key(nick): its key in shared.nicks
+        self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in shared.claims
         self.token_hash = b""
         self.rooms: dict[str, Room] = {}
         self.secret_rooms: dict[bytes, SecretRoom] = {}
@@ -121,8 +120,8 @@ class Remote(Member):
 
     __slots__ = ()
 
-    def __init__(self, daemon: Daemon, uid: str, node: str) -> None:
-        super().__init__(daemon, uid, node)
+    def __init__(self, limits: Limits, uid: str, node: str) -> None:
+        super().__init__(limits, uid, node)
         self.closing = True  # fan-out on this node skips it
 
     def __repr__(self) -> str:
@@ -225,8 +224,8 @@ class Channel:
         "_joined",
         "_joined_n",
         "banned",
+        "changed",
         "cursors",
-        "daemon",
         "history",
         "last_said",
         "locked",
@@ -236,15 +235,23 @@ class Channel:
         "ring",
         "seq",
         "slow",
+        "to_flush",
     )
 
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
+    def __init__(
+        self, ring: Ring, to_flush: Callable[[Channel], None], changed: Callable[[], None]
+    ) -> None:
+        # What the node does once per pass for a room with frames (its members
+        # are written: Daemon.room_to_flush), and what a change of members means
+        # for the node's room list (SharedState.list_changed): called, never held
+        # as the node itself, so a room knows nothing of the daemon.
+        self.to_flush = to_flush
+        self.changed = changed
         self.seq = 0
         # Insertion-ordered: the member list shows who came first.
         self.members: dict[Member, Any] = {}
         self.owners: set[Member] = set()
-        self.ring = daemon.new_ring()
+        self.ring = ring
         self.locked = False  # no new members
         self.slow = 0  # seconds between two messages of a member who is not an owner
         self.history = True  # newcomers get the recent messages
@@ -275,7 +282,7 @@ class Channel:
         self.ring.add(seq, is_message, data)
         log = self.log
         if not log:
-            self.daemon.room_to_flush(self)
+            self.to_flush(self)
         if exclude is not None and exclude in self.members:
             self.catch_up(exclude)
             log.append(data)
@@ -312,7 +319,7 @@ class Channel:
     def add(self, member: Member, value: Any) -> None:
         """A newcomer, last in the member list: it gets the events from now on."""
         self.members[member] = value
-        self.daemon.listing += 1
+        self.changed()
         if self.log:
             self.cursors[member] = len(self.log)
 
@@ -321,7 +328,7 @@ class Channel:
         self.catch_up(member)
         self.cursors.pop(member, None)
         self.members.pop(member, None)
-        self.daemon.listing += 1
+        self.changed()
         self.owners.discard(member)
         self.last_said.pop(member, None)
 
@@ -343,8 +350,16 @@ class Room(Channel):
 
     __slots__ = ("key", "name", "topic")
 
-    def __init__(self, daemon: Daemon, name: str, key: str, topic: str = "") -> None:
-        super().__init__(daemon)
+    def __init__(
+        self,
+        ring: Ring,
+        to_flush: Callable[[Channel], None],
+        changed: Callable[[], None],
+        name: str,
+        key: str,
+        topic: str = "",
+    ) -> None:
+        super().__init__(ring, to_flush, changed)
         self.name = name
         self.key = key
         self.topic = topic
@@ -399,7 +414,7 @@ class Room(Channel):
 
     def set_topic(self, who: Member, topic: str, ts: int) -> int:
         self.topic = topic
-        self.daemon.listing += 1
+        self.changed()
         seq = self.next_seq()
         self.broadcast(ev.TopicChanged(room=self.name, seq=seq, ts=ts, nick=who.nick, topic=topic))
         return seq
@@ -423,9 +438,15 @@ class SecretRoom(Channel):
     __slots__ = ("auth", "chain", "closed", "grants", "mode", "owner_tag", "rid")
 
     def __init__(
-        self, daemon: Daemon, rid: bytes, auth: bytes, owner: bytes, owner_tag: bytes
+        self,
+        ring: Ring,
+        to_flush: Callable[[Channel], None],
+        rid: bytes,
+        auth: bytes,
+        owner: bytes,
+        owner_tag: bytes,
     ) -> None:
-        super().__init__(daemon)
+        super().__init__(ring, to_flush, _unlisted)  # (not in the room list)
         self.rid = rid
         self.auth = auth
         self.chain = OwnerChain(rid, owner)
@@ -467,6 +488,19 @@ class SecretRoom(Channel):
         seq = self.next_seq()
         self.broadcast(ev.SecretActed(room=self.rid, seq=seq, ts=ts, act=act))
         return seq
+
+
+def _unlisted() -> None:
+    pass
+
+
+def member_list(room: Room, budget: int) -> tuple[list[str], int]:
+    """A room's nicks in join order, as many as fit ``budget`` (stops there)."""
+    return fit((m.nick for m in room.members), budget, _nick_size, len(room.members))
+
+
+def _nick_size(nick: str) -> int:
+    return 2 + len(nick.encode())
 
 
 def fit(

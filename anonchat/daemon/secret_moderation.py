@@ -18,27 +18,22 @@ ownership on when the owners leave: it holds no key to sign a grant with.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from .. import events as ev
 from ..acts import owner_action
 from ..crypto import CryptoCode, Sealed, valid_public_key, verify_sealed_signature
 from ..errors import Code, CryptoError, RequestError
+from . import commands as cmds
 from .moderation import SLOW_MAX, take_turn
-
-if TYPE_CHECKING:
-    from .rooms import Member, SecretRoom
-    from .server import Daemon
+from .rooms import Member, SecretRoom
+from .shared import SharedState
 
 
-def act(
-    daemon: Daemon, member: Member, ts: int, rid: int, room_id: bytes, wire: dict[str, Any]
-) -> None:
+def act(shared: SharedState, member: Member, ts: int, cmd: cmds.SecretAct) -> None:
     """Apply one owner action (see state.py): check it, enforce it, relay it."""
-    room = member.secret_rooms.get(room_id)
+    room = member.secret_rooms.get(cmd.room_id)
     if room is None:
         raise RequestError(Code.NOT_MEMBER, "you are not in this secret room")
-    action = ev.OwnerAct(**wire)
+    action = ev.OwnerAct(**cmd.act)
     _check(room, action)
     if action.actor not in (room.members[member], room.chain.owner):
         # Someone else's signed action, taken from the room: only its signer may
@@ -69,15 +64,15 @@ def act(
     # Relayed while the target is still a member, so it learns it was removed.
     room.acted(action, ts)
     if action.kind in ("kick", "ban") and target is not None:
-        drop_secret(daemon, target, room)
-    member.send(ev.Ok(id=rid))
+        drop_secret(shared, target, room)
+    member.send(ev.Ok(id=cmd.request_id))
 
 
-def drop_secret(daemon: Daemon, member: Member, room: SecretRoom) -> None:
+def drop_secret(shared: SharedState, member: Member, room: SecretRoom) -> None:
     """Out of a secret room: left, or removed by an owner (announced already)."""
     room.remove(member)
     member.secret_rooms.pop(room.rid, None)
-    daemon.drop_secret_if_empty(room)
+    shared.drop_secret_if_empty(room)
 
 
 def check_keys(*keys: bytes) -> None:

@@ -15,9 +15,8 @@ from typing import Any
 from .. import __version__
 from .. import events as ev
 from ..address import format_address
-from ..errors import CannotListen, Code, RequestError
-from ..names import claim_keys, name_key, random_nick
-from ..plural import plural
+from ..errors import CannotListen, Code
+from ..names import claim_keys, random_nick
 from ..trust import (
     ServerIdentity,
     default_state_dir,
@@ -26,14 +25,15 @@ from ..trust import (
     pin_bytes,
 )
 from ..wire import encode_frame
-from . import memory, metrics, state
+from . import commands, memory, metrics, state
 from .bus import Bus, make_bus
 from .config import Config, metrics_address
 from .limits import AddressBuckets, AddressCounter
 from .listener import Listener, kernel_sendq, listening_sockets
 from .metrics import Stats
-from .rooms import Channel, Member, Ring, Room, SecretRoom, fit
+from .rooms import Channel, Member, Room, SecretRoom, fit, member_list
 from .session import Session
+from .shared import SharedState
 
 log = logging.getLogger("anonchat.daemon")
 
@@ -63,34 +63,25 @@ class Daemon:
         self.server_name = f"anonchatd/{__version__}"
         self.node = secrets.token_hex(4)  # this process, among the nodes of one service
         self.sessions: dict[Session, None] = {}  # connected to this node, in order
-        # The shared state (see state.py): the same on every node.
-        self.members: dict[str, Member] = {}  # uid -> member, wherever it is connected
-        self.nicks: dict[str, Member] = {}  # name_key(nick) -> its holder
-        # Every look-alike claim of every nick (names.claim_keys) -> its holder:
-        # a nick is free only if none of its claims is held (state.holder).
-        self.claims: dict[str, Member] = {}
-        self.rooms: dict[str, Room] = {}
-        self.secret_rooms: dict[bytes, SecretRoom] = {}
-        self.tokens: dict[bytes, Member] = {}  # hash of a resume token -> member
-        self.dm_keys: dict[bytes, Member] = {}  # DM signing key -> the session holding it
-        self.nodes: dict[str, int] = {}  # node -> log time of its last heartbeat (Redis)
-        # node -> log time since which its heartbeats reached the stream without a
-        # gap: a node judges others only after node_timeout of it (state.beat).
-        self.alive_since: dict[str, int] = {}
-        # node -> the settings it beats with (state.shared_settings): all must agree.
-        self.node_settings: dict[str, dict[str, Any]] = {}
-        self.settings = state.shared_settings(self)
-        self.mismatched: set[str] = set()  # nodes with other settings, logged once
-        # Sessions of a node that stopped and handed them over, by uid -> the log
-        # time until which they may be resumed on another node (see handed_over).
-        self.orphans: dict[str, int] = {}
+        self.stats = Stats(self.node)
+        # The shared state (see state.py and shared.py): the same on every node.
+        # It gets of this node only what applying commands needs of it.
+        self.shared = SharedState(
+            self.node,
+            self.config.limits,
+            self.config.node_timeout,
+            self.stats,
+            to_flush=self.room_to_flush,
+            stop_waiting=self.stop_waiting,
+            lose=self.lose,
+            stopping=lambda: self.stopping,
+        )
         # Local: this node's dropped sessions awaiting resume, by uid, oldest first,
         # and the same by the keyed hash of the address they came from (each
         # address holds at most max_resumable_per_address; see forget()).
         self.ghosts: dict[str, asyncio.TimerHandle] = {}
         self.ghosts_by_address: dict[bytes, dict[str, Session]] = {}
-        self.bus: Bus = make_bus(self)
-        self.stats = Stats(self.node)
+        self.bus: Bus = make_bus(self.config.redis, self.shared)
         self.per_address = AddressCounter(self.config.limits.max_per_address)
         # Buckets every connection of one address shares (nick changes, list and
         # who); the listener keeps the connection rate's in the same table.
@@ -110,15 +101,45 @@ class Daemon:
         self.read_buffer = memoryview(bytearray(self.config.limits.read_size))
         self.unfinished = 0  # bytes of unfinished frames held, all sessions (max_unfinished)
         # The room list, sorted, is made again only after a room changed (a
-        # member, a topic, a room made or dropped): ``listing`` counts changes.
-        self.listing = 0
+        # member, a topic, a room made or dropped: ``shared.listing`` counts them).
         self._listed: tuple[tuple[int, int, int], list[ev.RoomInfo], int] | None = None
         self.stopping = False
         self.handing_over = False  # stopping while other nodes keep the service
         self.lost = False  # stopped because the other nodes count it as gone
-        # Applying the stream's past while starting (Redis): what happened then
-        # is history, not news, for the log and for the checks of settings.
-        self.replaying = False
+
+    # -- the shared state's tables, read through the daemon ---------------------
+    # (state.py changes them, through self.shared: these are for reading)
+
+    @property
+    def members(self) -> dict[str, Member]:
+        """uid -> member, wherever it is connected."""
+        return self.shared.members
+
+    @property
+    def nicks(self) -> dict[str, Member]:
+        return self.shared.nicks
+
+    @property
+    def rooms(self) -> dict[str, Room]:
+        return self.shared.rooms
+
+    @property
+    def secret_rooms(self) -> dict[bytes, SecretRoom]:
+        return self.shared.secret_rooms
+
+    @property
+    def nodes(self) -> dict[str, int]:
+        """node -> log time of its last heartbeat (Redis)."""
+        return self.shared.nodes
+
+    @property
+    def orphans(self) -> dict[str, int]:
+        return self.shared.orphans
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        """What every node must agree on (shared.shared_settings)."""
+        return self.shared.settings
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -133,6 +154,7 @@ class Daemon:
         if not config.plaintext:
             self.identity = load_tls_identity(config)
             context = self.identity.context()
+            self.shared.pin_bytes = self.pin_bytes
         # Both addresses are taken before joining the service: a busy port
         # stops the start with nothing announced to the other nodes.
         try:
@@ -260,7 +282,9 @@ class Daemon:
             await asyncio.sleep(0)
         # The other nodes end this node's sessions (and its dropped ones) at once,
         # or keep them for resume_window when it hands them over.
-        self.bus.submit(["handover" if self.handing_over else "down", self.node, None])
+        self.bus.submit(
+            commands.Handover(self.node) if self.handing_over else commands.Down(self.node)
+        )
         await self.bus.close()
         self._stopped.set()
         log.info("stopped")
@@ -369,7 +393,7 @@ class Daemon:
         if session.resumable:
             self._keep_resumable(session)
             return
-        self.bus.submit(["end", session.uid, None, session.quit_msg])
+        self.bus.submit(commands.End(session.uid, session.quit_msg))
 
     def _keep_resumable(self, session: Session) -> None:
         """Keep a session that lost its connection for ``resume_window``: with its
@@ -395,7 +419,7 @@ class Daemon:
         """Nobody resumed a dropped session in time (or its address, or the node,
         holds too many others): end it."""
         self.stop_waiting(session)
-        self.bus.submit(["end", session.uid, None, session.quit_msg])
+        self.bus.submit(commands.End(session.uid, session.quit_msg))
 
     def stop_waiting(self, member: Member) -> None:
         """A dropped session of this node was resumed or ended: no timer for it."""
@@ -409,27 +433,6 @@ class Daemon:
                     if not held:
                         del self.ghosts_by_address[member.address_key]
 
-    def node_gone(self, node: str, ts: int) -> None:
-        """A node stopped (or stopped beating): end every session it held."""
-        self.nodes.pop(node, None)
-        self.alive_since.pop(node, None)
-        self.node_settings.pop(node, None)
-        gone = [m for m in self.members.values() if m.node == node]
-        if not (node == self.node and self.stopping):  # (not our own clean stop)
-            # Said even when it held nobody: an operator wants to know a node
-            # was counted as gone.  (A node catching up applies history: not
-            # news, not a warning.)
-            log.log(
-                logging.DEBUG if self.replaying else logging.WARNING,
-                "node %s is gone; ending its %s",
-                node,
-                plural(len(gone), "session"),
-            )
-        for member in gone:
-            state.end(self, member, ts)
-        if node == self.node and not self.stopping:
-            self.lose("the other nodes count this node as gone (it fell behind)")
-
     def lose(self, why: str) -> None:
         """This node can no longer be part of the service: stop (exit code 3),
         sending its clients to the other nodes."""
@@ -438,33 +441,6 @@ class Daemon:
         log.error("%s; stopping", why)
         self.lost = True
         asyncio.get_running_loop().create_task(self.shutdown("the node lost the service"))
-
-    def handed_over(self, node: str, ts: int) -> None:
-        """A node stopped cleanly and handed its sessions over: they stay (nick,
-        rooms, place) for resume_window, to be resumed on any node, then end."""
-        self.nodes.pop(node, None)
-        self.alive_since.pop(node, None)
-        self.node_settings.pop(node, None)
-        deadline = ts + round(self.config.limits.resume_window * 1000)
-        kept = [m for m in self.members.values() if m.node == node]
-        for member in kept:
-            self.orphans[member.uid] = deadline
-        if kept and node != self.node:
-            log.log(
-                logging.DEBUG if self.replaying else logging.INFO,
-                "node %s restarts; its %d sessions may resume here",
-                node,
-                len(kept),
-            )
-
-    def end_orphans(self, ts: int) -> None:
-        """End the handed-over sessions nobody resumed in time (log time ``ts``)."""
-        for uid, deadline in list(self.orphans.items()):
-            if deadline <= ts:
-                del self.orphans[uid]
-                member = self.members.get(uid)
-                if member is not None:
-                    state.end(self, member, ts)
 
     async def _sweep(self) -> None:
         limits = self.config.limits
@@ -493,39 +469,16 @@ class Daemon:
     def free_random_nick(self) -> str:
         while True:
             nick = random_nick()
-            if state.holder(self, nick) is None:
+            if state.holder(self.shared, nick) is None:
                 return nick
 
     def find_room(self, name: str) -> Room:
-        room = self.rooms.get(name_key(name))
-        if room is None:
-            raise RequestError(Code.NO_SUCH_ROOM, f"there is no room {name}")
-        return room
-
-    def new_ring(self) -> Ring:
-        limits = self.config.limits
-        return Ring(limits.ring_frames, limits.ring_bytes)
-
-    def drop_secret_if_empty(self, room: SecretRoom) -> bool:
-        if room.members:
-            return False
-        if self.secret_rooms.get(room.rid) is room:
-            del self.secret_rooms[room.rid]
-        return True
-
-    def drop_if_empty(self, room: Room) -> bool:
-        """Forget a room nobody is in; return whether it was dropped."""
-        if room.members:
-            return False
-        if self.rooms.get(room.key) is room:
-            del self.rooms[room.key]
-            self.listing += 1
-        return True
+        return self.shared.find_room(name)
 
     def room_list(self, budget: int) -> tuple[list[ev.RoomInfo], int]:
         """The rooms, largest first, as many as fit ``budget``; sorted again only
         when a room changed since the last list (its cost grows with the rooms)."""
-        key = (self.listing, len(self.rooms), budget)
+        key = (self.shared.listing, len(self.rooms), budget)
         if self._listed is None or self._listed[0] != key:
             ordered = sorted(self.rooms.values(), key=lambda r: (-len(r.members), r.key))
             infos = (
@@ -536,8 +489,7 @@ class Daemon:
 
     def member_list(self, room: Room, budget: int) -> tuple[list[str], int]:
         """A room's nicks in join order, as many as fit ``budget`` (stops there)."""
-        nicks = (m.nick for m in room.members)
-        return fit(nicks, budget, _nick_size, len(room.members))
+        return member_list(room, budget)
 
 
 def refuse(session: Session, code: str, msg: str) -> None:
@@ -550,10 +502,6 @@ def refuse(session: Session, code: str, msg: str) -> None:
 
 def _room_info_size(info: ev.RoomInfo) -> int:
     return 32 + len(info.room.encode()) + len(info.topic.encode())
-
-
-def _nick_size(nick: str) -> int:
-    return 2 + len(nick.encode())
 
 
 def load_tls_identity(config: Config) -> ServerIdentity:

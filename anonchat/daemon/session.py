@@ -47,7 +47,7 @@ from ..names import InvalidName, TextTooLong, check_nick, check_text, check_topi
 from ..plural import plural
 from ..protocol import Connection, State
 from ..wire import encode_body
-from . import dms, moderation, secret_moderation, state
+from . import commands, dms, moderation, secret_moderation, state
 from .limits import SessionLimiter
 from .rooms import Member, now_ms
 from .state import secret_room
@@ -88,6 +88,7 @@ class Session(Member, asyncio.BufferedProtocol):
         "close_code",
         "conn",
         "connected_at",
+        "daemon",
         "done",
         "last_rx",
         "limiter",
@@ -108,7 +109,8 @@ class Session(Member, asyncio.BufferedProtocol):
     transport: asyncio.Transport
 
     def __init__(self, daemon: Daemon, sid: int) -> None:
-        super().__init__(daemon, f"{daemon.node}.{sid}", daemon.node)
+        super().__init__(daemon.config.limits, f"{daemon.node}.{sid}", daemon.node)
+        self.daemon = daemon  # the node it is connected to
         self.sid = sid
         self.loop = asyncio.get_running_loop()
         self.conn = Connection("server", self.limits.max_frame)
@@ -565,7 +567,7 @@ class Session(Member, asyncio.BufferedProtocol):
     # A handler checks what only this connection can check, then submits a
     # command; the shared state (state.py) applies it and answers.
 
-    def submit(self, op: str, request_id: int | None, *args: Any, wait: bool = True) -> None:
+    def submit(self, cmd: commands.Command, wait: bool = True) -> None:
         """Hand a command to the bus.  With ``wait``, read nothing more until it
         is applied, so the checks of the next request see its outcome; messages
         do not wait (nothing a later check looks at depends on them), so a
@@ -575,7 +577,7 @@ class Session(Member, asyncio.BufferedProtocol):
         if (wait or bus.backlogged) and not bus.synchronous:
             self.waiting = True
             self.wait_for = self.submitted
-        bus.submit([op, self.uid, request_id, *args])
+        bus.submit(cmd)
 
     def applied(self) -> None:
         """One of this session's commands was applied (they are, in order)."""
@@ -601,14 +603,15 @@ class Session(Member, asyncio.BufferedProtocol):
         self.registered = True
         # No nick and a resume token that turns out stale: a random nick, below.
         self.submit(
-            "hello",
-            None,
-            self.node,
-            nick or self.daemon.free_random_nick(),
-            random or not nick,
-            token_hash(self.token),
-            resume,
-            seen,
+            commands.Hello(
+                self.uid,
+                self.node,
+                nick or self.daemon.free_random_nick(),
+                random or not nick,
+                token_hash(self.token),
+                resume,
+                seen,
+            )
         )
 
     def welcome(self, resumed: bool, seen: list[list[Any]]) -> None:
@@ -679,7 +682,7 @@ class Session(Member, asyncio.BufferedProtocol):
             raise RequestError(Code.NICK_INVALID, str(exc)) from None
         if nick != self.nick:  # (the same nick again changes nothing and costs nothing)
             self.limiter.check_nick(self.daemon.address_buckets, self.address_key, self.loop.time())
-        self.submit("nick", frame.id, nick)
+        self.submit(commands.Nick(self.uid, frame.id, nick))
 
     def on_list(self, frame: ev.ListRooms) -> None:
         self.limiter.check_query(self.daemon.address_buckets, self.address_key, self.loop.time())
@@ -688,20 +691,22 @@ class Session(Member, asyncio.BufferedProtocol):
 
     def on_create(self, frame: ev.Create) -> None:
         self.limiter.check_room_join(self.loop.time())
-        self.submit("create", frame.id, frame.room, _check_topic(frame.topic or ""))
+        self.submit(
+            commands.Create(self.uid, frame.id, frame.room, _check_topic(frame.topic or ""))
+        )
 
     def on_join(self, frame: ev.Join) -> None:
         # A missing room costs no join token.  (With several nodes a room made a
         # moment ago elsewhere may not be here yet: applying decides.)
         if name_key(frame.room) in self.daemon.rooms:
             self.limiter.check_room_join(self.loop.time())
-        self.submit("join", frame.id, frame.room)
+        self.submit(commands.Join(self.uid, frame.id, frame.room))
 
     def on_leave(self, frame: ev.Leave) -> None:
-        self.submit("leave", frame.id, frame.room)
+        self.submit(commands.Leave(self.uid, frame.id, frame.room))
 
     def on_topic(self, frame: ev.SetTopic) -> None:
-        self.submit("topic", frame.id, frame.room, _check_topic(frame.topic))
+        self.submit(commands.Topic(self.uid, frame.id, frame.room, _check_topic(frame.topic)))
 
     def on_who(self, frame: ev.Who) -> None:
         self.limiter.check_query(self.daemon.address_buckets, self.address_key, self.loop.time())
@@ -729,25 +734,26 @@ class Session(Member, asyncio.BufferedProtocol):
             # time, its refusal answered, counted as submitted and applied.
             self.submitted += 1
             try:
-                state.say(daemon, self, now_ms(), frame.id, frame.room, text, frame.me)
+                state.say(daemon.shared, self, now_ms(), frame.id, frame.room, text, frame.me)
             except RequestError as exc:
                 self.send(ev.Error(code=exc.code, msg=exc.message[: ev.SHORT_MAX], id=frame.id))
             self.applied()
             return
-        self.submit("say", frame.id, frame.room, text, frame.me, wait=False)
+        self.submit(commands.Say(self.uid, frame.id, frame.room, text, frame.me), wait=False)
 
     def on_kick(self, frame: ev.Kick) -> None:
-        self.submit(
-            "kick", frame.id, frame.room, frame.nick, moderation.reason(frame.msg), frame.ban
-        )
+        reason = moderation.reason(frame.msg)
+        self.submit(commands.Kick(self.uid, frame.id, frame.room, frame.nick, reason, frame.ban))
 
     def on_op(self, frame: ev.Op) -> None:
-        self.submit("op", frame.id, frame.room, frame.nick)
+        self.submit(commands.Op(self.uid, frame.id, frame.room, frame.nick))
 
     def on_mode(self, frame: ev.RoomMode) -> None:
         if frame.slow is not None and frame.slow > moderation.SLOW_MAX:
             raise RequestError(Code.BAD_MODE, f"slow mode is at most {moderation.SLOW_MAX} seconds")
-        self.submit("mode", frame.id, frame.room, frame.locked, frame.slow, frame.history)
+        self.submit(
+            commands.Mode(self.uid, frame.id, frame.room, frame.locked, frame.slow, frame.history)
+        )
 
     # -- secret rooms --------------------------------------------------------
 
@@ -760,13 +766,15 @@ class Session(Member, asyncio.BufferedProtocol):
             raise RequestError(Code.BAD_PROOF, "the proof does not match the room's join key")
         self._check_key_proof(frame)
         self.submit(
-            "s_create",
-            frame.id,
-            frame.room,
-            frame.auth,
-            frame.sender,
-            frame.owner_key,
-            frame.owner_tag,
+            commands.SecretCreate(
+                self.uid,
+                frame.id,
+                frame.room,
+                frame.auth,
+                frame.sender,
+                frame.owner_key,
+                frame.owner_tag,
+            )
         )
 
     def on_secret_join(self, frame: ev.SecretJoin) -> None:
@@ -775,7 +783,11 @@ class Session(Member, asyncio.BufferedProtocol):
         self._check_key_proof(frame)
         # The join proof is checked where the room is known for sure: when the
         # command is applied (this node's copy may not have the room yet).
-        self.submit("s_join", frame.id, frame.room, frame.proof, self.challenge, frame.sender)
+        self.submit(
+            commands.SecretJoin(
+                self.uid, frame.id, frame.room, frame.proof, self.challenge, frame.sender
+            )
+        )
 
     def _check_key_proof(self, frame: ev.SecretCreate | ev.SecretJoin) -> None:
         """Nobody enters a secret room under a session key it does not hold."""
@@ -785,7 +797,7 @@ class Session(Member, asyncio.BufferedProtocol):
             raise RequestError(Code.BAD_PROOF, "the key proof does not match the session key")
 
     def on_secret_leave(self, frame: ev.SecretLeave) -> None:
-        self.submit("s_leave", frame.id, frame.room)
+        self.submit(commands.SecretLeave(self.uid, frame.id, frame.room))
 
     def on_seal(self, frame: ev.Seal) -> None:
         if frame.kind in ANNOUNCE_KINDS:
@@ -796,14 +808,16 @@ class Session(Member, asyncio.BufferedProtocol):
         if frame.kind not in SEAL_KINDS:
             raise RequestError(Code.TEXT_INVALID, f"unknown sealed kind {frame.kind!r}")
         self.submit(
-            "seal",
-            frame.id,
-            frame.room,
-            frame.counter,
-            frame.epoch,
-            frame.kind,
-            frame.ct,
-            frame.sig,
+            commands.Seal(
+                self.uid,
+                frame.id,
+                frame.room,
+                frame.counter,
+                frame.epoch,
+                frame.kind,
+                frame.ct,
+                frame.sig,
+            ),
             wait=False,
         )
 
@@ -811,7 +825,7 @@ class Session(Member, asyncio.BufferedProtocol):
         # Each action may cost a signature check: it takes a token like a message.
         self.limiter.check_message(self.loop.time())
         secret_room(self, frame.room)
-        self.submit("s_act", frame.id, frame.room, frame.act.to_wire())
+        self.submit(commands.SecretAct(self.uid, frame.id, frame.room, frame.act.to_wire()))
 
     # -- direct messages (dms.py) ---------------------------------------------
 
@@ -820,11 +834,11 @@ class Session(Member, asyncio.BufferedProtocol):
         secret_moderation.check_keys(frame.sign)
         if not verify_dm_proof(card, self.challenge, self.daemon.pin_bytes, frame.proof):
             raise RequestError(Code.BAD_PROOF, "the DM card or its proof does not verify")
-        self.submit("dm_key", frame.id, frame.sign, frame.dh, frame.sig)
+        self.submit(commands.DmKey(self.uid, frame.id, frame.sign, frame.dh, frame.sig))
 
     def on_dm_lookup(self, frame: ev.DmLookup) -> None:
         self.limiter.check_query(self.daemon.address_buckets, self.address_key, self.loop.time())
-        self.send(dms.card_of(self.daemon, self, frame))
+        self.send(dms.card_of(self.daemon.shared, self, frame))
 
     def on_dm_send(self, frame: ev.DmSend) -> None:
         self.limiter.check_dm(self.loop.time())
@@ -836,7 +850,10 @@ class Session(Member, asyncio.BufferedProtocol):
             )
         if size not in DM_CIPHERTEXT_SIZES:
             raise RequestError(Code.TEXT_INVALID, "a sealed direct message is padded to a bucket")
-        self.submit("dm", frame.id, frame.to, frame.counter, frame.ct, frame.hide_nick, wait=False)
+        self.submit(
+            commands.Dm(self.uid, frame.id, frame.to, frame.counter, frame.ct, frame.hide_nick),
+            wait=False,
+        )
 
     def on_bye(self, frame: ev.Bye) -> None:
         self.close_code = "quit"

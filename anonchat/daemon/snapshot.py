@@ -10,25 +10,23 @@ its hash), never a passphrase -- and every member in it becomes a
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import events as ev
 from ..acts import owner_action
 from ..names import name_key
 from ..wire import pack_value, unpack_value
 from . import dms, state
-from .rooms import Channel, Member, Remote, Room, SecretRoom
-
-if TYPE_CHECKING:
-    from .server import Daemon
+from .rooms import Channel, Member, Remote
+from .shared import SharedState
 
 VERSION = 1
 
 
-def dump(daemon: Daemon, taken_at: bytes) -> bytes:
-    members = [m for m in daemon.members.values() if m.nick]
+def dump(shared: SharedState, taken_at: bytes) -> bytes:
+    members = [m for m in shared.members.values() if m.nick]
     rooms = [
-        [r.name, r.topic, [m.uid for m in r.members], _channel(r)] for r in daemon.rooms.values()
+        [r.name, r.topic, [m.uid for m in r.members], _channel(r)] for r in shared.rooms.values()
     ]
     secret = [
         [
@@ -44,15 +42,15 @@ def dump(daemon: Daemon, taken_at: bytes) -> bytes:
             r.mode.to_wire() if r.mode else None,
             r.closed,
         ]
-        for r in daemon.secret_rooms.values()
+        for r in shared.secret_rooms.values()
     ]
     body = {
         "v": VERSION,
         "at": taken_at,
-        "nodes": daemon.nodes,
-        "since": daemon.alive_since,
-        "settings": daemon.node_settings,
-        "orphans": daemon.orphans,
+        "nodes": shared.nodes,
+        "since": shared.alive_since,
+        "settings": shared.node_settings,
+        "orphans": shared.orphans,
         "members": [
             [
                 m.uid,
@@ -72,42 +70,42 @@ def dump(daemon: Daemon, taken_at: bytes) -> bytes:
     return pack_value(body)
 
 
-def load(daemon: Daemon, data: bytes) -> bytes:
-    """Replace the daemon's shared state with the snapshot's; return where it was taken."""
+def load(shared: SharedState, data: bytes) -> bytes:
+    """Replace the shared state's tables with the snapshot's; return where it was taken."""
     body: dict[str, Any] = unpack_value(data)
     if body.get("v") != VERSION:
         raise ValueError(f"snapshot version {body.get('v')!r} is not {VERSION}")
-    daemon.nodes = dict(body["nodes"])
-    daemon.alive_since = dict(body.get("since", body["nodes"]))
-    daemon.node_settings = dict(body.get("settings", {}))
-    daemon.orphans = dict(body.get("orphans", {}))
+    shared.nodes = dict(body["nodes"])
+    shared.alive_since = dict(body.get("since", body["nodes"]))
+    shared.node_settings = dict(body.get("settings", {}))
+    shared.orphans = dict(body.get("orphans", {}))
     by_uid: dict[str, Member] = {}
     for uid, node, nick, token_hash, *rest in body["members"]:
-        member: Member = Remote(daemon, uid, node)
+        member: Member = Remote(shared.limits, uid, node)
         member.first_uid = rest[0] if rest else uid  # (older snapshots had none)
         if len(rest) >= 4:  # direct messages (older snapshots had none)
             card, member.dm_seq, ring = rest[1:4]
             if card:
                 member.dm_card = (card[0], card[1], card[2])
-                daemon.dm_keys[card[0]] = member
+                shared.dm_keys[card[0]] = member
             if ring:
                 dms.inbox(member).restore(ring)
         member.token_hash = token_hash
         by_uid[uid] = member
-        daemon.members[uid] = member
-        state.take_nick(daemon, member, nick)
+        shared.members[uid] = member
+        state.take_nick(shared, member, nick)
         if token_hash:
-            daemon.tokens[token_hash] = member
+            shared.tokens[token_hash] = member
     for name, topic, uids, channel in body["rooms"]:
-        room = Room(daemon, name, name_key(name), topic)
+        room = shared.new_room(name, name_key(name), topic)
         for uid in uids:
             member = by_uid[uid]
             room.add(member, None)
             member.rooms[room.key] = room
         _load_channel(room, channel, by_uid)
-        daemon.rooms[room.key] = room
+        shared.rooms[room.key] = room
     for rid, auth, owner, tag, keyed, channel, acts, banned, grants, mode, *rest in body["secret"]:
-        secret = SecretRoom(daemon, rid, auth, owner, tag)
+        secret = shared.new_secret_room(rid, auth, owner, tag)
         secret.closed = bool(rest and rest[0])  # (older snapshots had no closed flag)
         for uid, key in keyed:
             member = by_uid[uid]
@@ -120,7 +118,7 @@ def load(daemon: Daemon, data: bytes) -> bytes:
         secret.chain.counter = acts
         secret.chain.banned = set(banned)
         secret.mode = ev.OwnerAct(**mode) if mode else None
-        daemon.secret_rooms[rid] = secret
+        shared.secret_rooms[rid] = secret
     taken_at: bytes = body["at"]
     return taken_at
 

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
 
@@ -33,6 +34,7 @@ from .screens.help import show_help
 from .screens.quit import QuitScreen
 from .session import ConnectOptions
 from .settings import Settings
+from .typeahead import HeldEvent, copy
 
 
 class AnonchatApp(App[int]):
@@ -83,6 +85,8 @@ class AnonchatApp(App[int]):
         # How the status bar and the server window name the server (default:
         # HOST:PORT and the proxy); the snapshot tests give a fixed one.
         self.server_name = server_name
+        # Keys typed before anything can take them (typeahead.py).
+        self.type_ahead: list[HeldEvent] = []
 
     def _with_known_hosts(self, endpoint: Endpoint) -> Endpoint:
         """Pins remembered beside the settings (None stays None: nothing to remember)."""
@@ -96,6 +100,38 @@ class AnonchatApp(App[int]):
 
     def random_nick(self) -> str:
         return random_nick(self.rng)
+
+    def holding_keys(self) -> bool:
+        """Nothing on screen takes keys: the first screen is not up yet, or the
+        connect screen is connecting (see typeahead.py)."""
+        stack = self.screen_stack
+        if len(stack) <= 1:
+            return True
+        screen = stack[-1]
+        return isinstance(screen, ConnectScreen) and screen.busy
+
+    async def on_event(self, event: events.Event) -> None:
+        if (
+            isinstance(event, (events.Key, events.Paste))
+            and not event.is_forwarded
+            and self.holding_keys()
+        ):
+            if isinstance(event, events.Key) and await self._check_bindings(
+                event.key, priority=True
+            ):
+                return  # Ctrl+Q works at any time
+            self.type_ahead.append(event)
+            return
+        await super().on_event(event)
+
+    def release_type_ahead(self, *, replay: bool) -> int:
+        """Hand the held keys on to what now has the focus, in order (``replay``),
+        or drop them; how many there were."""
+        held, self.type_ahead = self.type_ahead, []
+        if replay:
+            for event in held:
+                self.post_message(copy(event))
+        return len(held)
 
     def on_mount(self) -> None:
         if self.settings.theme in self.available_themes:

@@ -130,6 +130,13 @@ def lines(chat: ChatScreen, key: str) -> list[str]:
     return chat.view(key).log_widget.plain_lines()
 
 
+def laid_out(chat: ChatScreen, key: str) -> bool:
+    """Every line a window holds is laid out for the screen: RichLog defers
+    writes until it knows its size, so holding a line is not showing it yet."""
+    log = chat.view(key).log_widget
+    return not log._deferred_renders and len(log.lines) >= len(log.plain_lines())
+
+
 class ThreadedDaemon:
     """A real daemon on its own event loop in a thread, for the synchronous
     snapshot fixture (which runs the app in a loop of its own)."""

@@ -521,7 +521,10 @@ async def test_keys_typed_while_connecting_do_not_change_the_nick_or_reconnect(
     """Over a slow link (Tor) people type their first message while the app
     connects. It replaced the nick (selected in its box), and its Enter
     cancelled the connection and made a new one under that text, sent to the
-    server as the nick. Now the form takes no keys while it connects."""
+    server as the nick. Now the form takes no keys while it connects: the app
+    holds them for the chat (tui/typeahead.py), and when the connection fails
+    it drops them and says so -- never typed into a field, never an Enter that
+    connects again."""
     accepted: list[asyncio.StreamWriter] = []
 
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -540,6 +543,15 @@ async def test_keys_typed_while_connecting_do_not_change_the_nick_or_reconnect(
             await pilot.pause()
             assert screen.query_one("#nick", Input).value == "gina"
             assert len(accepted) == 1  # no second attempt
+            assert len(app.type_ahead) == 8  # held for the chat
+            accepted[0].close()  # the server hangs up: the attempt fails
+            status = screen.query_one("#connect-status", Static)
+            await wait_for(pilot, lambda: "not sent" in str(status.render()), what="the note")
+            assert screen.query_one("#nick", Input).value == "gina"
+            assert screen.query_one("#server", Input).value == f"127.0.0.1:{port}"
+            assert app.type_ahead == []
+            await pilot.pause()
+            assert len(accepted) == 1  # its Enter made no new attempt
     finally:
         for writer in accepted:
             writer.close()

@@ -134,7 +134,7 @@ async def test_connect_errors_are_shown_inline(daemon: Daemon, tmp_path: Path) -
         await wait_for(ps, lambda: not screen.query_one("#connect", Button).disabled)
         assert screen.query_one("#nick", Input).value == "taken"
         assert isinstance(second.screen, ConnectScreen)  # still here: nobody connected
-        assert state.holder(daemon, "pass-word") is None  # the daemon never saw it
+        assert state.holder(daemon.shared, "pass-word") is None  # the daemon never saw it
         # A look-alike (Cyrillic а) is refused too, and the form says what it looks like.
         screen.query_one("#nick", Input).value = "t\u0430ken"
         screen.query_one("#nick", Input).focus()

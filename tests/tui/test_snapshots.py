@@ -26,6 +26,7 @@ from .conftest import (
     PIN,
     ThreadedDaemon,
     app_for,
+    laid_out,
     lines,
     type_line,
     until_chat,
@@ -102,7 +103,8 @@ def chat_with_messages(bob: Bob) -> Callable[[Pilot[Any]], Awaitable[None]]:
         bob.do(("say", ("dev", "the build is green", False)))
         await wait_for(pilot, lambda: chat.state.rooms["dev"].unread == 1)
         await wait_for(pilot, lambda: any("waves" in x for x in lines(chat, "lobby")))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: laid_out(chat, "lobby"))
+        await pilot.pause()
 
     return run_before
 
@@ -146,7 +148,8 @@ def test_kicked_notice(
         await wait_for(pilot, lambda: chat.state.current == "club")
         bob.do(("kick", ("club", "alice", "off topic, again")))
         await wait_for(pilot, lambda: bool(chat.state.rooms["club"].removed))
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: laid_out(chat, "club"))
+        await pilot.pause()
 
     try:
         assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from anonchat import events as ev
-from anonchat.client import Endpoint
+from anonchat.client import Client, Endpoint
 from anonchat.daemon import Daemon
 
 from ..helpers import collect, dial, next_event
@@ -167,19 +167,26 @@ async def test_a_passphrase_typed_in_the_same_burst_as_secret_is_not_in_the_hist
     assert "hunter2" not in screen
 
 
-async def test_closing_the_terminal_says_goodbye(daemon: Daemon, tmp_path: Path) -> None:
-    """The terminal window closed (tmux kill-session: SIGHUP): the app quits as
-    with Ctrl+Q, saying goodbye. It died on the spot, and the daemon kept the
-    session for its resume window: a ghost listed in the room for two minutes."""
+async def launched_in_lobby(daemon: Daemon, tmp_path: Path, nick: str) -> tuple[Client, str]:
+    """A watcher in #lobby, then ``anonchat --join lobby`` as ``nick`` in a
+    terminal (started, not waited for): the watcher and the tmux session."""
     command = [
         sys.executable, "-m", "anonchat", "--server", f"127.0.0.1:{daemon.port}",
-        "--fingerprint", daemon.pin, "--nick", "hangup", "--join", "lobby",
+        "--fingerprint", daemon.pin, "--nick", nick, "--join", "lobby",
     ]  # fmt: skip
     watcher = await dial(daemon, "watcher")
     await watcher.create("lobby")
     name = start_session(
-        "anonchat-hangup", command, (100, 30), ANONCHAT_CONFIG_DIR=str(tmp_path / "cfg")
+        f"anonchat-{nick}", command, (100, 30), ANONCHAT_CONFIG_DIR=str(tmp_path / "cfg")
     )
+    return watcher, name
+
+
+async def test_closing_the_terminal_says_goodbye(daemon: Daemon, tmp_path: Path) -> None:
+    """The terminal window closed (tmux kill-session: SIGHUP): the app quits as
+    with Ctrl+Q, saying goodbye. It died on the spot, and the daemon kept the
+    session for its resume window: a ghost listed in the room for two minutes."""
+    watcher, name = await launched_in_lobby(daemon, tmp_path, "hangup")
     pid = int(tmux("display", "-p", "-t", name, "#{pane_pid}").strip())
     try:
         came = await next_event(watcher, ev.Presence, timeout=20)
@@ -284,3 +291,34 @@ async def test_a_conversation_window_in_a_real_terminal(session: str, daemon: Da
                 assert event.text == "right here"
                 break
     await bob.close()
+
+
+async def test_keys_typed_at_launch_reach_the_room(daemon: Daemon, tmp_path: Path) -> None:
+    """``anonchat ... --join lobby`` and typing at once, as in a shell: the keys
+    reach the terminal before the app reads them, and while it connects. The
+    line goes to the room the start lands in, the rest waits in the box. (They
+    were lost: nothing on screen took keys for the first moments.)"""
+    watcher, name = await launched_in_lobby(daemon, tmp_path, "early")
+    try:
+        await typed(name, "hello early\rand more")
+        got = await next_event(watcher, ev.Msg, timeout=20)
+        assert (got.nick, got.text) == ("early", "hello early")
+        await screen_shows(name, "and more")
+    finally:
+        kill_session(name)
+    await watcher.close()
+
+
+async def test_keys_typed_at_launch_reach_the_connect_form(tmp_path: Path) -> None:
+    """``anonchat`` with nothing remembered: the form waits for a server, and
+    what is typed at once, before the app is up, goes into its field."""
+    command = [sys.executable, "-m", "anonchat"]
+    name = start_session(
+        "anonchat-form", command, (100, 30), ANONCHAT_CONFIG_DIR=str(tmp_path / "cfg")
+    )
+    try:
+        await typed(name, "127.0.0.1:7999")
+        # In the field (the terminal's own echo, before the app is up, is not).
+        await screen_shows(name, "▊  127.0.0.1:7999")
+    finally:
+        kill_session(name)

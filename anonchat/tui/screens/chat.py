@@ -44,6 +44,7 @@ from ...frontend.commands import Attempt, Commands, Note, parse
 from ...frontend.reconnect import RECONNECT_DELAYS, Lost, Step, follow
 from ...plural import plural
 from ...room import DirectRoom, SecretRoom
+from .. import typeahead
 from ..messages import Latency, ServerEvent
 from ..render import (
     ERROR_STYLE,
@@ -106,6 +107,8 @@ class _Typed:
     #: the time it runs (lines wait while the connection is down, or behind a
     #: paste); None: the window on screen then (clicks, forms, the start).
     window: str | None = None
+    #: One of the joins the chat starts with (--join, an invite link's room).
+    start: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,7 @@ class ChatScreen(ChatView, Screen[None]):
         self._typed: asyncio.Queue[_Typed | _Pasted] = asyncio.Queue()
         self._secret_pending = False  # a /secret line waits for its form
         self._window: str | None = None  # while a typed line runs: where it was typed
+        self._starting = 0  # the start's joins not yet run
         self._held: list[str] = []  # lines typed meanwhile
         self._holds = 0  # lines ever held (to tell a passphrase's start from a later line)
         self._form: PassphraseScreen | CreateRoomScreen | None = None
@@ -213,7 +217,8 @@ class ChatScreen(ChatView, Screen[None]):
         if self.banner:
             self.console(self.banner)
         for room in self.initial_joins:
-            self.run_line(f"/join {room}")
+            self._typed.put_nowait(_Typed(f"/join {room}", start=True))
+        self._starting = len(self.initial_joins)
         self.refresh_rooms()
         self.line_worker()
         self.session_worker()
@@ -222,6 +227,9 @@ class ChatScreen(ChatView, Screen[None]):
         # Members of secret rooms announce themselves without an event: look again.
         self.set_interval(1.0, self._sync_secret_members)
         self.query_one(ChatInput).focus()
+        # Keys typed before the chat was up go to the message box now, after
+        # the focus (typeahead.py); their lines go where the start lands.
+        typeahead.release(self.app, replay=True)
         self.ready = True  # composed and mounted: its windows can be asked for
 
     @property
@@ -430,7 +438,10 @@ class ChatScreen(ChatView, Screen[None]):
             return
         if (parse(line) or ("", ""))[0] == "secret":
             self._secret_pending = True
-        self._typed.put_nowait(_Typed(line, self.state.current))
+        # Typed while the start's joins have not all run (typed ahead, before the
+        # chat was up): for the room the start lands in, not the server window.
+        window = None if self._starting else self.state.current
+        self._typed.put_nowait(_Typed(line, window))
 
     @on(ChatInput.Pasted)
     def pasted(self, event: ChatInput.Pasted) -> None:
@@ -480,6 +491,8 @@ class ChatScreen(ChatView, Screen[None]):
             await self.commands.line(item.line)
         finally:
             self._window = None
+            if item.start:
+                self._starting -= 1
         if (parse(item.line) or ("", ""))[0] == "secret":
             self._secret_done()
 

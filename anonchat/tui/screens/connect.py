@@ -18,6 +18,7 @@ from ...client import Endpoint
 from ...errors import Code, ConnectionClosed, Local
 from ...frontend.text import refused_by_client
 from ...names import InvalidName, check_nick, random_nick
+from .. import typeahead
 from ..messages import ChatReady, Connected, ConnectFailed
 from ..render import clean
 from ..session import ConnectOptions, connect
@@ -68,6 +69,7 @@ class ConnectScreen(Screen[None]):
         self.autoconnect = autoconnect
         self.target = ("", 0)
         self.aimed = self.options  # the options for the server being connected to
+        self.busy = False  # connecting: the form takes no keys, the app holds them
 
     def compose(self) -> ComposeResult:
         with Center(), Vertical(id="connect-box", classes="dialog") as box:
@@ -95,7 +97,9 @@ class ConnectScreen(Screen[None]):
     def on_mount(self) -> None:
         self.query_one("#server" if not self.server else "#nick", Input).focus()
         if self.autoconnect:
-            self.submit()
+            self.submit()  # keys typed ahead wait for the chat
+        else:
+            typeahead.release(self.app, replay=True)  # they were meant for this form
 
     @on(Button.Pressed, "#reroll")
     def reroll(self) -> None:
@@ -150,6 +154,8 @@ class ConnectScreen(Screen[None]):
 
     def on_connect_failed(self, event: ConnectFailed) -> None:
         self.set_busy(False)
+        # What was typed while connecting was meant for a room: never for the form.
+        dropped = typeahead.release(self.app, replay=False)
         self.query_one("#connect-status", Static).update("")
         field, sentence = describe_failure(event.code, event.message, self.server)
         self.show_error(field, sentence)
@@ -160,9 +166,10 @@ class ConnectScreen(Screen[None]):
         # do nothing on a button; Enter tries again, Shift+Tab or a click
         # reaches the field.
         self.query_one("#connect", Button).focus()
-        self.query_one("#connect-status", Static).update(
-            Text("Enter tries again; Shift+Tab or a click to change the fields")
-        )
+        status = "Enter tries again; Shift+Tab or a click to change the fields"
+        if dropped:
+            status += " (what you typed while it connected was not sent)"
+        self.query_one("#connect-status", Static).update(Text(status))
         if event.code in KEY_FAILURES:
             host, port = self.target
             known = self.aimed.endpoint.known_hosts
@@ -178,6 +185,7 @@ class ConnectScreen(Screen[None]):
         (Tor) people type their first message meanwhile, which replaced the nick
         (selected in its box) and, with its Enter, cancelled the connection and
         made a new one under that text -- sent to the server as a nick."""
+        self.busy = busy
         for widget in ("#connect", "#server", "#nick", "#reroll"):
             self.query_one(widget).disabled = busy
 
