@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # redis-server for the tests of several nodes (each test starts its own),
 # strace and systemd-analyze to hold the daemon to its systemd unit's hardening,
 # a C compiler (gcc) and OpenSSL's headers (libssl-dev) to build the benchmarks'
-# load generator (benchmarks/fanout.c, with TLS).
+# load generator (benchmarks/fanout.c, with TLS), and ngircd, the IRC server it
+# is tested against (as the benchmarks compare with it).
 need=()
 command -v tmux >/dev/null || need+=(tmux)
 command -v microsocks >/dev/null || need+=(microsocks)
@@ -19,6 +20,7 @@ command -v strace >/dev/null || need+=(strace)
 command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v cc >/dev/null || need+=(gcc)
 [ -e /usr/include/openssl/ssl.h ] || need+=(libssl-dev)
+command -v ngircd >/dev/null || [ -x /usr/sbin/ngircd ] || need+=(ngircd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null

@@ -15,6 +15,7 @@ import pytest
 from anonchat.daemon import Daemon
 from anonchat.trust import ensure_identity
 from benchmarks import cgen, run
+from benchmarks.ngircd import INSTALL_HINT, Ngircd, find_ngircd
 from benchmarks.relay import Member, Relay
 
 from .conftest import DaemonFactory
@@ -110,6 +111,28 @@ async def test_over_tls_a_daemon_whose_key_is_not_its_pin_is_refused(
     with pytest.raises(RuntimeError, match="exited"):
         await asyncio.to_thread(cgen.run_bounded, exe, plan)
     assert "fanout: the server's key does not match its pin" in capfd.readouterr().err
+
+
+def test_against_ngircd_every_message_is_delivered_to_every_other_member_once(
+    exe: Path, tmp_path: Path
+) -> None:
+    """IRC: senders are operators with +F, ngircd does not echo a sender's lines,
+    the sockets re-arm TCP_QUICKACK after every read (ngircd sets no TCP_NODELAY)."""
+    found = find_ngircd()
+    if found is None:
+        pytest.fail(f"{INSTALL_HINT} (scripts/test.sh installs it)")
+    server = Ngircd(found, tmp_path)
+    server.start()
+    try:
+        plan = cgen.Plan("irc", "127.0.0.1", server.port, MEMBERS, SENDERS, limit=LIMIT)
+        cgen.prepare(plan)
+        assert "--quickack" in plan.args
+        gen = cgen.Generator(exe, plan)
+        gen.go()
+        status, report = gen.wait(plan.timeout + 10)
+    finally:
+        server.stop()
+    check_exact(status, report)
 
 
 async def test_against_the_raw_relay_every_message_is_delivered_to_every_other_member_once(
