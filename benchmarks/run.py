@@ -1,11 +1,13 @@
 """Run the benchmarks: anonchatd (plaintext, TLS, secret room), ngircd and a raw relay.
 
     python -m benchmarks.run [--quick] [--rounds N] [--only fanout,fanout-ok,latency,capacity]
-                             [--json out.json] [--markdown out.md]
+                             [--json out.json] [--markdown out.md] [--generator c|python]
 
 Every workload point starts a fresh server as a subprocess (so its CPU time
 and memory are read from /proc apart from the load generator's), starts the
-load-generator worker processes, waits until every member has joined, lets
+load generator (for ``fanout`` in public rooms the C program of
+benchmarks/cgen.py, unless ``--generator python``; otherwise the Python
+worker processes of load.py and ircload.py), waits until every member has joined, lets
 the senders go, discards a warm-up, measures for a fixed time, stops
 everything and kills what is left.  The servers take turns point by point
 (anonchatd, ngircd and the raw relay one after another for each workload and
