@@ -59,6 +59,7 @@
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef FANOUT_TLS
@@ -428,6 +429,9 @@ static void tls_fail(const char *what) {
 
 /* The handshake, the pin, the hello and join, on a blocking socket. */
 static void tls_setup(struct conn *c) {
+    struct timeval limit = {.tv_sec = 10}; /* a server that never answers fails the setup */
+    setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+    setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
     c->ssl = SSL_new(tls_ctx);
     if (!c->ssl || !SSL_set_fd(c->ssl, c->fd)) tls_fail("SSL_new");
     if (SSL_connect(c->ssl) != 1) tls_fail("TLS handshake");
