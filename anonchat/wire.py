@@ -140,7 +140,10 @@ class FrameDecoder:
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
-        self._buf = bytearray()
+        # The bytes of a frame begun and not finished, in a bytearray made only
+        # then: a decoder between frames (an idle connection's) holds none, and
+        # whole frames are read from the data fed, not copied in first.
+        self._buf: bytes | bytearray = b""
         self._need: int | None = None  # body length once the header is read
         self._error: RemoteProtocolError | None = None
         self.completed = 0  # frames whose bytes have all arrived
@@ -162,7 +165,7 @@ class FrameDecoder:
 
     def discard(self) -> None:
         """Let go of the bytes of an unfinished frame (the stream is gone)."""
-        self._buf = bytearray()
+        self._buf = b""
         self._need = None
 
     @property
@@ -177,8 +180,12 @@ class FrameDecoder:
         """
         if self._error is not None:
             raise self._error
-        buf = self._buf
-        buf += data
+        held = self._buf
+        if held:
+            held += data  # (a bytearray: the unfinished frame grows in place)
+            buf: bytes | bytearray = held
+        else:
+            buf = data
         pos = 0
         try:
             while True:
@@ -202,8 +209,19 @@ class FrameDecoder:
             self._fail(exc)
             raise
         finally:
+            if self._error is None:
+                self._hold(buf, pos)
+
+    def _hold(self, buf: bytes | bytearray, pos: int) -> None:
+        """Keep what is left of ``buf`` after ``pos``: an unfinished frame."""
+        held = self._buf
+        if buf is held and isinstance(held, bytearray):  # what was read goes, in place
             if pos:
-                del buf[:pos]
+                del held[:pos]
+            if not held:
+                self._buf = b""
+        elif pos < len(buf):
+            self._buf = bytearray(memoryview(buf)[pos:])
 
     def feed_all(
         self, data: bytes, shared: SharedUnpacker
@@ -275,7 +293,7 @@ class FrameDecoder:
             if size - pos >= HEADER_SIZE:
                 (self._need,) = unpack_header(data, pos)
                 pos += HEADER_SIZE
-            self._buf += data[pos:]
+            self._buf = bytearray(memoryview(data)[pos:])  # (as feed holds it)
         return bodies, None
 
     def eof(self) -> None:
@@ -291,7 +309,7 @@ class FrameDecoder:
 
     def _fail(self, exc: RemoteProtocolError) -> None:
         self._error = exc
-        self._buf = bytearray()
+        self._buf = b""
 
     def _check_length(self, length: int) -> None:
         if length == 0:

@@ -254,7 +254,7 @@ async def scenario(
         daemon.flush_rooms()
 
     for nick in ("bob", "carol", "alice"):
-        s = daemon._new_session()
+        s = daemon._new_session(daemon.per_address.key_of("127.0.0.1"), None)
         transports[nick] = KeptTransport()
         s.connection_made(transports[nick])  # type: ignore[arg-type]
         sessions[nick] = s

@@ -90,6 +90,7 @@ class Session(Member, asyncio.BufferedProtocol):
         "connected_at",
         "daemon",
         "done",
+        "get_buffer",
         "last_rx",
         "limiter",
         "loop",
@@ -97,7 +98,6 @@ class Session(Member, asyncio.BufferedProtocol):
         "quit_msg",
         "registered",
         "sendq",
-        "sid",
         "submitted",
         "token",
         "transport",
@@ -107,15 +107,20 @@ class Session(Member, asyncio.BufferedProtocol):
 
     here = True
     transport: asyncio.Transport
+    # asyncio.BufferedProtocol.get_buffer, as the daemon's one bound method
+    # (Daemon.get_buffer): uvloop keeps ``protocol.get_buffer`` for every
+    # transport, and a method of the session would be a bound-method object
+    # per connection; every session reads into the same buffer anyway.
+    get_buffer: Callable[[int], memoryview]  # type: ignore[assignment]
 
     def __init__(self, daemon: Daemon, sid: int) -> None:
         super().__init__(daemon.config.limits, f"{daemon.node}.{sid}", daemon.node)
         self.daemon = daemon  # the node it is connected to
-        self.sid = sid
         self.loop = asyncio.get_running_loop()
+        self.get_buffer = daemon.get_buffer
         self.conn = Connection("server", self.limits.max_frame)
         self.challenge = secrets.token_bytes(ev.KEY_SIZE)  # secret-room join proofs are bound to it
-        self.token = b""  # resumes this session (sent in hello only)
+        self.token = b""  # resumes this session (kept until sent in hello, see welcome)
         self.limiter = SessionLimiter(self.limits)
         self.connected_at = self.loop.time()
         self.last_rx = self.connected_at
@@ -145,6 +150,12 @@ class Session(Member, asyncio.BufferedProtocol):
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.nick!r}>"
 
+    @property
+    def sid(self) -> int:
+        """The daemon's counter of this connection, what logs name it by: the end
+        of its ``uid`` (not kept twice: an int object per connection)."""
+        return int(self.uid.rpartition(".")[2])
+
     # -- the transport's calls (asyncio.BufferedProtocol) --------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -154,9 +165,6 @@ class Session(Member, asyncio.BufferedProtocol):
         # from here, after the TLS handshake (bounded by its own timeout).
         self.connected_at = self.last_rx = self.loop.time()
         self.daemon.accept(self)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.daemon.read_buffer  # one for all: each read is copied out at once
 
     def buffer_updated(self, nbytes: int) -> None:
         data = bytes(self.daemon.read_buffer[:nbytes])
@@ -369,13 +377,15 @@ class Session(Member, asyncio.BufferedProtocol):
         if self.closing:
             return
         size = self._take_logs() + len(frame_bytes)
-        self.out.append(frame_bytes)
+        self.out.append(frame_bytes)  # type: ignore[union-attr]  # (a list: _take_logs made it)
         self._queued(size)
 
     def _take_logs(self) -> int:
         """Move the frames of this pass its rooms carried and it has not taken
         into ``out`` (each room's Channel.catch_up, inline); their size."""
         out = self.out
+        if not isinstance(out, list):  # nothing queued (see Member.out)
+            out = self.out = []
         size = 0
         for rooms in (self.rooms, self.secret_rooms):
             if not rooms:
@@ -410,7 +420,11 @@ class Session(Member, asyncio.BufferedProtocol):
     def take(self, frames: list[bytes]) -> None:
         if self.closing:
             return
-        self.out += frames
+        out = self.out
+        if isinstance(out, list):
+            out += frames
+        else:
+            self.out = frames  # (nothing queued: a slice of a room's log, made for this call)
         self._queued(sum(map(len, frames)))
 
     def _queued(self, size: int) -> None:
@@ -447,9 +461,9 @@ class Session(Member, asyncio.BufferedProtocol):
         frames of this pass; drop a reader whose backlog passed ``sendq``."""
         self.urgent = False
         if self.closing:
-            self.out, self.out_bytes = [], 0
+            self.out, self.out_bytes = (), 0
             return
-        out = self.out
+        out = self.out if isinstance(self.out, list) else []
         data = b""  # a room's joined log, shared with the other members
         for rooms in (self.rooms, self.secret_rooms):
             for room in rooms.values():
@@ -472,7 +486,7 @@ class Session(Member, asyncio.BufferedProtocol):
             if data:
                 out.append(data)
             data = out[0] if len(out) == 1 else b"".join(out)
-            self.out, self.out_bytes = [], 0
+            self.out, self.out_bytes = (), 0
         elif not data:
             return
         self.write(data)
@@ -661,6 +675,10 @@ class Session(Member, asyncio.BufferedProtocol):
                 dm_max=self.limits.dm_max_bytes,
             )
         )
+        # Said once: what is left is what no longer counts for an open session.
+        # The shared state keeps the token's hash, and hello_timeout is over.
+        self.token = b""
+        self.connected_at = 0.0
         if resumed:
             self._replay(seen)
 
@@ -782,10 +800,10 @@ class Session(Member, asyncio.BufferedProtocol):
         conn = self.conn
         max_text = self.limits.max_text
         rooms = self.rooms
-        out = self.out
         sendq = self.sendq
         open_ = State.OPEN
         caught_up = False  # whether this session has taken all its rooms' logs
+        out: list[bytes] = []  # (its queue, once caught up)
         last_name: str | None = None
         room: Room | None = None
         kept: list[tuple[int, bool, bytes]] = []  # the room's new ring entries
@@ -805,6 +823,7 @@ class Session(Member, asyncio.BufferedProtocol):
                         if self._refused(exc, rid):
                             return
                         caught_up = conn.state is open_ and not conn.pending
+                        out = self.out  # type: ignore[assignment]  # (a list: a reply was queued)
                         continue
                 if not (
                     text
@@ -819,6 +838,7 @@ class Session(Member, asyncio.BufferedProtocol):
                         if self._refused(exc, rid):
                             return
                         caught_up = conn.state is open_ and not conn.pending
+                        out = self.out  # type: ignore[assignment]  # (a list: a reply was queued)
                         continue
                 if name != last_name:
                     if kept:
@@ -836,6 +856,7 @@ class Session(Member, asyncio.BufferedProtocol):
                     if self._refused(RequestError(Code.NOT_MEMBER, f"you are not in {name}"), rid):
                         return
                     caught_up = conn.state is open_ and not conn.pending
+                    out = self.out  # type: ignore[assignment]  # (a list: a reply was queued)
                     continue
                 if room.slow:
                     try:
@@ -844,6 +865,7 @@ class Session(Member, asyncio.BufferedProtocol):
                         if self._refused(exc, rid):
                             return
                         caught_up = conn.state is open_ and not conn.pending
+                        out = self.out  # type: ignore[assignment]  # (a list: a reply was queued)
                         continue
                 room.seq = seq = room.seq + 1
                 packed_seq = _pack(seq)
@@ -881,12 +903,14 @@ class Session(Member, asyncio.BufferedProtocol):
                     # Its ok comes after the frames of its rooms' logs it has not
                     # taken, this message's included (as deliver takes them).
                     queued = self._take_logs()
+                    out = self.out  # type: ignore[assignment]  # (a list: it took this message)
                     caught_up = True
                 else:  # (the protocol has bytes of its own to go first: the general way)
                     self.ok(rid, seq)
                     if self.closing:
                         return
                     caught_up = conn.state is open_ and not conn.pending
+                    out = self.out  # type: ignore[assignment]  # (a list: a reply was queued)
                     continue
                 packed_id = _pack(rid)
                 ok_size = len(packed_id) + len(packed_seq) + 13
