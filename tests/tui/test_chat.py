@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual.geometry import Region
 from textual.widgets import ContentSwitcher, Static
 
 from anonchat.daemon import Daemon
@@ -235,5 +236,42 @@ async def test_a_window_opened_in_the_background_stays_hidden(
             await pa.press("alt+1")
             await pa.pause()
             assert shown_views(ca) == ["lobby"]
+        finally:
+            await bob.close()
+
+
+def room_list_lines(chat: ChatScreen) -> list[str]:
+    """The room list as it is on screen, line by line (wrapping included)."""
+    rooms = chat.query_one(RoomList)
+    strips = rooms.render_lines(Region(0, 0, rooms.size.width, rooms.size.height))
+    inside = [strip.text.strip().strip("│").strip() for strip in strips[1:-1]]  # no border
+    return [line for line in inside if line]
+
+
+async def test_a_long_conversation_label_keeps_its_fingerprint_and_count_on_one_line(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """A conversation with a random nick (``@golden-walrus-83#jb6p``), its
+    mention mark and unread count are wider than the room list: the middle of
+    the nick gives way, one entry per line.  (It wrapped: the label under its
+    number, the count on a line of its own.)"""
+    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    async with alice.run_test(size=(120, 30)) as pa:
+        ca = await until_chat(pa)
+        await wait_for(pa, lambda: ca.state.current == "lobby", what="alice in lobby")
+        bob = await dial(daemon, "golden-walrus-83")
+        try:
+            talk = await bob.open_dm("alice")
+            await bob.send_dm(talk.peer, "psst")
+            fingerprint = f"#{bob.dm_fingerprint}"
+            await wait_for(
+                pa, lambda: any(room.dm for room in ca.state.rooms.values()), what="a DM window"
+            )
+            await pa.pause()
+            shown = room_list_lines(ca)
+            entry = [line for line in shown if line.startswith("2 ")]
+            assert len(entry) == 1 and entry[0].endswith(f"{fingerprint} @ (1)"), shown
+            assert "● @gol…#" in entry[0]  # as much of the nick as fits
+            assert shown[1].startswith("1 ● #lobby") and len(shown) == 3, shown
         finally:
             await bob.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
@@ -10,34 +9,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ...names import name_key
-from ..render import nick_text
+from ..render import fit_name, nick_text
 from ..state import RoomState
-
-ELLIPSIS = "…"
-
-
-def fit(line: Text, width: int) -> Text:
-    """One member on one line of ``width`` cells: a line too long loses the
-    middle of the nick, never its end -- in a secret room the ``#fp`` that
-    tells two members apart, and the marks after it (⚠, ✓).  Left to wrap, the
-    tail went to a line of its own and read as another member (``94`` under
-    ``golden-walrus-83#2v``), which every random nick in a secret room did."""
-    if width <= 0 or line.cell_len <= width:
-        return line
-    plain = line.plain
-    hash_at = plain.rfind("#")
-    keep_from = hash_at if hash_at > 1 else len(plain)
-    while keep_from < len(plain) and plain[keep_from].isspace():
-        keep_from += 1
-    tail = line[keep_from:] if keep_from < len(plain) else Text()
-    room = width - tail.cell_len - cell_len(ELLIPSIS)
-    if room < 2:  # not even a letter of the nick: keep its start, cut the rest
-        line.truncate(width, overflow="ellipsis")
-        return line
-    head = line[:keep_from]
-    while head.cell_len > room:
-        head.right_crop(1)
-    return Text.assemble(head, (ELLIPSIS, "dim"), tail)
 
 
 class MemberList(VerticalScroll):
@@ -72,12 +45,10 @@ class MemberList(VerticalScroll):
         for nick in sorted(room.members, key=lambda n: (not room.is_owner(n), name_key(n))):
             if out:
                 out.append("\n")
-            line = Text()
-            line.append("@" if room.is_owner(nick) else " ", style="bold")
-            line.append_text(nick_text(nick, bold=name_key(nick) == name_key(own_nick)))
-            if nick in room.verified:
-                line.append(" ✓", style="bold green")
-            out.append_text(fit(line, width))
+            mark = Text("@" if room.is_owner(nick) else " ", style="bold")
+            name = nick_text(nick, bold=name_key(nick) == name_key(own_nick))
+            verified = Text(" ✓", style="bold green") if nick in room.verified else Text()
+            out.append_text(fit_name(mark, name, verified, width))
         if room.more:
             out.append(f"\n… and {room.more} more", style="dim")
         self._body.update(out)
