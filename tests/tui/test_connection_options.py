@@ -556,3 +556,21 @@ async def test_keys_typed_while_connecting_do_not_change_the_nick_or_reconnect(
         for writer in accepted:
             writer.close()
         sink.close()
+
+
+async def test_the_empty_server_field_shows_a_hint_not_an_address(tmp_path: Path) -> None:
+    """A first start has no server: the empty field's greyed text must not
+    read as one filled in.  (It showed ``127.0.0.1:7667``; Enter on it said
+    "no server address".)"""
+    app = AnonchatApp(settings_dir=tmp_path / "fresh", nick="newcomer")
+    async with app.run_test(size=(110, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), what="the form")
+        field = app.screen.query_one("#server", Input)
+        assert field.value == ""
+        hint = str(field.placeholder)
+        assert hint.startswith("e.g. ")
+        with pytest.raises(ValueError):
+            Endpoint.parse(hint, 7667)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: bool(server_error(app)), what="the error")
+        assert "no server address" in server_error(app)

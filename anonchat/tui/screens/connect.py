@@ -49,6 +49,10 @@ def describe_failure(code: str, message: str, server: str) -> tuple[str, str]:
     return "server", f"The server refused the connection: {said} ({clean(code)})"
 
 
+#: What the empty server field shows (greyed): how to fill it in.
+SERVER_HINT = "e.g. chat.example.org:7667, or an invite link"
+
+
 class ConnectScreen(Screen[None]):
     BINDINGS = [Binding("f1", "app.show_help", "Help")]
 
@@ -79,7 +83,9 @@ class ConnectScreen(Screen[None]):
                 id="tagline",
             )
             yield Label("Server (HOST:PORT, or an invite link)")
-            yield Input(self.server, placeholder="127.0.0.1:7667", id="server")
+            # A hint, not an address: "127.0.0.1:7667" here read as a value
+            # filled in, and Enter on it said "no server address".
+            yield Input(self.server, placeholder=SERVER_HINT, id="server")
             yield Static("", id="server-error", classes="error")
             via = self.options.endpoint.via
             note = Static(Text(f"every connection goes through the proxy {via}"), id="via")
