@@ -49,7 +49,8 @@ def skeleton(text: str) -> str:
     Two strings are confusable exactly when their skeletons are equal."""
     table = _prototypes()
     mapped = "".join(table.get(ch, ch) for ch in unicodedata.normalize("NFD", text))
-    return unicodedata.normalize("NFD", mapped)
+    result = unicodedata.normalize("NFD", mapped)
+    return text if result == text else result  # (the same string, not a copy: see name_key)
 
 
 @functools.cache

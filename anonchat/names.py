@@ -61,9 +61,11 @@ def check_room(room: str) -> str:
 
 def name_key(name: str) -> str:
     """The comparison key of a nick or room name (case- and width-insensitive)."""
-    if name.isascii():  # NFKC leaves ASCII as it is; casefold() is lower() on it
-        return name.lower()
-    return unicodedata.normalize("NFKC", name).casefold()
+    # (NFKC leaves ASCII as it is; casefold() is lower() on it.)
+    key = name.lower() if name.isascii() else unicodedata.normalize("NFKC", name).casefold()
+    # A name that is its own key is returned as it is, not as an equal copy: the
+    # daemon keeps both for every session (its nick, and the nick's keys).
+    return name if key == name else key
 
 
 def claim_keys(nick: str) -> tuple[str, ...]:

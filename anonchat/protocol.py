@@ -65,11 +65,13 @@ class Connection:
         self.state = State.AWAIT_HELLO
         self.error: ProtocolError | None = None
         self._decoder = FrameDecoder(max_frame)
-        self._out: list[bytes] = []  # encoded frames not yet taken
+        # The containers are made when first needed: the daemon holds one
+        # Connection per client, and an idle one has nothing queued.
+        self._out: list[bytes] | None = None  # encoded frames not yet taken
         self._out_size = 0
         self._hello_sent = False
         self._hello_received = False
-        self._early_pings: list[int] = []  # answered once our hello is out
+        self._early_pings: list[int] | None = None  # answered once our hello is out
         self._error_due = False  # a failure's error frame, sent after earlier replies
 
     # -- receiving -------------------------------------------------------
@@ -128,6 +130,8 @@ class Connection:
         if isinstance(frame, ev.Ping):
             if self._hello_sent:
                 self._queue(ev.Pong(n=frame.n))
+            elif self._early_pings is None:
+                self._early_pings = [frame.n]
             else:
                 self._early_pings.append(frame.n)
             return False
@@ -175,15 +179,18 @@ class Connection:
         if is_hello:
             self._hello_sent = True
             self._update_open()
-            for n in self._early_pings:
+            for n in self._early_pings or ():
                 self._queue(ev.Pong(n=n))
-            self._early_pings.clear()
+            self._early_pings = None
         elif isinstance(frame, ev.Bye) or (isinstance(frame, ev.Error) and frame.id is None):
             self.state = State.CLOSING
 
     def _queue(self, frame: ev.Frame) -> None:
         data = encode_frame(frame.to_wire(), self.max_frame)
-        self._out.append(data)
+        if self._out is None:
+            self._out = [data]
+        else:
+            self._out.append(data)
         self._out_size += len(data)
 
     def data_to_send(self, *, final: bool = True) -> bytes:
@@ -200,7 +207,7 @@ class Connection:
         if not out:
             return b""
         data = out[0] if len(out) == 1 else b"".join(out)
-        self._out, self._out_size = [], 0
+        self._out, self._out_size = None, 0
         return data
 
     @property

@@ -95,7 +95,10 @@ class FrameDecoder:
 
     def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
         self.max_frame = max_frame
-        self._buf = bytearray()
+        # The bytes of a frame begun and not finished, in a bytearray made only
+        # then: a decoder between frames (an idle connection's) holds none, and
+        # whole frames are read from the data fed, not copied in first.
+        self._buf: bytes | bytearray = b""
         self._need: int | None = None  # body length once the header is read
         self._error: RemoteProtocolError | None = None
         self.completed = 0  # frames whose bytes have all arrived
@@ -112,7 +115,7 @@ class FrameDecoder:
 
     def discard(self) -> None:
         """Let go of the bytes of an unfinished frame (the stream is gone)."""
-        self._buf = bytearray()
+        self._buf = b""
         self._need = None
 
     @property
@@ -127,8 +130,12 @@ class FrameDecoder:
         """
         if self._error is not None:
             raise self._error
-        buf = self._buf
-        buf += data
+        held = self._buf
+        if held:
+            held += data  # (a bytearray: the unfinished frame grows in place)
+            buf: bytes | bytearray = held
+        else:
+            buf = data
         pos = 0
         try:
             while True:
@@ -152,8 +159,19 @@ class FrameDecoder:
             self._fail(exc)
             raise
         finally:
+            if self._error is None:
+                self._hold(buf, pos)
+
+    def _hold(self, buf: bytes | bytearray, pos: int) -> None:
+        """Keep what is left of ``buf`` after ``pos``: an unfinished frame."""
+        held = self._buf
+        if buf is held and isinstance(held, bytearray):  # what was read goes, in place
             if pos:
-                del buf[:pos]
+                del held[:pos]
+            if not held:
+                self._buf = b""
+        elif pos < len(buf):
+            self._buf = bytearray(memoryview(buf)[pos:])
 
     def eof(self) -> None:
         """Tell the decoder the stream ended; raise if a frame was cut short."""
@@ -168,7 +186,7 @@ class FrameDecoder:
 
     def _fail(self, exc: RemoteProtocolError) -> None:
         self._error = exc
-        self._buf = bytearray()
+        self._buf = b""
 
     def _check_length(self, length: int) -> None:
         if length == 0:

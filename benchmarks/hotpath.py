@@ -89,7 +89,7 @@ async def measure(members: int, rounds: int) -> dict[str, float]:
     daemon = Daemon(Config(host="127.0.0.1", port=0, plaintext=True, limits=limits))
     sessions = []
     for n in range(members):
-        session = daemon._new_session()
+        session = daemon._new_session(daemon.per_address.key_of("127.0.0.1"), None)
         session.connection_made(CountingTransport())  # type: ignore[arg-type]
         _feed(session, _frame(ev.ClientHello(v=ev.PROTOCOL_VERSION, nick=f"m{n}")))
         enter = ev.Create(id=1, room="#bench") if n == 0 else ev.Join(id=1, room="#bench")

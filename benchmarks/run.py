@@ -1,11 +1,13 @@
 """Run the benchmarks: anonchatd (plaintext, TLS, secret room), ngircd and a raw relay.
 
     python -m benchmarks.run [--quick] [--rounds N] [--only fanout,fanout-ok,latency,capacity]
-                             [--json out.json] [--markdown out.md]
+                             [--json out.json] [--markdown out.md] [--generator c|python]
 
 Every workload point starts a fresh server as a subprocess (so its CPU time
 and memory are read from /proc apart from the load generator's), starts the
-load-generator worker processes, waits until every member has joined, lets
+load generator (for ``fanout`` in public rooms the C program of
+benchmarks/cgen.py, unless ``--generator python``; otherwise the Python
+worker processes of load.py and ircload.py), waits until every member has joined, lets
 the senders go, discards a warm-up, measures for a fixed time, stops
 everything and kills what is left.  The servers take turns point by point
 (anonchatd, ngircd and the raw relay one after another for each workload and
@@ -35,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from . import ircload, load
+from . import cgen, ircload, load
 from .common import Shared, Spec
 from .ngircd import (
     INSTALL_HINT,
@@ -71,6 +73,7 @@ class Server:
     pin = ""
     tls = False
     secret = False
+    directory: Path  # the point's own directory (configs, logs)
 
     def start(self) -> None: ...
 
@@ -153,6 +156,7 @@ class IrcServer(Server):
     variant = "plain"
 
     def __init__(self, exe: str, directory: Path) -> None:
+        self.directory = directory
         self.ngircd = Ngircd(exe, directory)
         self.port = self.ngircd.port
 
@@ -242,15 +246,23 @@ def specs_for(server: Server, mode: str, members: int) -> tuple[list[Spec], int]
     return specs, members
 
 
+def c_generated(server: Server, mode: str, exe: Path) -> bool:
+    """Whether the C generator (benchmarks/cgen.py) can drive this point: the
+    fan-out workload in a public room (a secret room needs a client that seals
+    and signs), over TLS only if it was built with OpenSSL."""
+    return mode == "fanout" and not server.secret and (not server.tls or cgen.has_tls(exe))
+
+
 def run_point(
-    server: Server, mode: str, members: int, timing: Timing, profile: Path | None
+    server: Server,
+    mode: str,
+    members: int,
+    timing: Timing,
+    profile: Path | None,
+    c_exe: Path | None = None,
 ) -> dict[str, Any]:
-    ctx = mp.get_context("spawn")
-    specs, conns = specs_for(server, mode, members)
-    sh = Shared.make(ctx, WORKERS, sum(len(s.senders) for s in specs))
-    target: Callable[[Spec, Shared], None] = (
-        ircload.worker if isinstance(server, IrcServer) else load.worker
-    )
+    """One point; with ``c_exe`` (the built C generator) the points it can drive
+    (:func:`c_generated`) are driven by it, the others by the Python workers."""
     row: dict[str, Any] = {
         "workload": mode,
         "members": members,
@@ -258,6 +270,18 @@ def run_point(
         "variant": server.variant,
         "notes": [],
     }
+    if c_exe is not None and c_generated(server, mode, c_exe):
+        row["generator"] = "c"
+        return run_c_point(server, mode, members, timing, profile, c_exe, row)
+    row["generator"] = "python"
+    if c_exe is not None and mode == "fanout":
+        row["notes"].append("Python generator")
+    ctx = mp.get_context("spawn")
+    specs, conns = specs_for(server, mode, members)
+    sh = Shared.make(ctx, WORKERS, sum(len(s.senders) for s in specs))
+    target: Callable[[Spec, Shared], None] = (
+        ircload.worker if isinstance(server, IrcServer) else load.worker
+    )
     server.start()
     procs: list[Any] = []
     spy: subprocess.Popen[bytes] | None = None
@@ -305,32 +329,14 @@ def run_point(
             time.sleep(0.5)
             row["lost"] = sum(sh.lost[:])
         else:
-            time.sleep(timing.warmup)
-            c0 = sum(cpu_seconds(pid) for pid in server.pids())
-            g0 = sum(cpu_seconds(pid) for pid in gen_pids)
-            m0 = machine_busy_seconds()
-            n0, s0, t0 = sum(sh.counts[:]), sum(sh.sent[:]), time.monotonic()
-            sh.measuring.value = 1
-            if profile is not None and isinstance(server, Anonchatd):
-                spy = start_profile(
-                    server.pid, profile, f"{mode}-{members}-{server.variant}", timing
-                )
-            time.sleep(timing.measure)
-            c1 = sum(cpu_seconds(pid) for pid in server.pids())
-            g1 = sum(cpu_seconds(pid) for pid in gen_pids)
-            m1 = machine_busy_seconds()
-            n1, s1, t1 = sum(sh.counts[:]), sum(sh.sent[:]), time.monotonic()
-            sh.measuring.value = 0
-            dt = t1 - t0
-            row["deliveries_per_s"] = round((n1 - n0) / dt)
-            row["messages_per_s"] = round((s1 - s0) / dt)
-            row["daemon_cpu_pct"] = round(100 * (c1 - c0) / dt, 1)
-            row["generator_cpu_pct"] = round(100 * (g1 - g0) / dt, 1)
-            other = (m1 - m0) - (c1 - c0) - (g1 - g0)
-            row["other_cpu_pct"] = round(max(0.0, 100 * other / dt), 1)
-            if n1 > n0:
-                row["server_us_per_delivery"] = round(1e6 * (c1 - c0) / (n1 - n0), 3)
-            row["rss_kib"] = sum(rss_kib(pid) for pid in server.pids())
+
+            def counters() -> tuple[int, int, float]:
+                return sum(sh.counts[:]), sum(sh.sent[:]), time.monotonic()
+
+            def measuring(on: bool) -> None:
+                sh.measuring.value = int(on)
+
+            spy = measure(server, row, timing, gen_pids, counters, measuring, profile)
             row["lost"] = sum(sh.lost[:])
         sh.stop.set()
         results = collect(sh, len(procs), 30.0)
@@ -358,6 +364,118 @@ def run_point(
         if spy is not None and spy.poll() is None:
             spy.kill()
         server.stop()
+    return row
+
+
+def measure(
+    server: Server,
+    row: dict[str, Any],
+    timing: Timing,
+    gen_pids: list[int],
+    counters: Callable[[], tuple[int, int, float]],
+    measuring: Callable[[bool], None],
+    profile: Path | None,
+) -> subprocess.Popen[bytes] | None:
+    """The measured part of a point whose senders are going: warm up, then the
+    deliveries and messages (``counters``: deliveries, messages sent, when) and
+    the CPU of the server, the generator and the rest of the machine over
+    ``timing.measure`` seconds, into ``row``.  Returns the profiler, if one runs."""
+    spy = None
+    time.sleep(timing.warmup)
+    c0 = sum(cpu_seconds(pid) for pid in server.pids())
+    g0 = sum(cpu_seconds(pid) for pid in gen_pids)
+    m0 = machine_busy_seconds()
+    n0, s0, t0 = counters()
+    measuring(True)
+    if profile is not None and isinstance(server, Anonchatd):
+        spy = start_profile(
+            server.pid, profile, f"{row['workload']}-{row['members']}-{server.variant}", timing
+        )
+    time.sleep(timing.measure)
+    c1 = sum(cpu_seconds(pid) for pid in server.pids())
+    g1 = sum(cpu_seconds(pid) for pid in gen_pids)
+    m1 = machine_busy_seconds()
+    n1, s1, t1 = counters()
+    measuring(False)
+    dt = t1 - t0
+    row["deliveries_per_s"] = round((n1 - n0) / dt)
+    row["messages_per_s"] = round((s1 - s0) / dt)
+    row["daemon_cpu_pct"] = round(100 * (c1 - c0) / dt, 1)
+    row["generator_cpu_pct"] = round(100 * (g1 - g0) / dt, 1)
+    other = (m1 - m0) - (c1 - c0) - (g1 - g0)
+    row["other_cpu_pct"] = round(max(0.0, 100 * other / dt), 1)
+    if n1 > n0:
+        row["server_us_per_delivery"] = round(1e6 * (c1 - c0) / (n1 - n0), 3)
+    row["rss_kib"] = sum(rss_kib(pid) for pid in server.pids())
+    return spy
+
+
+def run_c_point(
+    server: Server,
+    mode: str,
+    members: int,
+    timing: Timing,
+    profile: Path | None,
+    exe: Path,
+    row: dict[str, Any],
+) -> dict[str, Any]:
+    """A fan-out point driven by the C generator (benchmarks/cgen.py): the same
+    room, senders, window and texts as the Python workers'."""
+    kind = (
+        "irc" if isinstance(server, IrcServer) else "raw" if server.variant == "raw" else "anonchat"
+    )
+    # As many senders as the Python workers have (each of them keeps a watcher).
+    plan = cgen.Plan(
+        kind,
+        "127.0.0.1",
+        server.port,
+        members,
+        min(SENDERS, members - WORKERS),
+        WINDOW,
+        tls=server.tls,
+        pin=server.pin,
+    )
+    server.start()
+    gen: cgen.Generator | None = None
+    spy: subprocess.Popen[bytes] | None = None
+    log = open(server.directory / "generator.log", "wb")  # noqa: SIM115
+    try:
+        time.sleep(0.3)
+        t_setup = time.monotonic()
+        cgen.prepare(plan)
+        gen = cgen.Generator(exe, plan, stderr=log)
+        row["setup_s"] = round(time.monotonic() - t_setup, 1)
+        gen.go()
+        running = gen
+
+        def counters() -> tuple[int, int, float]:
+            snap = running.snapshot()
+            return snap["deliveries"], snap["sent"], snap["t"]
+
+        try:
+            spy = measure(server, row, timing, [gen.pid], counters, lambda on: None, profile)
+            final = gen.finish()
+        except RuntimeError as exc:  # it exited: say why, from what it wrote
+            log.flush()
+            said = (server.directory / "generator.log").read_text(errors="replace").strip()
+            raise RuntimeError(f"{exc}: {said.splitlines()[-1] if said else 'no message'}") from exc
+        row["lost"] = final["lost"]
+        if final["unanswered_pings"] or final["write_errors"]:
+            row["notes"].append(
+                f"generator: {final['unanswered_pings']} pings unanswered, "
+                f"{final['write_errors']} write errors"
+            )
+        annotate(row)
+        if spy is not None:
+            spy.wait(timing.measure + 30)
+    finally:
+        cgen.close(plan)
+        if gen is not None:
+            gen.stop()
+        if spy is not None and spy.poll() is None:
+            spy.kill()
+        server.stop()
+        log.close()
     return row
 
 
@@ -654,6 +772,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--measure", type=float, help="seconds measured per point (default 5, quick 2)")
     p.add_argument("--profile", metavar="DIR", help="py-spy the daemon during fan-out (raw stacks)")
     p.add_argument("--no-ngircd", action="store_true", help="skip the ngircd reference")
+    p.add_argument(
+        "--generator",
+        choices=("c", "python"),
+        default="c",
+        help="the fan-out load generator: c (benchmarks/fanout.c, built with cc; default) "
+        "or python (benchmarks/load.py, ircload.py)",
+    )
     args = p.parse_args(argv)
     only = {w.strip() for w in args.only.split(",") if w.strip()}
     unknown = only - {"fanout", "fanout-ok", "latency", "capacity"}
@@ -681,6 +806,13 @@ def main(argv: list[str] | None = None) -> int:
     if sizes is not None and min(sizes) < 2 * WORKERS:
         p.error(f"--members: a room needs at least {2 * WORKERS} members")
     points = plan(args.quick, only, sizes)
+    args.c_exe = None
+    if args.generator == "c" and "fanout" in only:
+        try:
+            args.c_exe = cgen.build()
+        except cgen.NoCompiler as exc:
+            print(f"benchmarks: {exc}", file=sys.stderr)
+            return 2
     with tempfile.TemporaryDirectory(prefix="anonchat-bench-") as tmp:
         for rnd in range(args.rounds):
             for i, (mode, members, server_name, variant) in enumerate(points):
@@ -700,7 +832,8 @@ def main(argv: list[str] | None = None) -> int:
     footer = (
         f"{info['cpu_model']}, {info['cores']} cores, Python {info['python']}, "
         f"uvloop {info['uvloop']}, {info['ngircd'] or 'ngircd not installed'}, "
-        f"git {info['git']}; {len(points)} points x {args.rounds} rounds, "
+        f"git {info['git']}; fan-out generator: {generator_name(args)}; "
+        f"{len(points)} points x {args.rounds} rounds, "
         f"{timing.measure:g} s measured each; {time.monotonic() - started:.0f} s"
     )
     print(text)
@@ -720,6 +853,7 @@ def main(argv: list[str] | None = None) -> int:
                     "senders": SENDERS,
                     "window": WINDOW,
                     "latency_rate": LATENCY_RATE,
+                    "fanout_generator": generator_name(args),
                     "rows": rows,
                 },
                 indent=2,
@@ -728,6 +862,14 @@ def main(argv: list[str] | None = None) -> int:
             encoding="utf-8",
         )
     return 0
+
+
+def generator_name(args: argparse.Namespace) -> str:
+    if args.c_exe is None:
+        return "Python (benchmarks/load.py, ircload.py)"
+    if cgen.has_tls(args.c_exe):
+        return "C (benchmarks/fanout.c, with TLS; secret rooms: Python)"
+    return "C (benchmarks/fanout.c, without TLS; TLS and secret rooms: Python)"
 
 
 def one_point(
@@ -758,6 +900,7 @@ def one_point(
             members,
             timing,
             Path(args.profile) if args.profile and mode.startswith("fanout") else None,
+            args.c_exe,
         )
     except Exception as exc:
         return {**base, "notes": [f"failed: {exc}"]}

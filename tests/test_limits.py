@@ -9,11 +9,13 @@ from collections.abc import Callable
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anonchat import events as ev
 from anonchat.bucket import TokenBucket
 from anonchat.daemon import Limits
-from anonchat.daemon.limits import AddressCounter
+from anonchat.daemon.limits import SLACK, AddressCounter, SessionLimiter
 from anonchat.errors import FATAL_CODES, Code, ConnectionClosed, RequestError
 
 from .conftest import DaemonFactory
@@ -64,6 +66,51 @@ def test_token_bucket_spend_leaves_a_debt_to_wait_out() -> None:
     assert bucket.spend(50, 0.0) == pytest.approx(0.5)
     assert bucket.spend(0, 0.5) == 0.0  # paid off
     assert bucket.take(0.5) > 0
+
+
+@settings(max_examples=200)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["message", "room_join", "bytes"]),
+            st.floats(0, 3),  # seconds since the step before
+            st.integers(0, 300_000),  # bytes read (a bytes step)
+        ),
+        max_size=60,
+    )
+)
+def test_a_session_limiter_bucket_is_a_token_bucket(steps: list[tuple[str, float, int]]) -> None:
+    """A SessionLimiter holds each bucket as one number (the time it is full
+    again), not a TokenBucket: both give the same answers, step for step (a
+    burst at one instant included: the clock's rounding costs it no token)."""
+    limits = Limits(msg_burst=3, msg_rate=2.0, room_join_burst=2, room_join_interval=1.5)
+    limiter = SessionLimiter(limits)
+    now = 1000.0
+    buckets = {
+        "message": TokenBucket(3, 0.5, now),
+        "room_join": TokenBucket(2, 1.5, now),
+        "bytes": TokenBucket(limits.bytes_burst, 1.0 / limits.bytes_rate, now),
+        "strikes": TokenBucket(limits.flood_strikes, 1.0 / limits.msg_rate, now),
+    }
+    for kind, dt, size in steps:
+        now += dt
+        if kind == "bytes":
+            assert limiter.bytes_read(size, now) == pytest.approx(
+                buckets["bytes"].spend(size, now), abs=1e-6
+            )
+            continue
+        bucket = buckets[kind]
+        if abs(bucket._tokens + (now - bucket._stamp) / bucket.interval - 1) < 2 * SLACK:
+            return  # a millionth of a token from the edge: rounding decides (SLACK)
+        wait = bucket.take(now)
+        check = limiter.check_message if kind == "message" else limiter.check_room_join
+        if not wait:
+            check(now)  # taken: no refusal
+            continue
+        struck = buckets["strikes"].take(now) > 0
+        with pytest.raises(RequestError) as refused:
+            check(now)
+        assert refused.value.code == (Code.FLOOD if struck else Code.RATE_LIMITED)
 
 
 # -- messages ----------------------------------------------------------------
@@ -231,6 +278,21 @@ async def test_connections_per_address_at_and_one_past(make_daemon: DaemonFactor
     await asyncio.gather(*(c.close() for c in clients))
     await asyncio.sleep(0.05)
     assert len(daemon.per_address) == 0  # nothing outlives the connections
+
+
+def test_the_connections_of_one_address_share_one_key_held_no_longer_than_they() -> None:
+    """Every connection of an address (behind a Tor onion service: all of them)
+    holds the same key object, not a copy each; once its last connection ends
+    the counter holds nothing of that address, not even for that."""
+    counter = AddressCounter(10)
+    first = counter.key_of("192.0.2.7")
+    assert counter.add(first)
+    again = counter.key_of("192.0.2.7")
+    assert again is first
+    assert counter.key_of("192.0.2.8") is not first
+    counter.remove(first)
+    assert counter._last == b"" and len(counter) == 0
+    assert counter.key_of("192.0.2.7") == first
 
 
 def test_address_keys_are_keyed_hashes_per_ipv4_and_ipv6_64() -> None:

@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from anonchat.names import InvalidName, check_text, check_topic, name_key
+from anonchat.names import InvalidName, check_text, check_topic, claim_keys, name_key
 
 
 def _forbidden_in_text(ch: str) -> bool:
@@ -57,6 +57,16 @@ def test_the_ascii_shortcut_of_name_key_is_nfkc_casefold() -> None:
     names += ["".join(chr(c) for c in range(n, 128, 7)) for n in range(7)]
     for name in names:
         assert name_key(name) == unicodedata.normalize("NFKC", name).casefold()
+
+
+def test_a_name_that_is_its_own_key_is_not_copied() -> None:
+    """The daemon keeps a session's nick and its keys: a nick that is its own key
+    (and its own confusable skeleton) is held once, not as equal copies."""
+    nick = "".join(["ali", "ce"])  # (a string made at run time, not a shared constant)
+    assert name_key(nick) is nick
+    assert claim_keys(nick) == (nick,) and claim_keys(nick)[0] is nick
+    assert name_key("Alice") == "alice" and claim_keys("Alice") == ("alice",)
+    assert claim_keys("m1") == ("rnl",)
 
 
 @pytest.mark.parametrize("text", ["", " ", "\t\n ", "\u3000", "\u2003\n"])

@@ -6,10 +6,13 @@ import asyncio
 import time
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from anonchat import events as ev
 from anonchat.client import Client
-from anonchat.daemon import Daemon
+from anonchat.daemon import Daemon, Limits
+from anonchat.daemon.rooms import NO_SECRET_ROOMS, Remote, Ring, SecretRoom
 from anonchat.daemon.server import BUSY_FLUSH
 from anonchat.errors import Code, ConnectionClosed, RequestError
 from anonchat.wire import decode_body, encode_frame
@@ -354,3 +357,67 @@ async def test_a_messages_ok_goes_out_exactly_as_ok_encodes_it(daemon: Daemon) -
         assert frame == encode_frame(ev.Ok(id=rid, seq=seq).to_wire())
     assert set(oks) == {7, 1 << 40}
     peer.writer.close()
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(st.tuples(st.booleans(), st.binary(max_size=40)), max_size=40),
+    st.integers(1, 12),  # max_frames
+    st.integers(1, 300),  # max_bytes
+    st.integers(-2, 45),  # a client's last seen event
+    st.one_of(st.none(), st.integers(0, 200)),  # a resume's budget
+    st.integers(0, 8),  # messages of history asked for
+)
+def test_the_ring_keeps_what_a_list_of_numbered_events_would(
+    events: list[tuple[bool, bytes]],
+    max_frames: int,
+    max_bytes: int,
+    seen: int,
+    budget: int | None,
+    count: int,
+) -> None:
+    """The ring holds an event's bytes and whether it is a message, its number
+    being its place (issue 18: no tuple and number per event): it answers as the
+    plain list of (seq, is_message, bytes) it stands for, bounded the same way."""
+    ring = Ring(max_frames, max_bytes)
+    model: list[tuple[int, bool, bytes]] = []
+    for seq, (message, data) in enumerate(events, start=1):
+        ring.add(seq, message, b"\0\0\0\0" + data)
+        model.append((seq, message, b"\0\0\0\0" + data))
+        while model and (len(model) > max_frames or sum(len(d) for *_, d in model) > max_bytes):
+            model.pop(0)
+    latest = len(events)
+    assert ring.entries() == model
+    after = [(s, d) for s, _, d in model if s > seen]
+    assert ring.size_since(seen) == sum(len(d) for _, d in after)
+    if budget is not None:
+        while after and sum(len(d) for _, d in after) > budget:
+            after.pop(0)
+    oldest = after[0][0] if after else latest + 1
+    lost = (seen + 1, min(oldest - 1, latest)) if oldest > seen + 1 and seen < latest else None
+    assert ring.since(seen, latest, budget) == ([d for _, d in after], lost)
+    messages = [d for _, m, d in model if m]
+    assert ring.history(count) == (messages[-count:] if count else [])
+    copy = Ring(max_frames, max_bytes)
+    copy.restore(ring.entries())  # (a snapshot, see snapshot.py)
+    assert copy.entries() == model
+
+
+def test_a_ring_whose_numbers_skip_keeps_only_what_follows_the_gap() -> None:
+    ring = Ring(10, 1000)
+    for seq in (1, 2, 3, 7, 8):
+        ring.add(seq, True, bytes([seq]))
+    assert [s for s, _, _ in ring.entries()] == [7, 8]
+    assert ring.since(2, 8) == ([b"\x07", b"\x08"], (3, 6))
+
+
+def test_the_empty_table_of_secret_rooms_all_members_share_is_never_written() -> None:
+    """A member in no secret room holds the one shared empty table (issue 18);
+    entering one gives it a table of its own, and the shared one refuses a write."""
+    member = Remote(Limits(), "n.1", "n")
+    assert member.secret_rooms is NO_SECRET_ROOMS
+    with pytest.raises(TypeError):
+        NO_SECRET_ROOMS[b"\0" * 32] = None  # type: ignore[assignment]
+    room = SecretRoom(Ring(4, 1024), lambda room: None, b"\1" * 32, b"\2" * 32, b"\3" * 32, b"")
+    member.enter_secret(room)
+    assert member.secret_rooms == {room.rid: room} and not NO_SECRET_ROOMS

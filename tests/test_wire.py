@@ -38,6 +38,31 @@ def test_one_byte_at_a_time() -> None:
     assert decode_all([STREAM[i : i + 1] for i in range(len(STREAM))]) == FRAMES
 
 
+@pytest.mark.parametrize("cut", [1, 3, 4, 9, len(STREAM) - 1])
+def test_bytearrays_fed_are_neither_changed_nor_kept(cut: int) -> None:
+    """Whole frames are read from the data fed, and only an unfinished frame is
+    copied and held: a caller's bytearray, reused for its next read, is neither
+    changed nor held on to."""
+    decoder = FrameDecoder()
+    first = bytearray(STREAM[:cut])
+    out = list(decoder.feed(first))  # type: ignore[arg-type]
+    assert first == STREAM[:cut]
+    first[:] = b"\xff" * len(first)  # the caller reads into it again
+    out += decoder.feed(bytearray(STREAM[cut:]))  # type: ignore[arg-type]
+    decoder.eof()
+    assert out == FRAMES
+
+
+def test_nothing_is_held_between_frames() -> None:
+    """An idle decoder (the daemon has one per connection) holds no buffer."""
+    decoder = FrameDecoder()
+    assert list(decoder.feed(STREAM[:5])) == []
+    assert decoder.buffered and decoder.started
+    assert list(decoder.feed(STREAM[5:])) == FRAMES
+    assert decoder.buffered == 0 and not decoder.started
+    assert not isinstance(decoder._buf, bytearray)
+
+
 def test_length_zero_is_refused() -> None:
     with pytest.raises(RemoteProtocolError) as info:
         list(FrameDecoder().feed(b"\x00\x00\x00\x00"))

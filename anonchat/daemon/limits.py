@@ -1,7 +1,7 @@
 """Rate limits: token buckets per connection, and connections per address.
 
 Theory of operation.  Every connection has buckets (:class:`SessionLimiter`),
-each made when it is first used; two of them it shares with every other
+each a number until it is used; two of them it shares with every other
 connection of its address:
 
 * **messages** (``say``, ``seal`` of kind msg or me, ``secret_act``): ``msg_burst``
@@ -50,13 +50,14 @@ when its last connection ends.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import ipaddress
 import math
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..bucket import TokenBucket
 from ..errors import Code, RequestError
@@ -65,86 +66,139 @@ if TYPE_CHECKING:
     from .config import Limits
 
 
+#: The part of a token a SessionLimiter bucket may be short and still give it
+#: (the float rounding of the time of day, see SessionLimiter).
+SLACK = 1e-6
+
+
 class SessionLimiter:
     """The rate limits of one connection (see the module docstring).
 
     The ``check_*`` methods raise :class:`RequestError` with ``rate_limited``
     for a refused request, or with the fatal ``flood`` once the connection has
     run out of strikes.
+
+    Each bucket is one number: the time at which it is full again (GCRA's
+    "theoretical arrival time"), the same token bucket as
+    :class:`~anonchat.bucket.TokenBucket` without an object of its own.  Its
+    tokens at ``now`` are ``burst - max(0, full_at - now) / interval``: a
+    bucket never used is 0.0, full (as if made at connect time and refilled
+    since), and an idle connection holds a float for each bucket it has used,
+    not a bucket object with four fields (issue 18: memory per connection).
+
+    A time of day is a large float: ``now + interval - now`` is ``interval``
+    give or take the clock's last bit, so a burst taken all at one instant
+    could find its last token short by 1e-13 of a second.  A request is
+    therefore let through when less than ``SLACK`` (a millionth) of a token is
+    missing: a hundred nanoseconds early at ten messages a second.
     """
 
     __slots__ = (
         "announces",
         "bytes",
         "dms",
-        "limits",
         "messages",
+        "rates",
         "room_joins",
         "secret_joins",
         "strikes",
     )
 
     def __init__(self, limits: Limits) -> None:
-        self.limits = limits
-        # Each is made on first use, full (as if made at connect time and
-        # refilled since), so a connection holds only those it has used.
-        self.messages: TokenBucket | None = None
-        self.announces: TokenBucket | None = None
-        self.dms: TokenBucket | None = None
-        self.room_joins: TokenBucket | None = None
-        self.secret_joins: TokenBucket | None = None
-        self.bytes: TokenBucket | None = None
-        self.strikes: TokenBucket | None = None
+        self.rates = _rates(limits)  # (burst, interval) of each, shared by every session
+        self.messages = 0.0
+        self.announces = 0.0
+        self.dms = 0.0
+        self.room_joins = 0.0
+        self.secret_joins = 0.0
+        self.bytes = 0.0
+        self.strikes = 0.0
 
-    def _bucket(self, name: str, now: float) -> TokenBucket:
-        bucket: TokenBucket | None = getattr(self, name)
-        if bucket is None:
-            burst, interval = _BUCKETS[name](self.limits)
-            bucket = TokenBucket(burst, interval, now)
-            setattr(self, name, bucket)
-        return bucket
+    def _take(self, name: str, now: float) -> float:
+        """Spend a token of bucket ``name``; return 0.0, or (nothing spent) the
+        seconds until one is due.  (TokenBucket.take, on the bucket's number.)"""
+        rate: tuple[float, float] = getattr(self.rates, name)
+        burst, interval = rate
+        held: float = getattr(self, name)
+        full_at = max(held, now)  # (refilled up to now)
+        wait = full_at - now - (burst - 1) * interval  # > 0: less than one token left
+        if wait > SLACK * interval:
+            return wait
+        setattr(self, name, full_at + interval)
+        return 0.0
 
     def check_message(self, now: float) -> None:
-        bucket = self.messages or self._bucket("messages", now)
-        if bucket.take(now):
-            # Refused (a refused take spends nothing, so taking again in _check
-            # gives the same answer): count the strike, say how long to wait.
-            self._check(bucket, now, "too many messages")
+        # (_take, inline: every message takes a token)
+        burst, interval = self.rates.messages
+        full_at = self.messages
+        if full_at < now:
+            full_at = now
+        wait = full_at - now - (burst - 1) * interval
+        if wait <= SLACK * interval:
+            self.messages = full_at + interval
+            return
+        # Refused (a refused take spends nothing): count the strike, say how long to wait.
+        self._refuse(wait, now, "too many messages")
 
     def check_announce(self, now: float) -> None:
         """A secret-room announcement (``seal`` of kind hello or here): its own
         small budget, so announcements never use up the turns of messages."""
-        self._check(self._bucket("announces", now), now, "too many announcements")
+        self._check("announces", now, "too many announcements")
 
     def check_dm(self, now: float) -> None:
         """A direct message: its own budget (``dm_burst``, ``dm_rate``)."""
-        self._check(self._bucket("dms", now), now, "too many direct messages")
+        self._check("dms", now, "too many direct messages")
 
     def check_room_join(self, now: float) -> None:
-        self._check(self._bucket("room_joins", now), now, "too many joins")
+        self._check("room_joins", now, "too many joins")
 
     def check_secret_join(self, now: float) -> None:
-        self._check(self._bucket("secret_joins", now), now, "too many secret-room join attempts")
+        self._check("secret_joins", now, "too many secret-room join attempts")
 
     def check_nick(self, shared: AddressBuckets, key: bytes, now: float) -> None:
         """A nick change, counted for the connection's address (``key``)."""
-        self._check(shared.bucket("nicks", key, now), now, "too many nick changes")
+        self._refuse(shared.bucket("nicks", key, now).take(now), now, "too many nick changes")
 
     def check_query(self, shared: AddressBuckets, key: bytes, now: float) -> None:
         """A ``list`` or ``who``, counted for the connection's address (``key``)."""
-        self._check(shared.bucket("queries", key, now), now, "too many list and who requests")
+        wait = shared.bucket("queries", key, now).take(now)
+        self._refuse(wait, now, "too many list and who requests")
 
     def bytes_read(self, count: int, now: float) -> float:
-        """Count bytes just read; return how long to wait before reading more."""
-        return self._bucket("bytes", now).spend(count, now)
+        """Count bytes just read (even past the bucket: a debt); return how long
+        to wait before reading more.  (TokenBucket.spend, on the bucket's number.)"""
+        burst, interval = self.rates.bytes
+        full_at = max(self.bytes, now) + count * interval
+        self.bytes = full_at
+        return max(0.0, full_at - now - burst * interval)
 
-    def _check(self, bucket: TokenBucket, now: float, what: str) -> None:
-        wait = bucket.take(now)
+    def _check(self, name: str, now: float, what: str) -> None:
+        self._refuse(self._take(name, now), now, what)
+
+    def _refuse(self, wait: float, now: float, what: str) -> None:
+        """Refuse a request if it must ``wait``: a strike, or ``flood`` past the last."""
         if not wait:
             return
-        if self._bucket("strikes", now).take(now):
+        if self._take("strikes", now):
             raise RequestError(Code.FLOOD, f"{what}, sent after being told to wait")
         raise RequestError(Code.RATE_LIMITED, f"{what}; try again in {math.ceil(wait)} s")
+
+
+class _Rates(NamedTuple):
+    """(burst, interval) of each bucket of a SessionLimiter, from the limits."""
+
+    messages: tuple[float, float]
+    announces: tuple[float, float]
+    dms: tuple[float, float]
+    room_joins: tuple[float, float]
+    secret_joins: tuple[float, float]
+    bytes: tuple[float, float]
+    strikes: tuple[float, float]
+
+
+@functools.cache
+def _rates(limits: Limits) -> _Rates:
+    return _Rates(*(_BUCKETS[name](limits) for name in _Rates._fields))
 
 
 #: Each bucket's (burst, interval) from the limits.
@@ -204,12 +258,13 @@ class AddressCounter:
     addresses count per /64, since one host is usually given a whole /64.
     """
 
-    __slots__ = ("_counts", "_key", "limit")
+    __slots__ = ("_counts", "_key", "_last", "limit")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._key = os.urandom(32)  # (not secrets: the protocol doc's recorder fixes that)
         self._counts: dict[bytes, int] = {}
+        self._last = b""  # the key last counted, while it is counted (see key_of)
 
     def __len__(self) -> int:
         return len(self._counts)
@@ -224,7 +279,11 @@ class AddressCounter:
             if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
                 address = address.ipv4_mapped
             packed = address.packed if address.version == 4 else address.packed[:8]
-        return hmac.new(self._key, packed, hashlib.sha256).digest()[:16]
+        key = hmac.new(self._key, packed, hashlib.sha256).digest()[:16]
+        # The address counted last gets the bytes object its connections hold: a
+        # session keeps its key, and behind a Tor onion service (or a proxy)
+        # every connection comes from one address -- one object, not one each.
+        return self._last if key == self._last else key
 
     def add(self, key: bytes) -> bool:
         """Count one more connection under ``key``; False (and not counted) if over."""
@@ -232,6 +291,7 @@ class AddressCounter:
         if count >= self.limit:
             return False
         self._counts[key] = count + 1
+        self._last = key
         return True
 
     def remove(self, key: bytes) -> None:
@@ -240,3 +300,5 @@ class AddressCounter:
             self._counts[key] = count
         else:
             self._counts.pop(key, None)
+            if key == self._last:
+                self._last = b""  # (kept no longer than the table keeps it)

@@ -23,6 +23,12 @@ therefore accepts connections itself: for each one it
    handshake is over, and the count drops whether it succeeded or not.
 
 A plaintext daemon counts too (its "handshake" ends at once).
+
+The factory is given what the listener learnt of the socket: the keyed hash
+of its address (the session is counted under it, see limits.AddressCounter)
+and the send buffer the kernel granted (see Session.sendq), so the session
+need not ask the transport for its socket (uvloop makes and keeps an object
+for it, per connection, once asked).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import socket
 import ssl
 from collections import Counter
 from collections.abc import Callable
+from functools import partial
 
 from .limits import AddressBuckets, AddressCounter
 from .tls import ServerTLS
@@ -55,12 +62,14 @@ def kernel_sendq(sendq: int) -> int:
 
 
 class Listener:
-    """Accepts connections on ``sockets`` and connects each to ``factory``."""
+    """Accepts connections on ``sockets`` and connects each to ``factory``
+    (called with the keyed hash of the peer's address and the send buffer
+    the kernel granted, or None if it could not be read)."""
 
     def __init__(
         self,
         sockets: list[socket.socket],
-        factory: Callable[[], asyncio.BufferedProtocol],
+        factory: Callable[[bytes, int | None], asyncio.BufferedProtocol],
         context: ssl.SSLContext | None,
         *,
         handshake_timeout: float,
@@ -69,6 +78,7 @@ class Listener:
         sndbuf: int,
         buckets: AddressBuckets,
         read_size: int = 65_536,
+        key_of: Callable[[str], bytes] | None = None,
     ) -> None:
         self.sockets = sockets
         self.factory = factory
@@ -77,6 +87,9 @@ class Listener:
         self.in_all = in_all
         self.sndbuf = sndbuf
         self.handshaking = AddressCounter(per_address)  # in progress, per address
+        # The keyed hash an address is counted under: the daemon's (the same
+        # bytes then name the session's address), else the counter's own.
+        self.key_of = key_of or self.handshaking.key_of
         self.buckets = buckets  # connections opened per address ("connects")
         self.in_progress = 0  # ... and in all
         self.refused = 0  # connections closed unanswered past either limit
@@ -128,7 +141,7 @@ class Listener:
 
     def _admit(self, conn: socket.socket, peer: object) -> None:
         host = peer[0] if isinstance(peer, tuple) else str(peer)
-        key = self.handshaking.key_of(str(host))
+        key = self.key_of(str(host))
         del peer, host  # only the keyed hash is kept, and only during the handshake
         if self.in_progress >= self.in_all:
             why = "max_handshakes"
@@ -145,21 +158,24 @@ class Listener:
             return
         self.in_progress += 1
         conn.setblocking(False)
+        granted: int | None = None
         with contextlib.suppress(OSError):
             if conn.family in (socket.AF_INET, socket.AF_INET6):
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
-        task = self._loop.create_task(self._connect(conn, key))
+            granted = conn.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        task = self._loop.create_task(self._connect(conn, key, granted))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connect(self, conn: socket.socket, key: bytes) -> None:
+    async def _connect(self, conn: socket.socket, key: bytes, granted: int | None) -> None:
         owned: ServerTLS | None = None  # once connected, its transport owns the socket
+        factory = partial(self.factory, key, granted)
         try:
             if self.context is None:
-                await self._loop.connect_accepted_socket(self.factory, conn)
+                await self._loop.connect_accepted_socket(factory, conn)
             else:
-                tls = ServerTLS(self.context, self.factory, self._raw)
+                tls = ServerTLS(self.context, factory, self._raw)
                 await self._loop.connect_accepted_socket(lambda: tls, conn)
                 owned = tls
                 async with asyncio.timeout(self.handshake_timeout):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
@@ -21,6 +22,21 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from .config import Limits
+
+
+class _NoSecretRooms(dict[bytes, "SecretRoom"]):
+    """The secret rooms of a member in none, the same empty dict for all (most
+    members are in no secret room; an empty dict each is 64 bytes): a member
+    enters its first one through :meth:`Member.enter_secret`, which gives it a
+    dict of its own.  Writing here is refused, so a slip shows at once."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key: bytes, value: SecretRoom) -> None:
+        raise TypeError("NO_SECRET_ROOMS is shared: use Member.enter_secret")
+
+
+NO_SECRET_ROOMS: dict[bytes, SecretRoom] = _NoSecretRooms()
 
 
 class Member:
@@ -66,11 +82,13 @@ class Member:
         self.claims: tuple[str, ...] = ()  # names.claim_keys(nick): its keys in shared.claims
         self.token_hash = b""
         self.rooms: dict[str, Room] = {}
-        self.secret_rooms: dict[bytes, SecretRoom] = {}
+        self.secret_rooms: dict[bytes, SecretRoom] = NO_SECRET_ROOMS  # (see enter_secret)
         self.closing = False
         # Frames for this member alone (replies), and room frames moved here to
         # keep their order with those (see Channel.catch_up); written once per pass.
-        self.out: list[bytes] = []
+        # While nothing is queued, the empty tuple all members share (a list is
+        # made for the first frame: an idle session holds none).
+        self.out: list[bytes] | tuple[()] = ()
         self.out_bytes = 0
         self.urgent = False  # on the daemon's list of sessions to flush this pass
         # Direct messages: the session's DM card (sign, dh, sig) once registered,
@@ -79,6 +97,12 @@ class Member:
         self.dm_card: tuple[bytes, bytes, bytes] | None = None
         self.dm_seq = 0
         self.dm_ring: Ring | None = None
+
+    def enter_secret(self, room: SecretRoom) -> None:
+        """Count ``room`` among this member's secret rooms."""
+        if self.secret_rooms is NO_SECRET_ROOMS:
+            self.secret_rooms = {}
+        self.secret_rooms[room.rid] = room
 
     def send(self, frame: ev.Frame) -> None:
         """Answer this member (only a local session has anyone to answer)."""
@@ -137,26 +161,57 @@ class Ring:
 
     Bounded by count and by bytes, in memory only.  It serves a resuming
     client the events it missed and a newcomer the last messages.
+
+    A room numbers its events one after another, so an event's number is its
+    place in the ring (the newest is ``_last``): per event the ring holds its
+    bytes and one byte saying whether it is a message (what history replays),
+    not a (number, flag, bytes) tuple with a number object of its own -- about
+    a hundred bytes less per event (issue 18: a room of 100 holds the 100
+    events of its members' joins).
     """
 
-    __slots__ = ("_entries", "_size", "max_bytes", "max_frames")
+    __slots__ = ("_frames", "_last", "_messages", "_size", "max_bytes", "max_frames")
 
     def __init__(self, max_frames: int, max_bytes: int) -> None:
         self.max_frames = max_frames
         self.max_bytes = max_bytes
-        self._entries: deque[tuple[int, bool, bytes]] = deque()  # (seq, is_message, frame)
+        self._frames: deque[bytes] = deque()
+        self._messages = bytearray()  # per frame: 1 if it is a message, else 0
+        self._last = 0  # the number of the newest frame
         self._size = 0
 
     def add(self, seq: int, is_message: bool, data: bytes) -> None:
-        entries = self._entries
-        entries.append((seq, is_message, data))
+        frames = self._frames
+        if seq != self._last + 1 and frames:
+            # (Not done: a ring's events are numbered one after another.  Were
+            # one to skip, what the ring holds would no longer be numbered by
+            # its place: the older frames go, and are reported missed.)
+            frames.clear()
+            self._messages.clear()
+            self._size = 0
+        self._last = seq
+        frames.append(data)
+        self._messages.append(is_message)
         self._size += len(data)
-        if len(entries) > self.max_frames or self._size > self.max_bytes:
-            while entries and (len(entries) > self.max_frames or self._size > self.max_bytes):
-                self._size -= len(entries.popleft()[2])
+        if len(frames) > self.max_frames or self._size > self.max_bytes:
+            while frames and (len(frames) > self.max_frames or self._size > self.max_bytes):
+                self._size -= len(frames.popleft())
+                del self._messages[0]  # (O(1): a bytearray drops its head in place)
+
+    def _first(self) -> int:
+        """The number of the oldest frame held."""
+        return self._last - len(self._frames) + 1
+
+    def _after(self, seq: int) -> int:
+        """How many of the oldest frames are numbered ``seq`` or less."""
+        return min(len(self._frames), max(0, seq - self._first() + 1))
 
     def entries(self) -> list[tuple[int, bool, bytes]]:
-        return list(self._entries)
+        first = self._first()
+        return [
+            (first + i, bool(message), data)
+            for i, (message, data) in enumerate(zip(self._messages, self._frames, strict=True))
+        ]
 
     def restore(self, entries: Iterable[tuple[int, bool, bytes]]) -> None:
         for seq, is_message, data in entries:
@@ -164,7 +219,7 @@ class Ring:
 
     def size_since(self, seq: int) -> int:
         """Bytes of the frames after ``seq``."""
-        return sum(len(data) for s, _, data in self._entries if s > seq)
+        return sum(len(data) for data in islice(self._frames, self._after(seq), None))
 
     def since(
         self, seq: int, latest: int, budget: int | None = None
@@ -172,26 +227,29 @@ class Ring:
         """Frames after ``seq`` -- the newest of them within ``budget`` bytes,
         if given -- and the range of those not given (gone from the ring, or
         older than what fits), or None."""
-        entries = [(s, data) for s, _, data in self._entries if s > seq]
+        skip = self._after(seq)
+        frames = list(islice(self._frames, skip, None))
+        oldest = self._first() + skip  # the number of frames[0]
         if budget is not None:
-            total = sum(len(data) for _, data in entries)
+            total = sum(len(data) for data in frames)
             start = 0
-            while start < len(entries) and total > budget:
-                total -= len(entries[start][1])
+            while start < len(frames) and total > budget:
+                total -= len(frames[start])
                 start += 1
-            entries = entries[start:]
-        # (The ring holds every event of its room, numbered one after another.)
-        oldest = entries[0][0] if entries else latest + 1
+            frames = frames[start:]
+            oldest += start
+        if not frames:
+            oldest = latest + 1
         lost = (seq + 1, min(oldest - 1, latest)) if oldest > seq + 1 and seq < latest else None
-        return [data for _, data in entries], lost
+        return frames, lost
 
     def history(self, count: int) -> list[bytes]:
         """The last ``count`` messages (not presence events), oldest first."""
         out: list[bytes] = []
-        for _, is_message, data in reversed(self._entries):
+        for message, data in zip(reversed(self._messages), reversed(self._frames), strict=True):
             if len(out) >= count:
                 break
-            if is_message:
+            if message:
                 out.append(data)
         out.reverse()
         return out

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import secrets
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -91,6 +90,7 @@ class Daemon:
         self._sweeper: asyncio.Task[None] | None = None
         self._metrics: asyncio.Server | None = None
         self._next_sid = 0
+        self._sendq = 0  # the last session's sendq (see _new_session)
         self._busy = False  # the last flush was large (see BUSY_FLUSH)
         self._rooms_to_flush: list[Channel] = []  # rooms with frames for members
         self._urgent: list[Member] = []  # sessions with frames of their own waiting
@@ -99,6 +99,8 @@ class Daemon:
         # Every session's transport reads into this one buffer; each read is
         # copied out before the next (see Session.buffer_updated).
         self.read_buffer = memoryview(bytearray(self.config.limits.read_size))
+        # Every session's get_buffer (see Session): one bound method for all.
+        self.get_buffer: Callable[[int], memoryview] = self._read_buffer
         self.unfinished = 0  # bytes of unfinished frames held, all sessions (max_unfinished)
         # The room list, sorted, is made again only after a room changed (a
         # member, a topic, a room made or dropped: ``shared.listing`` counts them).
@@ -198,6 +200,7 @@ class Daemon:
             sndbuf=kernel_sendq(limits.sendq),
             buckets=self.address_buckets,
             read_size=limits.read_size,
+            key_of=self.per_address.key_of,
         )
         self._server.start()
         self._sweeper = asyncio.create_task(self._sweep(), name="anonchatd-sweeper")
@@ -291,36 +294,39 @@ class Daemon:
 
     # -- connections -----------------------------------------------------------
 
-    def _new_session(self) -> Session:
+    def _new_session(self, address_key: bytes, kernel: int | None) -> Session:
+        """A session for a connection the listener accepted: ``address_key`` is the
+        keyed hash of its address, ``kernel`` the send buffer the kernel granted it."""
         self._next_sid += 1
-        return Session(self, self._next_sid)
+        session = Session(self, self._next_sid)
+        session.address_key = address_key  # counted under it in accept()
+        if kernel is not None:
+            # sendq bounds what this client can make the daemon hold, the kernel's
+            # send buffer included (the listener set SO_SNDBUF): our queue gets the rest.
+            sendq = max(1, self.config.limits.sendq - kernel)
+            if sendq == self._sendq:
+                sendq = self._sendq  # (one int object for all: the kernel grants each the same)
+            session.sendq = self._sendq = sendq
+        return session
 
     def accept(self, session: Session) -> None:
         """A connection was made: serve it, or turn it away before its hello."""
-        transport = session.transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            # sendq bounds what this client can make the daemon hold, the kernel's
-            # send buffer included (the listener set SO_SNDBUF): our queue gets the rest.
-            with contextlib.suppress(OSError):
-                kernel = sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
-                session.sendq = max(1, self.config.limits.sendq - kernel)
         if len(self.sessions) >= self.config.limits.max_connections or self.stopping:
             self.stats.refused["stopping" if self.stopping else "server_full"] += 1
             refuse(session, Code.SERVER_FULL, "server is full")
             return
-        peer = transport.get_extra_info("peername")
-        address_key = self.per_address.key_of(str(peer[0]) if peer else "")
-        del peer  # only the keyed hash is kept, and only while the connection lasts
+        address_key = session.address_key
         if not self.per_address.add(address_key):
             self.stats.refused["too_many_connections"] += 1
             refuse(session, Code.TOO_MANY_CONNECTIONS, "too many connections from your address")
             return
         self.stats.accepted += 1
-        session.address_key = address_key
         self.sessions[session] = None
         self.members[session.uid] = session
         log.debug("session %d opened (%d connected)", session.sid, len(self.sessions))
+
+    def _read_buffer(self, sizehint: int) -> memoryview:
+        return self.read_buffer  # one for all: each read is copied out at once
 
     def room_to_flush(self, room: Channel) -> None:
         """``room`` carried its first frame since its last flush: have its members

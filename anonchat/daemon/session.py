@@ -90,6 +90,7 @@ class Session(Member, asyncio.BufferedProtocol):
         "connected_at",
         "daemon",
         "done",
+        "get_buffer",
         "last_rx",
         "limiter",
         "loop",
@@ -97,7 +98,6 @@ class Session(Member, asyncio.BufferedProtocol):
         "quit_msg",
         "registered",
         "sendq",
-        "sid",
         "submitted",
         "token",
         "transport",
@@ -107,15 +107,20 @@ class Session(Member, asyncio.BufferedProtocol):
 
     here = True
     transport: asyncio.Transport
+    # asyncio.BufferedProtocol.get_buffer, as the daemon's one bound method
+    # (Daemon.get_buffer): uvloop keeps ``protocol.get_buffer`` for every
+    # transport, and a method of the session would be a bound-method object
+    # per connection; every session reads into the same buffer anyway.
+    get_buffer: Callable[[int], memoryview]  # type: ignore[assignment]
 
     def __init__(self, daemon: Daemon, sid: int) -> None:
         super().__init__(daemon.config.limits, f"{daemon.node}.{sid}", daemon.node)
         self.daemon = daemon  # the node it is connected to
-        self.sid = sid
         self.loop = asyncio.get_running_loop()
+        self.get_buffer = daemon.get_buffer
         self.conn = Connection("server", self.limits.max_frame)
         self.challenge = secrets.token_bytes(ev.KEY_SIZE)  # secret-room join proofs are bound to it
-        self.token = b""  # resumes this session (sent in hello only)
+        self.token = b""  # resumes this session (kept until sent in hello, see welcome)
         self.limiter = SessionLimiter(self.limits)
         self.connected_at = self.loop.time()
         self.last_rx = self.connected_at
@@ -144,6 +149,12 @@ class Session(Member, asyncio.BufferedProtocol):
     def __repr__(self) -> str:
         return f"<Session {self.sid} {self.nick!r}>"
 
+    @property
+    def sid(self) -> int:
+        """The daemon's counter of this connection, what logs name it by: the end
+        of its ``uid`` (not kept twice: an int object per connection)."""
+        return int(self.uid.rpartition(".")[2])
+
     # -- the transport's calls (asyncio.BufferedProtocol) --------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -153,9 +164,6 @@ class Session(Member, asyncio.BufferedProtocol):
         # from here, after the TLS handshake (bounded by its own timeout).
         self.connected_at = self.last_rx = self.loop.time()
         self.daemon.accept(self)
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        return self.daemon.read_buffer  # one for all: each read is copied out at once
 
     def buffer_updated(self, nbytes: int) -> None:
         data = bytes(self.daemon.read_buffer[:nbytes])
@@ -349,6 +357,8 @@ class Session(Member, asyncio.BufferedProtocol):
         if self.closing:
             return
         out = self.out
+        if not isinstance(out, list):  # nothing queued (see Member.out)
+            out = self.out = []
         size = len(frame_bytes)
         for rooms in (self.rooms, self.secret_rooms):
             if not rooms:
@@ -384,7 +394,11 @@ class Session(Member, asyncio.BufferedProtocol):
     def take(self, frames: list[bytes]) -> None:
         if self.closing:
             return
-        self.out += frames
+        out = self.out
+        if isinstance(out, list):
+            out += frames
+        else:
+            self.out = frames  # (nothing queued: a slice of a room's log, made for this call)
         self._queued(sum(map(len, frames)))
 
     def _queued(self, size: int) -> None:
@@ -421,9 +435,9 @@ class Session(Member, asyncio.BufferedProtocol):
         frames of this pass; drop a reader whose backlog passed ``sendq``."""
         self.urgent = False
         if self.closing:
-            self.out, self.out_bytes = [], 0
+            self.out, self.out_bytes = (), 0
             return
-        out = self.out
+        out = self.out if isinstance(self.out, list) else []
         data = b""  # a room's joined log, shared with the other members
         for rooms in (self.rooms, self.secret_rooms):
             for room in rooms.values():
@@ -446,7 +460,7 @@ class Session(Member, asyncio.BufferedProtocol):
             if data:
                 out.append(data)
             data = out[0] if len(out) == 1 else b"".join(out)
-            self.out, self.out_bytes = [], 0
+            self.out, self.out_bytes = (), 0
         elif not data:
             return
         self.write(data)
@@ -635,6 +649,10 @@ class Session(Member, asyncio.BufferedProtocol):
                 dm_max=self.limits.dm_max_bytes,
             )
         )
+        # Said once: what is left is what no longer counts for an open session.
+        # The shared state keeps the token's hash, and hello_timeout is over.
+        self.token = b""
+        self.connected_at = 0.0
         if resumed:
             self._replay(seen)
 

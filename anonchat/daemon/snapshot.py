@@ -110,7 +110,7 @@ def load(shared: SharedState, data: bytes) -> bytes:
         for uid, key in keyed:
             member = by_uid[uid]
             secret.add(member, key)
-            member.secret_rooms[rid] = secret
+            member.enter_secret(secret)
         _load_channel(secret, channel, by_uid)
         secret.grants = [ev.OwnerAct(**g) for g in grants]
         for grant in secret.grants:

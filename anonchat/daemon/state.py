@@ -49,7 +49,7 @@ from ..plural import plural
 from . import commands as cmds
 from . import dms, moderation, secret_moderation
 from .commands import Command, MemberCommand, UnknownCommand
-from .rooms import Member, Remote, Room, SecretRoom, fit, member_list
+from .rooms import NO_SECRET_ROOMS, Member, Remote, Room, SecretRoom, fit, member_list
 from .shared import SharedState, settings_differ
 
 log = logging.getLogger("anonchat.daemon")
@@ -259,7 +259,7 @@ def _adopt(shared: SharedState, new: Member, old: Member) -> None:
     new.first_uid = old.first_uid  # the same session: its bans follow it
     take_nick(shared, new, old.nick)
     new.rooms, new.secret_rooms = old.rooms, old.secret_rooms
-    old.rooms, old.secret_rooms = {}, {}
+    old.rooms, old.secret_rooms = {}, NO_SECRET_ROOMS
     for channel in [*new.rooms.values(), *new.secret_rooms.values()]:
         channel.replace_member(old, new)
     dms.adopt(shared, new, old)
@@ -503,7 +503,7 @@ def _enter_secret(
         raise
     seq = room.presence(sender, "join", ts)
     _seat(room, member, sender, owner)
-    member.secret_rooms[room.rid] = room
+    member.enter_secret(room)
     if not member.here:
         return
     # The grants (at most OWNERS_MAX, ~190 bytes each) take up to 12 KiB.
