@@ -47,13 +47,29 @@ async def open_stream(
             "with TLS? (a daemon run with --plaintext needs --plaintext here too)",
         ) from None
     except (OSError, TimeoutError) as exc:
-        reason = getattr(exc, "strerror", None) or "timed out"
-        raise ConnectionClosed(Local.UNREACHABLE, f"cannot connect to {where}: {reason}") from None
+        raise ConnectionClosed(
+            Local.UNREACHABLE, f"cannot connect to {where}: {_why_not(exc, tls)}"
+        ) from None
     sock = writer.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return reader, writer
+
+
+def _why_not(exc: OSError, tls: bool) -> str:
+    """Why a connection could not be made, in words (the error's own if it has them)."""
+    if exc.strerror:
+        return exc.strerror
+    if isinstance(exc, ConnectionError):
+        # Closed by the other end with no error of its own: asyncio's TLS says so
+        # with a bare ConnectionResetError (it was reported as "timed out").
+        during = "during the TLS handshake" if tls else "at once"
+        return (
+            f"the server closed the connection {during} (a daemon does that at its "
+            "connection limits: try again in a while)"
+        )
+    return "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
 
 
 async def verify_server(

@@ -26,7 +26,7 @@ from anonchat.daemon import Daemon
 from anonchat.daemon.session import Session
 from anonchat.daemon.state import holder
 from anonchat.daemon.tls import ServerTLS
-from anonchat.errors import Code, RequestError
+from anonchat.errors import Code, ConnectionClosed, Local, RequestError
 from anonchat.trust import client_context
 
 from .conftest import DaemonFactory
@@ -329,6 +329,23 @@ async def test_connections_opened_per_address_at_and_one_past(make_daemon: Daemo
     await other.close()
     for c in clients:
         await c.close()
+
+
+async def test_a_client_turned_away_unanswered_is_told_so_not_that_it_timed_out(
+    make_daemon: DaemonFactory,
+) -> None:
+    """A connection past a limit is closed in its TLS handshake, at once: the
+    client says the server closed it (and that this is what a daemon at its
+    limits does), never "timed out", which sent users looking at their network."""
+    daemon = await make_daemon(connect_burst=1, connect_interval=60.0)
+    first = await dial(daemon, "first")
+    with pytest.raises(ConnectionClosed) as refused:
+        await dial(daemon, "second")
+    assert refused.value.code == Local.UNREACHABLE
+    said = refused.value.message
+    assert "timed out" not in said
+    assert "closed the connection during the TLS handshake" in said, said
+    await first.close()
 
 
 async def test_a_stalled_handshake_ends_at_hello_timeout(make_daemon: DaemonFactory) -> None:

@@ -23,7 +23,7 @@ from anonchat.daemon import Daemon, Limits, commands, snapshot, state
 from anonchat.daemon.commands import Command, MalformedCommand, UnknownCommand
 from anonchat.daemon.metrics import Stats
 from anonchat.daemon.rooms import Channel
-from anonchat.daemon.shared import SharedState
+from anonchat.daemon.shared import SharedState, settings_differ
 from anonchat.names import name_key
 from anonchat.wire import pack_value, unpack_value
 
@@ -264,3 +264,17 @@ def test_a_snapshot_of_a_shared_state_loads_into_another() -> None:
     assert snapshot.load(other, data) == b"1000-0"
     assert snapshot.dump(other, b"1000-0") == data
     assert other.nicks["alice"].uid == "n2.1" and other.rooms["lobby"].topic == "topic"
+
+
+def test_settings_that_differ_are_named_as_the_config_file_writes_them() -> None:
+    """``resume_window = 60`` in one node's file against the default (120.0 s)
+    reads "60 here but 120 there", not "60 here but 120.0 there"; a fraction
+    and a value missing on one side are shown as they are."""
+    mine = {"resume_window": 60, "node_timeout": 2.5, "ring_frames": 512}
+    theirs = {"resume_window": 120.0, "node_timeout": 10.0, "ring_frames": 512, "commands": 1}
+    assert settings_differ(mine, theirs) == (
+        "commands is None here but 1 there, "
+        "node_timeout is 2.5 here but 10 there, "
+        "resume_window is 60 here but 120 there"
+    )
+    assert settings_differ(mine, dict(mine)) == ""

@@ -63,10 +63,18 @@ def settings_differ(mine: dict[str, Any], theirs: dict[str, Any]) -> str:
     """The settings that differ, for a message ("" if none)."""
     names = sorted(set(mine) | set(theirs))
     return ", ".join(
-        f"{n} is {mine.get(n)!r} here but {theirs.get(n)!r} there"
+        f"{n} is {_shown(mine.get(n))} here but {_shown(theirs.get(n))} there"
         for n in names
         if mine.get(n) != theirs.get(n)
     )
+
+
+def _shown(value: Any) -> str:
+    """A setting as the config file writes it: ``120``, not ``120.0``, whether
+    it came from a TOML integer or from a default in seconds."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return repr(value)
 
 
 class Counters(Protocol):

@@ -118,6 +118,39 @@ def lookalike_mark(text: Text, name: str) -> Text:
     return text
 
 
+ELLIPSIS = "\u2026"
+
+
+def fit_name(prefix: Text, name: Text, suffix: Text, width: int) -> Text:
+    """``prefix``, ``name`` and ``suffix`` on one line of ``width`` cells (any
+    width when it is 0: not laid out yet).  A line too long loses part of the
+    name, never the prefix or the suffix (an owner's ``@``, an unread count):
+    the middle of ``nick#fp`` (the fingerprint tells two members of a secret
+    room apart), else its end; a ⚠ after the name stays.  Left to wrap, the
+    tail went to a line of its own and read as another member or room (``94``
+    under ``golden-walrus-83#2v``), which every random nick in a secret room
+    did."""
+    line = Text.assemble(prefix, name, suffix)
+    if width <= 0 or line.cell_len <= width:
+        return line
+    plain = name.plain
+    hash_at = plain.rfind("#")
+    if hash_at > 1 and not plain.startswith(("#", LOCK)):  # nick#fp, @nick#fp
+        keep_from = hash_at
+    elif plain.endswith(LOOKALIKE):
+        keep_from = len(plain) - len(LOOKALIKE)
+    else:
+        keep_from = len(plain)
+    head, tail = name[:keep_from], name[keep_from:]
+    room = width - prefix.cell_len - suffix.cell_len - tail.cell_len - cell_len(ELLIPSIS)
+    if room < 2:  # no room for a sensible name: the line's start, cut
+        line.truncate(width, overflow="ellipsis")
+        return line
+    while head.cell_len > room:
+        head.right_crop(1)
+    return Text.assemble(prefix, head, (ELLIPSIS, "dim"), tail, suffix)
+
+
 def mentions(text: str, nick: str) -> bool:
     """Does ``text`` name ``nick`` as a word (case-insensitive)?"""
     if not nick:

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Static
+from textual.geometry import Region
+from textual.widgets import ContentSwitcher, Static
 
 from anonchat.daemon import Daemon
+from anonchat.tui.screens.chat import ChatScreen
 from anonchat.tui.state import CONSOLE
 from anonchat.tui.widgets.chat_input import ChatInput
+from anonchat.tui.widgets.message_log import RoomView
 from anonchat.tui.widgets.room_list import RoomList
 
+from ..helpers import dial
 from .conftest import app_for, lines, type_line, until_chat, wait_for
 
 
@@ -195,3 +199,79 @@ async def test_lines_that_arrive_in_a_hidden_room_are_wrapped_to_the_pane(
         rendered = ["".join(seg.text for seg in strip).rstrip() for strip in log.lines]
         assert any("said while alice looks at another room" in r for r in rendered), rendered
         assert len(rendered) == len(log.plain_lines())  # one short message, one line
+
+
+def shown_views(chat: ChatScreen) -> list[str]:
+    """The keys of the windows whose views are displayed (one, on screen)."""
+    switcher = chat.query_one("#windows", ContentSwitcher)
+    return [view.key for view in switcher.children if isinstance(view, RoomView) and view.display]
+
+
+async def test_a_window_opened_in_the_background_stays_hidden(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """A conversation opened by someone else's direct message, and rooms joined
+    at start, get a view in the background: it must stay hidden until the
+    user switches to it.  (It was shown under the current window, and after
+    /join or /secret the new room's bar and members came with the direct
+    message's log in place of the room's.)"""
+    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby", "dev"])
+    async with alice.run_test(size=(100, 30)) as pa:
+        ca = await until_chat(pa)
+        await wait_for(pa, lambda: ca.state.current == "dev", what="alice in dev")
+        assert shown_views(ca) == ["dev"]
+        bob = await dial(daemon, "bob")
+        try:
+            talk = await bob.open_dm("alice")
+            await bob.send_dm(talk.peer, "psst")
+            await wait_for(
+                pa, lambda: any(room.dm for room in ca.state.rooms.values()), what="a DM window"
+            )
+            await pa.pause()
+            assert shown_views(ca) == ["dev"]
+            await type_line(pa, "/join ops")
+            await wait_for(pa, lambda: ca.state.current == "ops", what="alice in ops")
+            await pa.pause()
+            assert shown_views(ca) == ["ops"]
+            await pa.press("alt+1")
+            await pa.pause()
+            assert shown_views(ca) == ["lobby"]
+        finally:
+            await bob.close()
+
+
+def room_list_lines(chat: ChatScreen) -> list[str]:
+    """The room list as it is on screen, line by line (wrapping included)."""
+    rooms = chat.query_one(RoomList)
+    strips = rooms.render_lines(Region(0, 0, rooms.size.width, rooms.size.height))
+    inside = [strip.text.strip().strip("│").strip() for strip in strips[1:-1]]  # no border
+    return [line for line in inside if line]
+
+
+async def test_a_long_conversation_label_keeps_its_fingerprint_and_count_on_one_line(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """A conversation with a random nick (``@golden-walrus-83#jb6p``), its
+    mention mark and unread count are wider than the room list: the middle of
+    the nick gives way, one entry per line.  (It wrapped: the label under its
+    number, the count on a line of its own.)"""
+    alice = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    async with alice.run_test(size=(120, 30)) as pa:
+        ca = await until_chat(pa)
+        await wait_for(pa, lambda: ca.state.current == "lobby", what="alice in lobby")
+        bob = await dial(daemon, "golden-walrus-83")
+        try:
+            talk = await bob.open_dm("alice")
+            await bob.send_dm(talk.peer, "psst")
+            fingerprint = f"#{bob.dm_fingerprint}"
+            await wait_for(
+                pa, lambda: any(room.dm for room in ca.state.rooms.values()), what="a DM window"
+            )
+            await pa.pause()
+            shown = room_list_lines(ca)
+            entry = [line for line in shown if line.startswith("2 ")]
+            assert len(entry) == 1 and entry[0].endswith(f"{fingerprint} @ (1)"), shown
+            assert "● @gol…#" in entry[0]  # as much of the nick as fits
+            assert shown[1].startswith("1 ● #lobby") and len(shown) == 3, shown
+        finally:
+            await bob.close()

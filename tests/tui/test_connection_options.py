@@ -556,3 +556,41 @@ async def test_keys_typed_while_connecting_do_not_change_the_nick_or_reconnect(
         for writer in accepted:
             writer.close()
         sink.close()
+
+
+async def test_the_empty_server_field_shows_a_hint_not_an_address(tmp_path: Path) -> None:
+    """A first start has no server: the empty field's greyed text must not
+    read as one filled in.  (It showed ``127.0.0.1:7667``; Enter on it said
+    "no server address".)"""
+    app = AnonchatApp(settings_dir=tmp_path / "fresh", nick="newcomer")
+    async with app.run_test(size=(110, 32)) as pilot:
+        await wait_for(pilot, lambda: isinstance(app.screen, ConnectScreen), what="the form")
+        field = app.screen.query_one("#server", Input)
+        assert field.value == ""
+        hint = str(field.placeholder)
+        assert hint.startswith("e.g. ")
+        with pytest.raises(ValueError):
+            Endpoint.parse(hint, 7667)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: bool(server_error(app)), what="the error")
+        assert "no server address" in server_error(app)
+
+
+async def test_keys_that_come_in_after_a_refusal_are_said_to_be_dropped(tmp_path: Path) -> None:
+    """A server that refuses at once fails the attempt before the keys typed
+    at launch come in: they reach the Connect button, where they do nothing.
+    They went nowhere without a word; now the form says they were not sent,
+    as it does for keys held while connecting, and they are in no field."""
+    port = free_port()  # nothing listens: refused at once
+    endpoint = Endpoint("127.0.0.1", port, tls=False, known_hosts=None)
+    app = app_for_endpoint(endpoint, nick="gina", settings_dir=tmp_path / "s")
+    async with app.run_test() as pilot:
+        screen = app.screen
+        assert isinstance(screen, ConnectScreen)
+        status = screen.query_one("#connect-status", Static)
+        await wait_for(pilot, lambda: "tries again" in str(status.render()), what="the failure")
+        assert "not sent" not in str(status.render())
+        await pilot.press(*"hi")
+        await wait_for(pilot, lambda: "not sent" in str(status.render()), what="the note")
+        assert screen.query_one("#nick", Input).value == "gina"
+        assert screen.query_one("#server", Input).value == f"127.0.0.1:{port}"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from textual.app import App
+from textual.geometry import Region
 from textual.pilot import Pilot
 from textual.screen import Screen
 from textual.widgets import Button, Input, RadioButton, Static
@@ -370,3 +371,35 @@ async def typed_before_the_form(
     form = pilot.app.screen
     await wait_for(pilot, lambda: PASSPHRASE in [i.value for i in form.query(Input)], what="put in")
     return form
+
+
+def member_lines(chat: ChatScreen) -> list[str]:
+    """The member list as it is on screen, line by line (wrapping included)."""
+    body = chat.query_one("#member-names", Static)
+    strips = body.render_lines(Region(0, 0, body.size.width, body.size.height))
+    return [line for strip in strips if (line := strip.text.rstrip())]
+
+
+async def test_a_long_label_keeps_its_fingerprint_on_one_line(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """A random nick and its ``#fp`` (``golden-walrus-83#2v94``) are wider than
+    the member list: the middle of the nick gives way, the fingerprint stays
+    whole, one member per line.  (The label wrapped: ``94`` on a line of its
+    own read as a member, and the fingerprint was cut in two.)"""
+    nick = "golden-walrus-83"
+    app = app_for(daemon.port, tmp_path, nick)
+    async with app.run_test(size=(110, 32)) as pilot:
+        chat = await until_chat(pilot)
+        await create_secret(pilot, chat, PASSPHRASE)
+        label = next(iter(chat.state.rooms[KEY].members))
+        assert label.startswith(f"{nick}#")
+        fingerprint = label[len(nick) :]
+        await wait_for(pilot, lambda: bool(member_lines(chat)), what="the member list")
+        shown = member_lines(chat)
+        assert len(shown) == 1, shown
+        assert shown[0].endswith(fingerprint) and "…" in shown[0]
+        assert shown[0].startswith("@golden-")
+        # Wider, it is whole again.
+        chat.query_one("#member-list").styles.width = 40
+        await wait_for(pilot, lambda: member_lines(chat) == [f"@{label}"], what="whole")

@@ -248,6 +248,10 @@ class ChatScreen(ChatView, Screen[None]):
         if view is None:
             self._view_ids += 1
             view = RoomView(key, id=f"view-{self._view_ids}")
+            # Hidden until switched to: a ContentSwitcher hides only the children
+            # it had at its mount, and a view opened in the background (someone's
+            # direct message) was shown under the current one, then in place of it.
+            view.display = False
             self._views[key] = view
             self.query_one(ContentSwitcher).mount(view)
         return view

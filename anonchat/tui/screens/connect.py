@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Horizontal, Vertical
@@ -49,6 +49,10 @@ def describe_failure(code: str, message: str, server: str) -> tuple[str, str]:
     return "server", f"The server refused the connection: {said} ({clean(code)})"
 
 
+#: What the empty server field shows (greyed): how to fill it in.
+SERVER_HINT = "e.g. chat.example.org:7667, or an invite link"
+
+
 class ConnectScreen(Screen[None]):
     BINDINGS = [Binding("f1", "app.show_help", "Help")]
 
@@ -70,6 +74,7 @@ class ConnectScreen(Screen[None]):
         self.target = ("", 0)
         self.aimed = self.options  # the options for the server being connected to
         self.busy = False  # connecting: the form takes no keys, the app holds them
+        self.failed = False  # the last attempt failed (and the status says what now)
 
     def compose(self) -> ComposeResult:
         with Center(), Vertical(id="connect-box", classes="dialog") as box:
@@ -79,7 +84,9 @@ class ConnectScreen(Screen[None]):
                 id="tagline",
             )
             yield Label("Server (HOST:PORT, or an invite link)")
-            yield Input(self.server, placeholder="127.0.0.1:7667", id="server")
+            # A hint, not an address: "127.0.0.1:7667" here read as a value
+            # filled in, and Enter on it said "no server address".
+            yield Input(self.server, placeholder=SERVER_HINT, id="server")
             yield Static("", id="server-error", classes="error")
             via = self.options.endpoint.via
             note = Static(Text(f"every connection goes through the proxy {via}"), id="via")
@@ -133,6 +140,7 @@ class ConnectScreen(Screen[None]):
         self.server = format_address(host, port) if link else server
         self.nick = nick
         self.set_busy(True)
+        self.failed = False
         self.query_one("#connect-status", Static).update(
             Text(f"connecting to {clean(self.aimed.label)}…")
         )
@@ -166,15 +174,31 @@ class ConnectScreen(Screen[None]):
         # do nothing on a button; Enter tries again, Shift+Tab or a click
         # reaches the field.
         self.query_one("#connect", Button).focus()
-        status = "Enter tries again; Shift+Tab or a click to change the fields"
-        if dropped:
-            status += " (what you typed while it connected was not sent)"
-        self.query_one("#connect-status", Static).update(Text(status))
+        self.failed = True
+        self.show_status(not_sent=bool(dropped))
         if event.code in KEY_FAILURES:
             host, port = self.target
             known = self.aimed.endpoint.known_hosts
             problem = KeyProblem.of(event.code, event.message, host, port, known)
             self.app.push_screen(KeyChangedScreen(problem))
+
+    def show_status(self, *, not_sent: bool) -> None:
+        """After a failure: what Enter does, and whether keys typed went nowhere."""
+        status = "Enter tries again; Shift+Tab or a click to change the fields"
+        if not_sent:
+            status += " (what you typed was not sent)"
+        self.query_one("#connect-status", Static).update(Text(status))
+
+    def on_key(self, event: events.Key) -> None:
+        """Text typed on the Connect button goes nowhere (the button has the focus
+        after a failure so that it never lands in a field): say so, as for the
+        keys held while connecting.  Typed at launch against a server that
+        refuses at once, the keys come in just after the failure: they were
+        dropped without a word."""
+        on_button = self.focused is self.query_one("#connect", Button)
+        # (A space presses the button: it tries again.)
+        if self.failed and on_button and event.is_printable and event.key != "space":
+            self.show_status(not_sent=True)
 
     def on_connected(self, event: Connected) -> None:
         event.stop()

@@ -7,34 +7,38 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rich.text import Text
+from textual import events
 from textual.message import Message
 from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
-from ..render import LOCK, clean, lookalike_mark
+from ..render import LOCK, clean, fit_name, lookalike_mark
 from ..state import CONSOLE, ChatState, RoomState
 
 WINDOW = "w:"  # option id prefix: a window (console or joined room), then its key
 PUBLIC = "p:"  # option id prefix: a public room we are not in, then its name
 
 
-def _room_prompt(number: int, room: RoomState) -> Text:
-    label = Text()
-    label.append(f"{number if number < 10 else ' '} ", style="dim")
-    label.append("● " if room.joined else "○ ", style="green" if room.joined else "dim")
+def _room_prompt(number: int, room: RoomState, width: int = 0) -> Text:
+    """The room's entry on one line of ``width`` cells (see ``fit_name``)."""
+    prefix = Text()
+    prefix.append(f"{number if number < 10 else ' '} ", style="dim")
+    prefix.append("● " if room.joined else "○ ", style="green" if room.joined else "dim")
+    name = Text()
+    suffix = Text()
     if room.dm:  # a conversation: the other's label, no member count
-        label.append(f"@{clean(room.name)}", style="bold" if room.unread else "")
-        lookalike_mark(label, room.name)
+        name.append(f"@{clean(room.name)}", style="bold" if room.unread else "")
+        lookalike_mark(name, room.name)
     else:
         lock = LOCK if room.secret else ""
-        label.append(f"{lock}#{clean(room.name)}", style="bold" if room.unread else "")
-        lookalike_mark(label, room.name)
-        label.append(f" {room.member_count}", style="dim")
+        name.append(f"{lock}#{clean(room.name)}", style="bold" if room.unread else "")
+        lookalike_mark(name, room.name)
+        suffix.append(f" {room.member_count}", style="dim")
     if room.mentioned:
-        label.append(" @", style="bold reverse #e05252")
+        suffix.append(" @", style="bold reverse #e05252")
     if room.unread:
-        label.append(f" ({room.unread})", style="bold #e6a23c")
-    return label
+        suffix.append(f" ({room.unread})", style="bold #e6a23c")
+    return fit_name(prefix, name, suffix, width)
 
 
 class RoomList(OptionList):
@@ -49,13 +53,21 @@ class RoomList(OptionList):
         super().__init__(id="room-list")
         self.can_focus = False
         self.border_title = "Rooms"
+        self._shown: ChatState | None = None
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._shown is not None:
+            self.show(self._shown)  # the entries were fitted to the old width
 
     def show(self, state: ChatState) -> None:
+        self._shown = state
+        # An option's padding takes a cell on each side (0 before the first layout).
+        width = max(self.scrollable_content_region.width - 2, 0)
         options: list[Option | None] = [
             Option(Text("  ✱ server", style="italic"), id=WINDOW + CONSOLE)
         ]
         for number, (key, room) in enumerate(state.rooms.items(), start=1):
-            options.append(Option(_room_prompt(number, room), id=WINDOW + key))
+            options.append(Option(_room_prompt(number, room, width), id=WINDOW + key))
         others = [info for info in state.public if state.room(info.room) is None]
         if others:
             options.append(None)
