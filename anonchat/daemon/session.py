@@ -814,18 +814,15 @@ class Session(Member, asyncio.BufferedProtocol):
         applied = said = 0
         try:
             for rid, name, text, me in run:
+                refused: RequestError | None = None
                 if granted:
                     granted -= 1
                 else:
                     try:
                         limiter.check_message(now)  # refused: rate_limited, or flood
                     except RequestError as exc:
-                        if self._refused(exc, rid):
-                            return
-                        caught_up = conn.state is open_ and not conn.pending
-                        out = self.out  # type: ignore[assignment]  # (a list: a reply was queued)
-                        continue
-                if not (
+                        refused = exc
+                if refused is None and not (
                     text
                     and len(text) <= max_text
                     and text.isascii()
@@ -835,11 +832,13 @@ class Session(Member, asyncio.BufferedProtocol):
                     try:
                         _check_text(text, max_text)
                     except RequestError as exc:
-                        if self._refused(exc, rid):
-                            return
-                        caught_up = conn.state is open_ and not conn.pending
-                        out = self.out  # type: ignore[assignment]  # (a list: a reply was queued)
-                        continue
+                        refused = exc
+                if refused is not None:
+                    if self._refused(refused, rid):
+                        return
+                    caught_up = conn.state is open_ and not conn.pending
+                    out = self.out  # type: ignore[assignment]  # (a list: a reply was queued)
+                    continue
                 if name != last_name:
                     if kept:
                         assert room is not None
