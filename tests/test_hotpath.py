@@ -100,23 +100,34 @@ def test_taking_tokens_at_once_is_taking_them_one_by_one(
 @given(
     max_frames=st.integers(1, 8),
     max_bytes=st.integers(1, 60),
-    batches=st.lists(st.lists(st.integers(0, 30), max_size=6), max_size=6),
+    batches=st.lists(
+        st.tuples(st.integers(0, 3), st.lists(st.integers(0, 30), max_size=6)), max_size=6
+    ),
 )
 def test_a_ring_extended_at_once_keeps_what_adding_one_by_one_keeps(
-    max_frames: int, max_bytes: int, batches: list[list[int]]
+    max_frames: int, max_bytes: int, batches: list[tuple[int, list[int]]]
 ) -> None:
+    """Ring.extend_messages keeps what adding its frames one by one keeps: the
+    frames, their numbers, their flags and the size, trimmed by count and by
+    bytes -- after events that are not messages, and after a gap in the
+    numbers (which empties the ring, as add does)."""
     at_once, one_by_one = Ring(max_frames, max_bytes), Ring(max_frames, max_bytes)
     seq = 0
-    for sizes in batches:
-        entries = []
-        for size in sizes:
+    for gap, sizes in batches:
+        if gap == 1:  # a presence event between two runs
             seq += 1
-            entries.append((seq, seq % 2 == 0, bytes(size)))
-        at_once.extend(entries)
-        for entry in entries:
-            one_by_one.add(*entry)
+            for ring in (at_once, one_by_one):
+                ring.add(seq, False, bytes(3))
+        seq += gap // 3 * 5  # (gap 3: numbers skipped)
+        first = seq + 1
+        frames = [bytes([n % 256]) * size for n, size in enumerate(sizes, first)]
+        seq += len(frames)
+        at_once.extend_messages(first, frames)
+        for n, data in enumerate(frames, first):
+            one_by_one.add(n, True, data)
         assert at_once.entries() == one_by_one.entries()
         assert at_once._size == one_by_one._size
+        assert at_once._last == one_by_one._last
 
 
 # -- the run path against the general way ------------------------------------------
@@ -153,13 +164,21 @@ class KeptTransport:
         self.ended = self.ended or "abort"
 
 
+#: The event loop's time in the scenarios (seconds).
+LOOP_NOW = 5000.0
+
+
 @contextlib.contextmanager
 def fixed_clock() -> Iterator[None]:
     """Log times (the ``ts`` in each event's bytes) from one fixed clock: the
-    run path's and the bus's (the general way's)."""
+    run path's and the bus's (the general way's); and the loop's clock, which
+    the rate limits read, fixed too: a refusal says how long to wait, which
+    with a running clock would depend on how long the scenario took to get
+    there (the first, slower call of a test once crossed a second)."""
     with (
         mock.patch.object(session, "now_ms", lambda: NOW_MS),
         mock.patch.object(bus, "now_ms", lambda: NOW_MS),
+        mock.patch.object(asyncio.BaseEventLoop, "time", lambda self: LOOP_NOW),
     ):
         yield
 

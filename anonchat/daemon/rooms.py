@@ -206,11 +206,33 @@ class Ring:
         """How many of the oldest frames are numbered ``seq`` or less."""
         return min(len(self._frames), max(0, seq - self._first() + 1))
 
-    def extend(self, entries: list[tuple[int, bool, bytes]]) -> None:
-        """:meth:`add` each of ``entries`` (a run of messages, Session._say_run)."""
-        add = self.add
-        for entry in entries:
-            add(*entry)
+    def extend_messages(self, first: int, frames: list[bytes]) -> None:
+        """:meth:`add` each of ``frames`` as a message, numbered ``first``,
+        ``first + 1``, ... (a run of messages, Session._say_run): the frames
+        go in at once and the oldest go once, not one by one."""
+        held = self._frames
+        if not frames:
+            return
+        if held and first != self._last + 1:
+            for seq, data in enumerate(frames, first):
+                self.add(seq, True, data)
+            return
+        held.extend(frames)
+        self._messages += b"\x01" * len(frames)
+        self._size += sum(map(len, frames))
+        self._last = first + len(frames) - 1
+        if len(held) > self.max_frames or self._size > self.max_bytes:
+            size, drop = self._size, 0
+            over = len(held) - self.max_frames
+            for data in held:
+                if drop >= over and size <= self.max_bytes:
+                    break
+                size -= len(data)
+                drop += 1
+            for _ in range(drop):
+                held.popleft()
+            del self._messages[:drop]
+            self._size = size
 
     def entries(self) -> list[tuple[int, bool, bytes]]:
         first = self._first()

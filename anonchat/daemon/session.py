@@ -806,7 +806,8 @@ class Session(Member, asyncio.BufferedProtocol):
         out: list[bytes] = []  # (its queue, once caught up)
         last_name: str | None = None
         room: Room | None = None
-        kept: list[tuple[int, bool, bytes]] = []  # the room's new ring entries
+        kept: list[bytes] = []  # the room's new messages, for its ring
+        first = 0  # the number of kept[0]
         head = mid = b""
         log: list[bytes] = []
         cursors: dict[Member, int] = {}
@@ -842,7 +843,7 @@ class Session(Member, asyncio.BufferedProtocol):
                 if name != last_name:
                     if kept:
                         assert room is not None
-                        room.ring.extend(kept)
+                        room.ring.extend_messages(first, kept)
                         kept = []
                     room = rooms.get(name_key(name))
                     last_name = name
@@ -889,7 +890,9 @@ class Session(Member, asyncio.BufferedProtocol):
                     )
                 if size > DEFAULT_MAX_FRAME:  # (encode_frame's check; max_text keeps below)
                     raise LocalProtocolError(Code.FRAME_TOO_LARGE, "a message frame too large")
-                kept.append((seq, True, data))
+                if not kept:
+                    first = seq
+                kept.append(data)
                 if not log:
                     room.to_flush(room)
                 log.append(data)
@@ -926,7 +929,7 @@ class Session(Member, asyncio.BufferedProtocol):
         finally:
             if kept:
                 assert room is not None
-                room.ring.extend(kept)
+                room.ring.extend_messages(first, kept)
             if said:
                 daemon.stats.messages_at(ts, said)
             self.submitted += applied
