@@ -124,6 +124,21 @@ async def test_a_burst_of_lines_sends_each_once_in_order(
     await watcher.close()
 
 
+async def test_a_line_typed_after_create_in_one_burst_goes_to_the_new_room(
+    session: str, daemon: Daemon
+) -> None:
+    """``/create #four`` and a message in one burst (a paste without bracketed
+    paste): the message is for the room the command opens, not #three."""
+    await wait_room(session, "#three")
+    watcher = await dial(daemon, "watcher")
+    await watcher.join("three")
+    await typed(session, "/create #four\rfor four\r/join #three\rfor three\r")
+    got = [m.text for m in await collect(watcher, ev.Msg, 1, timeout=10)]
+    assert got == ["for three"]  # and "for four" never came to #three
+    assert [data for _, _, data in daemon.rooms["four"].ring.entries() if b"for four" in data]
+    await watcher.close()
+
+
 async def test_a_passphrase_typed_in_the_same_burst_as_secret_is_never_sent(
     session: str, daemon: Daemon
 ) -> None:

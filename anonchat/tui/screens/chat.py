@@ -39,9 +39,11 @@ from textual.screen import Screen
 from textual.widgets import ContentSwitcher, Static
 
 from ...client import Client, Event
+from ...dm import dm_key
 from ...errors import AnonchatError, ConnectionClosed
-from ...frontend.commands import Attempt, Commands, Note, parse
+from ...frontend.commands import Attempt, Commands, DmWindow, Entered, Note, parse
 from ...frontend.reconnect import RECONNECT_DELAYS, Lost, Step, follow
+from ...names import name_key
 from ...plural import plural
 from ...room import DirectRoom, SecretRoom
 from .. import typeahead
@@ -58,7 +60,7 @@ from ..render import (
     system_line,
 )
 from ..session import ConnectOptions
-from ..state import CONSOLE, ChatState, RoomState
+from ..state import CONSOLE, ChatState, RoomState, secret_key
 from ..widgets.chat_input import ChatInput
 from ..widgets.member_list import MemberList
 from ..widgets.message_log import RoomView
@@ -91,6 +93,8 @@ class Noted(Message):
     """A note of the command core, shown in order with the server's events."""
 
     note: Note
+    #: It shows the window a /join, /create or /query landed in (``landed``).
+    landing: bool = False
 
 
 @dataclass
@@ -109,6 +113,28 @@ class _Typed:
     window: str | None = None
     #: One of the joins the chat starts with (--join, an invite link's room).
     start: bool = False
+    #: A command that opens the window it lands in (SWITCHES): the lines typed
+    #: while it waits or runs go to that window (``LANDED``).
+    switch: bool = False
+
+
+#: The commands that open and show a window: /join and /create a room, /query
+#: a conversation.  (/secret has its form, which takes what is typed next.)
+SWITCHES = frozenset({"join", "j", "create", "query"})
+#: The window of a line typed right after such a command, before it ran: the
+#: window that command lands in, known only once it ran.
+LANDED = "\0landed"
+
+
+def landed(note: Note) -> str | None:
+    """The window a command's note shows, if it shows one: a room entered
+    (joined, created, or already in it), or a conversation opened to be shown."""
+    if isinstance(note, Entered):
+        name = note.room.name
+        return secret_key(name) if note.room.secret else name_key(name)
+    if isinstance(note, DmWindow) and note.switch:
+        return dm_key(note.room.peer)
+    return None
 
 
 @dataclass(frozen=True)
@@ -175,6 +201,11 @@ class ChatScreen(ChatView, Screen[None]):
         self._typed: asyncio.Queue[_Typed | _Pasted] = asyncio.Queue()
         self._secret_pending = False  # a /secret line waits for its form
         self._window: str | None = None  # while a typed line runs: where it was typed
+        self._switching = 0  # lines of SWITCHES typed and not yet run to their end
+        self._running_switch = False  # one of them runs now
+        self._landed: str | None = None  # the window the last of them landed in
+        self._landed_by = ""  # (that line, to say so if it landed nowhere)
+        self._landing = 0  # such windows noted and not yet shown
         self._starting = 0  # the start's joins not yet run
         self._held: list[str] = []  # lines typed meanwhile
         self._holds = 0  # lines ever held (to tell a passphrase's start from a later line)
@@ -440,12 +471,24 @@ class ChatScreen(ChatView, Screen[None]):
             if not self._secret_pending:
                 self._secret_done()
             return
-        if (parse(line) or ("", ""))[0] == "secret":
+        name = (parse(line) or ("", ""))[0]
+        if name == "secret":
             self._secret_pending = True
-        # Typed while the start's joins have not all run (typed ahead, before the
-        # chat was up): for the room the start lands in, not the server window.
-        window = None if self._starting else self.state.current
-        self._typed.put_nowait(_Typed(line, window))
+        if self._switching or self._landing:
+            # Typed after /join, /create or /query, before it ran or before its
+            # window was shown (a burst, a paste without bracketed paste, a slow
+            # link): meant for the window it opens.
+            window: str | None = LANDED
+        elif self._starting:
+            # Typed while the start's joins have not all run (typed ahead, before
+            # the chat was up): for the room the start lands in, not the server window.
+            window = None
+        else:
+            window = self.state.current
+        switch = name in SWITCHES
+        if switch:
+            self._switching += 1
+        self._typed.put_nowait(_Typed(line, window, switch=switch))
 
     @on(ChatInput.Pasted)
     def pasted(self, event: ChatInput.Pasted) -> None:
@@ -490,11 +533,33 @@ class ChatScreen(ChatView, Screen[None]):
             await self.commands.say_lines(item.lines, item.key)
             return
         self._form = None
-        self._window = item.window
+        window = item.window
+        if window == LANDED:
+            window = self._landed
+            if window is None and not item.switch:
+                # The command before it opened no window (a room that does not
+                # exist, a nick that is not here): not for the window on screen.
+                self.here(
+                    join_text(
+                        "not sent: typed after ",
+                        Text(clean(self._landed_by)),
+                        ", which opened no window: ",
+                        Text(clean(item.line)),
+                    ),
+                    error=True,
+                )
+                return
+        self._window = window
+        if item.switch:
+            self._landed, self._landed_by = None, item.line
+            self._running_switch = True
         try:
             await self.commands.line(item.line)
         finally:
             self._window = None
+            self._running_switch = False
+            if item.switch:
+                self._switching -= 1
             if item.start:
                 self._starting -= 1
         if (parse(item.line) or ("", ""))[0] == "secret":
@@ -517,11 +582,20 @@ class ChatScreen(ChatView, Screen[None]):
     # -- what the core asks of a front end ------------------------------------------
 
     def show(self, note: Note) -> None:
-        self.post_message(Noted(note))
+        landing = False
+        if self._running_switch:
+            shown = landed(note)
+            if shown is not None:
+                self._landed = shown
+                self._landing += 1
+                landing = True
+        self.post_message(Noted(note, landing))
 
     def on_noted(self, event: Noted) -> None:
         if not self.quitting:  # the screen goes away: nothing more to show on it
             self.show_note(event.note)
+        if event.landing:
+            self._landing -= 1
 
     def current_key(self) -> str | None:
         """The window the line being run was typed in, else the one on screen."""
