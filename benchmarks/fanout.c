@@ -248,7 +248,10 @@ static void drop(struct conn *c) {
 /* What a sender has to write next (at *data): with --rate, what its buffer
  * holds; else the rest of the repetitions of its message it owes. */
 static size_t pending(struct conn *c, const unsigned char **data) {
+    *data = NULL;
+    if (c->role != SENDER) return 0;
     if (pacing) {
+        if (!c->out) return 0;
         *data = c->out + c->out_off;
         return c->out_len - c->out_off;
     }
@@ -443,7 +446,8 @@ static void on_tls_read(struct conn *c) {
         }
         process(c, n);
     } while (SSL_pending(c->ssl) > 0);
-    if (c->open && c->owed > 0) flush_out(c);
+    const unsigned char *data;
+    if (c->open && pending(c, &data) > 0) flush_out(c); /* a write that wanted a read */
 }
 #endif
 
