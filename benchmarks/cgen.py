@@ -1,4 +1,4 @@
-"""The C fan-out generator (benchmarks/fanout.c): build it, set up its members, drive it.
+"""The C load generator (benchmarks/fanout.c): build it, set up its members, drive it.
 
 A generator in Python (benchmarks/load.py, ircload.py) needs about a core of
 its own to keep ngircd or the raw relay busy: on a two-core machine it can be
@@ -13,6 +13,16 @@ shaped like the daemon's ``msg``).  Then it starts the C program with the
 sockets as inherited file descriptors and those bytes on its command line;
 the C program runs one epoll loop over all of them (see the comment at the
 top of fanout.c for the workload, which is load.py's ``fanout`` exactly).
+
+It drives the latency workload too (:attr:`Plan.rate`): then each sender's
+message is a template, a text of :func:`~benchmarks.common.stamp_text`'s
+shape whose 20 digits (at an offset Python finds in the encoded frame or
+line) the C program overwrites with the send time of each message it sends,
+paced; every other member reads that time back after the bytes that precede
+the text in a delivered message (:func:`stamp_prefix`) and keeps, while the
+runner says it is measuring, the difference to the time of its read.  The
+samples come back in a file (int64 nanoseconds), read into the final
+report's ``latencies``: exact, as the Python generator's are.
 
 The program is compiled with the system's C compiler (``cc -O2``, or ``$CC``)
 into a cache directory outside the repository (``$ANONCHAT_BENCH_CACHE``, else
@@ -37,6 +47,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from array import array
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -44,7 +55,7 @@ from typing import IO, Any
 from anonchat import events as ev
 from anonchat.protocol import Connection
 from anonchat.trust import pin_bytes
-from anonchat.wire import encode_frame
+from anonchat.wire import encode_frame, pack_value
 
 from .common import nick_token, stamp_text
 from .load import raw_frame
@@ -231,17 +242,45 @@ class Plan:
     pin: str = ""  # the daemon's pin (with tls)
     limit: int | None = None  # messages per sender, then stop (tests)
     timeout: float = 60.0  # with ``limit``
+    rate: float | None = None  # latency: messages a second per sender, paced (no window)
     socks: list[socket.socket] = field(default_factory=list)
     args: list[str] = field(default_factory=list)
+
+
+def stamp_prefix(kind: str, room: str, text: str) -> bytes:
+    """What comes just before a message's text (so its send time) as members
+    receive it: the msgpack key ``"text"`` and the text's header (anonchat and
+    the relay, whose frames are relayed as they are), or IRC's
+    `` PRIVMSG #room :``."""
+    if kind == "irc":
+        return f" PRIVMSG #{room} :".encode()
+    packed = pack_value(text)
+    return pack_value("text") + packed[: len(packed) - len(text.encode())]
+
+
+def stamp_at(message: bytes, text: str) -> int:
+    """Where the send time's 20 digits are in a sender's message: its text's first byte."""
+    at = message.find(text.encode())
+    if at < 0 or message.find(text.encode(), at + 1) >= 0:
+        raise ValueError("the text is not in the message once")
+    return at
 
 
 def prepare(plan: Plan) -> None:
     """Connect every member (senders first; sender 0 creates the room), and
     build the generator's arguments.  Member ``senders`` (the first receiver)
-    is the watcher."""
+    is the watcher (fan-out; the latency workload has none)."""
     if plan.senders < 1 or plan.members <= plan.senders:
         raise ValueError("a fan-out point needs senders and at least one receiver")
     args: list[str] = ["--window", str(plan.window)]
+    text = stamp_text()  # every sender's; with ``rate``, its digits are the send time's place
+    if plan.rate is not None:
+        args += [
+            "--rate",
+            repr(plan.rate),
+            "--stamp",
+            stamp_prefix(plan.kind, plan.room, text).hex(),
+        ]
     if plan.limit is not None:
         args += ["--limit", str(plan.limit), "--timeout", str(plan.timeout)]
     conns: list[str] = []
@@ -255,19 +294,19 @@ def prepare(plan: Plan) -> None:
                 hello = ev.ClientHello(v=ev.PROTOCOL_VERSION, client="bench", nick=nick)
                 join = ev.Create(id=1, room=plan.room) if i == 0 else ev.Join(id=1, room=plan.room)
                 setup = encode_frame(hello.to_wire()) + encode_frame(join.to_wire())
-                payload = encode_frame(ev.Say(id=2, room=plan.room, text=stamp_text()).to_wire())
+                payload = encode_frame(ev.Say(id=2, room=plan.room, text=text).to_wire())
                 token = nick_token(i)
             elif plan.kind == "anonchat":
                 sock = anonchat_member(plan.host, plan.port, nick, plan.room, create=i == 0)
-                payload = encode_frame(ev.Say(id=2, room=plan.room, text=stamp_text()).to_wire())
+                payload = encode_frame(ev.Say(id=2, room=plan.room, text=text).to_wire())
                 token = nick_token(i)
             elif plan.kind == "irc":
                 sock = irc_member(plan.host, plan.port, nick, "#" + plan.room, oper=sender)
-                payload = f"PRIVMSG #{plan.room} :{stamp_text()}\r\n".encode()
+                payload = f"PRIVMSG #{plan.room} :{text}\r\n".encode()
                 token = f":{nick}!".encode()  # how its lines begin, as others receive them
             elif plan.kind == "raw":
                 sock = _connect(plan.host, plan.port)
-                payload = raw_frame(i, plan.room)
+                payload = raw_frame(i, plan.room, text)
                 token = nick_token(i)
             else:
                 raise ValueError(f"unknown kind {plan.kind!r}")
@@ -275,8 +314,11 @@ def prepare(plan: Plan) -> None:
             fd = sock.fileno()
             if sender:
                 conns.append(f"s:{fd}:{payload.hex()}:{token.hex()}")
+                if plan.rate is not None:
+                    conns[-1] += f":{stamp_at(payload, text)}"
             else:
-                conns.append(f"{'w' if i == plan.senders else 'r'}:{fd}")
+                watcher = i == plan.senders and plan.rate is None
+                conns.append(f"{'w' if watcher else 'r'}:{fd}")
             if plan.tls:
                 conns[-1] += f":{setup.hex()}"
     except BaseException:
@@ -302,11 +344,19 @@ def close(plan: Plan) -> None:
 
 class Generator:
     """The running C generator of a prepared :class:`Plan`.  The sockets pass to
-    it (this process closes its own copies once it has started)."""
+    it (this process closes its own copies once it has started).  With a
+    ``rate``, its final report has the samples (nanoseconds) as ``latencies``."""
 
     def __init__(self, exe: Path, plan: Plan, stderr: IO[bytes] | None = None) -> None:
+        self.samples: Path | None = None
+        options: list[str] = []
+        if plan.rate is not None:
+            fd, name = tempfile.mkstemp(prefix="fanout-samples-")
+            os.close(fd)
+            self.samples = Path(name)
+            options = ["--samples", name]
         self.proc = subprocess.Popen(
-            [str(exe), *plan.args],
+            [str(exe), *options, *plan.args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
@@ -333,8 +383,23 @@ class Generator:
         result: dict[str, Any] = json.loads(line)
         return result
 
+    def _final(self) -> dict[str, Any]:
+        """The final report, with the samples it wrote (a ``rate``) as ``latencies``."""
+        result = self._line()
+        if self.samples is not None:
+            samples = array("q")
+            samples.frombytes(self.samples.read_bytes())
+            if len(samples) != result["samples"]:
+                raise RuntimeError(f"{len(samples)} samples in the file, {result['samples']} said")
+            result["latencies"] = samples
+        return result
+
     def go(self) -> None:
         self._command(b"g")
+
+    def measuring(self, on: bool) -> None:
+        """Keep latency samples from now on (``True``), or no longer."""
+        self._command(b"m" if on else b"e")
 
     def snapshot(self) -> dict[str, Any]:
         """Deliveries, messages sent, lost connections, its clock and CPU, now."""
@@ -346,14 +411,14 @@ class Generator:
         with contextlib.suppress(BrokenPipeError):
             self._command(b"q")
         try:
-            return self._line()
+            return self._final()
         finally:
             self.stop()
 
     def wait(self, timeout: float) -> tuple[int, dict[str, Any]]:
         """With a ``limit``: wait until it is done; its status and final report."""
         try:
-            result = self._line()
+            result = self._final()
             return self.proc.wait(timeout), result
         finally:
             self.stop()
@@ -372,12 +437,18 @@ class Generator:
             if pipe is not None:
                 with contextlib.suppress(OSError):
                     pipe.close()
+        if self.samples is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.samples.unlink()
 
 
 def run_bounded(exe: Path, plan: Plan) -> tuple[int, dict[str, Any]]:
-    """Prepare, go, and wait for a ``limit``-ed plan to end (the tests' shape)."""
+    """Prepare, go, and wait for a ``limit``-ed plan to end (the tests' shape);
+    with a ``rate``, every sample from the start is kept."""
     prepare(plan)
     gen = Generator(exe, plan)
     t0 = time.monotonic()
+    if plan.rate is not None:
+        gen.measuring(True)
     gen.go()
     return gen.wait(plan.timeout + 10 - (time.monotonic() - t0))

@@ -75,9 +75,10 @@ OK_TOKEN = b"\xa1t\xa2ok"
 SENDER_TOKEN = b"\xa6sender\xc4\x20"
 
 
-def raw_frame(n: int, room: str) -> bytes:
+def raw_frame(n: int, room: str, text: str | None = None) -> bytes:
     """What a sender writes to the raw relay: a frame shaped like the daemon's ``msg``."""
-    body = {"t": "msg", "room": room, "seq": 0, "ts": 0, "nick": f"s{n}", "text": stamp_text()}
+    text = stamp_text() if text is None else text
+    body = {"t": "msg", "room": room, "seq": 0, "ts": 0, "nick": f"s{n}", "text": text}
     return encode_frame(body)
 
 

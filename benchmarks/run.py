@@ -5,9 +5,9 @@
 
 Every workload point starts a fresh server as a subprocess (so its CPU time
 and memory are read from /proc apart from the load generator's), starts the
-load generator (for ``fanout`` in public rooms the C program of
-benchmarks/cgen.py, unless ``--generator python``; otherwise the Python
-worker processes of load.py and ircload.py), waits until every member has joined, lets
+load generator (for ``fanout`` and ``latency`` in public rooms the C
+program of benchmarks/cgen.py, unless ``--generator python``; otherwise the
+Python worker processes of load.py and ircload.py), waits until every member has joined, lets
 the senders go, discards a warm-up, measures for a fixed time, stops
 everything and kills what is left.  The servers take turns point by point
 (anonchatd, ngircd and the raw relay one after another for each workload and
@@ -246,11 +246,24 @@ def specs_for(server: Server, mode: str, members: int) -> tuple[list[Spec], int]
     return specs, members
 
 
+#: The workloads the C generator drives (in public rooms).
+C_WORKLOADS = ("fanout", "latency")
+
+
 def c_generated(server: Server, mode: str, exe: Path) -> bool:
     """Whether the C generator (benchmarks/cgen.py) can drive this point: the
-    fan-out workload in a public room (a secret room needs a client that seals
-    and signs), over TLS only if it was built with OpenSSL."""
-    return mode == "fanout" and not server.secret and (not server.tls or cgen.has_tls(exe))
+    fan-out or latency workload in a public room (a secret room needs a client
+    that seals and signs), over TLS only if it was built with OpenSSL."""
+    return mode in C_WORKLOADS and not server.secret and (not server.tls or cgen.has_tls(exe))
+
+
+def latency_figures(row: dict[str, Any], samples: list[int]) -> None:
+    """p50, p99 and the greatest of the latency samples (nanoseconds), into ``row``."""
+    samples.sort()
+    row["samples"] = len(samples)
+    row["p50_ms"] = round(percentile(samples, 50), 3)
+    row["p99_ms"] = round(percentile(samples, 99), 3)
+    row["max_ms"] = round(samples[-1] / 1e6, 3) if samples else None
 
 
 def run_point(
@@ -274,7 +287,7 @@ def run_point(
         row["generator"] = "c"
         return run_c_point(server, mode, members, timing, profile, c_exe, row)
     row["generator"] = "python"
-    if c_exe is not None and mode == "fanout":
+    if c_exe is not None and mode in C_WORKLOADS:
         row["notes"].append("Python generator")
     ctx = mp.get_context("spawn")
     specs, conns = specs_for(server, mode, members)
@@ -346,11 +359,7 @@ def run_point(
                 a = array("q")
                 a.frombytes(res["latencies"])
                 samples += a.tolist()
-            samples.sort()
-            row["samples"] = len(samples)
-            row["p50_ms"] = round(percentile(samples, 50), 3)
-            row["p99_ms"] = round(percentile(samples, 99), 3)
-            row["max_ms"] = round(samples[-1] / 1e6, 3) if samples else None
+            latency_figures(row, samples)
         annotate(row)
         if spy is not None:
             spy.wait(timing.measure + 30)
@@ -419,21 +428,23 @@ def run_c_point(
     exe: Path,
     row: dict[str, Any],
 ) -> dict[str, Any]:
-    """A fan-out point driven by the C generator (benchmarks/cgen.py): the same
-    room, senders, window and texts as the Python workers'."""
+    """A fan-out or latency point driven by the C generator (benchmarks/cgen.py):
+    the same room, senders, window (or rate) and texts as the Python workers'."""
     kind = (
         "irc" if isinstance(server, IrcServer) else "raw" if server.variant == "raw" else "anonchat"
     )
     # As many senders as the Python workers have (each of them keeps a watcher).
+    senders = min(SENDERS, members - WORKERS)
     plan = cgen.Plan(
         kind,
         "127.0.0.1",
         server.port,
         members,
-        min(SENDERS, members - WORKERS),
+        senders,
         WINDOW,
         tls=server.tls,
         pin=server.pin,
+        rate=LATENCY_RATE / senders if mode == "latency" else None,
     )
     server.start()
     gen: cgen.Generator | None = None
@@ -453,13 +464,17 @@ def run_c_point(
             return snap["deliveries"], snap["sent"], snap["t"]
 
         try:
-            spy = measure(server, row, timing, [gen.pid], counters, lambda on: None, profile)
+            spy = measure(server, row, timing, [gen.pid], counters, running.measuring, profile)
             final = gen.finish()
         except RuntimeError as exc:  # it exited: say why, from what it wrote
             log.flush()
             said = (server.directory / "generator.log").read_text(errors="replace").strip()
             raise RuntimeError(f"{exc}: {said.splitlines()[-1] if said else 'no message'}") from exc
         row["lost"] = final["lost"]
+        if mode == "latency":
+            latency_figures(row, final["latencies"].tolist())
+            if final["bad_stamps"]:
+                row["notes"].append(f"generator: {final['bad_stamps']} unreadable send times")
         if final["unanswered_pings"] or final["write_errors"]:
             row["notes"].append(
                 f"generator: {final['unanswered_pings']} pings unanswered, "
@@ -776,8 +791,8 @@ def main(argv: list[str] | None = None) -> int:
         "--generator",
         choices=("c", "python"),
         default="c",
-        help="the fan-out load generator: c (benchmarks/fanout.c, built with cc; default) "
-        "or python (benchmarks/load.py, ircload.py)",
+        help="the fan-out and latency load generator: c (benchmarks/fanout.c, built with cc; "
+        "default) or python (benchmarks/load.py, ircload.py)",
     )
     args = p.parse_args(argv)
     only = {w.strip() for w in args.only.split(",") if w.strip()}
@@ -807,7 +822,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--members: a room needs at least {2 * WORKERS} members")
     points = plan(args.quick, only, sizes)
     args.c_exe = None
-    if args.generator == "c" and "fanout" in only:
+    if args.generator == "c" and only & set(C_WORKLOADS):
         try:
             args.c_exe = cgen.build()
         except cgen.NoCompiler as exc:

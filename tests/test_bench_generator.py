@@ -1,20 +1,27 @@
-"""The C fan-out load generator (benchmarks/fanout.c, driven by benchmarks/cgen.py)
+"""The C load generator (benchmarks/fanout.c, driven by benchmarks/cgen.py)
 counts what it is meant to count: built with the system's C compiler and run
-against a real anonchatd and the real raw relay on 127.0.0.1 port 0 for a
-bounded number of messages, every message reaches every other member and is
-counted once.  (No speed is measured here: benchmarks/run.py does that.)"""
+against a real anonchatd, ngircd and the real raw relay on 127.0.0.1 port 0
+for a bounded number of messages, every message reaches every other member
+and is counted once; in the latency workload every other member reads each
+message's send time once, a sender never its own.  (No speed is measured
+here: benchmarks/run.py does that.)"""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from anonchat import events as ev
 from anonchat.daemon import Daemon
 from anonchat.trust import ensure_identity
+from anonchat.wire import encode_frame
 from benchmarks import cgen, run
+from benchmarks.common import stamp_text
 from benchmarks.ngircd import INSTALL_HINT, Ngircd, find_ngircd
 from benchmarks.relay import Member, Relay
 
@@ -27,6 +34,7 @@ pytestmark = pytest.mark.skipif(
 MEMBERS = 10
 SENDERS = 3
 LIMIT = 200  # messages per sender
+RATE = 2000.0  # latency: messages a second per sender (the count is what is checked)
 
 
 @pytest.fixture
@@ -49,7 +57,7 @@ async def relay() -> AsyncIterator[int]:
     await server.wait_closed()
 
 
-def check_exact(status: int, report: dict[str, object]) -> None:
+def check_exact(status: int, report: dict[str, Any]) -> None:
     """Every sender sent LIMIT messages; every member received each message of the
     others once: the receivers SENDERS x LIMIT, each sender (SENDERS - 1) x LIMIT."""
     assert status == 0, report
@@ -177,3 +185,140 @@ def test_without_a_compiler_the_benchmark_says_so_in_one_line(
         "or use --generator python"
     )
     assert not (tmp_path / "cache").exists()
+
+
+def check_latency(status: int, report: dict[str, Any], elapsed_ns: int) -> None:
+    """Every sender sent LIMIT stamped messages; every member read the send time
+    of each message of the others once (a sender: (SENDERS - 1) x LIMIT, never
+    its own, which anonchatd sends back), and each was kept as a sample: the
+    time from its sending to its read, more than 0 and less than the whole run."""
+    check_exact(status, report)
+    others = [(SENDERS - 1) * LIMIT] * SENDERS + [SENDERS * LIMIT] * (MEMBERS - SENDERS)
+    assert report["stamped"] == others
+    assert report["bad_stamps"] == 0
+    samples = report["latencies"].tolist()
+    assert report["samples"] == len(samples) == SENDERS * LIMIT * (MEMBERS - 1)
+    assert 0 < min(samples) == report["sample_min_ns"]
+    assert max(samples) == report["sample_max_ns"] < elapsed_ns
+
+
+async def run_latency(exe: Path, plan: cgen.Plan) -> tuple[int, dict[str, Any], int]:
+    t0 = time.monotonic_ns()
+    status, report = await asyncio.to_thread(cgen.run_bounded, exe, plan)
+    return status, report, time.monotonic_ns() - t0
+
+
+def latency_plan(kind: str, port: int, **extra: Any) -> cgen.Plan:
+    return cgen.Plan(kind, "127.0.0.1", port, MEMBERS, SENDERS, limit=LIMIT, rate=RATE, **extra)
+
+
+async def test_latency_against_anonchatd_every_other_member_reads_each_send_time_once(
+    exe: Path, make_daemon: DaemonFactory
+) -> None:
+    """anonchatd sends each sender its own messages back: they are not samples."""
+    daemon: Daemon = await make_daemon(plaintext=True)
+    plan = latency_plan("anonchat", daemon.port)
+    await asyncio.to_thread(cgen.prepare, plan)
+    assert "--rate" in plan.args
+    assert not any(a.startswith("w:") for a in plan.args)  # paced: no watcher
+    stamp = bytes.fromhex(plan.args[plan.args.index("--stamp") + 1])
+    assert stamp == b"\xa4text\xd9\x64"  # "text": then a str 8 of 100 bytes
+    gen = cgen.Generator(exe, plan)
+    t0 = time.monotonic_ns()
+    gen.measuring(True)
+    gen.go()
+    status, report = await asyncio.to_thread(gen.wait, plan.timeout + 10)
+    check_latency(status, report, time.monotonic_ns() - t0)
+
+
+async def test_latency_over_tls_every_other_member_reads_each_send_time_once(
+    exe: Path, make_daemon: DaemonFactory
+) -> None:
+    if not cgen.has_tls(exe):
+        pytest.skip("fanout.c was built without TLS: OpenSSL's headers (libssl-dev) are missing")
+    daemon: Daemon = await make_daemon()
+    assert daemon.pin
+    check_latency(
+        *await run_latency(exe, latency_plan("anonchat", daemon.port, tls=True, pin=daemon.pin))
+    )
+
+
+def test_latency_against_ngircd_every_other_member_reads_each_send_time_once(
+    exe: Path, tmp_path: Path
+) -> None:
+    """IRC: the send time follows " PRIVMSG #bench :"; quick ACKs, as in fan-out."""
+    found = find_ngircd()
+    if found is None:
+        pytest.fail(f"{INSTALL_HINT} (scripts/test.sh installs it)")
+    server = Ngircd(found, tmp_path)
+    server.start()
+    try:
+        plan = latency_plan("irc", server.port)
+        cgen.prepare(plan)
+        assert "--quickack" in plan.args
+        assert bytes.fromhex(plan.args[plan.args.index("--stamp") + 1]) == b" PRIVMSG #bench :"
+        t0 = time.monotonic_ns()
+        gen = cgen.Generator(exe, plan)
+        gen.measuring(True)
+        gen.go()
+        status, report = gen.wait(plan.timeout + 10)
+        elapsed = time.monotonic_ns() - t0
+    finally:
+        server.stop()
+    check_latency(status, report, elapsed)
+
+
+async def test_latency_against_the_raw_relay_every_other_member_reads_each_send_time_once(
+    exe: Path, relay: int
+) -> None:
+    check_latency(*await run_latency(exe, latency_plan("raw", relay)))
+
+
+async def test_latency_samples_are_kept_only_while_measuring(
+    exe: Path, make_daemon: DaemonFactory
+) -> None:
+    """Without 'm' every send time is read (the run ends when all are) and none
+    is kept; a snapshot says how many are kept so far."""
+    daemon: Daemon = await make_daemon(plaintext=True)
+    plan = latency_plan("anonchat", daemon.port)
+    await asyncio.to_thread(cgen.prepare, plan)
+    gen = cgen.Generator(exe, plan)
+    gen.measuring(True)
+    gen.measuring(False)
+    assert (await asyncio.to_thread(gen.snapshot))["samples"] == 0
+    gen.go()
+    status, report = await asyncio.to_thread(gen.wait, plan.timeout + 10)
+    check_exact(status, report)
+    assert report["stamped"] == [(SENDERS - 1) * LIMIT] * SENDERS + [SENDERS * LIMIT] * (
+        MEMBERS - SENDERS
+    )
+    assert report["samples"] == 0
+    assert len(report["latencies"]) == 0
+
+
+def test_the_latency_template_has_the_send_time_where_the_generator_writes_it() -> None:
+    """The offset given for each sender is its text's first byte, 20 digits that
+    the C program overwrites (same length: the frame's length stays right)."""
+    text = stamp_text()
+    say = encode_frame(ev.Say(id=2, room="bench", text=text).to_wire())
+    at = cgen.stamp_at(say, text)
+    assert say[at : at + 20] == text[:20].encode() and text[:20].isdigit()
+    assert say[:at].endswith(cgen.stamp_prefix("anonchat", "bench", text))
+    line = f"PRIVMSG #bench :{text}\r\n".encode()
+    assert line[: cgen.stamp_at(line, text)] == b"PRIVMSG #bench :"
+
+
+def test_the_latency_rows_are_c_driven_but_for_secret_rooms(exe: Path, tmp_path: Path) -> None:
+    for variant in ("plain", "tls", "secret"):
+        (tmp_path / variant).mkdir()
+    plain = run.Anonchatd(tmp_path / "plain", "plain")
+    tls = run.Anonchatd(tmp_path / "tls", "tls")
+    secret = run.Anonchatd(tmp_path / "secret", "secret")
+    relay_server = run.RelayServer(tmp_path)
+    for mode in ("fanout", "latency"):
+        assert run.c_generated(plain, mode, exe)
+        assert run.c_generated(relay_server, mode, exe)
+        assert run.c_generated(tls, mode, exe) == cgen.has_tls(exe)
+        assert not run.c_generated(secret, mode, exe)
+    assert not run.c_generated(plain, "fanout-ok", exe)
+    assert not run.c_generated(plain, "capacity", exe)
