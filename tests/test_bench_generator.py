@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,20 @@ async def relay() -> AsyncIterator[int]:
     yield server.sockets[0].getsockname()[1]
     server.close()
     await server.wait_closed()
+
+
+@pytest.fixture
+def ngircd(tmp_path: Path) -> Iterator[Ngircd]:
+    """A running ngircd (scripts/test.sh installs it: a missing one fails)."""
+    found = find_ngircd()
+    if found is None:
+        pytest.fail(f"{INSTALL_HINT} (scripts/test.sh installs it)")
+    server = Ngircd(found, tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def check_exact(status: int, report: dict[str, Any]) -> None:
@@ -122,25 +136,16 @@ async def test_over_tls_a_daemon_whose_key_is_not_its_pin_is_refused(
 
 
 def test_against_ngircd_every_message_is_delivered_to_every_other_member_once(
-    exe: Path, tmp_path: Path
+    exe: Path, ngircd: Ngircd
 ) -> None:
     """IRC: senders are operators with +F, ngircd does not echo a sender's lines,
     the sockets re-arm TCP_QUICKACK after every read (ngircd sets no TCP_NODELAY)."""
-    found = find_ngircd()
-    if found is None:
-        pytest.fail(f"{INSTALL_HINT} (scripts/test.sh installs it)")
-    server = Ngircd(found, tmp_path)
-    server.start()
-    try:
-        plan = cgen.Plan("irc", "127.0.0.1", server.port, MEMBERS, SENDERS, limit=LIMIT)
-        cgen.prepare(plan)
-        assert "--quickack" in plan.args
-        gen = cgen.Generator(exe, plan)
-        gen.go()
-        status, report = gen.wait(plan.timeout + 10)
-    finally:
-        server.stop()
-    check_exact(status, report)
+    plan = cgen.Plan("irc", "127.0.0.1", ngircd.port, MEMBERS, SENDERS, limit=LIMIT)
+    cgen.prepare(plan)
+    assert "--quickack" in plan.args
+    gen = cgen.Generator(exe, plan)
+    gen.go()
+    check_exact(*gen.wait(plan.timeout + 10))
 
 
 async def test_against_the_raw_relay_every_message_is_delivered_to_every_other_member_once(
@@ -244,28 +249,19 @@ async def test_latency_over_tls_every_other_member_reads_each_send_time_once(
 
 
 def test_latency_against_ngircd_every_other_member_reads_each_send_time_once(
-    exe: Path, tmp_path: Path
+    exe: Path, ngircd: Ngircd
 ) -> None:
     """IRC: the send time follows " PRIVMSG #bench :"; quick ACKs, as in fan-out."""
-    found = find_ngircd()
-    if found is None:
-        pytest.fail(f"{INSTALL_HINT} (scripts/test.sh installs it)")
-    server = Ngircd(found, tmp_path)
-    server.start()
-    try:
-        plan = latency_plan("irc", server.port)
-        cgen.prepare(plan)
-        assert "--quickack" in plan.args
-        assert bytes.fromhex(plan.args[plan.args.index("--stamp") + 1]) == b" PRIVMSG #bench :"
-        t0 = time.monotonic_ns()
-        gen = cgen.Generator(exe, plan)
-        gen.measuring(True)
-        gen.go()
-        status, report = gen.wait(plan.timeout + 10)
-        elapsed = time.monotonic_ns() - t0
-    finally:
-        server.stop()
-    check_latency(status, report, elapsed)
+    plan = latency_plan("irc", ngircd.port)
+    cgen.prepare(plan)
+    assert "--quickack" in plan.args
+    assert bytes.fromhex(plan.args[plan.args.index("--stamp") + 1]) == b" PRIVMSG #bench :"
+    t0 = time.monotonic_ns()
+    gen = cgen.Generator(exe, plan)
+    gen.measuring(True)
+    gen.go()
+    status, report = gen.wait(plan.timeout + 10)
+    check_latency(status, report, time.monotonic_ns() - t0)
 
 
 async def test_latency_against_the_raw_relay_every_other_member_reads_each_send_time_once(

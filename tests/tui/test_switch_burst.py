@@ -15,9 +15,15 @@ terminal's own burst, keys and all, is in test_tmux.py.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
+
+from textual.pilot import Pilot
 
 from anonchat import events as ev
+from anonchat.client import Client
 from anonchat.daemon import Daemon
 from anonchat.dm import DirectMessage
 from anonchat.tui.screens.chat import ChatScreen
@@ -33,15 +39,28 @@ def burst(chat: ChatScreen, *typed: str) -> None:
         chat.submitted(ChatInput.Line(line))
 
 
+@asynccontextmanager
+async def alice_in_lobby(
+    daemon: Daemon, tmp_path: Path, *rooms: str
+) -> AsyncIterator[tuple[Client, Pilot[Any], ChatScreen]]:
+    """bob makes ``rooms`` (lobby first) and stays; alice's app joins lobby."""
+    bob = await dial(daemon, "bob")
+    for room in rooms:
+        await bob.create(room)
+    app = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            chat = await until_chat(pilot)
+            await wait_for(pilot, lambda: chat.state.current == "lobby")
+            yield bob, pilot, chat
+    finally:
+        await bob.close()
+
+
 async def test_a_line_typed_after_create_goes_to_the_new_room(
     daemon: Daemon, tmp_path: Path
 ) -> None:
-    bob = await dial(daemon, "bob")
-    await bob.create("lobby")
-    app = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
-    async with app.run_test(size=(100, 30)) as pilot:
-        chat = await until_chat(pilot)
-        await wait_for(pilot, lambda: chat.state.current == "lobby")
+    async with alice_in_lobby(daemon, tmp_path, "lobby") as (bob, pilot, chat):
         burst(chat, "/create #dev", "in dev", "/topic for dev only")
         await wait_for(pilot, lambda: chat.state.current == "dev", what="#dev on screen")
         await wait_for(
@@ -57,36 +76,23 @@ async def test_a_line_typed_after_create_goes_to_the_new_room(
         said = await next_event(bob, ev.Msg)
         assert (said.room, said.text) == ("lobby", "in lobby")
         assert not any("in dev" in x for x in lines(chat, "lobby"))
-    await bob.close()
 
 
 async def test_lines_after_join_go_to_the_room_joined_each_in_turn(
     daemon: Daemon, tmp_path: Path
 ) -> None:
-    bob = await dial(daemon, "bob")
-    for room in ("lobby", "dev", "ops"):
-        await bob.create(room)
-    app = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
-    async with app.run_test(size=(100, 30)) as pilot:
-        chat = await until_chat(pilot)
-        await wait_for(pilot, lambda: chat.state.current == "lobby")
+    async with alice_in_lobby(daemon, tmp_path, "lobby", "dev", "ops") as (bob, pilot, chat):
         burst(chat, "/join #dev", "one", "/j ops", "two", "/join lobby", "three")
         got = [await next_event(bob, ev.Msg) for _ in range(3)]
         said = [(m.room, m.text) for m in got]
         assert said == [("dev", "one"), ("ops", "two"), ("lobby", "three")]
         await wait_for(pilot, lambda: chat.state.current == "lobby")
-    await bob.close()
 
 
 async def test_a_line_after_a_join_that_failed_is_not_sent_anywhere(
     daemon: Daemon, tmp_path: Path
 ) -> None:
-    bob = await dial(daemon, "bob")
-    await bob.create("lobby")
-    app = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
-    async with app.run_test(size=(100, 30)) as pilot:
-        chat = await until_chat(pilot)
-        await wait_for(pilot, lambda: chat.state.current == "lobby")
+    async with alice_in_lobby(daemon, tmp_path, "lobby") as (bob, _, chat):
         # (A room that does not exist is made by /join, as in IRC: a name that
         # cannot be a room's is refused.)
         burst(chat, "/join bad\u202ename", "meant for it", "/leave", "/join #lobby", "after")
@@ -97,18 +103,11 @@ async def test_a_line_after_a_join_that_failed_is_not_sent_anywhere(
         shown = "\n".join(x for key in chat.state.windows() for x in lines(chat, key))
         assert "which opened no window: meant for it" in shown
         assert "/leave" in shown
-    await bob.close()
 
 
 async def test_a_line_after_query_goes_to_the_conversation(daemon: Daemon, tmp_path: Path) -> None:
-    bob = await dial(daemon, "bob")
-    await bob.create("lobby")
-    app = app_for(daemon.port, tmp_path, "alice", join=["lobby"])
-    async with app.run_test(size=(100, 30)) as pilot:
-        chat = await until_chat(pilot)
-        await wait_for(pilot, lambda: chat.state.current == "lobby")
+    async with alice_in_lobby(daemon, tmp_path, "lobby") as (bob, _, chat):
         burst(chat, "/query bob", "just between us")
         direct = await next_event(bob, DirectMessage)
         assert direct.text == "just between us"
         assert not any("just between us" in x for x in lines(chat, "lobby"))
-    await bob.close()
