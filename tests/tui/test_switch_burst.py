@@ -111,3 +111,19 @@ async def test_a_line_after_query_goes_to_the_conversation(daemon: Daemon, tmp_p
         direct = await next_event(bob, DirectMessage)
         assert direct.text == "just between us"
         assert not any("just between us" in x for x in lines(chat, "lobby"))
+
+
+async def test_a_paste_right_after_join_goes_to_the_room_joined(
+    daemon: Daemon, tmp_path: Path
+) -> None:
+    """A bracketed paste (its lines are text, never commands) right after a
+    /join that has not run yet: for the room joined, as a typed line would be."""
+    async with alice_in_lobby(daemon, tmp_path, "lobby", "dev") as (bob, _, chat):
+        await bob.leave("lobby")
+        chat.submitted(ChatInput.Line("/join #dev"))
+        chat.pasted(ChatInput.Pasted(["first pasted", "/not a command"]))
+        got = [await next_event(bob, ev.Msg) for _ in range(2)]
+        assert [(m.room, m.text) for m in got] == [
+            ("dev", "first pasted"),
+            ("dev", "/not a command"),
+        ]

@@ -206,6 +206,7 @@ class ChatScreen(ChatView, Screen[None]):
         self._landed: str | None = None  # the window the last of them landed in
         self._landed_by = ""  # (that line, to say so if it landed nowhere)
         self._landing = 0  # such windows noted and not yet shown
+        self._switch_typed = ""  # the last such line typed (for the paste dialog)
         self._starting = 0  # the start's joins not yet run
         self._held: list[str] = []  # lines typed meanwhile
         self._holds = 0  # lines ever held (to tell a passphrase's start from a later line)
@@ -488,6 +489,7 @@ class ChatScreen(ChatView, Screen[None]):
         switch = name in SWITCHES
         if switch:
             self._switching += 1
+            self._switch_typed = line
         self._typed.put_nowait(_Typed(line, window, switch=switch))
 
     @on(ChatInput.Pasted)
@@ -495,13 +497,18 @@ class ChatScreen(ChatView, Screen[None]):
         """Several lines pasted: a message each, in order, at the server's pace;
         past PASTE_ASK lines, only once the user says so."""
         lines = event.lines
-        room = self.state.rooms.get(self.state.current)
         if not lines:
             return
-        if room is None:
-            self.here("you are in no room here: /join NAME first, or /list to see the rooms")
-            return
-        key = room.key
+        if self._switching or self._landing:
+            # Pasted right after /join, /create or /query, before its window was
+            # on screen: for that window, as a line typed then would be.
+            key, where = LANDED, f"the window {self._switch_typed} opens"
+        else:
+            room = self.state.rooms.get(self.state.current)
+            if room is None:
+                self.here("you are in no room here: /join NAME first, or /list to see the rooms")
+                return
+            key, where = room.key, f"{LOCK if room.secret else ''}#{room.name}"
         if len(lines) <= PASTE_ASK:
             self._typed.put_nowait(_Pasted(lines, key))
             return
@@ -512,7 +519,6 @@ class ChatScreen(ChatView, Screen[None]):
             else:
                 self.here(f"the {len(lines)} pasted lines were not sent")
 
-        where = f"{LOCK if room.secret else ''}#{room.name}"
         self.app.push_screen(PasteScreen(where, lines), answered)
 
     def run_line(self, line: str) -> None:
@@ -530,7 +536,18 @@ class ChatScreen(ChatView, Screen[None]):
 
     async def _run(self, item: _Typed | _Pasted) -> None:
         if isinstance(item, _Pasted):
-            await self.commands.say_lines(item.lines, item.key)
+            key = self._landed if item.key == LANDED else item.key
+            if key is None:
+                self.here(
+                    join_text(
+                        f"not sent: {plural(len(item.lines), 'pasted line')}, after ",
+                        Text(clean(self._landed_by)),
+                        ", which opened no window",
+                    ),
+                    error=True,
+                )
+                return
+            await self.commands.say_lines(item.lines, key)
             return
         self._form = None
         window = item.window
