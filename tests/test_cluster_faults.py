@@ -207,10 +207,12 @@ async def test_redis_paused_longer_than_node_timeout_ejects_nobody(
 
 
 async def test_redis_down_longer_than_node_timeout_ejects_nobody(
-    redis: RedisServer, make_node: NodeFactory, clients: Any
+    redis: RedisServer, make_node: NodeFactory, clients: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Issue 15 item 1: Redis stopped (connections refused) for over twice
-    node_timeout, then back with its data: nobody is ejected or logged off."""
+    node_timeout, then back with its data: nobody is ejected or logged off.
+    Each node logs the outage, not each of its many failed tries: the first
+    error, and the end (redisbus.Outage)."""
     nodes, talk = await three_nodes(make_node, clients)
 
     async def down() -> None:
@@ -219,6 +221,39 @@ async def test_redis_down_longer_than_node_timeout_ejects_nobody(
         await asyncio.to_thread(redis.start)
 
     await outage(down, nodes, talk)
+    said = [r.getMessage() for r in caplog.records if r.name == "anonchat.daemon.redis"]
+    began = [m for m in said if m.startswith("cannot write to Redis")]
+    ended = [m for m in said if m.startswith("wrote to Redis again after")]
+    tries = sum(n.bus.stats.write_errors for n in nodes if n.bus.stats is not None)
+    assert 3 <= len(began) < tries  # at least one outage a node, never a line a try
+    assert len(ended) == len(began)
+    assert not [m for m in said if m.startswith("still cannot")]  # (under OUTAGE_REMIND)
+
+
+def test_an_outage_is_logged_when_it_begins_now_and_then_and_when_it_ends(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    outage = redisbus.Outage("write to", "wrote to", clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, "anonchat.daemon.redis")
+    for t in range(0, 70):  # a failed try a second for 70 s
+        now[0] = 100.0 + t
+        outage.failed("Connection refused")
+    outage.worked()
+    outage.worked()  # (nothing more to say)
+    assert [r.getMessage() for r in caplog.records] == [
+        "cannot write to Redis (Connection refused); retrying",
+        "still cannot write to Redis after 30 s (31 failed tries; the last: Connection refused);"
+        " retrying",
+        "still cannot write to Redis after 60 s (61 failed tries; the last: Connection refused);"
+        " retrying",
+        "wrote to Redis again after 69.0 s (70 failed tries)",
+    ]
+    caplog.clear()
+    outage.failed("Timeout reading from 127.0.0.1:6379")  # a new outage
+    assert [r.getMessage() for r in caplog.records] == [
+        "cannot write to Redis (Timeout reading from 127.0.0.1:6379); retrying"
+    ]
 
 
 class Balancer:

@@ -74,6 +74,7 @@ import logging
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -82,6 +83,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import AuthenticationError, AuthorizationError, RedisError, ResponseError
 
 from ..errors import ConfigError, Unavailable
+from ..plural import plural
 from ..wire import pack_value, unpack_value
 from . import commands, snapshot, state
 from .bus import BusStats
@@ -104,6 +106,9 @@ READ_BLOCK_MS = 1000
 BACKLOG = 10_000
 #: Seconds to wait before trying Redis again after an error.
 RETRY = 0.5
+#: Seconds between two log lines of one outage (see Outage): the first error
+#: is logged at once, then a reminder at most this often, then the recovery.
+OUTAGE_REMIND = 30.0
 #: Seconds a node's last batch number is kept (refreshed by every write, a
 #: beat at least every node_timeout / 5): only a dead node's ever expires.
 WRITTEN_TTL = 86_400
@@ -178,6 +183,49 @@ return ARGV[1]
 HEADER_VERSION = 1
 
 
+class Outage:
+    """The errors of one kind of call to Redis (writing, or reading), logged
+    as outages: the first error at once, then at most one reminder every
+    ``OUTAGE_REMIND`` seconds with how long it has lasted and how many tries
+    failed, then one line when a call works again.  (Each failed try used
+    to be a line of its own: with Redis refusing connections, two lines every
+    ``RETRY`` seconds on every node for as long as it lasted.)"""
+
+    def __init__(self, doing: str, done: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.doing, self.done = doing, done  # "write to", "wrote to"
+        self.clock = clock
+        self.since: float | None = None  # when the outage began
+        self.tries = 0  # failed tries in it
+        self._said = 0.0  # when it was last logged
+
+    def failed(self, error: str) -> None:
+        now = self.clock()
+        self.tries += 1
+        if self.since is None:
+            self.since = self._said = now
+            log.warning("cannot %s Redis (%s); retrying", self.doing, error)
+        elif now - self._said >= OUTAGE_REMIND:
+            self._said = now
+            log.warning(
+                "still cannot %s Redis after %.0f s (%s; the last: %s); retrying",
+                self.doing,
+                now - self.since,
+                plural(self.tries, "failed try", "failed tries"),
+                error,
+            )
+
+    def worked(self) -> None:
+        if self.since is None:
+            return
+        log.warning(
+            "%s Redis again after %.1f s (%s)",
+            self.done,
+            self.clock() - self.since,
+            plural(self.tries, "failed try", "failed tries"),
+        )
+        self.since, self.tries = None, 0
+
+
 class Lost(Exception):
     """This node cannot go on with the stream in Redis (it lost its place)."""
 
@@ -229,6 +277,8 @@ class RedisBus:
         # _begin_entry) or the snapshot it started from.
         self._epoch: bytes | None = None
         self._beginning: bytes | None = None  # the epoch of a stream this node restores
+        self._write_outage = Outage("write to", "wrote to")
+        self._read_outage = Outage("read from", "read from")
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -331,6 +381,7 @@ class RedisBus:
                     try:
                         if await self._write(self._batch, data):
                             self.stats.last_write = time.monotonic()
+                            self._write_outage.worked()
                             break
                         await self._stream_lost()
                         # What this node wrote to the lost stream and had not read
@@ -341,7 +392,7 @@ class RedisBus:
                                 raise Lost("Redis lost the service's stream again")
                     except (RedisError, OSError) as exc:
                         self.stats.write_errors += 1
-                        log.warning("cannot write to Redis (%s); retrying", self._safe(exc))
+                        self._write_outage.failed(self._safe(exc))
                         await asyncio.sleep(self._retry)
                     except Lost as exc:
                         self.shared.lose(str(exc))
@@ -392,6 +443,7 @@ class RedisBus:
         while not self._closing:
             try:
                 await self._read(block=READ_BLOCK_MS)
+                self._read_outage.worked()
             except Lost as exc:
                 self.shared.lose(str(exc))
                 return
@@ -399,7 +451,7 @@ class RedisBus:
                 if self._closing:
                     return
                 self.stats.read_errors += 1
-                log.warning("cannot read from Redis (%s); retrying", self._safe(exc))
+                self._read_outage.failed(self._safe(exc))
                 await asyncio.sleep(self._retry)
 
     async def _read(self, block: int | None) -> int:
