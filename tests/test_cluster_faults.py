@@ -680,6 +680,8 @@ async def test_a_late_node_takes_the_past_as_history(
     assert told and all(r.levelno == logging.DEBUG for r in told)  # applied, quietly
     assert not b.stopping and a.node not in b.nodes
     assert set(b.orphans) == {uid for uid, m in b.members.items() if m.nick == "alice"}
+    # Its metrics count what happened since it started: not a's handover.
+    assert (b.stats.handovers, b.stats.nodes_down, b.stats.nodes_gone) == (0, 0, 0)
 
 
 class Notes:

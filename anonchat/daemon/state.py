@@ -83,10 +83,12 @@ def apply(shared: SharedState, cmd: Command, ts: int) -> None:
     elif isinstance(cmd, cmds.Hello):
         _hello(shared, cmd, ts)
     elif isinstance(cmd, cmds.Down):  # a node stopped
-        shared.stats.nodes_down += 1
+        if not shared.replaying:  # (the metrics count what happened since this node started)
+            shared.stats.nodes_down += 1
         node_gone(shared, cmd.node, ts)
     elif isinstance(cmd, cmds.Handover):  # a node stopped; its sessions may resume elsewhere
-        shared.stats.handovers += 1
+        if not shared.replaying:
+            shared.stats.handovers += 1
         handed_over(shared, cmd.node, ts)
     # (Begin: the Redis bus reads it, as a stream's first entry.)
 
@@ -148,7 +150,8 @@ def beat(shared: SharedState, node: str, ts: int, settings: dict[str, Any] | Non
         return
     for other, last in list(shared.nodes.items()):
         if ts - last > timeout:
-            shared.stats.nodes_gone += 1
+            if not shared.replaying:
+                shared.stats.nodes_gone += 1
             node_gone(shared, other, ts)
 
 
